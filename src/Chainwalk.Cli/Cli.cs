@@ -1,0 +1,103 @@
+using Chainwalk.Compat;
+using Chainwalk.Host;
+using Chainwalk.Net;
+
+namespace Chainwalk.Cli;
+
+/// <summary>
+/// The chainwalk command: global options (--host DIR), then a verb. Compat verbs behave like the Linux
+/// tools of the same name on the virtual host; a shim named like a tool runs that verb directly.
+/// </summary>
+internal static class Cli
+{
+    public static int Run(string[] args)
+    {
+        string? hostDir = null;
+        int i = 0;
+        // A shim runs us as "chainwalk-shim TOOL args…" via CHAINWALK_TOOL; plain runs take a verb.
+        while (i < args.Length && args[i].StartsWith("--", StringComparison.Ordinal))
+        {
+            if (args[i] == "--host" && i + 1 < args.Length)
+            {
+                hostDir = args[i + 1];
+                i += 2;
+                continue;
+            }
+            if (args[i].StartsWith("--host=", StringComparison.Ordinal))
+            {
+                hostDir = args[i]["--host=".Length..];
+                i++;
+                continue;
+            }
+            if (args[i] is "--help" or "--version") break;
+            break;
+        }
+        if (i >= args.Length)
+        {
+            Console.Error.Write(Usage);
+            return 2;
+        }
+        string verb = args[i];
+        string[] rest = args[(i + 1)..];
+        var store = new HostStore(HostStore.ResolveDirectory(hostDir));
+        ToolIo io = ToolIo.Console;
+        string[] Argv(string name) => [name, .. rest];
+        try
+        {
+            return verb switch
+            {
+                "iptables" => IptablesCompat.Run(IpFamily.V4, Argv("iptables"), store, io),
+                "ip6tables" => IptablesCompat.Run(IpFamily.V6, Argv("ip6tables"), store, io),
+                "iptables-save" => IptablesCompat.Save(IpFamily.V4, Argv("iptables-save"), store, io),
+                "ip6tables-save" => IptablesCompat.Save(IpFamily.V6, Argv("ip6tables-save"), store, io),
+                "iptables-restore" => IptablesCompat.Restore(IpFamily.V4, Argv("iptables-restore"), store, io),
+                "ip6tables-restore" => IptablesCompat.Restore(IpFamily.V6, Argv("ip6tables-restore"), store, io),
+                "ip" => IpCompat.Run(Argv("ip"), store, io),
+                "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
+                "env" => ShellEnv.PrintEnv(rest, store, io),
+                "shell" => ShellEnv.RunShell(rest, store, io),
+                "--help" or "help" or "-h" => PrintUsage(),
+                "--version" or "version" => PrintVersion(),
+                _ => Unknown(verb),
+            };
+        }
+        catch (InvalidDataException ex)
+        {
+            Console.Error.WriteLine($"chainwalk: host state in {store.Directory} is damaged: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private const string Usage = """
+Usage: chainwalk [--host DIR] VERB [ARGS…]
+
+Compat verbs (same arguments, output and exit codes as the Linux tools, on the virtual host):
+  iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
+  ip, sysctl
+Chainwalk verbs:
+  env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
+  shell    start a shell with those shims
+
+The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
+
+""";
+
+    private static int PrintUsage()
+    {
+        Console.Out.Write(Usage);
+        return 0;
+    }
+
+    private static int PrintVersion()
+    {
+        Console.Out.WriteLine("chainwalk 0.1 (iptables v1.8.9 (nf_tables) compatible)");
+        return 0;
+    }
+
+    private static int Unknown(string verb)
+    {
+        Console.Error.WriteLine($"chainwalk: unknown verb '{verb}'");
+        Console.Error.Write(Usage);
+        return 2;
+    }
+}

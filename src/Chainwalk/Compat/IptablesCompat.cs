@@ -1,0 +1,277 @@
+using System.Text;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Compat;
+
+/// <summary>Standard streams of a compat tool run, so tests can run the tools in process.</summary>
+public sealed class ToolIo
+{
+    public required TextReader In { get; init; }
+    public required TextWriter Out { get; init; }
+    public required TextWriter Err { get; init; }
+
+    public static ToolIo Console => new() { In = System.Console.In, Out = System.Console.Out, Err = System.Console.Error };
+}
+
+/// <summary>
+/// The iptables, ip6tables, iptables-save and iptables-restore front ends on a virtual host: the same
+/// arguments, output, messages and exit codes as iptables 1.8.9 (nf_tables).
+/// </summary>
+public static class IptablesCompat
+{
+    public static string ProgramName(IpFamily family, string suffix = "") => family.Tool() + suffix;
+
+    /// <summary>Prints an xtables error the way xtables_error/exit_tryhelp print it; returns the exit code.</summary>
+    public static int ReportError(XtablesException ex, string program, TextWriter err, bool restore = false)
+    {
+        var sb = new StringBuilder();
+        string prefix = $"{program} v{SaveWriter.Version}: ";
+        switch (ex.Exit)
+        {
+            case XtablesExit.ParameterProblem:
+                if (ex.Verbatim)
+                {
+                    if (ex.Message.Length > 0) sb.Append(ex.Message).Append('\n');
+                }
+                else
+                {
+                    sb.Append(prefix).Append(ex.Message).Append('\n');
+                }
+                if (restore && ex.Line is > 0) sb.Append("Error occurred at line: ").Append(ex.Line.Value).Append('\n');
+                sb.Append("Try `").Append(program).Append(" -h' or '").Append(program).Append(" --help' for more information.\n");
+                break;
+            case XtablesExit.ResourceProblem when !ex.Verbatim:
+                sb.Append(prefix).Append(ex.Message).Append('\n');
+                break;
+            default:
+                sb.Append(ex.Message).Append('\n');
+                break;
+        }
+        err.Write(sb.ToString());
+        err.Flush();
+        return (int)ex.Exit;
+    }
+
+    /// <summary>iptables / ip6tables with argv (argv[0] is the program name).</summary>
+    public static int Run(IpFamily family, string[] argv, HostStore store, ToolIo io)
+    {
+        string program = ProgramName(family);
+        ParsedCommand cmd;
+        try
+        {
+            cmd = new CommandLineParser(family, program).Parse(argv);
+        }
+        catch (XtablesException ex)
+        {
+            return ReportError(ex, program, io.Err);
+        }
+        foreach (string w in cmd.Warnings) io.Err.WriteLine(w);
+        if (cmd.HelpRequested)
+        {
+            io.Out.Write(HelpText.Iptables(family));
+            return 0;
+        }
+        if (cmd.VersionRequested)
+        {
+            io.Out.WriteLine($"{program} v{SaveWriter.Version}");
+            return 0;
+        }
+
+        bool readOnly = (cmd.Command & ~(CommandKind.List | CommandKind.ListRules | CommandKind.Check)) == 0;
+        try
+        {
+            using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
+            Ruleset rules = store.LoadRules(family);
+            Ruleset work = readOnly ? rules : rules.Clone();
+            var exec = new CommandExecutor(work);
+            exec.Execute(cmd);
+            if (exec.Changed) store.SaveRules(work);
+            io.Out.Write(exec.Output.ToString());
+            io.Out.Flush();
+            return 0;
+        }
+        catch (XtablesException ex)
+        {
+            return ReportError(ex, program, io.Err);
+        }
+    }
+
+    /// <summary>iptables-save / ip6tables-save [-c] [-t table].</summary>
+    public static int Save(IpFamily family, string[] argv, HostStore store, ToolIo io)
+    {
+        string program = ProgramName(family, "-save");
+        bool counters = false;
+        string? table = null;
+        for (int i = 1; i < argv.Length; i++)
+        {
+            string a = argv[i];
+            switch (a)
+            {
+                case "-c":
+                case "--counters":
+                    counters = true;
+                    break;
+                case "-t":
+                case "--table":
+                    if (i + 1 >= argv.Length)
+                    {
+                        io.Err.WriteLine($"{program}: option '{a}' requires an argument");
+                        return 1;
+                    }
+                    table = argv[++i];
+                    break;
+                case "-M":
+                case "--modprobe":
+                    i++;
+                    break;
+                case "-h":
+                case "--help":
+                    io.Out.WriteLine($"Usage: {program} [-c] [-t table] [-M modprobe] [-f file]");
+                    return 0;
+                case "-V":
+                case "--version":
+                    io.Out.WriteLine($"{program} v{SaveWriter.Version}");
+                    return 0;
+                default:
+                    if (a.StartsWith("-t", StringComparison.Ordinal) && a.Length > 2)
+                    {
+                        table = a[2..];
+                        break;
+                    }
+                    io.Err.WriteLine($"Unknown arguments found on commandline");
+                    return 1;
+            }
+        }
+        if (table is not null && TableInfo.Find(table) is null)
+        {
+            io.Err.WriteLine($"{program} v{SaveWriter.Version}: Table does not exist (do you need to insmod?)");
+            return 1;
+        }
+        Ruleset rules;
+        try
+        {
+            rules = store.LoadRules(family);
+        }
+        catch (InvalidDataException ex)
+        {
+            io.Err.WriteLine($"{program}: {ex.Message}");
+            return 1;
+        }
+        string stamp = SaveWriter.Stamp(DateTime.Now);
+        io.Out.Write(SaveWriter.Write(rules, counters, table, stamp));
+        io.Out.Flush();
+        return 0;
+    }
+
+    /// <summary>iptables-restore / ip6tables-restore [-c] [-n] [-T table] [--test] [-w [s]] [FILE].</summary>
+    public static int Restore(IpFamily family, string[] argv, HostStore store, ToolIo io)
+    {
+        string program = ProgramName(family, "-restore");
+        bool counters = false, noflush = false, test = false, verbose = false;
+        string? onlyTable = null, file = null;
+        bool wait = false;
+        double? waitSeconds = 0;
+        for (int i = 1; i < argv.Length; i++)
+        {
+            string a = argv[i];
+            switch (a)
+            {
+                case "-c": case "--counters": counters = true; break;
+                case "-n": case "--noflush": noflush = true; break;
+                case "-t": case "--test": test = true; break;
+                case "-v": case "--verbose": verbose = true; break;
+                case "-T":
+                case "--table":
+                    if (i + 1 >= argv.Length) return ReportError(XtablesException.Param("option requires an argument -- 'T'"), program, io.Err);
+                    onlyTable = argv[++i];
+                    break;
+                case "-w":
+                case "--wait":
+                    wait = true;
+                    waitSeconds = null;
+                    if (i + 1 < argv.Length && double.TryParse(argv[i + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out double s))
+                    {
+                        waitSeconds = s;
+                        i++;
+                    }
+                    break;
+                case "-W":
+                case "--wait-interval":
+                    i++;
+                    break;
+                case "-M":
+                case "--modprobe":
+                    i++;
+                    break;
+                case "-h":
+                case "--help":
+                    io.Out.Write(HelpText.Restore(program));
+                    return 0;
+                case "-V":
+                case "--version":
+                    io.Out.WriteLine($"{program} v{SaveWriter.Version}");
+                    return 0;
+                default:
+                    if (a.StartsWith("--wait=", StringComparison.Ordinal) || (a.StartsWith("-w", StringComparison.Ordinal) && a.Length > 2))
+                    {
+                        wait = true;
+                        waitSeconds = double.Parse(a.StartsWith("--", StringComparison.Ordinal) ? a[7..] : a[2..], System.Globalization.CultureInfo.InvariantCulture);
+                        break;
+                    }
+                    if (a.StartsWith('-') && a.Length > 1)
+                    {
+                        io.Err.WriteLine($"{program}: unrecognized option '{a}'");
+                        return 1;
+                    }
+                    if (file is not null)
+                    {
+                        io.Err.WriteLine($"Unknown arguments found on commandline");
+                        return 1;
+                    }
+                    file = a;
+                    break;
+            }
+        }
+        _ = verbose;
+        string text;
+        if (file is null || file == "-")
+        {
+            text = io.In.ReadToEnd();
+        }
+        else
+        {
+            try
+            {
+                text = File.ReadAllText(file);
+            }
+            catch (IOException ex)
+            {
+                io.Err.WriteLine($"Can't open {file}: {ex.Message}");
+                return 1;
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                io.Err.WriteLine($"Can't open {file}: {ex.Message}");
+                return 1;
+            }
+        }
+        var options = new RestoreOptions { Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test };
+        try
+        {
+            using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);
+            Ruleset rules = store.LoadRules(family);
+            var output = new StringBuilder();
+            Ruleset result = new RestoreReader(family, program).Apply(rules, text, options, output);
+            if (!test) store.SaveRules(result);
+            io.Out.Write(output.ToString());
+            return 0;
+        }
+        catch (XtablesException ex)
+        {
+            return ReportError(ex, program, io.Err, restore: true);
+        }
+    }
+}

@@ -1,0 +1,230 @@
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Extensions;
+
+/// <summary>Whether an extension is used with <c>-m</c> (match) or <c>-j</c> (target).</summary>
+public enum ExtensionKind : byte
+{
+    Match,
+    Target,
+}
+
+/// <summary>Which families an extension exists for (libxt_ = both, libipt_ = IPv4, libip6t_ = IPv6).</summary>
+[Flags]
+public enum FamilyMask : byte
+{
+    V4 = 1,
+    V6 = 2,
+    Both = V4 | V6,
+}
+
+/// <summary>Whether an option takes an argument, as in getopt_long.</summary>
+public enum OptionArg : byte
+{
+    None,
+    Required,
+    Optional,
+}
+
+/// <summary>Flags of an option, after libxtables' XTOPT_* flags.</summary>
+[Flags]
+public enum OptFlags : ushort
+{
+    None = 0,
+
+    /// <summary>May be preceded by <c>!</c> (XTOPT_INVERT).</summary>
+    Invert = 1,
+
+    /// <summary>Must be given (XTOPT_MAND).</summary>
+    Mandatory = 2,
+
+    /// <summary>May be given more than once (XTOPT_MULTI).</summary>
+    Multi = 4,
+
+    /// <summary>The driver does not enforce "only once" or inversion itself; the extension does (old-style parse).</summary>
+    Manual = 8,
+}
+
+/// <summary>
+/// One option of an extension's declarative option table. <see cref="Id"/> is the extension's own
+/// number for it; <see cref="Excludes"/> and <see cref="Also"/> are bit masks over ids, as in xt_option_entry.
+/// </summary>
+public sealed record XtOption(string Name, int Id, OptionArg Arg = OptionArg.Required, OptFlags Flags = OptFlags.None)
+{
+    public ulong Excludes { get; init; }
+    public ulong Also { get; init; }
+
+    public bool CanInvert => (Flags & OptFlags.Invert) != 0;
+}
+
+/// <summary>The parsed options of one use of an extension in a rule. Data must be cloneable for rule copies.</summary>
+public abstract class ExtensionData
+{
+    /// <summary>Bit i set when the option with id i was given (the <c>xflags</c> of libxtables).</summary>
+    public ulong Given { get; set; }
+
+    /// <summary>The revision the rule uses; most extensions have one.</summary>
+    public int Revision { get; set; }
+
+    public virtual ExtensionData Clone() => (ExtensionData)MemberwiseClone();
+}
+
+/// <summary>What an extension may ask about the rule it is parsed into.</summary>
+public sealed class ParseContext
+{
+    public required IpFamily Family { get; init; }
+
+    public required string Table { get; init; }
+
+    /// <summary>The program name for messages: iptables, ip6tables, iptables-restore …</summary>
+    public required string Program { get; init; }
+
+    /// <summary>The rule's <c>-p</c> value so far (0 = any) and whether it is inverted.</summary>
+    public ushort Protocol { get; set; }
+
+    public bool ProtocolInverted { get; set; }
+
+    /// <summary>The rule being built; extensions may look at it in FinalCheck.</summary>
+    public Rule? Rule { get; set; }
+
+    public NameDb Names { get; init; } = NameDb.System;
+
+    /// <summary>Whether the command line came from a restore file (some checks differ).</summary>
+    public bool InRestore { get; init; }
+
+    public XtablesException Error(string message) => XtablesException.Param(message);
+
+    /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
+    internal string[]? Argv { get; set; }
+
+    internal Func<int>? GetOptind { get; set; }
+
+    internal Action<int>? SetOptind { get; set; }
+
+    /// <summary>The argv element after the option's argument (argv[optind]), or null at the end.</summary>
+    public string? PeekArgument()
+    {
+        int i = GetOptind?.Invoke() ?? int.MaxValue;
+        return Argv is not null && i < Argv.Length ? Argv[i] : null;
+    }
+
+    /// <summary>Consumes the element <see cref="PeekArgument"/> returned (optind++).</summary>
+    public void SkipArgument()
+    {
+        if (GetOptind is not null && SetOptind is not null) SetOptind(GetOptind() + 1);
+    }
+}
+
+/// <summary>
+/// A netfilter extension (xtables match or target): its option table drives parsing; it prints its save
+/// form (<c>-S</c>, iptables-save) and its list form (<c>-L</c>), and states the kernel's load-time limits.
+/// One subclass per extension, in one file, found by the <see cref="ExtensionRegistry"/>.
+/// </summary>
+public abstract class XtExtension
+{
+    /// <summary>The name used with -m/-j.</summary>
+    public abstract string Name { get; }
+
+    public abstract ExtensionKind Kind { get; }
+
+    public virtual FamilyMask Families => FamilyMask.Both;
+
+    /// <summary>The option table, in the order iptables lists it.</summary>
+    public abstract IReadOnlyList<XtOption> Options { get; }
+
+    /// <summary>Tables the kernel module accepts (null = any).</summary>
+    public virtual IReadOnlyList<string>? Tables => null;
+
+    /// <summary>Hooks the kernel module accepts (All = any).</summary>
+    public virtual HookMask Hooks => HookMask.All;
+
+    /// <summary>When false, iptables refuses the extension for a missing kernel module (ipvs, LED, rateest).</summary>
+    public virtual bool KernelSupported => true;
+
+    /// <summary>Creates the data for a new use of the extension in a rule (the extension's <c>init</c>).</summary>
+    public abstract ExtensionData CreateData(ParseContext ctx);
+
+    /// <summary>Parses one option; <paramref name="argument"/> is null for options without an argument.</summary>
+    public abstract void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, ExtensionData data);
+
+    /// <summary>Checks the combination of options once the rule is read (x6_fcheck / final_check).</summary>
+    public virtual void FinalCheck(ParseContext ctx, ExtensionData data) { }
+
+    /// <summary>Appends the save form, each token preceded by a space (e.g. <c> --dport 22</c>).</summary>
+    public abstract void Save(StringBuilder sb, ExtensionData data, IpFamily family);
+
+    /// <summary>Appends the -L form, each token preceded by a space (e.g. <c> tcp dpt:22</c>).</summary>
+    public abstract void Print(StringBuilder sb, ExtensionData data, IpFamily family, bool numeric);
+
+    /// <summary>
+    /// The kernel's checkentry for this rule in this table and these hooks (the hooks that can reach the
+    /// chain). Returns null when the kernel accepts it, else the message iptables prints.
+    /// </summary>
+    public virtual string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => null;
+
+    /// <summary>
+    /// The protocol the kernel module requires with <c>-p</c> (xt_match.proto), or 0. A rule without it,
+    /// or with it inverted, is refused at load time.
+    /// </summary>
+    public virtual ushort RequiredProtocol => 0;
+
+    /// <summary>
+    /// True when iptables-nft 1.8.9 loses the match on its way through nf_tables, so save and list do not
+    /// show it (e.g. tcp with only <c>! --sport 0:65535</c>).
+    /// </summary>
+    public virtual bool HiddenInListing(ExtensionData data) => false;
+
+    /// <summary>The save name: usually <see cref="Name"/>; aliases may save under another name.</summary>
+    public virtual string SaveName(ExtensionData data) => Name;
+
+    public override string ToString() => Name;
+}
+
+/// <summary>Typed helper: an extension whose data is <typeparamref name="TData"/>.</summary>
+public abstract class XtExtension<TData> : XtExtension where TData : ExtensionData, new()
+{
+    public override ExtensionData CreateData(ParseContext ctx)
+    {
+        var d = new TData();
+        Init(ctx, d);
+        return d;
+    }
+
+    protected virtual void Init(ParseContext ctx, TData data) { }
+
+    public sealed override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, ExtensionData data)
+        => Parse(ctx, option, argument, invert, (TData)data);
+
+    public sealed override void FinalCheck(ParseContext ctx, ExtensionData data) => FinalCheck(ctx, (TData)data);
+
+    public sealed override void Save(StringBuilder sb, ExtensionData data, IpFamily family) => Save(sb, (TData)data, family);
+
+    public sealed override void Print(StringBuilder sb, ExtensionData data, IpFamily family, bool numeric) => Print(sb, (TData)data, family, numeric);
+
+    public sealed override string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => CheckEntry(ctx, (TData)data);
+
+    protected abstract void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, TData data);
+
+    protected virtual void FinalCheck(ParseContext ctx, TData data) { }
+
+    protected abstract void Save(StringBuilder sb, TData data, IpFamily family);
+
+    protected abstract void Print(StringBuilder sb, TData data, IpFamily family, bool numeric);
+
+    protected virtual string? CheckEntry(RuleCheckContext ctx, TData data) => null;
+}
+
+/// <summary>What the kernel's checkentry sees: the table, the hooks that reach the rule, the rule's IP part.</summary>
+public sealed class RuleCheckContext
+{
+    public required IpFamily Family { get; init; }
+
+    public required string Table { get; init; }
+
+    public required HookMask Hooks { get; init; }
+
+    public required Rule Rule { get; init; }
+}

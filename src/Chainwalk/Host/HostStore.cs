@@ -1,0 +1,287 @@
+using System.Globalization;
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Host;
+
+/// <summary>
+/// The on-disk form of a virtual host: a directory with <c>network.conf</c> (interfaces, addresses,
+/// routes, sysctls, clock; see docs/host-state.md), <c>iptables.rules</c> and <c>ip6tables.rules</c>
+/// (iptables-save -c text). Writes are atomic (temp file, fsync, rename) and made under an exclusive
+/// lock on <c>lock</c>, with iptables' -w semantics.
+/// </summary>
+public sealed class HostStore
+{
+    public const string NetworkFile = "network.conf";
+    public const string LockFile = "lock";
+
+    public HostStore(string directory)
+    {
+        Directory = Path.GetFullPath(directory);
+    }
+
+    public string Directory { get; }
+
+    public static string RulesFile(IpFamily family) => family == IpFamily.V4 ? "iptables.rules" : "ip6tables.rules";
+
+    /// <summary>--host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.</summary>
+    public static string ResolveDirectory(string? option)
+    {
+        if (!string.IsNullOrEmpty(option)) return option;
+        string? env = Environment.GetEnvironmentVariable("CHAINWALK_HOST");
+        if (!string.IsNullOrEmpty(env)) return env;
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (string.IsNullOrEmpty(home)) home = Environment.GetEnvironmentVariable("HOME") ?? "/tmp";
+        return Path.Combine(home, ".chainwalk", "host");
+    }
+
+    /// <summary>
+    /// Takes the host lock. <paramref name="waitSeconds"/>: 0 = do not wait, null = wait forever, else
+    /// wait up to that many seconds. Throws with iptables' message (exit 4) when the lock stays busy.
+    /// </summary>
+    public HostLock Lock(double? waitSeconds = 0, TimeSpan? interval = null, TextWriter? progress = null)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        string path = Path.Combine(Directory, LockFile);
+        TimeSpan step = interval ?? TimeSpan.FromSeconds(1);
+        TimeSpan left = waitSeconds is null ? TimeSpan.MaxValue : TimeSpan.FromSeconds(waitSeconds.Value);
+        int tries = 0;
+        while (true)
+        {
+            try
+            {
+                var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                return new HostLock(fs);
+            }
+            catch (IOException) when (waitSeconds is null || left >= step)
+            {
+                if (++tries % 10 == 0 && waitSeconds is not null)
+                {
+                    progress?.WriteLine($"Another app is currently holding the xtables lock; still {(long)left.TotalSeconds}s {left.Microseconds + (left.Milliseconds * 1000)}us time ahead to have a chance to grab the lock...");
+                }
+                // Poll more finely than iptables' 1 s so short waits resolve quickly; the budget is the same.
+                TimeSpan nap = step < TimeSpan.FromMilliseconds(20) ? step : TimeSpan.FromMilliseconds(20);
+                Thread.Sleep(nap);
+                if (waitSeconds is not null)
+                {
+                    left -= nap;
+                    if (left < TimeSpan.Zero) left = TimeSpan.Zero;
+                }
+            }
+            catch (IOException)
+            {
+                string msg = waitSeconds is null or 0
+                    ? "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?"
+                    : $"Another app is currently holding the xtables lock. Stopped waiting after {(int)waitSeconds.Value}s.";
+                throw new XtablesException(XtablesExit.ResourceProblem, msg) { Verbatim = true };
+            }
+        }
+    }
+
+    public bool Exists => File.Exists(Path.Combine(Directory, NetworkFile));
+
+    /// <summary>Loads the host; a directory without state is a fresh host.</summary>
+    public VirtualHost Load()
+    {
+        string net = Path.Combine(Directory, NetworkFile);
+        VirtualHost host = File.Exists(net) ? ParseNetwork(File.ReadAllText(net)) : VirtualHost.CreateFresh();
+        host.V4 = LoadRules(IpFamily.V4);
+        host.V6 = LoadRules(IpFamily.V6);
+        return host;
+    }
+
+    public Ruleset LoadRules(IpFamily family)
+    {
+        string path = Path.Combine(Directory, RulesFile(family));
+        var empty = new Ruleset(family);
+        if (!File.Exists(path)) return empty;
+        string text = File.ReadAllText(path);
+        var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore");
+        try
+        {
+            return reader.Apply(empty, text, new RestoreOptions { Counters = true });
+        }
+        catch (XtablesException ex)
+        {
+            throw new InvalidDataException($"{path}: line {ex.Line}: {ex.Message.TrimEnd()}", ex);
+        }
+    }
+
+    /// <summary>Writes everything (call with the lock held).</summary>
+    public void Save(VirtualHost host)
+    {
+        SaveNetwork(host);
+        SaveRules(host.V4);
+        SaveRules(host.V6);
+    }
+
+    public void SaveRules(Ruleset rules)
+    {
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), SaveWriter.Write(rules, counters: true));
+    }
+
+    public void SaveNetwork(VirtualHost host)
+    {
+        WriteAtomic(Path.Combine(Directory, NetworkFile), FormatNetwork(host));
+    }
+
+    /// <summary>Writes a file so that readers see the old or the new content, never a mix: temp, fsync, rename, fsync dir.</summary>
+    public static void WriteAtomic(string path, string content)
+    {
+        string dir = Path.GetDirectoryName(path)!;
+        System.IO.Directory.CreateDirectory(dir);
+        string tmp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp");
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(content);
+            fs.Write(bytes, 0, bytes.Length);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+        FsyncDirectory(dir);
+    }
+
+    private static void FsyncDirectory(string dir)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, FileOptions.None);
+            RandomAccess.FlushToDisk(handle);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Some file systems refuse to open directories; the rename is still atomic.
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static string FormatNetwork(VirtualHost host)
+    {
+        var sb = new StringBuilder();
+        sb.Append("# Chainwalk virtual host state, format 1 (see docs/host-state.md)\n");
+        sb.Append("clock ").Append(host.Clock.ToString("0.000000", CultureInfo.InvariantCulture)).Append('\n');
+        foreach (Link l in host.Links)
+        {
+            sb.Append("link ").Append(l.Name).Append(" index ").Append(l.Index.ToString(CultureInfo.InvariantCulture))
+              .Append(" type ").Append(l.Kind).Append(" state ").Append(l.Up ? "up" : "down")
+              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture));
+            if (l.Peer is not null) sb.Append(" peer ").Append(l.Peer);
+            sb.Append('\n');
+        }
+        foreach (InterfaceAddress a in host.Addresses)
+        {
+            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text).Append('\n');
+        }
+        foreach (Route r in host.Routes)
+        {
+            sb.Append("route ").Append(r.Family == IpFamily.V4 ? "inet " : "inet6 ").Append(r.PrefixText);
+            if (r.Via is { } via) sb.Append(" via ").Append(IpNet.FormatAddress(via, r.Family));
+            if (r.Device is not null) sb.Append(" dev ").Append(r.Device);
+            if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
+            if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
+            sb.Append('\n');
+        }
+        foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
+        return sb.ToString();
+    }
+
+    public static VirtualHost ParseNetwork(string text)
+    {
+        var host = new VirtualHost();
+        int lineNo = 0;
+        foreach (string raw in text.Split('\n'))
+        {
+            lineNo++;
+            string line = raw.Trim();
+            if (line.Length == 0 || line[0] == '#') continue;
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            try
+            {
+                switch (f[0])
+                {
+                    case "clock":
+                        host.Clock = double.Parse(f[1], CultureInfo.InvariantCulture);
+                        break;
+                    case "link":
+                        {
+                            var l = new Link { Name = f[1] };
+                            for (int i = 2; i + 1 < f.Length; i += 2)
+                            {
+                                switch (f[i])
+                                {
+                                    case "index": l.Index = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                                    case "type": l.Kind = f[i + 1]; break;
+                                    case "state": l.Up = f[i + 1] == "up"; break;
+                                    case "mac": l.Mac = f[i + 1]; break;
+                                    case "mtu": l.Mtu = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                                    case "peer": l.Peer = f[i + 1]; break;
+                                    default: throw new FormatException($"unknown link attribute {f[i]}");
+                                }
+                            }
+                            host.Links.Add(l);
+                            break;
+                        }
+                    case "addr":
+                        {
+                            IpFamily fam = f[2] == "inet" ? IpFamily.V4 : IpFamily.V6;
+                            string[] ap = f[3].Split('/');
+                            if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)));
+                            break;
+                        }
+                    case "route":
+                        host.Routes.Add(ParseRoute(f));
+                        break;
+                    case "sysctl":
+                        host.Sysctls[f[1]] = string.Join('\t', f.Skip(2));
+                        break;
+                    default:
+                        throw new FormatException($"unknown keyword {f[0]}");
+                }
+            }
+            catch (Exception ex) when (ex is FormatException or IndexOutOfRangeException or OverflowException)
+            {
+                throw new InvalidDataException($"{NetworkFile}: line {lineNo}: {ex.Message}", ex);
+            }
+        }
+        return host;
+    }
+
+    private static Route ParseRoute(string[] f)
+    {
+        IpFamily fam = f[1] == "inet" ? IpFamily.V4 : IpFamily.V6;
+        UInt128 prefix = UInt128.Zero;
+        int len = 0;
+        if (f[2] != "default")
+        {
+            string[] p = f[2].Split('/');
+            if (!IpNet.TryParseStrict(p[0], fam, out prefix)) throw new FormatException($"bad prefix {f[2]}");
+            len = int.Parse(p[1], CultureInfo.InvariantCulture);
+        }
+        string? dev = null;
+        UInt128? via = null, src = null;
+        int metric = 0;
+        for (int i = 3; i + 1 < f.Length; i += 2)
+        {
+            switch (f[i])
+            {
+                case "via": via = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 v) ? v : throw new FormatException($"bad gateway {f[i + 1]}"); break;
+                case "dev": dev = f[i + 1]; break;
+                case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
+                case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                default: throw new FormatException($"unknown route attribute {f[i]}");
+            }
+        }
+        return new Route(fam, prefix, len, dev, via, src, metric);
+    }
+}
+
+/// <summary>The held host lock; disposing releases it.</summary>
+public sealed class HostLock(FileStream stream) : IDisposable
+{
+    public void Dispose() => stream.Dispose();
+}

@@ -1,0 +1,88 @@
+using System.Globalization;
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+
+namespace Chainwalk.Host;
+
+/// <summary>A network interface of the virtual host (what <c>ip link</c> shows).</summary>
+public sealed class Link
+{
+    public required string Name { get; set; }
+
+    /// <summary>loopback, dummy, veth, ether …</summary>
+    public string Kind { get; set; } = "dummy";
+
+    public bool Up { get; set; }
+
+    public string Mac { get; set; } = "00:00:00:00:00:00";
+
+    public int Mtu { get; set; } = 1500;
+
+    /// <summary>The other end of a veth pair.</summary>
+    public string? Peer { get; set; }
+
+    /// <summary>Interface index, as the kernel numbers them (lo = 1).</summary>
+    public int Index { get; set; }
+}
+
+/// <summary>An address on an interface (<c>ip addr</c>).</summary>
+public sealed record InterfaceAddress(string Device, IpFamily Family, UInt128 Address, int PrefixLength)
+{
+    public string Text => $"{IpNet.FormatAddress(Address, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>A route of the main table (<c>ip route</c>).</summary>
+public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, string? Device, UInt128? Via, UInt128? Src, int Metric = 0)
+{
+    public bool IsDefault => PrefixLength == 0;
+
+    public string PrefixText => IsDefault ? "default" : $"{IpNet.FormatAddress(Prefix, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>
+/// The virtual host: interfaces, addresses, routes, sysctls, the clock, and the IPv4 and IPv6
+/// rulesets. A new host is a fresh network namespace: lo up with 127.0.0.1/8 and ::1/128, no tables,
+/// kernel-default sysctls.
+/// </summary>
+public sealed class VirtualHost
+{
+    public List<Link> Links { get; } = new();
+
+    public List<InterfaceAddress> Addresses { get; } = new();
+
+    public List<Route> Routes { get; } = new();
+
+    public SortedDictionary<string, string> Sysctls { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Seconds since the host was created, on the host's own clock.</summary>
+    public double Clock { get; set; }
+
+    public Ruleset V4 { get; set; } = new(IpFamily.V4);
+
+    public Ruleset V6 { get; set; } = new(IpFamily.V6);
+
+    public Ruleset Rules(IpFamily family) => family == IpFamily.V4 ? V4 : V6;
+
+    public void SetRules(Ruleset ruleset)
+    {
+        if (ruleset.Family == IpFamily.V4) V4 = ruleset;
+        else V6 = ruleset;
+    }
+
+    public static VirtualHost CreateFresh()
+    {
+        var h = new VirtualHost();
+        h.Links.Add(new Link { Name = "lo", Kind = "loopback", Up = true, Mac = "00:00:00:00:00:00", Mtu = 65536, Index = 1 });
+        h.Addresses.Add(new InterfaceAddress("lo", IpFamily.V4, 0x7f000001, 8));
+        h.Addresses.Add(new InterfaceAddress("lo", IpFamily.V6, UInt128.One, 128));
+        foreach (var kv in Sysctl.Defaults) h.Sysctls[kv.Key] = kv.Value;
+        return h;
+    }
+
+    public Link? FindLink(string name) => Links.Find(l => l.Name == name);
+
+    public int NextIndex() => Links.Count == 0 ? 1 : Links.Max(l => l.Index) + 1;
+
+    public string? GetSysctl(string key) => Sysctls.TryGetValue(key, out string? v) ? v : null;
+}

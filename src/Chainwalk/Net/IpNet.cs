@@ -1,0 +1,172 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Numerics;
+
+namespace Chainwalk.Net;
+
+/// <summary>
+/// An address with a mask, as iptables stores <c>-s</c>/<c>-d</c> and many extension options:
+/// the mask may be non-contiguous (<c>1.2.3.4/255.0.255.0</c>). IPv4 lives in the low 32 bits.
+/// </summary>
+public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Family)
+{
+    public static IpNet Any(IpFamily family) => new(UInt128.Zero, UInt128.Zero, family);
+
+    public static UInt128 FullMask(IpFamily family) => family == IpFamily.V4 ? uint.MaxValue : UInt128.MaxValue;
+
+    public static UInt128 PrefixMask(IpFamily family, int bits)
+    {
+        int width = family.AddressBits();
+        if (bits <= 0) return UInt128.Zero;
+        UInt128 full = FullMask(family);
+        return (full << (width - bits)) & full;
+    }
+
+    /// <summary>The prefix length when the mask is contiguous, else -1 (xtables_ipmask_to_cidr).</summary>
+    public int PrefixLength => MaskToCidr(Mask, Family);
+
+    public bool IsAny => Mask == UInt128.Zero && Address == UInt128.Zero;
+
+    public bool Contains(UInt128 addr) => (addr & Mask) == Address;
+
+    public static int MaskToCidr(UInt128 mask, IpFamily family)
+    {
+        int width = family.AddressBits();
+        UInt128 full = FullMask(family);
+        int ones = (int)UInt128.PopCount(mask);
+        return PrefixMask(family, ones) == (mask & full) ? ones : -1;
+    }
+
+    public string AddressText => FormatAddress(Address, Family);
+
+    public string MaskText => FormatAddress(Mask, Family);
+
+    /// <summary>The save form: <c>addr/len</c>, or <c>addr/mask</c> when the mask is not contiguous.</summary>
+    public string SaveText
+    {
+        get
+        {
+            int cidr = PrefixLength;
+            return cidr >= 0 ? $"{AddressText}/{cidr.ToString(CultureInfo.InvariantCulture)}" : $"{AddressText}/{MaskText}";
+        }
+    }
+
+    /// <summary>The numeric -L form: like save, but a full-length mask is not shown (xtables_ipmask_to_numeric).</summary>
+    public string ListNumericText => AddressText + MaskSuffixForList(Mask, Family);
+
+    public static string MaskSuffixForList(UInt128 mask, IpFamily family)
+    {
+        int cidr = MaskToCidr(mask, family);
+        if (cidr < 0) return "/" + FormatAddress(mask, family);
+        if (cidr == family.AddressBits()) return string.Empty;
+        return "/" + cidr.ToString(CultureInfo.InvariantCulture);
+    }
+
+    public override string ToString() => SaveText;
+
+    public static string FormatAddress(UInt128 value, IpFamily family)
+    {
+        if (family == IpFamily.V4)
+        {
+            uint v = (uint)value;
+            return string.Create(CultureInfo.InvariantCulture, $"{v >> 24}.{(v >> 16) & 0xff}.{(v >> 8) & 0xff}.{v & 0xff}");
+        }
+        Span<byte> bytes = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt128BigEndian(bytes, value);
+        return new IPAddress(bytes).ToString();
+    }
+
+    public static UInt128 FromIPAddress(IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out int written);
+        if (written == 4) return BinaryPrimitives.ReadUInt32BigEndian(bytes);
+        return BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+
+    public static IPAddress ToIPAddress(UInt128 value, IpFamily family)
+    {
+        if (family == IpFamily.V4)
+        {
+            Span<byte> b4 = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(b4, (uint)value);
+            return new IPAddress(b4);
+        }
+        Span<byte> b = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt128BigEndian(b, value);
+        return new IPAddress(b);
+    }
+
+    /// <summary>
+    /// Parses a numeric IPv4 address the way libxtables does: up to four dot-separated parts, each
+    /// 0-255 in C notation (decimal, 0x hex, 0 octal); missing trailing parts are zero ("10" = 10.0.0.0).
+    /// </summary>
+    public static bool TryParseV4Numeric(string text, bool isMask, out uint value)
+    {
+        value = 0;
+        if (text.Length == 0 || text.Length > 19) return false;
+        string[] parts = text.Split('.');
+        if (parts.Length > 4) return false;
+        if (isMask && parts.Length != 4) return false;
+        for (int i = 0; i < 4; i++)
+        {
+            uint b = 0;
+            if (i < parts.Length)
+            {
+                if (!NumberParsing.TryParseCUnsigned(parts[i], 255, out ulong v)) return false;
+                b = (uint)v;
+            }
+            value = (value << 8) | b;
+        }
+        return true;
+    }
+
+    public static bool TryParseV6Numeric(string text, out UInt128 value)
+    {
+        value = UInt128.Zero;
+        if (text.Length == 0 || !text.Contains(':', StringComparison.Ordinal)) return false;
+        if (!IPAddress.TryParse(text, out IPAddress? ip) || ip.AddressFamily != AddressFamily.InterNetworkV6) return false;
+        if (ip.ScopeId != 0) return false;
+        value = FromIPAddress(ip);
+        return true;
+    }
+
+    public static bool TryParseNumeric(string text, IpFamily family, out UInt128 value)
+    {
+        if (family == IpFamily.V4)
+        {
+            bool ok = TryParseV4Numeric(text, false, out uint v);
+            value = v;
+            return ok;
+        }
+        return TryParseV6Numeric(text, out value);
+    }
+
+    /// <summary>Strict dotted-quad or IPv6 text (inet_pton), used by extensions that call inet_pton.</summary>
+    public static bool TryParseStrict(string text, IpFamily family, out UInt128 value)
+    {
+        value = UInt128.Zero;
+        if (family == IpFamily.V4)
+        {
+            string[] parts = text.Split('.');
+            if (parts.Length != 4) return false;
+            uint v = 0;
+            foreach (string p in parts)
+            {
+                if (p.Length == 0 || p.Length > 3 || !p.All(char.IsAsciiDigit)) return false;
+                uint b = uint.Parse(p, CultureInfo.InvariantCulture);
+                if (b > 255) return false;
+                v = (v << 8) | b;
+            }
+            value = v;
+            return true;
+        }
+        return TryParseV6Numeric(text, out value);
+    }
+
+    public static int PopCount(UInt128 v) => (int)UInt128.PopCount(v);
+
+    internal static int LeadingOnes(uint v) => BitOperations.LeadingZeroCount(~v);
+}

@@ -1,0 +1,141 @@
+using System.Globalization;
+
+namespace Chainwalk.Net;
+
+/// <summary>
+/// The name databases iptables consults through libc: /etc/services, /etc/protocols, /etc/hosts and
+/// /etc/networks. Only the files are read, never DNS, so listing and parsing stay offline and fast.
+/// </summary>
+public sealed class NameDb
+{
+    private readonly Dictionary<(string Name, string Proto), int> _serviceByName = new();
+    private readonly Dictionary<(int Port, string Proto), string> _serviceByPort = new();
+    private readonly Dictionary<string, int> _protoByName = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, string> _protoByNumber = new();
+    private readonly List<(string Name, IpFamily Family, UInt128 Address)> _hosts = new();
+    private readonly Dictionary<uint, string> _networksByAddress = new();
+    private readonly Dictionary<string, uint> _networksByName = new(StringComparer.Ordinal);
+
+    private static NameDb? _system;
+
+    /// <summary>The databases of this machine, read once per process.</summary>
+    public static NameDb System => _system ??= Load("/etc");
+
+    public static NameDb Load(string etcDirectory)
+    {
+        var db = new NameDb();
+        db.LoadServices(Path.Combine(etcDirectory, "services"));
+        db.LoadProtocols(Path.Combine(etcDirectory, "protocols"));
+        db.LoadHosts(Path.Combine(etcDirectory, "hosts"));
+        db.LoadNetworks(Path.Combine(etcDirectory, "networks"));
+        return db;
+    }
+
+    private static IEnumerable<string[]> Lines(string path)
+    {
+        if (!File.Exists(path)) yield break;
+        foreach (string raw in File.ReadLines(path))
+        {
+            string line = raw;
+            int hash = line.IndexOf('#', StringComparison.Ordinal);
+            if (hash >= 0) line = line[..hash];
+            string[] f = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length > 0) yield return f;
+        }
+    }
+
+    private void LoadServices(string path)
+    {
+        foreach (string[] f in Lines(path))
+        {
+            if (f.Length < 2) continue;
+            int slash = f[1].IndexOf('/', StringComparison.Ordinal);
+            if (slash < 0 || !int.TryParse(f[1].AsSpan(0, slash), NumberStyles.None, CultureInfo.InvariantCulture, out int port)) continue;
+            string proto = f[1][(slash + 1)..];
+            _serviceByPort.TryAdd((port, proto), f[0]);
+            for (int i = 0; i < f.Length; i++)
+            {
+                if (i == 1) continue;
+                _serviceByName.TryAdd((f[i], proto), port);
+            }
+        }
+    }
+
+    private void LoadProtocols(string path)
+    {
+        foreach (string[] f in Lines(path))
+        {
+            if (f.Length < 2 || !int.TryParse(f[1], NumberStyles.None, CultureInfo.InvariantCulture, out int num)) continue;
+            _protoByNumber.TryAdd(num, f[0]);
+            _protoByName.TryAdd(f[0], num);
+            for (int i = 2; i < f.Length; i++) _protoByName.TryAdd(f[i], num);
+        }
+    }
+
+    private void LoadHosts(string path)
+    {
+        foreach (string[] f in Lines(path))
+        {
+            if (f.Length < 2) continue;
+            IpFamily family;
+            UInt128 addr;
+            if (IpNet.TryParseStrict(f[0], IpFamily.V4, out addr)) family = IpFamily.V4;
+            else if (IpNet.TryParseV6Numeric(f[0], out addr)) family = IpFamily.V6;
+            else continue;
+            for (int i = 1; i < f.Length; i++) _hosts.Add((f[i], family, addr));
+        }
+    }
+
+    private void LoadNetworks(string path)
+    {
+        foreach (string[] f in Lines(path))
+        {
+            if (f.Length < 2 || !IpNet.TryParseV4Numeric(f[1], false, out uint net)) continue;
+            _networksByAddress.TryAdd(net, f[0]);
+            _networksByName.TryAdd(f[0], net);
+        }
+    }
+
+    /// <summary>getservbyname(name, proto).</summary>
+    public bool TryGetServicePort(string name, string proto, out int port) => _serviceByName.TryGetValue((name, proto), out port);
+
+    /// <summary>getservbyport(port, proto).</summary>
+    public string? ServiceName(int port, string proto) => _serviceByPort.TryGetValue((port, proto), out string? n) ? n : null;
+
+    /// <summary>getprotobyname.</summary>
+    public bool TryGetProtocolNumber(string name, out int number) => _protoByName.TryGetValue(name, out number);
+
+    /// <summary>getprotobynumber: the official name.</summary>
+    public string? ProtocolName(int number) => _protoByNumber.TryGetValue(number, out string? n) ? n : null;
+
+    /// <summary>Addresses of a host name in /etc/hosts for one family, in file order.</summary>
+    public IReadOnlyList<UInt128> HostAddresses(string name, IpFamily family)
+    {
+        var list = new List<UInt128>();
+        foreach (var h in _hosts)
+        {
+            if (h.Family == family && string.Equals(h.Name, name, StringComparison.OrdinalIgnoreCase) && !list.Contains(h.Address)) list.Add(h.Address);
+        }
+        return list;
+    }
+
+    /// <summary>The first host name of an address (gethostbyaddr on /etc/hosts), or null.</summary>
+    public string? HostName(UInt128 address, IpFamily family)
+    {
+        foreach (var h in _hosts)
+        {
+            if (h.Family == family && h.Address == address) return h.Name;
+        }
+        return null;
+    }
+
+    /// <summary>getnetbyaddr: the name of an IPv4 network address, or null.</summary>
+    public string? NetworkName(uint address)
+    {
+        // getnetbyaddr takes the network in host order with trailing zero octets dropped, and /etc/networks
+        // lists them the same way, so matching the full address against the parsed entry is equivalent.
+        return _networksByAddress.TryGetValue(address, out string? n) ? n : null;
+    }
+
+    public bool TryGetNetwork(string name, out uint address) => _networksByName.TryGetValue(name, out address);
+}

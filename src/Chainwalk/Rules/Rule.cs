@@ -1,0 +1,118 @@
+using Chainwalk.Extensions;
+using Chainwalk.Net;
+
+namespace Chainwalk.Rules;
+
+/// <summary>Packet and byte counters of a rule or a built-in chain's policy.</summary>
+public struct Counters
+{
+    public ulong Packets;
+    public ulong Bytes;
+
+    public Counters(ulong packets, ulong bytes)
+    {
+        Packets = packets;
+        Bytes = bytes;
+    }
+}
+
+/// <summary>One <c>-m NAME …</c> of a rule: the extension and its parsed options.</summary>
+public sealed class MatchUse(XtExtension extension, ExtensionData data)
+{
+    public XtExtension Extension { get; } = extension;
+    public ExtensionData Data { get; } = data;
+
+    public MatchUse Clone() => new(Extension, Data.Clone());
+}
+
+/// <summary>The standard verdicts a rule or policy can name without an extension.</summary>
+public static class Verdicts
+{
+    public const string Accept = "ACCEPT";
+    public const string Drop = "DROP";
+    public const string Return = "RETURN";
+    public const string Queue = "QUEUE";
+
+    public static bool IsStandard(string name) => name is Accept or Drop or Return or Queue;
+}
+
+/// <summary>
+/// The <c>-j</c>/<c>-g</c> part of a rule: a standard verdict, a jump or goto to a user chain, or a
+/// target extension with its options.
+/// </summary>
+public sealed class TargetUse
+{
+    public required string Name { get; init; }
+
+    /// <summary>True for <c>-g</c>: the chain is entered without a return address.</summary>
+    public bool Goto { get; init; }
+
+    /// <summary>The target extension, or null for a standard verdict or a user chain.</summary>
+    public XtExtension? Extension { get; init; }
+
+    public ExtensionData? Data { get; init; }
+
+    public bool IsStandardVerdict => Extension is null && Verdicts.IsStandard(Name);
+
+    public bool IsChainJump => Extension is null && !Verdicts.IsStandard(Name);
+
+    public TargetUse Clone() => new() { Name = Name, Goto = Goto, Extension = Extension, Data = Data?.Clone() };
+}
+
+/// <summary>
+/// A rule: the IP header part iptables parses itself (-s -d -i -o -p -f, each invertible), a list of
+/// matches, and an optional target. Counters live with the rule as the kernel keeps them.
+/// </summary>
+public sealed class Rule
+{
+    public required IpFamily Family { get; init; }
+
+    public IpNet Source { get; set; }
+    public IpNet Destination { get; set; }
+    public bool SourceInverted { get; set; }
+    public bool DestinationInverted { get; set; }
+
+    /// <summary>Input interface name ("" = any); a trailing '+' is a prefix wildcard.</summary>
+    public string InInterface { get; set; } = string.Empty;
+    public string OutInterface { get; set; } = string.Empty;
+    public bool InInverted { get; set; }
+    public bool OutInverted { get; set; }
+
+    /// <summary>Layer-4 protocol number; 0 = any.</summary>
+    public ushort Protocol { get; set; }
+    public bool ProtocolInverted { get; set; }
+
+    /// <summary>IPv4 <c>-f</c>: second and further fragments only (inverted: only unfragmented or first).</summary>
+    public bool Fragment { get; set; }
+    public bool FragmentInverted { get; set; }
+
+    public List<MatchUse> Matches { get; } = new();
+
+    public TargetUse? Target { get; set; }
+
+    public Counters Counters;
+
+    public Rule Clone()
+    {
+        var r = new Rule
+        {
+            Family = Family,
+            Source = Source,
+            Destination = Destination,
+            SourceInverted = SourceInverted,
+            DestinationInverted = DestinationInverted,
+            InInterface = InInterface,
+            OutInterface = OutInterface,
+            InInverted = InInverted,
+            OutInverted = OutInverted,
+            Protocol = Protocol,
+            ProtocolInverted = ProtocolInverted,
+            Fragment = Fragment,
+            FragmentInverted = FragmentInverted,
+            Target = Target?.Clone(),
+            Counters = Counters,
+        };
+        foreach (MatchUse m in Matches) r.Matches.Add(m.Clone());
+        return r;
+    }
+}

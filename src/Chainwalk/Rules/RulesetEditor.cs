@@ -1,0 +1,331 @@
+using Chainwalk.Extensions;
+using Chainwalk.Net;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Rules;
+
+/// <summary>
+/// Changes to a ruleset with the kernel's rules and iptables' messages: chains must exist, built-in
+/// chains cannot be deleted, a chain in use cannot be removed, no loops, every extension accepted by
+/// its table and the hooks that reach it. Callers work on a clone and keep it only when no error is thrown,
+/// so a failed command changes nothing.
+/// </summary>
+public sealed class RulesetEditor(Ruleset ruleset)
+{
+    public Ruleset Ruleset { get; } = ruleset;
+
+    /// <summary>Skip the whole-table checks after each change; the caller validates at the end.</summary>
+    public bool DeferValidation { get; init; }
+
+    private string Tool => Ruleset.Family.Tool();
+
+    public static TableInfo RequireTable(string name, IpFamily family)
+    {
+        return TableInfo.Find(name) ?? throw new XtablesException(XtablesExit.ParameterProblem,
+            $"can't initialize {family.Tool()} table `{name}': Table does not exist (do you need to insmod?)");
+    }
+
+    private XtablesException NoChain() => XtablesException.Other($"{Tool}: No chain/target/match by that name.");
+
+    private Chain RequireChain(Table table, string name) => table.Find(name) ?? throw NoChain();
+
+    /// <summary>Checks that a jump target exists before the rule is added (the parser's "Chain 'X' does not exist").</summary>
+    public static void CheckJumpTarget(Table table, Rule rule)
+    {
+        if (rule.Target is { IsChainJump: true } t && table.Find(t.Name) is null)
+        {
+            throw XtablesException.Param($"Chain '{t.Name}' does not exist");
+        }
+        if (rule.Target is { IsChainJump: true } t2 && table.Find(t2.Name) is { IsBuiltin: true })
+        {
+            // Jumping to a built-in chain is refused by the kernel as a loop-prone construct.
+            throw XtablesException.Other("iptables: Too many levels of symbolic links.");
+        }
+    }
+
+    public void Append(string tableName, string chainName, IEnumerable<Rule> rules)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain chain = RequireChain(table, chainName);
+        foreach (Rule r in rules)
+        {
+            CheckJumpTarget(table, r);
+            chain.Rules.Add(r);
+        }
+        ValidateUnlessDeferred(table, "RULE_APPEND", chainName);
+    }
+
+    public void Insert(string tableName, string chainName, int number, IReadOnlyList<Rule> rules)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain chain = RequireChain(table, chainName);
+        if (number > chain.Rules.Count + 1) throw XtablesException.Other($"{Tool}: Index of insertion too big.");
+        for (int i = 0; i < rules.Count; i++)
+        {
+            CheckJumpTarget(table, rules[i]);
+        }
+        // iptables inserts each rule at the same position, so a multi-address rule appears in reverse order.
+        foreach (Rule r in rules) chain.Rules.Insert(number - 1, r);
+        ValidateUnlessDeferred(table, "RULE_INSERT", chainName);
+    }
+
+    public void Replace(string tableName, string chainName, int number, Rule rule)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain chain = RequireChain(table, chainName);
+        CheckJumpTarget(table, rule);
+        if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of replacement too big.");
+        chain.Rules[number - 1] = rule;
+        ValidateUnlessDeferred(table, "RULE_REPLACE", chainName);
+    }
+
+    /// <summary>Finds the first rule equal to <paramref name="rule"/> (same save form), or -1.</summary>
+    public static int Find(Chain chain, Rule rule)
+    {
+        string wanted = RuleWriter.SaveBody(rule);
+        for (int i = 0; i < chain.Rules.Count; i++)
+        {
+            if (RuleWriter.SaveBody(chain.Rules[i]) == wanted) return i;
+        }
+        return -1;
+    }
+
+    public void Delete(string tableName, string chainName, IEnumerable<Rule> rules)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain chain = RequireChain(table, chainName);
+        foreach (Rule r in rules)
+        {
+            CheckJumpTarget(table, r);
+            int i = Find(chain, r);
+            if (i < 0) throw XtablesException.Other($"{Tool}: Bad rule (does a matching rule exist in that chain?).");
+            chain.Rules.RemoveAt(i);
+        }
+    }
+
+    public void DeleteNumber(string tableName, string chainName, int number)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain chain = RequireChain(table, chainName);
+        if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of deletion too big.");
+        chain.Rules.RemoveAt(number - 1);
+    }
+
+    public void Check(string tableName, string chainName, IEnumerable<Rule> rules)
+    {
+        Table table = Ruleset.Find(tableName) ?? new Table(RequireTable(tableName, Ruleset.Family), Ruleset.Family);
+        Chain chain = RequireChain(table, chainName);
+        foreach (Rule r in rules)
+        {
+            CheckJumpTarget(table, r);
+            if (Find(chain, r) < 0) throw XtablesException.Other($"{Tool}: Bad rule (does a matching rule exist in that chain?).");
+        }
+    }
+
+    public void Flush(string tableName, string? chainName)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        if (chainName is null)
+        {
+            foreach (Chain c in table.Chains) c.Rules.Clear();
+            return;
+        }
+        RequireChain(table, chainName).Rules.Clear();
+    }
+
+    public void Zero(string tableName, string? chainName, int number)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        IEnumerable<Chain> chains = chainName is null ? table.Chains : [RequireChain(table, chainName)];
+        foreach (Chain c in chains)
+        {
+            if (number > 0)
+            {
+                if (number > c.Rules.Count) throw XtablesException.Other($"{Tool}: Index of deletion too big.");
+                c.Rules[number - 1].Counters = default;
+                continue;
+            }
+            c.Counters = default;
+            foreach (Rule r in c.Rules) r.Counters = default;
+        }
+    }
+
+    public void NewChain(string tableName, string chainName)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        if (table.Find(chainName) is not null) throw XtablesException.Other($"{Tool}: Chain already exists.");
+        table.AddUserChain(chainName);
+    }
+
+    public void DeleteChain(string tableName, string? chainName)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        if (chainName is null)
+        {
+            // -X without a name deletes every user chain that is not referenced; iptables-nft flushes
+            // nothing and skips chains still in use by a rule in a chain that stays.
+            var user = table.UserChains.ToList();
+            var removable = new HashSet<string>(user.Select(c => c.Name), StringComparer.Ordinal);
+            foreach (Chain c in table.BuiltinChains)
+            {
+                foreach (Rule r in c.Rules)
+                {
+                    if (r.Target is { IsChainJump: true } t) removable.Remove(t.Name);
+                }
+            }
+            foreach (Chain c in user)
+            {
+                if (c.Rules.Count > 0)
+                {
+                    throw XtablesException.Other($"{Tool}: Directory not empty.");
+                }
+            }
+            foreach (Chain c in user)
+            {
+                if (!removable.Contains(c.Name)) throw XtablesException.Other($"{Tool}: Too many links.");
+                table.RemoveUserChain(c.Name);
+            }
+            return;
+        }
+        Chain? chain = table.Find(chainName);
+        if (chain is null) throw NoChain();
+        if (chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Can't delete built-in chain.");
+        if (table.References(chainName) > 0) throw XtablesException.Other($"{Tool}: Too many links.");
+        if (chain.Rules.Count > 0) throw XtablesException.Other($"{Tool}: Directory not empty.");
+        table.RemoveUserChain(chainName);
+    }
+
+    public void RenameChain(string tableName, string oldName, string newName)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain? chain = table.Find(oldName);
+        if (chain is null) throw NoChain();
+        if (chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Can't rename built-in chain.");
+        if (table.Find(newName) is not null) throw XtablesException.Other($"{Tool}: File exists.");
+        table.RenameUserChain(oldName, newName);
+        foreach (Chain c in table.Chains)
+        {
+            for (int i = 0; i < c.Rules.Count; i++)
+            {
+                Rule r = c.Rules[i];
+                if (r.Target is { IsChainJump: true } t && t.Name == oldName)
+                {
+                    r.Target = new TargetUse { Name = newName, Goto = t.Goto };
+                }
+            }
+        }
+    }
+
+    public void SetPolicy(string tableName, string chainName, string policy, Counters? counters = null)
+    {
+        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Chain? chain = table.Find(chainName);
+        if (chain is null || !chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Bad built-in chain name.");
+        if (policy != Verdicts.Accept && policy != Verdicts.Drop) throw XtablesException.Other($"{Tool}: Bad policy name.");
+        chain.Policy = policy;
+        if (counters is { } c) chain.Counters = c;
+    }
+
+    /// <summary>
+    /// The kernel's table checks: no loops through jumps, and each extension accepts the table and
+    /// the hooks from which its chain is reachable.
+    /// </summary>
+    private void ValidateUnlessDeferred(Table table, string operation, string chainName)
+    {
+        if (!DeferValidation) Validate(table, operation, chainName);
+    }
+
+    public static void Validate(Table table, string operation, string chainName)
+    {
+        Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
+        if (loop) throw XtablesException.Other($"{table.Family.Tool()}: Too many levels of symbolic links.");
+        foreach (Chain c in table.Chains)
+        {
+            HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            foreach (Rule r in c.Rules)
+            {
+                string? problem = CheckRule(table, c, r, hooks);
+                if (problem is not null)
+                {
+                    throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Invalid argument): rule in chain {chainName}");
+                }
+            }
+        }
+    }
+
+    private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
+    {
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
+        foreach (MatchUse m in rule.Matches)
+        {
+            string? p = CheckExtension(ctx, m.Extension, m.Data);
+            if (p is not null) return p;
+        }
+        if (rule.Target is { Extension: { } te, Data: { } td }) return CheckExtension(ctx, te, td);
+        return null;
+    }
+
+    private static string? CheckExtension(RuleCheckContext ctx, XtExtension ext, ExtensionData data)
+    {
+        if (ext.RequiredProtocol != 0 && (ctx.Rule.Protocol != ext.RequiredProtocol || ctx.Rule.ProtocolInverted))
+            return $"{ext.Name}: only valid for protocol {ext.RequiredProtocol}";
+        if (ext.Tables is { } tables && !tables.Contains(ctx.Table)) return $"{ext.Name}: only valid in {string.Join(", ", tables)} table";
+        if (ctx.Hooks != HookMask.None && (ctx.Hooks & ~ext.Hooks) != 0) return $"{ext.Name}: bad hook";
+        return ext.CheckEntry(ctx, data);
+    }
+
+    /// <summary>For each chain, the hooks whose built-in chain reaches it; detects jump loops.</summary>
+    public static Dictionary<string, HookMask> ComputeReach(Table table, out bool loop)
+    {
+        var reach = new Dictionary<string, HookMask>(StringComparer.Ordinal);
+        loop = false;
+        var state = new Dictionary<string, int>(StringComparer.Ordinal); // 1 = on stack, 2 = done
+        var edges = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (Chain c in table.Chains)
+        {
+            var list = new List<string>();
+            foreach (Rule r in c.Rules)
+            {
+                if (r.Target is { IsChainJump: true } t) list.Add(t.Name);
+            }
+            edges[c.Name] = list;
+        }
+        bool Visit(string name)
+        {
+            if (state.TryGetValue(name, out int s))
+            {
+                return s == 1;
+            }
+            state[name] = 1;
+            foreach (string next in edges.TryGetValue(name, out List<string>? l) ? l : [])
+            {
+                if (Visit(next)) return true;
+            }
+            state[name] = 2;
+            return false;
+        }
+        foreach (Chain c in table.Chains)
+        {
+            if (Visit(c.Name))
+            {
+                loop = true;
+                return reach;
+            }
+        }
+        foreach (Chain b in table.BuiltinChains)
+        {
+            HookNames.TryParse(b.Name, out Hook hook);
+            var stack = new Stack<string>();
+            stack.Push(b.Name);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            while (stack.Count > 0)
+            {
+                string n = stack.Pop();
+                if (!seen.Add(n)) continue;
+                reach[n] = (reach.TryGetValue(n, out HookMask m) ? m : HookMask.None) | hook.Mask();
+                foreach (string next in edges[n]) stack.Push(next);
+            }
+        }
+        return reach;
+    }
+}

@@ -1,0 +1,88 @@
+using Chainwalk.Net;
+
+namespace Chainwalk.Rules;
+
+/// <summary>
+/// A table of one family: its built-in chains in hook order, then user chains in strcmp order (the order
+/// iptables-nft prints them in).
+/// </summary>
+public sealed class Table
+{
+    private readonly List<Chain> _builtins = new();
+    private readonly SortedDictionary<string, Chain> _user = new(StringComparer.Ordinal);
+
+    public Table(TableInfo info, IpFamily family)
+    {
+        Info = info;
+        Family = family;
+        foreach (Hook h in info.Hooks) _builtins.Add(new Chain(h.ChainName(), builtin: true));
+    }
+
+    public TableInfo Info { get; }
+
+    public IpFamily Family { get; }
+
+    public string Name => Info.Name;
+
+    /// <summary>All chains: built-ins in hook order, then user chains sorted by name.</summary>
+    public IEnumerable<Chain> Chains => _builtins.Concat(_user.Values);
+
+    public IEnumerable<Chain> BuiltinChains => _builtins;
+
+    public IEnumerable<Chain> UserChains => _user.Values;
+
+    public int UserChainCount => _user.Count;
+
+    public Chain? Find(string name)
+    {
+        foreach (Chain c in _builtins)
+        {
+            if (c.Name == name) return c;
+        }
+        return _user.TryGetValue(name, out Chain? u) ? u : null;
+    }
+
+    public Chain AddUserChain(string name)
+    {
+        var c = new Chain(name, builtin: false);
+        _user.Add(name, c);
+        return c;
+    }
+
+    public void AddUserChain(Chain chain) => _user.Add(chain.Name, chain);
+
+    public bool RemoveUserChain(string name) => _user.Remove(name);
+
+    public void RenameUserChain(string oldName, string newName)
+    {
+        Chain c = _user[oldName];
+        _user.Remove(oldName);
+        c.Name = newName;
+        _user.Add(newName, c);
+    }
+
+    /// <summary>Number of rules in this table that jump or go to <paramref name="chain"/>.</summary>
+    public int References(string chain)
+    {
+        int n = 0;
+        foreach (Chain c in Chains)
+        {
+            foreach (Rule r in c.Rules)
+            {
+                if (r.Target is { IsChainJump: true } t && t.Name == chain) n++;
+            }
+        }
+        return n;
+    }
+
+    public int RuleCount => Chains.Sum(c => c.Rules.Count);
+
+    public Table Clone()
+    {
+        var t = new Table(Info, Family);
+        t._builtins.Clear();
+        foreach (Chain c in _builtins) t._builtins.Add(c.Clone());
+        foreach (Chain c in _user.Values) t._user.Add(c.Name, c.Clone());
+        return t;
+    }
+}

@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+
+namespace Chainwalk.Syntax;
+
+/// <summary>
+/// Runs one parsed iptables command against a ruleset (do_commandx of iptables-nft): the change goes
+/// through <see cref="RulesetEditor"/>; -L and -S are written to <see cref="Output"/>.
+/// </summary>
+public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
+{
+    private readonly NameDb _names = names ?? NameDb.System;
+
+    public Ruleset Ruleset { get; } = ruleset;
+
+    public StringBuilder Output { get; } = new();
+
+    /// <summary>True when the command changed the ruleset (so the state must be written).</summary>
+    public bool Changed { get; private set; }
+
+    /// <summary>When set (restore), the table checks run once at COMMIT instead of after each rule.</summary>
+    public bool DeferValidation { get; init; }
+
+    public void Execute(ParsedCommand cmd)
+    {
+        var editor = new RulesetEditor(Ruleset) { DeferValidation = DeferValidation };
+        string table = cmd.Table;
+        TableInfo info = RulesetEditor.RequireTable(table, Ruleset.Family);
+        string chain = cmd.Chain ?? string.Empty;
+        switch (cmd.Command)
+        {
+            case CommandKind.Append:
+                editor.Append(table, chain, cmd.Rules);
+                Changed = true;
+                return;
+            case CommandKind.Insert:
+                editor.Insert(table, chain, cmd.RuleNumber, cmd.Rules);
+                Changed = true;
+                return;
+            case CommandKind.Replace:
+                editor.Replace(table, chain, cmd.RuleNumber, cmd.Rules[0]);
+                Changed = true;
+                return;
+            case CommandKind.Delete:
+                editor.Delete(table, chain, cmd.Rules);
+                Changed = true;
+                return;
+            case CommandKind.DeleteNum:
+                editor.DeleteNumber(table, chain, cmd.RuleNumber);
+                Changed = true;
+                return;
+            case CommandKind.Check:
+                editor.Check(table, chain, cmd.Rules);
+                return;
+            case CommandKind.Flush:
+                editor.Flush(table, cmd.Chain);
+                Changed = true;
+                return;
+            case CommandKind.Zero:
+            case CommandKind.ZeroNum:
+                editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+                Changed = true;
+                return;
+            case CommandKind.NewChain:
+                editor.NewChain(table, chain);
+                Changed = true;
+                return;
+            case CommandKind.DeleteChain:
+                editor.DeleteChain(table, cmd.Chain);
+                Changed = true;
+                return;
+            case CommandKind.RenameChain:
+                editor.RenameChain(table, chain, cmd.NewName!);
+                Changed = true;
+                return;
+            case CommandKind.SetPolicy:
+                editor.SetPolicy(table, chain, cmd.Policy!, (cmd.Options & CommandOptions.Counters) != 0 && cmd.Rules.Count > 0 ? cmd.Rules[0].Counters : null);
+                Changed = true;
+                return;
+        }
+
+        bool list = (cmd.Command & CommandKind.List) != 0;
+        bool listRules = (cmd.Command & CommandKind.ListRules) != 0;
+        bool zero = (cmd.Command & (CommandKind.Zero | CommandKind.ZeroNum)) != 0;
+        Table view = Ruleset.Find(table) ?? new Table(info, Ruleset.Family);
+        if (list) List(view, cmd);
+        else if (listRules) ListRules(view, cmd);
+        if (zero)
+        {
+            editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+            Changed = true;
+        }
+    }
+
+    private Chain RequireChain(Table view, string? name)
+    {
+        return view.Find(name!) ?? throw XtablesException.Other($"{Ruleset.Family.Tool()}: No chain/target/match by that name.");
+    }
+
+    private void List(Table view, ParsedCommand cmd)
+    {
+        ListFormat format = ListWriter.FormatFor(cmd.Verbose > 0, cmd.Numeric, cmd.Exact, cmd.LineNumbers);
+        var writer = new ListWriter(Output, format, _names);
+        IEnumerable<Chain> chains = cmd.Chain is null ? view.Chains : [RequireChain(view, cmd.Chain)];
+        bool first = true;
+        foreach (Chain c in chains)
+        {
+            if (cmd.RuleNumber > 0)
+            {
+                if (cmd.RuleNumber <= c.Rules.Count) writer.Rule(c.Rules[cmd.RuleNumber - 1], cmd.RuleNumber);
+                continue;
+            }
+            if (!first) Output.Append('\n');
+            first = false;
+            writer.Header(c, view.References(c.Name));
+            int n = 1;
+            foreach (Rule r in c.Rules) writer.Rule(r, n++);
+        }
+    }
+
+    private void ListRules(Table view, ParsedCommand cmd)
+    {
+        bool counters = cmd.Verbose > 0;
+        if (cmd.Chain is not null)
+        {
+            Chain c = RequireChain(view, cmd.Chain);
+            if (cmd.RuleNumber > 0)
+            {
+                if (cmd.RuleNumber <= c.Rules.Count) AppendRuleSpec(c, c.Rules[cmd.RuleNumber - 1], counters);
+                return;
+            }
+            ChainSpec(c, counters);
+            foreach (Rule r in c.Rules) AppendRuleSpec(c, r, counters);
+            return;
+        }
+        foreach (Chain c in view.Chains) ChainSpec(c, counters);
+        foreach (Chain c in view.Chains)
+        {
+            foreach (Rule r in c.Rules) AppendRuleSpec(c, r, counters);
+        }
+    }
+
+    private void ChainSpec(Chain c, bool counters)
+    {
+        if (c.IsBuiltin)
+        {
+            Output.Append("-P ").Append(c.Name).Append(' ').Append(c.Policy);
+            if (counters)
+            {
+                Output.Append(" -c ").Append(c.Counters.Packets.ToString(CultureInfo.InvariantCulture))
+                      .Append(' ').Append(c.Counters.Bytes.ToString(CultureInfo.InvariantCulture));
+            }
+            Output.Append('\n');
+        }
+        else
+        {
+            Output.Append("-N ").Append(c.Name).Append('\n');
+        }
+    }
+
+    private void AppendRuleSpec(Chain c, Rule r, bool counters)
+    {
+        Output.Append("-A ").Append(c.Name);
+        RuleWriter.AppendSaveBody(Output, r, _names, counters);
+        Output.Append('\n');
+    }
+}
