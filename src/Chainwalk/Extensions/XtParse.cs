@@ -5,7 +5,7 @@ using Chainwalk.Syntax;
 namespace Chainwalk.Extensions;
 
 /// <summary>Shared argument parsers of libxtables (xtables_parse_port, xtables_strtoui, mark/mask …).</summary>
-public static class XtParse
+public static partial class XtParse
 {
     /// <summary>xtables_parse_port: a number 0-65535 (C notation) or a service name from /etc/services for <paramref name="proto"/>.</summary>
     public static ushort Port(string text, string proto, NameDb names)

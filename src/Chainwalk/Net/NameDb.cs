@@ -16,10 +16,15 @@ public sealed class NameDb
     private readonly Dictionary<uint, string> _networksByAddress = new();
     private readonly Dictionary<string, uint> _networksByName = new(StringComparer.Ordinal);
 
+    private readonly Dictionary<string, uint> _userByName = new(StringComparer.Ordinal);
+    private readonly Dictionary<uint, string> _userById = new();
+    private readonly Dictionary<string, uint> _groupByName = new(StringComparer.Ordinal);
+    private readonly Dictionary<uint, string> _groupById = new();
+
     private static NameDb? _system;
 
-    /// <summary>The databases of this machine, read once per process.</summary>
-    public static NameDb System => _system ??= Load("/etc");
+    /// <summary>The databases of this machine (or of $CHAINWALK_ETC when set), read once per process.</summary>
+    public static NameDb System => _system ??= Load(Environment.GetEnvironmentVariable("CHAINWALK_ETC") is { Length: > 0 } etc ? etc : "/etc");
 
     public static NameDb Load(string etcDirectory)
     {
@@ -28,6 +33,8 @@ public sealed class NameDb
         db.LoadProtocols(Path.Combine(etcDirectory, "protocols"));
         db.LoadHosts(Path.Combine(etcDirectory, "hosts"));
         db.LoadNetworks(Path.Combine(etcDirectory, "networks"));
+        db.LoadIds(Path.Combine(etcDirectory, "passwd"), db._userByName, db._userById);
+        db.LoadIds(Path.Combine(etcDirectory, "group"), db._groupByName, db._groupById);
         return db;
     }
 
@@ -60,6 +67,30 @@ public sealed class NameDb
             }
         }
     }
+
+    private void LoadIds(string path, Dictionary<string, uint> byName, Dictionary<uint, string> byId)
+    {
+        if (!File.Exists(path)) return;
+        foreach (string line in File.ReadLines(path))
+        {
+            string[] f = line.Split(':');
+            if (f.Length < 3 || !uint.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out uint id)) continue;
+            byName.TryAdd(f[0], id);
+            byId.TryAdd(id, f[0]);
+        }
+    }
+
+    /// <summary>getpwnam: the uid of a user name.</summary>
+    public bool TryGetUserId(string name, out uint uid) => _userByName.TryGetValue(name, out uid);
+
+    /// <summary>getpwuid: the name of a uid, or null.</summary>
+    public string? UserName(uint uid) => _userById.TryGetValue(uid, out string? n) ? n : null;
+
+    /// <summary>getgrnam: the gid of a group name.</summary>
+    public bool TryGetGroupId(string name, out uint gid) => _groupByName.TryGetValue(name, out gid);
+
+    /// <summary>getgrgid: the name of a gid, or null.</summary>
+    public string? GroupName(uint gid) => _groupById.TryGetValue(gid, out string? n) ? n : null;
 
     private void LoadProtocols(string path)
     {
