@@ -3,7 +3,7 @@ using Chainwalk.Net;
 namespace Chainwalk.Tests.Support;
 
 /// <summary>
-/// The name databases the corpus was validated with: this machine's /etc, plus groups java and ftp
+/// The name databases the corpus was validated with: this machine's /etc, plus groups java and ftp (both gid 60000, as the reference output shows)
 /// (SOURCES.md: the Istio owner-groups files were loaded with them added to /etc/group).
 /// </summary>
 public static class CorpusNames
@@ -21,8 +21,8 @@ public static class CorpusNames
             if (File.Exists("/etc/" + f)) File.Copy("/etc/" + f, Path.Combine(dir, f), overwrite: true);
         }
         string group = File.Exists("/etc/group") ? File.ReadAllText("/etc/group") : string.Empty;
-        if (!group.Contains("\njava:", StringComparison.Ordinal)) group += "java:x:1001:\n";
-        if (!group.Contains("\nftp:", StringComparison.Ordinal) && !group.StartsWith("ftp:", StringComparison.Ordinal)) group += "ftp:x:1002:\n";
+        if (!group.Contains("\njava:", StringComparison.Ordinal)) group += "java:x:60000:\n";
+        if (!group.Contains("\nftp:", StringComparison.Ordinal) && !group.StartsWith("ftp:", StringComparison.Ordinal)) group += "ftp:x:60000:\n";
         File.WriteAllText(Path.Combine(dir, "group"), group);
         return NameDb.Load(dir);
     }
