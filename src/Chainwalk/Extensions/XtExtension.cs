@@ -161,7 +161,10 @@ public abstract class XtExtension
 
     /// <summary>
     /// The kernel's checkentry for this rule in this table and these hooks (the hooks that can reach the
-    /// chain). Returns null when the kernel accepts it, else the message iptables prints.
+    /// chain; None when no built-in chain reaches it yet). Returns null when the kernel accepts it, else
+    /// the strerror text of the errno it returns ("Invalid argument", "No such file or directory" …),
+    /// which iptables-nft prints as "RULE_APPEND failed (TEXT): rule in chain X" (exit 4). Table, hook and
+    /// <see cref="RequiredProtocol"/> checks are done by the caller from <see cref="Tables"/> and <see cref="Hooks"/>.
     /// </summary>
     public virtual string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => null;
 

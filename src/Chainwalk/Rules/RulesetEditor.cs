@@ -247,7 +247,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 string? problem = CheckRule(table, c, r, hooks);
                 if (problem is not null)
                 {
-                    throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Invalid argument): rule in chain {chainName}");
+                    throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({problem}): rule in chain {chainName}");
                 }
             }
         }
@@ -267,12 +267,15 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     private static string? CheckExtension(RuleCheckContext ctx, XtExtension ext, ExtensionData data)
     {
-        if (ext.RequiredProtocol != 0 && (ctx.Rule.Protocol != ext.RequiredProtocol || ctx.Rule.ProtocolInverted))
-            return $"{ext.Name}: only valid for protocol {ext.RequiredProtocol}";
-        if (ext.Tables is { } tables && !tables.Contains(ctx.Table)) return $"{ext.Name}: only valid in {string.Join(", ", tables)} table";
-        if (ctx.Hooks != HookMask.None && (ctx.Hooks & ~ext.Hooks) != 0) return $"{ext.Name}: bad hook";
+        // xt_check_match/xt_check_target (net/netfilter/x_tables.c): protocol, table and hooks, all EINVAL.
+        if (ext.RequiredProtocol != 0 && (ctx.Rule.Protocol != ext.RequiredProtocol || ctx.Rule.ProtocolInverted)) return InvalidArgument;
+        if (ext.Tables is { } tables && !tables.Contains(ctx.Table)) return InvalidArgument;
+        if (ctx.Hooks != HookMask.None && (ctx.Hooks & ~ext.Hooks) != 0) return InvalidArgument;
         return ext.CheckEntry(ctx, data);
     }
+
+    /// <summary>strerror(EINVAL), what most checkentry refusals come back as.</summary>
+    public const string InvalidArgument = "Invalid argument";
 
     /// <summary>For each chain, the hooks whose built-in chain reaches it; detects jump loops.</summary>
     public static Dictionary<string, HookMask> ComputeReach(Table table, out bool loop)
