@@ -448,6 +448,14 @@ public class NetfilterTFileTests(ITestOutputHelper output)
             var details = new StringBuilder(text).Append('\n');
             foreach (FileResult r in results.Where(r => r.Problems.Count > 0 || r.StaleKnown.Count > 0 || r.Unexpected.Any())) details.Append(Report(r)).Append('\n');
             System.IO.File.WriteAllText(Path.Combine(dir, "netfilter-tfiles-differences.txt"), details.ToString());
+            var stderr = new StringBuilder("Failing checks where both fail with the same exit code but the messages differ (informational)\n");
+            foreach (Outcome o in results.SelectMany(r => r.Checks).Where(c => c.Agrees && c.Exit != 0 && c.Err != c.Want.Err))
+            {
+                stderr.Append(CultureInfo.InvariantCulture, $"{o.Want.File}:{o.Want.Line} [{o.Want.Tool} {o.Want.Chain}]\n");
+                stderr.Append("   iptables 1.8.9: ").Append(o.Want.Err.Replace("\n", "\\n", StringComparison.Ordinal)).Append('\n');
+                stderr.Append("   Chainwalk:      ").Append(o.Err.Replace("\n", "\\n", StringComparison.Ordinal)).Append('\n');
+            }
+            System.IO.File.WriteAllText(Path.Combine(dir, "netfilter-tfiles-stderr.txt"), stderr.ToString());
         }
         catch (IOException)
         {
@@ -466,6 +474,22 @@ public class NetfilterTFileTests(ITestOutputHelper output)
         Assert.Equal(["-c", ""], ShellSplit("-c \"\""));
         Assert.Equal(["--u32", "0x0=0x0&&0x0=0x1"], ShellSplit("--u32 \"0x0=0x0&&0x0=0x1\""));
         Assert.Equal(["a b", "c\"d", "e"], ShellSplit("'a b' \"c\\\"d\"  e"));
+    }
+
+    [Fact]
+    public void Every_t_file_is_recorded_for_every_tool_it_implies()
+    {
+        var recorded = Recorded.Rows.Select(r => (r.File, r.Tool)).ToHashSet();
+        foreach (string path in Directory.EnumerateFiles(ExtensionsDir, "*.t").Order(StringComparer.Ordinal))
+        {
+            string f = Path.GetFileName(path);
+            string[] tools = f.StartsWith("libip6t_", StringComparison.Ordinal) ? ["ip6tables"]
+                : f.StartsWith("libxt_", StringComparison.Ordinal) ? ["iptables", "ip6tables"] : ["iptables"];
+            foreach (string tool in tools)
+            {
+                Assert.True(recorded.Contains((f, tool)), $"{f} has no recorded rows for {tool}: run tests/tools/record-tfiles.py {f}");
+            }
+        }
     }
 
     [Fact]
