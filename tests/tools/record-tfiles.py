@@ -216,8 +216,18 @@ def live(ext, out, names, sample, seed):
     todo = pairs(ext, names)
     if sample and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
+    shas = {}
+    with open(out, encoding="utf-8") as fh:
+        for line in fh:
+            h = line.split()
+            if len(h) == 4 and h[:2] == ["#", "sha256"]: shas[h[2]] = h[3]
+    print("sampled: " + ", ".join(f"{f} ({t})" for f, t in todo))
     checked = drift = 0
     for f, tool in todo:
+        if shas.get(f) != sha256(os.path.join(ext, f)):
+            drift += 1
+            print(f"DRIFT {f}: the .t file differs from the recorded version (sha256); re-record it")
+            continue
         for row in replay(tool, os.path.join(ext, f)):
             name, no, tool_, table, chain, rc, saved, err = row
             checked += 1
