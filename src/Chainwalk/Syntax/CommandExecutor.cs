@@ -94,9 +94,11 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         }
     }
 
+    /// <summary>-L/-S of a chain that does not exist: iptables-nft 1.8.9 reports it as an incompatible chain (exit 1).</summary>
     private Chain RequireChain(Table view, string? name)
     {
-        return view.Find(name!) ?? throw XtablesException.Other($"{Ruleset.Family.Tool()}: No chain/target/match by that name.");
+        return view.Find(name!) ?? throw XtablesException.Other(
+            $"{Ruleset.Family.Tool()} v{SaveWriter.Version}: chain `{name}' in table `{view.Name}' is incompatible, use 'nft' tool.");
     }
 
     private void List(Table view, ParsedCommand cmd)
