@@ -247,7 +247,7 @@ public sealed class CommandLineParser
                         break;
                     }
                 case 'f':
-                    if (_family == IpFamily.V6) goto default;
+                    if (_family == IpFamily.V6) throw XtablesException.Param("`-f' is not supported in IPv6, use -m frag instead");
                     SetOption(st, CommandOptions.Fragment, invert);
                     break;
                 case 'v':
@@ -266,7 +266,7 @@ public sealed class CommandLineParser
                     if (invert) throw XtablesException.Param("unexpected ! flag before --table");
                     if (_restore && tableSet)
                     {
-                        throw XtablesException.Param($"The -t option (seen in line {Line}) cannot be used in {_program}.\n");
+                        throw XtablesException.Param($"The -t option cannot be used in {_program}.\n");
                     }
                     cmd.Table = optarg!;
                     tableSet = true;
@@ -398,7 +398,7 @@ public sealed class CommandLineParser
         if (invert) throw XtablesException.Param("unexpected '!' flag");
         if ((cmd.Command & ~others) != 0)
         {
-            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}\n");
+            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}");
         }
         cmd.Command |= newCmd;
     }
@@ -461,9 +461,9 @@ public sealed class CommandLineParser
     {
         if (name.Length >= 29) throw XtablesException.Param($"chain name `{name}' too long (must be under 29 chars)");
         if (name.Length > 0 && (name[0] == '-' || name[0] == '!'))
-            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'\n");
+            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'");
         if (ExtensionRegistry.FindTarget(name, IpFamily.V4) is not null || ExtensionRegistry.FindTarget(name, IpFamily.V6) is not null || Verdicts.IsStandard(name))
-            throw XtablesException.Param($"chain name may not clash with target name\n");
+            throw XtablesException.Param($"chain name may not clash with target name");
         foreach (char ch in name)
         {
             if (char.IsWhiteSpace(ch)) throw XtablesException.Param($"Invalid chain name `{name}'");
@@ -718,7 +718,7 @@ public sealed class CommandLineParser
                 if (table[i] != 'x') legal = 1;
                 else if (legal == 0) legal = -1;
             }
-            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command\n");
+            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command");
         }
     }
 }
