@@ -61,6 +61,7 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
             case CommandKind.Zero:
             case CommandKind.ZeroNum:
                 editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+                ReportZeroing(cmd);
                 Changed = true;
                 return;
             case CommandKind.NewChain:
@@ -90,8 +91,18 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         if (zero)
         {
             editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+            ReportZeroing(cmd);
             Changed = true;
         }
+    }
+
+    /// <summary>-Z with -v: "Zeroing chain `NAME'" for each chain zeroed (not for a single rule).</summary>
+    private void ReportZeroing(ParsedCommand cmd)
+    {
+        if (cmd.Verbose == 0 || cmd.RuleNumber > 0) return;
+        if (Ruleset.Find(cmd.Table) is not { } t) return;
+        IEnumerable<Chain> chains = cmd.Chain is null ? t.Chains : t.Find(cmd.Chain) is { } c ? [c] : [];
+        foreach (Chain ch in chains) Output.Append("Zeroing chain `").Append(ch.Name).Append("'\n");
     }
 
     /// <summary>-L/-S of a chain that does not exist: iptables-nft 1.8.9 reports it as an incompatible chain (exit 1).</summary>
