@@ -47,7 +47,7 @@ public sealed class CommandLineParser
             ("src", OptionArg.Required, 's'), ("dst", OptionArg.Required, 'd'), ("protocol", OptionArg.Required, 'p'),
             ("in-interface", OptionArg.Required, 'i'), ("jump", OptionArg.Required, 'j'), ("table", OptionArg.Required, 't'),
             ("match", OptionArg.Required, 'm'), ("numeric", OptionArg.None, 'n'), ("out-interface", OptionArg.Required, 'o'),
-            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Required, 'W'),
+            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Optional, 'W'),
             ("exact", OptionArg.None, 'x'), ("fragments", OptionArg.None, 'f'), ("version", OptionArg.None, 'V'),
             ("help", OptionArg.Optional, 'h'), ("line-numbers", OptionArg.None, '0'), ("modprobe", OptionArg.Required, 'M'),
             ("set-counters", OptionArg.Required, 'c'), ("goto", OptionArg.Required, 'g'), ("ipv4", OptionArg.None, '4'),
@@ -284,6 +284,7 @@ public sealed class CommandLineParser
                     cmd.WaitSeconds = ParseWaitTime(optarg, argv, g);
                     break;
                 case 'W':
+                    ParseWaitInterval(optarg, argv, g, cmd);
                     break;
                 case '0':
                     SetOption(st, CommandOptions.LineNumbers, invert);
@@ -613,16 +614,28 @@ public sealed class CommandLineParser
         e.FinalCheck(ctx, l.Data);
     }
 
+    /// <summary>parse_wait_time: sscanf("%i") of -w's optional value (so "1.5" is 1 and "0x10" is 16).</summary>
     private static double? ParseWaitTime(string? optarg, string[] argv, Getopt g)
     {
         string? text = optarg;
         if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
         if (text is null) return null;
-        if (!NumberParsing.TryParseCUnsigned(text, uint.MaxValue, out ulong s, 0, 10))
-        {
-            throw XtablesException.Param($"wait seconds not numeric");
-        }
-        return s;
+        int used = NumberParsing.ParseCPrefix(text, 0, out ulong s, out bool overflow);
+        if (used == 0) throw XtablesException.Param("wait seconds not numeric");
+        long v = overflow ? -1 : unchecked((int)(uint)s);
+        return v < 0 ? null : v;
+    }
+
+    /// <summary>parse_wait_interval of 1.8.9: a value is required and checked, then ignored with a notice.</summary>
+    private static void ParseWaitInterval(string? optarg, string[] argv, Getopt g, ParsedCommand cmd)
+    {
+        string? text = optarg;
+        if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
+        if (text is null) throw XtablesException.Param("wait interval value required");
+        if (NumberParsing.ParseCPrefix(text, 10, out ulong usec, out _) == 0) throw XtablesException.Param("wait interval not numeric");
+        uint u = unchecked((uint)usec);
+        if (u > 999999) throw XtablesException.Param($"too long usec wait {u} > 999999 usec");
+        cmd.Warnings.Add("Ignoring deprecated --wait-interval option.");
     }
 
     private static bool TryScanU64(string text, out ulong value)
