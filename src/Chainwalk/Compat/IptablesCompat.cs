@@ -93,12 +93,13 @@ public static class IptablesCompat
         }
 
         bool readOnly = (cmd.Command & ~(CommandKind.List | CommandKind.ListRules | CommandKind.Check)) == 0;
+        CommandExecutor? exec = null;
         try
         {
             using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             Ruleset work = readOnly ? rules : rules.Clone();
-            var exec = new CommandExecutor(work);
+            exec = new CommandExecutor(work);
             exec.Execute(cmd);
             if (exec.Changed) store.SaveRules(work);
             io.Out.Write(exec.Output.ToString());
@@ -107,6 +108,12 @@ public static class IptablesCompat
         }
         catch (XtablesException ex)
         {
+            // What was printed before the failure (e.g. the listing of -L -Z) stays printed.
+            if (exec is not null && exec.Output.Length > 0)
+            {
+                io.Out.Write(exec.Output.ToString());
+                io.Out.Flush();
+            }
             return ReportError(ex, program, io.Err);
         }
     }

@@ -90,6 +90,17 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         else if (listRules) ListRules(view, cmd);
         if (zero)
         {
+            if (list && Ruleset.Find(table) is null)
+            {
+                // -L -Z on a table that does not exist: the listing showed the built-in chains iptables-nft
+                // fakes; zeroing them fails in the kernel (exit 4) after the "Zeroing chain" lines.
+                List<Chain> shown = cmd.Chain is null ? [.. view.Chains] : [RequireChain(view, cmd.Chain)];
+                if (cmd.Verbose > 0 && cmd.RuleNumber == 0)
+                {
+                    foreach (Chain c in shown) Output.Append("Zeroing chain `").Append(c.Name).Append("'\n");
+                }
+                throw new XtablesException(XtablesExit.ResourceProblem, $" CHAIN_ZERO failed (No such file or directory): chain {shown[0].Name}");
+            }
             editor.Zero(table, cmd.Chain, cmd.RuleNumber);
             ReportZeroing(cmd);
             Changed = true;
