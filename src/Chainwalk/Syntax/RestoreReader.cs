@@ -51,6 +51,7 @@ public sealed class RestoreReader
         Ruleset work = ruleset.Clone();
         Table? current = null;
         bool inTable = false;
+        bool tableExisted = true, tableTouched = false;
         bool skipTable = false;
         int lineNo = 0;
         string[] lines = SplitLines(text, out bool lastHasNewline);
@@ -67,6 +68,8 @@ public sealed class RestoreReader
                 {
                     inTable = false;
                     if (!skipTable && current is not null) RulesetEditor.Validate(current, "RULE_APPEND", current.Name);
+                    // A table block that declares no chain and has no rule does not create the table.
+                    if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
                     Committed = work.Clone();
                     continue;
@@ -78,6 +81,8 @@ public sealed class RestoreReader
                     TableInfo? info = TableInfo.Find(f[0]);
                     if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
+                    tableExisted = work.Find(info.Name) is not null;
+                    tableTouched = false;
                     skipTable = options.OnlyTable is not null && options.OnlyTable != f[0];
                     if (skipTable)
                     {
@@ -97,6 +102,7 @@ public sealed class RestoreReader
                 }
                 if (raw[0] == ':' && inTable)
                 {
+                    tableTouched = true;
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
                     if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid");
                     string chain = f[0];
@@ -138,6 +144,7 @@ public sealed class RestoreReader
                     throw new XtablesException(XtablesExit.OtherProblem, $"{_program}: line {lineNo} failed") { Verbatim = true };
                 }
                 if (skipTable) continue;
+                tableTouched = true;
                 RunRuleLine(work, current!, hasNewline ? raw + "\n" : raw, lineNo, options, output);
             }
             catch (XtablesException ex)
