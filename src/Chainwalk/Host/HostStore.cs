@@ -37,17 +37,26 @@ public sealed class HostStore
         return Path.Combine(home, ".chainwalk", "host");
     }
 
+    /// <summary>The lock file iptables names in its messages (xtables' XT_LOCK_NAME).</summary>
+    public const string XtablesLockName = "/run/xtables.lock";
+
     /// <summary>
-    /// Takes the host lock. <paramref name="waitSeconds"/>: 0 = do not wait, null = wait forever, else
-    /// wait up to that many seconds. Throws with iptables' message (exit 4) when the lock stays busy.
+    /// Takes the host lock as xtables_lock_or_exit of iptables(-legacy) 1.8.9 does. <paramref name="waitSeconds"/>:
+    /// 0 = do not wait, null = wait forever, else wait up to that many seconds (iptables blocks in flock under an
+    /// alarm; we poll). When the lock stays busy, throws (exit 4) with its two lines: "Can't lock
+    /// /run/xtables.lock: Resource temporarily unavailable" and "Another app is currently holding the xtables
+    /// lock. " followed by "Perhaps you want to use the -w option?" or "Stopped waiting after Ns.".
+    /// <paramref name="interval"/> and <paramref name="progress"/> are accepted for compatibility and unused:
+    /// 1.8.9 ignores -W and prints no progress.
     /// </summary>
     public HostLock Lock(double? waitSeconds = 0, TimeSpan? interval = null, TextWriter? progress = null)
     {
+        _ = interval;
+        _ = progress;
         System.IO.Directory.CreateDirectory(Directory);
         string path = Path.Combine(Directory, LockFile);
-        TimeSpan step = interval ?? TimeSpan.FromSeconds(1);
-        TimeSpan left = waitSeconds is null ? TimeSpan.MaxValue : TimeSpan.FromSeconds(waitSeconds.Value);
-        int tries = 0;
+        DateTime deadline = waitSeconds is null ? DateTime.MaxValue : DateTime.UtcNow.AddSeconds(waitSeconds.Value);
+        var nap = TimeSpan.FromMilliseconds(1);
         while (true)
         {
             try
@@ -55,26 +64,18 @@ public sealed class HostStore
                 var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
                 return new HostLock(fs);
             }
-            catch (IOException) when (waitSeconds is null || left >= step)
+            catch (IOException) when (waitSeconds is null || (waitSeconds > 0 && DateTime.UtcNow < deadline))
             {
-                if (++tries % 10 == 0 && waitSeconds is not null)
-                {
-                    progress?.WriteLine($"Another app is currently holding the xtables lock; still {(long)left.TotalSeconds}s {left.Microseconds + (left.Milliseconds * 1000)}us time ahead to have a chance to grab the lock...");
-                }
-                // Poll more finely than iptables' 1 s so short waits resolve quickly; the budget is the same.
-                TimeSpan nap = step < TimeSpan.FromMilliseconds(20) ? step : TimeSpan.FromMilliseconds(20);
+                // Back off from 1 ms to 20 ms so that a queue of waiters does not spin.
                 Thread.Sleep(nap);
-                if (waitSeconds is not null)
-                {
-                    left -= nap;
-                    if (left < TimeSpan.Zero) left = TimeSpan.Zero;
-                }
+                if (nap < TimeSpan.FromMilliseconds(20)) nap *= 2;
             }
             catch (IOException)
             {
-                string msg = waitSeconds is null or 0
-                    ? "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?"
-                    : $"Another app is currently holding the xtables lock. Stopped waiting after {(int)waitSeconds.Value}s.";
+                string tail = waitSeconds is null or 0
+                    ? "Perhaps you want to use the -w option?"
+                    : $"Stopped waiting after {(int)waitSeconds.Value}s.";
+                string msg = $"Can't lock {XtablesLockName}: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. {tail}";
                 throw new XtablesException(XtablesExit.ResourceProblem, msg) { Verbatim = true };
             }
         }

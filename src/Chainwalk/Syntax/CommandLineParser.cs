@@ -47,7 +47,7 @@ public sealed class CommandLineParser
             ("src", OptionArg.Required, 's'), ("dst", OptionArg.Required, 'd'), ("protocol", OptionArg.Required, 'p'),
             ("in-interface", OptionArg.Required, 'i'), ("jump", OptionArg.Required, 'j'), ("table", OptionArg.Required, 't'),
             ("match", OptionArg.Required, 'm'), ("numeric", OptionArg.None, 'n'), ("out-interface", OptionArg.Required, 'o'),
-            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Required, 'W'),
+            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Optional, 'W'),
             ("exact", OptionArg.None, 'x'), ("fragments", OptionArg.None, 'f'), ("version", OptionArg.None, 'V'),
             ("help", OptionArg.Optional, 'h'), ("line-numbers", OptionArg.None, '0'), ("modprobe", OptionArg.Required, 'M'),
             ("set-counters", OptionArg.Required, 'c'), ("goto", OptionArg.Required, 'g'), ("ipv4", OptionArg.None, '4'),
@@ -247,7 +247,7 @@ public sealed class CommandLineParser
                         break;
                     }
                 case 'f':
-                    if (_family == IpFamily.V6) goto default;
+                    if (_family == IpFamily.V6) throw XtablesException.Param("`-f' is not supported in IPv6, use -m frag instead");
                     SetOption(st, CommandOptions.Fragment, invert);
                     break;
                 case 'v':
@@ -266,7 +266,7 @@ public sealed class CommandLineParser
                     if (invert) throw XtablesException.Param("unexpected ! flag before --table");
                     if (_restore && tableSet)
                     {
-                        throw XtablesException.Param($"The -t option (seen in line {Line}) cannot be used in {_program}.\n");
+                        throw XtablesException.Param($"The -t option cannot be used in {_program}.\n");
                     }
                     cmd.Table = optarg!;
                     tableSet = true;
@@ -284,6 +284,7 @@ public sealed class CommandLineParser
                     cmd.WaitSeconds = ParseWaitTime(optarg, argv, g);
                     break;
                 case 'W':
+                    ParseWaitInterval(optarg, argv, g, cmd);
                     break;
                 case '0':
                     SetOption(st, CommandOptions.LineNumbers, invert);
@@ -398,7 +399,7 @@ public sealed class CommandLineParser
         if (invert) throw XtablesException.Param("unexpected '!' flag");
         if ((cmd.Command & ~others) != 0)
         {
-            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}\n");
+            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}");
         }
         cmd.Command |= newCmd;
     }
@@ -461,9 +462,9 @@ public sealed class CommandLineParser
     {
         if (name.Length >= 29) throw XtablesException.Param($"chain name `{name}' too long (must be under 29 chars)");
         if (name.Length > 0 && (name[0] == '-' || name[0] == '!'))
-            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'\n");
+            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'");
         if (ExtensionRegistry.FindTarget(name, IpFamily.V4) is not null || ExtensionRegistry.FindTarget(name, IpFamily.V6) is not null || Verdicts.IsStandard(name))
-            throw XtablesException.Param($"chain name may not clash with target name\n");
+            throw XtablesException.Param($"chain name may not clash with target name");
         foreach (char ch in name)
         {
             if (char.IsWhiteSpace(ch)) throw XtablesException.Param($"Invalid chain name `{name}'");
@@ -613,16 +614,28 @@ public sealed class CommandLineParser
         e.FinalCheck(ctx, l.Data);
     }
 
+    /// <summary>parse_wait_time: sscanf("%i") of -w's optional value (so "1.5" is 1 and "0x10" is 16).</summary>
     private static double? ParseWaitTime(string? optarg, string[] argv, Getopt g)
     {
         string? text = optarg;
         if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
         if (text is null) return null;
-        if (!NumberParsing.TryParseCUnsigned(text, uint.MaxValue, out ulong s, 0, 10))
-        {
-            throw XtablesException.Param($"wait seconds not numeric");
-        }
-        return s;
+        int used = NumberParsing.ParseCPrefix(text, 0, out ulong s, out bool overflow);
+        if (used == 0) throw XtablesException.Param("wait seconds not numeric");
+        long v = overflow ? -1 : unchecked((int)(uint)s);
+        return v < 0 ? null : v;
+    }
+
+    /// <summary>parse_wait_interval of 1.8.9: a value is required and checked, then ignored with a notice.</summary>
+    private static void ParseWaitInterval(string? optarg, string[] argv, Getopt g, ParsedCommand cmd)
+    {
+        string? text = optarg;
+        if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
+        if (text is null) throw XtablesException.Param("wait interval value required");
+        if (NumberParsing.ParseCPrefix(text, 10, out ulong usec, out _) == 0) throw XtablesException.Param("wait interval not numeric");
+        uint u = unchecked((uint)usec);
+        if (u > 999999) throw XtablesException.Param($"too long usec wait {u} > 999999 usec");
+        cmd.Warnings.Add("Ignoring deprecated --wait-interval option.");
     }
 
     private static bool TryScanU64(string text, out ulong value)
@@ -718,7 +731,7 @@ public sealed class CommandLineParser
                 if (table[i] != 'x') legal = 1;
                 else if (legal == 0) legal = -1;
             }
-            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command\n");
+            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command");
         }
     }
 }
