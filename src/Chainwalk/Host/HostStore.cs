@@ -164,17 +164,21 @@ public sealed class HostStore
         var sb = new StringBuilder();
         sb.Append("# Chainwalk virtual host state, format 1 (see docs/host-state.md)\n");
         sb.Append("clock ").Append(host.Clock.ToString("0.000000", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("ifindex ").Append(host.NextIfIndex.ToString(CultureInfo.InvariantCulture)).Append('\n');
         foreach (Link l in host.Links)
         {
             sb.Append("link ").Append(l.Name).Append(" index ").Append(l.Index.ToString(CultureInfo.InvariantCulture))
               .Append(" type ").Append(l.Kind).Append(" state ").Append(l.Up ? "up" : "down")
-              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture));
+              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture))
+              .Append(" qdisc ").Append(Network.Qdisc(l));
             if (l.Peer is not null) sb.Append(" peer ").Append(l.Peer);
             sb.Append('\n');
         }
         foreach (InterfaceAddress a in host.Addresses)
         {
-            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text).Append('\n');
+            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
+            if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
+            sb.Append('\n');
         }
         foreach (Route r in host.Routes)
         {
@@ -183,6 +187,7 @@ public sealed class HostStore
             if (r.Device is not null) sb.Append(" dev ").Append(r.Device);
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
+            if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
             sb.Append('\n');
         }
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
@@ -206,6 +211,9 @@ public sealed class HostStore
                     case "clock":
                         host.Clock = double.Parse(f[1], CultureInfo.InvariantCulture);
                         break;
+                    case "ifindex":
+                        host.NextIfIndex = int.Parse(f[1], CultureInfo.InvariantCulture);
+                        break;
                     case "link":
                         {
                             var l = new Link { Name = f[1] };
@@ -219,6 +227,7 @@ public sealed class HostStore
                                     case "mac": l.Mac = f[i + 1]; break;
                                     case "mtu": l.Mtu = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                                     case "peer": l.Peer = f[i + 1]; break;
+                                    case "qdisc": l.EverUp = f[i + 1] != "noop"; break;
                                     default: throw new FormatException($"unknown link attribute {f[i]}");
                                 }
                             }
@@ -230,7 +239,12 @@ public sealed class HostStore
                             IpFamily fam = f[2] == "inet" ? IpFamily.V4 : IpFamily.V6;
                             string[] ap = f[3].Split('/');
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)));
+                            UInt128? brd = null;
+                            if (f.Length >= 6 && f[4] == "brd")
+                            {
+                                brd = IpNet.TryParseStrict(f[5], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[5]}");
+                            }
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd });
                             break;
                         }
                     case "route":
@@ -265,6 +279,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
+        string? proto = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -273,10 +288,11 @@ public sealed class HostStore
                 case "dev": dev = f[i + 1]; break;
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                case "proto": proto = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric);
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
     }
 }
 
