@@ -145,7 +145,7 @@ where  OBJECT := { address | link | route }
             io.Err.WriteLine("Usage: ip link add [link DEV | parentdev NAME] [ name ] NAME");
             throw new UsageError("", 255);
         }
-        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip link help\".", 1);
+        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip link help\".", 255);
     }
 
     private static void LinkAdd(VirtualHost host, string[] a)
@@ -312,7 +312,7 @@ where  OBJECT := { address | link | route }
         if (Matches(cmd, "add")) { AddressModify(host, a, opt, add: true, io); return true; }
         if (Matches(cmd, "delete")) { AddressModify(host, a, opt, add: false, io); return true; }
         if (Matches(cmd, "flush")) { AddressFlush(host, a, opt); return true; }
-        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip address help\".", 1);
+        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip address help\".", 255);
     }
 
     private static string FamilyWord(IpFamily? f) => f switch { IpFamily.V4 => "inet", IpFamily.V6 => "inet6", _ => "any valid" };
@@ -450,7 +450,6 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                 sb.Append(LinkHeader(host, l, mode: false)).Append('\n');
             }
             if (opt.Family is null) sb.Append(LinkLine(l)).Append('\n');
-            bool carrier = Network.HasCarrier(host, l);
             foreach (InterfaceAddress x in addrs)
             {
                 string scope = Network.AddressScope(x);
@@ -465,7 +464,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                 else
                 {
                     sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
-                    if (!carrier) sb.Append("tentative ");
+                    if (x.Tentative) sb.Append("tentative ");
                     sb.Append('\n');
                 }
                 sb.Append("       valid_lft forever preferred_lft forever\n");
@@ -486,7 +485,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         string cmd = a[0];
         if (Matches(cmd, "add")) { RouteModify(host, a, opt, add: true); return true; }
         if (Matches(cmd, "delete")) { RouteModify(host, a, opt, add: false); return true; }
-        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip route help\".", 1);
+        throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip route help\".", 255);
     }
 
     private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add)

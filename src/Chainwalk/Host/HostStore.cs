@@ -178,6 +178,7 @@ public sealed class HostStore
         {
             sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
             if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
+            if (a.Tentative) sb.Append(" tentative");
             sb.Append('\n');
         }
         foreach (Route r in host.Routes)
@@ -240,11 +241,17 @@ public sealed class HostStore
                             string[] ap = f[3].Split('/');
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
                             UInt128? brd = null;
-                            if (f.Length >= 6 && f[4] == "brd")
+                            bool tentative = false;
+                            for (int i = 4; i < f.Length; i++)
                             {
-                                brd = IpNet.TryParseStrict(f[5], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[5]}");
+                                if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "brd" && i + 1 < f.Length)
+                                {
+                                    brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
+                                }
+                                else throw new FormatException($"unknown address attribute {f[i]}");
                             }
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd });
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
                             break;
                         }
                     case "route":

@@ -185,7 +185,13 @@ public static class Network
 
     private static void EnsureLinkLocal(VirtualHost host, Link link)
     {
-        if (link.Kind == "loopback" || !HasCarrier(host, link)) return;
+        if (!HasCarrier(host, link)) return;
+        // Duplicate address detection of the waiting addresses ends (at once, on the virtual host).
+        for (int i = 0; i < host.Addresses.Count; i++)
+        {
+            if (host.Addresses[i] is { Tentative: true } t && t.Device == link.Name) host.Addresses[i] = t with { Tentative = false };
+        }
+        if (link.Kind == "loopback") return;
         if (GetSysctlFlag(host, $"net.ipv6.conf.{link.Name}.disable_ipv6")) return;
         if (host.Addresses.Any(a => a.Device == link.Name && a.Family == IpFamily.V6 && IsLinkLocal(a.Address))) return;
         InsertV6(host, new InterfaceAddress(link.Name, IpFamily.V6, LinkLocalFor(link.Mac), 64));
@@ -266,10 +272,10 @@ public static class Network
         }
         if (host.Addresses.Any(o => o.Device == a.Device && o.Family == IpFamily.V6 && o.Address == a.Address))
         {
-            throw new NetworkException("RTNETLINK answers: File exists", 2);
+            throw new NetworkException("Error: ipv6: address already assigned.", 2);
         }
-        _ = link;
-        InsertV6(host, a);
+        // Duplicate address detection runs when the link has carrier; Chainwalk lets it finish at once.
+        InsertV6(host, a with { Tentative = !HasCarrier(host, link) });
     }
 
     /// <summary>Deletes an address; <paramref name="prefixLength"/> null matches any length (iproute2's wildcard deletion).</summary>
@@ -281,7 +287,7 @@ public static class Network
         {
             throw family == IpFamily.V4
                 ? new NetworkException("Error: ipv4: Address not found.", 2)
-                : new NetworkException("RTNETLINK answers: Cannot assign requested address", 2);
+                : new NetworkException("Error: ipv6: address not found.", 2);
         }
         var gone = new List<InterfaceAddress> { a };
         if (family == IpFamily.V4 && !IsSecondary(host, a))
@@ -298,6 +304,16 @@ public static class Network
                 host.Routes.RemoveAll(r => r.Family == IpFamily.V4 && r.Src == g.Address);
             }
         }
+        DisableIpv4IfNoAddress(host, dev);
+    }
+
+    /// <summary>fib_inetaddr_event: when the last IPv4 address of a link goes, IPv4 routes through it go too.</summary>
+    private static void DisableIpv4IfNoAddress(VirtualHost host, string dev)
+    {
+        if (!host.Addresses.Any(a => a.Device == dev && a.Family == IpFamily.V4))
+        {
+            host.Routes.RemoveAll(r => r.Family == IpFamily.V4 && r.Device == dev);
+        }
     }
 
     public static void FlushAddresses(VirtualHost host, string dev, IpFamily? family)
@@ -306,6 +322,7 @@ public static class Network
         var gone = host.Addresses.Where(a => a.Device == dev && (family is null || a.Family == family)).ToList();
         foreach (InterfaceAddress g in gone) host.Addresses.Remove(g);
         host.Routes.RemoveAll(r => r.Family == IpFamily.V4 && r.Src is { } s && gone.Any(g => g.Family == IpFamily.V4 && g.Address == s));
+        DisableIpv4IfNoAddress(host, dev);
     }
 
     /// <summary>Every route of one family in the given table ("main", "local" or "all"), in the kernel's dump order.</summary>
@@ -408,7 +425,7 @@ public static class Network
             into.Add(new RouteView(IpFamily.V6, "unicast", "main", prefix, a.PrefixLength, link.Name, null, null, 256, "kernel", null, !carrier, order));
         }
         // The local route is installed when duplicate address detection has passed.
-        if (carrier) into.Add(new RouteView(IpFamily.V6, "local", "local", a.Address, 128, link.Name, null, null, 0, "kernel", null, false, order));
+        if (!a.Tentative) into.Add(new RouteView(IpFamily.V6, "local", "local", a.Address, 128, link.Name, null, null, 0, "kernel", null, false, order));
         if (!lo && IsLinkLocal(a.Address))
         {
             // addrconf_add_mroute, made with the link-local address when the link becomes ready.

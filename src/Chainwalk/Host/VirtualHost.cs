@@ -38,6 +38,9 @@ public sealed record InterfaceAddress(string Device, IpFamily Family, UInt128 Ad
     /// <summary>The broadcast address given with <c>brd</c> (IPv4 only), else none.</summary>
     public UInt128? Broadcast { get; init; }
 
+    /// <summary>An IPv6 address whose duplicate address detection has not run yet (no carrier since it was added).</summary>
+    public bool Tentative { get; init; }
+
     public string Text => $"{IpNet.FormatAddress(Address, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
 }
 
