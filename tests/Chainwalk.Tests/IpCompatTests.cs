@@ -8,34 +8,37 @@ using Xunit;
 namespace Chainwalk.Tests;
 
 /// <summary>
-/// <c>chainwalk ip</c> against the real iproute2 6.1 on Linux 6.18: each golden/ip/NAME.cmds is a
-/// sequence of ip commands, and NAME.out what the real ip printed for it in a fresh network namespace
-/// with lo up (recorded by tests/tools/record-ip.sh). Kernel MACs are random, so MACs and the link-local
-/// addresses made from them are compared as placeholders.
+/// <c>chainwalk ip</c> and <c>sysctl</c> against the real iproute2 6.1 and procps on Linux 6.18: each
+/// golden/{ip,sysctl}/NAME.cmds is a sequence of commands, and NAME.out what the real tools printed for
+/// it in a fresh network namespace with lo up (recorded by tests/tools/record-transcripts.sh). Kernel
+/// MACs are random, so MACs and the link-local addresses made from them are compared as placeholders.
 /// </summary>
 public partial class IpCompatTests
 {
     public static TheoryData<string> Scenarios()
     {
         var data = new TheoryData<string>();
-        foreach (string f in Directory.EnumerateFiles(Path.Combine(TestPaths.Golden, "ip"), "*.cmds").Order(StringComparer.Ordinal))
+        foreach (string tool in new[] { "ip", "sysctl" })
         {
-            data.Add(Path.GetFileNameWithoutExtension(f));
+            foreach (string f in Directory.EnumerateFiles(Path.Combine(TestPaths.Golden, tool), "*.cmds").Order(StringComparer.Ordinal))
+            {
+                data.Add(tool + "/" + Path.GetFileNameWithoutExtension(f));
+            }
         }
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Scenarios))]
-    public void Scenario_prints_what_the_real_ip_printed(string name)
+    public void Scenario_prints_what_the_real_tools_printed(string name)
     {
-        string dir = Path.Combine(TestPaths.Golden, "ip");
+        string dir = TestPaths.Golden;
         string expected = File.ReadAllText(Path.Combine(dir, name + ".out"));
         string actual = RunScenario(File.ReadAllLines(Path.Combine(dir, name + ".cmds")));
         Normalize(actual).ShouldBe(Normalize(expected));
     }
 
-    /// <summary>Runs "ip …" lines on a fresh host and returns the transcript in record-ip.sh's format.</summary>
+    /// <summary>Runs "ip …" and "sysctl …" lines on a fresh host and returns the transcript in record-transcripts.sh's format.</summary>
     public static string RunScenario(IEnumerable<string> lines)
     {
         string hostDir = Directory.CreateTempSubdirectory("cw-ip-").FullName;
@@ -47,7 +50,9 @@ public partial class IpCompatTests
             {
                 if (line.Length == 0 || line[0] == '#') continue;
                 transcript.Write("$ " + line + "\n");
-                int rc = Ip(store, transcript, SplitWords(line));
+                string[] argv = SplitWords(line);
+                var io = new ToolIo { In = TextReader.Null, Out = transcript, Err = transcript };
+                int rc = argv[0] == "sysctl" ? SysctlCompat.Run(argv, store, io) : IpCompat.Run(argv, store, io);
                 transcript.Write("[rc=" + rc.ToString(System.Globalization.CultureInfo.InvariantCulture) + "]\n");
             }
             return transcript.ToString();
@@ -64,7 +69,28 @@ public partial class IpCompatTests
         return IpCompat.Run(argv, store, io);
     }
 
-    private static string[] SplitWords(string line) => line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    /// <summary>Splits a command line at blanks; "double quotes" group words, as the shell does here.</summary>
+    private static string[] SplitWords(string line)
+    {
+        var words = new List<string>();
+        var cur = new System.Text.StringBuilder();
+        bool quoted = false, any = false;
+        foreach (char c in line)
+        {
+            if (c == '"') { quoted = !quoted; any = true; continue; }
+            if (c == ' ' && !quoted)
+            {
+                if (any) words.Add(cur.ToString());
+                cur.Clear();
+                any = false;
+                continue;
+            }
+            cur.Append(c);
+            any = true;
+        }
+        if (any) words.Add(cur.ToString());
+        return words.ToArray();
+    }
 
     public static string Normalize(string text) =>
         LinkLocal().Replace(Mac().Replace(text, m => m.Value is "00:00:00:00:00:00" or "ff:ff:ff:ff:ff:ff" ? m.Value : "MAC"), "LL");
