@@ -165,17 +165,22 @@ public sealed class HostStore
         var sb = new StringBuilder();
         sb.Append("# Chainwalk virtual host state, format 1 (see docs/host-state.md)\n");
         sb.Append("clock ").Append(host.Clock.ToString("0.000000", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("ifindex ").Append(host.NextIfIndex.ToString(CultureInfo.InvariantCulture)).Append('\n');
         foreach (Link l in host.Links)
         {
             sb.Append("link ").Append(l.Name).Append(" index ").Append(l.Index.ToString(CultureInfo.InvariantCulture))
               .Append(" type ").Append(l.Kind).Append(" state ").Append(l.Up ? "up" : "down")
-              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture));
+              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture))
+              .Append(" qdisc ").Append(Network.Qdisc(l));
             if (l.Peer is not null) sb.Append(" peer ").Append(l.Peer);
             sb.Append('\n');
         }
         foreach (InterfaceAddress a in host.Addresses)
         {
-            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text).Append('\n');
+            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
+            if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
+            if (a.Tentative) sb.Append(" tentative");
+            sb.Append('\n');
         }
         foreach (Route r in host.Routes)
         {
@@ -184,6 +189,7 @@ public sealed class HostStore
             if (r.Device is not null) sb.Append(" dev ").Append(r.Device);
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
+            if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
             sb.Append('\n');
         }
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
@@ -207,6 +213,9 @@ public sealed class HostStore
                     case "clock":
                         host.Clock = double.Parse(f[1], CultureInfo.InvariantCulture);
                         break;
+                    case "ifindex":
+                        host.NextIfIndex = int.Parse(f[1], CultureInfo.InvariantCulture);
+                        break;
                     case "link":
                         {
                             var l = new Link { Name = f[1] };
@@ -220,6 +229,7 @@ public sealed class HostStore
                                     case "mac": l.Mac = f[i + 1]; break;
                                     case "mtu": l.Mtu = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                                     case "peer": l.Peer = f[i + 1]; break;
+                                    case "qdisc": l.EverUp = f[i + 1] != "noop"; break;
                                     default: throw new FormatException($"unknown link attribute {f[i]}");
                                 }
                             }
@@ -231,7 +241,18 @@ public sealed class HostStore
                             IpFamily fam = f[2] == "inet" ? IpFamily.V4 : IpFamily.V6;
                             string[] ap = f[3].Split('/');
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)));
+                            UInt128? brd = null;
+                            bool tentative = false;
+                            for (int i = 4; i < f.Length; i++)
+                            {
+                                if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "brd" && i + 1 < f.Length)
+                                {
+                                    brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
+                                }
+                                else throw new FormatException($"unknown address attribute {f[i]}");
+                            }
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
                             break;
                         }
                     case "route":
@@ -266,6 +287,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
+        string? proto = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -274,10 +296,11 @@ public sealed class HostStore
                 case "dev": dev = f[i + 1]; break;
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                case "proto": proto = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric);
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
     }
 }
 
