@@ -555,11 +555,13 @@ public sealed class CommandLineParser
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
-            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
+            // libxtables names the option by the first table entry with its id, not the alias typed.
+            string name = ext.Options.FirstOrDefault(x => x.Id == opt.Id)?.Name ?? opt.Name;
             if ((target.Data.Given & bit) != 0 && (opt.Flags & OptFlags.Multi) == 0)
-                throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" can only be used once.\n");
+                throw XtablesException.Param($"{ext.Name}: option \"--{name}\" can only be used once.\n");
+            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{name}\" cannot be inverted.\n");
             if (opt.Arg == OptionArg.Required && arg is null)
-                throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" requires an argument.\n");
+                throw XtablesException.Param($"{ext.Name}: option \"--{name}\" requires an argument.\n");
         }
         ctx.Protocol = st.Proto;
         ctx.ProtocolInverted = (st.Inverted & CommandOptions.Protocol) != 0;
