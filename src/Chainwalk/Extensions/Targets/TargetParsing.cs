@@ -176,7 +176,7 @@ internal static class TargetParsing
         {
             hlen = (uint)n;
         }
-        else if (TryInetPton(arg, family, out UInt128 m) || (family == IpFamily.V4 && TryInetAton(arg, out uint m4) && (m = m4) == m4))
+        else if (TryNumericHost(arg, family, out UInt128 m))
         {
             int cidr = IpNet.MaskToCidr(m, family);
             hlen = cidr < 0 ? uint.MaxValue : (uint)cidr;
@@ -190,6 +190,54 @@ internal static class TargetParsing
         if (hlen > 128 || (family == IpFamily.V4 && hlen > 32 && hlen <= 128)) mask = full;
         else mask = IpNet.PrefixMask(family, (int)hlen);
         return (hlen, mask);
+    }
+
+    /// <summary>getaddrinfo with AI_NUMERICHOST: inet_aton for IPv4, inet_pton for IPv6.</summary>
+    public static bool TryNumericHost(string arg, IpFamily family, out UInt128 value)
+    {
+        if (family == IpFamily.V6) return TryPton6(arg, out value);
+        bool ok = TryInetAton(arg, out uint v4);
+        value = v4;
+        return ok;
+    }
+
+    /// <summary>XTTYPE_UINT8/16/32 (xtopt_parse_int of 1.8.9): the whole argument, in min..max, else its one message.</summary>
+    public static void IntOptionRange(string text, ulong min, ulong max, string ext, string option, out ulong value)
+    {
+        if (!StrToUiWhole(text, min, max, out value))
+            throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", or out of range ({min}-{max}).\n");
+    }
+
+    /// <summary>
+    /// xtables_options_fcheck: in table order, a mandatory option missing; then for each given option,
+    /// against every other option id in ascending order, "also requires" and "cannot be used together".
+    /// <paramref name="rules"/> lists (id, name, mandatory, excl mask, also mask) in table order.
+    /// </summary>
+    public static void OptionsFcheck(string ext, ulong given, ReadOnlySpan<(int Id, string Name, bool Mand, ulong Excl, ulong Also)> rules)
+    {
+        foreach (var e in rules)
+        {
+            ulong ef = 1UL << e.Id;
+            if (e.Mand && (given & ef) == 0) throw XtablesException.Param($"{ext}: option \"--{e.Name}\" must be specified\n");
+            if ((given & ef) == 0) continue;
+            for (int i = 0; i < 32; i++)
+            {
+                if (i == e.Id) continue;
+                int idx = -1;
+                for (int k = 0; k < rules.Length; k++)
+                {
+                    if (rules[k].Id == i) { idx = k; break; }
+                }
+                if (idx < 0) continue;
+                var other = rules[idx];
+                ulong of = 1UL << other.Id;
+                if ((e.Also & of) != 0 && (given & of) == 0)
+                    throw XtablesException.Param($"{ext}: option \"--{e.Name}\" also requires \"--{other.Name}\".\n");
+                if ((e.Excl & of) == 0) continue;
+                if ((given & (ef | of)) != (ef | of)) continue;
+                throw XtablesException.Param($"{ext}: option \"--{e.Name}\" cannot be used together with \"--{other.Name}\".\n");
+            }
+        }
     }
 
     /// <summary>XTTYPE_HOSTMASK: "host[/plen-or-mask]"; a host alone gives the full length.</summary>
@@ -212,7 +260,8 @@ internal static class TargetParsing
         int p = -1;
         if (arg.Length > 0 && arg.All(char.IsAsciiDigit))
         {
-            if (ulong.TryParse(arg, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v) && v <= ushort.MaxValue) p = (int)v;
+            // getaddrinfo takes a decimal service number modulo 2^16 (70000 gives 4464).
+            p = ulong.TryParse(arg, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v) ? (int)(v & 0xFFFF) : 0xFFFF;
         }
         else
         {
