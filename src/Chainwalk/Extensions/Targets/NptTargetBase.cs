@@ -63,6 +63,12 @@ public abstract class NptTargetBase : XtExtension<NptData>
         sb.Append(" dst-pfx ").Append(IpNet.FormatAddress(d.DestinationPrefix, family)).Append('/').Append(TargetParsing.Dec(d.DestinationLength));
     }
 
-    protected override string? CheckEntry(RuleCheckContext ctx, NptData d) =>
-        d.SourceLength > 64 || d.DestinationLength > 64 ? RulesetEditor.InvalidArgument : null;
+    /// <summary>ip6t_npt_checkentry: prefixes of at most 64 bits, with no bits set past the prefix.</summary>
+    protected override string? CheckEntry(RuleCheckContext ctx, NptData d)
+    {
+        if (d.SourceLength > 64 || d.DestinationLength > 64) return RulesetEditor.InvalidArgument;
+        bool clean = (d.SourcePrefix & ~IpNet.PrefixMask(IpFamily.V6, d.SourceLength)) == UInt128.Zero
+            && (d.DestinationPrefix & ~IpNet.PrefixMask(IpFamily.V6, d.DestinationLength)) == UInt128.Zero;
+        return clean ? null : RulesetEditor.InvalidArgument;
+    }
 }
