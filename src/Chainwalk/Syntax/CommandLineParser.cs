@@ -170,7 +170,7 @@ public sealed class CommandLineParser
                     }
                     break;
                 case 'N':
-                    ParseChainName(optarg!);
+                    ParseChainName(optarg!, _family);
                     AddCommand(cmd, CommandKind.NewChain, CommandKind.None, invert);
                     cmd.Chain = optarg;
                     break;
@@ -458,13 +458,14 @@ public sealed class CommandLineParser
         return (int)n;
     }
 
-    private static void ParseChainName(string name)
+    private static void ParseChainName(string name, IpFamily family)
     {
         if (name.Length >= 29) throw XtablesException.Param($"chain name `{name}' too long (must be under 29 chars)");
         if (name.Length > 0 && (name[0] == '-' || name[0] == '!'))
             throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'");
-        if (ExtensionRegistry.FindTarget(name, IpFamily.V4) is not null || ExtensionRegistry.FindTarget(name, IpFamily.V6) is not null || Verdicts.IsStandard(name))
-            throw XtablesException.Param($"chain name may not clash with target name");
+        // Only the targets of this family clash (ip6tables -N TTL is fine); 1.8.9's messages end without "\n".
+        if (ExtensionRegistry.FindTarget(name, family) is not null || Verdicts.IsStandard(name))
+            throw XtablesException.Param("chain name may not clash with target name");
         foreach (char ch in name)
         {
             if (char.IsWhiteSpace(ch)) throw XtablesException.Param($"Invalid chain name `{name}'");
