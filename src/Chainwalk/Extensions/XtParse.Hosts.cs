@@ -174,4 +174,29 @@ public static partial class XtParse
         value = default!;
         return false;
     }
+
+    /// <summary>
+    /// xtables_parse_mark_mask / xtables_parse_val_mask without a name map: "value[/mask]" (C notation),
+    /// mask defaulting to all ones, with its "bad integer value" and "trailing garbage" messages.
+    /// </summary>
+    public static (uint Value, uint Mask) ValMask(string text, string ext, string option)
+    {
+        string bad = $"{ext}: bad integer value for option \"--{option}\", or out of range.\n";
+        string garbage = $"{ext}: trailing garbage after value for option \"--{option}\".\n";
+        if (!TryUIntPrefix(text, uint.MaxValue, out ulong value, out int used)) throw XtablesException.Param(bad);
+        if (used == text.Length) return ((uint)value, uint.MaxValue);
+        if (text[used] != '/') throw XtablesException.Param(garbage);
+        string rest = text[(used + 1)..];
+        if (!TryUIntPrefix(rest, uint.MaxValue, out ulong mask, out int used2)) throw XtablesException.Param(bad);
+        if (used2 != rest.Length) throw XtablesException.Param(garbage);
+        return ((uint)value, (uint)mask);
+    }
+
+    /// <summary>xtables_strtoul with an end pointer: a number in C notation at the start, no leading '-'.</summary>
+    public static bool TryUIntPrefix(ReadOnlySpan<char> text, ulong max, out ulong value, out int used)
+    {
+        used = NumberParsing.ParseCPrefix(text, 0, out value, out bool overflow);
+        if (used == 0 || overflow || value > max) return false;
+        return !text.TrimStart(" \t\n\r\f\v").StartsWith("-");
+    }
 }
