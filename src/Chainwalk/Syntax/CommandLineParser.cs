@@ -552,6 +552,13 @@ public sealed class CommandLineParser
             // The option belongs to an extension whose instances are all completed: iptables reports it unknown.
             throw XtablesException.Param($"unknown option \"--{opt.Name}\"");
         }
+        // libxtables finds the entry by id (xtables_option_lookup): an alias such as ttl's "--ttl" behaves as,
+        // and is reported as, the first option with its id ("--ttl-eq"), inversion included.
+        if ((opt.Flags & OptFlags.Manual) == 0)
+        {
+            int id = opt.Id;
+            opt = ext.Options.First(o => o.Id == id);
+        }
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
