@@ -199,4 +199,16 @@ public static partial class XtParse
         if (used == 0 || overflow || value > max) return false;
         return !text.TrimStart(" \t\n\r\f\v").StartsWith("-");
     }
+
+    /// <summary>
+    /// xtopt_parse_int as 1.8.9 has it: the whole string in C notation within [min, max], else
+    /// "EXT: bad value for option \"--OPT\", or out of range (MIN-MAX).".
+    /// </summary>
+    public static ulong UIntStrict(string text, ulong min, ulong max, string ext, string option)
+    {
+        if (TryUIntPrefix(text, max, out ulong v, out int used) && used == text.Length && v >= min) return v;
+        throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", or out of range ({min}-{max}).\n");
+    }
+
+    public static ulong UInt8Strict(string text, string ext, string option) => UIntStrict(text, 0, byte.MaxValue, ext, option);
 }
