@@ -40,22 +40,7 @@ public static partial class XtParse
         int slash = text.IndexOf('/', StringComparison.Ordinal);
         if (slash < 0) return new IpNet(Host(text, family, names), IpNet.FullMask(family), family);
         UInt128 addr = Host(text[..slash], family, names);
-        string m = text[(slash + 1)..];
-        int width = family.AddressBits();
-        int len;
-        if (NumberParsing.TryParseCUnsigned(m, (ulong)width, out ulong bits))
-        {
-            len = (int)bits;
-        }
-        else
-        {
-            UInt128 mask;
-            if (family == IpFamily.V4 && TryInetAton(m, out uint m4)) mask = m4;
-            else if (family == IpFamily.V6 && IpNet.TryParseV6Numeric(m, out UInt128 m6)) mask = m6;
-            else throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", neither a valid network mask nor valid CIDR (0-{width}).\n");
-            len = IpNet.MaskToCidr(mask, family);
-            if (len < 0) len = width;
-        }
+        int len = PrefixLength(text[(slash + 1)..], family, ext, option);
         return new IpNet(addr, IpNet.PrefixMask(family, len), family);
     }
 
@@ -211,4 +196,20 @@ public static partial class XtParse
     }
 
     public static ulong UInt8Strict(string text, string ext, string option) => UIntStrict(text, 0, byte.MaxValue, ext, option);
+
+    /// <summary>
+    /// XTTYPE_PLEN/PLENMASK: a prefix length 0..32/128, or a mask in address form; a mask that is not a
+    /// prefix yields the full length (1.8.9 stores -1 into a byte and shifts by nothing).
+    /// </summary>
+    public static int PrefixLength(string m, IpFamily family, string ext, string option)
+    {
+        int width = family.AddressBits();
+        if (NumberParsing.TryParseCUnsigned(m, (ulong)width, out ulong bits)) return (int)bits;
+        UInt128 mask;
+        if (family == IpFamily.V4 && TryInetAton(m, out uint m4)) mask = m4;
+        else if (family == IpFamily.V6 && IpNet.TryParseV6Numeric(m, out UInt128 m6)) mask = m6;
+        else throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", neither a valid network mask nor valid CIDR (0-{width}).\n");
+        int len = IpNet.MaskToCidr(mask, family);
+        return len < 0 ? width : len;
+    }
 }
