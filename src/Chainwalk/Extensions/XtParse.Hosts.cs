@@ -164,17 +164,84 @@ public static partial class XtParse
     /// xtables_parse_mark_mask / xtables_parse_val_mask without a name map: "value[/mask]" (C notation),
     /// mask defaulting to all ones, with its "bad integer value" and "trailing garbage" messages.
     /// </summary>
-    public static (uint Value, uint Mask) ValMask(string text, string ext, string option)
+    public static (uint Value, uint Mask) ValMask(string text, string ext, string option, IReadOnlyList<(int Id, string Name)>? lmap = null)
     {
         string bad = $"{ext}: bad integer value for option \"--{option}\", or out of range.\n";
         string garbage = $"{ext}: trailing garbage after value for option \"--{option}\".\n";
-        if (!TryUIntPrefix(text, uint.MaxValue, out ulong value, out int used)) throw XtablesException.Param(bad);
+        if (!TryUIntPrefix(text, uint.MaxValue, out ulong value, out int used))
+        {
+            if (lmap is not null) return (LmapValue(text, lmap, ext, option), uint.MaxValue);
+            throw XtablesException.Param(bad);
+        }
         if (used == text.Length) return ((uint)value, uint.MaxValue);
-        if (text[used] != '/') throw XtablesException.Param(garbage);
+        if (text[used] != '/')
+        {
+            if (lmap is not null) return (LmapValue(text, lmap, ext, option), uint.MaxValue);
+            throw XtablesException.Param(garbage);
+        }
         string rest = text[(used + 1)..];
         if (!TryUIntPrefix(rest, uint.MaxValue, out ulong mask, out int used2)) throw XtablesException.Param(bad);
         if (used2 != rest.Length) throw XtablesException.Param(garbage);
         return ((uint)value, (uint)mask);
+    }
+
+    private static uint LmapValue(string text, IReadOnlyList<(int Id, string Name)> lmap, string ext, string option)
+    {
+        foreach (var (id, name) in lmap)
+        {
+            if (name == text) return (uint)id;
+        }
+        throw XtablesException.Param($"{ext}: could not map name {text} to an integer value for option \"--{option}\".\n");
+    }
+
+    /// <summary>xtables_print_val_mask: " 0xV/0xM", or the map's name for V, or " 0xV".</summary>
+    public static void AppendValMask(System.Text.StringBuilder sb, uint value, uint mask, IReadOnlyList<(int Id, string Name)>? lmap)
+    {
+        if (mask != uint.MaxValue)
+        {
+            sb.Append(' ').Append(Hex(value)).Append('/').Append(Hex(mask));
+            return;
+        }
+        if (lmap is not null)
+        {
+            foreach (var (id, name) in lmap)
+            {
+                if ((uint)id == value)
+                {
+                    sb.Append(' ').Append(name);
+                    return;
+                }
+            }
+        }
+        sb.Append(' ').Append(Hex(value));
+    }
+
+    /// <summary>
+    /// xtables_lmap_init: "ID NAME" lines of an iproute2 file (/etc/iproute2/rt_realms, group) under the
+    /// host's etc directory ($CHAINWALK_ETC or /etc); ids 0-255, decimal or 0x hex. Null when the file is missing.
+    /// </summary>
+    public static IReadOnlyList<(int Id, string Name)>? LoadLmap(string relativePath)
+    {
+        string etc = Environment.GetEnvironmentVariable("CHAINWALK_ETC") is { Length: > 0 } e ? e : "/etc";
+        string path = Path.Combine(etc, relativePath);
+        if (!File.Exists(path)) return null;
+        var list = new List<(int, string)>();
+        foreach (string raw in File.ReadLines(path))
+        {
+            string cur = raw.TrimStart();
+            if (cur.Length == 0 || cur[0] == '#') continue;
+            int b = cur.StartsWith("0x", StringComparison.Ordinal) ? 16 : 10;
+            int used = NumberParsing.ParseCPrefix(cur, b, out ulong id, out bool overflow);
+            if (used == 0 || overflow || id > 255) continue;
+            cur = cur[used..];
+            if (cur.Length == 0 || !char.IsWhiteSpace(cur[0])) continue;
+            cur = cur.TrimStart();
+            if (cur.Length == 0 || cur[0] == '#') continue;
+            int end = 0;
+            while (end < cur.Length && !char.IsWhiteSpace(cur[end])) end++;
+            list.Add(((int)id, cur[..end]));
+        }
+        return list;
     }
 
     /// <summary>xtables_strtoul with an end pointer: a number in C notation at the start, no leading '-'.</summary>
