@@ -97,6 +97,9 @@ public sealed class ParseContext
 
     public XtablesException Error(string message) => XtablesException.Param(message);
 
+    /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
+    public List<string> Warnings { get; init; } = new();
+
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 

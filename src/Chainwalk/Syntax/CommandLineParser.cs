@@ -89,7 +89,7 @@ public sealed class CommandLineParser
         var cmd = new ParsedCommand { Family = _family };
         var st = new State();
         var g = new Getopt(argv);
-        var ctx = NewContext("filter", g, argv);
+        var ctx = NewContext("filter", g, argv, cmd.Warnings);
         bool invert = false;
         bool tableSet = false;
         List<LongOption> longOpts = BuildLongOptions(st);
@@ -271,7 +271,7 @@ public sealed class CommandLineParser
                     cmd.Table = optarg!;
                     tableSet = true;
                     ParseContext old = ctx;
-                    ctx = NewContext(cmd.Table, g, argv);
+                    ctx = NewContext(cmd.Table, g, argv, cmd.Warnings);
                     ctx.Protocol = old.Protocol;
                     ctx.ProtocolInverted = old.ProtocolInverted;
                     break;
@@ -370,8 +370,9 @@ public sealed class CommandLineParser
         return cmd;
     }
 
-    private ParseContext NewContext(string table, Getopt g, string[] argv) => new()
+    private ParseContext NewContext(string table, Getopt g, string[] argv, List<string> warnings) => new()
     {
+        Warnings = warnings,
         Family = _family,
         Table = table,
         Program = _program,
@@ -553,6 +554,13 @@ public sealed class CommandLineParser
             // The option belongs to an extension whose instances are all completed: iptables reports it unknown.
             throw XtablesException.Param($"unknown option \"--{opt.Name}\"");
         }
+        // libxtables finds the entry by id (xtables_option_lookup): an alias such as ttl's "--ttl" behaves as,
+        // and is reported as, the first option with its id ("--ttl-eq"), inversion included.
+        if ((opt.Flags & OptFlags.Manual) == 0)
+        {
+            int id = opt.Id;
+            opt = ext.Options.First(o => o.Id == id);
+        }
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
@@ -597,6 +605,8 @@ public sealed class CommandLineParser
     {
         XtExtension e = l.Ext;
         ulong given = l.Data.Given;
+        // xtables_option_mfcall: the extension's own final check runs before the generic table checks.
+        e.FinalCheck(ctx, l.Data);
         foreach (XtOption o in e.Options)
         {
             ulong bit = 1UL << o.Id;
@@ -614,7 +624,6 @@ public sealed class CommandLineParser
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
             }
         }
-        e.FinalCheck(ctx, l.Data);
     }
 
     /// <summary>parse_wait_time: sscanf("%i") of -w's optional value (so "1.5" is 1 and "0x10" is 16).</summary>
