@@ -295,7 +295,8 @@ public sealed class CommandLineParser
                         SetOption(st, CommandOptions.Counters, invert);
                         string pcnt = optarg!;
                         string? bcnt = null;
-                        int comma = pcnt.IndexOf(',', StringComparison.Ordinal);
+                        // 1.8.9 looks for the comma from the second character on (strchr(pcnt + 1, ',')).
+                        int comma = pcnt.Length > 1 ? pcnt.IndexOf(',', 1) : -1;
                         if (comma >= 0) bcnt = pcnt[(comma + 1)..];
                         if (bcnt is null && HasArg(argv, g)) bcnt = argv[g.Optind++];
                         if (bcnt is null) throw XtablesException.Param("-c requires packet and byte counter");
