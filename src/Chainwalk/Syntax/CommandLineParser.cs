@@ -594,6 +594,8 @@ public sealed class CommandLineParser
     {
         XtExtension e = l.Ext;
         ulong given = l.Data.Given;
+        // xtables_option_mfcall: the extension's own final check runs before the table-driven checks.
+        e.FinalCheck(ctx, l.Data);
         foreach (XtOption o in e.Options)
         {
             ulong bit = 1UL << o.Id;
@@ -611,7 +613,6 @@ public sealed class CommandLineParser
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
             }
         }
-        e.FinalCheck(ctx, l.Data);
     }
 
     private static double? ParseWaitTime(string? optarg, string[] argv, Getopt g)
