@@ -602,15 +602,18 @@ public sealed class CommandLineParser
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
             if ((given & bit) == 0) continue;
-            if ((o.Excludes & given) != 0)
+            // xtables_options_fcheck: every other option id in ascending order, "also" before "excl".
+            for (int i = 0; i < 64; i++)
             {
-                XtOption other = e.Options.First(x => (o.Excludes & given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
-            }
-            if ((o.Also & ~given) != 0)
-            {
-                XtOption other = e.Options.First(x => (o.Also & ~given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                if (i == o.Id) continue;
+                ulong ob = 1UL << i;
+                if ((o.Also & ob) == 0 && (o.Excludes & ob) == 0) continue;
+                XtOption? other = e.Options.FirstOrDefault(x => x.Id == i);
+                if (other is null) continue;
+                if ((o.Also & ob) != 0 && (given & ob) == 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                if ((o.Excludes & ob) != 0 && (given & ob) != 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
             }
         }
     }
