@@ -97,6 +97,12 @@ public sealed class ParseContext
 
     public XtablesException Error(string message) => XtablesException.Param(message);
 
+    /// <summary>Where warnings for stderr go (printed when the command is carried out), or null to drop them.</summary>
+    public List<string>? Warnings { get; init; }
+
+    /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
+    public void Warn(string line) => Warnings?.Add(line);
+
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 

@@ -89,7 +89,7 @@ public sealed class CommandLineParser
         var cmd = new ParsedCommand { Family = _family };
         var st = new State();
         var g = new Getopt(argv);
-        var ctx = NewContext("filter", g, argv);
+        var ctx = NewContext("filter", g, argv, cmd.Warnings);
         bool invert = false;
         bool tableSet = false;
         List<LongOption> longOpts = BuildLongOptions(st);
@@ -271,7 +271,7 @@ public sealed class CommandLineParser
                     cmd.Table = optarg!;
                     tableSet = true;
                     ParseContext old = ctx;
-                    ctx = NewContext(cmd.Table, g, argv);
+                    ctx = NewContext(cmd.Table, g, argv, cmd.Warnings);
                     ctx.Protocol = old.Protocol;
                     ctx.ProtocolInverted = old.ProtocolInverted;
                     break;
@@ -370,8 +370,9 @@ public sealed class CommandLineParser
         return cmd;
     }
 
-    private ParseContext NewContext(string table, Getopt g, string[] argv) => new()
+    private ParseContext NewContext(string table, Getopt g, string[] argv, List<string> warnings) => new()
     {
+        Warnings = warnings,
         Family = _family,
         Table = table,
         Program = _program,
