@@ -100,6 +100,9 @@ public sealed class ParseContext
     /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
     public List<string> Warnings { get; init; } = new();
 
+    /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
+    public void Warn(string line) => Warnings.Add(line);
+
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 

@@ -26,7 +26,12 @@ public static partial class XtParse
             if (TryInetAton(text, out _)) throw XtablesException.Param("getaddrinfo: Address family for hostname not supported\n");
         }
         IReadOnlyList<UInt128> hosts = text.Length == 0 ? [] : names.HostAddresses(text, family);
-        if (hosts.Count == 0) throw XtablesException.Param("getaddrinfo: Temporary failure in name resolution\n");
+        if (hosts.Count == 0)
+        {
+            // glibc answers an all-digits-and-dots name without asking DNS.
+            bool numericLooking = text.Length > 0 && text.All(c => char.IsAsciiDigit(c) || c == '.');
+            throw XtablesException.Param(numericLooking ? "getaddrinfo: Name or service not known\n" : "getaddrinfo: Temporary failure in name resolution\n");
+        }
         if (hosts.Count > 1) throw XtablesException.Param($"{text} resolves to more than one address\n");
         return hosts[0];
     }

@@ -296,7 +296,8 @@ public sealed class CommandLineParser
                         SetOption(st, CommandOptions.Counters, invert);
                         string pcnt = optarg!;
                         string? bcnt = null;
-                        int comma = pcnt.IndexOf(',', StringComparison.Ordinal);
+                        // 1.8.9 looks for the comma from the second character on (strchr(pcnt + 1, ',')).
+                        int comma = pcnt.Length > 1 ? pcnt.IndexOf(',', 1) : -1;
                         if (comma >= 0) bcnt = pcnt[(comma + 1)..];
                         if (bcnt is null && HasArg(argv, g)) bcnt = argv[g.Optind++];
                         if (bcnt is null) throw XtablesException.Param("-c requires packet and byte counter");
@@ -613,15 +614,18 @@ public sealed class CommandLineParser
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
             if ((given & bit) == 0) continue;
-            if ((o.Excludes & given) != 0)
+            // xtables_options_fcheck: every other option id in ascending order, "also" before "excl".
+            for (int i = 0; i < 64; i++)
             {
-                XtOption other = e.Options.First(x => (o.Excludes & given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
-            }
-            if ((o.Also & ~given) != 0)
-            {
-                XtOption other = e.Options.First(x => (o.Also & ~given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                if (i == o.Id) continue;
+                ulong ob = 1UL << i;
+                if ((o.Also & ob) == 0 && (o.Excludes & ob) == 0) continue;
+                XtOption? other = e.Options.FirstOrDefault(x => x.Id == i);
+                if (other is null) continue;
+                if ((o.Also & ob) != 0 && (given & ob) == 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                if ((o.Excludes & ob) != 0 && (given & ob) != 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
             }
         }
     }
