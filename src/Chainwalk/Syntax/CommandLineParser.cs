@@ -554,9 +554,9 @@ public sealed class CommandLineParser
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
-            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
             if ((target.Data.Given & bit) != 0 && (opt.Flags & OptFlags.Multi) == 0)
                 throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" can only be used once.\n");
+            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
             if (opt.Arg == OptionArg.Required && arg is null)
                 throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" requires an argument.\n");
         }
@@ -592,6 +592,8 @@ public sealed class CommandLineParser
     private static void FinishExtension(ParseContext ctx, Loaded l)
     {
         XtExtension e = l.Ext;
+        // xtables_option_tfcall/mfcall: the extension's own final check runs first, then the generic one.
+        e.FinalCheck(ctx, l.Data);
         ulong given = l.Data.Given;
         foreach (XtOption o in e.Options)
         {
@@ -599,18 +601,19 @@ public sealed class CommandLineParser
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
             if ((given & bit) == 0) continue;
-            if ((o.Excludes & given) != 0)
+            // xtables_options_fcheck looks at the other options by ascending id, each by its first table entry.
+            for (int id = 0; id < 64; id++)
             {
-                XtOption other = e.Options.First(x => (o.Excludes & given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
-            }
-            if ((o.Also & ~given) != 0)
-            {
-                XtOption other = e.Options.First(x => (o.Also & ~given & (1UL << x.Id)) != 0);
-                throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                ulong ob = 1UL << id;
+                if (id == o.Id || ((o.Also | o.Excludes) & ob) == 0) continue;
+                XtOption? other = e.Options.FirstOrDefault(x => x.Id == id);
+                if (other is null) continue;
+                if ((o.Also & ob) != 0 && (given & ob) == 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
+                if ((o.Excludes & ob) != 0 && (given & ob) != 0)
+                    throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".\n");
             }
         }
-        e.FinalCheck(ctx, l.Data);
     }
 
     private static double? ParseWaitTime(string? optarg, string[] argv, Getopt g)
@@ -674,7 +677,7 @@ public sealed class CommandLineParser
                 foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
                 if (st.Target is not null)
                 {
-                    r.Target = new TargetUse { Name = st.Target.Ext.Name, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
+                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
                 }
                 else if (cmd.JumpTo is not null)
                 {
