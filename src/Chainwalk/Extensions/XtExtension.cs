@@ -97,6 +97,11 @@ public sealed class ParseContext
 
     public XtablesException Error(string message) => XtablesException.Param(message);
 
+    /// <summary>Lines iptables prints on stderr while parsing (fprintf(stderr, …) of extensions), in order.</summary>
+    public List<string>? Warnings { get; init; }
+
+    public void Warn(string line) => Warnings?.Add(line);
+
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 

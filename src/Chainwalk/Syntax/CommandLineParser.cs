@@ -87,9 +87,23 @@ public sealed class CommandLineParser
     public ParsedCommand Parse(string[] argv)
     {
         var cmd = new ParsedCommand { Family = _family };
+        try
+        {
+            return ParseInto(cmd, argv);
+        }
+        catch (XtablesException ex) when (cmd.Warnings.Count > 0 && ex.Preceding is null)
+        {
+            // What iptables printed on stderr before it failed (extension warnings) comes first.
+            ex.Preceding = [.. cmd.Warnings];
+            throw;
+        }
+    }
+
+    private ParsedCommand ParseInto(ParsedCommand cmd, string[] argv)
+    {
         var st = new State();
         var g = new Getopt(argv);
-        var ctx = NewContext("filter", g, argv);
+        var ctx = NewContext("filter", g, argv, cmd.Warnings);
         bool invert = false;
         bool tableSet = false;
         List<LongOption> longOpts = BuildLongOptions(st);
@@ -271,7 +285,7 @@ public sealed class CommandLineParser
                     cmd.Table = optarg!;
                     tableSet = true;
                     ParseContext old = ctx;
-                    ctx = NewContext(cmd.Table, g, argv);
+                    ctx = NewContext(cmd.Table, g, argv, cmd.Warnings);
                     ctx.Protocol = old.Protocol;
                     ctx.ProtocolInverted = old.ProtocolInverted;
                     break;
@@ -369,8 +383,9 @@ public sealed class CommandLineParser
         return cmd;
     }
 
-    private ParseContext NewContext(string table, Getopt g, string[] argv) => new()
+    private ParseContext NewContext(string table, Getopt g, string[] argv, List<string> warnings) => new()
     {
+        Warnings = warnings,
         Family = _family,
         Table = table,
         Program = _program,
