@@ -91,13 +91,13 @@ public static partial class XtParse
     }
 
     /// <summary>
-    /// XTTYPE_UINT16RC of 1.8.9 (xtopt_parse_mint): "a[:b]", empty parts defaulting to 0 and 65535, each
-    /// part at least the previous one. Returns the values (one or two).
+    /// XTTYPE_UINT16RC of 1.8.9 (xtopt_parse_mint): "a[:b]", empty parts defaulting to 0 and 65535; 1.8.9
+    /// applies neither the entry's max nor an ordering of the parts. Returns the values (one or two).
     /// </summary>
     public static ushort[] OptUInt16Range(string text, string ext, string option)
     {
         const ulong lmax = ushort.MaxValue;
-        ulong lmin = 0;
+        const ulong lmin = 0;
         var vals = new List<ushort>(2);
         int pos = 0;
         while (true)
@@ -122,7 +122,6 @@ public static partial class XtParse
                 {
                     throw XtablesException.Param($"{ext}: Argument to \"--{option}\" has unexpected characters near \"{text.AsSpan(end)}\".\n");
                 }
-                lmin = value;
             }
             vals.Add((ushort)value);
             if (end >= text.Length) break;
