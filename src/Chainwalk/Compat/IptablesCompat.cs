@@ -28,6 +28,10 @@ public static class IptablesCompat
     public static int ReportError(XtablesException ex, string program, TextWriter err, bool restore = false)
     {
         var sb = new StringBuilder();
+        if (ex.Preceding is { } pre)
+        {
+            foreach (string line in pre) sb.Append(line).Append('\n');
+        }
         string prefix = $"{program} v{SaveWriter.Version}: ";
         switch (ex.Exit)
         {

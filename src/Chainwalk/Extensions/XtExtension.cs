@@ -186,6 +186,12 @@ public abstract class XtExtension
     /// </summary>
     public virtual bool HiddenInListing(ExtensionData data) => false;
 
+    /// <summary>
+    /// The name the kernel knows the target by, shown in the -L target column (NOTRACK is the CT target
+    /// with an alias flag: listed as CT, saved as NOTRACK).
+    /// </summary>
+    public virtual string RealName => Name;
+
     /// <summary>The save name: usually <see cref="Name"/>; aliases may save under another name.</summary>
     public virtual string SaveName(ExtensionData data) => Name;
 

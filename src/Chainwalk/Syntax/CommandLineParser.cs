@@ -87,6 +87,20 @@ public sealed class CommandLineParser
     public ParsedCommand Parse(string[] argv)
     {
         var cmd = new ParsedCommand { Family = _family };
+        try
+        {
+            return ParseInto(cmd, argv);
+        }
+        catch (XtablesException ex) when (cmd.Warnings.Count > 0 && ex.Preceding is null)
+        {
+            // What iptables printed on stderr before it failed (extension warnings) comes first.
+            ex.Preceding = [.. cmd.Warnings];
+            throw;
+        }
+    }
+
+    private ParsedCommand ParseInto(ParsedCommand cmd, string[] argv)
+    {
         var st = new State();
         var g = new Getopt(argv);
         var ctx = NewContext("filter", g, argv, cmd.Warnings);
@@ -605,9 +619,9 @@ public sealed class CommandLineParser
     private static void FinishExtension(ParseContext ctx, Loaded l)
     {
         XtExtension e = l.Ext;
-        ulong given = l.Data.Given;
-        // xtables_option_mfcall: the extension's own final check runs before the generic table checks.
+        // xtables_option_tfcall/mfcall: the extension's own final check runs first, then the generic one.
         e.FinalCheck(ctx, l.Data);
+        ulong given = l.Data.Given;
         foreach (XtOption o in e.Options)
         {
             ulong bit = 1UL << o.Id;
@@ -703,7 +717,7 @@ public sealed class CommandLineParser
                 foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
                 if (st.Target is not null)
                 {
-                    r.Target = new TargetUse { Name = st.Target.Ext.Name, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
+                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
                 }
                 else if (cmd.JumpTo is not null)
                 {
