@@ -296,6 +296,9 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
     {
+        // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
+        if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
+            return InvalidArgument;
         var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
         foreach (MatchUse m in rule.Matches)
         {
