@@ -81,6 +81,11 @@ public static class IptablesCompat
             return ReportError(ex, program, io.Err);
         }
         foreach (string w in cmd.Warnings) io.Err.WriteLine(w);
+        if (family == IpFamily.V6)
+        {
+            // ip6tables-nft 1.8.9 does not pass -c counters of a rule to the kernel: the rule starts at 0.
+            foreach (Rule r in cmd.Rules) r.Counters = default;
+        }
         if (cmd.HelpRequested)
         {
             io.Out.Write(HelpText.Iptables(family));
@@ -280,7 +285,11 @@ public static class IptablesCompat
                 return 1;
             }
         }
-        var options = new RestoreOptions { Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test };
+        var options = new RestoreOptions
+        {
+            Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
+            IgnoreRuleCounters = family == IpFamily.V6,
+        };
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);

@@ -77,7 +77,8 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
                 Changed = true;
                 return;
             case CommandKind.SetPolicy:
-                editor.SetPolicy(table, chain, cmd.Policy!, (cmd.Options & CommandOptions.Counters) != 0 && cmd.Rules.Count > 0 ? cmd.Rules[0].Counters : null);
+                // iptables-nft 1.8.9 ignores -c with -P: the policy counters stay as they are.
+                editor.SetPolicy(table, chain, cmd.Policy!, null);
                 Changed = true;
                 return;
         }

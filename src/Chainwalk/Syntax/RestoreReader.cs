@@ -18,6 +18,12 @@ public sealed class RestoreOptions
 
     /// <summary>--test: parse and check only.</summary>
     public bool Test { get; init; }
+
+    /// <summary>
+    /// Drop the [packets:bytes] of rule lines (policy counters stay): ip6tables-nft-restore 1.8.9 -c does not pass
+    /// rule counters to the kernel. Set by the ip6tables-restore front end, not when Chainwalk reloads its own state.
+    /// </summary>
+    public bool IgnoreRuleCounters { get; init; }
 }
 
 /// <summary>
@@ -176,7 +182,7 @@ public sealed class RestoreReader
             bcnt = inner[(colon + 1)..];
             rest = rest[(close + 1)..];
         }
-        if (options.Counters && pcnt is not null && bcnt is not null)
+        if (options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null)
         {
             argv.Add("--set-counters");
             argv.Add(pcnt);
