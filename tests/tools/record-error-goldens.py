@@ -4,8 +4,9 @@ the iptables-save -c state (comment lines dropped) before and after the command.
 
 Usage (as root): tests/tools/record-error-goldens.py
 
-Every case runs in its own fresh network + mount namespace (unshare -n -m), with a files-only
-/etc/nsswitch.conf bind-mounted so that no name look-up goes to DNS. The set-up commands must succeed.
+Every case runs in its own fresh network + mount namespace (unshare -n -m), with an empty /etc/resolv.conf
+bind-mounted: a DNS look-up can only aim at 127.0.0.1, whose device is down in the fresh namespace, so no query
+leaves and names come from the /etc files only. The set-up commands must succeed.
 Writes tests/Chainwalk.Tests/golden/errors/cases.json (read by ErrorGoldenTests.cs). Never touches the
 machine's own tables.
 """
@@ -128,6 +129,14 @@ CASES = [
     ("table-restore-empty-does-not-create", [], R, "*nat\nCOMMIT\n"),
     ("table-restore-T-other", [], "iptables-restore -T filter", "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n"),
     ("table-restore-noflush-keeps", ["iptables -A INPUT -j ACCEPT"], "iptables-restore -n", "*filter\n-A INPUT -j DROP\nCOMMIT\n"),
+    # --- counters given with -c
+    ("counters-A-c", [], "iptables -A INPUT -c 7 700 -j DROP", None),
+    ("counters-R-c", ["iptables -A INPUT -j ACCEPT"], "iptables -R INPUT 1 -c 3 4 -j DROP", None),
+    ("counters-P-c-ignored", [], "iptables -P INPUT DROP -c 5 6", None),
+    ("counters-v6-A-c-ignored", [], "ip6tables -A INPUT -c 7 700 -j DROP", None),
+    ("counters-v6-restore-c-rule-ignored", [], "ip6tables-restore -c",
+     "*filter\n:INPUT ACCEPT [1:2]\n[5:500] -A INPUT -s ::1/128 -j ACCEPT\nCOMMIT\n"),
+    ("counters-restore-c", [], "iptables-restore -c", "*filter\n:INPUT ACCEPT [1:2]\n[5:500] -A INPUT -s 1.2.3.4 -j ACCEPT\nCOMMIT\n"),
     # --- iptables-save
     ("save-bad-table", [], "iptables-save -t nosuch", None),
     # --- iptables-restore
@@ -159,7 +168,7 @@ CASES = [
 INNER = r'''
 import json, subprocess, sys
 spec = json.load(sys.stdin)
-subprocess.run(["mount", "--bind", spec["nsswitch"], "/etc/nsswitch.conf"], check=True)
+subprocess.run(["mount", "--bind", spec["resolv"], "/etc/resolv.conf"], check=True)
 def save(fam):
     tool = "ip6tables-save" if fam == 6 else "iptables-save"
     out = subprocess.run([tool, "-c"], capture_output=True, text=True).stdout
@@ -178,9 +187,9 @@ print(json.dumps({"exit": p.returncode, "stdout": p.stdout, "stderr": p.stderr, 
 def main():
     if os.geteuid() != 0:
         sys.exit("needs root (unshare -n -m)")
-    nss = "/tmp/cw-errors-nsswitch.conf"
-    with open(nss, "w") as f:
-        f.write("passwd: files\ngroup: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n")
+    resolv = "/tmp/cw-errors-resolv.conf"
+    with open(resolv, "w") as f:
+        f.write("")
     names = set()
     out = []
     for name, setup, cmd, stdin in CASES:
@@ -188,7 +197,7 @@ def main():
         names.add(name)
         argv = shlex.split(cmd)
         fam = 6 if argv[0].startswith("ip6") else 4
-        spec = {"nsswitch": nss, "setup": [shlex.split(s) for s in setup], "cmd": argv, "stdin": stdin, "family": fam}
+        spec = {"resolv": resolv, "setup": [shlex.split(s) for s in setup], "cmd": argv, "stdin": stdin, "family": fam}
         p = subprocess.run(["unshare", "-n", "-m", "python3", "-c", INNER], input=json.dumps(spec), capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit(f"{name}: {p.stderr}")
