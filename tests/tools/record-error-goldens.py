@@ -17,6 +17,17 @@ OUT = os.path.join(ROOT, "tests", "Chainwalk.Tests", "golden", "errors", "cases.
 
 # (name, set-up commands, command, stdin for restore or None)
 R = "iptables-restore"
+
+# The labs of the users' guide (../shared/seeds/000_*.txt): what its commands print.
+LAB1 = ["iptables -F", "iptables -X", "iptables -P INPUT DROP", "iptables -P FORWARD DROP", "iptables -P OUTPUT ACCEPT",
+        "iptables -A INPUT -i lo -j ACCEPT", "iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        "iptables -A INPUT -p tcp --dport 22 -j ACCEPT", "iptables -A INPUT -p tcp --dport 80 -j ACCEPT"]
+LAB2 = ["iptables -t nat -A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", "iptables -A FORWARD -i eth1 -o eth0 -j ACCEPT",
+        "iptables -A FORWARD -i eth0 -o eth1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+LAB3 = ["iptables -t nat -A PREROUTING -p tcp --dport 443 -j DNAT --to-destination 10.0.1.50:8443",
+        "iptables -A FORWARD -p tcp -d 10.0.1.50 --dport 8443 -j ACCEPT",
+        "iptables -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+LAB4 = ['iptables -I INPUT 1 -j LOG --log-prefix "DEBUG-INPUT: "']
 CASES = [
     # --- option parsing
     ("unknown-long-option", [], "iptables -A INPUT --bogus", None),
@@ -105,6 +116,30 @@ CASES = [
     ("policy-missing-chain", [], "iptables -P NOSUCH DROP", None),
     ("policy-nat-drop", [], "iptables -t nat -P PREROUTING DROP", None),
     ("policy-missing-target", [], "iptables -P INPUT", None),
+    # --- the guide's labs
+    ("lab1-L-v-n", LAB1[:-1], LAB1[-1], None),
+    ("lab1-list-v-n", LAB1, "iptables -L -v -n", None),
+    ("lab1-list-v-n-line-numbers", LAB1, "iptables -L -v -n --line-numbers", None),
+    ("lab1-list", LAB1, "iptables -L", None),
+    ("lab1-S", LAB1, "iptables -S", None),
+    ("lab1-save", LAB1, "iptables-save", None),
+    ("lab1-delete-3", LAB1, "iptables -D INPUT 3", None),
+    ("lab1-delete-9", LAB1, "iptables -D INPUT 9", None),
+    ("lab1-flush", LAB1, "iptables -F", None),
+    ("lab2-nat-list", LAB2, "iptables -t nat -L -v -n", None),
+    ("lab2-forward-list", LAB2, "iptables -L FORWARD -v", None),
+    ("lab3-nat-list", LAB3, "iptables -t nat -L -n --line-numbers", None),
+    ("lab3-S", LAB3, "iptables -t nat -S", None),
+    ("lab4-insert-log", LAB1, LAB4[0], None),
+    ("lab4-list", LAB1 + LAB4, "iptables -L INPUT -n --line-numbers", None),
+    ("lab4-delete-1", LAB1 + LAB4, "iptables -D INPUT 1", None),
+    ("guide-docker-chain-missing", [], "iptables -t nat -L DOCKER -n", None),
+    ("guide-docker-user-missing", [], "iptables -L DOCKER-USER -n", None),
+    ("guide-kube-services-missing", [], "iptables -t nat -L KUBE-SERVICES -n", None),
+    ("guide-fresh-list", [], "iptables -L -v -n --line-numbers", None),
+    ("guide-fresh-nat-list", [], "iptables -t nat -L -v -n", None),
+    ("guide-fresh-save", [], "iptables-save", None),
+    ("guide-fresh-flush", [], "iptables -F", None),
     # --- which commands create a table (iptables-nft prints only existing tables)
     ("table-L-does-not-create", [], "iptables -t nat -L", None),
     ("table-S-does-not-create", [], "iptables -t nat -S", None),
