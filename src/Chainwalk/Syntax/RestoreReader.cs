@@ -73,7 +73,7 @@ public sealed class RestoreReader
                 if (inTable && raw == "COMMIT" && hasNewline)
                 {
                     inTable = false;
-                    if (!skipTable && current is not null) RulesetEditor.Validate(current, "RULE_APPEND", current.Name);
+                    if (!skipTable && current is not null) ValidateAtCommit(current);
                     // A table block that declares no chain and has no rule does not create the table.
                     if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
@@ -88,6 +88,7 @@ public sealed class RestoreReader
                     if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
                     tableExisted = work.Find(info.Name) is not null;
+                    _jumps.Clear();
                     tableTouched = false;
                     skipTable = options.OnlyTable is not null && options.OnlyTable != f[0];
                     if (skipTable)
@@ -194,7 +195,75 @@ public sealed class RestoreReader
         if (cmd.SkipLine) return;
         var exec = new CommandExecutor(work, _names) { DeferValidation = true };
         exec.Execute(cmd);
+        string? op = cmd.Command switch
+        {
+            CommandKind.Append => "RULE_APPEND",
+            CommandKind.Insert => "RULE_INSERT",
+            CommandKind.Replace => "RULE_REPLACE",
+            _ => null,
+        };
+        if (op is not null)
+        {
+            foreach (Rule r in cmd.Rules)
+            {
+                if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
+            }
+        }
         output?.Append(exec.Output);
+    }
+
+    /// <summary>A jump added by a rule line of the table block being restored.</summary>
+    private sealed record JumpLine(int Line, string Operation, string Chain, string Target);
+
+    private readonly List<JumpLine> _jumps = new();
+
+    /// <summary>
+    /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
+    /// the first rule line (in file order) whose jump closes such a loop or makes one reachable.
+    /// </summary>
+    private void ValidateAtCommit(Table table)
+    {
+        try
+        {
+            RulesetEditor.Validate(table, "RULE_APPEND", table.Name);
+        }
+        catch (XtablesException ex) when (ex.Exit == XtablesExit.ResourceProblem && ex.Message.Contains("(Too many links)", StringComparison.Ordinal))
+        {
+            // The jumps that were there before this block's rule lines, then this block's, one by one.
+            var edges = new List<(string From, string To)>();
+            foreach (Chain c in table.Chains)
+            {
+                foreach (Rule r in c.Rules)
+                {
+                    if (r.Target is { IsChainJump: true } t) edges.Add((c.Name, t.Name));
+                }
+            }
+            foreach (JumpLine j in _jumps) edges.Remove((j.Chain, j.Target));
+            foreach (JumpLine j in _jumps)
+            {
+                edges.Add((j.Chain, j.Target));
+                if (HasReachableLoop(table, edges))
+                {
+                    throw new XtablesException(XtablesExit.ResourceProblem, $" {j.Operation} failed (Too many links): rule in chain {j.Chain}") { Line = j.Line };
+                }
+            }
+            throw;
+        }
+    }
+
+    private static bool HasReachableLoop(Table table, List<(string From, string To)> edges)
+    {
+        var next = edges.GroupBy(e => e.From, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(e => e.To).ToList(), StringComparer.Ordinal);
+        var state = new Dictionary<string, int>(StringComparer.Ordinal);
+        bool Visit(string n)
+        {
+            if (state.TryGetValue(n, out int s)) return s == 1;
+            state[n] = 1;
+            foreach (string m in next.TryGetValue(n, out List<string>? l) ? l : []) if (Visit(m)) return true;
+            state[n] = 2;
+            return false;
+        }
+        return table.BuiltinChains.Any(b => Visit(b.Name));
     }
 
     /// <summary>add_param_to_argv: splits on blanks, honouring double quotes and backslash escapes inside them.</summary>
