@@ -70,7 +70,8 @@ public sealed class RestoreReader
             {
                 if (raw.Length == 0) continue;
                 if (raw[0] == '#') continue;
-                if (inTable && raw == "COMMIT" && hasNewline)
+                // 1.8.9 takes a COMMIT on the last line even without its newline.
+                if (inTable && raw == "COMMIT")
                 {
                     inTable = false;
                     if (!skipTable && current is not null) ValidateAtCommit(current);
@@ -128,7 +129,7 @@ public sealed class RestoreReader
                         if (options.Counters)
                         {
                             if (f.Length < 3 || !TryParseCounters(f[2], out counters))
-                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'\n");
+                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'");
                         }
                         if (policy is Verdicts.Accept or Verdicts.Drop)
                         {
