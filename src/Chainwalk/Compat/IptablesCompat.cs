@@ -209,7 +209,11 @@ public static class IptablesCompat
                 case "-v": case "--verbose": verbose = true; break;
                 case "-T":
                 case "--table":
-                    if (i + 1 >= argv.Length) return ReportError(XtablesException.Param("option requires an argument -- 'T'"), program, io.Err);
+                    if (i + 1 >= argv.Length)
+                    {
+                        io.Err.Write($"{program}: option requires an argument -- 'T'\nTry `{program} -h' for more information.\n");
+                        return 1;
+                    }
                     onlyTable = argv[++i];
                     break;
                 case "-w":
