@@ -64,6 +64,13 @@ CASES = [
     ("empty-interface", [], "iptables -A INPUT -i '' -j ACCEPT", None),
     ("bang-after-option-value", [], "iptables -A INPUT -s ! 1.2.3.4 -j ACCEPT", None),
     ("target-name-too-long", [], "iptables -A INPUT -j ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF", None),
+    ("S-with-line-numbers", [], "iptables -S --line-numbers", None),
+    ("S-with-n", [], "iptables -S -n", None),
+    ("S-with-x", ["iptables -A INPUT -j ACCEPT"], "iptables -S INPUT -v -x", None),
+    ("L-with-c", [], "iptables -L -c 1 2", None),
+    ("L-Z-rule-number", ["iptables -A INPUT -c 5 6 -j ACCEPT"], "iptables -L -Z INPUT 1", None),
+    ("L-chain-after-options", ["iptables -A INPUT -j ACCEPT"], "iptables -L -n -v -t filter INPUT 1", None),
+    ("L-rule-number-without-chain", [], "iptables -L 1", None),
     # --- addresses, masks, interfaces, protocols, ports
     ("bad-address", [], "iptables -A INPUT -s 1.2.3.400 -j ACCEPT", None),
     ("bad-hostname", [], "iptables -A INPUT -d no-such-host.invalid -j ACCEPT", None),
