@@ -67,7 +67,9 @@ public class ListGoldenTests
         {
             string text = File.ReadAllText(Path.Combine(TestPaths.Golden, "list-inputs", gc.Source[1..]));
             var reader = new RestoreReader(gc.Family, gc.Family.Tool() + "-restore", CorpusNames.Db);
-            return reader.Apply(new Ruleset(gc.Family), text, new RestoreOptions { Counters = gc.Load == "counters" });
+            // As the ip6tables-restore front end does: ip6tables-nft 1.8.9 drops the counters of rule lines.
+            var options = new RestoreOptions { Counters = gc.Load == "counters", IgnoreRuleCounters = gc.Family == IpFamily.V6 };
+            return reader.Apply(new Ruleset(gc.Family), text, options);
         }
         return CorpusRestoreTests.Load(gc.Source, CorpusNames.Db);
     }

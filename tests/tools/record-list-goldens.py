@@ -19,9 +19,12 @@ Output: tests/Chainwalk.Tests/golden/list/<case>/
 File names of the 16 combinations: <table>.<flags>.txt, flags = letters of v n x L (L = --line-numbers)
 in that order, or "plain" for none.
 
-Inside the namespace /etc/nsswitch.conf is replaced by a files-only one (no DNS look-ups; -L without -n
-resolves names from /etc/hosts, /etc/networks, /etc/services, /etc/protocols only) and /etc/group gets the
-groups java and ftp (gid 60000) that the Istio owner-groups files need. Never touches the machine's tables.
+Inside the namespace /etc/resolv.conf is replaced by an empty file, so a DNS look-up can only go to 127.0.0.1,
+and the loopback device of the fresh namespace is down: no query leaves, and -L without -n resolves names from
+/etc/hosts, /etc/networks, /etc/services, /etc/protocols only, with the machine's own nsswitch.conf. (A files-only
+nsswitch.conf is no substitute: with "hosts: files" glibc stops returning /etc/networks names, e.g. link-local.)
+/etc/group gets the groups java and ftp (gid 60000) that the Istio owner-groups files need. Never touches the
+machine's tables.
 """
 import os, re, shutil, subprocess, sys, tempfile
 
@@ -103,6 +106,24 @@ CASES = [
     ("v6-moby-nat", "ipv6/moby-iptabler-hp0_int0_icc1_masq1_snat0_gwm-nat_bindlh0.v6.rules", []),
     ("v6-tailscale", "ipv6/tailscale/tailscale-router-addr-routes-subnet-routes-with-netfilter.v6.rules", []),
     ("v6-netfilter-restore", "ipv6/netfilter-test-ip6t-restore.rules", []),
+    ("core", "@core.rules", [
+        ("S.txt", "-S"),
+        ("S-v.txt", "-S -v"),
+        ("raw.S-v.txt", "-t raw -S -v"),
+        ("L-x-2.txt", "-L x 2"),
+        ("L-x-2-v.txt", "-L x 2 -v"),
+        ("L-empty.txt", "-L empty"),
+        ("S-empty.txt", "-S empty"),
+        ("L-FORWARD-vn.txt", "-L FORWARD -v -n"),
+    ]),
+    ("core6", "@core6.rules", [
+        ("S.txt", "-S"),
+        ("S-v.txt", "-S -v"),
+        ("L-INPUT-3-vn.txt", "-L INPUT 3 -v -n"),
+        ("S-INPUT-6.txt", "-S INPUT 6"),
+        ("L-v6chain-vx.txt", "-L v6chain -v -x"),
+        ("mangle.S.txt", "-t mangle -S"),
+    ]),
     ("counters", "@counters.rules", [
         ("S.txt", "-S"),
         ("S-v.txt", "-S -v"),
@@ -155,12 +176,12 @@ def source_path(src):
 
 
 def family_of(src):
-    return 6 if src.startswith("ipv6/") else 4
+    return 6 if src.startswith("ipv6/") or src.endswith("6.rules") and src.startswith("@") else 4
 
 
 def load_kind(src):
     if src.startswith("@"):
-        return "counters"
+        return "counters"  # hand-written inputs carry counters: restored with -c
     if os.path.basename(src).startswith("ufw-0.37-conf"):
         return "ufw"
     return "plain"
@@ -188,7 +209,7 @@ def ufw_missing_chains(text):
 
 INNER = r'''
 set -u
-mount --bind "$ETCDIR/nsswitch.conf" /etc/nsswitch.conf
+mount --bind "$ETCDIR/resolv.conf" /etc/resolv.conf
 mount --bind "$ETCDIR/group" /etc/group
 sh "$WORK/prereq.sh" || exit 90
 eval "$RESTORE" < "$SRC" || exit 91
@@ -205,9 +226,8 @@ def record(name, src, extra):
     work = tempfile.mkdtemp(prefix="cw-list-")
     etc = os.path.join(work, "etc")
     os.makedirs(etc)
-    with open(os.path.join(etc, "nsswitch.conf"), "w") as f:
-        f.write("passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\n"
-                "protocols: files\nservices: files\nethers: files\nrpc: files\n")
+    with open(os.path.join(etc, "resolv.conf"), "w") as f:
+        f.write("")
     group = open("/etc/group").read()
     if "\njava:" not in group:
         group += "java:x:60000:\n"

@@ -85,6 +85,11 @@ public static class IptablesCompat
             return ReportError(ex, program, io.Err);
         }
         foreach (string w in cmd.Warnings) io.Err.WriteLine(w);
+        if (family == IpFamily.V6)
+        {
+            // ip6tables-nft 1.8.9 does not pass -c counters of a rule to the kernel: the rule starts at 0.
+            foreach (Rule r in cmd.Rules) r.Counters = default;
+        }
         if (cmd.HelpRequested)
         {
             io.Out.Write(HelpText.Iptables(family));
@@ -208,7 +213,11 @@ public static class IptablesCompat
                 case "-v": case "--verbose": verbose = true; break;
                 case "-T":
                 case "--table":
-                    if (i + 1 >= argv.Length) return ReportError(XtablesException.Param("option requires an argument -- 'T'"), program, io.Err);
+                    if (i + 1 >= argv.Length)
+                    {
+                        io.Err.Write($"{program}: option requires an argument -- 'T'\nTry `{program} -h' for more information.\n");
+                        return 1;
+                    }
                     onlyTable = argv[++i];
                     break;
                 case "-w":
@@ -284,7 +293,11 @@ public static class IptablesCompat
                 return 1;
             }
         }
-        var options = new RestoreOptions { Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test };
+        var options = new RestoreOptions
+        {
+            Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
+            IgnoreRuleCounters = family == IpFamily.V6,
+        };
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);

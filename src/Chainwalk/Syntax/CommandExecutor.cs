@@ -77,7 +77,8 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
                 Changed = true;
                 return;
             case CommandKind.SetPolicy:
-                editor.SetPolicy(table, chain, cmd.Policy!, (cmd.Options & CommandOptions.Counters) != 0 && cmd.Rules.Count > 0 ? cmd.Rules[0].Counters : null);
+                // iptables-nft 1.8.9 ignores -c with -P: the policy counters stay as they are.
+                editor.SetPolicy(table, chain, cmd.Policy!, null);
                 Changed = true;
                 return;
         }
@@ -86,8 +87,10 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         bool listRules = (cmd.Command & CommandKind.ListRules) != 0;
         bool zero = (cmd.Command & (CommandKind.Zero | CommandKind.ZeroNum)) != 0;
         Table view = Ruleset.Find(table) ?? new Table(info, Ruleset.Family);
-        if (list) List(view, cmd);
-        else if (listRules) ListRules(view, cmd);
+        // -L/-S with -Z and a rule number (iptables -L -Z INPUT 1) only zeroes that rule: 1.8.9 prints nothing.
+        bool zeroOneRule = zero && cmd.RuleNumber > 0;
+        if (list && !zeroOneRule) List(view, cmd);
+        else if (listRules && !zeroOneRule) ListRules(view, cmd);
         if (zero)
         {
             if (list && Ruleset.Find(table) is null)

@@ -18,6 +18,12 @@ public sealed class RestoreOptions
 
     /// <summary>--test: parse and check only.</summary>
     public bool Test { get; init; }
+
+    /// <summary>
+    /// Drop the [packets:bytes] of rule lines (policy counters stay): ip6tables-nft-restore 1.8.9 -c does not pass
+    /// rule counters to the kernel. Set by the ip6tables-restore front end, not when Chainwalk reloads its own state.
+    /// </summary>
+    public bool IgnoreRuleCounters { get; init; }
 }
 
 /// <summary>
@@ -64,10 +70,11 @@ public sealed class RestoreReader
             {
                 if (raw.Length == 0) continue;
                 if (raw[0] == '#') continue;
-                if (inTable && raw == "COMMIT" && hasNewline)
+                // 1.8.9 takes a COMMIT on the last line even without its newline.
+                if (inTable && raw == "COMMIT")
                 {
                     inTable = false;
-                    if (!skipTable && current is not null) RulesetEditor.Validate(current, "RULE_APPEND", current.Name);
+                    if (!skipTable && current is not null) ValidateAtCommit(current);
                     // A table block that declares no chain and has no rule does not create the table.
                     if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
@@ -82,6 +89,7 @@ public sealed class RestoreReader
                     if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
                     tableExisted = work.Find(info.Name) is not null;
+                    _jumps.Clear();
                     tableTouched = false;
                     skipTable = options.OnlyTable is not null && options.OnlyTable != f[0];
                     if (skipTable)
@@ -121,7 +129,7 @@ public sealed class RestoreReader
                         if (options.Counters)
                         {
                             if (f.Length < 3 || !TryParseCounters(f[2], out counters))
-                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'\n");
+                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'");
                         }
                         if (policy is Verdicts.Accept or Verdicts.Drop)
                         {
@@ -176,7 +184,7 @@ public sealed class RestoreReader
             bcnt = inner[(colon + 1)..];
             rest = rest[(close + 1)..];
         }
-        if (options.Counters && pcnt is not null && bcnt is not null)
+        if (options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null)
         {
             argv.Add("--set-counters");
             argv.Add(pcnt);
@@ -188,7 +196,75 @@ public sealed class RestoreReader
         if (cmd.SkipLine) return;
         var exec = new CommandExecutor(work, _names) { DeferValidation = true };
         exec.Execute(cmd);
+        string? op = cmd.Command switch
+        {
+            CommandKind.Append => "RULE_APPEND",
+            CommandKind.Insert => "RULE_INSERT",
+            CommandKind.Replace => "RULE_REPLACE",
+            _ => null,
+        };
+        if (op is not null)
+        {
+            foreach (Rule r in cmd.Rules)
+            {
+                if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
+            }
+        }
         output?.Append(exec.Output);
+    }
+
+    /// <summary>A jump added by a rule line of the table block being restored.</summary>
+    private sealed record JumpLine(int Line, string Operation, string Chain, string Target);
+
+    private readonly List<JumpLine> _jumps = new();
+
+    /// <summary>
+    /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
+    /// the first rule line (in file order) whose jump closes such a loop or makes one reachable.
+    /// </summary>
+    private void ValidateAtCommit(Table table)
+    {
+        try
+        {
+            RulesetEditor.Validate(table, "RULE_APPEND", table.Name);
+        }
+        catch (XtablesException ex) when (ex.Exit == XtablesExit.ResourceProblem && ex.Message.Contains("(Too many links)", StringComparison.Ordinal))
+        {
+            // The jumps that were there before this block's rule lines, then this block's, one by one.
+            var edges = new List<(string From, string To)>();
+            foreach (Chain c in table.Chains)
+            {
+                foreach (Rule r in c.Rules)
+                {
+                    if (r.Target is { IsChainJump: true } t) edges.Add((c.Name, t.Name));
+                }
+            }
+            foreach (JumpLine j in _jumps) edges.Remove((j.Chain, j.Target));
+            foreach (JumpLine j in _jumps)
+            {
+                edges.Add((j.Chain, j.Target));
+                if (HasReachableLoop(table, edges))
+                {
+                    throw new XtablesException(XtablesExit.ResourceProblem, $" {j.Operation} failed (Too many links): rule in chain {j.Chain}") { Line = j.Line };
+                }
+            }
+            throw;
+        }
+    }
+
+    private static bool HasReachableLoop(Table table, List<(string From, string To)> edges)
+    {
+        var next = edges.GroupBy(e => e.From, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(e => e.To).ToList(), StringComparer.Ordinal);
+        var state = new Dictionary<string, int>(StringComparer.Ordinal);
+        bool Visit(string n)
+        {
+            if (state.TryGetValue(n, out int s)) return s == 1;
+            state[n] = 1;
+            foreach (string m in next.TryGetValue(n, out List<string>? l) ? l : []) if (Visit(m)) return true;
+            state[n] = 2;
+            return false;
+        }
+        return table.BuiltinChains.Any(b => Visit(b.Name));
     }
 
     /// <summary>add_param_to_argv: splits on blanks, honouring double quotes and backslash escapes inside them.</summary>
