@@ -555,9 +555,10 @@ public sealed class CommandLineParser
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
-            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
+            // xtables_option_parse: "only once" before "cannot be inverted".
             if ((target.Data.Given & bit) != 0 && (opt.Flags & OptFlags.Multi) == 0)
                 throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" can only be used once.\n");
+            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
             if (opt.Arg == OptionArg.Required && arg is null)
                 throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" requires an argument.\n");
         }
