@@ -255,7 +255,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
     {
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
+        HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks };
         foreach (MatchUse m in rule.Matches)
         {
             string? p = CheckExtension(ctx, m.Extension, m.Data);
