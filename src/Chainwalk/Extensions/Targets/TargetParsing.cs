@@ -217,7 +217,8 @@ internal static class TargetParsing
         }
         UInt128 full = IpNet.FullMask(family);
         UInt128 mask;
-        if (hlen > 128 || (family == IpFamily.V4 && hlen > 32 && hlen <= 128)) mask = full;
+        // A mask with holes leaves the length at -1: the mask stays all ones.
+        if (hlen > max) mask = full;
         else mask = IpNet.PrefixMask(family, (int)hlen);
         return (hlen, mask);
     }
