@@ -241,5 +241,12 @@ public sealed class RuleCheckContext
 
     public required HookMask Hooks { get; init; }
 
+    /// <summary>
+    /// The hook of the built-in chain the rule is in, or None in a user chain. Through nf_tables a
+    /// checkentry sees the hook only when the rule sits in a base chain (par->hook_mask is 0 otherwise),
+    /// so hook tests made inside checkentry (not via <see cref="XtExtension.Hooks"/>) use this.
+    /// </summary>
+    public HookMask BaseChainHooks { get; init; }
+
     public required Rule Rule { get; init; }
 }

@@ -299,7 +299,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
         if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
             return InvalidArgument;
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
+        HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks };
         foreach (MatchUse m in rule.Matches)
         {
             string? p = CheckExtension(ctx, m.Extension, m.Data);

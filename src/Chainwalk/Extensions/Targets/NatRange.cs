@@ -81,7 +81,8 @@ internal static class NatRange
         if (rest[end] != '/') throw XtablesException.Param($"Garbage after port range: `{rest[end..]}'");
 
         string b = rest[(end + 1)..];
-        if (!TargetParsing.StrToUiWhole(b, 1, ushort.MaxValue, out ulong basePort))
+        // The base port is read with an end pointer that is never looked at: "1x" is 1.
+        if (!TargetParsing.StrToUi(b, 1, ushort.MaxValue, out ulong basePort, out _))
         {
             int p = TargetParsing.ServiceToPort(b, names);
             if (p < 0) throw XtablesException.Param($"Port `{b}' not valid");

@@ -81,7 +81,7 @@ public sealed class SynproxyTarget : XtExtension<SynproxyData>
         }
     }
 
-    private bool Has(SynproxyData d, SynproxyOptions o) => (d.Options & o) != 0;
+    private static bool Has(SynproxyData d, SynproxyOptions o) => (d.Options & o) != 0;
 
     protected override void Save(StringBuilder sb, SynproxyData d, IpFamily family)
     {

@@ -155,6 +155,8 @@ internal static class TargetParsing
             if (TryPton6(arg, out UInt128 v6)) return v6;
             if (TryInetAton(arg, out _)) throw XtablesException.Param("getaddrinfo: Address family for hostname not supported\n");
         }
+        if (family == IpFamily.V6 && TryScopedPton6(arg, out UInt128 scoped)) return scoped;
+        if (LooksNumeric(arg, family)) throw XtablesException.Param("getaddrinfo: Name or service not known\n");
         IReadOnlyList<UInt128> hosts = arg.Length == 0 ? [] : names.HostAddresses(arg, family);
         if (hosts.Count > 1) throw XtablesException.Param($"{arg} resolves to more than one address\n");
         if (hosts.Count == 1) return hosts[0];
@@ -162,6 +164,34 @@ internal static class TargetParsing
         throw XtablesException.Param(validName
             ? "getaddrinfo: Temporary failure in name resolution\n"
             : "getaddrinfo: Name or service not known\n");
+    }
+
+    /// <summary>
+    /// An IPv6 address with a zone ("fe80::1%lo", "fe80::1%2"): the zone is dropped. Names are only
+    /// taken for link-local addresses (and only "lo" exists in a fresh namespace); numbers always.
+    /// </summary>
+    private static bool TryScopedPton6(string arg, out UInt128 value)
+    {
+        value = UInt128.Zero;
+        int pct = arg.IndexOf('%', StringComparison.Ordinal);
+        if (pct <= 0 || !TryPton6(arg[..pct], out UInt128 addr)) return false;
+        string zone = arg[(pct + 1)..];
+        bool linkLocal = (addr >> 118) == 0x3FA || (addr >> 112) == 0xFF02;
+        bool ok = (zone.Length > 0 && zone.All(char.IsAsciiDigit) && uint.TryParse(zone, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            || (linkLocal && zone == "lo");
+        value = addr;
+        return ok;
+    }
+
+    /// <summary>
+    /// What the C library refuses without asking DNS (nss digits_dots): for IPv4 a name of digits and
+    /// dots not ending in '.'; for IPv6 one that starts like an IPv6 address and has a ':'.
+    /// </summary>
+    private static bool LooksNumeric(string arg, IpFamily family)
+    {
+        if (arg.Length == 0) return false;
+        if (family == IpFamily.V4) return char.IsAsciiDigit(arg[0]) && arg[^1] != '.' && arg.All(c => char.IsAsciiDigit(c) || c == '.');
+        return (Uri.IsHexDigit(arg[0]) && arg.Contains(':', StringComparison.Ordinal)) || arg[0] == ':';
     }
 
     /// <summary>
@@ -187,7 +217,8 @@ internal static class TargetParsing
         }
         UInt128 full = IpNet.FullMask(family);
         UInt128 mask;
-        if (hlen > 128 || (family == IpFamily.V4 && hlen > 32 && hlen <= 128)) mask = full;
+        // A mask with holes leaves the length at -1: the mask stays all ones.
+        if (hlen > max) mask = full;
         else mask = IpNet.PrefixMask(family, (int)hlen);
         return (hlen, mask);
     }
@@ -258,7 +289,11 @@ internal static class TargetParsing
     public static ushort PortByName(string arg, NameDb names)
     {
         int p = -1;
-        if (arg.Length > 0 && arg.All(char.IsAsciiDigit))
+        if (arg.Length == 0)
+        {
+            p = 0;
+        }
+        else if (arg.All(char.IsAsciiDigit))
         {
             // getaddrinfo takes a decimal service number modulo 2^16 (70000 gives 4464).
             p = ulong.TryParse(arg, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v) ? (int)(v & 0xFFFF) : 0xFFFF;

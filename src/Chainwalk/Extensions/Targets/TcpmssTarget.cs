@@ -71,7 +71,8 @@ public sealed class TcpmssTarget : XtExtension<TcpmssData>
     protected override string? CheckEntry(RuleCheckContext ctx, TcpmssData d)
     {
         const HookMask clampHooks = HookMask.Forward | HookMask.Output | HookMask.Postrouting;
-        if (d.Clamp && (ctx.Hooks & ~clampHooks) != 0) return RulesetEditor.InvalidArgument;
+        // The kernel tests par->hook_mask, which nf_tables fills in for base chains only.
+        if (d.Clamp && (ctx.BaseChainHooks & ~clampHooks) != 0) return RulesetEditor.InvalidArgument;
         return null;
     }
 }
