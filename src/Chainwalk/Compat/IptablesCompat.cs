@@ -263,18 +263,21 @@ public static class IptablesCompat
             }
         }
         var options = new RestoreOptions { Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test };
+        var reader = new RestoreReader(family, program);
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             var output = new StringBuilder();
-            Ruleset result = new RestoreReader(family, program).Apply(rules, text, options, output);
+            Ruleset result = reader.Apply(rules, text, options, output);
+            foreach (string w in reader.Warnings) io.Err.WriteLine(w);
             if (!test) store.SaveRules(result);
             io.Out.Write(output.ToString());
             return 0;
         }
         catch (XtablesException ex)
         {
+            foreach (string w in reader.Warnings) io.Err.WriteLine(w);
             return ReportError(ex, program, io.Err, restore: true);
         }
     }

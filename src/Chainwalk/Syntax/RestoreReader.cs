@@ -31,6 +31,9 @@ public sealed class RestoreReader
     private readonly string _program;
     private readonly NameDb _names;
 
+    /// <summary>What the lines read so far printed on stderr (extension warnings), in order.</summary>
+    public List<string> Warnings { get; } = new();
+
     public RestoreReader(IpFamily family, string program, NameDb? names = null)
     {
         _family = family;
@@ -165,7 +168,19 @@ public sealed class RestoreReader
         }
         argv.AddRange(Tokenize(rest, lineNo));
         var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
-        ParsedCommand cmd = parser.Parse(argv.ToArray());
+        ParsedCommand cmd;
+        try
+        {
+            cmd = parser.Parse(argv.ToArray());
+        }
+        catch (XtablesException ex) when (ex.Preceding is { } pre)
+        {
+            // The failing line's own warnings were printed after those of the earlier lines.
+            Warnings.AddRange(pre);
+            ex.Preceding = null;
+            throw;
+        }
+        Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
         var exec = new CommandExecutor(work, _names) { DeferValidation = true };
         exec.Execute(cmd);
