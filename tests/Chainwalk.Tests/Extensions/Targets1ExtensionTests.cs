@@ -185,4 +185,32 @@ public sealed class Targets1ExtensionTests : IDisposable
         add.Rc.ShouldBe(exit);
         add.Err.Split('\n')[0].ShouldBe(firstErrorLine);
     }
+
+    [Fact]
+    public void Warnings_of_extensions_come_before_the_error_in_restore()
+    {
+        var store = new HostStore(_dir);
+        var o = new StringWriter();
+        var e = new StringWriter();
+        string rules = "*filter\n-A INPUT -j NFLOG --nflog-range 5\n-A INPUT -j REJECT --reject-with e\nCOMMIT\n";
+        var io = new ToolIo { In = new StringReader(rules), Out = o, Err = e };
+        int rc = IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], store, io);
+        rc.ShouldBe(2);
+        e.ToString().ShouldBe(
+            "warn: --nflog-range has never worked and is no longer supported, please use --nflog-size instead\n"
+            + "--reject-with echo-reply no longer supported\n"
+            + "iptables-restore v1.8.9 (nf_tables): unknown reject type \"e\"\n"
+            + "Error occurred at line: 3\n"
+            + "Try `iptables-restore -h' or 'iptables-restore --help' for more information.\n");
+    }
+
+    [Fact]
+    public void Led_warns_at_load_and_the_kernel_refuses_it()
+    {
+        var add = Run(4, "-A", "INPUT", "-j", "LED", "--led-trigger-id", "foo");
+        add.Rc.ShouldBe(4);
+        add.Err.ShouldBe(
+            "Warning: Extension LED revision 0 not supported, missing kernel module?\n"
+            + "iptables v1.8.9 (nf_tables):  RULE_APPEND failed (No such file or directory): rule in chain INPUT\n");
+    }
 }
