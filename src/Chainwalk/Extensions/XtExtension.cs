@@ -97,10 +97,11 @@ public sealed class ParseContext
 
     public XtablesException Error(string message) => XtablesException.Param(message);
 
-    /// <summary>Lines iptables prints on stderr while parsing (fprintf(stderr, …) of extensions), in order.</summary>
-    public List<string>? Warnings { get; init; }
+    /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
+    public List<string> Warnings { get; init; } = new();
 
-    public void Warn(string line) => Warnings?.Add(line);
+    /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
+    public void Warn(string line) => Warnings.Add(line);
 
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }

@@ -71,25 +71,6 @@ public static partial class XtParse
         return Encoding.UTF8.GetString(b, 0, bytes);
     }
 
-    /// <summary>xtables_save_string: bare when only [A-Za-z0-9_-], else double-quoted with \ before " \ '.</summary>
-    public static void SaveString(StringBuilder sb, string value)
-    {
-        int n = 0;
-        while (n < value.Length && (char.IsAsciiLetterOrDigit(value[n]) || value[n] is '_' or '-')) n++;
-        if (n > 0 && n == value.Length)
-        {
-            sb.Append(' ').Append(value);
-            return;
-        }
-        sb.Append(" \"");
-        foreach (char c in value)
-        {
-            if (c is '"' or '\\' or '\'') sb.Append('\\');
-            sb.Append(c);
-        }
-        sb.Append('"');
-    }
-
     /// <summary>
     /// XTTYPE_UINT16RC of 1.8.9 (xtopt_parse_mint): "a[:b]", empty parts defaulting to 0 and 65535; 1.8.9
     /// applies neither the entry's max nor an ordering of the parts. Returns the values (one or two).
