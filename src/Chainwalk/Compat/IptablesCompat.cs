@@ -298,15 +298,16 @@ public static class IptablesCompat
             Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
             IgnoreRuleCounters = family == IpFamily.V6,
         };
+        var reader = new RestoreReader(family, program);
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             var output = new StringBuilder();
-            var reader = new RestoreReader(family, program);
             try
             {
                 Ruleset result = reader.Apply(rules, text, options, output);
+                foreach (string w in reader.Warnings) io.Err.WriteLine(w);
                 if (!test) store.SaveRules(result);
             }
             catch (XtablesException)
@@ -320,6 +321,7 @@ public static class IptablesCompat
         }
         catch (XtablesException ex)
         {
+            foreach (string w in reader.Warnings) io.Err.WriteLine(w);
             return ReportError(ex, program, io.Err, restore: true);
         }
     }

@@ -249,4 +249,10 @@ public sealed class RuleCheckContext
     public HookMask BaseChainHooks { get; init; }
 
     public required Rule Rule { get; init; }
+
+    /// <summary>
+    /// Every rule of the table, chain by chain, for the few modules whose objects are shared by name
+    /// between rules (IDLETIMER timers, RATEEST estimators); empty when not known.
+    /// </summary>
+    public IEnumerable<Rule> TableRules { get; init; } = [];
 }

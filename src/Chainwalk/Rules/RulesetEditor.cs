@@ -294,13 +294,34 @@ public sealed class RulesetEditor(Ruleset ruleset)
         }
     }
 
+    /// <summary>Every rule the kernel's checks refuse, with its chain and the errno text, in chain order.</summary>
+    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table)
+    {
+        var list = new List<(Chain, Rule, string)>();
+        Dictionary<string, HookMask> reach = ComputeReach(table, out _);
+        foreach (Chain c in table.Chains)
+        {
+            HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            foreach (Rule r in c.Rules)
+            {
+                string? problem = CheckRule(table, c, r, hooks);
+                if (problem is not null) list.Add((c, r, problem));
+            }
+        }
+        return list;
+    }
+
     private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
     {
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
         if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
             return InvalidArgument;
+        // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
+        if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
         HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks };
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks,
+            TableRules = table.Chains.SelectMany(c => c.Rules),
+        };
         foreach (MatchUse m in rule.Matches)
         {
             string? p = CheckExtension(ctx, m.Extension, m.Data);

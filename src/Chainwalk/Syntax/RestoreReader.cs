@@ -37,6 +37,9 @@ public sealed class RestoreReader
     private readonly string _program;
     private readonly NameDb _names;
 
+    /// <summary>What the lines read so far printed on stderr (extension warnings), in order.</summary>
+    public List<string> Warnings { get; } = new();
+
     public RestoreReader(IpFamily family, string program, NameDb? names = null)
     {
         _family = family;
@@ -192,7 +195,19 @@ public sealed class RestoreReader
         }
         argv.AddRange(Tokenize(rest, lineNo));
         var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
-        ParsedCommand cmd = parser.Parse(argv.ToArray());
+        ParsedCommand cmd;
+        try
+        {
+            cmd = parser.Parse(argv.ToArray());
+        }
+        catch (XtablesException ex) when (ex.Preceding is { } pre)
+        {
+            // The failing line's own warnings were printed after those of the earlier lines.
+            Warnings.AddRange(pre);
+            ex.Preceding = null;
+            throw;
+        }
+        Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
         var exec = new CommandExecutor(work, _names) { DeferValidation = true };
         exec.Execute(cmd);
@@ -205,6 +220,7 @@ public sealed class RestoreReader
         };
         if (op is not null)
         {
+            foreach (Rule r in cmd.Rules) _ruleLines[r] = (lineNo, op);
             foreach (Rule r in cmd.Rules)
             {
                 if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
@@ -218,12 +234,27 @@ public sealed class RestoreReader
 
     private readonly List<JumpLine> _jumps = new();
 
+    /// <summary>The restore line and operation that added each rule of the block, for the kernel's error report.</summary>
+    private readonly Dictionary<Rule, (int Line, string Op)> _ruleLines = new(ReferenceEqualityComparer.Instance);
+
     /// <summary>
     /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
     /// the first rule line (in file order) whose jump closes such a loop or makes one reachable.
     /// </summary>
     private void ValidateAtCommit(Table table)
     {
+        // nf_tables reports every refused rule of the batch, each with its own line and chain.
+        var refused = new List<(int Line, string Text)>();
+        foreach (var (chain, rule, problem) in RulesetEditor.FindRuleProblems(table))
+        {
+            if (!_ruleLines.TryGetValue(rule, out (int Line, string Op) at)) continue;
+            refused.Add((at.Line, $"line {at.Line}: {at.Op} failed ({problem}): rule in chain {chain.Name}"));
+        }
+        if (refused.Count > 0)
+        {
+            string text = string.Concat(refused.OrderBy(x => x.Line).Select(x => "\n" + x.Text));
+            throw new XtablesException(XtablesExit.ResourceProblem, text) { Line = -1 };
+        }
         try
         {
             RulesetEditor.Validate(table, "RULE_APPEND", table.Name);

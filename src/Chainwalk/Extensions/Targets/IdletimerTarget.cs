@@ -71,6 +71,14 @@ public sealed class IdletimerTarget : XtExtension<IdletimerData>
     {
         if (d.Timeout == 0 || d.Timeout >= int.MaxValue / 1000) return RulesetEditor.InvalidArgument;
         if (d.Label.Length == 0) return RulesetEditor.InvalidArgument;
+        // Rules with the same label share one timer: its type is that of the rule that created it.
+        foreach (Rule r in ctx.TableRules)
+        {
+            if (r.Target is not { Extension: IdletimerTarget, Data: IdletimerData other } || other.Label != d.Label) continue;
+            if (ReferenceEquals(r, ctx.Rule)) break;
+            if (other.Alarm != d.Alarm) return RulesetEditor.InvalidArgument;
+            break;
+        }
         return null;
     }
 }

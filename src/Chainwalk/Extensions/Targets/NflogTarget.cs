@@ -76,7 +76,7 @@ public sealed class NflogTarget : XtExtension<NflogData>
         if ((d.Given & (1UL << OSize)) != 0) d.CopyLen = true;
     }
 
-    private static void Append(StringBuilder sb, NflogData d, string pfx, bool save)
+    private static void Append(StringBuilder sb, NflogData d, string pfx)
     {
         if (d.Prefix.Length > 0)
         {
@@ -86,10 +86,9 @@ public sealed class NflogTarget : XtExtension<NflogData>
         if (d.Group != 0) sb.Append(' ').Append(pfx).Append("nflog-group ").Append(d.Group);
         if (d.CopyLen) sb.Append(' ').Append(pfx).Append("nflog-size ").Append(d.Size);
         if (d.Threshold != 0) sb.Append(' ').Append(pfx).Append("nflog-threshold ").Append(d.Threshold);
-        _ = save;
     }
 
-    protected override void Save(StringBuilder sb, NflogData d, IpFamily family) => Append(sb, d, "--", true);
+    protected override void Save(StringBuilder sb, NflogData d, IpFamily family) => Append(sb, d, "--");
 
-    protected override void Print(StringBuilder sb, NflogData d, IpFamily family, bool numeric) => Append(sb, d, string.Empty, false);
+    protected override void Print(StringBuilder sb, NflogData d, IpFamily family, bool numeric) => Append(sb, d, string.Empty);
 }

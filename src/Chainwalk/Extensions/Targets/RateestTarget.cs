@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Chainwalk.Net;
+using Chainwalk.Rules;
 using Chainwalk.Syntax;
 
 namespace Chainwalk.Extensions.Targets;
@@ -129,6 +130,19 @@ public sealed class RateestTarget : XtExtension<RateestData>
         ewma--;
         if (ewma == 0 || ewma >= 31) throw ctx.Error("RATEEST: ewmalog value is out of range");
         d.EwmaLog = (byte)ewma;
+    }
+
+    protected override string? CheckEntry(RuleCheckContext ctx, RateestData d)
+    {
+        // Rules naming the same estimator share it; another interval or ewmalog is refused.
+        foreach (Rule r in ctx.TableRules)
+        {
+            if (r.Target is not { Extension: RateestTarget, Data: RateestData other } || other.EstimatorName != d.EstimatorName) continue;
+            if (ReferenceEquals(r, ctx.Rule)) break;
+            if (other.Interval != d.Interval || other.EwmaLog != d.EwmaLog) return RulesetEditor.InvalidArgument;
+            break;
+        }
+        return null;
     }
 
     private static void AppendTime(StringBuilder sb, uint time)
