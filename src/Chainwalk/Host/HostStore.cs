@@ -118,9 +118,41 @@ public sealed class HostStore
         SaveRules(host.V6);
     }
 
+    /// <summary>
+    /// Writes a family's rules. The text is read back first: a few rules have an iptables-save form that
+    /// iptables-restore cannot load (the real tools share this trap, e.g. an IDLETIMER label with a space);
+    /// storing one would leave a host that no longer loads, so the change is refused instead.
+    /// </summary>
     public void SaveRules(Ruleset rules)
     {
-        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), SaveWriter.Write(rules, counters: true));
+        string text = SaveWriter.Write(rules, counters: true);
+        CheckRoundTrip(rules.Family, text);
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), text);
+    }
+
+    private static void CheckRoundTrip(IpFamily family, string text)
+    {
+        string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
+        string again;
+        try
+        {
+            Ruleset back = new RestoreReader(family, program).Apply(new Ruleset(family), text, new RestoreOptions { Counters = true });
+            again = SaveWriter.Write(back, counters: true);
+        }
+        catch (XtablesException ex)
+        {
+            throw new XtablesException(XtablesExit.OtherProblem,
+                $"chainwalk: not stored: the iptables-save form of the new rules does not load back (line {ex.Line}: {ex.Message.Trim()}); the real iptables would accept the rule but its iptables-save output could not be restored either") { Verbatim = true };
+        }
+        if (again != text)
+        {
+            string[] a = text.Split('\n'), b = again.Split('\n');
+            int i = 0;
+            while (i < a.Length && i < b.Length && a[i] == b[i]) i++;
+            string line = i < a.Length ? a[i] : string.Empty;
+            throw new XtablesException(XtablesExit.OtherProblem,
+                $"chainwalk: not stored: the iptables-save form of a rule does not load back to the same rule: {line}") { Verbatim = true };
+        }
     }
 
     public void SaveNetwork(VirtualHost host)
