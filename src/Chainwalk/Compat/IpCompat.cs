@@ -184,12 +184,16 @@ where  OBJECT := { address | link | route }
         if (name is null) throw new UsageError("Not enough information: \"dev\" argument is required.", 1);
         CheckIfName(name);
         if (peer is not null) CheckIfName(peer);
+        if (name.Length > Network.MaxNameLength || peer?.Length > Network.MaxNameLength)
+        {
+            throw new UsageError("Error: Attribute failed policy validation.", 2);
+        }
         Network.AddLink(host, name, type, peer);
     }
 
     private static void CheckIfName(string name)
     {
-        if (name.Length == 0 || name.Length > Network.MaxNameLength || name.Any(c => c == '/' || c == ':' || char.IsWhiteSpace(c)))
+        if (name.Length == 0 || name.Any(c => c == '/' || c == ':' || char.IsWhiteSpace(c)))
         {
             throw new UsageError($"Error: argument \"{name}\" is wrong: \"name\" not a valid ifname", 255);
         }
@@ -484,11 +488,52 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         }
         string cmd = a[0];
         if (Matches(cmd, "add")) { RouteModify(host, a, opt, add: true); return true; }
+        if (Matches(cmd, "replace")) { RouteModify(host, a, opt, add: true, replace: true); return true; }
         if (Matches(cmd, "delete")) { RouteModify(host, a, opt, add: false); return true; }
+        if (Matches(cmd, "get")) { RouteGet(host, a, opt, io); return false; }
         throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip route help\".", 255);
     }
 
-    private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add)
+    private static void RouteGet(VirtualHost host, string[] a, Options opt, ToolIo io)
+    {
+        string? dst = null;
+        for (int i = 1; i < a.Length; i++)
+        {
+            if (a[i] == "to") dst = Next(a, ref i);
+            else if (dst is null) dst = a[i];
+            else throw Garbage("to", a[i]);
+        }
+        if (dst is null) throw new UsageError("need at least a destination address", 1);
+        if (!TryParsePrefix(dst, opt.Family, out IpFamily family, out UInt128 addr, out _, out bool hasLen) || hasLen)
+        {
+            throw new UsageError($"Error: {FamilyWord(opt.Family)} prefix is expected rather than \"{dst}\".", 1);
+        }
+        (RouteView r, UInt128? src) = Network.Lookup(host, family, addr);
+        var sb = new StringBuilder();
+        string text = IpNet.FormatAddress(addr, family);
+        if (family == IpFamily.V4)
+        {
+            bool local = r.Type == "local";
+            if (local) sb.Append("local ");
+            sb.Append(text).Append(' ');
+            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
+            sb.Append("dev ").Append(local ? "lo" : r.Device).Append(' ');
+            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
+            sb.Append("uid 0 \n    cache ").Append(local ? "<local> " : string.Empty).Append('\n');
+        }
+        else
+        {
+            sb.Append(text).Append(" from :: ");
+            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
+            sb.Append("dev ").Append(r.Type == "local" ? "lo" : r.Device).Append(' ');
+            if (r.Proto is not null) sb.Append("proto ").Append(r.Proto).Append(' ');
+            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
+            sb.Append("metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture)).Append(" pref medium\n");
+        }
+        io.Out.Write(sb.ToString());
+    }
+
+    private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add, bool replace = false)
     {
         string? dst = null, via = null, dev = null, src = null, proto = null, table = null;
         int? metric = null;
@@ -520,9 +565,12 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                     break;
             }
         }
-        if (table is not null && table is not ("main" or "254"))
+        string? tableName = null;
+        if (table is not null)
         {
-            throw new UsageError($"chainwalk ip: route table \"{table}\" is not modelled (only main)", 2);
+            tableName = Network.TableName(table) ?? throw new UsageError($"Error: argument \"{table}\" is wrong: \"table\" value is invalid\n", 255);
+            if (tableName == "local") throw new UsageError("chainwalk ip: routes of table local are the kernel's; adding them is not modelled", 2);
+            if (tableName == "main") tableName = null;
         }
         if (dst is null) throw new UsageError("RTNETLINK answers: Invalid argument", 2);
         IpFamily family;
@@ -561,10 +609,10 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         if (add)
         {
             int m = metric ?? (family == IpFamily.V6 ? 1024 : 0);
-            Network.AddRoute(host, new Route(family, prefix, len, dev, gw, source, m) { Proto = proto });
+            Network.AddRoute(host, new Route(family, prefix, len, dev, gw, source, m) { Proto = proto, Table = tableName }, replace);
             return;
         }
-        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto);
+        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto, tableName ?? "main");
     }
 
     private static void ShowRoutes(VirtualHost host, string[] a, Options opt, ToolIo io)
@@ -576,26 +624,23 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             string t = a[i];
             if (t == "table")
             {
-                table = Next(a, ref i) switch
-                {
-                    "main" or "254" => "main",
-                    "local" or "255" => "local",
-                    "all" or "0" => "all",
-                    string other => throw new UsageError($"Error: argument \"{other}\" is wrong: table id value is invalid\n", 255),
-                };
+                string v = Next(a, ref i);
+                table = v is "all" or "0" ? "all" : Network.TableName(v) ?? throw new UsageError($"Error: argument \"{v}\" is wrong: table id value is invalid\n", 255);
             }
             else if (t is "dev" or "oif") dev = Next(a, ref i);
             else throw Garbage("to", t);
         }
         if (dev is not null && host.FindLink(dev) is null) throw new UsageError($"Cannot find device \"{dev}\"", 1);
-        IpFamily family = opt.Family ?? IpFamily.V4;
-        if (family == IpFamily.V4 && table == "local" && !Network.Routes(host, family, "local").Any())
+        // Without -4/-6, iproute2 lists IPv4 only, except for "table all", which lists both families.
+        IpFamily[] families = opt.Family is { } only ? [only] : table == "all" ? [IpFamily.V4, IpFamily.V6] : [IpFamily.V4];
+        if (families[0] == IpFamily.V4 && table is not ("all" or "main") && !host.RouteTables.Contains(table) && !Network.Routes(host, IpFamily.V4, table).Any())
         {
             throw new UsageError("Error: ipv4: FIB table does not exist.\nDump terminated", 2);
         }
         var sb = new StringBuilder();
-        foreach (RouteView r in Network.Routes(host, family, table))
+        foreach (RouteView r in families.SelectMany(fam => Network.Routes(host, fam, table)))
         {
+            IpFamily family = r.Family;
             if (dev is not null && r.Device != dev) continue;
             if (opt.Brief)
             {

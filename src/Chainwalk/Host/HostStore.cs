@@ -189,8 +189,10 @@ public sealed class HostStore
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
             if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
+            if (r.Table is not null) sb.Append(" table ").Append(r.Table);
             sb.Append('\n');
         }
+        foreach (string t in host.RouteTables) sb.Append("rtable ").Append(t).Append('\n');
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
         return sb.ToString();
     }
@@ -257,6 +259,9 @@ public sealed class HostStore
                     case "route":
                         host.Routes.Add(ParseRoute(f));
                         break;
+                    case "rtable":
+                        host.RouteTables.Add(f[1]);
+                        break;
                     case "sysctl":
                         host.Sysctls[f[1]] = string.Join('\t', f.Skip(2));
                         break;
@@ -286,7 +291,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
-        string? proto = null;
+        string? proto = null, table = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -296,10 +301,11 @@ public sealed class HostStore
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                 case "proto": proto = f[i + 1]; break;
+                case "table": table = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto, Table = table };
     }
 }
 

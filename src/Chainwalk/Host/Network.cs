@@ -348,14 +348,32 @@ public static class Network
             bool linkDown = link is not null && !HasCarrier(host, link);
             string? scope = family == IpFamily.V4 && r.Via is null ? "link" : null;
             int metric = r.Metric;
-            all.Add(new RouteView(family, "unicast", "main", r.Prefix, r.PrefixLength, r.Device, r.Via, r.Src, metric, r.Proto, scope, linkDown, 100000 + order));
+            all.Add(new RouteView(family, "unicast", r.Table ?? "main", r.Prefix, r.PrefixLength, r.Device, r.Via, r.Src, metric, r.Proto, scope, linkDown, 100000 + order));
         }
         IEnumerable<RouteView> chosen = all.Where(r => table == "all" || r.Table == table);
         var list = chosen.DistinctBy(r => (r.Type, r.Table, r.Prefix, r.PrefixLength, r.Device, r.Metric, r.Via)).ToList();
         list.Sort((x, y) => Compare(x, y));
-        if (table == "all") list = list.Where(r => r.Table == "main").Concat(list.Where(r => r.Table == "local")).ToList();
+        // Tables are dumped in the order of their ids (main 254, local 255 after any numbered table).
+        if (table == "all") list = list.OrderBy(r => TableId(r.Table)).ToList();
         return list;
     }
+
+    public static int TableId(string name) => name switch
+    {
+        "main" => 254,
+        "local" => 255,
+        "default" => 253,
+        _ => int.Parse(name, CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>A table's name as ip prints it: main, local, default, else the number.</summary>
+    public static string? TableName(string text) => text switch
+    {
+        "main" or "254" => "main",
+        "local" or "255" => "local",
+        "default" or "253" => "default",
+        _ => uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint id) && id is > 0 and < 253 or > 255 ? id.ToString(CultureInfo.InvariantCulture) : null,
+    };
 
     private static int Compare(RouteView x, RouteView y)
     {
@@ -389,7 +407,9 @@ public static class Network
         UInt128 prim = secondary ? PrimaryOf(host, a).Address : a.Address;
         // fib_add_ifaddr: the local route exists whatever the link state.
         into.Add(new RouteView(IpFamily.V4, "local", "local", a.Address, 32, link.Name, null, prim, 0, "kernel", "host", false, order));
-        if (!link.Up || secondary) return;
+        // Routes of type local (scope host) survive the link going down; lo's 127.0.0.0/8 is one.
+        bool loopbackKept = link.Kind == "loopback" && link.EverUp;
+        if ((!link.Up && !loopbackKept) || secondary) return;
         UInt128 mask = Mask(IpFamily.V4, a.PrefixLength);
         UInt128 prefix = a.Address & mask;
         if (prefix != a.Address || a.PrefixLength < 32)
@@ -402,13 +422,13 @@ public static class Network
             {
                 into.Add(new RouteView(IpFamily.V4, "unicast", "main", prefix, a.PrefixLength, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
             }
-            if (a.PrefixLength < 31)
+            if (a.PrefixLength < 31 && link.Up)
             {
                 UInt128 bcast = prefix | (~mask & uint.MaxValue);
                 into.Add(new RouteView(IpFamily.V4, "broadcast", "local", bcast, 32, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
             }
         }
-        if (a.Broadcast is { } b && b != uint.MaxValue)
+        if (a.Broadcast is { } b && b != uint.MaxValue && link.Up)
         {
             into.Add(new RouteView(IpFamily.V4, "broadcast", "local", b, 32, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
         }
@@ -436,8 +456,8 @@ public static class Network
     private static bool IsLocalAddress(VirtualHost host, IpFamily family, UInt128 address) =>
         host.Addresses.Any(a => a.Family == family && a.Address == address);
 
-    /// <summary><c>ip route add</c>: checks the nexthop as fib_check_nh / ip6_validate_gw do.</summary>
-    public static void AddRoute(VirtualHost host, Route route)
+    /// <summary><c>ip route add</c> (or <c>replace</c>): checks the nexthop as fib_check_nh / ip6_validate_gw do.</summary>
+    public static void AddRoute(VirtualHost host, Route route, bool replace = false)
     {
         IpFamily f = route.Family;
         Link? dev = route.Device is null ? null : RequireLink(host, route.Device);
@@ -477,12 +497,50 @@ public static class Network
             throw new NetworkException(f == IpFamily.V4 ? "Error: Invalid prefsrc address." : "Error: Invalid source address.", 2);
         }
         route = route with { Device = outDev };
-        if (Routes(host, f, "main").Any(r => r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric))
+        if (replace)
+        {
+            int at = host.Routes.FindIndex(r => r.Family == f && r.Table == route.Table && r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric);
+            if (at >= 0)
+            {
+                host.Routes[at] = route;
+                return;
+            }
+        }
+        if (Routes(host, f, route.Table ?? "main").Any(r => r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric))
         {
             throw new NetworkException("RTNETLINK answers: File exists", 2);
         }
         host.Routes.Add(route);
+        if (route.Table is { } tbl) host.RouteTables.Add(tbl);
     }
+
+    /// <summary>
+    /// <c>ip route get</c>: the route a packet to <paramref name="dst"/> takes (table local first, then
+    /// the longest prefix of table main, lowest metric first) and the source address the kernel picks.
+    /// </summary>
+    public static (RouteView Route, UInt128? Src) Lookup(VirtualHost host, IpFamily f, UInt128 dst)
+    {
+        RouteView? hit = Routes(host, f, "local").Where(r => r.Type == "local" && (dst & Mask(f, r.PrefixLength)) == r.Prefix)
+            .OrderByDescending(r => r.PrefixLength).FirstOrDefault();
+        hit ??= Routes(host, f, "main").Where(r => (dst & Mask(f, r.PrefixLength)) == r.Prefix)
+            .OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric).FirstOrDefault();
+        if (hit is null) throw new NetworkException("RTNETLINK answers: Network is unreachable", 2);
+        if (hit.Type == "local") return (hit, f == IpFamily.V4 ? dst : null);
+        if (hit.Src is { } s) return (hit, s);
+        UInt128 target = hit.Via ?? dst;
+        var candidates = host.Addresses.Where(a => a.Family == f && a.Device == hit.Device && !a.Tentative && !IsSecondary(host, a)).ToList();
+        if (f == IpFamily.V6)
+        {
+            // RFC 6724 rule 8 (longest matching prefix) among global addresses, as ipv6_dev_get_saddr ends up doing here.
+            candidates = candidates.Where(a => !IsLinkLocal(a.Address) || IsLinkLocal(dst)).ToList();
+            return (hit, candidates.OrderByDescending(a => CommonPrefix(a.Address, dst)).Select(a => (UInt128?)a.Address).FirstOrDefault());
+        }
+        // inet_select_addr: a primary address of the device in the gateway's subnet, else the first one.
+        InterfaceAddress? pick = candidates.FirstOrDefault(a => (a.Address & Mask(f, a.PrefixLength)) == (target & Mask(f, a.PrefixLength))) ?? candidates.FirstOrDefault();
+        return (hit, pick?.Address);
+    }
+
+    private static int CommonPrefix(UInt128 a, UInt128 b) => (int)UInt128.LeadingZeroCount(a ^ b);
 
     /// <summary>The most specific route without a gateway that covers <paramref name="address"/>.</summary>
     private static RouteView? DirectRouteTo(VirtualHost host, IpFamily f, UInt128 address, string? dev)
@@ -494,19 +552,19 @@ public static class Network
     }
 
     /// <summary><c>ip route del</c>: the first route that matches every given field.</summary>
-    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto)
+    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto, string table = "main")
     {
         if (dev is not null) RequireLink(host, dev);
         bool Matches(RouteView r) =>
             r.Prefix == prefix && r.PrefixLength == len && (dev is null || r.Device == dev) && (via is null || r.Via == via)
             && (metric is null || r.Metric == metric) && (proto is null || (r.Proto ?? "boot") == proto);
-        RouteView? hit = Routes(host, f, "main").FirstOrDefault(Matches)
+        RouteView? hit = Routes(host, f, table).FirstOrDefault(Matches)
             ?? throw new NetworkException("RTNETLINK answers: No such process", 2);
         if (hit.IsKernel)
         {
             throw new NetworkException("chainwalk: ip route del: deleting a route the kernel made for an address is not supported", 2);
         }
-        int i = host.Routes.FindIndex(r => r.Family == f && r.Prefix == hit.Prefix && r.PrefixLength == hit.PrefixLength && r.Metric == hit.Metric && r.Device == hit.Device && r.Via == hit.Via);
+        int i = host.Routes.FindIndex(r => r.Family == f && (r.Table ?? "main") == hit.Table && r.Prefix == hit.Prefix && r.PrefixLength == hit.PrefixLength && r.Metric == hit.Metric && r.Device == hit.Device && r.Via == hit.Via);
         host.Routes.RemoveAt(i);
     }
 

@@ -53,6 +53,9 @@ public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, st
     /// <summary>The routing protocol (<c>proto</c>); null is "boot", what <c>ip route add</c> sets.</summary>
     public string? Proto { get; init; }
 
+    /// <summary>The routing table (<c>table N</c>) by the name ip prints; null is main.</summary>
+    public string? Table { get; init; }
+
     public bool IsDefault => PrefixLength == 0;
 
     public string PrefixText => IsDefault ? "default" : $"{IpNet.FormatAddress(Prefix, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
@@ -75,6 +78,9 @@ public sealed class VirtualHost
 
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
+
+    /// <summary>Numbered routing tables that have been created (by a route added to them); the kernel keeps them when emptied.</summary>
+    public SortedSet<string> RouteTables { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The index the next new interface gets (the kernel does not reuse indexes).</summary>
     public int NextIfIndex { get; set; } = 2;
