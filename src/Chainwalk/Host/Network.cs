@@ -208,7 +208,7 @@ public static class Network
         Link link = RequireLink(host, name);
         int max = link.Kind switch { "veth" => 65535, "loopback" => 65536, _ => int.MaxValue };
         if (mtu > max) throw new NetworkException("Error: mtu greater than device maximum.", 2);
-        if (mtu < (link.Kind == "loopback" ? 0 : 68)) throw new NetworkException("Error: mtu less than device minimum.", 2);
+        if (mtu < (link.Kind == "veth" ? 68 : 0)) throw new NetworkException("Error: mtu less than device minimum.", 2);
         link.Mtu = mtu;
     }
 
