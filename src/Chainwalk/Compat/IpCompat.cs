@@ -352,7 +352,7 @@ where  OBJECT := { address | link | route }
 
     private static void AddressModify(VirtualHost host, string[] a, Options opt, bool add, ToolIo io)
     {
-        string? dev = null, local = null, brd = null;
+        string? dev = null, local = null, brd = null, label = null;
         for (int i = 1; i < a.Length; i++)
         {
             string t = a[i];
@@ -361,7 +361,7 @@ where  OBJECT := { address | link | route }
                 case "dev": dev = Next(a, ref i); break;
                 case "local": local = Next(a, ref i); break;
                 case "broadcast" or "brd": brd = Next(a, ref i); break;
-                case "label": Next(a, ref i); break;
+                case "label": label = Next(a, ref i); break;
                 case "scope": Next(a, ref i); break;
                 case "valid_lft" or "preferred_lft": Next(a, ref i); break;
                 case "noprefixroute" or "nodad" or "home" or "permanent": break;
@@ -398,7 +398,7 @@ where  OBJECT := { address | link | route }
         Network.RequireLink(host, dev);
         if (add)
         {
-            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast });
+            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast, Label = fam == IpFamily.V4 && label != dev ? label : null });
             return;
         }
         if (!hasLen && fam == IpFamily.V4)
@@ -463,7 +463,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                     if (x.Broadcast is { } b) sb.Append(" brd ").Append(IpNet.FormatAddress(b, IpFamily.V4));
                     sb.Append(" scope ").Append(scope);
                     if (Network.IsSecondary(host, x)) sb.Append(" secondary");
-                    sb.Append(' ').Append(l.Name).Append('\n');
+                    sb.Append(' ').Append(x.Label ?? l.Name).Append('\n');
                 }
                 else
                 {

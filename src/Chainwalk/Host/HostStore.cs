@@ -179,6 +179,7 @@ public sealed class HostStore
             sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
             if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
             if (a.Tentative) sb.Append(" tentative");
+            if (a.Label is not null) sb.Append(" label ").Append(a.Label);
             sb.Append('\n');
         }
         foreach (Route r in host.Routes)
@@ -244,16 +245,18 @@ public sealed class HostStore
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
                             UInt128? brd = null;
                             bool tentative = false;
+                            string? label = null;
                             for (int i = 4; i < f.Length; i++)
                             {
                                 if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "label" && i + 1 < f.Length) label = f[++i];
                                 else if (f[i] == "brd" && i + 1 < f.Length)
                                 {
                                     brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
                                 }
                                 else throw new FormatException($"unknown address attribute {f[i]}");
                             }
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative, Label = label });
                             break;
                         }
                     case "route":

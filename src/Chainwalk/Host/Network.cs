@@ -558,8 +558,10 @@ public static class Network
         bool Matches(RouteView r) =>
             r.Prefix == prefix && r.PrefixLength == len && (dev is null || r.Device == dev) && (via is null || r.Via == via)
             && (metric is null || r.Metric == metric) && (proto is null || (r.Proto ?? "boot") == proto);
+        // ip6_route_del: ::/0 without a gateway or device lands on the null entry (ENOENT); the rest is ESRCH.
         RouteView? hit = Routes(host, f, table).FirstOrDefault(Matches)
-            ?? throw new NetworkException("RTNETLINK answers: No such process", 2);
+            ?? throw new NetworkException(
+                f == IpFamily.V6 && len == 0 && via is null && dev is null ? "RTNETLINK answers: No such file or directory" : "RTNETLINK answers: No such process", 2);
         if (hit.IsKernel)
         {
             throw new NetworkException("chainwalk: ip route del: deleting a route the kernel made for an address is not supported", 2);
