@@ -215,7 +215,7 @@ where  OBJECT := { address | link | route }
 
     private static void LinkSet(VirtualHost host, string[] a)
     {
-        string? name = null;
+        string? name = null, newName = null;
         var actions = new List<Action<string>>();
         for (int i = 1; i < a.Length; i++)
         {
@@ -244,6 +244,14 @@ where  OBJECT := { address | link | route }
                 case "dev":
                     name = Next(a, ref i);
                     break;
+                case "name":
+                    {
+                        string v = Next(a, ref i);
+                        CheckIfName(v);
+                        if (v.Length > Network.MaxNameLength) throw new UsageError($"Error: argument \"{v}\" is wrong: \"name\" not a valid ifname", 255);
+                        newName = v;
+                        break;
+                    }
                 default:
                     if (name is null) name = t;
                     else throw Garbage("dev", t);
@@ -252,6 +260,12 @@ where  OBJECT := { address | link | route }
         }
         if (name is null) throw new UsageError("Not enough information: \"dev\" argument is required.", 1);
         Network.RequireLink(host, name);
+        // rtnetlink applies the new name before the other attributes (do_setlink: IFLA_IFNAME early).
+        if (newName is not null)
+        {
+            Network.Rename(host, name, newName);
+            name = newName;
+        }
         foreach (Action<string> act in actions) act(name);
     }
 

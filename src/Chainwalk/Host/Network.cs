@@ -212,6 +212,36 @@ public static class Network
         link.Mtu = mtu;
     }
 
+    /// <summary>
+    /// <c>ip link set NAME name NEW</c>: the link keeps its index, addresses and routes under the new name;
+    /// its per-link sysctls move with it (devinet_sysctl / addrconf re-register them under the new name).
+    /// </summary>
+    public static void Rename(VirtualHost host, string name, string newName)
+    {
+        Link link = RequireLink(host, name);
+        if (newName == name) return;
+        if (host.FindLink(newName) is not null) throw new NetworkException("RTNETLINK answers: File exists", 2);
+        link.Name = newName;
+        if (link.Peer is not null && host.FindLink(link.Peer) is { } peer) peer.Peer = newName;
+        for (int i = 0; i < host.Addresses.Count; i++)
+        {
+            if (host.Addresses[i].Device == name) host.Addresses[i] = host.Addresses[i] with { Device = newName };
+        }
+        for (int i = 0; i < host.Routes.Count; i++)
+        {
+            if (host.Routes[i].Device == name) host.Routes[i] = host.Routes[i] with { Device = newName };
+        }
+        foreach (string fam in new[] { "net.ipv4.conf.", "net.ipv6.conf." })
+        {
+            string from = fam + name + ".";
+            foreach (string k in host.Sysctls.Keys.Where(k => k.StartsWith(from, StringComparison.Ordinal)).ToList())
+            {
+                host.Sysctls[fam + newName + "." + k[from.Length..]] = host.Sysctls[k];
+                host.Sysctls.Remove(k);
+            }
+        }
+    }
+
     public static void SetMac(VirtualHost host, string name, string mac)
     {
         Link link = RequireLink(host, name);
