@@ -505,7 +505,31 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         if (Matches(cmd, "replace")) { RouteModify(host, a, opt, add: true, replace: true); return true; }
         if (Matches(cmd, "delete")) { RouteModify(host, a, opt, add: false); return true; }
         if (Matches(cmd, "get")) { RouteGet(host, a, opt, io); return false; }
+        if (Matches(cmd, "flush")) return RouteFlush(host, a, opt);
         throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip route help\".", 255);
+    }
+
+    private static bool RouteFlush(VirtualHost host, string[] a, Options opt)
+    {
+        if (a.Length == 1) throw new UsageError("\"ip route flush\" requires arguments.", 1);
+        string table = "main";
+        string? dev = null, proto = null;
+        for (int i = 1; i < a.Length; i++)
+        {
+            string t = a[i];
+            if (t == "cache") return false;
+            if (t == "table")
+            {
+                string v = Next(a, ref i);
+                table = Network.TableName(v) ?? throw new UsageError($"Error: argument \"{v}\" is wrong: table id value is invalid\n", 255);
+            }
+            else if (t is "dev" or "oif") dev = Next(a, ref i);
+            else if (t is "proto" or "protocol") proto = Next(a, ref i);
+            else throw Garbage("to", t);
+        }
+        if (proto is "boot" or "3") proto = "boot";
+        Network.FlushRoutes(host, opt.Family ?? IpFamily.V4, table, dev, proto);
+        return true;
     }
 
     private static void RouteGet(VirtualHost host, string[] a, Options opt, ToolIo io)
@@ -549,7 +573,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
 
     private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add, bool replace = false)
     {
-        string? dst = null, via = null, dev = null, src = null, proto = null, table = null;
+        string? dst = null, via = null, dev = null, src = null, proto = null, table = null, type = null;
         int? metric = null;
         for (int i = 1; i < a.Length; i++)
         {
@@ -572,7 +596,10 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                         break;
                     }
                 case "to": dst = Next(a, ref i); break;
-                case "unicast": break;
+                case "unicast" or "local" or "broadcast" or "multicast" or "blackhole" or "unreachable" or "prohibit" or "throw" or "nat" or "anycast"
+                    when dst is null && type is null:
+                    type = t;
+                    break;
                 default:
                     if (dst is null) dst = t;
                     else throw Garbage("to", t);
@@ -583,7 +610,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         if (table is not null)
         {
             tableName = Network.TableName(table) ?? throw new UsageError($"Error: argument \"{table}\" is wrong: \"table\" value is invalid\n", 255);
-            if (tableName == "local") throw new UsageError("chainwalk ip: routes of table local are the kernel's; adding them is not modelled", 2);
+            if (tableName == "local" && add) throw new UsageError("chainwalk ip: routes of table local are the kernel's; adding them is not modelled", 2);
             if (tableName == "main") tableName = null;
         }
         if (dst is null) throw new UsageError("RTNETLINK answers: Invalid argument", 2);
@@ -620,13 +647,17 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         }
         if (dev is not null) Network.RequireLink(host, dev);
         if (proto is "boot" or "3") proto = null;
+        if (add && type is not (null or "unicast"))
+        {
+            throw new UsageError($"chainwalk ip: routes of type {type} are not modelled", 2);
+        }
         if (add)
         {
             int m = metric ?? (family == IpFamily.V6 ? 1024 : 0);
             Network.AddRoute(host, new Route(family, prefix, len, dev, gw, source, m) { Proto = proto, Table = tableName }, replace);
             return;
         }
-        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto, tableName ?? "main");
+        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto, tableName ?? "main", type);
     }
 
     private static void ShowRoutes(VirtualHost host, string[] a, Options opt, ToolIo io)

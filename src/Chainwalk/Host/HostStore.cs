@@ -194,6 +194,7 @@ public sealed class HostStore
             sb.Append('\n');
         }
         foreach (string t in host.RouteTables) sb.Append("rtable ").Append(t).Append('\n');
+        foreach (string h in host.HiddenRoutes) sb.Append("hide ").Append(h).Append('\n');
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
         return sb.ToString();
     }
@@ -261,6 +262,9 @@ public sealed class HostStore
                         }
                     case "route":
                         host.Routes.Add(ParseRoute(f));
+                        break;
+                    case "hide":
+                        host.HiddenRoutes.Add(string.Join(' ', f.Skip(1)));
                         break;
                     case "rtable":
                         host.RouteTables.Add(f[1]);

@@ -28,6 +28,10 @@ public sealed record RouteView(
     int Order)
 {
     public bool IsKernel => Proto == "kernel";
+
+    /// <summary>How a deleted kernel route is remembered in network.conf ("hide" lines).</summary>
+    public string Key => string.Create(CultureInfo.InvariantCulture,
+        $"{(Family == IpFamily.V4 ? "inet" : "inet6")} {Type} {Table} {IpNet.FormatAddress(Prefix, Family)}/{PrefixLength} {Device}");
 }
 
 /// <summary>
@@ -150,6 +154,7 @@ public static class Network
         if (link.Peer is not null && host.FindLink(link.Peer) is not null) gone.Add(link.Peer);
         foreach (string n in gone)
         {
+            host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + n, StringComparison.Ordinal));
             host.Links.RemoveAll(l => l.Name == n);
             host.Addresses.RemoveAll(a => a.Device == n);
             host.Routes.RemoveAll(r => r.Device == n);
@@ -166,6 +171,8 @@ public static class Network
         {
             link.Up = true;
             link.EverUp = true;
+            // fib_add_ifaddr / addrconf run again for every address of the link.
+            host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + name, StringComparison.Ordinal));
             if (link.Kind == "loopback" && !host.Addresses.Any(a => a.Device == name && a.Family == IpFamily.V6 && a.Address == UInt128.One))
             {
                 InsertV6(host, new InterfaceAddress(name, IpFamily.V6, UInt128.One, 128));
@@ -222,6 +229,11 @@ public static class Network
         if (newName == name) return;
         if (host.FindLink(newName) is not null) throw new NetworkException("RTNETLINK answers: File exists", 2);
         link.Name = newName;
+        foreach (string k in host.HiddenRoutes.Where(k => k.EndsWith(" " + name, StringComparison.Ordinal)).ToList())
+        {
+            host.HiddenRoutes.Remove(k);
+            host.HiddenRoutes.Add(k[..^name.Length] + newName);
+        }
         if (link.Peer is not null && host.FindLink(link.Peer) is { } peer) peer.Peer = newName;
         for (int i = 0; i < host.Addresses.Count; i++)
         {
@@ -291,6 +303,7 @@ public static class Network
     public static void AddAddress(VirtualHost host, InterfaceAddress a)
     {
         Link link = RequireLink(host, a.Device);
+        host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + a.Device, StringComparison.Ordinal));
         if (a.Family == IpFamily.V4)
         {
             if (host.Addresses.Any(o => o.Device == a.Device && o.Family == IpFamily.V4 && o.Address == a.Address && SameSubnet(o, a)))
@@ -380,7 +393,7 @@ public static class Network
             int metric = r.Metric;
             all.Add(new RouteView(family, "unicast", r.Table ?? "main", r.Prefix, r.PrefixLength, r.Device, r.Via, r.Src, metric, r.Proto, scope, linkDown, 100000 + order));
         }
-        IEnumerable<RouteView> chosen = all.Where(r => table == "all" || r.Table == table);
+        IEnumerable<RouteView> chosen = all.Where(r => (table == "all" || r.Table == table) && !(r.IsKernel && host.HiddenRoutes.Contains(r.Key)));
         var list = chosen.DistinctBy(r => (r.Type, r.Table, r.Prefix, r.PrefixLength, r.Device, r.Metric, r.Via)).ToList();
         list.Sort((x, y) => Compare(x, y));
         // Tables are dumped in the order of their ids (main 254, local 255 after any numbered table).
@@ -582,19 +595,37 @@ public static class Network
     }
 
     /// <summary><c>ip route del</c>: the first route that matches every given field.</summary>
-    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto, string table = "main")
+    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto, string table = "main", string? type = null)
     {
         if (dev is not null) RequireLink(host, dev);
         bool Matches(RouteView r) =>
-            r.Prefix == prefix && r.PrefixLength == len && (dev is null || r.Device == dev) && (via is null || r.Via == via)
+            r.Prefix == prefix && r.PrefixLength == len && (type is null || r.Type == type) && (dev is null || r.Device == dev) && (via is null || r.Via == via)
             && (metric is null || r.Metric == metric) && (proto is null || (r.Proto ?? "boot") == proto);
         // ip6_route_del: ::/0 without a gateway or device lands on the null entry (ENOENT); the rest is ESRCH.
         RouteView? hit = Routes(host, f, table).FirstOrDefault(Matches)
             ?? throw new NetworkException(
                 f == IpFamily.V6 && len == 0 && via is null && dev is null ? "RTNETLINK answers: No such file or directory" : "RTNETLINK answers: No such process", 2);
+        Remove(host, hit);
+    }
+
+    /// <summary><c>ip route flush</c>: every route of the table (main unless given) that matches the filters.</summary>
+    public static void FlushRoutes(VirtualHost host, IpFamily f, string table, string? dev, string? proto)
+    {
+        if (dev is not null) RequireLink(host, dev);
+        foreach (RouteView r in Routes(host, f, table).Where(r => (dev is null || r.Device == dev) && (proto is null || (r.Proto ?? "boot") == proto)).ToList())
+        {
+            Remove(host, r);
+        }
+    }
+
+    private static void Remove(VirtualHost host, RouteView hit)
+    {
+        IpFamily f = hit.Family;
         if (hit.IsKernel)
         {
-            throw new NetworkException("chainwalk: ip route del: deleting a route the kernel made for an address is not supported", 2);
+            // The kernel's own route goes until the link comes up again or the address is added anew.
+            host.HiddenRoutes.Add(hit.Key);
+            return;
         }
         int i = host.Routes.FindIndex(r => r.Family == f && (r.Table ?? "main") == hit.Table && r.Prefix == hit.Prefix && r.PrefixLength == hit.PrefixLength && r.Metric == hit.Metric && r.Device == hit.Device && r.Via == hit.Via);
         host.Routes.RemoveAt(i);

@@ -82,6 +82,9 @@ public sealed class VirtualHost
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
 
+    /// <summary>Kernel-made routes that were deleted with <c>ip route del</c> (<see cref="RouteView.Key"/>).</summary>
+    public SortedSet<string> HiddenRoutes { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Numbered routing tables that have been created (by a route added to them); the kernel keeps them when emptied.</summary>
     public SortedSet<string> RouteTables { get; } = new(StringComparer.Ordinal);
 
