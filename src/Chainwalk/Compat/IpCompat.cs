@@ -21,6 +21,8 @@ public static class IpCompat
         public IpFamily? Family { get; set; }
 
         public bool Brief { get; set; }
+
+        public bool Oneline { get; set; }
     }
 
     private static readonly string[] Objects = ["address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable", "ntbl", "link"];
@@ -39,6 +41,7 @@ public static class IpCompat
             if (o == "-4") opt.Family = IpFamily.V4;
             else if (o == "-6") opt.Family = IpFamily.V6;
             else if (o.Length >= 3 && "-brief".StartsWith(o, StringComparison.Ordinal)) opt.Brief = true;
+            else if (Matches(o, "-oneline")) opt.Oneline = true;
             else if (o == "-V" || (o.Length > 2 && "-Version".StartsWith(o, StringComparison.Ordinal)))
             {
                 io.Out.WriteLine("ip utility, iproute2-6.1.0, libbpf 1.1.2");
@@ -311,7 +314,7 @@ where  OBJECT := { address | link | route }
                 sb.Append(CultureInfo.InvariantCulture, $"{LinkName(host, l),-16} {Network.OperState(host, l),-14} {l.Mac} <{Network.Flags(host, l)}> \n");
                 continue;
             }
-            sb.Append(LinkHeader(host, l, mode: true)).Append('\n');
+            sb.Append(LinkHeader(host, l, mode: true)).Append(opt.Oneline ? '\\' : '\n');
             sb.Append(LinkLine(l)).Append('\n');
         }
         io.Out.Write(sb.ToString());
@@ -458,6 +461,15 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                 sb.Append('\n');
                 continue;
             }
+            if (opt.Oneline)
+            {
+                // -o: no header; each address is one line, "N: NAME" then the two lines joined by '\'.
+                foreach (InterfaceAddress x in addrs)
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"{l.Index}: {l.Name}").Append(AddressLine(host, l, x)).Append('\\').Append(Lifetimes).Append('\n');
+                }
+                continue;
+            }
             if (opt.Family == IpFamily.V6 && !namedDev)
             {
                 // The IPv6-only dump prints a shorter header (no qdisc, no group).
@@ -470,25 +482,32 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             if (opt.Family is null) sb.Append(LinkLine(l)).Append('\n');
             foreach (InterfaceAddress x in addrs)
             {
-                string scope = Network.AddressScope(x);
-                if (x.Family == IpFamily.V4)
-                {
-                    sb.Append("    inet ").Append(x.Text);
-                    if (x.Broadcast is { } b) sb.Append(" brd ").Append(IpNet.FormatAddress(b, IpFamily.V4));
-                    sb.Append(" scope ").Append(scope);
-                    if (Network.IsSecondary(host, x)) sb.Append(" secondary");
-                    sb.Append(' ').Append(x.Label ?? l.Name).Append('\n');
-                }
-                else
-                {
-                    sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
-                    if (x.Tentative) sb.Append("tentative ");
-                    sb.Append('\n');
-                }
-                sb.Append("       valid_lft forever preferred_lft forever\n");
+                sb.Append(AddressLine(host, l, x)).Append('\n').Append(Lifetimes).Append('\n');
             }
         }
         io.Out.Write(sb.ToString());
+    }
+
+    private const string Lifetimes = "       valid_lft forever preferred_lft forever";
+
+    private static string AddressLine(VirtualHost host, Link l, InterfaceAddress x)
+    {
+        var sb = new StringBuilder();
+        string scope = Network.AddressScope(x);
+        if (x.Family == IpFamily.V4)
+        {
+            sb.Append("    inet ").Append(x.Text);
+            if (x.Broadcast is { } b) sb.Append(" brd ").Append(IpNet.FormatAddress(b, IpFamily.V4));
+            sb.Append(" scope ").Append(scope);
+            if (Network.IsSecondary(host, x)) sb.Append(" secondary");
+            sb.Append(' ').Append(x.Label ?? l.Name);
+        }
+        else
+        {
+            sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
+            if (x.Tentative) sb.Append("tentative ");
+        }
+        return sb.ToString();
     }
 
     // ---------------------------------------------------------------- route
