@@ -90,7 +90,7 @@ public static class IpCompat
         try
         {
             using HostLock hostLock = store.Lock(waitSeconds: null);
-            VirtualHost host = store.Load();
+            VirtualHost host = store.LoadNetwork();
             bool changed = obj switch
             {
                 "link" => Link(host, args, opt, io),

@@ -91,7 +91,7 @@ For more details see sysctl(8).
         }
 
         using HostLock hostLock = store.Lock(waitSeconds: null);
-        VirtualHost host = store.Load();
+        VirtualHost host = store.LoadNetwork();
         int rc = 0;
         bool changed = false;
         if (all)

@@ -92,6 +92,16 @@ public sealed class HostStore
         return host;
     }
 
+    /// <summary>
+    /// Loads links, addresses, routes, sysctls and the clock only (the rulesets stay empty): for ip and
+    /// sysctl, which save nothing but network.conf, so they need not parse the rules.
+    /// </summary>
+    public VirtualHost LoadNetwork()
+    {
+        string net = Path.Combine(Directory, NetworkFile);
+        return File.Exists(net) ? ParseNetwork(File.ReadAllText(net)) : VirtualHost.CreateFresh();
+    }
+
     public Ruleset LoadRules(IpFamily family)
     {
         string path = Path.Combine(Directory, RulesFile(family));
