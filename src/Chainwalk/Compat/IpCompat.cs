@@ -154,17 +154,35 @@ where  OBJECT := { address | link | route }
     private static void LinkAdd(VirtualHost host, string[] a)
     {
         string? name = null, type = null, peer = null;
+        // Link attributes for the new link and, after "peer", for the veth peer.
+        var mine = new List<Action<string>>();
+        var peers = new List<Action<string>>();
+        void Attribute(string key, string value, List<Action<string>> into)
+        {
+            if (key == "mtu")
+            {
+                if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu))
+                {
+                    throw new UsageError($"Error: argument \"{value}\" is wrong: Invalid \"mtu\" value\n", 255);
+                }
+                into.Add(n => Network.SetMtu(host, n, mtu));
+                return;
+            }
+            if (!Network.TryParseMac(value, out string mac)) throw new UsageError($"\"{value}\" is invalid lladdr.", 1);
+            into.Add(n => Network.SetMac(host, n, mac));
+        }
         for (int i = 1; i < a.Length; i++)
         {
             string t = a[i];
             if (t is "name" or "dev") name = Next(a, ref i);
+            else if (t is "address" or "mtu") Attribute(t, Next(a, ref i), mine);
             else if (t == "type")
             {
                 type = Next(a, ref i);
-                // Everything after the type belongs to the type (veth: peer [name] NAME).
+                // Everything after the type belongs to the type (veth: peer [name] NAME [address MAC] [mtu N]).
                 for (i++; i < a.Length; i++)
                 {
-                    if (type == "veth" && a[i] == "peer")
+                    if (type == "veth" && a[i] == "peer" && peer is null)
                     {
                         string n = Next(a, ref i);
                         if (n == "name") n = Next(a, ref i);
@@ -172,7 +190,8 @@ where  OBJECT := { address | link | route }
                     }
                     else if (type == "veth" && peer is not null && a[i] is "address" or "mtu")
                     {
-                        Next(a, ref i);
+                        string key = a[i];
+                        Attribute(key, Next(a, ref i), peers);
                     }
                     else
                     {
@@ -192,6 +211,20 @@ where  OBJECT := { address | link | route }
             throw new UsageError("Error: Attribute failed policy validation.", 2);
         }
         Network.AddLink(host, name, type, peer);
+        try
+        {
+            foreach (Action<string> act in mine) act(name);
+            string? peerName = host.FindLink(name)?.Peer;
+            if (peerName is not null)
+            {
+                foreach (Action<string> act in peers) act(peerName);
+            }
+        }
+        catch (NetworkException)
+        {
+            // Attributes of a new link are checked by the driver's newlink, which only says EINVAL.
+            throw new NetworkException("RTNETLINK answers: Invalid argument", 2);
+        }
     }
 
     private static void CheckIfName(string name)
@@ -370,6 +403,7 @@ where  OBJECT := { address | link | route }
     private static void AddressModify(VirtualHost host, string[] a, Options opt, bool add, ToolIo io)
     {
         string? dev = null, local = null, brd = null, label = null;
+        bool nodad = false;
         for (int i = 1; i < a.Length; i++)
         {
             string t = a[i];
@@ -381,7 +415,8 @@ where  OBJECT := { address | link | route }
                 case "label": label = Next(a, ref i); break;
                 case "scope": Next(a, ref i); break;
                 case "valid_lft" or "preferred_lft": Next(a, ref i); break;
-                case "noprefixroute" or "nodad" or "home" or "permanent": break;
+                case "nodad": nodad = true; break;
+                case "noprefixroute" or "home" or "permanent": break;
                 default:
                     if (local is null) local = t;
                     else throw Garbage("local", t);
@@ -415,7 +450,7 @@ where  OBJECT := { address | link | route }
         Network.RequireLink(host, dev);
         if (add)
         {
-            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast, Label = fam == IpFamily.V4 && label != dev ? label : null });
+            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast, Label = fam == IpFamily.V4 && label != dev ? label : null, NoDad = nodad && fam == IpFamily.V6 });
             return;
         }
         if (!hasLen && fam == IpFamily.V4)
@@ -505,6 +540,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         else
         {
             sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
+            if (x.NoDad) sb.Append("nodad ");
             if (x.Tentative) sb.Append("tentative ");
         }
         return sb.ToString();

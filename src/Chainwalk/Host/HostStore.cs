@@ -189,6 +189,7 @@ public sealed class HostStore
             sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
             if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
             if (a.Tentative) sb.Append(" tentative");
+            if (a.NoDad) sb.Append(" nodad");
             if (a.Label is not null) sb.Append(" label ").Append(a.Label);
             sb.Append('\n');
         }
@@ -257,9 +258,11 @@ public sealed class HostStore
                             UInt128? brd = null;
                             bool tentative = false;
                             string? label = null;
+                            bool nodad = false;
                             for (int i = 4; i < f.Length; i++)
                             {
                                 if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "nodad") nodad = true;
                                 else if (f[i] == "label" && i + 1 < f.Length) label = f[++i];
                                 else if (f[i] == "brd" && i + 1 < f.Length)
                                 {
@@ -267,7 +270,7 @@ public sealed class HostStore
                                 }
                                 else throw new FormatException($"unknown address attribute {f[i]}");
                             }
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative, Label = label });
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative, Label = label, NoDad = nodad });
                             break;
                         }
                     case "route":

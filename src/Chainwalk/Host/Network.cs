@@ -318,7 +318,7 @@ public static class Network
             throw new NetworkException("Error: ipv6: address already assigned.", 2);
         }
         // Duplicate address detection runs when the link has carrier; Chainwalk lets it finish at once.
-        InsertV6(host, a with { Tentative = !HasCarrier(host, link) });
+        InsertV6(host, a with { Tentative = !a.NoDad && !HasCarrier(host, link) });
     }
 
     /// <summary>Deletes an address; <paramref name="prefixLength"/> null matches any length (iproute2's wildcard deletion).</summary>

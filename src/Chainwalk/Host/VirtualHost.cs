@@ -41,6 +41,9 @@ public sealed record InterfaceAddress(string Device, IpFamily Family, UInt128 Ad
     /// <summary>An IPv6 address whose duplicate address detection has not run yet (no carrier since it was added).</summary>
     public bool Tentative { get; init; }
 
+    /// <summary>Added with <c>nodad</c> (IFA_F_NODAD): never tentative, and ip shows the flag.</summary>
+    public bool NoDad { get; init; }
+
     /// <summary>The IPv4 label (<c>label eth0:1</c>) shown instead of the device name; null is the device name.</summary>
     public string? Label { get; init; }
 
