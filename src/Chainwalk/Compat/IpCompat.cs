@@ -25,7 +25,13 @@ public static class IpCompat
         public bool Oneline { get; set; }
     }
 
-    private static readonly string[] Objects = ["address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable", "ntbl", "link"];
+    /// <summary>iproute2's objects in the order it tries them (so "a" is address, "n" is neighbor, "r" is route).</summary>
+    private static readonly string[] Objects =
+    [
+        "address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable", "ntbl", "link", "l2tp", "fou",
+        "ila", "macsec", "tunnel", "tunl", "tuntap", "tap", "token", "tcpmetrics", "tcp_metrics", "monitor", "xfrm", "mroute",
+        "mrule", "netns", "netconf", "vrf", "sr", "nexthop", "mptcp", "ioam", "stats", "amt", "help",
+    ];
 
     /// <summary>iproute2's matches(): the argument is a non-empty prefix of the keyword.</summary>
     private static bool Matches(string arg, string keyword) => arg.Length > 0 && keyword.StartsWith(arg, StringComparison.Ordinal);
@@ -83,8 +89,13 @@ public static class IpCompat
                 io.Err.WriteLine($"Object \"{objArg}\" is unknown, try \"ip help\".");
                 return 1;
             }
-            io.Err.WriteLine($"chainwalk ip: object \"{obj}\" is not modelled");
-            return 1;
+            if (obj == "help")
+            {
+                io.Err.Write(Usage);
+                return 255;
+            }
+            io.Err.WriteLine($"chainwalk ip: \"ip {obj}\" is not modelled on the virtual host (address, link and route are)");
+            return 2;
         }
 
         try
@@ -116,7 +127,7 @@ public static class IpCompat
 Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }
        ip [ -force ] -batch filename
 where  OBJECT := { address | link | route }
-       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -f[amily] { inet | inet6 } }
+       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -o[neline] | -f[amily] { inet | inet6 } }
 
 """;
 
