@@ -23,6 +23,8 @@ public static class IpCompat
         public bool Brief { get; set; }
 
         public bool Oneline { get; set; }
+
+        public bool Json { get; set; }
     }
 
     /// <summary>iproute2's objects in the order it tries them (so "a" is address, "n" is neighbor, "r" is route).</summary>
@@ -48,6 +50,7 @@ public static class IpCompat
             else if (o == "-6") opt.Family = IpFamily.V6;
             else if (o.Length >= 3 && "-brief".StartsWith(o, StringComparison.Ordinal)) opt.Brief = true;
             else if (Matches(o, "-oneline")) opt.Oneline = true;
+            else if (Matches(o, "-json")) opt.Json = true;
             else if (o == "-V" || (o.Length > 2 && "-Version".StartsWith(o, StringComparison.Ordinal)))
             {
                 io.Out.WriteLine("ip utility, iproute2-6.1.0, libbpf 1.1.2");
@@ -127,7 +130,7 @@ public static class IpCompat
 Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }
        ip [ -force ] -batch filename
 where  OBJECT := { address | link | route }
-       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -o[neline] | -f[amily] { inet | inet6 } }
+       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -o[neline] | -j[son] | -f[amily] { inet | inet6 } }
 
 """;
 
@@ -350,6 +353,11 @@ where  OBJECT := { address | link | route }
 
     private static void ShowLinks(VirtualHost host, string[] a, Options opt, ToolIo io)
     {
+        if (opt.Json)
+        {
+            io.Out.Write(IpJson.Links(host, SelectLinks(host, a, out _), opt.Brief));
+            return;
+        }
         var sb = new StringBuilder();
         foreach (Link l in SelectLinks(host, a, out _))
         {
@@ -496,6 +504,13 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         var sb = new StringBuilder();
         List<Link> links = SelectLinks(host, a, out bool namedDev);
         IpFamily[] fams = opt.Family is { } f ? [f] : [IpFamily.V4, IpFamily.V6];
+        if (opt.Json)
+        {
+            var withAddrs = links.Select(l => (l, fams.SelectMany(fam => Network.AddressesOf(host, l.Name, fam)).ToList()))
+                .Where(t => opt.Family is null || t.Item2.Count > 0);
+            io.Out.Write(IpJson.Addresses(host, withAddrs, opt.Family, opt.Brief));
+            return;
+        }
         foreach (Link l in links)
         {
             var addrs = fams.SelectMany(fam => Network.AddressesOf(host, l.Name, fam)).ToList();
@@ -747,6 +762,11 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         if (families[0] == IpFamily.V4 && table is not ("all" or "main") && !host.RouteTables.Contains(table) && !Network.Routes(host, IpFamily.V4, table).Any())
         {
             throw new UsageError("Error: ipv4: FIB table does not exist.\nDump terminated", 2);
+        }
+        if (opt.Json)
+        {
+            io.Out.Write(IpJson.Routes(families.SelectMany(fam => Network.Routes(host, fam, table)).Where(r => dev is null || r.Device == dev), dev is null, table == "all"));
+            return;
         }
         var sb = new StringBuilder();
         foreach (RouteView r in families.SelectMany(fam => Network.Routes(host, fam, table)))
