@@ -93,6 +93,16 @@ public sealed class HostStore
         return host;
     }
 
+    /// <summary>
+    /// Loads links, addresses, routes, sysctls and the clock only (the rulesets stay empty): for ip and
+    /// sysctl, which save nothing but network.conf, so they need not parse the rules.
+    /// </summary>
+    public VirtualHost LoadNetwork()
+    {
+        string net = Path.Combine(Directory, NetworkFile);
+        return File.Exists(net) ? ParseNetwork(File.ReadAllText(net)) : VirtualHost.CreateFresh();
+    }
+
     public Ruleset LoadRules(IpFamily family)
     {
         string path = Path.Combine(Directory, RulesFile(family));
@@ -212,6 +222,8 @@ public sealed class HostStore
             sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
             if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
             if (a.Tentative) sb.Append(" tentative");
+            if (a.NoDad) sb.Append(" nodad");
+            if (a.Label is not null) sb.Append(" label ").Append(a.Label);
             sb.Append('\n');
         }
         foreach (Route r in host.Routes)
@@ -222,8 +234,11 @@ public sealed class HostStore
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
             if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
+            if (r.Table is not null) sb.Append(" table ").Append(r.Table);
             sb.Append('\n');
         }
+        foreach (string t in host.RouteTables) sb.Append("rtable ").Append(t).Append('\n');
+        foreach (string h in host.HiddenRoutes) sb.Append("hide ").Append(h).Append('\n');
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
         return sb.ToString();
     }
@@ -275,20 +290,30 @@ public sealed class HostStore
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
                             UInt128? brd = null;
                             bool tentative = false;
+                            string? label = null;
+                            bool nodad = false;
                             for (int i = 4; i < f.Length; i++)
                             {
                                 if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "nodad") nodad = true;
+                                else if (f[i] == "label" && i + 1 < f.Length) label = f[++i];
                                 else if (f[i] == "brd" && i + 1 < f.Length)
                                 {
                                     brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
                                 }
                                 else throw new FormatException($"unknown address attribute {f[i]}");
                             }
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative, Label = label, NoDad = nodad });
                             break;
                         }
                     case "route":
                         host.Routes.Add(ParseRoute(f));
+                        break;
+                    case "hide":
+                        host.HiddenRoutes.Add(string.Join(' ', f.Skip(1)));
+                        break;
+                    case "rtable":
+                        host.RouteTables.Add(f[1]);
                         break;
                     case "sysctl":
                         host.Sysctls[f[1]] = string.Join('\t', f.Skip(2));
@@ -319,7 +344,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
-        string? proto = null;
+        string? proto = null, table = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -329,10 +354,11 @@ public sealed class HostStore
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                 case "proto": proto = f[i + 1]; break;
+                case "table": table = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto, Table = table };
     }
 }
 
