@@ -716,6 +716,7 @@ public sealed class CommandLineParser
                     Counters = new Counters(st.Pcnt, st.Bcnt),
                 };
                 foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
+                NftTcpUdpRoundTrip.Apply(r);
                 if (st.Target is not null)
                 {
                     r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
