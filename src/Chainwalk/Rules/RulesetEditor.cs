@@ -255,7 +255,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
     {
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, EntryHooks = chain.IsBuiltin ? hooks : HookMask.None, Rule = rule };
         foreach (MatchUse m in rule.Matches)
         {
             string? p = CheckExtension(ctx, m.Extension, m.Data);
