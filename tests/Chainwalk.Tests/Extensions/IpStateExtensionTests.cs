@@ -105,6 +105,34 @@ public class IpStateExtensionTests
         }
     }
 
+    /// <summary>
+    /// Under nf_tables, checkentry sees a hook only in built-in chains: hook-dependent refusals (addrtype's
+    /// limit-iface, devgroup, physdev-out) do not apply in user chains, while a module's fixed hooks (mac) are
+    /// still checked against every chain that reaches the rule. Exit codes from the real iptables 1.8.9.
+    /// </summary>
+    [Theory]
+    [InlineData("-m devgroup --src-group 1", "OUTPUT", 0)]
+    [InlineData("-m addrtype --src-type LOCAL --limit-iface-out", "INPUT", 0)]
+    [InlineData("-m physdev --physdev-out eth0", "OUTPUT", 0)]
+    [InlineData("-m mac --mac-source 00:11:22:33:44:55", "OUTPUT", 4)]
+    [InlineData("-m realm --realm 1", "OUTPUT", 0)]
+    public void UserChainCheckentrySeesNoHook(string rule, string from, int exitOfJump)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cw-ipstate-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var store = new HostStore(dir);
+            Run(IpFamily.V4, store, ["-N", "x"]).Rc.ShouldBe(0);
+            Run(IpFamily.V4, store, ["-A", "x", .. SplitArgs(rule)]).Rc.ShouldBe(0);
+            Run(IpFamily.V4, store, ["-A", from, "-j", "x"]).Rc.ShouldBe(exitOfJump);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static (int Rc, string Out, string Err) Run(IpFamily family, HostStore store, string[] args)
     {
         var o = new StringWriter();

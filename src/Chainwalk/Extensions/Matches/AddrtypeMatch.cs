@@ -112,8 +112,8 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
     protected override string? CheckEntry(RuleCheckContext ctx, AddrtypeData d)
     {
         if (d.LimitIfaceIn && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
-        if ((ctx.Hooks & (HookMask.Prerouting | HookMask.Input)) != 0 && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
-        if ((ctx.Hooks & (HookMask.Postrouting | HookMask.Output)) != 0 && d.LimitIfaceIn) return RulesetEditor.InvalidArgument;
+        if ((ctx.EntryHooks & (HookMask.Prerouting | HookMask.Input)) != 0 && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
+        if ((ctx.EntryHooks & (HookMask.Postrouting | HookMask.Output)) != 0 && d.LimitIfaceIn) return RulesetEditor.InvalidArgument;
         if (ctx.Family == IpFamily.V6)
         {
             AddrType both = d.Source | d.Dest;
