@@ -47,6 +47,9 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
 
     public override string Name => "addrtype";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, AddrtypeData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =
