@@ -30,7 +30,7 @@ public static partial class XtParse
         {
             // Offline, glibc reports EAI_NONAME for names it will not send to DNS and EAI_AGAIN for the rest.
             bool noName = text.Length == 0 || text.Contains(':', StringComparison.Ordinal)
-                || (char.IsAsciiDigit(text[0]) && text[^1] != '.' && text.All(c => char.IsAsciiDigit(c) || c == '.'));
+                || (family == IpFamily.V4 && char.IsAsciiDigit(text[0]) && text[^1] != '.' && text.All(c => char.IsAsciiDigit(c) || c == '.'));
             throw XtablesException.Param(noName ? "getaddrinfo: Name or service not known\n" : "getaddrinfo: Temporary failure in name resolution\n");
         }
         if (hosts.Count > 1) throw XtablesException.Param($"{text} resolves to more than one address\n");
