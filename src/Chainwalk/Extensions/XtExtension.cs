@@ -100,6 +100,9 @@ public sealed class ParseContext
     /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
     public List<string> Warnings { get; init; } = new();
 
+    /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
+    public void Warn(string line) => Warnings.Add(line);
+
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 
@@ -182,6 +185,12 @@ public abstract class XtExtension
     /// show it (e.g. tcp with only <c>! --sport 0:65535</c>).
     /// </summary>
     public virtual bool HiddenInListing(ExtensionData data) => false;
+
+    /// <summary>
+    /// The name the kernel knows the target by, shown in the -L target column (NOTRACK is the CT target
+    /// with an alias flag: listed as CT, saved as NOTRACK).
+    /// </summary>
+    public virtual string RealName => Name;
 
     /// <summary>The save name: usually <see cref="Name"/>; aliases may save under another name.</summary>
     public virtual string SaveName(ExtensionData data) => Name;

@@ -197,7 +197,9 @@ public sealed class ListWriter
 
     private string AddressText(IpNet net)
     {
-        if (net.Mask == UInt128.Zero && !Has(ListFormat.Numeric)) return "anywhere";
+        // IPv4 prints "anywhere" for a zero mask; ip6tables for the unspecified address, whatever the mask.
+        bool any = net.Family == IpFamily.V4 ? net.Mask == UInt128.Zero : net.Address == UInt128.Zero;
+        if (any && !Has(ListFormat.Numeric)) return "anywhere";
         string addr = Has(ListFormat.Numeric) ? net.AddressText : AddressToAnyName(net.Address, net.Family, _names);
         return addr + IpNet.MaskSuffixForList(net.Mask, net.Family);
     }

@@ -38,12 +38,20 @@ public sealed class RestoreReader
         _names = names ?? NameDb.System;
     }
 
+    /// <summary>
+    /// After a failed <see cref="Apply"/>: the ruleset as of the last successful COMMIT (iptables-nft-restore
+    /// commits table by table), or null when nothing was committed.
+    /// </summary>
+    public Ruleset? Committed { get; private set; }
+
     /// <summary>Applies <paramref name="text"/> to a clone of <paramref name="ruleset"/> and returns the new ruleset.</summary>
     public Ruleset Apply(Ruleset ruleset, string text, RestoreOptions options, StringBuilder? output = null)
     {
+        Committed = null;
         Ruleset work = ruleset.Clone();
         Table? current = null;
         bool inTable = false;
+        bool tableExisted = true, tableTouched = false;
         bool skipTable = false;
         int lineNo = 0;
         string[] lines = SplitLines(text, out bool lastHasNewline);
@@ -60,16 +68,21 @@ public sealed class RestoreReader
                 {
                     inTable = false;
                     if (!skipTable && current is not null) RulesetEditor.Validate(current, "RULE_APPEND", current.Name);
+                    // A table block that declares no chain and has no rule does not create the table.
+                    if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
+                    Committed = work.Clone();
                     continue;
                 }
                 if (raw[0] == '*' && !inTable)
                 {
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} table name invalid\n");
+                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} table name invalid");
                     TableInfo? info = TableInfo.Find(f[0]);
-                    if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid\n");
+                    if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
+                    tableExisted = work.Find(info.Name) is not null;
+                    tableTouched = false;
                     skipTable = options.OnlyTable is not null && options.OnlyTable != f[0];
                     if (skipTable)
                     {
@@ -89,14 +102,19 @@ public sealed class RestoreReader
                 }
                 if (raw[0] == ':' && inTable)
                 {
+                    tableTouched = true;
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid\n");
+                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid");
                     string chain = f[0];
                     if (chain.Length >= 29) throw XtablesException.Param($"Invalid chain name `{chain}' (28 chars max)");
-                    if (f.Length < 2) throw XtablesException.Param($"{_program}: line {lineNo} policy invalid\n");
+                    if (f.Length < 2) throw XtablesException.Param($"{_program}: line {lineNo} policy invalid");
                     string policy = f[1];
                     if (skipTable) continue;
                     Chain? existing = current!.Find(chain);
+                    if (existing is { IsBuiltin: true } && policy is not (Verdicts.Accept or Verdicts.Drop or "-"))
+                    {
+                        throw XtablesException.Other($"{_family.Tool()}: Bad policy name.");
+                    }
                     if (existing is { IsBuiltin: true })
                     {
                         Counters counters = default;
@@ -123,10 +141,11 @@ public sealed class RestoreReader
                 }
                 if (!inTable)
                 {
-                    throw XtablesException.Param($"{_program}: line {lineNo} failed\n");
+                    throw new XtablesException(XtablesExit.OtherProblem, $"{_program}: line {lineNo} failed") { Verbatim = true };
                 }
                 if (skipTable) continue;
-                RunRuleLine(work, current!, raw, lineNo, options, output);
+                tableTouched = true;
+                RunRuleLine(work, current!, hasNewline ? raw + "\n" : raw, lineNo, options, output);
             }
             catch (XtablesException ex)
             {
@@ -136,7 +155,7 @@ public sealed class RestoreReader
         }
         if (inTable)
         {
-            throw new XtablesException(XtablesExit.ParameterProblem, $"{_program}: COMMIT expected at line {lineNo + 1}\n") { Line = -1 };
+            throw new XtablesException(XtablesExit.OtherProblem, $"{_program}: COMMIT expected at line {lineNo + 1}") { Line = -1, Verbatim = true };
         }
         return work;
     }
@@ -232,7 +251,7 @@ public sealed class RestoreReader
         bool longTable = p.StartsWith("--t", StringComparison.Ordinal) && "--table".StartsWith(p, StringComparison.Ordinal);
         if (shortWithT || longTable)
         {
-            throw XtablesException.Param($"The -t option (seen in line {lineNo}) cannot be used in {_program}.\n");
+            throw XtablesException.Param($"The -t option cannot be used in {_program}.\n");
         }
         args.Add(p);
     }

@@ -1,0 +1,52 @@
+using System.Text;
+using Chainwalk.Net;
+
+namespace Chainwalk.Extensions.Matches;
+
+/// <summary>Options of <c>-m comment</c> (struct xt_comment_info).</summary>
+public sealed class CommentData : ExtensionData
+{
+    /// <summary>The comment, at most 255 characters (longer ones are cut, as the 256-byte field does).</summary>
+    public string Comment = string.Empty;
+}
+
+/// <summary><c>-m comment --comment TEXT</c> (libxt_comment.c): never affects matching.</summary>
+public sealed class CommentMatch : XtExtension<CommentData>
+{
+    private const int OComment = 0;
+    internal const int MaxLength = 255;
+
+    public override string Name => "comment";
+
+    public override ExtensionKind Kind => ExtensionKind.Match;
+
+    public override IReadOnlyList<XtOption> Options { get; } =
+    [
+        new("comment", OComment, OptionArg.Required, OptFlags.Mandatory),
+    ];
+
+    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, CommentData d)
+    {
+        string text = argument!;
+        d.Comment = Truncate(text, MaxLength);
+    }
+
+    /// <summary>Cuts a string to the bytes a fixed C buffer holds (UTF-8 byte count, as the kernel stores bytes).</summary>
+    internal static string Truncate(string text, int maxBytes)
+    {
+        if (Encoding.UTF8.GetByteCount(text) <= maxBytes) return text;
+        byte[] b = Encoding.UTF8.GetBytes(text);
+        return Encoding.UTF8.GetString(b, 0, maxBytes);
+    }
+
+    protected override void Save(StringBuilder sb, CommentData d, IpFamily family)
+    {
+        sb.Append(" --comment");
+        XtParse.SaveString(sb, d.Comment);
+    }
+
+    protected override void Print(StringBuilder sb, CommentData d, IpFamily family, bool numeric)
+    {
+        sb.Append(" /* ").Append(d.Comment).Append(" */");
+    }
+}
