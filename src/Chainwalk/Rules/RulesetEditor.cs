@@ -319,7 +319,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
         HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks,
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks, EntryHooks = baseHooks,
             TableRules = table.Chains.SelectMany(c => c.Rules),
         };
         foreach (MatchUse m in rule.Matches)
