@@ -16,6 +16,9 @@ public sealed class KernelObjects
     /// <summary>ipset names and the family of each set (null for family-less types such as list:set).</summary>
     public Dictionary<string, IpFamily?> IpSets { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Rate estimator names (created by RATEEST target rules).</summary>
+    public HashSet<string> RateEstimators { get; } = new(StringComparer.Ordinal);
+
     /// <summary>nfacct object names.</summary>
     public HashSet<string> NfacctObjects { get; } = new(StringComparer.Ordinal);
 
