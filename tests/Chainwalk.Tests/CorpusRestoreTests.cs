@@ -1,3 +1,4 @@
+using Chainwalk.Extensions;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -43,6 +44,7 @@ public class CorpusRestoreTests
         IpFamily family = FamilyOf(rel);
         string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
         string text = File.ReadAllText(Path.Combine(TestPaths.Corpus, rel));
+        KernelObjects.Current = PrerequisiteObjects(text, family);
         var ruleset = new Ruleset(family);
         bool noflush = false;
         if (Path.GetFileName(rel).StartsWith("ufw-0.37-conf", StringComparison.Ordinal))
@@ -53,6 +55,22 @@ public class CorpusRestoreTests
         }
         var reader = new RestoreReader(family, program, names);
         return reader.Apply(ruleset, text, new RestoreOptions { NoFlush = noflush });
+    }
+
+    /// <summary>The ipsets (--match-set NAME, of the file's family) and nfacct objects (--nfacct-name NAME) SOURCES.md created first.</summary>
+    public static KernelObjects PrerequisiteObjects(string text, IpFamily family)
+    {
+        var k = new KernelObjects();
+        foreach (string line in text.Split('\n'))
+        {
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            for (int i = 0; i + 1 < f.Length; i++)
+            {
+                if (f[i] == "--match-set") k.IpSets[f[i + 1]] = family;
+                else if (f[i] == "--nfacct-name") k.NfacctObjects.Add(f[i + 1]);
+            }
+        }
+        return k;
     }
 
     private static Ruleset CreateMissingChains(Ruleset ruleset, string text, IpFamily family, NameDb names)

@@ -80,3 +80,28 @@ public static partial class XtParse
         throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", or out of range ({min}-{max}).\n");
     }
 }
+
+
+public static partial class XtParse
+{
+    /// <summary>The prefix length iptables 1.8.9 reports for a mask that is not a run of ones (uint8 -1).</summary>
+    public const int NonContiguousPrefix = 255;
+
+    /// <summary>
+    /// XTTYPE_PLEN as 1.8.9 parses it: a prefix length (0-32 or 0-128), or a numeric address taken as a
+    /// netmask, giving its prefix length or <see cref="NonContiguousPrefix"/> when it is not contiguous.
+    /// </summary>
+    public static int PrefixOrMask(string text, IpFamily family, string ext, string option)
+    {
+        int max = family == IpFamily.V4 ? 32 : 128;
+        if (NumberParsing.TryParseCUnsigned(text, (ulong)max, out ulong n)) return (int)n;
+        if (IpNet.TryParseNumeric(text, family, out UInt128 m))
+        {
+            UInt128 full = IpNet.FullMask(family);
+            int len = IpNet.PopCount(m);
+            UInt128 expect = len == 0 ? UInt128.Zero : (full << (max - len)) & full;
+            return m == expect ? len : NonContiguousPrefix;
+        }
+        throw XtablesException.Param($"{ext}: bad value for option \"--{option}\", neither a valid network mask nor valid CIDR (0-{max}).\n");
+    }
+}

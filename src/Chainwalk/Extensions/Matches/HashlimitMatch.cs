@@ -149,21 +149,8 @@ public sealed class HashlimitMatch : XtExtension<HashlimitData>
 
     private const uint MaxSize = 1048576;
 
-    /// <summary>
-    /// A prefix length or a dotted netmask. iptables 1.8.9 only bounds the number for IPv6 (0-128);
-    /// for IPv4 the kernel refuses lengths over 32.
-    /// </summary>
-    private uint ParseMaskLength(ParseContext ctx, string arg, string option)
-    {
-        if (ctx.Family == IpFamily.V4 && arg.Contains('.', StringComparison.Ordinal) && IpNet.TryParseV4Numeric(arg, true, out uint m))
-        {
-            int len = System.Numerics.BitOperations.PopCount(m);
-            if (len == 0 ? m == 0 : m == uint.MaxValue << (32 - len)) return (uint)len;
-        }
-        ulong max = ctx.Family == IpFamily.V4 ? uint.MaxValue : 128;
-        if (NumberParsing.TryParseCUnsigned(arg, max, out ulong v)) return (uint)v;
-        throw ctx.Error($"{Name}: bad value for option \"--{option}\", neither a valid network mask nor valid CIDR (0-{(ctx.Family == IpFamily.V4 ? 32 : 128)}).\n");
-    }
+    private uint ParseMaskLength(ParseContext ctx, string arg, string option) =>
+        (uint)XtParse.PrefixOrMask(arg, ctx.Family, Name, option);
 
     private static ulong Factor(char c) => c switch { 'm' => 1024 * 1024, 'k' => 1024, _ => 1 };
 
