@@ -393,7 +393,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 string n = stack.Pop();
                 if (!seen.Add(n)) continue;
                 reach[n] = (reach.TryGetValue(n, out HookMask m) ? m : HookMask.None) | hook.Mask();
-                foreach (string next in edges[n]) stack.Push(next);
+                if (edges.TryGetValue(n, out List<string>? nexts)) foreach (string next in nexts) stack.Push(next);
             }
         }
         return reach;

@@ -148,6 +148,7 @@ public sealed class ListWriter
 
     public void Rule(Rule rule, int lineNumber)
     {
+        using NameDb.PrintingScope scope = NameDb.UseForPrinting(_names);
         if (Has(ListFormat.LineNumbers)) Printf("%-4u ", "%u ", lineNumber);
         if (!Has(ListFormat.NoCounts))
         {

@@ -302,7 +302,7 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
                 sb.Append(" anywhere");
                 return;
             }
-            string a = numeric ? IpNet.FormatAddress(net.Address, family) : ListWriter.AddressToAnyName(net.Address, family, NameDb.System);
+            string a = numeric ? IpNet.FormatAddress(net.Address, family) : ListWriter.AddressToAnyName(net.Address, family, NameDb.Printing);
             sb.Append(' ').Append(a).Append(IpNet.MaskSuffixForList(net.Mask, family));
         }
 

@@ -83,7 +83,7 @@ public sealed class Ipv6headerMatch : XtExtension<Ipv6headerData>
 
     private static string ProtoName(byte proto)
     {
-        if (proto != 0 && NameDb.System.ProtocolName(proto) is { } n) return n;
+        if (proto != 0 && NameDb.Printing.ProtocolName(proto) is { } n) return n;
         foreach (var (name, p) in ChainProtos)
         {
             if (p == proto) return name;

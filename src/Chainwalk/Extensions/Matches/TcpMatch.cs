@@ -195,7 +195,7 @@ public sealed class TcpMatch : XtExtension<TcpData>
 
     protected override void Print(StringBuilder sb, TcpData d, IpFamily family, bool numeric)
     {
-        NameDb names = NameDb.System;
+        NameDb names = NameDb.Printing;
         sb.Append(" tcp");
         PortPrint(sb, "spt", d.SportMin, d.SportMax, d.InvSport, numeric, "tcp", names);
         PortPrint(sb, "dpt", d.DportMin, d.DportMax, d.InvDport, numeric, "tcp", names);
