@@ -255,55 +255,55 @@ public sealed class PacketBuilder
         switch (_layer)
         {
             case Layer.Tcp:
-            {
-                int optLength = (_tcpOptions.Count + 3) & ~3;
-                int header = TcpHeader.MinLength + optLength;
-                if (header > 60) throw new InvalidOperationException("TCP options exceed 40 bytes");
-                byte[] b = new byte[header + _payload.Length];
-                b[12] = (byte)((header / 4) << 4); // data offset, which TryCreate checks
-                TcpHeader.TryCreate(b, out TcpHeader t);
-                t.SourcePort = _sport;
-                t.DestinationPort = _dport;
-                t.SequenceNumber = _seq;
-                t.AcknowledgmentNumber = _ack;
-                t.Flags = _flags;
-                t.Window = _window;
-                t.UrgentPointer = _urgent;
-                _tcpOptions.ToArray().CopyTo(b, TcpHeader.MinLength);
-                _payload.CopyTo(b, header);
-                return b;
-            }
+                {
+                    int optLength = (_tcpOptions.Count + 3) & ~3;
+                    int header = TcpHeader.MinLength + optLength;
+                    if (header > 60) throw new InvalidOperationException("TCP options exceed 40 bytes");
+                    byte[] b = new byte[header + _payload.Length];
+                    b[12] = (byte)((header / 4) << 4); // data offset, which TryCreate checks
+                    TcpHeader.TryCreate(b, out TcpHeader t);
+                    t.SourcePort = _sport;
+                    t.DestinationPort = _dport;
+                    t.SequenceNumber = _seq;
+                    t.AcknowledgmentNumber = _ack;
+                    t.Flags = _flags;
+                    t.Window = _window;
+                    t.UrgentPointer = _urgent;
+                    _tcpOptions.ToArray().CopyTo(b, TcpHeader.MinLength);
+                    _payload.CopyTo(b, header);
+                    return b;
+                }
             case Layer.Udp:
-            {
-                byte[] b = new byte[UdpHeader.Length + _payload.Length];
-                UdpHeader.TryCreate(b, out UdpHeader u);
-                u.SourcePort = _sport;
-                u.DestinationPort = _dport;
-                u.LengthField = (ushort)b.Length;
-                _payload.CopyTo(b, UdpHeader.Length);
-                return b;
-            }
+                {
+                    byte[] b = new byte[UdpHeader.Length + _payload.Length];
+                    UdpHeader.TryCreate(b, out UdpHeader u);
+                    u.SourcePort = _sport;
+                    u.DestinationPort = _dport;
+                    u.LengthField = (ushort)b.Length;
+                    _payload.CopyTo(b, UdpHeader.Length);
+                    return b;
+                }
             case Layer.Icmp:
-            {
-                byte[] b = new byte[IcmpHeader.Length + _payload.Length];
-                IcmpHeader.TryCreate(b, out IcmpHeader i);
-                i.Type = _icmpType;
-                i.Code = _icmpCode;
-                i.RestOfHeader = _icmpRest;
-                _payload.CopyTo(b, IcmpHeader.Length);
-                return b;
-            }
+                {
+                    byte[] b = new byte[IcmpHeader.Length + _payload.Length];
+                    IcmpHeader.TryCreate(b, out IcmpHeader i);
+                    i.Type = _icmpType;
+                    i.Code = _icmpCode;
+                    i.RestOfHeader = _icmpRest;
+                    _payload.CopyTo(b, IcmpHeader.Length);
+                    return b;
+                }
             case Layer.Sctp:
-            {
-                byte[] b = new byte[SctpHeader.Length + _sctpChunk.Length + _payload.Length];
-                SctpHeader.TryCreate(b, out SctpHeader c);
-                c.SourcePort = _sport;
-                c.DestinationPort = _dport;
-                c.VerificationTag = _sctpTag;
-                _sctpChunk.CopyTo(b, SctpHeader.Length);
-                _payload.CopyTo(b, SctpHeader.Length + _sctpChunk.Length);
-                return b;
-            }
+                {
+                    byte[] b = new byte[SctpHeader.Length + _sctpChunk.Length + _payload.Length];
+                    SctpHeader.TryCreate(b, out SctpHeader c);
+                    c.SourcePort = _sport;
+                    c.DestinationPort = _dport;
+                    c.VerificationTag = _sctpTag;
+                    _sctpChunk.CopyTo(b, SctpHeader.Length);
+                    _payload.CopyTo(b, SctpHeader.Length + _sctpChunk.Length);
+                    return b;
+                }
             default:
                 return (byte[])_payload.Clone();
         }
