@@ -18,21 +18,20 @@ public sealed partial class Packet
         var sb = new StringBuilder(96);
         sb.Append(Family == IpFamily.V4 ? "IP " : "IP6 ");
         string src = IpNet.FormatAddress(Source, Family), dst = IpNet.FormatAddress(Destination, Family);
-        if (HasPorts && HasTransportHeader)
+        // tcpdump puts the ports after the addresses only when the transport header follows the IP header directly.
+        bool chain = Family == IpFamily.V6 && TransportOffset > Ipv6Header.Length;
+        if (HasPorts && !chain && !IsNonFirstFragment)
             sb.Append(CultureInfo.InvariantCulture, $"{src}.{SourcePort} > {dst}.{DestinationPort}: ");
         else
             sb.Append(CultureInfo.InvariantCulture, $"{src} > {dst}: ");
 
-        if (IsNonFirstFragment)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"ip-proto-{Protocol}, frag offset {FragmentOffset}{(MoreFragments ? "+" : "")}, length {TransportLength}");
-            return sb.ToString();
-        }
-        if (IsQuoted && !HasTransportHeader && !HasPorts)
+        if (chain && !AppendIpv6Chain(sb)) return sb.ToString().TrimEnd();
+        if (IsNonFirstFragment || (IsQuoted && !HasTransportHeader && !HasPorts))
         {
             sb.Append(CultureInfo.InvariantCulture, $"ip-proto-{Protocol}");
             return sb.ToString();
         }
+        if (chain && HasPorts) sb.Append(CultureInfo.InvariantCulture, $"{SourcePort} > {DestinationPort}: ");
         switch (Protocol)
         {
             case IpProtocol.Tcp: AppendTcp(sb); break;
@@ -43,6 +42,37 @@ public sealed partial class Packet
             default: sb.Append(CultureInfo.InvariantCulture, $"ip-proto-{Protocol} {TransportLength}"); break;
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The IPv6 extension headers as tcpdump names them (print-ip6.c and friends): "HBH", "DSTOPT", "RT6 (...)",
+    /// "AH(...):", "frag (offset|length)". Returns false after a later fragment, where tcpdump stops.
+    /// </summary>
+    private bool AppendIpv6Chain(StringBuilder sb)
+    {
+        var walk = new Ipv6ExtensionEnumerator(Bytes);
+        while (walk.MoveNext())
+        {
+            Ipv6ExtensionHeader h = walk.Current;
+            ReadOnlySpan<byte> x = Bytes.AsSpan(h.Offset, h.Length);
+            switch (h.Type)
+            {
+                case IpProtocol.HopByHop: sb.Append("HBH "); break;
+                case IpProtocol.DestinationOptions: sb.Append("DSTOPT "); break;
+                case IpProtocol.Routing: sb.Append(CultureInfo.InvariantCulture, $"RT6 (len={x[1]}, type={x[2]}, segleft={x[3]}) "); break;
+                case IpProtocol.Ah:
+                    sb.Append(CultureInfo.InvariantCulture, $"AH(spi=0x{BinaryPrimitives.ReadUInt32BigEndian(x[4..]):x8},seq=0x{BinaryPrimitives.ReadUInt32BigEndian(x[8..]):x}): ");
+                    break;
+                case IpProtocol.Fragment:
+                    int offset = BinaryPrimitives.ReadUInt16BigEndian(x[2..]) & 0xfff8;
+                    int length = Math.Min(TotalLength, Bytes.Length) - (h.Offset + h.Length);
+                    sb.Append(CultureInfo.InvariantCulture, $"frag ({offset}|{length})");
+                    if (offset != 0) return false;
+                    sb.Append(' ');
+                    break;
+            }
+        }
+        return true;
     }
 
     /// <summary>TCP flags as tcpdump letters in its order (F S R P . U E W), "none" when no bit is set.</summary>
@@ -63,7 +93,7 @@ public sealed partial class Packet
 
     private void AppendTcp(StringBuilder sb)
     {
-        if (!HasTransportHeader) { sb.Append("[|tcp]"); return; }
+        if (!HasTransportHeader) { AppendBadTcp(sb); return; }
         int length = Math.Max(0, Math.Min(TotalLength, Bytes.Length) - TransportOffset - TransportHeaderLength);
         sb.Append("Flags [").Append(FlagLetters(TcpFlags)).Append(']');
         if (length > 0 || (TcpFlags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst)) != 0)
@@ -81,6 +111,19 @@ public sealed partial class Packet
             sb.Append(']');
         }
         sb.Append(CultureInfo.InvariantCulture, $", length {length}");
+    }
+
+    /// <summary>A TCP header that the IP length cuts short or whose data offset is wrong, in tcpdump's words.</summary>
+    private void AppendBadTcp(StringBuilder sb)
+    {
+        int available = Math.Min(TotalLength, Bytes.Length) - TransportOffset;
+        if (available < TcpHeader.MinLength) { sb.Append("[|tcp]"); return; }
+        ReadOnlySpan<byte> l4 = Bytes.AsSpan(TransportOffset);
+        int hlen = (l4[12] >> 4) * 4;
+        sb.Append("Flags [").Append(FlagLetters((TcpFlags)l4[13])).Append("] ");
+        sb.Append(hlen < TcpHeader.MinLength
+            ? Inv($"[bad hdr length {hlen} - too short, < {TcpHeader.MinLength}]")
+            : Inv($"[bad hdr length {hlen} - too long, > {available}]"));
     }
 
     private static void AppendTcpOptions(StringBuilder sb, ReadOnlySpan<byte> options)
@@ -116,7 +159,12 @@ public sealed partial class Packet
 
     private void AppendUdp(StringBuilder sb)
     {
-        if (!HasTransportHeader) { sb.Append("[|udp]"); return; }
+        if (!HasTransportHeader)
+        {
+            int available = Math.Min(TotalLength, Bytes.Length) - TransportOffset;
+            sb.Append(HasPorts ? Inv($"truncated-udp {available}") : "[|udp]");
+            return;
+        }
         int length = BinaryPrimitives.ReadUInt16BigEndian(Bytes.AsSpan(TransportOffset + 4)) - UdpHeader.Length;
         sb.Append(CultureInfo.InvariantCulture, $"UDP, length {Math.Max(0, length)}");
     }

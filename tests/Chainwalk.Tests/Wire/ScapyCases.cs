@@ -7,6 +7,9 @@ namespace Chainwalk.Tests.Wire;
 /// Packets recorded with scapy 2.5 (python3-scapy, Debian 12), each with the builder call that must produce the
 /// same bytes and the line <see cref="Packet.ToString"/> must print. The scapy expression is in the comment;
 /// A = 10.0.0.1 / 2001:db8::1, B = 10.0.0.2 / 2001:db8::2, <c>ip()</c> = IP(src=A, dst=B, id=0).
+/// The lines are what <c>tcpdump -n -S -r</c> (tcpdump 4.99.3) printed for these bytes, except where tcpdump
+/// decodes an application protocol (DNS on port 53, DHCPv6 on 546/547, "HTTP" after port-80 data): Chainwalk
+/// stops at the transport layer, and drops the trailing space tcpdump leaves after SCTP chunks.
 /// </summary>
 public static class ScapyCases
 {
@@ -63,7 +66,7 @@ public static class ScapyCases
         // ip(flags='MF', frag=2, proto=17)/Raw(b'\x00' * 16)
         new("ip4_nonfirst_fragment", "4500002400002002401146c50a0000010a00000200000000000000000000000000000000",
             () => PacketBuilder.Ipv4(A, B).Fragment(16, moreFragments: true).Protocol(IpProtocol.Udp).PayloadLength(16),
-            "IP 10.0.0.1 > 10.0.0.2: ip-proto-17, frag offset 16+, length 16"),
+            "IP 10.0.0.1 > 10.0.0.2: ip-proto-17"),
         // IPv6(src=A6, dst=B6)/TCP(sport=1234, dport=443, flags='S', seq=1, window=64800, options=[('MSS', 1440)])
         new("tcp6_syn", "600000000018064020010db800000000000000000000000120010db800000000000000000000000204d201bb00000001000000006002fd2039170000020405a0",
             () => PacketBuilder.Ipv6(A6, B6).Tcp(1234, 443, TcpFlags.Syn, 1, 0, 64800).Mss(1440),
@@ -86,15 +89,15 @@ public static class ScapyCases
         // IPv6(src=A6, dst=B6)/IPv6ExtHdrHopByHop()/IPv6ExtHdrFragment(offset=0, m=1, id=0x42)/UDP(sport=1000, dport=2000)/(b'\x00' * 8)
         new("ip6_hopbyhop_fragment_udp", "600000000020004020010db800000000000000000000000120010db80000000000000000000000022c00010400000000110000010000004203e807d0001098a10000000000000000",
             () => PacketBuilder.Ipv6(A6, B6).Ipv6Extension(IpProtocol.HopByHop, [1, 4, 0, 0, 0, 0]).Fragment(0, true, 0x42).Udp(1000, 2000).PayloadLength(8),
-            "IP6 2001:db8::1.1000 > 2001:db8::2.2000: UDP, length 8"),
+            "IP6 2001:db8::1 > 2001:db8::2: HBH frag (0|16) 1000 > 2000: UDP, length 8"),
         // IPv6(src=A6, dst=B6)/IPv6ExtHdrFragment(nh=17, offset=2, m=0, id=0x42)/Raw(b'\x00' * 8)
         new("ip6_nonfirst_fragment", "6000000000102c4020010db800000000000000000000000120010db800000000000000000000000211000010000000420000000000000000",
             () => PacketBuilder.Ipv6(A6, B6).Fragment(16, false, 0x42).Protocol(IpProtocol.Udp).PayloadLength(8),
-            "IP6 2001:db8::1 > 2001:db8::2: ip-proto-17, frag offset 16, length 8"),
+            "IP6 2001:db8::1 > 2001:db8::2: frag (16|8)"),
         // IPv6(src=A6, dst=B6)/IPv6ExtHdrDestOpt()/TCP(sport=1, dport=2, flags='R', seq=9, window=0)
         new("ip6_destination_options_tcp", "60000000001c3c4020010db800000000000000000000000120010db800000000000000000000000206000104000000000001000200000009000000005004000054600000",
             () => PacketBuilder.Ipv6(A6, B6).Ipv6Extension(IpProtocol.DestinationOptions, [1, 4, 0, 0, 0, 0]).Tcp(1, 2, TcpFlags.Rst, 9, 0, 0),
-            "IP6 2001:db8::1.1 > 2001:db8::2.2: Flags [R], seq 9, win 0, length 0"),
+            "IP6 2001:db8::1 > 2001:db8::2: DSTOPT 1 > 2: Flags [R], seq 9, win 0, length 0"),
         // IPv6(src=A6, dst=B6)/SCTP(sport=5000, dport=5001, tag=0)/SCTPChunkInit(init_tag=1, a_rwnd=106496, n_out_streams=10, n_in_streams=65535, init_tsn=7)
         new("sctp6_init", "600000000020844020010db800000000000000000000000120010db80000000000000000000000021388138900000000e2003d0301000014000000010001a000000affff00000007",
             () => PacketBuilder.Ipv6(A6, B6).SctpInit(5000, 5001, 1, 106496, 10, 65535, 7),
