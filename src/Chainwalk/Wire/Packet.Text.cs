@@ -191,7 +191,11 @@ public sealed partial class Packet
             (Wire.IcmpType.TimeExceeded, 0) => "time exceeded in-transit",
             (Wire.IcmpType.TimeExceeded, 1) => "ip reassembly time exceeded",
             (Wire.IcmpType.ParameterProblem, _) => Inv($"parameter problem - octet {IcmpId >> 8}"),
-            (Wire.IcmpType.Redirect, _) => Inv($"redirect {qdst}"),
+            (Wire.IcmpType.Redirect, 0) => $"redirect {qdst} to net {Gateway()}",
+            (Wire.IcmpType.Redirect, 1) => $"redirect {qdst} to host {Gateway()}",
+            (Wire.IcmpType.Redirect, 2) => $"redirect-tos {qdst} to net {Gateway()}",
+            (Wire.IcmpType.Redirect, 3) => $"redirect-tos {qdst} to host {Gateway()}",
+            (Wire.IcmpType.Redirect, _) => Inv($"redirect-#{IcmpCode} {qdst} to {Gateway()}"),
             (Wire.IcmpType.SourceQuench, _) => "source quench",
             (Wire.IcmpType.TimestampRequest, _) => Inv($"time stamp query id {IcmpId} seq {IcmpSequence}"),
             (Wire.IcmpType.TimestampReply, _) => Inv($"time stamp reply id {IcmpId} seq {IcmpSequence}"),
@@ -199,6 +203,8 @@ public sealed partial class Packet
         };
         sb.Append(text).Append(CultureInfo.InvariantCulture, $", length {TransportLength}");
     }
+
+    private string Gateway() => IpNet.FormatAddress(BinaryPrimitives.ReadUInt32BigEndian(Bytes.AsSpan(TransportOffset + 4)), IpFamily.V4);
 
     private static string PortUnreachable(Packet? q, string qdst)
     {
@@ -227,7 +233,10 @@ public sealed partial class Packet
             (Icmpv6Type.PacketTooBig, _) => Inv($"packet too big, mtu {rest}"),
             (Icmpv6Type.TimeExceeded, 0) => $"time exceeded in-transit for {qdst}",
             (Icmpv6Type.TimeExceeded, 1) => "ip6 reassembly time exceeded",
-            (Icmpv6Type.ParameterProblem, _) => Inv($"parameter problem, code {IcmpCode}, pointer {rest}"),
+            (Icmpv6Type.ParameterProblem, 0) => Inv($"parameter problem, erroneous - octet {rest}"),
+            (Icmpv6Type.ParameterProblem, 1) => Inv($"parameter problem, next header - octet {rest}"),
+            (Icmpv6Type.ParameterProblem, 2) => Inv($"parameter problem, option - octet {rest}"),
+            (Icmpv6Type.ParameterProblem, _) => Inv($"parameter problem, code-#{IcmpCode}"),
             (Icmpv6Type.RouterSolicitation, _) => "router solicitation",
             (Icmpv6Type.RouterAdvertisement, _) => "router advertisement",
             (Icmpv6Type.NeighborSolicitation, _) => NdTarget("neighbor solicitation, who has"),
