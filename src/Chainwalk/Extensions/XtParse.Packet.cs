@@ -192,26 +192,9 @@ public static partial class XtParse
     }
 }
 
-/// <summary>What iptables-nft 1.8.9 does to tcp/udp port matches it turns into native nf_tables expressions.</summary>
+/// <summary>The port forms tcp, udp, sctp and dccp print.</summary>
 public static partial class XtParse
 {
-    /// <summary>
-    /// The port range as it reads back from nf_tables: "! 0:65535" vanishes, "! 0:N" (N &lt; 65535) comes
-    /// back as "N+1:65535" (a "greater than" compare).
-    /// </summary>
-    public static void NftPortRoundTrip(ref ushort min, ref ushort max, ref bool invert)
-    {
-        if (!invert || min != 0 || min == max) return;
-        if (max == ushort.MaxValue)
-        {
-            invert = false;
-            return;
-        }
-        min = (ushort)(max + 1);
-        max = ushort.MaxValue;
-        invert = false;
-    }
-
     /// <summary>print_ports of libxt_tcp/libxt_udp: " spt:N", " spts:A:B", "!" after the colon.</summary>
     public static void AppendPortsListed(StringBuilder sb, string label, ushort min, ushort max, bool invert, bool numeric, string proto)
     {
