@@ -55,6 +55,7 @@ internal static class Cli
                 "ip" => IpCompat.Run(Argv("ip"), store, io),
                 "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
+                "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
                 "--help" or "help" or "-h" => PrintUsage(),
                 "--version" or "version" => PrintVersion(),
@@ -76,11 +77,29 @@ Compat verbs (same arguments, output and exit codes as the Linux tools, on the v
   ip, sysctl
 Chainwalk verbs:
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
+  extensions  list the xtables matches and targets Chainwalk knows
   shell    start a shell with those shims
 
 The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
 
 """;
+
+    /// <summary>Lists the xtables extensions Chainwalk knows: name, match/target, families, kernel support here.</summary>
+    private static int ListExtensions(ToolIo io)
+    {
+        foreach (Chainwalk.Extensions.XtExtension e in Chainwalk.Extensions.ExtensionRegistry.All)
+        {
+            string fam = e.Families switch
+            {
+                Chainwalk.Extensions.FamilyMask.V4 => "ipv4",
+                Chainwalk.Extensions.FamilyMask.V6 => "ipv6",
+                _ => "ipv4,ipv6",
+            };
+            string kind = e.Kind == Chainwalk.Extensions.ExtensionKind.Match ? "match" : "target";
+            io.Out.WriteLine($"{e.Name}\t{kind}\t{fam}\t{(e.KernelSupported ? "supported" : "refused: no kernel module")}");
+        }
+        return 0;
+    }
 
     private static int PrintUsage()
     {

@@ -13,6 +13,21 @@ internal static class Shims
         "ip6tables-legacy-save", "ip6tables-legacy-restore", "ip", "sysctl",
     ];
 
+    /// <summary>
+    /// How to start this very CLI again: the apphost itself, or "dotnet Chainwalk.Cli.dll" when it runs
+    /// under the dotnet muxer (as from the test project's output directory).
+    /// </summary>
+    public static string SelfCommand()
+    {
+        string exe = Environment.ProcessPath ?? "chainwalk";
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet")
+        {
+            string dll = typeof(Shims).Assembly.Location;
+            return Quote(exe) + " " + Quote(dll);
+        }
+        return Quote(exe);
+    }
+
     public static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>Creates DIR/.shims with the scripts and returns its path.</summary>
@@ -20,11 +35,12 @@ internal static class Shims
     {
         string dir = Path.Combine(store.Directory, ".shims");
         Directory.CreateDirectory(dir);
-        string exe = Environment.ProcessPath ?? "chainwalk";
+        string command = SelfCommand();
         foreach (string tool in Tools)
         {
             string verb = tool.Replace("-nft", string.Empty, StringComparison.Ordinal).Replace("-legacy", string.Empty, StringComparison.Ordinal);
-            string script = $"#!/bin/sh\n# Chainwalk shim: runs '{verb}' on the virtual host in $CHAINWALK_HOST\nexec {Quote(exe)} --host \"${{CHAINWALK_HOST:-{store.Directory}}}\" {verb} \"$@\"\n";
+            // Pinned: the binary and the host are fixed when the shim is written, so a call is one exec.
+            string script = $"#!/bin/sh\n# Chainwalk shim: runs '{verb}' on the virtual host {store.Directory}\nexec {command} --host {Quote(store.Directory)} {verb} \"$@\"\n";
             string path = Path.Combine(dir, tool);
             if (!File.Exists(path) || File.ReadAllText(path) != script)
             {

@@ -28,6 +28,10 @@ public static class IptablesCompat
     public static int ReportError(XtablesException ex, string program, TextWriter err, bool restore = false)
     {
         var sb = new StringBuilder();
+        if (ex.Preceding is { } pre)
+        {
+            foreach (string line in pre) sb.Append(line).Append('\n');
+        }
         string prefix = $"{program} v{SaveWriter.Version}: ";
         switch (ex.Exit)
         {
@@ -43,9 +47,21 @@ public static class IptablesCompat
                 if (restore && ex.Line is > 0) sb.Append("Error occurred at line: ").Append(ex.Line.Value).Append('\n');
                 sb.Append("Try `").Append(program).Append(" -h' or '").Append(program).Append(" --help' for more information.\n");
                 break;
+            case XtablesExit.ResourceProblem when !ex.Verbatim && restore && ex.Line is > 0:
+                // xtables-restore: the kernel's refusal, with the line of the rule.
+                sb.Append(prefix).Append("\nline ").Append(ex.Line.Value).Append(':').Append(ex.Message).Append('\n');
+                break;
             case XtablesExit.ResourceProblem when !ex.Verbatim:
                 sb.Append(prefix).Append(ex.Message).Append('\n');
                 break;
+            case XtablesExit.OtherProblem when restore && !ex.Verbatim && ex.Line is > 0:
+                {
+                    // xtables-restore: "line N failed: " and the errno text (the message without "iptables: ").
+                    int colon = ex.Message.IndexOf(": ", StringComparison.Ordinal);
+                    string text = colon >= 0 ? ex.Message[(colon + 2)..] : ex.Message;
+                    sb.Append(program).Append(": line ").Append(ex.Line.Value).Append(" failed: ").Append(text).Append('\n');
+                    break;
+                }
             default:
                 sb.Append(ex.Message).Append('\n');
                 break;
@@ -69,6 +85,11 @@ public static class IptablesCompat
             return ReportError(ex, program, io.Err);
         }
         foreach (string w in cmd.Warnings) io.Err.WriteLine(w);
+        if (family == IpFamily.V6)
+        {
+            // ip6tables-nft 1.8.9 does not pass -c counters of a rule to the kernel: the rule starts at 0.
+            foreach (Rule r in cmd.Rules) r.Counters = default;
+        }
         if (cmd.HelpRequested)
         {
             io.Out.Write(HelpText.Iptables(family));
@@ -81,12 +102,13 @@ public static class IptablesCompat
         }
 
         bool readOnly = (cmd.Command & ~(CommandKind.List | CommandKind.ListRules | CommandKind.Check)) == 0;
+        CommandExecutor? exec = null;
         try
         {
             using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             Ruleset work = readOnly ? rules : rules.Clone();
-            var exec = new CommandExecutor(work);
+            exec = new CommandExecutor(work);
             exec.Execute(cmd);
             if (exec.Changed) store.SaveRules(work);
             io.Out.Write(exec.Output.ToString());
@@ -95,6 +117,12 @@ public static class IptablesCompat
         }
         catch (XtablesException ex)
         {
+            // What was printed before the failure (e.g. the listing of -L -Z) stays printed.
+            if (exec is not null && exec.Output.Length > 0)
+            {
+                io.Out.Write(exec.Output.ToString());
+                io.Out.Flush();
+            }
             return ReportError(ex, program, io.Err);
         }
     }
@@ -147,7 +175,7 @@ public static class IptablesCompat
         }
         if (table is not null && TableInfo.Find(table) is null)
         {
-            io.Err.WriteLine($"{program} v{SaveWriter.Version}: Table does not exist (do you need to insmod?)");
+            io.Err.WriteLine($"Table `{table}' does not exist");
             return 1;
         }
         Ruleset rules;
@@ -185,7 +213,11 @@ public static class IptablesCompat
                 case "-v": case "--verbose": verbose = true; break;
                 case "-T":
                 case "--table":
-                    if (i + 1 >= argv.Length) return ReportError(XtablesException.Param("option requires an argument -- 'T'"), program, io.Err);
+                    if (i + 1 >= argv.Length)
+                    {
+                        io.Err.Write($"{program}: option requires an argument -- 'T'\nTry `{program} -h' for more information.\n");
+                        return 1;
+                    }
                     onlyTable = argv[++i];
                     break;
                 case "-w":
@@ -223,7 +255,10 @@ public static class IptablesCompat
                     }
                     if (a.StartsWith('-') && a.Length > 1)
                     {
-                        io.Err.WriteLine($"{program}: unrecognized option '{a}'");
+                        io.Err.Write(a.StartsWith("--", StringComparison.Ordinal)
+                            ? $"{program}: unrecognized option '{a}'\n"
+                            : $"{program}: invalid option -- '{a[1]}'\n");
+                        io.Err.Write($"Try `{program} -h' for more information.\n");
                         return 1;
                     }
                     if (file is not null)
@@ -258,19 +293,35 @@ public static class IptablesCompat
                 return 1;
             }
         }
-        var options = new RestoreOptions { Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test };
+        var options = new RestoreOptions
+        {
+            Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
+            IgnoreRuleCounters = family == IpFamily.V6,
+        };
+        var reader = new RestoreReader(family, program);
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             var output = new StringBuilder();
-            Ruleset result = new RestoreReader(family, program).Apply(rules, text, options, output);
-            if (!test) store.SaveRules(result);
+            try
+            {
+                Ruleset result = reader.Apply(rules, text, options, output);
+                foreach (string w in reader.Warnings) io.Err.WriteLine(w);
+                if (!test) store.SaveRules(result);
+            }
+            catch (XtablesException)
+            {
+                // iptables-nft-restore commits each table at its COMMIT line: those stay when a later one fails.
+                if (!test && reader.Committed is { } committed) store.SaveRules(committed);
+                throw;
+            }
             io.Out.Write(output.ToString());
             return 0;
         }
         catch (XtablesException ex)
         {
+            foreach (string w in reader.Warnings) io.Err.WriteLine(w);
             return ReportError(ex, program, io.Err, restore: true);
         }
     }

@@ -8,17 +8,35 @@ namespace Chainwalk.Compat;
 /// </summary>
 public static class SysctlCompat
 {
+    private const string Usage = """
+
+Usage:
+ sysctl [options] [variable[=value] ...]
+
+Options:
+  -a, --all            display all variables
+  -e, --ignore         ignore unknown variables errors
+  -n, --values         print only values of the given variable(s)
+  -p, --load[=<file>]  read values from file
+  -q, --quiet          do not echo variable set
+  -w, --write          enable writing a value to variable
+
+For more details see sysctl(8).
+""";
+
     public static int Run(string[] argv, HostStore store, ToolIo io)
     {
         bool write = false, valuesOnly = false, quiet = false, all = false, ignore = false;
+        var loads = new List<string>();
         var items = new List<string>();
         for (int i = 1; i < argv.Length; i++)
         {
             string a = argv[i];
             if (a.Length > 1 && a[0] == '-' && !a.StartsWith("--", StringComparison.Ordinal))
             {
-                foreach (char c in a[1..])
+                for (int j = 1; j < a.Length; j++)
                 {
+                    char c = a[j];
                     switch (c)
                     {
                         case 'w': write = true; break;
@@ -26,8 +44,17 @@ public static class SysctlCompat
                         case 'q': quiet = true; break;
                         case 'a': case 'A': case 'X': all = true; break;
                         case 'e': ignore = true; break;
+                        case 'o': case 'x': break;
+                        case 'p': case 'f':
+                            // -p takes an optional attached file name (-pFILE), else the next word if it is not an option.
+                            if (j + 1 < a.Length) loads.Add(a[(j + 1)..]);
+                            else if (i + 1 < argv.Length && !argv[i + 1].StartsWith('-')) loads.Add(argv[++i]);
+                            else loads.Add("/etc/sysctl.conf");
+                            j = a.Length;
+                            break;
                         default:
                             io.Err.WriteLine($"sysctl: invalid option -- '{c}'");
+                            io.Err.Write(Usage);
                             return 1;
                     }
                 }
@@ -40,8 +67,27 @@ public static class SysctlCompat
                 case "--quiet": quiet = true; continue;
                 case "--all": all = true; continue;
                 case "--ignore": ignore = true; continue;
+                case "--load": loads.Add("/etc/sysctl.conf"); continue;
+            }
+            if (a.StartsWith("--load=", StringComparison.Ordinal))
+            {
+                loads.Add(a["--load=".Length..]);
+                continue;
             }
             items.Add(a);
+        }
+        if (!all && loads.Count == 0 && items.Count == 0)
+        {
+            if (argv.Length > 1)
+            {
+                io.Err.WriteLine("sysctl: no variables specified");
+                io.Err.WriteLine("Try `sysctl --help' for more information.");
+            }
+            else
+            {
+                io.Err.Write(Usage);
+            }
+            return 1;
         }
 
         using HostLock hostLock = store.Lock(waitSeconds: null);
@@ -50,44 +96,97 @@ public static class SysctlCompat
         bool changed = false;
         if (all)
         {
-            foreach (var kv in host.Sysctls) Print(io, kv.Key, kv.Value, valuesOnly);
+            foreach (var kv in host.Sysctls) Print(io, kv.Key, kv.Value.Replace(' ', '\t'), valuesOnly);
             return 0;
+        }
+        foreach (string file in loads)
+        {
+            // procps reads the whole file first (syntax errors come before any setting), then applies it.
+            string[] lines;
+            try
+            {
+                lines = File.ReadAllLines(file);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                io.Err.WriteLine($"sysctl: cannot open \"{file}\": No such file or directory");
+                rc = 1;
+                continue;
+            }
+            var settings = new List<string>();
+            for (int n = 0; n < lines.Length; n++)
+            {
+                string t = lines[n].Trim();
+                if (t.Length == 0 || t[0] is '#' or ';') continue;
+                if (!t.Contains('=', StringComparison.Ordinal))
+                {
+                    io.Err.WriteLine($"sysctl: {file}({n + 1}): invalid syntax, continuing...");
+                    continue;
+                }
+                settings.Add(t.TrimStart('-'));
+            }
+            foreach (string item in settings)
+            {
+                rc |= Set(host, item, valuesOnly, quiet, ignore, io, ref changed);
+            }
         }
         foreach (string item in items)
         {
             int eq = item.IndexOf('=', StringComparison.Ordinal);
-            if (eq < 0 && write)
+            if (write || eq >= 0)
             {
-                io.Err.WriteLine($"sysctl: \"{item}\" must be of the form name=value");
-                rc = 1;
+                if (eq < 0)
+                {
+                    io.Err.WriteLine("sysctl: command line(0): invalid syntax, continuing...");
+                    rc = 1;
+                    continue;
+                }
+                rc |= Set(host, item, valuesOnly, quiet, ignore, io, ref changed);
                 continue;
             }
-            string key = Normalize(eq < 0 ? item : item[..eq]);
+            string key = Normalize(item);
             if (!host.Sysctls.TryGetValue(key, out string? current))
             {
-                if (!ignore) io.Err.WriteLine($"sysctl: cannot stat /proc/sys/{key.Replace('.', '/')}: No such file or directory");
-                rc = ignore ? rc : 255;
+                if (!ignore)
+                {
+                    io.Err.WriteLine($"sysctl: cannot stat /proc/sys/{key.Replace('.', '/')}: No such file or directory");
+                    rc = 1;
+                }
                 continue;
             }
-            if (eq < 0)
-            {
-                Print(io, key, current, valuesOnly);
-                continue;
-            }
-            string value = item[(eq + 1)..].Trim();
-            if (!Valid(key, value))
-            {
-                io.Err.WriteLine($"sysctl: setting key \"{key}\": Invalid argument");
-                rc = 255;
-                continue;
-            }
-            host.Sysctls[key] = value.Replace(' ', '\t');
-            Mirror(host, key, value);
-            changed = true;
-            if (!quiet) Print(io, key, host.Sysctls[key], valuesOnly);
+            Print(io, key, current.Replace(' ', '\t'), valuesOnly);
         }
         if (changed) store.SaveNetwork(host);
         return rc;
+    }
+
+    private static int Set(VirtualHost host, string item, bool valuesOnly, bool quiet, bool ignore, ToolIo io, ref bool changed)
+    {
+        int eq = item.IndexOf('=', StringComparison.Ordinal);
+        string key = Normalize(item[..eq]);
+        string value = item[(eq + 1)..].Trim();
+        if (key.Length == 0)
+        {
+            io.Err.WriteLine("sysctl: Path is not under /proc/sys/: /proc/sys/");
+            return 1;
+        }
+        if (!host.Sysctls.ContainsKey(key))
+        {
+            if (ignore) return 0;
+            io.Err.WriteLine($"sysctl: cannot stat /proc/sys/{key.Replace('.', '/')}: No such file or directory");
+            return 1;
+        }
+        if (!Valid(key, value))
+        {
+            io.Err.WriteLine($"sysctl: setting key \"{key}\": Invalid argument");
+            return 1;
+        }
+        host.Sysctls[key] = string.Join('\t', value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        Mirror(host, key, host.Sysctls[key]);
+        changed = true;
+        // procps echoes the value as it was written, not as the kernel reads it back.
+        if (!quiet) Print(io, key, value, valuesOnly);
+        return 0;
     }
 
     private static string Normalize(string key) => key.Trim().Replace('/', '.');
@@ -99,12 +198,14 @@ public static class SysctlCompat
 
     private static bool Valid(string key, string value)
     {
+        string[] p = value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
         if (key == "net.ipv4.ip_local_port_range")
         {
-            string[] p = value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
             return p.Length == 2 && p.All(x => int.TryParse(x, out int v) && v is > 0 and < 65536);
         }
-        return long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long n) && n >= 0;
+        // proc_dointvec: one integer, any sign.
+        return p.Length == 1 && long.TryParse(p[0], System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long n)
+            && n is >= int.MinValue and <= int.MaxValue;
     }
 
     /// <summary>net.ipv4.ip_forward and conf.all.forwarding mirror each other, as in the kernel (devinet.c).</summary>

@@ -97,11 +97,11 @@ public sealed class ParseContext
 
     public XtablesException Error(string message) => XtablesException.Param(message);
 
-    /// <summary>Where warnings for stderr go (printed when the command is carried out), or null to drop them.</summary>
-    public List<string>? Warnings { get; init; }
+    /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
+    public List<string> Warnings { get; init; } = new();
 
     /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
-    public void Warn(string line) => Warnings?.Add(line);
+    public void Warn(string line) => Warnings.Add(line);
 
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
@@ -186,6 +186,12 @@ public abstract class XtExtension
     /// </summary>
     public virtual bool HiddenInListing(ExtensionData data) => false;
 
+    /// <summary>
+    /// The name the kernel knows the target by, shown in the -L target column (NOTRACK is the CT target
+    /// with an alias flag: listed as CT, saved as NOTRACK).
+    /// </summary>
+    public virtual string RealName => Name;
+
     /// <summary>The save name: usually <see cref="Name"/>; aliases may save under another name.</summary>
     public virtual string SaveName(ExtensionData data) => Name;
 
@@ -235,5 +241,18 @@ public sealed class RuleCheckContext
 
     public required HookMask Hooks { get; init; }
 
+    /// <summary>
+    /// The hook of the built-in chain the rule is in, or None in a user chain. Through nf_tables a
+    /// checkentry sees the hook only when the rule sits in a base chain (par->hook_mask is 0 otherwise),
+    /// so hook tests made inside checkentry (not via <see cref="XtExtension.Hooks"/>) use this.
+    /// </summary>
+    public HookMask BaseChainHooks { get; init; }
+
     public required Rule Rule { get; init; }
+
+    /// <summary>
+    /// Every rule of the table, chain by chain, for the few modules whose objects are shared by name
+    /// between rules (IDLETIMER timers, RATEEST estimators); empty when not known.
+    /// </summary>
+    public IEnumerable<Rule> TableRules { get; init; } = [];
 }

@@ -83,34 +83,6 @@ public static partial class XtParse
 
 public static partial class XtParse
 {
-    /// <summary>
-    /// XTTYPE_HOST: one address of the family, numeric or from /etc/hosts (getaddrinfo without DNS);
-    /// failures carry getaddrinfo's gai_strerror text as iptables prints it.
-    /// </summary>
-    public static UInt128 Host(string text, IpFamily family, NameDb names)
-    {
-        if (IpNet.TryParseNumeric(text, family, out UInt128 a)) return a;
-        IpFamily other = family == IpFamily.V4 ? IpFamily.V6 : IpFamily.V4;
-        if (IpNet.TryParseNumeric(text, other, out _))
-            throw XtablesException.Param("getaddrinfo: Address family for hostname not supported\n");
-        IReadOnlyList<UInt128> list = names.HostAddresses(text, family);
-        if (list.Count > 0)
-        {
-            if (list.Count > 1) throw XtablesException.Param($"{text} resolves to more than one address\n");
-            return list[0];
-        }
-        bool numericLooking = text.Length > 0;
-        foreach (char c in text)
-        {
-            if (!char.IsAsciiDigit(c) && c != '.') numericLooking = false;
-        }
-        if (numericLooking) throw XtablesException.Param("getaddrinfo: Name or service not known\n");
-        throw XtablesException.Param("getaddrinfo: Temporary failure in name resolution\n");
-    }
-}
-
-public static partial class XtParse
-{
     /// <summary>The prefix length iptables 1.8.9 reports for a mask that is not a run of ones (uint8 -1).</summary>
     public const int NonContiguousPrefix = 255;
 

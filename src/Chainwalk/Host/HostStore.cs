@@ -37,17 +37,26 @@ public sealed class HostStore
         return Path.Combine(home, ".chainwalk", "host");
     }
 
+    /// <summary>The lock file iptables names in its messages (xtables' XT_LOCK_NAME).</summary>
+    public const string XtablesLockName = "/run/xtables.lock";
+
     /// <summary>
-    /// Takes the host lock. <paramref name="waitSeconds"/>: 0 = do not wait, null = wait forever, else
-    /// wait up to that many seconds. Throws with iptables' message (exit 4) when the lock stays busy.
+    /// Takes the host lock as xtables_lock_or_exit of iptables(-legacy) 1.8.9 does. <paramref name="waitSeconds"/>:
+    /// 0 = do not wait, null = wait forever, else wait up to that many seconds (iptables blocks in flock under an
+    /// alarm; we poll). When the lock stays busy, throws (exit 4) with its two lines: "Can't lock
+    /// /run/xtables.lock: Resource temporarily unavailable" and "Another app is currently holding the xtables
+    /// lock. " followed by "Perhaps you want to use the -w option?" or "Stopped waiting after Ns.".
+    /// <paramref name="interval"/> and <paramref name="progress"/> are accepted for compatibility and unused:
+    /// 1.8.9 ignores -W and prints no progress.
     /// </summary>
     public HostLock Lock(double? waitSeconds = 0, TimeSpan? interval = null, TextWriter? progress = null)
     {
+        _ = interval;
+        _ = progress;
         System.IO.Directory.CreateDirectory(Directory);
         string path = Path.Combine(Directory, LockFile);
-        TimeSpan step = interval ?? TimeSpan.FromSeconds(1);
-        TimeSpan left = waitSeconds is null ? TimeSpan.MaxValue : TimeSpan.FromSeconds(waitSeconds.Value);
-        int tries = 0;
+        DateTime deadline = waitSeconds is null ? DateTime.MaxValue : DateTime.UtcNow.AddSeconds(waitSeconds.Value);
+        var nap = TimeSpan.FromMilliseconds(1);
         while (true)
         {
             try
@@ -55,26 +64,18 @@ public sealed class HostStore
                 var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
                 return new HostLock(fs);
             }
-            catch (IOException) when (waitSeconds is null || left >= step)
+            catch (IOException) when (waitSeconds is null || (waitSeconds > 0 && DateTime.UtcNow < deadline))
             {
-                if (++tries % 10 == 0 && waitSeconds is not null)
-                {
-                    progress?.WriteLine($"Another app is currently holding the xtables lock; still {(long)left.TotalSeconds}s {left.Microseconds + (left.Milliseconds * 1000)}us time ahead to have a chance to grab the lock...");
-                }
-                // Poll more finely than iptables' 1 s so short waits resolve quickly; the budget is the same.
-                TimeSpan nap = step < TimeSpan.FromMilliseconds(20) ? step : TimeSpan.FromMilliseconds(20);
+                // Back off from 1 ms to 20 ms so that a queue of waiters does not spin.
                 Thread.Sleep(nap);
-                if (waitSeconds is not null)
-                {
-                    left -= nap;
-                    if (left < TimeSpan.Zero) left = TimeSpan.Zero;
-                }
+                if (nap < TimeSpan.FromMilliseconds(20)) nap *= 2;
             }
             catch (IOException)
             {
-                string msg = waitSeconds is null or 0
-                    ? "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?"
-                    : $"Another app is currently holding the xtables lock. Stopped waiting after {(int)waitSeconds.Value}s.";
+                string tail = waitSeconds is null or 0
+                    ? "Perhaps you want to use the -w option?"
+                    : $"Stopped waiting after {(int)waitSeconds.Value}s.";
+                string msg = $"Can't lock {XtablesLockName}: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. {tail}";
                 throw new XtablesException(XtablesExit.ResourceProblem, msg) { Verbatim = true };
             }
         }
@@ -164,17 +165,22 @@ public sealed class HostStore
         var sb = new StringBuilder();
         sb.Append("# Chainwalk virtual host state, format 1 (see docs/host-state.md)\n");
         sb.Append("clock ").Append(host.Clock.ToString("0.000000", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("ifindex ").Append(host.NextIfIndex.ToString(CultureInfo.InvariantCulture)).Append('\n');
         foreach (Link l in host.Links)
         {
             sb.Append("link ").Append(l.Name).Append(" index ").Append(l.Index.ToString(CultureInfo.InvariantCulture))
               .Append(" type ").Append(l.Kind).Append(" state ").Append(l.Up ? "up" : "down")
-              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture));
+              .Append(" mac ").Append(l.Mac).Append(" mtu ").Append(l.Mtu.ToString(CultureInfo.InvariantCulture))
+              .Append(" qdisc ").Append(Network.Qdisc(l));
             if (l.Peer is not null) sb.Append(" peer ").Append(l.Peer);
             sb.Append('\n');
         }
         foreach (InterfaceAddress a in host.Addresses)
         {
-            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text).Append('\n');
+            sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
+            if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
+            if (a.Tentative) sb.Append(" tentative");
+            sb.Append('\n');
         }
         foreach (Route r in host.Routes)
         {
@@ -183,6 +189,7 @@ public sealed class HostStore
             if (r.Device is not null) sb.Append(" dev ").Append(r.Device);
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
+            if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
             sb.Append('\n');
         }
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
@@ -206,6 +213,9 @@ public sealed class HostStore
                     case "clock":
                         host.Clock = double.Parse(f[1], CultureInfo.InvariantCulture);
                         break;
+                    case "ifindex":
+                        host.NextIfIndex = int.Parse(f[1], CultureInfo.InvariantCulture);
+                        break;
                     case "link":
                         {
                             var l = new Link { Name = f[1] };
@@ -219,6 +229,7 @@ public sealed class HostStore
                                     case "mac": l.Mac = f[i + 1]; break;
                                     case "mtu": l.Mtu = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                                     case "peer": l.Peer = f[i + 1]; break;
+                                    case "qdisc": l.EverUp = f[i + 1] != "noop"; break;
                                     default: throw new FormatException($"unknown link attribute {f[i]}");
                                 }
                             }
@@ -230,7 +241,18 @@ public sealed class HostStore
                             IpFamily fam = f[2] == "inet" ? IpFamily.V4 : IpFamily.V6;
                             string[] ap = f[3].Split('/');
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)));
+                            UInt128? brd = null;
+                            bool tentative = false;
+                            for (int i = 4; i < f.Length; i++)
+                            {
+                                if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "brd" && i + 1 < f.Length)
+                                {
+                                    brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
+                                }
+                                else throw new FormatException($"unknown address attribute {f[i]}");
+                            }
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
                             break;
                         }
                     case "route":
@@ -265,6 +287,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
+        string? proto = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -273,10 +296,11 @@ public sealed class HostStore
                 case "dev": dev = f[i + 1]; break;
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
+                case "proto": proto = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric);
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
     }
 }
 

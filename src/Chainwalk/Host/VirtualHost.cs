@@ -24,17 +24,35 @@ public sealed class Link
 
     /// <summary>Interface index, as the kernel numbers them (lo = 1).</summary>
     public int Index { get; set; }
+
+    /// <summary>
+    /// Set once the link has been up: the kernel attaches its default qdisc on the first open
+    /// (noop before, noqueue for lo, dummy and veth after), and keeps it when the link goes down.
+    /// </summary>
+    public bool EverUp { get; set; }
 }
 
 /// <summary>An address on an interface (<c>ip addr</c>).</summary>
 public sealed record InterfaceAddress(string Device, IpFamily Family, UInt128 Address, int PrefixLength)
 {
+    /// <summary>The broadcast address given with <c>brd</c> (IPv4 only), else none.</summary>
+    public UInt128? Broadcast { get; init; }
+
+    /// <summary>An IPv6 address whose duplicate address detection has not run yet (no carrier since it was added).</summary>
+    public bool Tentative { get; init; }
+
     public string Text => $"{IpNet.FormatAddress(Address, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
 }
 
-/// <summary>A route of the main table (<c>ip route</c>).</summary>
+/// <summary>
+/// A route added with <c>ip route add</c> to the main table. The routes the kernel makes for addresses
+/// (connected, local, broadcast, fe80::/64, multicast) are not stored: <see cref="Network"/> derives them.
+/// </summary>
 public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, string? Device, UInt128? Via, UInt128? Src, int Metric = 0)
 {
+    /// <summary>The routing protocol (<c>proto</c>); null is "boot", what <c>ip route add</c> sets.</summary>
+    public string? Proto { get; init; }
+
     public bool IsDefault => PrefixLength == 0;
 
     public string PrefixText => IsDefault ? "default" : $"{IpNet.FormatAddress(Prefix, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
@@ -42,7 +60,7 @@ public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, st
 
 /// <summary>
 /// The virtual host: interfaces, addresses, routes, sysctls, the clock, and the IPv4 and IPv6
-/// rulesets. A new host is a fresh network namespace: lo up with 127.0.0.1/8 and ::1/128, no tables,
+/// rulesets. A new host is a fresh network namespace after `ip link set lo up`: lo with 127.0.0.1/8 and ::1/128, no tables,
 /// kernel-default sysctls.
 /// </summary>
 public sealed class VirtualHost
@@ -57,6 +75,9 @@ public sealed class VirtualHost
 
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
+
+    /// <summary>The index the next new interface gets (the kernel does not reuse indexes).</summary>
+    public int NextIfIndex { get; set; } = 2;
 
     public Ruleset V4 { get; set; } = new(IpFamily.V4);
 
@@ -73,7 +94,7 @@ public sealed class VirtualHost
     public static VirtualHost CreateFresh()
     {
         var h = new VirtualHost();
-        h.Links.Add(new Link { Name = "lo", Kind = "loopback", Up = true, Mac = "00:00:00:00:00:00", Mtu = 65536, Index = 1 });
+        h.Links.Add(new Link { Name = "lo", Kind = "loopback", Up = true, EverUp = true, Mac = "00:00:00:00:00:00", Mtu = 65536, Index = 1 });
         h.Addresses.Add(new InterfaceAddress("lo", IpFamily.V4, 0x7f000001, 8));
         h.Addresses.Add(new InterfaceAddress("lo", IpFamily.V6, UInt128.One, 128));
         foreach (var kv in Sysctl.Defaults) h.Sysctls[kv.Key] = kv.Value;
@@ -82,7 +103,7 @@ public sealed class VirtualHost
 
     public Link? FindLink(string name) => Links.Find(l => l.Name == name);
 
-    public int NextIndex() => Links.Count == 0 ? 1 : Links.Max(l => l.Index) + 1;
+    public int NextIndex() => Math.Max(NextIfIndex, Links.Count == 0 ? 1 : Links.Max(l => l.Index) + 1);
 
     public string? GetSysctl(string key) => Sysctls.TryGetValue(key, out string? v) ? v : null;
 }

@@ -73,9 +73,53 @@ public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Fami
             uint v = (uint)value;
             return string.Create(CultureInfo.InvariantCulture, $"{v >> 24}.{(v >> 16) & 0xff}.{(v >> 8) & 0xff}.{v & 0xff}");
         }
-        Span<byte> bytes = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt128BigEndian(bytes, value);
-        return new IPAddress(bytes).ToString();
+        return FormatV6(value);
+    }
+
+    /// <summary>
+    /// IPv6 text as glibc's inet_ntop writes it (what iptables prints): the longest run of two or more zero
+    /// groups becomes "::" (the first one on a tie), and ::a.b.c.d / ::ffff:a.b.c.d keep the dotted quad.
+    /// </summary>
+    public static string FormatV6(UInt128 value)
+    {
+        Span<ushort> w = stackalloc ushort[8];
+        for (int i = 0; i < 8; i++) w[i] = (ushort)(value >> (112 - (16 * i)));
+        int bestBase = -1, bestLen = 0, curBase = -1, curLen = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            if (w[i] == 0)
+            {
+                if (curBase < 0) { curBase = i; curLen = 1; }
+                else curLen++;
+            }
+            else if (curBase >= 0)
+            {
+                if (bestBase < 0 || curLen > bestLen) { bestBase = curBase; bestLen = curLen; }
+                curBase = -1;
+            }
+        }
+        if (curBase >= 0 && (bestBase < 0 || curLen > bestLen)) { bestBase = curBase; bestLen = curLen; }
+        if (bestBase >= 0 && bestLen < 2) bestBase = -1;
+
+        var sb = new System.Text.StringBuilder(40);
+        for (int i = 0; i < 8; i++)
+        {
+            if (bestBase >= 0 && i >= bestBase && i < bestBase + bestLen)
+            {
+                if (i == bestBase) sb.Append(':');
+                continue;
+            }
+            if (i != 0) sb.Append(':');
+            if (i == 6 && bestBase == 0 && (bestLen == 6 || (bestLen == 5 && w[5] == 0xffff)))
+            {
+                uint v4 = (uint)value;
+                sb.Append(CultureInfo.InvariantCulture, $"{v4 >> 24}.{(v4 >> 16) & 0xff}.{(v4 >> 8) & 0xff}.{v4 & 0xff}");
+                return sb.ToString();
+            }
+            sb.Append(w[i].ToString("x", CultureInfo.InvariantCulture));
+        }
+        if (bestBase >= 0 && bestBase + bestLen == 8) sb.Append(':');
+        return sb.ToString();
     }
 
     public static UInt128 FromIPAddress(IPAddress address)

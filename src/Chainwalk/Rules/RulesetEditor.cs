@@ -21,8 +21,9 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public static TableInfo RequireTable(string name, IpFamily family)
     {
-        return TableInfo.Find(name) ?? throw new XtablesException(XtablesExit.ParameterProblem,
-            $"can't initialize {family.Tool()} table `{name}': Table does not exist (do you need to insmod?)");
+        // iptables-nft 1.8.9 (nft_table_find failing in do_commandx): exit 3, printed as is.
+        return TableInfo.Find(name) ?? throw new XtablesException(XtablesExit.VersionProblem,
+            $"{family.Tool()} v{SaveWriter.Version}: table '{name}' does not exist\nPerhaps iptables or your kernel needs to be upgraded.") { Verbatim = true };
     }
 
     private XtablesException NoChain() => XtablesException.Other($"{Tool}: No chain/target/match by that name.");
@@ -36,20 +37,49 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             throw XtablesException.Param($"Chain '{t.Name}' does not exist");
         }
-        if (rule.Target is { IsChainJump: true } t2 && table.Find(t2.Name) is { IsBuiltin: true })
+    }
+
+    /// <summary>
+    /// A jump to a built-in chain: nf_tables refuses to jump to a base chain (EOPNOTSUPP); when the table did not
+    /// exist before the command, iptables-nft has not created that base chain yet and the kernel says ENOENT.
+    /// </summary>
+    private void CheckJumpToBuiltin(Table table, Rule rule, string operation, string chainName, bool tableWasNew)
+    {
+        if (rule.Target is { IsChainJump: true } t && table.Find(t.Name) is { IsBuiltin: true })
         {
-            // Jumping to a built-in chain is refused by the kernel as a loop-prone construct.
-            throw XtablesException.Other("iptables: Too many levels of symbolic links.");
+            string problem = tableWasNew ? "No such file or directory" : "Operation not supported";
+            throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({problem}): rule in chain {chainName}");
         }
     }
 
+    /// <summary>Jump checks of a rule being added: in iptables-restore the missing-chain check waits for COMMIT.</summary>
+    private void CheckJumps(Table table, Rule rule, string operation, string chainName, bool tableWasNew)
+    {
+        if (!DeferValidation) CheckJumpTarget(table, rule);
+        CheckJumpToBuiltin(table, rule, operation, chainName, tableWasNew);
+    }
+
+    /// <summary>The table, created if needed; <paramref name="wasNew"/> tells whether it had to be created.</summary>
+    private Table GetOrCreate(string tableName, out bool wasNew)
+    {
+        TableInfo info = RequireTable(tableName, Ruleset.Family);
+        wasNew = Ruleset.Find(info.Name) is null;
+        return Ruleset.GetOrCreate(info);
+    }
+
+    /// <summary>
+    /// The table if it exists. iptables-nft creates a table only when a command adds something to it; the
+    /// chains of a table that does not exist yet are unknown to the kernel ("No chain/target/match by that name.").
+    /// </summary>
+    private Table? FindTable(string tableName) => Ruleset.Find(RequireTable(tableName, Ruleset.Family).Name);
+
     public void Append(string tableName, string chainName, IEnumerable<Rule> rules)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Table table = GetOrCreate(tableName, out bool wasNew);
         Chain chain = RequireChain(table, chainName);
         foreach (Rule r in rules)
         {
-            CheckJumpTarget(table, r);
+            CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
             chain.Rules.Add(r);
         }
         ValidateUnlessDeferred(table, "RULE_APPEND", chainName);
@@ -57,12 +87,12 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public void Insert(string tableName, string chainName, int number, IReadOnlyList<Rule> rules)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Table table = GetOrCreate(tableName, out bool wasNew);
         Chain chain = RequireChain(table, chainName);
         if (number > chain.Rules.Count + 1) throw XtablesException.Other($"{Tool}: Index of insertion too big.");
         for (int i = 0; i < rules.Count; i++)
         {
-            CheckJumpTarget(table, rules[i]);
+            CheckJumps(table, rules[i], "RULE_INSERT", chainName, wasNew);
         }
         // iptables inserts each rule at the same position, so a multi-address rule appears in reverse order.
         foreach (Rule r in rules) chain.Rules.Insert(number - 1, r);
@@ -71,9 +101,9 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public void Replace(string tableName, string chainName, int number, Rule rule)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Table table = FindTable(tableName) ?? throw NoChain();
         Chain chain = RequireChain(table, chainName);
-        CheckJumpTarget(table, rule);
+        CheckJumps(table, rule, "RULE_REPLACE", chainName, tableWasNew: false);
         if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of replacement too big.");
         chain.Rules[number - 1] = rule;
         ValidateUnlessDeferred(table, "RULE_REPLACE", chainName);
@@ -105,7 +135,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public void DeleteNumber(string tableName, string chainName, int number)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Table table = FindTable(tableName) ?? throw NoChain();
         Chain chain = RequireChain(table, chainName);
         if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of deletion too big.");
         chain.Rules.RemoveAt(number - 1);
@@ -124,6 +154,10 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public void Flush(string tableName, string? chainName)
     {
+        // -F without a chain does not create the table; -F CHAIN does (iptables-nft 1.8.9).
+        Table? existing = FindTable(tableName);
+        if (chainName is null && existing is null) return;
+        if (existing is null && new Table(RequireTable(tableName, Ruleset.Family), Ruleset.Family).Find(chainName!) is null) throw NoChain();
         Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
         if (chainName is null)
         {
@@ -135,14 +169,21 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public void Zero(string tableName, string? chainName, int number)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        // -Z never creates the table; a chain of a table that does not exist is unknown, and its rule N is a bad rule.
+        Table? table = FindTable(tableName);
+        if (table is null)
+        {
+            if (chainName is null) return;
+            if (number > 0) throw XtablesException.Other($"{Tool}: Bad rule (does a matching rule exist in that chain?).");
+            throw NoChain();
+        }
         IEnumerable<Chain> chains = chainName is null ? table.Chains : [RequireChain(table, chainName)];
         foreach (Chain c in chains)
         {
             if (number > 0)
             {
-                if (number > c.Rules.Count) throw XtablesException.Other($"{Tool}: Index of deletion too big.");
-                c.Rules[number - 1].Counters = default;
+                // iptables-nft 1.8.9 zeroes nothing and succeeds when the rule number is past the end.
+                if (number <= c.Rules.Count) c.Rules[number - 1].Counters = default;
                 continue;
             }
             c.Counters = default;
@@ -157,41 +198,35 @@ public sealed class RulesetEditor(Ruleset ruleset)
         table.AddUserChain(chainName);
     }
 
+    /// <summary>The kernel's refusal to delete a chain that has rules, is jumped to, or is a base chain (EBUSY).</summary>
+    private static XtablesException ChainBusy(string chain) =>
+        new(XtablesExit.ResourceProblem, $" CHAIN_DEL failed (Device or resource busy): chain {chain}");
+
     public void DeleteChain(string tableName, string? chainName)
     {
-        Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
+        Table? table = FindTable(tableName);
+        if (table is null)
+        {
+            // -X does not create the table; a named chain of a table that does not exist is unknown.
+            if (chainName is null) return;
+            throw NoChain();
+        }
         if (chainName is null)
         {
-            // -X without a name deletes every user chain that is not referenced; iptables-nft flushes
-            // nothing and skips chains still in use by a rule in a chain that stays.
-            var user = table.UserChains.ToList();
-            var removable = new HashSet<string>(user.Select(c => c.Name), StringComparer.Ordinal);
-            foreach (Chain c in table.BuiltinChains)
+            // -X without a name deletes every user chain; one that still has rules or is jumped to makes the
+            // whole transaction fail, as the kernel refuses that chain.
+            foreach (Chain c in table.UserChains.ToList())
             {
-                foreach (Rule r in c.Rules)
-                {
-                    if (r.Target is { IsChainJump: true } t) removable.Remove(t.Name);
-                }
+                if (c.Rules.Count > 0 || table.References(c.Name) > 0) throw ChainBusy(c.Name);
             }
-            foreach (Chain c in user)
-            {
-                if (c.Rules.Count > 0)
-                {
-                    throw XtablesException.Other($"{Tool}: Directory not empty.");
-                }
-            }
-            foreach (Chain c in user)
-            {
-                if (!removable.Contains(c.Name)) throw XtablesException.Other($"{Tool}: Too many links.");
-                table.RemoveUserChain(c.Name);
-            }
+            foreach (Chain c in table.UserChains.ToList()) table.RemoveUserChain(c.Name);
             return;
         }
         Chain? chain = table.Find(chainName);
         if (chain is null) throw NoChain();
-        if (chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Can't delete built-in chain.");
-        if (table.References(chainName) > 0) throw XtablesException.Other($"{Tool}: Too many links.");
-        if (chain.Rules.Count > 0) throw XtablesException.Other($"{Tool}: Directory not empty.");
+        // In iptables-restore the built-in chains of the table being restored are not known to the kernel yet.
+        if (chain.IsBuiltin && DeferValidation) throw NoChain();
+        if (chain.IsBuiltin || table.References(chainName) > 0 || chain.Rules.Count > 0) throw ChainBusy(chainName);
         table.RemoveUserChain(chainName);
     }
 
@@ -221,7 +256,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
         Chain? chain = table.Find(chainName);
         if (chain is null || !chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Bad built-in chain name.");
-        if (policy != Verdicts.Accept && policy != Verdicts.Drop) throw XtablesException.Other($"{Tool}: Bad policy name.");
+        if (policy != Verdicts.Accept && policy != Verdicts.Drop) throw XtablesException.Other($"{Tool}: Bad policy name. Run `dmesg' for more information.");
         chain.Policy = policy;
         if (counters is { } c) chain.Counters = c;
     }
@@ -237,8 +272,14 @@ public sealed class RulesetEditor(Ruleset ruleset)
 
     public static void Validate(Table table, string operation, string chainName)
     {
+        foreach (Chain c in table.Chains)
+        {
+            // iptables-restore defers the missing-jump-target check to COMMIT.
+            foreach (Rule r in c.Rules) CheckJumpTarget(table, r);
+        }
         Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
-        if (loop) throw XtablesException.Other($"{table.Family.Tool()}: Too many levels of symbolic links.");
+        // nf_tables refuses a loop reachable from a base chain with ELOOP ("Too many links" in iptables-nft's table).
+        if (loop) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
@@ -253,9 +294,34 @@ public sealed class RulesetEditor(Ruleset ruleset)
         }
     }
 
+    /// <summary>Every rule the kernel's checks refuse, with its chain and the errno text, in chain order.</summary>
+    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table)
+    {
+        var list = new List<(Chain, Rule, string)>();
+        Dictionary<string, HookMask> reach = ComputeReach(table, out _);
+        foreach (Chain c in table.Chains)
+        {
+            HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            foreach (Rule r in c.Rules)
+            {
+                string? problem = CheckRule(table, c, r, hooks);
+                if (problem is not null) list.Add((c, r, problem));
+            }
+        }
+        return list;
+    }
+
     private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
     {
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule };
+        // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
+        if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
+            return InvalidArgument;
+        // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
+        if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
+        HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks,
+            TableRules = table.Chains.SelectMany(c => c.Rules),
+        };
         foreach (MatchUse m in rule.Matches)
         {
             string? p = CheckExtension(ctx, m.Extension, m.Data);
@@ -307,7 +373,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
             state[name] = 2;
             return false;
         }
-        foreach (Chain c in table.Chains)
+        // Only loops reachable from a built-in (base) chain count: nf_tables checks those alone.
+        foreach (Chain c in table.BuiltinChains)
         {
             if (Visit(c.Name))
             {

@@ -61,6 +61,7 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
             case CommandKind.Zero:
             case CommandKind.ZeroNum:
                 editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+                ReportZeroing(cmd);
                 Changed = true;
                 return;
             case CommandKind.NewChain:
@@ -76,7 +77,8 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
                 Changed = true;
                 return;
             case CommandKind.SetPolicy:
-                editor.SetPolicy(table, chain, cmd.Policy!, (cmd.Options & CommandOptions.Counters) != 0 && cmd.Rules.Count > 0 ? cmd.Rules[0].Counters : null);
+                // iptables-nft 1.8.9 ignores -c with -P: the policy counters stay as they are.
+                editor.SetPolicy(table, chain, cmd.Policy!, null);
                 Changed = true;
                 return;
         }
@@ -85,18 +87,43 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         bool listRules = (cmd.Command & CommandKind.ListRules) != 0;
         bool zero = (cmd.Command & (CommandKind.Zero | CommandKind.ZeroNum)) != 0;
         Table view = Ruleset.Find(table) ?? new Table(info, Ruleset.Family);
-        if (list) List(view, cmd);
-        else if (listRules) ListRules(view, cmd);
+        // -L/-S with -Z and a rule number (iptables -L -Z INPUT 1) only zeroes that rule: 1.8.9 prints nothing.
+        bool zeroOneRule = zero && cmd.RuleNumber > 0;
+        if (list && !zeroOneRule) List(view, cmd);
+        else if (listRules && !zeroOneRule) ListRules(view, cmd);
         if (zero)
         {
+            if (list && Ruleset.Find(table) is null)
+            {
+                // -L -Z on a table that does not exist: the listing showed the built-in chains iptables-nft
+                // fakes; zeroing them fails in the kernel (exit 4) after the "Zeroing chain" lines.
+                List<Chain> shown = cmd.Chain is null ? [.. view.Chains] : [RequireChain(view, cmd.Chain)];
+                if (cmd.Verbose > 0 && cmd.RuleNumber == 0)
+                {
+                    foreach (Chain c in shown) Output.Append("Zeroing chain `").Append(c.Name).Append("'\n");
+                }
+                throw new XtablesException(XtablesExit.ResourceProblem, $" CHAIN_ZERO failed (No such file or directory): chain {shown[0].Name}");
+            }
             editor.Zero(table, cmd.Chain, cmd.RuleNumber);
+            ReportZeroing(cmd);
             Changed = true;
         }
     }
 
+    /// <summary>-Z with -v: "Zeroing chain `NAME'" for each chain zeroed (not for a single rule).</summary>
+    private void ReportZeroing(ParsedCommand cmd)
+    {
+        if (cmd.Verbose == 0 || cmd.RuleNumber > 0) return;
+        if (Ruleset.Find(cmd.Table) is not { } t) return;
+        IEnumerable<Chain> chains = cmd.Chain is null ? t.Chains : t.Find(cmd.Chain) is { } c ? [c] : [];
+        foreach (Chain ch in chains) Output.Append("Zeroing chain `").Append(ch.Name).Append("'\n");
+    }
+
+    /// <summary>-L/-S of a chain that does not exist: iptables-nft 1.8.9 reports it as an incompatible chain (exit 1).</summary>
     private Chain RequireChain(Table view, string? name)
     {
-        return view.Find(name!) ?? throw XtablesException.Other($"{Ruleset.Family.Tool()}: No chain/target/match by that name.");
+        return view.Find(name!) ?? throw XtablesException.Other(
+            $"{Ruleset.Family.Tool()} v{SaveWriter.Version}: chain `{name}' in table `{view.Name}' is incompatible, use 'nft' tool.");
     }
 
     private void List(Table view, ParsedCommand cmd)

@@ -47,7 +47,7 @@ public sealed class CommandLineParser
             ("src", OptionArg.Required, 's'), ("dst", OptionArg.Required, 'd'), ("protocol", OptionArg.Required, 'p'),
             ("in-interface", OptionArg.Required, 'i'), ("jump", OptionArg.Required, 'j'), ("table", OptionArg.Required, 't'),
             ("match", OptionArg.Required, 'm'), ("numeric", OptionArg.None, 'n'), ("out-interface", OptionArg.Required, 'o'),
-            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Required, 'W'),
+            ("verbose", OptionArg.None, 'v'), ("wait", OptionArg.Optional, 'w'), ("wait-interval", OptionArg.Optional, 'W'),
             ("exact", OptionArg.None, 'x'), ("fragments", OptionArg.None, 'f'), ("version", OptionArg.None, 'V'),
             ("help", OptionArg.Optional, 'h'), ("line-numbers", OptionArg.None, '0'), ("modprobe", OptionArg.Required, 'M'),
             ("set-counters", OptionArg.Required, 'c'), ("goto", OptionArg.Required, 'g'), ("ipv4", OptionArg.None, '4'),
@@ -87,6 +87,20 @@ public sealed class CommandLineParser
     public ParsedCommand Parse(string[] argv)
     {
         var cmd = new ParsedCommand { Family = _family };
+        try
+        {
+            return ParseInto(cmd, argv);
+        }
+        catch (XtablesException ex) when (cmd.Warnings.Count > 0 && ex.Preceding is null)
+        {
+            // What iptables printed on stderr before it failed (extension warnings) comes first.
+            ex.Preceding = [.. cmd.Warnings];
+            throw;
+        }
+    }
+
+    private ParsedCommand ParseInto(ParsedCommand cmd, string[] argv)
+    {
         var st = new State();
         var g = new Getopt(argv);
         var ctx = NewContext("filter", g, argv, cmd.Warnings);
@@ -170,7 +184,7 @@ public sealed class CommandLineParser
                     }
                     break;
                 case 'N':
-                    ParseChainName(optarg!);
+                    ParseChainName(optarg!, _family);
                     AddCommand(cmd, CommandKind.NewChain, CommandKind.None, invert);
                     cmd.Chain = optarg;
                     break;
@@ -247,7 +261,7 @@ public sealed class CommandLineParser
                         break;
                     }
                 case 'f':
-                    if (_family == IpFamily.V6) goto default;
+                    if (_family == IpFamily.V6) throw XtablesException.Param("`-f' is not supported in IPv6, use -m frag instead");
                     SetOption(st, CommandOptions.Fragment, invert);
                     break;
                 case 'v':
@@ -266,7 +280,7 @@ public sealed class CommandLineParser
                     if (invert) throw XtablesException.Param("unexpected ! flag before --table");
                     if (_restore && tableSet)
                     {
-                        throw XtablesException.Param($"The -t option (seen in line {Line}) cannot be used in {_program}.\n");
+                        throw XtablesException.Param($"The -t option cannot be used in {_program}.\n");
                     }
                     cmd.Table = optarg!;
                     tableSet = true;
@@ -284,6 +298,7 @@ public sealed class CommandLineParser
                     cmd.WaitSeconds = ParseWaitTime(optarg, argv, g);
                     break;
                 case 'W':
+                    ParseWaitInterval(optarg, argv, g, cmd);
                     break;
                 case '0':
                     SetOption(st, CommandOptions.LineNumbers, invert);
@@ -400,7 +415,7 @@ public sealed class CommandLineParser
         if (invert) throw XtablesException.Param("unexpected '!' flag");
         if ((cmd.Command & ~others) != 0)
         {
-            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}\n");
+            throw XtablesException.Param($"Cannot use -{CmdChar(newCmd)} with -{CmdChar(cmd.Command & ~others)}");
         }
         cmd.Command |= newCmd;
     }
@@ -459,13 +474,14 @@ public sealed class CommandLineParser
         return (int)n;
     }
 
-    private static void ParseChainName(string name)
+    private static void ParseChainName(string name, IpFamily family)
     {
         if (name.Length >= 29) throw XtablesException.Param($"chain name `{name}' too long (must be under 29 chars)");
         if (name.Length > 0 && (name[0] == '-' || name[0] == '!'))
-            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'\n");
-        if (ExtensionRegistry.FindTarget(name, IpFamily.V4) is not null || ExtensionRegistry.FindTarget(name, IpFamily.V6) is not null || Verdicts.IsStandard(name))
-            throw XtablesException.Param($"chain name may not clash with target name\n");
+            throw XtablesException.Param($"chain name not allowed to start with `{name[0]}'");
+        // Only the targets of this family clash (ip6tables -N TTL is fine); 1.8.9's messages end without "\n".
+        if (ExtensionRegistry.FindTarget(name, family) is not null || Verdicts.IsStandard(name))
+            throw XtablesException.Param("chain name may not clash with target name");
         foreach (char ch in name)
         {
             if (char.IsWhiteSpace(ch)) throw XtablesException.Param($"Invalid chain name `{name}'");
@@ -553,14 +569,23 @@ public sealed class CommandLineParser
             // The option belongs to an extension whose instances are all completed: iptables reports it unknown.
             throw XtablesException.Param($"unknown option \"--{opt.Name}\"");
         }
+        // libxtables finds the entry by id (xtables_option_lookup): an alias such as ttl's "--ttl" behaves as,
+        // and is reported as, the first option with its id ("--ttl-eq"), inversion included.
+        if ((opt.Flags & OptFlags.Manual) == 0)
+        {
+            int id = opt.Id;
+            opt = ext.Options.First(o => o.Id == id);
+        }
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
-            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" cannot be inverted.\n");
+            // libxtables names the option by the first table entry with its id, not the alias typed.
+            string name = ext.Options.FirstOrDefault(x => x.Id == opt.Id)?.Name ?? opt.Name;
             if ((target.Data.Given & bit) != 0 && (opt.Flags & OptFlags.Multi) == 0)
-                throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" can only be used once.\n");
+                throw XtablesException.Param($"{ext.Name}: option \"--{name}\" can only be used once.\n");
+            if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{name}\" cannot be inverted.\n");
             if (opt.Arg == OptionArg.Required && arg is null)
-                throw XtablesException.Param($"{ext.Name}: option \"--{opt.Name}\" requires an argument.\n");
+                throw XtablesException.Param($"{ext.Name}: option \"--{name}\" requires an argument.\n");
         }
         ctx.Protocol = st.Proto;
         ctx.ProtocolInverted = (st.Inverted & CommandOptions.Protocol) != 0;
@@ -594,9 +619,9 @@ public sealed class CommandLineParser
     private static void FinishExtension(ParseContext ctx, Loaded l)
     {
         XtExtension e = l.Ext;
-        ulong given = l.Data.Given;
-        // xtables_option_mfcall: the extension's own final check runs before the table-driven checks.
+        // xtables_option_tfcall/mfcall: the extension's own final check runs first, then the generic one.
         e.FinalCheck(ctx, l.Data);
+        ulong given = l.Data.Given;
         foreach (XtOption o in e.Options)
         {
             ulong bit = 1UL << o.Id;
@@ -619,16 +644,28 @@ public sealed class CommandLineParser
         }
     }
 
+    /// <summary>parse_wait_time: sscanf("%i") of -w's optional value (so "1.5" is 1 and "0x10" is 16).</summary>
     private static double? ParseWaitTime(string? optarg, string[] argv, Getopt g)
     {
         string? text = optarg;
         if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
         if (text is null) return null;
-        if (!NumberParsing.TryParseCUnsigned(text, uint.MaxValue, out ulong s, 0, 10))
-        {
-            throw XtablesException.Param($"wait seconds not numeric");
-        }
-        return s;
+        int used = NumberParsing.ParseCPrefix(text, 0, out ulong s, out bool overflow);
+        if (used == 0) throw XtablesException.Param("wait seconds not numeric");
+        long v = overflow ? -1 : unchecked((int)(uint)s);
+        return v < 0 ? null : v;
+    }
+
+    /// <summary>parse_wait_interval of 1.8.9: a value is required and checked, then ignored with a notice.</summary>
+    private static void ParseWaitInterval(string? optarg, string[] argv, Getopt g, ParsedCommand cmd)
+    {
+        string? text = optarg;
+        if (text is null && HasArg(argv, g)) text = argv[g.Optind++];
+        if (text is null) throw XtablesException.Param("wait interval value required");
+        if (NumberParsing.ParseCPrefix(text, 10, out ulong usec, out _) == 0) throw XtablesException.Param("wait interval not numeric");
+        uint u = unchecked((uint)usec);
+        if (u > 999999) throw XtablesException.Param($"too long usec wait {u} > 999999 usec");
+        cmd.Warnings.Add("Ignoring deprecated --wait-interval option.");
     }
 
     private static bool TryScanU64(string text, out ulong value)
@@ -680,7 +717,7 @@ public sealed class CommandLineParser
                 foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
                 if (st.Target is not null)
                 {
-                    r.Target = new TargetUse { Name = st.Target.Ext.Name, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
+                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
                 }
                 else if (cmd.JumpTo is not null)
                 {
@@ -724,7 +761,7 @@ public sealed class CommandLineParser
                 if (table[i] != 'x') legal = 1;
                 else if (legal == 0) legal = -1;
             }
-            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command\n");
+            if (legal == -1) throw XtablesException.Param($"Illegal option `-{OptChar((CommandOptions)(1 << i))}' with this command");
         }
     }
 }

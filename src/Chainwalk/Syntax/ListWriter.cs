@@ -172,8 +172,10 @@ public sealed class ListWriter
         if (Has(ListFormat.Via))
         {
             string anyName = Has(ListFormat.Numeric) ? "*" : "any";
-            string inName = (rule.InInverted ? "!" : string.Empty) + (rule.InInterface.Length > 0 ? rule.InInterface : anyName);
-            string outName = (rule.OutInverted ? "!" : string.Empty) + (rule.OutInterface.Length > 0 ? rule.OutInterface : anyName);
+            // "-i +" matches every interface: iptables-nft puts no interface match in the rule, so it lists as any.
+            static bool Any(string name, bool inverted) => name.Length == 0 || (name == "+" && !inverted);
+            string inName = (rule.InInverted ? "!" : string.Empty) + (Any(rule.InInterface, rule.InInverted) ? anyName : rule.InInterface);
+            string outName = (rule.OutInverted ? "!" : string.Empty) + (Any(rule.OutInterface, rule.OutInverted) ? anyName : rule.OutInterface);
             Printf(" %-6s ", "in %s ", inName);
             Printf("%-6s ", "out %s ", outName);
         }
@@ -197,7 +199,9 @@ public sealed class ListWriter
 
     private string AddressText(IpNet net)
     {
-        if (net.Mask == UInt128.Zero && !Has(ListFormat.Numeric)) return "anywhere";
+        // IPv4 prints "anywhere" for a zero mask; ip6tables for the unspecified address, whatever the mask.
+        bool any = net.Family == IpFamily.V4 ? net.Mask == UInt128.Zero : net.Address == UInt128.Zero;
+        if (any && !Has(ListFormat.Numeric)) return "anywhere";
         string addr = Has(ListFormat.Numeric) ? net.AddressText : AddressToAnyName(net.Address, net.Family, _names);
         return addr + IpNet.MaskSuffixForList(net.Mask, net.Family);
     }

@@ -18,6 +18,12 @@ public sealed class RestoreOptions
 
     /// <summary>--test: parse and check only.</summary>
     public bool Test { get; init; }
+
+    /// <summary>
+    /// Drop the [packets:bytes] of rule lines (policy counters stay): ip6tables-nft-restore 1.8.9 -c does not pass
+    /// rule counters to the kernel. Set by the ip6tables-restore front end, not when Chainwalk reloads its own state.
+    /// </summary>
+    public bool IgnoreRuleCounters { get; init; }
 }
 
 /// <summary>
@@ -31,6 +37,9 @@ public sealed class RestoreReader
     private readonly string _program;
     private readonly NameDb _names;
 
+    /// <summary>What the lines read so far printed on stderr (extension warnings), in order.</summary>
+    public List<string> Warnings { get; } = new();
+
     public RestoreReader(IpFamily family, string program, NameDb? names = null)
     {
         _family = family;
@@ -38,12 +47,20 @@ public sealed class RestoreReader
         _names = names ?? NameDb.System;
     }
 
+    /// <summary>
+    /// After a failed <see cref="Apply"/>: the ruleset as of the last successful COMMIT (iptables-nft-restore
+    /// commits table by table), or null when nothing was committed.
+    /// </summary>
+    public Ruleset? Committed { get; private set; }
+
     /// <summary>Applies <paramref name="text"/> to a clone of <paramref name="ruleset"/> and returns the new ruleset.</summary>
     public Ruleset Apply(Ruleset ruleset, string text, RestoreOptions options, StringBuilder? output = null)
     {
+        Committed = null;
         Ruleset work = ruleset.Clone();
         Table? current = null;
         bool inTable = false;
+        bool tableExisted = true, tableTouched = false;
         bool skipTable = false;
         int lineNo = 0;
         string[] lines = SplitLines(text, out bool lastHasNewline);
@@ -56,20 +73,27 @@ public sealed class RestoreReader
             {
                 if (raw.Length == 0) continue;
                 if (raw[0] == '#') continue;
-                if (inTable && raw == "COMMIT" && hasNewline)
+                // 1.8.9 takes a COMMIT on the last line even without its newline.
+                if (inTable && raw == "COMMIT")
                 {
                     inTable = false;
-                    if (!skipTable && current is not null) RulesetEditor.Validate(current, "RULE_APPEND", current.Name);
+                    if (!skipTable && current is not null) ValidateAtCommit(current);
+                    // A table block that declares no chain and has no rule does not create the table.
+                    if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
+                    Committed = work.Clone();
                     continue;
                 }
                 if (raw[0] == '*' && !inTable)
                 {
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} table name invalid\n");
+                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} table name invalid");
                     TableInfo? info = TableInfo.Find(f[0]);
-                    if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid\n");
+                    if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
+                    tableExisted = work.Find(info.Name) is not null;
+                    _jumps.Clear();
+                    tableTouched = false;
                     skipTable = options.OnlyTable is not null && options.OnlyTable != f[0];
                     if (skipTable)
                     {
@@ -89,21 +113,26 @@ public sealed class RestoreReader
                 }
                 if (raw[0] == ':' && inTable)
                 {
+                    tableTouched = true;
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid\n");
+                    if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid");
                     string chain = f[0];
                     if (chain.Length >= 29) throw XtablesException.Param($"Invalid chain name `{chain}' (28 chars max)");
-                    if (f.Length < 2) throw XtablesException.Param($"{_program}: line {lineNo} policy invalid\n");
+                    if (f.Length < 2) throw XtablesException.Param($"{_program}: line {lineNo} policy invalid");
                     string policy = f[1];
                     if (skipTable) continue;
                     Chain? existing = current!.Find(chain);
+                    if (existing is { IsBuiltin: true } && policy is not (Verdicts.Accept or Verdicts.Drop or "-"))
+                    {
+                        throw XtablesException.Other($"{_family.Tool()}: Bad policy name.");
+                    }
                     if (existing is { IsBuiltin: true })
                     {
                         Counters counters = default;
                         if (options.Counters)
                         {
                             if (f.Length < 3 || !TryParseCounters(f[2], out counters))
-                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'\n");
+                                throw XtablesException.Param($"invalid policy counters for chain '{chain}'");
                         }
                         if (policy is Verdicts.Accept or Verdicts.Drop)
                         {
@@ -123,10 +152,11 @@ public sealed class RestoreReader
                 }
                 if (!inTable)
                 {
-                    throw XtablesException.Param($"{_program}: line {lineNo} failed\n");
+                    throw new XtablesException(XtablesExit.OtherProblem, $"{_program}: line {lineNo} failed") { Verbatim = true };
                 }
                 if (skipTable) continue;
-                RunRuleLine(work, current!, raw, lineNo, options, output);
+                tableTouched = true;
+                RunRuleLine(work, current!, hasNewline ? raw + "\n" : raw, lineNo, options, output);
             }
             catch (XtablesException ex)
             {
@@ -136,7 +166,7 @@ public sealed class RestoreReader
         }
         if (inTable)
         {
-            throw new XtablesException(XtablesExit.ParameterProblem, $"{_program}: COMMIT expected at line {lineNo + 1}\n") { Line = -1 };
+            throw new XtablesException(XtablesExit.OtherProblem, $"{_program}: COMMIT expected at line {lineNo + 1}") { Line = -1, Verbatim = true };
         }
         return work;
     }
@@ -157,7 +187,7 @@ public sealed class RestoreReader
             bcnt = inner[(colon + 1)..];
             rest = rest[(close + 1)..];
         }
-        if (options.Counters && pcnt is not null && bcnt is not null)
+        if (options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null)
         {
             argv.Add("--set-counters");
             argv.Add(pcnt);
@@ -165,11 +195,107 @@ public sealed class RestoreReader
         }
         argv.AddRange(Tokenize(rest, lineNo));
         var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
-        ParsedCommand cmd = parser.Parse(argv.ToArray());
+        ParsedCommand cmd;
+        try
+        {
+            cmd = parser.Parse(argv.ToArray());
+        }
+        catch (XtablesException ex) when (ex.Preceding is { } pre)
+        {
+            // The failing line's own warnings were printed after those of the earlier lines.
+            Warnings.AddRange(pre);
+            ex.Preceding = null;
+            throw;
+        }
+        Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
         var exec = new CommandExecutor(work, _names) { DeferValidation = true };
         exec.Execute(cmd);
+        string? op = cmd.Command switch
+        {
+            CommandKind.Append => "RULE_APPEND",
+            CommandKind.Insert => "RULE_INSERT",
+            CommandKind.Replace => "RULE_REPLACE",
+            _ => null,
+        };
+        if (op is not null)
+        {
+            foreach (Rule r in cmd.Rules) _ruleLines[r] = (lineNo, op);
+            foreach (Rule r in cmd.Rules)
+            {
+                if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
+            }
+        }
         output?.Append(exec.Output);
+    }
+
+    /// <summary>A jump added by a rule line of the table block being restored.</summary>
+    private sealed record JumpLine(int Line, string Operation, string Chain, string Target);
+
+    private readonly List<JumpLine> _jumps = new();
+
+    /// <summary>The restore line and operation that added each rule of the block, for the kernel's error report.</summary>
+    private readonly Dictionary<Rule, (int Line, string Op)> _ruleLines = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
+    /// the first rule line (in file order) whose jump closes such a loop or makes one reachable.
+    /// </summary>
+    private void ValidateAtCommit(Table table)
+    {
+        // nf_tables reports every refused rule of the batch, each with its own line and chain.
+        var refused = new List<(int Line, string Text)>();
+        foreach (var (chain, rule, problem) in RulesetEditor.FindRuleProblems(table))
+        {
+            if (!_ruleLines.TryGetValue(rule, out (int Line, string Op) at)) continue;
+            refused.Add((at.Line, $"line {at.Line}: {at.Op} failed ({problem}): rule in chain {chain.Name}"));
+        }
+        if (refused.Count > 0)
+        {
+            string text = string.Concat(refused.OrderBy(x => x.Line).Select(x => "\n" + x.Text));
+            throw new XtablesException(XtablesExit.ResourceProblem, text) { Line = -1 };
+        }
+        try
+        {
+            RulesetEditor.Validate(table, "RULE_APPEND", table.Name);
+        }
+        catch (XtablesException ex) when (ex.Exit == XtablesExit.ResourceProblem && ex.Message.Contains("(Too many links)", StringComparison.Ordinal))
+        {
+            // The jumps that were there before this block's rule lines, then this block's, one by one.
+            var edges = new List<(string From, string To)>();
+            foreach (Chain c in table.Chains)
+            {
+                foreach (Rule r in c.Rules)
+                {
+                    if (r.Target is { IsChainJump: true } t) edges.Add((c.Name, t.Name));
+                }
+            }
+            foreach (JumpLine j in _jumps) edges.Remove((j.Chain, j.Target));
+            foreach (JumpLine j in _jumps)
+            {
+                edges.Add((j.Chain, j.Target));
+                if (HasReachableLoop(table, edges))
+                {
+                    throw new XtablesException(XtablesExit.ResourceProblem, $" {j.Operation} failed (Too many links): rule in chain {j.Chain}") { Line = j.Line };
+                }
+            }
+            throw;
+        }
+    }
+
+    private static bool HasReachableLoop(Table table, List<(string From, string To)> edges)
+    {
+        var next = edges.GroupBy(e => e.From, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(e => e.To).ToList(), StringComparer.Ordinal);
+        var state = new Dictionary<string, int>(StringComparer.Ordinal);
+        bool Visit(string n)
+        {
+            if (state.TryGetValue(n, out int s)) return s == 1;
+            state[n] = 1;
+            foreach (string m in next.TryGetValue(n, out List<string>? l) ? l : []) if (Visit(m)) return true;
+            state[n] = 2;
+            return false;
+        }
+        return table.BuiltinChains.Any(b => Visit(b.Name));
     }
 
     /// <summary>add_param_to_argv: splits on blanks, honouring double quotes and backslash escapes inside them.</summary>
@@ -232,7 +358,7 @@ public sealed class RestoreReader
         bool longTable = p.StartsWith("--t", StringComparison.Ordinal) && "--table".StartsWith(p, StringComparison.Ordinal);
         if (shortWithT || longTable)
         {
-            throw XtablesException.Param($"The -t option (seen in line {lineNo}) cannot be used in {_program}.\n");
+            throw XtablesException.Param($"The -t option cannot be used in {_program}.\n");
         }
         args.Add(p);
     }

@@ -28,6 +28,9 @@ public sealed class XtablesException : Exception
     /// <summary>When true the message is printed as is, without the program prefix.</summary>
     public bool Verbatim { get; init; }
 
+    /// <summary>Lines printed on stderr before the error (warnings issued while parsing), or null.</summary>
+    public IReadOnlyList<string>? Preceding { get; set; }
+
     /// <summary>The restore line the error belongs to, when known.</summary>
     public int? Line { get; set; }
 

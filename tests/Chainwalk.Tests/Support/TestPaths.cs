@@ -5,11 +5,24 @@ public static class TestPaths
 {
     public static string RepoRoot { get; } = FindRoot();
 
-    public static string Shared => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
+    /// <summary>The shared data: ../shared beside the repository, else the nearest ancestor's shared/ (git worktrees live deeper).</summary>
+    public static string Shared { get; } = FindShared();
 
     public static string Corpus => Path.Combine(Shared, "corpus");
 
     public static string Golden => Path.Combine(RepoRoot, "tests", "Chainwalk.Tests", "golden");
+
+    private static string FindShared()
+    {
+        string? dir = Path.GetDirectoryName(RepoRoot);
+        while (dir is not null)
+        {
+            string candidate = Path.Combine(dir, "shared");
+            if (Directory.Exists(Path.Combine(candidate, "corpus"))) return candidate;
+            dir = Path.GetDirectoryName(dir);
+        }
+        return Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
+    }
 
     private static string FindRoot()
     {

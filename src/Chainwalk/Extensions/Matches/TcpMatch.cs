@@ -1,5 +1,6 @@
 using System.Text;
 using Chainwalk.Net;
+using Chainwalk.Rules;
 using Chainwalk.Syntax;
 
 namespace Chainwalk.Extensions.Matches;
@@ -18,6 +19,15 @@ public sealed class TcpData : ExtensionData
     public bool InvDport;
     public bool InvOption;
     public bool InvFlags;
+
+    /// <summary>
+    /// True when iptables-nft turns the match into native nf_tables expressions (ports and flags only);
+    /// false when it goes to the kernel as the xt "tcp" match (no option, or --tcp-option).
+    /// </summary>
+    public bool Native;
+
+    public bool IsAllDefault => SportMin == 0 && SportMax == ushort.MaxValue && DportMin == 0 && DportMax == ushort.MaxValue
+        && Option == 0 && FlagMask == 0 && FlagCompare == 0 && !InvSport && !InvDport && !InvOption && !InvFlags;
 }
 
 /// <summary>
@@ -31,8 +41,6 @@ public sealed class TcpMatch : XtExtension<TcpData>
     public override string Name => "tcp";
 
     public override ExtensionKind Kind => ExtensionKind.Match;
-
-    public override ushort RequiredProtocol => Protocols.Tcp;
 
     public override IReadOnlyList<XtOption> Options { get; } =
     [
@@ -117,13 +125,29 @@ public sealed class TcpMatch : XtExtension<TcpData>
         if (!have) sb.Append("NONE");
     }
 
+    protected override void FinalCheck(ParseContext ctx, TcpData d)
+    {
+        // add_nft_tcp: anything but --tcp-option (or nothing at all) becomes payload compares, which need
+        // the rule's own protocol to be tcp (an inverted -p tcp passes).
+        d.Native = !d.InvOption && d.Option == 0 && !d.IsAllDefault;
+        if (!d.Native) return;
+        if (ctx.Protocol != Protocols.Tcp) throw ctx.Error("TCP match requires '-p tcp'");
+        XtParse.NftPortRoundTrip(ref d.SportMin, ref d.SportMax, ref d.InvSport);
+        XtParse.NftPortRoundTrip(ref d.DportMin, ref d.DportMax, ref d.InvDport);
+    }
+
     /// <summary>iptables-nft 1.8.9 turns "! --sport 0:65535" into nothing it can read back.</summary>
     public override bool HiddenInListing(ExtensionData data)
     {
         var d = (TcpData)data;
-        bool sportFullInv = d.InvSport && d.SportMin == 0 && d.SportMax == ushort.MaxValue;
-        bool dportFullInv = d.InvDport && d.DportMin == 0 && d.DportMax == ushort.MaxValue;
-        return (sportFullInv || dportFullInv) && d.FlagMask == 0 && d.Option == 0;
+        return d.Native && d.IsAllDefault;
+    }
+
+    protected override string? CheckEntry(RuleCheckContext ctx, TcpData d)
+    {
+        // Only the xt match reaches the kernel, and xt_tcpudp wants "-p tcp" (not inverted).
+        if (d.Native) return null;
+        return ctx.Rule.Protocol == Protocols.Tcp && !ctx.Rule.ProtocolInverted ? null : RulesetEditor.InvalidArgument;
     }
 
     protected override void Save(StringBuilder sb, TcpData d, IpFamily family)

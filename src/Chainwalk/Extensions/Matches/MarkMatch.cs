@@ -1,0 +1,53 @@
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Extensions.Matches;
+
+/// <summary>Options of <c>-m mark</c> (struct xt_mark_mtinfo1).</summary>
+public sealed class MarkData : ExtensionData
+{
+    public uint Mark;
+    public uint Mask = uint.MaxValue;
+    public bool Invert;
+}
+
+/// <summary><c>-m mark [!] --mark value[/mask]</c> (libxt_mark.c revision 1, xt_mark.c).</summary>
+public sealed class MarkMatch : XtExtension<MarkData>
+{
+    public override string Name => "mark";
+
+    public override ExtensionKind Kind => ExtensionKind.Match;
+
+    public override IReadOnlyList<XtOption> Options { get; } =
+    [
+        new("mark", 0, OptionArg.Required, OptFlags.Invert | OptFlags.Mandatory),
+    ];
+
+    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, MarkData d)
+    {
+        (d.Mark, d.Mask) = XtParse.ValMask(argument!, Name, option.Name);
+        if (invert) d.Invert = true;
+    }
+
+    /// <summary>xtables_print_mark_mask: " 0xV" or " 0xV/0xM".</summary>
+    internal static void AppendMarkMask(StringBuilder sb, uint mark, uint mask)
+    {
+        sb.Append(' ').Append(XtParse.Hex(mark));
+        if (mask != uint.MaxValue) sb.Append('/').Append(XtParse.Hex(mask));
+    }
+
+    protected override void Save(StringBuilder sb, MarkData d, IpFamily family)
+    {
+        if (d.Invert) sb.Append(" !");
+        sb.Append(" --mark");
+        AppendMarkMask(sb, d.Mark, d.Mask);
+    }
+
+    protected override void Print(StringBuilder sb, MarkData d, IpFamily family, bool numeric)
+    {
+        sb.Append(" mark match");
+        if (d.Invert) sb.Append(" !");
+        AppendMarkMask(sb, d.Mark, d.Mask);
+    }
+}

@@ -1,0 +1,66 @@
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Extensions.Targets;
+
+/// <summary>Options of <c>-j TEE</c> (struct xt_tee_tginfo).</summary>
+public sealed class TeeData : ExtensionData
+{
+    /// <summary>The gateway the clone is routed through.</summary>
+    public UInt128 Gateway;
+
+    /// <summary>The output interface to route by ("" = none); at most 15 characters.</summary>
+    public string OutInterface = string.Empty;
+}
+
+/// <summary>
+/// <c>-j TEE --gateway addr [--oif name]</c> (libxt_TEE.c revision 1, xt_TEE.c): clone the packet to a
+/// gateway. Any table and hook; the kernel refuses the zero address.
+/// </summary>
+public sealed class TeeTarget : XtExtension<TeeData>
+{
+    private const int GatewayId = 0, OifId = 1;
+
+    public override string Name => "TEE";
+
+    public override ExtensionKind Kind => ExtensionKind.Target;
+
+    public override IReadOnlyList<XtOption> Options { get; } =
+    [
+        new("gateway", GatewayId, OptionArg.Required, OptFlags.Mandatory),
+        new("oif", OifId),
+    ];
+
+    protected override void Init(ParseContext ctx, TeeData data) => data.Revision = 1;
+
+    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, TeeData d)
+    {
+        if (option.Id == GatewayId)
+        {
+            d.Gateway = TargetParsing.Host(argument!, ctx.Family, ctx.Names);
+        }
+        else
+        {
+            string s = argument!;
+            d.OutInterface = s.Length > 15 ? s[..15] : s;
+        }
+    }
+
+    protected override void Save(StringBuilder sb, TeeData d, IpFamily family)
+    {
+        sb.Append(" --gateway ").Append(IpNet.FormatAddress(d.Gateway, family));
+        if (d.OutInterface.Length > 0) sb.Append(" --oif ").Append(d.OutInterface);
+    }
+
+    protected override void Print(StringBuilder sb, TeeData d, IpFamily family, bool numeric)
+    {
+        string gw = numeric ? IpNet.FormatAddress(d.Gateway, family) : ListWriter.AddressToAnyName(d.Gateway, family, NameDb.System);
+        sb.Append(" TEE gw:").Append(gw);
+        if (d.OutInterface.Length > 0) sb.Append(" oif=").Append(d.OutInterface);
+    }
+
+    protected override string? CheckEntry(RuleCheckContext ctx, TeeData d) =>
+        d.Gateway == UInt128.Zero ? RulesetEditor.InvalidArgument : null;
+}
