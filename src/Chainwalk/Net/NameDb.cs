@@ -26,6 +26,19 @@ public sealed class NameDb
     /// <summary>The databases of this machine (or of $CHAINWALK_ETC when set), read once per process.</summary>
     public static NameDb System => _system ??= Load(Environment.GetEnvironmentVariable("CHAINWALK_ETC") is { Length: > 0 } etc ? etc : "/etc");
 
+    [ThreadStatic]
+    private static NameDb? _listing;
+
+    /// <summary>
+    /// The databases of the -L listing being written on this thread (what extensions' Print methods use
+    /// for names: users, groups, services, protocols); <see cref="System"/> outside a listing.
+    /// </summary>
+    public static NameDb Listing
+    {
+        get => _listing ?? System;
+        set => _listing = value;
+    }
+
     public static NameDb Load(string etcDirectory)
     {
         var db = new NameDb();

@@ -189,11 +189,20 @@ public sealed class ListWriter
         if (rule.Target is { Goto: true }) _sb.Append("[goto] ");
 
         bool numeric = Has(ListFormat.Numeric);
-        foreach (MatchUse m in rule.Matches)
+        NameDb previous = NameDb.Listing;
+        NameDb.Listing = _names;
+        try
         {
-            if (!m.Extension.HiddenInListing(m.Data)) m.Extension.Print(_sb, m.Data, rule.Family, numeric);
+            foreach (MatchUse m in rule.Matches)
+            {
+                if (!m.Extension.HiddenInListing(m.Data)) m.Extension.Print(_sb, m.Data, rule.Family, numeric);
+            }
+            if (rule.Target is { Extension: { } te, Data: { } td }) te.Print(_sb, td, rule.Family, numeric);
         }
-        if (rule.Target is { Extension: { } te, Data: { } td }) te.Print(_sb, td, rule.Family, numeric);
+        finally
+        {
+            NameDb.Listing = previous;
+        }
         if (!Has(ListFormat.NoNewline)) _sb.Append('\n');
     }
 
