@@ -41,14 +41,41 @@ internal static class Shims
             string verb = tool.Replace("-nft", string.Empty, StringComparison.Ordinal).Replace("-legacy", string.Empty, StringComparison.Ordinal);
             // Pinned: the binary and the host are fixed when the shim is written, so a call is one exec.
             string script = $"#!/bin/sh\n# Chainwalk shim: runs '{verb}' on the virtual host {store.Directory}\nexec {command} --host {Quote(store.Directory)} {verb} \"$@\"\n";
-            string path = Path.Combine(dir, tool);
-            if (!File.Exists(path) || File.ReadAllText(path) != script)
-            {
-                HostStore.WriteAtomic(path, script);
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-                    UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-            }
+            Write(Path.Combine(dir, tool), script);
         }
+        Write(Path.Combine(dir, "sudo"), SudoShim);
         return dir;
+    }
+
+    /// <summary>
+    /// Lab scripts say "sudo iptables …"; the real sudo resets PATH and would reach the machine's own
+    /// iptables. This sudo drops its options and runs the command with the shims' PATH, unprivileged.
+    /// </summary>
+    private const string SudoShim = """
+#!/bin/sh
+# Chainwalk shim: sudo on the virtual host runs the command as is, so that iptables, ip and sysctl
+# stay the shims (the real sudo would reset PATH and reach the machine's own tools).
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --) shift; break ;;
+    -u|-g|-U|-C|-h|-p|-r|-t|-T|-D|-R) shift 2 ;;
+    --user=*|--group=*|--prompt=*|--chdir=*) shift ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || { echo "usage: sudo COMMAND [ARG ...] (Chainwalk shim)" >&2; exit 1; }
+exec "$@"
+
+""";
+
+    private static void Write(string path, string script)
+    {
+        if (!File.Exists(path) || File.ReadAllText(path) != script)
+        {
+            HostStore.WriteAtomic(path, script);
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
     }
 }

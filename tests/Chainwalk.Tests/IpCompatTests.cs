@@ -175,6 +175,31 @@ eth0             UNKNOWN        MAC <BROADCAST,NOARP,UP,LOWER_UP>
     }
 
     [Fact]
+    public void Parallel_commands_are_serialised_by_the_host_lock()
+    {
+        string hostDir = Directory.CreateTempSubdirectory("cw-ip-").FullName;
+        try
+        {
+            Parallel.For(0, 8, i =>
+            {
+                var store = new HostStore(hostDir);
+                var sink = new StringWriter();
+                string n = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                Ip(store, sink, ["ip", "link", "add", "a" + n, "type", "veth", "peer", "name", "b" + n]).ShouldBe(0, sink.ToString());
+                Ip(store, sink, ["ip", "link", "set", "a" + n, "up"]).ShouldBe(0, sink.ToString());
+            });
+            VirtualHost host = new HostStore(hostDir).Load();
+            host.Links.Count.ShouldBe(17);
+            host.Links.Select(l => l.Index).Distinct().Count().ShouldBe(17);
+            host.Links.Count(l => l.Up).ShouldBe(9);
+        }
+        finally
+        {
+            Directory.Delete(hostDir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Network_conf_round_trips()
     {
         string t = RunScenario([]);

@@ -63,6 +63,7 @@ sysctl -w net.ipv4.ip_forward=1
 iptables -A FORWARD -i v0 -j ACCEPT
 ip6tables -P INPUT DROP
 iptables-save | iptables-restore
+sudo -E iptables -A INPUT -p tcp --dport 22 -j ACCEPT
 ip -br link show v0
 """, hostDir);
             code.ShouldBe(0, output);
@@ -79,6 +80,7 @@ ip -br link show v0
             output.ShouldContain("net.ipv4.ip_forward = 1\n");
             output.ShouldContain("v0@v1            LOWERLAYERDOWN ");
             File.ReadAllText(Path.Combine(hostDir, "iptables.rules")).ShouldContain("-A FORWARD -i v0 -j ACCEPT");
+            File.ReadAllText(Path.Combine(hostDir, "iptables.rules")).ShouldContain("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT");
             File.ReadAllText(Path.Combine(hostDir, "ip6tables.rules")).ShouldContain(":INPUT DROP");
         }
         finally

@@ -29,6 +29,7 @@ def main():
         m = re.match(r"lib(xt|ipt|ip6t)_(.+)", base)
         if not m: continue
         name = m.group(2)
+        if name == "standard": continue  # the core's -j ACCEPT/DROP/... and generic options, not an extension
         kind = "target" if name.isupper() else "match"
         tfiles[(kind, name)].append(os.path.basename(path))
     known = {}

@@ -21,9 +21,19 @@ public static class IpCompat
         public IpFamily? Family { get; set; }
 
         public bool Brief { get; set; }
+
+        public bool Oneline { get; set; }
+
+        public bool Json { get; set; }
     }
 
-    private static readonly string[] Objects = ["address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable", "ntbl", "link"];
+    /// <summary>iproute2's objects in the order it tries them (so "a" is address, "n" is neighbor, "r" is route).</summary>
+    private static readonly string[] Objects =
+    [
+        "address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable", "ntbl", "link", "l2tp", "fou",
+        "ila", "macsec", "tunnel", "tunl", "tuntap", "tap", "token", "tcpmetrics", "tcp_metrics", "monitor", "xfrm", "mroute",
+        "mrule", "netns", "netconf", "vrf", "sr", "nexthop", "mptcp", "ioam", "stats", "amt", "help",
+    ];
 
     /// <summary>iproute2's matches(): the argument is a non-empty prefix of the keyword.</summary>
     private static bool Matches(string arg, string keyword) => arg.Length > 0 && keyword.StartsWith(arg, StringComparison.Ordinal);
@@ -39,6 +49,8 @@ public static class IpCompat
             if (o == "-4") opt.Family = IpFamily.V4;
             else if (o == "-6") opt.Family = IpFamily.V6;
             else if (o.Length >= 3 && "-brief".StartsWith(o, StringComparison.Ordinal)) opt.Brief = true;
+            else if (Matches(o, "-oneline")) opt.Oneline = true;
+            else if (Matches(o, "-json")) opt.Json = true;
             else if (o == "-V" || (o.Length > 2 && "-Version".StartsWith(o, StringComparison.Ordinal)))
             {
                 io.Out.WriteLine("ip utility, iproute2-6.1.0, libbpf 1.1.2");
@@ -80,14 +92,19 @@ public static class IpCompat
                 io.Err.WriteLine($"Object \"{objArg}\" is unknown, try \"ip help\".");
                 return 1;
             }
-            io.Err.WriteLine($"chainwalk ip: object \"{obj}\" is not modelled");
-            return 1;
+            if (obj == "help")
+            {
+                io.Err.Write(Usage);
+                return 255;
+            }
+            io.Err.WriteLine($"chainwalk ip: \"ip {obj}\" is not modelled on the virtual host (address, link and route are)");
+            return 2;
         }
 
         try
         {
             using HostLock hostLock = store.Lock(waitSeconds: null);
-            VirtualHost host = store.Load();
+            VirtualHost host = store.LoadNetwork();
             bool changed = obj switch
             {
                 "link" => Link(host, args, opt, io),
@@ -113,7 +130,7 @@ public static class IpCompat
 Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }
        ip [ -force ] -batch filename
 where  OBJECT := { address | link | route }
-       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -f[amily] { inet | inet6 } }
+       OPTIONS := { -V[ersion] | -4 | -6 | -br[ief] | -o[neline] | -j[son] | -f[amily] { inet | inet6 } }
 
 """;
 
@@ -151,17 +168,35 @@ where  OBJECT := { address | link | route }
     private static void LinkAdd(VirtualHost host, string[] a)
     {
         string? name = null, type = null, peer = null;
+        // Link attributes for the new link and, after "peer", for the veth peer.
+        var mine = new List<Action<string>>();
+        var peers = new List<Action<string>>();
+        void Attribute(string key, string value, List<Action<string>> into)
+        {
+            if (key == "mtu")
+            {
+                if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu))
+                {
+                    throw new UsageError($"Error: argument \"{value}\" is wrong: Invalid \"mtu\" value\n", 255);
+                }
+                into.Add(n => Network.SetMtu(host, n, mtu));
+                return;
+            }
+            if (!Network.TryParseMac(value, out string mac)) throw new UsageError($"\"{value}\" is invalid lladdr.", 1);
+            into.Add(n => Network.SetMac(host, n, mac));
+        }
         for (int i = 1; i < a.Length; i++)
         {
             string t = a[i];
             if (t is "name" or "dev") name = Next(a, ref i);
+            else if (t is "address" or "mtu") Attribute(t, Next(a, ref i), mine);
             else if (t == "type")
             {
                 type = Next(a, ref i);
-                // Everything after the type belongs to the type (veth: peer [name] NAME).
+                // Everything after the type belongs to the type (veth: peer [name] NAME [address MAC] [mtu N]).
                 for (i++; i < a.Length; i++)
                 {
-                    if (type == "veth" && a[i] == "peer")
+                    if (type == "veth" && a[i] == "peer" && peer is null)
                     {
                         string n = Next(a, ref i);
                         if (n == "name") n = Next(a, ref i);
@@ -169,7 +204,8 @@ where  OBJECT := { address | link | route }
                     }
                     else if (type == "veth" && peer is not null && a[i] is "address" or "mtu")
                     {
-                        Next(a, ref i);
+                        string key = a[i];
+                        Attribute(key, Next(a, ref i), peers);
                     }
                     else
                     {
@@ -184,12 +220,30 @@ where  OBJECT := { address | link | route }
         if (name is null) throw new UsageError("Not enough information: \"dev\" argument is required.", 1);
         CheckIfName(name);
         if (peer is not null) CheckIfName(peer);
+        if (name.Length > Network.MaxNameLength || peer?.Length > Network.MaxNameLength)
+        {
+            throw new UsageError("Error: Attribute failed policy validation.", 2);
+        }
         Network.AddLink(host, name, type, peer);
+        try
+        {
+            foreach (Action<string> act in mine) act(name);
+            string? peerName = host.FindLink(name)?.Peer;
+            if (peerName is not null)
+            {
+                foreach (Action<string> act in peers) act(peerName);
+            }
+        }
+        catch (NetworkException)
+        {
+            // Attributes of a new link are checked by the driver's newlink, which only says EINVAL.
+            throw new NetworkException("RTNETLINK answers: Invalid argument", 2);
+        }
     }
 
     private static void CheckIfName(string name)
     {
-        if (name.Length == 0 || name.Length > Network.MaxNameLength || name.Any(c => c == '/' || c == ':' || char.IsWhiteSpace(c)))
+        if (name.Length == 0 || name.Any(c => c == '/' || c == ':' || char.IsWhiteSpace(c)))
         {
             throw new UsageError($"Error: argument \"{name}\" is wrong: \"name\" not a valid ifname", 255);
         }
@@ -211,7 +265,7 @@ where  OBJECT := { address | link | route }
 
     private static void LinkSet(VirtualHost host, string[] a)
     {
-        string? name = null;
+        string? name = null, newName = null;
         var actions = new List<Action<string>>();
         for (int i = 1; i < a.Length; i++)
         {
@@ -240,6 +294,14 @@ where  OBJECT := { address | link | route }
                 case "dev":
                     name = Next(a, ref i);
                     break;
+                case "name":
+                    {
+                        string v = Next(a, ref i);
+                        CheckIfName(v);
+                        if (v.Length > Network.MaxNameLength) throw new UsageError($"Error: argument \"{v}\" is wrong: \"name\" not a valid ifname", 255);
+                        newName = v;
+                        break;
+                    }
                 default:
                     if (name is null) name = t;
                     else throw Garbage("dev", t);
@@ -248,6 +310,12 @@ where  OBJECT := { address | link | route }
         }
         if (name is null) throw new UsageError("Not enough information: \"dev\" argument is required.", 1);
         Network.RequireLink(host, name);
+        // rtnetlink applies the new name before the other attributes (do_setlink: IFLA_IFNAME early).
+        if (newName is not null)
+        {
+            Network.Rename(host, name, newName);
+            name = newName;
+        }
         foreach (Action<string> act in actions) act(name);
     }
 
@@ -285,6 +353,11 @@ where  OBJECT := { address | link | route }
 
     private static void ShowLinks(VirtualHost host, string[] a, Options opt, ToolIo io)
     {
+        if (opt.Json)
+        {
+            io.Out.Write(IpJson.Links(host, SelectLinks(host, a, out _), opt.Brief));
+            return;
+        }
         var sb = new StringBuilder();
         foreach (Link l in SelectLinks(host, a, out _))
         {
@@ -293,7 +366,7 @@ where  OBJECT := { address | link | route }
                 sb.Append(CultureInfo.InvariantCulture, $"{LinkName(host, l),-16} {Network.OperState(host, l),-14} {l.Mac} <{Network.Flags(host, l)}> \n");
                 continue;
             }
-            sb.Append(LinkHeader(host, l, mode: true)).Append('\n');
+            sb.Append(LinkHeader(host, l, mode: true)).Append(opt.Oneline ? '\\' : '\n');
             sb.Append(LinkLine(l)).Append('\n');
         }
         io.Out.Write(sb.ToString());
@@ -348,7 +421,8 @@ where  OBJECT := { address | link | route }
 
     private static void AddressModify(VirtualHost host, string[] a, Options opt, bool add, ToolIo io)
     {
-        string? dev = null, local = null, brd = null;
+        string? dev = null, local = null, brd = null, label = null;
+        bool nodad = false;
         for (int i = 1; i < a.Length; i++)
         {
             string t = a[i];
@@ -357,10 +431,11 @@ where  OBJECT := { address | link | route }
                 case "dev": dev = Next(a, ref i); break;
                 case "local": local = Next(a, ref i); break;
                 case "broadcast" or "brd": brd = Next(a, ref i); break;
-                case "label": Next(a, ref i); break;
+                case "label": label = Next(a, ref i); break;
                 case "scope": Next(a, ref i); break;
                 case "valid_lft" or "preferred_lft": Next(a, ref i); break;
-                case "noprefixroute" or "nodad" or "home" or "permanent": break;
+                case "nodad": nodad = true; break;
+                case "noprefixroute" or "home" or "permanent": break;
                 default:
                     if (local is null) local = t;
                     else throw Garbage("local", t);
@@ -394,7 +469,7 @@ where  OBJECT := { address | link | route }
         Network.RequireLink(host, dev);
         if (add)
         {
-            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast });
+            Network.AddAddress(host, new InterfaceAddress(dev, fam, addr, len) { Broadcast = broadcast, Label = fam == IpFamily.V4 && label != dev ? label : null, NoDad = nodad && fam == IpFamily.V6 });
             return;
         }
         if (!hasLen && fam == IpFamily.V4)
@@ -429,6 +504,13 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         var sb = new StringBuilder();
         List<Link> links = SelectLinks(host, a, out bool namedDev);
         IpFamily[] fams = opt.Family is { } f ? [f] : [IpFamily.V4, IpFamily.V6];
+        if (opt.Json)
+        {
+            var withAddrs = links.Select(l => (l, fams.SelectMany(fam => Network.AddressesOf(host, l.Name, fam)).ToList()))
+                .Where(t => opt.Family is null || t.Item2.Count > 0);
+            io.Out.Write(IpJson.Addresses(host, withAddrs, opt.Family, opt.Brief));
+            return;
+        }
         foreach (Link l in links)
         {
             var addrs = fams.SelectMany(fam => Network.AddressesOf(host, l.Name, fam)).ToList();
@@ -438,6 +520,15 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                 sb.Append(CultureInfo.InvariantCulture, $"{LinkName(host, l),-16} {Network.OperState(host, l),-14} ");
                 foreach (InterfaceAddress x in addrs) sb.Append(x.Text).Append(' ');
                 sb.Append('\n');
+                continue;
+            }
+            if (opt.Oneline)
+            {
+                // -o: no header; each address is one line, "N: NAME" then the two lines joined by '\'.
+                foreach (InterfaceAddress x in addrs)
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"{l.Index}: {l.Name}").Append(AddressLine(host, l, x)).Append('\\').Append(Lifetimes).Append('\n');
+                }
                 continue;
             }
             if (opt.Family == IpFamily.V6 && !namedDev)
@@ -452,25 +543,33 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             if (opt.Family is null) sb.Append(LinkLine(l)).Append('\n');
             foreach (InterfaceAddress x in addrs)
             {
-                string scope = Network.AddressScope(x);
-                if (x.Family == IpFamily.V4)
-                {
-                    sb.Append("    inet ").Append(x.Text);
-                    if (x.Broadcast is { } b) sb.Append(" brd ").Append(IpNet.FormatAddress(b, IpFamily.V4));
-                    sb.Append(" scope ").Append(scope);
-                    if (Network.IsSecondary(host, x)) sb.Append(" secondary");
-                    sb.Append(' ').Append(l.Name).Append('\n');
-                }
-                else
-                {
-                    sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
-                    if (x.Tentative) sb.Append("tentative ");
-                    sb.Append('\n');
-                }
-                sb.Append("       valid_lft forever preferred_lft forever\n");
+                sb.Append(AddressLine(host, l, x)).Append('\n').Append(Lifetimes).Append('\n');
             }
         }
         io.Out.Write(sb.ToString());
+    }
+
+    private const string Lifetimes = "       valid_lft forever preferred_lft forever";
+
+    private static string AddressLine(VirtualHost host, Link l, InterfaceAddress x)
+    {
+        var sb = new StringBuilder();
+        string scope = Network.AddressScope(x);
+        if (x.Family == IpFamily.V4)
+        {
+            sb.Append("    inet ").Append(x.Text);
+            if (x.Broadcast is { } b) sb.Append(" brd ").Append(IpNet.FormatAddress(b, IpFamily.V4));
+            sb.Append(" scope ").Append(scope);
+            if (Network.IsSecondary(host, x)) sb.Append(" secondary");
+            sb.Append(' ').Append(x.Label ?? l.Name);
+        }
+        else
+        {
+            sb.Append("    inet6 ").Append(x.Text).Append(" scope ").Append(scope).Append(' ');
+            if (x.NoDad) sb.Append("nodad ");
+            if (x.Tentative) sb.Append("tentative ");
+        }
+        return sb.ToString();
     }
 
     // ---------------------------------------------------------------- route
@@ -484,13 +583,78 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         }
         string cmd = a[0];
         if (Matches(cmd, "add")) { RouteModify(host, a, opt, add: true); return true; }
+        if (Matches(cmd, "replace")) { RouteModify(host, a, opt, add: true, replace: true); return true; }
         if (Matches(cmd, "delete")) { RouteModify(host, a, opt, add: false); return true; }
+        if (Matches(cmd, "get")) { RouteGet(host, a, opt, io); return false; }
+        if (Matches(cmd, "flush")) return RouteFlush(host, a, opt);
         throw new UsageError($"Command \"{cmd}\" is unknown, try \"ip route help\".", 255);
     }
 
-    private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add)
+    private static bool RouteFlush(VirtualHost host, string[] a, Options opt)
     {
-        string? dst = null, via = null, dev = null, src = null, proto = null, table = null;
+        if (a.Length == 1) throw new UsageError("\"ip route flush\" requires arguments.", 1);
+        string table = "main";
+        string? dev = null, proto = null;
+        for (int i = 1; i < a.Length; i++)
+        {
+            string t = a[i];
+            if (t == "cache") return false;
+            if (t == "table")
+            {
+                string v = Next(a, ref i);
+                table = Network.TableName(v) ?? throw new UsageError($"Error: argument \"{v}\" is wrong: table id value is invalid\n", 255);
+            }
+            else if (t is "dev" or "oif") dev = Next(a, ref i);
+            else if (t is "proto" or "protocol") proto = Next(a, ref i);
+            else throw Garbage("to", t);
+        }
+        if (proto is "boot" or "3") proto = "boot";
+        Network.FlushRoutes(host, opt.Family ?? IpFamily.V4, table, dev, proto);
+        return true;
+    }
+
+    private static void RouteGet(VirtualHost host, string[] a, Options opt, ToolIo io)
+    {
+        string? dst = null;
+        for (int i = 1; i < a.Length; i++)
+        {
+            if (a[i] == "to") dst = Next(a, ref i);
+            else if (dst is null) dst = a[i];
+            else throw Garbage("to", a[i]);
+        }
+        if (dst is null) throw new UsageError("need at least a destination address", 1);
+        if (!TryParsePrefix(dst, opt.Family, out IpFamily family, out UInt128 addr, out _, out bool hasLen) || hasLen)
+        {
+            throw new UsageError($"Error: {FamilyWord(opt.Family)} prefix is expected rather than \"{dst}\".", 1);
+        }
+        (RouteView r, UInt128? src) = Network.Lookup(host, family, addr);
+        var sb = new StringBuilder();
+        string text = IpNet.FormatAddress(addr, family);
+        if (family == IpFamily.V4)
+        {
+            bool local = r.Type == "local";
+            if (local) sb.Append("local ");
+            sb.Append(text).Append(' ');
+            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
+            sb.Append("dev ").Append(local ? "lo" : r.Device).Append(' ');
+            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
+            sb.Append("uid 0 \n    cache ").Append(local ? "<local> " : string.Empty).Append('\n');
+        }
+        else
+        {
+            sb.Append(text).Append(" from :: ");
+            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
+            sb.Append("dev ").Append(r.Type == "local" ? "lo" : r.Device).Append(' ');
+            if (r.Proto is not null) sb.Append("proto ").Append(r.Proto).Append(' ');
+            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
+            sb.Append("metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture)).Append(" pref medium\n");
+        }
+        io.Out.Write(sb.ToString());
+    }
+
+    private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add, bool replace = false)
+    {
+        string? dst = null, via = null, dev = null, src = null, proto = null, table = null, type = null;
         int? metric = null;
         for (int i = 1; i < a.Length; i++)
         {
@@ -513,16 +677,22 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
                         break;
                     }
                 case "to": dst = Next(a, ref i); break;
-                case "unicast": break;
+                case "unicast" or "local" or "broadcast" or "multicast" or "blackhole" or "unreachable" or "prohibit" or "throw" or "nat" or "anycast"
+                    when dst is null && type is null:
+                    type = t;
+                    break;
                 default:
                     if (dst is null) dst = t;
                     else throw Garbage("to", t);
                     break;
             }
         }
-        if (table is not null && table is not ("main" or "254"))
+        string? tableName = null;
+        if (table is not null)
         {
-            throw new UsageError($"chainwalk ip: route table \"{table}\" is not modelled (only main)", 2);
+            tableName = Network.TableName(table) ?? throw new UsageError($"Error: argument \"{table}\" is wrong: \"table\" value is invalid\n", 255);
+            if (tableName == "local" && add) throw new UsageError("chainwalk ip: routes of table local are the kernel's; adding them is not modelled", 2);
+            if (tableName == "main") tableName = null;
         }
         if (dst is null) throw new UsageError("RTNETLINK answers: Invalid argument", 2);
         IpFamily family;
@@ -558,13 +728,17 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         }
         if (dev is not null) Network.RequireLink(host, dev);
         if (proto is "boot" or "3") proto = null;
+        if (add && type is not (null or "unicast"))
+        {
+            throw new UsageError($"chainwalk ip: routes of type {type} are not modelled", 2);
+        }
         if (add)
         {
             int m = metric ?? (family == IpFamily.V6 ? 1024 : 0);
-            Network.AddRoute(host, new Route(family, prefix, len, dev, gw, source, m) { Proto = proto });
+            Network.AddRoute(host, new Route(family, prefix, len, dev, gw, source, m) { Proto = proto, Table = tableName }, replace);
             return;
         }
-        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto);
+        Network.DeleteRoute(host, family, prefix, len, dev, gw, metric, proto, tableName ?? "main", type);
     }
 
     private static void ShowRoutes(VirtualHost host, string[] a, Options opt, ToolIo io)
@@ -576,26 +750,28 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             string t = a[i];
             if (t == "table")
             {
-                table = Next(a, ref i) switch
-                {
-                    "main" or "254" => "main",
-                    "local" or "255" => "local",
-                    "all" or "0" => "all",
-                    string other => throw new UsageError($"Error: argument \"{other}\" is wrong: table id value is invalid\n", 255),
-                };
+                string v = Next(a, ref i);
+                table = v is "all" or "0" ? "all" : Network.TableName(v) ?? throw new UsageError($"Error: argument \"{v}\" is wrong: table id value is invalid\n", 255);
             }
             else if (t is "dev" or "oif") dev = Next(a, ref i);
             else throw Garbage("to", t);
         }
         if (dev is not null && host.FindLink(dev) is null) throw new UsageError($"Cannot find device \"{dev}\"", 1);
-        IpFamily family = opt.Family ?? IpFamily.V4;
-        if (family == IpFamily.V4 && table == "local" && !Network.Routes(host, family, "local").Any())
+        // Without -4/-6, iproute2 lists IPv4 only, except for "table all", which lists both families.
+        IpFamily[] families = opt.Family is { } only ? [only] : table == "all" ? [IpFamily.V4, IpFamily.V6] : [IpFamily.V4];
+        if (families[0] == IpFamily.V4 && table is not ("all" or "main") && !host.RouteTables.Contains(table) && !Network.Routes(host, IpFamily.V4, table).Any())
         {
             throw new UsageError("Error: ipv4: FIB table does not exist.\nDump terminated", 2);
         }
-        var sb = new StringBuilder();
-        foreach (RouteView r in Network.Routes(host, family, table))
+        if (opt.Json)
         {
+            io.Out.Write(IpJson.Routes(families.SelectMany(fam => Network.Routes(host, fam, table)).Where(r => dev is null || r.Device == dev), dev is null, table == "all"));
+            return;
+        }
+        var sb = new StringBuilder();
+        foreach (RouteView r in families.SelectMany(fam => Network.Routes(host, fam, table)))
+        {
+            IpFamily family = r.Family;
             if (dev is not null && r.Device != dev) continue;
             if (opt.Brief)
             {

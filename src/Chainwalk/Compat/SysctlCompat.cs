@@ -45,7 +45,8 @@ For more details see sysctl(8).
                         case 'a': case 'A': case 'X': all = true; break;
                         case 'e': ignore = true; break;
                         case 'o': case 'x': break;
-                        case 'p': case 'f':
+                        case 'p':
+                        case 'f':
                             // -p takes an optional attached file name (-pFILE), else the next word if it is not an option.
                             if (j + 1 < a.Length) loads.Add(a[(j + 1)..]);
                             else if (i + 1 < argv.Length && !argv[i + 1].StartsWith('-')) loads.Add(argv[++i]);
@@ -91,7 +92,7 @@ For more details see sysctl(8).
         }
 
         using HostLock hostLock = store.Lock(waitSeconds: null);
-        VirtualHost host = store.Load();
+        VirtualHost host = store.LoadNetwork();
         int rc = 0;
         bool changed = false;
         if (all)

@@ -248,6 +248,13 @@ public sealed class RuleCheckContext
     /// </summary>
     public HookMask BaseChainHooks { get; init; }
 
+    /// <summary>
+    /// The hook mask checkentry itself sees under nf_tables (nft_compat): the chain's own hook for a rule in a
+    /// built-in chain, None in a user chain (hook-dependent checkentry refusals then do not apply, while the
+    /// module's fixed <see cref="XtExtension.Hooks"/> are still validated against every hook that reaches it).
+    /// </summary>
+    public HookMask EntryHooks { get; init; }
+
     public required Rule Rule { get; init; }
 
     /// <summary>

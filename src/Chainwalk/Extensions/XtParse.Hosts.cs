@@ -28,9 +28,10 @@ public static partial class XtParse
         IReadOnlyList<UInt128> hosts = text.Length == 0 ? [] : names.HostAddresses(text, family);
         if (hosts.Count == 0)
         {
-            // glibc answers an all-digits-and-dots name without asking DNS.
-            bool numericLooking = text.Length > 0 && text.All(c => char.IsAsciiDigit(c) || c == '.');
-            throw XtablesException.Param(numericLooking ? "getaddrinfo: Name or service not known\n" : "getaddrinfo: Temporary failure in name resolution\n");
+            // Offline, glibc reports EAI_NONAME for names it will not send to DNS and EAI_AGAIN for the rest.
+            bool noName = text.Length == 0 || text.Contains(':', StringComparison.Ordinal)
+                || (family == IpFamily.V4 && char.IsAsciiDigit(text[0]) && text[^1] != '.' && text.All(c => char.IsAsciiDigit(c) || c == '.'));
+            throw XtablesException.Param(noName ? "getaddrinfo: Name or service not known\n" : "getaddrinfo: Temporary failure in name resolution\n");
         }
         if (hosts.Count > 1) throw XtablesException.Param($"{text} resolves to more than one address\n");
         return hosts[0];
@@ -113,18 +114,22 @@ public static partial class XtParse
         return (vals[0], vals.Count > 1 ? vals[1] : vals[0], vals.Count);
     }
 
-    /// <summary>xtables_getportbyname: a decimal number (kept to 16 bits, as getaddrinfo does) or a service name.</summary>
+    /// <summary>
+    /// xtables_getportbyname through getaddrinfo: a string strtoul reads entirely in base 10 (leading blanks and a
+    /// sign allowed) is a number, kept as a C int (negative = refused) and then to 16 bits; else a service name.
+    /// </summary>
     public static bool TryServicePort(string text, NameDb names, out ushort port)
     {
         port = 0;
-        if (text.Length > 0 && char.IsAsciiDigit(text[0]))
+        if (text.Length == 0) return false;
+        int used = NumberParsing.ParseCPrefix(text, 10, out ulong v, out bool overflow);
+        if (used == text.Length)
         {
-            int used = NumberParsing.ParseCPrefix(text, 10, out ulong v, out _);
-            if (used != text.Length) return false;
+            if (overflow) v = ulong.MaxValue;
+            if (unchecked((int)v) < 0) return false;
             port = unchecked((ushort)v);
             return true;
         }
-        if (text.Length == 0) return false;
         if (names.TryGetServicePort(text, "tcp", out int p) || names.TryGetServicePort(text, "udp", out p) || names.TryGetServicePort(text, "sctp", out p))
         {
             port = (ushort)p;

@@ -81,6 +81,7 @@ public static partial class XtParse
     }
 }
 
+
 public static partial class XtParse
 {
     /// <summary>The prefix length iptables 1.8.9 reports for a mask that is not a run of ones (uint8 -1).</summary>

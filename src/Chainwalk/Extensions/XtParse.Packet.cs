@@ -230,7 +230,7 @@ public static partial class XtParse
 
     /// <summary>A port as -L prints it: the service name for <paramref name="proto"/> unless numeric.</summary>
     public static string ServiceText(ushort port, bool numeric, string? proto) =>
-        numeric || proto is null ? Dec(port) : NameDb.System.ServiceName(port, proto) ?? Dec(port);
+        numeric || proto is null ? Dec(port) : NameDb.Printing.ServiceName(port, proto) ?? Dec(port);
 
     /// <summary>The save form of a tcp/udp port option: nothing for 0:65535 (even inverted).</summary>
     public static void AppendPortsSaved(StringBuilder sb, string option, ushort min, ushort max, bool invert)

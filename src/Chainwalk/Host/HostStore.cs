@@ -93,6 +93,16 @@ public sealed class HostStore
         return host;
     }
 
+    /// <summary>
+    /// Loads links, addresses, routes, sysctls and the clock only (the rulesets stay empty): for ip and
+    /// sysctl, which save nothing but network.conf, so they need not parse the rules.
+    /// </summary>
+    public VirtualHost LoadNetwork()
+    {
+        string net = Path.Combine(Directory, NetworkFile);
+        return File.Exists(net) ? ParseNetwork(File.ReadAllText(net)) : VirtualHost.CreateFresh();
+    }
+
     public Ruleset LoadRules(IpFamily family)
     {
         string path = Path.Combine(Directory, RulesFile(family));
@@ -118,9 +128,41 @@ public sealed class HostStore
         SaveRules(host.V6);
     }
 
+    /// <summary>
+    /// Writes a family's rules. The text is read back first: a few rules have an iptables-save form that
+    /// iptables-restore cannot load (the real tools share this trap, e.g. an IDLETIMER label with a space);
+    /// storing one would leave a host that no longer loads, so the change is refused instead.
+    /// </summary>
     public void SaveRules(Ruleset rules)
     {
-        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), SaveWriter.Write(rules, counters: true));
+        string text = SaveWriter.Write(rules, counters: true);
+        CheckRoundTrip(rules.Family, text);
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), text);
+    }
+
+    private static void CheckRoundTrip(IpFamily family, string text)
+    {
+        string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
+        string again;
+        try
+        {
+            Ruleset back = new RestoreReader(family, program).Apply(new Ruleset(family), text, new RestoreOptions { Counters = true });
+            again = SaveWriter.Write(back, counters: true);
+        }
+        catch (XtablesException ex)
+        {
+            throw new XtablesException(XtablesExit.OtherProblem,
+                $"chainwalk: not stored: the iptables-save form of the new rules does not load back (line {ex.Line}: {ex.Message.Trim()}); the real iptables would accept the rule but its iptables-save output could not be restored either") { Verbatim = true };
+        }
+        if (again != text)
+        {
+            string[] a = text.Split('\n'), b = again.Split('\n');
+            int i = 0;
+            while (i < a.Length && i < b.Length && a[i] == b[i]) i++;
+            string line = i < a.Length ? a[i] : string.Empty;
+            throw new XtablesException(XtablesExit.OtherProblem,
+                $"chainwalk: not stored: the iptables-save form of a rule does not load back to the same rule: {line}") { Verbatim = true };
+        }
     }
 
     public void SaveNetwork(VirtualHost host)
@@ -180,6 +222,8 @@ public sealed class HostStore
             sb.Append("addr ").Append(a.Device).Append(a.Family == IpFamily.V4 ? " inet " : " inet6 ").Append(a.Text);
             if (a.Broadcast is { } brd) sb.Append(" brd ").Append(IpNet.FormatAddress(brd, a.Family));
             if (a.Tentative) sb.Append(" tentative");
+            if (a.NoDad) sb.Append(" nodad");
+            if (a.Label is not null) sb.Append(" label ").Append(a.Label);
             sb.Append('\n');
         }
         foreach (Route r in host.Routes)
@@ -190,8 +234,11 @@ public sealed class HostStore
             if (r.Src is { } src) sb.Append(" src ").Append(IpNet.FormatAddress(src, r.Family));
             if (r.Metric != 0) sb.Append(" metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture));
             if (r.Proto is not null) sb.Append(" proto ").Append(r.Proto);
+            if (r.Table is not null) sb.Append(" table ").Append(r.Table);
             sb.Append('\n');
         }
+        foreach (string t in host.RouteTables) sb.Append("rtable ").Append(t).Append('\n');
+        foreach (string h in host.HiddenRoutes) sb.Append("hide ").Append(h).Append('\n');
         foreach (var kv in host.Sysctls) sb.Append("sysctl ").Append(kv.Key).Append(' ').Append(kv.Value.Replace("\t", " ", StringComparison.Ordinal)).Append('\n');
         return sb.ToString();
     }
@@ -243,20 +290,30 @@ public sealed class HostStore
                             if (!IpNet.TryParseStrict(ap[0], fam, out UInt128 a)) throw new FormatException($"bad address {f[3]}");
                             UInt128? brd = null;
                             bool tentative = false;
+                            string? label = null;
+                            bool nodad = false;
                             for (int i = 4; i < f.Length; i++)
                             {
                                 if (f[i] == "tentative") tentative = true;
+                                else if (f[i] == "nodad") nodad = true;
+                                else if (f[i] == "label" && i + 1 < f.Length) label = f[++i];
                                 else if (f[i] == "brd" && i + 1 < f.Length)
                                 {
                                     brd = IpNet.TryParseStrict(f[++i], fam, out UInt128 b) ? b : throw new FormatException($"bad broadcast {f[i]}");
                                 }
                                 else throw new FormatException($"unknown address attribute {f[i]}");
                             }
-                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative });
+                            host.Addresses.Add(new InterfaceAddress(f[1], fam, a, int.Parse(ap[1], CultureInfo.InvariantCulture)) { Broadcast = brd, Tentative = tentative, Label = label, NoDad = nodad });
                             break;
                         }
                     case "route":
                         host.Routes.Add(ParseRoute(f));
+                        break;
+                    case "hide":
+                        host.HiddenRoutes.Add(string.Join(' ', f.Skip(1)));
+                        break;
+                    case "rtable":
+                        host.RouteTables.Add(f[1]);
                         break;
                     case "sysctl":
                         host.Sysctls[f[1]] = string.Join('\t', f.Skip(2));
@@ -287,7 +344,7 @@ public sealed class HostStore
         string? dev = null;
         UInt128? via = null, src = null;
         int metric = 0;
-        string? proto = null;
+        string? proto = null, table = null;
         for (int i = 3; i + 1 < f.Length; i += 2)
         {
             switch (f[i])
@@ -297,10 +354,11 @@ public sealed class HostStore
                 case "src": src = IpNet.TryParseStrict(f[i + 1], fam, out UInt128 s) ? s : throw new FormatException($"bad source {f[i + 1]}"); break;
                 case "metric": metric = int.Parse(f[i + 1], CultureInfo.InvariantCulture); break;
                 case "proto": proto = f[i + 1]; break;
+                case "table": table = f[i + 1]; break;
                 default: throw new FormatException($"unknown route attribute {f[i]}");
             }
         }
-        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto };
+        return new Route(fam, prefix, len, dev, via, src, metric) { Proto = proto, Table = table };
     }
 }
 

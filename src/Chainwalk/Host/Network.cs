@@ -28,6 +28,10 @@ public sealed record RouteView(
     int Order)
 {
     public bool IsKernel => Proto == "kernel";
+
+    /// <summary>How a deleted kernel route is remembered in network.conf ("hide" lines).</summary>
+    public string Key => string.Create(CultureInfo.InvariantCulture,
+        $"{(Family == IpFamily.V4 ? "inet" : "inet6")} {Type} {Table} {IpNet.FormatAddress(Prefix, Family)}/{PrefixLength} {Device}");
 }
 
 /// <summary>
@@ -150,6 +154,7 @@ public static class Network
         if (link.Peer is not null && host.FindLink(link.Peer) is not null) gone.Add(link.Peer);
         foreach (string n in gone)
         {
+            host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + n, StringComparison.Ordinal));
             host.Links.RemoveAll(l => l.Name == n);
             host.Addresses.RemoveAll(a => a.Device == n);
             host.Routes.RemoveAll(r => r.Device == n);
@@ -166,6 +171,8 @@ public static class Network
         {
             link.Up = true;
             link.EverUp = true;
+            // fib_add_ifaddr / addrconf run again for every address of the link.
+            host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + name, StringComparison.Ordinal));
             if (link.Kind == "loopback" && !host.Addresses.Any(a => a.Device == name && a.Family == IpFamily.V6 && a.Address == UInt128.One))
             {
                 InsertV6(host, new InterfaceAddress(name, IpFamily.V6, UInt128.One, 128));
@@ -208,8 +215,43 @@ public static class Network
         Link link = RequireLink(host, name);
         int max = link.Kind switch { "veth" => 65535, "loopback" => 65536, _ => int.MaxValue };
         if (mtu > max) throw new NetworkException("Error: mtu greater than device maximum.", 2);
-        if (mtu < (link.Kind == "loopback" ? 0 : 68)) throw new NetworkException("Error: mtu less than device minimum.", 2);
+        if (mtu < (link.Kind == "veth" ? 68 : 0)) throw new NetworkException("Error: mtu less than device minimum.", 2);
         link.Mtu = mtu;
+    }
+
+    /// <summary>
+    /// <c>ip link set NAME name NEW</c>: the link keeps its index, addresses and routes under the new name;
+    /// its per-link sysctls move with it (devinet_sysctl / addrconf re-register them under the new name).
+    /// </summary>
+    public static void Rename(VirtualHost host, string name, string newName)
+    {
+        Link link = RequireLink(host, name);
+        if (newName == name) return;
+        if (host.FindLink(newName) is not null) throw new NetworkException("RTNETLINK answers: File exists", 2);
+        link.Name = newName;
+        foreach (string k in host.HiddenRoutes.Where(k => k.EndsWith(" " + name, StringComparison.Ordinal)).ToList())
+        {
+            host.HiddenRoutes.Remove(k);
+            host.HiddenRoutes.Add(k[..^name.Length] + newName);
+        }
+        if (link.Peer is not null && host.FindLink(link.Peer) is { } peer) peer.Peer = newName;
+        for (int i = 0; i < host.Addresses.Count; i++)
+        {
+            if (host.Addresses[i].Device == name) host.Addresses[i] = host.Addresses[i] with { Device = newName };
+        }
+        for (int i = 0; i < host.Routes.Count; i++)
+        {
+            if (host.Routes[i].Device == name) host.Routes[i] = host.Routes[i] with { Device = newName };
+        }
+        foreach (string fam in new[] { "net.ipv4.conf.", "net.ipv6.conf." })
+        {
+            string from = fam + name + ".";
+            foreach (string k in host.Sysctls.Keys.Where(k => k.StartsWith(from, StringComparison.Ordinal)).ToList())
+            {
+                host.Sysctls[fam + newName + "." + k[from.Length..]] = host.Sysctls[k];
+                host.Sysctls.Remove(k);
+            }
+        }
     }
 
     public static void SetMac(VirtualHost host, string name, string mac)
@@ -261,6 +303,7 @@ public static class Network
     public static void AddAddress(VirtualHost host, InterfaceAddress a)
     {
         Link link = RequireLink(host, a.Device);
+        host.HiddenRoutes.RemoveWhere(k => k.EndsWith(" " + a.Device, StringComparison.Ordinal));
         if (a.Family == IpFamily.V4)
         {
             if (host.Addresses.Any(o => o.Device == a.Device && o.Family == IpFamily.V4 && o.Address == a.Address && SameSubnet(o, a)))
@@ -275,7 +318,7 @@ public static class Network
             throw new NetworkException("Error: ipv6: address already assigned.", 2);
         }
         // Duplicate address detection runs when the link has carrier; Chainwalk lets it finish at once.
-        InsertV6(host, a with { Tentative = !HasCarrier(host, link) });
+        InsertV6(host, a with { Tentative = !a.NoDad && !HasCarrier(host, link) });
     }
 
     /// <summary>Deletes an address; <paramref name="prefixLength"/> null matches any length (iproute2's wildcard deletion).</summary>
@@ -348,14 +391,32 @@ public static class Network
             bool linkDown = link is not null && !HasCarrier(host, link);
             string? scope = family == IpFamily.V4 && r.Via is null ? "link" : null;
             int metric = r.Metric;
-            all.Add(new RouteView(family, "unicast", "main", r.Prefix, r.PrefixLength, r.Device, r.Via, r.Src, metric, r.Proto, scope, linkDown, 100000 + order));
+            all.Add(new RouteView(family, "unicast", r.Table ?? "main", r.Prefix, r.PrefixLength, r.Device, r.Via, r.Src, metric, r.Proto, scope, linkDown, 100000 + order));
         }
-        IEnumerable<RouteView> chosen = all.Where(r => table == "all" || r.Table == table);
+        IEnumerable<RouteView> chosen = all.Where(r => (table == "all" || r.Table == table) && !(r.IsKernel && host.HiddenRoutes.Contains(r.Key)));
         var list = chosen.DistinctBy(r => (r.Type, r.Table, r.Prefix, r.PrefixLength, r.Device, r.Metric, r.Via)).ToList();
         list.Sort((x, y) => Compare(x, y));
-        if (table == "all") list = list.Where(r => r.Table == "main").Concat(list.Where(r => r.Table == "local")).ToList();
+        // Tables are dumped in the order of their ids (main 254, local 255 after any numbered table).
+        if (table == "all") list = list.OrderBy(r => TableId(r.Table)).ToList();
         return list;
     }
+
+    public static int TableId(string name) => name switch
+    {
+        "main" => 254,
+        "local" => 255,
+        "default" => 253,
+        _ => int.Parse(name, CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>A table's name as ip prints it: main, local, default, else the number.</summary>
+    public static string? TableName(string text) => text switch
+    {
+        "main" or "254" => "main",
+        "local" or "255" => "local",
+        "default" or "253" => "default",
+        _ => uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint id) && id is > 0 and < 253 or > 255 ? id.ToString(CultureInfo.InvariantCulture) : null,
+    };
 
     private static int Compare(RouteView x, RouteView y)
     {
@@ -389,7 +450,9 @@ public static class Network
         UInt128 prim = secondary ? PrimaryOf(host, a).Address : a.Address;
         // fib_add_ifaddr: the local route exists whatever the link state.
         into.Add(new RouteView(IpFamily.V4, "local", "local", a.Address, 32, link.Name, null, prim, 0, "kernel", "host", false, order));
-        if (!link.Up || secondary) return;
+        // Routes of type local (scope host) survive the link going down; lo's 127.0.0.0/8 is one.
+        bool loopbackKept = link.Kind == "loopback" && link.EverUp;
+        if ((!link.Up && !loopbackKept) || secondary) return;
         UInt128 mask = Mask(IpFamily.V4, a.PrefixLength);
         UInt128 prefix = a.Address & mask;
         if (prefix != a.Address || a.PrefixLength < 32)
@@ -402,13 +465,13 @@ public static class Network
             {
                 into.Add(new RouteView(IpFamily.V4, "unicast", "main", prefix, a.PrefixLength, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
             }
-            if (a.PrefixLength < 31)
+            if (a.PrefixLength < 31 && link.Up)
             {
                 UInt128 bcast = prefix | (~mask & uint.MaxValue);
                 into.Add(new RouteView(IpFamily.V4, "broadcast", "local", bcast, 32, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
             }
         }
-        if (a.Broadcast is { } b && b != uint.MaxValue)
+        if (a.Broadcast is { } b && b != uint.MaxValue && link.Up)
         {
             into.Add(new RouteView(IpFamily.V4, "broadcast", "local", b, 32, link.Name, null, a.Address, 0, "kernel", "link", !carrier, order));
         }
@@ -436,8 +499,8 @@ public static class Network
     private static bool IsLocalAddress(VirtualHost host, IpFamily family, UInt128 address) =>
         host.Addresses.Any(a => a.Family == family && a.Address == address);
 
-    /// <summary><c>ip route add</c>: checks the nexthop as fib_check_nh / ip6_validate_gw do.</summary>
-    public static void AddRoute(VirtualHost host, Route route)
+    /// <summary><c>ip route add</c> (or <c>replace</c>): checks the nexthop as fib_check_nh / ip6_validate_gw do.</summary>
+    public static void AddRoute(VirtualHost host, Route route, bool replace = false)
     {
         IpFamily f = route.Family;
         Link? dev = route.Device is null ? null : RequireLink(host, route.Device);
@@ -477,12 +540,50 @@ public static class Network
             throw new NetworkException(f == IpFamily.V4 ? "Error: Invalid prefsrc address." : "Error: Invalid source address.", 2);
         }
         route = route with { Device = outDev };
-        if (Routes(host, f, "main").Any(r => r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric))
+        if (replace)
+        {
+            int at = host.Routes.FindIndex(r => r.Family == f && r.Table == route.Table && r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric);
+            if (at >= 0)
+            {
+                host.Routes[at] = route;
+                return;
+            }
+        }
+        if (Routes(host, f, route.Table ?? "main").Any(r => r.Prefix == route.Prefix && r.PrefixLength == route.PrefixLength && r.Metric == route.Metric))
         {
             throw new NetworkException("RTNETLINK answers: File exists", 2);
         }
         host.Routes.Add(route);
+        if (route.Table is { } tbl) host.RouteTables.Add(tbl);
     }
+
+    /// <summary>
+    /// <c>ip route get</c>: the route a packet to <paramref name="dst"/> takes (table local first, then
+    /// the longest prefix of table main, lowest metric first) and the source address the kernel picks.
+    /// </summary>
+    public static (RouteView Route, UInt128? Src) Lookup(VirtualHost host, IpFamily f, UInt128 dst)
+    {
+        RouteView? hit = Routes(host, f, "local").Where(r => r.Type == "local" && (dst & Mask(f, r.PrefixLength)) == r.Prefix)
+            .OrderByDescending(r => r.PrefixLength).FirstOrDefault();
+        hit ??= Routes(host, f, "main").Where(r => (dst & Mask(f, r.PrefixLength)) == r.Prefix)
+            .OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric).FirstOrDefault();
+        if (hit is null) throw new NetworkException("RTNETLINK answers: Network is unreachable", 2);
+        if (hit.Type == "local") return (hit, f == IpFamily.V4 ? dst : null);
+        if (hit.Src is { } s) return (hit, s);
+        UInt128 target = hit.Via ?? dst;
+        var candidates = host.Addresses.Where(a => a.Family == f && a.Device == hit.Device && !a.Tentative && !IsSecondary(host, a)).ToList();
+        if (f == IpFamily.V6)
+        {
+            // RFC 6724 rule 8 (longest matching prefix) among global addresses, as ipv6_dev_get_saddr ends up doing here.
+            candidates = candidates.Where(a => !IsLinkLocal(a.Address) || IsLinkLocal(dst)).ToList();
+            return (hit, candidates.OrderByDescending(a => CommonPrefix(a.Address, dst)).Select(a => (UInt128?)a.Address).FirstOrDefault());
+        }
+        // inet_select_addr: a primary address of the device in the gateway's subnet, else the first one.
+        InterfaceAddress? pick = candidates.FirstOrDefault(a => (a.Address & Mask(f, a.PrefixLength)) == (target & Mask(f, a.PrefixLength))) ?? candidates.FirstOrDefault();
+        return (hit, pick?.Address);
+    }
+
+    private static int CommonPrefix(UInt128 a, UInt128 b) => (int)UInt128.LeadingZeroCount(a ^ b);
 
     /// <summary>The most specific route without a gateway that covers <paramref name="address"/>.</summary>
     private static RouteView? DirectRouteTo(VirtualHost host, IpFamily f, UInt128 address, string? dev)
@@ -494,19 +595,39 @@ public static class Network
     }
 
     /// <summary><c>ip route del</c>: the first route that matches every given field.</summary>
-    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto)
+    public static void DeleteRoute(VirtualHost host, IpFamily f, UInt128 prefix, int len, string? dev, UInt128? via, int? metric, string? proto, string table = "main", string? type = null)
     {
         if (dev is not null) RequireLink(host, dev);
         bool Matches(RouteView r) =>
-            r.Prefix == prefix && r.PrefixLength == len && (dev is null || r.Device == dev) && (via is null || r.Via == via)
+            r.Prefix == prefix && r.PrefixLength == len && (type is null || r.Type == type) && (dev is null || r.Device == dev) && (via is null || r.Via == via)
             && (metric is null || r.Metric == metric) && (proto is null || (r.Proto ?? "boot") == proto);
-        RouteView? hit = Routes(host, f, "main").FirstOrDefault(Matches)
-            ?? throw new NetworkException("RTNETLINK answers: No such process", 2);
+        // ip6_route_del: ::/0 without a gateway or device lands on the null entry (ENOENT); the rest is ESRCH.
+        RouteView? hit = Routes(host, f, table).FirstOrDefault(Matches)
+            ?? throw new NetworkException(
+                f == IpFamily.V6 && len == 0 && via is null && dev is null ? "RTNETLINK answers: No such file or directory" : "RTNETLINK answers: No such process", 2);
+        Remove(host, hit);
+    }
+
+    /// <summary><c>ip route flush</c>: every route of the table (main unless given) that matches the filters.</summary>
+    public static void FlushRoutes(VirtualHost host, IpFamily f, string table, string? dev, string? proto)
+    {
+        if (dev is not null) RequireLink(host, dev);
+        foreach (RouteView r in Routes(host, f, table).Where(r => (dev is null || r.Device == dev) && (proto is null || (r.Proto ?? "boot") == proto)).ToList())
+        {
+            Remove(host, r);
+        }
+    }
+
+    private static void Remove(VirtualHost host, RouteView hit)
+    {
+        IpFamily f = hit.Family;
         if (hit.IsKernel)
         {
-            throw new NetworkException("chainwalk: ip route del: deleting a route the kernel made for an address is not supported", 2);
+            // The kernel's own route goes until the link comes up again or the address is added anew.
+            host.HiddenRoutes.Add(hit.Key);
+            return;
         }
-        int i = host.Routes.FindIndex(r => r.Family == f && r.Prefix == hit.Prefix && r.PrefixLength == hit.PrefixLength && r.Metric == hit.Metric && r.Device == hit.Device && r.Via == hit.Via);
+        int i = host.Routes.FindIndex(r => r.Family == f && (r.Table ?? "main") == hit.Table && r.Prefix == hit.Prefix && r.PrefixLength == hit.PrefixLength && r.Metric == hit.Metric && r.Device == hit.Device && r.Via == hit.Via);
         host.Routes.RemoveAt(i);
     }
 

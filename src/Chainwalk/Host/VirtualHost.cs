@@ -41,6 +41,12 @@ public sealed record InterfaceAddress(string Device, IpFamily Family, UInt128 Ad
     /// <summary>An IPv6 address whose duplicate address detection has not run yet (no carrier since it was added).</summary>
     public bool Tentative { get; init; }
 
+    /// <summary>Added with <c>nodad</c> (IFA_F_NODAD): never tentative, and ip shows the flag.</summary>
+    public bool NoDad { get; init; }
+
+    /// <summary>The IPv4 label (<c>label eth0:1</c>) shown instead of the device name; null is the device name.</summary>
+    public string? Label { get; init; }
+
     public string Text => $"{IpNet.FormatAddress(Address, Family)}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
 }
 
@@ -52,6 +58,9 @@ public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, st
 {
     /// <summary>The routing protocol (<c>proto</c>); null is "boot", what <c>ip route add</c> sets.</summary>
     public string? Proto { get; init; }
+
+    /// <summary>The routing table (<c>table N</c>) by the name ip prints; null is main.</summary>
+    public string? Table { get; init; }
 
     public bool IsDefault => PrefixLength == 0;
 
@@ -75,6 +84,12 @@ public sealed class VirtualHost
 
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
+
+    /// <summary>Kernel-made routes that were deleted with <c>ip route del</c> (<see cref="RouteView.Key"/>).</summary>
+    public SortedSet<string> HiddenRoutes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Numbered routing tables that have been created (by a route added to them); the kernel keeps them when emptied.</summary>
+    public SortedSet<string> RouteTables { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The index the next new interface gets (the kernel does not reuse indexes).</summary>
     public int NextIfIndex { get; set; } = 2;

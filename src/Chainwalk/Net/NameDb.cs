@@ -27,16 +27,26 @@ public sealed class NameDb
     public static NameDb System => _system ??= Load(Environment.GetEnvironmentVariable("CHAINWALK_ETC") is { Length: > 0 } etc ? etc : "/etc");
 
     [ThreadStatic]
-    private static NameDb? _listing;
+    private static NameDb? _printing;
 
     /// <summary>
-    /// The databases of the -L listing being written on this thread (what extensions' Print methods use
-    /// for names: users, groups, services, protocols); <see cref="System"/> outside a listing.
+    /// The databases the listing being written uses (set by the -L writer around each rule so that an
+    /// extension's list form resolves names the same way as the rest of the line); <see cref="System"/> otherwise.
     /// </summary>
-    public static NameDb Listing
+    public static NameDb Printing => _printing ?? System;
+
+    /// <summary>Makes <paramref name="names"/> the <see cref="Printing"/> databases until the returned scope is disposed.</summary>
+    public static PrintingScope UseForPrinting(NameDb names)
     {
-        get => _listing ?? System;
-        set => _listing = value;
+        NameDb? previous = _printing;
+        _printing = names;
+        return new PrintingScope(previous);
+    }
+
+    /// <summary>Restores the previous <see cref="Printing"/> databases.</summary>
+    public readonly struct PrintingScope(NameDb? previous) : IDisposable
+    {
+        public void Dispose() => _printing = previous;
     }
 
     public static NameDb Load(string etcDirectory)

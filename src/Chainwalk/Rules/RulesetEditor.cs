@@ -319,7 +319,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
         HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
-        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks,
+        var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks, EntryHooks = baseHooks,
             TableRules = table.Chains.SelectMany(c => c.Rules),
         };
         foreach (MatchUse m in rule.Matches)
@@ -393,7 +393,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 string n = stack.Pop();
                 if (!seen.Add(n)) continue;
                 reach[n] = (reach.TryGetValue(n, out HookMask m) ? m : HookMask.None) | hook.Mask();
-                foreach (string next in edges[n]) stack.Push(next);
+                if (edges.TryGetValue(n, out List<string>? nexts)) foreach (string next in nexts) stack.Push(next);
             }
         }
         return reach;

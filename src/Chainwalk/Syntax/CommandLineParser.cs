@@ -220,9 +220,9 @@ public sealed class CommandLineParser
                         if (st.Proto == 0 && invert) throw XtablesException.Param("rule would never match protocol");
                         ctx.Protocol = st.Proto;
                         ctx.ProtocolInverted = invert;
-                        if (_family == IpFamily.V6 && IsIpv6ExtensionHeader(st.Proto))
+                        if (_family == IpFamily.V6 && IsIpv6ExtensionHeader(st.Proto) && !invert)
                         {
-                            cmd.Warnings.Add($"WARNING: never matched protocol: {proto}. use extension match instead.");
+                            cmd.Warnings.Add($"Warning: never matched protocol: {proto}. use extension match instead.");
                         }
                         break;
                     }
@@ -398,7 +398,8 @@ public sealed class CommandLineParser
         SetOptind = v => g.Optind = v,
     };
 
-    private static bool IsIpv6ExtensionHeader(ushort proto) => proto is 0 or 43 or 44 or 50 or 60 or 51 or 135;
+    // is_exthdr of xshared.c (1.8.9): routing, fragment, AH and destination options only.
+    private static bool IsIpv6ExtensionHeader(ushort proto) => proto is 43 or 44 or 51 or 60;
 
     private List<LongOption> BuildLongOptions(State st)
     {
@@ -715,6 +716,7 @@ public sealed class CommandLineParser
                     Counters = new Counters(st.Pcnt, st.Bcnt),
                 };
                 foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
+                NftTcpUdpRoundTrip.Apply(r);
                 if (st.Target is not null)
                 {
                     r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };

@@ -148,6 +148,7 @@ public sealed class ListWriter
 
     public void Rule(Rule rule, int lineNumber)
     {
+        using NameDb.PrintingScope scope = NameDb.UseForPrinting(_names);
         if (Has(ListFormat.LineNumbers)) Printf("%-4u ", "%u ", lineNumber);
         if (!Has(ListFormat.NoCounts))
         {
@@ -189,20 +190,11 @@ public sealed class ListWriter
         if (rule.Target is { Goto: true }) _sb.Append("[goto] ");
 
         bool numeric = Has(ListFormat.Numeric);
-        NameDb previous = NameDb.Listing;
-        NameDb.Listing = _names;
-        try
+        foreach (MatchUse m in rule.Matches)
         {
-            foreach (MatchUse m in rule.Matches)
-            {
-                if (!m.Extension.HiddenInListing(m.Data)) m.Extension.Print(_sb, m.Data, rule.Family, numeric);
-            }
-            if (rule.Target is { Extension: { } te, Data: { } td }) te.Print(_sb, td, rule.Family, numeric);
+            if (!m.Extension.HiddenInListing(m.Data)) m.Extension.Print(_sb, m.Data, rule.Family, numeric);
         }
-        finally
-        {
-            NameDb.Listing = previous;
-        }
+        if (rule.Target is { Extension: { } te, Data: { } td }) te.Print(_sb, td, rule.Family, numeric);
         if (!Has(ListFormat.NoNewline)) _sb.Append('\n');
     }
 

@@ -243,6 +243,11 @@ public sealed class RestoreReader
     /// </summary>
     private void ValidateAtCommit(Table table)
     {
+        // The missing-jump-target check comes first (the parser's "Chain 'X' does not exist", deferred to COMMIT).
+        foreach (Chain c in table.Chains)
+        {
+            foreach (Rule r in c.Rules) RulesetEditor.CheckJumpTarget(table, r);
+        }
         // nf_tables reports every refused rule of the batch, each with its own line and chain.
         var refused = new List<(int Line, string Text)>();
         foreach (var (chain, rule, problem) in RulesetEditor.FindRuleProblems(table))

@@ -47,6 +47,9 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
 
     public override string Name => "addrtype";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, AddrtypeData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =
@@ -112,8 +115,8 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
     protected override string? CheckEntry(RuleCheckContext ctx, AddrtypeData d)
     {
         if (d.LimitIfaceIn && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
-        if ((ctx.Hooks & (HookMask.Prerouting | HookMask.Input)) != 0 && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
-        if ((ctx.Hooks & (HookMask.Postrouting | HookMask.Output)) != 0 && d.LimitIfaceIn) return RulesetEditor.InvalidArgument;
+        if ((ctx.EntryHooks & (HookMask.Prerouting | HookMask.Input)) != 0 && d.LimitIfaceOut) return RulesetEditor.InvalidArgument;
+        if ((ctx.EntryHooks & (HookMask.Postrouting | HookMask.Output)) != 0 && d.LimitIfaceIn) return RulesetEditor.InvalidArgument;
         if (ctx.Family == IpFamily.V6)
         {
             AddrType both = d.Source | d.Dest;

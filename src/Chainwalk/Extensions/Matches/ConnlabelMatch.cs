@@ -52,12 +52,8 @@ public sealed class ConnlabelMatch : XtExtension<ConnlabelData>
         if (bit < 0)
         {
             Dictionary<string, int>? map = LoadMap(out string? warning);
-            if (map is null)
-            {
-                throw new XtablesException(XtablesExit.ParameterProblem,
-                    $"{warning}\n{ctx.Program} v{SaveWriter.Version}: label '{arg}' not found or invalid value") { Verbatim = true };
-            }
-            if (!map.TryGetValue(arg, out bit)) throw ctx.Error($"label '{arg}' not found or invalid value");
+            if (map is null) ctx.Warn(warning!);
+            if (map is null || !map.TryGetValue(arg, out bit)) throw ctx.Error($"label '{arg}' not found or invalid value");
         }
         d.Bit = unchecked((ushort)bit);
         if (invert) d.Invert = true;

@@ -30,6 +30,9 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
 
     public override string Name => "connlimit";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, ConnlimitData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =

@@ -11,6 +11,9 @@ public sealed class ConnmarkMatch : XtExtension<MarkData>
 {
     public override string Name => "connmark";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, MarkData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =

@@ -83,6 +83,9 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
 
     public override string Name => "conntrack";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, ConntrackData data) => data.Revision = 3;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =
@@ -299,7 +302,7 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
                 sb.Append(" anywhere");
                 return;
             }
-            string a = numeric ? IpNet.FormatAddress(net.Address, family) : ListWriter.AddressToAnyName(net.Address, family, NameDb.System);
+            string a = numeric ? IpNet.FormatAddress(net.Address, family) : ListWriter.AddressToAnyName(net.Address, family, NameDb.Printing);
             sb.Append(' ').Append(a).Append(IpNet.MaskSuffixForList(net.Mask, family));
         }
 

@@ -60,8 +60,8 @@ public sealed class DevgroupMatch : XtExtension<DevgroupData>
 
     protected override string? CheckEntry(RuleCheckContext ctx, DevgroupData d)
     {
-        if (d.MatchSrc && (ctx.Hooks & ~(HookMask.Prerouting | HookMask.Input | HookMask.Forward)) != 0) return RulesetEditor.InvalidArgument;
-        if (d.MatchDst && (ctx.Hooks & ~(HookMask.Forward | HookMask.Output | HookMask.Postrouting)) != 0) return RulesetEditor.InvalidArgument;
+        if (d.MatchSrc && (ctx.EntryHooks & ~(HookMask.Prerouting | HookMask.Input | HookMask.Forward)) != 0) return RulesetEditor.InvalidArgument;
+        if (d.MatchDst && (ctx.EntryHooks & ~(HookMask.Forward | HookMask.Output | HookMask.Postrouting)) != 0) return RulesetEditor.InvalidArgument;
         return null;
     }
 

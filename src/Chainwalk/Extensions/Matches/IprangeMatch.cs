@@ -25,6 +25,9 @@ public sealed class IprangeMatch : XtExtension<IprangeData>
 
     public override string Name => "iprange";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, IprangeData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =

@@ -17,6 +17,9 @@ public sealed class MarkMatch : XtExtension<MarkData>
 {
     public override string Name => "mark";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, MarkData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =

@@ -122,7 +122,7 @@ public sealed class OwnerMatch : XtExtension<OwnerData>
             sb.Append(' ').Append(XtParse.Dec(min)).Append('-').Append(XtParse.Dec(max));
             return;
         }
-        string? name = numeric ? null : flag == OwnerFlags.Uid ? NameDb.Listing.UserName(min) : NameDb.Listing.GroupName(min);
+        string? name = numeric ? null : flag == OwnerFlags.Uid ? NameDb.Printing.UserName(min) : NameDb.Printing.GroupName(min);
         sb.Append(' ').Append(name ?? XtParse.Dec(min));
     }
 

@@ -83,7 +83,7 @@ public sealed class PhysdevMatch : XtExtension<PhysdevData>
     {
         bool outSide = (d.Bitmask & (PhysdevOps.Out | PhysdevOps.IsOut)) != 0;
         bool bridged = (d.Bitmask & PhysdevOps.Bridged) != 0 && (d.Invert & PhysdevOps.Bridged) == 0;
-        if (outSide && !bridged && (ctx.Hooks & HookMask.Output) != 0) return RulesetEditor.InvalidArgument;
+        if (outSide && !bridged && (ctx.EntryHooks & HookMask.Output) != 0) return RulesetEditor.InvalidArgument;
         return null;
     }
 

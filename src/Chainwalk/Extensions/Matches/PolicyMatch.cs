@@ -208,7 +208,7 @@ public sealed class PolicyMatch : XtExtension<PolicyData>
         if (e.MatchSpi) sb.Append(e.InvSpi ? " !" : string.Empty).Append(' ').Append(prefix).Append("spi ").Append(XtParse.Hex(e.Spi));
         if (e.MatchProto)
         {
-            string? name = numeric ? null : NameDb.Listing.ProtocolName(e.Proto);
+            string? name = numeric ? null : NameDb.Printing.ProtocolName(e.Proto);
             sb.Append(e.InvProto ? " !" : string.Empty).Append(' ').Append(prefix).Append("proto ").Append(name ?? XtParse.Dec(e.Proto));
         }
         if (e.MatchMode) sb.Append(e.InvMode ? " !" : string.Empty).Append(' ').Append(prefix).Append("mode ").Append(e.Tunnel ? "tunnel" : "transport");

@@ -132,8 +132,6 @@ public sealed class TcpMatch : XtExtension<TcpData>
         d.Native = !d.InvOption && d.Option == 0 && !d.IsAllDefault;
         if (!d.Native) return;
         if (ctx.Protocol != Protocols.Tcp) throw ctx.Error("TCP match requires '-p tcp'");
-        XtParse.NftPortRoundTrip(ref d.SportMin, ref d.SportMax, ref d.InvSport);
-        XtParse.NftPortRoundTrip(ref d.DportMin, ref d.DportMax, ref d.InvDport);
     }
 
     /// <summary>iptables-nft 1.8.9 turns "! --sport 0:65535" into nothing it can read back.</summary>
@@ -197,7 +195,7 @@ public sealed class TcpMatch : XtExtension<TcpData>
 
     protected override void Print(StringBuilder sb, TcpData d, IpFamily family, bool numeric)
     {
-        NameDb names = NameDb.System;
+        NameDb names = NameDb.Printing;
         sb.Append(" tcp");
         PortPrint(sb, "spt", d.SportMin, d.SportMax, d.InvSport, numeric, "tcp", names);
         PortPrint(sb, "dpt", d.DportMin, d.DportMax, d.InvDport, numeric, "tcp", names);

@@ -21,6 +21,9 @@ public sealed class TosMatch : XtExtension<TosData>
 {
     public override string Name => "tos";
 
+    /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
+    protected override void Init(ParseContext ctx, TosData data) => data.Revision = 1;
+
     public override ExtensionKind Kind => ExtensionKind.Match;
 
     public override IReadOnlyList<XtOption> Options { get; } =

@@ -64,8 +64,6 @@ public sealed class UdpMatch : XtExtension<UdpData>
         if (!d.Native) return;
         // add_nft_udp: the payload compares need the rule's own protocol (an inverted -p udp passes).
         if (ctx.Protocol != Protocols.Udp) throw ctx.Error("UDP match requires '-p udp'");
-        XtParse.NftPortRoundTrip(ref d.SportMin, ref d.SportMax, ref d.InvSport);
-        XtParse.NftPortRoundTrip(ref d.DportMin, ref d.DportMax, ref d.InvDport);
     }
 
     /// <summary>A native match whose compares all vanished ("! --sport 0:65535") reads back as nothing.</summary>

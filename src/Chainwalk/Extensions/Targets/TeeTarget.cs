@@ -56,7 +56,7 @@ public sealed class TeeTarget : XtExtension<TeeData>
 
     protected override void Print(StringBuilder sb, TeeData d, IpFamily family, bool numeric)
     {
-        string gw = numeric ? IpNet.FormatAddress(d.Gateway, family) : ListWriter.AddressToAnyName(d.Gateway, family, NameDb.System);
+        string gw = numeric ? IpNet.FormatAddress(d.Gateway, family) : ListWriter.AddressToAnyName(d.Gateway, family, NameDb.Printing);
         sb.Append(" TEE gw:").Append(gw);
         if (d.OutInterface.Length > 0) sb.Append(" oif=").Append(d.OutInterface);
     }

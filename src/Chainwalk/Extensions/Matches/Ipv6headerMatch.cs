@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Text;
+using Chainwalk.Net;
+using Chainwalk.Syntax;
+
+namespace Chainwalk.Extensions.Matches;
+
+/// <summary>Options of <c>-m ipv6header</c> (struct ip6t_ipv6header_info).</summary>
+public sealed class Ipv6headerData : ExtensionData
+{
+    /// <summary>MASK_* bits: 0x80 hop-by-hop, 0x40 dst, 0x20 routing, 0x10 fragment, 0x08 ah, 0x04 esp, 0x02 none, 0x01 protocol.</summary>
+    public byte MatchFlags;
+
+    /// <summary>0xFF when inverted.</summary>
+    public byte InvFlags;
+
+    /// <summary>0xFF with <c>--soft</c> (any of the headers instead of exactly these).</summary>
+    public byte ModeFlag;
+}
+
+/// <summary><c>-m ipv6header --header LIST [--soft]</c> (libip6t_ipv6header.c, ip6t_ipv6header.c).</summary>
+public sealed class Ipv6headerMatch : XtExtension<Ipv6headerData>
+{
+    private const int Header = 0, Soft = 1;
+
+    public override string Name => "ipv6header";
+
+    public override ExtensionKind Kind => ExtensionKind.Match;
+
+    public override FamilyMask Families => FamilyMask.V6;
+
+    public override IReadOnlyList<XtOption> Options { get; } =
+    [
+        new("header", Header, OptionArg.Required, OptFlags.Invert | OptFlags.Mandatory),
+        new("soft", Soft, OptionArg.None),
+    ];
+
+    private static readonly (string Name, byte Proto)[] ChainProtos =
+    [
+        ("hop-by-hop", 0), ("protocol", 255), ("hop", 0), ("dst", 60), ("route", 43), ("frag", 44), ("auth", 51),
+        ("esp", 50), ("none", 59), ("prot", 255), ("0", 0), ("60", 60), ("43", 43), ("44", 44), ("51", 51),
+        ("50", 50), ("59", 59), ("255", 255),
+    ];
+
+    private static readonly (byte Proto, byte Flag)[] ChainFlags =
+        [(0, 0x80), (60, 0x40), (43, 0x20), (44, 0x10), (51, 0x08), (50, 0x04), (59, 0x02), (255, 0x01)];
+
+    private static int NameToProto(string s, NameDb names)
+    {
+        if (names.TryGetProtocolNumber(s, out int p)) return p;
+        foreach (var (name, proto) in ChainProtos)
+        {
+            if (name == s) return proto;
+        }
+        throw XtablesException.Param($"unknown header `{s}' specified");
+    }
+
+    private static byte ProtoToMask(int proto)
+    {
+        foreach (var (p, flag) in ChainFlags)
+        {
+            if (p == proto) return flag;
+        }
+        throw XtablesException.Param($"unknown header `{proto.ToString(CultureInfo.InvariantCulture)}' specified");
+    }
+
+    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, Ipv6headerData d)
+    {
+        if (option.Id == Soft)
+        {
+            d.ModeFlag = 0xFF;
+            return;
+        }
+        byte mask = 0;
+        foreach (string part in argument!.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            mask |= ProtoToMask(NameToProto(part, ctx.Names));
+        }
+        d.MatchFlags = mask;
+        if (mask == 0) throw ctx.Error("ip6t_ipv6header: cannot parse header names");
+        if (invert) d.InvFlags = 0xFF;
+    }
+
+    private static string ProtoName(byte proto)
+    {
+        if (proto != 0 && NameDb.Printing.ProtocolName(proto) is { } n) return n;
+        foreach (var (name, p) in ChainProtos)
+        {
+            if (p == proto) return name;
+        }
+        return "(null)";
+    }
+
+    private static void AppendHeaders(StringBuilder sb, byte flags)
+    {
+        bool have = false;
+        while (flags != 0)
+        {
+            int i = 0;
+            while ((flags & ChainFlags[i].Flag) == 0) i++;
+            if (have) sb.Append(',');
+            sb.Append(ProtoName(ChainFlags[i].Proto));
+            have = true;
+            flags &= (byte)~ChainFlags[i].Flag;
+        }
+        if (!have) sb.Append("NONE");
+    }
+
+    protected override void Save(StringBuilder sb, Ipv6headerData d, IpFamily family)
+    {
+        sb.Append(d.InvFlags != 0 ? " !" : string.Empty).Append(" --header ");
+        AppendHeaders(sb, d.MatchFlags);
+        if (d.ModeFlag != 0) sb.Append(" --soft");
+    }
+
+    protected override void Print(StringBuilder sb, Ipv6headerData d, IpFamily family, bool numeric)
+    {
+        sb.Append(" ipv6header");
+        if (d.MatchFlags != 0 || d.InvFlags != 0)
+        {
+            sb.Append(" flags:").Append(d.InvFlags != 0 ? "!" : string.Empty);
+            if (numeric) sb.Append("0x").Append(d.MatchFlags.ToString("X2", CultureInfo.InvariantCulture));
+            else AppendHeaders(sb, d.MatchFlags);
+        }
+        if (d.ModeFlag != 0) sb.Append(" soft");
+    }
+}
