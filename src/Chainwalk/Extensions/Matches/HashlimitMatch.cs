@@ -281,6 +281,16 @@ public sealed class HashlimitMatch : XtExtension<HashlimitData>
         if (d.GcInterval == 0 || d.Expire == 0) return Chainwalk.Rules.RulesetEditor.InvalidArgument;
         uint maxMask = ctx.Family == IpFamily.V4 ? 32u : 128u;
         if (d.SrcMask > maxMask || d.DstMask > maxMask) return Chainwalk.Rules.RulesetEditor.InvalidArgument;
+        // One hash table per name: a rule that wants it with the other rate-match setting is refused.
+        foreach (Chainwalk.Rules.Rule r in ctx.TableRules)
+        {
+            foreach (Chainwalk.Rules.MatchUse m in r.Matches)
+            {
+                if (m.Data is HashlimitData other && !ReferenceEquals(other, d) && other.TableName == d.TableName
+                    && ((other.Mode ^ d.Mode) & HashlimitMode.RateMatch) != 0)
+                    return Chainwalk.Rules.RulesetEditor.InvalidArgument;
+            }
+        }
         return null;
     }
 

@@ -178,10 +178,20 @@ public sealed class RateestMatch : XtExtension<RateestData>
     protected override string? CheckEntry(RuleCheckContext ctx, RateestData d)
     {
         if (d.Mode == RateestMode.None || (d.Flags & (RateestFlags.Bps | RateestFlags.Pps)) == 0) return RulesetEditor.InvalidArgument;
-        HashSet<string> known = KernelObjects.Current.RateEstimators;
-        if (!known.Contains(d.Name1)) return "No such file or directory";
-        if ((d.Flags & RateestFlags.Rel) != 0 && !known.Contains(d.Name2)) return "No such file or directory";
+        if (!Exists(ctx, d.Name1)) return "No such file or directory";
+        if ((d.Flags & RateestFlags.Rel) != 0 && !Exists(ctx, d.Name2)) return "No such file or directory";
         return null;
+    }
+
+    /// <summary>An estimator exists when a RATEEST rule of the table names it (or the host lists it).</summary>
+    private static bool Exists(RuleCheckContext ctx, string name)
+    {
+        if (KernelObjects.Current.RateEstimators.Contains(name)) return true;
+        foreach (Rule r in ctx.TableRules)
+        {
+            if (r.Target is { Data: Targets.RateestData t } && t.EstimatorName == name) return true;
+        }
+        return false;
     }
 
     private static void Rate(StringBuilder sb, uint rate, bool numeric)
