@@ -16,6 +16,10 @@ fi
 dotnet test tests/Chainwalk.Tests/Chainwalk.Tests.csproj -c Debug --no-build --nologo \
   --logger "console;verbosity=minimal" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The figures the suites write for the log (netfilter .t agreement).
+for f in tests/Chainwalk.Tests/TestResults/netfilter-tfiles.txt; do
+  [ -f "$f" ] && head -1 "$f"
+done
 passed=$(grep -oE "Passed: +[0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
 failed=$(grep -oE "Failed: +[0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
 [ -n "$passed" ] || passed=0
