@@ -13,6 +13,7 @@ if [ $? -ne 0 ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
+rm -f tests/Chainwalk.Tests/TestResults/netfilter-tfiles.txt
 dotnet test tests/Chainwalk.Tests/Chainwalk.Tests.csproj -c Debug --no-build --nologo \
   --logger "console;verbosity=minimal" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
