@@ -13,29 +13,8 @@ public static partial class XtParse
     /// XTTYPE_HOST: getaddrinfo for the family. Numbers in inet_aton form for IPv4 ("1.2.3" = 1.2.0.3),
     /// inet_pton for IPv6, else /etc/hosts; never DNS (a name not in the file fails as it does offline).
     /// </summary>
-    public static UInt128 Host(string text, IpFamily family, NameDb names)
-    {
-        if (family == IpFamily.V4)
-        {
-            if (TryInetAton(text, out uint v)) return v;
-            if (IpNet.TryParseV6Numeric(text, out _)) throw XtablesException.Param("getaddrinfo: Address family for hostname not supported\n");
-        }
-        else
-        {
-            if (IpNet.TryParseV6Numeric(text, out UInt128 v6)) return v6;
-            if (TryInetAton(text, out _)) throw XtablesException.Param("getaddrinfo: Address family for hostname not supported\n");
-        }
-        IReadOnlyList<UInt128> hosts = text.Length == 0 ? [] : names.HostAddresses(text, family);
-        if (hosts.Count == 0)
-        {
-            // Offline, glibc reports EAI_NONAME for names it will not send to DNS and EAI_AGAIN for the rest.
-            bool noName = text.Length == 0 || text.Contains(':', StringComparison.Ordinal)
-                || (family == IpFamily.V4 && char.IsAsciiDigit(text[0]) && text[^1] != '.' && text.All(c => char.IsAsciiDigit(c) || c == '.'));
-            throw XtablesException.Param(noName ? "getaddrinfo: Name or service not known\n" : "getaddrinfo: Temporary failure in name resolution\n");
-        }
-        if (hosts.Count > 1) throw XtablesException.Param($"{text} resolves to more than one address\n");
-        return hosts[0];
-    }
+    public static UInt128 Host(string text, IpFamily family, NameDb names) =>
+        Chainwalk.Extensions.Targets.TargetParsing.Host(text, family, names);
 
     /// <summary>
     /// XTTYPE_HOSTMASK: "host[/len|/mask]". The address is not masked; a mask that is not a prefix
