@@ -36,7 +36,7 @@ public sealed class CaptureReader : IDisposable
     private const uint PcapNgSectionHeader = 0x0a0d0d0a, PcapNgByteOrderMagic = 0x1a2b3c4d;
     private const uint BlockInterface = 1, BlockObsoletePacket = 2, BlockSimplePacket = 3, BlockEnhancedPacket = 6;
     private const int PcapFileHeaderLength = 24, PcapRecordHeaderLength = 16;
-    private const int OptEnd = 0, OptIfName = 2, OptIfTsResol = 9, OptIfTsOffset = 14;
+    private const int OptEnd = 0, OptIfName = 2, OptIfTsResol = 9, OptIfTsOffset = 14, OptEpbFlags = 2;
 
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
@@ -267,7 +267,26 @@ public sealed class CaptureReader : IDisposable
         if (body.Length < 20) throw Fail("enhanced packet block shorter than 32 bytes", at);
         uint id = U32(body);
         ulong units = ((ulong)U32(body[4..]) << 32) | U32(body[8..]);
-        return PacketRecord(id, units, U32(body[12..]), U32(body[16..]), body[20..], at);
+        uint captured = U32(body[12..]);
+        CaptureDirection direction = CaptureDirection.Unknown;
+        if (captured <= (uint)body.Length - 20)
+        {
+            // Options follow the padded packet data; a malformed option list is not worth losing the packet over.
+            ReadOnlySpan<byte> options = body[Math.Min(body.Length, 20 + (((int)captured + 3) & ~3))..];
+            while (options.Length >= 4)
+            {
+                ushort code = U16(options), optionLength = U16(options[2..]);
+                int next = 4 + ((optionLength + 3) & ~3);
+                if (code == OptEnd || next > options.Length) break;
+                if (code == OptEpbFlags && optionLength >= 4)
+                {
+                    uint way = U32(options[4..]) & 3; // 3 is reserved: treat as not recorded
+                    direction = way is 1 or 2 ? (CaptureDirection)way : CaptureDirection.Unknown;
+                }
+                options = options[next..];
+            }
+        }
+        return PacketRecord(id, units, captured, U32(body[16..]), body[20..], at, direction);
     }
 
     private CaptureRecord ReadObsoletePacket(ReadOnlySpan<byte> body, long at)
@@ -291,7 +310,7 @@ public sealed class CaptureReader : IDisposable
         return new CaptureRecord(default, 0, _interfaces[0].LinkType, (int)Math.Min(original, int.MaxValue), data[..captured], at, _section);
     }
 
-    private CaptureRecord PacketRecord(uint id, ulong units, uint captured, uint original, ReadOnlySpan<byte> data, long at)
+    private CaptureRecord PacketRecord(uint id, ulong units, uint captured, uint original, ReadOnlySpan<byte> data, long at, CaptureDirection direction = CaptureDirection.Unknown)
     {
         if (id >= (uint)_interfaces.Count)
             throw Fail(string.Create(CultureInfo.InvariantCulture, $"packet block names interface {id}, but the section has {_interfaces.Count}"), at);
@@ -299,7 +318,7 @@ public sealed class CaptureReader : IDisposable
             throw Fail(string.Create(CultureInfo.InvariantCulture, $"packet block claims {captured} captured bytes but holds {data.Length}"), at);
         CaptureInterface iface = _interfaces[(int)id];
         CaptureTimestamp ts = ToTimestamp(units, iface);
-        return new CaptureRecord(ts, (int)id, iface.LinkType, (int)Math.Min(original, int.MaxValue), data[..(int)captured], at, _section);
+        return new CaptureRecord(ts, (int)id, iface.LinkType, (int)Math.Min(original, int.MaxValue), data[..(int)captured], at, _section, direction);
     }
 
     /// <summary>Turns a count of <c>if_tsresol</c> units into seconds and nanoseconds (10^-n or 2^-n seconds per unit).</summary>

@@ -41,9 +41,20 @@ public readonly record struct CaptureTimestamp(long Seconds, uint Nanoseconds) :
 
     public static bool operator >=(CaptureTimestamp a, CaptureTimestamp b) => a.CompareTo(b) >= 0;
 
-    /// <summary>Seconds, a dot and nine digits of nanoseconds, as <c>tshark -t e</c> prints with <c>-t e</c> at ns precision.</summary>
+    /// <summary>Seconds, a dot and nine digits of nanoseconds, as <c>tshark -T fields -e frame.time_epoch</c> prints them.</summary>
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"{Seconds}.{Nanoseconds:D9}");
+}
+
+/// <summary>Which way a packet went, as a pcapng enhanced packet block's <c>epb_flags</c> option says (bits 0-1).</summary>
+public enum CaptureDirection
+{
+    /// <summary>Not recorded (always so for classic pcap).</summary>
+    Unknown = 0,
+
+    Inbound = 1,
+
+    Outbound = 2,
 }
 
 /// <summary>
@@ -52,8 +63,9 @@ public readonly record struct CaptureTimestamp(long Seconds, uint Nanoseconds) :
 /// </summary>
 public readonly ref struct CaptureRecord
 {
-    public CaptureRecord(CaptureTimestamp timestamp, int interfaceIndex, LinkType linkType, int originalLength, ReadOnlySpan<byte> data, long offset, int section = 0)
+    public CaptureRecord(CaptureTimestamp timestamp, int interfaceIndex, LinkType linkType, int originalLength, ReadOnlySpan<byte> data, long offset, int section = 0, CaptureDirection direction = CaptureDirection.Unknown)
     {
+        Direction = direction;
         Timestamp = timestamp;
         InterfaceIndex = interfaceIndex;
         LinkType = linkType;
@@ -72,6 +84,9 @@ public readonly ref struct CaptureRecord
     public int Section { get; }
 
     public LinkType LinkType { get; }
+
+    /// <summary>Inbound or outbound when a pcapng <c>epb_flags</c> option says so.</summary>
+    public CaptureDirection Direction { get; }
 
     /// <summary>The packet's length on the wire; more than <see cref="Data"/>'s length when the capture cut it to the snap length.</summary>
     public int OriginalLength { get; }

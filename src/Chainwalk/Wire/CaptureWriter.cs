@@ -14,7 +14,7 @@ public sealed class CaptureWriter : IDisposable
     public const int DefaultSnapLength = 262144;
 
     private const uint BlockSection = 0x0a0d0d0a, BlockInterface = 1, BlockEnhancedPacket = 6;
-    private const ushort OptEnd = 0, OptUserApplication = 4, OptIfName = 2, OptIfTsResol = 9;
+    private const ushort OptEnd = 0, OptUserApplication = 4, OptIfName = 2, OptIfTsResol = 9, OptEpbFlags = 2;
 
     private readonly Stream _stream;
     private readonly bool _leaveOpen, _bigEndian;
@@ -93,9 +93,10 @@ public sealed class CaptureWriter : IDisposable
 
     /// <summary>
     /// Writes one packet (link-layer header first, of the interface's link type). Bytes past the snap length are cut;
-    /// <paramref name="originalLength"/> defaults to the data's length.
+    /// <paramref name="originalLength"/> defaults to the data's length. A known <paramref name="direction"/> is written
+    /// as pcapng's <c>epb_flags</c>; classic pcap has no place for it.
     /// </summary>
-    public void Write(CaptureTimestamp timestamp, ReadOnlySpan<byte> data, int originalLength = -1, int interfaceIndex = 0)
+    public void Write(CaptureTimestamp timestamp, ReadOnlySpan<byte> data, int originalLength = -1, int interfaceIndex = 0, CaptureDirection direction = CaptureDirection.Unknown)
     {
         if ((uint)interfaceIndex >= (uint)_interfaces.Count) throw new ArgumentOutOfRangeException(nameof(interfaceIndex), "no such interface");
         if (originalLength < 0) originalLength = data.Length;
@@ -114,7 +115,8 @@ public sealed class CaptureWriter : IDisposable
             return;
         }
         int padded = Pad(data.Length);
-        int total = 28 + padded + 4;
+        int optionBytes = direction == CaptureDirection.Unknown ? 0 : 12;
+        int total = 28 + padded + optionBytes + 4;
         ulong units = ((ulong)timestamp.Seconds * 1_000_000_000UL) + timestamp.Nanoseconds;
         U32(h, BlockEnhancedPacket);
         U32(h[4..], (uint)total);
@@ -125,10 +127,18 @@ public sealed class CaptureWriter : IDisposable
         U32(h[24..], (uint)originalLength);
         _stream.Write(h[..28]);
         _stream.Write(data);
-        Span<byte> tail = h[28..40];
+        Span<byte> tail = h[28..56];
         tail.Clear();
-        U32(tail[(padded - data.Length)..], (uint)total);
-        _stream.Write(tail[..(padded - data.Length + 4)]);
+        int at = padded - data.Length;
+        if (optionBytes != 0)
+        {
+            U16(tail[at..], OptEpbFlags);
+            U16(tail[(at + 2)..], 4);
+            U32(tail[(at + 4)..], (uint)direction);
+            at += optionBytes; // the flags option, then opt_endofopt (already zero)
+        }
+        U32(tail[at..], (uint)total);
+        _stream.Write(tail[..(at + 4)]);
     }
 
     public void Flush() => _stream.Flush();

@@ -110,6 +110,22 @@ public class PcapWriterTests
     }
 
     [Fact]
+    public void Pcapng_records_keep_their_direction_in_epb_flags()
+    {
+        var ms = new MemoryStream();
+        using (var w = new CaptureWriter(ms, CaptureFileFormat.PcapNg, LinkType.Ethernet, bigEndian: true, leaveOpen: true))
+        {
+            w.Write(T0, EthernetTcp, direction: CaptureDirection.Outbound);
+            w.Write(T0, EthernetTcp[..3], direction: CaptureDirection.Inbound);
+            w.Write(T0, EthernetTcp);
+        }
+        using var reader = new CaptureReader(new MemoryStream(ms.ToArray()));
+        var seen = new List<(CaptureDirection, int)>();
+        while (reader.TryReadNext(out CaptureRecord r)) seen.Add((r.Direction, r.Data.Length));
+        Assert.Equal([(CaptureDirection.Outbound, EthernetTcp.Length), (CaptureDirection.Inbound, 3), (CaptureDirection.Unknown, EthernetTcp.Length)], seen);
+    }
+
+    [Fact]
     public void Classic_pcap_refuses_a_second_interface()
     {
         using var w = new CaptureWriter(new MemoryStream(), CaptureFileFormat.Pcap, LinkType.Ethernet);
@@ -168,6 +184,28 @@ public class PcapWriterTests
             {
                 File.Delete(path);
             }
+        }
+    }
+
+    [PcapToolFact("tshark", "tshark")]
+    public void Tshark_sees_the_direction_and_the_second_interface_of_a_pcapng()
+    {
+        var ms = new MemoryStream();
+        using (var w = new CaptureWriter(ms, CaptureFileFormat.PcapNg, LinkType.Ethernet, leaveOpen: true))
+        {
+            int tun = w.AddInterface(LinkType.Raw, "tun0");
+            w.Write(T0, EthernetTcp, direction: CaptureDirection.Outbound);
+            w.Write(T0, Ipv6Udp, interfaceIndex: tun, direction: CaptureDirection.Inbound);
+        }
+        string path = TempCapture(ms.ToArray(), "pcapng");
+        try
+        {
+            string fields = PcapTool.Run("tshark", "-r", path, "-T", "fields", "-e", "frame.interface_id", "-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "ip.src", "-e", "ipv6.src");
+            Assert.Equal("0\tunknown\t0x00000002\t10.0.0.1\t\n1\ttun0\t0x00000001\t\t2001:db8::2\n", fields);
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 
