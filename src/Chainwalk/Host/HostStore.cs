@@ -112,7 +112,9 @@ public sealed class HostStore
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore");
         try
         {
-            return reader.Apply(empty, text, new RestoreOptions { Counters = true });
+            Ruleset loaded = reader.Apply(empty, text, new RestoreOptions { Counters = true });
+            _loadedText[family] = text;
+            return loaded;
         }
         catch (XtablesException ex)
         {
@@ -136,9 +138,63 @@ public sealed class HostStore
     public void SaveRules(Ruleset rules)
     {
         string text = SaveWriter.Write(rules, counters: true);
-        CheckRoundTrip(rules.Family, text);
+        if (_loadedText.TryGetValue(rules.Family, out string? before)) CheckNewLines(rules.Family, before, text);
+        else CheckRoundTrip(rules.Family, text);
         WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), text);
+        _loadedText[rules.Family] = text;
     }
+
+    /// <summary>The rules text each family had when this store last read or wrote it.</summary>
+    private readonly Dictionary<IpFamily, string> _loadedText = new();
+
+    /// <summary>
+    /// The round-trip check limited to the rule lines that are new since the state was read, so a one-rule
+    /// change on a large host costs a set difference, not a second parse of everything.
+    /// </summary>
+    private static void CheckNewLines(IpFamily family, string before, string after)
+    {
+        var old = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string line in before.Split('\n')) old.Add(StripCounters(line));
+        string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
+        var reader = new RestoreReader(family, program);
+        string table = "filter";
+        int lineNo = 0;
+        foreach (string raw in after.Split('\n'))
+        {
+            lineNo++;
+            if (raw.StartsWith('*'))
+            {
+                table = raw[1..];
+                continue;
+            }
+            if (raw.Length == 0 || raw.StartsWith(':') || raw == "COMMIT") continue;
+            string body = StripCounters(raw);
+            if (old.Contains(body)) continue;
+            if (!body.StartsWith("-A ", StringComparison.Ordinal)) NotStored(raw);
+            try
+            {
+                var argv = new List<string> { program, "-t", table };
+                argv.AddRange(reader.Tokenize(body, lineNo));
+                ParsedCommand cmd = new CommandLineParser(family, program, restore: true).Parse(argv.ToArray());
+                if (cmd.Rules.Count != 1 || "-A " + cmd.Chain + RuleWriter.SaveBody(cmd.Rules[0]) != body) NotStored(raw);
+            }
+            catch (XtablesException)
+            {
+                NotStored(raw);
+            }
+        }
+    }
+
+    private static string StripCounters(string line)
+    {
+        if (!line.StartsWith('[')) return line;
+        int close = line.IndexOf("] ", StringComparison.Ordinal);
+        return close < 0 ? line : line[(close + 2)..];
+    }
+
+    private static void NotStored(string line) =>
+        throw new XtablesException(XtablesExit.OtherProblem,
+            $"chainwalk: not stored: the iptables-save form of a rule does not load back to the same rule: {line}") { Verbatim = true };
 
     private static void CheckRoundTrip(IpFamily family, string text)
     {
