@@ -36,6 +36,7 @@ public class RoutingGoldenTests
         string dir = Path.Combine(TestPaths.Golden, "routing");
         string expected = File.ReadAllText(Path.Combine(dir, name + ".out"));
         string actual = Run(File.ReadAllLines(Path.Combine(dir, name + ".cmds")));
+        if (actual != expected) File.WriteAllText(Path.Combine(Path.GetTempPath(), "routing-" + name + ".actual"), actual);
         actual.ShouldBe(expected);
     }
 
@@ -110,6 +111,7 @@ public class RoutingGoldenTests
         {
             r = RouteLookup.Output(host, q);
         }
+        if (r.Error == RouteError.NoSuchDevice) return ($"Cannot find device \"{iif ?? oif}\"\n", 1);
         if (!r.Ok) return ("RTNETLINK answers: " + r.ErrorMessage + "\n", 2);
         string A(UInt128 x) => IpNet.FormatAddress(x, f);
         var sb = new StringBuilder();
@@ -126,11 +128,13 @@ public class RoutingGoldenTests
             if (from is not null) sb.Append("from ").Append(from).Append(' ');
             if (r.Gateway is { } gw) sb.Append("via ").Append(A(gw)).Append(' ');
             sb.Append("dev ").Append(r.Device).Append(' ');
+            if (r.Route?.Table is { } table && table is not ("main" or "local")) sb.Append("table ").Append(table).Append(' ');
             string flags = r.Type switch
             {
                 RouteType.Local => "<local> ",
                 RouteType.Broadcast => "<local,brd> ",
                 RouteType.Multicast => "<mc> ",
+                _ when r.Device == "lo" && iif is null => "<local> ",
                 _ => redirect ? "<redirect> " : string.Empty,
             };
             if (iif is not null)

@@ -106,26 +106,31 @@ public static class RouteLookup
     private static bool Covers(RouteView r, UInt128 a) => (a & IpNet.PrefixMask(r.Family, r.PrefixLength)) == r.Prefix;
 
     /// <summary>
-    /// fib_lookup with the default rules: table local, then main, then default; in each the longest
-    /// prefix first, then the lowest metric; reject types answer with their error, throw goes on to the
-    /// next table; next hops on another device than <paramref name="oif"/> are skipped.
+    /// fib_lookup with the default rules: tables local and main (merged), then default; in each the
+    /// longest prefix first, then the lowest metric; reject types answer with their error, throw goes
+    /// on to the next table; next hops on another device than <paramref name="oif"/> are skipped.
     /// </summary>
     private static (RouteView? Route, RouteError Error) FibLookup4(VirtualHost host, UInt128 dst, string? oif)
     {
-        foreach (string table in new[] { "local", "main", "default" })
+        // Without rules of its own the kernel keeps tables local and main in one trie (fib_unmerge
+        // splits them only when a rule is added): one longest-prefix match over both, then table default.
+        IEnumerable<RouteView>[] passes =
+        [
+            Network.Routes(host, IpFamily.V4, "local").Concat(Network.Routes(host, IpFamily.V4, "main")),
+            Network.Routes(host, IpFamily.V4, "default"),
+        ];
+        foreach (IEnumerable<RouteView> table in passes)
         {
-            bool thrown = false;
-            foreach (RouteView r in Network.Routes(host, IpFamily.V4, table).Where(r => Covers(r, dst)).OrderByDescending(r => r.PrefixLength))
+            foreach (RouteView r in table.Where(r => Covers(r, dst)).OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric))
             {
                 RouteType t = TypeOf(r.Type);
-                if (t == RouteType.Throw) { thrown = true; break; }
+                if (t == RouteType.Throw) break;
                 RouteError e = RejectError(t);
                 if (e != RouteError.None) return (r, e);
                 if (oif is not null && r.Device != oif) continue;
                 if (r.LinkDown && IgnoreLinkDown(host, IpFamily.V4, r.Device)) continue;
                 return (r, RouteError.None);
             }
-            _ = thrown;
         }
         return (null, RouteError.NetworkUnreachable);
     }
@@ -280,9 +285,11 @@ public static class RouteLookup
         }
         if (!forwarding) return Drop(InputDropReason.ForwardingDisabled, RouteError.HostUnreachable);
         if (type != RouteType.Unicast) return Drop(InputDropReason.MartianDestination, RouteError.InvalidArgument);
-        if (ValidateSource(host, src, dev, r.Device) != RouteError.None) return Drop(InputDropReason.SourceValidation, RouteError.InvalidArgument);
+        int valid = ValidateSourceCore(host, src, dev, r.Device);
+        if (valid < 0) return Drop(InputDropReason.SourceValidation, RouteError.InvalidArgument);
         var route = new RouteResult(RouteType.Unicast, RouteError.None) { Device = r.Device, Gateway = r.Via, Route = r };
-        return new InputDecision(InputVerdict.Forward, InputDropReason.None, route) { Redirect = r.Device == dev };
+        // __mkroute_input: out by the interface it came in on, with the source on that link (shared_media is on by default).
+        return new InputDecision(InputVerdict.Forward, InputDropReason.None, route) { Redirect = r.Device == dev && valid > 0 };
     }
 
     private static InputDecision BroadcastInput(VirtualHost host, UInt128 src, string dev, RouteView? r)
@@ -298,27 +305,34 @@ public static class RouteLookup
     /// fib_validate_source: without a reverse path filter only our own addresses are refused as source
     /// (unless accept_local); with one, the route back to the source must be unicast (or local with
     /// accept_local) and, in strict mode (1), leave by the interface the packet came in on; in loose
-    /// mode (2) any route back will do.
+    /// mode (2) any route back will do. <paramref name="oif"/> is the forwarding route's device, if any.
     /// </summary>
-    public static RouteError ValidateSource(VirtualHost host, UInt128 src, string dev, string? oif)
+    public static RouteError ValidateSource(VirtualHost host, UInt128 src, string dev, string? oif) =>
+        ValidateSourceCore(host, src, dev, oif) < 0 ? RouteError.InvalidArgument : RouteError.None;
+
+    /// <summary>-1 refused, 0 accepted, 1 accepted and the source is directly on <paramref name="dev"/> (a redirect may be sent).</summary>
+    private static int ValidateSourceCore(VirtualHost host, UInt128 src, string dev, string? oif)
     {
         int rpf = ReversePathFilter(host, dev);
         bool acceptLocal = OrConf(host, dev, "accept_local");
         bool txRedirects = Flag(host, "net.ipv4.conf.all.send_redirects", true) && Flag(host, $"net.ipv4.conf.{dev}.send_redirects", true);
         if (rpf == 0 && (dev != oif || !txRedirects))
         {
-            if (acceptLocal) return RouteError.None;
-            return IsLocalAddress(host, IpFamily.V4, src) ? RouteError.InvalidArgument : RouteError.None;
+            if (acceptLocal) return 0;
+            return IsLocalAddress(host, IpFamily.V4, src) ? -1 : 0;
         }
         (RouteView? back, RouteError err) = FibLookup4(host, src, null);
         bool noAddr = !host.Addresses.Any(a => a.Family == IpFamily.V4 && a.Device == dev);
-        if (err != RouteError.None || back is null) return rpf != 0 ? RouteError.InvalidArgument : RouteError.None;
+        if (err != RouteError.None || back is null) return rpf != 0 ? -1 : 0;
         RouteType t = TypeOf(back.Type);
-        if (t != RouteType.Unicast && !(t == RouteType.Local && acceptLocal)) return RouteError.InvalidArgument;
+        if (t != RouteType.Unicast && !(t == RouteType.Local && acceptLocal)) return -1;
         bool devMatch = back.Device == dev || (t == RouteType.Local && host.FindLink(dev) is { Kind: "loopback" });
-        if (devMatch) return RouteError.None;
-        if (noAddr) return rpf != 0 ? RouteError.InvalidArgument : RouteError.None;
-        return rpf == 1 ? RouteError.InvalidArgument : RouteError.None;
+        // A next hop without a gateway has scope host: the source is on the link.
+        if (devMatch) return back.Via is null ? 1 : 0;
+        if (noAddr) return rpf != 0 ? -1 : 0;
+        if (rpf == 1) return -1;
+        (RouteView? viaDev, RouteError err2) = FibLookup4(host, src, dev);
+        return err2 == RouteError.None && viaDev is not null && TypeOf(viaDev.Type) == RouteType.Unicast && viaDev.Via is null ? 1 : 0;
     }
 
     // ------------------------------------------------------------------ IPv6
