@@ -54,7 +54,8 @@ public class RoutingGoldenTests
                 {
                     string q = line[2..];
                     sb.Append("$ ").Append(q).Append('\n');
-                    (string text, int rc) = Answer(store.LoadNetwork(), q.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+                    string[] words = q.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    (string text, int rc) = words[0] == "addrtype" ? AddressTypes(store.LoadNetwork(), words) : Answer(store.LoadNetwork(), words);
                     sb.Append(text).Append("[rc=").Append(rc.ToString(CultureInfo.InvariantCulture)).Append("]\n");
                     continue;
                 }
@@ -77,6 +78,18 @@ public class RoutingGoldenTests
         family = text.Contains(':', StringComparison.Ordinal) ? IpFamily.V6 : IpFamily.V4;
         IpNet.TryParseStrict(text, family, out UInt128 a).ShouldBeTrue(text);
         return a;
+    }
+
+    /// <summary>"addrtype [-6] ADDR": the xt_addrtype destination types, as the recorder prints them.</summary>
+    private static (string Text, int Rc) AddressTypes(VirtualHost host, string[] a)
+    {
+        string text = a[^1];
+        UInt128 addr = Addr(text, out IpFamily f);
+        if (!RouteLookup.Output(host, new RouteQuery(f, addr)).Ok) return ("unsent\n", 0);
+        if (f == IpFamily.V4) return (RouteLookup.AddressType4(host, addr).ToString().ToUpperInvariant() + " \n", 0);
+        IReadOnlySet<RouteType> types = RouteLookup.AddressTypes6(host, addr);
+        RouteType[] order = [RouteType.Unspec, RouteType.Unicast, RouteType.Local, RouteType.Anycast, RouteType.Multicast, RouteType.Unreachable];
+        return (string.Concat(order.Where(types.Contains).Select(t => t.ToString().ToUpperInvariant() + " ")) + "\n", 0);
     }
 
     /// <summary>Answers "ip [-6] route get DST [from SRC] [iif DEV] [oif DEV] [mark N]" and prints it as ip 6.1 does.</summary>

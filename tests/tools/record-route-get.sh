@@ -16,6 +16,27 @@ dir="$here/../Chainwalk.Tests/golden/routing"
 for f in "$@"; do
   out="${f%.cmds}.out"
   unshare -n bash -c '
+    addrtype() {
+      local ipt=iptables fam=AF_INET types="UNSPEC UNICAST LOCAL BROADCAST ANYCAST MULTICAST BLACKHOLE UNREACHABLE PROHIBIT THROW"
+      # ip6tables refuses BROADCAST, BLACKHOLE, PROHIBIT and THROW (addrtype_mt_checkentry_v1).
+      if [ "$1" = -6 ]; then ipt=ip6tables; fam=AF_INET6; types="UNSPEC UNICAST LOCAL ANYCAST MULTICAST UNREACHABLE"; shift; fi
+      $ipt -F OUTPUT
+      for t in $types; do
+        $ipt -A OUTPUT -d "$1" -p udp --dport 9 -m addrtype --dst-type $t
+      done
+      if python3 -c "import socket,sys
+s = socket.socket(socket.$fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+try:
+    s.sendto(b\"x\", (sys.argv[1], 9))
+except OSError:
+    sys.exit(1)" "$1"; then
+        $ipt -v -S OUTPUT | awk "/--dst-type/ && \$(NF-1) > 0 { for (i = 1; i < NF; i++) if (\$i == \"--dst-type\") printf \"%s \", \$(i+1) } END { print \"\" }"
+      else
+        echo unsent
+      fi
+      $ipt -F OUTPUT
+    }
     ip link set lo up
     dirty=0
     while IFS= read -r line; do
