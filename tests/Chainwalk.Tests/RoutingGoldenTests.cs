@@ -138,15 +138,16 @@ public class RoutingGoldenTests
         sb.Append(dstText).Append(' ');
         if (f == IpFamily.V4)
         {
-            if (from is not null) sb.Append("from ").Append(from).Append(' ');
+            if (from is not null && !(iif is not null && from == "0.0.0.0")) sb.Append("from ").Append(from).Append(' ');
             if (r.Gateway is { } gw) sb.Append("via ").Append(A(gw)).Append(' ');
             sb.Append("dev ").Append(r.Device).Append(' ');
+            if (iif is not null && r.Type == RouteType.Multicast) sb.Append("rt_offload_failed ");
             if (r.Route?.Table is { } table && table is not ("main" or "local")) sb.Append("table ").Append(table).Append(' ');
             string flags = r.Type switch
             {
                 RouteType.Local => "<local> ",
                 RouteType.Broadcast => "<local,brd> ",
-                RouteType.Multicast => "<mc> ",
+                RouteType.Multicast => iif is null ? "<mc> " : "<local,mc> ",
                 _ when r.Device == "lo" && iif is null => "<local> ",
                 _ => redirect ? "<redirect> " : string.Empty,
             };
