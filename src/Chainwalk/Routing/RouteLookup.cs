@@ -176,7 +176,7 @@ public static class RouteLookup
             {
                 InterfaceAddress? own = host.Addresses.FirstOrDefault(a => a.Family == IpFamily.V4 && a.Address == sa);
                 if (own is null) return RouteResult.Fail(RouteError.NetworkUnreachable);
-                return Make4(host, q, IsLimitedBroadcast(dst) ? RouteType.Broadcast : RouteType.Multicast, own.Device, null, null, src);
+                return Make4(q, IsLimitedBroadcast(dst) ? RouteType.Broadcast : RouteType.Multicast, own.Device, null, null, src);
             }
             if (!IsLocalAddress(host, IpFamily.V4, sa)) return RouteResult.Fail(RouteError.NetworkUnreachable);
         }
@@ -188,7 +188,7 @@ public static class RouteLookup
             if (IsLocalMulticast4(dst) || IsLimitedBroadcast(dst))
             {
                 src ??= SelectSource4(host, oif, UInt128.Zero, ScopeLink);
-                return Make4(host, q, IsLimitedBroadcast(dst) ? RouteType.Broadcast : RouteType.Multicast, oif, null, null, src);
+                return Make4(q, IsLimitedBroadcast(dst) ? RouteType.Broadcast : RouteType.Multicast, oif, null, null, src);
             }
             if (src is null)
             {
@@ -209,7 +209,7 @@ public static class RouteLookup
             {
                 // The tables have no route through that device: the destination is taken to be on link.
                 src ??= SelectSource4(host, oif, UInt128.Zero, ScopeLink);
-                return Make4(host, q, RouteType.Unicast, oif, null, null, src);
+                return Make4(q, RouteType.Unicast, oif, null, null, src);
             }
             return RouteResult.Fail(err) with { Route = r };
         }
@@ -220,13 +220,12 @@ public static class RouteLookup
             return new RouteResult(RouteType.Local, RouteError.None) { Device = "lo", PreferredSource = src, Route = r };
         }
         src ??= PrefSrc4(host, r);
-        return Make4(host, q, type, r.Device, r.Via, r, src);
+        return Make4(q, type, r.Device, r.Via, r, src);
     }
 
     /// <summary>__mkroute_output: limited broadcast and multicast destinations change the type (and lose the gateway).</summary>
-    private static RouteResult Make4(VirtualHost host, RouteQuery q, RouteType type, string? dev, UInt128? gw, RouteView? r, UInt128? src)
+    private static RouteResult Make4(RouteQuery q, RouteType type, string? dev, UInt128? gw, RouteView? r, UInt128? src)
     {
-        _ = host;
         UInt128 dst = q.Destination;
         if (IsLimitedBroadcast(dst)) type = RouteType.Broadcast;
         else if (IsMulticast4(dst)) type = RouteType.Multicast;

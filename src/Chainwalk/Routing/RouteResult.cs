@@ -63,7 +63,12 @@ public sealed record RouteResult(RouteType Type, RouteError Error)
 
     public UInt128? Gateway { get; init; }
 
-    /// <summary>The source address the kernel picks for a locally generated packet (null when the caller gave one, or none fits).</summary>
+    /// <summary>
+    /// The source address of a locally generated packet: IPv4, the given source, else the kernel's pick
+    /// (the route's src, else inet_select_addr); IPv6, the route's src, else the RFC 6724 pick
+    /// (ipv6_dev_get_saddr), as <c>ip -6 route get</c> prints it even when a source was given. Null on
+    /// input decisions and when no address fits.
+    /// </summary>
     public UInt128? PreferredSource { get; init; }
 
     /// <summary>The table entry the answer came from (null when none did: limited broadcast to an interface, on-link guess, 0.0.0.0).</summary>
