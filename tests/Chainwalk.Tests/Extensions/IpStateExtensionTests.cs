@@ -2,6 +2,7 @@ using Chainwalk.Compat;
 using Chainwalk.Host;
 using Chainwalk.Net;
 using Shouldly;
+using Chainwalk.Tests.Support;
 using Xunit;
 
 namespace Chainwalk.Tests.Extensions;
@@ -152,14 +153,8 @@ public class IpStateExtensionTests
         }
     }
 
-    private static (int Rc, string Out, string Err) Run(IpFamily family, HostStore store, string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        string[] argv = [family == IpFamily.V4 ? "iptables" : "ip6tables", .. args];
-        int rc = IptablesCompat.Run(family, argv, store, new ToolIo { In = TextReader.Null, Out = o, Err = e });
-        return (rc, o.ToString(), e.ToString());
-    }
+    private static (int Rc, string Out, string Err) Run(IpFamily family, HostStore store, string[] args) =>
+        CompatRun.Iptables(family, store, args);
 
     private static string LastLine(string text, string? prefix) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => prefix is null || l.StartsWith(prefix, StringComparison.Ordinal));

@@ -3,6 +3,7 @@ using Chainwalk.Compat;
 using Chainwalk.Extensions;
 using Chainwalk.Host;
 using Chainwalk.Net;
+using Chainwalk.Tests.Support;
 using Xunit;
 
 namespace Chainwalk.Tests.Extensions;
@@ -70,15 +71,8 @@ public class MiscExtensionTests
         return words;
     }
 
-    private static (int Rc, string Out, string Err) Run(IpFamily family, HostStore store, params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var io = new ToolIo { In = TextReader.Null, Out = o, Err = e };
-        string[] argv = [family.Tool(), .. args];
-        int rc = IptablesCompat.Run(family, argv, store, io);
-        return (rc, o.ToString(), e.ToString());
-    }
+    private static (int Rc, string Out, string Err) Run(IpFamily family, HostStore store, params string[] args) =>
+        CompatRun.Iptables(family, store, args);
 
     private static string LastLine(string text)
     {

@@ -1,6 +1,7 @@
 using Chainwalk.Compat;
 using Chainwalk.Host;
 using Chainwalk.Net;
+using Chainwalk.Tests.Support;
 using Xunit;
 
 namespace Chainwalk.Tests.Extensions;
@@ -18,15 +19,8 @@ public sealed class PacketExtensionTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private (int Rc, string Out, string Err) Run(IpFamily family, params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var io = new ToolIo { In = TextReader.Null, Out = o, Err = e };
-        string[] argv = [family == IpFamily.V4 ? "iptables" : "ip6tables", .. args];
-        int rc = IptablesCompat.Run(family, argv, new HostStore(_dir), io);
-        return (rc, o.ToString(), e.ToString());
-    }
+    private (int Rc, string Out, string Err) Run(IpFamily family, params string[] args) =>
+        CompatRun.Iptables(family, new HostStore(_dir), args);
 
     private static string LastLine(string text) => text.TrimEnd('\n').Split('\n')[^1];
 

@@ -2,6 +2,7 @@ using Chainwalk.Compat;
 using Chainwalk.Host;
 using Chainwalk.Net;
 using Shouldly;
+using Chainwalk.Tests.Support;
 using Xunit;
 
 namespace Chainwalk.Tests.Extensions;
@@ -23,12 +24,7 @@ public sealed class Targets1ExtensionTests : IDisposable
     private (int Rc, string Out, string Err) Run(int family, params string[] args)
     {
         IpFamily fam = family == 4 ? IpFamily.V4 : IpFamily.V6;
-        var store = new HostStore(_dir);
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var io = new ToolIo { In = TextReader.Null, Out = o, Err = e };
-        int rc = IptablesCompat.Run(fam, [fam.Tool(), .. args], store, io);
-        return (rc, o.ToString(), e.ToString());
+        return CompatRun.Iptables(fam, new HostStore(_dir), args);
     }
 
     /// <summary>Splits a rule as a shell would (double quotes group, backslash escapes inside them).</summary>
