@@ -615,41 +615,46 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
 
     private static void RouteGet(VirtualHost host, string[] a, Options opt, ToolIo io)
     {
-        string? dst = null;
+        string? dst = null, from = null, iif = null, oif = null;
+        uint mark = 0;
         for (int i = 1; i < a.Length; i++)
         {
-            if (a[i] == "to") dst = Next(a, ref i);
-            else if (dst is null) dst = a[i];
-            else throw Garbage("to", a[i]);
+            switch (a[i])
+            {
+                case "to": dst = Next(a, ref i); break;
+                case "from": from = Next(a, ref i); break;
+                case "iif": iif = Next(a, ref i); break;
+                case "oif": oif = Next(a, ref i); break;
+                case "mark":
+                    {
+                        string v = Next(a, ref i);
+                        if (!NumberParsing.TryParseCUnsigned(v, uint.MaxValue, out ulong m)) throw new UsageError($"Error: argument \"{v}\" is wrong: mark\n", 255);
+                        mark = (uint)m;
+                        break;
+                    }
+                default:
+                    if (dst is null) dst = a[i];
+                    else throw Garbage("to", a[i]);
+                    break;
+            }
         }
         if (dst is null) throw new UsageError("need at least a destination address", 1);
         if (!TryParsePrefix(dst, opt.Family, out IpFamily family, out UInt128 addr, out _, out bool hasLen) || hasLen)
         {
             throw new UsageError($"Error: {FamilyWord(opt.Family)} prefix is expected rather than \"{dst}\".", 1);
         }
-        (RouteView r, UInt128? src) = Network.Lookup(host, family, addr);
-        var sb = new StringBuilder();
-        string text = IpNet.FormatAddress(addr, family);
-        if (family == IpFamily.V4)
+        UInt128? fromAddress = null;
+        if (from is not null)
         {
-            bool local = r.Type == "local";
-            if (local) sb.Append("local ");
-            sb.Append(text).Append(' ');
-            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
-            sb.Append("dev ").Append(local ? "lo" : r.Device).Append(' ');
-            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
-            sb.Append("uid 0 \n    cache ").Append(local ? "<local> " : string.Empty).Append('\n');
+            if (!TryParsePrefix(from, family, out _, out UInt128 fa, out _, out bool fromLen) || fromLen)
+            {
+                throw new UsageError($"Error: {FamilyWord(family)} prefix is expected rather than \"{from}\".", 1);
+            }
+            fromAddress = fa;
         }
-        else
-        {
-            sb.Append(text).Append(" from :: ");
-            if (r.Via is { } gw) sb.Append("via ").Append(IpNet.FormatAddress(gw, family)).Append(' ');
-            sb.Append("dev ").Append(r.Type == "local" ? "lo" : r.Device).Append(' ');
-            if (r.Proto is not null) sb.Append("proto ").Append(r.Proto).Append(' ');
-            if (src is { } s) sb.Append("src ").Append(IpNet.FormatAddress(s, family)).Append(' ');
-            sb.Append("metric ").Append(r.Metric.ToString(CultureInfo.InvariantCulture)).Append(" pref medium\n");
-        }
-        io.Out.Write(sb.ToString());
+        (string text, int rc) = IpRouteGet.Answer(host, family, addr, dst, from, fromAddress, iif, oif, mark);
+        if (rc != 0) throw new UsageError(text.TrimEnd('\n'), rc);
+        io.Out.Write(text);
     }
 
     private static void RouteModify(VirtualHost host, string[] a, Options opt, bool add, bool replace = false)

@@ -557,34 +557,6 @@ public static class Network
         if (route.Table is { } tbl) host.RouteTables.Add(tbl);
     }
 
-    /// <summary>
-    /// <c>ip route get</c>: the route a packet to <paramref name="dst"/> takes (table local first, then
-    /// the longest prefix of table main, lowest metric first) and the source address the kernel picks.
-    /// </summary>
-    public static (RouteView Route, UInt128? Src) Lookup(VirtualHost host, IpFamily f, UInt128 dst)
-    {
-        RouteView? hit = Routes(host, f, "local").Where(r => r.Type == "local" && (dst & Mask(f, r.PrefixLength)) == r.Prefix)
-            .OrderByDescending(r => r.PrefixLength).FirstOrDefault();
-        hit ??= Routes(host, f, "main").Where(r => (dst & Mask(f, r.PrefixLength)) == r.Prefix)
-            .OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric).FirstOrDefault();
-        if (hit is null) throw new NetworkException("RTNETLINK answers: Network is unreachable", 2);
-        if (hit.Type == "local") return (hit, f == IpFamily.V4 ? dst : null);
-        if (hit.Src is { } s) return (hit, s);
-        UInt128 target = hit.Via ?? dst;
-        var candidates = host.Addresses.Where(a => a.Family == f && a.Device == hit.Device && !a.Tentative && !IsSecondary(host, a)).ToList();
-        if (f == IpFamily.V6)
-        {
-            // RFC 6724 rule 8 (longest matching prefix) among global addresses, as ipv6_dev_get_saddr ends up doing here.
-            candidates = candidates.Where(a => !IsLinkLocal(a.Address) || IsLinkLocal(dst)).ToList();
-            return (hit, candidates.OrderByDescending(a => CommonPrefix(a.Address, dst)).Select(a => (UInt128?)a.Address).FirstOrDefault());
-        }
-        // inet_select_addr: a primary address of the device in the gateway's subnet, else the first one.
-        InterfaceAddress? pick = candidates.FirstOrDefault(a => (a.Address & Mask(f, a.PrefixLength)) == (target & Mask(f, a.PrefixLength))) ?? candidates.FirstOrDefault();
-        return (hit, pick?.Address);
-    }
-
-    private static int CommonPrefix(UInt128 a, UInt128 b) => (int)UInt128.LeadingZeroCount(a ^ b);
-
     /// <summary>The most specific route without a gateway that covers <paramref name="address"/>.</summary>
     private static RouteView? DirectRouteTo(VirtualHost host, IpFamily f, UInt128 address, string? dev)
     {
