@@ -87,6 +87,12 @@ public sealed class ParseContext
 
     public bool ProtocolInverted { get; set; }
 
+    /// <summary>The command given (known when FinalCheck runs): some checks happen only when a rule is built.</summary>
+    public CommandKind Command { get; set; }
+
+    /// <summary>True when the command builds a rule for the kernel (-A -I -R -D rule -C), as iptables-nft's nft_rule_new does.</summary>
+    public bool BuildsRule => (Command & (CommandKind.Append | CommandKind.Insert | CommandKind.Replace | CommandKind.Delete | CommandKind.Check)) != 0;
+
     /// <summary>The rule being built; extensions may look at it in FinalCheck.</summary>
     public Rule? Rule { get; set; }
 

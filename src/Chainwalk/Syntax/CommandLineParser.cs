@@ -359,6 +359,7 @@ public sealed class CommandLineParser
             throw XtablesException.Param("\nThe \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n");
         }
 
+        ctx.Command = cmd.Command;
         foreach (Loaded m in st.Matches) FinishExtension(ctx, m);
         if (st.Target is not null) FinishExtension(ctx, st.Target);
 

@@ -131,7 +131,8 @@ public sealed class TcpMatch : XtExtension<TcpData>
         // the rule's own protocol to be tcp (an inverted -p tcp passes).
         d.Native = !d.InvOption && d.Option == 0 && !d.IsAllDefault;
         if (!d.Native) return;
-        if (ctx.Protocol != Protocols.Tcp) throw ctx.Error("TCP match requires '-p tcp'");
+        // add_nft_tcp runs only when the rule is built (not for -L/-S with stray match options).
+        if (ctx.BuildsRule && ctx.Protocol != Protocols.Tcp) throw ctx.Error("TCP match requires '-p tcp'");
     }
 
     /// <summary>iptables-nft 1.8.9 turns "! --sport 0:65535" into nothing it can read back.</summary>

@@ -63,7 +63,8 @@ public sealed class UdpMatch : XtExtension<UdpData>
         d.Native = !d.IsAllDefault;
         if (!d.Native) return;
         // add_nft_udp: the payload compares need the rule's own protocol (an inverted -p udp passes).
-        if (ctx.Protocol != Protocols.Udp) throw ctx.Error("UDP match requires '-p udp'");
+        // add_nft_udp runs only when the rule is built (not for -L/-S with stray match options).
+        if (ctx.BuildsRule && ctx.Protocol != Protocols.Udp) throw ctx.Error("UDP match requires '-p udp'");
     }
 
     /// <summary>A native match whose compares all vanished ("! --sport 0:65535") reads back as nothing.</summary>
