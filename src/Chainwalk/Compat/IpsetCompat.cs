@@ -1,0 +1,494 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Chainwalk.Extensions;
+using Chainwalk.Extensions.Matches;
+using Chainwalk.Host;
+using Chainwalk.Net;
+
+namespace Chainwalk.Compat;
+
+/// <summary>
+/// <c>ipset</c> (7.17) on a virtual host: create, add, del, test, list, save, restore, flush, destroy,
+/// rename, swap for the hash:ip, hash:net, hash:ip,port and hash:net,port types. Errors are printed as
+/// "ipset v7.17: MESSAGE" with exit 1 (kernel refusals) or 2 (command-line errors, with the help hint).
+/// </summary>
+public static class IpsetCompat
+{
+    private const string Prefix = "ipset v7.17: ";
+    private const string Hint = "Try `ipset help' for more information.";
+
+    private static readonly string[] KnownTypes = ["hash:ip", "hash:net", "hash:ip,port", "hash:net,port"];
+
+    public static int Run(string[] argv, HostStore host, ToolIo io)
+    {
+        bool exist = false, names = false, terse = false, quiet = false;
+        var words = new List<string>();
+        for (int i = 1; i < argv.Length; i++)
+        {
+            string a = argv[i];
+            switch (a)
+            {
+                case "-exist" or "-!" or "--exist": exist = true; continue;
+                case "-n" or "-name" or "--name": names = true; continue;
+                case "-t" or "-terse" or "--terse": terse = true; continue;
+                case "-q" or "-quiet" or "--quiet": quiet = true; continue;
+                case "-s" or "-sorted" or "-r" or "-resolve": continue;
+            }
+            words.Add(a);
+        }
+        if (words.Count == 0)
+        {
+            io.Err.WriteLine(Prefix + "No command specified.");
+            io.Err.WriteLine(Hint);
+            return 2;
+        }
+        try
+        {
+            using HostLock hostLock = host.Lock(null);
+            IpsetStore store = IpsetStore.Load(host);
+            string cmd = words[0];
+            if (cmd is "list" or "l" or "save" or "s")
+                return List(store, host, words, cmd[0] == 's', names, terse, io);
+            if (cmd is "restore" or "r" or "-R")
+            {
+                int rc = Restore(store, io, exist);
+                store.Save(host);
+                return rc;
+            }
+            if (cmd is "destroy" or "x" or "flush" or "f")
+            {
+                DestroyOrFlush(store, host, words, cmd is "destroy" or "x");
+                store.Save(host);
+                return 0;
+            }
+            bool changed = ApplyWords(store, [.. words], exist, out string? testMessage, host);
+            if (testMessage is not null)
+            {
+                bool isIn = !testMessage.Contains(" NOT ", StringComparison.Ordinal);
+                if (!quiet) io.Err.WriteLine(testMessage);
+                return isIn ? 0 : 1;
+            }
+            if (changed) store.Save(host);
+            return 0;
+        }
+        catch (IpsetException ex)
+        {
+            if (!quiet || ex.Exit == 2) io.Err.WriteLine(Prefix + ex.Message);
+            if (ex.Exit == 2) io.Err.WriteLine(Hint);
+            return ex.Exit;
+        }
+    }
+
+    private static int Restore(IpsetStore store, ToolIo io, bool exist)
+    {
+        int line = 0;
+        string? text;
+        while ((text = io.In.ReadLine()) is not null)
+        {
+            line++;
+            string[] w = IpsetStore.SplitWords(text);
+            if (w.Length == 0 || w[0].StartsWith('#')) continue;
+            if (w[0] == "COMMIT") continue;
+            try
+            {
+                ApplyWords(store, w, exist, out _);
+            }
+            catch (IpsetException ex)
+            {
+                string msg = ex.Exit == 2 ? ex.Message : $"Error in line {line}: {ex.Message}";
+                io.Err.WriteLine(Prefix + msg);
+                if (ex.Exit == 2) io.Err.WriteLine(Hint);
+                return ex.Exit;
+            }
+        }
+        return 0;
+    }
+
+    private static void DestroyOrFlush(IpsetStore store, HostStore host, List<string> words, bool destroy)
+    {
+        Dictionary<string, int> refs = IpsetStore.References(host);
+        if (words.Count < 2)
+        {
+            if (!destroy)
+            {
+                foreach (IpSet s in store.Sets) s.Members.Clear();
+                return;
+            }
+            if (store.Sets.Exists(s => refs.ContainsKey(s.Name)))
+                throw new IpsetException("Set cannot be destroyed: it is in use by a kernel component");
+            store.Sets.Clear();
+            return;
+        }
+        IpSet set = store.Get(words[1]) ?? throw new IpsetException("The set with the given name does not exist");
+        if (!destroy)
+        {
+            set.Members.Clear();
+            return;
+        }
+        if (refs.ContainsKey(set.Name)) throw new IpsetException("Set cannot be destroyed: it is in use by a kernel component");
+        store.Sets.Remove(set);
+    }
+
+    private static int List(IpsetStore store, HostStore host, List<string> words, bool save, bool names, bool terse, ToolIo io)
+    {
+        IpSet? only = null;
+        if (words.Count > 1)
+            only = store.Get(words[1]) ?? throw new IpsetException("The set with the given name does not exist");
+        if (save)
+        {
+            io.Out.Write(store.SaveText(only));
+            return 0;
+        }
+        Dictionary<string, int> refs = IpsetStore.References(host);
+        var sb = new StringBuilder();
+        foreach (IpSet s in store.Sets)
+        {
+            if (only is not null && s != only) continue;
+            if (names)
+            {
+                sb.Append(s.Name).Append('\n');
+                continue;
+            }
+            sb.Append("Name: ").Append(s.Name).Append('\n');
+            sb.Append("Type: ").Append(s.Type).Append('\n');
+            sb.Append("Revision: ").Append(Dec(s.Revision)).Append('\n');
+            sb.Append("Header: ").Append(s.Header()).Append('\n');
+            sb.Append("Size in memory: ").Append(Dec(s.SizeInMemory())).Append('\n');
+            sb.Append("References: ").Append(Dec(refs.GetValueOrDefault(s.Name))).Append('\n');
+            sb.Append("Number of entries: ").Append(Dec(s.Members.Count)).Append('\n');
+            if (!terse)
+            {
+                sb.Append("Members:\n");
+                foreach (IpsetMember m in s.Members) sb.Append(IpsetStore.MemberText(m)).Append('\n');
+            }
+        }
+        io.Out.Write(sb.ToString());
+        return 0;
+    }
+
+    /// <summary>
+    /// Applies one create/add/del/test/rename/swap command (words[0] is the command). Returns whether the
+    /// store changed; for test, <paramref name="testMessage"/> is ipset's answer line.
+    /// </summary>
+    public static bool ApplyWords(IpsetStore store, string[] words, bool exist, out string? testMessage, HostStore? host = null)
+    {
+        testMessage = null;
+        string cmd = words[0];
+        string Name() => words.Length > 1 ? words[1] : throw Missing(cmd, "");
+        switch (cmd)
+        {
+            case "create" or "n" or "-N":
+                return Create(store, words, exist);
+            case "add" or "a" or "-A" or "del" or "d" or "-D" or "test" or "t" or "-T":
+            {
+                string name = Name();
+                if (words.Length < 3) throw Missing(cmd, "second ");
+                IpSet set = store.Get(name) ?? throw new IpsetException("The set with the given name does not exist");
+                long? timeout = null;
+                for (int i = 3; i < words.Length; i++)
+                {
+                    if (words[i] == "timeout" && i + 1 < words.Length)
+                    {
+                        if (set.Timeout is null) throw new IpsetException("Kernel error received: Unknown error -4097");
+                        timeout = ParseNumber(words[++i]);
+                        continue;
+                    }
+                    throw new IpsetException($"Unknown argument: `{words[i]}'", 2);
+                }
+                List<IpsetMember> elems = ParseElements(set, words[2]);
+                char c = cmd.TrimStart('-')[0];
+                if (c is 't' or 'T')
+                {
+                    bool hit = elems.TrueForAll(e => Contains(set, e));
+                    testMessage = hit ? $"Warning: {words[2]} is in set {set.Name}." : $"{words[2]} is NOT in set {set.Name}.";
+                    return false;
+                }
+                bool add = c is 'a' or 'A';
+                foreach (IpsetMember e in elems)
+                {
+                    IpsetMember? old = set.Find(e.Key);
+                    if (add)
+                    {
+                        if (old is not null)
+                        {
+                            if (!exist) throw new IpsetException("Element cannot be added to the set: it's already added");
+                            old.Timeout = timeout ?? set.Timeout;
+                            continue;
+                        }
+                        if (set.Members.Count >= set.MaxElem) throw new IpsetException("Hash is full, cannot add more elements");
+                        e.Timeout = timeout ?? set.Timeout;
+                        set.Members.Add(e);
+                    }
+                    else
+                    {
+                        if (old is null)
+                        {
+                            if (!exist) throw new IpsetException("Element cannot be deleted from the set: it's not added");
+                            continue;
+                        }
+                        set.Members.Remove(old);
+                    }
+                }
+                return true;
+            }
+            case "rename" or "e" or "-E":
+            {
+                string from = Name();
+                if (words.Length < 3) throw Missing(cmd, "second ");
+                IpSet set = store.Get(from) ?? throw new IpsetException("The set with the given name does not exist");
+                if (store.Get(words[2]) is not null) throw new IpsetException("Set cannot be renamed: a set with the new name already exists");
+                if (host is not null && IpsetStore.References(host).ContainsKey(from))
+                    throw new IpsetException("Set cannot be renamed: it is in use by another system");
+                set.Name = words[2];
+                return true;
+            }
+            case "swap" or "w" or "-W":
+            {
+                string first = Name();
+                if (words.Length < 3) throw Missing(cmd, "second ");
+                IpSet a = store.Get(first) ?? throw new IpsetException("The set with the given name does not exist");
+                IpSet b = store.Get(words[2]) ?? throw new IpsetException("Sets cannot be swapped: the second set does not exist");
+                if (a.Type != b.Type || a.Family != b.Family)
+                    throw new IpsetException("The sets cannot be swapped: their type does not match");
+                int ia = store.Sets.IndexOf(a), ib = store.Sets.IndexOf(b);
+                (a.Name, b.Name) = (b.Name, a.Name);
+                (store.Sets[ia], store.Sets[ib]) = (b, a);
+                return true;
+            }
+            default:
+                throw new IpsetException($"No command specified: unknown argument {cmd}", 2);
+        }
+    }
+
+    private static IpsetException Missing(string cmd, string which) =>
+        new($"Missing {which}mandatory argument to command {Canonical(cmd)}", 2);
+
+    private static string Canonical(string cmd) => cmd.TrimStart('-') switch
+    {
+        "n" or "N" => "create",
+        "a" or "A" => "add",
+        "d" or "D" => "del",
+        "t" or "T" => "test",
+        "e" or "E" => "rename",
+        "w" or "W" => "swap",
+        var c => c,
+    };
+
+    private static bool Create(IpsetStore store, string[] words, bool exist)
+    {
+        if (words.Length < 2) throw Missing("create", "");
+        if (words.Length < 3) throw Missing("create", "second ");
+        string name = words[1], type = words[2];
+        if (name.Length > 31) throw new IpsetException($"Syntax error: setname '{name}' is longer than 31 characters", 1);
+        if (Array.IndexOf(KnownTypes, type) < 0) throw new IpsetException($"Syntax error: typename '{type}' is unknown");
+        IpFamily family = IpFamily.V4;
+        long hashsize = 1024, maxelem = 65536, bucketsize = 12;
+        long? timeout = null;
+        int? netmask = null;
+        uint? initval = null;
+        for (int i = 3; i < words.Length; i++)
+        {
+            string opt = words[i];
+            if (opt is "-4" or "-6")
+            {
+                family = opt == "-4" ? IpFamily.V4 : IpFamily.V6;
+                continue;
+            }
+            if (opt is not ("family" or "hashsize" or "maxelem" or "timeout" or "netmask" or "bucketsize" or "initval")
+                || (opt == "netmask" && type != "hash:ip"))
+                throw new IpsetException($"Unknown argument: `{opt}'", 2);
+            if (i + 1 >= words.Length) throw new IpsetException($"Syntax error: option {opt} requires a value", 2);
+            string v = words[++i];
+            switch (opt)
+            {
+                case "family":
+                    family = v switch
+                    {
+                        "inet" or "ipv4" => IpFamily.V4,
+                        "inet6" or "ipv6" => IpFamily.V6,
+                        _ => throw new IpsetException($"Syntax error: unknown inet family {v}"),
+                    };
+                    break;
+                case "hashsize": hashsize = ParseNumber(v); break;
+                case "maxelem": maxelem = ParseNumber(v); break;
+                case "timeout": timeout = ParseNumber(v); break;
+                case "bucketsize": bucketsize = ParseNumber(v); break;
+                case "netmask": netmask = (int)ParseNumber(v); break;
+                case "initval": initval = (uint)ParseNumber(v); break;
+            }
+        }
+        IpSet? old = store.Get(name);
+        if (old is not null)
+        {
+            bool same = exist && old.Type == type && old.Family == family;
+            if (!same) throw new IpsetException("Set cannot be created: set with the same name already exists");
+            return false;
+        }
+        // The kernel rounds hashsize up to a power of two (minimum 64).
+        long hs = 64;
+        while (hs < hashsize) hs <<= 1;
+        store.Sets.Add(new IpSet
+        {
+            Name = name, Type = type, Family = family, HashSize = hs, MaxElem = maxelem, Timeout = timeout,
+            Netmask = netmask, BucketSize = bucketsize, InitVal = initval ?? (uint)RandomNumberGenerator.GetInt32(int.MaxValue),
+        });
+        return true;
+    }
+
+    private static long ParseNumber(string v)
+    {
+        if (NumberParsing.TryParseCUnsigned(v, uint.MaxValue, out ulong n)) return (long)n;
+        throw new IpsetException($"Syntax error: '{v}' is invalid as number");
+    }
+
+    private static bool Contains(IpSet set, IpsetMember e)
+    {
+        if (set.Find(e.Key) is not null) return true;
+        if (!set.IsNet || e.Prefix != (set.Family == IpFamily.V4 ? 32 : 128)) return false;
+        foreach (IpsetMember m in set.Members)
+        {
+            UInt128 mask = IpNet.PrefixMask(set.Family, m.Prefix);
+            if ((e.Address & mask) == m.Address && e.Rest == m.Rest) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Parses ADDRESS[/CIDR][,[PROTO:]PORT[-PORT]] into the members it stands for.</summary>
+    private static List<IpsetMember> ParseElements(IpSet set, string text)
+    {
+        string addrPart = text, portPart = "";
+        if (set.HasPort)
+        {
+            int comma = text.IndexOf(',', StringComparison.Ordinal);
+            if (comma < 0) throw new IpsetException($"Syntax error: Second element is missing from {text}.");
+            addrPart = text[..comma];
+            portPart = text[(comma + 1)..];
+        }
+        int full = set.Family == IpFamily.V4 ? 32 : 128;
+        int prefix = full;
+        string ip = addrPart;
+        int slash = addrPart.IndexOf('/', StringComparison.Ordinal);
+        if (slash >= 0)
+        {
+            ip = addrPart[..slash];
+            if (!int.TryParse(addrPart[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix > full)
+                throw new IpsetException($"Syntax error: '{addrPart[(slash + 1)..]}' is out of range 0-{full}");
+            if (prefix == 0 || (!set.IsNet && set.Family == IpFamily.V6))
+                throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
+        }
+        UInt128 addr = IpsetStore.ParseAddress(ip, set.Family);
+        var rests = new List<string>();
+        if (set.HasPort)
+        {
+            string proto = "tcp", ports = portPart;
+            int colon = portPart.IndexOf(':', StringComparison.Ordinal);
+            if (colon >= 0)
+            {
+                proto = portPart[..colon];
+                ports = portPart[(colon + 1)..];
+                if (proto == "ipv6-icmp") proto = "icmpv6";
+                if (proto is not ("tcp" or "udp" or "sctp" or "udplite" or "icmp" or "icmpv6"))
+                    throw new IpsetException($"Syntax error: cannot parse '{proto}' as a protocol");
+            }
+            if (proto is "icmp" or "icmpv6")
+            {
+                bool v6 = proto == "icmpv6";
+                if (v6 != (set.Family == IpFamily.V6))
+                    throw new IpsetException(v6 ? "Syntax error: Protocol ICMPv6 can be used with family inet6 only" : "Syntax error: Protocol ICMP can be used with family inet only");
+                rests.Add((v6 ? "ipv6-icmp:" : "icmp:") + IcmpText(ports, v6));
+            }
+            else
+            {
+                string lowText = ports, highText = ports;
+                int dash = ports.IndexOf('-', StringComparison.Ordinal);
+                if (dash > 0)
+                {
+                    lowText = ports[..dash];
+                    highText = ports[(dash + 1)..];
+                }
+                int lo = Port(lowText, proto), hi = Port(highText, proto);
+                if (lo > hi) (lo, hi) = (hi, lo);
+                for (int p = lo; p <= hi; p++) rests.Add(proto + ":" + Dec(p));
+            }
+        }
+        else
+        {
+            rests.Add("");
+        }
+        var list = new List<IpsetMember>();
+        if (set.IsNet)
+        {
+            UInt128 mask = IpNet.PrefixMask(set.Family, prefix);
+            UInt128 net = addr & mask;
+            string a = IpNet.FormatAddress(net, set.Family) + (prefix == full ? "" : "/" + Dec(prefix));
+            foreach (string r in rests)
+                list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = net, Prefix = prefix, Rest = r });
+            return list;
+        }
+        // hash:ip / hash:ip,port: a CIDR (IPv4) stands for each address of the network.
+        if (set.Netmask is int nm) prefix = Math.Min(prefix, nm);
+        UInt128 m = IpNet.PrefixMask(set.Family, prefix);
+        UInt128 first = addr & m, last = first | (IpNet.FullMask(set.Family) & ~m);
+        int step = set.Netmask is int n2 ? full - n2 : 0;
+        UInt128 inc = UInt128.One << step;
+        if ((last - first) / inc >= 65536) throw new IpsetException("Hash is full, cannot add more elements");
+        for (UInt128 x = first; ; x += inc)
+        {
+            string a = IpNet.FormatAddress(x, set.Family);
+            foreach (string r in rests)
+                list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = x, Prefix = full, Rest = r });
+            if (last - x < inc) break;
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// An ICMP/ICMPv6 element "NAME" or "TYPE/CODE" in the canonical form ipset lists: the name of the
+    /// type/code when it has one (names as iptables' icmp matches know them; a name for a whole type means
+    /// its code 0), else "TYPE/CODE".
+    /// </summary>
+    private static string IcmpText(string text, bool v6)
+    {
+        XtParse.IcmpName[] names = v6 ? Icmp6Match.Codes : IcmpMatch.Codes;
+        int type = -1, code = -1;
+        foreach (XtParse.IcmpName n in names)
+        {
+            if (string.Equals(n.Name, text, StringComparison.OrdinalIgnoreCase))
+            {
+                type = n.Type;
+                code = n.CodeMin;
+                break;
+            }
+        }
+        if (type < 0)
+        {
+            string[] parts = text.Split('/');
+            if (parts.Length != 2
+                || !NumberParsing.TryParseCUnsigned(parts[0], 255, out ulong t, 0, 10)
+                || !NumberParsing.TryParseCUnsigned(parts[1], 255, out ulong c, 0, 10))
+                throw new IpsetException($"Cannot parse {text} as an {(v6 ? "ICMPv6" : "ICMP")} type/code.");
+            type = (int)t;
+            code = (int)c;
+        }
+        foreach (XtParse.IcmpName n in names)
+        {
+            if (n.Type == type && n.CodeMin == code) return n.Name;
+        }
+        return Dec(type) + "/" + Dec(code);
+    }
+
+    private static int Port(string text, string proto)
+    {
+        if (NumberParsing.TryParseCUnsigned(text, ulong.MaxValue, out ulong v, 0, 10))
+        {
+            if (v > 65535)
+                throw new IpsetException($"Syntax error: '{text}' is out of range 0-65535\nSyntax error: '{proto}' is invalid as number\ncannot parse '{text}' as a {proto} port");
+            return (int)v;
+        }
+        if (NameDb.System.TryGetServicePort(text, proto, out int p)) return p;
+        throw new IpsetException($"Syntax error: '{text}' is invalid as number\nSyntax error: '{proto}' is invalid as number\ncannot parse '{text}' as a {proto} port");
+    }
+
+    private static string Dec(long v) => v.ToString(CultureInfo.InvariantCulture);
+}

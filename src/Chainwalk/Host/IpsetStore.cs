@@ -1,0 +1,197 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Chainwalk.Net;
+
+namespace Chainwalk.Host;
+
+/// <summary>An ipset error: the message ipset 7.17 prints after "ipset v7.17: " and its exit code.</summary>
+public sealed class IpsetException(string message, int exit = 1) : Exception(message)
+{
+    public int Exit { get; } = exit;
+}
+
+/// <summary>One member of a set: its canonical text (as ipset lists it) and its own options.</summary>
+public sealed class IpsetMember
+{
+    public required string Key { get; init; }
+
+    /// <summary>For hash:net types: the network (value, prefix); for others the address with a full prefix.</summary>
+    public UInt128 Address { get; init; }
+
+    public int Prefix { get; init; }
+
+    /// <summary>The part after the address ("tcp:80"), empty for hash:ip / hash:net.</summary>
+    public string Rest { get; init; } = "";
+
+    /// <summary>Seconds, as given (see <see cref="IpSet.Timeout"/>).</summary>
+    public long? Timeout { get; set; }
+}
+
+/// <summary>A set as ipset create made it.</summary>
+public sealed class IpSet
+{
+    public required string Name { get; set; }
+    public required string Type { get; init; }
+    public IpFamily Family { get; init; } = IpFamily.V4;
+    public long HashSize { get; init; } = 1024;
+    public long MaxElem { get; init; } = 65536;
+
+    /// <summary>
+    /// Default timeout of a set created with "timeout N". Chainwalk's host has no running kernel clock for
+    /// sets: entries never expire and are listed with the timeout they were given (the kernel lists the
+    /// seconds left, usually one less as soon as a tick has passed).
+    /// </summary>
+    public long? Timeout { get; init; }
+
+    /// <summary>hash:ip netmask (prefix length), null when not given.</summary>
+    public int? Netmask { get; init; }
+
+    public long BucketSize { get; init; } = 12;
+
+    /// <summary>The kernel picks a random hash seed; we pick one at create time and keep it.</summary>
+    public uint InitVal { get; init; }
+
+    public List<IpsetMember> Members { get; } = [];
+
+    public int Revision => Type switch
+    {
+        "hash:ip" => 6,
+        "hash:net" => 7,
+        "hash:ip,port" => 7,
+        "hash:net,port" => 8,
+        _ => 0,
+    };
+
+    public bool IsNet => Type is "hash:net" or "hash:net,port";
+
+    public bool HasPort => Type is "hash:ip,port" or "hash:net,port";
+
+    /// <summary>Header as list and save print it.</summary>
+    public string Header()
+    {
+        var sb = new StringBuilder();
+        sb.Append("family ").Append(Family == IpFamily.V4 ? "inet" : "inet6");
+        sb.Append(" hashsize ").Append(Dec(HashSize)).Append(" maxelem ").Append(Dec(MaxElem));
+        if (Netmask is int nm) sb.Append(" netmask ").Append(Dec(nm));
+        if (Timeout is long t) sb.Append(" timeout ").Append(Dec(t));
+        sb.Append(" bucketsize ").Append(Dec(BucketSize));
+        sb.Append(" initval 0x").Append(InitVal.ToString("x8", CultureInfo.InvariantCulture));
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// "Size in memory" is the kernel's allocation for the set, which depends on its memory layout. We print
+    /// what kernel 6.18 (x86_64) printed for sets without timeouts, measured in a namespace: a base (the
+    /// set structure and its bucket table, 216 for IPv4 hash:ip and hash:ip,port, 456 for the hash:net
+    /// types that also keep per-prefix counters, 8 more for IPv6) plus a per-entry size (40 for an IPv4
+    /// hash:ip entry, 48 for the other IPv4 types, 64 for IPv6 hash:ip, 72 for the other IPv6 types).
+    /// The kernel grows buckets in steps, so a set with timeouts or many entries can differ from this.
+    /// </summary>
+    public long SizeInMemory()
+    {
+        bool v6 = Family == IpFamily.V6;
+        long baseSize = (IsNet ? 456 : 216) + (v6 ? 8 : 0);
+        long per = Type == "hash:ip" ? (v6 ? 64 : 40) : (v6 ? 72 : 48);
+        return baseSize + per * Members.Count;
+    }
+
+    public IpsetMember? Find(string key) => Members.Find(m => m.Key == key);
+
+    private static string Dec(long v) => v.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// The ipset sets of a virtual host, kept in <c>ipset.rules</c> in the host directory as <c>ipset save</c>
+/// text (read back with the restore parser). Written atomically; callers hold the host lock.
+/// Members are kept and listed in the order they were added: the kernel lists them in the order of its
+/// hash table, which depends on the random initval, so no fixed order can match it.
+/// </summary>
+public sealed class IpsetStore
+{
+    public const string FileName = "ipset.rules";
+
+    public List<IpSet> Sets { get; } = [];
+
+    public IpSet? Get(string name) => Sets.Find(s => s.Name == name);
+
+    public static IpsetStore Load(HostStore host)
+    {
+        string path = Path.Combine(host.Directory, FileName);
+        var store = new IpsetStore();
+        if (!File.Exists(path)) return store;
+        int line = 0;
+        foreach (string raw in File.ReadAllText(path).Split('\n'))
+        {
+            line++;
+            if (raw.Trim().Length == 0) continue;
+            try
+            {
+                Chainwalk.Compat.IpsetCompat.ApplyWords(store, SplitWords(raw), exist: false, out _);
+            }
+            catch (IpsetException ex)
+            {
+                throw new InvalidDataException($"{path}: line {line}: {ex.Message}", ex);
+            }
+        }
+        return store;
+    }
+
+    public void Save(HostStore host) =>
+        HostStore.WriteAtomic(Path.Combine(host.Directory, FileName), SaveText(null));
+
+    /// <summary>ipset save [NAME] text.</summary>
+    public string SaveText(IpSet? only)
+    {
+        var sb = new StringBuilder();
+        foreach (IpSet s in Sets)
+        {
+            if (only is not null && s != only) continue;
+            sb.Append("create ").Append(s.Name).Append(' ').Append(s.Type).Append(' ').Append(s.Header()).Append('\n');
+            foreach (IpsetMember m in s.Members) sb.Append("add ").Append(s.Name).Append(' ').Append(MemberText(m)).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    public static string MemberText(IpsetMember m) =>
+        m.Timeout is long t ? m.Key + " timeout " + t.ToString(CultureInfo.InvariantCulture) : m.Key;
+
+    /// <summary>Blank-separated words (ipset restore lines have no quoting that matters here).</summary>
+    public static string[] SplitWords(string line) => line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>Names of sets that saved iptables/ip6tables rules of the host use (-m set, -j SET), with counts.</summary>
+    public static Dictionary<string, int> References(HostStore host)
+    {
+        var refs = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (IpFamily f in new[] { IpFamily.V4, IpFamily.V6 })
+        {
+            string path = Path.Combine(host.Directory, HostStore.RulesFile(f));
+            if (!File.Exists(path)) continue;
+            foreach (string line in File.ReadLines(path))
+            {
+                if (!line.StartsWith('-') && !line.StartsWith('[')) continue;
+                string[] w = SplitWords(line);
+                for (int i = 0; i + 1 < w.Length; i++)
+                {
+                    if (w[i] is "--match-set" or "--add-set" or "--del-set" or "--map-set")
+                        refs[w[i + 1]] = refs.GetValueOrDefault(w[i + 1]) + 1;
+                }
+            }
+        }
+        return refs;
+    }
+
+    /// <summary>Parses an address as ipset does (getaddrinfo numeric forms; IPv4 accepts inet_aton's short forms).</summary>
+    public static UInt128 ParseAddress(string text, IpFamily family)
+    {
+        if (family == IpFamily.V4)
+        {
+            if (!text.Contains(':', StringComparison.Ordinal) && IPAddress.TryParse(text, out IPAddress? a) && a.AddressFamily == AddressFamily.InterNetwork)
+                return IpNet.FromIPAddress(a);
+            throw new IpsetException($"Syntax error: cannot parse {text}: resolving to IPv4 address failed");
+        }
+        if (IpNet.TryParseV6Numeric(text, out UInt128 v)) return v;
+        throw new IpsetException($"Syntax error: cannot parse {text}: resolving to IPv6 address failed");
+    }
+}
