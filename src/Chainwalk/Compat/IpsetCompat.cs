@@ -48,6 +48,13 @@ public static class IpsetCompat
             using HostLock hostLock = host.Lock(null);
             IpsetStore store = IpsetStore.Load(host);
             string cmd = words[0];
+            if (cmd is "version" or "v" or "-V")
+            {
+                io.Out.WriteLine("ipset v7.17, protocol version: 7");
+                return 0;
+            }
+            if (cmd is "list" or "l" or "save" or "s" or "destroy" or "x" or "flush" or "f" && words.Count > 2)
+                throw new IpsetException($"Unknown argument {words[2]}", 2);
             if (cmd is "list" or "l" or "save" or "s")
                 return List(store, host, words, cmd[0] == 's', names, terse, io);
             if (cmd is "restore" or "r" or "-R")
@@ -150,6 +157,7 @@ public static class IpsetCompat
                 sb.Append(s.Name).Append('\n');
                 continue;
             }
+            if (sb.Length > 0) sb.Append('\n');
             sb.Append("Name: ").Append(s.Name).Append('\n');
             sb.Append("Type: ").Append(s.Type).Append('\n');
             sb.Append("Revision: ").Append(Dec(s.Revision)).Append('\n');
@@ -188,10 +196,11 @@ public static class IpsetCompat
                 long? timeout = null;
                 for (int i = 3; i < words.Length; i++)
                 {
-                    if (words[i] == "timeout" && i + 1 < words.Length)
+                    if (words[i] == "timeout")
                     {
-                        if (set.Timeout is null) throw new IpsetException("Kernel error received: Unknown error -4097");
+                        if (i + 1 >= words.Length) throw new IpsetException("Missing mandatory argument of option `timeout'", 2);
                         timeout = ParseNumber(words[++i]);
+                        if (set.Timeout is null) throw new IpsetException("Timeout cannot be used: set was created without timeout support");
                         continue;
                     }
                     throw new IpsetException($"Unknown argument: `{words[i]}'", 2);
@@ -201,7 +210,9 @@ public static class IpsetCompat
                 if (c is 't' or 'T')
                 {
                     bool hit = elems.TrueForAll(e => Contains(set, e));
-                    testMessage = hit ? $"Warning: {words[2]} is in set {set.Name}." : $"{words[2]} is NOT in set {set.Name}.";
+                    // ipset echoes the element in its canonical form ("10.0.0.1,tcp:80"), a range as given.
+                    string shown = elems.Count == 1 ? elems[0].Key : words[2];
+                    testMessage = hit ? $"Warning: {shown} is in set {set.Name}." : $"{shown} is NOT in set {set.Name}.";
                     return false;
                 }
                 bool add = c is 'a' or 'A';
@@ -251,9 +262,10 @@ public static class IpsetCompat
                 IpSet b = store.Get(words[2]) ?? throw new IpsetException("Sets cannot be swapped: the second set does not exist");
                 if (a.Type != b.Type || a.Family != b.Family)
                     throw new IpsetException("The sets cannot be swapped: their type does not match");
-                int ia = store.Sets.IndexOf(a), ib = store.Sets.IndexOf(b);
+                // The kernel swaps the sets' contents under the names (each name keeps its index).
                 (a.Name, b.Name) = (b.Name, a.Name);
-                (store.Sets[ia], store.Sets[ib]) = (b, a);
+                (a.Index, b.Index) = (b.Index, a.Index);
+                store.Sets.Sort((x, y) => x.Index.CompareTo(y.Index));
                 return true;
             }
             default:
@@ -328,7 +340,7 @@ public static class IpsetCompat
         // The kernel rounds hashsize up to a power of two (minimum 64).
         long hs = 64;
         while (hs < hashsize) hs <<= 1;
-        store.Sets.Add(new IpSet
+        store.Add(new IpSet
         {
             Name = name, Type = type, Family = family, HashSize = hs, MaxElem = maxelem, Timeout = timeout,
             Netmask = netmask, BucketSize = bucketsize, InitVal = initval ?? (uint)RandomNumberGenerator.GetInt32(int.MaxValue),
@@ -374,8 +386,9 @@ public static class IpsetCompat
             ip = addrPart[..slash];
             if (!int.TryParse(addrPart[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix > full)
                 throw new IpsetException($"Syntax error: '{addrPart[(slash + 1)..]}' is out of range 0-{full}");
-            if (prefix == 0 || (!set.IsNet && set.Family == IpFamily.V6))
-                throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
+            if (!set.IsNet && set.Family == IpFamily.V6)
+                throw new IpsetException($"Syntax error: plain IP address must be supplied: {addrPart}");
+            if (prefix == 0) throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
         }
         UInt128 addr = IpsetStore.ParseAddress(ip, set.Family);
         var rests = new List<string>();
@@ -395,7 +408,8 @@ public static class IpsetCompat
             {
                 bool v6 = proto == "icmpv6";
                 if (v6 != (set.Family == IpFamily.V6))
-                    throw new IpsetException(v6 ? "Syntax error: Protocol ICMPv6 can be used with family inet6 only" : "Syntax error: Protocol ICMP can be used with family inet only");
+                    throw new IpsetException((v6 ? "Syntax error: Protocol ICMPv6 can be used with family inet6 only" : "Syntax error: Protocol ICMP can be used with family inet only")
+                        + "\nInvalid add command: missing setname");
                 rests.Add((v6 ? "ipv6-icmp:" : "icmp:") + IcmpText(ports, v6));
             }
             else

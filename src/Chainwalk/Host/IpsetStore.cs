@@ -55,6 +55,9 @@ public sealed class IpSet
 
     public List<IpsetMember> Members { get; } = [];
 
+    /// <summary>The kernel's slot for the set: a new set takes the lowest free one, and sets list in slot order.</summary>
+    public int Index { get; set; }
+
     public int Revision => Type switch
     {
         "hash:ip" => 6,
@@ -82,18 +85,30 @@ public sealed class IpSet
     }
 
     /// <summary>
-    /// "Size in memory" is the kernel's allocation for the set, which depends on its memory layout. We print
-    /// what kernel 6.18 (x86_64) printed for sets without timeouts, measured in a namespace: a base (the
-    /// set structure and its bucket table, 216 for IPv4 hash:ip and hash:ip,port, 456 for the hash:net
-    /// types that also keep per-prefix counters, 8 more for IPv6) plus a per-entry size (40 for an IPv4
-    /// hash:ip entry, 48 for the other IPv4 types, 64 for IPv6 hash:ip, 72 for the other IPv6 types).
-    /// The kernel grows buckets in steps, so a set with timeouts or many entries can differ from this.
+    /// "Size in memory" is the kernel's allocation for the set, which depends on its memory layout, so it
+    /// cannot be derived; we print what kernel 6.18 (x86_64) printed in a namespace, as a formula:
+    /// a base (set and table structures: IPv4 216 for hash:ip and hash:ip,port, 456 for the hash:net types,
+    /// which keep per-prefix counters; IPv6 224 hash:ip, 232 hash:ip,port, 1240 the hash:net types), plus
+    /// 24 per lock region beyond the first (one region per 1024 buckets), plus per entry one bucket of its
+    /// own (IPv4: 40 hash:ip, 48 the others; IPv6: 64 hash:ip, 72 the others; with a timeout 24 (IPv4) or 48
+    /// (IPv6) more, measured for hash:ip and hash:net only). Where entries share a bucket (hash collisions,
+    /// which depend on the random initval) the kernel allocates less, so large sets print a little more than
+    /// the kernel would.
     /// </summary>
     public long SizeInMemory()
     {
         bool v6 = Family == IpFamily.V6;
-        long baseSize = (IsNet ? 456 : 216) + (v6 ? 8 : 0);
+        long baseSize = (v6, IsNet, HasPort) switch
+        {
+            (false, true, _) => 456,
+            (false, false, _) => 216,
+            (true, true, _) => 1240,
+            (true, false, false) => 224,
+            (true, false, true) => 232,
+        };
+        baseSize += 24 * (Math.Max(1, HashSize / 1024) - 1);
         long per = Type == "hash:ip" ? (v6 ? 64 : 40) : (v6 ? 72 : 48);
+        if (Timeout is not null) per += v6 ? 48 : 24;
         return baseSize + per * Members.Count;
     }
 
@@ -116,6 +131,27 @@ public sealed class IpsetStore
 
     public IpSet? Get(string name) => Sets.Find(s => s.Name == name);
 
+    /// <summary>Slots the next create would use when restored from a file with holes (see <see cref="Load"/>).</summary>
+    private readonly List<int> _pendingIndexes = [];
+
+    /// <summary>Adds a set in the lowest free slot (or the slot the stored file recorded for it).</summary>
+    public void Add(IpSet set)
+    {
+        if (_pendingIndexes.Count > 0)
+        {
+            set.Index = _pendingIndexes[0];
+            _pendingIndexes.RemoveAt(0);
+        }
+        else
+        {
+            int i = 0;
+            while (Sets.Exists(s => s.Index == i)) i++;
+            set.Index = i;
+        }
+        Sets.Add(set);
+        Sets.Sort((x, y) => x.Index.CompareTo(y.Index));
+    }
+
     public static IpsetStore Load(HostStore host)
     {
         string path = Path.Combine(host.Directory, FileName);
@@ -126,6 +162,13 @@ public sealed class IpsetStore
         {
             line++;
             if (raw.Trim().Length == 0) continue;
+            if (raw.StartsWith(SlotsComment, StringComparison.Ordinal))
+            {
+                foreach (string w in SplitWords(raw[SlotsComment.Length..]))
+                    store._pendingIndexes.Add(int.Parse(w, NumberStyles.None, CultureInfo.InvariantCulture));
+                continue;
+            }
+            if (raw.StartsWith('#')) continue;
             try
             {
                 Chainwalk.Compat.IpsetCompat.ApplyWords(store, SplitWords(raw), exist: false, out _);
@@ -138,8 +181,17 @@ public sealed class IpsetStore
         return store;
     }
 
-    public void Save(HostStore host) =>
-        HostStore.WriteAtomic(Path.Combine(host.Directory, FileName), SaveText(null));
+    /// <summary>
+    /// The comment line (ipset restore skips comments) that keeps the kernel slot of each set in the file,
+    /// so that a set created after a destroy takes the freed slot, as in the kernel.
+    /// </summary>
+    private const string SlotsComment = "# chainwalk slots:";
+
+    public void Save(HostStore host)
+    {
+        string slots = SlotsComment + string.Concat(Sets.Select(s => " " + s.Index.ToString(CultureInfo.InvariantCulture))) + "\n";
+        HostStore.WriteAtomic(Path.Combine(host.Directory, FileName), slots + SaveText(null));
+    }
 
     /// <summary>ipset save [NAME] text.</summary>
     public string SaveText(IpSet? only)
