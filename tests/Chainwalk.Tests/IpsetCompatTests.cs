@@ -16,7 +16,7 @@ namespace Chainwalk.Tests;
 /// on Linux 6.18: each golden/ipset/NAME.cmds is a sequence of commands, NAME.out what the real tools
 /// printed in a fresh network namespace (tests/tools/record-ipset.sh). The kernel picks a random initval
 /// and lists members in the order of its hash table, so initvals are compared as a placeholder and each
-/// run of members (list) or add lines (save) is compared as a sorted block.
+/// run of members (list) or add lines (save) of a hash set is compared as a sorted block.
 /// </summary>
 public partial class IpsetCompatTests
 {
@@ -151,10 +151,11 @@ public partial class IpsetCompatTests
         text = InitValPattern().Replace(text, "initval 0xINITVAL");
         var output = new StringBuilder();
         var block = new List<string>();
-        bool inMembers = false;
+        bool inMembers = false, ordered = false;
         void Flush()
         {
-            block.Sort(StringComparer.Ordinal);
+            // A list:set keeps its members in order (matching follows it): only hash types' blocks are sorted.
+            if (!ordered) block.Sort(StringComparer.Ordinal);
             foreach (string b in block) output.Append(b).Append('\n');
             block.Clear();
         }
@@ -169,6 +170,8 @@ public partial class IpsetCompatTests
             }
             Flush();
             inMembers = line == "Members:";
+            if (line.StartsWith("Type: ", StringComparison.Ordinal) || line.StartsWith("create ", StringComparison.Ordinal))
+                ordered = line.EndsWith(" list:set", StringComparison.Ordinal) || line.Contains(" list:set ", StringComparison.Ordinal);
             output.Append(line).Append('\n');
         }
         Flush();

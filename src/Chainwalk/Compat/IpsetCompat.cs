@@ -18,7 +18,9 @@ public static class IpsetCompat
     private const string Prefix = "ipset v7.17: ";
     private const string Hint = "Try `ipset help' for more information.";
 
-    private static readonly string[] KnownTypes = ["hash:ip", "hash:net", "hash:ip,port", "hash:net,port"];
+    private static readonly string[] KnownTypes = [
+        "hash:ip", "hash:net", "hash:ip,port", "hash:net,port", "hash:ip,port,ip", "hash:ip,port,net", "bitmap:port", "list:set",
+    ];
 
     public static int Run(string[] argv, HostStore host, ToolIo io)
     {
@@ -194,8 +196,17 @@ public static class IpsetCompat
                 if (words.Length < 3) throw Missing(cmd, "second ");
                 IpSet set = store.Get(name) ?? throw new IpsetException("The set with the given name does not exist");
                 long? timeout = null;
+                string? refName = null;
+                bool before = false;
                 for (int i = 3; i < words.Length; i++)
                 {
+                    if (set.Type == "list:set" && words[i] is "before" or "after")
+                    {
+                        if (i + 1 >= words.Length) throw new IpsetException($"Missing mandatory argument of option `{words[i]}'", 2);
+                        before = words[i] == "before";
+                        refName = words[++i];
+                        continue;
+                    }
                     if (words[i] == "timeout")
                     {
                         if (i + 1 >= words.Length) throw new IpsetException("Missing mandatory argument of option `timeout'", 2);
@@ -205,8 +216,9 @@ public static class IpsetCompat
                     }
                     throw new IpsetException($"Unknown argument: `{words[i]}'", 2);
                 }
-                List<IpsetMember> elems = ParseElements(set, words[2]);
                 char c = cmd.TrimStart('-')[0];
+                if (set.Type == "list:set") return ApplyList(store, set, c, words[2], refName, before, exist, timeout, out testMessage);
+                List<IpsetMember> elems = set.Type == "bitmap:port" ? BitmapElements(set, words[2]) : ParseElements(set, words[2]);
                 if (c is 't' or 'T')
                 {
                     bool hit = elems.TrueForAll(e => Contains(set, e));
@@ -230,6 +242,8 @@ public static class IpsetCompat
                         if (set.Members.Count >= set.MaxElem) throw new IpsetException("Hash is full, cannot add more elements");
                         e.Timeout = timeout ?? set.Timeout;
                         set.Members.Add(e);
+                        // A bitmap lists its ports in ascending order.
+                        if (set.Type == "bitmap:port") set.Members.Sort((x, y) => x.Address.CompareTo(y.Address));
                     }
                     else
                     {
@@ -295,20 +309,27 @@ public static class IpsetCompat
         if (name.Length > 31) throw new IpsetException($"Syntax error: setname '{name}' is longer than 31 characters", 1);
         if (Array.IndexOf(KnownTypes, type) < 0) throw new IpsetException($"Syntax error: typename '{type}' is unknown");
         IpFamily family = IpFamily.V4;
-        long hashsize = 1024, maxelem = 65536, bucketsize = 12;
+        long hashsize = 1024, maxelem = 65536, bucketsize = 12, listSize = 8;
+        int rangeFrom = -1, rangeTo = -1;
+        bool hash = type.StartsWith("hash:", StringComparison.Ordinal);
         long? timeout = null;
         int? netmask = null;
         uint? initval = null;
         for (int i = 3; i < words.Length; i++)
         {
             string opt = words[i];
-            if (opt is "-4" or "-6")
+            if (opt is "-4" or "-6" && hash)
             {
                 family = opt == "-4" ? IpFamily.V4 : IpFamily.V6;
                 continue;
             }
-            if (opt is not ("family" or "hashsize" or "maxelem" or "timeout" or "netmask" or "bucketsize" or "initval")
-                || (opt == "netmask" && type != "hash:ip"))
+            bool known = type switch
+            {
+                "bitmap:port" => opt is "range" or "timeout",
+                "list:set" => opt is "size" or "timeout",
+                _ => opt is "family" or "hashsize" or "maxelem" or "timeout" or "bucketsize" or "initval" || (opt == "netmask" && type == "hash:ip"),
+            };
+            if (!known)
                 throw new IpsetException($"Unknown argument: `{opt}'", 2);
             if (i + 1 >= words.Length) throw new IpsetException($"Syntax error: option {opt} requires a value", 2);
             string v = words[++i];
@@ -328,8 +349,18 @@ public static class IpsetCompat
                 case "bucketsize": bucketsize = ParseNumber(v); break;
                 case "netmask": netmask = (int)ParseNumber(v); break;
                 case "initval": initval = (uint)ParseNumber(v); break;
+                case "size": listSize = Math.Max(4, ParseNumber(v)); break; // the kernel's minimum
+                case "range":
+                {
+                    int dash = v.IndexOf('-', StringComparison.Ordinal);
+                    rangeFrom = Port(dash > 0 ? v[..dash] : v, "tcp");
+                    rangeTo = dash > 0 ? Port(v[(dash + 1)..], "tcp") : rangeFrom;
+                    if (rangeFrom > rangeTo) (rangeFrom, rangeTo) = (rangeTo, rangeFrom);
+                    break;
+                }
             }
         }
+        if (type == "bitmap:port" && rangeFrom < 0) throw new IpsetException("Mandatory option `range' is missing", 2);
         IpSet? old = store.Get(name);
         if (old is not null)
         {
@@ -344,6 +375,7 @@ public static class IpsetCompat
         {
             Name = name, Type = type, Family = family, HashSize = hs, MaxElem = maxelem, Timeout = timeout,
             Netmask = netmask, BucketSize = bucketsize, InitVal = initval ?? (uint)RandomNumberGenerator.GetInt32(int.MaxValue),
+            RangeFrom = rangeFrom, RangeTo = rangeTo, ListSize = listSize,
         });
         return true;
     }
@@ -369,13 +401,20 @@ public static class IpsetCompat
     /// <summary>Parses ADDRESS[/CIDR][,[PROTO:]PORT[-PORT]] into the members it stands for.</summary>
     private static List<IpsetMember> ParseElements(IpSet set, string text)
     {
-        string addrPart = text, portPart = "";
+        string addrPart = text, portPart = "", third = "";
         if (set.HasPort)
         {
             int comma = text.IndexOf(',', StringComparison.Ordinal);
             if (comma < 0) throw new IpsetException($"Syntax error: Second element is missing from {text}.");
             addrPart = text[..comma];
             portPart = text[(comma + 1)..];
+            if (set.HasThird)
+            {
+                int comma2 = portPart.IndexOf(',', StringComparison.Ordinal);
+                if (comma2 < 0) throw new IpsetException($"Syntax error: Third element is missing from {text}.");
+                third = portPart[(comma2 + 1)..];
+                portPart = portPart[..comma2];
+            }
         }
         int full = set.Family == IpFamily.V4 ? 32 : 128;
         int prefix = full;
@@ -386,7 +425,7 @@ public static class IpsetCompat
             ip = addrPart[..slash];
             if (!int.TryParse(addrPart[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix > full)
                 throw new IpsetException($"Syntax error: '{addrPart[(slash + 1)..]}' is out of range 0-{full}");
-            if (!set.IsNet && set.Family == IpFamily.V6)
+            if (!set.FirstIsNet && set.Family == IpFamily.V6)
                 throw new IpsetException($"Syntax error: plain IP address must be supplied: {addrPart}");
             if (prefix == 0) throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
         }
@@ -431,7 +470,32 @@ public static class IpsetCompat
             rests.Add("");
         }
         var list = new List<IpsetMember>();
-        if (set.IsNet)
+        if (set.HasThird)
+        {
+            // hash:ip,port,ip / hash:ip,port,net: the third element is a plain address, or a network.
+            int p3 = full;
+            string ip3 = third;
+            int slash3 = third.IndexOf('/', StringComparison.Ordinal);
+            if (slash3 >= 0)
+            {
+                if (!set.IsNet) throw new IpsetException($"Syntax error: plain IP address must be supplied: {third}");
+                ip3 = third[..slash3];
+                if (!int.TryParse(third[(slash3 + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out p3) || p3 > full)
+                    throw new IpsetException($"Syntax error: '{third[(slash3 + 1)..]}' is out of range 0-{full}");
+                if (p3 == 0) throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
+            }
+            UInt128 net3 = IpsetStore.ParseAddress(ip3, set.Family) & IpNet.PrefixMask(set.Family, p3);
+            string t3 = IpNet.FormatAddress(net3, set.Family) + (p3 == full ? "" : "/" + Dec(p3));
+            // Rest holds the parts other than the network, so that test can match an address in it.
+            foreach (UInt128 x in Addresses(set, addr, prefix, full))
+            {
+                string a = IpNet.FormatAddress(x, set.Family);
+                foreach (string r in rests)
+                    list.Add(new IpsetMember { Key = a + "," + r + "," + t3, Address = net3, Prefix = p3, Rest = a + "," + r });
+            }
+            return list;
+        }
+        if (set.FirstIsNet)
         {
             UInt128 mask = IpNet.PrefixMask(set.Family, prefix);
             UInt128 net = addr & mask;
@@ -440,18 +504,105 @@ public static class IpsetCompat
                 list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = net, Prefix = prefix, Rest = r });
             return list;
         }
-        // hash:ip / hash:ip,port: a CIDR (IPv4) stands for each address of the network.
+        foreach (UInt128 x in Addresses(set, addr, prefix, full))
+        {
+            string a = IpNet.FormatAddress(x, set.Family);
+            foreach (string r in rests)
+                list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = x, Prefix = full, Rest = r });
+        }
+        return list;
+    }
+
+    /// <summary>bitmap:port elements: [PROTO:]PORT[-PORT], each inside the set's range.</summary>
+    private static List<IpsetMember> BitmapElements(IpSet set, string text)
+    {
+        string ports = text;
+        int colon = text.IndexOf(':', StringComparison.Ordinal);
+        string proto = "tcp";
+        if (colon >= 0)
+        {
+            proto = text[..colon];
+            ports = text[(colon + 1)..];
+            if (proto is not ("tcp" or "udp"))
+                throw new IpsetException($"Syntax error: cannot parse '{proto}' as a protocol");
+        }
+        int dash = ports.IndexOf('-', StringComparison.Ordinal);
+        int lo = Port(dash > 0 ? ports[..dash] : ports, proto);
+        int hi = dash > 0 ? Port(ports[(dash + 1)..], proto) : lo;
+        if (lo > hi) (lo, hi) = (hi, lo);
+        if (lo < set.RangeFrom || hi > set.RangeTo) throw new IpsetException("Element is out of the range of the set");
+        var list = new List<IpsetMember>();
+        for (int p = lo; p <= hi; p++) list.Add(new IpsetMember { Key = Dec(p), Address = (UInt128)p, Prefix = 0 });
+        return list;
+    }
+
+    /// <summary>
+    /// list:set add/del/test: NAME [before|after REF]. The order of members is the order matching uses,
+    /// so it is kept; a set that is listed is referenced by the list (it cannot be destroyed).
+    /// </summary>
+    private const string NotReferred = "The set to which you referred with 'before' or 'after' is not added to the set.";
+
+    private static bool ApplyList(IpsetStore store, IpSet list, char c, string name, string? refName, bool before, bool exist, long? timeout, out string? testMessage)
+    {
+        testMessage = null;
+        IpSet member = store.Get(name) ?? throw new IpsetException("Set to be added/deleted/tested as element does not exist.");
+        if (member.Type == "list:set") throw new IpsetException("Sets with list:set type cannot be added to the set.");
+        int at = list.Members.FindIndex(m => m.Key == name);
+        int refAt = -1;
+        if (refName is not null)
+        {
+            _ = store.Get(refName) ?? throw new IpsetException("Set to be added/deleted/tested as element does not exist.");
+            refAt = list.Members.FindIndex(m => m.Key == refName);
+        }
+        if (c is 't' or 'T')
+        {
+            // ipset 7.17 words the answer "NAME after REF" whichever of before/after was asked.
+            bool hit = refName is null ? at >= 0 : at >= 0 && refAt >= 0 && (before ? at + 1 == refAt : at == refAt + 1);
+            string shown = refName is null ? name : $"{name} after {refName}";
+            testMessage = hit ? $"Warning: {shown} is in set {list.Name}." : $"{shown} is NOT in set {list.Name}.";
+            return false;
+        }
+        if (c is 'a' or 'A')
+        {
+            if (at >= 0)
+            {
+                if (!exist) throw new IpsetException("Element cannot be added to the set: it's already added");
+                list.Members[at].Timeout = timeout ?? list.Timeout;
+                return true;
+            }
+            // Kernel 6.18 does not hold a list:set to its size: a fifth set goes into a "size 4" list.
+            if (refName is not null && refAt < 0) throw new IpsetException(NotReferred);
+            int pos = refName is null ? list.Members.Count : before ? refAt : refAt + 1;
+            list.Members.Insert(pos, new IpsetMember { Key = name, Timeout = timeout ?? list.Timeout });
+            return true;
+        }
+        if (refName is not null && (at < 0 || refAt < 0 || !(before ? at + 1 == refAt : at == refAt + 1)))
+        {
+            if (!exist) throw new IpsetException(NotReferred);
+            return false;
+        }
+        if (at < 0)
+        {
+            if (!exist) throw new IpsetException("Element cannot be deleted from the set: it's not added");
+            return false;
+        }
+        list.Members.RemoveAt(at);
+        return true;
+    }
+
+    /// <summary>The addresses a first element "ADDR[/CIDR]" of hash:ip-like types stands for (an IPv4 CIDR: each address, by netmask steps).</summary>
+    private static List<UInt128> Addresses(IpSet set, UInt128 addr, int prefix, int full)
+    {
         if (set.Netmask is int nm) prefix = Math.Min(prefix, nm);
         UInt128 m = IpNet.PrefixMask(set.Family, prefix);
         UInt128 first = addr & m, last = first | (IpNet.FullMask(set.Family) & ~m);
         int step = set.Netmask is int n2 ? full - n2 : 0;
         UInt128 inc = UInt128.One << step;
         if ((last - first) / inc >= 65536) throw new IpsetException("Hash is full, cannot add more elements");
+        var list = new List<UInt128>();
         for (UInt128 x = first; ; x += inc)
         {
-            string a = IpNet.FormatAddress(x, set.Family);
-            foreach (string r in rests)
-                list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = x, Prefix = full, Rest = r });
+            list.Add(x);
             if (last - x < inc) break;
         }
         return list;

@@ -64,17 +64,50 @@ public sealed class IpSet
         "hash:net" => 7,
         "hash:ip,port" => 7,
         "hash:net,port" => 8,
+        "hash:ip,port,ip" => 6,
+        "hash:ip,port,net" => 8,
+        "bitmap:port" => 3,
+        "list:set" => 3,
         _ => 0,
     };
 
-    public bool IsNet => Type is "hash:net" or "hash:net,port";
+    /// <summary>Types whose elements hold a network (test matches an address inside it).</summary>
+    public bool IsNet => Type is "hash:net" or "hash:net,port" or "hash:ip,port,net";
 
-    public bool HasPort => Type is "hash:ip,port" or "hash:net,port";
+    /// <summary>Types whose first element is a network.</summary>
+    public bool FirstIsNet => Type is "hash:net" or "hash:net,port";
+
+    public bool HasPort => Type is "hash:ip,port" or "hash:net,port" or "hash:ip,port,ip" or "hash:ip,port,net";
+
+    public bool HasThird => Type is "hash:ip,port,ip" or "hash:ip,port,net";
+
+    /// <summary>hash:* types have a family; bitmap:port and list:set do not (any family's rules can use them).</summary>
+    public bool HasFamily => Type.StartsWith("hash:", StringComparison.Ordinal);
+
+    /// <summary>bitmap:port range.</summary>
+    public int RangeFrom { get; init; }
+
+    public int RangeTo { get; init; }
+
+    /// <summary>list:set size.</summary>
+    public long ListSize { get; init; } = 8;
 
     /// <summary>Header as list and save print it.</summary>
     public string Header()
     {
         var sb = new StringBuilder();
+        if (Type == "bitmap:port")
+        {
+            sb.Append("range ").Append(Dec(RangeFrom)).Append('-').Append(Dec(RangeTo));
+            if (Timeout is long bt) sb.Append(" timeout ").Append(Dec(bt));
+            return sb.ToString();
+        }
+        if (Type == "list:set")
+        {
+            sb.Append("size ").Append(Dec(ListSize));
+            if (Timeout is long lt) sb.Append(" timeout ").Append(Dec(lt));
+            return sb.ToString();
+        }
         sb.Append("family ").Append(Family == IpFamily.V4 ? "inet" : "inet6");
         sb.Append(" hashsize ").Append(Dec(HashSize)).Append(" maxelem ").Append(Dec(MaxElem));
         if (Netmask is int nm) sb.Append(" netmask ").Append(Dec(nm));
@@ -98,7 +131,22 @@ public sealed class IpSet
     public long SizeInMemory()
     {
         bool v6 = Family == IpFamily.V6;
-        long baseSize = (v6, IsNet, HasPort) switch
+        // bitmap:port: the structure (72) and the bitmap in longs, and with a timeout one long per port.
+        if (Type == "bitmap:port")
+        {
+            long n = RangeTo - RangeFrom + 1;
+            return 72 + ((n + 63) / 64 * 8) + (Timeout is null ? 0 : 8 * n);
+        }
+        // list:set: 80, and 48 per member.
+        if (Type == "list:set") return 80 + 48L * Members.Count;
+        if (HasThird)
+        {
+            // hash:ip,port,ip 208 / 232 (IPv6), hash:ip,port,net 464 / 1256; 56 per entry (IPv4), 104 (IPv6).
+            long b = (v6, IsNet) switch { (false, false) => 208, (false, true) => 464, (true, false) => 232, (true, true) => 1256 };
+            b += 24 * (Math.Max(1, HashSize / 1024) - 1);
+            return b + (v6 ? 104 : 56) * Members.Count + (Timeout is null ? 0 : (v6 ? 48 : 24) * Members.Count);
+        }
+        long baseSize = (v6, FirstIsNet, HasPort) switch
         {
             (false, true, _) => 456,
             (false, false, _) => 216,
@@ -158,6 +206,8 @@ public sealed class IpsetStore
         var store = new IpsetStore();
         if (!File.Exists(path)) return store;
         int line = 0;
+        // A list:set may sit in a lower slot than the sets it holds: its adds are applied last.
+        var deferred = new List<(int Line, string Text)>();
         foreach (string raw in File.ReadAllText(path).Split('\n'))
         {
             line++;
@@ -169,16 +219,28 @@ public sealed class IpsetStore
                 continue;
             }
             if (raw.StartsWith('#')) continue;
+            string[] words = SplitWords(raw);
+            if (words.Length > 1 && words[0] == "add" && store.Get(words[1]) is { Type: "list:set" })
+            {
+                deferred.Add((line, raw));
+                continue;
+            }
+            Apply(line, words);
+        }
+        foreach (var (l, text) in deferred) Apply(l, SplitWords(text));
+        return store;
+
+        void Apply(int at, string[] words)
+        {
             try
             {
-                Chainwalk.Compat.IpsetCompat.ApplyWords(store, SplitWords(raw), exist: false, out _);
+                Chainwalk.Compat.IpsetCompat.ApplyWords(store, words, exist: false, out _);
             }
             catch (IpsetException ex)
             {
-                throw new InvalidDataException($"{path}: line {line}: {ex.Message}", ex);
+                throw new InvalidDataException($"{path}: line {at}: {ex.Message}", ex);
             }
         }
-        return store;
     }
 
     /// <summary>
@@ -216,6 +278,18 @@ public sealed class IpsetStore
     public static Dictionary<string, int> References(HostStore host)
     {
         var refs = new Dictionary<string, int>(StringComparer.Ordinal);
+        // A set that is a member of a list:set is referenced by it.
+        string sets = Path.Combine(host.Directory, FileName);
+        if (File.Exists(sets))
+        {
+            var lists = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string line in File.ReadLines(sets))
+            {
+                string[] w = SplitWords(line);
+                if (w.Length >= 3 && w[0] == "create" && w[2] == "list:set") lists.Add(w[1]);
+                else if (w.Length >= 3 && w[0] == "add" && lists.Contains(w[1])) refs[w[2]] = refs.GetValueOrDefault(w[2]) + 1;
+            }
+        }
         foreach (IpFamily f in new[] { IpFamily.V4, IpFamily.V6 })
         {
             string path = Path.Combine(host.Directory, HostStore.RulesFile(f));
