@@ -22,9 +22,16 @@ public static class IpsetCompat
         "hash:ip", "hash:net", "hash:ip,port", "hash:net,port", "hash:ip,port,ip", "hash:ip,port,net", "bitmap:port", "list:set",
     ];
 
+    private static readonly Dictionary<string, string> Legacy = new(StringComparer.Ordinal)
+    {
+        ["-N"] = "create", ["-A"] = "add", ["-D"] = "del", ["-T"] = "test", ["-E"] = "rename", ["-W"] = "swap",
+        ["-L"] = "list", ["-S"] = "save", ["-F"] = "flush", ["-X"] = "destroy", ["-R"] = "restore", ["-V"] = "version",
+    };
+
     public static int Run(string[] argv, HostStore host, ToolIo io)
     {
         bool exist = false, names = false, terse = false, quiet = false;
+        string output = "plain";
         var words = new List<string>();
         for (int i = 1; i < argv.Length; i++)
         {
@@ -36,7 +43,17 @@ public static class IpsetCompat
                 case "-t" or "-terse" or "--terse": terse = true; continue;
                 case "-q" or "-quiet" or "--quiet": quiet = true; continue;
                 case "-s" or "-sorted" or "-r" or "-resolve": continue;
+                case "-o" or "-output" or "--output" when i + 1 < argv.Length:
+                    output = argv[++i];
+                    if (output is not ("plain" or "save"))
+                    {
+                        io.Err.WriteLine(Prefix + $"Syntax error: unknown output mode '{output}'");
+                        return 1;
+                    }
+                    continue;
             }
+            // The old single-letter command options (ipset 4 syntax), still accepted.
+            if (words.Count == 0 && Legacy.TryGetValue(a, out string? command)) a = command;
             words.Add(a);
         }
         if (words.Count == 0)
@@ -58,7 +75,7 @@ public static class IpsetCompat
             if (cmd is "list" or "l" or "save" or "s" or "destroy" or "x" or "flush" or "f" && words.Count > 2)
                 throw new IpsetException($"Unknown argument {words[2]}", 2);
             if (cmd is "list" or "l" or "save" or "s")
-                return List(store, host, words, cmd[0] == 's', names, terse, io);
+                return List(store, host, words, cmd[0] == 's' || output == "save", names, terse, io);
             if (cmd is "restore" or "r" or "-R")
             {
                 int rc = Restore(store, io, exist);
@@ -83,7 +100,9 @@ public static class IpsetCompat
         }
         catch (IpsetException ex)
         {
-            if (!quiet || ex.Exit == 2) io.Err.WriteLine(Prefix + ex.Message);
+            // -q silences every error message, usage errors included; the exit code stays.
+            if (quiet) return ex.Exit;
+            io.Err.WriteLine(Prefix + ex.Message);
             if (ex.Exit == 2) io.Err.WriteLine(Hint);
             return ex.Exit;
         }
@@ -98,10 +117,14 @@ public static class IpsetCompat
             line++;
             string[] w = IpsetStore.SplitWords(text);
             if (w.Length == 0 || w[0].StartsWith('#')) continue;
+            // A line may carry -exist (-!): ipset then keeps it for the rest of the input.
+            exist |= Array.Exists(w, x => x is "-exist" or "-!");
+            bool lineExist = exist;
+            w = Array.FindAll(w, x => x is not ("-exist" or "-!"));
             if (w[0] == "COMMIT") continue;
             try
             {
-                ApplyWords(store, w, exist, out _);
+                ApplyWords(store, w, lineExist, out _);
             }
             catch (IpsetException ex)
             {
