@@ -13,7 +13,7 @@ namespace Chainwalk.Tests;
 public class ShellShimTests
 {
     private static readonly string[] ShimmedTools =
-        ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ip", "sysctl"];
+        ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ip", "sysctl", "ipset"];
 
     private static string Cli
     {
