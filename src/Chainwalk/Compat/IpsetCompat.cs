@@ -244,7 +244,8 @@ public static class IpsetCompat
                 List<IpsetMember> elems = set.Type == "bitmap:port" ? BitmapElements(set, words[2]) : ParseElements(set, words[2]);
                 if (c is 't' or 'T')
                 {
-                    bool hit = elems.TrueForAll(e => Contains(set, e));
+                    // The kernel tests the first element of a range only (10.0.0.1-10.0.0.9 asks for 10.0.0.1).
+                    bool hit = Contains(set, elems[0]);
                     // ipset echoes the element in its canonical form ("10.0.0.1,tcp:80"), a range as given.
                     string shown = elems.Count == 1 ? elems[0].Key : words[2];
                     testMessage = hit ? $"Warning: {shown} is in set {set.Name}." : $"{shown} is NOT in set {set.Name}.";
@@ -443,6 +444,21 @@ public static class IpsetCompat
         int prefix = full;
         string ip = addrPart;
         int slash = addrPart.IndexOf('/', StringComparison.Ordinal);
+        int dashA = addrPart.IndexOf('-', StringComparison.Ordinal);
+        (UInt128 Lo, UInt128 Hi)? range = null;
+        if (dashA > 0 && slash < 0)
+        {
+            // FROM-TO (IPv4 only): each address for the hash:ip-like types, the fewest covering networks for hash:net.
+            if (set.Family == IpFamily.V6)
+                throw new IpsetException(set.FirstIsNet
+                    ? $"Syntax error: IP address or IP/cidr must be specified: {addrPart}"
+                    : $"Syntax error: plain IP address must be supplied: {addrPart}");
+            UInt128 lo = IpsetStore.ParseAddress(addrPart[..dashA], set.Family), hi = IpsetStore.ParseAddress(addrPart[(dashA + 1)..], set.Family);
+            if (lo > hi) (lo, hi) = (hi, lo);
+            if (set.FirstIsNet && lo == 0 && hi == uint.MaxValue) throw new IpsetException("Invalid range, covers the whole address space");
+            range = (lo, hi);
+            ip = addrPart[..dashA];
+        }
         if (slash >= 0)
         {
             ip = addrPart[..slash];
@@ -453,6 +469,7 @@ public static class IpsetCompat
             if (prefix == 0) throw new IpsetException("The value of the CIDR parameter of the IP address is invalid");
         }
         UInt128 addr = IpsetStore.ParseAddress(ip, set.Family);
+        List<UInt128> firstAddrs = set.FirstIsNet ? [] : range is var (rl, rh) ? RangeAddresses(set, rl, rh, full) : Addresses(set, addr, prefix, full);
         var rests = new List<string>();
         if (set.HasPort)
         {
@@ -510,7 +527,7 @@ public static class IpsetCompat
             UInt128 net3 = IpsetStore.ParseAddress(ip3, set.Family) & IpNet.PrefixMask(set.Family, p3);
             string t3 = IpNet.FormatAddress(net3, set.Family) + (p3 == full ? "" : "/" + Dec(p3));
             // Rest holds the parts other than the network, so that test can match an address in it.
-            foreach (UInt128 x in Addresses(set, addr, prefix, full))
+            foreach (UInt128 x in firstAddrs)
             {
                 string a = IpNet.FormatAddress(x, set.Family);
                 foreach (string r in rests)
@@ -520,14 +537,16 @@ public static class IpsetCompat
         }
         if (set.FirstIsNet)
         {
-            UInt128 mask = IpNet.PrefixMask(set.Family, prefix);
-            UInt128 net = addr & mask;
-            string a = IpNet.FormatAddress(net, set.Family) + (prefix == full ? "" : "/" + Dec(prefix));
-            foreach (string r in rests)
-                list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = net, Prefix = prefix, Rest = r });
+            List<(UInt128 Net, int Prefix)> nets = range is var (lo, hi) ? Cover(lo, hi) : [(addr & IpNet.PrefixMask(set.Family, prefix), prefix)];
+            foreach (var (net, pfx) in nets)
+            {
+                string a = IpNet.FormatAddress(net, set.Family) + (pfx == full ? "" : "/" + Dec(pfx));
+                foreach (string r in rests)
+                    list.Add(new IpsetMember { Key = r.Length == 0 ? a : a + "," + r, Address = net, Prefix = pfx, Rest = r });
+            }
             return list;
         }
-        foreach (UInt128 x in Addresses(set, addr, prefix, full))
+        foreach (UInt128 x in firstAddrs)
         {
             string a = IpNet.FormatAddress(x, set.Family);
             foreach (string r in rests)
@@ -611,6 +630,36 @@ public static class IpsetCompat
         }
         list.Members.RemoveAt(at);
         return true;
+    }
+
+    /// <summary>The IPv4 networks that exactly cover FROM-TO, fewest first-to-last (as ipset splits a range for hash:net).</summary>
+    private static List<(UInt128 Net, int Prefix)> Cover(UInt128 lo, UInt128 hi)
+    {
+        var nets = new List<(UInt128, int)>();
+        ulong a = (ulong)lo, b = (ulong)hi;
+        while (a <= b)
+        {
+            int bits = 0;
+            while (bits < 32 && (a & ((1UL << (bits + 1)) - 1)) == 0 && a + (1UL << (bits + 1)) - 1 <= b) bits++;
+            // A /0 is not allowed: split 0.0.0.0-255.255.255.255 into two /1.
+            if (bits == 32) bits = 31;
+            nets.Add((a, 32 - bits));
+            a += 1UL << bits;
+        }
+        return nets;
+    }
+
+    /// <summary>The addresses of an IPv4 FROM-TO range (by netmask steps when the set has one).</summary>
+    private static List<UInt128> RangeAddresses(IpSet set, UInt128 lo, UInt128 hi, int full)
+    {
+        int step = set.Netmask is int nm ? full - nm : 0;
+        UInt128 inc = UInt128.One << step;
+        UInt128 m = IpNet.FullMask(set.Family) & ~(inc - 1);
+        UInt128 first = lo & m;
+        if ((hi - first) / inc >= 65536) throw new IpsetException("Hash is full, cannot add more elements");
+        var list = new List<UInt128>();
+        for (UInt128 x = first; x <= hi; x += inc) list.Add(x);
+        return list;
     }
 
     /// <summary>The addresses a first element "ADDR[/CIDR]" of hash:ip-like types stands for (an IPv4 CIDR: each address, by netmask steps).</summary>

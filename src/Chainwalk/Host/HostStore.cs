@@ -138,7 +138,7 @@ public sealed class HostStore
         foreach (var kv in current.IpSets) k.IpSets[kv.Key] = kv.Value;
         k.RateEstimators.UnionWith(current.RateEstimators);
         k.NfacctObjects.UnionWith(current.NfacctObjects);
-        foreach (IpSet set in IpsetStore.Load(this).Sets) k.IpSets[set.Name] = set.HasFamily ? set.Family : null;
+        foreach (var (name, family) in IpsetStore.LoadNames(this)) k.IpSets[name] = family;
         KernelObjects.Current = k;
     }
 

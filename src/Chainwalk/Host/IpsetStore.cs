@@ -249,6 +249,28 @@ public sealed class IpsetStore
     /// </summary>
     private const string SlotsComment = "# chainwalk slots:";
 
+    /// <summary>
+    /// The sets' names and families (null for bitmap:port and list:set) from the create lines only: what
+    /// iptables needs, without parsing the members of large sets on every iptables command.
+    /// </summary>
+    public static List<(string Name, IpFamily? Family)> LoadNames(HostStore host)
+    {
+        var names = new List<(string, IpFamily?)>();
+        string path = Path.Combine(host.Directory, FileName);
+        if (!File.Exists(path)) return names;
+        foreach (string line in File.ReadLines(path))
+        {
+            if (!line.StartsWith("create ", StringComparison.Ordinal)) continue;
+            string[] w = SplitWords(line);
+            if (w.Length < 3) continue;
+            IpFamily? family = null;
+            if (w[2].StartsWith("hash:", StringComparison.Ordinal))
+                family = Array.IndexOf(w, "inet6") > 2 ? IpFamily.V6 : IpFamily.V4;
+            names.Add((w[1], family));
+        }
+        return names;
+    }
+
     public void Save(HostStore host)
     {
         string slots = SlotsComment + string.Concat(Sets.Select(s => " " + s.Index.ToString(CultureInfo.InvariantCulture))) + "\n";
