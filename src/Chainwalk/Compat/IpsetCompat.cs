@@ -220,6 +220,7 @@ public static class IpsetCompat
                 IpSet set = store.Get(name) ?? throw new IpsetException("The set with the given name does not exist");
                 long? timeout = null;
                 string? refName = null;
+                bool nomatch = false;
                 bool before = false;
                 for (int i = 3; i < words.Length; i++)
                 {
@@ -228,6 +229,11 @@ public static class IpsetCompat
                         if (i + 1 >= words.Length) throw new IpsetException($"Missing mandatory argument of option `{words[i]}'", 2);
                         before = words[i] == "before";
                         refName = words[++i];
+                        continue;
+                    }
+                    if (words[i] == "nomatch" && set.IsNet && cmd.TrimStart('-')[0] is 'a' or 'A' or 't' or 'T')
+                    {
+                        nomatch = true;
                         continue;
                     }
                     if (words[i] == "timeout")
@@ -245,7 +251,7 @@ public static class IpsetCompat
                 if (c is 't' or 'T')
                 {
                     // The kernel tests the first element of a range only (10.0.0.1-10.0.0.9 asks for 10.0.0.1).
-                    bool hit = Contains(set, elems[0]);
+                    bool hit = Contains(set, elems[0], nomatch);
                     // ipset echoes the element in its canonical form ("10.0.0.1,tcp:80"), a range as given.
                     string shown = elems.Count == 1 ? elems[0].Key : words[2];
                     testMessage = hit ? $"Warning: {shown} is in set {set.Name}." : $"{shown} is NOT in set {set.Name}.";
@@ -261,10 +267,12 @@ public static class IpsetCompat
                         {
                             if (!exist) throw new IpsetException("Element cannot be added to the set: it's already added");
                             old.Timeout = timeout ?? set.Timeout;
+                            old.NoMatch = nomatch;
                             continue;
                         }
                         if (set.Members.Count >= set.MaxElem) throw new IpsetException("Hash is full, cannot add more elements");
                         e.Timeout = timeout ?? set.Timeout;
+                        e.NoMatch = nomatch;
                         set.Members.Add(e);
                         // A bitmap lists its ports in ascending order.
                         if (set.Type == "bitmap:port") set.Members.Sort((x, y) => x.Address.CompareTo(y.Address));
@@ -410,16 +418,22 @@ public static class IpsetCompat
         throw new IpsetException($"Syntax error: '{v}' is invalid as number");
     }
 
-    private static bool Contains(IpSet set, IpsetMember e)
+    /// <summary>
+    /// test: for the hash:*net* types an address is looked up as the kernel matches packets (the most specific
+    /// network holding it decides, and a nomatch one says no); a network is looked up as such, nomatch flag included.
+    /// </summary>
+    private static bool Contains(IpSet set, IpsetMember e, bool nomatch = false)
     {
-        if (set.Find(e.Key) is not null) return true;
-        if (!set.IsNet || e.Prefix != (set.Family == IpFamily.V4 ? 32 : 128)) return false;
+        if (!set.IsNet) return set.Find(e.Key) is not null;
+        if (e.Prefix != (set.Family == IpFamily.V4 ? 32 : 128))
+            return set.Find(e.Key) is { } exact && exact.NoMatch == nomatch;
+        IpsetMember? best = null;
         foreach (IpsetMember m in set.Members)
         {
             UInt128 mask = IpNet.PrefixMask(set.Family, m.Prefix);
-            if ((e.Address & mask) == m.Address && e.Rest == m.Rest) return true;
+            if ((e.Address & mask) == m.Address && e.Rest == m.Rest && (best is null || m.Prefix > best.Prefix)) best = m;
         }
-        return false;
+        return best is { NoMatch: false };
     }
 
     /// <summary>Parses ADDRESS[/CIDR][,[PROTO:]PORT[-PORT]] into the members it stands for.</summary>

@@ -25,6 +25,9 @@ public sealed class IpsetMember
     /// <summary>The part after the address ("tcp:80"), empty for hash:ip / hash:net.</summary>
     public string Rest { get; init; } = "";
 
+    /// <summary>hash:*net* "nomatch": the network is an exception inside a larger one.</summary>
+    public bool NoMatch { get; set; }
+
     /// <summary>Seconds, as given (see <see cref="IpSet.Timeout"/>).</summary>
     public long? Timeout { get; set; }
 }
@@ -291,7 +294,7 @@ public sealed class IpsetStore
     }
 
     public static string MemberText(IpsetMember m) =>
-        m.Timeout is long t ? m.Key + " timeout " + t.ToString(CultureInfo.InvariantCulture) : m.Key;
+        (m.Timeout is long t ? m.Key + " timeout " + t.ToString(CultureInfo.InvariantCulture) : m.Key) + (m.NoMatch ? " nomatch" : "");
 
     /// <summary>Blank-separated words (ipset restore lines have no quoting that matters here).</summary>
     public static string[] SplitWords(string line) => line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
