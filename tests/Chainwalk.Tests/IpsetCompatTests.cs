@@ -130,7 +130,7 @@ public partial class IpsetCompatTests
                 Match pipe = PrintfPipe().Match(line);
                 if (pipe.Success)
                 {
-                    input = new StringReader(pipe.Groups[1].Value.Replace("\\n", "\n", StringComparison.Ordinal));
+                    input = new StringReader(pipe.Groups[1].Value.Replace("\\n", "\n", StringComparison.Ordinal).Replace("\\\"", "\"", StringComparison.Ordinal));
                     command = pipe.Groups[2].Value;
                 }
                 string[] argv = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);

@@ -221,6 +221,8 @@ public static class IpsetCompat
                 long? timeout = null;
                 string? refName = null;
                 bool nomatch = false;
+                long? packets = null, bytes = null;
+                string? comment = null;
                 bool before = false;
                 for (int i = 3; i < words.Length; i++)
                 {
@@ -229,6 +231,22 @@ public static class IpsetCompat
                         if (i + 1 >= words.Length) throw new IpsetException($"Missing mandatory argument of option `{words[i]}'", 2);
                         before = words[i] == "before";
                         refName = words[++i];
+                        continue;
+                    }
+                    if (words[i] is "packets" or "bytes" or "comment" && cmd.TrimStart('-')[0] is 'a' or 'A')
+                    {
+                        if (i + 1 >= words.Length) throw new IpsetException($"Missing mandatory argument of option `{words[i]}'", 2);
+                        string v = words[++i];
+                        if (words[i - 1] == "comment")
+                        {
+                            if (!set.Comment) throw new IpsetException("Comment cannot be used: set was created without comment support");
+                            comment = v;
+                            continue;
+                        }
+                        long n = ParseNumber(v);
+                        if (!set.Counters) throw new IpsetException("Packet/byte counters cannot be used: set was created without counter support");
+                        if (words[i - 1] == "packets") packets = n;
+                        else bytes = n;
                         continue;
                     }
                     if (words[i] == "nomatch" && set.IsNet && cmd.TrimStart('-')[0] is 'a' or 'A' or 't' or 'T')
@@ -268,11 +286,13 @@ public static class IpsetCompat
                             if (!exist) throw new IpsetException("Element cannot be added to the set: it's already added");
                             old.Timeout = timeout ?? set.Timeout;
                             old.NoMatch = nomatch;
+                            SetExtensions(set, old, packets, bytes, comment);
                             continue;
                         }
                         if (set.Members.Count >= set.MaxElem) throw new IpsetException("Hash is full, cannot add more elements");
                         e.Timeout = timeout ?? set.Timeout;
                         e.NoMatch = nomatch;
+                        SetExtensions(set, e, packets, bytes, comment);
                         set.Members.Add(e);
                         // A bitmap lists its ports in ascending order.
                         if (set.Type == "bitmap:port") set.Members.Sort((x, y) => x.Address.CompareTo(y.Address));
@@ -319,6 +339,17 @@ public static class IpsetCompat
         }
     }
 
+    /// <summary>Counters start at 0 in a set with counters (or as given); a comment is kept as given.</summary>
+    private static void SetExtensions(IpSet set, IpsetMember m, long? packets, long? bytes, string? comment)
+    {
+        if (set.Counters)
+        {
+            m.Packets = packets ?? 0;
+            m.Bytes = bytes ?? 0;
+        }
+        if (set.Comment) m.Comment = comment;
+    }
+
     private static IpsetException Missing(string cmd, string which) =>
         new($"Missing {which}mandatory argument to command {Canonical(cmd)}", 2);
 
@@ -343,6 +374,7 @@ public static class IpsetCompat
         IpFamily family = IpFamily.V4;
         long hashsize = 1024, maxelem = 65536, bucketsize = 12, listSize = 8;
         int rangeFrom = -1, rangeTo = -1;
+        var extensions = new HashSet<string>(StringComparer.Ordinal);
         bool hash = type.StartsWith("hash:", StringComparison.Ordinal);
         long? timeout = null;
         int? netmask = null;
@@ -353,6 +385,12 @@ public static class IpsetCompat
             if (opt is "-4" or "-6" && hash)
             {
                 family = opt == "-4" ? IpFamily.V4 : IpFamily.V6;
+                continue;
+            }
+            // Extensions that are flags: per-entry counters, comments, skb info; forceadd (hash: evict when full).
+            if (opt is "counters" or "comment" or "skbinfo" || (opt == "forceadd" && hash))
+            {
+                extensions.Add(opt);
                 continue;
             }
             bool known = type switch
@@ -408,6 +446,7 @@ public static class IpsetCompat
             Name = name, Type = type, Family = family, HashSize = hs, MaxElem = maxelem, Timeout = timeout,
             Netmask = netmask, BucketSize = bucketsize, InitVal = initval ?? (uint)RandomNumberGenerator.GetInt32(int.MaxValue),
             RangeFrom = rangeFrom, RangeTo = rangeTo, ListSize = listSize,
+            Counters = extensions.Contains("counters"), Comment = extensions.Contains("comment"), SkbInfo = extensions.Contains("skbinfo"),
         });
         return true;
     }

@@ -25,6 +25,14 @@ public sealed class IpsetMember
     /// <summary>The part after the address ("tcp:80"), empty for hash:ip / hash:net.</summary>
     public string Rest { get; init; } = "";
 
+    /// <summary>Counters of a set created with "counters" (null otherwise).</summary>
+    public long? Packets { get; set; }
+
+    public long? Bytes { get; set; }
+
+    /// <summary>Comment of a set created with "comment" (null when none was given).</summary>
+    public string? Comment { get; set; }
+
     /// <summary>hash:*net* "nomatch": the network is an exception inside a larger one.</summary>
     public bool NoMatch { get; set; }
 
@@ -57,6 +65,16 @@ public sealed class IpSet
     public uint InitVal { get; init; }
 
     public List<IpsetMember> Members { get; } = [];
+
+    /// <summary>Create-time extensions: per-entry packet/byte counters, comments, skb info.</summary>
+    public bool Counters { get; init; }
+
+    public bool Comment { get; init; }
+
+    public bool SkbInfo { get; init; }
+
+    private string ExtensionsText() =>
+        (Counters ? " counters" : "") + (Comment ? " comment" : "") + (SkbInfo ? " skbinfo" : "");
 
     /// <summary>The kernel's slot for the set: a new set takes the lowest free one, and sets list in slot order.</summary>
     public int Index { get; set; }
@@ -103,18 +121,19 @@ public sealed class IpSet
         {
             sb.Append("range ").Append(Dec(RangeFrom)).Append('-').Append(Dec(RangeTo));
             if (Timeout is long bt) sb.Append(" timeout ").Append(Dec(bt));
-            return sb.ToString();
+            return sb.Append(ExtensionsText()).ToString();
         }
         if (Type == "list:set")
         {
             sb.Append("size ").Append(Dec(ListSize));
             if (Timeout is long lt) sb.Append(" timeout ").Append(Dec(lt));
-            return sb.ToString();
+            return sb.Append(ExtensionsText()).ToString();
         }
         sb.Append("family ").Append(Family == IpFamily.V4 ? "inet" : "inet6");
         sb.Append(" hashsize ").Append(Dec(HashSize)).Append(" maxelem ").Append(Dec(MaxElem));
         if (Netmask is int nm) sb.Append(" netmask ").Append(Dec(nm));
         if (Timeout is long t) sb.Append(" timeout ").Append(Dec(t));
+        sb.Append(ExtensionsText());
         sb.Append(" bucketsize ").Append(Dec(BucketSize));
         sb.Append(" initval 0x").Append(InitVal.ToString("x8", CultureInfo.InvariantCulture));
         return sb.ToString();
@@ -129,7 +148,8 @@ public sealed class IpSet
     /// own (IPv4: 40 hash:ip, 48 the others; IPv6: 64 hash:ip, 72 the others; with a timeout 24 (IPv4) or 48
     /// (IPv6) more, measured for hash:ip and hash:net only). Where entries share a bucket (hash collisions,
     /// which depend on the random initval) the kernel allocates less, so large sets print a little more than
-    /// the kernel would.
+    /// the kernel would. The counters/comment/skbinfo extensions are not counted (the kernel adds their room
+    /// per entry, and comments separately).
     /// </summary>
     public long SizeInMemory()
     {
@@ -293,11 +313,45 @@ public sealed class IpsetStore
         return sb.ToString();
     }
 
-    public static string MemberText(IpsetMember m) =>
-        (m.Timeout is long t ? m.Key + " timeout " + t.ToString(CultureInfo.InvariantCulture) : m.Key) + (m.NoMatch ? " nomatch" : "");
+    /// <summary>A member as list and save print it: KEY [timeout N] [nomatch] [packets P bytes B] [comment "TEXT"].</summary>
+    public static string MemberText(IpsetMember m)
+    {
+        var sb = new StringBuilder(m.Key);
+        if (m.Timeout is long t) sb.Append(" timeout ").Append(t.ToString(CultureInfo.InvariantCulture));
+        if (m.NoMatch) sb.Append(" nomatch");
+        if (m.Packets is long p) sb.Append(" packets ").Append(p.ToString(CultureInfo.InvariantCulture)).Append(" bytes ").Append((m.Bytes ?? 0).ToString(CultureInfo.InvariantCulture));
+        if (m.Comment is string c) sb.Append(" comment \"").Append(c).Append('"');
+        return sb.ToString();
+    }
 
-    /// <summary>Blank-separated words (ipset restore lines have no quoting that matters here).</summary>
-    public static string[] SplitWords(string line) => line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
+    /// <summary>Splits a restore line into words as ipset does: blanks separate, "double quotes" group (comments).</summary>
+    public static string[] SplitWords(string line)
+    {
+        // Blank-separated; "double quotes" group a word (a comment with blanks), and are removed.
+        var words = new List<string>();
+        var cur = new StringBuilder();
+        bool quoted = false, any = false;
+        foreach (char ch in line)
+        {
+            if (ch == '"')
+            {
+                quoted = !quoted;
+                any = true;
+                continue;
+            }
+            if (!quoted && ch is ' ' or '\t' or '\r')
+            {
+                if (any) words.Add(cur.ToString());
+                cur.Clear();
+                any = false;
+                continue;
+            }
+            cur.Append(ch);
+            any = true;
+        }
+        if (any) words.Add(cur.ToString());
+        return [.. words];
+    }
 
     /// <summary>Names of sets that saved iptables/ip6tables rules of the host use (-m set, -j SET), with counts.</summary>
     public static Dictionary<string, int> References(HostStore host)
