@@ -54,6 +54,7 @@ internal static class Cli
                 "ip6tables-restore" => IptablesCompat.Restore(IpFamily.V6, Argv("ip6tables-restore"), store, io),
                 "ip" => IpCompat.Run(Argv("ip"), store, io),
                 "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
+                "ipset" => IpsetCompat.Run(Argv("ipset"), store, io),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
                 "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
@@ -74,7 +75,7 @@ Usage: chainwalk [--host DIR] VERB [ARGS…]
 
 Compat verbs (same arguments, output and exit codes as the Linux tools, on the virtual host):
   iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
-  ip, sysctl
+  ip, sysctl, ipset
 Chainwalk verbs:
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
   extensions  list the xtables matches and targets Chainwalk knows

@@ -13,7 +13,7 @@ namespace Chainwalk.Tests;
 public class ShellShimTests
 {
     private static readonly string[] ShimmedTools =
-        ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ip", "sysctl"];
+        ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ip", "sysctl", "ipset"];
 
     private static string Cli
     {
@@ -54,7 +54,7 @@ public class ShellShimTests
         {
             (string output, int code) = Bash("""
 eval "$(eval "$CLI" --host "$HOSTDIR" env)"
-for t in iptables ip6tables iptables-save iptables-restore ip6tables-save ip6tables-restore ip sysctl; do
+for t in iptables ip6tables iptables-save iptables-restore ip6tables-save ip6tables-restore ip sysctl ipset; do
   command -v "$t"
 done
 ip link add v0 type veth peer name v1
@@ -65,6 +65,9 @@ ip6tables -P INPUT DROP
 iptables-save | iptables-restore
 sudo -E iptables -A INPUT -p tcp --dport 22 -j ACCEPT
 ip -br link show v0
+ipset create web hash:ip,port
+ipset add web 10.0.0.1,80
+iptables -A INPUT -m set --match-set web dst,dst -j ACCEPT
 """, hostDir);
             code.ShouldBe(0, output);
             string[] lines = output.Split('\n');
@@ -82,6 +85,8 @@ ip -br link show v0
             File.ReadAllText(Path.Combine(hostDir, "iptables.rules")).ShouldContain("-A FORWARD -i v0 -j ACCEPT");
             File.ReadAllText(Path.Combine(hostDir, "iptables.rules")).ShouldContain("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT");
             File.ReadAllText(Path.Combine(hostDir, "ip6tables.rules")).ShouldContain(":INPUT DROP");
+            File.ReadAllText(Path.Combine(hostDir, "iptables.rules")).ShouldContain("-A INPUT -m set --match-set web dst,dst -j ACCEPT");
+            File.ReadAllText(Path.Combine(hostDir, "ipset.rules")).ShouldContain("add web 10.0.0.1,tcp:80\n");
         }
         finally
         {

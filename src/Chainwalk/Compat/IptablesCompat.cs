@@ -78,6 +78,7 @@ public static class IptablesCompat
         ParsedCommand cmd;
         try
         {
+            store.UseHostSets();
             cmd = new CommandLineParser(family, program).Parse(argv);
         }
         catch (XtablesException ex)
@@ -298,6 +299,7 @@ public static class IptablesCompat
             Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
             IgnoreRuleCounters = family == IpFamily.V6,
         };
+        store.UseHostSets();
         var reader = new RestoreReader(family, program);
         try
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Extensions;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -108,6 +109,7 @@ public sealed class HostStore
         string path = Path.Combine(Directory, RulesFile(family));
         var empty = new Ruleset(family);
         if (!File.Exists(path)) return empty;
+        UseHostSets();
         string text = File.ReadAllText(path);
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore");
         try
@@ -120,6 +122,24 @@ public sealed class HostStore
         {
             throw new InvalidDataException($"{path}: line {ex.Line}: {ex.Message.TrimEnd()}", ex);
         }
+    }
+
+    /// <summary>
+    /// Makes the host's ipsets (ipset.rules) known to the -m set / -j SET extensions, as the kernel knows the
+    /// sets of its namespace when a rule is added or loaded. Objects already in <see cref="KernelObjects.Current"/>
+    /// (tests put some there) stay. Called before rules are parsed: by LoadRules, and by the iptables front
+    /// ends before they parse a command line.
+    /// </summary>
+    public void UseHostSets()
+    {
+        if (!File.Exists(Path.Combine(Directory, IpsetStore.FileName))) return;
+        KernelObjects current = KernelObjects.Current;
+        var k = new KernelObjects();
+        foreach (var kv in current.IpSets) k.IpSets[kv.Key] = kv.Value;
+        k.RateEstimators.UnionWith(current.RateEstimators);
+        k.NfacctObjects.UnionWith(current.NfacctObjects);
+        foreach (var (name, family) in IpsetStore.LoadNames(this)) k.IpSets[name] = family;
+        KernelObjects.Current = k;
     }
 
     /// <summary>Writes everything (call with the lock held).</summary>

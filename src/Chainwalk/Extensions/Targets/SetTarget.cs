@@ -71,7 +71,24 @@ public sealed class SetTarget : XtExtension<SetTargetData>
     /// Finds an ipset by name for a family: its index, or null when it does not exist (the default: no
     /// sets). Throw an <see cref="XtablesException"/> for a set of the wrong family.
     /// </summary>
-    public static Func<string, IpFamily, ushort?> LookupSet { get; set; } = (_, _) => null;
+    public static Func<string, IpFamily, ushort?> LookupSet { get; set; } = LookupInKernelObjects;
+
+    /// <summary>The default lookup: the sets of <see cref="KernelObjects.Current"/> (index = position in it).</summary>
+    private static ushort? LookupInKernelObjects(string name, IpFamily family)
+    {
+        ushort index = 0;
+        foreach (var (setName, setFamily) in KernelObjects.Current.IpSets)
+        {
+            if (setName == name)
+            {
+                if (setFamily is { } f && f != family)
+                    throw XtablesException.Param($"The protocol family of set {name} is {(f == IpFamily.V4 ? "IPv4" : "IPv6")}, which is not applicable.\n");
+                return index;
+            }
+            index++;
+        }
+        return null;
+    }
 
     public override string Name => "SET";
 
