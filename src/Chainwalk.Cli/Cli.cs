@@ -55,6 +55,7 @@ internal static class Cli
                 "ip" => IpCompat.Run(Argv("ip"), store, io),
                 "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
                 "ipset" => IpsetCompat.Run(Argv("ipset"), store, io),
+                "nfacct" => NfacctCompat.Run(Argv("nfacct"), store, io),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
                 "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
@@ -75,7 +76,7 @@ Usage: chainwalk [--host DIR] VERB [ARGS…]
 
 Compat verbs (same arguments, output and exit codes as the Linux tools, on the virtual host):
   iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
-  ip, sysctl, ipset
+  ip, sysctl, ipset, nfacct
 Chainwalk verbs:
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
   extensions  list the xtables matches and targets Chainwalk knows

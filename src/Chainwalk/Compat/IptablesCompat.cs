@@ -78,7 +78,7 @@ public static class IptablesCompat
         ParsedCommand cmd;
         try
         {
-            store.UseHostSets();
+            store.UseHostObjects();
             cmd = new CommandLineParser(family, program).Parse(argv);
         }
         catch (XtablesException ex)
@@ -299,7 +299,7 @@ public static class IptablesCompat
             Counters = counters, NoFlush = noflush, OnlyTable = onlyTable, Test = test,
             IgnoreRuleCounters = family == IpFamily.V6,
         };
-        store.UseHostSets();
+        store.UseHostObjects();
         var reader = new RestoreReader(family, program);
         try
         {

@@ -109,7 +109,7 @@ public sealed class HostStore
         string path = Path.Combine(Directory, RulesFile(family));
         var empty = new Ruleset(family);
         if (!File.Exists(path)) return empty;
-        UseHostSets();
+        UseHostObjects();
         string text = File.ReadAllText(path);
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore");
         try
@@ -125,20 +125,30 @@ public sealed class HostStore
     }
 
     /// <summary>
-    /// Makes the host's ipsets (ipset.rules) known to the -m set / -j SET extensions, as the kernel knows the
+    /// Makes the host's ipsets (ipset.rules) and nfacct objects (nfacct.conf) known to the -m set / -j SET /
+    /// -m nfacct extensions, as the kernel knows the
     /// sets of its namespace when a rule is added or loaded. Objects already in <see cref="KernelObjects.Current"/>
     /// (tests put some there) stay. Called before rules are parsed: by LoadRules, and by the iptables front
     /// ends before they parse a command line.
     /// </summary>
-    public void UseHostSets()
+    public void UseHostObjects()
     {
-        if (!File.Exists(Path.Combine(Directory, IpsetStore.FileName))) return;
+        bool sets = File.Exists(Path.Combine(Directory, IpsetStore.FileName));
+        bool accounting = File.Exists(Path.Combine(Directory, NfacctStore.FileName));
+        if (!sets && !accounting) return;
         KernelObjects current = KernelObjects.Current;
         var k = new KernelObjects();
         foreach (var kv in current.IpSets) k.IpSets[kv.Key] = kv.Value;
         k.RateEstimators.UnionWith(current.RateEstimators);
         k.NfacctObjects.UnionWith(current.NfacctObjects);
-        foreach (var (name, family) in IpsetStore.LoadNames(this)) k.IpSets[name] = family;
+        if (sets)
+        {
+            foreach (var (name, family) in IpsetStore.LoadNames(this)) k.IpSets[name] = family;
+        }
+        if (accounting)
+        {
+            foreach (NfacctObject o in NfacctStore.Load(this).Objects) k.NfacctObjects.Add(o.Name);
+        }
         KernelObjects.Current = k;
     }
 
