@@ -159,32 +159,5 @@ public class IpStateExtensionTests
     private static string LastLine(string text, string? prefix) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => prefix is null || l.StartsWith(prefix, StringComparison.Ordinal));
 
-    /// <summary>Splits like the shell for the quoting the rows use (double quotes only).</summary>
-    private static string[] SplitArgs(string rule)
-    {
-        var list = new List<string>();
-        var cur = new System.Text.StringBuilder();
-        bool quoted = false, any = false;
-        foreach (char c in rule)
-        {
-            if (c == '"')
-            {
-                quoted = !quoted;
-                any = true;
-            }
-            else if (c == ' ' && !quoted)
-            {
-                if (any) list.Add(cur.ToString());
-                cur.Clear();
-                any = false;
-            }
-            else
-            {
-                cur.Append(c);
-                any = true;
-            }
-        }
-        if (any) list.Add(cur.ToString());
-        return list.ToArray();
-    }
+    private static string[] SplitArgs(string rule) => CompatRun.SplitWords(rule);
 }

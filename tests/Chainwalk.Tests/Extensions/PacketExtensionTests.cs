@@ -129,32 +129,5 @@ public sealed class PacketExtensionTests : IDisposable
         Assert.Equal(listNumeric, LastLine(Run(family, "-t", table, "-L", chain, "-n").Out));
     }
 
-    /// <summary>Splits like the shell for the simple quoting these rows use.</summary>
-    private static string[] Tokenize(string rule)
-    {
-        var list = new List<string>();
-        var cur = new System.Text.StringBuilder();
-        bool quoted = false, any = false;
-        foreach (char c in rule)
-        {
-            if (c == '"')
-            {
-                quoted = !quoted;
-                any = true;
-            }
-            else if (c == ' ' && !quoted)
-            {
-                if (any) list.Add(cur.ToString());
-                cur.Clear();
-                any = false;
-            }
-            else
-            {
-                cur.Append(c);
-                any = true;
-            }
-        }
-        if (any) list.Add(cur.ToString());
-        return [.. list];
-    }
+    private static string[] Tokenize(string rule) => CompatRun.SplitWords(rule);
 }

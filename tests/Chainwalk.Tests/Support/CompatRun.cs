@@ -16,4 +16,33 @@ public static class CompatRun
         int rc = IptablesCompat.Run(family, [family.Tool(), .. args], store, io);
         return (rc, o.ToString(), e.ToString());
     }
+
+    /// <summary>Splits a rule like the shell for the quoting the test rows use (double quotes only, no escapes).</summary>
+    public static string[] SplitWords(string rule)
+    {
+        var list = new List<string>();
+        var cur = new System.Text.StringBuilder();
+        bool quoted = false, any = false;
+        foreach (char c in rule)
+        {
+            if (c == '"')
+            {
+                quoted = !quoted;
+                any = true;
+            }
+            else if (c == ' ' && !quoted)
+            {
+                if (any) list.Add(cur.ToString());
+                cur.Clear();
+                any = false;
+            }
+            else
+            {
+                cur.Append(c);
+                any = true;
+            }
+        }
+        if (any) list.Add(cur.ToString());
+        return [.. list];
+    }
 }
