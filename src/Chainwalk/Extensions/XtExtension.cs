@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -201,6 +202,15 @@ public abstract class XtExtension
     /// <summary>The save name: usually <see cref="Name"/>; aliases may save under another name.</summary>
     public virtual string SaveName(ExtensionData data) => Name;
 
+    /// <summary>
+    /// A match's test of the packet (the kernel module's <c>match</c> function). It may set
+    /// <see cref="PacketContext.HotDrop"/> for a packet the kernel drops outright.
+    /// </summary>
+    public virtual bool Match(PacketContext ctx, ExtensionData data) => throw new NotEvaluatedException(Name);
+
+    /// <summary>A target's action on the packet (the kernel module's <c>target</c> function) and its verdict.</summary>
+    public virtual Verdict Execute(PacketContext ctx, ExtensionData data) => throw new NotEvaluatedException(Name);
+
     public override string ToString() => Name;
 }
 
@@ -226,6 +236,16 @@ public abstract class XtExtension<TData> : XtExtension where TData : ExtensionDa
     public sealed override void Print(StringBuilder sb, ExtensionData data, IpFamily family, bool numeric) => Print(sb, (TData)data, family, numeric);
 
     public sealed override string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => CheckEntry(ctx, (TData)data);
+
+    public sealed override bool Match(PacketContext ctx, ExtensionData data) => Match(ctx, (TData)data);
+
+    public sealed override Verdict Execute(PacketContext ctx, ExtensionData data) => Execute(ctx, (TData)data);
+
+    /// <summary>The packet test; extensions override it (the default says the extension is not evaluated).</summary>
+    protected virtual bool Match(PacketContext ctx, TData data) => throw new NotEvaluatedException(Name);
+
+    /// <summary>The target's action; extensions override it (the default says the extension is not evaluated).</summary>
+    protected virtual Verdict Execute(PacketContext ctx, TData data) => throw new NotEvaluatedException(Name);
 
     protected abstract void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, TData data);
 

@@ -1,0 +1,741 @@
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Routing;
+using Chainwalk.Rules;
+using Chainwalk.Wire;
+
+namespace Chainwalk.Engine;
+
+/// <summary>
+/// The conntrack and NAT hooks the pipeline calls (implemented in the Conntrack and Nat rooms). Without
+/// them no packet is tracked: <c>--ctstate</c> sees INVALID and the nat table is never consulted, as in
+/// a kernel without nf_conntrack.
+/// </summary>
+public interface IConntrackHooks
+{
+    /// <summary>nf_conntrack_in at PREROUTING / OUTPUT (priority -200): sets <see cref="Skb.CtInfo"/> and <see cref="Skb.Conntrack"/>; false = drop.</summary>
+    bool Track(PacketContext ctx);
+
+    /// <summary>nf_conntrack_confirm at the end of INPUT / POSTROUTING; false = drop.</summary>
+    bool Confirm(PacketContext ctx);
+
+    /// <summary>Whether the nat table's chain at this hook must be walked for the packet (first packet of its connection, no binding yet).</summary>
+    bool NeedsNatRules(PacketContext ctx);
+
+    /// <summary>After the nat chain (or without it): sets up the binding if none and applies the translation; false = drop.</summary>
+    bool ApplyNat(PacketContext ctx);
+
+    /// <summary>Called when a generated packet (REJECT reply, ICMP error) is attached to the packet it answers (nf_ct_attach).</summary>
+    void Attach(Skb generated, Skb original);
+}
+
+/// <summary>
+/// The virtual kernel's netfilter: the five hooks with the tables registered at them in priority order,
+/// the routing decisions between them, and the chain walker (ipt_do_table / nft_do_chain). One instance
+/// per host and batch of packets; packets are processed in order against the same state.
+/// </summary>
+public sealed class Netfilter
+{
+    /// <summary>A table registered at a hook, with the kernel's priority (NF_IP_PRI_*).</summary>
+    private readonly record struct Registration(string Table, int Priority);
+
+    private const int PriorityConntrack = -200;
+
+    /// <summary>The kernel's order at each hook: raw -300, conntrack -200, mangle -150, nat (DNAT) -100, filter 0, security 50, nat (SNAT) 100.</summary>
+    private static readonly Registration[][] Order =
+    [
+        /* PREROUTING  */ [new("raw", -300), new("mangle", -150), new("nat", -100)],
+        /* INPUT       */ [new("mangle", -150), new("filter", 0), new("security", 50), new("nat", 100)],
+        /* FORWARD     */ [new("mangle", -150), new("filter", 0), new("security", 50)],
+        /* OUTPUT      */ [new("raw", -300), new("mangle", -150), new("nat", -100), new("filter", 0), new("security", 50)],
+        /* POSTROUTING */ [new("mangle", -150), new("nat", 100)],
+    ];
+
+    /// <summary>nft's jump stack (NFT_JUMP_STACK_SIZE): deeper nesting is refused at load time; the walker guards it too.</summary>
+    public const int JumpStackSize = 16;
+
+    public Netfilter(VirtualHost host, RuntimeState? state = null)
+    {
+        Host = host;
+        State = state ?? new RuntimeState { Now = host.Clock };
+    }
+
+    public VirtualHost Host { get; }
+
+    public RuntimeState State { get; }
+
+    /// <summary>Connection tracking and NAT; null = not loaded.</summary>
+    public IConntrackHooks? Conntrack { get; set; }
+
+    /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
+    public bool RecordTrace { get; set; }
+
+    /// <summary>The result of the packet being processed (the one given to <see cref="Process"/>).</summary>
+    internal PacketResult? Current { get; private set; }
+
+    private int _generatedDepth;
+
+    /// <summary>Processes one packet: received on an interface, or sent by a local process.</summary>
+    public PacketResult Process(PacketInput input)
+    {
+        var result = new PacketResult
+        {
+            Input = input.Bytes,
+            InputInterface = input.InInterface,
+            Local = input.Local,
+            Trace = RecordTrace ? new List<TraceEvent>() : null,
+        };
+        if (input.At is double at)
+        {
+            if (at < State.Now) at = State.Now;
+            State.Now = at;
+            Host.Clock = at;
+        }
+        PacketResult? outer = Current;
+        Current = result;
+        try
+        {
+            if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
+            {
+                result.Error = "not an IP packet: " + Packet.Describe(error);
+                Drop(result, result.Error);
+                return result;
+            }
+            var skb = new Skb(packet);
+            if (input.Local)
+            {
+                skb.OutDev = input.OutInterface;
+                skb.Mark = input.Mark;
+                skb.Socket = input.Owner ?? SocketOwner.Root;
+                skb.PacketType = PacketType.Outgoing;
+                LocalOut(skb, result, generated: false, boundDevice: input.OutInterface);
+            }
+            else
+            {
+                skb.InDev = input.InInterface;
+                skb.SourceMac = input.SourceMac;
+                skb.DestinationMac = input.DestinationMac;
+                Receive(skb, result);
+            }
+        }
+        catch (NotEvaluatedException ex)
+        {
+            result.Error = ex.Message;
+            result.Fate.Clear();
+            result.Fate.Add("error");
+        }
+        finally
+        {
+            Current = outer;
+            Host.Clock = State.Now;
+        }
+        return result;
+    }
+
+    private static void Drop(PacketResult r, string? reason)
+    {
+        r.Fate.Add("dropped");
+        r.DropReason ??= reason;
+    }
+
+    private void Event(TraceEvent e) => Current?.Trace?.Add(e);
+
+    // ------------------------------------------------------------------ receive path (ip_rcv … ip_local_deliver / ip_forward)
+
+    private void Receive(Skb skb, PacketResult result)
+    {
+        Link? link = Host.Links.Find(l => l.Name == skb.InDev);
+        if (link is null)
+        {
+            result.Error = $"no such interface: {skb.InDev}";
+            Drop(result, result.Error);
+            return;
+        }
+        if (!link.Up)
+        {
+            Drop(result, $"interface {link.Name} is down");
+            return;
+        }
+        skb.PacketType = ClassifyLinkDestination(skb, link);
+        if (skb.PacketType == PacketType.OtherHost)
+        {
+            Drop(result, "addressed to another host's MAC (PACKET_OTHERHOST)");
+            return;
+        }
+        if (ReceiveChecks(skb) is { } bad)
+        {
+            Drop(result, bad);
+            return;
+        }
+        if (!RunHook(skb, Hook.Prerouting, result)) return;
+
+        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
+        {
+            Source = skb.Packet.Source,
+            InputInterface = skb.InDev,
+            Mark = skb.Mark,
+        };
+        InputDecision decision = RouteLookup.Input(Host, q);
+        switch (decision.Verdict)
+        {
+            case InputVerdict.Local:
+                Event(new RouteEvent($"local delivery (route type {decision.Route.Type.ToString().ToLowerInvariant()})"));
+                skb.OutDev = null;
+                if (!RunHook(skb, Hook.Input, result)) return;
+                if (!ConfirmConntrack(skb, Hook.Input, result)) return;
+                result.Fate.Add("delivered-local");
+                return;
+            case InputVerdict.Forward:
+                Event(new RouteEvent($"forward via {decision.Route.Device}" + (decision.Route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
+                Forward(skb, decision, result);
+                return;
+            default:
+                RouteDrop(skb, decision, result);
+                return;
+        }
+    }
+
+    /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
+    private static PacketType ClassifyLinkDestination(Skb skb, Link link)
+    {
+        if (skb.DestinationMac is not ulong dst) return PacketType.Host;
+        if (dst == 0xffff_ffff_ffffUL) return PacketType.Broadcast;
+        if ((dst & 0x0100_0000_0000UL) != 0) return PacketType.Multicast;
+        if (link.Name == "lo") return PacketType.Host;
+        return string.Equals(FormatMac(dst), link.Mac, StringComparison.OrdinalIgnoreCase) ? PacketType.Host : PacketType.OtherHost;
+    }
+
+    public static string FormatMac(ulong mac) => string.Join(':', Enumerable.Range(0, 6).Select(i => ((byte)(mac >> (8 * (5 - i)))).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+
+    /// <summary>The header checks of ip_rcv_core / ipv6_rcv: a packet failing them never reaches netfilter.</summary>
+    private static string? ReceiveChecks(Skb skb)
+    {
+        Packet p = skb.Packet;
+        if (p.Family == IpFamily.V4)
+        {
+            if (!p.IpChecksumValid) return "bad IPv4 header checksum (ip_rcv: InCsumErrors)";
+            if (p.Bytes.Length < p.TotalLength) return "IPv4 total length beyond the packet (ip_rcv: InTruncatedPkts)";
+            return null;
+        }
+        // ipv6_rcv: a multicast source is never valid.
+        if ((p.Source >> 120) == 0xff) return "multicast source address (ipv6_rcv)";
+        return null;
+    }
+
+    private void RouteDrop(Skb skb, InputDecision decision, PacketResult result)
+    {
+        string why = decision.Reason switch
+        {
+            InputDropReason.MartianSource => "martian source",
+            InputDropReason.MartianDestination => "martian destination",
+            InputDropReason.SourceValidation => "source validation failed (rp_filter or own address as source)",
+            InputDropReason.NoRoute => "no route to the destination",
+            InputDropReason.ForwardingDisabled => "not for this host and forwarding is disabled",
+            InputDropReason.RejectRoute => $"route of type {decision.Route.Type.ToString().ToLowerInvariant()}",
+            InputDropReason.BeyondScope => "link-local address may not be forwarded (beyond scope)",
+            InputDropReason.NotJoined => "multicast group not joined",
+            _ => decision.Reason.ToString(),
+        };
+        Event(new RouteEvent("dropped by routing: " + why));
+        Drop(result, why);
+        // ip_error / ip6_pkt_drop answer some of these with an ICMP error.
+        if (skb.Family == IpFamily.V4)
+        {
+            int? code = decision.Reason switch
+            {
+                InputDropReason.NoRoute => IcmpErrors.NetUnreachable,
+                InputDropReason.RejectRoute when decision.Route.Type == RouteType.Unreachable => IcmpErrors.HostUnreachable,
+                InputDropReason.RejectRoute when decision.Route.Type == RouteType.Prohibit => IcmpErrors.AdminProhibited,
+                _ => null,
+            };
+            if (code is int c) SendIcmpError(skb, 3, (byte)c, 0, "ICMP destination unreachable");
+        }
+        else
+        {
+            (byte type, byte code)? err = decision.Reason switch
+            {
+                InputDropReason.NoRoute => (1, 0),
+                InputDropReason.RejectRoute when decision.Route.Type == RouteType.Unreachable => (1, 0),
+                InputDropReason.RejectRoute when decision.Route.Type == RouteType.Prohibit => (1, 1),
+                InputDropReason.BeyondScope => (1, 2),
+                _ => null,
+            };
+            if (err is var (t, c6)) SendIcmpError(skb, t, c6, 0, "ICMPv6 destination unreachable");
+        }
+    }
+
+    /// <summary>ip_forward / ip6_forward: host-addressed frames only, TTL, MTU, TTL decrement, FORWARD, then out.</summary>
+    private void Forward(Skb skb, InputDecision decision, PacketResult result)
+    {
+        if (skb.PacketType != PacketType.Host)
+        {
+            Drop(result, "not forwarded: the frame was not addressed to this host's MAC");
+            return;
+        }
+        string outDev = decision.Route.Device ?? "";
+        Packet p = skb.Packet;
+        byte ttl = p.Ttl;
+        if (ttl <= 1)
+        {
+            Event(new RouteEvent(skb.Family == IpFamily.V4 ? "TTL exceeded in transit" : "hop limit exceeded in transit"));
+            Drop(result, skb.Family == IpFamily.V4 ? "TTL exceeded" : "hop limit exceeded");
+            if (skb.Family == IpFamily.V4) SendIcmpError(skb, 11, 0, 0, "ICMP time exceeded");
+            else SendIcmpError(skb, 3, 0, 0, "ICMPv6 time exceeded");
+            return;
+        }
+        int mtu = Host.Links.Find(l => l.Name == outDev)?.Mtu ?? 1500;
+        if (p.TotalLength > mtu && (skb.Family == IpFamily.V6 || p.DontFragment))
+        {
+            Event(new RouteEvent($"packet of {p.TotalLength} bytes exceeds the MTU {mtu} of {outDev}"));
+            Drop(result, "packet too big for the outgoing interface");
+            if (skb.Family == IpFamily.V4) SendIcmpError(skb, 3, 4, (uint)mtu, "ICMP fragmentation needed");
+            else SendIcmpError(skb, 2, 0, (uint)mtu, "ICMPv6 packet too big");
+            return;
+        }
+        if (decision.Redirect && skb.Family == IpFamily.V4 && Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
+            && Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0")
+        {
+            // ip_rt_send_redirect: tell the sender about the better gateway (the first one is sent at once).
+            uint gateway = (uint)(decision.Route.Gateway ?? p.Destination);
+            SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
+        }
+        DecrementTtl(skb);
+        skb.OutDev = outDev;
+        if (!RunHook(skb, Hook.Forward, result)) return;
+        if (!Postrouting(skb, result)) return;
+        Emit(skb, result, generated: false, kind: "forwarded");
+        result.Fate.Add("forwarded:" + outDev);
+    }
+
+    private static void DecrementTtl(Skb skb)
+    {
+        byte[] b = skb.Bytes;
+        if (skb.Family == IpFamily.V4)
+        {
+            // ip_decrease_ttl: TTL - 1 and the checksum adjusted incrementally.
+            b[8]--;
+            uint sum = (uint)((b[10] << 8) | b[11]) + 0x0100;
+            sum += sum >> 16;
+            b[10] = (byte)(sum >> 8);
+            b[11] = (byte)sum;
+        }
+        else
+        {
+            b[7]--;
+        }
+        skb.Reparse();
+    }
+
+    // ------------------------------------------------------------------ local output (ip_local_out)
+
+    /// <summary>A locally generated packet: output route, OUTPUT, re-route, POSTROUTING, then out (or back in by loopback).</summary>
+    private void LocalOut(Skb skb, PacketResult result, bool generated, string? boundDevice, Skb? answering = null)
+    {
+        RouteResult route = OutputRoute(skb, boundDevice);
+        if (!route.Ok)
+        {
+            Event(new RouteEvent($"no output route: {route.ErrorMessage}"));
+            if (!generated) Drop(result, $"no route: the sender gets \"{route.ErrorMessage}\"");
+            else Event(new GeneratedEndEvent("dropped (no route)"));
+            return;
+        }
+        skb.OutDev = route.Device;
+        Event(new RouteEvent($"output route via {route.Device}" + (route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
+        if (answering is not null) Conntrack?.Attach(skb, answering);
+
+        uint mark = skb.Mark;
+        UInt128 src = skb.Packet.Source, dst = skb.Packet.Destination;
+        byte tos = skb.Packet.Tos;
+        if (!RunHook(skb, Hook.Output, result, generated)) return;
+        // ip_route_me_harder: mangle (mark, addresses, TOS) or nat (DNAT) changed what the route depends on.
+        if (skb.Mark != mark || skb.Packet.Source != src || skb.Packet.Destination != dst || skb.Packet.Tos != tos)
+        {
+            RouteResult again = OutputRoute(skb, boundDevice);
+            if (!again.Ok)
+            {
+                Event(new RouteEvent($"re-routing failed: {again.ErrorMessage}"));
+                if (!generated) Drop(result, "re-routing after OUTPUT failed: " + again.ErrorMessage);
+                return;
+            }
+            if (again.Device != skb.OutDev) Event(new RouteEvent($"re-routed via {again.Device}"));
+            skb.OutDev = again.Device;
+        }
+        if (!Postrouting(skb, result, generated)) return;
+        if (skb.OutDev == "lo")
+        {
+            // Looped back: the packet arrives again on lo (PREROUTING, INPUT).
+            Event(new RouteEvent("looped back to this host by lo"));
+            var again = skb.Clone();
+            again.InDev = "lo";
+            again.OutDev = null;
+            again.Socket = null;
+            again.PacketType = PacketType.Host;
+            if (!RunHook(again, Hook.Prerouting, result, generated)) return;
+            if (!RunHook(again, Hook.Input, result, generated)) return;
+            if (!ConfirmConntrack(again, Hook.Input, result, generated)) return;
+            if (!generated) result.Fate.Add("delivered-local");
+            else Event(new GeneratedEndEvent("delivered-local"));
+            return;
+        }
+        Emit(skb, result, generated, generated ? "generated" : "sent");
+        if (!generated) result.Fate.Add("sent:" + skb.OutDev);
+        else Event(new GeneratedEndEvent("sent:" + skb.OutDev));
+    }
+
+    private RouteResult OutputRoute(Skb skb, string? boundDevice)
+    {
+        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
+        {
+            Source = skb.Packet.Source,
+            OutputInterface = boundDevice,
+            Mark = skb.Mark,
+        };
+        return RouteLookup.Output(Host, q);
+    }
+
+    /// <summary>POSTROUTING and the conntrack confirmation at its end.</summary>
+    private bool Postrouting(Skb skb, PacketResult result, bool generated = false)
+    {
+        if (!RunHook(skb, Hook.Postrouting, result, generated)) return false;
+        return ConfirmConntrack(skb, Hook.Postrouting, result, generated);
+    }
+
+    private bool ConfirmConntrack(Skb skb, Hook hook, PacketResult result, bool generated = false)
+    {
+        if (Conntrack is null) return true;
+        var ctx = new PacketContext(this, skb) { Hook = hook };
+        if (Conntrack.Confirm(ctx)) return true;
+        if (!generated) Drop(result, "conntrack confirmation failed");
+        return false;
+    }
+
+    private void Emit(Skb skb, PacketResult result, bool generated, string kind)
+    {
+        byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
+        result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
+        Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
+        _ = generated;
+    }
+
+    // ------------------------------------------------------------------ generated packets (icmp_send, nf_send_reset)
+
+    /// <summary>icmp_send / icmpv6_send for an error about <paramref name="about"/>, when the kernel would send one.</summary>
+    private void SendIcmpError(Skb about, byte type, byte code, uint info, string what)
+    {
+        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info);
+        if (reply is null) return;
+        Generate(reply, about, what);
+    }
+
+    internal void SendGenerated(byte[] ipPacket, Skb? routeFrom, PacketContext ctx) =>
+        Generate(ipPacket, routeFrom ?? ctx.Skb, "reply");
+
+    private void Generate(byte[] ipPacket, Skb answering, string what)
+    {
+        if (_generatedDepth > 4) return;
+        PacketResult? result = Current;
+        if (result is null) return;
+        _generatedDepth++;
+        try
+        {
+            Event(new GeneratedEvent(what));
+            var skb = new Skb(Packet.Parse(ipPacket)) { PacketType = PacketType.Outgoing };
+            LocalOut(skb, result, generated: true, boundDevice: null, answering: answering);
+        }
+        finally
+        {
+            _generatedDepth--;
+        }
+    }
+
+    // ------------------------------------------------------------------ hooks and tables
+
+    /// <summary>Runs every table registered at <paramref name="hook"/> in priority order; false when the packet did not survive.</summary>
+    private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false)
+    {
+        Ruleset rules = Host.Rules(skb.Family);
+        Event(new HookEvent(hook, skb.InDev, skb.OutDev));
+        var ctx = new PacketContext(this, skb) { Hook = hook };
+        bool conntrackDone = hook is not (Hook.Prerouting or Hook.Output);
+        foreach (Registration reg in Order[(int)hook])
+        {
+            if (!conntrackDone && reg.Priority > PriorityConntrack)
+            {
+                conntrackDone = true;
+                if (Conntrack is not null && !Conntrack.Track(ctx))
+                {
+                    if (!generated) Drop(result, "dropped by connection tracking");
+                    return false;
+                }
+            }
+            bool nat = reg.Table == "nat";
+            Table? table = rules.Find(reg.Table);
+            if (nat)
+            {
+                // The nat table is consulted only for a connection's first packet; later ones get its binding.
+                if (Conntrack is null) continue;
+                ctx.Table = "nat";
+                if (table is not null && Conntrack.NeedsNatRules(ctx))
+                {
+                    Verdict nv = RunTable(ctx, table, hook);
+                    if (!Survives(nv, result, generated, skb)) return false;
+                }
+                if (!Conntrack.ApplyNat(ctx))
+                {
+                    if (!generated) Drop(result, "dropped by NAT");
+                    return false;
+                }
+                continue;
+            }
+            if (table is null) continue;
+            Verdict v = RunTable(ctx, table, hook);
+            if (!Survives(v, result, generated, skb)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Turns a table's verdict into the packet's fate; true for ACCEPT.</summary>
+    private bool Survives(Verdict v, PacketResult result, bool generated, Skb skb)
+    {
+        _ = skb;
+        switch (v.Kind)
+        {
+            case VerdictKind.Accept:
+                return true;
+            case VerdictKind.Queue:
+                if (generated) Event(new GeneratedEndEvent("queued:" + v.QueueNumber.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                else result.Fate.Add("queued:" + v.QueueNumber.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                return false;
+            case VerdictKind.Stolen:
+                if (generated) Event(new GeneratedEndEvent("stolen"));
+                else result.Fate.Add("stolen");
+                return false;
+            default:
+                if (generated)
+                {
+                    Event(new GeneratedEndEvent("dropped"));
+                }
+                else if (result.RejectedWith is { } rw)
+                {
+                    result.Fate.Add("rejected:" + rw);
+                }
+                else
+                {
+                    Drop(result, null);
+                }
+                return false;
+        }
+    }
+
+    // ------------------------------------------------------------------ the chain walker
+
+    private readonly (Chain Chain, int Next)[] _stack = new (Chain, int)[JumpStackSize + 1];
+
+    /// <summary>
+    /// Walks a table's base chain for <paramref name="hook"/>: first match wins; jumps push a return point,
+    /// gotos do not; RETURN (or the end of a user chain) pops it, or falls to the base chain's policy.
+    /// Counters of matching rules and of the policy are updated as the kernel does.
+    /// </summary>
+    public Verdict RunTable(PacketContext ctx, Table table, Hook hook)
+    {
+        Chain? chain = table.Find(hook.ChainName());
+        if (chain is null) return Verdict.Accept;
+        Chain baseChain = chain;
+        List<TraceEvent>? trace = Current?.Trace;
+        Skb skb = ctx.Skb;
+        ctx.Hook = hook;
+        ctx.Table = table.Name;
+        trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
+        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false));
+        int sp = 0;
+        int i = 0;
+        while (true)
+        {
+            if (i >= chain.Rules.Count)
+            {
+                if (sp == 0 || chain.IsBuiltin)
+                {
+                    return Policy(ctx, baseChain, trace, skb);
+                }
+                // The implicit RETURN at a user chain's end.
+                trace?.Add(new ChainEndEvent(table.Name, chain.Name, chain.Rules.Count + 1, false, "RETURN"));
+                TraceLine(ctx, chain, chain.Rules.Count + 1, "return", baseChain);
+                (chain, i) = _stack[--sp];
+                continue;
+            }
+            Rule rule = chain.Rules[i];
+            ctx.Chain = chain.Name;
+            ctx.RuleNumber = i + 1;
+            ctx.Rule = rule;
+            ctx.CurrentChain = chain;
+            ctx.RuleIndex = i;
+            string? failed = MatchRule(ctx, rule, trace is not null);
+            if (ctx.HotDrop)
+            {
+                ctx.HotDrop = false;
+                trace?.Add(new RuleEvent(table.Name, chain.Name, i + 1, rule, false, failed) { Verdict = "DROP (malformed packet)" });
+                return Verdict.Drop;
+            }
+            if (failed is not null)
+            {
+                trace?.Add(new RuleEvent(table.Name, chain.Name, i + 1, rule, false, failed));
+                i++;
+                continue;
+            }
+            rule.Counters.Packets++;
+            rule.Counters.Bytes += (ulong)skb.Length;
+            var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
+            if (ev is not null) trace!.Add(ev);
+            TraceLine(ctx, chain, i + 1, Unconditional(rule) && rule.Target is { IsStandardVerdict: true } t0 && t0.Name != Verdicts.Queue
+                ? (chain.IsBuiltin ? "policy" : "return") : "rule", baseChain);
+            TargetUse? target = rule.Target;
+            if (target is null)
+            {
+                if (ev is not null) ev.Verdict = "no target (counted)";
+                i++;
+                continue;
+            }
+            if (target.IsStandardVerdict)
+            {
+                if (ev is not null) ev.Verdict = target.Name;
+                switch (target.Name)
+                {
+                    case Verdicts.Accept: return Verdict.Accept;
+                    case Verdicts.Drop: return Verdict.Drop;
+                    case Verdicts.Queue: return Verdict.Queue(0);
+                    default:
+                        if (sp == 0) return Policy(ctx, baseChain, trace, skb);
+                        (chain, i) = _stack[--sp];
+                        continue;
+                }
+            }
+            if (target.IsChainJump)
+            {
+                Chain? next = table.Find(target.Name);
+                if (next is null)
+                {
+                    i++;
+                    continue;
+                }
+                if (ev is not null) ev.Verdict = (target.Goto ? "goto " : "jump ") + target.Name;
+                if (!target.Goto)
+                {
+                    if (sp >= JumpStackSize)
+                    {
+                        trace?.Add(new NoteEvent($"jump stack exhausted ({JumpStackSize} levels): dropped"));
+                        return Verdict.Drop;
+                    }
+                    _stack[sp++] = (chain, i + 1);
+                }
+                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto));
+                chain = next;
+                i = 0;
+                continue;
+            }
+            ctx.CurrentChain = chain;
+            ctx.RuleIndex = i;
+            ctx.Slot = -1;
+            Verdict v = target.Extension!.Execute(ctx, target.Data!);
+            if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
+            switch (v.Kind)
+            {
+                case VerdictKind.Continue:
+                    i++;
+                    continue;
+                case VerdictKind.Return:
+                    if (sp == 0) return Policy(ctx, baseChain, trace, skb);
+                    (chain, i) = _stack[--sp];
+                    continue;
+                default:
+                    return v;
+            }
+        }
+    }
+
+    private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)
+    {
+        baseChain.Counters.Packets++;
+        baseChain.Counters.Bytes += (ulong)skb.Length;
+        string policy = baseChain.Policy ?? Verdicts.Accept;
+        trace?.Add(new ChainEndEvent(ctx.Table, baseChain.Name, baseChain.Rules.Count + 1, true, policy));
+        TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy", baseChain);
+        return policy == Verdicts.Drop ? Verdict.Drop : Verdict.Accept;
+    }
+
+    /// <summary>The kernel's TRACE line for a traced packet (ipt_do_table's trace_packet).</summary>
+    private void TraceLine(PacketContext ctx, Chain chain, int number, string comment, Chain baseChain)
+    {
+        if (!ctx.Skb.Trace || Current is null) return;
+        _ = baseChain;
+        string prefix = $"TRACE: {ctx.Table}:{chain.Name}:{comment}:{number.ToString(System.Globalization.CultureInfo.InvariantCulture)} ";
+        string line = LogFormat.TraceLine(ctx, prefix);
+        Current.Logs.Add(line);
+        Current.Trace?.Add(new KernelTraceEvent(line));
+    }
+
+    /// <summary>A rule with no condition at all (the kernel's "unconditional" entry: zero IP part, no matches).</summary>
+    private static bool Unconditional(Rule r) =>
+        r.Matches.Count == 0 && r.Source.IsAny && r.Destination.IsAny && !r.SourceInverted && !r.DestinationInverted
+        && r.InInterface.Length == 0 && r.OutInterface.Length == 0 && !r.InInverted && !r.OutInverted
+        && r.Protocol == 0 && !r.ProtocolInverted && !r.Fragment && !r.FragmentInverted;
+
+    private static int PriorityOf(string table, Hook hook)
+    {
+        foreach (Registration r in Order[(int)hook])
+        {
+            if (r.Table == table) return r.Priority;
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// Tests the rule's IP part (ip_packet_match / ip6_packet_match) and its matches in order. Returns null
+    /// when everything matched, else the first part that did not (its text only when <paramref name="explain"/>).
+    /// </summary>
+    private string? MatchRule(PacketContext ctx, Rule rule, bool explain)
+    {
+        Packet p = ctx.Skb.Packet;
+        if (!rule.Source.IsAny || rule.SourceInverted)
+        {
+            if (rule.Source.Contains(p.Source) == rule.SourceInverted) return explain ? RuleParts.Source(rule) : "";
+        }
+        if (!rule.Destination.IsAny || rule.DestinationInverted)
+        {
+            if (rule.Destination.Contains(p.Destination) == rule.DestinationInverted) return explain ? RuleParts.Destination(rule) : "";
+        }
+        if (rule.InInterface.Length != 0 && InterfaceMatches(rule.InInterface, ctx.Skb.InDev) == rule.InInverted)
+            return explain ? RuleParts.In(rule) : "";
+        if (rule.OutInterface.Length != 0 && InterfaceMatches(rule.OutInterface, ctx.Skb.OutDev) == rule.OutInverted)
+            return explain ? RuleParts.Out(rule) : "";
+        if (rule.Protocol != 0 || rule.ProtocolInverted)
+        {
+            int proto = UpperProtocol(p);
+            if (proto < 0)
+            {
+                return explain ? RuleParts.Protocol(rule) : "";
+            }
+            if ((proto == rule.Protocol) == rule.ProtocolInverted) return explain ? RuleParts.Protocol(rule) : "";
+        }
+        if (rule.Fragment && p.IsNonFirstFragment == rule.FragmentInverted)
+            return explain ? (rule.FragmentInverted ? "! -f" : "-f") : "";
+        for (int m = 0; m < rule.Matches.Count; m++)
+        {
+            MatchUse use = rule.Matches[m];
+            ctx.Slot = m;
+            bool ok = use.Extension.Match(ctx, use.Data);
+            if (!ok || ctx.HotDrop) return explain ? RuleParts.Match(use, p.Family) : "";
+        }
+        return null;
+    }
+
+    /// <summary>The upper-layer protocol the rule's -p is compared with (IPv6: after the extension headers); -1 when none can be found.</summary>
+    private static int UpperProtocol(Packet p) => p.Protocol;
+
+    /// <summary>Interface name match with iptables' '+' wildcard (prefix match).</summary>
+    public static bool InterfaceMatches(string pattern, string? device)
+    {
+        string dev = device ?? "";
+        if (pattern.EndsWith('+')) return dev.AsSpan().StartsWith(pattern.AsSpan(0, pattern.Length - 1), StringComparison.Ordinal);
+        return string.Equals(pattern, dev, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+
+namespace Chainwalk.Engine;
+
+/// <summary>
+/// State a match or target keeps between packets (a limit's tokens, a recent list, a quota's remainder):
+/// the kernel's per-rule private data or a per-namespace named object. Saved with the host so that
+/// successive <c>trace</c> commands see one kernel.
+/// </summary>
+public interface IRuntimeState
+{
+    /// <summary>The state as JSON, or null when it is at its initial value and need not be kept.</summary>
+    JsonNode? Save();
+
+    /// <summary>Restores what <see cref="Save"/> wrote.</summary>
+    void Load(JsonNode node);
+}
+
+/// <summary>
+/// The runtime side of the virtual kernel that is not rules, routes or conntrack: the clock, the random
+/// source, and every extension's state, keyed per rule (the rule's identity in its table) or by name.
+/// </summary>
+public sealed class RuntimeState
+{
+    private readonly Dictionary<string, object> _objects = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, JsonNode> _saved = new(StringComparer.Ordinal);
+
+    /// <summary>Seconds on the host clock (the virtual host's <c>Clock</c>).</summary>
+    public double Now { get; set; }
+
+    /// <summary>The random source of statistic --mode random, NAT port choice and the like (seedable).</summary>
+    public Random Random { get; set; } = new(1);
+
+    /// <summary>The state stored under <paramref name="key"/>, created (and loaded from saved JSON) on first use.</summary>
+    public T Get<T>(string key, Func<T> create) where T : class
+    {
+        if (_objects.TryGetValue(key, out object? o) && o is T t) return t;
+        T made = create();
+        if (made is IRuntimeState rs && _saved.TryGetValue(key, out JsonNode? node)) rs.Load(node);
+        _objects[key] = made;
+        return made;
+    }
+
+    /// <summary>Whether a state object exists (or was saved) under <paramref name="key"/>.</summary>
+    public bool Has(string key) => _objects.ContainsKey(key) || _saved.ContainsKey(key);
+
+    public IEnumerable<KeyValuePair<string, object>> Objects => _objects;
+
+    /// <summary>Forgets all states (a ruleset replaced by legacy iptables resets them; tests).</summary>
+    public void Clear()
+    {
+        _objects.Clear();
+        _saved.Clear();
+    }
+
+    /// <summary>The saved form: one JSON object, key → state.</summary>
+    public JsonObject Save()
+    {
+        var o = new JsonObject();
+        foreach (var kv in _saved)
+        {
+            if (!_objects.ContainsKey(kv.Key)) o[kv.Key] = kv.Value.DeepClone();
+        }
+        foreach (var kv in _objects.OrderBy(k => k.Key, StringComparer.Ordinal))
+        {
+            if (kv.Value is IRuntimeState rs && rs.Save() is { } node) o[kv.Key] = node;
+        }
+        return o;
+    }
+
+    public void Load(JsonObject o)
+    {
+        _saved.Clear();
+        _objects.Clear();
+        foreach (var kv in o)
+        {
+            if (kv.Value is not null) _saved[kv.Key] = kv.Value.DeepClone();
+        }
+    }
+}
