@@ -101,7 +101,7 @@ public sealed class Netfilter
                 Drop(result, result.Error);
                 return result;
             }
-            var skb = new Skb(packet);
+            var skb = new Skb(packet) { Trace = input.Trace };
             if (input.Local)
             {
                 skb.OutDev = input.OutInterface;
@@ -546,7 +546,7 @@ public sealed class Netfilter
         ctx.Hook = hook;
         ctx.Table = table.Name;
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
-        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false));
+        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
         while (true)
@@ -627,7 +627,7 @@ public sealed class Netfilter
                     }
                     _stack[sp++] = (chain, i + 1);
                 }
-                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto));
+                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto) { Entered = next });
                 chain = next;
                 i = 0;
                 continue;
