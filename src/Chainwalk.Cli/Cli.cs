@@ -59,6 +59,7 @@ internal static class Cli
                 "trace" when rest.Length >= 2 && rest[0] == "--example" => Chainwalk.Tracing.DemoCommand.Run(rest[1..], io),
                 "trace" => Chainwalk.Tracing.TraceCommand.Run(rest, store, io),
                 "demo" => Chainwalk.Tracing.DemoCommand.Run(rest, io),
+                "clock" => Chainwalk.Tracing.ClockCommand.Run(rest, store, io),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
                 "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
@@ -82,6 +83,7 @@ Compat verbs (same arguments, output and exit codes as the Linux tools, on the v
   ip, sysctl, ipset, nfacct
 Chainwalk verbs:
   demo     built-in example hosts (lab1, nat-gateway, kubernetes) with packets traced; needs no set-up
+  clock    show or advance the host's clock (timeouts, limits, recent lists run on it)
   trace    send a packet (or a batch) through the host's netfilter and explain what happens
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
   extensions  list the xtables matches and targets Chainwalk knows

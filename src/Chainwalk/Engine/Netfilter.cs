@@ -292,14 +292,16 @@ public sealed class Netfilter
             else SendIcmpError(skb, 2, 0, (uint)mtu, "ICMPv6 packet too big");
             return;
         }
-        if (decision.Redirect && skb.Family == IpFamily.V4 && Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
-            && Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0")
+        DecrementTtl(skb);
+        // ip_forward sends the redirect after the TTL decrement: the quoted header shows the new TTL.
+        // IN_DEV_TX_REDIRECTS: conf.all or the device's send_redirects (both 1 by default).
+        if (decision.Redirect && skb.Family == IpFamily.V4 && (Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
+            || Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0"))
         {
             // ip_rt_send_redirect: tell the sender about the better gateway (the first one is sent at once).
-            uint gateway = (uint)(decision.Route.Gateway ?? p.Destination);
+            uint gateway = (uint)(decision.Route.Gateway ?? skb.Packet.Destination);
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
-        DecrementTtl(skb);
         skb.OutDev = outDev;
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
