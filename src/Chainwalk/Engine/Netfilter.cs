@@ -97,8 +97,8 @@ public sealed class Netfilter
         {
             if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
             {
-                result.Error = "not an IP packet: " + Packet.Describe(error);
-                Drop(result, result.Error);
+                // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
+                Drop(result, "malformed IP header: " + Packet.Describe(error));
                 return result;
             }
             var skb = new Skb(packet) { Trace = input.Trace };
@@ -217,8 +217,17 @@ public sealed class Netfilter
             if (p.Bytes.Length < p.TotalLength) return "IPv4 total length beyond the packet (ip_rcv: InTruncatedPkts)";
             return null;
         }
-        // ipv6_rcv: a multicast source is never valid.
+        // ipv6_rcv: a multicast source is never valid; loopback and node-local multicast destinations only on lo;
+        // a multicast destination of the reserved scope 0 is dropped.
         if ((p.Source >> 120) == 0xff) return "multicast source address (ipv6_rcv)";
+        bool onLoopback = skb.InDev == "lo";
+        if (!onLoopback && p.Destination == UInt128.One) return "loopback destination on a non-loopback interface (ipv6_rcv)";
+        if ((p.Destination >> 120) == 0xff)
+        {
+            int scope = (int)((p.Destination >> 112) & 0xf);
+            if (scope == 0) return "multicast destination of reserved scope 0 (ipv6_rcv)";
+            if (scope == 1 && !onLoopback) return "interface-local multicast on a non-loopback interface (ipv6_rcv)";
+        }
         return null;
     }
 
@@ -531,7 +540,10 @@ public sealed class Netfilter
 
     // ------------------------------------------------------------------ the chain walker
 
-    private readonly (Chain Chain, int Next)[] _stack = new (Chain, int)[JumpStackSize + 1];
+    /// <summary>Jump stacks, one per nesting level (a REJECT reply walks OUTPUT while its packet is still mid-walk).</summary>
+    private readonly List<(Chain Chain, int Next)[]> _stacks = new();
+
+    private int _walkDepth;
 
     /// <summary>
     /// Walks a table's base chain for <paramref name="hook"/>: first match wins; jumps push a return point,
@@ -539,6 +551,21 @@ public sealed class Netfilter
     /// Counters of matching rules and of the policy are updated as the kernel does.
     /// </summary>
     public Verdict RunTable(PacketContext ctx, Table table, Hook hook)
+    {
+        if (_walkDepth == _stacks.Count) _stacks.Add(new (Chain, int)[JumpStackSize + 1]);
+        (Chain Chain, int Next)[] stack = _stacks[_walkDepth];
+        _walkDepth++;
+        try
+        {
+            return Walk(ctx, table, hook, stack);
+        }
+        finally
+        {
+            _walkDepth--;
+        }
+    }
+
+    private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
         Chain? chain = table.Find(hook.ChainName());
         if (chain is null) return Verdict.Accept;
@@ -562,7 +589,7 @@ public sealed class Netfilter
                 // The implicit RETURN at a user chain's end.
                 trace?.Add(new ChainEndEvent(table.Name, chain.Name, chain.Rules.Count + 1, false, "RETURN"));
                 TraceLine(ctx, chain, chain.Rules.Count + 1, "return", baseChain);
-                (chain, i) = _stack[--sp];
+                (chain, i) = stack[--sp];
                 continue;
             }
             Rule rule = chain.Rules[i];
@@ -607,7 +634,7 @@ public sealed class Netfilter
                     case Verdicts.Queue: return Verdict.Queue(0);
                     default:
                         if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                        (chain, i) = _stack[--sp];
+                        (chain, i) = stack[--sp];
                         continue;
                 }
             }
@@ -627,7 +654,7 @@ public sealed class Netfilter
                         trace?.Add(new NoteEvent($"jump stack exhausted ({JumpStackSize} levels): dropped"));
                         return Verdict.Drop;
                     }
-                    _stack[sp++] = (chain, i + 1);
+                    stack[sp++] = (chain, i + 1);
                 }
                 trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto) { Entered = next });
                 chain = next;
@@ -646,7 +673,7 @@ public sealed class Netfilter
                     continue;
                 case VerdictKind.Return:
                     if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                    (chain, i) = _stack[--sp];
+                    (chain, i) = stack[--sp];
                     continue;
                 default:
                     return v;
