@@ -473,10 +473,15 @@ public sealed class Netfilter
             if (!conntrackDone && reg.Priority > PriorityConntrack)
             {
                 conntrackDone = true;
-                if (Conntrack is not null && !Conntrack.Track(ctx))
+                if (Conntrack is not null)
                 {
-                    if (!generated) Drop(result, "dropped by connection tracking");
-                    return false;
+                    bool ok = Conntrack.Track(ctx);
+                    if (!generated) result.CtState ??= CtStateName(skb.CtInfo);
+                    if (!ok)
+                    {
+                        if (!generated) Drop(result, "dropped by connection tracking");
+                        return false;
+                    }
                 }
             }
             bool nat = reg.Table == "nat";
@@ -504,6 +509,16 @@ public sealed class Netfilter
         }
         return true;
     }
+
+    /// <summary>The state as --ctstate names it.</summary>
+    public static string CtStateName(CtInfo info) => info switch
+    {
+        CtInfo.New => "NEW",
+        CtInfo.Established or CtInfo.EstablishedReply => "ESTABLISHED",
+        CtInfo.Related or CtInfo.RelatedReply => "RELATED",
+        CtInfo.Untracked => "UNTRACKED",
+        _ => "INVALID",
+    };
 
     /// <summary>Turns a table's verdict into the packet's fate; true for ACCEPT.</summary>
     private bool Survives(Verdict v, PacketResult result, bool generated, Skb skb)
