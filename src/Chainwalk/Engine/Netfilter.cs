@@ -423,9 +423,20 @@ public sealed class Netfilter
     private void Emit(Skb skb, PacketResult result, bool generated, string kind)
     {
         byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
+        int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
+        _ = generated;
+        if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
+        {
+            // ip_finish_output → ip_fragment: a datagram larger than the MTU leaves as fragments.
+            foreach (byte[] fragment in Fragmentation.FragmentV4(bytes, mtu))
+            {
+                result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", fragment, kind));
+                Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
+            }
+            return;
+        }
         result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
         Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
-        _ = generated;
     }
 
     // ------------------------------------------------------------------ generated packets (icmp_send, nf_send_reset)

@@ -260,4 +260,28 @@ public class PipelineTests
             r.Logs[i].ShouldStartWith(prefixes[i] + "IN=eth0 OUT= ");
         }
     }
+
+    [Fact]
+    public void A_datagram_larger_than_the_mtu_leaves_as_fragments()
+    {
+        var host = EngineHost.Create();
+        byte[] big = PacketBuilder.Ipv4("10.0.0.5", "192.168.1.9").Id(77).DontFragment(false).Udp(1000, 2000).PayloadLength(2972).Build();
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", big));
+        r.Fate.ShouldBe(["forwarded:eth1"]);
+        r.Outputs.Select(o => o.Bytes.Length).ShouldBe([1500, 1500, 40]);
+        r.Outputs.Select(o => (o.Packet.FragmentOffset, o.Packet.MoreFragments, o.Packet.FragmentId, o.Packet.IpChecksumValid))
+            .ShouldBe([(0, true, 77u, true), (1480, true, 77u, true), (2960, false, 77u, true)]);
+    }
+
+    [Fact]
+    public void A_df_datagram_larger_than_the_mtu_is_answered_with_fragmentation_needed()
+    {
+        var host = EngineHost.Create();
+        byte[] big = PacketBuilder.Ipv4("10.0.0.5", "192.168.1.9").DontFragment().Udp(1000, 2000).PayloadLength(1600).Build();
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", big));
+        r.Fate.ShouldBe(["dropped"]);
+        Packet icmp = r.Outputs.Single().Packet;
+        (icmp.IcmpType, icmp.IcmpCode).ShouldBe(((byte)3, (byte)4));
+        (icmp.Bytes[20 + 6] << 8 | icmp.Bytes[20 + 7]).ShouldBe(1500);
+    }
 }
