@@ -463,10 +463,13 @@ public sealed class HashlimitMatch : XtExtension<HashlimitData>
     /// Matches below the limit (--hashlimit-upto), above it with --hashlimit-above. Idle buckets expire
     /// after --hashlimit-htable-expire ms, removed by the garbage collector every gcinterval ms.
     /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Keys4 = new(StringComparer.Ordinal), Keys6 = new(StringComparer.Ordinal);
+
     protected override bool Match(PacketContext ctx, HashlimitData d)
     {
         int revision = d.Revision == 1 ? 1 : 3;
-        HashlimitTable t = ctx.Named("hashlimit", (ctx.Family == IpFamily.V4 ? "4:" : "6:") + d.TableName, () => new HashlimitTable());
+        string tableKey = (ctx.Family == IpFamily.V4 ? Keys4 : Keys6).GetOrAdd(d.TableName, ctx.Family == IpFamily.V4 ? static n => "hashlimit:4:" + n : static n => "hashlimit:6:" + n);
+        HashlimitTable t = ctx.State.Get(tableKey, static () => new HashlimitTable());
         long now = LimitMatch.Jiffies(ctx.Now);
         t.Restore(d);
         t.Prepare(d, now);

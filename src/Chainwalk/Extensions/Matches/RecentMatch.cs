@@ -149,9 +149,13 @@ public sealed class RecentMatch : XtExtension<RecentData>
     /// (--hitcount: that many) within --seconds; --reap then drops the least recently seen entry if it is
     /// older. --set, and --update when it matched, add a time stamp. Jiffies are ms of the host clock.
     /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Keys = new(StringComparer.Ordinal);
+
     protected override bool Match(PacketContext ctx, RecentData d)
     {
-        RecentTable t = ctx.Named("recent", d.ListName, () => new RecentTable());
+        // The per-namespace key, cached so that a packet allocates nothing (ctx.Named would build it each time).
+        string key = Keys.GetOrAdd(d.ListName, static n => "recent:" + n);
+        RecentTable t = ctx.State.Get(key, static () => new RecentTable());
         t.Prepare(d);
         Wire.Packet p = ctx.Packet;
         UInt128 addr = (d.Destination ? p.Destination : p.Source) & t.Mask;
