@@ -64,6 +64,15 @@ public sealed class Netfilter
 
     public RuntimeState State { get; }
 
+    /// <summary>
+    /// The host's ipset sets (ipset.rules), read and changed by <c>-m set</c> and <c>-j SET</c>; the caller
+    /// loads them before processing and saves them after (counters, added and deleted entries). Null: no sets.
+    /// </summary>
+    public IpsetStore? Ipsets { get; set; }
+
+    /// <summary>The host's nfacct objects (nfacct.conf) that <c>-m nfacct</c> counts into; loaded and saved by the caller. Null: none.</summary>
+    public NfacctStore? Nfacct { get; set; }
+
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
