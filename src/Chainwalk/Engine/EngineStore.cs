@@ -38,6 +38,8 @@ public static class EngineStore
             }
         }
         var nf = new Netfilter(host, state);
+        if (File.Exists(Path.Combine(store.Directory, IpsetStore.FileName))) nf.Ipsets = IpsetStore.Load(store);
+        if (File.Exists(Path.Combine(store.Directory, NfacctStore.FileName))) nf.Nfacct = NfacctStore.Load(store);
         Opening?.Invoke(store, nf);
         return nf;
     }
@@ -53,6 +55,8 @@ public static class EngineStore
         string path = Path.Combine(store.Directory, RuntimeFile);
         if (o.Count > 0 || File.Exists(path))
             HostStore.WriteAtomic(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        nf.Ipsets?.Save(store);
+        nf.Nfacct?.Save(store);
         Saving?.Invoke(store, nf);
     }
 }
