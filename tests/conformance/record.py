@@ -1,0 +1,433 @@
+#!/usr/bin/python3
+"""Records kernel conformance cases for Chainwalk's engine.
+
+For a seed and N cases: random filter + mangle rule sets (no conntrack) and packets aimed at them,
+run through the real kernel in throw-away network namespaces, recording per packet what reached the
+receiver, what came back to the sender, and `iptables-save -c` after the packet. One JSON file per case.
+
+Topology (all namespaces are created here and deleted on exit):
+    sender  s0 10.1.0.2/24  <-veth->  eth0 10.1.0.1/24  [fw]  eth1 10.2.0.1/24  <-veth->  r0 10.2.0.2/24  receiver
+fw forwards (ip_forward=1), knows its neighbours statically (no ARP), has IPv6 off and no ICMP rate limit.
+A `security` table `-A INPUT -j DROP` in fw (priority 50, after filter) tells locally delivered packets
+apart and keeps fw's own stack from answering them (no RST / port unreachable / echo reply from sockets).
+Sender and receiver drop everything in raw PREROUTING so their stacks never answer; AF_PACKET sockets
+still see the frames.
+
+Usage: record.py --out DIR [--cases N] [--seed S] [--packets P]   (root only)
+"""
+import argparse
+import ctypes
+import json
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from scapy.all import IP, TCP, UDP, ICMP, Raw  # noqa: E402  (python3-scapy)
+
+CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+PREFIX = f"cwk-{os.getpid()}-"
+NS = {"s": PREFIX + "snd", "fw": PREFIX + "fw", "r": PREFIX + "rcv"}
+MAC = {"s0": "02:00:00:00:01:02", "eth0": "02:00:00:00:01:01", "eth1": "02:00:00:00:02:01", "r0": "02:00:00:00:02:02"}
+SENDERS = [f"10.1.0.{i}" for i in range(2, 8)]
+RECEIVERS = [f"10.2.0.{i}" for i in range(2, 8)]
+LOCALS = ["10.1.0.1", "10.2.0.1"]
+
+# The network as Chainwalk's `ip` / `sysctl` verbs rebuild it (the fw namespace only).
+HOST_COMMANDS = [
+    "ip link add eth0 type veth peer name eth0p",
+    "ip link add eth1 type veth peer name eth1p",
+    f"ip link set eth0 address {MAC['eth0']}",
+    f"ip link set eth1 address {MAC['eth1']}",
+    "ip addr add 10.1.0.1/24 dev eth0",
+    "ip addr add 10.2.0.1/24 dev eth1",
+    "ip link set eth0p up",
+    "ip link set eth1p up",
+    "ip link set eth0 up",
+    "ip link set eth1 up",
+    "sysctl -w net.ipv4.ip_forward=1",
+    "sysctl -w net.ipv4.conf.all.rp_filter=0",
+]
+
+
+def sh(cmd, ns=None, check=True, inp=None):
+    argv = cmd if isinstance(cmd, list) else cmd.split()
+    if ns:
+        argv = ["nsenter", f"--net=/run/netns/{ns}"] + argv
+    r = subprocess.run(argv, input=inp, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip()}")
+    return r
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def setns(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+def packet_socket(ns, dev):
+    """An AF_PACKET socket bound to dev inside ns (the socket keeps its namespace)."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        setns(f"/run/netns/{ns}")
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        s.bind((dev, 0))
+        s.setblocking(False)
+        return s
+    finally:
+        _libc.setns(home, CLONE_NEWNET)
+        os.close(home)
+
+
+def setup():
+    for n in NS.values():
+        sh(f"ip netns add {n}")
+    fw, s, r = NS["fw"], NS["s"], NS["r"]
+    sh(f"ip link add eth0 netns {fw} type veth peer name s0 netns {s}")
+    sh(f"ip link add eth1 netns {fw} type veth peer name r0 netns {r}")
+    for ns in NS.values():
+        sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1", ns)
+        sh("sysctl -qw net.ipv6.conf.default.disable_ipv6=1", ns)
+        sh("ip link set lo up", ns)
+    for ns, dev, addr in ((fw, "eth0", "10.1.0.1/24"), (fw, "eth1", "10.2.0.1/24"), (s, "s0", "10.1.0.2/24"), (r, "r0", "10.2.0.2/24")):
+        sh(f"ip link set {dev} address {MAC[dev]}", ns)
+        sh(f"ip addr add {addr} dev {dev}", ns)
+        sh(f"ip link set {dev} up", ns)
+    for a in SENDERS:
+        sh(f"ip neigh replace {a} lladdr {MAC['s0']} nud permanent dev eth0", fw)
+    for a in RECEIVERS:
+        sh(f"ip neigh replace {a} lladdr {MAC['r0']} nud permanent dev eth1", fw)
+    for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+              "net.ipv4.conf.eth0.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0", "net.ipv4.icmp_ratelimit=0",
+              "net.ipv4.icmp_msgs_per_sec=100000", "net.ipv4.conf.all.send_redirects=0"):
+        sh(f"sysctl -qw {k}", fw)
+    for ns in (s, r):
+        sh("iptables -t raw -A PREROUTING -j DROP", ns)
+    time.sleep(0.05)
+
+
+def cleanup():
+    for n in NS.values():
+        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------- rule sets
+
+PREFIXES = ["10.1.0.0/24", "10.1.0.2", "10.1.0.4/31", "10.2.0.0/24", "10.2.0.3", "10.2.0.0/30", "10.0.0.0/8",
+            "192.168.0.0/16", "10.1.0.1", "10.2.0.1", "0.0.0.0/1"]
+PORTS = [22, 53, 80, 123, 443, 1000, 8080]
+REJECTS = ["icmp-port-unreachable", "icmp-host-unreachable", "icmp-net-unreachable", "icmp-admin-prohibited",
+           "icmp-net-prohibited", "icmp-host-prohibited", "icmp-proto-unreachable"]
+ICMP_TYPES = ["echo-request", "echo-reply", "destination-unreachable", "8/0", "3/3", "time-exceeded", "any", "timestamp-request"]
+HOOK_CHAINS = {"filter": ["INPUT", "FORWARD", "OUTPUT"], "mangle": ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]}
+# Hooks where -i / -o are valid (iptables refuses them elsewhere in base chains).
+NO_IN = {"OUTPUT", "POSTROUTING"}
+NO_OUT = {"PREROUTING", "INPUT"}
+
+
+def neg(rng, p=0.2):
+    return "! " if rng.random() < p else ""
+
+
+def gen_match(rng, hook_set, parts, proto):
+    """Appends one random condition to parts; returns the protocol chosen (if any)."""
+    k = rng.choice(["s", "d", "s", "d", "i", "o", "p", "p", "p", "mark", "length", "ttl", "tos", "iprange", "comment"])
+    # One of each option per rule (iptables refuses "multiple -d flags").
+    used = " ".join(parts).split()
+    if ("-" + k) in used or ("-m" in used and k in used):
+        return proto
+    if k == "s":
+        parts.append(f"{neg(rng)}-s {rng.choice(PREFIXES)}")
+    elif k == "d":
+        parts.append(f"{neg(rng)}-d {rng.choice(PREFIXES)}")
+    elif k == "i" and not (hook_set & NO_IN):
+        parts.append(f"{neg(rng)}-i {rng.choice(['eth0', 'eth1', 'eth+', 'lo', 'e+'])}")
+    elif k == "o" and not (hook_set & NO_OUT):
+        parts.append(f"{neg(rng)}-o {rng.choice(['eth0', 'eth1', 'eth+', 'lo'])}")
+    elif k == "p" and proto is None:
+        proto = rng.choice(["tcp", "udp", "icmp"])
+        parts.append(f"-p {proto}")
+        if proto == "tcp":
+            for _ in range(rng.randint(0, 2)):
+                c = rng.choice(["dport", "sport", "flags", "syn", "mport", "range"])
+                if c == "dport":
+                    parts.append(f"{neg(rng)}--dport {rng.choice(PORTS)}")
+                elif c == "sport":
+                    parts.append(f"{neg(rng)}--sport {rng.choice(PORTS)}")
+                elif c == "range":
+                    a = rng.choice([0, 20, 80, 1000])
+                    parts.append(f"{neg(rng)}--dport {a}:{a + rng.choice([5, 100, 1000])}")
+                elif c == "flags":
+                    parts.append(f"{neg(rng)}--tcp-flags {rng.choice(['SYN,ACK,FIN,RST', 'ALL', 'SYN,ACK', 'FIN,SYN,RST,PSH,ACK,URG', 'NONE', 'ACK'])} "
+                                 f"{rng.choice(['SYN', 'ACK', 'SYN,ACK', 'NONE', 'RST', 'FIN,ACK', 'ALL'])}")
+                elif c == "syn":
+                    parts.append(f"{neg(rng)}--syn")
+                else:
+                    ps = ",".join(str(p) for p in rng.sample(PORTS, rng.randint(1, 3)))
+                    parts.append(f"-m multiport {neg(rng)}--{rng.choice(['dports', 'sports', 'ports'])} {ps}")
+        elif proto == "udp":
+            c = rng.choice(["dport", "sport", "mport", "none"])
+            if c == "dport":
+                parts.append(f"{neg(rng)}--dport {rng.choice(PORTS)}")
+            elif c == "sport":
+                parts.append(f"{neg(rng)}--sport {rng.choice(PORTS)}:{rng.choice([2000, 65535])}")
+            elif c == "mport":
+                ps = ",".join(str(p) for p in rng.sample(PORTS, rng.randint(1, 3)))
+                parts.append(f"-m multiport {neg(rng)}--{rng.choice(['dports', 'sports', 'ports'])} {ps}")
+        else:
+            if rng.random() < 0.7:
+                parts.append(f"{neg(rng)}--icmp-type {rng.choice(ICMP_TYPES)}")
+    elif k == "mark":
+        parts.append(f"-m mark {neg(rng)}--mark {rng.choice(['0x1', '0x2', '0x1/0x1', '0x0', '0x10/0xf0', '0x3'])}")
+    elif k == "length":
+        a = rng.choice([0, 20, 28, 40, 60, 100])
+        parts.append(f"-m length {neg(rng)}--length {a}:{a + rng.choice([10, 40, 100, 1000])}")
+    elif k == "ttl":
+        parts.append(f"-m ttl {rng.choice(['--ttl-eq 64', '--ttl-lt 10', '--ttl-gt 30', '--ttl-eq 63', '! --ttl-eq 1', '--ttl-lt 64'])}")
+    elif k == "tos":
+        parts.append(f"-m tos {neg(rng)}--tos {rng.choice(['0x10', '0x08/0x0c', '0x00/0xff', '0x04', '0xb8/0xfc', 'Minimize-Delay'])}")
+    elif k == "iprange":
+        a, b = rng.randint(2, 5), rng.randint(5, 8)
+        side = rng.choice([("src", "10.1.0"), ("dst", "10.2.0"), ("dst", "10.1.0")])
+        parts.append(f"-m iprange {neg(rng)}--{side[0]}-range {side[1]}.{a}-{side[1]}.{b}")
+    elif k == "comment":
+        parts.append(f"-m comment --comment \"c{rng.randint(0, 99)}\"")
+    return proto
+
+
+def gen_target(rng, table, chain, user_chains, idx, proto, hook_set):
+    later = user_chains[idx + 1:] if idx >= 0 else user_chains
+    r = rng.random()
+    if later and r < 0.22:
+        return f"{'-g' if rng.random() < 0.3 else '-j'} {rng.choice(later)}"
+    if idx >= 0 and r < 0.3:
+        return "-j RETURN"
+    if table == "filter":
+        c = rng.choice(["ACCEPT", "DROP", "DROP", "REJECT", "REJECT", "none", "ACCEPT"])
+        if c == "REJECT":
+            w = rng.choice(REJECTS + (["tcp-reset", "tcp-reset"] if proto == "tcp" else []))
+            return f"-j REJECT --reject-with {w}" if rng.random() < 0.85 else "-j REJECT"
+        return "" if c == "none" else f"-j {c}"
+    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP"])
+    if c == "MARK":
+        return rng.choice(["-j MARK --set-mark 0x1", "-j MARK --set-xmark 0x2/0x3", "-j MARK --or-mark 0x10",
+                           "-j MARK --and-mark 0x1", "-j MARK --set-mark 0x3/0xff", "-j MARK --xor-mark 0x1"])
+    if c == "TTL":
+        return rng.choice(["-j TTL --ttl-set 64", "-j TTL --ttl-dec 1", "-j TTL --ttl-inc 2", "-j TTL --ttl-set 1", "-j TTL --ttl-dec 5"])
+    if c == "TOS":
+        return rng.choice(["-j TOS --set-tos 0x10", "-j TOS --set-tos 0x08/0x0c", "-j TOS --and-tos 0x0f", "-j TOS --or-tos 0x04",
+                           "-j TOS --xor-tos 0x02", "-j TOS --set-tos Maximize-Throughput"])
+    if c == "DSCP":
+        return rng.choice(["-j DSCP --set-dscp 0x2e", "-j DSCP --set-dscp 10", "-j DSCP --set-dscp-class AF21", "-j DSCP --set-dscp-class CS1"])
+    return "" if c == "none" else f"-j {c}"
+
+
+def gen_ruleset(rng):
+    lines = []
+    for table, hooks in (("mangle", HOOK_CHAINS["mangle"]), ("filter", HOOK_CHAINS["filter"])):
+        nuser = rng.randint(0, 3 if table == "filter" else 2)
+        prefix = "M" if table == "mangle" else "F"
+        users = [f"{prefix}{i}" for i in range(nuser)]
+        # Which hooks reach each user chain: -i/-o restrictions follow them.
+        body = {c: [] for c in hooks + users}
+        reach = {u: set() for u in users}
+        lines.append(f"*{table}")
+        for h in hooks:
+            pol = "ACCEPT" if table == "mangle" or h == "OUTPUT" or rng.random() < 0.6 else "DROP"
+            lines.append(f":{h} {pol} [0:0]")
+        for u in users:
+            lines.append(f":{u} - [0:0]")
+        for chain in hooks + users:
+            idx = users.index(chain) if chain in users else -1
+            hook_set = {chain} if idx < 0 else reach[chain]
+            if not hook_set and idx >= 0:
+                hook_set = set(hooks)
+            n = rng.randint(0, 6 if idx < 0 else 4)
+            if table == "filter" and chain == "OUTPUT":
+                n = rng.randint(0, 2)
+            for _ in range(n):
+                parts, proto = [], None
+                for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
+                    proto = gen_match(rng, hook_set, parts, proto)
+                t = gen_target(rng, table, chain, users, idx, proto, hook_set)
+                # An unconditional verdict early in a chain hides everything after it: make most conditional.
+                while not parts and t.split()[:2] in (["-j", "ACCEPT"], ["-j", "DROP"], ["-j", "REJECT"]) and rng.random() < 0.8:
+                    proto = gen_match(rng, hook_set, parts, proto)
+                if len(t.split()) == 2 and t.split()[1] in reach:
+                    reach[t.split()[1]] |= hook_set
+                body[chain].append(" ".join(["-A", chain] + parts + ([t] if t else [])))
+        for chain in hooks + users:
+            lines += body[chain]
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def load_ruleset(text):
+    full = text + "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n"
+    r = sh(["iptables-restore"], NS["fw"], check=False, inp=full)
+    return r.returncode == 0, r.stderr.strip()
+
+
+# ---------------------------------------------------------------------------------------------- packets
+
+def gen_packet(rng):
+    src = rng.choice(SENDERS)
+    dst = rng.choice(LOCALS + RECEIVERS + RECEIVERS)
+    ttl = rng.choice([64, 64, 64, 1, 2, 10, 30, 128, 255, 63])
+    tos = rng.choice([0, 0, 0, 0x10, 0x08, 0x04, 0xb8, 0x02, 0x28])
+    ip = IP(src=src, dst=dst, ttl=ttl, tos=tos, id=rng.randint(1, 65535), flags=rng.choice(["DF", "", "DF"]))
+    proto = rng.choice(["tcp", "tcp", "udp", "udp", "icmp"])
+    payload = Raw(bytes(rng.randint(0, 255) for _ in range(rng.choice([0, 0, 8, 20, 60, 150]))))
+    if proto == "tcp":
+        flags = rng.choice(["S", "S", "SA", "A", "PA", "R", "F", "FA", "FPU", "RA", ""])
+        l4 = TCP(sport=rng.choice(PORTS + [40000, 1024, 60000]), dport=rng.choice(PORTS + [2222, 5000]),
+                 flags=flags, seq=rng.randint(0, 2**32 - 1), ack=rng.randint(0, 2**32 - 1) if "A" in flags else 0, window=1024)
+    elif proto == "udp":
+        l4 = UDP(sport=rng.choice(PORTS + [40000, 5353]), dport=rng.choice(PORTS + [9999]))
+    else:
+        t = rng.choice([(8, 0), (8, 0), (0, 0), (13, 0), (3, 3), (11, 0)])
+        l4 = ICMP(type=t[0], code=t[1], id=rng.randint(0, 65535), seq=rng.randint(0, 100))
+        if t[0] in (3, 11):
+            payload = Raw(bytes(IP(src=dst, dst=src, ttl=50) / UDP(sport=53, dport=40000))[:28])
+    return bytes(ip / l4 / payload)
+
+
+def eth(dst, src, ip):
+    return bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00" + ip
+
+
+def drain(sock):
+    """IPv4 packets the socket received (not the ones it sent)."""
+    got = []
+    while True:
+        try:
+            data, addr = sock.recvfrom(65535)
+        except BlockingIOError:
+            return got
+        if addr[2] == PACKET_OUTGOING or data[12:14] != b"\x08\x00":
+            continue
+        ip = data[14:]
+        tot = int.from_bytes(ip[2:4], "big")
+        got.append(ip[:tot])
+
+
+def save_counters():
+    text = sh(["iptables-save", "-c"], NS["fw"]).stdout
+    keep, tables, cur = [], {}, None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            cur = line[1:]
+            tables[cur] = []
+        if cur is not None:
+            tables[cur].append(line)
+        if line == "COMMIT":
+            cur = None
+    local = next((l.split("]")[0] for l in tables.get("security", []) if l.startswith("[") and "-A INPUT -j DROP" in l), "")
+    for t in ("mangle", "filter"):
+        keep += tables.get(t, [])
+    return "\n".join(keep) + "\n", local, tables.get("security", [])
+
+
+def reject_deltas(before, after):
+    """The REJECT rules whose packet counters moved between two save texts."""
+    out = []
+    b, a = before.splitlines(), after.splitlines()
+    if len(a) != len(b):
+        return out
+    for x, y in zip(b, a):
+        if x != y and y.startswith("[") and " -j REJECT" in y:
+            w = y.split("--reject-with ")[1].split()[0] if "--reject-with" in y else "icmp-port-unreachable"
+            out.append(w)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cases", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--packets", type=int, default=8)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        setup()
+        snd = packet_socket(NS["s"], "s0")
+        rcv = packet_socket(NS["r"], "r0")
+        # A packet the sender transmits is delivered into fw by the veth at once; fw's answers are
+        # queued on the peers' backlogs. Wait until nothing arrives for QUIET seconds (at least MIN).
+        for case in range(args.cases):
+            rng = random.Random(args.seed * 100003 + case)
+            for attempt in range(20):
+                rules = gen_ruleset(rng)
+                ok, err = load_ruleset(rules)
+                if ok:
+                    break
+            else:
+                raise RuntimeError("no loadable ruleset: " + err)
+            drain(snd), drain(rcv)
+            before, seen_local, _ = save_counters()
+            packets = []
+            for p in range(args.packets):
+                ip = gen_packet(rng)
+                snd.send(eth(MAC["eth0"], MAC["s0"], ip))
+                outs = []
+                deadline = time.monotonic() + 0.5
+                quiet_until = time.monotonic() + 0.03
+                while time.monotonic() < deadline:
+                    r, _, _ = select.select([snd, rcv], [], [], max(0.0, quiet_until - time.monotonic()))
+                    if not r:
+                        break
+                    for s in r:
+                        for pkt in drain(s):
+                            outs.append({"interface": "eth0" if s is snd else "eth1", "hex": pkt.hex()})
+                    quiet_until = time.monotonic() + 0.03
+                after, sec, _ = save_counters()
+                local, seen_local = sec != seen_local, sec
+                forwarded = any(o["interface"] == "eth1" for o in outs)
+                rej = reject_deltas(before, after)
+                if local:
+                    fate = "delivered-local"
+                elif forwarded:
+                    fate = "forwarded:eth1"
+                elif rej:
+                    fate = "rejected:" + (rej[0] if len(set(rej)) == 1 else "?")
+                else:
+                    fate = "dropped"
+                packets.append({"in": "eth0", "sourceMac": MAC["s0"], "destinationMac": MAC["eth0"], "hex": ip.hex(),
+                                "fate": fate, "outputs": outs, "counters": after})
+                before = after
+            doc = {
+                "seed": args.seed, "case": case, "kernel": os.uname().release,
+                "iptables": sh(["iptables", "-V"]).stdout.strip(),
+                "host": HOST_COMMANDS,
+                "neighbours": {"eth0": {a: MAC["s0"] for a in SENDERS}, "eth1": {a: MAC["r0"] for a in RECEIVERS}},
+                "rules": rules, "packets": packets,
+            }
+            with open(os.path.join(args.out, f"case-{args.seed:04d}-{case:04d}.json"), "w") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+        print(f"recorded {args.cases} cases into {args.out}")
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
