@@ -443,4 +443,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(f"record.py: interrupted ({e}); namespaces deleted", file=sys.stderr)
+        sys.exit(130)

@@ -28,7 +28,15 @@ if [ "$live" = auto ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev
    && /usr/bin/python3 -c "import scapy" 2>/dev/null; then
   tmp="$(mktemp -d /tmp/cwk-conformance.XXXXXX)"
   echo "recording $cases cases (seed $seed) from the kernel $(uname -r) ..."
-  if ! /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$cases" --seed "$seed"; then
+  # record.py deletes its namespaces (cwk-PID-*) itself; should it be killed hard, the trap does.
+  /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$cases" --seed "$seed" &
+  recpid=$!
+  trap 'kill -TERM $recpid 2>/dev/null; wait $recpid 2>/dev/null; for n in $(ip netns list | awk "/^cwk-$recpid-/{print \$1}"); do ip netns del "$n"; done; exit 130' INT TERM
+  wait $recpid
+  recrc=$?
+  trap 'exit 130' INT TERM
+  for n in $(ip netns list | awk "/^cwk-$recpid-/{print \$1}"); do ip netns del "$n"; done
+  if [ "$recrc" -ne 0 ]; then
     echo "recording failed"
     echo "conformance: 0/0 cases agree"
     exit 1
