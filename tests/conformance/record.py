@@ -16,6 +16,7 @@ still see the frames.
 Usage: record.py --out DIR [--cases N] [--seed S] [--packets P]   (root only)
 """
 import argparse
+import ipaddress
 import ctypes
 import json
 import os
@@ -224,7 +225,7 @@ def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False)
         c = rng.choice(["ACCEPT", "DROP", "none", "none"] if table == "filter" else ["ACCEPT", "none", "none", "DROP"])
         return "" if c == "none" else f"-j {c}"
     if table == "filter":
-        c = rng.choice(["ACCEPT", "DROP", "DROP", "REJECT", "REJECT", "none", "ACCEPT"])
+        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT"])
         if c == "REJECT":
             w = "tcp-reset" if proto == "tcp" and rng.random() < 0.5 else rng.choice(REJECTS)
             return f"-j REJECT --reject-with {w}" if rng.random() < 0.85 else "-j REJECT"
@@ -256,7 +257,7 @@ def gen_ruleset(rng, core=False):
         reach = {u: set() for u in users}
         lines.append(f"*{table}")
         for h in hooks:
-            pol = "ACCEPT" if table == "mangle" or h == "OUTPUT" or rng.random() < 0.6 else "DROP"
+            pol = "ACCEPT" if table == "mangle" or h == "OUTPUT" or rng.random() < 0.75 else "DROP"
             lines.append(f":{h} {pol} [0:0]")
         for u in users:
             lines.append(f":{u} - [0:0]")
@@ -293,27 +294,92 @@ def load_ruleset(text):
 
 # ---------------------------------------------------------------------------------------------- packets
 
-def gen_packet(rng):
-    src = rng.choice(SENDERS)
-    dst = rng.choice(LOCALS + RECEIVERS + RECEIVERS)
-    ttl = rng.choice([64, 64, 64, 1, 2, 10, 30, 128, 255, 63])
-    tos = rng.choice([0, 0, 0, 0x10, 0x08, 0x04, 0xb8, 0x02, 0x28])
+ICMP_BY_NAME = {"echo-request": (8, 0), "8/0": (8, 0), "echo-reply": (0, 0), "destination-unreachable": (3, 3), "3/3": (3, 3),
+                "time-exceeded": (11, 0), "timestamp-request": (13, 0)}
+TOS_BY_NAME = {"Minimize-Delay": 0x10}
+
+
+def aim(rng, rules):
+    """Packet field hints that satisfy the positive conditions of one random rule (empty: a random packet)."""
+    lines = [l for l in rules.splitlines() if l.startswith("-A ") and len(l.split()) > 2]
+    lines += [l for l in lines if "-j REJECT" in l] * 2  # replies are the rarest outcome: aim at them more
+    if not lines or rng.random() < 0.4:
+        return {}
+    w = rng.choice(lines).split()
+    h = {}
+    for i in range(2, len(w) - 1):
+        if w[i - 1] == "!":
+            continue
+        o, v = w[i], w[i + 1]
+        if o == "-s":
+            c = [a for a in SENDERS if ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)]
+            if c:
+                h["src"] = rng.choice(c)
+        elif o == "-d":
+            c = [a for a in LOCALS + RECEIVERS if ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)]
+            if c:
+                h["dst"] = rng.choice(c)
+        elif o == "-p":
+            h["proto"] = v
+        elif o in ("--dport", "--sport"):
+            a, _, b = v.partition(":")
+            h[o[2:]] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
+        elif o in ("--dports", "--sports", "--ports"):
+            h["dport" if o != "--sports" else "sport"] = int(rng.choice(v.split(",")))
+        elif o == "--syn":
+            h["flags"] = "S"
+        elif o == "--icmp-type" and v in ICMP_BY_NAME:
+            h["icmp"] = ICMP_BY_NAME[v]
+        elif o == "--ttl-eq":
+            h["ttl"] = int(v)
+        elif o == "--ttl-lt":
+            h["ttl"] = max(1, int(v) - 1)
+        elif o == "--ttl-gt":
+            h["ttl"] = int(v) + 1
+        elif o == "--tos":
+            h["tos"] = TOS_BY_NAME.get(v) or int(v.split("/")[0], 16)
+        elif o == "--length":
+            a, _, b = v.partition(":")
+            h["length"] = rng.randint(int(a), max(int(a), min(int(b or a), 300)))
+        elif o in ("--src-range", "--dst-range"):
+            a, b = v.split("-")
+            c = [x for x in (SENDERS if o == "--src-range" else LOCALS + RECEIVERS)
+                 if ipaddress.ip_address(a) <= ipaddress.ip_address(x) <= ipaddress.ip_address(b)]
+            if c:
+                h["src" if o == "--src-range" else "dst"] = rng.choice(c)
+    return h
+
+
+def gen_packet(rng, rules=""):
+    h = aim(rng, rules)
+    src = h.get("src") or rng.choice(SENDERS)
+    dst = h.get("dst") or rng.choice(LOCALS + RECEIVERS + RECEIVERS)
+    ttl = h.get("ttl") or rng.choice([64, 64, 64, 1, 2, 10, 30, 128, 255, 63])
+    tos = h.get("tos", rng.choice([0, 0, 0, 0x10, 0x08, 0x04, 0xb8, 0x02, 0x28]))
     ip = IP(src=src, dst=dst, ttl=ttl, tos=tos, id=rng.randint(1, 65535), flags=rng.choice(["DF", "", "DF"]))
-    proto = rng.choice(["tcp", "tcp", "udp", "udp", "icmp"])
-    payload = Raw(bytes(rng.randint(0, 255) for _ in range(rng.choice([0, 0, 8, 20, 60, 150]))))
+    proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "udp", "udp", "icmp"])
+    size = rng.choice([0, 0, 8, 20, 60, 150])
     if proto == "tcp":
-        flags = rng.choice(["S", "S", "SA", "A", "PA", "R", "F", "FA", "FPU", "RA", ""])
-        l4 = TCP(sport=rng.choice(PORTS + [40000, 1024, 60000]), dport=rng.choice(PORTS + [2222, 5000]),
+        flags = h.get("flags") or rng.choice(["S", "S", "SA", "A", "PA", "R", "F", "FA", "FPU", "RA", ""])
+        l4 = TCP(sport=h.get("sport") or rng.choice(PORTS + [40000, 1024, 60000]), dport=h.get("dport") or rng.choice(PORTS + [2222, 5000]),
                  flags=flags, seq=rng.randint(0, 2**32 - 1), ack=rng.randint(0, 2**32 - 1) if "A" in flags else 0, window=1024)
+        head = 40
     elif proto == "udp":
-        l4 = UDP(sport=rng.choice(PORTS + [40000, 5353]), dport=rng.choice(PORTS + [9999]))
+        l4 = UDP(sport=h.get("sport") or rng.choice(PORTS + [40000, 5353]), dport=h.get("dport") or rng.choice(PORTS + [9999]))
+        head = 28
     else:
-        t = rng.choice([(8, 0), (8, 0), (0, 0), (13, 0), (3, 3), (11, 0)])
+        t = h.get("icmp") or rng.choice([(8, 0), (8, 0), (0, 0), (13, 0), (3, 3), (11, 0)])
         # Timestamps given: scapy would put the clock into a timestamp request.
         l4 = ICMP(type=t[0], code=t[1], id=rng.randint(0, 65535), seq=rng.randint(0, 100),
                   ts_ori=rng.randint(0, 2**31), ts_rx=rng.randint(0, 2**31), ts_tx=rng.randint(0, 2**31))
+        head = 40 if t[0] == 13 else 28
         if t[0] in (3, 11):
-            payload = Raw(bytes(IP(src=dst, dst=src, ttl=50) / UDP(sport=53, dport=40000))[:28])
+            size = 28
+    if "length" in h and h["length"] >= head:
+        size = h["length"] - head
+    payload = Raw(bytes(rng.randint(0, 255) for _ in range(size)))
+    if proto == "icmp" and t[0] in (3, 11):
+        payload = Raw((bytes(IP(src=dst, dst=src, ttl=50) / UDP(sport=53, dport=40000)) + bytes(size))[:max(size, 28)])
     return bytes(ip / l4 / payload)
 
 
@@ -399,7 +465,7 @@ def main():
             before, seen_local, _ = save_counters()
             packets = []
             for p in range(args.packets):
-                ip = gen_packet(rng)
+                ip = gen_packet(rng, rules)
                 snd.send(eth(MAC["eth0"], MAC["s0"], ip))
                 outs = []
                 deadline = time.monotonic() + 0.5
