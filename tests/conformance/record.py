@@ -419,14 +419,23 @@ def save_counters():
     return "\n".join(keep) + "\n", local, tables.get("security", [])
 
 
-def reject_deltas(before, after):
-    """The REJECT rules whose packet counters moved between two save texts."""
+def reject_deltas(before, after, length):
+    """The --reject-with of the REJECT rules the packet itself (length bytes) met between two save texts.
+
+    A packet the host generated (a REJECT reply, an ICMP time exceeded) can meet a REJECT rule in OUTPUT
+    too; it is never as long as the packet it answers (ICMP errors add 28 bytes, a RST is 40 bytes and
+    answers only TCP packets, which a REJECT rule rejected already), so the byte counter tells them apart.
+    """
     out = []
     b, a = before.splitlines(), after.splitlines()
     if len(a) != len(b):
         return out
     for x, y in zip(b, a):
         if x != y and y.startswith("[") and " -j REJECT" in y:
+            (p0, b0), (p1, b1) = (map(int, l[1:l.index("]")].split(":")) for l in (x, y))
+            dp, db = p1 - p0, b1 - b0
+            if db != length and not (dp >= 2 and db > length):
+                continue
             w = y.split("--reject-with ")[1].split()[0] if "--reject-with" in y else "icmp-port-unreachable"
             out.append(w)
     return out
@@ -481,7 +490,7 @@ def main():
                 after, sec, _ = save_counters()
                 local, seen_local = sec != seen_local, sec
                 forwarded = any(o["interface"] == "eth1" for o in outs)
-                rej = reject_deltas(before, after)
+                rej = reject_deltas(before, after, len(ip))
                 if local:
                     fate = "delivered-local"
                 elif forwarded:
