@@ -84,6 +84,9 @@ public sealed class Netfilter
 
     private int _generatedDepth;
 
+    /// <summary>True while a packet the host generated (REJECT reply, ICMP error) goes through the hooks.</summary>
+    internal bool InGenerated => _generatedDepth > 0;
+
     /// <summary>Processes one packet: received on an interface, or sent by a local process.</summary>
     public PacketResult Process(PacketInput input)
     {
