@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -13,6 +15,9 @@ public sealed class CommentData : ExtensionData
 /// <summary><c>-m comment --comment TEXT</c> (libxt_comment.c): never affects matching.</summary>
 public sealed class CommentMatch : XtExtension<CommentData>
 {
+    /// <summary>A comment always matches (xt_comment.c).</summary>
+    protected override bool Match(PacketContext ctx, CommentData d) => true;
+
     private const int OComment = 0;
     internal const int MaxLength = 255;
 

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -15,6 +17,10 @@ public sealed class DscpData : ExtensionData
 /// <summary><c>-m dscp [!] --dscp N | [!] --dscp-class CLASS</c> (libxt_dscp.c, xt_dscp.c).</summary>
 public sealed class DscpMatch : XtExtension<DscpData>
 {
+    /// <summary>Evaluates the match (xt_dscp.c dscp_mt): the upper six bits of the DS field.</summary>
+    protected override bool Match(PacketContext ctx, DscpData d) =>
+        ((HeaderReads.DsField(ctx.Packet) >> 2) == d.Dscp) != d.Invert;
+
     private const int ODscp = 0, OClass = 1;
 
     public override string Name => "dscp";

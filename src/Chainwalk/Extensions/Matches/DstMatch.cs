@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -11,6 +13,9 @@ public sealed class DstData : Ip6OptsData
 /// <summary><c>-m dst</c> (libip6t_dst.c, ip6t_hbh.c): the IPv6 destination options header.</summary>
 public sealed class DstMatch : XtExtension<DstData>
 {
+    /// <summary>Evaluates the match on the destination options header (ip6t_hbh.c's second registration).</summary>
+    protected override bool Match(PacketContext ctx, DstData d) => HbhMatch.MatchOptions(ctx, d, IpProtocol.DestinationOptions);
+
     private const int Len = 0, Opts = 1;
 
     public override string Name => "dst";

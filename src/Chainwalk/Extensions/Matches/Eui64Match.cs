@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -15,6 +17,25 @@ public sealed class Eui64Data : ExtensionData
 /// </summary>
 public sealed class Eui64Match : XtExtension<Eui64Data>
 {
+    /// <summary>
+    /// Evaluates the match (ip6t_eui64.c): the source address's interface identifier must be the EUI-64 made from
+    /// the Ethernet source address (ff:fe in the middle, the universal/local bit flipped). Without an Ethernet
+    /// header there is nothing to compare: no match, and a non-first fragment is then dropped, as the kernel's
+    /// test reads.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, Eui64Data d)
+    {
+        Packet p = ctx.Packet;
+        if (ctx.Skb.SourceMac is not ulong mac)
+        {
+            if (HeaderReads.FragOff(p) != 0) ctx.HotDrop = true;
+            return false;
+        }
+        ulong eui = ((mac >> 24) << 40) | (0xfffeUL << 24) | (mac & 0xffffff);
+        eui ^= 0x02UL << 56;
+        return (ulong)(p.Source & ulong.MaxValue) == eui;
+    }
+
     public override string Name => "eui64";
 
     public override ExtensionKind Kind => ExtensionKind.Match;

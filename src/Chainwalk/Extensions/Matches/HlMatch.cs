@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -22,6 +24,19 @@ public sealed class HopLimitData : ExtensionData
 /// <summary>The shared parser of <c>-m hl</c> (IPv6 hop limit) and <c>-m ttl</c> (IPv4 TTL).</summary>
 public abstract class HopLimitMatchBase : XtExtension<HopLimitData>
 {
+    /// <summary>Evaluates the match (xt_hl.c ttl_mt / hl_mt6): the TTL or hop limit against the value.</summary>
+    protected override bool Match(PacketContext ctx, HopLimitData d)
+    {
+        byte v = ctx.Packet.Ttl;
+        return d.Mode switch
+        {
+            HopCompare.Eq => v == d.Value,
+            HopCompare.Ne => v != d.Value,
+            HopCompare.Lt => v < d.Value,
+            _ => v > d.Value,
+        };
+    }
+
     private const int OEq = 0, OLt = 1, OGt = 2;
     private const ulong Any = (1UL << OEq) | (1UL << OLt) | (1UL << OGt);
 

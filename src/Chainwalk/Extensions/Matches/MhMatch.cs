@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -15,6 +17,19 @@ public sealed class MhData : ExtensionData
 /// <summary><c>-m mh --mh-type</c> (libip6t_mh.c, ip6t_mh.c): IPv6 mobility header type or range; needs <c>-p mh</c> (135).</summary>
 public sealed class MhMatch : XtExtension<MhData>
 {
+    /// <summary>
+    /// Evaluates the match (ip6t_mh.c): non-first fragments never match; a header shorter than 6 bytes, or one
+    /// whose payload-proto field is not 59 (no next header), drops the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, MhData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 6, out ReadOnlySpan<byte> mh)) return HeaderReads.Drop(ctx);
+        if (mh[0] != IpProtocol.NoNextHeader) return HeaderReads.Drop(ctx);
+        return (mh[2] >= d.TypeMin && mh[2] <= d.TypeMax) != d.Invert;
+    }
+
     public override string Name => "mh";
 
     public override ExtensionKind Kind => ExtensionKind.Match;

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -19,6 +21,10 @@ public sealed class TosData : ExtensionData
 /// </summary>
 public sealed class TosMatch : XtExtension<TosData>
 {
+    /// <summary>Evaluates the match (xt_dscp.c tos_mt): the TOS or traffic class under the mask equals the value.</summary>
+    protected override bool Match(PacketContext ctx, TosData d) =>
+        ((HeaderReads.DsField(ctx.Packet) & d.Mask) == d.Value) != d.Invert;
+
     public override string Name => "tos";
 
     /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
