@@ -59,6 +59,7 @@ public class HeaderMatchTests
         ["tcp-sackperm"] = () => V4().Tcp(1234, 22).TcpOption(TcpOptionKind.SackPermitted).Build(),
         ["tcp-short"] = () => V4().Protocol(IpProtocol.Tcp).Payload(ShortTcp).Build(),
         ["tcp-frag8"] = () => V4().Tcp(1234, 22).Fragment(8, false, 7).Build(),
+        ["tcp-frag8-zeros"] = () => V4().Protocol(IpProtocol.Tcp).Fragment(8, false, 7).PayloadLength(20).Build(),
         ["tcp-frag16"] = () => V4().Tcp(1234, 22).Fragment(16, false, 7).Build(),
         ["tcp-first-frag"] = () => V4().Tcp(1234, 22).Fragment(0, true, 7).Build(),
         ["tcp-2222-to-22"] = () => V4().Tcp(2222, 22).Build(),
@@ -145,17 +146,22 @@ public class HeaderMatchTests
         { "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN", "tcp-syn", Drop },
         { "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN", "tcp-ack", Pass },
         { "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN", "tcp-ack", Drop },
-        // Native: a non-first fragment has no transport header for nft_payload (NFT_BREAK), even inverted, no hot drop.
-        { "-p tcp -m tcp ! --dport 23", "tcp-frag8", Pass },
-        { "-p tcp -m tcp --dport 22", "tcp-frag16", Pass },
-        // Native: only the bytes each compare reads must be there; a 10-byte TCP "header" still has its ports.
+        // Native: nft_payload reads a non-first fragment's data as the header (kernel: 20 zero bytes at offset 8
+        // count for "! --dport 23", not for "--dport 22"), and no hot drop.
+        { "-p tcp -m tcp ! --dport 23", "tcp-frag8-zeros", Drop },
+        { "-p tcp -m tcp --dport 22", "tcp-frag8-zeros", Pass },
+        { "-p tcp -m tcp --dport 22", "tcp-frag16", Drop },
+        // Native: only the bytes each compare reads must be there; a 10-byte TCP "header" still has its ports
+        // (kernel: "--dport 22" counts it, "--tcp-flags SYN SYN" does not, the packet goes on).
         { "-p tcp -m tcp --dport 22", "tcp-short", Drop },
         { "-p tcp -m tcp --tcp-flags SYN SYN", "tcp-short", Pass },
         // Native both single ports inverted: one compare of the pair (not (sport == S and dport == D)).
+        // kernel: the 1234 -> 22 SYN counts for "! --sport 1234 ! --dport 23", not "! --sport 1234 ! --dport 22".
         { "-p tcp -m tcp ! --sport 1234 ! --dport 23", "tcp-syn", Drop },
         { "-p tcp -m tcp ! --sport 1234 ! --dport 22", "tcp-syn", Pass },
         { "-p tcp -m tcp ! --sport 2222 ! --dport 22", "tcp-2222-to-22", Pass },
-        // xt tcp (no option, or --tcp-option): xt_tcpudp.c. Fragment offset 1 is hot-dropped, others just fail.
+        // xt tcp (no option, or --tcp-option): xt_tcpudp.c. Fragment offset 1 is hot-dropped, others just fail
+        // (kernel: offset 8 bytes stops the walk, 16 goes on to the next rule).
         { "-p tcp -m tcp", "tcp-syn", Drop },
         { "-p tcp -m tcp", "tcp-frag16", Pass },
         { "-p tcp -m tcp ! --tcp-option 2", "tcp-frag8", Drop },
@@ -164,14 +170,15 @@ public class HeaderMatchTests
         { "-p tcp -m tcp --tcp-option 2", "tcp-sackperm", Pass },
         { "-p tcp -m tcp ! --tcp-option 2", "tcp-syn", Drop },
         { "-p tcp -m tcp --tcp-option 4", "tcp-first-frag", Pass },
-        // xt tcp on a truncated header: hot drop even where the rule cannot match.
+        // xt tcp on a truncated header: hot drop even where the rule cannot match (kernel: nothing after it counts).
         { "-p tcp -m tcp --dport 22 --tcp-option 99", "tcp-short", Drop },
         { "-p tcp -m tcp --dport 23 --tcp-option 99", "tcp-syn", Pass },
-        // udp: native with a port, xt udp without (xt_tcpudp.c: truncated header hot-dropped).
+        // udp: native with a port, xt udp without (xt_tcpudp.c: truncated header hot-dropped). kernel: a 6-byte
+        // UDP "header" counts for "! --dport 54" and is hot-dropped by "-p udp -m udp".
         { "-p udp -m udp --dport 53", "udp-53", Drop },
         { "-p udp -m udp --sport 5353 --dport 54", "udp-53", Pass },
         { "-p udp -m udp ! --dport 54", "udp-short", Drop },
-        { "-p udp -m udp ! --dport 54", "udp-frag16", Pass },
+        { "-p udp -m udp ! --dport 54", "udp-frag16", Drop },
         { "-p udp -m udp", "udp-short", Drop },
         { "-p udp -m udp", "udp-frag16", Pass },
         // icmp (icmp_match): "any" is type 255; code ranges; a short header is hot-dropped.
@@ -256,7 +263,8 @@ public class HeaderMatchTests
         { "-p tcp -m tcpmss ! --mss 536", "tcp-syn", Drop },
         { "-p tcp -m tcpmss --mss 536", "tcp-syn", Pass },
         { "-p tcp -m tcpmss --mss 536", "tcp-short", Drop },
-        // u32 (xt_u32.c): "@" jumps over the IP header; a read past the end is false before inversion.
+        // u32 (xt_u32.c): "@" jumps over the IP header; a read past the end is false before inversion
+        // (kernel: on a 40-byte SYN "36=..." counts, "37=..." does not, "! ...@100=0" does).
         { "-m u32 --u32 \"0>>22&0x3C@0>>16=1234\"", "tcp-syn", Drop },
         { "-m u32 --u32 \"0>>22&0x3C@0>>16=1233\"", "tcp-syn", Pass },
         { "-m u32 --u32 \"6&0xFF=6&&0>>22&0x3C@0&0xFFFF=20:30,80\"", "tcp-syn", Drop },
@@ -267,6 +275,7 @@ public class HeaderMatchTests
         { "-m u32 --u32 \"37=0:0xFFFFFFFF\"", "tcp-syn", Pass },
         { "-m u32 --u32 \"0>>22&0x3C@12>>26&0x3C@0=0x47455420\"", "tcp-payload", Drop },
         // string (xt_string.c / skb_find_text): the whole pattern inside [from, to), offsets from the IP header.
+        // kernel: "--from 40 --to 45" finds "GET /" at 40, "--to 44" does not; |e9| --icase finds 0xc9 (bm and kmp).
         { "-m string --string \"GET /\" --algo bm", "tcp-payload", Drop },
         { "-m string --string \"GET /\" --algo kmp --from 40 --to 45", "tcp-payload", Drop },
         { "-m string --string \"GET /\" --algo kmp --from 40 --to 44", "tcp-payload", Pass },
@@ -298,7 +307,7 @@ public class HeaderMatchTests
         { "-m length --length 48", "v6-tc-b9-hl5", Drop },
         { "-m iprange --dst-range 2001:db8:1::1-2001:db8:1::ff", "v6-tcp", Drop },
         { "-m iprange --src-range 2001:db8:1::3-2001:db8:1::ff", "v6-tcp", Pass },
-        // hbh / dst (ip6t_hbh.c): length in bytes, options in order.
+        // hbh / dst (ip6t_hbh.c): length in bytes, options in order (the hbh and rt rows: kernel).
         { "-m hbh --hbh-len 8", "v6-hbh-tcp", Drop },
         { "-m hbh ! --hbh-len 8", "v6-hbh-tcp", Pass },
         { "-m hbh --hbh-opts 5:2,1:0", "v6-hbh-tcp", Drop },
@@ -308,7 +317,8 @@ public class HeaderMatchTests
         { "-m hbh", "v6-tcp", Pass },
         { "-m dst --dst-opts 1:4", "v6-dst-tcp", Drop },
         { "-m dst", "v6-hbh-tcp", Pass },
-        // frag (ip6t_frag.c): finds the fragment header of later fragments too.
+        // frag (ip6t_frag.c): finds the fragment header of later fragments too (kernel: a last fragment counts
+        // for --fraglast and --fragid, not --fragmore or --fragfirst).
         { "-m frag --fragid 0x1234 --fragfirst", "v6-frag-first", Drop },
         { "-m frag --fragfirst", "v6-frag-last", Pass },
         { "-m frag --fraglast", "v6-frag-last", Drop },
@@ -325,7 +335,11 @@ public class HeaderMatchTests
         { "-m rt --rt-type 0 --rt-0-addrs 2001:db8::a,2001:db8::c --rt-0-not-strict", "v6-rt0", Drop },
         { "-m rt --rt-type 0 --rt-0-addrs 2001:db8::c,2001:db8::a --rt-0-not-strict", "v6-rt0", Pass },
         // srh (ip6t_srh.c): segments [c, b, a], segments left 1: previous a, next c, last a.
-        { "-m srh --srh-next-hdr 6 --srh-segs-left-eq 1 --srh-last-entry-eq 2 --srh-tag 0x777", "v6-srh", Drop },
+        { "-m srh --srh-next-hdr 6 --srh-segs-left-eq 1 --srh-last-entry-eq 2", "v6-srh", Drop },
+        // The tag is compared in the wrong byte order on a little-endian host (kernel: tag 0x0777 is matched
+        // by --srh-tag 0x7707, not by 0x777).
+        { "-m srh --srh-tag 0x7707", "v6-srh", Drop },
+        { "-m srh --srh-tag 0x777", "v6-srh", Pass },
         { "-m srh --srh-segs-left-gt 1", "v6-srh", Pass },
         { "-m srh ! --srh-segs-left-gt 1", "v6-srh", Drop },
         { "-m srh --srh-hdr-len-eq 6", "v6-srh", Drop },
@@ -348,12 +362,13 @@ public class HeaderMatchTests
         { "-m ipv6header --header frag,prot", "v6-frag-first", Drop },
         { "-m ipv6header --header esp", "v6-esp", Drop },
         { "-m ipv6header --header none", "v6-none-data", Drop },
-        // Fewer than 2 bytes after the IPv6 header: the kernel gives up before it looks at "no next header".
-        { "-m ipv6header --header none", "v6-none", Pass },
-        // --soft with "!": the kernel XORs a truth value with 0xff, so it matches any packet.
+        // "No next header" is seen before the length check: an empty payload matches too (kernel).
+        { "-m ipv6header --header none", "v6-none", Drop },
+        // --soft with "!": the kernel XORs a truth value with 0xff, so it matches any packet (kernel: a plain
+        // TCP packet and an empty no-next-header packet both count).
         { "-m ipv6header ! --header hop --soft", "v6-hbh-tcp", Drop },
         { "-m ipv6header ! --header hop --soft", "v6-tcp", Drop },
-        // mh (ip6t_mh.c): payload proto other than 59 is hot-dropped.
+        // mh (ip6t_mh.c): payload proto other than 59 is hot-dropped (kernel: nothing after it counts).
         { "-p mh -m mh --mh-type binding-update", "v6-mh-bu", Drop },
         { "-p mh -m mh --mh-type 6:10", "v6-mh-bu", Pass },
         { "-p mh -m mh --mh-type 6:10", "v6-mh-bad-proto", Drop },

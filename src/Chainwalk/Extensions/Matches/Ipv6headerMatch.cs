@@ -38,8 +38,8 @@ public sealed class Ipv6headerMatch : XtExtension<Ipv6headerData>
         while (next is IpProtocol.HopByHop or IpProtocol.Routing or IpProtocol.Fragment or IpProtocol.Esp or IpProtocol.Ah
             or IpProtocol.NoNextHeader or IpProtocol.DestinationOptions)
         {
-            if (len < 2) return false;
             if (next == IpProtocol.NoNextHeader) { seen |= 0x02; break; }
+            if (len < 2) return false;
             if (next == IpProtocol.Esp) { seen |= 0x04; break; }
             if (ptr + 2 > b.Length) return false;
             int hdrlen = next switch

@@ -5,7 +5,8 @@ namespace Chainwalk.Extensions.Matches;
 /// <summary>
 /// The port compares iptables-nft 1.8.9 emits for <c>-m tcp</c>/<c>-m udp</c> (iptables/nft.c add_nft_tcpudp),
 /// evaluated as nf_tables does: a payload load at the transport header that fails (too short) ends the rule
-/// without a match, whatever the inversion.
+/// without a match, whatever the inversion. The load does not look at the fragment offset: a later
+/// fragment's first bytes are read as ports (recorded on Linux 6.18).
 /// </summary>
 internal static class NativePorts
 {
@@ -13,7 +14,8 @@ internal static class NativePorts
     {
         // Both ports single, non-zero and inverted alike: one 4-byte compare of the pair. Inverted, it is
         // "not (sport == S and dport == D)", which is not what xt_tcpudp's two inverted compares mean
-        // (sport != S and dport != D): the 1.8.9 translation's own semantics, kept here.
+        // (sport != S and dport != D): the 1.8.9 translation's own semantics, kept here (recorded on Linux 6.18:
+        // "! --sport 1234 ! --dport 23" counts a 1234 -> 22 SYN).
         if (smin != 0 && smin == smax && dmin != 0 && dmin == dmax && sinv == dinv)
         {
             if (!HeaderReads.TryTransport(p, 4, out ReadOnlySpan<byte> pair)) return false;

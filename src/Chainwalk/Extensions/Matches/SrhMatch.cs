@@ -42,7 +42,9 @@ public sealed class SrhMatch : XtExtension<SrhData>
         if (Ipv6HeaderFinder.Find(p.Bytes, IpProtocol.Routing, out int off, out _) < 0) return false;
         if (!HeaderReads.TryRead(p, off, 8, out ReadOnlySpan<byte> srh)) return false;
         byte nexthdr = srh[0], hdrlen = srh[1], type = srh[2], segsLeft = srh[3], last = srh[4];
-        ushort tag = HeaderReads.U16(srh, 6);
+        // ip6t_srh.c compares the header's big-endian tag with the host-order number libip6t_srh stored: on a
+        // little-endian host (x86, arm64) --srh-tag 0x7707 is what matches a tag of 0x0777 (recorded on Linux 6.18).
+        ushort tag = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(srh[6..]);
         if (type != 4 || segsLeft > last) return false;
         if (Fails(d, 0, nexthdr == d.NextHeader)) return false;
         if (Fails(d, 1, hdrlen == d.HeaderLength) || Fails(d, 2, hdrlen > d.HeaderLength) || Fails(d, 3, hdrlen < d.HeaderLength)) return false;

@@ -40,16 +40,17 @@ public sealed class TcpMatch : XtExtension<TcpData>
 {
     /// <summary>
     /// Evaluates the match. iptables-nft 1.8.9 sends ports and flags as native payload expressions
-    /// (<see cref="TcpData.Native"/>): each reads its bytes at the transport header and, when the packet is a
-    /// non-first fragment or too short for them, the rule simply does not match (nft_payload.c: NFT_BREAK), with
-    /// no hot drop. Otherwise the kernel's xt "tcp" match runs (xt_tcpudp.c): a fragment at offset 1 and a
-    /// truncated header drop the packet.
+    /// (<see cref="TcpData.Native"/>): each reads its bytes at the transport header, also in a non-first
+    /// fragment (whose data is then read as if it were the header), and when the packet is too short for them
+    /// the rule simply does not match (nft_payload.c: NFT_BREAK), with no hot drop. Otherwise the kernel's xt
+    /// "tcp" match runs (xt_tcpudp.c): fragments do not match, one at offset 1 and a truncated header drop the
+    /// packet. Both recorded on Linux 6.18 with iptables 1.8.9 (nft).
     /// </summary>
     protected override bool Match(PacketContext ctx, TcpData d)
     {
         Packet p = ctx.Packet;
         int fragoff = HeaderReads.FragOff(p);
-        if (d.Native) return MatchNative(p, fragoff, d);
+        if (d.Native) return MatchNative(p, d);
         if (fragoff != 0)
         {
             // "Don't allow a fragment of TCP 8 bytes in": offset 1 could overwrite the flags of the first fragment.
@@ -75,9 +76,8 @@ public sealed class TcpMatch : XtExtension<TcpData>
     }
 
     /// <summary>The nf_tables expressions iptables-nft 1.8.9 emits for ports and flags (nft.c add_nft_tcp/add_nft_tcpudp).</summary>
-    private static bool MatchNative(Packet p, int fragoff, TcpData d)
+    private static bool MatchNative(Packet p, TcpData d)
     {
-        if (fragoff != 0) return false;
         if (d.FlagMask != 0)
         {
             if (!HeaderReads.TryTransport(p, 14, out ReadOnlySpan<byte> f)) return false;
