@@ -60,6 +60,7 @@ public class HeaderMatchTests
         ["tcp-short"] = () => V4().Protocol(IpProtocol.Tcp).Payload(ShortTcp).Build(),
         ["tcp-frag8"] = () => V4().Tcp(1234, 22).Fragment(8, false, 7).Build(),
         ["tcp-frag8-zeros"] = () => V4().Protocol(IpProtocol.Tcp).Fragment(8, false, 7).PayloadLength(20).Build(),
+        ["tcp-frag16-zeros"] = () => V4().Protocol(IpProtocol.Tcp).Fragment(16, false, 7).PayloadLength(20).Build(),
         ["tcp-frag16"] = () => V4().Tcp(1234, 22).Fragment(16, false, 7).Build(),
         ["tcp-first-frag"] = () => V4().Tcp(1234, 22).Fragment(0, true, 7).Build(),
         ["tcp-2222-to-22"] = () => V4().Tcp(2222, 22).Build(),
@@ -72,6 +73,7 @@ public class HeaderMatchTests
         ["icmp-port-unreach"] = () => V4().Icmp(3, 3).Build(),
         ["icmp-short"] = () => V4().Protocol(IpProtocol.Icmp).Payload(Bytes(8, 0, 0, 0)).Build(),
         ["sctp-data-sack"] = () => V4().Protocol(IpProtocol.Sctp).Payload(SctpDataSack).Build(),
+        ["sctp-idata"] = () => V4().Sctp(5000, 6000, 1, 64, 0, Bytes(0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0)).Build(),
         ["sctp-init"] = () => V4().SctpInit(5000, 6000, 77).Build(),
         ["sctp-short"] = () => V4().Protocol(IpProtocol.Sctp).Payload(SctpDataSack.AsSpan(0, 12 + 20 + 2)).Build(),
         ["dccp-request"] = () => V4().Protocol(33).Payload(DccpRequest()).Build(),
@@ -202,7 +204,7 @@ public class HeaderMatchTests
         { "-p tcp -m multiport ! --dports 80", "tcp-frag16", Pass },
         { "-p udp -m multiport ! --dports 53", "udp-short", Pass },
         { "-p tcp -m multiport --dports 22", "tcp-short", Drop },
-        // sctp (xt_sctp.c): chunk types any/all/only with flags.
+        // sctp (xt_sctp.c): chunk types any/all/only with flags (these rows: kernel).
         { "-p sctp -m sctp --dport 6000", "sctp-data-sack", Drop },
         { "-p sctp -m sctp --sport 5001", "sctp-data-sack", Pass },
         { "-p sctp -m sctp --chunk-types any INIT", "sctp-init", Drop },
@@ -216,6 +218,9 @@ public class HeaderMatchTests
         { "-p sctp -m sctp --chunk-types any DATA:Be", "sctp-data-sack", Pass },
         { "-p sctp -m sctp --chunk-types all DATA:be,SACK", "sctp-data-sack", Pass },
         { "-p sctp -m sctp --chunk-types any ALL", "sctp-data-sack", Drop },
+        // libxt_sctp keys chunk flags by its name table's index (I_DATA is 15, its type 64): the flag condition
+        // never meets an I_DATA chunk (kernel: "any I_DATA:BE" counts an I_DATA chunk with no flags).
+        { "-p sctp -m sctp --chunk-types any I_DATA:BE", "sctp-idata", Drop },
         // The second chunk header is cut: xt_sctp hot-drops while walking.
         { "-p sctp -m sctp --chunk-types any SACK", "sctp-short", Drop },
         { "-p sctp -m sctp --chunk-types any INIT", "sctp-short", Drop },
@@ -263,6 +268,9 @@ public class HeaderMatchTests
         { "-p tcp -m tcpmss ! --mss 536", "tcp-syn", Drop },
         { "-p tcp -m tcpmss --mss 536", "tcp-syn", Pass },
         { "-p tcp -m tcpmss --mss 536", "tcp-short", Drop },
+        // No fragment check: a later fragment's zero bytes are a TCP header with data offset 0, hot-dropped (kernel).
+        { "-p tcp -m tcpmss ! --mss 536", "tcp-frag16-zeros", Drop },
+        { "-p tcp -m tcpmss --mss 536", "tcp-frag16-zeros", Drop },
         // u32 (xt_u32.c): "@" jumps over the IP header; a read past the end is false before inversion
         // (kernel: on a 40-byte SYN "36=..." counts, "37=..." does not, "! ...@100=0" does).
         { "-m u32 --u32 \"0>>22&0x3C@0>>16=1234\"", "tcp-syn", Drop },

@@ -1,7 +1,6 @@
 using System.Text;
 using Chainwalk.Engine;
 using Chainwalk.Net;
-using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
