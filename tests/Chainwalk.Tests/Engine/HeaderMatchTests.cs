@@ -89,6 +89,7 @@ public class HeaderMatchTests
         ["v6-dst-tcp"] = () => V6().Ipv6Extension(IpProtocol.DestinationOptions, Bytes(1, 4, 0, 0, 0, 0)).Tcp(1234, 22).Build(),
         ["v6-frag-first"] = () => V6().Fragment(0, true, 0x1234).Tcp(1234, 22).Build(),
         ["v6-frag-last"] = () => V6().Fragment(1200, false, 0x1234).Tcp(1234, 22).Build(),
+        ["v6-frag-later-data"] = () => V6().Fragment(1200, false, 0x1234).Protocol(IpProtocol.Tcp).Payload(LaterFragmentData()).Build(),
         ["v6-frag8"] = () => V6().Fragment(8, true, 0x1234).Tcp(1234, 22).Build(),
         ["v6-rt0"] = () => V6().Ipv6Extension(IpProtocol.Routing, Rt0()).Tcp(1234, 22).Build(),
         ["v6-srh"] = () => V6().Ipv6Extension(IpProtocol.Routing, Srh()).Tcp(1234, 22).Build(),
@@ -102,6 +103,17 @@ public class HeaderMatchTests
         ["v6-none-data"] = () => V6().Protocol(IpProtocol.NoNextHeader).PayloadLength(8).Build(),
         ["v6-eui64"] = () => PacketBuilder.Ipv6("2001:db8:1:0:211:22ff:fe33:4455", "2001:db8:1::1").Udp(1, 2).Build(),
     };
+
+    /// <summary>A later fragment's data that looks like a TCP header: ports 4369 → 8738, data offset 5, ECE.</summary>
+    private static byte[] LaterFragmentData()
+    {
+        byte[] b = new byte[20];
+        b[0] = b[1] = 0x11;
+        b[2] = b[3] = 0x22;
+        b[12] = 0x50;
+        b[13] = 0x40;
+        return b;
+    }
 
     private static readonly string[] RtAddresses = ["2001:db8::a", "2001:db8::b", "2001:db8::c"];
 
@@ -303,10 +315,21 @@ public class HeaderMatchTests
         { "-p tcp -m tcp --dport 22 --tcp-option 99", "v6-frag-last", Pass },
         // IPv6 par->fragoff is in bytes, so offset 8 is not the "offset 1" TCP fragment: no hot drop.
         { "-p tcp -m tcp ! --tcp-option 99", "v6-frag8", Pass },
+        // nf_tables' transport offset of an IPv6 later fragment is 0 (ipv6_find_hdr does not store it), so native
+        // ports and the xt matches that skip the fragment check read the IPv6 header. kernel: "--sport 24576"
+        // (0x6000) counts, "--sport 4369" does not; ECE is read from the source address (clear); tcpmss finds a
+        // data offset of 0 there and hot-drops.
+        { "-p tcp -m tcp --sport 24576", "v6-frag-later-data", Drop },
+        { "-p tcp -m tcp --sport 4369", "v6-frag-later-data", Pass },
+        { "-p tcp -m tcp --dport 0", "v6-frag-later-data", Drop },
+        { "-p tcp -m ecn --ecn-tcp-ece", "v6-frag-later-data", Pass },
+        { "-p tcp -m ecn ! --ecn-tcp-ece", "v6-frag-later-data", Drop },
+        { "-p tcp -m tcpmss ! --mss 536", "v6-frag-later-data", Drop },
         { "-p ipv6-icmp -m icmp6 --icmpv6-type echo-request", "v6-icmp-echo", Drop },
         { "-p ipv6-icmp -m icmp6 --icmpv6-type 1/4", "v6-icmp-unreach", Drop },
         { "-p ipv6-icmp -m icmp6 --icmpv6-type 1/0", "v6-icmp-unreach", Pass },
         { "-p ipv6-icmp -m icmp6 ! --icmpv6-type 1", "v6-icmp-unreach", Pass },
+        // hl, tos, dscp, ecn, length, iprange on IPv6 (kernel, as icmp6 and dst above and below).
         { "-m hl --hl-eq 5", "v6-tc-b9-hl5", Drop },
         { "-m hl --hl-lt 5", "v6-tc-b9-hl5", Pass },
         { "-m tos --tos 0xb9", "v6-tc-b9-hl5", Drop },
@@ -399,9 +422,10 @@ public class HeaderMatchTests
     {
         { "matching MAC", 0x001122334455UL, Drop },
         { "other MAC", 0x001122334456UL, Pass },
+        { "no MAC given", null, Pass },
     };
 
-    /// <summary>ip6t_eui64.c: the interface identifier against the Ethernet source address.</summary>
+    /// <summary>ip6t_eui64.c: the interface identifier against the Ethernet source address (the two MAC rows: kernel).</summary>
     [Theory]
     [MemberData(nameof(Eui64Rows))]
     public void Eui64_compares_source_with_mac(string name, ulong? mac, string fate) =>

@@ -69,7 +69,7 @@ public sealed class DccpMatch : XtExtension<DccpData>
         if (doff < fixedLength) return HeaderReads.Drop(ctx);
         int optlen = doff - fixedLength;
         if (optlen == 0) return false;
-        if (!HeaderReads.TryRead(p, p.TransportOffset + fixedLength, optlen, out ReadOnlySpan<byte> op)) return HeaderReads.Drop(ctx);
+        if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + fixedLength, optlen, out ReadOnlySpan<byte> op)) return HeaderReads.Drop(ctx);
         return HeaderReads.HasOption(op, option);
     }
 

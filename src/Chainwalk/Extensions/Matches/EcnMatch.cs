@@ -33,8 +33,9 @@ public sealed class EcnMatch : XtExtension<EcnData>
 {
     /// <summary>
     /// Evaluates the match (xt_ecn.c): the IP ECN bits, then TCP's ECE and CWR. The TCP part reads the header at
-    /// the transport offset without looking at the fragment offset (a later fragment's data is read as a TCP
-    /// header); a header too short just fails, without a hot drop.
+    /// the transport offset without looking at the fragment offset (a later IPv4 fragment's data, or for IPv6 the
+    /// IPv6 header itself, see <see cref="HeaderReads.ThOff"/>, is read as a TCP header); a header too short just
+    /// fails, without a hot drop.
     /// </summary>
     protected override bool Match(PacketContext ctx, EcnData d)
     {

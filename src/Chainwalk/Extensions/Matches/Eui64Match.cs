@@ -21,7 +21,8 @@ public sealed class Eui64Match : XtExtension<Eui64Data>
     /// Evaluates the match (ip6t_eui64.c): the source address's interface identifier must be the EUI-64 made from
     /// the Ethernet source address (ff:fe in the middle, the universal/local bit flipped). Without an Ethernet
     /// header there is nothing to compare: no match, and a non-first fragment is then dropped, as the kernel's
-    /// test reads.
+    /// test reads. A received packet whose sender MAC the caller did not give counts as having no Ethernet header.
+    /// Recorded on Linux 6.18: 2001:db8:1:0:211:22ff:fe33:4455 from 00:11:22:33:44:55 matches, from …:56 not.
     /// </summary>
     protected override bool Match(PacketContext ctx, Eui64Data d)
     {

@@ -29,8 +29,16 @@ internal static class HeaderReads
         return true;
     }
 
-    /// <summary>The upper-layer header (<c>par->thoff</c>) when at least <paramref name="length"/> bytes of it are there.</summary>
-    public static bool TryTransport(Packet p, int length, out ReadOnlySpan<byte> bytes) => TryRead(p, p.TransportOffset, length, out bytes);
+    /// <summary>
+    /// nf_tables' transport offset (<c>pkt->thoff</c>, also <c>par->thoff</c> of xt matches run through nft_compat).
+    /// For an IPv6 non-first fragment <c>ipv6_find_hdr()</c> returns before it stores the offset, so
+    /// nft_set_pktinfo_ipv6 keeps 0: the "transport header" is the IPv6 header itself (recorded on Linux 6.18:
+    /// a later fragment matches "-p tcp --sport 24576", 0x6000 being version 6 and traffic class 0).
+    /// </summary>
+    public static int ThOff(Packet p) => p.Family == IpFamily.V6 && p.IsNonFirstFragment ? 0 : p.TransportOffset;
+
+    /// <summary>The upper-layer header (<see cref="ThOff"/>) when at least <paramref name="length"/> bytes of it are there.</summary>
+    public static bool TryTransport(Packet p, int length, out ReadOnlySpan<byte> bytes) => TryRead(p, ThOff(p), length, out bytes);
 
     public static ushort U16(ReadOnlySpan<byte> b, int at) => BinaryPrimitives.ReadUInt16BigEndian(b[at..]);
 

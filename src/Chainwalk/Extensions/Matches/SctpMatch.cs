@@ -96,7 +96,7 @@ public sealed class SctpMatch : XtExtension<SctpData>
         // ALL keeps a copy of the wanted types and clears each one seen (with its flags right).
         Span<uint> left = stackalloc uint[8];
         d.ChunkMap.CopyTo(left);
-        int offset = p.TransportOffset + SctpHeader.Length;
+        int offset = HeaderReads.ThOff(p) + SctpHeader.Length;
         int end = p.Bytes.Length;
         do
         {

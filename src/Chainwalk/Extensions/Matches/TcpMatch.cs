@@ -68,7 +68,7 @@ public sealed class TcpMatch : XtExtension<TcpData>
             if (doff < TcpHeader.MinLength) return HeaderReads.Drop(ctx);
             int optlen = doff - TcpHeader.MinLength;
             if (optlen == 0) return d.InvOption;
-            if (!HeaderReads.TryRead(p, p.TransportOffset + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> opts))
+            if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> opts))
                 return HeaderReads.Drop(ctx);
             return HeaderReads.HasOption(opts, d.Option) != d.InvOption;
         }

@@ -30,7 +30,7 @@ public sealed class TcpmssMatch : XtExtension<TcpmssData>
         if (doff < TcpHeader.MinLength) return HeaderReads.Drop(ctx);
         int optlen = doff - TcpHeader.MinLength;
         if (optlen == 0) return d.Invert;
-        if (!HeaderReads.TryRead(p, p.TransportOffset + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> op))
+        if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> op))
             return HeaderReads.Drop(ctx);
         for (int i = 0; i < optlen;)
         {
