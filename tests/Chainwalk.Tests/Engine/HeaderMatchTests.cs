@@ -74,6 +74,8 @@ public class HeaderMatchTests
         ["icmp-short"] = () => V4().Protocol(IpProtocol.Icmp).Payload(Bytes(8, 0, 0, 0)).Build(),
         ["sctp-data-sack"] = () => V4().Protocol(IpProtocol.Sctp).Payload(SctpDataSack).Build(),
         ["sctp-idata"] = () => V4().Sctp(5000, 6000, 1, 64, 0, Bytes(0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0)).Build(),
+        ["sctp-zero-chunk"] = () => V4().Protocol(IpProtocol.Sctp)
+            .Payload(Bytes(0x13, 0x88, 0x17, 0x70, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 1)).Build(),
         ["sctp-init"] = () => V4().SctpInit(5000, 6000, 77).Build(),
         ["sctp-short"] = () => V4().Protocol(IpProtocol.Sctp).Payload(SctpDataSack.AsSpan(0, 12 + 20 + 2)).Build(),
         ["dccp-request"] = () => V4().Protocol(33).Payload(DccpRequest()).Build(),
@@ -236,6 +238,10 @@ public class HeaderMatchTests
         // The second chunk header is cut: xt_sctp hot-drops while walking.
         { "-p sctp -m sctp --chunk-types any SACK", "sctp-short", Drop },
         { "-p sctp -m sctp --chunk-types any INIT", "sctp-short", Drop },
+        // A chunk of length 0 is hot-dropped too (kernel: "any DATA" stops the walk on a DATA chunk of length 0).
+        { "-p sctp -m sctp --chunk-types any INIT", "sctp-zero-chunk", Drop },
+        { "-p sctp -m sctp --dport 6000", "sctp-zero-chunk", Drop },
+        { "-p sctp -m sctp --dport 6001", "sctp-zero-chunk", Pass },
         // dccp (xt_dccp.c)
         { "-p dccp -m dccp --dport 5001 --dccp-types REQUEST", "dccp-request", Drop },
         { "-p dccp -m dccp --dccp-types DATA,ACK", "dccp-request", Pass },

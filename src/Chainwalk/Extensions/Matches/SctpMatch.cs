@@ -62,7 +62,7 @@ public sealed class SctpMatch : XtExtension<SctpData>
 {
     /// <summary>
     /// Evaluates the match (xt_sctp.c): ports, then the chunk walk. Non-first fragments never match; a common
-    /// header or a chunk header that does not fit drops the packet. Flag conditions are keyed by what libxt_sctp
+    /// header, a chunk header that does not fit or a zero chunk length drops the packet. Flag conditions are keyed by what libxt_sctp
     /// stored (its table index, see <see cref="SctpFlagInfo.ChunkType"/>), compared with the chunk's type.
     /// </summary>
     protected override bool Match(PacketContext ctx, SctpData d)
@@ -100,9 +100,11 @@ public sealed class SctpMatch : XtExtension<SctpData>
         int end = p.Bytes.Length;
         do
         {
+            // A chunk header that does not fit, or a chunk of length 0 (which would never advance), is dropped.
             if (!HeaderReads.TryRead(p, offset, 4, out ReadOnlySpan<byte> ch)) return HeaderReads.Drop(ctx);
             byte type = ch[0], flags = ch[1];
             int length = HeaderReads.U16(ch, 2);
+            if (length == 0) return HeaderReads.Drop(ctx);
             if (d.ChunkSet(type))
             {
                 switch (d.ChunkMatchType)
@@ -120,10 +122,7 @@ public sealed class SctpMatch : XtExtension<SctpData>
             {
                 return false;
             }
-            // Step by SCTP_PAD4 of the chunk length. A zero length would make the kernel re-read the same
-            // chunk without end; re-reading it changes nothing, so the walk ends here with what it found.
-            if (length == 0) break;
-            offset += (length + 3) & ~3;
+            offset += (length + 3) & ~3; // SCTP_PAD4
         }
         while (offset < end);
         return d.ChunkMatchType switch
