@@ -424,6 +424,18 @@ public class HeaderMatchTests
     public void Ipv6_rule_takes_packet_or_not(string rule, string packet, string fate) =>
         EngineHost.Fate(IpFamily.V6, rule, Packets[packet]()).ShouldBe(fate, $"{rule} on {packet}");
 
+    /// <summary>xt_u32.c refuses shifts of 32 or more when the rule is loaded (kernel: EINVAL for both, 31 loads).</summary>
+    [Theory]
+    [InlineData("-m u32 --u32 \"0>>32=0\"", true)]
+    [InlineData("-m u32 --u32 \"0<<33=0\"", true)]
+    [InlineData("-m u32 --u32 \"0>>31=0\"", false)]
+    public void U32_shift_of_32_or_more_is_refused_at_load(string rule, bool refused)
+    {
+        Exception? error = Record.Exception(() => EngineHost.WithInputRule(IpFamily.V4, rule));
+        if (refused) error.ShouldNotBeNull().Message.ShouldContain("Invalid argument");
+        else error.ShouldBeNull();
+    }
+
     public static TheoryData<string, ulong?, string> Eui64Rows => new()
     {
         { "matching MAC", 0x001122334455UL, Drop },

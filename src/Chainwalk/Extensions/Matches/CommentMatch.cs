@@ -14,9 +14,6 @@ public sealed class CommentData : ExtensionData
 /// <summary><c>-m comment --comment TEXT</c> (libxt_comment.c): never affects matching.</summary>
 public sealed class CommentMatch : XtExtension<CommentData>
 {
-    /// <summary>A comment always matches (xt_comment.c).</summary>
-    protected override bool Match(PacketContext ctx, CommentData d) => true;
-
     private const int OComment = 0;
     internal const int MaxLength = 255;
 
@@ -53,4 +50,7 @@ public sealed class CommentMatch : XtExtension<CommentData>
     {
         sb.Append(" /* ").Append(d.Comment).Append(" */");
     }
+
+    /// <summary>A comment always matches (xt_comment.c).</summary>
+    protected override bool Match(PacketContext ctx, CommentData d) => true;
 }

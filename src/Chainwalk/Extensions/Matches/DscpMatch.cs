@@ -17,10 +17,6 @@ public sealed class DscpData : ExtensionData
 /// <summary><c>-m dscp [!] --dscp N | [!] --dscp-class CLASS</c> (libxt_dscp.c, xt_dscp.c).</summary>
 public sealed class DscpMatch : XtExtension<DscpData>
 {
-    /// <summary>Evaluates the match (xt_dscp.c dscp_mt): the upper six bits of the DS field.</summary>
-    protected override bool Match(PacketContext ctx, DscpData d) =>
-        ((HeaderReads.DsField(ctx.Packet) >> 2) == d.Dscp) != d.Invert;
-
     private const int ODscp = 0, OClass = 1;
 
     public override string Name => "dscp";
@@ -75,4 +71,8 @@ public sealed class DscpMatch : XtExtension<DscpData>
     {
         sb.Append(" DSCP match ").Append(d.Invert ? "!" : string.Empty).Append(Hex2(d.Dscp));
     }
+
+    /// <summary>Evaluates the match (xt_dscp.c dscp_mt): the upper six bits of the DS field.</summary>
+    protected override bool Match(PacketContext ctx, DscpData d) =>
+        ((HeaderReads.DsField(ctx.Packet) >> 2) == d.Dscp) != d.Invert;
 }

@@ -13,9 +13,6 @@ public sealed class DstData : Ip6OptsData
 /// <summary><c>-m dst</c> (libip6t_dst.c, ip6t_hbh.c): the IPv6 destination options header.</summary>
 public sealed class DstMatch : XtExtension<DstData>
 {
-    /// <summary>Evaluates the match on the destination options header (ip6t_hbh.c's second registration).</summary>
-    protected override bool Match(PacketContext ctx, DstData d) => HbhMatch.MatchOptions(ctx, d, IpProtocol.DestinationOptions);
-
     private const int Len = 0, Opts = 1;
 
     public override string Name => "dst";
@@ -47,4 +44,7 @@ public sealed class DstMatch : XtExtension<DstData>
     protected override void Save(StringBuilder sb, DstData d, IpFamily family) => d.Save(sb, "dst");
 
     protected override void Print(StringBuilder sb, DstData d, IpFamily family, bool numeric) => d.Print(sb, "dst");
+
+    /// <summary>Evaluates the match on the destination options header (ip6t_hbh.c's second registration).</summary>
+    protected override bool Match(PacketContext ctx, DstData d) => HbhMatch.MatchOptions(ctx, d, IpProtocol.DestinationOptions);
 }

@@ -103,6 +103,38 @@ public sealed class HbhData : Ip6OptsData
 /// <summary><c>-m hbh</c> (libip6t_hbh.c, ip6t_hbh.c): the IPv6 hop-by-hop options header.</summary>
 public sealed class HbhMatch : XtExtension<HbhData>
 {
+    private const int Len = 0, Opts = 1;
+
+    public override string Name => "hbh";
+
+    public override ExtensionKind Kind => ExtensionKind.Match;
+
+    public override FamilyMask Families => FamilyMask.V6;
+
+    public override IReadOnlyList<XtOption> Options { get; } =
+    [
+        new("hbh-len", Len, OptionArg.Required, OptFlags.Invert),
+        new("hbh-opts", Opts, OptionArg.Required),
+    ];
+
+    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, HbhData d)
+    {
+        if (option.Id == Len)
+        {
+            d.HeaderLength = (uint)XtParse.UIntOption(argument!, 0, uint.MaxValue, Name, "hbh-len");
+            d.HasLength = true;
+            if (invert) d.InvLength = true;
+        }
+        else
+        {
+            d.ParseOptions(argument!, Name, "PAD0 has not got length");
+        }
+    }
+
+    protected override void Save(StringBuilder sb, HbhData d, IpFamily family) => d.Save(sb, "hbh");
+
+    protected override void Print(StringBuilder sb, HbhData d, IpFamily family, bool numeric) => d.Print(sb, "hbh");
+
     /// <summary>
     /// ip6t_hbh.c for both hop-by-hop (0) and destination options (60): finds the header; a header longer than
     /// what is left of the packet fails; --*-len compares the whole header's length in bytes; --*-opts wants the
@@ -152,36 +184,4 @@ public sealed class HbhMatch : XtExtension<HbhData>
 
     /// <summary>Evaluates the match on the hop-by-hop header.</summary>
     protected override bool Match(PacketContext ctx, HbhData d) => MatchOptions(ctx, d, IpProtocol.HopByHop);
-
-    private const int Len = 0, Opts = 1;
-
-    public override string Name => "hbh";
-
-    public override ExtensionKind Kind => ExtensionKind.Match;
-
-    public override FamilyMask Families => FamilyMask.V6;
-
-    public override IReadOnlyList<XtOption> Options { get; } =
-    [
-        new("hbh-len", Len, OptionArg.Required, OptFlags.Invert),
-        new("hbh-opts", Opts, OptionArg.Required),
-    ];
-
-    protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, HbhData d)
-    {
-        if (option.Id == Len)
-        {
-            d.HeaderLength = (uint)XtParse.UIntOption(argument!, 0, uint.MaxValue, Name, "hbh-len");
-            d.HasLength = true;
-            if (invert) d.InvLength = true;
-        }
-        else
-        {
-            d.ParseOptions(argument!, Name, "PAD0 has not got length");
-        }
-    }
-
-    protected override void Save(StringBuilder sb, HbhData d, IpFamily family) => d.Save(sb, "hbh");
-
-    protected override void Print(StringBuilder sb, HbhData d, IpFamily family, bool numeric) => d.Print(sb, "hbh");
 }

@@ -24,19 +24,6 @@ public sealed class HopLimitData : ExtensionData
 /// <summary>The shared parser of <c>-m hl</c> (IPv6 hop limit) and <c>-m ttl</c> (IPv4 TTL).</summary>
 public abstract class HopLimitMatchBase : XtExtension<HopLimitData>
 {
-    /// <summary>Evaluates the match (xt_hl.c ttl_mt / hl_mt6): the TTL or hop limit against the value.</summary>
-    protected override bool Match(PacketContext ctx, HopLimitData d)
-    {
-        byte v = ctx.Packet.Ttl;
-        return d.Mode switch
-        {
-            HopCompare.Eq => v == d.Value,
-            HopCompare.Ne => v != d.Value,
-            HopCompare.Lt => v < d.Value,
-            _ => v > d.Value,
-        };
-    }
-
     private const int OEq = 0, OLt = 1, OGt = 2;
     private const ulong Any = (1UL << OEq) | (1UL << OLt) | (1UL << OGt);
 
@@ -99,6 +86,19 @@ public abstract class HopLimitMatchBase : XtExtension<HopLimitData>
             _ => ">",
         };
         sb.Append(' ').Append(Upper).Append(" match ").Append(Upper).Append(' ').Append(op).Append(' ').Append(XtParse.Dec(d.Value));
+    }
+
+    /// <summary>Evaluates the match (xt_hl.c ttl_mt / hl_mt6): the TTL or hop limit against the value.</summary>
+    protected override bool Match(PacketContext ctx, HopLimitData d)
+    {
+        byte v = ctx.Packet.Ttl;
+        return d.Mode switch
+        {
+            HopCompare.Eq => v == d.Value,
+            HopCompare.Ne => v != d.Value,
+            HopCompare.Lt => v < d.Value,
+            _ => v > d.Value,
+        };
     }
 }
 

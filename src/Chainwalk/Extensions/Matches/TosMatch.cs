@@ -21,10 +21,6 @@ public sealed class TosData : ExtensionData
 /// </summary>
 public sealed class TosMatch : XtExtension<TosData>
 {
-    /// <summary>Evaluates the match (xt_dscp.c tos_mt): the TOS or traffic class under the mask equals the value.</summary>
-    protected override bool Match(PacketContext ctx, TosData d) =>
-        ((HeaderReads.DsField(ctx.Packet) & d.Mask) == d.Value) != d.Invert;
-
     public override string Name => "tos";
 
     /// <summary>The revision iptables 1.8.9 uses with this kernel.</summary>
@@ -98,4 +94,8 @@ public sealed class TosMatch : XtExtension<TosData>
         if (sym is not null) sb.Append(' ').Append(sym);
         else sb.Append(Hex2(d.Value)).Append('/').Append(Hex2(d.Mask));
     }
+
+    /// <summary>Evaluates the match (xt_dscp.c tos_mt): the TOS or traffic class under the mask equals the value.</summary>
+    protected override bool Match(PacketContext ctx, TosData d) =>
+        ((HeaderReads.DsField(ctx.Packet) & d.Mask) == d.Value) != d.Invert;
 }
