@@ -196,6 +196,9 @@ public class HeaderMatchTests
         { "-p udp -m udp ! --dport 54", "udp-short", Drop },
         { "-p udp -m udp ! --dport 54", "udp-frag16", Drop },
         { "-p udp -m udp", "udp-short", Drop },
+        // 1.8.9 emits no compare for a full range, even inverted (kernel: saved back as "-p udp", matches all).
+        { "-p udp -m udp ! --sport 0:65535", "udp-53", Drop },
+        { "-p udp -m udp ! --dport 0:65535 --sport 5353", "udp-53", Drop },
         { "-p udp -m udp", "udp-frag16", Pass },
         // icmp (icmp_match): "any" is type 255; code ranges; a short header is hot-dropped.
         { "-p icmp -m icmp --icmp-type 8", "icmp-echo", Drop },
