@@ -420,12 +420,12 @@ public class HeaderMatchTests
     [Theory]
     [MemberData(nameof(V4Rows))]
     public void Ipv4_rule_takes_packet_or_not(string rule, string packet, string fate) =>
-        EngineHost.Fate(IpFamily.V4, rule, Packets[packet]()).ShouldBe(fate, $"{rule} on {packet}");
+        MatchTestHost.Fate(IpFamily.V4, rule, Packets[packet]()).ShouldBe(fate, $"{rule} on {packet}");
 
     [Theory]
     [MemberData(nameof(V6Rows))]
     public void Ipv6_rule_takes_packet_or_not(string rule, string packet, string fate) =>
-        EngineHost.Fate(IpFamily.V6, rule, Packets[packet]()).ShouldBe(fate, $"{rule} on {packet}");
+        MatchTestHost.Fate(IpFamily.V6, rule, Packets[packet]()).ShouldBe(fate, $"{rule} on {packet}");
 
     /// <summary>xt_u32.c refuses shifts of 32 or more when the rule is loaded (kernel: EINVAL for both, 31 loads).</summary>
     [Theory]
@@ -434,7 +434,7 @@ public class HeaderMatchTests
     [InlineData("-m u32 --u32 \"0>>31=0\"", false)]
     public void U32_shift_of_32_or_more_is_refused_at_load(string rule, bool refused)
     {
-        Exception? error = Record.Exception(() => EngineHost.WithInputRule(IpFamily.V4, rule));
+        Exception? error = Record.Exception(() => MatchTestHost.WithInputRule(IpFamily.V4, rule));
         if (refused) error.ShouldNotBeNull().Message.ShouldContain("Invalid argument");
         else error.ShouldBeNull();
     }
@@ -450,5 +450,5 @@ public class HeaderMatchTests
     [Theory]
     [MemberData(nameof(Eui64Rows))]
     public void Eui64_compares_source_with_mac(string name, ulong? mac, string fate) =>
-        EngineHost.Fate(IpFamily.V6, "-m eui64", Packets["v6-eui64"](), mac).ShouldBe(fate, name);
+        MatchTestHost.Fate(IpFamily.V6, "-m eui64", Packets["v6-eui64"](), mac).ShouldBe(fate, name);
 }

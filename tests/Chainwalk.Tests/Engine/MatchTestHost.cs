@@ -13,7 +13,7 @@ namespace Chainwalk.Tests.Engine;
 /// A host for engine tests: eth0 up with 10.0.0.1/24 and 2001:db8:1::1/64, the filter table's INPUT chain
 /// holding the given rules (save syntax, after "-A INPUT"), and a way to see whether the one rule took the packet.
 /// </summary>
-internal static class EngineHost
+internal static class MatchTestHost
 {
     private static readonly Lazy<VirtualHost> Template = new(Build);
 
