@@ -179,6 +179,8 @@ public sealed class Netfilter
             Drop(result, bad);
             return;
         }
+        // nf_defrag_ipv4 / nf_defrag_ipv6 (priority -400): with conntrack, netfilter sees whole datagrams only.
+        if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
         if (!RunHook(skb, Hook.Prerouting, result)) return;
 
         var q = new RouteQuery(skb.Family, skb.Packet.Destination)
@@ -193,8 +195,11 @@ public sealed class Netfilter
             case InputVerdict.Local:
                 Event(new RouteEvent($"local delivery (route type {decision.Route.Type.ToString().ToLowerInvariant()})"));
                 skb.OutDev = null;
+                // ip_local_deliver reassembles IPv4 before INPUT; IPv6 reassembles after it (the fragment header's handler).
+                if (skb.Family == IpFamily.V4 && skb.Packet.IsFragment && !Defragment(skb, result)) return;
                 if (!RunHook(skb, Hook.Input, result)) return;
                 if (!ConfirmConntrack(skb, Hook.Input, result)) return;
+                if (skb.Family == IpFamily.V6 && skb.Packet.IsFragment && !Defragment(skb, result)) return;
                 result.Fate.Add("delivered-local");
                 return;
             case InputVerdict.Forward:
@@ -205,6 +210,32 @@ public sealed class Netfilter
                 RouteDrop(skb, decision, result);
                 return;
         }
+    }
+
+    /// <summary>
+    /// Queues a fragment; when it completes its datagram, the skb carries the whole datagram on and true is
+    /// returned. Otherwise the fragment is held (fate <c>held:reassembly</c>) or its queue discarded.
+    /// </summary>
+    private bool Defragment(Skb skb, PacketResult result)
+    {
+        Reassembly r = State.Get(Reassembly.StateKey, () => new Reassembly());
+        string key = skb.Family == IpFamily.V4 ? "net.ipv4.ipfrag_time" : "net.ipv6.ip6frag_time";
+        double timeout = double.TryParse(Host.GetSysctl(key), System.Globalization.CultureInfo.InvariantCulture, out double t) ? t : 30;
+        byte[]? whole = r.Add(skb.Packet, State.Now, timeout, out int maxFragment, out bool discarded);
+        if (whole is null)
+        {
+            if (discarded) Drop(result, "overlapping fragment: the datagram's fragments are discarded");
+            else
+            {
+                Event(new RouteEvent("fragment held until its datagram is complete"));
+                result.Fate.Add("held:reassembly");
+            }
+            return false;
+        }
+        Event(new RouteEvent($"fragments reassembled into a datagram of {whole.Length} bytes"));
+        skb.Replace(whole);
+        skb.FragMaxSize = maxFragment;
+        return true;
     }
 
     /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
@@ -436,6 +467,8 @@ public sealed class Netfilter
     {
         byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
         int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
+        // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
+        if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
         _ = generated;
         if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
         {

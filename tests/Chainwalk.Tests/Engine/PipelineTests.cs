@@ -284,4 +284,48 @@ public class PipelineTests
         (icmp.IcmpType, icmp.IcmpCode).ShouldBe(((byte)3, (byte)4));
         (icmp.Bytes[20 + 6] << 8 | icmp.Bytes[20 + 7]).ShouldBe(1500);
     }
+
+    [Fact]
+    public void Ipv4_fragments_for_the_host_are_reassembled_before_INPUT()
+    {
+        var host = EngineHost.Create("""
+            *filter
+            :INPUT ACCEPT [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            -A INPUT -p udp
+            COMMIT
+            """);
+        byte[] whole = PacketBuilder.Ipv4("10.0.0.5", "10.0.0.1").Id(9).DontFragment(false).Udp(1000, 2000).PayloadLength(2972).Build();
+        List<byte[]> parts = Fragmentation.FragmentV4(whole, 1500);
+        var nf = new Netfilter(host);
+        nf.Process(EngineHost.In("eth0", parts[2])).Fate.ShouldBe(["held:reassembly"]);
+        nf.Process(EngineHost.In("eth0", parts[0])).Fate.ShouldBe(["held:reassembly"]);
+        EngineHost.Counters(host).ShouldContain("[0:0] -A INPUT -p udp");
+        nf.Process(EngineHost.In("eth0", parts[1])).Fate.ShouldBe(["delivered-local"]);
+        EngineHost.Counters(host).ShouldContain("[1:3000] -A INPUT -p udp");
+    }
+
+    [Fact]
+    public void Forwarded_fragments_pass_one_by_one_without_conntrack()
+    {
+        var host = EngineHost.Create();
+        byte[] whole = PacketBuilder.Ipv4("10.0.0.5", "192.168.1.9").Id(9).DontFragment(false).Udp(1000, 2000).PayloadLength(2972).Build();
+        var nf = new Netfilter(host);
+        foreach (byte[] part in Fragmentation.FragmentV4(whole, 1500))
+            nf.Process(EngineHost.In("eth0", part)).Fate.ShouldBe(["forwarded:eth1"]);
+    }
+
+    [Fact]
+    public void An_overlapping_fragment_discards_the_datagram()
+    {
+        var host = EngineHost.Create();
+        byte[] whole = PacketBuilder.Ipv4("10.0.0.5", "10.0.0.1").Id(9).DontFragment(false).Udp(1000, 2000).PayloadLength(2972).Build();
+        List<byte[]> parts = Fragmentation.FragmentV4(whole, 1500);
+        List<byte[]> other = Fragmentation.FragmentV4(whole, 1000);
+        var nf = new Netfilter(host);
+        nf.Process(EngineHost.In("eth0", parts[0])).Fate.ShouldBe(["held:reassembly"]);
+        nf.Process(EngineHost.In("eth0", other[1])).Fate.ShouldBe(["dropped"]);
+        nf.Process(EngineHost.In("eth0", parts[1])).Fate.ShouldBe(["held:reassembly"]);
+    }
 }
