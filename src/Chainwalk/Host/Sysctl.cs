@@ -40,6 +40,7 @@ public static class Sysctl
         ["net.netfilter.nf_conntrack_tcp_loose"] = "1",
         ["net.netfilter.nf_conntrack_tcp_be_liberal"] = "0",
         ["net.netfilter.nf_conntrack_tcp_max_retrans"] = "3",
+        ["net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"] = "0",
         ["net.netfilter.nf_conntrack_tcp_timeout_syn_sent"] = "120",
         ["net.netfilter.nf_conntrack_tcp_timeout_syn_recv"] = "60",
         ["net.netfilter.nf_conntrack_tcp_timeout_established"] = "432000",

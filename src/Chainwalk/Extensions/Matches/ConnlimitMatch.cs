@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 
@@ -72,6 +74,47 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
     {
         if ((d.Given & ((1UL << OUpto) | (1UL << OAbove))) == 0)
             throw ctx.Error("You must specify \"--connlimit-above\" or \"--connlimit-upto\".");
+    }
+
+    /// <summary>
+    /// connlimit_mt with nf_conncount: per rule, the connections seen per masked source (or destination)
+    /// address; a connection leaves the count when it is gone from the table or a TCP one is in TIME_WAIT or
+    /// CLOSE. The packet's own connection is added when not yet counted (an unconfirmed one stays counted only
+    /// while its packet is in flight, as the kernel keeps it a jiffy). No tuple: hotdrop.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, ConnlimitData d)
+    {
+        Skb skb = ctx.Skb;
+        ConnEntry? own = ConntrackHooks.TryGet(skb, out ConnEntry e, out _) ? e : null;
+        ConnTuple tuple;
+        if (own is not null) tuple = own.Original;
+        else if (!ConnTuple.TryFromPacket(skb.Packet, out tuple))
+        {
+            ctx.HotDrop = true;
+            return false;
+        }
+        UInt128 addr = d.ByDestination ? skb.Packet.Destination : skb.Packet.Source;
+        UInt128 key = addr & Net.IpNet.PrefixMask(skb.Family, d.EffectivePrefix(skb.Family));
+        var lists = ctx.RuleState(() => new Dictionary<UInt128, List<(ConnTuple Tuple, ConnEntry? Entry)>>());
+        if (!lists.TryGetValue(key, out var list)) lists[key] = list = new();
+        ConntrackTable? table = (ctx.Netfilter.Conntrack as ConntrackHooks)?.Table;
+        bool counted = false;
+        for (int i = list.Count - 1; i >= 0; i--)
+        {
+            var (t, ent) = list[i];
+            ConnEntry? live = null;
+            if (table is not null && table.TryFind(t, 0, ctx.Now, out ConnEntry found, out _)) live = found;
+            else if (ent is not null && ent == own && !ent.IsConfirmed) live = ent;
+            if (live is null || live.Tcp?.State is TcpCtState.TimeWait or TcpCtState.Close)
+            {
+                list.RemoveAt(i);
+                continue;
+            }
+            if (t == tuple) counted = true;
+        }
+        if (!counted) list.Add((tuple, own));
+        int connections = list.Count;
+        return (connections > d.Limit) != d.Upto;
     }
 
     protected override void Save(StringBuilder sb, ConnlimitData d, IpFamily family)

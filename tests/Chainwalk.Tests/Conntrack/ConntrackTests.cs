@@ -1,0 +1,327 @@
+using Chainwalk.Compat;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+using Chainwalk.Wire;
+using Shouldly;
+using Xunit;
+
+namespace Chainwalk.Tests.Conntrack;
+
+/// <summary>
+/// Connection tracking through the engine on a router between 10.1.0.0/24 (ra) and 10.2.0.0/24 (rb), the
+/// set-up of kernel-recording.txt (recorded with tests/tools/conntrack/record-conntrack.sh on Linux 6.18: `conntrack -L` after each packet,
+/// nf_conntrack_acct=1). The kernel's timeouts there are one second lower than here: real jiffies passed
+/// between the packet and the listing, while the virtual clock stands still.
+/// </summary>
+public class ConntrackTests
+{
+    private const string C = "10.1.0.1", S = "10.2.0.9";
+
+    private static VirtualHost Router(string rules, params string[] sysctls)
+    {
+        string dir = Directory.CreateTempSubdirectory("cw-ct-").FullName;
+        try
+        {
+            var store = new HostStore(dir);
+            string[] lines =
+            [
+                "link add ra type veth peer name rb", "addr add 10.1.0.254/24 dev ra", "addr add 10.2.0.254/24 dev rb",
+                "link set ra up", "link set rb up",
+            ];
+            var output = new StringWriter();
+            var io = new ToolIo { In = TextReader.Null, Out = output, Err = output };
+            foreach (string line in lines) IpCompat.Run(("ip " + line).Split(' '), store, io).ShouldBe(0, line + ": " + output);
+            foreach (string s in sysctls.Append("net.ipv4.ip_forward=1"))
+                SysctlCompat.Run(["sysctl", "-w", s], store, io).ShouldBe(0, s + ": " + output);
+            VirtualHost host = store.LoadNetwork();
+            host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), rules, new RestoreOptions { Counters = true });
+            return host;
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private const string StateRules = "*filter\n-A FORWARD -m conntrack --ctstate INVALID -j LOG\n-A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n";
+
+    private static (Netfilter Nf, ConntrackHooks Ct) Engine(string rules = StateRules, params string[] sysctls)
+    {
+        var nf = new Netfilter(Router(rules, sysctls));
+        ConntrackHooks? hooks = ConntrackLoader.Enable(nf);
+        hooks.ShouldNotBeNull();
+        return (nf, hooks);
+    }
+
+    private static byte[] Tcp(bool fromClient, ushort cport, ushort sport, TcpFlags f, uint seq, uint ack, int data = 0)
+    {
+        PacketBuilder b = fromClient ? PacketBuilder.Ipv4(C, S).Tcp(cport, sport, f, seq, ack) : PacketBuilder.Ipv4(S, C).Tcp(sport, cport, f, seq, ack);
+        return b.PayloadLength(data).Build();
+    }
+
+    private static PacketResult Send(Netfilter nf, byte[] bytes, bool fromClient, double? at = null) =>
+        nf.Process(new PacketInput { Bytes = bytes, InInterface = fromClient ? "ra" : "rb", At = at });
+
+    private static string Listing(ConntrackHooks ct, Netfilter nf) => string.Join("\n", ct.Table.List(nf.State.Now));
+
+    private const string Orig = "src=10.1.0.1 dst=10.2.0.9 sport=40000 dport=22";
+    private const string Repl = "src=10.2.0.9 dst=10.1.0.1 sport=22 dport=40000";
+
+    public static TheoryData<string, bool, TcpFlags, uint, uint, int, string, string> Handshake => new()
+    {
+        { "SYN", true, TcpFlags.Syn, 1000, 0, 0, "NEW", $"tcp      6 120 SYN_SENT {Orig} packets=1 bytes=40 [UNREPLIED] {Repl} packets=0 bytes=0 mark=0 use=1" },
+        { "SYN-ACK", false, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001, 0, "ESTABLISHED", $"tcp      6 60 SYN_RECV {Orig} packets=1 bytes=40 {Repl} packets=1 bytes=40 mark=0 use=1" },
+        { "ACK", true, TcpFlags.Ack, 1001, 5001, 0, "ESTABLISHED", $"tcp      6 432000 ESTABLISHED {Orig} packets=2 bytes=80 {Repl} packets=1 bytes=40 [ASSURED] mark=0 use=1" },
+        { "data c->s", true, TcpFlags.Psh | TcpFlags.Ack, 1001, 5001, 10, "ESTABLISHED", $"tcp      6 300 ESTABLISHED {Orig} packets=3 bytes=130 {Repl} packets=1 bytes=40 [ASSURED] mark=0 use=1" },
+        { "ack s->c", false, TcpFlags.Ack, 5001, 1011, 0, "ESTABLISHED", $"tcp      6 432000 ESTABLISHED {Orig} packets=3 bytes=130 {Repl} packets=2 bytes=80 [ASSURED] mark=0 use=1" },
+        { "FIN c->s", true, TcpFlags.Fin | TcpFlags.Ack, 1011, 5001, 0, "ESTABLISHED", $"tcp      6 120 FIN_WAIT {Orig} packets=4 bytes=170 {Repl} packets=2 bytes=80 [ASSURED] mark=0 use=1" },
+        { "ACK of FIN s->c", false, TcpFlags.Ack, 5001, 1012, 0, "ESTABLISHED", $"tcp      6 60 CLOSE_WAIT {Orig} packets=4 bytes=170 {Repl} packets=3 bytes=120 [ASSURED] mark=0 use=1" },
+        { "FIN s->c", false, TcpFlags.Fin | TcpFlags.Ack, 5001, 1012, 0, "ESTABLISHED", $"tcp      6 30 LAST_ACK {Orig} packets=4 bytes=170 {Repl} packets=4 bytes=160 [ASSURED] mark=0 use=1" },
+        { "last ACK c->s", true, TcpFlags.Ack, 1012, 5002, 0, "ESTABLISHED", $"tcp      6 120 TIME_WAIT {Orig} packets=5 bytes=210 {Repl} packets=4 bytes=160 [ASSURED] mark=0 use=1" },
+    };
+
+    [Fact]
+    public void Tcp_handshake_data_and_close_follow_the_kernel_recording()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        foreach (var row in Handshake)
+        {
+            string name = (string)row[0];
+            bool fromClient = (bool)row[1];
+            PacketResult r = Send(nf, Tcp(fromClient, 40000, 22, (TcpFlags)row[2], (uint)row[3], (uint)row[4], (int)row[5]), fromClient);
+            r.CtState.ShouldBe((string)row[6], name);
+            r.Fate.Single().ShouldBe("forwarded:" + (fromClient ? "rb" : "ra"), name);
+            Listing(ct, nf).ShouldBe((string)row[7], name);
+        }
+    }
+
+    [Theory]
+    [InlineData("bare ACK picked up (loose)", TcpFlags.Ack, false, "NEW")]
+    [InlineData("SYN with a bad checksum", TcpFlags.Syn, true, "INVALID")]
+    [InlineData("SYN+FIN", TcpFlags.Syn | TcpFlags.Fin, false, "INVALID")]
+    [InlineData("bare FIN", TcpFlags.Fin, false, "INVALID")]
+    [InlineData("no flags", TcpFlags.None, false, "INVALID")]
+    public void First_tcp_packets_are_new_or_invalid_as_the_kernel_decides(string name, TcpFlags flags, bool badSum, string state)
+    {
+        var (nf, ct) = Engine();
+        byte[] b = Tcp(true, 40001, 80, flags, 7000, flags.HasFlag(TcpFlags.Ack) ? 9000u : 0);
+        if (badSum) b[20 + 16] ^= 0x55;
+        PacketResult r = Send(nf, b, true);
+        r.CtState.ShouldBe(state, name);
+        if (state == "INVALID") ct.Table.Count.ShouldBe(0, name);
+        else Listing(ct, nf).ShouldBe("tcp      6 300 ESTABLISHED src=10.1.0.1 dst=10.2.0.9 sport=40001 dport=80 [UNREPLIED] src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40001 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Loose_off_refuses_to_pick_up_a_connection()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_tcp_loose=0");
+        Send(nf, Tcp(true, 40001, 80, TcpFlags.Ack, 7000, 9000), true).CtState.ShouldBe("INVALID");
+        ct.Table.Count.ShouldBe(0);
+    }
+
+    [Fact]
+    public void Ack_beyond_what_the_peer_sent_is_invalid_unless_be_liberal()
+    {
+        foreach (var (liberal, expected) in new[] { ("0", "INVALID"), ("1", "ESTABLISHED") })
+        {
+            var (nf, _) = Engine(StateRules, "net.netfilter.nf_conntrack_tcp_be_liberal=" + liberal);
+            Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true);
+            Send(nf, Tcp(false, 40000, 22, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001), false);
+            Send(nf, Tcp(true, 40000, 22, TcpFlags.Ack, 1001, 5001), true);
+            // Acknowledges 100000 bytes the server never sent (tcp_in_window: ACK is over upper bound).
+            Send(nf, Tcp(true, 40000, 22, TcpFlags.Ack, 1001, 105001), true).CtState.ShouldBe(expected, "be_liberal=" + liberal);
+        }
+    }
+
+    [Fact]
+    public void Syn_ack_before_any_syn_is_invalid_and_ack_in_syn_sent_too()
+    {
+        var (nf, ct) = Engine();
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn | TcpFlags.Ack, 1000, 1), true).CtState.ShouldBe("INVALID");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true).CtState.ShouldBe("NEW");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Ack, 1001, 1), true).CtState.ShouldBe("INVALID");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true).CtState.ShouldBe("NEW");
+        ct.Table.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public void Udp_request_reply_then_stream_after_two_seconds()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        const string o = "src=10.1.0.1 dst=10.2.0.9 sport=5000 dport=53", rp = "src=10.2.0.9 dst=10.1.0.1 sport=53 dport=5000";
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).PayloadLength(1).Build(), true, at: 100).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe($"udp      17 30 {o} packets=1 bytes=29 [UNREPLIED] {rp} packets=0 bytes=0 mark=0 use=1");
+        Send(nf, PacketBuilder.Ipv4(S, C).Udp(53, 5000).PayloadLength(1).Build(), false, at: 100).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe($"udp      17 30 {o} packets=1 bytes=29 {rp} packets=1 bytes=29 mark=0 use=1");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).PayloadLength(1).Build(), true, at: 103).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe($"udp      17 120 {o} packets=2 bytes=58 {rp} packets=1 bytes=29 [ASSURED] mark=0 use=1");
+    }
+
+    [Fact]
+    public void Icmp_echo_reply_completes_and_stray_reply_is_invalid()
+    {
+        var (nf, ct) = Engine();
+        Send(nf, PacketBuilder.Ipv4(C, S).IcmpEcho(77, 1).Payload("ping"u8).Build(), true).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe("icmp     1 30 src=10.1.0.1 dst=10.2.0.9 type=8 code=0 id=77 [UNREPLIED] src=10.2.0.9 dst=10.1.0.1 type=0 code=0 id=77 mark=0 use=1");
+        Send(nf, PacketBuilder.Ipv4(S, C).IcmpEcho(77, 1, reply: true).Payload("ping"u8).Build(), false).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe("icmp     1 30 src=10.1.0.1 dst=10.2.0.9 type=8 code=0 id=77 src=10.2.0.9 dst=10.1.0.1 type=0 code=0 id=77 mark=0 use=1");
+        Send(nf, PacketBuilder.Ipv4(S, C).IcmpEcho(78, 1, reply: true).Build(), false).CtState.ShouldBe("INVALID");
+        ct.Table.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public void Icmp_error_quoting_a_tracked_connection_is_related_else_invalid()
+    {
+        var (nf, ct) = Engine();
+        byte[] udp = PacketBuilder.Ipv4(C, S).Udp(5001, 9999).PayloadLength(1).Build();
+        Send(nf, udp, true).CtState.ShouldBe("NEW");
+        byte[] err = PacketBuilder.Ipv4(S, C).IcmpError(3, 3, udp.AsSpan(0, 28)).Build();
+        Send(nf, err, false).CtState.ShouldBe("RELATED");
+        byte[] other = PacketBuilder.Ipv4(C, S).Udp(5002, 9999).PayloadLength(1).Build();
+        Send(nf, PacketBuilder.Ipv4(S, C).IcmpError(3, 3, other.AsSpan(0, 28)).Build(), false).CtState.ShouldBe("INVALID");
+        ct.Table.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public void Entries_expire_on_the_host_clock()
+    {
+        var (nf, ct) = Engine();
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true, at: 10).CtState.ShouldBe("NEW");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true, at: 39.5).CtState.ShouldBe("NEW");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true, at: 69.5).CtState.ShouldBe("NEW");
+        ct.Table.Count.ShouldBe(1);
+        ct.Table.List(69.5).Single().ShouldStartWith("udp      17 30 ");
+        ct.Table.List(99.5).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void Table_full_drops_early_then_refuses_with_the_kernel_message()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_max=1");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).CtState.ShouldBe("NEW");
+        // Not assured: evicted to make room.
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5001, 53).Build(), true).CtState.ShouldBe("NEW");
+        ct.Table.Entries.Single().Original.SourcePort.ShouldBe((ushort)5001);
+        ct.Table.Entries[0].Status |= ConnStatus.Assured;
+        PacketResult r = Send(nf, PacketBuilder.Ipv4(C, S).Udp(5002, 53).Build(), true);
+        r.Fate.ShouldBe(new[] { "dropped" });
+        r.Logs.ShouldContain("nf_conntrack: nf_conntrack: table full, dropping packet");
+    }
+
+    [Fact]
+    public void Without_rules_that_need_it_conntrack_is_not_loaded()
+    {
+        var nf = new Netfilter(Router("*filter\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n"));
+        ConntrackLoader.Enable(nf).ShouldBeNull();
+        nf.Conntrack.ShouldBeNull();
+        var nat = new Netfilter(Router("*nat\n-A POSTROUTING -o rb -j ACCEPT\nCOMMIT\n"));
+        ConntrackLoader.Enable(nat).ShouldNotBeNull();
+    }
+
+    [Fact]
+    public void Notrack_in_raw_makes_the_packet_untracked()
+    {
+        var (nf, ct) = Engine("*raw\n-A PREROUTING -d 10.2.0.9 -j NOTRACK\n-A PREROUTING -d 10.2.0.8 -j CT --notrack\nCOMMIT\n"
+            + "*filter\n-A FORWARD -m state --state UNTRACKED -j DROP\nCOMMIT\n");
+        foreach (string dst in new[] { "10.2.0.9", "10.2.0.8" })
+        {
+            PacketResult r = Send(nf, PacketBuilder.Ipv4(C, dst).Udp(5000, 53).Build(), true);
+            r.CtState.ShouldBe("UNTRACKED");
+            r.Fate.ShouldBe(new[] { "dropped" });
+        }
+        ct.Table.Count.ShouldBe(0);
+    }
+
+    [Fact]
+    public void Connmark_set_is_seen_by_the_connmark_match()
+    {
+        var (nf, ct) = Engine("*mangle\n-A PREROUTING -j CONNMARK --set-xmark 0x7/0xff\nCOMMIT\n*filter\n-A FORWARD -m connmark --mark 0x7 -j DROP\nCOMMIT\n");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("dropped");
+        ct.Table.Count.ShouldBe(0);
+    }
+
+    [Theory]
+    [InlineData("--save-mark", 0x12345678u, 0u, 0x12345678u)]
+    [InlineData("--save-mark --mask 0xff", 0x12345678u, 0u, 0x78u)]
+    [InlineData("--save-mark --nfmask 0xff00 --ctmask 0xffff --right-shift-mark 8", 0x12345678u, 0u, 0x56u)]
+    [InlineData("--set-xmark 0x1/0x3", 0u, 0u, 0x1u)]
+    [InlineData("--set-mark 0x10 --left-shift-mark 4", 0u, 0u, 0x100u)]
+    public void Connmark_target_changes_the_connection_mark(string options, uint packetMark, uint unused, uint ctMark)
+    {
+        _ = unused;
+        var (nf, ct) = Engine($"*mangle\n-A OUTPUT -j CONNMARK {options}\nCOMMIT\n");
+        nf.Process(new PacketInput { Bytes = PacketBuilder.Ipv4("10.2.0.254", S).Udp(5000, 53).Build(), Mark = packetMark });
+        ct.Table.Entries.Single().Mark.ShouldBe(ctMark);
+    }
+
+    [Theory]
+    [InlineData("--ctstate NEW", true)]
+    [InlineData("--ctstate ESTABLISHED", false)]
+    [InlineData("! --ctstate ESTABLISHED", true)]
+    [InlineData("--ctproto udp", true)]
+    [InlineData("--ctorigsrc 10.1.0.0/24", true)]
+    [InlineData("--ctrepldst 10.1.0.1", true)]
+    [InlineData("--ctreplsrc 10.1.0.1", false)]
+    [InlineData("--ctorigdstport 53", true)]
+    [InlineData("--ctrepldstport 5000", true)]
+    [InlineData("--ctreplsrcport 50:60", true)]
+    [InlineData("--ctstatus SEEN_REPLY", false)]
+    [InlineData("--ctstatus NONE", false)]
+    [InlineData("--ctexpire 0:10", true)]
+    [InlineData("--ctdir ORIGINAL", true)]
+    [InlineData("--ctdir REPLY", false)]
+    public void Conntrack_match_options_on_a_new_udp_flow(string options, bool matches)
+    {
+        var (nf, _) = Engine($"*filter\n-A FORWARD -m conntrack {options} -j DROP\nCOMMIT\n");
+        PacketResult r = Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true);
+        r.Fate.Single().ShouldBe(matches ? "dropped" : "forwarded:rb", options);
+    }
+
+    [Fact]
+    public void Connlimit_counts_connections_per_source()
+    {
+        var (nf, _) = Engine("*filter\n-A FORWARD -p tcp -m connlimit --connlimit-above 2 -j DROP\nCOMMIT\n");
+        for (ushort i = 0; i < 3; i++)
+        {
+            PacketResult r = Send(nf, Tcp(true, (ushort)(41000 + i), 22, TcpFlags.Syn, 1, 0), true);
+            r.Fate.Single().ShouldBe(i < 2 ? "forwarded:rb" : "dropped", "connection " + i);
+        }
+    }
+
+    [Fact]
+    public void Connbytes_forces_accounting_and_counts()
+    {
+        var (nf, ct) = Engine("*filter\n-A FORWARD -m connbytes --connbytes 2: --connbytes-dir original --connbytes-mode packets -j DROP\nCOMMIT\n");
+        ct.ForceAccounting.ShouldBeTrue();
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("forwarded:rb");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("dropped");
+    }
+
+    [Fact]
+    public void Table_survives_a_save_and_load()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true);
+        Send(nf, Tcp(false, 40000, 22, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001), false);
+        string dir = Directory.CreateTempSubdirectory("cw-ct-store-").FullName;
+        try
+        {
+            ConntrackStore.Save(dir, ct.Table, nf.State.Now);
+            ConntrackTable back = ConntrackStore.Load(dir);
+            ConntrackStore.Format(back, nf.State.Now).ShouldBe(ConntrackStore.Format(ct.Table, nf.State.Now));
+            var nf2 = new Netfilter(nf.Host);
+            ConntrackHooks hooks = ConntrackLoader.Enable(nf2, back)!;
+            Send(nf2, Tcp(true, 40000, 22, TcpFlags.Ack, 1001, 5001), true).CtState.ShouldBe("ESTABLISHED");
+            hooks.Table.Entries.Single().Has(ConnStatus.Assured).ShouldBeTrue();
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
