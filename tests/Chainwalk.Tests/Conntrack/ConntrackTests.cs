@@ -82,6 +82,7 @@ public class ConntrackTests
         { "ACK of FIN s->c", false, TcpFlags.Ack, 5001, 1012, 0, "ESTABLISHED", $"tcp      6 60 CLOSE_WAIT {Orig} packets=4 bytes=170 {Repl} packets=3 bytes=120 [ASSURED] mark=0 use=1" },
         { "FIN s->c", false, TcpFlags.Fin | TcpFlags.Ack, 5001, 1012, 0, "ESTABLISHED", $"tcp      6 30 LAST_ACK {Orig} packets=4 bytes=170 {Repl} packets=4 bytes=160 [ASSURED] mark=0 use=1" },
         { "last ACK c->s", true, TcpFlags.Ack, 1012, 5002, 0, "ESTABLISHED", $"tcp      6 120 TIME_WAIT {Orig} packets=5 bytes=210 {Repl} packets=4 bytes=160 [ASSURED] mark=0 use=1" },
+        { "new SYN reopens from TIME_WAIT", true, TcpFlags.Syn, 2000, 0, 0, "NEW", $"tcp      6 120 SYN_SENT {Orig} packets=1 bytes=40 [UNREPLIED] {Repl} packets=0 bytes=0 mark=0 use=1" },
     };
 
     [Fact]
@@ -104,6 +105,7 @@ public class ConntrackTests
     [InlineData("SYN with a bad checksum", TcpFlags.Syn, true, "INVALID")]
     [InlineData("SYN+FIN", TcpFlags.Syn | TcpFlags.Fin, false, "INVALID")]
     [InlineData("bare FIN", TcpFlags.Fin, false, "INVALID")]
+    [InlineData("SYN-ACK", TcpFlags.Syn | TcpFlags.Ack, false, "INVALID")]
     [InlineData("no flags", TcpFlags.None, false, "INVALID")]
     public void First_tcp_packets_are_new_or_invalid_as_the_kernel_decides(string name, TcpFlags flags, bool badSum, string state)
     {
@@ -114,6 +116,37 @@ public class ConntrackTests
         r.CtState.ShouldBe(state, name);
         if (state == "INVALID") ct.Table.Count.ShouldBe(0, name);
         else Listing(ct, nf).ShouldBe("tcp      6 300 ESTABLISHED src=10.1.0.1 dst=10.2.0.9 sport=40001 dport=80 [UNREPLIED] src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40001 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Syn_sent_ack_is_invalid_retransmitted_syn_is_not_counted_and_a_reply_rst_kills_the_entry()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        const string line = "tcp      6 120 SYN_SENT src=10.1.0.1 dst=10.2.0.9 sport=40006 dport=80 packets=1 bytes=40 [UNREPLIED] src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40006 packets=0 bytes=0 mark=0 use=1";
+        Send(nf, Tcp(true, 40006, 80, TcpFlags.Syn, 100, 0), true, at: 1).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe(line);
+        Send(nf, Tcp(true, 40006, 80, TcpFlags.Ack, 101, 1), true, at: 1).CtState.ShouldBe("INVALID");
+        Listing(ct, nf).ShouldBe(line);
+        // A retransmitted SYN does not renew the timeout (nor count): 119 one second later.
+        Send(nf, Tcp(true, 40006, 80, TcpFlags.Syn, 100, 0), true, at: 2).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe(line.Replace(" 120 ", " 119 ", StringComparison.Ordinal));
+        Send(nf, Tcp(false, 40006, 80, TcpFlags.Rst | TcpFlags.Ack, 0, 101), false, at: 2).CtState.ShouldBe("ESTABLISHED");
+        ct.Table.Count.ShouldBe(0);
+    }
+
+    [Fact]
+    public void Out_of_window_ack_is_invalid_and_server_rst_closes()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Syn, 100, 0), true);
+        Send(nf, Tcp(false, 40007, 80, TcpFlags.Syn | TcpFlags.Ack, 900, 101), false);
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Ack, 101, 901), true).CtState.ShouldBe("ESTABLISHED");
+        const string t = "src=10.1.0.1 dst=10.2.0.9 sport=40007 dport=80 packets=2 bytes=80 src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40007";
+        Listing(ct, nf).ShouldBe($"tcp      6 432000 ESTABLISHED {t} packets=1 bytes=40 [ASSURED] mark=0 use=1");
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Ack, 101, 200901), true).CtState.ShouldBe("INVALID");
+        Listing(ct, nf).ShouldBe($"tcp      6 432000 ESTABLISHED {t} packets=1 bytes=40 [ASSURED] mark=0 use=1");
+        Send(nf, Tcp(false, 40007, 80, TcpFlags.Rst | TcpFlags.Ack, 901, 101), false).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe($"tcp      6 10 CLOSE {t} packets=2 bytes=80 [ASSURED] mark=0 use=1");
     }
 
     [Fact]

@@ -16,11 +16,13 @@ ip netns exec cwct-r sysctl -qw net.ipv4.ip_forward=1
 ip netns exec cwct-r iptables -A FORWARD -m conntrack --ctstate INVALID -j LOG --log-prefix "cwINV "
 ip netns exec cwct-r iptables -A FORWARD -m conntrack --ctstate NEW -j ACCEPT
 ip netns exec cwct-r sysctl -qw net.netfilter.nf_conntrack_acct=1
-ip netns exec cwct-a iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP; ip netns exec cwct-a iptables -A OUTPUT -p icmp -j DROP
+ip netns exec cwct-a iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP; ip netns exec cwct-a iptables -A OUTPUT -p icmp --icmp-type port-unreachable -j DROP
 sleep 1
 A="ip netns exec cwct-a python3 "$(dirname "$0")/send.py""
 B="ip netns exec cwct-b python3 "$(dirname "$0")/send.py""
-show(){ echo "## $1"; ip netns exec cwct-r conntrack -L 2>/dev/null; ip netns exec cwct-r iptables -L FORWARD -v -n -x | awk 'NR>2{print "   rule pkts",$1,$3,$0}' | cut -c1-80; }
+# After each packet: the table, and how many packets so far were INVALID (the LOG rule's counter).
+show(){ echo "## $1"; ip netns exec cwct-r conntrack -L 2>/dev/null; echo "invalid so far: $(ip netns exec cwct-r iptables -L FORWARD -v -n -x | awk 'NR==3{print $1}')"; }
+flush(){ ip netns exec cwct-r conntrack -F 2>/dev/null; }
 C=10.1.0.1; S=10.2.0.9
 $A tcp $C $S 40000 22 S 1000 0 0; show "SYN"
 $B tcp $S $C 22 40000 SA 5000 1001 0; show "SYN-ACK"
@@ -31,22 +33,34 @@ $A tcp $C $S 40000 22 FA 1011 5001 0; show "FIN c->s"
 $B tcp $S $C 22 40000 A 5001 1012 0; show "ACK of FIN s->c"
 $B tcp $S $C 22 40000 FA 5001 1012 0; show "FIN s->c"
 $A tcp $C $S 40000 22 A 1012 5002 0; show "last ACK c->s"
-ip netns exec cwct-r conntrack -F 2>/dev/null
+$A tcp $C $S 40000 22 S 2000 0 0; show "new SYN reopens from TIME_WAIT"
+flush
 $A tcp $C $S 40001 80 A 7000 9000 0; show "mid-stream ACK (loose)"
-$A tcp $C $S 40000 22 A 1012 5002 0; show "ACK again"
-$A tcp $C $S 40000 22 S 2000 0 0; show "new SYN reopen from TIME_WAIT"
-ip netns exec cwct-r conntrack -F 2>/dev/null
+flush
 $A tcp $C $S 40002 80 S 1 0 0 bad; show "bad checksum SYN"
 $A tcp $C $S 40003 80 SF 1 0 0; show "SYN+FIN"
 $A tcp $C $S 40004 80 F 1 0 0; show "bare FIN new"
-ip netns exec cwct-r conntrack -F 2>/dev/null
+$A tcp $C $S 40005 80 SA 1 1 0; show "SYN-ACK as first packet"
+flush
+$A tcp $C $S 40006 80 S 100 0 0; show "SYN"
+$A tcp $C $S 40006 80 A 101 1 0; show "ACK in SYN_SENT"
+$A tcp $C $S 40006 80 S 100 0 0; show "SYN retransmitted"
+$B tcp $S $C 80 40006 RA 0 101 0; show "RST reply to unreplied SYN"
+flush
+$A tcp $C $S 40007 80 S 100 0 0; $B tcp $S $C 80 40007 SA 900 101 0; $A tcp $C $S 40007 80 A 101 901 0; show "established"
+$A tcp $C $S 40007 80 A 101 200901 0; show "ACK over upper bound"
+$B tcp $S $C 80 40007 RA 901 101 0; show "RST from server"
+flush
 $A udp $C $S 5000 53; show "udp req"
 $B udp $S $C 53 5000; show "udp reply"
+sleep 3
+$A udp $C $S 5000 53; show "udp again after 3 s"
+flush
 $A echo $C $S 8 77; show "echo req"
 $B echo $S $C 0 77; show "echo reply"
-$A udp $C $S 5001 9999; show "udp 2"
-$B unreach $S $C $C $S 5001 9999; show "icmp unreach related"
-$B unreach $S $C $C $S 5002 9999; show "icmp unreach unknown"
 $B echo $S $C 0 78; show "stray echo reply"
-ip netns exec cwct-r dmesg 2>/dev/null | grep cwINV | tail -5
+flush
+$A udp $C $S 5001 9999; show "udp 2"
+$B unreach $S $C $C $S 5001 9999; show "icmp unreach quoting it"
+$B unreach $S $C $C $S 5002 9999; show "icmp unreach quoting nothing known"
 for n in a r b; do ip netns del cwct-$n; done
