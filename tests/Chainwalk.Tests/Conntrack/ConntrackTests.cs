@@ -21,7 +21,9 @@ public class ConntrackTests
 {
     private const string C = "10.1.0.1", S = "10.2.0.9";
 
-    private static VirtualHost Router(string rules, params string[] sysctls)
+    private static VirtualHost Router(string rules, params string[] sysctls) => Router(rules, "", sysctls);
+
+    private static VirtualHost Router(string rules, string rules6, params string[] sysctls)
     {
         string dir = Directory.CreateTempSubdirectory("cw-ct-").FullName;
         try
@@ -30,15 +32,17 @@ public class ConntrackTests
             string[] lines =
             [
                 "link add ra type veth peer name rb", "addr add 10.1.0.254/24 dev ra", "addr add 10.2.0.254/24 dev rb",
+                "addr add 2001:db8:1::fe/64 dev ra nodad", "addr add 2001:db8:2::fe/64 dev rb nodad",
                 "link set ra up", "link set rb up",
             ];
             var output = new StringWriter();
             var io = new ToolIo { In = TextReader.Null, Out = output, Err = output };
             foreach (string line in lines) IpCompat.Run(("ip " + line).Split(' '), store, io).ShouldBe(0, line + ": " + output);
-            foreach (string s in sysctls.Append("net.ipv4.ip_forward=1"))
+            foreach (string s in sysctls.Append("net.ipv4.ip_forward=1").Append("net.ipv6.conf.all.forwarding=1"))
                 SysctlCompat.Run(["sysctl", "-w", s], store, io).ShouldBe(0, s + ": " + output);
             VirtualHost host = store.LoadNetwork();
             host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), rules, new RestoreOptions { Counters = true });
+            host.V6 = new RestoreReader(IpFamily.V6, "ip6tables-restore").Apply(new Ruleset(IpFamily.V6), rules6, new RestoreOptions { Counters = true });
             return host;
         }
         finally
@@ -147,6 +151,33 @@ public class ConntrackTests
         Listing(ct, nf).ShouldBe($"tcp      6 432000 ESTABLISHED {t} packets=1 bytes=40 [ASSURED] mark=0 use=1");
         Send(nf, Tcp(false, 40007, 80, TcpFlags.Rst | TcpFlags.Ack, 901, 101), false).CtState.ShouldBe("ESTABLISHED");
         Listing(ct, nf).ShouldBe($"tcp      6 10 CLOSE {t} packets=2 bytes=80 [ASSURED] mark=0 use=1");
+    }
+
+    private const string C6 = "2001:db8:1::1", S6 = "2001:db8:2::9";
+
+    /// <summary>kernel-recording6.txt (tests/tools/conntrack/record-conntrack6.sh).</summary>
+    [Fact]
+    public void Icmpv6_echo_related_errors_and_untracked_neighbour_discovery_follow_the_kernel()
+    {
+        var nf = new Netfilter(Router("", "*filter\n-A FORWARD -m conntrack --ctstate INVALID -j ACCEPT\nCOMMIT\n"));
+        ConntrackHooks ct = ConntrackLoader.Enable(nf)!;
+        ct.TrackV4.ShouldBeFalse();
+        ct.TrackV6.ShouldBeTrue();
+        const string echo = "icmpv6   58 30 src=2001:db8:1::1 dst=2001:db8:2::9 type=128 code=0 id=77 [UNREPLIED] src=2001:db8:2::9 dst=2001:db8:1::1 type=129 code=0 id=77 mark=0 use=1";
+        Send(nf, PacketBuilder.Ipv6(C6, S6).IcmpEcho(77, 1).Payload("ping"u8).Build(), true).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe(echo);
+        Send(nf, PacketBuilder.Ipv6(S6, C6).IcmpEcho(77, 1, reply: true).Payload("ping"u8).Build(), false).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe(echo.Replace("[UNREPLIED] ", "", StringComparison.Ordinal));
+        Send(nf, PacketBuilder.Ipv6(S6, C6).IcmpEcho(78, 1, reply: true).Build(), false).CtState.ShouldBe("INVALID");
+        byte[] udp = PacketBuilder.Ipv6(C6, S6).Udp(5001, 9999).PayloadLength(1).Build();
+        Send(nf, udp, true).CtState.ShouldBe("NEW");
+        Listing(ct, nf).Split('\n')[0].ShouldBe("udp      17 30 src=2001:db8:1::1 dst=2001:db8:2::9 sport=5001 dport=9999 [UNREPLIED] src=2001:db8:2::9 dst=2001:db8:1::1 sport=9999 dport=5001 mark=0 use=1");
+        Send(nf, PacketBuilder.Ipv6(S6, C6).IcmpError(1, 4, udp).Build(), false).CtState.ShouldBe("RELATED");
+        byte[] other = PacketBuilder.Ipv6(C6, S6).Udp(5002, 9999).PayloadLength(1).Build();
+        Send(nf, PacketBuilder.Ipv6(S6, C6).IcmpError(1, 4, other).Build(), false).CtState.ShouldBe("INVALID");
+        // A neighbour solicitation is never tracked (nf_conntrack_proto_icmpv6.c: noct_valid_new).
+        Send(nf, PacketBuilder.Ipv6(C6, "2001:db8:1::fe").Icmp(135, 0).Payload(new byte[20]).Build(), true).CtState.ShouldBe("UNTRACKED");
+        ct.Table.Count.ShouldBe(2);
     }
 
     [Fact]

@@ -261,10 +261,10 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
         if (!tracked) return Has(ConntrackFlags.State);
         if (Has(ConntrackFlags.Direction) && ((dir == ConnDirection.Original) == Inv(ConntrackFlags.Direction))) return false;
         ConnTuple o = ct.Original, r = ct.Reply;
-        if (Has(ConntrackFlags.OrigSrc) && d.OrigSrc.Contains(o.Source & d.OrigSrc.Mask) == Inv(ConntrackFlags.OrigSrc)) return false;
-        if (Has(ConntrackFlags.OrigDst) && d.OrigDst.Contains(o.Destination & d.OrigDst.Mask) == Inv(ConntrackFlags.OrigDst)) return false;
-        if (Has(ConntrackFlags.ReplSrc) && d.ReplSrc.Contains(r.Source & d.ReplSrc.Mask) == Inv(ConntrackFlags.ReplSrc)) return false;
-        if (Has(ConntrackFlags.ReplDst) && d.ReplDst.Contains(r.Destination & d.ReplDst.Mask) == Inv(ConntrackFlags.ReplDst)) return false;
+        if (Has(ConntrackFlags.OrigSrc) && AddrEq(o.Source, d.OrigSrc) == Inv(ConntrackFlags.OrigSrc)) return false;
+        if (Has(ConntrackFlags.OrigDst) && AddrEq(o.Destination, d.OrigDst) == Inv(ConntrackFlags.OrigDst)) return false;
+        if (Has(ConntrackFlags.ReplSrc) && AddrEq(r.Source, d.ReplSrc) == Inv(ConntrackFlags.ReplSrc)) return false;
+        if (Has(ConntrackFlags.ReplDst) && AddrEq(r.Destination, d.ReplDst) == Inv(ConntrackFlags.ReplDst)) return false;
         if (Has(ConntrackFlags.Proto) && (ct.Protocol == d.L4Proto) == Inv(ConntrackFlags.Proto)) return false;
         if (Has(ConntrackFlags.OrigSrcPort) && !Port(d.OrigSrcPort, d.OrigSrcPortHigh, o.SourcePort, Inv(ConntrackFlags.OrigSrcPort))) return false;
         if (Has(ConntrackFlags.OrigDstPort) && !Port(d.OrigDstPort, d.OrigDstPortHigh, o.DestinationPort, Inv(ConntrackFlags.OrigDstPort))) return false;
@@ -278,6 +278,9 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
         }
         return true;
     }
+
+    /// <summary>conntrack_addrcmp: equal under the rule's mask (the rule's address need not be masked).</summary>
+    private static bool AddrEq(UInt128 addr, IpNet net) => ((addr ^ net.Address) & net.Mask) == UInt128.Zero;
 
     private static bool Port(ushort min, ushort max, ushort port, bool invert) => (port >= min && port <= max) != invert;
 
