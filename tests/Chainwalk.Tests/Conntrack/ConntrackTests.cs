@@ -180,6 +180,38 @@ public class ConntrackTests
         ct.Table.Count.ShouldBe(2);
     }
 
+    /// <summary>kernel-recording-extensions.txt (tests/tools/conntrack/record-conntrack-extensions.sh), with destinations for ports.</summary>
+    [Fact]
+    public void Zone_connmark_connlabel_connlimit_and_helper_follow_the_kernel()
+    {
+        var (nf, ct) = Engine("*raw\n-A PREROUTING -d 10.2.0.53 -j CT --zone 5\nCOMMIT\n"
+            + "*mangle\n-A PREROUTING -d 10.2.0.54 -j CONNMARK --set-mark 0x11\nCOMMIT\n"
+            + "*filter\n-A FORWARD -d 10.2.0.54 -m connlabel --label 3 --set\n-A FORWARD -d 10.2.0.55 -m connlimit --connlimit-above 1 -j DROP\n"
+            + "-A FORWARD -d 10.2.0.56 -m helper --helper ftp -j DROP\n-A FORWARD -d 10.2.0.56 -m helper ! --helper ftp -j DROP\nCOMMIT\n");
+        string[] fates = new[] { ("10.2.0.53", 5000), ("10.2.0.54", 5000), ("10.2.0.55", 5001), ("10.2.0.55", 5002), ("10.2.0.55", 5003), ("10.2.0.56", 5000) }
+            .Select(x => Send(nf, PacketBuilder.Ipv4(C, x.Item1).Udp((ushort)x.Item2, 53).PayloadLength(1).Build(), true).Fate.Single()).ToArray();
+        fates.ShouldBe(["forwarded:rb", "forwarded:rb", "forwarded:rb", "dropped", "dropped", "dropped"]);
+        ct.Table.List(nf.State.Now).ShouldBe([
+            "udp      17 30 src=10.1.0.1 dst=10.2.0.55 sport=5001 dport=53 [UNREPLIED] src=10.2.0.55 dst=10.1.0.1 sport=53 dport=5001 mark=0 use=1",
+            "udp      17 30 src=10.1.0.1 dst=10.2.0.54 sport=5000 dport=53 [UNREPLIED] src=10.2.0.54 dst=10.1.0.1 sport=53 dport=5000 mark=17 use=1",
+            "udp      17 30 src=10.1.0.1 dst=10.2.0.53 sport=5000 dport=53 [UNREPLIED] src=10.2.0.53 dst=10.1.0.1 sport=53 dport=5000 mark=0 zone=5 use=1",
+        ]);
+        ct.Table.Entries[1].Labels.ShouldBe(UInt128.One << 3);
+        ConntrackHooks.TryGet(new Skb(PacketBuilder.Ipv4(C, S).Udp(1, 1).BuildPacket()), out _, out _).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void A_local_connection_over_loopback_is_tracked_once()
+    {
+        var (nf, ct) = Engine();
+        PacketResult r = nf.Process(new PacketInput { Bytes = PacketBuilder.Ipv4("127.0.0.1", "127.0.0.1").Udp(40000, 53).PayloadLength(1).Build() });
+        r.Fate.Single().ShouldBe("delivered-local");
+        r.CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe("udp      17 30 src=127.0.0.1 dst=127.0.0.1 sport=40000 dport=53 [UNREPLIED] src=127.0.0.1 dst=127.0.0.1 sport=53 dport=40000 mark=0 use=1");
+        nf.Process(new PacketInput { Bytes = PacketBuilder.Ipv4("127.0.0.1", "127.0.0.1").Udp(53, 40000).PayloadLength(1).Build() }).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldNotContain("UNREPLIED");
+    }
+
     [Fact]
     public void Loose_off_refuses_to_pick_up_a_connection()
     {
