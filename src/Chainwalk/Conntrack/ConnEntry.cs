@@ -97,6 +97,9 @@ public sealed class ConnEntry
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
 
+    /// <summary>The entry's place in its table's list (null when not in a table).</summary>
+    internal LinkedListNode<ConnEntry>? Node { get; set; }
+
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 
     public bool Has(ConnStatus s) => (Status & s) != 0;

@@ -160,7 +160,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     private bool MakeRoom(PacketContext ctx)
     {
         int max = Sysctls.Int(ctx.Host, KeyMax, 262144);
-        if (max <= 0) return true;
+        if (max <= 0 || Table.Count < max) return true;
         Table.Expire(ctx.Now);
         if (Table.Count < max) return true;
         if (Table.EarlyDrop(ctx.Now)) return true;

@@ -13,12 +13,12 @@ namespace Chainwalk.Conntrack;
 public sealed class ConntrackTable
 {
     private readonly Dictionary<(ConnTuple Tuple, ushort Zone), (ConnEntry Entry, ConnDirection Dir)> _hash = new();
-    private readonly List<ConnEntry> _entries = new();
+    private readonly LinkedList<ConnEntry> _entries = new();
 
     public int Count => _entries.Count;
 
     /// <summary>The confirmed entries, oldest first.</summary>
-    public IReadOnlyList<ConnEntry> Entries => _entries;
+    public IReadOnlyCollection<ConnEntry> Entries => _entries;
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
     public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
@@ -49,12 +49,14 @@ public sealed class ConntrackTable
         ct.Status |= ConnStatus.Confirmed;
         _hash[(ct.Original, ct.ZoneFor(ConnDirection.Original))] = (ct, ConnDirection.Original);
         _hash[(ct.Reply, ct.ZoneFor(ConnDirection.Reply))] = (ct, ConnDirection.Reply);
-        _entries.Add(ct);
+        ct.Node = _entries.AddLast(ct);
     }
 
     public void Remove(ConnEntry ct)
     {
-        if (!_entries.Remove(ct)) return;
+        if (ct.Node is null || ct.Node.List != _entries) return;
+        _entries.Remove(ct.Node);
+        ct.Node = null;
         var ko = (ct.Original, ct.ZoneFor(ConnDirection.Original));
         if (_hash.TryGetValue(ko, out var a) && a.Entry == ct) _hash.Remove(ko);
         var kr = (ct.Reply, ct.ZoneFor(ConnDirection.Reply));
@@ -65,9 +67,12 @@ public sealed class ConntrackTable
     /// <summary>Removes the entries whose timeout has passed (the gc worker).</summary>
     public void Expire(double now)
     {
-        for (int i = _entries.Count - 1; i >= 0; i--)
+        LinkedListNode<ConnEntry>? n = _entries.First;
+        while (n is not null)
         {
-            if (_entries[i].Timeout <= now) Remove(_entries[i]);
+            LinkedListNode<ConnEntry>? next = n.Next;
+            if (n.Value.Timeout <= now) Remove(n.Value);
+            n = next;
         }
     }
 
@@ -83,7 +88,6 @@ public sealed class ConntrackTable
     /// </summary>
     public bool EarlyDrop(double now)
     {
-        Expire(now);
         foreach (ConnEntry ct in _entries)
         {
             if (!ct.Has(ConnStatus.Assured) || TcpTracker.CanEarlyDrop(ct))
@@ -117,7 +121,9 @@ public sealed class ConntrackTable
         if (ct.Has(ConnStatus.Assured)) sb.Append("[ASSURED] ");
         sb.Append("mark=").Append(ct.Mark.ToString(CultureInfo.InvariantCulture)).Append(' ');
         if (ct.Secmark != 0) sb.Append("secmark=").Append(ct.Secmark.ToString(CultureInfo.InvariantCulture)).Append(' ');
-        if (ct.Zone != 0) sb.Append("zone=").Append(ct.Zone.ToString(CultureInfo.InvariantCulture)).Append(' ');
+        // Only a zone of both directions is dumped as CTA_ZONE; directional zones go inside the tuples
+        // (CTA_TUPLE_ZONE), which this line does not show.
+        if (ct.Zone != 0 && ct.ZoneDirections == 0) sb.Append("zone=").Append(ct.Zone.ToString(CultureInfo.InvariantCulture)).Append(' ');
         if (ct.Helper is { Length: > 0 } h) sb.Append("helper=").Append(h).Append(' ');
         sb.Append("use=1");
         return sb.ToString();
@@ -165,6 +171,6 @@ public sealed class ConntrackTable
     public IEnumerable<string> List(double now)
     {
         Expire(now);
-        for (int i = _entries.Count - 1; i >= 0; i--) yield return Format(_entries[i], now);
+        for (LinkedListNode<ConnEntry>? n = _entries.Last; n is not null; n = n.Previous) yield return Format(n.Value, now);
     }
 }

@@ -196,7 +196,7 @@ public class ConntrackTests
             "udp      17 30 src=10.1.0.1 dst=10.2.0.54 sport=5000 dport=53 [UNREPLIED] src=10.2.0.54 dst=10.1.0.1 sport=53 dport=5000 mark=17 use=1",
             "udp      17 30 src=10.1.0.1 dst=10.2.0.53 sport=5000 dport=53 [UNREPLIED] src=10.2.0.53 dst=10.1.0.1 sport=53 dport=5000 mark=0 zone=5 use=1",
         ]);
-        ct.Table.Entries[1].Labels.ShouldBe(UInt128.One << 3);
+        ct.Table.Entries.ElementAt(1).Labels.ShouldBe(UInt128.One << 3);
         ConntrackHooks.TryGet(new Skb(PacketBuilder.Ipv4(C, S).Udp(1, 1).BuildPacket()), out _, out _).ShouldBeFalse();
     }
 
@@ -303,7 +303,7 @@ public class ConntrackTests
         // Not assured: evicted to make room.
         Send(nf, PacketBuilder.Ipv4(C, S).Udp(5001, 53).Build(), true).CtState.ShouldBe("NEW");
         ct.Table.Entries.Single().Original.SourcePort.ShouldBe((ushort)5001);
-        ct.Table.Entries[0].Status |= ConnStatus.Assured;
+        ct.Table.Entries.First().Status |= ConnStatus.Assured;
         PacketResult r = Send(nf, PacketBuilder.Ipv4(C, S).Udp(5002, 53).Build(), true);
         r.Fate.ShouldBe(new[] { "dropped" });
         r.Logs.ShouldContain("nf_conntrack: nf_conntrack: table full, dropping packet");
