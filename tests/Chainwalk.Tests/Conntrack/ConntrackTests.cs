@@ -378,6 +378,63 @@ public class ConntrackTests
         r.Fate.Single().ShouldBe(matches ? "dropped" : "forwarded:rb", options);
     }
 
+    [Theory]
+    [InlineData("--ctstate ESTABLISHED --ctdir REPLY", true)]
+    [InlineData("--ctdir ORIGINAL", false)]
+    [InlineData("--ctstatus SEEN_REPLY", true)]
+    [InlineData("--ctstatus ASSURED", false)]
+    [InlineData("! --ctstatus ASSURED", true)]
+    [InlineData("--ctstatus CONFIRMED", true)]
+    [InlineData("--ctorigsrcport 5000 --ctreplsrcport 53", true)]
+    [InlineData("! --ctorigsrcport 5000", false)]
+    [InlineData("--ctexpire 31:100", false)]
+    [InlineData("! --ctexpire 31:100", true)]
+    [InlineData("--ctstate SNAT", false)]
+    [InlineData("--ctproto 6", false)]
+    [InlineData("! --ctproto tcp", true)]
+    public void Conntrack_match_options_on_the_first_reply(string options, bool matches)
+    {
+        var (nf, _) = Engine($"*filter\n-A FORWARD -i rb -m conntrack {options} -j DROP\nCOMMIT\n");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("forwarded:rb");
+        PacketResult r = Send(nf, PacketBuilder.Ipv4(S, C).Udp(53, 5000).Build(), false);
+        r.Fate.Single().ShouldBe(matches ? "dropped" : "forwarded:ra", options);
+    }
+
+    [Theory]
+    [InlineData("-m state --state INVALID", true)]
+    [InlineData("-m state ! --state INVALID", false)]
+    [InlineData("-m conntrack --ctstate INVALID", true)]
+    [InlineData("-m conntrack --ctproto udp", false)]
+    [InlineData("-m conntrack ! --ctproto udp", false)]
+    [InlineData("-m connmark ! --mark 0x1", false)]
+    [InlineData("-m connlabel ! --label 1", true)]
+    [InlineData("-m helper ! --helper ftp", true)]
+    [InlineData("-m connbytes --connbytes 0: --connbytes-dir both --connbytes-mode bytes", false)]
+    public void Matches_on_an_invalid_packet_do_as_the_kernel_without_a_connection(string match, bool matches)
+    {
+        var (nf, _) = Engine($"*filter\n-A FORWARD {match} -j DROP\nCOMMIT\n");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Fin, 1, 0), true).Fate.Single().ShouldBe(matches ? "dropped" : "forwarded:rb", match);
+    }
+
+    [Fact]
+    public void Connlabel_without_set_matches_only_labelled_connections()
+    {
+        var (nf, _) = Engine("*mangle\n-A PREROUTING -d 10.2.0.8 -m connlabel --label 7 --set\nCOMMIT\n*filter\n-A FORWARD -m connlabel --label 7 -j DROP\nCOMMIT\n");
+        Send(nf, PacketBuilder.Ipv4(C, "10.2.0.8").Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("dropped");
+        Send(nf, PacketBuilder.Ipv4(C, "10.2.0.9").Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("forwarded:rb");
+    }
+
+    [Fact]
+    public void Ct_zone_from_the_mark_and_zones_separate_connections()
+    {
+        var (nf, ct) = Engine("*raw\n-A PREROUTING -i ra -j CT --zone 3\nCOMMIT\n*filter\n-A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).CtState.ShouldBe("NEW");
+        ct.Table.Entries.Single().Zone.ShouldBe((ushort)3);
+        // The reply arrives on rb without the template: zone 0 holds nothing, so it is a new connection.
+        Send(nf, PacketBuilder.Ipv4(S, C).Udp(53, 5000).Build(), false).CtState.ShouldBe("NEW");
+        ct.Table.Count.ShouldBe(2);
+    }
+
     [Fact]
     public void Connlimit_counts_connections_per_source()
     {
