@@ -154,6 +154,9 @@ public sealed class ConntrackHooks : IConntrackHooks
         return false;
     }
 
+    /// <summary>Set after a "table full": the gc worker then also evicts assured connections its protocol says may go (conntrack_gc_work.early_drop).</summary>
+    private bool _gcEarlyDrop;
+
     private bool Accounting(PacketContext ctx) => ForceAccounting || Sysctls.Int(ctx.Host, KeyAcct, 0) != 0;
 
     /// <summary>__nf_conntrack_alloc's limit: nf_conntrack_max, early drop, else "table full".</summary>
@@ -163,7 +166,9 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (max <= 0 || Table.Count < max) return true;
         Table.Expire(ctx.Now);
         if (Table.Count < max) return true;
-        if (Table.EarlyDrop(ctx.Now)) return true;
+        if (Table.EarlyDrop(_gcEarlyDrop)) return true;
+        // The gc worker is told to evict closing connections too; it runs soon after, before the next packet here.
+        _gcEarlyDrop = true;
         // net_warn_ratelimited with nf_conntrack_core.c's pr_fmt prefix: the module name appears twice.
         ctx.Log("nf_conntrack: nf_conntrack: table full, dropping packet");
         ctx.Note("conntrack table full (nf_conntrack_max " + max.ToString(System.Globalization.CultureInfo.InvariantCulture) + "): dropped");
@@ -227,8 +232,8 @@ public sealed class ConntrackHooks : IConntrackHooks
                             ctx.Note("conntrack: UDP length field wrong (truncated/malformed packet)");
                             return PacketVerdict.Invalid;
                         }
+                        // udp_error: a zero checksum is "none" and not checked (IPv6 included: ip6_input drops it earlier).
                         int sum = (p.Bytes[p.TransportOffset + 6] << 8) | p.Bytes[p.TransportOffset + 7];
-                        if (sum == 0 && p.Family == IpFamily.V6) return PacketVerdict.Invalid;
                         if (sum != 0 && CheckChecksums(ctx) && !p.TransportChecksumValid)
                         {
                             ctx.Note("conntrack: bad UDP checksum");

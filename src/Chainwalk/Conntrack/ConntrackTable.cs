@@ -83,14 +83,25 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
-    /// early_drop: makes room by evicting one entry that is not assured (or a closing TCP connection). The
-    /// kernel looks in the new tuple's hash buckets; Chainwalk evicts the oldest such entry. False when none.
+    /// early_drop: makes room by evicting one entry that is not assured (the kernel looks in the new tuple's
+    /// hash buckets; Chainwalk takes the oldest). With <paramref name="gcEarlyDrop"/> (the gc worker's early
+    /// drop after a "table full") an assured TCP connection that is closing may go too (tcp_can_early_drop).
+    /// False when nothing could be evicted.
     /// </summary>
-    public bool EarlyDrop(double now)
+    public bool EarlyDrop(bool gcEarlyDrop = false)
     {
         foreach (ConnEntry ct in _entries)
         {
-            if (!ct.Has(ConnStatus.Assured) || TcpTracker.CanEarlyDrop(ct))
+            if (!ct.Has(ConnStatus.Assured))
+            {
+                Remove(ct);
+                return true;
+            }
+        }
+        if (!gcEarlyDrop) return false;
+        foreach (ConnEntry ct in _entries)
+        {
+            if (TcpTracker.CanEarlyDrop(ct))
             {
                 Remove(ct);
                 return true;

@@ -310,6 +310,21 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void After_table_full_the_gc_evicts_a_closing_assured_tcp_connection()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_max=1");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true);
+        Send(nf, Tcp(false, 40000, 22, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001), false);
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Ack, 1001, 5001), true);
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Fin | TcpFlags.Ack, 1001, 5001), true);
+        Listing(ct, nf).ShouldContain("FIN_WAIT");
+        // Assured: the allocation's early drop spares it, the packet is dropped; then the gc may evict it.
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("dropped");
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).CtState.ShouldBe("NEW");
+        ct.Table.Entries.Single().Protocol.ShouldBe(IpProtocol.Udp);
+    }
+
+    [Fact]
     public void Without_rules_that_need_it_conntrack_is_not_loaded()
     {
         var nf = new Netfilter(Router("*filter\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n"));
