@@ -139,18 +139,27 @@ public class ConntrackTests
     }
 
     [Fact]
-    public void Out_of_window_ack_is_invalid_and_server_rst_closes()
+    public void Window_tracking_refuses_data_beyond_the_window_ignores_old_data_and_server_rst_closes()
     {
         var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
         Send(nf, Tcp(true, 40007, 80, TcpFlags.Syn, 100, 0), true);
         Send(nf, Tcp(false, 40007, 80, TcpFlags.Syn | TcpFlags.Ack, 900, 101), false);
         Send(nf, Tcp(true, 40007, 80, TcpFlags.Ack, 101, 901), true).CtState.ShouldBe("ESTABLISHED");
-        const string t = "src=10.1.0.1 dst=10.2.0.9 sport=40007 dport=80 packets=2 bytes=80 src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40007";
-        Listing(ct, nf).ShouldBe($"tcp      6 432000 ESTABLISHED {t} packets=1 bytes=40 [ASSURED] mark=0 use=1");
+        const string o = "src=10.1.0.1 dst=10.2.0.9 sport=40007 dport=80", rp = "src=10.2.0.9 dst=10.1.0.1 sport=80 dport=40007";
+        string established = $"tcp      6 432000 ESTABLISHED {o} packets=2 bytes=80 {rp} packets=1 bytes=40 [ASSURED] mark=0 use=1";
+        Listing(ct, nf).ShouldBe(established);
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Psh | TcpFlags.Ack, 200101, 901, 10), true).CtState.ShouldBe("INVALID");
+        Listing(ct, nf).ShouldBe(established);
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Psh | TcpFlags.Ack, 101, 901, 10), true).CtState.ShouldBe("ESTABLISHED");
+        string withData = $"tcp      6 300 ESTABLISHED {o} packets=3 bytes=130 {rp} packets=1 bytes=40 [ASSURED] mark=0 use=1";
+        Listing(ct, nf).ShouldBe(withData);
+        // Retransmitted data from before the receiver's window: ignored (let through, nothing counted).
+        Send(nf, Tcp(true, 40007, 80, TcpFlags.Psh | TcpFlags.Ack, unchecked(101u - 70000u), 901, 10), true).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe(withData);
         Send(nf, Tcp(true, 40007, 80, TcpFlags.Ack, 101, 200901), true).CtState.ShouldBe("INVALID");
-        Listing(ct, nf).ShouldBe($"tcp      6 432000 ESTABLISHED {t} packets=1 bytes=40 [ASSURED] mark=0 use=1");
+        Listing(ct, nf).ShouldBe(withData);
         Send(nf, Tcp(false, 40007, 80, TcpFlags.Rst | TcpFlags.Ack, 901, 101), false).CtState.ShouldBe("ESTABLISHED");
-        Listing(ct, nf).ShouldBe($"tcp      6 10 CLOSE {t} packets=2 bytes=80 [ASSURED] mark=0 use=1");
+        Listing(ct, nf).ShouldBe($"tcp      6 10 CLOSE {o} packets=3 bytes=130 {rp} packets=2 bytes=80 [ASSURED] mark=0 use=1");
     }
 
     private const string C6 = "2001:db8:1::1", S6 = "2001:db8:2::9";

@@ -48,6 +48,9 @@ $A tcp $C $S 40006 80 S 100 0 0; show "SYN retransmitted"
 $B tcp $S $C 80 40006 RA 0 101 0; show "RST reply to unreplied SYN"
 flush
 $A tcp $C $S 40007 80 S 100 0 0; $B tcp $S $C 80 40007 SA 900 101 0; $A tcp $C $S 40007 80 A 101 901 0; show "established"
+$A tcp $C $S 40007 80 PA 200101 901 10; show "data far beyond the window"
+$A tcp $C $S 40007 80 PA 101 901 10; show "data in the window"
+$A tcp $C $S 40007 80 PA 4294897297 901 10; show "old data under the lower bound"
 $A tcp $C $S 40007 80 A 101 200901 0; show "ACK over upper bound"
 $B tcp $S $C 80 40007 RA 901 101 0; show "RST from server"
 flush
