@@ -471,6 +471,18 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void Connlimit_lists_survive_the_runtime_state()
+    {
+        var (nf, ct) = Engine("*filter\n-A FORWARD -p tcp -m connlimit --connlimit-above 1 -j DROP\nCOMMIT\n");
+        Send(nf, Tcp(true, 41000, 22, TcpFlags.Syn, 1, 0), true).Fate.Single().ShouldBe("forwarded:rb");
+        var state = new RuntimeState { Now = nf.State.Now };
+        state.Load(nf.State.Save());
+        var nf2 = new Netfilter(nf.Host, state);
+        ConntrackLoader.Enable(nf2, ct.Table);
+        Send(nf2, Tcp(true, 41001, 22, TcpFlags.Syn, 1, 0), true).Fate.Single().ShouldBe("dropped");
+    }
+
+    [Fact]
     public void Connbytes_forces_accounting_and_counts()
     {
         var (nf, ct) = Engine("*filter\n-A FORWARD -m connbytes --connbytes 2: --connbytes-dir original --connbytes-mode packets -j DROP\nCOMMIT\n");

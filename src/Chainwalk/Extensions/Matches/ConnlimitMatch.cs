@@ -95,7 +95,7 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
         }
         UInt128 addr = d.ByDestination ? skb.Packet.Destination : skb.Packet.Source;
         UInt128 key = addr & Net.IpNet.PrefixMask(skb.Family, d.EffectivePrefix(skb.Family));
-        var lists = ctx.RuleState(() => new Dictionary<UInt128, List<(ConnTuple Tuple, ConnEntry? Entry)>>());
+        var lists = ctx.RuleState(() => new ConnlimitState()).Lists;
         if (!lists.TryGetValue(key, out var list)) lists[key] = list = new();
         ConntrackTable? table = (ctx.Netfilter.Conntrack as ConntrackHooks)?.Table;
         bool counted = false;
@@ -128,5 +128,51 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
     {
         sb.Append(" #conn ").Append(d.ByDestination ? "dst" : "src").Append('/').Append(XtParse.Dec((ulong)d.EffectivePrefix(family)))
           .Append(d.Upto ? " <= " : " > ").Append(XtParse.Dec(d.Limit));
+    }
+}
+
+/// <summary>A connlimit rule's lists (nf_conncount's tree): per masked address, the tuples counted; kept between commands.</summary>
+public sealed class ConnlimitState : IRuntimeState
+{
+    public Dictionary<UInt128, List<(ConnTuple Tuple, ConnEntry? Entry)>> Lists { get; } = new();
+
+    public System.Text.Json.Nodes.JsonNode? Save()
+    {
+        if (Lists.Count == 0) return null;
+        var o = new System.Text.Json.Nodes.JsonObject();
+        foreach (var kv in Lists)
+        {
+            if (kv.Value.Count == 0) continue;
+            var a = new System.Text.Json.Nodes.JsonArray();
+            foreach (var (t, _) in kv.Value)
+            {
+                a.Add(string.Join(' ', t.Family == IpFamily.V4 ? "4" : "6", XtParse.Dec(t.Protocol), IpNet.FormatAddress(t.Source, t.Family),
+                    IpNet.FormatAddress(t.Destination, t.Family), XtParse.Dec(t.SourcePort), XtParse.Dec(t.DestinationPort)));
+            }
+            o[kv.Key.ToString(System.Globalization.CultureInfo.InvariantCulture)] = a;
+        }
+        return o;
+    }
+
+    public void Load(System.Text.Json.Nodes.JsonNode node)
+    {
+        Lists.Clear();
+        if (node is not System.Text.Json.Nodes.JsonObject o) return;
+        foreach (var kv in o)
+        {
+            if (kv.Value is not System.Text.Json.Nodes.JsonArray a
+                || !UInt128.TryParse(kv.Key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out UInt128 key)) continue;
+            var list = new List<(ConnTuple, ConnEntry?)>();
+            foreach (var item in a)
+            {
+                string[] w = (item?.GetValue<string>() ?? "").Split(' ');
+                if (w.Length != 6) continue;
+                IpFamily f = w[0] == "4" ? IpFamily.V4 : IpFamily.V6;
+                if (!IpNet.TryParseNumeric(w[2], f, out UInt128 src) || !IpNet.TryParseNumeric(w[3], f, out UInt128 dst)) continue;
+                list.Add((new ConnTuple(f, byte.Parse(w[1], System.Globalization.CultureInfo.InvariantCulture), src, dst,
+                    ushort.Parse(w[4], System.Globalization.CultureInfo.InvariantCulture), ushort.Parse(w[5], System.Globalization.CultureInfo.InvariantCulture)), null));
+            }
+            Lists[key] = list;
+        }
     }
 }
