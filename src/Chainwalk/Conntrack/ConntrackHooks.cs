@@ -194,7 +194,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                 {
                     if (TcpTracker.Error(p, CheckChecksums(ctx)) is { } why)
                     {
-                        ctx.Note("conntrack: invalid TCP packet (" + why + ")");
+                        if (ctx.Netfilter.Current?.Trace is not null) ctx.Note("conntrack: invalid TCP packet (" + why + ")");
                         return PacketVerdict.Invalid;
                     }
                     if (isNew && !TcpTracker.New(ct, p, host))
@@ -266,7 +266,8 @@ public sealed class ConntrackHooks : IConntrackHooks
                 {
                     if (isNew && !ConnTuple.IcmpStartsConnection(p.Family, p.IcmpType))
                     {
-                        ctx.Note("conntrack: ICMP type " + p.IcmpType.ToString(System.Globalization.CultureInfo.InvariantCulture) + " cannot start a connection");
+                        if (ctx.Netfilter.Current?.Trace is not null)
+                            ctx.Note("conntrack: ICMP type " + p.IcmpType.ToString(System.Globalization.CultureInfo.InvariantCulture) + " cannot start a connection");
                         return PacketVerdict.Invalid;
                     }
                     int t = p.Family == IpFamily.V4 ? Sysctls.Int(host, KeyIcmp, 30) : Sysctls.Int(host, KeyIcmpv6, 30);
