@@ -38,6 +38,15 @@ public readonly record struct ConnTuple(IpFamily Family, byte Protocol, UInt128 
             tuple = new ConnTuple(p.Family, proto, p.Source, p.Destination, p.IcmpId, (ushort)((p.IcmpType << 8) | p.IcmpCode));
             return true;
         }
+        if (proto == IpProtocol.Gre && !p.IsNonFirstFragment && p.TransportLength >= 8 && (p.Bytes[p.TransportOffset + 1] & 0x07) == 1)
+        {
+            // Enhanced GRE (version 1, PPTP): the call id is the destination key; the source key would come
+            // from the PPTP helper's key map, which does not exist here (nf_conntrack_proto_gre.c).
+            ushort callId = (ushort)((p.Bytes[p.TransportOffset + 6] << 8) | p.Bytes[p.TransportOffset + 7]);
+            tuple = new ConnTuple(p.Family, proto, p.Source, p.Destination, 0, callId);
+            return true;
+        }
+        // Version 0 GRE and every other protocol: addresses only (GRE "behaves like generic" with zero keys).
         tuple = new ConnTuple(p.Family, proto, p.Source, p.Destination, 0, 0);
         return true;
     }

@@ -274,8 +274,23 @@ public sealed class ConntrackHooks : IConntrackHooks
                     Refresh(ct, dir, len, now + t);
                     return PacketVerdict.Ok;
                 }
+            case IpProtocol.Gre:
+                {
+                    // gre_packet: the unreplied timeout until a reply was seen (the first reply included), then
+                    // the stream timeout and ASSURED.
+                    if (ct.Has(ConnStatus.SeenReply))
+                    {
+                        Refresh(ct, dir, len, now + Sysctls.Int(host, "net.netfilter.nf_conntrack_gre_timeout_stream", 180));
+                        ct.Status |= ConnStatus.Assured;
+                    }
+                    else
+                    {
+                        Refresh(ct, dir, len, now + Sysctls.Int(host, "net.netfilter.nf_conntrack_gre_timeout", 30));
+                    }
+                    return PacketVerdict.Ok;
+                }
             default:
-                // nf_conntrack_proto_generic.c (SCTP, DCCP and GRE have trackers of their own in the kernel;
+                // nf_conntrack_proto_generic.c (SCTP and DCCP have trackers of their own in the kernel;
                 // Chainwalk keeps their ports but tracks them with the generic timeout).
                 Refresh(ct, dir, len, now + Sysctls.Int(host, KeyGeneric, 600));
                 return PacketVerdict.Ok;

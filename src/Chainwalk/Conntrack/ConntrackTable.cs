@@ -163,6 +163,11 @@ public sealed class ConntrackTable
               .Append(" code=").Append(t.IcmpCode.ToString(CultureInfo.InvariantCulture))
               .Append(" id=").Append(t.SourcePort.ToString(CultureInfo.InvariantCulture)).Append(' ');
         }
+        else if (t.Protocol == IpProtocol.Gre)
+        {
+            sb.Append("srckey=0x").Append(t.SourcePort.ToString("x", CultureInfo.InvariantCulture))
+              .Append(" dstkey=0x").Append(t.DestinationPort.ToString("x", CultureInfo.InvariantCulture)).Append(' ');
+        }
         else if (ConnTuple.HasPortTuple(t.Protocol))
         {
             sb.Append("sport=").Append(t.SourcePort.ToString(CultureInfo.InvariantCulture))

@@ -56,6 +56,8 @@ public static class Sysctl
         ["net.netfilter.nf_conntrack_icmp_timeout"] = "30",
         ["net.netfilter.nf_conntrack_icmpv6_timeout"] = "30",
         ["net.netfilter.nf_conntrack_generic_timeout"] = "600",
+        ["net.netfilter.nf_conntrack_gre_timeout"] = "30",
+        ["net.netfilter.nf_conntrack_gre_timeout_stream"] = "180",
         ["net.netfilter.nf_conntrack_checksum"] = "1",
         ["net.netfilter.nf_conntrack_log_invalid"] = "0",
         ["net.netfilter.nf_conntrack_acct"] = "0",

@@ -280,6 +280,21 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void Gre_is_tracked_with_zero_keys_and_its_own_timeouts()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_acct=1");
+        byte[] Gre(string src, string dst) => PacketBuilder.Ipv4(src, dst).Protocol(IpProtocol.Gre).Payload([0, 0, 8, 0, (byte)'a', (byte)'b', (byte)'c', (byte)'d']).Build();
+        const string o = "src=10.1.0.1 dst=10.2.0.9 srckey=0x0 dstkey=0x0", rp = "src=10.2.0.9 dst=10.1.0.1 srckey=0x0 dstkey=0x0";
+        Send(nf, Gre(C, S), true, at: 5).CtState.ShouldBe("NEW");
+        Listing(ct, nf).ShouldBe($"gre      47 30 {o} packets=1 bytes=28 [UNREPLIED] {rp} packets=0 bytes=0 mark=0 use=1");
+        Send(nf, Gre(S, C), false, at: 5).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe($"gre      47 30 {o} packets=1 bytes=28 {rp} packets=1 bytes=28 mark=0 use=1");
+        // Not in the recording: the next packet after the reply (gre_packet with SEEN_REPLY set).
+        Send(nf, Gre(C, S), true, at: 6).CtState.ShouldBe("ESTABLISHED");
+        Listing(ct, nf).ShouldBe($"gre      47 180 {o} packets=2 bytes=56 {rp} packets=1 bytes=28 [ASSURED] mark=0 use=1");
+    }
+
+    [Fact]
     public void Icmp_error_quoting_a_tracked_connection_is_related_else_invalid()
     {
         var (nf, ct) = Engine();

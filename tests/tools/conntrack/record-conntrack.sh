@@ -63,6 +63,9 @@ $A echo $C $S 8 77; show "echo req"
 $B echo $S $C 0 77; show "echo reply"
 $B echo $S $C 0 78; show "stray echo reply"
 flush
+$A gre $C $S; show "gre"
+$B gre $S $C; show "gre reply"
+flush
 $A udp $C $S 5001 9999; show "udp 2"
 $B unreach $S $C $C $S 5001 9999; show "icmp unreach quoting it"
 $B unreach $S $C $C $S 5002 9999; show "icmp unreach quoting nothing known"

@@ -33,6 +33,8 @@ elif kind=='udp':
     pkt=udp(a[1],a[2],int(a[3]),int(a[4]))
 elif kind=='echo':
     pkt=icmp(a[1],a[2],int(a[3]),0,(int(a[4])<<16)|1,b'ping')
+elif kind=='gre':  # GRE version 0 carrying 4 bytes
+    pkt=ip(a[1],a[2],47,struct.pack('!HH',0,0x0800)+b'abcd')
 elif kind=='unreach':  # src dst  quoted: udp qsrc qdst qsp qdp
     q=udp(a[3],a[4],int(a[5]),int(a[6]))
     pkt=icmp(a[1],a[2],3,3,0,q[:28])
