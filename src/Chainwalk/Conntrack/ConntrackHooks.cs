@@ -385,9 +385,14 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     public bool ApplyNat(PacketContext ctx) => true;
 
-    /// <summary>nf_ct_attach: a generated answer belongs to its cause's connection, as RELATED in the other direction.</summary>
+    /// <summary>
+    /// nf_ct_attach (nf_send_reset for REJECT's TCP reset): the answer belongs to its cause's connection, as
+    /// RELATED in the other direction. ICMP errors are sent by icmp_send, which attaches nothing: conntrack
+    /// finds their connection at OUTPUT from the quoted packet (and none when it was never confirmed).
+    /// </summary>
     public void Attach(Skb generated, Skb original)
     {
+        if (generated.Packet.IsIcmpError) return;
         if (original.Conntrack is not ConnEntry ct) return;
         generated.Conntrack = ct;
         generated.CtInfo = original.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? CtInfo.Related : CtInfo.RelatedReply;
