@@ -73,7 +73,8 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private static void Record(PacketContext ctx)
     {
-        if (ctx.Netfilter.Current is { } r && ctx.Skb.Conntrack is not ConnTemplate) r.CtState = StateName(ctx.Skb.CtInfo);
+        // The packet's own state: the first one recorded (a looped-back copy or a generated answer does not replace it).
+        if (ctx.Netfilter.Current is { CtState: null } r && ctx.Skb.Conntrack is not ConnTemplate) r.CtState = StateName(ctx.Skb.CtInfo);
     }
 
     private bool CheckChecksums(PacketContext ctx) =>

@@ -308,6 +308,20 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void Time_exceeded_the_router_sends_is_related_only_to_a_confirmed_connection()
+    {
+        var (nf, _) = Engine("*filter\n-A OUTPUT -m state --state INVALID -j DROP\n-A OUTPUT -m state --state RELATED -j ACCEPT\nCOMMIT\n");
+        // First packet with TTL 1: its connection is never confirmed, so the ICMP error about it is INVALID.
+        PacketResult first = Send(nf, PacketBuilder.Ipv4(C, S).Ttl(1).Udp(5000, 53).Build(), true);
+        first.CtState.ShouldBe("NEW");
+        first.Outputs.ShouldBeEmpty();
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("forwarded:rb");
+        PacketResult again = Send(nf, PacketBuilder.Ipv4(C, S).Ttl(1).Udp(5000, 53).Build(), true);
+        again.CtState.ShouldBe("NEW");
+        again.Outputs.Single().Interface.ShouldBe("ra");
+    }
+
+    [Fact]
     public void Entries_expire_on_the_host_clock()
     {
         var (nf, ct) = Engine();
