@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
@@ -78,6 +80,32 @@ public sealed class ConnbytesMatch : XtExtension<ConnbytesData>
                 };
                 break;
         }
+    }
+
+    /// <summary>connbytes_mt: the connection's counters (none without accounting: no match).</summary>
+    protected override bool Match(PacketContext ctx, ConnbytesData d)
+    {
+        if (!ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _) || ct.Counters is not { } c) return false;
+        ulong pkts = d.Direction switch
+        {
+            ConnbytesDirection.Original => c[0].Packets,
+            ConnbytesDirection.Reply => c[1].Packets,
+            _ => c[0].Packets + c[1].Packets,
+        };
+        ulong bytes = d.Direction switch
+        {
+            ConnbytesDirection.Original => c[0].Bytes,
+            ConnbytesDirection.Reply => c[1].Bytes,
+            _ => c[0].Bytes + c[1].Bytes,
+        };
+        ulong what = d.What switch
+        {
+            ConnbytesWhat.Packets => pkts,
+            ConnbytesWhat.Bytes => bytes,
+            _ => pkts == 0 ? 0 : bytes / pkts,
+        };
+        if (d.To >= d.From) return what <= d.To && what >= d.From;
+        return what < d.To || what > d.From;
     }
 
     private static void FromTo(StringBuilder sb, ConnbytesData d, string prefix)

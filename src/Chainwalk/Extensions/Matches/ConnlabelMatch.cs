@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Globalization;
 using System.Text;
 using Chainwalk.Net;
@@ -93,6 +95,20 @@ public sealed class ConnlabelMatch : XtExtension<ConnlabelData>
         {
             return null;
         }
+    }
+
+    /// <summary>connlabel_mt: the label bit of the connection; --set sets it when missing (and matches).</summary>
+    protected override bool Match(PacketContext ctx, ConnlabelData d)
+    {
+        if (!ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _) || d.Bit >= 128) return d.Invert;
+        UInt128 bit = UInt128.One << d.Bit;
+        if ((ct.Labels & bit) != 0) return !d.Invert;
+        if (d.Set)
+        {
+            ct.Labels |= bit;
+            return !d.Invert;
+        }
+        return d.Invert;
     }
 
     protected override string? CheckEntry(RuleCheckContext ctx, ConnlabelData d) =>

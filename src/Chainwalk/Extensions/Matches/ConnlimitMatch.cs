@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 
@@ -74,6 +76,47 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
             throw ctx.Error("You must specify \"--connlimit-above\" or \"--connlimit-upto\".");
     }
 
+    /// <summary>
+    /// connlimit_mt with nf_conncount: per rule, the connections seen per masked source (or destination)
+    /// address; a connection leaves the count when it is gone from the table or a TCP one is in TIME_WAIT or
+    /// CLOSE. The packet's own connection is added when not yet counted (an unconfirmed one stays counted only
+    /// while its packet is in flight, as the kernel keeps it a jiffy). No tuple: hotdrop.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, ConnlimitData d)
+    {
+        Skb skb = ctx.Skb;
+        ConnEntry? own = ConntrackHooks.TryGet(skb, out ConnEntry e, out _) ? e : null;
+        ConnTuple tuple;
+        if (own is not null) tuple = own.Original;
+        else if (!ConnTuple.TryFromPacket(skb.Packet, out tuple))
+        {
+            ctx.HotDrop = true;
+            return false;
+        }
+        UInt128 addr = d.ByDestination ? skb.Packet.Destination : skb.Packet.Source;
+        UInt128 key = addr & Net.IpNet.PrefixMask(skb.Family, d.EffectivePrefix(skb.Family));
+        var lists = ctx.RuleState(() => new ConnlimitState()).Lists;
+        if (!lists.TryGetValue(key, out var list)) lists[key] = list = new();
+        ConntrackTable? table = (ctx.Netfilter.Conntrack as ConntrackHooks)?.Table;
+        bool counted = false;
+        for (int i = list.Count - 1; i >= 0; i--)
+        {
+            var (t, ent) = list[i];
+            ConnEntry? live = null;
+            if (table is not null && table.TryFind(t, 0, ctx.Now, out ConnEntry found, out _)) live = found;
+            else if (ent is not null && ent == own && !ent.IsConfirmed) live = ent;
+            if (live is null || live.Tcp?.State is TcpCtState.TimeWait or TcpCtState.Close)
+            {
+                list.RemoveAt(i);
+                continue;
+            }
+            if (t == tuple) counted = true;
+        }
+        if (!counted) list.Add((tuple, own));
+        int connections = list.Count;
+        return (connections > d.Limit) != d.Upto;
+    }
+
     protected override void Save(StringBuilder sb, ConnlimitData d, IpFamily family)
     {
         sb.Append(d.Upto ? " --connlimit-upto " : " --connlimit-above ").Append(XtParse.Dec(d.Limit));
@@ -85,5 +128,51 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
     {
         sb.Append(" #conn ").Append(d.ByDestination ? "dst" : "src").Append('/').Append(XtParse.Dec((ulong)d.EffectivePrefix(family)))
           .Append(d.Upto ? " <= " : " > ").Append(XtParse.Dec(d.Limit));
+    }
+}
+
+/// <summary>A connlimit rule's lists (nf_conncount's tree): per masked address, the tuples counted; kept between commands.</summary>
+public sealed class ConnlimitState : IRuntimeState
+{
+    public Dictionary<UInt128, List<(ConnTuple Tuple, ConnEntry? Entry)>> Lists { get; } = new();
+
+    public System.Text.Json.Nodes.JsonNode? Save()
+    {
+        if (Lists.Count == 0) return null;
+        var o = new System.Text.Json.Nodes.JsonObject();
+        foreach (var kv in Lists)
+        {
+            if (kv.Value.Count == 0) continue;
+            var a = new System.Text.Json.Nodes.JsonArray();
+            foreach (var (t, _) in kv.Value)
+            {
+                a.Add(string.Join(' ', t.Family == IpFamily.V4 ? "4" : "6", XtParse.Dec(t.Protocol), IpNet.FormatAddress(t.Source, t.Family),
+                    IpNet.FormatAddress(t.Destination, t.Family), XtParse.Dec(t.SourcePort), XtParse.Dec(t.DestinationPort)));
+            }
+            o[kv.Key.ToString(System.Globalization.CultureInfo.InvariantCulture)] = a;
+        }
+        return o;
+    }
+
+    public void Load(System.Text.Json.Nodes.JsonNode node)
+    {
+        Lists.Clear();
+        if (node is not System.Text.Json.Nodes.JsonObject o) return;
+        foreach (var kv in o)
+        {
+            if (kv.Value is not System.Text.Json.Nodes.JsonArray a
+                || !UInt128.TryParse(kv.Key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out UInt128 key)) continue;
+            var list = new List<(ConnTuple, ConnEntry?)>();
+            foreach (var item in a)
+            {
+                string[] w = (item?.GetValue<string>() ?? "").Split(' ');
+                if (w.Length != 6) continue;
+                IpFamily f = w[0] == "4" ? IpFamily.V4 : IpFamily.V6;
+                if (!IpNet.TryParseNumeric(w[2], f, out UInt128 src) || !IpNet.TryParseNumeric(w[3], f, out UInt128 dst)) continue;
+                list.Add((new ConnTuple(f, byte.Parse(w[1], System.Globalization.CultureInfo.InvariantCulture), src, dst,
+                    ushort.Parse(w[4], System.Globalization.CultureInfo.InvariantCulture), ushort.Parse(w[5], System.Globalization.CultureInfo.InvariantCulture)), null));
+            }
+            Lists[key] = list;
+        }
     }
 }

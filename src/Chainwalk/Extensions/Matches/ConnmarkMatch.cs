@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 
@@ -26,6 +28,10 @@ public sealed class ConnmarkMatch : XtExtension<MarkData>
         (d.Mark, d.Mask) = XtParse.ValMask(argument!, Name, option.Name);
         if (invert) d.Invert = true;
     }
+
+    /// <summary>connmark_mt: (ct->mark &amp; mask) == mark, inverted by !; no connection never matches.</summary>
+    protected override bool Match(PacketContext ctx, MarkData d) =>
+        ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _) && ((ct.Mark & d.Mask) == d.Mark) != d.Invert;
 
     protected override void Save(StringBuilder sb, MarkData d, IpFamily family)
     {

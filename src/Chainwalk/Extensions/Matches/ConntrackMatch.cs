@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
@@ -224,6 +226,63 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
 
     public override string SaveName(ExtensionData data) =>
         (((ConntrackData)data).MatchFlags & ConntrackFlags.StateAlias) != 0 ? "state" : Name;
+
+    protected override bool Match(PacketContext ctx, ConntrackData d) => Evaluate(ctx, d);
+
+    /// <summary>conntrack_mt (xt_conntrack.c, revision 3; revisions 1 and 2 are converted to it): also the state match.</summary>
+    internal static bool Evaluate(PacketContext ctx, ConntrackData d)
+    {
+        bool Inv(ConntrackFlags f) => (d.InvertFlags & f) != 0;
+        bool Has(ConntrackFlags f) => (d.MatchFlags & f) != 0;
+        bool tracked = ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out ConnDirection dir);
+        CtState bit;
+        if (tracked)
+        {
+            bit = ctx.Skb.CtInfo switch
+            {
+                CtInfo.Established or CtInfo.EstablishedReply => CtState.Established,
+                CtInfo.Related or CtInfo.RelatedReply => CtState.Related,
+                _ => CtState.New,
+            };
+        }
+        else
+        {
+            bit = ctx.Skb.CtInfo == CtInfo.Untracked ? CtState.Untracked : CtState.Invalid;
+        }
+        if (Has(ConntrackFlags.State))
+        {
+            if (tracked && (d.MatchFlags & ConntrackFlags.StateAlias) == 0)
+            {
+                if (ct.Has(ConnStatus.SrcNat)) bit |= CtState.Snat;
+                if (ct.Has(ConnStatus.DstNat)) bit |= CtState.Dnat;
+            }
+            if (((d.States & bit) != 0) == Inv(ConntrackFlags.State)) return false;
+        }
+        if (!tracked) return Has(ConntrackFlags.State);
+        if (Has(ConntrackFlags.Direction) && ((dir == ConnDirection.Original) == Inv(ConntrackFlags.Direction))) return false;
+        ConnTuple o = ct.Original, r = ct.Reply;
+        if (Has(ConntrackFlags.OrigSrc) && AddrEq(o.Source, d.OrigSrc) == Inv(ConntrackFlags.OrigSrc)) return false;
+        if (Has(ConntrackFlags.OrigDst) && AddrEq(o.Destination, d.OrigDst) == Inv(ConntrackFlags.OrigDst)) return false;
+        if (Has(ConntrackFlags.ReplSrc) && AddrEq(r.Source, d.ReplSrc) == Inv(ConntrackFlags.ReplSrc)) return false;
+        if (Has(ConntrackFlags.ReplDst) && AddrEq(r.Destination, d.ReplDst) == Inv(ConntrackFlags.ReplDst)) return false;
+        if (Has(ConntrackFlags.Proto) && (ct.Protocol == d.L4Proto) == Inv(ConntrackFlags.Proto)) return false;
+        if (Has(ConntrackFlags.OrigSrcPort) && !Port(d.OrigSrcPort, d.OrigSrcPortHigh, o.SourcePort, Inv(ConntrackFlags.OrigSrcPort))) return false;
+        if (Has(ConntrackFlags.OrigDstPort) && !Port(d.OrigDstPort, d.OrigDstPortHigh, o.DestinationPort, Inv(ConntrackFlags.OrigDstPort))) return false;
+        if (Has(ConntrackFlags.ReplSrcPort) && !Port(d.ReplSrcPort, d.ReplSrcPortHigh, r.SourcePort, Inv(ConntrackFlags.ReplSrcPort))) return false;
+        if (Has(ConntrackFlags.ReplDstPort) && !Port(d.ReplDstPort, d.ReplDstPortHigh, r.DestinationPort, Inv(ConntrackFlags.ReplDstPort))) return false;
+        if (Has(ConntrackFlags.Status) && (((uint)d.Statuses & (uint)ct.Status) != 0) == Inv(ConntrackFlags.Status)) return false;
+        if (Has(ConntrackFlags.Expires))
+        {
+            long left = ct.IsConfirmed ? ct.SecondsLeft(ctx.Now) : 0;
+            if ((left >= d.ExpiresMin && left <= d.ExpiresMax) == Inv(ConntrackFlags.Expires)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>conntrack_addrcmp: equal under the rule's mask (the rule's address need not be masked).</summary>
+    private static bool AddrEq(UInt128 addr, IpNet net) => ((addr ^ net.Address) & net.Mask) == UInt128.Zero;
+
+    private static bool Port(ushort min, ushort max, ushort port, bool invert) => (port >= min && port <= max) != invert;
 
     internal static void AppendStates(StringBuilder sb, CtState states)
     {

@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 
@@ -47,6 +49,12 @@ public sealed class HelperMatch : XtExtension<HelperData>
         }
         sb.Append('"');
     }
+
+    /// <summary>
+    /// helper_mt: only an expected connection (one with a master) has a helper to compare; Chainwalk's
+    /// connections have none, so the match is its inversion, as the kernel's for a connection without master.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, HelperData d) => d.Invert;
 
     protected override void Save(StringBuilder sb, HelperData d, IpFamily family)
     {

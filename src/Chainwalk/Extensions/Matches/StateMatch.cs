@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
@@ -51,6 +53,9 @@ public sealed class StateMatch : XtExtension<ConntrackData>
         if (!XtParse.TryPrefixName(arg.AsSpan(pos), Names, out CtState last)) throw XtablesException.Param($"Bad state \"{arg[pos..]}\"");
         return mask | last;
     }
+
+    /// <summary>state_mt (xt_state.c): the state bit of the packet's ctinfo, UNTRACKED or INVALID.</summary>
+    protected override bool Match(PacketContext ctx, ConntrackData d) => ConntrackMatch.Evaluate(ctx, d);
 
     protected override void Save(StringBuilder sb, ConntrackData d, IpFamily family) => ConntrackMatch.Dump(sb, d, "--", family, true);
 

@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
@@ -109,6 +111,38 @@ public sealed class ConnmarkTarget : XtExtension<ConnmarkTargetData>
     protected override void FinalCheck(ParseContext ctx, ConnmarkTargetData d)
     {
         if ((d.Given & FOpAny) == 0) throw ctx.Error("CONNMARK target: No operation specified");
+    }
+
+    /// <summary>connmark_tg_shift (xt_connmark.c): set, save or restore with masks and shift; no connection: nothing.</summary>
+    protected override Verdict Execute(PacketContext ctx, ConnmarkTargetData d)
+    {
+        if (!ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _)) return Verdict.Continue;
+        int shift = d.ShiftBits & 31;
+        switch (d.Mode)
+        {
+            case ConnmarkMode.Set:
+                {
+                    uint v = (ct.Mark & ~d.CtMask) ^ d.CtMark;
+                    v = d.ShiftRight ? v >> shift : v << shift;
+                    ct.Mark = v;
+                    break;
+                }
+            case ConnmarkMode.Save:
+                {
+                    uint t = ctx.Skb.Mark & d.NfMask;
+                    t = d.ShiftRight ? t >> shift : t << shift;
+                    ct.Mark = (ct.Mark & ~d.CtMask) ^ t;
+                    break;
+                }
+            default:
+                {
+                    uint t = ct.Mark & d.CtMask;
+                    t = d.ShiftRight ? t >> shift : t << shift;
+                    ctx.Skb.Mark = (ctx.Skb.Mark & ~d.NfMask) ^ t;
+                    break;
+                }
+        }
+        return Verdict.Continue;
     }
 
     protected override void Save(StringBuilder sb, ConnmarkTargetData d, IpFamily family)

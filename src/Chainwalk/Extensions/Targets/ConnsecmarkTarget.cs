@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -35,6 +37,21 @@ public sealed class ConnsecmarkTarget : XtExtension<ConnsecmarkData>
     protected override void FinalCheck(ParseContext ctx, ConnsecmarkData d)
     {
         if (d.Given == 0) throw ctx.Error("CONNSECMARK target: parameter required");
+    }
+
+    /// <summary>connsecmark_tg: save copies the packet's secmark to a connection without one; restore the other way.</summary>
+    protected override Verdict Execute(PacketContext ctx, ConnsecmarkData d)
+    {
+        if (!ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _)) return Verdict.Continue;
+        if (d.Mode == ModeSave)
+        {
+            if (ctx.Skb.Secmark != 0 && ct.Secmark == 0) ct.Secmark = ctx.Skb.Secmark;
+        }
+        else if (ctx.Skb.Secmark == 0)
+        {
+            ctx.Skb.Secmark = ct.Secmark;
+        }
+        return Verdict.Continue;
     }
 
     private static string ModeName(byte mode) => mode == ModeSave ? "save" : "restore";

@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -153,6 +155,34 @@ public sealed class CtTarget : XtExtension<CtData>
         if (d.CtEvents != 0) AppendEvents(sb, pfx + "ctevents", CtEventNames, d.CtEvents);
         if (d.ExpEvents != 0) AppendEvents(sb, pfx + "expevents", ExpEventNames, d.ExpEvents);
         if ((d.Flags & CtData.FlagZoneMark) != 0 || d.Zone != 0) AppendZone(sb, pfx + "zone", d);
+    }
+
+    protected override Verdict Execute(PacketContext ctx, CtData d) => Apply(ctx, d);
+
+    /// <summary>
+    /// xt_ct_target: a packet that already has conntrack state (looped back) is left alone; --notrack makes
+    /// it untracked; otherwise it gets the rule's template (zone, helper name, event mask) for the connection
+    /// conntrack makes next. --timeout never gets here: no timeout policy exists, so the rule is refused.
+    /// </summary>
+    internal static Verdict Apply(PacketContext ctx, CtData d)
+    {
+        Skb skb = ctx.Skb;
+        if (skb.Conntrack is not null || skb.CtInfo != CtInfo.None) return Verdict.Continue;
+        if ((d.Flags & CtData.FlagNotrack) != 0)
+        {
+            skb.CtInfo = CtInfo.Untracked;
+            return Verdict.Continue;
+        }
+        int dirs = d.Flags & (CtData.FlagZoneDirOrig | CtData.FlagZoneDirRepl);
+        skb.Conntrack = new ConnTemplate
+        {
+            Zone = d.Zone,
+            ZoneDirections = (byte)(dirs == (CtData.FlagZoneDirOrig | CtData.FlagZoneDirRepl) ? 0 : dirs >> 1),
+            ZoneFromMark = (d.Flags & CtData.FlagZoneMark) != 0,
+            Helper = d.Helper.Length > 0 ? d.Helper : null,
+            EventMask = d.CtEvents,
+        };
+        return Verdict.Continue;
     }
 
     protected override void Save(StringBuilder sb, CtData d, IpFamily family)

@@ -1,3 +1,5 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
@@ -32,6 +34,9 @@ public sealed class NotrackTarget : XtExtension<CtData>
     protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, CtData data)
     {
     }
+
+    /// <summary>The CT target with --notrack: the packet is untracked.</summary>
+    protected override Verdict Execute(PacketContext ctx, CtData d) => CtTarget.Apply(ctx, d);
 
     protected override void Save(StringBuilder sb, CtData d, IpFamily family) => Ct.Save(sb, d, family);
 

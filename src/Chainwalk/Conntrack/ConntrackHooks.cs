@@ -1,0 +1,415 @@
+using Chainwalk.Engine;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Wire;
+
+namespace Chainwalk.Conntrack;
+
+/// <summary>
+/// Connection tracking for the engine (net/netfilter/nf_conntrack_core.c): nf_conntrack_in at PREROUTING
+/// and OUTPUT, the confirmation at the end of INPUT and POSTROUTING, nf_ct_attach for generated packets.
+/// Conntrack runs only for the families whose rules load it (<see cref="ConntrackLoader"/>). NAT is not
+/// here yet: the nat table is never walked and nothing is translated.
+/// </summary>
+public sealed class ConntrackHooks : IConntrackHooks
+{
+    public ConntrackHooks(ConntrackTable? table = null) => Table = table ?? new ConntrackTable();
+
+    public ConntrackTable Table { get; }
+
+    /// <summary>Whether IPv4 packets are tracked (nf_conntrack_ipv4's hooks registered in the namespace).</summary>
+    public bool TrackV4 { get; set; } = true;
+
+    public bool TrackV6 { get; set; } = true;
+
+    /// <summary>Accounting forced on by a connbytes rule (xt_connbytes' checkentry does it), besides the sysctl.</summary>
+    public bool ForceAccounting { get; set; }
+
+    private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
+
+    private const string KeyChecksum = "net.netfilter.nf_conntrack_checksum";
+    private const string KeyMax = "net.netfilter.nf_conntrack_max";
+    private const string KeyAcct = "net.netfilter.nf_conntrack_acct";
+    private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
+    private const string KeyUdpStream = "net.netfilter.nf_conntrack_udp_timeout_stream";
+    private const string KeyIcmp = "net.netfilter.nf_conntrack_icmp_timeout";
+    private const string KeyIcmpv6 = "net.netfilter.nf_conntrack_icmpv6_timeout";
+    private const string KeyGeneric = "net.netfilter.nf_conntrack_generic_timeout";
+
+    /// <summary>The conntrack state name a packet got, as -m conntrack --ctstate names it.</summary>
+    public static string StateName(CtInfo info) => info switch
+    {
+        CtInfo.New => "NEW",
+        CtInfo.Established or CtInfo.EstablishedReply => "ESTABLISHED",
+        CtInfo.Related or CtInfo.RelatedReply => "RELATED",
+        CtInfo.Untracked => "UNTRACKED",
+        _ => "INVALID",
+    };
+
+    public bool Track(PacketContext ctx)
+    {
+        Skb skb = ctx.Skb;
+        if (!Tracks(skb.Family)) return true;
+        ConnTemplate? template = null;
+        if (skb.Conntrack is ConnEntry)
+        {
+            // Already tracked (a looped-back packet, a generated packet attached to its cause): left alone.
+            Record(ctx);
+            return true;
+        }
+        if (skb.CtInfo == CtInfo.Untracked)
+        {
+            Record(ctx);
+            return true;
+        }
+        if (skb.Conntrack is ConnTemplate tpl) template = tpl;
+        skb.Conntrack = null;
+        skb.CtInfo = CtInfo.None;
+        bool ok = In(ctx, template);
+        Record(ctx);
+        return ok;
+    }
+
+    private static void Record(PacketContext ctx)
+    {
+        // The packet's own state: the first one recorded (a looped-back copy or a generated answer does not replace it).
+        if (ctx.Netfilter.Current is { CtState: null } r && ctx.Skb.Conntrack is not ConnTemplate) r.CtState = StateName(ctx.Skb.CtInfo);
+    }
+
+    private bool CheckChecksums(PacketContext ctx) =>
+        ctx.Hook == Hook.Prerouting && Sysctls.Int(ctx.Host, KeyChecksum, 1) != 0;
+
+    /// <summary>nf_conntrack_in: false = drop (table full).</summary>
+    private bool In(PacketContext ctx, ConnTemplate? template)
+    {
+        Skb skb = ctx.Skb;
+        Packet p = skb.Packet;
+        double now = ctx.Now;
+        ushort zone = template is null ? (ushort)0 : template.ZoneFromMark ? (ushort)skb.Mark : template.Zone;
+        byte zoneDirs = template?.ZoneDirections ?? 0;
+
+        // Without reassembly a later fragment has no transport header to track: the kernel's defrag would
+        // have held it; Chainwalk leaves it untracked-invalid.
+        if (p.IsNonFirstFragment) return true;
+
+        if (p.IsIcmp)
+        {
+            int r = IcmpError(ctx, p, zone, zoneDirs);
+            if (r <= 0) return true;
+        }
+
+        if (!ConnTuple.TryFromPacket(p, out ConnTuple tuple)) return true;
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            ConnEntry ct;
+            ConnDirection dir;
+            bool isNew = false;
+            if (!Lookup(tuple, zone, zoneDirs, now, out ct, out dir))
+            {
+                if (!tuple.TryInvert(out ConnTuple reply)) return true;
+                if (!MakeRoom(ctx)) return false;
+                ct = new ConnEntry(tuple, reply)
+                {
+                    Zone = zone,
+                    ZoneDirections = zoneDirs,
+                    Helper = template?.Helper,
+                    EventMask = template?.EventMask ?? 0,
+                    Mark = 0,
+                    Counters = Accounting(ctx) ? new ConnCounter[2] : null,
+                };
+                dir = ConnDirection.Original;
+                isNew = true;
+            }
+            CtInfo info;
+            if (dir == ConnDirection.Reply) info = CtInfo.EstablishedReply;
+            else if (ct.Has(ConnStatus.SeenReply)) info = CtInfo.Established;
+            else if (ct.Has(ConnStatus.Expected)) info = CtInfo.Related;
+            else info = CtInfo.New;
+
+            switch (Packet(ctx, ct, p, dir, isNew))
+            {
+                case PacketVerdict.Invalid:
+                    return true;
+                case PacketVerdict.Repeat:
+                    Table.Remove(ct);
+                    continue;
+            }
+            skb.Conntrack = ct;
+            skb.CtInfo = info;
+            if (info == CtInfo.EstablishedReply) ct.Status |= ConnStatus.SeenReply;
+            return true;
+        }
+        return true;
+    }
+
+    /// <summary>The hash lookup with the packet's zone: the entry's zone id in the direction found must be the packet's.</summary>
+    private bool Lookup(ConnTuple tuple, ushort zone, byte zoneDirs, double now, out ConnEntry ct, out ConnDirection dir)
+    {
+        ushort zo = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Original);
+        ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
+        if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
+        if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
+        ct = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
+
+    /// <summary>Set after a "table full": the gc worker then also evicts assured connections its protocol says may go (conntrack_gc_work.early_drop).</summary>
+    private bool _gcEarlyDrop;
+
+    private bool Accounting(PacketContext ctx) => ForceAccounting || Sysctls.Int(ctx.Host, KeyAcct, 0) != 0;
+
+    /// <summary>__nf_conntrack_alloc's limit: nf_conntrack_max, early drop, else "table full".</summary>
+    private bool MakeRoom(PacketContext ctx)
+    {
+        int max = Sysctls.Int(ctx.Host, KeyMax, 262144);
+        if (max <= 0 || Table.Count < max) return true;
+        Table.Expire(ctx.Now);
+        if (Table.Count < max) return true;
+        if (Table.EarlyDrop(_gcEarlyDrop)) return true;
+        // The gc worker is told to evict closing connections too; it runs soon after, before the next packet here.
+        _gcEarlyDrop = true;
+        // net_warn_ratelimited with nf_conntrack_core.c's pr_fmt prefix: the module name appears twice.
+        ctx.Log("nf_conntrack: nf_conntrack: table full, dropping packet");
+        ctx.Note("conntrack table full (nf_conntrack_max " + max.ToString(System.Globalization.CultureInfo.InvariantCulture) + "): dropped");
+        return false;
+    }
+
+    private enum PacketVerdict : byte
+    {
+        Ok,
+        Invalid,
+        Repeat,
+    }
+
+    /// <summary>The protocol tracker's packet function (nf_conntrack_handle_packet).</summary>
+    private PacketVerdict Packet(PacketContext ctx, ConnEntry ct, Packet p, ConnDirection dir, bool isNew)
+    {
+        VirtualHost host = ctx.Host;
+        double now = ctx.Now;
+        int len = p.TotalLength;
+        switch (p.Protocol)
+        {
+            case IpProtocol.Tcp:
+                {
+                    if (TcpTracker.Error(p, CheckChecksums(ctx)) is { } why)
+                    {
+                        if (ctx.Netfilter.Current?.Trace is not null) ctx.Note("conntrack: invalid TCP packet (" + why + ")");
+                        return PacketVerdict.Invalid;
+                    }
+                    if (isNew && !TcpTracker.New(ct, p, host))
+                    {
+                        ctx.Note("conntrack: invalid new TCP packet");
+                        return PacketVerdict.Invalid;
+                    }
+                    switch (TcpTracker.Packet(ct, p, (int)dir, host, now, out double timeout))
+                    {
+                        case TcpTracker.Outcome.Invalid:
+                            ctx.Note("conntrack: the TCP state machine refuses the packet");
+                            return PacketVerdict.Invalid;
+                        case TcpTracker.Outcome.Repeat:
+                            return PacketVerdict.Repeat;
+                        case TcpTracker.Outcome.AcceptQuiet:
+                            if (isNew) ct.Timeout = now + Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_syn_sent", 120);
+                            return PacketVerdict.Ok;
+                        case TcpTracker.Outcome.Kill:
+                            ct.Account(dir, len);
+                            Table.Remove(ct);
+                            return PacketVerdict.Ok;
+                    }
+                    Refresh(ct, dir, len, now + timeout);
+                    return PacketVerdict.Ok;
+                }
+            case IpProtocol.Udp:
+            case IpProtocol.UdpLite:
+                {
+                    if (!p.HasTransportHeader) return PacketVerdict.Invalid;
+                    if (p.Protocol == IpProtocol.Udp)
+                    {
+                        int udpLen = (p.Bytes[p.TransportOffset + 4] << 8) | p.Bytes[p.TransportOffset + 5];
+                        if (udpLen > p.TransportLength || udpLen < 8)
+                        {
+                            ctx.Note("conntrack: UDP length field wrong (truncated/malformed packet)");
+                            return PacketVerdict.Invalid;
+                        }
+                        // udp_error: a zero checksum is "none" and not checked (IPv6 included: ip6_input drops it earlier).
+                        int sum = (p.Bytes[p.TransportOffset + 6] << 8) | p.Bytes[p.TransportOffset + 7];
+                        if (sum != 0 && CheckChecksums(ctx) && !p.TransportChecksumValid)
+                        {
+                            ctx.Note("conntrack: bad UDP checksum");
+                            return PacketVerdict.Invalid;
+                        }
+                    }
+                    if (isNew) ct.UdpStreamAt = now + 2;
+                    int unreplied = Sysctls.Int(host, KeyUdp, 30);
+                    if (ct.Has(ConnStatus.SeenReply))
+                    {
+                        // Still active two seconds after the first packet: a stream, assured, with the longer timeout.
+                        int extra = unreplied;
+                        bool stream = false;
+                        if (now > ct.UdpStreamAt)
+                        {
+                            extra = Sysctls.Int(host, KeyUdpStream, 120);
+                            stream = !ct.Has(ConnStatus.Assured);
+                        }
+                        Refresh(ct, dir, len, now + extra);
+                        if (stream) ct.Status |= ConnStatus.Assured;
+                    }
+                    else
+                    {
+                        Refresh(ct, dir, len, now + unreplied);
+                    }
+                    return PacketVerdict.Ok;
+                }
+            case IpProtocol.Icmp when p.Family == IpFamily.V4:
+            case IpProtocol.Icmpv6 when p.Family == IpFamily.V6:
+                {
+                    if (isNew && !ConnTuple.IcmpStartsConnection(p.Family, p.IcmpType))
+                    {
+                        if (ctx.Netfilter.Current?.Trace is not null)
+                            ctx.Note("conntrack: ICMP type " + p.IcmpType.ToString(System.Globalization.CultureInfo.InvariantCulture) + " cannot start a connection");
+                        return PacketVerdict.Invalid;
+                    }
+                    int t = p.Family == IpFamily.V4 ? Sysctls.Int(host, KeyIcmp, 30) : Sysctls.Int(host, KeyIcmpv6, 30);
+                    Refresh(ct, dir, len, now + t);
+                    return PacketVerdict.Ok;
+                }
+            case IpProtocol.Gre:
+                {
+                    // gre_packet: the unreplied timeout until a reply was seen (the first reply included), then
+                    // the stream timeout and ASSURED.
+                    if (ct.Has(ConnStatus.SeenReply))
+                    {
+                        Refresh(ct, dir, len, now + Sysctls.Int(host, "net.netfilter.nf_conntrack_gre_timeout_stream", 180));
+                        ct.Status |= ConnStatus.Assured;
+                    }
+                    else
+                    {
+                        Refresh(ct, dir, len, now + Sysctls.Int(host, "net.netfilter.nf_conntrack_gre_timeout", 30));
+                    }
+                    return PacketVerdict.Ok;
+                }
+            default:
+                // nf_conntrack_proto_generic.c (SCTP and DCCP have trackers of their own in the kernel;
+                // Chainwalk keeps their ports but tracks them with the generic timeout).
+                Refresh(ct, dir, len, now + Sysctls.Int(host, KeyGeneric, 600));
+                return PacketVerdict.Ok;
+        }
+    }
+
+    /// <summary>nf_ct_refresh_acct: new timeout (unless fixed) and the counters.</summary>
+    private static void Refresh(ConnEntry ct, ConnDirection dir, int len, double timeout)
+    {
+        if (!ct.Has(ConnStatus.FixedTimeout)) ct.Timeout = timeout;
+        ct.Account(dir, len);
+    }
+
+    /// <summary>
+    /// icmp_error / icmpv6_error and nf_conntrack_inet_error. Returns 1 when the packet is not an error and
+    /// goes on to normal tracking; 0 when it was dealt with (RELATED, UNTRACKED or INVALID).
+    /// </summary>
+    private int IcmpError(PacketContext ctx, Packet p, ushort zone, byte zoneDirs)
+    {
+        Skb skb = ctx.Skb;
+        if (!p.HasTransportHeader)
+        {
+            ctx.Note("conntrack: short ICMP packet");
+            return 0;
+        }
+        if (CheckChecksums(ctx) && !p.TransportChecksumValid)
+        {
+            ctx.Note("conntrack: bad ICMP checksum");
+            return 0;
+        }
+        bool isError;
+        if (p.Family == IpFamily.V4)
+        {
+            if (p.IcmpType > 18)
+            {
+                ctx.Note("conntrack: invalid ICMP type");
+                return 0;
+            }
+            isError = IcmpType.IsError(p.IcmpType);
+        }
+        else
+        {
+            // Neighbour discovery and MLD are never tracked (noct_valid_new in nf_conntrack_proto_icmpv6.c).
+            if (p.IcmpType is >= 130 and <= 136 or 143)
+            {
+                skb.CtInfo = CtInfo.Untracked;
+                return 0;
+            }
+            isError = p.IcmpType < 128;
+        }
+        if (!isError) return 1;
+
+        Packet? inner = p.QuotedPacket;
+        if (inner is null || !ConnTuple.TryFromPacket(inner, out ConnTuple quoted) || !quoted.TryInvert(out ConnTuple answer))
+        {
+            ctx.Note("conntrack: ICMP error quoting an untrackable packet");
+            return 0;
+        }
+        if (!Lookup(answer, zone, zoneDirs, ctx.Now, out ConnEntry ct, out ConnDirection dir))
+        {
+            ctx.Note("conntrack: ICMP error about no known connection");
+            return 0;
+        }
+        // The error must go where the quoted packet came from (the outer destination is the tuple's).
+        if (ct.Tuple(dir).Destination != p.Destination)
+        {
+            ctx.Note("conntrack: ICMP error: outer destination differs from the connection's");
+            return 0;
+        }
+        skb.Conntrack = ct;
+        skb.CtInfo = dir == ConnDirection.Reply ? CtInfo.RelatedReply : CtInfo.Related;
+        return 0;
+    }
+
+    public bool Confirm(PacketContext ctx)
+    {
+        Skb skb = ctx.Skb;
+        if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
+        if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
+        if (ct.Has(ConnStatus.Dying)) return true;
+        if (Table.Clashes(ct, ctx.Now))
+        {
+            ctx.Note("conntrack: another connection took the tuple first (insert clash): dropped");
+            return false;
+        }
+        Table.Insert(ct);
+        return true;
+    }
+
+    /// <summary>NAT is not modelled yet: the nat table is never consulted.</summary>
+    public bool NeedsNatRules(PacketContext ctx) => false;
+
+    public bool ApplyNat(PacketContext ctx) => true;
+
+    /// <summary>
+    /// nf_ct_attach (nf_send_reset for REJECT's TCP reset): the answer belongs to its cause's connection, as
+    /// RELATED in the other direction. ICMP errors are sent by icmp_send, which attaches nothing: conntrack
+    /// finds their connection at OUTPUT from the quoted packet (and none when it was never confirmed).
+    /// </summary>
+    public void Attach(Skb generated, Skb original)
+    {
+        if (generated.Packet.IsIcmpError) return;
+        if (original.Conntrack is not ConnEntry ct) return;
+        generated.Conntrack = ct;
+        generated.CtInfo = original.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? CtInfo.Related : CtInfo.RelatedReply;
+    }
+
+    /// <summary>The connection of the packet and its direction, for matches; false when untracked or invalid.</summary>
+    public static bool TryGet(Skb skb, out ConnEntry ct, out ConnDirection dir)
+    {
+        if (skb.Conntrack is ConnEntry e && skb.CtInfo is not (CtInfo.None or CtInfo.Untracked))
+        {
+            ct = e;
+            dir = skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? ConnDirection.Reply : ConnDirection.Original;
+            return true;
+        }
+        ct = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
+}
