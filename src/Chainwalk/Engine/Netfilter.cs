@@ -422,13 +422,46 @@ public sealed class Netfilter
     /// <summary>icmp_send / icmpv6_send for an error about <paramref name="about"/>, when the kernel would send one.</summary>
     private void SendIcmpError(Skb about, byte type, byte code, uint info, string what)
     {
-        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info);
+        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info, State);
         if (reply is null) return;
         Generate(reply, about, what);
     }
 
     internal void SendGenerated(byte[] ipPacket, Skb? routeFrom, PacketContext ctx) =>
         Generate(ipPacket, routeFrom ?? ctx.Skb, "reply");
+
+    /// <summary>True while a duplicate made by TEE is on its way out (nf_skb_duplicated): TEE does not duplicate it again.</summary>
+    internal bool Duplicating { get; private set; }
+
+    /// <summary>
+    /// nf_dup_ipv4 / nf_dup_ipv6 (TEE): the copy is routed to <paramref name="gateway"/> (as the next hop, its IP
+    /// destination unchanged), leaving by <paramref name="oif"/> when given, and sent like a local packet through
+    /// OUTPUT and POSTROUTING. No route: no copy. Returns whether a route was found.
+    /// </summary>
+    internal bool SendDuplicate(Skb clone, UInt128 gateway, string? oif)
+    {
+        PacketResult? result = Current;
+        if (result is null || Duplicating) return false;
+        RouteResult route = RouteLookup.Output(Host, new RouteQuery(clone.Family, gateway) { OutputInterface = oif, Mark = clone.Mark });
+        if (!route.Ok) return false;
+        Duplicating = true;
+        try
+        {
+            Event(new GeneratedEvent("TEE duplicate to " + IpNet.FormatAddress(gateway, clone.Family)));
+            clone.InDev = null;
+            clone.OutDev = route.Device;
+            clone.NextHop = gateway;
+            if (!RunHook(clone, Hook.Output, result, generated: true)) return true;
+            if (!Postrouting(clone, result, generated: true)) return true;
+            Emit(clone, result, generated: true, kind: "tee");
+            Event(new GeneratedEndEvent("sent:" + clone.OutDev));
+            return true;
+        }
+        finally
+        {
+            Duplicating = false;
+        }
+    }
 
     private void Generate(byte[] ipPacket, Skb answering, string what)
     {
@@ -538,6 +571,24 @@ public sealed class Netfilter
     /// </summary>
     public Verdict RunTable(PacketContext ctx, Table table, Hook hook)
     {
+        // A target can make the walker run again before it returns (TEE's duplicate, a reply that goes
+        // through OUTPUT): the nested walk gets its own jump stack.
+        (Chain Chain, int Next)[] stack = _walkers == 0 ? _stack : new (Chain, int)[JumpStackSize + 1];
+        _walkers++;
+        try
+        {
+            return Walk(ctx, table, hook, stack);
+        }
+        finally
+        {
+            _walkers--;
+        }
+    }
+
+    private int _walkers;
+
+    private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
+    {
         Chain? chain = table.Find(hook.ChainName());
         if (chain is null) return Verdict.Accept;
         Chain baseChain = chain;
@@ -560,7 +611,7 @@ public sealed class Netfilter
                 // The implicit RETURN at a user chain's end.
                 trace?.Add(new ChainEndEvent(table.Name, chain.Name, chain.Rules.Count + 1, false, "RETURN"));
                 TraceLine(ctx, chain, chain.Rules.Count + 1, "return", baseChain);
-                (chain, i) = _stack[--sp];
+                (chain, i) = stack[--sp];
                 continue;
             }
             Rule rule = chain.Rules[i];
@@ -605,7 +656,7 @@ public sealed class Netfilter
                     case Verdicts.Queue: return Verdict.Queue(0);
                     default:
                         if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                        (chain, i) = _stack[--sp];
+                        (chain, i) = stack[--sp];
                         continue;
                 }
             }
@@ -625,7 +676,7 @@ public sealed class Netfilter
                         trace?.Add(new NoteEvent($"jump stack exhausted ({JumpStackSize} levels): dropped"));
                         return Verdict.Drop;
                     }
-                    _stack[sp++] = (chain, i + 1);
+                    stack[sp++] = (chain, i + 1);
                 }
                 trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto));
                 chain = next;
@@ -644,12 +695,13 @@ public sealed class Netfilter
                     continue;
                 case VerdictKind.Return:
                     if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                    (chain, i) = _stack[--sp];
+                    (chain, i) = stack[--sp];
                     continue;
                 default:
                     return v;
             }
         }
+    
     }
 
     private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)

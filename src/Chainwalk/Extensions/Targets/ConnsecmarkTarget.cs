@@ -1,3 +1,4 @@
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -43,4 +44,11 @@ public sealed class ConnsecmarkTarget : XtExtension<ConnsecmarkData>
 
     protected override void Print(StringBuilder sb, ConnsecmarkData d, IpFamily family, bool numeric) =>
         sb.Append(" CONNSECMARK ").Append(ModeName(d.Mode));
+
+    /// <summary>
+    /// xt_CONNSECMARK.c: copies skb->secmark to the connection (save) or back (restore) when the one is set and the
+    /// other is not. The virtual host has no security module, so no secmark is ever non-zero (SECMARK rules cannot
+    /// even be loaded, see <see cref="SecmarkTarget"/>): nothing changes.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, ConnsecmarkData data) => Verdict.Continue;
 }
