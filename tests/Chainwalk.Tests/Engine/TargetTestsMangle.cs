@@ -277,7 +277,7 @@ public class TargetTestsMangle
         PacketResult r = Send(nf, Udp4(ttl: 30).Build());
         r.Fate.ShouldBe(["sent:eth0"]);
         r.Outputs.Count.ShouldBe(2);
-        r.Outputs.ShouldContain(o => o.Kind == "tee" && o.Interface == "eth1" && o.Packet.Ttl == 30);
+        r.Outputs.ShouldContain(o => o.Kind == "tee" && o.Interface == "eth1" && o.Packet.Ttl == 30 && o.Packet.DontFragment);
     }
 
     [Fact]

@@ -38,4 +38,34 @@ public class TargetTestsMangleKernel
         OutputPacket o = r.Outputs.ShouldHaveSingleItem(name);
         Hex(o.Bytes).ShouldBe(kernelHex, name);
     }
+
+    /// <summary>
+    /// Recorded the same way, the copy of TEE (the rule in the middle namespace's mangle PREROUTING, the original
+    /// delivered there, the copy captured at the gateway: note DF, which nf_dup_ipv4 sets on every copy) and IPv6
+    /// forwarding through SNPT (POSTROUTING), HL and TCPMSS (FORWARD).
+    /// </summary>
+    public static TheoryData<string, string, string, string, string> RecordedMore => new()
+    {
+        { "tee", "mangle PREROUTING", "-j TEE --gateway 192.168.1.20", "4500001f000b00001e1188c10a0000020a00000100010bb9000b06b6746565", "4500001f000b40001d1149c10a0000020a00000100010bb9000b06b6746565" },
+        { "snpt", "mangle POSTROUTING", "-s fd01:203:405::/48 -j SNPT --src-pfx fd01:203:405::/48 --dst-pfx 2001:db8:5::/48", "6000000000140640fd01020304050001000000000000123420010db8000200000000000000000020000100500000000500000000500220004c730000", "600000000014063f20010db80005d54c000000000000123420010db8000200000000000000000020000100500000000500000000500220004c730000" },
+        { "hl-set", "mangle FORWARD", "-j HL --hl-set 7", "60000000000a113220010db800010000000000000000000220010db800020000000000000000002000010bbb000a301b686c", "60000000000a110720010db800010000000000000000000220010db800020000000000000000002000010bbb000a301b686c" },
+        { "tcpmss6-clamp", "mangle FORWARD", "-p tcp -j TCPMSS --clamp-mss-to-pmtu", "600000000018064020010db800010000000000000000000220010db800020000000000000000002000010bbc000000050000000060022000f3950000020422ec", "600000000018063f20010db800010000000000000000000220010db800020000000000000000002000010bbc00000005000000006002200010e20000020405a0" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RecordedMore))]
+    public void Packet_leaving_by_eth1_matches_the_kernel(string name, string tableChain, string rule, string sentHex, string kernelHex)
+    {
+        string[] tc = tableChain.Split(' ');
+        byte[] sent = Convert.FromHexString(sentHex);
+        string rules = Table(tc[0], $"-A {tc[1]} {rule}");
+        bool v6 = (sent[0] >> 4) == 6;
+        var host = v6
+            ? Create(v6Rules: rules, extra: ["sysctl -w net.ipv6.conf.all.forwarding=1", "ip -6 addr add 2001:db8:2::1/64 dev eth1 nodad"])
+            : Create(rules);
+        PacketResult r = Receive(new Netfilter(host), sent);
+        OutputPacket o = r.Outputs.ShouldHaveSingleItem(name);
+        o.Interface.ShouldBe("eth1", name);
+        Hex(o.Bytes).ShouldBe(kernelHex, name);
+    }
 }

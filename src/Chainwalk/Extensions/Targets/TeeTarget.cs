@@ -68,7 +68,7 @@ public sealed class TeeTarget : XtExtension<TeeData>
 
     /// <summary>
     /// xt_TEE.c tee_tg4 / tee_tg6 (nf_dup_ipv4.c, nf_dup_ipv6.c): a copy of the packet, untracked and without its
-    /// socket, its TTL / hop limit lowered by one when duplicated at PREROUTING or INPUT, is routed to the gateway
+    /// socket, its TTL / hop limit lowered by one when duplicated at PREROUTING or INPUT, IPv4 copies with DF set, is routed to the gateway
     /// (by --oif when given) and sent out through OUTPUT and POSTROUTING; a copy is never copied again. Without a
     /// route there is no copy. The original continues.
     /// </summary>
@@ -80,22 +80,22 @@ public sealed class TeeTarget : XtExtension<TeeData>
         clone.CtInfo = CtInfo.Untracked;
         clone.Socket = null;
         clone.PacketType = PacketType.Outgoing;
-        if (ctx.Hook is Rules.Hook.Prerouting or Rules.Hook.Input)
+        bool early = ctx.Hook is Rules.Hook.Prerouting or Rules.Hook.Input;
+        byte[] b = clone.Bytes;
+        if (clone.Family == IpFamily.V4)
         {
-            byte[] b = clone.Bytes;
-            if (clone.Family == IpFamily.V4)
-            {
-                b[8]--;
-                // ip_local_out recomputes the header checksum (ip_send_check).
-                Ipv4Header.TryCreate(b, out Ipv4Header ip);
-                ip.UpdateChecksum();
-            }
-            else
-            {
-                b[7]--;
-            }
-            clone.Reparse();
+            // nf_dup_ipv4 sets DF on every IPv4 copy (so the sender hears of a smaller MTU on the copy's way),
+            // lowers the TTL at PREROUTING / INPUT, and recomputes the header checksum.
+            b[6] |= 0x40;
+            if (early) b[8]--;
+            Ipv4Header.TryCreate(b, out Ipv4Header ip);
+            ip.UpdateChecksum();
         }
+        else if (early)
+        {
+            b[7]--;
+        }
+        clone.Reparse();
         string? oif = data.OutInterface.Length == 0 || ctx.Host.FindLink(data.OutInterface) is null ? null : data.OutInterface;
         if (!ctx.SendDuplicate(clone, data.Gateway, oif)) ctx.Note("TEE: no route to the gateway; no copy sent");
         return Verdict.Continue;
