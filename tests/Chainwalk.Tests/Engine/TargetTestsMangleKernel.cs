@@ -1,4 +1,5 @@
 using Chainwalk.Engine;
+using Chainwalk.Wire;
 using Shouldly;
 using Xunit;
 using static Chainwalk.Tests.Engine.TargetTestHost;
@@ -67,5 +68,49 @@ public class TargetTestsMangleKernel
         OutputPacket o = r.Outputs.ShouldHaveSingleItem(name);
         o.Interface.ShouldBe("eth1", name);
         Hex(o.Bytes).ShouldBe(kernelHex, name);
+    }
+
+    /// <summary>
+    /// SYNPROXY's SYN-ACK recorded from the kernel (rule in filter INPUT with --mss 1460 --wscale 7 --sack-perm
+    /// --timestamp): everything but the cookie (the sequence number, siphash-keyed by a boot secret), the clock part
+    /// of the timestamp value (its low 6 bits carry the client's window scale and the SACK flag) and so the checksum.
+    /// </summary>
+    [Fact]
+    public void Synproxy_synack_matches_the_kernel_but_cookie_and_clock()
+    {
+        const string syn = "4500003c00030000400666ae0a00000b0a0000019c401388000003e800000000a002200060780000020405780402080a000000090000000001030306";
+        const string kernel = "4500003c00004000400626b10a0000010a00000b13889c40ffbb6f6c000003e9a012000024cc0000020405b40402080a009feb960000000901030307";
+        var nf = new Netfilter(Create(Table("filter", "-A INPUT -p tcp -j SYNPROXY --mss 1460 --wscale 7 --sack-perm --timestamp")));
+        PacketResult r = Receive(nf, Convert.FromHexString(syn));
+        r.Fate.ShouldBe(["stolen"]);
+        byte[] ours = r.Outputs.ShouldHaveSingleItem().Bytes;
+        Hex(Mask(ours)).ShouldBe(Hex(Mask(Convert.FromHexString(kernel))));
+    }
+
+    private static byte[] Mask(byte[] b)
+    {
+        byte[] c = b.ToArray();
+        // TCP sequence (cookie), checksum, and the timestamp value's clock bits (TS option at TCP offset 24).
+        for (int i = 24; i < 28; i++) c[i] = 0;
+        c[36] = c[37] = 0;
+        for (int i = 48; i < 51; i++) c[i] = 0;
+        c[51] &= 0x3f;
+        return c;
+    }
+
+    /// <summary>
+    /// NFQUEUE without a program on the queue, recorded from the kernel with the NFQUEUE rule in mangle INPUT and a
+    /// REJECT in filter INPUT: without --queue-bypass nothing comes back (dropped), with it the packet goes on to the
+    /// filter table and is rejected. Chainwalk reports the fate queued:N either way and explains what the kernel does.
+    /// </summary>
+    [Theory]
+    [InlineData("", "drops the packet")]
+    [InlineData("--queue-bypass", "lets the packet go on")]
+    public void Nfqueue_without_listener_is_explained_as_the_kernel_behaves(string bypass, string explained)
+    {
+        var nf = new Netfilter(Create(Table("mangle", "-A INPUT -j NFQUEUE --queue-num 3 " + bypass))) { RecordTrace = true };
+        PacketResult r = Receive(nf, PacketBuilder.Ipv4("10.0.0.12", "10.0.0.1").Udp(1, 4000).Payload([0x71]).Build());
+        r.Fate.ShouldBe(["queued:3"]);
+        r.Trace!.OfType<NoteEvent>().ShouldContain(n => n.Text.Contains(explained, StringComparison.Ordinal));
     }
 }
