@@ -64,6 +64,15 @@ public sealed class Netfilter
 
     public RuntimeState State { get; }
 
+    /// <summary>
+    /// The host's ipset sets (ipset.rules), read and changed by <c>-m set</c> and <c>-j SET</c>; the caller
+    /// loads them before processing and saves them after (counters, added and deleted entries). Null: no sets.
+    /// </summary>
+    public IpsetStore? Ipsets { get; set; }
+
+    /// <summary>The host's nfacct objects (nfacct.conf) that <c>-m nfacct</c> counts into; loaded and saved by the caller. Null: none.</summary>
+    public NfacctStore? Nfacct { get; set; }
+
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
@@ -97,11 +106,11 @@ public sealed class Netfilter
         {
             if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
             {
-                result.Error = "not an IP packet: " + Packet.Describe(error);
-                Drop(result, result.Error);
+                // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
+                Drop(result, "malformed IP header: " + Packet.Describe(error));
                 return result;
             }
-            var skb = new Skb(packet);
+            var skb = new Skb(packet) { Trace = input.Trace };
             if (input.Local)
             {
                 skb.OutDev = input.OutInterface;
@@ -217,8 +226,17 @@ public sealed class Netfilter
             if (p.Bytes.Length < p.TotalLength) return "IPv4 total length beyond the packet (ip_rcv: InTruncatedPkts)";
             return null;
         }
-        // ipv6_rcv: a multicast source is never valid.
+        // ipv6_rcv: a multicast source is never valid; loopback and node-local multicast destinations only on lo;
+        // a multicast destination of the reserved scope 0 is dropped.
         if ((p.Source >> 120) == 0xff) return "multicast source address (ipv6_rcv)";
+        bool onLoopback = skb.InDev == "lo";
+        if (!onLoopback && p.Destination == UInt128.One) return "loopback destination on a non-loopback interface (ipv6_rcv)";
+        if ((p.Destination >> 120) == 0xff)
+        {
+            int scope = (int)((p.Destination >> 112) & 0xf);
+            if (scope == 0) return "multicast destination of reserved scope 0 (ipv6_rcv)";
+            if (scope == 1 && !onLoopback) return "interface-local multicast on a non-loopback interface (ipv6_rcv)";
+        }
         return null;
     }
 
@@ -292,14 +310,16 @@ public sealed class Netfilter
             else SendIcmpError(skb, 2, 0, (uint)mtu, "ICMPv6 packet too big");
             return;
         }
-        if (decision.Redirect && skb.Family == IpFamily.V4 && Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
-            && Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0")
+        DecrementTtl(skb);
+        // ip_forward sends the redirect after the TTL decrement: the quoted header shows the new TTL.
+        // IN_DEV_TX_REDIRECTS: conf.all or the device's send_redirects (both 1 by default).
+        if (decision.Redirect && skb.Family == IpFamily.V4 && (Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
+            || Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0"))
         {
             // ip_rt_send_redirect: tell the sender about the better gateway (the first one is sent at once).
-            uint gateway = (uint)(decision.Route.Gateway ?? p.Destination);
+            uint gateway = (uint)(decision.Route.Gateway ?? skb.Packet.Destination);
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
-        DecrementTtl(skb);
         skb.OutDev = outDev;
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
@@ -412,9 +432,20 @@ public sealed class Netfilter
     private void Emit(Skb skb, PacketResult result, bool generated, string kind)
     {
         byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
+        int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
+        _ = generated;
+        if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
+        {
+            // ip_finish_output → ip_fragment: a datagram larger than the MTU leaves as fragments.
+            foreach (byte[] fragment in Fragmentation.FragmentV4(bytes, mtu))
+            {
+                result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", fragment, kind));
+                Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
+            }
+            return;
+        }
         result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
         Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
-        _ = generated;
     }
 
     // ------------------------------------------------------------------ generated packets (icmp_send, nf_send_reset)
@@ -495,10 +526,15 @@ public sealed class Netfilter
             if (!conntrackDone && reg.Priority > PriorityConntrack)
             {
                 conntrackDone = true;
-                if (Conntrack is not null && !Conntrack.Track(ctx))
+                if (Conntrack is not null)
                 {
-                    if (!generated) Drop(result, "dropped by connection tracking");
-                    return false;
+                    bool ok = Conntrack.Track(ctx);
+                    if (!generated) result.CtState ??= CtStateName(skb.CtInfo);
+                    if (!ok)
+                    {
+                        if (!generated) Drop(result, "dropped by connection tracking");
+                        return false;
+                    }
                 }
             }
             bool nat = reg.Table == "nat";
@@ -526,6 +562,16 @@ public sealed class Netfilter
         }
         return true;
     }
+
+    /// <summary>The state as --ctstate names it.</summary>
+    public static string CtStateName(CtInfo info) => info switch
+    {
+        CtInfo.New => "NEW",
+        CtInfo.Established or CtInfo.EstablishedReply => "ESTABLISHED",
+        CtInfo.Related or CtInfo.RelatedReply => "RELATED",
+        CtInfo.Untracked => "UNTRACKED",
+        _ => "INVALID",
+    };
 
     /// <summary>Turns a table's verdict into the packet's fate; true for ACCEPT.</summary>
     private bool Survives(Verdict v, PacketResult result, bool generated, Skb skb)
@@ -562,7 +608,10 @@ public sealed class Netfilter
 
     // ------------------------------------------------------------------ the chain walker
 
-    private readonly (Chain Chain, int Next)[] _stack = new (Chain, int)[JumpStackSize + 1];
+    /// <summary>Jump stacks, one per nesting level (a REJECT reply walks OUTPUT while its packet is still mid-walk).</summary>
+    private readonly List<(Chain Chain, int Next)[]> _stacks = new();
+
+    private int _walkDepth;
 
     /// <summary>
     /// Walks a table's base chain for <paramref name="hook"/>: first match wins; jumps push a return point,
@@ -571,21 +620,18 @@ public sealed class Netfilter
     /// </summary>
     public Verdict RunTable(PacketContext ctx, Table table, Hook hook)
     {
-        // A target can make the walker run again before it returns (TEE's duplicate, a reply that goes
-        // through OUTPUT): the nested walk gets its own jump stack.
-        (Chain Chain, int Next)[] stack = _walkers == 0 ? _stack : new (Chain, int)[JumpStackSize + 1];
-        _walkers++;
+        if (_walkDepth == _stacks.Count) _stacks.Add(new (Chain, int)[JumpStackSize + 1]);
+        (Chain Chain, int Next)[] stack = _stacks[_walkDepth];
+        _walkDepth++;
         try
         {
             return Walk(ctx, table, hook, stack);
         }
         finally
         {
-            _walkers--;
+            _walkDepth--;
         }
     }
-
-    private int _walkers;
 
     private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
@@ -597,7 +643,7 @@ public sealed class Netfilter
         ctx.Hook = hook;
         ctx.Table = table.Name;
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
-        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false));
+        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
         while (true)
@@ -678,7 +724,7 @@ public sealed class Netfilter
                     }
                     stack[sp++] = (chain, i + 1);
                 }
-                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto));
+                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto) { Entered = next });
                 chain = next;
                 i = 0;
                 continue;

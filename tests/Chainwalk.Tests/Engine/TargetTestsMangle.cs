@@ -338,32 +338,10 @@ public class TargetTestsMangle
     }
 
     [Fact]
-    public void Jhash_matches_the_lookup3_reference()
+    public void Jhash_three_words_is_jhash2_of_the_three_words()
     {
-        // hashword(k = {1, 2, 3}, 3, initval 0) of lookup3.c is jhash_3words(1, 2, 3, 0) (the kernel folds the
-        // length, 3 << 2, into the initial value as hashword does).
-        Jhash.ThreeWords(1, 2, 3, 0).ShouldBe(ReferenceHashword([1, 2, 3], 0));
-    }
-
-    /// <summary>lookup3.c hashword, written from Bob Jenkins' public-domain description, for three words.</summary>
-    private static uint ReferenceHashword(uint[] k, uint initval)
-    {
-        static uint Rot(uint x, int n) => (x << n) | (x >> (32 - n));
-        uint a, b, c;
-        a = b = c = unchecked(0xdeadbeef + ((uint)k.Length << 2) + initval);
-        unchecked
-        {
-            c += k[2];
-            b += k[1];
-            a += k[0];
-            c ^= b; c -= Rot(b, 14);
-            a ^= c; a -= Rot(c, 11);
-            b ^= a; b -= Rot(a, 25);
-            c ^= b; c -= Rot(b, 16);
-            a ^= c; a -= Rot(c, 4);
-            b ^= a; b -= Rot(a, 14);
-            c ^= b; c -= Rot(b, 24);
-        }
-        return c;
+        // jhash_3words(a, b, c, iv) and jhash2({a, b, c}, 3, iv) are the same hash in include/linux/jhash.h.
+        foreach ((uint a, uint b, uint c, uint iv) in new[] { (1u, 2u, 3u, 0u), (0xc0a80001u, 0x0a000001u, 6u, 0xcafeu), (0u, 0u, 0u, 0xffffffffu) })
+            Chainwalk.Extensions.Jhash.ThreeWords(a, b, c, iv).ShouldBe(Chainwalk.Extensions.Jhash.Words([a, b, c], iv));
     }
 }
