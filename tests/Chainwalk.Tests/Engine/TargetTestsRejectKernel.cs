@@ -58,6 +58,29 @@ public class TargetTestsRejectKernel
         Hex(Normalize(reply.Bytes)).ShouldBe(Hex(Normalize(Convert.FromHexString(kernelReplyHex))), name);
     }
 
+    /// <summary>
+    /// REJECT in FORWARD, recorded with a third namespace behind the rejecting one (192.168.1.20, 2001:db8:2::20):
+    /// the error comes from the address the route back to the sender picks (10.0.0.1, 2001:db8:1::1) and quotes
+    /// the packet as it was when rejected, TTL / hop limit already lowered by forwarding.
+    /// </summary>
+    [Theory]
+    [InlineData("fwd4", "--reject-with icmp-host-prohibited", "4508001d000100004011aeff0a00000cc0a80114000117700009b6a266", "45c80039ba0f00004001abe00a0000010a00000c030ac8d8000000004508001d000100003f11afff0a00000cc0a80114000117700009b6a266")]
+    [InlineData("fwd6", "", "600000000009114020010db800010000000000000000000220010db800020000000000000000002000011770000926d466", "600492e700393a4020010db800010000000000000000000120010db8000100000000000000000002010431e300000000600000000009113f20010db800010000000000000000000220010db800020000000000000000002000011770000926d466")]
+    public void Forward_reject_reply_matches_the_kernel(string name, string rejectWith, string sentHex, string kernelReplyHex)
+    {
+        byte[] sent = Convert.FromHexString(sentHex);
+        bool v6 = (sent[0] >> 4) == 6;
+        string rules = Table("filter", "-A FORWARD -j REJECT " + rejectWith);
+        var host = v6
+            ? Create(v6Rules: rules, extra: ["sysctl -w net.ipv6.conf.all.forwarding=1", "ip -6 addr add 2001:db8:2::1/64 dev eth1 nodad"])
+            : Create(rules, extra: "sysctl -w net.ipv4.ip_forward=1");
+        PacketResult r = Receive(new Netfilter(host), sent);
+        r.Fate.ShouldHaveSingleItem().ShouldStartWith("rejected:", customMessage: name);
+        OutputPacket reply = r.Outputs.ShouldHaveSingleItem(name);
+        reply.Interface.ShouldBe("eth0", name);
+        Hex(Normalize(reply.Bytes)).ShouldBe(Hex(Normalize(Convert.FromHexString(kernelReplyHex))), name);
+    }
+
     private static byte[] Normalize(byte[] b)
     {
         byte[] c = b.ToArray();
