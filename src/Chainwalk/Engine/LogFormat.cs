@@ -170,8 +170,8 @@ public static class LogFormat
                                 $"ID={BinaryPrimitives.ReadUInt16BigEndian(ic[4..])} SEQ={BinaryPrimitives.ReadUInt16BigEndian(ic[6..])} ");
                             break;
                         case 12:
+                            // No quoted packet for a parameter problem (nf_log_syslog.c breaks there).
                             sb.Append(CultureInfo.InvariantCulture, $"PARAMETER={ic[4]} ");
-                            QuoteIpv4(sb, skb, iphoff, l4, flags, owner, type, ic);
                             break;
                         case 5:
                             sb.Append("GATEWAY=").Append(Addr4(ic[4..])).Append(' ');
@@ -189,6 +189,8 @@ public static class LogFormat
             case IpProtocol.Esp:
                 {
                     bool ah = proto == IpProtocol.Ah;
+                    // AH: a later fragment shows nothing at all; ESP shows its protocol first.
+                    if (ah && fragoff != 0) break;
                     sb.Append(ah ? "PROTO=AH " : "PROTO=ESP ");
                     if (fragoff != 0) break;
                     int need = ah ? 12 : 8;
@@ -246,8 +248,10 @@ public static class LogFormat
         if ((flags & Flags.TcpSequence) != 0)
             sb.Append(CultureInfo.InvariantCulture, $"SEQ={BinaryPrimitives.ReadUInt32BigEndian(th[4..])} ACK={BinaryPrimitives.ReadUInt32BigEndian(th[8..])} ");
         sb.Append(CultureInfo.InvariantCulture, $"WINDOW={BinaryPrimitives.ReadUInt16BigEndian(th[14..])} ");
-        // The four reserved bits, as (ntohl(flag word & TCP_RESERVED_BITS) >> 22).
-        sb.Append(CultureInfo.InvariantCulture, $"RES=0x{(th[12] & 0x0f) << 2:x2} ");
+        // The three reserved bits, as (ntohl(flag word & TCP_RESERVED_BITS) >> 22); the fourth is AccECN's AE flag
+        // (TCP_RESERVED_BITS is 0x0E000000 since the kernel knows AE).
+        sb.Append(CultureInfo.InvariantCulture, $"RES=0x{(th[12] & 0x0e) << 2:x2} ");
+        if ((th[12] & 0x01) != 0) sb.Append("AE ");
         byte f = th[13];
         if ((f & 0x80) != 0) sb.Append("CWR ");
         if ((f & 0x40) != 0) sb.Append("ECE ");

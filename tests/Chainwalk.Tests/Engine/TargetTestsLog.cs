@@ -29,6 +29,13 @@ public class TargetTestsLog
         return Receive(nf, packet).Logs.ShouldHaveSingleItem();
     }
 
+    private static byte[] SetByte(byte[] b, int at, byte value)
+    {
+        b[at] = value;
+        Packet.UpdateChecksums(b);
+        return b;
+    }
+
     private static string MacOfEth0()
     {
         var h = Create();
@@ -84,6 +91,21 @@ public class TargetTestsLog
         {
             "--log-ip-options", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Ipv4Options([0x94, 0x04, 0x00, 0x00]).Protocol(47).Build(),
             "SRC=10.0.0.2 DST=10.0.0.1 LEN=24 TOS=0x00 PREC=0x00 TTL=64 ID=0 OPT (94040000) PROTO=47 "
+        },
+        {
+            // Parameter problem: the pointer, and no quoted packet.
+            "", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").IcmpError(12, 0, PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Udp(53, 1234).Build(), 0x14000000).Build(),
+            "SRC=10.0.0.2 DST=10.0.0.1 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=0 PROTO=ICMP TYPE=12 CODE=0 PARAMETER=20 "
+        },
+        {
+            // The reserved bits (RES) and AccECN's AE flag, which the kernel prints before CWR.
+            "", SetByte(PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Tcp(1, 2, TcpFlags.Ack | TcpFlags.Cwr).Build(), 32, 0x5f),
+            "SRC=10.0.0.2 DST=10.0.0.1 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=0 PROTO=TCP SPT=1 DPT=2 WINDOW=64240 RES=0x38 AE CWR ACK URGP=0 "
+        },
+        {
+            // AH in a later fragment: nothing after the IP part.
+            "", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Fragment(8, false, 1).Protocol(IpProtocol.Ah).Payload(new byte[12]).Build(),
+            "SRC=10.0.0.2 DST=10.0.0.1 LEN=32 TOS=0x00 PREC=0x00 TTL=64 ID=1 FRAG:1 "
         },
         {
             "", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Protocol(IpProtocol.Esp).Payload([0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1]).Build(),
