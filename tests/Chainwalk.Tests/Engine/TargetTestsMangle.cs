@@ -338,6 +338,45 @@ public class TargetTestsMangle
     }
 
     [Fact]
+    public void Idletimer_restarts_its_labels_timer_with_each_packet()
+    {
+        var nf = new Netfilter(Create(Table("filter", "-A OUTPUT -j IDLETIMER --timeout 30 --label web")));
+        Send(nf, Udp4().Build());
+        var t = nf.State.Get("idletimer:web", () => new Chainwalk.Extensions.Targets.IdletimerTarget.IdleTimer());
+        t.Expires.ShouldBe(nf.State.Now + 30);
+        nf.Process(new PacketInput { Bytes = Udp4().Build(), At = nf.State.Now + 10 });
+        t.Expires.ShouldBe(nf.State.Now + 30);
+    }
+
+    [Fact]
+    public void Rateest_counts_into_its_estimator_and_averages_per_interval()
+    {
+        // --rateest-interval 1s: a tick every second; --rateest-ewmalog 2s: each tick moves the average half way.
+        var nf = new Netfilter(Create(Table("filter", "-A OUTPUT -j RATEEST --rateest-name est --rateest-interval 1s --rateest-ewmalog 2s")));
+        double t0 = nf.State.Now;
+        for (int s = 0; s < 20; s++)
+        for (int k = 0; k < 10; k++)
+            nf.Process(new PacketInput { Bytes = Udp4().Build(), At = t0 + s + k * 0.01 });
+        var e = nf.State.Get<RateEstimator>("rateest:est", () => throw new InvalidOperationException("no estimator"));
+        e.TotalPackets.ShouldBe(200ul);
+        e.Advance(t0 + 20);
+        // 10 packets of 30 bytes a second: the average approaches 10 pps / 300 Bps from below.
+        e.PacketsPerSecond.ShouldBeInRange(8ul, 10ul);
+        e.BytesPerSecond.ShouldBeInRange(250ul, 300ul);
+    }
+
+    [Fact]
+    public void Classify_led_connsecmark_nflog_continue_to_the_next_rule()
+    {
+        var nf = new Netfilter(Create(Table("mangle",
+            "-A POSTROUTING -j CLASSIFY --set-class 1:10",
+            "-A POSTROUTING -j NFLOG --nflog-group 5 --nflog-prefix x",
+            "-A POSTROUTING -j CONNSECMARK --save",
+            "-A POSTROUTING -j AUDIT --type accept")));
+        Send(nf, Udp4().Build()).Logs.ShouldHaveSingleItem().ShouldStartWith("audit: type=1324");
+    }
+
+    [Fact]
     public void Jhash_three_words_is_jhash2_of_the_three_words()
     {
         // jhash_3words(a, b, c, iv) and jhash2({a, b, c}, 3, iv) are the same hash in include/linux/jhash.h.

@@ -1,8 +1,8 @@
-using Chainwalk.Wire;
-using Chainwalk.Engine;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 

@@ -1,5 +1,5 @@
-using Chainwalk.Engine;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using Chainwalk.Engine;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 

@@ -1,6 +1,6 @@
-using Chainwalk.Engine;
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
