@@ -489,13 +489,46 @@ public sealed class Netfilter
     /// <summary>icmp_send / icmpv6_send for an error about <paramref name="about"/>, when the kernel would send one.</summary>
     private void SendIcmpError(Skb about, byte type, byte code, uint info, string what)
     {
-        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info);
+        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info, State);
         if (reply is null) return;
         Generate(reply, about, what);
     }
 
     internal void SendGenerated(byte[] ipPacket, Skb? routeFrom, PacketContext ctx) =>
         Generate(ipPacket, routeFrom ?? ctx.Skb, "reply");
+
+    /// <summary>True while a duplicate made by TEE is on its way out (nf_skb_duplicated): TEE does not duplicate it again.</summary>
+    internal bool Duplicating { get; private set; }
+
+    /// <summary>
+    /// nf_dup_ipv4 / nf_dup_ipv6 (TEE): the copy is routed to <paramref name="gateway"/> (as the next hop, its IP
+    /// destination unchanged), leaving by <paramref name="oif"/> when given, and sent like a local packet through
+    /// OUTPUT and POSTROUTING. No route: no copy. Returns whether a route was found.
+    /// </summary>
+    internal bool SendDuplicate(Skb clone, UInt128 gateway, string? oif)
+    {
+        PacketResult? result = Current;
+        if (result is null || Duplicating) return false;
+        RouteResult route = RouteLookup.Output(Host, new RouteQuery(clone.Family, gateway) { OutputInterface = oif, Mark = clone.Mark });
+        if (!route.Ok) return false;
+        Duplicating = true;
+        try
+        {
+            Event(new GeneratedEvent("TEE duplicate to " + IpNet.FormatAddress(gateway, clone.Family)));
+            clone.InDev = null;
+            clone.OutDev = route.Device;
+            clone.NextHop = gateway;
+            if (!RunHook(clone, Hook.Output, result, generated: true)) return true;
+            if (!Postrouting(clone, result, generated: true)) return true;
+            Emit(clone, result, generated: true, kind: "tee");
+            Event(new GeneratedEndEvent("sent:" + clone.OutDev));
+            return true;
+        }
+        finally
+        {
+            Duplicating = false;
+        }
+    }
 
     private void Generate(byte[] ipPacket, Skb answering, string what)
     {
@@ -750,6 +783,7 @@ public sealed class Netfilter
                     return v;
             }
         }
+    
     }
 
     private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)
