@@ -385,7 +385,7 @@ public sealed class Netfilter
     /// <summary>A locally generated packet: output route, OUTPUT, re-route, POSTROUTING, then out (or back in by loopback).</summary>
     private void LocalOut(Skb skb, PacketResult result, bool generated, string? boundDevice, Skb? answering = null)
     {
-        RouteResult route = OutputRoute(skb, boundDevice);
+        RouteResult route = OutputRoute(skb, boundDevice, anySource: generated);
         if (!route.Ok)
         {
             Event(new RouteEvent($"no output route: {route.ErrorMessage}"));
@@ -404,7 +404,7 @@ public sealed class Netfilter
         // ip_route_me_harder: mangle (mark, addresses, TOS) or nat (DNAT) changed what the route depends on.
         if (skb.Mark != mark || skb.Packet.Source != src || skb.Packet.Destination != dst || skb.Packet.Tos != tos)
         {
-            RouteResult again = OutputRoute(skb, boundDevice);
+            RouteResult again = OutputRoute(skb, boundDevice, anySource: generated);
             if (!again.Ok)
             {
                 Event(new RouteEvent($"re-routing failed: {again.ErrorMessage}"));
@@ -436,11 +436,15 @@ public sealed class Netfilter
         else Event(new GeneratedEndEvent("sent:" + skb.OutDev));
     }
 
-    private RouteResult OutputRoute(Skb skb, string? boundDevice)
+    /// <summary>
+    /// The output route. Packets the kernel builds itself (a reset for a forwarded packet carries the
+    /// original destination as its source) are routed with FLOWI_FLAG_ANYSRC: the source need not be ours.
+    /// </summary>
+    private RouteResult OutputRoute(Skb skb, string? boundDevice, bool anySource = false)
     {
         var q = new RouteQuery(skb.Family, skb.Packet.Destination)
         {
-            Source = skb.Packet.Source,
+            Source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source,
             OutputInterface = boundDevice,
             Mark = skb.Mark,
         };

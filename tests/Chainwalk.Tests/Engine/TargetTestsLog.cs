@@ -18,7 +18,8 @@ public class TargetTestsLog
 
     private static string Log4(string logOpts, byte[] packet, string chain = "INPUT")
     {
-        var nf = new Netfilter(Create(Table("filter", $"-A {chain} -j LOG {logOpts}")));
+        // Received packets are logged in mangle PREROUTING, which sees fragments one by one (INPUT sees IPv4 datagrams only whole).
+        var nf = new Netfilter(Create(chain == "INPUT" ? Table("mangle", $"-A PREROUTING -j LOG {logOpts}") : Table("filter", $"-A {chain} -j LOG {logOpts}")));
         PacketResult r = chain == "INPUT" ? Receive(nf, packet) : Send(nf, packet, owner: new SocketOwner(1000, 100));
         return r.Logs.ShouldHaveSingleItem();
     }

@@ -18,6 +18,9 @@ public class TargetTestsReject
 {
     private static Netfilter Filter4(string rule) => new(Create(Table("filter", rule)));
 
+    /// <summary>Rules in filter with forwarding on (eth1 192.168.1.10/24): fragments are tested where they pass one by one.</summary>
+    private static Netfilter Forwarding4(params string[] rules) => new(Create(Table("filter", rules), null, "sysctl -w net.ipv4.ip_forward=1"));
+
     private static Netfilter Filter6(string rule) => new(Create(v6Rules: Table("filter", rule)));
 
     public static TheoryData<string, string, byte> Ipv4Codes => new()
@@ -69,8 +72,8 @@ public class TargetTestsReject
 
     public static TheoryData<string, byte[]> Ipv4NoIcmp => new()
     {
-        // nf_send_unreach: later fragments get no error.
-        { "later fragment", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Fragment(8, false, 7).Udp(5000, 53).Build() },
+        // nf_send_unreach: later fragments get no error (forwarded: INPUT sees IPv4 only after reassembly).
+        { "later fragment", PacketBuilder.Ipv4("10.0.0.2", "192.168.1.20").Fragment(8, false, 7).Udp(5000, 53).Build() },
         // nf_ip_checksum fails: no error.
         { "bad UDP checksum", Corrupt(PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Udp(5000, 53).Payload([9]).Build(), 26) },
         // icmp_send: never about an ICMP error.
@@ -90,7 +93,7 @@ public class TargetTestsReject
     public void Ipv4_reject_without_reply_still_drops_as_rejected(string what, byte[] packet)
     {
         _ = what;
-        Netfilter nf = Filter4("-A INPUT -j REJECT");
+        Netfilter nf = Forwarding4("-A INPUT -j REJECT", "-A FORWARD -j REJECT");
         PacketResult r = Receive(nf, packet);
         r.Outputs.ShouldBeEmpty();
         r.Fate.ShouldBe(["rejected:icmp-port-unreachable"]);
@@ -168,7 +171,7 @@ public class TargetTestsReject
     {
         { "RST", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Tcp(40000, 22, TcpFlags.Rst | TcpFlags.Ack, 1, 2).Build() },
         { "bad checksum", Corrupt(PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Tcp(40000, 22).Build(), 36) },
-        { "later fragment", PacketBuilder.Ipv4("10.0.0.2", "10.0.0.1").Fragment(16, false, 3).Tcp(40000, 22).Build() },
+        { "later fragment", PacketBuilder.Ipv4("10.0.0.2", "192.168.1.20").Fragment(16, false, 3).Tcp(40000, 22).Build() },
     };
 
     [Theory]
@@ -176,7 +179,7 @@ public class TargetTestsReject
     public void Ipv4_no_reset_for_rst_bad_checksum_or_fragments(string what, byte[] segment)
     {
         _ = what;
-        Netfilter nf = Filter4("-A INPUT -p tcp -j REJECT --reject-with tcp-reset");
+        Netfilter nf = Forwarding4("-A INPUT -p tcp -j REJECT --reject-with tcp-reset", "-A FORWARD -p tcp -j REJECT --reject-with tcp-reset");
         PacketResult r = Receive(nf, segment);
         r.Outputs.ShouldBeEmpty();
         r.Fate.ShouldBe(["rejected:tcp-reset"]);
