@@ -189,7 +189,9 @@ public sealed class Netfilter
             InputInterface = skb.InDev,
             Mark = skb.Mark,
         };
-        InputDecision decision = RouteLookup.Input(Host, q);
+        // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
+        // lookup when the skb already has a dst): it is for one of our addresses.
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : RouteLookup.Input(Host, q);
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -236,6 +238,18 @@ public sealed class Netfilter
         skb.Replace(whole);
         skb.FragMaxSize = maxFragment;
         return true;
+    }
+
+    private InputDecision LoopbackDecision(Skb skb)
+    {
+        UInt128 dst = skb.Packet.Destination;
+        bool local = RouteLookup.IsLocalAddress(Host, skb.Family, dst)
+            || (skb.Family == IpFamily.V4 && (dst >> 24) == 127)
+            || (skb.Family == IpFamily.V4 ? RouteLookup.AddressType4(Host, dst) is RouteType.Local or RouteType.Broadcast : false);
+        var route = new RouteResult(RouteType.Local, RouteError.None) { Device = "lo" };
+        return local
+            ? new InputDecision(InputVerdict.Local, InputDropReason.None, route)
+            : new InputDecision(InputVerdict.Drop, InputDropReason.MartianDestination, RouteResult.Fail(RouteError.NetworkUnreachable));
     }
 
     /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
