@@ -786,7 +786,16 @@ public sealed class Netfilter
             ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
             ctx.Slot = -1;
+            uint markBefore = skb.Mark, priorityBefore = skb.Priority;
+            bool traceBefore = skb.Trace;
             Verdict v = target.Extension!.Execute(ctx, target.Data!);
+            if (trace is not null)
+            {
+                // Metadata changes are shown for every target (header changes are reported by the target itself).
+                if (skb.Mark != markBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, $"mark 0x{markBefore:x}→0x{skb.Mark:x}"));
+                if (skb.Priority != priorityBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, $"priority {priorityBefore >> 16:x}:{priorityBefore & 0xffff:x}→{skb.Priority >> 16:x}:{skb.Priority & 0xffff:x}"));
+                if (skb.Trace != traceBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, "traced from here on (nf_trace)"));
+            }
             if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
             switch (v.Kind)
             {
