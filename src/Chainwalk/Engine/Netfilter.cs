@@ -583,7 +583,11 @@ public sealed class Netfilter
                 if (Conntrack is not null)
                 {
                     bool ok = Conntrack.Track(ctx);
-                    if (!generated) result.CtState ??= CtStateName(skb.CtInfo);
+                    if (!generated)
+                    {
+                        result.CtState ??= CtStateName(skb.CtInfo);
+                        result.Connection ??= skb.Conntrack;
+                    }
                     if (!ok)
                     {
                         if (!generated) Drop(result, "dropped by connection tracking");
