@@ -76,6 +76,9 @@ public sealed class Netfilter
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
+    /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
+    public Action<PacketContext>? ConnectionExplainer { get; set; }
+
     /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
     public bool RecordTrace { get; set; }
 
@@ -588,6 +591,7 @@ public sealed class Netfilter
                         result.CtState ??= CtStateName(skb.CtInfo);
                         result.Connection ??= skb.Conntrack;
                     }
+                    if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
                     if (!ok)
                     {
                         if (!generated) Drop(result, "dropped by connection tracking");

@@ -44,8 +44,17 @@ public static class ExplainTree
     private static void RenderEvents(StringBuilder sb, List<TraceEvent> events)
     {
         int depth = 0;
+        int noteDepth = 1;
         foreach (TraceEvent ev in events)
         {
+            noteDepth = ev switch
+            {
+                HookEvent or RouteEvent => depth + 1,
+                TableEvent => depth + 2,
+                ChainEvent => depth + 3,
+                RuleEvent or ChainEndEvent => depth + 4,
+                _ => noteDepth,
+            };
             switch (ev)
             {
                 case HookEvent h:
@@ -85,10 +94,10 @@ public static class ExplainTree
                     sb.Append(Indent(depth)).Append("routing: ").Append(r.Decision).Append('\n');
                     break;
                 case ChangeEvent c:
-                    sb.Append(Indent(depth + 4)).Append("changed: ").Append(c.What).Append('\n');
+                    sb.Append(Indent(noteDepth)).Append("changed: ").Append(c.What).Append('\n');
                     break;
                 case NoteEvent n:
-                    sb.Append(Indent(depth + 4)).Append("note: ").Append(n.Text).Append('\n');
+                    sb.Append(Indent(noteDepth)).Append("note: ").Append(n.Text).Append('\n');
                     break;
                 case OutputEvent o:
                     sb.Append(Indent(depth)).Append("leaves by ").Append(o.Interface).Append(": ").Append(Describe(o.Bytes)).Append('\n');
