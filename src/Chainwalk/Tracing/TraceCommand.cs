@@ -84,6 +84,7 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
             n++;
             PacketResult r = nf.Process(input);
             events?.After(r, nf.State.Now);
+            KernelLogCompat.Record(nf.State, r);
             if (r.Error is not null) failed++;
             if (o.Json) io.Out.WriteLine(TraceJson.Render(r, n, nf.State.Now));
             else if (o.KernelFormat) WriteKernel(io, r, n, inputs.Count);
