@@ -1,19 +1,32 @@
 #!/usr/bin/python3
 """Records kernel conformance cases for Chainwalk's engine.
 
-For a seed and N cases: random filter + mangle rule sets (no conntrack) and packets aimed at them,
-run through the real kernel in throw-away network namespaces, recording per packet what reached the
-receiver, what came back to the sender, and `iptables-save -c` after the packet. One JSON file per case.
+For a seed and N cases: random rule sets and packets aimed at them, run through the real kernel in
+throw-away network namespaces, recording per packet what reached the receiver, what came back to the
+sender, `iptables-save -c` after the packet and, for stateful cases, `conntrack -L`. One JSON file per case.
+
+Case kinds (case number modulo 20 picks one, see KIND_CYCLE; --kinds restricts them):
+  basic      IPv4 filter + mangle, single packets from the sender (every other one: no extension at all)
+  stateful   IPv4 filter + mangle + raw with state/conntrack/connmark/CONNMARK/CT --notrack and
+             multi-packet flows: TCP (handshake, data, FIN or RST), UDP, ICMP echo, ICMP errors quoting
+             an earlier packet; the other side's packets are built from what the kernel emitted
+  v6         the same single-packet generator for ip6tables (icmp6, hl/HL)
+  v6-stateful  stateful flows over IPv6
+  local      IPv4 flows whose one end is fw itself: packets sent from a raw socket inside fw (OUTPUT,
+             POSTROUTING) and packets delivered to fw (INPUT)
+  statistic  IPv4 rule sets with one `-m statistic --mode random` rule (plus nth rules): the kernel's
+             draw is read from its counter and must be one the engine allows (see README)
+  nat        NAT rule sets — off: NAT is not merged yet (gen_nat_rules is ready; --kinds nat enables it)
 
 Topology (all namespaces are created here and deleted on exit):
-    sender  s0 10.1.0.2/24  <-veth->  eth0 10.1.0.1/24  [fw]  eth1 10.2.0.1/24  <-veth->  r0 10.2.0.2/24  receiver
-fw forwards (ip_forward=1), knows its neighbours statically (no ARP), has IPv6 off and no ICMP rate limit.
-A `security` table `-A INPUT -j DROP` in fw (priority 50, after filter) tells locally delivered packets
-apart and keeps fw's own stack from answering them (no RST / port unreachable / echo reply from sockets).
-Sender and receiver drop everything in raw PREROUTING so their stacks never answer; AF_PACKET sockets
-still see the frames.
+    sender  s0 10.1.0.2/24 fd01::2/64 <-veth-> eth0 10.1.0.1/24 fd01::1/64 [fw] eth1 10.2.0.1/24 fd02::1/64 <-veth-> r0 receiver
+fw forwards both families, knows its neighbours statically (no ARP/ND), has no ICMP rate limit and no
+automatic IPv6 flow labels. A `security` table `-A INPUT -j DROP` in fw (priority 50, after filter)
+tells locally delivered packets apart and keeps fw's own stack from answering them; the replay loads the
+same table. Sender and receiver never answer (IPv4: raw PREROUTING DROP; IPv6 off); AF_PACKET sockets
+still see the frames. fw's own MLD/ND chatter is ignored (and waited out after setup).
 
-Usage: record.py --out DIR [--cases N] [--seed S] [--packets P]   (root only)
+Usage: record.py --out DIR [--cases N] [--seed S] [--packets P] [--kinds k1,k2]   (root only)
 """
 import argparse
 import ipaddress
@@ -28,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from scapy.all import IP, TCP, UDP, ICMP, Raw  # noqa: E402  (python3-scapy)
+from scapy.all import IP, TCP, UDP, ICMP, Raw, IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6TimeExceeded  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -39,6 +52,13 @@ MAC = {"s0": "02:00:00:00:01:02", "eth0": "02:00:00:00:01:01", "eth1": "02:00:00
 SENDERS = [f"10.1.0.{i}" for i in range(2, 8)]
 RECEIVERS = [f"10.2.0.{i}" for i in range(2, 8)]
 LOCALS = ["10.1.0.1", "10.2.0.1"]
+SENDERS6 = [f"fd01::{i}" for i in range(2, 8)]
+RECEIVERS6 = [f"fd02::{i}" for i in range(2, 8)]
+LOCALS6 = ["fd01::1", "fd02::1"]
+
+KIND_CYCLE = ["basic", "stateful", "v6", "local", "stateful", "basic", "v6-stateful", "statistic", "stateful", "v6",
+              "basic", "stateful", "v6-stateful", "local", "basic", "stateful", "v6", "basic", "v6-stateful", "local"]
+ALL_KINDS = sorted(set(KIND_CYCLE))
 
 # The network as Chainwalk's `ip` / `sysctl` verbs rebuild it (the fw namespace only).
 HOST_COMMANDS = [
@@ -57,6 +77,14 @@ HOST_COMMANDS = [
     "sysctl -w net.ipv4.icmp_ratelimit=0",
     "sysctl -w net.ipv4.conf.all.send_redirects=0",
 ]
+HOST_COMMANDS6 = [
+    "ip -6 addr add fd01::1/64 dev eth0 nodad",
+    "ip -6 addr add fd02::1/64 dev eth1 nodad",
+    "sysctl -w net.ipv6.conf.all.forwarding=1",
+]
+# fw also runs with net.ipv6.icmp.ratelimit=0 and net.ipv6.auto_flowlabels=0: Chainwalk has neither an ICMPv6
+# rate limit nor automatic flow labels, which is what these settings give.
+SECURITY = "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n"
 
 
 def sh(cmd, ns=None, check=True, inp=None):
@@ -81,18 +109,34 @@ def setns(path):
         os.close(fd)
 
 
-def packet_socket(ns, dev):
-    """An AF_PACKET socket bound to dev inside ns (the socket keeps its namespace)."""
+def in_namespace(ns, make):
+    """Runs make() with this thread inside ns (sockets keep the namespace they were made in)."""
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
         setns(f"/run/netns/{ns}")
+        return make()
+    finally:
+        _libc.setns(home, CLONE_NEWNET)
+        os.close(home)
+
+
+def packet_socket(ns, dev):
+    """An AF_PACKET socket bound to dev inside ns."""
+    def make():
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         s.bind((dev, 0))
         s.setblocking(False)
         return s
-    finally:
-        _libc.setns(home, CLONE_NEWNET)
-        os.close(home)
+    return in_namespace(ns, make)
+
+
+def raw_sockets(ns):
+    """IPv4 and IPv6 raw sockets inside ns that send whole IP packets (IP_HDRINCL; IPPROTO_RAW on IPv6)."""
+    def make():
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        return s4, s6
+    return in_namespace(ns, make)
 
 
 def setup():
@@ -101,28 +145,39 @@ def setup():
     fw, s, r = NS["fw"], NS["s"], NS["r"]
     sh(f"ip link add eth0 netns {fw} type veth peer name s0 netns {s}")
     sh(f"ip link add eth1 netns {fw} type veth peer name r0 netns {r}")
-    for ns in NS.values():
+    for ns in (s, r):
         sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1", ns)
         sh("sysctl -qw net.ipv6.conf.default.disable_ipv6=1", ns)
+    for k in ("all", "default", "eth0", "eth1"):
+        for v in ("accept_dad=0", "addr_gen_mode=1", "router_solicitations=0", "accept_ra=0"):
+            sh(f"sysctl -qw net.ipv6.conf.{k}.{v}", fw, check=False)
+    for ns in NS.values():
         sh("ip link set lo up", ns)
     for ns, dev, addr in ((fw, "eth0", "10.1.0.1/24"), (fw, "eth1", "10.2.0.1/24"), (s, "s0", "10.1.0.2/24"), (r, "r0", "10.2.0.2/24")):
         sh(f"ip link set {dev} address {MAC[dev]}", ns)
         sh(f"ip addr add {addr} dev {dev}", ns)
+    sh("ip -6 addr add fd01::1/64 dev eth0 nodad", fw)
+    sh("ip -6 addr add fd02::1/64 dev eth1 nodad", fw)
+    for ns, dev in ((fw, "eth0"), (fw, "eth1"), (s, "s0"), (r, "r0")):
         sh(f"ip link set {dev} up", ns)
     for a in SENDERS:
         sh(f"ip neigh replace {a} lladdr {MAC['s0']} nud permanent dev eth0", fw)
     for a in RECEIVERS:
         sh(f"ip neigh replace {a} lladdr {MAC['r0']} nud permanent dev eth1", fw)
+    for a in SENDERS6:
+        sh(f"ip -6 neigh replace {a} lladdr {MAC['s0']} nud permanent dev eth0", fw)
+    for a in RECEIVERS6:
+        sh(f"ip -6 neigh replace {a} lladdr {MAC['r0']} nud permanent dev eth1", fw)
     for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
               "net.ipv4.conf.eth0.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0", "net.ipv4.icmp_ratelimit=0",
-              "net.ipv4.icmp_msgs_per_sec=100000", "net.ipv4.conf.all.send_redirects=0"):
+              "net.ipv4.icmp_msgs_per_sec=100000", "net.ipv4.conf.all.send_redirects=0",
+              "net.ipv6.conf.all.forwarding=1", "net.ipv6.icmp.ratelimit=0", "net.ipv6.auto_flowlabels=0"):
         sh(f"sysctl -qw {k}", fw)
     # No transmit checksum offload on fw: what it sends (REJECT resets) carries the full checksum, as on a wire.
     for dev in ("eth0", "eth1"):
         sh(f"ethtool -K {dev} tx off", fw, check=False)
     for ns in (s, r):
         sh("iptables -t raw -A PREROUTING -j DROP", ns)
-    time.sleep(0.05)
 
 
 def cleanup():
@@ -134,40 +189,96 @@ def cleanup():
 
 PREFIXES = ["10.1.0.0/24", "10.1.0.2", "10.1.0.4/31", "10.2.0.0/24", "10.2.0.3", "10.2.0.0/30", "10.0.0.0/8",
             "192.168.0.0/16", "10.1.0.1", "10.2.0.1", "0.0.0.0/1"]
+PREFIXES6 = ["fd01::/64", "fd01::2", "fd01::4/127", "fd02::/64", "fd02::3", "fd02::/126", "fd00::/8",
+             "2001:db8::/32", "fd01::1", "fd02::1", "::/1"]
 PORTS = [22, 53, 80, 123, 443, 1000, 8080]
 REJECTS = ["icmp-port-unreachable", "icmp-host-unreachable", "icmp-net-unreachable", "icmp-admin-prohibited",
            "icmp-net-prohibited", "icmp-host-prohibited", "icmp-proto-unreachable"]
+REJECTS6 = ["icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable", "icmp6-port-unreachable"]
 ICMP_TYPES = ["echo-request", "echo-reply", "destination-unreachable", "8/0", "3/3", "time-exceeded", "any", "timestamp-request"]
-HOOK_CHAINS = {"filter": ["INPUT", "FORWARD", "OUTPUT"], "mangle": ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]}
+ICMP6_TYPES = ["echo-request", "echo-reply", "destination-unreachable", "128/0", "1/4", "time-exceeded", "port-unreachable"]
+HOOK_CHAINS = {"filter": ["INPUT", "FORWARD", "OUTPUT"], "mangle": ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+               "raw": ["PREROUTING", "OUTPUT"]}
 # Hooks where -i / -o are valid (iptables refuses them elsewhere in base chains).
 NO_IN = {"OUTPUT", "POSTROUTING"}
 NO_OUT = {"PREROUTING", "INPUT"}
+STATES = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "ESTABLISHED,RELATED", "NEW,ESTABLISHED", "INVALID,UNTRACKED"]
+STATUSES = ["ASSURED", "SEEN_REPLY", "CONFIRMED", "EXPECTED", "NONE", "ASSURED,SEEN_REPLY"]
+
+
+class Fam:
+    """What the generator needs to know of a family."""
+
+    def __init__(self, v):
+        self.v = v
+        self.ipt = "iptables" if v == 4 else "ip6tables"
+        self.senders = SENDERS if v == 4 else SENDERS6
+        self.receivers = RECEIVERS if v == 4 else RECEIVERS6
+        self.locals = LOCALS if v == 4 else LOCALS6
+        self.prefixes = PREFIXES if v == 4 else PREFIXES6
+        self.icmp = "icmp" if v == 4 else "icmpv6"
+        self.icmp_opt = "--icmp-type" if v == 4 else "--icmpv6-type"
+        self.icmp_types = ICMP_TYPES if v == 4 else ICMP6_TYPES
+        self.rejects = REJECTS if v == 4 else REJECTS6
+        self.default_reject = "icmp-port-unreachable" if v == 4 else "icmp6-port-unreachable"
+
+    def addr(self, side, i):
+        return (self.senders if side == "s" else self.receivers)[i]
+
+
+F4, F6 = Fam(4), Fam(6)
 
 
 def neg(rng, p=0.2):
     return "! " if rng.random() < p else ""
 
 
-def gen_match(rng, hook_set, parts, proto, core=False):
+def gen_state_match(rng, f, parts):
+    k = rng.choice(["state", "ctstate", "ctstate", "ctstatus", "ctdir", "ctproto", "ctorig", "connmark", "ctport"])
+    used = " ".join(parts)
+    if ("-m state" in used and k == "state") or ("-m conntrack" in used and k.startswith("ct")) or ("-m connmark" in used and k == "connmark"):
+        return
+    if k == "state":
+        parts.append(f"-m state {neg(rng, 0.15)}--state {rng.choice(STATES)}")
+    elif k == "ctstate":
+        parts.append(f"-m conntrack {neg(rng, 0.15)}--ctstate {rng.choice(STATES + ['NEW,RELATED', 'DNAT', 'SNAT'])}")
+    elif k == "ctstatus":
+        parts.append(f"-m conntrack {neg(rng)}--ctstatus {rng.choice(STATUSES)}")
+    elif k == "ctdir":
+        parts.append(f"-m conntrack --ctdir {rng.choice(['ORIGINAL', 'REPLY'])}")
+    elif k == "ctproto":
+        parts.append(f"-m conntrack {neg(rng)}--ctproto {rng.choice(['tcp', 'udp', f.icmp if f.v == 4 else 'ipv6-icmp'])}")
+    elif k == "ctorig":
+        parts.append(f"-m conntrack {neg(rng)}--{rng.choice(['ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst'])} {rng.choice(f.prefixes)}")
+    elif k == "ctport":
+        parts.append(f"-m conntrack {neg(rng)}--ctorigdstport {rng.choice(PORTS)}")
+    else:
+        parts.append(f"-m connmark {neg(rng)}--mark {rng.choice(['0x1', '0x2/0x3', '0x0', '0x10/0xf0', '0x3'])}")
+
+
+def gen_match(rng, hook_set, parts, proto, core=False, f=F4, stateful=False):
     """Appends one random condition to parts; returns the protocol chosen (if any)."""
     if core:
         k = rng.choice(["s", "d", "i", "o", "p"])
     else:
-        k = rng.choice(["s", "d", "s", "d", "i", "o", "p", "p", "p", "mark", "length", "ttl", "tos", "iprange", "comment"])
+        k = rng.choice(["s", "d", "s", "d", "i", "o", "p", "p", "p", "mark", "length", "ttl", "tos", "iprange", "comment"]
+                       + (["st"] * 6 if stateful else []))
     # One of each option per rule (iptables refuses "multiple -d flags").
     used = " ".join(parts).split()
     if ("-" + k) in used or ("-m" in used and k in used):
         return proto
-    if k == "s":
-        parts.append(f"{neg(rng)}-s {rng.choice(PREFIXES)}")
+    if k == "st":
+        gen_state_match(rng, f, parts)
+    elif k == "s":
+        parts.append(f"{neg(rng)}-s {rng.choice(f.prefixes)}")
     elif k == "d":
-        parts.append(f"{neg(rng)}-d {rng.choice(PREFIXES)}")
+        parts.append(f"{neg(rng)}-d {rng.choice(f.prefixes)}")
     elif k == "i" and not (hook_set & NO_IN):
         parts.append(f"{neg(rng)}-i {rng.choice(['eth0', 'eth1', 'eth+', 'lo', 'e+'])}")
     elif k == "o" and not (hook_set & NO_OUT):
         parts.append(f"{neg(rng)}-o {rng.choice(['eth0', 'eth1', 'eth+', 'lo'])}")
     elif k == "p" and proto is None:
-        proto = rng.choice(["tcp", "udp", "icmp"])
+        proto = rng.choice(["tcp", "udp", f.icmp])
         parts.append(f"{'! ' if core and rng.random() < 0.2 else ''}-p {proto}")
         if core:
             return None
@@ -200,26 +311,37 @@ def gen_match(rng, hook_set, parts, proto, core=False):
                 parts.append(f"-m multiport {neg(rng)}--{rng.choice(['dports', 'sports', 'ports'])} {ps}")
         else:
             if rng.random() < 0.7:
-                parts.append(f"{neg(rng)}--icmp-type {rng.choice(ICMP_TYPES)}")
+                parts.append(f"{neg(rng)}{f.icmp_opt} {rng.choice(f.icmp_types)}")
     elif k == "mark":
         parts.append(f"-m mark {neg(rng)}--mark {rng.choice(['0x1', '0x2', '0x1/0x1', '0x0', '0x10/0xf0', '0x3'])}")
     elif k == "length":
         a = rng.choice([0, 20, 28, 40, 60, 100])
         parts.append(f"-m length {neg(rng)}--length {a}:{a + rng.choice([10, 40, 100, 1000])}")
     elif k == "ttl":
-        parts.append(f"-m ttl {rng.choice(['--ttl-eq 64', '--ttl-lt 10', '--ttl-gt 30', '--ttl-eq 63', '! --ttl-eq 1', '--ttl-lt 64'])}")
+        if f.v == 4:
+            parts.append(f"-m ttl {rng.choice(['--ttl-eq 64', '--ttl-lt 10', '--ttl-gt 30', '--ttl-eq 63', '! --ttl-eq 1', '--ttl-lt 64'])}")
+        else:
+            parts.append(f"-m hl {rng.choice(['--hl-eq 64', '--hl-lt 10', '--hl-gt 30', '--hl-eq 63', '! --hl-eq 1', '--hl-lt 64'])}")
     elif k == "tos":
         parts.append(f"-m tos {neg(rng)}--tos {rng.choice(['0x10', '0x08/0x0c', '0x00/0xff', '0x04', '0xb8/0xfc', 'Minimize-Delay'])}")
     elif k == "iprange":
         a, b = rng.randint(2, 5), rng.randint(5, 8)
-        side = rng.choice([("src", "10.1.0"), ("dst", "10.2.0"), ("dst", "10.1.0")])
-        parts.append(f"-m iprange {neg(rng)}--{side[0]}-range {side[1]}.{a}-{side[1]}.{b}")
+        if f.v == 4:
+            side = rng.choice([("src", "10.1.0."), ("dst", "10.2.0."), ("dst", "10.1.0.")])
+        else:
+            side = rng.choice([("src", "fd01::"), ("dst", "fd02::"), ("dst", "fd01::")])
+        parts.append(f"-m iprange {neg(rng)}--{side[0]}-range {side[1]}{a}-{side[1]}{b}")
     elif k == "comment":
         parts.append(f"-m comment --comment \"c{rng.randint(0, 99)}\"")
     return proto
 
 
-def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False):
+CONNMARKS = ["-j CONNMARK --set-mark 0x1", "-j CONNMARK --set-xmark 0x2/0x3", "-j CONNMARK --save-mark",
+             "-j CONNMARK --restore-mark", "-j CONNMARK --set-mark 0x10/0xf0", "-j CONNMARK --and-mark 0x1",
+             "-j CONNMARK --save-mark --mask 0xff", "-j CONNMARK --or-mark 0x4"]
+
+
+def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False, f=F4, stateful=False):
     later = user_chains[idx + 1:] if idx >= 0 else user_chains
     r = rng.random()
     if later and r < 0.22:
@@ -229,17 +351,32 @@ def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False)
     if core:
         c = rng.choice(["ACCEPT", "DROP", "none", "none"] if table == "filter" else ["ACCEPT", "none", "none", "DROP"])
         return "" if c == "none" else f"-j {c}"
+    if table == "raw":
+        c = rng.choice(["NOTRACK", "NOTRACK", "MARK", "ACCEPT", "none", "CONNMARK"])
+        if c == "NOTRACK":
+            return "-j CT --notrack" if rng.random() < 0.8 else "-j NOTRACK"
+        if c == "MARK":
+            return rng.choice(["-j MARK --set-mark 0x1", "-j MARK --set-xmark 0x2/0x3", "-j MARK --or-mark 0x10"])
+        if c == "CONNMARK":
+            return rng.choice(CONNMARKS)
+        return "" if c == "none" else f"-j {c}"
     if table == "filter":
-        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT"])
+        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT"] + (["CONNMARK"] if stateful else []))
+        if c == "CONNMARK":
+            return rng.choice(CONNMARKS)
         if c == "REJECT":
-            w = "tcp-reset" if proto == "tcp" and rng.random() < 0.5 else rng.choice(REJECTS)
+            w = "tcp-reset" if proto == "tcp" and rng.random() < 0.5 else rng.choice(f.rejects)
             return f"-j REJECT --reject-with {w}" if rng.random() < 0.85 else "-j REJECT"
         return "" if c == "none" else f"-j {c}"
-    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP"])
+    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP"] + (["CONNMARK"] * 3 if stateful else []))
+    if c == "CONNMARK":
+        return rng.choice(CONNMARKS)
     if c == "MARK":
         return rng.choice(["-j MARK --set-mark 0x1", "-j MARK --set-xmark 0x2/0x3", "-j MARK --or-mark 0x10",
                            "-j MARK --and-mark 0x1", "-j MARK --set-mark 0x3/0xff", "-j MARK --xor-mark 0x1"])
     if c == "TTL":
+        if f.v == 6:
+            return rng.choice(["-j HL --hl-set 64", "-j HL --hl-dec 1", "-j HL --hl-inc 2", "-j HL --hl-set 1", "-j HL --hl-dec 5"])
         return rng.choice(["-j TTL --ttl-set 64", "-j TTL --ttl-dec 1", "-j TTL --ttl-inc 2", "-j TTL --ttl-set 1", "-j TTL --ttl-dec 5"])
     if c == "TOS":
         return rng.choice(["-j TOS --set-tos 0x10", "-j TOS --set-tos 0x08/0x0c", "-j TOS --and-tos 0x0f", "-j TOS --or-tos 0x04",
@@ -249,20 +386,36 @@ def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False)
     return "" if c == "none" else f"-j {c}"
 
 
-def gen_ruleset(rng, core=False):
-    """A restore file for mangle and filter; core: only what needs no extension (addresses, interfaces,
-    protocol, jumps, goto, RETURN, policies, counting rules), so the engine's walker is compared alone."""
+# The classic stateful preamble a real firewall starts FORWARD / INPUT with.
+STATEFUL_HEADS = [
+    ["-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", "-m conntrack --ctstate INVALID -j DROP"],
+    ["-m state --state RELATED,ESTABLISHED -j ACCEPT"],
+    ["-m conntrack --ctstate INVALID -j DROP", "-m conntrack --ctstate ESTABLISHED -j ACCEPT"],
+    ["-p tcp -m conntrack --ctstate NEW -m tcp ! --syn -j DROP", "-m state --state ESTABLISHED,RELATED -j ACCEPT"],
+    ["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-p tcp -m tcp --dport 80 -m conntrack --ctstate NEW -j ACCEPT",
+     "-p udp -m conntrack --ctstate NEW -j ACCEPT"],
+]
+
+
+def gen_ruleset(rng, core=False, f=F4, stateful=False, statistic=False):
+    """A restore file for (raw,) mangle and filter; core: only what needs no extension (addresses, interfaces,
+    protocol, jumps, goto, RETURN, policies, counting rules), so the engine's walker is compared alone.
+    stateful: conntrack matches and targets, a raw table, often a classic stateful preamble.
+    statistic: one `-m statistic --mode random` rule (last match of its rule, in a chain no generated packet
+    passes) and maybe an nth rule."""
     lines = []
-    for table, hooks in (("mangle", HOOK_CHAINS["mangle"]), ("filter", HOOK_CHAINS["filter"])):
-        nuser = rng.randint(0, 3 if table == "filter" else 2)
+    tables = (["raw"] if stateful and rng.random() < 0.6 else []) + ["mangle", "filter"]
+    stat_chain = rng.choice(["FORWARD", "INPUT"]) if statistic else None
+    for table in tables:
+        hooks = HOOK_CHAINS[table]
+        nuser = 0 if table == "raw" else rng.randint(0, 3 if table == "filter" else 2)
         prefix = "M" if table == "mangle" else "F"
         users = [f"{prefix}{i}" for i in range(nuser)]
-        # Which hooks reach each user chain: -i/-o restrictions follow them.
         body = {c: [] for c in hooks + users}
         reach = {u: set() for u in users}
         lines.append(f"*{table}")
         for h in hooks:
-            pol = "ACCEPT" if table == "mangle" or h == "OUTPUT" or rng.random() < 0.75 else "DROP"
+            pol = "ACCEPT" if table != "filter" or h == "OUTPUT" or rng.random() < 0.75 else "DROP"
             lines.append(f":{h} {pol} [0:0]")
         for u in users:
             lines.append(f":{u} - [0:0]")
@@ -271,17 +424,27 @@ def gen_ruleset(rng, core=False):
             hook_set = {chain} if idx < 0 else reach[chain]
             if not hook_set and idx >= 0:
                 hook_set = set(hooks)
+            if stateful and table == "filter" and chain in ("FORWARD", "INPUT") and rng.random() < 0.6:
+                body[chain] += [f"-A {chain} {r}" for r in rng.choice(STATEFUL_HEADS)]
+            if table == "filter" and chain == stat_chain:
+                p = rng.choice(["0.25", "0.5", "0.75", "0.33333"])
+                body[chain].append(f"-A {chain} {rng.choice(['', '-p tcp ', '-s ' + rng.choice(f.prefixes) + ' '])}"
+                                   f"-m statistic --mode random --probability {p} {rng.choice(['-j DROP', '-j ACCEPT', '-j REJECT', ''])}".replace("  ", " ").rstrip())
+                if rng.random() < 0.5:
+                    body[chain].append(f"-A {chain} -m statistic --mode nth --every {rng.randint(2, 4)} --packet {rng.randint(0, 1)} "
+                                       f"{rng.choice(['-j DROP', '-j ACCEPT', ''])}".rstrip())
             n = rng.randint(0, 6 if idx < 0 else 4)
-            if table == "filter" and chain == "OUTPUT":
+            if table in ("filter", "raw") and chain == "OUTPUT":
                 n = rng.randint(0, 2)
             for _ in range(n):
                 parts, proto = [], None
                 for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
-                    proto = gen_match(rng, hook_set, parts, proto, core)
-                t = gen_target(rng, table, chain, users, idx, proto, hook_set, core)
+                    proto = gen_match(rng, hook_set, parts, proto, core, f, stateful)
+                t = gen_target(rng, table, chain, users, idx, proto, hook_set, core, f, stateful)
                 # An unconditional verdict early in a chain hides everything after it: make most conditional.
-                while not parts and t.split()[:2] in (["-j", "ACCEPT"], ["-j", "DROP"], ["-j", "REJECT"]) and rng.random() < 0.8:
-                    proto = gen_match(rng, hook_set, parts, proto, core)
+                while not parts and t.split()[:2] in (["-j", "ACCEPT"], ["-j", "DROP"], ["-j", "REJECT"], ["-j", "CT"], ["-j", "NOTRACK"]) \
+                        and rng.random() < 0.8:
+                    proto = gen_match(rng, hook_set, parts, proto, core, f, stateful)
                 if len(t.split()) == 2 and t.split()[1] in reach:
                     reach[t.split()[1]] |= hook_set
                 body[chain].append(" ".join(["-A", chain] + parts + ([t] if t else [])))
@@ -291,20 +454,55 @@ def gen_ruleset(rng, core=False):
     return "\n".join(lines) + "\n"
 
 
-def load_ruleset(text):
-    full = text + "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n"
-    r = sh(["iptables-restore"], NS["fw"], check=False, inp=full)
-    return r.returncode == 0, r.stderr.strip()
+def gen_nat_rules(rng, f=F4):
+    """A nat table for the stateful generator (off until Chainwalk's NAT lands: --kinds nat)."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
+    r, s = rng.choice(f.receivers), rng.choice(f.senders)
+    lr = f"[{r}]" if f.v == 6 else r
+    lines += rng.sample([
+        f"-A PREROUTING -i eth0 -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {lr}:{rng.choice(PORTS)}",
+        f"-A PREROUTING -i eth0 -p udp --dport {rng.choice(PORTS)} -j DNAT --to-destination {r}",
+        f"-A PREROUTING -p tcp --dport {rng.choice(PORTS)} -j REDIRECT --to-ports {rng.choice(PORTS)}",
+        "-A POSTROUTING -o eth1 -j MASQUERADE",
+        f"-A POSTROUTING -s {rng.choice(f.prefixes)} -o eth1 -j SNAT --to-source {f.locals[1]}",
+        f"-A POSTROUTING -o eth0 -p udp -j SNAT --to-source {f.locals[0]}:{rng.choice([2000, 3000])}-{rng.choice([3000, 4000])}",
+    ], rng.randint(1, 3))
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+EMPTY = {"raw": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+         "mangle": "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                   ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+         "filter": "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"}
+
+
+def load_ruleset(text, f=F4):
+    """Loads text (+ the harness' security table) into fw for family f; every other table of both families
+    is emptied, so nothing of an earlier case (rules, conntrack users) survives."""
+    pad = "".join(v for k, v in EMPTY.items() if f"*{k}\n" not in text)
+    r = sh([f.ipt + "-restore"], NS["fw"], check=False, inp=pad + text + SECURITY)
+    if r.returncode != 0:
+        return False, r.stderr.strip()
+    o = F6 if f.v == 4 else F4
+    sh([o.ipt + "-restore"], NS["fw"], inp="".join(EMPTY.values()) + SECURITY)
+    return True, ""
 
 
 # ---------------------------------------------------------------------------------------------- packets
 
 ICMP_BY_NAME = {"echo-request": (8, 0), "8/0": (8, 0), "echo-reply": (0, 0), "destination-unreachable": (3, 3), "3/3": (3, 3),
                 "time-exceeded": (11, 0), "timestamp-request": (13, 0)}
+ICMP6_BY_NAME = {"echo-request": (128, 0), "128/0": (128, 0), "echo-reply": (129, 0), "destination-unreachable": (1, 4),
+                 "1/4": (1, 4), "port-unreachable": (1, 4), "time-exceeded": (3, 0)}
 TOS_BY_NAME = {"Minimize-Delay": 0x10}
 
 
-def aim(rng, rules):
+def in_net(a, v):
+    return ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)
+
+
+def aim(rng, rules, f=F4):
     """Packet field hints that satisfy the positive conditions of one random rule (empty: a random packet)."""
     lines = [l for l in rules.splitlines() if l.startswith("-A ") and len(l.split()) > 2]
     lines += [l for l in lines if "-j REJECT" in l] * 2  # replies are the rarest outcome: aim at them more
@@ -317,29 +515,29 @@ def aim(rng, rules):
             continue
         o, v = w[i], w[i + 1]
         if o == "-s":
-            c = [a for a in SENDERS if ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)]
+            c = [a for a in f.senders if in_net(a, v)]
             if c:
                 h["src"] = rng.choice(c)
         elif o == "-d":
-            c = [a for a in LOCALS + RECEIVERS if ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)]
+            c = [a for a in f.locals + f.receivers if in_net(a, v)]
             if c:
                 h["dst"] = rng.choice(c)
         elif o == "-p":
-            h["proto"] = v
-        elif o in ("--dport", "--sport"):
+            h["proto"] = "icmp" if v in ("icmp", "icmpv6") else v
+        elif o in ("--dport", "--sport", "--ctorigdstport"):
             a, _, b = v.partition(":")
-            h[o[2:]] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
+            h["dport" if o == "--ctorigdstport" else o[2:]] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
         elif o in ("--dports", "--sports", "--ports"):
             h["dport" if o != "--sports" else "sport"] = int(rng.choice(v.split(",")))
         elif o == "--syn":
             h["flags"] = "S"
-        elif o == "--icmp-type" and v in ICMP_BY_NAME:
-            h["icmp"] = ICMP_BY_NAME[v]
-        elif o == "--ttl-eq":
+        elif o in ("--icmp-type", "--icmpv6-type") and v in (ICMP_BY_NAME if f.v == 4 else ICMP6_BY_NAME):
+            h["icmp"] = (ICMP_BY_NAME if f.v == 4 else ICMP6_BY_NAME)[v]
+        elif o in ("--ttl-eq", "--hl-eq"):
             h["ttl"] = int(v)
-        elif o == "--ttl-lt":
+        elif o in ("--ttl-lt", "--hl-lt"):
             h["ttl"] = max(1, int(v) - 1)
-        elif o == "--ttl-gt":
+        elif o in ("--ttl-gt", "--hl-gt"):
             h["ttl"] = int(v) + 1
         elif o == "--tos":
             h["tos"] = TOS_BY_NAME.get(v) or int(v.split("/")[0], 16)
@@ -348,31 +546,49 @@ def aim(rng, rules):
             h["length"] = rng.randint(int(a), max(int(a), min(int(b or a), 300)))
         elif o in ("--src-range", "--dst-range"):
             a, b = v.split("-")
-            c = [x for x in (SENDERS if o == "--src-range" else LOCALS + RECEIVERS)
+            c = [x for x in (f.senders if o == "--src-range" else f.locals + f.receivers)
                  if ipaddress.ip_address(a) <= ipaddress.ip_address(x) <= ipaddress.ip_address(b)]
             if c:
                 h["src" if o == "--src-range" else "dst"] = rng.choice(c)
     return h
 
 
-def gen_packet(rng, rules=""):
-    h = aim(rng, rules)
-    src = h.get("src") or rng.choice(SENDERS)
-    dst = h.get("dst") or rng.choice(LOCALS + RECEIVERS + RECEIVERS)
+def ip_header(f, src, dst, ttl, tos, rng):
+    if f.v == 4:
+        return IP(src=src, dst=dst, ttl=ttl, tos=tos, id=rng.randint(1, 65535), flags=rng.choice(["DF", "", "DF"]))
+    return IPv6(src=src, dst=dst, hlim=ttl, tc=tos, fl=rng.choice([0, 0, rng.randint(1, 0xFFFFF)]))
+
+
+def icmp_error(f, src, dst, quoted, kind=None):
+    """An ICMP(v6) error from src to dst quoting the packet bytes `quoted`."""
+    if f.v == 4:
+        t, c = kind or (3, 3)
+        return bytes(IP(src=src, dst=dst, ttl=64, id=7) / ICMP(type=t, code=c) / Raw(quoted[:28 + 64]))
+    t, c = kind or (1, 4)
+    l4 = ICMPv6DestUnreach(code=c) if t == 1 else ICMPv6TimeExceeded(code=c)
+    return bytes(IPv6(src=src, dst=dst, hlim=64) / l4 / Raw(quoted[:1232]))
+
+
+def gen_packet(rng, rules="", f=F4):
+    h = aim(rng, rules, f)
+    src = h.get("src") or rng.choice(f.senders)
+    dst = h.get("dst") or rng.choice(f.locals + f.receivers + f.receivers)
     ttl = h.get("ttl") or rng.choice([64, 64, 64, 1, 2, 10, 30, 128, 255, 63])
     tos = h.get("tos", rng.choice([0, 0, 0, 0x10, 0x08, 0x04, 0xb8, 0x02, 0x28]))
-    ip = IP(src=src, dst=dst, ttl=ttl, tos=tos, id=rng.randint(1, 65535), flags=rng.choice(["DF", "", "DF"]))
+    ip = ip_header(f, src, dst, ttl, tos, rng)
     proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "udp", "udp", "icmp"])
     size = rng.choice([0, 0, 8, 20, 60, 150])
+    hl = 20 if f.v == 4 else 40
+    t = None
     if proto == "tcp":
         flags = h.get("flags") or rng.choice(["S", "S", "SA", "A", "PA", "R", "F", "FA", "FPU", "RA", ""])
         l4 = TCP(sport=h.get("sport") or rng.choice(PORTS + [40000, 1024, 60000]), dport=h.get("dport") or rng.choice(PORTS + [2222, 5000]),
                  flags=flags, seq=rng.randint(0, 2**32 - 1), ack=rng.randint(0, 2**32 - 1) if "A" in flags else 0, window=1024)
-        head = 40
+        head = hl + 20
     elif proto == "udp":
         l4 = UDP(sport=h.get("sport") or rng.choice(PORTS + [40000, 5353]), dport=h.get("dport") or rng.choice(PORTS + [9999]))
-        head = 28
-    else:
+        head = hl + 8
+    elif f.v == 4:
         t = h.get("icmp") or rng.choice([(8, 0), (8, 0), (0, 0), (13, 0), (3, 3), (11, 0)])
         # Timestamps given: scapy would put the clock into a timestamp request.
         l4 = ICMP(type=t[0], code=t[1], id=rng.randint(0, 65535), seq=rng.randint(0, 100),
@@ -380,35 +596,56 @@ def gen_packet(rng, rules=""):
         head = 40 if t[0] == 13 else 28
         if t[0] in (3, 11):
             size = 28
+    else:
+        t = h.get("icmp") or rng.choice([(128, 0), (128, 0), (129, 0), (1, 4), (3, 0), (1, 0)])
+        if t[0] in (128, 129):
+            l4 = (ICMPv6EchoRequest if t[0] == 128 else ICMPv6EchoReply)(id=rng.randint(0, 65535), seq=rng.randint(0, 100))
+        else:
+            l4 = ICMPv6DestUnreach(code=t[1]) if t[0] == 1 else ICMPv6TimeExceeded(code=t[1])
+        head = 48
     if "length" in h and h["length"] >= head:
         size = h["length"] - head
     payload = Raw(bytes(rng.randint(0, 255) for _ in range(size)))
-    if proto == "icmp" and t[0] in (3, 11):
-        payload = Raw((bytes(IP(src=dst, dst=src, ttl=50) / UDP(sport=53, dport=40000)) + bytes(size))[:max(size, 28)])
+    if proto == "icmp" and t is not None and t[0] in ((3, 11) if f.v == 4 else (1, 3)):
+        inner = ip_header(f, dst, src, 50, 0, rng) / UDP(sport=53, dport=40000)
+        q = bytes(inner) + bytes(size)
+        return bytes(ip / l4 / Raw(q[:max(size, 28)] if f.v == 4 else q))
     return bytes(ip / l4 / payload)
 
 
 def eth(dst, src, ip):
-    return bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00" + ip
+    kind = b"\x08\x00" if ip[0] >> 4 == 4 else b"\x86\xdd"
+    return bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + kind + ip
+
+
+def chatter6(ip):
+    """fw's own IPv6 link chatter (MLD reports, router/neighbour discovery), not a result of a test packet."""
+    nh, off = ip[6], 40
+    if nh == 0 and len(ip) >= 48:  # hop-by-hop (MLD carries router alert)
+        nh, off = ip[40], 40 + (ip[41] + 1) * 8
+    return nh == 58 and len(ip) > off and 130 <= ip[off] <= 143
 
 
 def drain(sock):
-    """IPv4 packets the socket received (not the ones it sent)."""
+    """IP packets the socket received (not the ones it sent)."""
     got = []
     while True:
         try:
             data, addr = sock.recvfrom(65535)
         except BlockingIOError:
             return got
-        if addr[2] == PACKET_OUTGOING or data[12:14] != b"\x08\x00":
+        if addr[2] == PACKET_OUTGOING:
             continue
         ip = data[14:]
-        tot = int.from_bytes(ip[2:4], "big")
-        got.append(ip[:tot])
+        if data[12:14] == b"\x08\x00":
+            got.append(ip[:int.from_bytes(ip[2:4], "big")])
+        elif data[12:14] == b"\x86\xdd" and len(ip) >= 40 and not chatter6(ip):
+            got.append(ip[:40 + int.from_bytes(ip[4:6], "big")])
 
 
-def save_counters():
-    text = sh(["iptables-save", "-c"], NS["fw"]).stdout
+def save_counters(f=F4):
+    """The save text of every table but security, and the counters of security's INPUT DROP (local delivery)."""
+    text = sh([f.ipt + "-save", "-c"], NS["fw"]).stdout
     keep, tables, cur = [], {}, None
     for line in text.splitlines():
         if line.startswith("*"):
@@ -418,13 +655,19 @@ def save_counters():
             tables[cur].append(line)
         if line == "COMMIT":
             cur = None
-    local = next((l.split("]")[0] for l in tables.get("security", []) if l.startswith("[") and "-A INPUT -j DROP" in l), "")
-    for t in ("mangle", "filter"):
+    for t in ("raw", "mangle", "filter", "nat"):
         keep += tables.get(t, [])
-    return "\n".join(keep) + "\n", local, tables.get("security", [])
+    # The harness' INPUT DROP rule's counters: they move when a packet is delivered locally.
+    local = next((l.split("]")[0] for l in tables.get("security", []) if l.startswith("[") and "-A INPUT -j DROP" in l), "")
+    return "\n".join(keep) + "\n", local
 
 
-def reject_deltas(before, after, length):
+def conntrack_list(f=F4):
+    r = sh(["conntrack", "-L", "-f", "ipv4" if f.v == 4 else "ipv6"], NS["fw"], check=False)
+    return sorted(l.strip() for l in r.stdout.splitlines() if l.strip())
+
+
+def reject_deltas(before, after, length, f=F4):
     """The --reject-with of the REJECT rules the packet itself (length bytes) met between two save texts.
 
     A packet the host generated (a REJECT reply, an ICMP time exceeded) can meet a REJECT rule in OUTPUT
@@ -441,10 +684,208 @@ def reject_deltas(before, after, length):
             dp, db = p1 - p0, b1 - b0
             if db != length and not (dp >= 2 and db > length):
                 continue
-            w = y.split("--reject-with ")[1].split()[0] if "--reject-with" in y else "icmp-port-unreachable"
+            w = y.split("--reject-with ")[1].split()[0] if "--reject-with" in y else f.default_reject
             out.append(w)
     return out
 
+
+# ---------------------------------------------------------------------------------------------- flows
+
+IFACE_OF = {"s": "eth0", "r": "eth1"}
+
+
+class Rig:
+    """Sends packets into fw from the sender (eth0), the receiver (eth1) or fw itself (a raw socket) and
+    records what the kernel did with each."""
+
+    def __init__(self, f):
+        self.f = f
+        self.snd = packet_socket(NS["s"], "s0")
+        self.rcv = packet_socket(NS["r"], "r0")
+        self.raw4, self.raw6 = raw_sockets(NS["fw"])
+        self.packets = []
+        self.t0 = time.monotonic()
+        self.track = False
+
+    def start(self, track):
+        drain(self.snd), drain(self.rcv)
+        self.before, self.sec = save_counters(self.f)
+        self.packets = []
+        self.track = track
+        self.t0 = time.monotonic()
+
+    def send(self, side, ip):
+        """Sends ip from side ('s', 'r' or 'fw'); returns the packet's record (with its outputs)."""
+        at = round(time.monotonic() - self.t0, 3)
+        if side == "s":
+            self.snd.send(eth(MAC["eth0"], MAC["s0"], ip))
+        elif side == "r":
+            self.rcv.send(eth(MAC["eth1"], MAC["r0"], ip))
+        else:
+            try:
+                if ip[0] >> 4 == 4:
+                    self.raw4.sendto(ip, (socket.inet_ntop(socket.AF_INET, ip[16:20]), 0))
+                else:
+                    self.raw6.sendto(ip, (socket.inet_ntop(socket.AF_INET6, ip[24:40]), 0, 0, 0))
+            except OSError:
+                pass  # EPERM: netfilter dropped it in OUTPUT
+        outs = []
+        deadline = time.monotonic() + 0.5
+        quiet_until = time.monotonic() + 0.03
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.snd, self.rcv], [], [], max(0.0, quiet_until - time.monotonic()))
+            if not r:
+                break
+            for s in r:
+                for pkt in drain(s):
+                    outs.append({"interface": "eth0" if s is self.snd else "eth1", "hex": pkt.hex()})
+            quiet_until = time.monotonic() + 0.03
+        after, sec = save_counters(self.f)
+        local, self.sec = sec != self.sec, sec
+        rej = reject_deltas(self.before, after, len(ip), self.f)
+        inn = IFACE_OF.get(side)
+        if inn is None:
+            fate = "sent:" + outs[0]["interface"] if outs else None
+        else:
+            other = "eth1" if inn == "eth0" else "eth0"
+            fate = "delivered-local" if local else "forwarded:" + other if any(o["interface"] == other for o in outs) else None
+        if fate is None:
+            fate = "rejected:" + (rej[0] if len(set(rej)) == 1 else "?") if rej else "dropped"
+        rec = {"in": inn, "at": at, "hex": ip.hex(), "fate": fate, "outputs": outs, "counters": after}
+        if inn is not None:
+            rec["sourceMac"] = MAC["s0" if side == "s" else "r0"]
+            rec["destinationMac"] = MAC[inn]
+        if self.track:
+            rec["conntrack"] = conntrack_list(self.f)
+        self.packets.append(rec)
+        self.before = after
+        return rec
+
+
+def endpoints(ipb):
+    """(src, dst, sport-or-id, dport) of IP packet bytes."""
+    pkt = IP(ipb) if ipb[0] >> 4 == 4 else IPv6(ipb)
+    l4 = pkt.payload
+    while l4 is not None and l4.name.startswith("IPv6 Extension"):
+        l4 = l4.payload
+    sp = getattr(l4, "sport", None) if hasattr(l4, "sport") else getattr(l4, "id", None)
+    dp = getattr(l4, "dport", None) if hasattr(l4, "dport") else getattr(l4, "id", None)
+    return pkt.src, pkt.dst, sp, dp
+
+
+def run_flow(rig, rng, f, rules, sides):
+    """One TCP, UDP or ICMP echo flow between a client and a server side; the answering side's packets
+    are built from the last packet of the other side as the kernel delivered it (addresses and ports
+    after whatever fw did), so they are real replies to it."""
+    cs, ss = sides
+    h = aim(rng, rules, f)
+    proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "tcp", "udp", "udp", "icmp"])
+
+    def addr(side, other):
+        if side == "fw":
+            return f.locals[1] if other == "r" else f.locals[0] if other == "s" else rng.choice(f.locals)
+        return rng.choice(f.senders if side == "s" else f.receivers)
+    caddr = h.get("src") if cs == "s" and h.get("src") else addr(cs, ss)
+    saddr = addr(ss, cs)
+    if ss == "fw" and rng.random() < 0.3:
+        saddr = rng.choice(f.locals)
+    cport = rng.choice([40000 + rng.randint(0, 999), 1024, 60000, 53, 80])
+    sport = h.get("dport") or rng.choice(PORTS + [2222, 5000])
+    ttl = rng.choice([64, 64, 64, 64, 2, 1]) if rng.random() < 0.3 else 64
+    # view[x]: (src, dst, sport, dport) of the next packet x sends, as x would address it
+    view = {"c": (caddr, saddr, cport, sport), "s": (saddr, caddr, sport, cport)}
+    last = {}  # the other side's last packet as it arrived: quoted by ICMP errors
+    seq = {"c": rng.randint(0, 2**32 - 1), "s": rng.randint(0, 2**32 - 1)}
+    side_of = {"c": cs, "s": ss}
+
+    def observe(who, sent, rec):
+        """Updates the other side's view from where the packet arrived."""
+        other = "s" if who == "c" else "c"
+        oside = side_of[other]
+        if oside == "fw":
+            seen = sent if rec["fate"] == "delivered-local" else None
+        else:
+            seen = next((bytes.fromhex(o["hex"]) for o in reversed(rec["outputs"]) if o["interface"] == IFACE_OF[oside]), None)
+        if seen is not None:
+            src, dst, sp, dp = endpoints(seen)
+            view[other] = (dst, src, dp, sp)
+            last[other] = seen
+        elif other not in last:
+            last[other] = sent
+
+    def send(who, build):
+        src, dst, sp, dp = view[who]
+        ip = bytes(ip_header(f, src, dst, ttl if who == "c" else 64, 0, rng) / build(sp, dp))
+        rec = rig.send(side_of[who], ip)
+        observe(who, ip, rec)
+
+    def tcp(who, flags, n=0, bad=False):
+        other = "s" if who == "c" else "c"
+        s0 = seq[who] + (1000000 if bad else 0)
+        ack = seq[other] if "A" in flags else 0
+        send(who, lambda sp, dp: TCP(sport=sp, dport=dp, flags=flags, seq=s0 % 2**32, ack=ack % 2**32, window=64240)
+             / Raw(bytes(rng.randint(0, 255) for _ in range(n))))
+        if not bad:
+            seq[who] += n + (1 if ("S" in flags or "F" in flags) else 0)
+
+    def error(who):
+        """An ICMP error from who's side quoting the other side's last packet."""
+        other = "s" if who == "c" else "c"
+        if other not in last:
+            return
+        q = last[other]
+        src, dst, _, _ = endpoints(q)
+        esrc = dst if rng.random() < 0.7 or side_of[who] == "fw" else rng.choice(f.senders if side_of[who] == "s" else f.receivers)
+        kind = rng.choice([(3, 3), (3, 1), (11, 0)] if f.v == 4 else [(1, 4), (1, 3), (3, 0)])
+        rig.send(side_of[who], icmp_error(f, esrc, src, q, kind))
+
+    if proto == "tcp":
+        steps = [("c", "S", 0), ("s", "SA", 0), ("c", "A", 0), ("c", "PA", rng.randint(1, 60)), ("s", "A", 0),
+                 ("s", "PA", rng.randint(1, 90)), ("c", "A", 0), ("c", "FA", 0), ("s", "FA", 0), ("c", "A", 0)]
+        v = rng.random()
+        if v < 0.15:
+            steps = steps[:2 + rng.randint(0, 2)] + [(rng.choice("cs"), "RA" if rng.random() < 0.5 else "R", 0)]
+        elif v < 0.25:
+            steps = [("c", "S", 0), ("s", "RA", 0)]
+        elif v < 0.45:
+            steps = steps[:rng.randint(1, len(steps))]
+        bad = rng.randint(2, len(steps) + 1) if rng.random() < 0.2 else -1
+        err = rng.randint(1, len(steps)) if rng.random() < 0.15 else -1
+        for i, (who, flags, n) in enumerate(steps):
+            if i == bad:
+                tcp(rng.choice("cs"), "A", 0, bad=True)
+            tcp(who, flags, n)
+            if i == err:
+                error("s")
+    elif proto == "udp":
+        n = rng.randint(1, 4)
+        err = rng.randint(0, n - 1) if rng.random() < 0.3 else -1
+        for i in range(n):
+            who = "c" if i % 2 == 0 else "s"
+            send(who, lambda sp, dp: UDP(sport=sp, dport=dp) / Raw(bytes(rng.randint(0, 255) for _ in range(rng.randint(0, 40)))))
+            if i == err:
+                error("s" if who == "c" else "c")
+    else:
+        ident = rng.randint(0, 65535)
+        n = rng.randint(1, 4)
+        err = rng.randint(0, n - 1) if rng.random() < 0.25 else -1
+        for i in range(n):
+            who = "c" if i % 2 == 0 else "s"
+            if f.v == 4:
+                send(who, lambda sp, dp, i=i, who=who: ICMP(type=8 if who == "c" else 0, id=ident, seq=i // 2 + 1) / Raw(b"chainwalk"))
+            else:
+                send(who, lambda sp, dp, i=i, who=who: (ICMPv6EchoRequest if who == "c" else ICMPv6EchoReply)(id=ident, seq=i // 2 + 1, data=b"chainwalk"))
+            if i == err:
+                error("s" if who == "c" else "c")
+
+
+def flow_sides(rng, kind):
+    if kind == "local":
+        return rng.choice([("fw", "r"), ("fw", "s"), ("s", "fw"), ("r", "fw"), ("fw", "r"), ("s", "fw")])
+    return rng.choice([("s", "r")] * 7 + [("r", "s")] * 2 + [("s", "fw")])
+
+
+# ---------------------------------------------------------------------------------------------- main
 
 def main():
     ap = argparse.ArgumentParser()
@@ -452,7 +893,12 @@ def main():
     ap.add_argument("--cases", type=int, default=150)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packets", type=int, default=8)
+    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS + ["nat"]))
     args = ap.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    cycle = [k for k in KIND_CYCLE if k in kinds] + (["nat"] if "nat" in kinds else [])
+    if not cycle:
+        cycle = kinds
     os.makedirs(args.out, exist_ok=True)
 
     def on_signal(signum, frame):
@@ -461,62 +907,46 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
     try:
         setup()
-        snd = packet_socket(NS["s"], "s0")
-        rcv = packet_socket(NS["r"], "r0")
-        # A packet the sender transmits is delivered into fw by the veth at once; fw's answers are
-        # queued on the peers' backlogs. Wait until nothing arrives for QUIET seconds (at least MIN).
+        # fw's IPv6 link chatter (MLD reports for its multicast groups) passes its OUTPUT chains: let it end first.
+        time.sleep(2.5)
+        rigs = {4: Rig(F4)}
+        rigs[6] = Rig(F6)
+        rigs[6].snd, rigs[6].rcv, rigs[6].raw4, rigs[6].raw6 = rigs[4].snd, rigs[4].rcv, rigs[4].raw4, rigs[4].raw6
         for case in range(args.cases):
             rng = random.Random(args.seed * 100003 + case)
+            kind = cycle[case % len(cycle)]
+            f = F6 if kind.startswith("v6") else F4
+            stateful = kind in ("stateful", "v6-stateful", "local", "nat")
             for attempt in range(20):
-                # Every fifth case uses no extension at all.
-                rules = gen_ruleset(rng, core=case % 5 == 4)
-                ok, err = load_ruleset(rules)
+                rules = gen_ruleset(rng, core=kind == "basic" and case % 20 in (5, 17), f=f, stateful=stateful or rng.random() < 0.1 and kind == "local",
+                                    statistic=kind == "statistic")
+                if kind == "nat":
+                    rules = gen_nat_rules(rng, f) + rules
+                ok, err = load_ruleset(rules, f)
                 if ok:
                     break
             else:
                 raise RuntimeError("no loadable ruleset: " + err)
-            drain(snd), drain(rcv)
-            before, seen_local, _ = save_counters()
-            packets = []
-            for p in range(args.packets):
-                ip = gen_packet(rng, rules)
-                snd.send(eth(MAC["eth0"], MAC["s0"], ip))
-                outs = []
-                deadline = time.monotonic() + 0.5
-                quiet_until = time.monotonic() + 0.03
-                while time.monotonic() < deadline:
-                    r, _, _ = select.select([snd, rcv], [], [], max(0.0, quiet_until - time.monotonic()))
-                    if not r:
-                        break
-                    for s in r:
-                        for pkt in drain(s):
-                            outs.append({"interface": "eth0" if s is snd else "eth1", "hex": pkt.hex()})
-                    quiet_until = time.monotonic() + 0.03
-                after, sec, _ = save_counters()
-                local, seen_local = sec != seen_local, sec
-                forwarded = any(o["interface"] == "eth1" for o in outs)
-                rej = reject_deltas(before, after, len(ip))
-                if local:
-                    fate = "delivered-local"
-                elif forwarded:
-                    fate = "forwarded:eth1"
-                elif rej:
-                    fate = "rejected:" + (rej[0] if len(set(rej)) == 1 else "?")
-                else:
-                    fate = "dropped"
-                packets.append({"in": "eth0", "sourceMac": MAC["s0"], "destinationMac": MAC["eth0"], "hex": ip.hex(),
-                                "fate": fate, "outputs": outs, "counters": after})
-                before = after
+            sh(["conntrack", "-F"], NS["fw"], check=False)
+            sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
+            rig = rigs[f.v]
+            rig.start(track=stateful)
+            if stateful:
+                for _ in range(rng.randint(2, 3)):
+                    run_flow(rig, rng, f, rules, flow_sides(rng, kind))
+            else:
+                for p in range(args.packets + (4 if kind == "statistic" else 0)):
+                    rig.send("s", gen_packet(rng, rules, f))
             doc = {
-                "seed": args.seed, "case": case, "kernel": os.uname().release,
+                "seed": args.seed, "case": case, "kind": kind, "family": f.v, "kernel": os.uname().release,
                 "iptables": sh(["iptables", "-V"]).stdout.strip(),
-                "host": HOST_COMMANDS,
-                "neighbours": {"eth0": {a: MAC["s0"] for a in SENDERS}, "eth1": {a: MAC["r0"] for a in RECEIVERS}},
-                "rules": rules, "packets": packets,
+                "host": HOST_COMMANDS + HOST_COMMANDS6,
+                "neighbours": {"eth0": {a: MAC["s0"] for a in f.senders}, "eth1": {a: MAC["r0"] for a in f.receivers}},
+                "rules": rules, "packets": rig.packets,
             }
-            with open(os.path.join(args.out, f"case-{args.seed:04d}-{case:04d}.json"), "w") as f:
-                json.dump(doc, f, indent=1)
-                f.write("\n")
+            with open(os.path.join(args.out, f"case-{args.seed:04d}-{case:04d}.json"), "w") as fh:
+                json.dump(doc, fh, indent=1)
+                fh.write("\n")
         print(f"recorded {args.cases} cases into {args.out}")
     finally:
         cleanup()

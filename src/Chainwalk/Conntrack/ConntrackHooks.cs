@@ -387,13 +387,14 @@ public sealed class ConntrackHooks : IConntrackHooks
     public bool ApplyNat(PacketContext ctx) => true;
 
     /// <summary>
-    /// nf_ct_attach (nf_send_reset for REJECT's TCP reset): the answer belongs to its cause's connection, as
-    /// RELATED in the other direction. ICMP errors are sent by icmp_send, which attaches nothing: conntrack
-    /// finds their connection at OUTPUT from the quoted packet (and none when it was never confirmed).
+    /// nf_ct_attach: the answer belongs to its cause's connection, as RELATED in the other direction. REJECT's
+    /// TCP reset attaches it in nf_send_reset; ICMP and ICMPv6 errors (REJECT, time exceeded, …) in
+    /// icmp_glue_bits (net/ipv4/icmp.c) and icmpv6_getfrag (net/ipv6/icmp.c), also when the cause's connection
+    /// was never confirmed (a NEW packet refused or expired in forwarding): such an error is RELATED at OUTPUT,
+    /// as recorded on Linux 6.18 (tests/conformance). An untracked or invalid cause has no connection to give.
     /// </summary>
     public void Attach(Skb generated, Skb original)
     {
-        if (generated.Packet.IsIcmpError) return;
         if (original.Conntrack is not ConnEntry ct) return;
         generated.Conntrack = ct;
         generated.CtInfo = original.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? CtInfo.Related : CtInfo.RelatedReply;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Chainwalk.Compat;
+using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Host;
 using Chainwalk.Net;
@@ -51,7 +52,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             : [];
 
     /// <summary>The areas a packet is compared in.</summary>
-    public static readonly string[] Areas = ["fate", "outputs", "counters", "save-text"];
+    public static readonly string[] Areas = ["fate", "outputs", "counters", "save-text", "conntrack"];
 
     public enum CaseStatus
     {
@@ -89,6 +90,9 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         public string? KnownReason { get; set; }
 
         public List<string> Extensions { get; } = new();
+
+        /// <summary>The recorder's case kind (basic, stateful, v6, v6-stateful, local, statistic, nat, scenario).</summary>
+        public string Kind { get; set; } = "basic";
     }
 
     private static readonly Lazy<Dictionary<string, CaseOutcome>> All = new(() =>
@@ -141,30 +145,83 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
 
     // ------------------------------------------------------------------ replay
 
+    /// <summary>
+    /// The harness' own table: fw's kernel drops every locally delivered packet in security INPUT (after
+    /// filter and after the conntrack lookup, before confirmation), so its counter tells local delivery apart
+    /// and fw's stack never answers. The replay loads it too, so both sides also leave such packets unconfirmed.
+    /// </summary>
+    private const string SecurityTable = "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n";
+
+    private static Ruleset Load(IpFamily family, string text)
+    {
+        string full = text.Contains("*security\n", StringComparison.Ordinal) ? text : text + SecurityTable;
+        return new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore")
+            .Apply(new Ruleset(family), full, new RestoreOptions { Counters = true });
+    }
+
+    private static void SetRules(VirtualHost host, IpFamily family, Ruleset rules)
+    {
+        if (family == IpFamily.V4) host.V4 = rules;
+        else host.V6 = rules;
+    }
+
+    /// <summary>Packets counted by the harness' security INPUT DROP rule so far.</summary>
+    private static ulong LocalDeliveries(Ruleset rules) =>
+        rules.Find("security")?.Chains.FirstOrDefault(c => c.Name == "INPUT") is { Rules: [{ } r, ..] } ? r.Counters.Packets : 0;
+
+    /// <summary>The tables a case's rules define (only those are compared).</summary>
+    private static string[] TablesOf(string rules) =>
+        rules.Split('\n').Where(l => l.StartsWith('*')).Select(l => l[1..].Trim()).Where(t => t != "security").Distinct().ToArray();
+
     private static CaseOutcome Run(string file)
     {
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(file));
         JsonElement root = doc.RootElement;
         var outcome = new CaseOutcome { Name = Path.GetFileNameWithoutExtension(file) };
         string rules = root.GetProperty("rules").GetString()!;
+        IpFamily family = root.TryGetProperty("family", out JsonElement fe) && fe.GetInt32() == 6 ? IpFamily.V6 : IpFamily.V4;
+        string kind = root.TryGetProperty("kind", out JsonElement ke) ? ke.GetString()! : "basic";
+        string[] tables = TablesOf(rules);
+        outcome.Kind = kind;
         outcome.Extensions.AddRange(ExtensionsIn(rules));
         VirtualHost host = BuildHost(root.GetProperty("host").EnumerateArray().Select(e => e.GetString()!).ToArray());
-        host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), rules, new RestoreOptions { Counters = true });
+        SetRules(host, family, Load(family, rules));
         var nf = new Netfilter(host);
+        ConntrackHooks? conntrack = ConntrackLoader.Enable(nf);
+        // statistic --mode random: the kernel's draw, read from its counters, drives the engine's (see ScriptedRandom).
+        int statLine = StatisticRandomLine(rules);
+        ulong statBefore = 0;
+        bool stateLost = false;
         int index = 0;
         foreach (JsonElement p in root.GetProperty("packets").EnumerateArray())
         {
             index++;
             string kernelSave = p.GetProperty("counters").GetString()!;
+            if (stateLost)
+            {
+                // An earlier packet was not evaluated: the connection table no longer follows the kernel's.
+                outcome.Skips.Add((index, outcome.SkippedFor ?? "?"));
+                continue;
+            }
+            string? inIf = p.GetProperty("in").ValueKind == JsonValueKind.Null ? null : p.GetProperty("in").GetString();
+            if (statLine >= 0)
+            {
+                ulong now = StatisticPackets(kernelSave, statLine);
+                nf.State.Random = new ScriptedRandom(now >= statBefore ? (int)(now - statBefore) : 0);
+                statBefore = now;
+            }
+            Ruleset current = family == IpFamily.V4 ? host.V4 : host.V6;
+            ulong localBefore = LocalDeliveries(current);
             PacketResult result;
             try
             {
                 result = nf.Process(new PacketInput
                 {
                     Bytes = Convert.FromHexString(p.GetProperty("hex").GetString()!),
-                    InInterface = p.GetProperty("in").GetString(),
-                    SourceMac = Mac(p.GetProperty("sourceMac").GetString()!),
-                    DestinationMac = Mac(p.GetProperty("destinationMac").GetString()!),
+                    InInterface = inIf,
+                    SourceMac = inIf is null ? null : Mac(p.GetProperty("sourceMac").GetString()!),
+                    DestinationMac = inIf is null ? null : Mac(p.GetProperty("destinationMac").GetString()!),
+                    At = p.TryGetProperty("at", out JsonElement at) ? at.GetDouble() : null,
                 });
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -172,41 +229,111 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
                 // An engine crash is a disagreement of this packet; the rest of the case goes on from the kernel's counters.
                 outcome.Compared++;
                 outcome.Packets.Add(new PacketOutcome(index, new Dictionary<string, string?>(StringComparer.Ordinal) { ["fate"] = "engine threw " + ex.GetType().Name + ": " + ex.Message }));
-                host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), kernelSave, new RestoreOptions { Counters = true });
+                SetRules(host, family, Load(family, kernelSave));
+                stateLost = conntrack is not null;
                 continue;
             }
             if (result.Fate is ["error"])
             {
                 // The engine stopped inside an extension it cannot evaluate yet: the packet is skipped, and
                 // the counters are taken over from the kernel's save text so the following packets compare
-                // from the same state (no other state survives a packet: no conntrack, marks are per packet).
+                // from the same state. With conntrack on, the connection table would differ from here on:
+                // the rest of the case is skipped too.
                 string ext = NotEvaluatedName(result.Error);
                 outcome.Skips.Add((index, ext));
-                host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), kernelSave, new RestoreOptions { Counters = true });
+                SetRules(host, family, Load(family, kernelSave));
+                stateLost = conntrack is not null;
                 continue;
             }
             outcome.Compared++;
             var diff = new Dictionary<string, string?>(StringComparer.Ordinal);
             string wantFate = p.GetProperty("fate").GetString()!;
             string gotFate = string.Join(",", result.Fate);
+            // Local delivery ends in the harness' security DROP: the fate the recorder calls delivered-local.
+            if (gotFate == "dropped" && inIf is not null && LocalDeliveries(family == IpFamily.V4 ? host.V4 : host.V6) > localBefore) gotFate = "delivered-local";
             if (!FateAgrees(wantFate, gotFate)) diff["fate"] = $"kernel {wantFate}, chainwalk {gotFate}" + (result.DropReason is { } dr ? $" ({dr})" : "");
 
             List<string> want = p.GetProperty("outputs").EnumerateArray()
-                .Select(o => Output(o.GetProperty("interface").GetString()!, Convert.FromHexString(o.GetProperty("hex").GetString()!)))
+                .Select(o => Output(o.GetProperty("interface").GetString()!, Convert.FromHexString(o.GetProperty("hex").GetString()!), inIf))
                 .Order(StringComparer.Ordinal).ToList();
-            List<string> got = result.Outputs.Select(o => Output(o.Interface, o.Bytes)).Order(StringComparer.Ordinal).ToList();
+            List<string> got = result.Outputs.Select(o => Output(o.Interface, o.Bytes, inIf)).Order(StringComparer.Ordinal).ToList();
             if (!want.SequenceEqual(got))
                 diff["outputs"] = $"kernel [{string.Join(" ", want)}]\n      chainwalk [{string.Join(" ", got)}]";
 
-            string ourSave = SaveWriter.Write(host.V4, counters: true);
-            CompareSave(kernelSave, ourSave, diff);
+            string ourSave = SaveWriter.Write(family == IpFamily.V4 ? host.V4 : host.V6, counters: true);
+            CompareSave(kernelSave, ourSave, tables, diff);
+            if (p.TryGetProperty("conntrack", out JsonElement ctk))
+            {
+                List<string> kernelCt = ctk.EnumerateArray().Select(e => e.GetString()!).ToList();
+                List<string> ourCt = conntrack?.Table.List(nf.State.Now).ToList() ?? [];
+                if (CompareConntrack(kernelCt, ourCt) is { } d) diff["conntrack"] = d;
+            }
             // A counter difference would repeat in every later packet: take the kernel's counters over, so each
             // packet reports only its own difference.
             if (diff.ContainsKey("counters"))
-                host.V4 = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), kernelSave, new RestoreOptions { Counters = true });
+                SetRules(host, family, Load(family, kernelSave));
             outcome.Packets.Add(new PacketOutcome(index, diff));
         }
         return outcome;
+    }
+
+    /// <summary>
+    /// Compares <c>conntrack -L</c> lines, in any order. The seconds left (third field) may differ by the
+    /// time the kernel took between the packet and the listing: the kernel's may be up to 2 below ours
+    /// and 1 above (the engine's clock stands at the packet's send time, see README).
+    /// </summary>
+    public static string? CompareConntrack(List<string> kernel, List<string> ours)
+    {
+        static (string Key, long Secs) Split(string line)
+        {
+            string[] w = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (w.Length < 3 || !long.TryParse(w[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out long secs)) return (string.Join(' ', w), -1);
+            return (string.Join(' ', w.Take(2).Concat(w.Skip(3))), secs);
+        }
+        List<(string Key, long Secs)> k = kernel.Select(Split).OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
+        List<(string Key, long Secs)> o = ours.Select(Split).OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
+        bool same = k.Count == o.Count && k.Zip(o).All(x => x.First.Key == x.Second.Key && x.First.Secs <= x.Second.Secs + 1 && x.First.Secs >= x.Second.Secs - 2);
+        if (same) return null;
+        return $"kernel\n        {string.Join("\n        ", kernel)}\n      chainwalk\n        {string.Join("\n        ", ours)}";
+    }
+
+    /// <summary>The index (among the rule lines) of the one <c>-m statistic --mode random</c> rule, or -1.</summary>
+    private static int StatisticRandomLine(string rules)
+    {
+        int i = 0;
+        foreach (string line in rules.Split('\n'))
+        {
+            if (!line.StartsWith("-A ", StringComparison.Ordinal)) continue;
+            if (line.Contains("--mode random", StringComparison.Ordinal)) return i;
+            i++;
+        }
+        return -1;
+    }
+
+    /// <summary>The packet counter of the rule line at <paramref name="index"/> in a save text.</summary>
+    private static ulong StatisticPackets(string save, int index)
+    {
+        int i = 0;
+        foreach (string line in save.Split('\n'))
+        {
+            if (!line.StartsWith('[') || !line.Contains("] -A ", StringComparison.Ordinal)) continue;
+            if (i++ != index) continue;
+            return ulong.Parse(line[1..line.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// Randomness compared by its allowed set: for <c>--probability p</c> with 0 &lt; p &lt; 1 both outcomes
+    /// are allowed, so the engine is made to draw what the kernel drew (read from the rule's counter): the
+    /// first <c>matches</c> draws fall under any probability (0), later ones above every one (0x7FFFFFFF).
+    /// Everything that follows from the draw (verdict, counters, replies) is then compared as usual.
+    /// </summary>
+    private sealed class ScriptedRandom(int matches) : Random
+    {
+        private int _left = matches;
+
+        public override long NextInt64(long minValue, long maxValue) => _left-- > 0 ? 0 : 0x7FFFFFFF;
     }
 
     private static bool FateAgrees(string kernel, string ours) =>
@@ -224,11 +351,14 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         return error ?? "?";
     }
 
-    /// <summary>An output as compared: interface and hex; generated packets (eth0) with IP ID and header checksum zeroed.</summary>
-    private static string Output(string iface, byte[] bytes)
+    /// <summary>
+    /// An output as compared: interface and hex; IPv4 packets the host generated (those leaving by the
+    /// interface the packet came in on: REJECT replies, ICMP errors) with IP ID and header checksum zeroed.
+    /// </summary>
+    private static string Output(string iface, byte[] bytes, string? inInterface)
     {
         byte[] b = (byte[])bytes.Clone();
-        if (iface == "eth0" && b.Length >= 20)
+        if (iface == inInterface && b.Length >= 20 && b[0] >> 4 == 4)
         {
             b[4] = b[5] = 0;
             b[10] = b[11] = 0;
@@ -295,13 +425,13 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         return tables;
     }
 
-    private static void CompareSave(string kernel, string ours, Dictionary<string, string?> diff)
+    private static void CompareSave(string kernel, string ours, string[] tables, Dictionary<string, string?> diff)
     {
         var k = ParseSave(kernel);
         var o = ParseSave(ours);
         var counters = new StringBuilder();
         var text = new StringBuilder();
-        foreach (string table in new[] { "mangle", "filter" })
+        foreach (string table in tables)
         {
             List<(string Line, string Counters)> kl = k.GetValueOrDefault(table) ?? [];
             List<(string Line, string Counters)> ol = o.GetValueOrDefault(table) ?? [];
@@ -396,6 +526,8 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             int bad = packets.Count(p => p.Differences.ContainsKey(area));
             sb.Append(CultureInfo.InvariantCulture, $"  {area,-10} {packets.Count - bad}/{packets.Count} packets agree, {bad} disagree\n");
         }
+        foreach (var g in all.GroupBy(o => o.Kind).OrderBy(g => g.Key, StringComparer.Ordinal))
+            sb.Append(CultureInfo.InvariantCulture, $"  kind {g.Key,-12} {g.Count(o => o.Status == CaseStatus.Agrees)}/{g.Count()} cases agree, {g.Count(o => o.Status == CaseStatus.Disagrees)} disagree, {g.Count(o => o.Status == CaseStatus.Known)} known, {g.Count(o => o.Status == CaseStatus.Skipped)} skipped\n");
         foreach (var g in all.SelectMany(o => o.Skips).GroupBy(s => s.Extension).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
             sb.Append(CultureInfo.InvariantCulture, $"  skipped: extension {g.Key} not evaluated yet: {g.Count()} packets\n");
         // Per extension: of the cases whose rules use it, how many show no difference in the packets compared.

@@ -308,17 +308,22 @@ public class ConntrackTests
     }
 
     [Fact]
-    public void Time_exceeded_the_router_sends_is_related_only_to_a_confirmed_connection()
+    public void Time_exceeded_the_router_sends_is_related_to_its_cause_even_unconfirmed()
     {
-        var (nf, _) = Engine("*filter\n-A OUTPUT -m state --state INVALID -j DROP\n-A OUTPUT -m state --state RELATED -j ACCEPT\nCOMMIT\n");
-        // First packet with TTL 1: its connection is never confirmed, so the ICMP error about it is INVALID.
+        // Recorded on Linux 6.18 (tests/conformance harness): icmp_send attaches the cause's connection
+        // (nf_ct_attach in icmp_glue_bits), confirmed or not, so OUTPUT sees the error as RELATED both times.
+        var (nf, ct) = Engine("*filter\n-A OUTPUT -m state --state INVALID -j DROP\n-A OUTPUT -m state --state RELATED -j ACCEPT\nCOMMIT\n");
         PacketResult first = Send(nf, PacketBuilder.Ipv4(C, S).Ttl(1).Udp(5000, 53).Build(), true);
         first.CtState.ShouldBe("NEW");
-        first.Outputs.ShouldBeEmpty();
+        first.Outputs.Single().Interface.ShouldBe("ra");
+        ct.Table.Count.ShouldBe(0);
         Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).Fate.Single().ShouldBe("forwarded:rb");
         PacketResult again = Send(nf, PacketBuilder.Ipv4(C, S).Ttl(1).Udp(5000, 53).Build(), true);
         again.CtState.ShouldBe("NEW");
         again.Outputs.Single().Interface.ShouldBe("ra");
+        string save = SaveWriter.Write(nf.Host.V4, counters: true);
+        save.ShouldContain("[0:0] -A OUTPUT -m state --state INVALID -j DROP");
+        save.ShouldContain("[2:112] -A OUTPUT -m state --state RELATED -j ACCEPT");
     }
 
     [Fact]
