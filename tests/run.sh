@@ -27,5 +27,20 @@ failed=$(grep -oE "Failed: +[0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo
 [ -n "$passed" ] || passed=0
 [ -n "$failed" ] || failed=0
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+# The live kernel sample (tests/conformance/run.sh): as root with iptables, conntrack and python3-scapy,
+# CHAINWALK_LIVE_CASES (default 500) fresh cases are recorded from this kernel in throw-away namespaces
+# and compared; CHAINWALK_LIVE=0 turns it off, CHAINWALK_LIVE_SEED picks another sample (default 11).
+if [ "${CHAINWALK_LIVE:-1}" != 0 ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev/null \
+   && command -v ip6tables-restore >/dev/null && command -v conntrack >/dev/null && command -v ip >/dev/null \
+   && /usr/bin/python3 -c "import scapy" 2>/dev/null; then
+  echo "live kernel conformance sample:"
+  start=$(date +%s)
+  tests/conformance/run.sh --cases "${CHAINWALK_LIVE_CASES:-500}" --seed "${CHAINWALK_LIVE_SEED:-11}" --no-build
+  lrc=$?
+  echo "live sample took $(( $(date +%s) - start )) s"
+  if [ "$lrc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
+else
+  echo "live kernel conformance sample skipped (needs root, iptables, ip6tables, conntrack, python3-scapy)"
+fi
 echo "$passed passed, $failed failed"
 exit "$rc"

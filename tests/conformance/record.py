@@ -12,6 +12,8 @@ Case kinds (case number modulo 20 picks one, see KIND_CYCLE; --kinds restricts t
              an earlier packet; the other side's packets are built from what the kernel emitted
   v6         the same single-packet generator for ip6tables (icmp6, hl/HL)
   v6-stateful  stateful flows over IPv6
+  scenario   a hand-written or corpus rule set (SCENARIOS: the guide's Lab 1, Docker's filter chains, a few
+             corpus files with their interfaces renamed to eth0/eth1) and flows aimed at its rules
   local      IPv4 flows whose one end is fw itself: packets sent from a raw socket inside fw (OUTPUT,
              POSTROUTING) and packets delivered to fw (INPUT)
   statistic  IPv4 rule sets with one `-m statistic --mode random` rule (plus nth rules): the kernel's
@@ -34,6 +36,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -57,7 +60,7 @@ RECEIVERS6 = [f"fd02::{i}" for i in range(2, 8)]
 LOCALS6 = ["fd01::1", "fd02::1"]
 
 KIND_CYCLE = ["basic", "stateful", "v6", "local", "stateful", "basic", "v6-stateful", "statistic", "stateful", "v6",
-              "basic", "stateful", "v6-stateful", "local", "basic", "stateful", "v6", "basic", "v6-stateful", "local"]
+              "scenario", "stateful", "v6-stateful", "local", "basic", "stateful", "v6", "basic", "v6-stateful", "scenario"]
 ALL_KINDS = sorted(set(KIND_CYCLE))
 
 # The network as Chainwalk's `ip` / `sysctl` verbs rebuild it (the fw namespace only).
@@ -76,11 +79,15 @@ HOST_COMMANDS = [
     "sysctl -w net.ipv4.conf.all.rp_filter=0",
     "sysctl -w net.ipv4.icmp_ratelimit=0",
     "sysctl -w net.ipv4.conf.all.send_redirects=0",
+    "sysctl -w net.ipv4.conf.eth0.send_redirects=0",
+    "sysctl -w net.ipv4.conf.eth1.send_redirects=0",
+    "ip route add default via 10.2.0.2 dev eth1",
 ]
 HOST_COMMANDS6 = [
     "ip -6 addr add fd01::1/64 dev eth0 nodad",
     "ip -6 addr add fd02::1/64 dev eth1 nodad",
     "sysctl -w net.ipv6.conf.all.forwarding=1",
+    "ip -6 route add default via fd02::2 dev eth1",
 ]
 # fw also runs with net.ipv6.icmp.ratelimit=0 and net.ipv6.auto_flowlabels=0: Chainwalk has neither an ICMPv6
 # rate limit nor automatic flow labels, which is what these settings give.
@@ -160,6 +167,9 @@ def setup():
     sh("ip -6 addr add fd02::1/64 dev eth1 nodad", fw)
     for ns, dev in ((fw, "eth0"), (fw, "eth1"), (s, "s0"), (r, "r0")):
         sh(f"ip link set {dev} up", ns)
+    # Anything else is reached through the receiver (corpus rule sets aim at arbitrary addresses).
+    sh("ip route add default via 10.2.0.2 dev eth1", fw)
+    sh("ip -6 route add default via fd02::2 dev eth1", fw)
     for a in SENDERS:
         sh(f"ip neigh replace {a} lladdr {MAC['s0']} nud permanent dev eth0", fw)
     for a in RECEIVERS:
@@ -171,6 +181,9 @@ def setup():
     for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
               "net.ipv4.conf.eth0.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0", "net.ipv4.icmp_ratelimit=0",
               "net.ipv4.icmp_msgs_per_sec=100000", "net.ipv4.conf.all.send_redirects=0",
+              # No ICMP redirects: the kernel limits them per source host (inet_peer), a state that outlives a
+              # case; IN_DEV_TX_REDIRECTS ORs conf.all and the device's, so both are off.
+              "net.ipv4.conf.default.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0", "net.ipv4.conf.eth1.send_redirects=0",
               "net.ipv6.conf.all.forwarding=1", "net.ipv6.icmp.ratelimit=0", "net.ipv6.auto_flowlabels=0"):
         sh(f"sysctl -qw {k}", fw)
     # No transmit checksum offload on fw: what it sends (REJECT resets) carries the full checksum, as on a wire.
@@ -454,6 +467,74 @@ def gen_ruleset(rng, core=False, f=F4, stateful=False, statistic=False):
     return "\n".join(lines) + "\n"
 
 
+# Hand-written and corpus rule sets (paths: the repository, or ../shared/corpus beside it). Interfaces are
+# renamed so the rules meet fw's eth0 (sender side) and eth1 (receiver side): `ifaces` names them, else the
+# first two non-wildcard names the rules use become eth0 and eth1. `addrs` rewrites address prefixes. Only
+# raw, mangle and filter are kept (nat waits for Chainwalk's NAT); a set the kernel refuses is not used.
+SCENARIOS = [
+    {"name": "lab1-server", "file": "examples/lab1-server.rules"},
+    {"name": "docker-bridge", "file": "corpus/docker/moby-iptabler-hp0_int0_icc1_masq1_snat0_gwm-nat_bindlh0.v4.rules",
+     "ifaces": {"br-dummy": "eth1"}, "addrs": {"192.168.0.": "10.2.0."}},
+    {"name": "docker-icc0", "file": "corpus/docker/moby-iptabler-hp0_int0_icc0_masq1_snat0_gwm-nat_bindlh1.v4.rules",
+     "ifaces": {"br-dummy": "eth1"}, "addrs": {"192.168.0.": "10.2.0."}},
+    {"name": "docker-1.12", "file": "corpus/docker/docker-1.12-topos1-2016.rules",
+     "ifaces": {"docker0": "eth1"}, "addrs": {"172.17.0.": "10.2.0."}},
+    {"name": "home-router", "file": "corpus/other/home-router-ipv4-2015.rules"},
+    {"name": "fedora27-firewalld", "file": "corpus/other/fedora27-firewalld-iptables.rules"},
+    {"name": "gopherproxy", "file": "corpus/other/gopherproxy-meulie-net-2015.rules"},
+    {"name": "synology6", "file": "corpus/ipv6/synology-ds414-ip6tables-2016.rules", "family": 6},
+    {"name": "fedora27-firewalld6", "file": "corpus/ipv6/fedora27-firewalld-ip6tables.rules", "family": 6},
+]
+
+
+def find_source(rel):
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    if not rel.startswith("corpus/"):
+        return os.path.join(repo, rel)
+    d = repo
+    while d != "/":
+        cand = os.path.join(d, "shared", rel)
+        if os.path.exists(cand):
+            return cand
+        d = os.path.dirname(d)
+    cand = os.path.join("/work/shared", rel)
+    return cand if os.path.exists(cand) else None
+
+
+def scenario_rules(sc):
+    """The scenario's restore text as fw loads it (renamed interfaces, rewritten addresses), or None."""
+    path = find_source(sc["file"])
+    if not path:
+        return None
+    lines, keep = [], False
+    for line in open(path, encoding="utf-8", errors="replace").read().splitlines():
+        line = line.rstrip()
+        if line.startswith("*"):
+            keep = line[1:] in ("raw", "mangle", "filter")
+        if keep and line and not line.startswith("#"):
+            lines.append(line)
+        if line == "COMMIT":
+            keep = False
+    text = "\n".join(lines) + "\n"
+    names = sc.get("ifaces")
+    if names is None:
+        names, seen = {}, []
+        for w in re.findall(r"-[io] (\S+)", text):
+            if w != "lo" and "+" not in w and w not in seen:
+                seen.append(w)
+        for w, e in zip(seen, ["eth0", "eth1"]):
+            names[w] = e
+    text = re.sub(r"(-[io]) (\S+)", lambda m: f"{m.group(1)} {names.get(m.group(2), m.group(2))}", text)
+    for a, b in sc.get("addrs", {}).items():
+        text = text.replace(a, b)
+    # Counters start from zero here; chain lines get explicit [0:0] (the replay restores with counters, and
+    # iptables-restore -c refuses a chain line without them).
+    text = re.sub(r"^\[\d+:\d+\] ", "", text, flags=re.M)
+    text = re.sub(r"^(:\S+ \S+)(?: \[\d+:\d+\])?$", r"\1 [0:0]", text, flags=re.M)
+    return text
+
+
 def gen_nat_rules(rng, f=F4):
     """A nat table for the stateful generator (off until Chainwalk's NAT lands: --kinds nat)."""
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
@@ -502,8 +583,26 @@ def in_net(a, v):
     return ipaddress.ip_address(a) in ipaddress.ip_network(v, strict=False)
 
 
-def aim(rng, rules, f=F4):
-    """Packet field hints that satisfy the positive conditions of one random rule (empty: a random packet)."""
+def pick_in(rng, net, f):
+    """A usable host address inside net (for rules written for other networks), or None."""
+    n = ipaddress.ip_network(net, strict=False)
+    if n.num_addresses == 1:
+        a = n.network_address
+    else:
+        a = n.network_address + rng.randint(1, min(n.num_addresses - 2, 65535))
+    if a.is_multicast or a.is_loopback or a.is_unspecified or a.is_link_local or str(a).endswith(".255"):
+        return None
+    s = str(a)
+    # A neighbour fw does not know statically would need ARP/ND: use a known one on that link instead.
+    for link, known in ((("10.1.0.0/24", "fd01::/64"), f.senders), (("10.2.0.0/24", "fd02::/64"), f.receivers)):
+        if any(a.version == ipaddress.ip_network(x).version and a in ipaddress.ip_network(x) for x in link) and s not in known + f.locals:
+            return rng.choice(known)
+    return s
+
+
+def aim(rng, rules, f=F4, free=False):
+    """Packet field hints that satisfy the positive conditions of one random rule (empty: a random packet).
+    free: addresses may lie anywhere inside the rule's prefixes (corpus rule sets), and -i picks the side."""
     lines = [l for l in rules.splitlines() if l.startswith("-A ") and len(l.split()) > 2]
     lines += [l for l in lines if "-j REJECT" in l] * 2  # replies are the rarest outcome: aim at them more
     if not lines or rng.random() < 0.4:
@@ -518,10 +617,16 @@ def aim(rng, rules, f=F4):
             c = [a for a in f.senders if in_net(a, v)]
             if c:
                 h["src"] = rng.choice(c)
+            elif free and (a := pick_in(rng, v, f)):
+                h["src"] = a
         elif o == "-d":
             c = [a for a in f.locals + f.receivers if in_net(a, v)]
             if c:
                 h["dst"] = rng.choice(c)
+            elif free and (a := pick_in(rng, v, f)):
+                h["dst"] = a
+        elif o == "-i" and free and v in ("eth0", "eth1"):
+            h["side"] = "s" if v == "eth0" else "r"
         elif o == "-p":
             h["proto"] = "icmp" if v in ("icmp", "icmpv6") else v
         elif o in ("--dport", "--sport", "--ctorigdstport"):
@@ -744,11 +849,15 @@ class Rig:
         local, self.sec = sec != self.sec, sec
         rej = reject_deltas(self.before, after, len(ip), self.f)
         inn = IFACE_OF.get(side)
+        # The packet itself left by the interface where an output carries its source address (what fw
+        # generates, REJECT replies and ICMP errors, comes from one of fw's addresses or the packet's
+        # destination). NAT would change that: the nat kind will need the conntrack entry's tuples here.
+        src = ip[12:16].hex() if ip[0] >> 4 == 4 else ip[8:24].hex()
+        mine = [o["interface"] for o in outs if (o["hex"][24:32] if o["hex"][0] == "4" else o["hex"][16:48]) == src]
         if inn is None:
-            fate = "sent:" + outs[0]["interface"] if outs else None
+            fate = "sent:" + mine[0] if mine else None
         else:
-            other = "eth1" if inn == "eth0" else "eth0"
-            fate = "delivered-local" if local else "forwarded:" + other if any(o["interface"] == other for o in outs) else None
+            fate = "delivered-local" if local else "forwarded:" + mine[0] if mine else None
         if fate is None:
             fate = "rejected:" + (rej[0] if len(set(rej)) == 1 else "?") if rej else "dropped"
         rec = {"in": inn, "at": at, "hex": ip.hex(), "fate": fate, "outputs": outs, "counters": after}
@@ -773,20 +882,20 @@ def endpoints(ipb):
     return pkt.src, pkt.dst, sp, dp
 
 
-def run_flow(rig, rng, f, rules, sides):
+def run_flow(rig, rng, f, rules, sides, h=None):
     """One TCP, UDP or ICMP echo flow between a client and a server side; the answering side's packets
     are built from the last packet of the other side as the kernel delivered it (addresses and ports
     after whatever fw did), so they are real replies to it."""
     cs, ss = sides
-    h = aim(rng, rules, f)
+    h = aim(rng, rules, f) if h is None else h
     proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "tcp", "udp", "udp", "icmp"])
 
     def addr(side, other):
         if side == "fw":
             return f.locals[1] if other == "r" else f.locals[0] if other == "s" else rng.choice(f.locals)
         return rng.choice(f.senders if side == "s" else f.receivers)
-    caddr = h.get("src") if cs == "s" and h.get("src") else addr(cs, ss)
-    saddr = addr(ss, cs)
+    caddr = h.get("src") if cs != "fw" and h.get("src") else addr(cs, ss)
+    saddr = h.get("dst") if h.get("dst") and (ss != "fw" or h["dst"] in f.locals) else addr(ss, cs)
     if ss == "fw" and rng.random() < 0.3:
         saddr = rng.choice(f.locals)
     cport = rng.choice([40000 + rng.randint(0, 999), 1024, 60000, 53, 80])
@@ -794,7 +903,7 @@ def run_flow(rig, rng, f, rules, sides):
     ttl = rng.choice([64, 64, 64, 64, 2, 1]) if rng.random() < 0.3 else 64
     # view[x]: (src, dst, sport, dport) of the next packet x sends, as x would address it
     view = {"c": (caddr, saddr, cport, sport), "s": (saddr, caddr, sport, cport)}
-    last = {}  # the other side's last packet as it arrived: quoted by ICMP errors
+    last = {}  # last[x]: the last packet x received (or, if it never arrived, was sent to x): ICMP errors quote it
     seq = {"c": rng.randint(0, 2**32 - 1), "s": rng.randint(0, 2**32 - 1)}
     side_of = {"c": cs, "s": ss}
 
@@ -829,11 +938,10 @@ def run_flow(rig, rng, f, rules, sides):
             seq[who] += n + (1 if ("S" in flags or "F" in flags) else 0)
 
     def error(who):
-        """An ICMP error from who's side quoting the other side's last packet."""
-        other = "s" if who == "c" else "c"
-        if other not in last:
+        """An ICMP error from who's side (who itself or a router there) quoting the last packet who got."""
+        if who not in last:
             return
-        q = last[other]
+        q = last[who]
         src, dst, _, _ = endpoints(q)
         esrc = dst if rng.random() < 0.7 or side_of[who] == "fw" else rng.choice(f.senders if side_of[who] == "s" else f.receivers)
         kind = rng.choice([(3, 3), (3, 1), (11, 0)] if f.v == 4 else [(1, 4), (1, 3), (3, 0)])
@@ -879,6 +987,25 @@ def run_flow(rig, rng, f, rules, sides):
                 error("s" if who == "c" else "c")
 
 
+def scenario_flow(rig, rng, f, rules):
+    """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server."""
+    h = aim(rng, rules, f, free=True)
+    cs, dst = h.get("side", "s"), h.get("dst")
+    if dst in f.locals:
+        ss = "fw"
+    elif dst and in_net(dst, "10.1.0.0/24" if f.v == 4 else "fd01::/64"):
+        ss = "s"
+    elif dst:
+        ss = "r"
+    else:
+        ss = rng.choice(["r", "fw", "r"])
+    if cs == ss:
+        cs = "r" if ss == "s" else "s"
+    if h.get("src") and cs == "fw":
+        del h["src"]
+    run_flow(rig, rng, f, rules, (cs, ss), h)
+
+
 def flow_sides(rng, kind):
     if kind == "local":
         return rng.choice([("fw", "r"), ("fw", "s"), ("s", "fw"), ("r", "fw"), ("fw", "r"), ("s", "fw")])
@@ -916,8 +1043,19 @@ def main():
             rng = random.Random(args.seed * 100003 + case)
             kind = cycle[case % len(cycle)]
             f = F6 if kind.startswith("v6") else F4
-            stateful = kind in ("stateful", "v6-stateful", "local", "nat")
-            for attempt in range(20):
+            stateful = kind in ("stateful", "v6-stateful", "local", "nat", "scenario")
+            scenario = None
+            if kind == "scenario":
+                for attempt in range(len(SCENARIOS)):
+                    sc = SCENARIOS[(case // 10 + attempt) % len(SCENARIOS)]
+                    f = F6 if sc.get("family") == 6 else F4
+                    rules = scenario_rules(sc)
+                    if rules and load_ruleset(rules, f)[0]:
+                        scenario = sc["name"]
+                        break
+                else:
+                    kind, f = "stateful", F4
+            for attempt in range(0 if scenario else 20):
                 rules = gen_ruleset(rng, core=kind == "basic" and case % 20 in (5, 17), f=f, stateful=stateful or rng.random() < 0.1 and kind == "local",
                                     statistic=kind == "statistic")
                 if kind == "nat":
@@ -926,19 +1064,23 @@ def main():
                 if ok:
                     break
             else:
-                raise RuntimeError("no loadable ruleset: " + err)
+                if not scenario:
+                    raise RuntimeError("no loadable ruleset: " + err)
             sh(["conntrack", "-F"], NS["fw"], check=False)
             sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
             rig = rigs[f.v]
             rig.start(track=stateful)
-            if stateful:
+            if scenario:
+                for _ in range(rng.randint(3, 4)):
+                    scenario_flow(rig, rng, f, rules)
+            elif stateful:
                 for _ in range(rng.randint(2, 3)):
                     run_flow(rig, rng, f, rules, flow_sides(rng, kind))
             else:
                 for p in range(args.packets + (4 if kind == "statistic" else 0)):
                     rig.send("s", gen_packet(rng, rules, f))
             doc = {
-                "seed": args.seed, "case": case, "kind": kind, "family": f.v, "kernel": os.uname().release,
+                "seed": args.seed, "case": case, "kind": kind, "family": f.v, **({"scenario": scenario} if scenario else {}), "kernel": os.uname().release,
                 "iptables": sh(["iptables", "-V"]).stdout.strip(),
                 "host": HOST_COMMANDS + HOST_COMMANDS6,
                 "neighbours": {"eth0": {a: MAC["s0"] for a in f.senders}, "eth1": {a: MAC["r0"] for a in f.receivers}},

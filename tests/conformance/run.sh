@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Kernel conformance: replays recorded kernel cases through Chainwalk's engine and compares fate,
 # outputs and counters (tests/Chainwalk.Tests/Conformance/RecordedKernelCases.cs).
-#   run.sh [--cases N] [--seed S] [--recorded]
-# As root (with iptables, ip and python3-scapy) it first records N fresh cases from the running kernel
-# into a temporary directory (record.py, throw-away namespaces) and compares those; otherwise, or with
-# --recorded, it compares the committed cases in tests/conformance/recorded.
+#   run.sh [--cases N] [--seed S] [--kinds K1,K2] [--recorded] [--no-build]
+# As root (with iptables, ip6tables, conntrack, ip and python3-scapy) it first records N fresh cases from
+# the running kernel into a temporary directory (record.py, throw-away namespaces cwk-PID-*) and compares
+# those; otherwise, or with --recorded, it compares the committed cases in tests/conformance/recorded.
 # The last line is "conformance: A/B cases agree".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-cases=150 seed=1 live=auto
+cases=500 seed=11 live=auto kinds="" build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --kinds) kinds="$2"; shift 2 ;;
     --recorded) live=no; shift ;;
-    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
+    --no-build) build=no; shift ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -25,11 +27,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 dir=""
 if [ "$live" = auto ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev/null && command -v ip >/dev/null \
+   && command -v ip6tables-restore >/dev/null && command -v conntrack >/dev/null \
    && /usr/bin/python3 -c "import scapy" 2>/dev/null; then
   tmp="$(mktemp -d /tmp/cwk-conformance.XXXXXX)"
   echo "recording $cases cases (seed $seed) from the kernel $(uname -r) ..."
   # record.py deletes its namespaces (cwk-PID-*) itself; should it be killed hard, the trap does.
-  /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$cases" --seed "$seed" &
+  /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$cases" --seed "$seed" ${kinds:+--kinds "$kinds"} &
   recpid=$!
   trap 'kill -TERM $recpid 2>/dev/null; wait $recpid 2>/dev/null; for n in $(ip netns list | awk "/^cwk-$recpid-/{print \$1}"); do ip netns del "$n"; done; exit 130' INT TERM
   wait $recpid
@@ -48,7 +51,7 @@ fi
 cd "$root"
 log="$(mktemp)"
 trap 'cleanup; rm -f "$log"' EXIT
-if ! dotnet build tests/Chainwalk.Tests/Chainwalk.Tests.csproj -c Debug -v q --nologo >"$log" 2>&1; then
+if [ "$build" = yes ] && ! dotnet build tests/Chainwalk.Tests/Chainwalk.Tests.csproj -c Debug -v q --nologo >"$log" 2>&1; then
   grep -E "error" "$log" | sort -u | head -30
   echo "build failed"
   echo "conformance: 0/0 cases agree"
