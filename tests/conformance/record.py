@@ -28,7 +28,7 @@ tells locally delivered packets apart and keeps fw's own stack from answering th
 same table. Sender and receiver never answer (IPv4: raw PREROUTING DROP; IPv6 off); AF_PACKET sockets
 still see the frames. fw's own MLD/ND chatter is ignored (and waited out after setup).
 
-Usage: record.py --out DIR [--cases N] [--seed S] [--packets P] [--kinds k1,k2]   (root only)
+Usage: record.py --out DIR [--cases N] [--first K] [--seed S] [--packets P] [--kinds k1,k2]   (root only)
 """
 import argparse
 import ipaddress
@@ -1020,6 +1020,7 @@ def main():
     ap.add_argument("--cases", type=int, default=150)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packets", type=int, default=8)
+    ap.add_argument("--first", type=int, default=0, help="number of the first case (parallel recorders split a range)")
     ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS + ["nat"]))
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
@@ -1039,7 +1040,7 @@ def main():
         rigs = {4: Rig(F4)}
         rigs[6] = Rig(F6)
         rigs[6].snd, rigs[6].rcv, rigs[6].raw4, rigs[6].raw6 = rigs[4].snd, rigs[4].rcv, rigs[4].raw4, rigs[4].raw6
-        for case in range(args.cases):
+        for case in range(args.first, args.first + args.cases):
             rng = random.Random(args.seed * 100003 + case)
             kind = cycle[case % len(cycle)]
             f = F6 if kind.startswith("v6") else F4

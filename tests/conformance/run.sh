@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kernel conformance: replays recorded kernel cases through Chainwalk's engine and compares fate,
 # outputs and counters (tests/Chainwalk.Tests/Conformance/RecordedKernelCases.cs).
-#   run.sh [--cases N] [--seed S] [--kinds K1,K2] [--recorded] [--no-build]
+#   run.sh [--cases N] [--seed S] [--kinds K1,K2] [--jobs J] [--recorded] [--no-build]
 # As root (with iptables, ip6tables, conntrack, ip and python3-scapy) it first records N fresh cases from
 # the running kernel into a temporary directory (record.py, throw-away namespaces cwk-PID-*) and compares
 # those; otherwise, or with --recorded, it compares the committed cases in tests/conformance/recorded.
@@ -9,12 +9,13 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-cases=500 seed=11 live=auto kinds="" build=yes
+cases=500 seed=11 live=auto kinds="" build=yes jobs=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --kinds) kinds="$2"; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
     --recorded) live=no; shift ;;
     --no-build) build=no; shift ;;
     -h|--help) sed -n 2,9p "$0"; exit 0 ;;
@@ -30,15 +31,23 @@ if [ "$live" = auto ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev
    && command -v ip6tables-restore >/dev/null && command -v conntrack >/dev/null \
    && /usr/bin/python3 -c "import scapy" 2>/dev/null; then
   tmp="$(mktemp -d /tmp/cwk-conformance.XXXXXX)"
-  echo "recording $cases cases (seed $seed) from the kernel $(uname -r) ..."
-  # record.py deletes its namespaces (cwk-PID-*) itself; should it be killed hard, the trap does.
-  /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$cases" --seed "$seed" ${kinds:+--kinds "$kinds"} &
-  recpid=$!
-  trap 'kill -TERM $recpid 2>/dev/null; wait $recpid 2>/dev/null; for n in $(ip netns list | awk "/^cwk-$recpid-/{print \$1}"); do ip netns del "$n"; done; exit 130' INT TERM
-  wait $recpid
-  recrc=$?
+  echo "recording $cases cases (seed $seed, $jobs recorders) from the kernel $(uname -r) ..."
+  # Each recorder builds its own namespaces (cwk-PID-*) and deletes them itself; should one be killed hard,
+  # the traps here do. The recorders split the case numbers, so the cases are those of one recorder.
+  pids=()
+  per=$(( (cases + jobs - 1) / jobs ))
+  for ((j = 0; j < jobs; j++)); do
+    first=$((j * per)); n=$(( cases - first < per ? cases - first : per ))
+    [ "$n" -gt 0 ] || break
+    /usr/bin/python3 "$here/record.py" --out "$tmp" --cases "$n" --first "$first" --seed "$seed" ${kinds:+--kinds "$kinds"} &
+    pids+=($!)
+  done
+  delns() { for p in "${pids[@]}"; do for n in $(ip netns list | awk "/^cwk-$p-/{print \$1}"); do ip netns del "$n"; done; done; }
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; delns; exit 130' INT TERM
+  recrc=0
+  for p in "${pids[@]}"; do wait "$p" || recrc=1; done
   trap 'exit 130' INT TERM
-  for n in $(ip netns list | awk "/^cwk-$recpid-/{print \$1}"); do ip netns del "$n"; done
+  delns
   if [ "$recrc" -ne 0 ]; then
     echo "recording failed"
     echo "conformance: 0/0 cases agree"

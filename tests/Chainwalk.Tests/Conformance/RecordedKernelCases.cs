@@ -9,6 +9,7 @@ using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
 using Chainwalk.Tests.Support;
+using Shouldly;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -141,6 +142,25 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             if (All.Value.TryGetValue(name, out CaseOutcome? o) && o.Skips.Count == 0)
                 Assert.False(o.NoDifference, $"{name} agrees now: remove it from known-differences.md");
         }
+    }
+
+    [Theory]
+    [InlineData(120, 120, true)]
+    [InlineData(119, 120, true)]
+    [InlineData(118, 120, true)]
+    [InlineData(117, 120, false)]
+    [InlineData(121, 120, true)]
+    [InlineData(122, 120, false)]
+    public void Conntrack_listings_compare_as_sets_with_the_seconds_left_window(int kernelSecs, int ourSecs, bool agree)
+    {
+        const string Udp = "udp      17 {0} src=10.1.0.2 dst=10.2.0.2 sport=1024 dport=53 [UNREPLIED] src=10.2.0.2 dst=10.1.0.2 sport=53 dport=1024 mark=0 use=1";
+        const string Tcp = "tcp      6 431999 ESTABLISHED src=10.1.0.3 dst=10.2.0.2 sport=40000 dport=80 src=10.2.0.2 dst=10.1.0.3 sport=80 dport=40000 [ASSURED] mark=0 use=1";
+        List<string> kernel = [string.Format(CultureInfo.InvariantCulture, Udp, kernelSecs), Tcp];
+        List<string> ours = [Tcp, string.Format(CultureInfo.InvariantCulture, Udp, ourSecs)];
+        (CompareConntrack(kernel, ours) is null).ShouldBe(agree);
+        // Any other field differing is a difference, whatever the seconds.
+        List<string> marked = [Tcp.Replace("mark=0", "mark=1", StringComparison.Ordinal), string.Format(CultureInfo.InvariantCulture, Udp, ourSecs)];
+        CompareConntrack(kernel, marked).ShouldNotBeNull();
     }
 
     // ------------------------------------------------------------------ replay
