@@ -391,11 +391,23 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// TCP reset attaches it in nf_send_reset; ICMP and ICMPv6 errors (REJECT, time exceeded, …) in
     /// icmp_glue_bits (net/ipv4/icmp.c) and icmpv6_getfrag (net/ipv6/icmp.c), also when the cause's connection
     /// was never confirmed (a NEW packet refused or expired in forwarding): such an error is RELATED at OUTPUT,
-    /// as recorded on Linux 6.18 (tests/conformance). An untracked or invalid cause has no connection to give.
+    /// as recorded on Linux 6.18 (tests/conformance). An invalid cause (no _nfct) gives nothing.
     /// </summary>
     public void Attach(Skb generated, Skb original)
     {
-        if (original.Conntrack is not ConnEntry ct) return;
+        if (original.Conntrack is not ConnEntry ct)
+        {
+            // An untracked cause still has a non-zero _nfct (IP_CT_UNTRACKED, no connection): nf_conntrack_attach
+            // gives the answer RELATED with no connection, so CT --notrack leaves it alone (xt_CT: _nfct already
+            // set) and state matches see INVALID until conntrack at OUTPUT tracks it afresh. Recorded on Linux
+            // 6.18 (tests/conformance): a REJECT reply to an untracked local packet is INVALID in mangle OUTPUT.
+            if (original.CtInfo == CtInfo.Untracked && original.Conntrack is null)
+            {
+                generated.Conntrack = null;
+                generated.CtInfo = CtInfo.Related;
+            }
+            return;
+        }
         generated.Conntrack = ct;
         generated.CtInfo = original.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? CtInfo.Related : CtInfo.RelatedReply;
     }

@@ -478,6 +478,8 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
     private static IEnumerable<string> ExtensionsIn(string rules)
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
+        // User chains: ":NAME - [0:0]".
+        HashSet<string> chains = rules.Split('\n').Where(l => l.StartsWith(':')).Select(l => l[1..].Split(' ')[0]).ToHashSet(StringComparer.Ordinal);
         foreach (string line in rules.Split('\n'))
         {
             if (!line.StartsWith("-A ", StringComparison.Ordinal)) continue;
@@ -486,13 +488,11 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             {
                 if (w[i] == "-m") set.Add(w[i + 1]);
                 else if (w[i] == "-p") set.Add(w[i + 1]);
-                else if (w[i] == "-j" && w[i + 1] is not ("ACCEPT" or "DROP" or "RETURN") && !IsUserChain(w[i + 1])) set.Add(w[i + 1]);
+                else if (w[i] == "-j" && w[i + 1] is not ("ACCEPT" or "DROP" or "RETURN") && !chains.Contains(w[i + 1])) set.Add(w[i + 1]);
             }
         }
         return set;
     }
-
-    private static bool IsUserChain(string name) => name.Length >= 2 && (name[0] is 'F' or 'M') && name[1..].All(char.IsAsciiDigit);
 
     // ------------------------------------------------------------------ known differences and the summary
 

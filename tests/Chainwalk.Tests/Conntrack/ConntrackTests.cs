@@ -327,6 +327,23 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void Reject_reply_to_an_untracked_local_packet_is_invalid_and_escapes_notrack()
+    {
+        // Recorded on Linux 6.18 (tests/conformance case kind "local"): raw OUTPUT untracks the echo request,
+        // filter OUTPUT rejects it; the ICMP error inherits a non-zero _nfct without a connection
+        // (nf_conntrack_attach), so raw's CT --notrack skips it and mangle OUTPUT sees it INVALID on its way to lo.
+        var (nf, ct) = Engine("*raw\n-A OUTPUT -j CT --notrack\nCOMMIT\n*mangle\n-A OUTPUT -o lo -m state --state INVALID\n"
+            + "-A OUTPUT -m state --state UNTRACKED\nCOMMIT\n*filter\n-A OUTPUT -p icmp --icmp-type echo-request -j REJECT --reject-with icmp-host-unreachable\nCOMMIT\n");
+        byte[] echo = PacketBuilder.Ipv4("10.2.0.254", S).IcmpEcho(7, 1).PayloadLength(9).Build();
+        PacketResult r = nf.Process(new PacketInput { Bytes = echo });
+        r.Fate.ShouldBe(["rejected:icmp-host-unreachable"]);
+        string save = SaveWriter.Write(nf.Host.V4, counters: true);
+        save.ShouldContain("[1:65] -A OUTPUT -o lo -m state --state INVALID");
+        save.ShouldContain("[1:37] -A OUTPUT -m state --state UNTRACKED");
+        ct.Table.Count.ShouldBe(0);
+    }
+
+    [Fact]
     public void Entries_expire_on_the_host_clock()
     {
         var (nf, ct) = Engine();
