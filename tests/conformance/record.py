@@ -45,6 +45,7 @@ import sys
 import time
 
 from scapy.all import IP, TCP, UDP, ICMP, Raw, IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6TimeExceeded  # noqa: E402
+from scapy.all import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -345,7 +346,11 @@ def gen_match(rng, hook_set, parts, proto, core=False, f=F4, stateful=False):
             side = rng.choice([("src", "fd01::"), ("dst", "fd02::"), ("dst", "fd01::")])
         parts.append(f"-m iprange {neg(rng)}--{side[0]}-range {side[1]}{a}-{side[1]}{b}")
     elif k == "comment":
-        parts.append(f"-m comment --comment \"c{rng.randint(0, 99)}\"")
+        if f.v == 6 and rng.random() < 0.5:
+            parts.append(f"-m ipv6header {neg(rng)}--header {rng.choice(['dst', 'hop-by-hop', 'hop,dst', 'tcp', 'udp', 'ipv6-icmp'])}"
+                         f"{rng.choice(['', ' --soft'])}")
+        else:
+            parts.append(f"-m comment --comment \"c{rng.randint(0, 99)}\"")
     return proto
 
 
@@ -710,6 +715,9 @@ def gen_packet(rng, rules="", f=F4):
         head = 48
     if "length" in h and h["length"] >= head:
         size = h["length"] - head
+    if f.v == 6 and rng.random() < 0.2:
+        # Simple extension headers before the transport header: hop-by-hop and/or destination options (padding only).
+        ip = ip / rng.choice([IPv6ExtHdrDestOpt(), IPv6ExtHdrHopByHop(), IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()])
     payload = Raw(bytes(rng.randint(0, 255) for _ in range(size)))
     if proto == "icmp" and t is not None and t[0] in ((3, 11) if f.v == 4 else (1, 3)):
         inner = ip_header(f, dst, src, 50, 0, rng) / UDP(sport=53, dport=40000)

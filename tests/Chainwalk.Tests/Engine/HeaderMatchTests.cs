@@ -404,10 +404,14 @@ public class HeaderMatchTests
         { "-m ipv6header --header none", "v6-none-data", Drop },
         // "No next header" is seen before the length check: an empty payload matches too (kernel).
         { "-m ipv6header --header none", "v6-none", Drop },
-        // --soft with "!": the kernel XORs a truth value with 0xff, so it matches any packet (kernel: a plain
-        // TCP packet and an empty no-next-header packet both count).
-        { "-m ipv6header ! --header hop --soft", "v6-hbh-tcp", Drop },
+        // --soft with "!" (invflags 0xff): matches when none of the listed headers is there (kernel: a plain
+        // TCP packet and an empty no-next-header packet count; a hop-by-hop + destination options + TCP packet
+        // does not, recorded by tests/conformance).
+        { "-m ipv6header ! --header hop --soft", "v6-hbh-tcp", Pass },
         { "-m ipv6header ! --header hop --soft", "v6-tcp", Drop },
+        { "-m ipv6header ! --header hop,dst --soft", "v6-dst-tcp", Pass },
+        { "-m ipv6header --header hop,dst --soft", "v6-dst-tcp", Pass },
+        { "-m ipv6header --header dst --soft", "v6-dst-tcp", Drop },
         // mh (ip6t_mh.c): payload proto other than 59 is hot-dropped (kernel: nothing after it counts).
         { "-p mh -m mh --mh-type binding-update", "v6-mh-bu", Drop },
         { "-p mh -m mh --mh-type 6:10", "v6-mh-bu", Pass },

@@ -166,7 +166,8 @@ public sealed class Ipv6headerMatch : XtExtension<Ipv6headerData>
             if (ptr > b.Length) break;
         }
         if (next != IpProtocol.NoNextHeader && next != IpProtocol.Esp) seen |= 0x01;
-        if (d.ModeFlag != 0) return d.InvFlags != 0 || (seen & d.MatchFlags) == d.MatchFlags;
+        // --soft (ip6t_ipv6header.c): each listed header must be present, or with "!" (invflags 0xff) absent.
+        if (d.ModeFlag != 0) return ((seen ^ d.MatchFlags ^ d.InvFlags) & d.MatchFlags) == 0;
         return d.InvFlags != 0 ? seen != d.MatchFlags : seen == d.MatchFlags;
     }
 }
