@@ -775,6 +775,16 @@ def save_counters(f=F4):
     return "\n".join(keep) + "\n", local
 
 
+def delivered(before, after, length):
+    """Whether the security INPUT DROP counters ("[p:b") moved by the packet itself, not only by something fw
+    generated and sent to itself (an ICMP error about a packet with one of fw's addresses as its source)."""
+    if before == after:
+        return False
+    (p0, b0), (p1, b1) = (map(int, x.lstrip("[").split(":")) for x in (before or "[0:0", after))
+    dp, db = p1 - p0, b1 - b0
+    return (dp == 1 and db == length) or (dp >= 2 and db >= length)
+
+
 def conntrack_list(f=F4):
     r = sh(["conntrack", "-L", "-f", "ipv4" if f.v == 4 else "ipv6"], NS["fw"], check=False)
     return sorted(l.strip() for l in r.stdout.splitlines() if l.strip())
@@ -854,7 +864,7 @@ class Rig:
                     outs.append({"interface": "eth0" if s is self.snd else "eth1", "hex": pkt.hex()})
             quiet_until = time.monotonic() + 0.03
         after, sec = save_counters(self.f)
-        local, self.sec = sec != self.sec, sec
+        local, self.sec = delivered(self.sec, sec, len(ip)), sec
         rej = reject_deltas(self.before, after, len(ip), self.f)
         inn = IFACE_OF.get(side)
         # The packet itself left by the interface where an output carries its source address (what fw

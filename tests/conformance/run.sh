@@ -43,7 +43,21 @@ if [ "$live" = auto ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev
     pids+=($!)
   done
   delns() { for p in "${pids[@]}"; do for n in $(ip netns list | awk "/^cwk-$p-/{print \$1}"); do ip netns del "$n"; done; done; }
-  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; delns; exit 130' INT TERM
+  # Interrupted: ask the recorders to stop (they delete their namespaces), give them 5 s, then kill them and
+  # delete what they left.
+  stop() {
+    kill -TERM "${pids[@]}" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.5
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null
+    wait "${pids[@]}" 2>/dev/null
+    delns
+  }
+  trap 'stop; exit 130' INT TERM
   recrc=0
   for p in "${pids[@]}"; do wait "$p" || recrc=1; done
   trap 'exit 130' INT TERM

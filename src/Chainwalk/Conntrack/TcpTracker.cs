@@ -123,6 +123,20 @@ public static class TcpTracker
     private static int StateTimeout(VirtualHost host, TcpCtState s) =>
         TimeoutKeys[(int)s] is { } key ? Sysctls.Int(host, key, DefaultTimeouts[(int)s]) : DefaultTimeouts[(int)s];
 
+    /// <summary>
+    /// nf_conntrack_tcp_set_closing (nf_conntrack_proto_tcp.c), which REJECT's nf_send_reset calls on the
+    /// refused packet's connection once the reset is on its way: a confirmed connection goes to CLOSE with the
+    /// CLOSE timeout (not again when already CLOSE, nor with a fixed timeout).
+    /// </summary>
+    public static void SetClosing(VirtualHost host, ConnEntry ct, double now)
+    {
+        if (!ct.IsConfirmed || ct.Tcp is not { } st) return;
+        TcpCtState old = st.State;
+        st.State = TcpCtState.Close;
+        if (old == TcpCtState.Close || (ct.Status & ConnStatus.FixedTimeout) != 0) return;
+        ct.Timeout = now + StateTimeout(host, TcpCtState.Close);
+    }
+
     private static int RetransTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
 
     private static int UnackTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);

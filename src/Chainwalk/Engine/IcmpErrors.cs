@@ -131,7 +131,10 @@ public static class IcmpErrors
 
         RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V6, src));
         if (!back.Ok) return null;
-        from ??= back.PreferredSource ?? RouteLookup.SelectSource6(host, about.InDev ?? back.Device, src);
+        // icmp6_send: a route's own prefsrc (icmpv6_rt_has_prefsrc), else the source selected for the packet's
+        // input device (ipv6_dev_get_saddr on parm->iif), not the output one: an error about a packet that came in
+        // on eth1 from a host behind eth0 leaves by eth0 with eth1's address (recorded on Linux 6.18, tests/conformance).
+        from ??= back.Route?.Src ?? RouteLookup.SelectSource6(host, about.InDev ?? back.Device, src);
         if (from is null) return null;
         // ip6_dst_hoplimit: the out device's hop_limit, else the default one. Traffic class 0 (the ICMPv6 socket's).
         string? hl = back.Device is { } d ? host.GetSysctl($"net.ipv6.conf.{d}.hop_limit") : null;

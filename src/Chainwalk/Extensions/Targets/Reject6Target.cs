@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -82,7 +83,13 @@ public sealed class Reject6Target : XtExtension<RejectData>
             };
             reply = RejectReplies.MayUnreach6(ctx.Packet) ? IcmpErrors.Build(ctx.Host, ctx.Skb, 1, code, 0, ctx.State) : null;
         }
-        if (reply is not null) ctx.SendLocal(reply);
+        if (reply is not null)
+        {
+            ctx.SendLocal(reply);
+            // nf_send_reset: the refused packet's connection is closing (nf_ct_set_closing).
+            if (data.With == TcpReset && ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _))
+                TcpTracker.SetClosing(ctx.Host, ct, ctx.Now);
+        }
         else ctx.Note($"REJECT {name}: the kernel sends no reply for this packet");
         ctx.Rejected(name);
         return Verdict.Drop;

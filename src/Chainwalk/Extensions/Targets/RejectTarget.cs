@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -121,7 +122,13 @@ public sealed class RejectTarget : XtExtension<RejectData>
             };
             reply = RejectReplies.MayUnreach4(ctx.Packet) ? IcmpErrors.Build(ctx.Host, ctx.Skb, 3, code, 0, ctx.State) : null;
         }
-        if (reply is not null) ctx.SendLocal(reply);
+        if (reply is not null)
+        {
+            ctx.SendLocal(reply);
+            // nf_send_reset: the refused packet's connection is closing (nf_ct_set_closing).
+            if (data.With == TcpReset && ConntrackHooks.TryGet(ctx.Skb, out ConnEntry ct, out _))
+                TcpTracker.SetClosing(ctx.Host, ct, ctx.Now);
+        }
         else ctx.Note($"REJECT {name}: the kernel sends no reply for this packet");
         ctx.Rejected(name);
         return Verdict.Drop;
