@@ -344,6 +344,17 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void Reject_tcp_reset_closes_the_refused_packets_connection()
+    {
+        // nf_send_reset calls nf_ct_set_closing: the connection of the refused SYN-ACK goes to CLOSE with the
+        // 10 s CLOSE timeout (Linux 6.18, recorded by tests/conformance: case-0021-0551 lists "tcp 6 9 CLOSE").
+        var (nf, ct) = Engine("*filter\n-A FORWARD -p tcp --tcp-flags SYN,ACK SYN,ACK -j REJECT --reject-with tcp-reset\n-A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n");
+        Send(nf, Tcp(true, 40000, 22, TcpFlags.Syn, 1000, 0), true).Fate.Single().ShouldBe("forwarded:rb");
+        Send(nf, Tcp(false, 40000, 22, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001), false).Fate.Single().ShouldBe("rejected:tcp-reset");
+        Listing(ct, nf).ShouldBe($"tcp      6 10 CLOSE {Orig} {Repl} mark=0 use=1");
+    }
+
+    [Fact]
     public void Entries_expire_on_the_host_clock()
     {
         var (nf, ct) = Engine();
