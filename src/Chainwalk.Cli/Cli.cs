@@ -56,6 +56,10 @@ internal static class Cli
                 "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
                 "ipset" => IpsetCompat.Run(Argv("ipset"), store, io),
                 "nfacct" => NfacctCompat.Run(Argv("nfacct"), store, io),
+                "trace" when rest.Length >= 2 && rest[0] == "--example" => Chainwalk.Tracing.DemoCommand.Run(rest[1..], io),
+                "trace" => Chainwalk.Tracing.TraceCommand.Run(rest, store, io),
+                "demo" => Chainwalk.Tracing.DemoCommand.Run(rest, io),
+                "clock" => Chainwalk.Tracing.ClockCommand.Run(rest, store, io),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
                 "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
@@ -78,6 +82,9 @@ Compat verbs (same arguments, output and exit codes as the Linux tools, on the v
   iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
   ip, sysctl, ipset, nfacct
 Chainwalk verbs:
+  demo     built-in example hosts (lab1, nat-gateway, kubernetes) with packets traced; needs no set-up
+  clock    show or advance the host's clock (timeouts, limits, recent lists run on it)
+  trace    send a packet (or a batch) through the host's netfilter and explain what happens
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
   extensions  list the xtables matches and targets Chainwalk knows
   shell    start a shell with those shims

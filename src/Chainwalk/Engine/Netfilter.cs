@@ -64,6 +64,15 @@ public sealed class Netfilter
 
     public RuntimeState State { get; }
 
+    /// <summary>
+    /// The host's ipset sets (ipset.rules), read and changed by <c>-m set</c> and <c>-j SET</c>; the caller
+    /// loads them before processing and saves them after (counters, added and deleted entries). Null: no sets.
+    /// </summary>
+    public IpsetStore? Ipsets { get; set; }
+
+    /// <summary>The host's nfacct objects (nfacct.conf) that <c>-m nfacct</c> counts into; loaded and saved by the caller. Null: none.</summary>
+    public NfacctStore? Nfacct { get; set; }
+
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
@@ -74,6 +83,9 @@ public sealed class Netfilter
     internal PacketResult? Current { get; private set; }
 
     private int _generatedDepth;
+
+    /// <summary>True while a packet the host generated (REJECT reply, ICMP error) goes through the hooks.</summary>
+    internal bool InGenerated => _generatedDepth > 0;
 
     /// <summary>Processes one packet: received on an interface, or sent by a local process.</summary>
     public PacketResult Process(PacketInput input)
@@ -97,11 +109,11 @@ public sealed class Netfilter
         {
             if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
             {
-                result.Error = "not an IP packet: " + Packet.Describe(error);
-                Drop(result, result.Error);
+                // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
+                Drop(result, "malformed IP header: " + Packet.Describe(error));
                 return result;
             }
-            var skb = new Skb(packet);
+            var skb = new Skb(packet) { Trace = input.Trace };
             if (input.Local)
             {
                 skb.OutDev = input.OutInterface;
@@ -167,6 +179,8 @@ public sealed class Netfilter
             Drop(result, bad);
             return;
         }
+        // nf_defrag_ipv4 / nf_defrag_ipv6 (priority -400): with conntrack, netfilter sees whole datagrams only.
+        if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
         if (!RunHook(skb, Hook.Prerouting, result)) return;
 
         var q = new RouteQuery(skb.Family, skb.Packet.Destination)
@@ -181,8 +195,11 @@ public sealed class Netfilter
             case InputVerdict.Local:
                 Event(new RouteEvent($"local delivery (route type {decision.Route.Type.ToString().ToLowerInvariant()})"));
                 skb.OutDev = null;
+                // ip_local_deliver reassembles IPv4 before INPUT; IPv6 reassembles after it (the fragment header's handler).
+                if (skb.Family == IpFamily.V4 && skb.Packet.IsFragment && !Defragment(skb, result)) return;
                 if (!RunHook(skb, Hook.Input, result)) return;
                 if (!ConfirmConntrack(skb, Hook.Input, result)) return;
+                if (skb.Family == IpFamily.V6 && skb.Packet.IsFragment && !Defragment(skb, result)) return;
                 result.Fate.Add("delivered-local");
                 return;
             case InputVerdict.Forward:
@@ -193,6 +210,32 @@ public sealed class Netfilter
                 RouteDrop(skb, decision, result);
                 return;
         }
+    }
+
+    /// <summary>
+    /// Queues a fragment; when it completes its datagram, the skb carries the whole datagram on and true is
+    /// returned. Otherwise the fragment is held (fate <c>held:reassembly</c>) or its queue discarded.
+    /// </summary>
+    private bool Defragment(Skb skb, PacketResult result)
+    {
+        Reassembly r = State.Get(Reassembly.StateKey, () => new Reassembly());
+        string key = skb.Family == IpFamily.V4 ? "net.ipv4.ipfrag_time" : "net.ipv6.ip6frag_time";
+        double timeout = double.TryParse(Host.GetSysctl(key), System.Globalization.CultureInfo.InvariantCulture, out double t) ? t : 30;
+        byte[]? whole = r.Add(skb.Packet, State.Now, timeout, out int maxFragment, out bool discarded);
+        if (whole is null)
+        {
+            if (discarded) Drop(result, "overlapping fragment: the datagram's fragments are discarded");
+            else
+            {
+                Event(new RouteEvent("fragment held until its datagram is complete"));
+                result.Fate.Add("held:reassembly");
+            }
+            return false;
+        }
+        Event(new RouteEvent($"fragments reassembled into a datagram of {whole.Length} bytes"));
+        skb.Replace(whole);
+        skb.FragMaxSize = maxFragment;
+        return true;
     }
 
     /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
@@ -217,8 +260,17 @@ public sealed class Netfilter
             if (p.Bytes.Length < p.TotalLength) return "IPv4 total length beyond the packet (ip_rcv: InTruncatedPkts)";
             return null;
         }
-        // ipv6_rcv: a multicast source is never valid.
+        // ipv6_rcv: a multicast source is never valid; loopback and node-local multicast destinations only on lo;
+        // a multicast destination of the reserved scope 0 is dropped.
         if ((p.Source >> 120) == 0xff) return "multicast source address (ipv6_rcv)";
+        bool onLoopback = skb.InDev == "lo";
+        if (!onLoopback && p.Destination == UInt128.One) return "loopback destination on a non-loopback interface (ipv6_rcv)";
+        if ((p.Destination >> 120) == 0xff)
+        {
+            int scope = (int)((p.Destination >> 112) & 0xf);
+            if (scope == 0) return "multicast destination of reserved scope 0 (ipv6_rcv)";
+            if (scope == 1 && !onLoopback) return "interface-local multicast on a non-loopback interface (ipv6_rcv)";
+        }
         return null;
     }
 
@@ -292,14 +344,16 @@ public sealed class Netfilter
             else SendIcmpError(skb, 2, 0, (uint)mtu, "ICMPv6 packet too big");
             return;
         }
-        if (decision.Redirect && skb.Family == IpFamily.V4 && Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
-            && Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0")
+        DecrementTtl(skb);
+        // ip_forward sends the redirect after the TTL decrement: the quoted header shows the new TTL.
+        // IN_DEV_TX_REDIRECTS: conf.all or the device's send_redirects (both 1 by default).
+        if (decision.Redirect && skb.Family == IpFamily.V4 && (Host.GetSysctl($"net.ipv4.conf.{skb.InDev}.send_redirects") != "0"
+            || Host.GetSysctl("net.ipv4.conf.all.send_redirects") != "0"))
         {
             // ip_rt_send_redirect: tell the sender about the better gateway (the first one is sent at once).
-            uint gateway = (uint)(decision.Route.Gateway ?? p.Destination);
+            uint gateway = (uint)(decision.Route.Gateway ?? skb.Packet.Destination);
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
-        DecrementTtl(skb);
         skb.OutDev = outDev;
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
@@ -412,9 +466,22 @@ public sealed class Netfilter
     private void Emit(Skb skb, PacketResult result, bool generated, string kind)
     {
         byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
+        int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
+        // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
+        if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
+        _ = generated;
+        if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
+        {
+            // ip_finish_output → ip_fragment: a datagram larger than the MTU leaves as fragments.
+            foreach (byte[] fragment in Fragmentation.FragmentV4(bytes, mtu))
+            {
+                result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", fragment, kind));
+                Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
+            }
+            return;
+        }
         result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
         Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
-        _ = generated;
     }
 
     // ------------------------------------------------------------------ generated packets (icmp_send, nf_send_reset)
@@ -462,10 +529,15 @@ public sealed class Netfilter
             if (!conntrackDone && reg.Priority > PriorityConntrack)
             {
                 conntrackDone = true;
-                if (Conntrack is not null && !Conntrack.Track(ctx))
+                if (Conntrack is not null)
                 {
-                    if (!generated) Drop(result, "dropped by connection tracking");
-                    return false;
+                    bool ok = Conntrack.Track(ctx);
+                    if (!generated) result.CtState ??= CtStateName(skb.CtInfo);
+                    if (!ok)
+                    {
+                        if (!generated) Drop(result, "dropped by connection tracking");
+                        return false;
+                    }
                 }
             }
             bool nat = reg.Table == "nat";
@@ -493,6 +565,16 @@ public sealed class Netfilter
         }
         return true;
     }
+
+    /// <summary>The state as --ctstate names it.</summary>
+    public static string CtStateName(CtInfo info) => info switch
+    {
+        CtInfo.New => "NEW",
+        CtInfo.Established or CtInfo.EstablishedReply => "ESTABLISHED",
+        CtInfo.Related or CtInfo.RelatedReply => "RELATED",
+        CtInfo.Untracked => "UNTRACKED",
+        _ => "INVALID",
+    };
 
     /// <summary>Turns a table's verdict into the packet's fate; true for ACCEPT.</summary>
     private bool Survives(Verdict v, PacketResult result, bool generated, Skb skb)
@@ -529,7 +611,10 @@ public sealed class Netfilter
 
     // ------------------------------------------------------------------ the chain walker
 
-    private readonly (Chain Chain, int Next)[] _stack = new (Chain, int)[JumpStackSize + 1];
+    /// <summary>Jump stacks, one per nesting level (a REJECT reply walks OUTPUT while its packet is still mid-walk).</summary>
+    private readonly List<(Chain Chain, int Next)[]> _stacks = new();
+
+    private int _walkDepth;
 
     /// <summary>
     /// Walks a table's base chain for <paramref name="hook"/>: first match wins; jumps push a return point,
@@ -537,6 +622,21 @@ public sealed class Netfilter
     /// Counters of matching rules and of the policy are updated as the kernel does.
     /// </summary>
     public Verdict RunTable(PacketContext ctx, Table table, Hook hook)
+    {
+        if (_walkDepth == _stacks.Count) _stacks.Add(new (Chain, int)[JumpStackSize + 1]);
+        (Chain Chain, int Next)[] stack = _stacks[_walkDepth];
+        _walkDepth++;
+        try
+        {
+            return Walk(ctx, table, hook, stack);
+        }
+        finally
+        {
+            _walkDepth--;
+        }
+    }
+
+    private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
         Chain? chain = table.Find(hook.ChainName());
         if (chain is null) return Verdict.Accept;
@@ -546,7 +646,7 @@ public sealed class Netfilter
         ctx.Hook = hook;
         ctx.Table = table.Name;
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
-        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false));
+        trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
         while (true)
@@ -560,7 +660,7 @@ public sealed class Netfilter
                 // The implicit RETURN at a user chain's end.
                 trace?.Add(new ChainEndEvent(table.Name, chain.Name, chain.Rules.Count + 1, false, "RETURN"));
                 TraceLine(ctx, chain, chain.Rules.Count + 1, "return", baseChain);
-                (chain, i) = _stack[--sp];
+                (chain, i) = stack[--sp];
                 continue;
             }
             Rule rule = chain.Rules[i];
@@ -605,7 +705,7 @@ public sealed class Netfilter
                     case Verdicts.Queue: return Verdict.Queue(0);
                     default:
                         if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                        (chain, i) = _stack[--sp];
+                        (chain, i) = stack[--sp];
                         continue;
                 }
             }
@@ -625,9 +725,9 @@ public sealed class Netfilter
                         trace?.Add(new NoteEvent($"jump stack exhausted ({JumpStackSize} levels): dropped"));
                         return Verdict.Drop;
                     }
-                    _stack[sp++] = (chain, i + 1);
+                    stack[sp++] = (chain, i + 1);
                 }
-                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto));
+                trace?.Add(new ChainEvent(table.Name, target.Name, chain.Name, i + 1, target.Goto) { Entered = next });
                 chain = next;
                 i = 0;
                 continue;
@@ -644,7 +744,7 @@ public sealed class Netfilter
                     continue;
                 case VerdictKind.Return:
                     if (sp == 0) return Policy(ctx, baseChain, trace, skb);
-                    (chain, i) = _stack[--sp];
+                    (chain, i) = stack[--sp];
                     continue;
                 default:
                     return v;

@@ -87,10 +87,14 @@ public sealed class PacketContext
     /// </summary>
     public void SendLocal(byte[] ipPacket, Skb? routeFrom = null) => Netfilter.SendGenerated(ipPacket, routeFrom, this);
 
-    /// <summary>Marks the packet's fate as rejected with REJECT's --reject-with name (the verdict itself is DROP).</summary>
+    /// <summary>
+    /// Marks the packet's fate as rejected with REJECT's --reject-with name (the verdict itself is DROP).
+    /// A packet the host generated (a REJECT reply meeting another REJECT rule in OUTPUT) does not change
+    /// the fate of the packet it answers: the kernel rejected that one with the first rule's reply.
+    /// </summary>
     public void Rejected(string rejectWith)
     {
-        if (Netfilter.Current is { } r) r.RejectedWith = rejectWith;
+        if (Netfilter.Current is { } r && !Netfilter.InGenerated) r.RejectedWith = rejectWith;
     }
 
     /// <summary>Adds a line to the explanation of the current rule (why a match decided, what a target changed).</summary>

@@ -31,6 +31,9 @@ public sealed class PacketInput
     /// <summary>Seconds on the host clock when the packet arrives (null: now).</summary>
     public double? At { get; init; }
 
+    /// <summary>Trace the packet from its first hook on, as if a TRACE rule had marked it (nf_trace).</summary>
+    public bool Trace { get; init; }
+
     /// <summary>Parses the bytes, or returns the error text.</summary>
     public static string? Check(byte[] bytes) =>
         Packet.TryParse(bytes, out _, out PacketError e) ? null : Packet.Describe(e);

@@ -111,6 +111,9 @@ public sealed class Skb
     /// <summary>The route's "next hop" address when known, for LOG's and TEE's benefit.</summary>
     public UInt128? NextHop { get; set; }
 
+    /// <summary>For a reassembled datagram, the largest fragment it was made of (IPCB(skb)->frag_max_size); 0 otherwise.</summary>
+    public int FragMaxSize { get; set; }
+
     /// <summary>The IP total length, what counters add as bytes.</summary>
     public int Length => Packet.TotalLength;
 
@@ -139,5 +142,6 @@ public sealed class Skb
         CtInfo = CtInfo,
         Conntrack = Conntrack,
         Cpu = Cpu,
+        FragMaxSize = FragMaxSize,
     };
 }

@@ -15,7 +15,11 @@ public sealed record HookEvent(Hook Hook, string? InDev, string? OutDev) : Trace
 public sealed record TableEvent(string Table, Hook Hook, int Priority) : TraceEvent;
 
 /// <summary>A chain is entered: from a hook (Caller null), by a jump or by a goto.</summary>
-public sealed record ChainEvent(string Table, string Chain, string? Caller, int CallerRule, bool Goto) : TraceEvent;
+public sealed record ChainEvent(string Table, string Chain, string? Caller, int CallerRule, bool Goto) : TraceEvent
+{
+    /// <summary>The chain entered (for renderings that show its rules).</summary>
+    public Chain? Entered { get; init; }
+}
 
 /// <summary>
 /// A rule was tried. <paramref name="FailedPart"/> names the first part that did not match (in save

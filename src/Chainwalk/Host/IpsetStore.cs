@@ -38,6 +38,13 @@ public sealed class IpsetMember
 
     /// <summary>Seconds, as given (see <see cref="IpSet.Timeout"/>).</summary>
     public long? Timeout { get; set; }
+
+    /// <summary>
+    /// The host-clock second at which the entry expires, for entries the SET target added with a timeout
+    /// (null: never; entries added by the ipset command do not expire, see <see cref="IpSet.Timeout"/>).
+    /// Not kept in ipset.rules yet.
+    /// </summary>
+    public double? ExpiresAt { get; set; }
 }
 
 /// <summary>A set as ipset create made it.</summary>

@@ -280,6 +280,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
         // nf_tables refuses a loop reachable from a base chain with ELOOP ("Too many links" in iptables-nft's table).
         if (loop) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
+        if (TooDeep(table).Count > 0) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
@@ -298,13 +299,14 @@ public sealed class RulesetEditor(Ruleset ruleset)
     public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table)
     {
         var list = new List<(Chain, Rule, string)>();
-        Dictionary<string, HookMask> reach = ComputeReach(table, out _);
+        Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
+        HashSet<Rule> deep = loop ? [] : TooDeep(table);
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
             foreach (Rule r in c.Rules)
             {
-                string? problem = CheckRule(table, c, r, hooks);
+                string? problem = deep.Contains(r) ? "Too many links" : CheckRule(table, c, r, hooks);
                 if (problem is not null) list.Add((c, r, problem));
             }
         }
@@ -338,6 +340,48 @@ public sealed class RulesetEditor(Ruleset ruleset)
         if (ext.Tables is { } tables && !tables.Contains(ctx.Table)) return InvalidArgument;
         if (ctx.Hooks != HookMask.None && (ctx.Hooks & ~ext.Hooks) != 0) return InvalidArgument;
         return ext.CheckEntry(ctx, data);
+    }
+
+    /// <summary>
+    /// The jumps nf_tables refuses for depth: a base chain is level 0 and each jump or goto one level deeper;
+    /// a chain at level 16 (NFT_JUMP_STACK_SIZE) may not exist, so a jump or goto from a chain at level 15 or
+    /// deeper fails with EMLINK ("Too many links"; nft_chain_validate in net/netfilter/nf_tables_api.c).
+    /// Chains no base chain reaches are not checked. Call only when there is no loop.
+    /// </summary>
+    public static HashSet<Rule> TooDeep(Table table)
+    {
+        var level = new Dictionary<string, int>(StringComparer.Ordinal);
+        var queue = new Queue<Chain>();
+        foreach (Chain b in table.BuiltinChains)
+        {
+            level[b.Name] = 0;
+            queue.Enqueue(b);
+        }
+        while (queue.Count > 0)
+        {
+            Chain c = queue.Dequeue();
+            int l = level[c.Name];
+            if (l > 4096) continue; // no loops here; a guard only
+            foreach (Rule r in c.Rules)
+            {
+                if (r.Target is not { IsChainJump: true } t || table.Find(t.Name) is not { } next) continue;
+                if (!level.TryGetValue(next.Name, out int old) || old < l + 1)
+                {
+                    level[next.Name] = l + 1;
+                    queue.Enqueue(next);
+                }
+            }
+        }
+        var deep = new HashSet<Rule>();
+        foreach (Chain c in table.Chains)
+        {
+            if (!level.TryGetValue(c.Name, out int l) || l + 1 < Engine.Netfilter.JumpStackSize) continue;
+            foreach (Rule r in c.Rules)
+            {
+                if (r.Target is { IsChainJump: true }) deep.Add(r);
+            }
+        }
+        return deep;
     }
 
     /// <summary>strerror(EINVAL), what most checkentry refusals come back as.</summary>

@@ -136,3 +136,75 @@ public static class Ipv6Extensions
         return true;
     }
 }
+
+/// <summary>
+/// The kernel's <c>ipv6_find_hdr()</c> (net/ipv6/exthdrs_core.c), as the IPv6 extension-header matches call it:
+/// finds a header of a given type by walking the extension-header chain.
+/// </summary>
+public static class Ipv6HeaderFinder
+{
+    /// <summary>The walk did not meet the header (-ENOENT): the match just fails.</summary>
+    public const int NotFound = -2;
+
+    /// <summary>A header did not fit in the packet (-EBADMSG): most matches drop the packet.</summary>
+    public const int BadMessage = -74;
+
+    /// <summary>
+    /// Walks from the IPv6 header looking for <paramref name="target"/> (a next-header value, or -1 for the
+    /// upper-layer header). Returns the header type found with its <paramref name="offset"/>, or
+    /// <see cref="NotFound"/> / <see cref="BadMessage"/>. A non-first fragment's fragment header ends the walk:
+    /// what follows it is not a header, so only the fragment header itself (or, with -1, its next-header value)
+    /// can be found there. <paramref name="fragmentOffset"/> is that fragment's offset in bytes (0 otherwise).
+    /// </summary>
+    public static int Find(ReadOnlySpan<byte> packet, int target, out int offset, out int fragmentOffset)
+    {
+        offset = 0;
+        fragmentOffset = 0;
+        if (packet.Length < Ipv6Header.Length) return BadMessage;
+        int start = Ipv6Header.Length;
+        byte next = packet[6];
+        while (true)
+        {
+            bool found = next == target;
+            if (!IpProtocol.IsIpv6Extension(next) || next == IpProtocol.NoNextHeader)
+            {
+                if (target < 0 || found) break;
+                return NotFound;
+            }
+            if (start + 2 > packet.Length) return BadMessage;
+            byte hpNext = packet[start];
+            int length;
+            if (next == IpProtocol.Fragment)
+            {
+                if (start + 4 > packet.Length) return BadMessage;
+                int frag = BinaryPrimitives.ReadUInt16BigEndian(packet[(start + 2)..]) & ~0x7;
+                if (frag != 0)
+                {
+                    if (target < 0 && (!IpProtocol.IsIpv6Extension(hpNext) || hpNext == IpProtocol.NoNextHeader))
+                    {
+                        fragmentOffset = frag;
+                        offset = start;
+                        return hpNext;
+                    }
+                    if (!found) return NotFound;
+                    fragmentOffset = frag;
+                    break;
+                }
+                length = 8;
+            }
+            else if (next == IpProtocol.Ah)
+            {
+                length = (packet[start + 1] + 2) << 2;
+            }
+            else
+            {
+                length = (packet[start + 1] + 1) << 3;
+            }
+            if (found) break;
+            next = hpNext;
+            start += length;
+        }
+        offset = start;
+        return next;
+    }
+}

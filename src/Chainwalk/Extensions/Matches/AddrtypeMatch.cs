@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -172,5 +173,38 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
         }
         if (d.LimitIfaceIn) sb.Append(" limit-in");
         if (d.LimitIfaceOut) sb.Append(" limit-out");
+    }
+
+    /// <summary>
+    /// xt_addrtype.c (revision 1): IPv4 asks inet_dev_addr_type for each address (limited to the in or out
+    /// device with --limit-iface-*), one type per address; IPv6 requires each of MULTICAST/UNICAST/UNSPEC
+    /// asked for and then any of LOCAL/ANYCAST/UNREACHABLE from a route lookup.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, AddrtypeData d)
+    {
+        string? dev = d.LimitIfaceIn ? ctx.InDev : d.LimitIfaceOut ? ctx.OutDev : null;
+        if (d.Source != AddrType.None && !(TypeMatches(ctx, dev, ctx.Packet.Source, d.Source) ^ d.InvertSource)) return false;
+        if (d.Dest != AddrType.None && !(TypeMatches(ctx, dev, ctx.Packet.Destination, d.Dest) ^ d.InvertDest)) return false;
+        return true;
+    }
+
+    private static bool TypeMatches(PacketContext ctx, string? dev, UInt128 address, AddrType mask)
+    {
+        if (ctx.Family == IpFamily.V4)
+        {
+            Routing.RouteType t = Routing.RouteLookup.AddressType4(ctx.Host, address, dev);
+            return ((ushort)mask & (1 << (int)t)) != 0;
+        }
+        IReadOnlySet<Routing.RouteType> types = Routing.RouteLookup.AddressTypes6(ctx.Host, address, dev);
+        if ((mask & AddrType.Multicast) != 0 && !types.Contains(Routing.RouteType.Multicast)) return false;
+        if ((mask & AddrType.Unicast) != 0 && !types.Contains(Routing.RouteType.Unicast)) return false;
+        if ((mask & AddrType.Unspec) != 0 && !types.Contains(Routing.RouteType.Unspec)) return false;
+        if ((mask & (AddrType.Local | AddrType.Anycast | AddrType.Unreachable)) != 0)
+        {
+            return ((mask & AddrType.Local) != 0 && types.Contains(Routing.RouteType.Local))
+                || ((mask & AddrType.Anycast) != 0 && types.Contains(Routing.RouteType.Anycast))
+                || ((mask & AddrType.Unreachable) != 0 && types.Contains(Routing.RouteType.Unreachable));
+        }
+        return true;
     }
 }

@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -61,5 +63,26 @@ public sealed class Ah6Match : XtExtension<Ah6Data>
         d.PrintSpi(sb, string.Empty);
         if (d.HeaderLength != 0 || d.InvLength) sb.Append("length:").Append(d.InvLength ? "!" : string.Empty).Append(XtParse.Dec(d.HeaderLength));
         if (d.Reserved) sb.Append(" reserved");
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_ah.c): finds the AH header through the extension headers; no AH header fails,
+    /// a header chain or AH header that does not fit drops the packet. The length compares the AH length in
+    /// bytes; --ahres wants the reserved field zero.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, Ah6Data d)
+    {
+        Packet p = ctx.Packet;
+        if (!HeaderReads.FindIpv6Header(p, IpProtocol.Ah, out int ptr, out bool bad))
+        {
+            ctx.HotDrop = bad;
+            return false;
+        }
+        if (!HeaderReads.TryRead(p, ptr, 12, out ReadOnlySpan<byte> ah)) return HeaderReads.Drop(ctx);
+        uint hdrlen = (uint)(ah[1] + 2) << 2;
+        uint spi = HeaderReads.U32(ah, 4);
+        return (spi >= d.SpiMin && spi <= d.SpiMax) != d.InvSpi
+            && (d.HeaderLength == 0 || (d.HeaderLength == hdrlen) != d.InvLength)
+            && !(d.Reserved && HeaderReads.U16(ah, 2) != 0);
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -34,5 +36,15 @@ public sealed class AhMatch : XtExtension<AhData>
     {
         sb.Append(" ah ");
         d.PrintSpi(sb, string.Empty);
+    }
+
+    /// <summary>Evaluates the match (ipt_ah.c): the SPI of the AH header; non-first fragments never match, a short header drops the packet.</summary>
+    protected override bool Match(PacketContext ctx, AhData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 12, out ReadOnlySpan<byte> ah)) return HeaderReads.Drop(ctx);
+        uint spi = HeaderReads.U32(ah, 4);
+        return (spi >= d.SpiMin && spi <= d.SpiMax) != d.InvSpi;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -170,5 +171,170 @@ public sealed class BpfMatch : XtExtension<BpfData>
     {
         sb.Append("match bpf ");
         Code(sb, d.Program, "\0");
+    }
+
+    /// <summary>
+    /// xt_bpf.c: runs the classic BPF program on the packet with the data starting at the network header
+    /// (the IP header), as the kernel's converted filter does; a non-zero return value matches. A load
+    /// beyond the packet, or a division by zero, ends the program with 0. Pinned eBPF objects cannot exist
+    /// on the virtual host (--object-pinned already fails when the rule is parsed).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, BpfData d) => Run(d.Program, ctx) != 0;
+
+    private const uint AncillaryBase = 0xfffff000; // SKF_AD_OFF
+    private const uint NetBase = 0xfff00000; // SKF_NET_OFF
+    private const uint LinkBase = 0xffe00000; // SKF_LL_OFF
+
+    /// <summary>The classic BPF interpreter (net/core/filter.c semantics).</summary>
+    internal static uint Run(BpfInstruction[] prog, PacketContext ctx)
+    {
+        Span<uint> mem = stackalloc uint[16];
+        mem.Clear();
+        ReadOnlySpan<byte> data = ctx.Packet.Bytes.AsSpan(0, Math.Min(ctx.Packet.Bytes.Length, ctx.Packet.TotalLength));
+        uint a = 0, x = 0;
+        int pc = 0;
+        while (pc < prog.Length)
+        {
+            BpfInstruction ins = prog[pc++];
+            int cls = ins.Code & 0x07;
+            switch (cls)
+            {
+                case 0x00: // LD
+                case 0x01: // LDX
+                    {
+                        int mode = ins.Code & 0xe0, size = ins.Code & 0x18;
+                        uint v;
+                        switch (mode)
+                        {
+                            case 0x00: v = ins.K; break;
+                            case 0x80: v = (uint)data.Length; break;
+                            case 0x60: v = mem[(int)(ins.K & 15)]; break;
+                            case 0x20:
+                            case 0x40:
+                                {
+                                    uint k = ins.K;
+                                    if (cls == 0x00 && mode == 0x20 && k >= AncillaryBase)
+                                    {
+                                        if (!Ancillary(ctx, k - AncillaryBase, data.Length, ref a, x)) return 0;
+                                        continue;
+                                    }
+                                    uint off = mode == 0x40 ? x + k : k;
+                                    if (!Load(data, off, size, out v)) return 0;
+                                    break;
+                                }
+                            case 0xa0: // MSH: X = 4 * (P[k] & 0xf)
+                                if (!Load(data, ins.K, 0x10, out v)) return 0;
+                                v = (v & 0xf) << 2;
+                                break;
+                            default:
+                                return 0;
+                        }
+                        if (cls == 0x00) a = v;
+                        else x = v;
+                        break;
+                    }
+                case 0x02: mem[(int)(ins.K & 15)] = a; break;
+                case 0x03: mem[(int)(ins.K & 15)] = x; break;
+                case 0x04: // ALU
+                    {
+                        uint src = (ins.Code & 0x08) != 0 ? x : ins.K;
+                        switch (ins.Code & 0xf0)
+                        {
+                            case 0x00: a += src; break;
+                            case 0x10: a -= src; break;
+                            case 0x20: a *= src; break;
+                            case 0x30:
+                                if (src == 0) return 0;
+                                a /= src;
+                                break;
+                            case 0x40: a |= src; break;
+                            case 0x50: a &= src; break;
+                            case 0x60: a = src >= 32 ? 0 : a << (int)src; break;
+                            case 0x70: a = src >= 32 ? 0 : a >> (int)src; break;
+                            case 0x80: a = unchecked(0u - a); break;
+                            case 0x90:
+                                if (src == 0) return 0;
+                                a %= src;
+                                break;
+                            case 0xa0: a ^= src; break;
+                            default: return 0;
+                        }
+                        break;
+                    }
+                case 0x05: // JMP
+                    {
+                        uint src = (ins.Code & 0x08) != 0 ? x : ins.K;
+                        int op = ins.Code & 0xf0;
+                        if (op == 0x00)
+                        {
+                            pc += (int)ins.K;
+                            break;
+                        }
+                        bool cond = op switch
+                        {
+                            0x10 => a == src,
+                            0x20 => a > src,
+                            0x30 => a >= src,
+                            0x40 => (a & src) != 0,
+                            _ => false,
+                        };
+                        pc += cond ? ins.Jt : ins.Jf;
+                        break;
+                    }
+                case 0x06: // RET
+                    return (ins.Code & 0x18) switch
+                    {
+                        0x00 => ins.K,
+                        0x08 => x,
+                        _ => a,
+                    };
+                default: // MISC
+                    if ((ins.Code & 0xf8) == 0x80) a = x;
+                    else x = a;
+                    break;
+            }
+        }
+        return 0;
+    }
+
+    private static bool Load(ReadOnlySpan<byte> data, uint off, int size, out uint v)
+    {
+        v = 0;
+        if (off >= LinkBase) return false; // link-layer bytes are not in the skb data on this host
+        if (off >= NetBase) off -= NetBase; // SKF_NET_OFF: the network header is the data start
+        int n = size switch { 0x00 => 4, 0x08 => 2, _ => 1 };
+        if (off > int.MaxValue || off + (uint)n > (uint)data.Length) return false;
+        for (int i = 0; i < n; i++) v = (v << 8) | data[(int)off + i];
+        return true;
+    }
+
+    /// <summary>The SKF_AD_* ancillary loads into A; false ends the program with 0.</summary>
+    private static bool Ancillary(PacketContext ctx, uint which, int length, ref uint a, uint x)
+    {
+        switch (which)
+        {
+            case 0: a = ctx.Skb.EtherType; return true; // SKF_AD_PROTOCOL
+            case 4: a = ctx.Skb.PacketType == Engine.PacketType.Outgoing ? 0u : (uint)ctx.Skb.PacketType; return true; // PKTTYPE
+            case 8: // IFINDEX: the skb's device (in, else out); none ends the program
+                {
+                    string? dev = ctx.InDev ?? ctx.OutDev;
+                    if (dev is null || ctx.Host.FindLink(dev) is not { } l) return false;
+                    a = (uint)l.Index;
+                    return true;
+                }
+            case 20: a = ctx.Skb.Mark; return true; // MARK
+            case 28: // HATYPE
+                {
+                    string? dev = ctx.InDev ?? ctx.OutDev;
+                    if (dev is null || ctx.Host.FindLink(dev) is not { } l) return false;
+                    a = l.Kind == "loopback" ? 772u : 1u;
+                    return true;
+                }
+            case 36: a = (uint)ctx.Skb.Cpu; return true; // CPU
+            case 40: a ^= x; return true; // ALU_XOR_X
+            case 52: a = (uint)ctx.Packet.TransportOffset; return true; // PAY_OFFSET (flow dissector's transport start)
+            case 56: a = (uint)ctx.Random.NextInt64(0, 1L << 32); return true; // RANDOM
+            default: a = 0; _ = length; return true; // queue, rxhash, VLAN: 0 on the virtual host
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -78,5 +79,18 @@ public sealed class CgroupMatch : XtExtension<CgroupData>
         sb.Append(" cgroup");
         if (d.HasPath) sb.Append(' ').Append(d.InvertPath ? "! " : string.Empty).Append(d.Path);
         if (d.HasClassId) sb.Append(' ').Append(d.InvertClassId ? "! " : string.Empty).Append(XtParse.Dec(d.ClassId));
+    }
+
+    /// <summary>
+    /// xt_cgroup.c: a packet without a full socket (received, forwarded, kernel-built) never matches, even
+    /// with !. The virtual host has no cgroup hierarchy below the root and no net_cls classes: a socket's
+    /// classid is 0 and its process sits in the root cgroup ("/").
+    /// </summary>
+    protected override bool Match(PacketContext ctx, CgroupData d)
+    {
+        if (ctx.Skb.Socket is null) return false;
+        if (d.HasPath) return (d.Path.Length == 0 || d.Path == "/") ^ d.InvertPath;
+        if (d.HasClassId) return (d.ClassId == 0) ^ d.InvertClassId;
+        return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -93,5 +94,32 @@ public sealed class ClusterMatch : XtExtension<ClusterData>
     {
         sb.Append(" cluster ").Append(d.Invert ? "!node_mask=" : "node_mask=").Append(Hex8(d.NodeMask))
           .Append(" total_nodes=").Append(XtParse.Dec(d.TotalNodes)).Append(" hash_seed=").Append(Hex8(d.HashSeed));
+    }
+
+    /// <summary>
+    /// xt_cluster.c: needs the packet's conntrack entry (none → no match, even with !); the hash is jhash of
+    /// the original direction's source address (as the kernel reads it from memory: little-endian words on
+    /// x86) with the seed, scaled to the node count. NAT and expectation masters are not modelled: the
+    /// original source is the packet's source, or its destination for a reply.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, ClusterData d)
+    {
+        if (ctx.Skb.Conntrack is null) return false;
+        bool reply = ctx.Skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply;
+        ReadOnlySpan<byte> addr = reply ? ctx.Packet.DestinationBytes : ctx.Packet.SourceBytes;
+        uint hash = ctx.Family == IpFamily.V4
+            ? Jhash.OneWord(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(addr), d.HashSeed)
+            : Jhash.Words(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(addr), d.HashSeed);
+        uint node = Jhash.Scale(hash, d.TotalNodes);
+        return (((1u << (int)node) & d.NodeMask) != 0) ^ d.Invert;
+    }
+
+    /// <summary>The 0-based node xt_cluster assigns to an original source address (for tests and explanations).</summary>
+    public static uint NodeOf(IpFamily family, ReadOnlySpan<byte> source, uint seed, uint totalNodes)
+    {
+        uint hash = family == IpFamily.V4
+            ? Jhash.OneWord(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(source), seed)
+            : Jhash.Words(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(source), seed);
+        return Jhash.Scale(hash, totalNodes);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -49,4 +50,7 @@ public sealed class CommentMatch : XtExtension<CommentData>
     {
         sb.Append(" /* ").Append(d.Comment).Append(" */");
     }
+
+    /// <summary>A comment always matches (xt_comment.c).</summary>
+    protected override bool Match(PacketContext ctx, CommentData d) => true;
 }

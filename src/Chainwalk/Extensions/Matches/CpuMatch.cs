@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -37,4 +38,7 @@ public sealed class CpuMatch : XtExtension<CpuData>
     {
         sb.Append(" cpu ").Append(d.Invert ? "! " : string.Empty).Append(XtParse.Dec(d.Cpu));
     }
+
+    /// <summary>xt_cpu.c: the processing CPU; the virtual host has CPU 0 only.</summary>
+    protected override bool Match(PacketContext ctx, CpuData d) => (d.Cpu == (uint)ctx.Skb.Cpu) ^ d.Invert;
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -148,5 +150,49 @@ public sealed class DccpMatch : XtExtension<DccpData>
             bool inv = (d.InvFlags & DccpData.OptionFlag) != 0;
             if (d.Option != 0 || inv) sb.Append(" option=").Append(inv ? "!" : string.Empty).Append(XtParse.Dec(d.Option));
         }
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_dccp.c): non-first fragments never match; fewer than 12 bytes of DCCP header,
+    /// a data offset shorter than the type's fixed header, or options past the packet drop it.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, DccpData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 12, out ReadOnlySpan<byte> dh)) return HeaderReads.Drop(ctx);
+        ushort sport = HeaderReads.U16(dh, 0), dport = HeaderReads.U16(dh, 2);
+        int type = (dh[8] >> 1) & 0x0f;
+        if (!Check(d, DccpData.SrcPorts, sport >= d.SportMin && sport <= d.SportMax)) return false;
+        if (!Check(d, DccpData.DestPorts, dport >= d.DportMin && dport <= d.DportMax)) return false;
+        if (!Check(d, DccpData.Types, (d.TypeMask & (1 << type)) != 0)) return false;
+        if ((d.Flags & DccpData.OptionFlag) == 0) return true;
+        bool found = FindOption(ctx, p, dh, type, d.Option);
+        if (ctx.HotDrop) return false;
+        return found != ((d.InvFlags & DccpData.OptionFlag) != 0);
+    }
+
+    private static bool Check(DccpData d, byte option, bool condition) =>
+        (d.Flags & option) == 0 || condition != ((d.InvFlags & option) != 0);
+
+    /// <summary>dccp_packet_hdr_len (include/linux/dccp.h): the type's fixed part after the generic header.</summary>
+    private static int TypeHeaderLength(int type) => type switch
+    {
+        2 => 0, // DATA
+        3 or 4 or 5 or 6 or 8 or 9 => 8, // ACK, DATAACK, CLOSEREQ, CLOSE, SYNC, SYNCACK: ack number
+        0 => 4, // REQUEST: service code
+        _ => 12, // RESPONSE, RESET and the rest
+    };
+
+    private static bool FindOption(PacketContext ctx, Packet p, ReadOnlySpan<byte> dh, int type, byte option)
+    {
+        int basic = 12 + ((dh[8] & 1) != 0 ? 4 : 0); // sizeof(dccp_hdr) + extended sequence number
+        int fixedLength = basic + TypeHeaderLength(type);
+        int doff = dh[4] * 4;
+        if (doff < fixedLength) return HeaderReads.Drop(ctx);
+        int optlen = doff - fixedLength;
+        if (optlen == 0) return false;
+        if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + fixedLength, optlen, out ReadOnlySpan<byte> op)) return HeaderReads.Drop(ctx);
+        return HeaderReads.HasOption(op, option);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -84,4 +85,13 @@ public sealed class DevgroupMatch : XtExtension<DevgroupData>
     protected override void Save(StringBuilder sb, DevgroupData d, IpFamily family) => Show(sb, d, "--", false);
 
     protected override void Print(StringBuilder sb, DevgroupData d, IpFamily family, bool numeric) => Show(sb, d, string.Empty, numeric);
+
+    /// <summary>xt_devgroup.c: the in/out device's group under the mask; a link's group is 0 (the default group) on the virtual host.</summary>
+    protected override bool Match(PacketContext ctx, DevgroupData d)
+    {
+        const uint group = 0;
+        if (d.MatchSrc && (((d.SrcGroup ^ group) & d.SrcMask) != 0) != d.InvertSrc) return false;
+        if (d.MatchDst && (((d.DstGroup ^ group) & d.DstMask) != 0) != d.InvertDst) return false;
+        return true;
+    }
 }

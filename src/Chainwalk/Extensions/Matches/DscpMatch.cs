@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -69,4 +71,8 @@ public sealed class DscpMatch : XtExtension<DscpData>
     {
         sb.Append(" DSCP match ").Append(d.Invert ? "!" : string.Empty).Append(Hex2(d.Dscp));
     }
+
+    /// <summary>Evaluates the match (xt_dscp.c dscp_mt): the upper six bits of the DS field.</summary>
+    protected override bool Match(PacketContext ctx, DscpData d) =>
+        ((HeaderReads.DsField(ctx.Packet) >> 2) == d.Dscp) != d.Invert;
 }

@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -42,4 +44,7 @@ public sealed class DstMatch : XtExtension<DstData>
     protected override void Save(StringBuilder sb, DstData d, IpFamily family) => d.Save(sb, "dst");
 
     protected override void Print(StringBuilder sb, DstData d, IpFamily family, bool numeric) => d.Print(sb, "dst");
+
+    /// <summary>Evaluates the match on the destination options header (ip6t_hbh.c's second registration).</summary>
+    protected override bool Match(PacketContext ctx, DstData d) => HbhMatch.MatchOptions(ctx, d, IpProtocol.DestinationOptions);
 }

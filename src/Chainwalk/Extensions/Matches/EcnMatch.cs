@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -93,5 +95,23 @@ public sealed class EcnMatch : XtExtension<EcnData>
         if ((d.Operation & EcnOps.Cwr) != 0) sb.Append(' ').Append((d.Invert & EcnOps.Cwr) != 0 ? "!" : string.Empty).Append("CWR");
         if ((d.Operation & EcnOps.Ip) != 0)
             sb.Append(' ').Append((d.Invert & EcnOps.Ip) != 0 ? "!" : string.Empty).Append("ECT=").Append(XtParse.Dec(d.IpEct));
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_ecn.c): the IP ECN bits, then TCP's ECE and CWR. The TCP part reads the header at
+    /// the transport offset without looking at the fragment offset (a later IPv4 fragment's data, or for IPv6 the
+    /// IPv6 header itself, see <see cref="HeaderReads.ThOff"/>, is read as a TCP header); a header too short just
+    /// fails, without a hot drop.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, EcnData d)
+    {
+        Packet p = ctx.Packet;
+        if ((d.Operation & EcnOps.Ip) != 0
+            && ((HeaderReads.DsField(p) & 0x03) == d.IpEct) == ((d.Invert & EcnOps.Ip) != 0)) return false;
+        if ((d.Operation & (EcnOps.Ece | EcnOps.Cwr)) == 0) return true;
+        if (!HeaderReads.TryTransport(p, TcpHeader.MinLength, out ReadOnlySpan<byte> th)) return false;
+        if ((d.Operation & EcnOps.Ece) != 0 && ((th[13] & 0x40) != 0) == ((d.Invert & EcnOps.Ece) != 0)) return false;
+        if ((d.Operation & EcnOps.Cwr) != 0 && ((th[13] & 0x80) != 0) == ((d.Invert & EcnOps.Cwr) != 0)) return false;
+        return true;
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -67,5 +69,15 @@ public sealed class EspMatch : XtExtension<EspData>
     {
         sb.Append(" esp");
         d.PrintSpi(sb, " ");
+    }
+
+    /// <summary>Evaluates the match (xt_esp.c): the SPI; non-first fragments never match, fewer than 8 bytes drop the packet.</summary>
+    protected override bool Match(PacketContext ctx, EspData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 8, out ReadOnlySpan<byte> eh)) return HeaderReads.Drop(ctx);
+        uint spi = HeaderReads.U32(eh, 0);
+        return (spi >= d.SpiMin && spi <= d.SpiMax) != d.InvSpi;
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -35,5 +37,25 @@ public sealed class Eui64Match : XtExtension<Eui64Data>
 
     protected override void Print(StringBuilder sb, Eui64Data d, IpFamily family, bool numeric)
     {
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_eui64.c): the source address's interface identifier must be the EUI-64 made from
+    /// the Ethernet source address (ff:fe in the middle, the universal/local bit flipped). Without an Ethernet
+    /// header there is nothing to compare: no match, and a non-first fragment is then dropped, as the kernel's
+    /// test reads. A received packet whose sender MAC the caller did not give counts as having no Ethernet header.
+    /// Recorded on Linux 6.18: 2001:db8:1:0:211:22ff:fe33:4455 from 00:11:22:33:44:55 matches, from …:56 not.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, Eui64Data d)
+    {
+        Packet p = ctx.Packet;
+        if (ctx.Skb.SourceMac is not ulong mac)
+        {
+            if (HeaderReads.FragOff(p) != 0) ctx.HotDrop = true;
+            return false;
+        }
+        ulong eui = ((mac >> 24) << 40) | (0xfffeUL << 24) | (mac & 0xffffff);
+        eui ^= 0x02UL << 56;
+        return (ulong)(p.Source & ulong.MaxValue) == eui;
     }
 }

@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -102,5 +104,27 @@ public sealed class FragMatch : XtExtension<FragData>
         if (d.First) sb.Append(" first");
         if (d.More) sb.Append(" more");
         if (d.Last) sb.Append(" last");
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_frag.c): finds the fragment header (a non-first fragment's too); none fails, a
+    /// chain that does not fit drops the packet. The kernel does not compare --fraglen.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, FragData d)
+    {
+        Packet p = ctx.Packet;
+        if (!HeaderReads.FindIpv6Header(p, IpProtocol.Fragment, out int ptr, out bool bad))
+        {
+            ctx.HotDrop = bad;
+            return false;
+        }
+        if (!HeaderReads.TryRead(p, ptr, 8, out ReadOnlySpan<byte> fh)) return HeaderReads.Drop(ctx);
+        uint id = HeaderReads.U32(fh, 4);
+        int off = HeaderReads.U16(fh, 2);
+        return (id >= d.IdMin && id <= d.IdMax) != d.InvIds
+            && !(d.Reserved && (fh[1] != 0 || (off & 0x6) != 0))
+            && !(d.First && (off & ~0x7) != 0)
+            && !(d.More && (off & 1) == 0)
+            && !(d.Last && (off & 1) != 0);
     }
 }

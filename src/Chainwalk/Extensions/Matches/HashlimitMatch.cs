@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -424,6 +425,321 @@ public sealed class HashlimitMatch : XtExtension<HashlimitData>
         {
             sb.Append(" rate-match");
             if (d.Interval != 1) sb.Append(" rate-interval ").Append(XtParse.Dec(d.Interval));
+        }
+    }
+
+    // ------------------------------------------------------------------ evaluation (xt_hashlimit.c, HZ = 1000)
+
+    /// <summary>CREDITS_PER_JIFFY of revisions 2 and 3: the largest power of two below 2^64 / (HZ·86400) = 2^37.</summary>
+    internal const ulong CreditsPerJiffy = 1UL << 37;
+
+    /// <summary>CREDITS_PER_JIFFY_v1 (32-bit credits, as xt_limit).</summary>
+    internal const ulong CreditsPerJiffyV1 = 32;
+
+    /// <summary>CREDITS_PER_JIFFY_BYTES: the largest power of two below 2^32 / HZ = 2^22.</summary>
+    internal const ulong CreditsPerJiffyBytes = 1UL << 22;
+
+    private const ulong Hz = 1000;
+    private const int ByteShift = 4;
+
+    /// <summary>user2credits: a period (1/10000 s in revision 1, 1/1000000 s later) in credits, constants divided first.</summary>
+    internal static ulong Credits(ulong user, int revision)
+    {
+        ulong scale = revision == 1 ? 10000UL : ScaleV2;
+        ulong cpj = revision == 1 ? CreditsPerJiffyV1 : CreditsPerJiffy;
+        if (scale >= Hz * cpj) return user / (scale / (Hz * cpj));
+        return unchecked(user * (Hz * cpj / scale));
+    }
+
+    /// <summary>user2credits_byte.</summary>
+    internal static uint ByteCredits(uint user) => (uint)(((ulong)user * (Hz * CreditsPerJiffyBytes)) >> 32);
+
+    /// <summary>
+    /// hashlimit_mt_common: the packet's key (masked addresses and ports as --hashlimit-mode says) selects a
+    /// bucket in the named table (per family); a new bucket starts full. Packet mode: cost user2credits(avg)
+    /// from a cap of user2credits(avg·burst), refilled per jiffy. Byte mode: cost per 16-byte chunk, the
+    /// credit refills to one second's worth, and --hashlimit-burst gives that many extra refills. Rate
+    /// match (revision 3): counts packets or bytes per interval and compares with the previous window.
+    /// Matches below the limit (--hashlimit-upto), above it with --hashlimit-above. Idle buckets expire
+    /// after --hashlimit-htable-expire ms, removed by the garbage collector every gcinterval ms.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Keys4 = new(StringComparer.Ordinal), Keys6 = new(StringComparer.Ordinal);
+
+    protected override bool Match(PacketContext ctx, HashlimitData d)
+    {
+        int revision = d.Revision == 1 ? 1 : 3;
+        string tableKey = (ctx.Family == IpFamily.V4 ? Keys4 : Keys6).GetOrAdd(d.TableName, ctx.Family == IpFamily.V4 ? static n => "hashlimit:4:" + n : static n => "hashlimit:6:" + n);
+        HashlimitTable t = ctx.State.Get(tableKey, static () => new HashlimitTable());
+        long now = LimitMatch.Jiffies(ctx.Now);
+        t.Restore(d);
+        t.Prepare(d, now);
+        HashlimitData cfg = t.Config!;
+        if (!Key(ctx, cfg, out HashlimitKey key))
+        {
+            ctx.HotDrop = true;
+            return false;
+        }
+        t.Collect(now);
+        ulong expire = cfg.Expire; // ms = jiffies at HZ 1000
+        if (!t.Buckets.TryGetValue(key, out HashlimitBucket? b))
+        {
+            if (cfg.Max != 0 && t.Buckets.Count >= cfg.Max || t.Buckets.Count >= HashlimitTable.DefaultMax && cfg.Max == 0)
+            {
+                // dsthash_alloc_init: "max count of N reached" and the packet is dropped.
+                ctx.HotDrop = true;
+                return false;
+            }
+            b = new HashlimitBucket();
+            t.Buckets[key] = b;
+            b.Expires = now + (long)expire;
+            Init(b, cfg, revision, now);
+        }
+        else
+        {
+            b.Expires = now + (long)expire;
+            Recalc(b, cfg, revision, now);
+        }
+        bool invert = (d.Mode & HashlimitMode.Invert) != 0;
+        if ((d.Mode & HashlimitMode.RateMatch) != 0)
+        {
+            b.CurrentRate += (d.Mode & HashlimitMode.Bytes) != 0 ? (ulong)ctx.Skb.Length : 1;
+            return !b.PrevWindow && b.CurrentRate <= b.Burst ? !invert : invert;
+        }
+        ulong cost = (d.Mode & HashlimitMode.Bytes) != 0 ? ByteCost((uint)ctx.Skb.Length, b) : b.Cost;
+        if (b.Credit >= cost)
+        {
+            b.Credit -= cost;
+            return !invert;
+        }
+        return invert;
+    }
+
+    private static void Init(HashlimitBucket b, HashlimitData cfg, int revision, long now)
+    {
+        b.Prev = now;
+        if (revision >= 3 && (cfg.Mode & HashlimitMode.RateMatch) != 0)
+        {
+            b.PrevWindow = false;
+            b.CurrentRate = 0;
+            if ((cfg.Mode & HashlimitMode.Bytes) != 0)
+            {
+                uint user = (uint)cfg.Avg;
+                ulong r = user != 0 ? uint.MaxValue / user : uint.MaxValue;
+                b.Rate = (r - 1) << ByteShift;
+                b.Burst = cfg.Burst != 0 ? cfg.Burst * b.Rate : b.Rate;
+            }
+            else
+            {
+                b.Rate = cfg.Avg != 0 ? ScaleV2 / cfg.Avg : 0;
+                b.Burst = cfg.Burst + b.Rate;
+            }
+            b.Interval = cfg.Interval;
+        }
+        else if ((cfg.Mode & HashlimitMode.Bytes) != 0)
+        {
+            b.Credit = CreditsPerJiffyBytes * Hz;
+            b.Cost = ByteCredits((uint)cfg.Avg);
+            b.CreditCap = cfg.Burst;
+        }
+        else
+        {
+            b.Credit = Credits(unchecked(cfg.Avg * cfg.Burst), revision);
+            b.Cost = Credits(cfg.Avg, revision);
+            b.CreditCap = b.Credit;
+        }
+    }
+
+    private static void Recalc(HashlimitBucket b, HashlimitData cfg, int revision, long now)
+    {
+        ulong delta = unchecked((ulong)(now - b.Prev));
+        if (delta == 0) return;
+        if (revision >= 3 && (cfg.Mode & HashlimitMode.RateMatch) != 0)
+        {
+            ulong interval = b.Interval * Hz;
+            if (delta < interval) return;
+            b.Prev = now;
+            b.PrevWindow = b.CurrentRate * interval > delta * b.Rate;
+            b.CurrentRate = 0;
+            return;
+        }
+        b.Prev = now;
+        ulong cap;
+        if ((cfg.Mode & HashlimitMode.Bytes) != 0)
+        {
+            ulong before = b.Credit;
+            b.Credit = unchecked(b.Credit + CreditsPerJiffyBytes * delta);
+            cap = CreditsPerJiffyBytes * Hz;
+            if (before >= b.Credit)
+            {
+                b.Credit = cap;
+                return;
+            }
+        }
+        else
+        {
+            b.Credit = unchecked(b.Credit + delta * (revision == 1 ? CreditsPerJiffyV1 : CreditsPerJiffy));
+            cap = b.CreditCap;
+        }
+        if (b.Credit > cap) b.Credit = cap;
+    }
+
+    /// <summary>hashlimit_byte_cost: 16-byte chunks times the cost, at most a second's credit; an empty bucket spends one burst refill.</summary>
+    private static ulong ByteCost(uint len, HashlimitBucket b)
+    {
+        ulong tmp = ((ulong)(len >> ByteShift) + 1) * b.Cost;
+        if (tmp > CreditsPerJiffyBytes * Hz) tmp = CreditsPerJiffyBytes * Hz;
+        if (b.Credit < tmp && b.CreditCap != 0)
+        {
+            b.CreditCap--;
+            b.Credit = CreditsPerJiffyBytes * Hz;
+        }
+        return (uint)tmp;
+    }
+
+    /// <summary>hashlimit_init_dst: the masked addresses and the ports the mode asks for; false when the ports cannot be read.</summary>
+    private static bool Key(PacketContext ctx, HashlimitData cfg, out HashlimitKey key)
+    {
+        Wire.Packet p = ctx.Packet;
+        int bits = ctx.Family == IpFamily.V4 ? 32 : 128;
+        UInt128 src = (cfg.Mode & HashlimitMode.SrcIp) != 0 ? p.Source & PrefixMask(cfg.SrcMask, bits) : UInt128.Zero;
+        UInt128 dst = (cfg.Mode & HashlimitMode.DstIp) != 0 ? p.Destination & PrefixMask(cfg.DstMask, bits) : UInt128.Zero;
+        ushort sport = 0, dport = 0;
+        if ((cfg.Mode & (HashlimitMode.SrcPort | HashlimitMode.DstPort)) != 0)
+        {
+            int poff = p.Protocol switch
+            {
+                6 or 17 or 33 or 50 or 132 or 136 => 0,
+                51 => 4,
+                _ => -1,
+            };
+            if (poff >= 0)
+            {
+                int at = p.TransportOffset + poff;
+                if (at + 4 > p.TotalLength || at + 4 > p.Bytes.Length)
+                {
+                    key = default;
+                    return false;
+                }
+                if ((cfg.Mode & HashlimitMode.SrcPort) != 0) sport = (ushort)((p.Bytes[at] << 8) | p.Bytes[at + 1]);
+                if ((cfg.Mode & HashlimitMode.DstPort) != 0) dport = (ushort)((p.Bytes[at + 2] << 8) | p.Bytes[at + 3]);
+            }
+        }
+        key = new HashlimitKey(src, dst, sport, dport);
+        return true;
+    }
+
+    /// <summary>The mask of a prefix length within an address of <paramref name="bits"/> bits (0 → all zero, as maskl does).</summary>
+    private static UInt128 PrefixMask(uint len, int bits)
+    {
+        if (len == 0) return UInt128.Zero;
+        UInt128 all = bits == 32 ? (UInt128)uint.MaxValue : UInt128.MaxValue;
+        return (all << (bits - (int)len)) & all;
+    }
+}
+
+/// <summary>What a hashlimit bucket is keyed by (struct dsthash_dst).</summary>
+public readonly record struct HashlimitKey(UInt128 Source, UInt128 Destination, ushort SourcePort, ushort DestinationPort);
+
+/// <summary>One bucket (struct dsthash_ent's rateinfo) and its expiry jiffy.</summary>
+public sealed class HashlimitBucket
+{
+    public long Prev;
+    public long Expires;
+    public ulong Credit;
+    public ulong CreditCap;
+    public ulong Cost;
+
+    // Rate-match mode.
+    public ulong CurrentRate;
+    public ulong Rate;
+    public ulong Burst;
+    public ulong Interval;
+    public bool PrevWindow;
+}
+
+/// <summary>
+/// A named hashlimit table (/proc/net/ipt_hashlimit/NAME): its configuration is that of the rule that
+/// created it; buckets by key; the garbage collector runs every gcinterval ms from the table's creation.
+/// </summary>
+public sealed class HashlimitTable : IRuntimeState
+{
+    /// <summary>The default size on a host with more than 1 GiB of memory (8192 buckets) times 8: the default --hashlimit-htable-max.</summary>
+    public const int DefaultMax = 8192 * 8;
+
+    public HashlimitData? Config { get; private set; }
+
+    public long Created { get; private set; }
+
+    public Dictionary<HashlimitKey, HashlimitBucket> Buckets { get; } = new();
+
+    private long _lastGc;
+
+    public void Prepare(HashlimitData d, long now)
+    {
+        if (Config is not null) return;
+        Config = (HashlimitData)d.Clone();
+        Created = now;
+        _lastGc = now;
+    }
+
+    /// <summary>htable_gc: passes at Created + k·gcinterval up to now remove every bucket expired by then.</summary>
+    public void Collect(long now)
+    {
+        long gc = Math.Max(1, (long)Config!.GcInterval);
+        long lastPass = Created + (now - Created) / gc * gc;
+        if (lastPass <= _lastGc) return;
+        _lastGc = lastPass;
+        List<HashlimitKey>? gone = null;
+        foreach (var kv in Buckets)
+        {
+            // Expired at some pass between the previous one and the last: that pass removed it.
+            if (kv.Value.Expires <= lastPass) (gone ??= new()).Add(kv.Key);
+        }
+        if (gone is null) return;
+        foreach (HashlimitKey k in gone) Buckets.Remove(k);
+    }
+
+    public System.Text.Json.Nodes.JsonNode? Save()
+    {
+        if (Config is null) return null;
+        var list = new System.Text.Json.Nodes.JsonArray();
+        foreach (var kv in Buckets)
+        {
+            HashlimitBucket b = kv.Value;
+            list.Add(new System.Text.Json.Nodes.JsonArray(
+                kv.Key.Source.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                kv.Key.Destination.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                kv.Key.SourcePort, kv.Key.DestinationPort, b.Prev, b.Expires, b.Credit, b.CreditCap, b.Cost,
+                b.CurrentRate, b.Rate, b.Burst, b.Interval, b.PrevWindow));
+        }
+        return new System.Text.Json.Nodes.JsonObject { ["created"] = Created, ["lastGc"] = _lastGc, ["buckets"] = list };
+    }
+
+    public void Load(System.Text.Json.Nodes.JsonNode node)
+    {
+        _pending = node;
+    }
+
+    private System.Text.Json.Nodes.JsonNode? _pending;
+
+    /// <summary>Restores saved buckets once the configuration is known (the first packet after loading).</summary>
+    public void Restore(HashlimitData d)
+    {
+        if (_pending is not { } node) return;
+        _pending = null;
+        Config = (HashlimitData)d.Clone();
+        Created = (long)node["created"]!;
+        _lastGc = (long)node["lastGc"]!;
+        foreach (System.Text.Json.Nodes.JsonNode? n in node["buckets"]!.AsArray())
+        {
+            if (n is not System.Text.Json.Nodes.JsonArray a) continue;
+            var key = new HashlimitKey(UInt128.Parse((string)a[0]!, System.Globalization.CultureInfo.InvariantCulture),
+                UInt128.Parse((string)a[1]!, System.Globalization.CultureInfo.InvariantCulture), (ushort)a[2]!, (ushort)a[3]!);
+            Buckets[key] = new HashlimitBucket
+            {
+                Prev = (long)a[4]!, Expires = (long)a[5]!, Credit = (ulong)a[6]!, CreditCap = (ulong)a[7]!, Cost = (ulong)a[8]!,
+                CurrentRate = (ulong)a[9]!, Rate = (ulong)a[10]!, Burst = (ulong)a[11]!, Interval = (ulong)a[12]!, PrevWindow = (bool)a[13]!,
+            };
         }
     }
 }

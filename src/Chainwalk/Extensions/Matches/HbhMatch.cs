@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -132,4 +134,54 @@ public sealed class HbhMatch : XtExtension<HbhData>
     protected override void Save(StringBuilder sb, HbhData d, IpFamily family) => d.Save(sb, "hbh");
 
     protected override void Print(StringBuilder sb, HbhData d, IpFamily family, bool numeric) => d.Print(sb, "hbh");
+
+    /// <summary>
+    /// ip6t_hbh.c for both hop-by-hop (0) and destination options (60): finds the header; a header longer than
+    /// what is left of the packet fails; --*-len compares the whole header's length in bytes; --*-opts wants the
+    /// listed options in that order from the first one (type, and length unless given as type only).
+    /// </summary>
+    internal static bool MatchOptions(PacketContext ctx, Ip6OptsData d, byte header)
+    {
+        Packet p = ctx.Packet;
+        if (!HeaderReads.FindIpv6Header(p, header, out int ptr, out bool bad))
+        {
+            ctx.HotDrop = bad;
+            return false;
+        }
+        if (!HeaderReads.TryRead(p, ptr, 2, out ReadOnlySpan<byte> oh)) return HeaderReads.Drop(ctx);
+        int hdrlen = (oh[1] + 1) << 3;
+        int len = p.Bytes.Length;
+        if (len - ptr < hdrlen) return false;
+        bool ret = !d.HasLength || (d.HeaderLength == (uint)hdrlen) != d.InvLength;
+        ptr += 2;
+        hdrlen -= 2;
+        if (!d.HasOptions) return ret;
+        int temp;
+        for (temp = 0; temp < d.OptCount; temp++)
+        {
+            if (hdrlen < 1 || ptr >= len) break;
+            byte type = p.Bytes[ptr];
+            if (type != d.Opts[temp] >> 8) return false;
+            int optlen;
+            if (type != 0)
+            {
+                if (hdrlen < 2 || ptr + 1 >= len) break;
+                byte olen = p.Bytes[ptr + 1];
+                int spec = d.Opts[temp] & 0xFF;
+                if (spec != 0xFF && spec != olen) return false;
+                optlen = olen + 2;
+            }
+            else
+            {
+                optlen = 1; // Pad1
+            }
+            if ((ptr > len - optlen || hdrlen < optlen) && temp < d.OptCount - 1) break;
+            ptr += optlen;
+            hdrlen -= optlen;
+        }
+        return temp == d.OptCount && ret;
+    }
+
+    /// <summary>Evaluates the match on the hop-by-hop header.</summary>
+    protected override bool Match(PacketContext ctx, HbhData d) => MatchOptions(ctx, d, IpProtocol.HopByHop);
 }

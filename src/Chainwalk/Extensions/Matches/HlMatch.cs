@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -84,6 +86,19 @@ public abstract class HopLimitMatchBase : XtExtension<HopLimitData>
             _ => ">",
         };
         sb.Append(' ').Append(Upper).Append(" match ").Append(Upper).Append(' ').Append(op).Append(' ').Append(XtParse.Dec(d.Value));
+    }
+
+    /// <summary>Evaluates the match (xt_hl.c ttl_mt / hl_mt6): the TTL or hop limit against the value.</summary>
+    protected override bool Match(PacketContext ctx, HopLimitData d)
+    {
+        byte v = ctx.Packet.Ttl;
+        return d.Mode switch
+        {
+            HopCompare.Eq => v == d.Value,
+            HopCompare.Ne => v != d.Value,
+            HopCompare.Lt => v < d.Value,
+            _ => v > d.Value,
+        };
     }
 }
 

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -82,5 +84,18 @@ public sealed class Icmp6Match : XtExtension<Icmp6Data>
     {
         sb.Append(" ipv6-icmp");
         XtParse.AppendIcmpType(sb, Codes, d.Type, d.CodeMin, d.CodeMax, d.Invert, numeric);
+    }
+
+    /// <summary>
+    /// Evaluates the match (icmp6_match, now in xt_tcpudp.c): no "any" type here; non-first fragments never
+    /// match; fewer than 8 bytes of ICMPv6 header drop the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, Icmp6Data d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 8, out ReadOnlySpan<byte> ic)) return HeaderReads.Drop(ctx);
+        bool hit = ic[0] == d.Type && ic[1] >= d.CodeMin && ic[1] <= d.CodeMax;
+        return hit != d.Invert;
     }
 }

@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -97,5 +99,18 @@ public sealed class IcmpMatch : XtExtension<IcmpData>
     {
         sb.Append(" icmp");
         XtParse.AppendIcmpType(sb, Codes, d.Type, d.CodeMin, d.CodeMax, d.Invert, numeric);
+    }
+
+    /// <summary>
+    /// Evaluates the match (icmp_match, now in xt_tcpudp.c): type 255 ("any") matches every type and code;
+    /// non-first fragments never match; fewer than 8 bytes of ICMP header drop the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, IcmpData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, IcmpHeader.Length, out ReadOnlySpan<byte> ic)) return HeaderReads.Drop(ctx);
+        bool hit = d.Type == 0xFF || (ic[0] == d.Type && ic[1] >= d.CodeMin && ic[1] <= d.CodeMax);
+        return hit != d.Invert;
     }
 }

@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -45,5 +47,19 @@ public sealed class IpcompMatch : XtExtension<IpcompData>
         sb.Append(" comp ");
         d.PrintSpi(sb, string.Empty);
         if (d.Reserved) sb.Append(" reserved");
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_ipcomp.c): the 16-bit CPI against the range (without --ipcompspi the range is
+    /// 0:0, as libxt_ipcomp leaves it); --compres is not looked at by the kernel. Non-first fragments never
+    /// match, fewer than 4 bytes drop the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, IpcompData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 4, out ReadOnlySpan<byte> ch)) return HeaderReads.Drop(ctx);
+        uint cpi = HeaderReads.U16(ch, 2);
+        return (cpi >= d.SpiMin && cpi <= d.SpiMax) != d.InvSpi;
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -111,5 +113,14 @@ public sealed class IprangeMatch : XtExtension<IprangeData>
             if (d.InvertDst) sb.Append(" !");
             sb.Append(' ').Append(Range(d.DstMin, d.DstMax, family));
         }
+    }
+
+    /// <summary>Evaluates the match (xt_iprange.c, both revisions): each given range must hold its address, or not when inverted.</summary>
+    protected override bool Match(PacketContext ctx, IprangeData d)
+    {
+        Packet p = ctx.Packet;
+        if (d.Src && (p.Source >= d.SrcMin && p.Source <= d.SrcMax) == d.InvertSrc) return false;
+        if (d.Dst && (p.Destination >= d.DstMin && p.Destination <= d.DstMax) == d.InvertDst) return false;
+        return true;
     }
 }

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -123,5 +125,48 @@ public sealed class Ipv6headerMatch : XtExtension<Ipv6headerData>
             else AppendHeaders(sb, d.MatchFlags);
         }
         if (d.ModeFlag != 0) sb.Append(" soft");
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_ipv6header.c): collects which extension headers the packet has (hop-by-hop,
+    /// destination, routing, fragment, AH; ESP and "none" end the chain; anything else is "protocol"), then
+    /// compares with the wanted set: exactly these, or with --soft at least these. As in the kernel, --soft with
+    /// "!" matches every packet that gets that far (it XORs a truth value with 0xFF).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, Ipv6headerData d)
+    {
+        ReadOnlySpan<byte> b = ctx.Packet.Bytes;
+        byte next = b[6];
+        int len = b.Length - 40, ptr = 40;
+        byte seen = 0;
+        while (next is IpProtocol.HopByHop or IpProtocol.Routing or IpProtocol.Fragment or IpProtocol.Esp or IpProtocol.Ah
+            or IpProtocol.NoNextHeader or IpProtocol.DestinationOptions)
+        {
+            if (next == IpProtocol.NoNextHeader) { seen |= 0x02; break; }
+            if (len < 2) return false;
+            if (next == IpProtocol.Esp) { seen |= 0x04; break; }
+            if (ptr + 2 > b.Length) return false;
+            int hdrlen = next switch
+            {
+                IpProtocol.Fragment => 8,
+                IpProtocol.Ah => (b[ptr + 1] + 2) << 2,
+                _ => (b[ptr + 1] + 1) << 3,
+            };
+            seen |= next switch
+            {
+                IpProtocol.HopByHop => (byte)0x80,
+                IpProtocol.Routing => (byte)0x20,
+                IpProtocol.Fragment => (byte)0x10,
+                IpProtocol.Ah => (byte)0x08,
+                _ => (byte)0x40,
+            };
+            next = b[ptr];
+            len -= hdrlen;
+            ptr += hdrlen;
+            if (ptr > b.Length) break;
+        }
+        if (next != IpProtocol.NoNextHeader && next != IpProtocol.Esp) seen |= 0x01;
+        if (d.ModeFlag != 0) return d.InvFlags != 0 || (seen & d.MatchFlags) == d.MatchFlags;
+        return d.InvFlags != 0 ? seen != d.MatchFlags : seen == d.MatchFlags;
     }
 }

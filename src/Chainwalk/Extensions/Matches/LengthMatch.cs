@@ -1,5 +1,7 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -47,5 +49,16 @@ public sealed class LengthMatch : XtExtension<LengthData>
     {
         sb.Append(" length ").Append(d.Invert ? "!" : string.Empty);
         AppendRange(sb, d);
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_length.c): the IPv4 total length, or the IPv6 payload length plus 40 (read from the
+    /// header, so a jumbogram counts as 40).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, LengthData d)
+    {
+        ReadOnlySpan<byte> b = ctx.Packet.Bytes;
+        int length = ctx.Family == IpFamily.V4 ? HeaderReads.U16(b, 2) : HeaderReads.U16(b, 4) + 40;
+        return (length >= d.Min && length <= d.Max) != d.Invert;
     }
 }

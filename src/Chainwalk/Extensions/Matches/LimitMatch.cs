@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -132,5 +133,69 @@ public sealed class LimitMatch : XtExtension<LimitData>
         sb.Append(" limit: avg");
         AppendRate(sb, d.Avg);
         sb.Append(" burst ").Append(XtParse.Dec(d.Burst));
+    }
+
+    /// <summary>HZ of the virtual kernel: jiffies are milliseconds of the host clock.</summary>
+    public const uint Hz = 1000;
+
+    /// <summary>CREDITS_PER_JIFFY: the largest power of two below 0xFFFFFFFF / (HZ*60*60*24) (32 at HZ=1000).</summary>
+    public const uint CreditsPerJiffy = 32;
+
+    /// <summary>user2credits: a period in 1/10000 s to credits, avoiding the overflow as xt_limit.c does.</summary>
+    public static uint UserToCredits(ulong user)
+    {
+        if (user > 0xFFFFFFFFUL / (Hz * CreditsPerJiffy)) return unchecked((uint)(user / Scale * Hz * CreditsPerJiffy));
+        return unchecked((uint)(user * Hz * CreditsPerJiffy / Scale));
+    }
+
+    /// <summary>jiffies on the host clock.</summary>
+    public static long Jiffies(double now) => (long)Math.Floor(now * Hz);
+
+    /// <summary>
+    /// xt_limit.c's token bucket: the rule starts with a full bucket (burst × cost credits); every jiffy adds
+    /// CREDITS_PER_JIFFY up to the cap; a packet costs user2credits(avg). The credit is a u32 in the kernel,
+    /// so the refill of a very long pause wraps as it does there. (iptables-nft would hand the kernel an nft
+    /// limit expression; Chainwalk follows xt_limit as the legacy kernel path does.)
+    /// </summary>
+    protected override bool Match(PacketContext ctx, LimitData d)
+    {
+        LimitState s = ctx.RuleState(() => new LimitState());
+        long now = Jiffies(ctx.Now);
+        uint cost = UserToCredits(d.Avg), cap = UserToCredits((ulong)d.Avg * d.Burst);
+        if (!s.Started)
+        {
+            s.Started = true;
+            s.Prev = now;
+            s.Credit = cap;
+        }
+        long elapsed = now - s.Prev;
+        s.Prev = now;
+        s.Credit = unchecked((uint)(s.Credit + (ulong)elapsed * CreditsPerJiffy));
+        if (s.Credit > cap) s.Credit = cap;
+        if (s.Credit >= cost)
+        {
+            s.Credit -= cost;
+            return true;
+        }
+        return false;
+    }
+}
+
+/// <summary>A limit rule's bucket (struct xt_limit_priv): credits and the jiffy of the last packet.</summary>
+public sealed class LimitState : IRuntimeState
+{
+    public bool Started;
+    public long Prev;
+    public uint Credit;
+
+    public System.Text.Json.Nodes.JsonNode? Save() => Started
+        ? new System.Text.Json.Nodes.JsonObject { ["prev"] = Prev, ["credit"] = Credit }
+        : null;
+
+    public void Load(System.Text.Json.Nodes.JsonNode node)
+    {
+        Started = true;
+        Prev = (long)node["prev"]!;
+        Credit = (uint)node["credit"]!;
     }
 }

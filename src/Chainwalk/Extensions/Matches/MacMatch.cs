@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -79,5 +80,18 @@ public sealed class MacMatch : XtExtension<MacData>
         sb.Append(" MAC ");
         if (d.Invert) sb.Append("! ");
         AppendMac(sb, d.Source);
+    }
+
+    /// <summary>
+    /// xt_mac.c: only a packet received on an Ethernet device with its MAC header present can match, and
+    /// then inversion applies; otherwise (loopback, local packets, unknown sender) it never matches, even with !.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, MacData d)
+    {
+        if (ctx.Skb.SourceMac is not ulong mac || ctx.InDev is not { } dev) return false;
+        if (ctx.Host.FindLink(dev) is not { } link || link.Kind == "loopback") return false;
+        ulong want = 0;
+        for (int i = 0; i < 6; i++) want = (want << 8) | d.Source[i];
+        return (mac == want) ^ d.Invert;
     }
 }

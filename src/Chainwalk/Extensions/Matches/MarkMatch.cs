@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -53,4 +54,7 @@ public sealed class MarkMatch : XtExtension<MarkData>
         if (d.Invert) sb.Append(" !");
         AppendMarkMask(sb, d.Mark, d.Mask);
     }
+
+    /// <summary>xt_mark.c: (skb->mark &amp; mask) == mark, inverted by !.</summary>
+    protected override bool Match(PacketContext ctx, MarkData d) => ((ctx.Skb.Mark & d.Mask) == d.Mark) ^ d.Invert;
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -93,5 +95,18 @@ public sealed class MhMatch : XtExtension<MhData>
         if (d.TypeMin == 0 && d.TypeMax == 0xFF && !d.Invert) return;
         sb.Append(' ').Append(d.Invert ? "!" : string.Empty).Append(TypeText(d.TypeMin, numeric));
         if (d.TypeMin != d.TypeMax) sb.Append(':').Append(TypeText(d.TypeMax, numeric));
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_mh.c): non-first fragments never match; a header shorter than 6 bytes, or one
+    /// whose payload-proto field is not 59 (no next header), drops the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, MhData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 6, out ReadOnlySpan<byte> mh)) return HeaderReads.Drop(ctx);
+        if (mh[0] != IpProtocol.NoNextHeader) return HeaderReads.Drop(ctx);
+        return (mh[2] >= d.TypeMin && mh[2] <= d.TypeMax) != d.Invert;
     }
 }

@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -167,5 +169,32 @@ public sealed class MultiportMatch : XtExtension<MultiportData>
         sb.Append(" multiport ").Append(DirectionName(d.Direction)).Append(' ');
         if (d.Invert) sb.Append(" !");
         AppendPorts(sb, d, numeric, ProtoName(d.Protocol));
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_multiport.c; revision 0 is revision 1 without ranges or inversion): the first
+    /// listed port or range that fits decides; non-first fragments never match; fewer than 4 bytes of ports
+    /// drop the packet.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, MultiportData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, 4, out ReadOnlySpan<byte> pp)) return HeaderReads.Drop(ctx);
+        ushort src = HeaderReads.U16(pp, 0), dst = HeaderReads.U16(pp, 2);
+        for (int i = 0; i < d.Count; i++)
+        {
+            ushort lo = d.Ports[i], hi = lo;
+            if (d.RangeStart[i] && i + 1 < d.Count) hi = d.Ports[++i];
+            bool s = src >= lo && src <= hi, t = dst >= lo && dst <= hi;
+            bool hit = d.Direction switch
+            {
+                MultiportDirection.Source => s,
+                MultiportDirection.Destination => t,
+                _ => s || t,
+            };
+            if (hit) return !d.Invert;
+        }
+        return d.Invert;
     }
 }

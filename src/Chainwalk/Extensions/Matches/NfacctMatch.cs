@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -47,5 +48,20 @@ public sealed class NfacctMatch : XtExtension<NfacctData>
     {
         sb.Append(" nfacct-name ");
         XtParse.SaveString(sb, d.ObjectName);
+    }
+
+    /// <summary>
+    /// xt_nfacct.c: adds the packet (one packet, its IP length in bytes) to the named accounting object and
+    /// matches unless the object has a quota it is still under; the host's nfacct objects have no quota
+    /// (nfacct.conf keeps none), so the rule always matches. The objects are <see cref="Netfilter.Nfacct"/>.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, NfacctData d)
+    {
+        if (ctx.Netfilter.Nfacct?.Find(d.ObjectName) is { } o)
+        {
+            o.Packets++;
+            o.Bytes += (ulong)ctx.Skb.Length;
+        }
+        return true;
     }
 }

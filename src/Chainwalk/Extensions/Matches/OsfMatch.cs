@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -75,4 +76,10 @@ public sealed class OsfMatch : XtExtension<OsfData>
 
     protected override void Print(StringBuilder sb, OsfData d, IpFamily family, bool numeric) =>
         sb.Append(" OS fingerprint match ").Append(d.Invert ? "! " : string.Empty).Append(d.Genre);
+
+    /// <summary>
+    /// xt_osf.c / nf_osf.c: no fingerprints are loaded (nfnl_osf), so no packet ever matches; the kernel
+    /// ignores the invert flag in the match function, so "! --genre" does not match either.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, OsfData d) => false;
 }

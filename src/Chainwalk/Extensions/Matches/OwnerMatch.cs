@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -140,5 +141,34 @@ public sealed class OwnerMatch : XtExtension<OwnerData>
         Item(sb, d, "owner UID match", OwnerFlags.Uid, numeric);
         Item(sb, d, "owner GID match", OwnerFlags.Gid, numeric);
         Item(sb, d, "incl. suppl. groups", OwnerFlags.SupplGroups, numeric);
+    }
+
+    /// <summary>
+    /// xt_owner.c: without a socket (forwarded, received, or built by the kernel such as REJECT's reply)
+    /// the rule matches only when every option it gives is inverted; --socket-exists with ! then matches.
+    /// --gid-owner with --suppl-groups also accepts a supplementary group in range.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, OwnerData d)
+    {
+        if (ctx.Skb.Socket is not { } sk) return (d.Match ^ d.Invert) == OwnerFlags.None;
+        if ((d.Match & d.Invert & OwnerFlags.Socket) != 0) return false;
+        if ((d.Match & OwnerFlags.Uid) != 0 && (sk.Uid >= d.UidMin && sk.Uid <= d.UidMax) == ((d.Invert & OwnerFlags.Uid) != 0)) return false;
+        if ((d.Match & OwnerFlags.Gid) != 0)
+        {
+            bool hit = sk.Gid >= d.GidMin && sk.Gid <= d.GidMax;
+            if (!hit && (d.Match & OwnerFlags.SupplGroups) != 0)
+            {
+                foreach (uint g in sk.Groups)
+                {
+                    if (g >= d.GidMin && g <= d.GidMax)
+                    {
+                        hit = true;
+                        break;
+                    }
+                }
+            }
+            if (hit == ((d.Invert & OwnerFlags.Gid) != 0)) return false;
+        }
+        return true;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -103,5 +104,23 @@ public sealed class PhysdevMatch : XtExtension<PhysdevData>
     {
         sb.Append(" PHYSDEV match");
         Show(sb, d);
+    }
+
+    /// <summary>
+    /// xt_physdev.c. No bridge exists on the virtual host, so no packet has nf_bridge info; the kernel then
+    /// matches exactly when every option the rule gives is inverted (a rule with any plain option fails).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, PhysdevData d)
+    {
+        if (ctx.Skb.PhysInDev is null && ctx.Skb.PhysOutDev is null)
+            return (d.Bitmask & ~d.Invert) == PhysdevOps.None;
+        // A bridged packet (nf_bridge present): the kernel's full test.
+        string? inDev = ctx.Skb.PhysInDev, outDev = ctx.Skb.PhysOutDev;
+        if ((d.Bitmask & PhysdevOps.Bridged) != 0 && (outDev is not null) != ((d.Invert & PhysdevOps.Bridged) == 0)) return false;
+        if ((d.Bitmask & PhysdevOps.IsIn) != 0 && (inDev is not null) != ((d.Invert & PhysdevOps.IsIn) == 0)) return false;
+        if ((d.Bitmask & PhysdevOps.IsOut) != 0 && (outDev is not null) != ((d.Invert & PhysdevOps.IsOut) == 0)) return false;
+        if ((d.Bitmask & PhysdevOps.In) != 0 && Netfilter.InterfaceMatches(d.PhysInDev, inDev ?? "") == ((d.Invert & PhysdevOps.In) != 0)) return false;
+        if ((d.Bitmask & PhysdevOps.Out) != 0 && Netfilter.InterfaceMatches(d.PhysOutDev, outDev ?? "") == ((d.Invert & PhysdevOps.Out) != 0)) return false;
+        return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -55,5 +56,22 @@ public sealed class PkttypeMatch : XtExtension<PkttypeData>
     protected override void Print(StringBuilder sb, PkttypeData d, IpFamily family, bool numeric)
     {
         sb.Append(" PKTTYPE ").Append(d.Invert ? "!" : string.Empty).Append("= ").Append(TypeName(d.PacketType));
+    }
+
+    /// <summary>
+    /// xt_pkttype.c: skb->pkt_type; a looped-back packet (PACKET_LOOPBACK, what dev_loopback_xmit gives
+    /// multicast and broadcast copies) counts as multicast for IPv6 and for an IPv4 multicast destination,
+    /// else as broadcast. Locally generated packets carry PACKET_HOST (0) in OUTPUT and POSTROUTING.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, PkttypeData d)
+    {
+        byte type = ctx.Skb.PacketType switch
+        {
+            Engine.PacketType.Outgoing => 0,
+            Engine.PacketType.Loopback when ctx.Family == IpFamily.V6 => 2,
+            Engine.PacketType.Loopback => (ctx.Packet.Destination >> 28) == 0xe ? (byte)2 : (byte)1,
+            var t => (byte)t,
+        };
+        return (type == d.PacketType) ^ d.Invert;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -243,4 +244,10 @@ public sealed class PolicyMatch : XtExtension<PolicyData>
             Entry(sb, d.Elements[i], string.Empty, numeric, family);
         }
     }
+
+    /// <summary>
+    /// xt_policy.c: the virtual host has no IPsec, so no packet has a security path (in) or an xfrm
+    /// bundle (out): --pol none matches and --pol ipsec does not, whatever the elements say.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, PolicyData d) => d.PolicyNone;
 }

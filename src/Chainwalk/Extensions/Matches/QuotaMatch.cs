@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -40,4 +41,36 @@ public sealed class QuotaMatch : XtExtension<QuotaData>
 
     protected override void Print(StringBuilder sb, QuotaData d, IpFamily family, bool numeric) =>
         sb.Append(" quota: ").Append(XtParse.Dec(d.Quota)).Append(" bytes");
+
+    /// <summary>
+    /// xt_quota.c: while the remainder covers the packet's length it is decreased and the rule matches
+    /// (does not match with !); the first packet larger than the remainder sets it to 0 for good.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, QuotaData d)
+    {
+        QuotaState s = ctx.RuleState(() => new QuotaState { Remaining = d.Quota, Initial = d.Quota });
+        bool ret = d.Invert;
+        ulong len = (ulong)ctx.Skb.Length;
+        if (s.Remaining >= len)
+        {
+            s.Remaining -= len;
+            ret = !ret;
+        }
+        else
+        {
+            s.Remaining = 0;
+        }
+        return ret;
+    }
+}
+
+/// <summary>A quota rule's remaining bytes (struct xt_quota_priv).</summary>
+public sealed class QuotaState : IRuntimeState
+{
+    public ulong Remaining;
+    public ulong Initial;
+
+    public System.Text.Json.Nodes.JsonNode? Save() => Remaining == Initial ? null : System.Text.Json.Nodes.JsonValue.Create(Remaining);
+
+    public void Load(System.Text.Json.Nodes.JsonNode node) => Remaining = (ulong)node;
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -276,4 +277,57 @@ public sealed class RateestMatch : XtExtension<RateestData>
             }
         }
     }
+
+    /// <summary>
+    /// xt_rateest.c: compares the estimator's bytes/s and packets/s with the given values (--rateest-delta:
+    /// the given value minus the estimate, floored at 0) or with a second estimator. Estimators are filled by
+    /// -j RATEEST; one nothing fed has rates 0 (see <see cref="RateEstimator"/>).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, RateestData d)
+    {
+        RateEstimator e1 = ctx.Named("rateest", d.Name1, () => new RateEstimator());
+        bool delta = (d.Flags & RateestFlags.Delta) != 0;
+        uint bps1 = delta ? (d.Bps1 >= e1.Bps ? d.Bps1 - e1.Bps : 0) : e1.Bps;
+        uint pps1 = delta ? (d.Pps1 >= e1.Pps ? d.Pps1 - e1.Pps : 0) : e1.Pps;
+        uint bps2, pps2;
+        if ((d.Flags & RateestFlags.Abs) != 0)
+        {
+            bps2 = d.Bps2;
+            pps2 = d.Pps2;
+        }
+        else
+        {
+            RateEstimator e2 = ctx.Named("rateest", d.Name2, () => new RateEstimator());
+            bps2 = delta ? (d.Bps2 >= e2.Bps ? d.Bps2 - e2.Bps : 0) : e2.Bps;
+            pps2 = delta ? (d.Pps2 >= e2.Pps ? d.Pps2 - e2.Pps : 0) : e2.Pps;
+        }
+        bool ret = true;
+        bool bps = (d.Flags & RateestFlags.Bps) != 0, pps = (d.Flags & RateestFlags.Pps) != 0;
+        switch (d.Mode)
+        {
+            case RateestMode.Lt:
+                if (bps) ret &= bps1 < bps2;
+                if (pps) ret &= pps1 < pps2;
+                break;
+            case RateestMode.Gt:
+                if (bps) ret &= bps1 > bps2;
+                if (pps) ret &= pps1 > pps2;
+                break;
+            case RateestMode.Eq:
+                if (bps) ret &= bps1 == bps2;
+                if (pps) ret &= pps1 == pps2;
+                break;
+        }
+        return ret ^ ((d.Flags & RateestFlags.Invert) != 0);
+    }
+}
+
+/// <summary>
+/// A rate estimator (xt_rateest's gen_estimator) by name: bytes and packets per second. The RATEEST target
+/// feeds it; until then, and on a host without traffic, both are 0.
+/// </summary>
+public sealed class RateEstimator
+{
+    public uint Bps;
+    public uint Pps;
 }

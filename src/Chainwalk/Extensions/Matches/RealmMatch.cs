@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -52,4 +53,7 @@ public sealed class RealmMatch : XtExtension<RealmData>
         sb.Append(" realm");
         XtParse.AppendValMask(sb, d.Id, d.Mask, numeric ? null : Realms.Value);
     }
+
+    /// <summary>xt_realm.c: id == (route tclassid &amp; mask); the id itself is not masked.</summary>
+    protected override bool Match(PacketContext ctx, RealmData d) => (d.Id == (ctx.Skb.Realm & d.Mask)) ^ d.Invert;
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -67,5 +68,49 @@ public sealed class RpfilterMatch : XtExtension<RpfilterData>
     {
         sb.Append(" rpfilter");
         Append(sb, d, string.Empty);
+    }
+
+    /// <summary>
+    /// ipt_rpfilter.c / ip6t_rpfilter.c: a looped-back packet passes; an IPv4 0.0.0.0 source to the limited
+    /// broadcast or 224.0.0.0/24 passes (DHCP); an IPv6 unspecified source passes; otherwise the source is
+    /// looked up as a destination: the route must be unicast (local only with --accept-local) and leave by
+    /// the input interface (any interface with --loose). --validmark uses the packet's mark in the lookup.
+    /// The IPv6 strict lookup (RT6_LOOKUP_F_IFACE) is approximated by the best route's device.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, RpfilterData d)
+    {
+        bool invert = (d.Flags & RpfilterFlags.Invert) != 0;
+        string? inDev = ctx.InDev;
+        if (ctx.Skb.PacketType == Engine.PacketType.Loopback || inDev is null || ctx.Host.FindLink(inDev)?.Kind == "loopback") return !invert;
+        Wire.Packet p = ctx.Packet;
+        if (ctx.Family == IpFamily.V4)
+        {
+            if ((p.Source >> 24) == 0 && (p.Destination == 0xffffffff || (p.Destination >> 8) == 0xe00000)) return !invert;
+        }
+        else if (p.Source == UInt128.Zero)
+        {
+            return !invert;
+        }
+        var q = new Routing.RouteQuery(ctx.Family, p.Source)
+        {
+            Mark = (d.Flags & RpfilterFlags.ValidMark) != 0 ? ctx.Skb.Mark : 0,
+        };
+        Routing.RouteResult r = Routing.RouteLookup.Output(ctx.Host, q);
+        bool ok;
+        if (!r.Ok) ok = false;
+        else if (r.Type == Routing.RouteType.Local) ok = (d.Flags & RpfilterFlags.AcceptLocal) != 0
+            && (ctx.Family == IpFamily.V6 || (d.Flags & RpfilterFlags.Loose) != 0 || r.Device == inDev || r.Device == "lo" && IsOwnAddressOn(ctx, p.Source, inDev));
+        else if (r.Type != Routing.RouteType.Unicast) ok = false;
+        else ok = (d.Flags & RpfilterFlags.Loose) != 0 || r.Device == inDev;
+        return ok ^ invert;
+    }
+
+    private static bool IsOwnAddressOn(PacketContext ctx, UInt128 address, string dev)
+    {
+        foreach (Host.InterfaceAddress a in ctx.Host.Addresses)
+        {
+            if (a.Family == ctx.Family && a.Address == address && a.Device == dev) return true;
+        }
+        return false;
     }
 }

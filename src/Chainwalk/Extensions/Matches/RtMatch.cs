@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -155,4 +157,47 @@ public sealed class RtMatch : XtExtension<RtData>
         AppendAddresses(sb, d);
         if (d.NotStrict) sb.Append(" 0-not-strict");
     }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_rt.c): finds the routing header; type, segments left, length and --rt-0-res
+    /// (the 32 bits after the fixed part zero), then the type-0 address list: strict (exactly these, in order,
+    /// and no others) or with --rt-0-not-strict (these in order, others between allowed).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, RtData d)
+    {
+        Packet p = ctx.Packet;
+        if (!HeaderReads.FindIpv6Header(p, IpProtocol.Routing, out int ptr, out bool bad))
+        {
+            ctx.HotDrop = bad;
+            return false;
+        }
+        if (!HeaderReads.TryRead(p, ptr, 4, out ReadOnlySpan<byte> rh)) return HeaderReads.Drop(ctx);
+        int hdrlen = (rh[1] + 1) << 3;
+        if (p.Bytes.Length - ptr < hdrlen) return false;
+        bool ret = (rh[3] >= d.SegsLeftMin && rh[3] <= d.SegsLeftMax) != d.InvSegsLeft
+            && (!d.HasLength || (d.HeaderLength == (uint)hdrlen) != d.InvLength)
+            && (!d.HasType || (d.RtType == rh[2]) != d.InvType);
+        if (ret && d.Reserved)
+            ret = HeaderReads.TryRead(p, ptr + 4, 4, out ReadOnlySpan<byte> rp) && HeaderReads.U32(rp, 0) == 0;
+        if (!d.HasAddresses) return ret;
+        int slots = (hdrlen - 8) / 16;
+        if (d.AddressCount > slots) return false;
+        if (d.NotStrict)
+        {
+            int i = 0;
+            for (int temp = 0; temp < slots && i < d.AddressCount; temp++)
+            {
+                if (Address(p, ptr + 8 + temp * 16) == d.Addresses[i]) i++;
+            }
+            return i == d.AddressCount && ret;
+        }
+        int k;
+        for (k = 0; k < d.AddressCount; k++)
+        {
+            if (Address(p, ptr + 8 + k * 16) != d.Addresses[k]) break;
+        }
+        return k == d.AddressCount && k == slots && ret;
+    }
+
+    private static UInt128 Address(Packet p, int at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(p.Bytes.AsSpan(at, 16));
 }

@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -282,5 +284,78 @@ public sealed class SctpMatch : XtExtension<SctpData>
             if ((d.InvFlags & SctpData.ChunkTypes) != 0) sb.Append(" !");
             AppendChunks(sb, d, numeric);
         }
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_sctp.c): ports, then the chunk walk. Non-first fragments never match; a common
+    /// header, a chunk header that does not fit or a zero chunk length drops the packet. Flag conditions are keyed by what libxt_sctp
+    /// stored (its table index, see <see cref="SctpFlagInfo.ChunkType"/>), compared with the chunk's type.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, SctpData d)
+    {
+        Packet p = ctx.Packet;
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, SctpHeader.Length, out ReadOnlySpan<byte> sh)) return HeaderReads.Drop(ctx);
+        ushort sport = HeaderReads.U16(sh, 0), dport = HeaderReads.U16(sh, 2);
+        if (!Check(d, SctpData.SrcPorts, sport >= d.SportMin && sport <= d.SportMax)) return false;
+        if (!Check(d, SctpData.DestPorts, dport >= d.DportMin && dport <= d.DportMax)) return false;
+        if ((d.Flags & SctpData.ChunkTypes) == 0) return true;
+        bool chunks = MatchChunks(ctx, p, d);
+        if (ctx.HotDrop) return false;
+        return chunks != ((d.InvFlags & SctpData.ChunkTypes) != 0);
+    }
+
+    private static bool Check(SctpData d, uint option, bool condition) =>
+        (d.Flags & option) == 0 || condition != ((d.InvFlags & option) != 0);
+
+    private static bool FlagsMatch(SctpData d, byte type, byte flags)
+    {
+        for (int i = 0; i < d.FlagCount; i++)
+        {
+            if (d.FlagInfo[i].ChunkType == type) return (flags & d.FlagInfo[i].FlagMask) == d.FlagInfo[i].Flag;
+        }
+        return true;
+    }
+
+    private static bool MatchChunks(PacketContext ctx, Packet p, SctpData d)
+    {
+        // ALL keeps a copy of the wanted types and clears each one seen (with its flags right).
+        Span<uint> left = stackalloc uint[8];
+        d.ChunkMap.CopyTo(left);
+        int offset = HeaderReads.ThOff(p) + SctpHeader.Length;
+        int end = p.Bytes.Length;
+        do
+        {
+            // A chunk header that does not fit, or a chunk of length 0 (which would never advance), is dropped.
+            if (!HeaderReads.TryRead(p, offset, 4, out ReadOnlySpan<byte> ch)) return HeaderReads.Drop(ctx);
+            byte type = ch[0], flags = ch[1];
+            int length = HeaderReads.U16(ch, 2);
+            if (length == 0) return HeaderReads.Drop(ctx);
+            if (d.ChunkSet(type))
+            {
+                switch (d.ChunkMatchType)
+                {
+                    case SctpChunkMatch.Any when FlagsMatch(d, type, flags):
+                        return true;
+                    case SctpChunkMatch.All when FlagsMatch(d, type, flags):
+                        left[type / 32] &= ~(1u << (type % 32));
+                        break;
+                    case SctpChunkMatch.Only when !FlagsMatch(d, type, flags):
+                        return false;
+                }
+            }
+            else if (d.ChunkMatchType == SctpChunkMatch.Only)
+            {
+                return false;
+            }
+            offset += (length + 3) & ~3; // SCTP_PAD4
+        }
+        while (offset < end);
+        return d.ChunkMatchType switch
+        {
+            SctpChunkMatch.All => left.IndexOfAnyExcept(0u) < 0,
+            SctpChunkMatch.Any => false,
+            _ => true,
+        };
     }
 }

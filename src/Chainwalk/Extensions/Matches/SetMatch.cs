@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -175,4 +176,37 @@ public sealed class SetMatch : XtExtension<SetData>
     protected override void Save(StringBuilder sb, SetData d, IpFamily family) => Append(sb, d, "--match-set", "--");
 
     protected override void Print(StringBuilder sb, SetData d, IpFamily family, bool numeric) => Append(sb, d, "match-set", string.Empty);
+
+    /// <summary>
+    /// xt_set.c set_match_v4: ip_set_test on the host's set (<see cref="Netfilter.Ipsets"/>) with the rule's
+    /// src/dst flags; a nomatch entry is a non-match (--return-nomatch reverses plain and nomatch entries); the entry's counters are
+    /// updated (not with ! --update-counters) and then compared with --packets-*/--bytes-*; ! inverts. A set
+    /// that does not exist matches nothing (the kernel would have refused the rule).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, SetData d)
+    {
+        bool hit = false;
+        if (ctx.Netfilter.Ipsets is { } store && store.Get(d.SetName) is { } set)
+        {
+            Func<Host.IpsetMember, bool>? check = d.PacketsOp == SetCounterOp.None && d.BytesOp == SetCounterOp.None
+                ? null
+                : m => Compare((ulong)(m.Packets ?? 0), d.PacketsOp, d.Packets) && Compare((ulong)(m.Bytes ?? 0), d.BytesOp, d.Bytes);
+            IpsetTestResult r = IpsetEval.Test(ctx, store, set, new IpsetOptions(d.Dim, d.DirFlags), !d.SkipCounterUpdate,
+                !d.SkipSubcounterUpdate, check);
+            // ip_set_test: with --return-nomatch on a type that has nomatch entries, the answer is reversed:
+            // a nomatch entry matches and a plain one does not.
+            hit = d.ReturnNomatch && set.IsNet ? r == IpsetTestResult.NoMatch : r == IpsetTestResult.Match;
+        }
+        return hit ^ d.Invert;
+    }
+
+    /// <summary>ip_set_match_counter.</summary>
+    private static bool Compare(ulong counter, SetCounterOp op, ulong value) => op switch
+    {
+        SetCounterOp.Eq => counter == value,
+        SetCounterOp.Ne => counter != value,
+        SetCounterOp.Lt => counter < value,
+        SetCounterOp.Gt => counter > value,
+        _ => true,
+    };
 }

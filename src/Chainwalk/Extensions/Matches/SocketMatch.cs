@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 
@@ -52,4 +53,7 @@ public sealed class SocketMatch : XtExtension<SocketData>
         sb.Append(" socket");
         Save(sb, d, family);
     }
+
+    /// <summary>xt_socket.c: the virtual host has no open sockets, so the socket lookup finds none and the match fails.</summary>
+    protected override bool Match(PacketContext ctx, SocketData d) => false;
 }

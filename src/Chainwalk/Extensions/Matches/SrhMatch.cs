@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -169,5 +171,60 @@ public sealed class SrhMatch : XtExtension<SrhData>
                 sb.Append(' ').Append(Labels[id]).Append(':').Append(inv).Append(XtParse.Dec(Value(d, id)));
             }
         }
+    }
+
+    /// <summary>
+    /// Evaluates the match (ip6t_srh.c, srh1_mt6): the routing header must be a segment routing header (type 4)
+    /// with segments left not above last entry; then each given field compare, inverted where asked. Headers or
+    /// segments that cannot be read make it fail, never drop. PSID is the previous segment (none when segments
+    /// left equals last entry), NSID the next (none when segments left is 0), LSID the last.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, SrhData d)
+    {
+        Packet p = ctx.Packet;
+        if (Ipv6HeaderFinder.Find(p.Bytes, IpProtocol.Routing, out int off, out _) < 0) return false;
+        if (!HeaderReads.TryRead(p, off, 8, out ReadOnlySpan<byte> srh)) return false;
+        byte nexthdr = srh[0], hdrlen = srh[1], type = srh[2], segsLeft = srh[3], last = srh[4];
+        // ip6t_srh.c compares the header's big-endian tag with the host-order number libip6t_srh stored: on a
+        // little-endian host (x86, arm64) --srh-tag 0x7707 is what matches a tag of 0x0777 (recorded on Linux 6.18).
+        ushort tag = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(srh[6..]);
+        if (type != 4 || segsLeft > last) return false;
+        if (Fails(d, 0, nexthdr == d.NextHeader)) return false;
+        if (Fails(d, 1, hdrlen == d.HeaderLength) || Fails(d, 2, hdrlen > d.HeaderLength) || Fails(d, 3, hdrlen < d.HeaderLength)) return false;
+        if (Fails(d, 4, segsLeft == d.SegmentsLeft) || Fails(d, 5, segsLeft > d.SegmentsLeft) || Fails(d, 6, segsLeft < d.SegmentsLeft)) return false;
+        if (Fails(d, 7, last == d.LastEntry) || Fails(d, 8, last > d.LastEntry) || Fails(d, 9, last < d.LastEntry)) return false;
+        if (Fails(d, 10, tag == d.Tag)) return false;
+        if (Given(d, 11))
+        {
+            if (segsLeft == last) return false;
+            if (!Sid(p, off + 8 + (segsLeft + 1) * 16, out UInt128 psid)) return false;
+            if (Fails(d, 11, (psid & d.PsidMask) == (d.PsidAddress & d.PsidMask))) return false;
+        }
+        if (Given(d, 12))
+        {
+            if (segsLeft == 0) return false;
+            if (!Sid(p, off + 8 + (segsLeft - 1) * 16, out UInt128 nsid)) return false;
+            if (Fails(d, 12, (nsid & d.NsidMask) == (d.NsidAddress & d.NsidMask))) return false;
+        }
+        if (Given(d, 13))
+        {
+            if (!Sid(p, off + 8 + last * 16, out UInt128 lsid)) return false;
+            if (Fails(d, 13, (lsid & d.LsidMask) == (d.LsidAddress & d.LsidMask))) return false;
+        }
+        return true;
+    }
+
+    private static bool Given(SrhData d, int id) => (d.Flags & (1 << id)) != 0;
+
+    /// <summary>A given compare that fails: its condition, inverted when asked, is false.</summary>
+    private static bool Fails(SrhData d, int id, bool condition) =>
+        Given(d, id) && condition == ((d.InvFlags & (1 << id)) != 0);
+
+    private static bool Sid(Packet p, int at, out UInt128 sid)
+    {
+        sid = 0;
+        if (!HeaderReads.TryRead(p, at, 16, out ReadOnlySpan<byte> b)) return false;
+        sid = System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(b);
+        return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -96,4 +97,34 @@ public sealed class StatisticMatch : XtExtension<StatisticData>
         sb.Append(" statistic");
         Append(sb, d, string.Empty);
     }
+
+    /// <summary>
+    /// xt_statistic.c. Random: (random u32 &amp; 0x7FFFFFFF) &lt; probability. Nth: a counter starting at
+    /// every - packet steps to 0 after reaching every, and the rule matches when it becomes 0.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, StatisticData d)
+    {
+        bool ret = d.Invert;
+        if (!d.Nth)
+        {
+            uint r = (uint)ctx.Random.NextInt64(0, 1L << 32) & 0x7FFFFFFF;
+            if (r < d.Probability) ret = !ret;
+            return ret;
+        }
+        StatisticState s = ctx.RuleState(() => new StatisticState { Count = d.Count, Initial = d.Count });
+        s.Count = s.Count == d.Every ? 0 : s.Count + 1;
+        if (s.Count == 0) ret = !ret;
+        return ret;
+    }
+}
+
+/// <summary>An nth-mode rule's counter (xt_statistic_priv.count).</summary>
+public sealed class StatisticState : IRuntimeState
+{
+    public uint Count;
+    public uint Initial;
+
+    public System.Text.Json.Nodes.JsonNode? Save() => Count == Initial ? null : System.Text.Json.Nodes.JsonValue.Create(Count);
+
+    public void Load(System.Text.Json.Nodes.JsonNode node) => Count = (uint)node;
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -198,4 +200,34 @@ public sealed class StringMatch : XtExtension<StringData>
         if (d.ToOffset != ushort.MaxValue) sb.Append(" TO ").Append(XtParse.Dec(d.ToOffset));
         if (d.IgnoreCase) sb.Append(" ICASE");
     }
+
+    /// <summary>
+    /// Evaluates the match (xt_string.c, skb_find_text): the pattern must lie wholly inside bytes
+    /// [--from, --to) of the packet, counted from the IP header. Boyer-Moore and KMP find the same first
+    /// occurrence in a linear buffer, so both are a plain substring search here. --icase folds both sides with
+    /// the kernel's toupper, which also folds Latin-1 letters (lib/ctype.c).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, StringData d) => Find(ctx.Packet.Bytes, d) != d.Invert;
+
+    private static bool Find(ReadOnlySpan<byte> skb, StringData d)
+    {
+        int from = d.FromOffset, to = d.ToOffset;
+        ReadOnlySpan<byte> pattern = d.Pattern;
+        int upper = Math.Min(to, skb.Length);
+        if (from >= upper) return false;
+        ReadOnlySpan<byte> text = skb[from..upper];
+        if (pattern.Length > text.Length) return false;
+        // The found offset plus the pattern length must fit in to - from; text is already cut at to.
+        if (!d.IgnoreCase) return text.IndexOf(pattern) >= 0;
+        for (int i = 0; i + pattern.Length <= text.Length; i++)
+        {
+            int j = 0;
+            while (j < pattern.Length && KernelUpper(text[i + j]) == KernelUpper(pattern[j])) j++;
+            if (j == pattern.Length) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The kernel's toupper: ASCII a-z and the Latin-1 lower-case range 0xDF-0xFF except 0xF7.</summary>
+    private static byte KernelUpper(byte c) => (c is >= (byte)'a' and <= (byte)'z') || (c >= 0xDF && c != 0xF7) ? (byte)(c - 0x20) : c;
 }

@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -216,5 +218,53 @@ public sealed class TcpMatch : XtExtension<TcpData>
                 AppendFlags(sb, d.FlagCompare);
             }
         }
+    }
+
+    /// <summary>
+    /// Evaluates the match. iptables-nft 1.8.9 sends ports and flags as native payload expressions
+    /// (<see cref="TcpData.Native"/>): each reads its bytes at the transport header, also in a non-first
+    /// fragment (whose data is then read as if it were the header), and when the packet is too short for them
+    /// the rule simply does not match (nft_payload.c: NFT_BREAK), with no hot drop. Otherwise the kernel's xt
+    /// "tcp" match runs (xt_tcpudp.c): fragments do not match, one at offset 1 and a truncated header drop the
+    /// packet. Both recorded on Linux 6.18 with iptables 1.8.9 (nft).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, TcpData d)
+    {
+        Packet p = ctx.Packet;
+        int fragoff = HeaderReads.FragOff(p);
+        if (d.Native) return MatchNative(p, d);
+        if (fragoff != 0)
+        {
+            // "Don't allow a fragment of TCP 8 bytes in": offset 1 could overwrite the flags of the first fragment.
+            if (fragoff == 1) ctx.HotDrop = true;
+            return false;
+        }
+        if (!HeaderReads.TryTransport(p, TcpHeader.MinLength, out ReadOnlySpan<byte> th)) return HeaderReads.Drop(ctx);
+        ushort sport = HeaderReads.U16(th, 0), dport = HeaderReads.U16(th, 2);
+        if ((sport >= d.SportMin && sport <= d.SportMax) == d.InvSport) return false;
+        if ((dport >= d.DportMin && dport <= d.DportMax) == d.InvDport) return false;
+        if (((th[13] & d.FlagMask) == d.FlagCompare) == d.InvFlags) return false;
+        if (d.Option != 0)
+        {
+            int doff = (th[12] >> 4) * 4;
+            if (doff < TcpHeader.MinLength) return HeaderReads.Drop(ctx);
+            int optlen = doff - TcpHeader.MinLength;
+            if (optlen == 0) return d.InvOption;
+            if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> opts))
+                return HeaderReads.Drop(ctx);
+            return HeaderReads.HasOption(opts, d.Option) != d.InvOption;
+        }
+        return true;
+    }
+
+    /// <summary>The nf_tables expressions iptables-nft 1.8.9 emits for ports and flags (nft.c add_nft_tcp/add_nft_tcpudp).</summary>
+    private static bool MatchNative(Packet p, TcpData d)
+    {
+        if (d.FlagMask != 0)
+        {
+            if (!HeaderReads.TryTransport(p, 14, out ReadOnlySpan<byte> f)) return false;
+            if (((f[13] & d.FlagMask) == d.FlagCompare) == d.InvFlags) return false;
+        }
+        return NativePorts.Match(p, d.SportMin, d.SportMax, d.InvSport, d.DportMin, d.DportMax, d.InvDport);
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -55,5 +57,34 @@ public sealed class TcpmssMatch : XtExtension<TcpmssData>
     {
         sb.Append(" tcpmss match ").Append(d.Invert ? "!" : string.Empty);
         AppendRange(sb, d);
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_tcpmss.c): the first well-formed MSS option (kind 2, length 4) decides; a packet
+    /// without one matches only when inverted. A truncated header or options, or a data offset below 5, drop
+    /// the packet. The kernel does not look at the fragment offset here.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, TcpmssData d)
+    {
+        Packet p = ctx.Packet;
+        if (!HeaderReads.TryTransport(p, TcpHeader.MinLength, out ReadOnlySpan<byte> th)) return HeaderReads.Drop(ctx);
+        int doff = (th[12] >> 4) * 4;
+        if (doff < TcpHeader.MinLength) return HeaderReads.Drop(ctx);
+        int optlen = doff - TcpHeader.MinLength;
+        if (optlen == 0) return d.Invert;
+        if (!HeaderReads.TryRead(p, HeaderReads.ThOff(p) + TcpHeader.MinLength, optlen, out ReadOnlySpan<byte> op))
+            return HeaderReads.Drop(ctx);
+        for (int i = 0; i < optlen;)
+        {
+            if (op[i] == TcpOptionKind.Mss && optlen - i >= 4 && op[i + 1] == 4)
+            {
+                int mss = (op[i + 2] << 8) | op[i + 3];
+                return (mss >= d.MssMin && mss <= d.MssMax) != d.Invert;
+            }
+            if (op[i] < 2) i++;
+            else if (i + 1 < optlen && op[i + 1] != 0) i += op[i + 1];
+            else i++;
+        }
+        return d.Invert;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 
 namespace Chainwalk.Extensions.Matches;
@@ -304,5 +305,36 @@ public sealed class TimeMatch : XtExtension<TimeData>
         if (d.DateStop != int.MaxValue) sb.Append(" until date ").Append(Date(d.DateStop, ' '));
         if (!d.KernelTz) sb.Append(" UTC");
         if (d.Contiguous) sb.Append(" contiguous");
+    }
+
+    /// <summary>
+    /// xt_time.c on the host clock (whole seconds). --kerneltz shifts by the kernel's sys_tz, which is
+    /// 0 minutes west on the virtual host (nothing calls settimeofday), so it equals UTC. A daytime range
+    /// that wraps midnight matches outside the gap; with --contiguous the part after midnight counts as
+    /// the previous day for --weekdays and --monthdays.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, TimeData d)
+    {
+        long stamp = (long)Math.Floor(ctx.Now);
+        if (stamp < d.DateStart || stamp > d.DateStop) return false;
+        long packetTime = ((stamp % 86400) + 86400) % 86400;
+        if (d.DaytimeStart < d.DaytimeStop)
+        {
+            if (packetTime < d.DaytimeStart || packetTime > d.DaytimeStop) return false;
+        }
+        else
+        {
+            if (packetTime < d.DaytimeStart && packetTime > d.DaytimeStop) return false;
+            if (d.Contiguous && packetTime <= d.DaytimeStop) stamp -= 86400;
+        }
+        long days = (long)Math.Floor(stamp / 86400.0);
+        int weekday = (int)(((days + 3) % 7 + 7) % 7) + 1; // 1970-01-01 was a Thursday (4); 1 = Monday
+        if ((d.WeekDays & (1 << weekday)) == 0) return false;
+        if (d.MonthDays != AllMonthDays)
+        {
+            int monthday = DateTime.UnixEpoch.AddDays(days).Day;
+            if ((d.MonthDays & (1u << monthday)) == 0) return false;
+        }
+        return true;
     }
 }

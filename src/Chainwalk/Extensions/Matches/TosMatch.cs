@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -92,4 +94,8 @@ public sealed class TosMatch : XtExtension<TosData>
         if (sym is not null) sb.Append(' ').Append(sym);
         else sb.Append(Hex2(d.Value)).Append('/').Append(Hex2(d.Mask));
     }
+
+    /// <summary>Evaluates the match (xt_dscp.c tos_mt): the TOS or traffic class under the mask equals the value.</summary>
+    protected override bool Match(PacketContext ctx, TosData d) =>
+        ((HeaderReads.DsField(ctx.Packet) & d.Mask) == d.Value) != d.Invert;
 }

@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -192,5 +195,77 @@ public sealed class U32Match : XtExtension<U32Data>
         sb.Append(" u32");
         if (d.Invert) sb.Append(" !");
         Dump(sb, d);
+    }
+
+    /// <summary>
+    /// u32_mt_checkentry (xt_u32.c): a shift by 32 or more is refused with EINVAL (recorded on Linux 6.18:
+    /// "0&gt;&gt;32=0" fails with "RULE_APPEND failed (Invalid argument)", "0&gt;&gt;31=0" loads).
+    /// </summary>
+    protected override string? CheckEntry(RuleCheckContext ctx, U32Data d)
+    {
+        foreach (U32Test t in d.Tests)
+        {
+            for (int i = 1; i < t.Location.Count; i++)
+            {
+                if (t.Location[i].Op is U32Op.LeftShift or U32Op.RightShift && t.Location[i].Number >= 32)
+                    return RulesetEditor.InvalidArgument;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Evaluates the match (xt_u32.c) on the packet from its IP header: every test ("&amp;&amp;") must hold. A
+    /// test reads 4 bytes at its first number, applies &amp;, &lt;&lt;, &gt;&gt; in turn, and "@" moves the base
+    /// forward by the value so far and reads 4 bytes at base + number. A read past the end (or an overflowing
+    /// base) makes the whole match false, before the inversion is applied.
+    /// </summary>
+    protected override bool Match(PacketContext ctx, U32Data d) => MatchTests(ctx.Packet.Bytes, d) != d.Invert;
+
+    private static bool MatchTests(ReadOnlySpan<byte> skb, U32Data d)
+    {
+        uint len = (uint)skb.Length;
+        foreach (U32Test t in d.Tests)
+        {
+            uint at = 0;
+            uint pos = t.Location[0].Number;
+            if (len < 4 || pos > len - 4) return false;
+            uint val = HeaderReads.U32(skb, (int)pos);
+            for (int i = 1; i < t.Location.Count; i++)
+            {
+                (U32Op op, uint number) = t.Location[i];
+                switch (op)
+                {
+                    case U32Op.And:
+                        val &= number;
+                        break;
+                    // Shift counts are below 32: CheckEntry refuses the others, as the kernel does.
+                    case U32Op.LeftShift:
+                        val <<= (int)number;
+                        break;
+                    case U32Op.RightShift:
+                        val >>= (int)number;
+                        break;
+                    default:
+                        if (at + val < at) return false;
+                        at += val;
+                        pos = number;
+                        if (at + 4 < at || len < at + 4 || pos > len - at - 4) return false;
+                        val = HeaderReads.U32(skb, (int)(at + pos));
+                        break;
+                }
+            }
+            bool any = false;
+            foreach ((uint min, uint max) in t.Values)
+            {
+                if (min <= val && val <= max)
+                {
+                    any = true;
+                    break;
+                }
+            }
+            if (!any) return false;
+        }
+        return true;
     }
 }

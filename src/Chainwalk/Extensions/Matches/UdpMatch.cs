@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Matches;
 
@@ -92,5 +94,22 @@ public sealed class UdpMatch : XtExtension<UdpData>
         sb.Append(" udp");
         XtParse.AppendPortsListed(sb, "spt", d.SportMin, d.SportMax, d.InvSport, numeric, "udp");
         XtParse.AppendPortsListed(sb, "dpt", d.DportMin, d.DportMax, d.InvDport, numeric, "udp");
+    }
+
+    /// <summary>
+    /// Evaluates the match. With a port given, iptables-nft 1.8.9 sends native payload compares: they read a
+    /// non-first fragment's data as the header, and a packet too short for the port does not match, without a
+    /// hot drop (nft_payload.c). With no option the xt "udp" match runs (xt_tcpudp.c): fragments do not match,
+    /// a truncated header is dropped. Both recorded on Linux 6.18 with iptables 1.8.9 (nft).
+    /// </summary>
+    protected override bool Match(PacketContext ctx, UdpData d)
+    {
+        Packet p = ctx.Packet;
+        if (d.Native) return NativePorts.Match(p, d.SportMin, d.SportMax, d.InvSport, d.DportMin, d.DportMax, d.InvDport);
+        if (HeaderReads.FragOff(p) != 0) return false;
+        if (!HeaderReads.TryTransport(p, UdpHeader.Length, out ReadOnlySpan<byte> uh)) return HeaderReads.Drop(ctx);
+        ushort sport = HeaderReads.U16(uh, 0), dport = HeaderReads.U16(uh, 2);
+        return (sport >= d.SportMin && sport <= d.SportMax) != d.InvSport
+            && (dport >= d.DportMin && dport <= d.DportMax) != d.InvDport;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -211,4 +212,31 @@ public sealed class SetTarget : XtExtension<SetTargetData>
     protected override void Save(StringBuilder sb, SetTargetData d, IpFamily family) => Write(sb, d, "--");
 
     protected override void Print(StringBuilder sb, SetTargetData d, IpFamily family, bool numeric) => Write(sb, d, string.Empty);
+
+    /// <summary>
+    /// xt_set.c set_target_v3: --add-set adds the packet's element (--exist refreshes an existing one's
+    /// timeout; --timeout, else the set's default), --del-set deletes it, --map-set tests it and, on a
+    /// match, maps the entry's skbinfo (the host's sets keep none: mark unchanged, priority 0, queue 0).
+    /// Failures are silent, as in the kernel. The verdict is always CONTINUE.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, SetTargetData d)
+    {
+        if (ctx.Netfilter.Ipsets is not { } store) return Verdict.Continue;
+        if (d.AddSet is { } add && store.Get(add.Name) is { } addSet)
+        {
+            long? timeout = d.Timeout == uint.MaxValue ? null : Math.Min(d.Timeout, 2147483u);
+            IpsetEval.Add(ctx, store, addSet, new IpsetOptions(add.Dimensions, add.SourceFlags), timeout, (d.Flags & SetTargetFlags.Exist) != 0);
+        }
+        if (d.DelSet is { } del && store.Get(del.Name) is { } delSet)
+            IpsetEval.Delete(ctx, store, delSet, new IpsetOptions(del.Dimensions, del.SourceFlags));
+        if (d.MapSet is { } map && store.Get(map.Name) is { } mapSet)
+        {
+            IpsetTestResult r = IpsetEval.Test(ctx, store, mapSet, new IpsetOptions(map.Dimensions, map.SourceFlags));
+            if (r == IpsetTestResult.Match)
+            {
+                if ((d.Flags & SetTargetFlags.MapPriority) != 0) ctx.Skb.Priority = 0;
+            }
+        }
+        return Verdict.Continue;
+    }
 }

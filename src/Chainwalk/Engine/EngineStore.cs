@@ -1,0 +1,62 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Chainwalk.Host;
+
+namespace Chainwalk.Engine;
+
+/// <summary>
+/// The engine's side of the host directory: <c>runtime.json</c> keeps what the kernel keeps between packets
+/// besides rules and routes (extension state: limit tokens, recent lists, quotas …), so that successive
+/// commands see one kernel. Written atomically with the rules' counters and the clock, under the host lock.
+/// </summary>
+public static class EngineStore
+{
+    public const string RuntimeFile = "runtime.json";
+
+    /// <summary>Hooks other rooms add to load and save their state with the engine's (conntrack table, ipsets …).</summary>
+    public static event Action<HostStore, Netfilter>? Opening;
+
+    public static event Action<HostStore, Netfilter>? Saving;
+
+    /// <summary>Makes the host's named objects known (ipsets, nfacct) before rules are parsed.</summary>
+    public static void UseHostObjects(HostStore store) => store.UseHostObjects();
+
+    /// <summary>A netfilter for the host with its saved runtime state.</summary>
+    public static Netfilter Open(HostStore store, VirtualHost host)
+    {
+        var state = new RuntimeState { Now = host.Clock };
+        string path = Path.Combine(store.Directory, RuntimeFile);
+        if (File.Exists(path))
+        {
+            try
+            {
+                if (JsonNode.Parse(File.ReadAllText(path)) is JsonObject o) state.Load(o);
+            }
+            catch (JsonException ex)
+            {
+                throw new InvalidDataException($"{path}: {ex.Message}", ex);
+            }
+        }
+        var nf = new Netfilter(host, state);
+        if (File.Exists(Path.Combine(store.Directory, IpsetStore.FileName))) nf.Ipsets = IpsetStore.Load(store);
+        if (File.Exists(Path.Combine(store.Directory, NfacctStore.FileName))) nf.Nfacct = NfacctStore.Load(store);
+        Opening?.Invoke(store, nf);
+        return nf;
+    }
+
+    /// <summary>Writes what the packets changed: counters (rules files), the clock (network.conf), runtime.json and the hooked rooms' state.</summary>
+    public static void Save(HostStore store, VirtualHost host, Netfilter nf)
+    {
+        host.Clock = nf.State.Now;
+        store.SaveRules(host.V4);
+        store.SaveRules(host.V6);
+        store.SaveNetwork(host);
+        JsonObject o = nf.State.Save();
+        string path = Path.Combine(store.Directory, RuntimeFile);
+        if (o.Count > 0 || File.Exists(path))
+            HostStore.WriteAtomic(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        nf.Ipsets?.Save(store);
+        nf.Nfacct?.Save(store);
+        Saving?.Invoke(store, nf);
+    }
+}
