@@ -20,6 +20,12 @@ public sealed class ConntrackTable
     /// <summary>The confirmed entries, oldest first.</summary>
     public IReadOnlyCollection<ConnEntry> Entries => _entries;
 
+    /// <summary>The confirmed entries, newest first (the order NAT's by-source hash keeps them in).</summary>
+    public IEnumerable<ConnEntry> NewestFirst()
+    {
+        for (LinkedListNode<ConnEntry>? n = _entries.Last; n is not null; n = n.Previous) yield return n.Value;
+    }
+
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
     public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
     {
