@@ -388,13 +388,14 @@ public sealed class ConntrackHooks : IConntrackHooks
     public bool ApplyNat(PacketContext ctx) => !Tracks(ctx.Skb.Family) || Nat.NatHooks.Apply(ctx, Table);
 
     /// <summary>
-    /// nf_ct_attach (nf_send_reset for REJECT's TCP reset): the answer belongs to its cause's connection, as
-    /// RELATED in the other direction. ICMP errors are sent by icmp_send, which attaches nothing: conntrack
-    /// finds their connection at OUTPUT from the quoted packet (and none when it was never confirmed).
+    /// nf_ct_attach (nf_send_reset for REJECT's TCP reset; icmp_glue_bits for every ICMP error icmp_send builds):
+    /// the answer belongs to its cause's connection, as RELATED in the other direction, even when that connection
+    /// was never confirmed (recorded on Linux 6.18 with tests/tools/nat/record-icmp-attach.sh: a router's time
+    /// exceeded about a first packet passes an OUTPUT rule for RELATED). NAT then translates it, or drops a
+    /// redirect about a connection whose bindings are not both made yet.
     /// </summary>
     public void Attach(Skb generated, Skb original)
     {
-        if (generated.Packet.IsIcmpError) return;
         if (original.Conntrack is not ConnEntry ct) return;
         generated.Conntrack = ct;
         generated.CtInfo = original.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? CtInfo.Related : CtInfo.RelatedReply;

@@ -1,0 +1,169 @@
+using System.Text.RegularExpressions;
+using Chainwalk.Engine;
+using Chainwalk.Net;
+using Chainwalk.Tests.Support;
+using Chainwalk.Wire;
+using Shouldly;
+using Xunit;
+
+namespace Chainwalk.Tests.Nat;
+
+/// <summary>
+/// NAT cases beside the two labs, on the guide's gateway: source port clashes, an ICMP error about a
+/// masqueraded connection, the lab's DNAT rule catching a LAN host (hairpin), SNAT to an address range,
+/// REDIRECT, NETMAP both ways and IPv6 MASQUERADE. Where the kernel's answer is in kernel-recording-nat.txt
+/// (tests/tools/nat/record-nat.sh, Linux 6.18) the expectation is that answer, with timeouts one second
+/// higher (the virtual clock stands still); a port the kernel picks at random is checked for its range.
+/// </summary>
+public partial class NatScenarioTests
+{
+    private const string S = "93.184.216.34";
+
+    private static byte[] Syn(string src, string dst, ushort sport, ushort dport) =>
+        PacketBuilder.Ipv4(src, dst).Tcp(sport, dport, TcpFlags.Syn, 1000, 0).Build();
+
+    private static string Gateway => NatGatewayTests.GatewayRules;
+
+    [GeneratedRegex(@"198\.51\.100\.2:(\d+) > ")]
+    private static partial Regex SourcePort();
+
+    private static int MappedPort(PacketResult r)
+    {
+        Match m = SourcePort().Match(NatRig.Outputs(r));
+        m.Success.ShouldBeTrue(NatRig.Outputs(r));
+        return int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void A_second_host_with_the_same_source_port_gets_a_free_port_of_the_same_class()
+    {
+        var rig = new NatRig(Gateway);
+        NatRig.Outputs(rig.In("eth1", Syn("10.0.1.20", S, 40000, 80))).ShouldBe("eth0 198.51.100.2:40000 > 93.184.216.34:80 S");
+
+        // Recorded: the kernel picked 46436 at random in 1024-65535.
+        PacketResult second = rig.In("eth1", Syn("10.0.1.21", S, 40000, 80));
+        int p = MappedPort(second);
+        p.ShouldBeInRange(1024, 65535);
+        p.ShouldNotBe(40000);
+        rig.Listing.Split('\n')[0].ShouldBe($"tcp      6 120 SYN_SENT src=10.0.1.21 dst=93.184.216.34 sport=40000 dport=80 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=80 dport={p} mark=0 use=1");
+        NatRig.Notes(second).ShouldContain(n => n.Contains("clash: port 40000 is taken by another connection", StringComparison.Ordinal));
+
+        // A free privileged port is kept; a taken one moves within 600-1023 (the kernel picked 683).
+        NatRig.Outputs(rig.In("eth1", Syn("10.0.1.21", S, 700, 80))).ShouldBe("eth0 198.51.100.2:700 > 93.184.216.34:80 S");
+        int q = MappedPort(rig.In("eth1", Syn("10.0.1.20", S, 700, 80)));
+        q.ShouldBeInRange(600, 1023);
+        q.ShouldNotBe(700);
+
+        // The remapped connection's replies find their way back.
+        PacketResult reply = rig.In("eth0", PacketBuilder.Ipv4(S, "198.51.100.2").Tcp(80, (ushort)p, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001).Build());
+        NatRig.Outputs(reply).ShouldBe("eth1 93.184.216.34:80 > 10.0.1.21:40000 SA");
+    }
+
+    [Fact]
+    public void An_icmp_error_about_a_masqueraded_flow_is_translated_inside_and_out()
+    {
+        var rig = new NatRig(Gateway);
+        byte[] udp = PacketBuilder.Ipv4("10.0.1.20", S).Udp(5000, 53).Payload("x"u8).Build();
+        PacketResult r = rig.In("eth1", udp);
+        NatRig.Outputs(r).ShouldBe("eth0 198.51.100.2:5000 > 93.184.216.34:53");
+        byte[] sent = r.Outputs[0].Bytes;
+        byte[] error = PacketBuilder.Ipv4(S, "198.51.100.2").IcmpError(3, 3, PacketBuilder.Quote(sent, IpFamily.V4)).Build();
+        PacketResult back = rig.In("eth0", error);
+        back.CtState.ShouldBe("RELATED");
+        NatRig.Outputs(back).ShouldBe("eth1 93.184.216.34 > 10.0.1.20 icmp 3 quoting 10.0.1.20:5000 > 93.184.216.34:53");
+        Packet inner = back.Outputs[0].Packet.QuotedPacket!;
+        inner.IpChecksumValid.ShouldBeTrue();
+        rig.Listing.ShouldBe("udp      17 30 src=10.0.1.20 dst=93.184.216.34 sport=5000 dport=53 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=53 dport=5000 mark=0 use=1");
+    }
+
+    [Fact]
+    public void The_labs_dnat_rule_has_no_interface_so_a_lan_host_going_to_any_443_is_sent_to_10_0_1_50()
+    {
+        var rig = new NatRig(Gateway);
+        PacketResult r = rig.In("eth1", Syn("10.0.1.20", S, 40001, 443));
+        NatRig.Outputs(r).ShouldBe("eth1 10.0.1.20:40001 > 10.0.1.50:8443 S");
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.20 dst=93.184.216.34 sport=40001 dport=443 [UNREPLIED] src=10.0.1.50 dst=10.0.1.20 sport=8443 dport=40001 mark=0 use=1");
+        NatRig.Changes(r).ShouldBe(["DNAT 93.184.216.34:443 -> 10.0.1.50:8443"]);
+    }
+
+    [Fact]
+    public void Snat_to_an_address_range_picks_the_address_by_hash_as_the_kernel_did()
+    {
+        string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
+            "-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j SNAT --to-source 198.51.100.10-198.51.100.12\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        // Recorded: hosts .20 to .25 from port 41000 to 93.184.216.34:80; a port moves when its address:port was taken.
+        (string Host, string Address, bool PortKept)[] expected =
+        [
+            ("10.0.1.20", "198.51.100.11", true), ("10.0.1.21", "198.51.100.10", true), ("10.0.1.22", "198.51.100.11", false),
+            ("10.0.1.23", "198.51.100.10", false), ("10.0.1.24", "198.51.100.10", false), ("10.0.1.25", "198.51.100.10", false),
+        ];
+        foreach (var (host, address, kept) in expected)
+        {
+            Packet o = rig.In("eth1", Syn(host, S, 41000, 80)).Outputs.Single().Packet;
+            IpNet.FormatAddress(o.Source, IpFamily.V4).ShouldBe(address, host);
+            (o.SourcePort == 41000).ShouldBe(kept, host);
+            if (!kept) o.SourcePort.ShouldBeGreaterThanOrEqualTo((ushort)1024, host);
+        }
+        // The same source to another destination: the earlier mapping of 10.0.1.20:41000 again (recorded).
+        rig.In("eth1", Syn("10.0.1.20", "198.51.100.77", 41000, 80));
+        rig.Listing.Split('\n')[0].ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.20 dst=198.51.100.77 sport=41000 dport=80 [UNREPLIED] src=198.51.100.77 dst=198.51.100.11 sport=80 dport=41000 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Redirect_sends_a_forwarded_connection_to_the_incoming_interfaces_address_and_port()
+    {
+        string rules = Gateway.Replace("-A PREROUTING -p tcp", "-A PREROUTING -i eth1 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 3128\n-A PREROUTING -p tcp", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        PacketResult r = rig.In("eth1", Syn("10.0.1.20", S, 40002, 80));
+        r.Fate.ShouldBe(["delivered-local"]);
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.20 dst=93.184.216.34 sport=40002 dport=80 [UNREPLIED] src=10.0.1.1 dst=10.0.1.20 sport=3128 dport=40002 mark=0 use=1");
+        NatRig.Changes(r).ShouldBe(["DNAT 93.184.216.34:80 -> 10.0.1.1:3128"]);
+
+        // The gateway's own answer (the kernel's RST, recorded) is un-DNATed on its way out: it comes from 93.184.216.34:80.
+        PacketResult rst = rig.Local(PacketBuilder.Ipv4("10.0.1.1", "10.0.1.20").Tcp(3128, 40002, TcpFlags.Rst | TcpFlags.Ack, 0, 1001).Build());
+        NatRig.Outputs(rst).ShouldBe("eth1 93.184.216.34:80 > 10.0.1.20:40002 RA");
+    }
+
+    [Fact]
+    public void Redirect_in_output_goes_to_the_loopback_address()
+    {
+        var rig = new NatRig("*nat\n-A OUTPUT -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080\nCOMMIT\n");
+        PacketResult r = rig.Local(Syn("198.51.100.2", S, 45000, 80));
+        r.Fate.ShouldBe(["delivered-local"]);
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=198.51.100.2 dst=93.184.216.34 sport=45000 dport=80 [UNREPLIED] src=127.0.0.1 dst=198.51.100.2 sport=8080 dport=45000 mark=0 use=1");
+    }
+
+    private const string NetmapRules = "*nat\n-A PREROUTING -d 192.0.2.0/24 -j NETMAP --to 10.0.1.0/24\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j NETMAP --to 192.0.2.0/24\nCOMMIT\n"
+        + "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -i eth1 -o eth0 -j ACCEPT\n-A FORWARD -i eth0 -o eth1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n";
+
+    [Fact]
+    public void Netmap_maps_the_host_part_into_the_other_network_both_ways()
+    {
+        var rig = new NatRig(NetmapRules);
+        // In: mapped to 10.0.1.50, then dropped by FORWARD (not ESTABLISHED): no entry is confirmed (recorded).
+        PacketResult inbound = rig.In("eth0", Syn("203.0.113.9", "192.0.2.50", 52000, 22));
+        inbound.Fate.ShouldBe(["dropped"]);
+        NatRig.Changes(inbound).ShouldBe(["DNAT 192.0.2.50:22 -> 10.0.1.50:22"]);
+        rig.Listing.ShouldBe("");
+        // Out: the source's host part kept in 192.0.2.0/24 (recorded).
+        NatRig.Outputs(rig.In("eth1", Syn("10.0.1.21", S, 40003, 80))).ShouldBe("eth0 192.0.2.21:40003 > 93.184.216.34:80 S");
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.21 dst=93.184.216.34 sport=40003 dport=80 [UNREPLIED] src=93.184.216.34 dst=192.0.2.21 sport=80 dport=40003 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Ipv6_masquerade_takes_the_out_interfaces_address_and_unnats_the_reply()
+    {
+        var rig = new NatRig("", "*nat\n-A POSTROUTING -s fd00:1::/64 -o eth0 -j MASQUERADE\nCOMMIT\n");
+        PacketResult r = rig.In("eth1", PacketBuilder.Ipv6("fd00:1::20", "2001:db8:200::1").Udp(5000, 53).Payload("x"u8).Build());
+        NatRig.Outputs(r).ShouldBe("eth0 [2001:db8:100::2]:5000 > [2001:db8:200::1]:53");
+        rig.Listing.ShouldBe("udp      17 30 src=fd00:1::20 dst=2001:db8:200::1 sport=5000 dport=53 [UNREPLIED] src=2001:db8:200::1 dst=2001:db8:100::2 sport=53 dport=5000 mark=0 use=1");
+        PacketResult reply = rig.In("eth0", PacketBuilder.Ipv6("2001:db8:200::1", "2001:db8:100::2").Udp(53, 5000).Payload("x"u8).Build());
+        NatRig.Outputs(reply).ShouldBe("eth1 [2001:db8:200::1]:53 > [fd00:1::20]:5000");
+        rig.Listing.ShouldBe("udp      17 30 src=fd00:1::20 dst=2001:db8:200::1 sport=5000 dport=53 src=2001:db8:200::1 dst=2001:db8:100::2 sport=53 dport=5000 mark=0 use=1");
+
+        // An ICMPv6 error about it from the internet goes back to the LAN host, translated (recorded).
+        byte[] error = PacketBuilder.Ipv6("2001:db8:100::1", "2001:db8:100::2").IcmpError(1, 0, PacketBuilder.Quote(r.Outputs[0].Bytes, IpFamily.V6)).Build();
+        NatRig.Outputs(rig.In("eth0", error)).ShouldBe("eth1 2001:db8:100::1 > fd00:1::20 icmp 1 quoting [fd00:1::20]:5000 > [2001:db8:200::1]:53");
+    }
+}
