@@ -129,4 +129,43 @@ iptables -L -v -n
             Directory.Delete(hostDir, recursive: true);
         }
     }
+
+    /// <summary>
+    /// Lab 1's promise, checked with packets: after the guide's script ran unmodified through the shims, SSH and
+    /// HTTP from another machine are delivered and 443 times out (dropped, not rejected); the server's own
+    /// connections get their answers back (ESTABLISHED).
+    /// </summary>
+    [Fact]
+    public void Lab1_lets_ssh_and_http_in_and_drops_443()
+    {
+        string guide = Directory.EnumerateFiles(Path.Combine(TestPaths.Shared, "seeds"), "000_*.txt").Order(StringComparer.Ordinal).First();
+        string extractor = Path.Combine(TestPaths.RepoRoot, "tests", "tools", "extract-lab.sh");
+        string hostDir = Directory.CreateTempSubdirectory("cw-lab1-").FullName;
+        string script = Path.Combine(hostDir, "firewall-basic.sh");
+        try
+        {
+            (string extracted, int xc) = Bash("bash \"$1\" \"$2\" \"$3\"", hostDir, extractor, guide, "Lab 1: Basic Stateful Firewall");
+            xc.ShouldBe(0, extracted);
+            File.WriteAllText(script, extracted);
+            (string output, int rc) = Bash("""
+eval "$(eval "$CLI" --host "$HOSTDIR" env)"
+bash -e "$1" >/dev/null
+ip link add eth0 type dummy && ip link set eth0 up && ip addr add 192.0.2.10/24 dev eth0
+t() { eval "$CLI" --host "$HOSTDIR" trace "$@" --json; }
+t -i eth0 -p tcp -s 192.0.2.50 -d 192.0.2.10 --sport 40000 --dport 22 --syn
+t -i eth0 -p tcp -s 192.0.2.50 -d 192.0.2.10 --sport 40001 --dport 80 --syn
+t -i eth0 -p tcp -s 192.0.2.50 -d 192.0.2.10 --sport 40002 --dport 443 --syn
+t --local -p tcp -d 192.0.2.50 --sport 50000 --dport 443 --syn --seq 7
+t -i eth0 -p tcp -s 192.0.2.50 -d 192.0.2.10 --sport 443 --dport 50000 --tcp-flags SYN,ACK --seq 100 --ack 8
+t -i lo -p tcp -s 127.0.0.1 -d 127.0.0.1 --sport 40003 --dport 5432 --syn
+""", hostDir, script);
+            rc.ShouldBe(0, output);
+            string[] fates = output.Trim().Split('\n').Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["fate"]![0]!.GetValue<string>()).ToArray();
+            fates.ShouldBe(["delivered-local", "delivered-local", "dropped", "sent:eth0", "delivered-local", "delivered-local"], output);
+        }
+        finally
+        {
+            Directory.Delete(hostDir, recursive: true);
+        }
+    }
 }

@@ -54,6 +54,8 @@ HOST_COMMANDS = [
     "ip link set eth1 up",
     "sysctl -w net.ipv4.ip_forward=1",
     "sysctl -w net.ipv4.conf.all.rp_filter=0",
+    "sysctl -w net.ipv4.icmp_ratelimit=0",
+    "sysctl -w net.ipv4.conf.all.send_redirects=0",
 ]
 
 
@@ -115,6 +117,9 @@ def setup():
               "net.ipv4.conf.eth0.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0", "net.ipv4.icmp_ratelimit=0",
               "net.ipv4.icmp_msgs_per_sec=100000", "net.ipv4.conf.all.send_redirects=0"):
         sh(f"sysctl -qw {k}", fw)
+    # No transmit checksum offload on fw: what it sends (REJECT resets) carries the full checksum, as on a wire.
+    for dev in ("eth0", "eth1"):
+        sh(f"ethtool -K {dev} tx off", fw, check=False)
     for ns in (s, r):
         sh("iptables -t raw -A PREROUTING -j DROP", ns)
     time.sleep(0.05)

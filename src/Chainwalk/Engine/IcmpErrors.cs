@@ -6,10 +6,16 @@ using Chainwalk.Wire;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// The ICMP and ICMPv6 errors the kernel sends about a packet (icmp_send in net/ipv4/icmp.c, icmp6_send
+/// The ICMP and ICMPv6 errors the kernel sends about a packet (__icmp_send in net/ipv4/icmp.c, icmp6_send
 /// in net/ipv6/icmp.c): when it sends one at all, from which address, with which TOS and TTL, and how
 /// much of the offending packet it quotes. Used by routing errors, TTL expiry and REJECT.
 /// </summary>
+/// <remarks>
+/// What the kernel randomises is left at zero: the IPv4 identification (ip_select_ident, the error is sent
+/// without DF) and the IPv6 flow label (auto flow labels hash the flow). IP options of the offending packet
+/// are not echoed (ip_options_echo). The global ICMP budget (icmp_msgs_per_sec) is not modelled; the
+/// per-destination token bucket of IPv4 (icmpv4_xrlim_allow) is, when a <see cref="RuntimeState"/> is given.
+/// </remarks>
 public static class IcmpErrors
 {
     public const int NetUnreachable = 0;
@@ -24,59 +30,162 @@ public static class IcmpErrors
     private static bool IsIcmpV4Error(byte type) => type is 3 or 4 or 5 or 11 or 12;
 
     /// <summary>
-    /// The error packet (IP header first), or null when the kernel sends none: about a non-first fragment,
-    /// about an ICMP error, about a broadcast or multicast packet, or from an unspecified/multicast source.
+    /// The error packet (IP header first), or null when the kernel sends none: about a non-first fragment
+    /// (IPv4), about an ICMP error, about a packet not addressed to this host's MAC or to a broadcast /
+    /// multicast address, or from an unspecified/multicast source.
     /// </summary>
-    public static byte[]? Build(VirtualHost host, Skb about, byte type, byte code, uint info)
+    public static byte[]? Build(VirtualHost host, Skb about, byte type, byte code, uint info, RuntimeState? state = null)
     {
         Packet p = about.Packet;
-        return p.Family == IpFamily.V4 ? Build4(host, about, p, type, code, info) : Build6(host, about, p, type, code, info);
+        return p.Family == IpFamily.V4 ? Build4(host, about, p, type, code, info, state) : Build6(host, about, p, type, code, info);
     }
 
-    private static byte[]? Build4(VirtualHost host, Skb about, Packet p, byte type, byte code, uint info)
+    /// <summary>skb->pkt_type == PACKET_HOST: locally generated packets are PACKET_HOST in the kernel too.</summary>
+    private static bool IsPacketHost(Skb skb) => skb.PacketType is PacketType.Host or PacketType.Outgoing;
+
+    private static byte[]? Build4(VirtualHost host, Skb about, Packet p, byte type, byte code, uint info, RuntimeState? state)
     {
         uint dst = (uint)p.Destination, src = (uint)p.Source;
-        if (about.PacketType is PacketType.Broadcast or PacketType.Multicast) return null;
+        // rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST), then pkt_type != PACKET_HOST.
         if (dst == 0xffff_ffff || (dst >> 28) == 0xe) return null;
         if (RouteLookup.AddressType4(host, dst) == RouteType.Broadcast) return null;
+        if (!IsPacketHost(about)) return null;
         if (p.IsNonFirstFragment) return null;
-        if (p.IsIcmp && p.HasTransportHeader && IsIcmpV4Error(p.IcmpType)) return null;
+        if (p.Protocol == IpProtocol.Icmp && IsIcmpV4Error(type))
+        {
+            // An error about an ICMP message only for an informational one; an unreadable or unknown type gets none.
+            if (p.TransportLength < 1 || p.Bytes.Length <= p.TransportOffset) return null;
+            byte inner = p.Bytes[p.TransportOffset];
+            if (inner > 18 || IsIcmpV4Error(inner)) return null;
+        }
         if (src == 0 || (src >> 28) == 0xe || src == 0xffff_ffff) return null;
 
-        // The source: the address the packet was sent to when that is ours; otherwise the one the route back picks.
+        // The source: the address the packet was sent to when its route was local (RTCF_LOCAL); otherwise,
+        // with icmp_errors_use_inbound_ifaddr, an address of the inbound device; otherwise the route back picks.
         UInt128? from = null;
         if (RouteLookup.IsLocalAddress(host, IpFamily.V4, dst)) from = dst;
-        if (from is null)
-        {
-            RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V4, src));
-            from = back.PreferredSource;
-        }
+        else if (about.InDev is { } indev && host.GetSysctl("net.ipv4.icmp_errors_use_inbound_ifaddr") is "1")
+            from = RouteLookup.SelectSource4(host, indev, src, 253);
+        RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V4, src));
+        if (!back.Ok) return null;
+        from ??= back.PreferredSource;
         if (from is null) return null;
+        if (state is not null && !RateAllows4(host, state, back, src, type, code)) return null;
+
+        // RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL; TTL from the route (ip_default_ttl); the ICMP socket has
+        // IP_PMTUDISC_DONT, so no DF.
         byte tos = (byte)((p.Tos & 0x1e) | 0xc0);
         byte ttl = byte.TryParse(host.GetSysctl("net.ipv4.ip_default_ttl"), out byte t) ? t : (byte)64;
-        ReadOnlySpan<byte> quoted = PacketBuilder.Quote(p.Bytes.AsSpan(0, Math.Min(p.TotalLength, p.Bytes.Length)), IpFamily.V4);
+        // room = min(route MTU, 576) - IP header - ICMP header.
+        int mtu = back.Device is { } dev ? host.FindLink(dev)?.Mtu ?? 1500 : 1500;
+        int room = Math.Min(mtu, 576) - 20 - 8;
+        int have = Math.Min(p.TotalLength, p.Bytes.Length);
+        ReadOnlySpan<byte> quoted = p.Bytes.AsSpan(0, Math.Min(have, room));
         return PacketBuilder.Ipv4((uint)from.Value, src).Tos(tos).Ttl(ttl).DontFragment(false)
             .IcmpError(type, code, quoted, info).Build();
+    }
+
+    /// <summary>The per-destination state of icmpv4_xrlim_allow (inet_peer rate_tokens / rate_last), in seconds.</summary>
+    private sealed class PeerTokens
+    {
+        public double Tokens;
+        public double Last = double.NegativeInfinity;
+    }
+
+    /// <summary>
+    /// icmpv4_xrlim_allow: types outside icmp_ratemask (default 0x1818: 3, 4, 11, 12) and "fragmentation needed"
+    /// are not limited, nor errors that leave by loopback; others take a token of the destination's bucket
+    /// (icmp_ratelimit, 1000 ms, a burst of 6).
+    /// </summary>
+    private static bool RateAllows4(VirtualHost host, RuntimeState state, RouteResult back, uint dst, byte type, byte code)
+    {
+        int mask = int.TryParse(host.GetSysctl("net.ipv4.icmp_ratemask"), out int m) ? m : 0x1818;
+        if (type > 18 || (mask & (1 << type)) == 0) return true;
+        if (type == 3 && code == 4) return true;
+        if (back.Device == "lo") return true;
+        double timeout = (int.TryParse(host.GetSysctl("net.ipv4.icmp_ratelimit"), out int ms) ? ms : 1000) / 1000.0;
+        if (timeout <= 0) return true;
+        PeerTokens peer = state.Get("icmp-peer:" + IpNet.FormatAddress(dst, IpFamily.V4), () => new PeerTokens());
+        double token = peer.Tokens + (state.Now - peer.Last);
+        peer.Last = state.Now;
+        if (token > 6 * timeout) token = 6 * timeout;
+        bool ok = token >= timeout;
+        if (ok) token -= timeout;
+        peer.Tokens = token;
+        return ok;
     }
 
     private static byte[]? Build6(VirtualHost host, Skb about, Packet p, byte type, byte code, uint info)
     {
         UInt128 dst = p.Destination, src = p.Source;
-        bool dstMulticast = (dst >> 120) == 0xff;
-        // icmp6_send: errors about multicast packets only for "packet too big" and unknown options (param problem code 2).
-        if ((dstMulticast || about.PacketType is PacketType.Multicast or PacketType.Broadcast) && !(type == 2 || (type == 4 && code == 2))) return null;
-        if (src == 0 || (src >> 120) == 0xff) return null;
-        if (p.Protocol == IpProtocol.Icmpv6 && p.HasTransportHeader && p.IcmpType < 128) return null;
-
         UInt128? from = RouteLookup.IsLocalAddress(host, IpFamily.V6, dst) ? dst : null;
-        if (from is null)
+        bool dstMulticast = (dst >> 120) == 0xff;
+        // icmp6_send: about multicast or not-for-us packets only "packet too big" and unknown options (param problem code 2).
+        if (dstMulticast || !IsPacketHost(about))
         {
-            RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V6, src));
-            from = back.PreferredSource;
+            if (!(type == 2 || (type == 4 && code == 2))) return null;
+            from = null;
         }
+        if (src == 0 || (src >> 120) == 0xff) return null;
+        if (IsIneligible6(p)) return null;
+
+        RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V6, src));
+        if (!back.Ok) return null;
+        from ??= back.PreferredSource ?? RouteLookup.SelectSource6(host, about.InDev ?? back.Device, src);
         if (from is null) return null;
-        byte hops = byte.TryParse(host.GetSysctl("net.ipv6.conf.all.hop_limit"), out byte h) ? h : (byte)64;
-        ReadOnlySpan<byte> quoted = PacketBuilder.Quote(p.Bytes.AsSpan(0, Math.Min(p.TotalLength, p.Bytes.Length)), IpFamily.V6);
+        // ip6_dst_hoplimit: the out device's hop_limit, else the default one. Traffic class 0 (the ICMPv6 socket's).
+        string? hl = back.Device is { } d ? host.GetSysctl($"net.ipv6.conf.{d}.hop_limit") : null;
+        byte hops = byte.TryParse(hl ?? host.GetSysctl("net.ipv6.conf.all.hop_limit"), out byte h) ? h : (byte)64;
+        int have = Math.Min(p.TotalLength, p.Bytes.Length);
+        ReadOnlySpan<byte> quoted = p.Bytes.AsSpan(0, Math.Min(have, 1280 - 40 - 8));
         return PacketBuilder.Ipv6(from.Value, src).Ttl(hops).IcmpError(type, code, quoted, info).Build();
+    }
+
+    /// <summary>
+    /// is_ineligible (net/ipv6/icmp.c): never answer an ICMPv6 error, or a packet whose ICMPv6 type cannot be read
+    /// (unless it is a non-first fragment). A non-first fragment's upper layer is not known, so it is eligible.
+    /// </summary>
+    private static bool IsIneligible6(Packet p)
+    {
+        (int off, byte next, bool laterFragment) = Ipv6Upper(p.Bytes.AsSpan(0, Math.Min(p.TotalLength, p.Bytes.Length)));
+        if (off < 0 || laterFragment) return false;
+        if (next != IpProtocol.Icmpv6) return false;
+        if (off >= Math.Min(p.TotalLength, p.Bytes.Length)) return true;
+        return (p.Bytes[off] & 0x80) == 0;
+    }
+
+    /// <summary>
+    /// ipv6_skip_exthdr from the fixed header: the upper layer's offset and protocol; at a fragment header of a
+    /// non-first fragment it stops there (protocol 44, <c>LaterFragment</c>). Offset -1 when a header is cut off.
+    /// </summary>
+    public static (int Offset, byte Protocol, bool LaterFragment) Ipv6Upper(ReadOnlySpan<byte> b)
+    {
+        if (b.Length < 40) return (-1, 0, false);
+        byte next = b[6];
+        int off = 40;
+        while (next is IpProtocol.HopByHop or IpProtocol.Routing or IpProtocol.Fragment or IpProtocol.Ah
+               or IpProtocol.DestinationOptions or IpProtocol.NoNextHeader)
+        {
+            if (next == IpProtocol.NoNextHeader) return (off, next, false);
+            if (b.Length < off + 8) return (-1, next, false);
+            int len;
+            if (next == IpProtocol.Fragment)
+            {
+                ushort fo = (ushort)((b[off + 2] << 8) | b[off + 3]);
+                if ((fo & 0xfff8) != 0) return (off, next, true);
+                len = 8;
+            }
+            else if (next == IpProtocol.Ah)
+            {
+                len = (b[off + 1] + 2) * 4;
+            }
+            else
+            {
+                len = (b[off + 1] + 1) * 8;
+            }
+            next = b[off];
+            off += len;
+        }
+        return (off, next, false);
     }
 }

@@ -189,7 +189,9 @@ public sealed class Netfilter
             InputInterface = skb.InDev,
             Mark = skb.Mark,
         };
-        InputDecision decision = RouteLookup.Input(Host, q);
+        // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
+        // lookup when the skb already has a dst): it is for one of our addresses.
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : RouteLookup.Input(Host, q);
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -236,6 +238,18 @@ public sealed class Netfilter
         skb.Replace(whole);
         skb.FragMaxSize = maxFragment;
         return true;
+    }
+
+    private InputDecision LoopbackDecision(Skb skb)
+    {
+        UInt128 dst = skb.Packet.Destination;
+        bool local = RouteLookup.IsLocalAddress(Host, skb.Family, dst)
+            || (skb.Family == IpFamily.V4 && (dst >> 24) == 127)
+            || (skb.Family == IpFamily.V4 ? RouteLookup.AddressType4(Host, dst) is RouteType.Local or RouteType.Broadcast : false);
+        var route = new RouteResult(RouteType.Local, RouteError.None) { Device = "lo" };
+        return local
+            ? new InputDecision(InputVerdict.Local, InputDropReason.None, route)
+            : new InputDecision(InputVerdict.Drop, InputDropReason.MartianDestination, RouteResult.Fail(RouteError.NetworkUnreachable));
     }
 
     /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
@@ -385,7 +399,7 @@ public sealed class Netfilter
     /// <summary>A locally generated packet: output route, OUTPUT, re-route, POSTROUTING, then out (or back in by loopback).</summary>
     private void LocalOut(Skb skb, PacketResult result, bool generated, string? boundDevice, Skb? answering = null)
     {
-        RouteResult route = OutputRoute(skb, boundDevice);
+        RouteResult route = OutputRoute(skb, boundDevice, anySource: generated);
         if (!route.Ok)
         {
             Event(new RouteEvent($"no output route: {route.ErrorMessage}"));
@@ -404,7 +418,7 @@ public sealed class Netfilter
         // ip_route_me_harder: mangle (mark, addresses, TOS) or nat (DNAT) changed what the route depends on.
         if (skb.Mark != mark || skb.Packet.Source != src || skb.Packet.Destination != dst || skb.Packet.Tos != tos)
         {
-            RouteResult again = OutputRoute(skb, boundDevice);
+            RouteResult again = OutputRoute(skb, boundDevice, anySource: generated);
             if (!again.Ok)
             {
                 Event(new RouteEvent($"re-routing failed: {again.ErrorMessage}"));
@@ -436,11 +450,15 @@ public sealed class Netfilter
         else Event(new GeneratedEndEvent("sent:" + skb.OutDev));
     }
 
-    private RouteResult OutputRoute(Skb skb, string? boundDevice)
+    /// <summary>
+    /// The output route. Packets the kernel builds itself (a reset for a forwarded packet carries the
+    /// original destination as its source) are routed with FLOWI_FLAG_ANYSRC: the source need not be ours.
+    /// </summary>
+    private RouteResult OutputRoute(Skb skb, string? boundDevice, bool anySource = false)
     {
         var q = new RouteQuery(skb.Family, skb.Packet.Destination)
         {
-            Source = skb.Packet.Source,
+            Source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source,
             OutputInterface = boundDevice,
             Mark = skb.Mark,
         };
@@ -489,13 +507,46 @@ public sealed class Netfilter
     /// <summary>icmp_send / icmpv6_send for an error about <paramref name="about"/>, when the kernel would send one.</summary>
     private void SendIcmpError(Skb about, byte type, byte code, uint info, string what)
     {
-        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info);
+        byte[]? reply = IcmpErrors.Build(Host, about, type, code, info, State);
         if (reply is null) return;
         Generate(reply, about, what);
     }
 
     internal void SendGenerated(byte[] ipPacket, Skb? routeFrom, PacketContext ctx) =>
         Generate(ipPacket, routeFrom ?? ctx.Skb, "reply");
+
+    /// <summary>True while a duplicate made by TEE is on its way out (nf_skb_duplicated): TEE does not duplicate it again.</summary>
+    internal bool Duplicating { get; private set; }
+
+    /// <summary>
+    /// nf_dup_ipv4 / nf_dup_ipv6 (TEE): the copy is routed to <paramref name="gateway"/> (as the next hop, its IP
+    /// destination unchanged), leaving by <paramref name="oif"/> when given, and sent like a local packet through
+    /// OUTPUT and POSTROUTING. No route: no copy. Returns whether a route was found.
+    /// </summary>
+    internal bool SendDuplicate(Skb clone, UInt128 gateway, string? oif)
+    {
+        PacketResult? result = Current;
+        if (result is null || Duplicating) return false;
+        RouteResult route = RouteLookup.Output(Host, new RouteQuery(clone.Family, gateway) { OutputInterface = oif, Mark = clone.Mark });
+        if (!route.Ok) return false;
+        Duplicating = true;
+        try
+        {
+            Event(new GeneratedEvent("TEE duplicate to " + IpNet.FormatAddress(gateway, clone.Family)));
+            clone.InDev = null;
+            clone.OutDev = route.Device;
+            clone.NextHop = gateway;
+            if (!RunHook(clone, Hook.Output, result, generated: true)) return true;
+            if (!Postrouting(clone, result, generated: true)) return true;
+            Emit(clone, result, generated: true, kind: "tee");
+            Event(new GeneratedEndEvent("sent:" + clone.OutDev));
+            return true;
+        }
+        finally
+        {
+            Duplicating = false;
+        }
+    }
 
     private void Generate(byte[] ipPacket, Skb answering, string what)
     {
@@ -735,7 +786,16 @@ public sealed class Netfilter
             ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
             ctx.Slot = -1;
+            uint markBefore = skb.Mark, priorityBefore = skb.Priority;
+            bool traceBefore = skb.Trace;
             Verdict v = target.Extension!.Execute(ctx, target.Data!);
+            if (trace is not null)
+            {
+                // Metadata changes are shown for every target (header changes are reported by the target itself).
+                if (skb.Mark != markBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, $"mark 0x{markBefore:x}→0x{skb.Mark:x}"));
+                if (skb.Priority != priorityBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, $"priority {priorityBefore >> 16:x}:{priorityBefore & 0xffff:x}→{skb.Priority >> 16:x}:{skb.Priority & 0xffff:x}"));
+                if (skb.Trace != traceBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, "traced from here on (nf_trace)"));
+            }
             if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
             switch (v.Kind)
             {
@@ -750,6 +810,7 @@ public sealed class Netfilter
                     return v;
             }
         }
+    
     }
 
     private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)

@@ -88,6 +88,15 @@ public sealed class PacketContext
     public void SendLocal(byte[] ipPacket, Skb? routeFrom = null) => Netfilter.SendGenerated(ipPacket, routeFrom, this);
 
     /// <summary>
+    /// Sends a copy of the packet to a gateway (TEE, nf_dup_ipv4 / nf_dup_ipv6): routed to <paramref name="gateway"/>
+    /// (by <paramref name="oif"/> when given), through OUTPUT and POSTROUTING, recorded as an output of kind "tee".
+    /// </summary>
+    public bool SendDuplicate(Skb clone, UInt128 gateway, string? oif) => Netfilter.SendDuplicate(clone, gateway, oif);
+
+    /// <summary>True while the packet is a TEE duplicate on its way out (nf_skb_duplicated).</summary>
+    public bool Duplicating => Netfilter.Duplicating;
+
+    /// <summary>
     /// Marks the packet's fate as rejected with REJECT's --reject-with name (the verdict itself is DROP).
     /// A packet the host generated (a REJECT reply meeting another REJECT rule in OUTPUT) does not change
     /// the fate of the packet it answers: the kernel rejected that one with the first rule's reply.

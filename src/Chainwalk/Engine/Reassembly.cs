@@ -47,9 +47,11 @@ public sealed class Reassembly : IRuntimeState
         ReadOnlySpan<byte> data = p.Family == IpFamily.V4
             ? p.Bytes.AsSpan(p.IpHeaderLength, p.TotalLength - p.IpHeaderLength)
             : p.Bytes.AsSpan(p.TransportOffset, p.TotalLength - p.TransportOffset);
+        // ip_frag_queue: a non-last fragment's data is cut to a multiple of 8 bytes; nothing left discards the queue.
+        if (p.MoreFragments) data = data[..(data.Length & ~7)];
         int end = offset + data.Length;
         bool overlap = (!p.MoreFragments && q.End >= 0 && q.End != end) || (p.MoreFragments && q.End >= 0 && end > q.End)
-            || (p.MoreFragments && data.Length % 8 != 0);
+            || data.Length == 0;
         foreach (var (o, piece) in q.Pieces)
         {
             if (o < end && offset < o + piece.Length && !(o == offset && piece.Length == data.Length)) overlap = true;

@@ -39,6 +39,17 @@ public static class Jhash
         return c;
     }
 
+    /// <summary>jhash_3words (NFQUEUE's balancing, HMARK): the same as <see cref="Words"/> of the three words.</summary>
+    public static uint ThreeWords(uint a, uint b, uint c, uint initval)
+    {
+        uint iv = initval + InitVal + (3 << 2);
+        a += iv;
+        b += iv;
+        c += iv;
+        Final(ref a, ref b, ref c);
+        return c;
+    }
+
     /// <summary>jhash2: a hash of 32-bit words.</summary>
     public static uint Words(ReadOnlySpan<uint> k, uint initval)
     {

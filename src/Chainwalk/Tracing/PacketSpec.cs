@@ -29,6 +29,8 @@ public sealed class PacketSpec
     public ushort? SourcePort { get; set; }
     public ushort? DestinationPort { get; set; }
     public string? TcpFlags { get; set; }
+    public uint? Sequence { get; set; }
+    public uint? Acknowledgment { get; set; }
     public string? IcmpType { get; set; }
     public int? Length { get; set; }
     public byte? Ttl { get; set; }
@@ -102,7 +104,7 @@ public sealed class PacketSpec
         {
             case "tcp":
             case "6":
-                b.Tcp(SourcePort ?? 40000, DestinationPort ?? 80, ParseTcpFlags(TcpFlags ?? "SYN"), seq: 1000, ack: 0);
+                b.Tcp(SourcePort ?? 40000, DestinationPort ?? 80, ParseTcpFlags(TcpFlags ?? "SYN"), seq: Sequence ?? 1000, ack: Acknowledgment ?? 0);
                 headerLength = 20;
                 break;
             case "udp":

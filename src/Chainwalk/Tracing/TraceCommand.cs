@@ -16,7 +16,7 @@ public static class TraceCommand
 {
     public const string Usage = """
 Usage: chainwalk trace [-i IFACE | --local [-o IFACE] [--mark N] [--uid N] [--gid N]]
-                       -p PROTO -s SRC -d DST [--sport N] [--dport N] [--tcp-flags SYN,ACK | --syn]
+                       -p PROTO -s SRC -d DST [--sport N] [--dport N] [--tcp-flags SYN,ACK | --syn] [--seq N] [--ack N]
                        [--icmp-type T[/C]] [--len N] [--ttl N] [--tos N] [--mac-source M] [--at SECONDS]
                        [--json | --trace-format tree|kernel] [--dry-run] [--seed N]
        chainwalk trace --batch FILE.jsonl|- [--json] [--dry-run]
@@ -148,6 +148,8 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
                 case "--dport": case "--destination-port": s.DestinationPort = (ushort)ParseNumber(Value(), a, 65535); break;
                 case "--tcp-flags": s.TcpFlags = Value(); break;
                 case "--syn": s.TcpFlags = "SYN"; break;
+                case "--seq": s.Sequence = (uint)ParseNumber(Value(), a, uint.MaxValue); break;
+                case "--ack": s.Acknowledgment = (uint)ParseNumber(Value(), a, uint.MaxValue); break;
                 case "--icmp-type": case "--icmpv6-type": s.IcmpType = Value(); break;
                 case "--len": case "--length": s.Length = (int)ParseNumber(Value(), a, 65535); break;
                 case "--ttl": case "--hl": s.Ttl = (byte)ParseNumber(Value(), a, 255); break;
@@ -264,6 +266,8 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
                 case "sport": s.SourcePort = (ushort)Num(key, value, 65535); break;
                 case "dport": s.DestinationPort = (ushort)Num(key, value, 65535); break;
                 case "flags": s.TcpFlags = Str(key, value); break;
+                case "seq": s.Sequence = (uint)Num(key, value, uint.MaxValue); break;
+                case "ack": s.Acknowledgment = (uint)Num(key, value, uint.MaxValue); break;
                 case "icmp_type": s.IcmpType = value is JsonValue iv && iv.TryGetValue(out int it) ? it.ToString(CultureInfo.InvariantCulture) : Str(key, value); break;
                 case "len": s.Length = (int)Num(key, value, 65535); break;
                 case "ttl": s.Ttl = (byte)Num(key, value, 255); break;

@@ -10,8 +10,8 @@ using Shouldly;
 namespace Chainwalk.Tests.Engine;
 
 /// <summary>
-/// A host for engine tests: eth0 up with 10.0.0.1/24 and 2001:db8:1::1/64, the filter table's INPUT chain
-/// holding the given rules (save syntax, after "-A INPUT"), and a way to see whether the one rule took the packet.
+/// A host for match tests: eth0 up with 10.0.0.1/24 and 2001:db8:1::1/64, the raw table's PREROUTING chain
+/// holding the given rule (save syntax) with -j DROP, and a way to see whether the one rule took the packet.
 /// </summary>
 internal static class MatchTestHost
 {
@@ -45,7 +45,7 @@ internal static class MatchTestHost
         }
     }
 
-    /// <summary>A host whose filter INPUT chain (policy ACCEPT) holds "-A INPUT <paramref name="rule"/> -j DROP".</summary>
+    /// <summary>A host whose raw PREROUTING chain (policy ACCEPT) holds "-A PREROUTING <paramref name="rule"/> -j DROP".</summary>
     public static VirtualHost WithInputRule(IpFamily family, string rule)
     {
         VirtualHost t = Template.Value;
@@ -56,7 +56,8 @@ internal static class MatchTestHost
         host.Addresses.AddRange(t.Addresses);
         host.Routes.AddRange(t.Routes);
         foreach (string hidden in t.HiddenRoutes) host.HiddenRoutes.Add(hidden);
-        string text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT " + rule + " -j DROP\nCOMMIT\n";
+        // raw PREROUTING sees fragments one by one (INPUT sees IPv4 datagrams only after reassembly).
+        string text = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING " + rule + " -j DROP\nCOMMIT\n";
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore", CorpusNames.Db);
         host.SetRules(reader.Apply(new Ruleset(family), text, new RestoreOptions()));
         return host;
@@ -68,6 +69,7 @@ internal static class MatchTestHost
         var nf = new Netfilter(WithInputRule(family, rule));
         PacketResult r = nf.Process(new PacketInput { Bytes = packet, InInterface = "eth0", SourceMac = sourceMac });
         r.Error.ShouldBeNull();
-        return string.Join(",", r.Fate);
+        // A fragment the rule let through waits for the rest of its datagram: for the rule it got through.
+        return string.Join(",", r.Fate.Select(f => f == "held:reassembly" ? "delivered-local" : f));
     }
 }

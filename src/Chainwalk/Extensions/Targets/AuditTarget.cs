@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -46,4 +48,30 @@ public sealed class AuditTarget : XtExtension<AuditData>
     protected override void Save(StringBuilder sb, AuditData d, IpFamily family) => sb.Append(" --type ").Append(TypeName(d.Type));
 
     protected override void Print(StringBuilder sb, AuditData d, IpFamily family, bool numeric) => sb.Append(" AUDIT ").Append(TypeName(d.Type));
+
+    /// <summary>
+    /// xt_AUDIT.c audit_tg: an AUDIT_NETFILTER_PKT (1324) record <c>mark=%#x saddr= daddr= proto=</c> (IPv6: the
+    /// upper-layer protocol after the extension headers). Logged as the kernel prints it without auditd,
+    /// <c>audit: type=1324 audit(TIME:SERIAL): …</c>, the time stamp left out as for LOG. The --type option is
+    /// not used by the kernel. The packet continues.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, AuditData data)
+    {
+        Packet p = ctx.Packet;
+        uint mark = ctx.Skb.Mark;
+        string proto;
+        if (p.Family == IpFamily.V4)
+        {
+            proto = TargetEdits.Dec(p.Bytes[9]);
+        }
+        else
+        {
+            (_, byte next, _) = IcmpErrors.Ipv6Upper(p.Bytes.AsSpan(0, Math.Min(p.TotalLength, p.Bytes.Length)));
+            proto = TargetEdits.Dec(next);
+        }
+        ctx.Log("audit: type=1324 mark=" + (mark == 0 ? "0" : TargetEdits.Hex(mark))
+            + " saddr=" + IpNet.FormatAddress(p.Source, p.Family) + " daddr=" + IpNet.FormatAddress(p.Destination, p.Family)
+            + " proto=" + proto);
+        return Verdict.Continue;
+    }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -33,5 +35,31 @@ public sealed class ChecksumTarget : XtExtension<ChecksumData>
     {
         sb.Append(" CHECKSUM");
         if (d.Fill) sb.Append(" fill");
+    }
+
+    /// <summary>
+    /// xt_CHECKSUM.c: fills in a checksum left for the device to compute (CHECKSUM_PARTIAL, skb_checksum_help).
+    /// Only locally generated packets can be in that state here; Chainwalk models them as offloaded: a local
+    /// packet whose upper-layer checksum is not right gets it computed. Received and forwarded packets carry
+    /// complete checksums and are left alone.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, ChecksumData data)
+    {
+        Packet p = ctx.Packet;
+        if (data.Fill && ctx.Skb.Socket is not null && !p.IsFragment && !p.TransportChecksumValid)
+        {
+            int end = Math.Min(p.TotalLength, p.Bytes.Length);
+            byte[] copy = p.Bytes[..end];
+            ushort ipcheck = p.Family == IpFamily.V4 ? (ushort)((copy[10] << 8) | copy[11]) : (ushort)0;
+            Packet.UpdateChecksums(copy);
+            if (p.Family == IpFamily.V4)
+            {
+                copy[10] = (byte)(ipcheck >> 8);
+                copy[11] = (byte)ipcheck;
+            }
+            copy.CopyTo(p.Bytes, 0);
+            ctx.Changed("checksum filled in");
+        }
+        return Verdict.Continue;
     }
 }

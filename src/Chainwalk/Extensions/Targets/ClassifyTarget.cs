@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -45,4 +46,11 @@ public sealed class ClassifyTarget : XtExtension<ClassifyData>
 
     protected override void Print(StringBuilder sb, ClassifyData d, IpFamily family, bool numeric) =>
         sb.Append(" CLASSIFY set ").Append(X(d.Priority >> 16, "x")).Append(':').Append(X(d.Priority & 0xFFFF, "x"));
+
+    /// <summary>xt_CLASSIFY.c: skb->priority = the class handle.</summary>
+    protected override Verdict Execute(PacketContext ctx, ClassifyData data)
+    {
+        ctx.Skb.Priority = data.Priority;
+        return Verdict.Continue;
+    }
 }

@@ -1,6 +1,6 @@
 using Chainwalk.Conntrack;
-using Chainwalk.Engine;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;

@@ -8,4 +8,6 @@ public sealed class DnptTarget : NptTargetBase
     public override string Name => "DNPT";
 
     public override HookMask Hooks => HookMask.Prerouting | HookMask.Output;
+
+    protected override bool Source => false;
 }

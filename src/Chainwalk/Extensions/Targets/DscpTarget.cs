@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -79,4 +81,18 @@ public sealed class DscpTarget : XtExtension<DscpData>
     protected override void Print(StringBuilder sb, DscpData d, IpFamily family, bool numeric) => sb.Append(" DSCP set ").Append(Hex2(d.Dscp));
 
     protected override string? CheckEntry(RuleCheckContext ctx, DscpData d) => d.Dscp > 0x3F ? RulesetEditor.InvalidArgument : null;
+
+    /// <summary>xt_DSCP.c dscp_tg / dscp_tg6: the upper six bits of the DS field set, the ECN bits kept; only when they differ.</summary>
+    protected override Verdict Execute(PacketContext ctx, DscpData data)
+    {
+        Packet p = ctx.Packet;
+        byte old = TargetEdits.DsField(p);
+        if (old >> 2 != data.Dscp)
+        {
+            byte nv = (byte)((old & 0x03) | (data.Dscp << 2));
+            TargetEdits.SetDsField(p, nv);
+            ctx.Changed($"DSCP 0x{old >> 2:x2}→0x{data.Dscp:x2}");
+        }
+        return Verdict.Continue;
+    }
 }

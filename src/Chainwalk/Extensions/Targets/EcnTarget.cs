@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -131,5 +133,43 @@ public sealed class EcnTarget : XtExtension<EcnData>
         bool tcpOps = (d.Operation & (EcnOperation.SetEce | EcnOperation.SetCwr)) != 0;
         if (tcpOps && (ctx.Rule.Protocol != Protocols.Tcp || ctx.Rule.ProtocolInverted)) return RulesetEditor.InvalidArgument;
         return null;
+    }
+
+    /// <summary>
+    /// ipt_ECN.c ecn_tg: the IP ECT bits when asked and different; then for TCP the ECE / CWR bits (the flag word
+    /// rewritten with an incremental checksum update). Like the kernel it does not look at the fragment offset:
+    /// in a later fragment the bytes where a TCP header would be are changed. A packet too short for a TCP header
+    /// is dropped.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, EcnData data)
+    {
+        Packet p = ctx.Packet;
+        byte[] b = p.Bytes;
+        bool changed = false;
+        if ((data.Operation & EcnOperation.SetIp) != 0 && (b[1] & 3) != (data.IpEct & 3))
+        {
+            TargetEdits.SetDsField(p, (byte)((b[1] & ~3) | (data.IpEct & 3)));
+            changed = true;
+        }
+        if ((data.Operation & (EcnOperation.SetEce | EcnOperation.SetCwr)) != 0 && p.Protocol == IpProtocol.Tcp)
+        {
+            int th = p.IpHeaderLength;
+            if (Math.Min(p.TotalLength, b.Length) - th < 20)
+            {
+                if (changed) ctx.Changed("ECN bits");
+                return Verdict.Drop;
+            }
+            int flags = b[th + 13];
+            int nf = flags;
+            if ((data.Operation & EcnOperation.SetEce) != 0) nf = data.Ece != 0 ? nf | 0x40 : nf & ~0x40;
+            if ((data.Operation & EcnOperation.SetCwr) != 0) nf = data.Cwr != 0 ? nf | 0x80 : nf & ~0x80;
+            if (nf != flags)
+            {
+                TargetEdits.ReplaceTcpWord(b, th, 12, (ushort)((b[th + 12] << 8) | nf));
+                changed = true;
+            }
+        }
+        if (changed) ctx.Changed("ECN bits");
+        return Verdict.Continue;
     }
 }

@@ -1,7 +1,10 @@
+using System.Buffers.Binary;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -246,5 +249,128 @@ public sealed class HmarkTarget : XtExtension<HmarkData>
             || (d.Has(HmarkField.SpiMask) && (d.Has(HmarkField.SourcePortMask) || d.Has(HmarkField.DestinationPortMask)))
             || (d.Has(HmarkField.Spi) && (d.Has(HmarkField.SourcePort) || d.Has(HmarkField.DestinationPort)));
         return bad ? RulesetEditor.InvalidArgument : null;
+    }
+
+    /// <summary>
+    /// xt_HMARK.c hmark_tg_v4 / hmark_tg_v6: mark = reciprocal_scale(jhash_3words(lower address, higher address,
+    /// ports, --hmark-rnd) ^ (protocol &amp; proto mask), --hmark-mod) + --hmark-offset, from the masked addresses,
+    /// the masked-and-set ports (or SPI) ordered so both directions hash alike, and the protocol. ICMP errors hash
+    /// the packet they quote; fragments and ICMP have no ports. With --hmark-tuple ct the tuple comes from the
+    /// connection; without one the mark is left alone.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, HmarkData data)
+    {
+        uint src, dst, ports = 0;
+        byte proto = 0;
+        if (data.Has(HmarkField.Conntrack))
+        {
+            // The conntrack tuple is the conntrack room's; the packet's own addresses are its original direction
+            // only for packets of that direction, so without an entry (or not knowing it) nothing is done.
+            ctx.Note("HMARK --hmark-tuple ct: no conntrack tuple available; mark unchanged");
+            return Verdict.Continue;
+        }
+        Packet p = ctx.Packet;
+        byte[] b = p.Bytes;
+        int end = Math.Min(p.TotalLength, b.Length);
+        // XT_HMARK_METHOD_L3 (addresses only) exists in the kernel, but no iptables option sets it (libxt_HMARK.c);
+        // Chainwalk's parser records --hmark-tuple under that bit number, so it is not read here.
+        const bool l3 = false;
+        if (p.Family == IpFamily.V4)
+        {
+            int nh = 0;
+            int ihl = (b[0] & 0x0f) * 4;
+            if (b[9] == IpProtocol.Icmp && end >= ihl + 8 && b[ihl] <= 18 && b[ihl] is 3 or 4 or 11 or 12 or 5)
+            {
+                nh = ihl + 8;
+                if (end - nh < 20) return Verdict.Continue;
+                ihl = (b[nh] & 0x0f) * 4;
+            }
+            src = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(nh + 12)) & (uint)data.SourceMask;
+            dst = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(nh + 16)) & (uint)data.DestinationMask;
+            if (!l3)
+            {
+                proto = b[nh + 9];
+                bool fragment = (BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(nh + 6)) & 0x3fff) != 0;
+                if (proto != IpProtocol.Icmp && !fragment) ports = Ports(b, end, nh + ihl, proto, data);
+            }
+        }
+        else
+        {
+            (int off, byte next, bool frag) = FindHeader6(b, end, 0);
+            if (off < 0) return Verdict.Continue;
+            int nh = 0;
+            if (!frag && next == IpProtocol.Icmpv6 && end - off >= 8 && b[off] != 0 && b[off] < 128)
+            {
+                nh = off + 8;
+                if (end - nh < 40) return Verdict.Continue;
+                (off, next, frag) = FindHeader6(b, end, nh);
+                if (off < 0) return Verdict.Continue;
+            }
+            src = Fold6(b.AsSpan(nh + 8, 16), data.SourceMask);
+            dst = Fold6(b.AsSpan(nh + 24, 16), data.DestinationMask);
+            if (!l3)
+            {
+                proto = next;
+                if (proto != IpProtocol.Icmpv6 && !frag) ports = Ports(b, end, off, proto, data);
+            }
+        }
+        if (dst < src) (src, dst) = (dst, src);
+        uint hash = Jhash.ThreeWords(src, dst, ports, data.HashRandom) ^ (uint)(proto & data.ProtoMask);
+        ctx.Skb.Mark = Jhash.Scale(hash, data.Modulus) + data.Offset;
+        return Verdict.Continue;
+    }
+
+    private static uint Fold6(ReadOnlySpan<byte> addr, UInt128 mask)
+    {
+        uint r = 0;
+        for (int i = 0; i < 4; i++) r ^= BinaryPrimitives.ReadUInt32BigEndian(addr[(i * 4)..]) & (uint)(mask >> (96 - 32 * i));
+        return r;
+    }
+
+    /// <summary>hmark_set_tuple_ports: the first 4 bytes at the protocol's ports offset, masked, set, larger port first.</summary>
+    private static uint Ports(byte[] b, int end, int l4, byte proto, HmarkData d)
+    {
+        int off = proto switch
+        {
+            IpProtocol.Tcp or IpProtocol.Udp or 33 or IpProtocol.Esp or IpProtocol.Sctp or IpProtocol.UdpLite => 0,
+            IpProtocol.Ah => 4,
+            _ => -1,
+        };
+        if (off < 0 || end - (l4 + off) < 4) return 0;
+        bool spiMask = d.Has(HmarkField.SpiMask), spiSet = d.Has(HmarkField.Spi);
+        ushort maskS = spiMask ? (ushort)(d.SpiMask >> 16) : d.SourcePortMask, maskD = spiMask ? (ushort)d.SpiMask : d.DestinationPortMask;
+        ushort setS = spiSet ? (ushort)(d.Spi >> 16) : d.SourcePort, setD = spiSet ? (ushort)d.Spi : d.DestinationPort;
+        uint s = (uint)((BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(l4 + off)) & maskS) | setS);
+        uint t = (uint)((BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(l4 + off + 2)) & maskD) | setD);
+        return t > s ? (t << 16) | s : (s << 16) | t;
+    }
+
+    /// <summary>ipv6_find_hdr(target -1, IP6_FH_F_AUTH) from the IPv6 header at <paramref name="start"/>: the upper layer (or AH), and whether a fragment header was passed.</summary>
+    private static (int Offset, byte Next, bool Fragment) FindHeader6(byte[] b, int end, int start)
+    {
+        byte next = b[start + 6];
+        int off = start + 40;
+        bool frag = false;
+        while (next is IpProtocol.HopByHop or IpProtocol.Routing or IpProtocol.Fragment or IpProtocol.DestinationOptions)
+        {
+            if (end - off < 8) return (-1, next, frag);
+            byte following = b[off];
+            if (next == IpProtocol.Fragment)
+            {
+                frag = true;
+                if ((BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(off + 2)) & 0xfff8) != 0)
+                {
+                    if (!IpProtocol.IsIpv6Extension(following) || following == IpProtocol.NoNextHeader) return (off + 8, following, true);
+                    return (-1, next, frag);
+                }
+                off += 8;
+            }
+            else
+            {
+                off += (b[off + 1] + 1) * 8;
+            }
+            next = following;
+        }
+        return (off, next, frag);
     }
 }

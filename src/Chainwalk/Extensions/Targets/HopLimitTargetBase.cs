@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -93,4 +94,34 @@ public abstract class HopLimitTargetBase : XtExtension<HopLimitData>
 
     protected override string? CheckEntry(RuleCheckContext ctx, HopLimitData d) =>
         d.Mode != HopLimitMode.Set && d.Value == 0 ? RulesetEditor.InvalidArgument : null;
+
+    /// <summary>xt_HL.c ttl_tg / hl_tg6: set, or add / subtract clamped to 0..255; written (IPv4 checksum adjusted) only when it changes.</summary>
+    protected override Verdict Execute(PacketContext ctx, HopLimitData data)
+    {
+        byte[] b = ctx.Packet.Bytes;
+        bool v4 = ctx.Family == IpFamily.V4;
+        int at = v4 ? 8 : 7;
+        int old = b[at];
+        int nv = data.Mode switch
+        {
+            HopLimitMode.Set => data.Value,
+            HopLimitMode.Increment => Math.Min(255, old + data.Value),
+            _ => Math.Max(0, old - data.Value),
+        };
+        if (nv != old)
+        {
+            if (v4)
+            {
+                ushort oldWord = (ushort)((old << 8) | b[9]);
+                b[8] = (byte)nv;
+                TargetEdits.ReplaceIpv4Check(b, oldWord, (ushort)((nv << 8) | b[9]));
+            }
+            else
+            {
+                b[7] = (byte)nv;
+            }
+            ctx.Changed($"{(v4 ? "TTL" : "HL")} {old}→{nv}");
+        }
+        return Verdict.Continue;
+    }
 }

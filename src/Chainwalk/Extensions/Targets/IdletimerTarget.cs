@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -80,5 +81,22 @@ public sealed class IdletimerTarget : XtExtension<IdletimerData>
             break;
         }
         return null;
+    }
+
+    /// <summary>The timer of one label (xt_IDLETIMER.c idletimer_tg): when it expires, as /sys/class/xt_idletimer/timers/LABEL shows it.</summary>
+    public sealed class IdleTimer
+    {
+        public double Expires { get; set; }
+
+        public uint Timeout { get; set; }
+    }
+
+    /// <summary>xt_IDLETIMER.c idletimer_tg: every packet restarts the label's timer at --timeout seconds. The packet continues.</summary>
+    protected override Verdict Execute(PacketContext ctx, IdletimerData data)
+    {
+        IdleTimer t = ctx.Named("idletimer", data.Label, () => new IdleTimer());
+        t.Timeout = data.Timeout;
+        t.Expires = ctx.Now + data.Timeout;
+        return Verdict.Continue;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -87,4 +88,7 @@ public sealed class LedTarget : XtExtension<LedData>
     }
 
     protected override string? CheckEntry(RuleCheckContext ctx, LedData d) => CtTarget.NoEntry;
+
+    /// <summary>xt_LED.c: blinks the LED trigger; the virtual host has no LEDs, so nothing visible happens. The packet continues.</summary>
+    protected override Verdict Execute(PacketContext ctx, LedData data) => Verdict.Continue;
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -110,5 +111,17 @@ public sealed class LogTarget : XtExtension<LogData>
             if ((d.Flags & ~0x2F) != 0) sb.Append(" unknown-flags");
         }
         if (d.Prefix.Length > 0) sb.Append(" prefix \"").Append(d.Prefix).Append('"');
+    }
+
+    /// <summary>
+    /// xt_LOG.c log_tg: the nf_log_syslog line (see <see cref="LogFormat"/>) with the --log-* flags and the prefix,
+    /// at syslog priority --log-level (kept out of the text: it is the KERN_SOH level, not part of the line).
+    /// The real kernel logs this only in the initial namespace unless net.netfilter.nf_log_all_netns is 1;
+    /// Chainwalk's host is such a namespace of its own and always logs. The packet continues.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, LogData data)
+    {
+        ctx.Log(LogFormat.Line(ctx, data.Prefix, (LogFormat.Flags)(data.Flags & 0x2f)));
+        return Verdict.Continue;
     }
 }

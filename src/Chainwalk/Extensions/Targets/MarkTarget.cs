@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -84,4 +85,11 @@ public sealed class MarkTarget : XtExtension<MarkTargetData>
     }
 
     protected override void Print(StringBuilder sb, MarkTargetData d, IpFamily family, bool numeric) => PrintOp(sb, "MARK", d.Mark, d.Mask);
+
+    /// <summary>xt_mark.c mark_tg: mark = (mark &amp; ~mask) ^ value.</summary>
+    protected override Verdict Execute(PacketContext ctx, MarkTargetData data)
+    {
+        ctx.Skb.Mark = (ctx.Skb.Mark & ~data.Mask) ^ data.Mark;
+        return Verdict.Continue;
+    }
 }

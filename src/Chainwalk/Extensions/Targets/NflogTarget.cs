@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -91,4 +92,20 @@ public sealed class NflogTarget : XtExtension<NflogData>
     protected override void Save(StringBuilder sb, NflogData d, IpFamily family) => Append(sb, d, "--");
 
     protected override void Print(StringBuilder sb, NflogData d, IpFamily family, bool numeric) => Append(sb, d, string.Empty);
+
+    /// <summary>
+    /// xt_NFLOG.c nflog_tg: the packet is handed to nfnetlink_log group <c>--nflog-group</c> (no listener exists on
+    /// the virtual host, so nothing is received; nothing goes to the kernel log either). The explanation records
+    /// what would be sent. The packet continues.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, NflogData data)
+    {
+        var sb = new StringBuilder("NFLOG to group ").Append(TargetEdits.Dec(data.Group));
+        if (data.Prefix.Length != 0) sb.Append(" prefix \"").Append(data.Prefix).Append('"');
+        if (data.CopyLen) sb.Append(" copying ").Append(TargetEdits.Dec(data.Size)).Append(" bytes");
+        if (data.Threshold != 0) sb.Append(" threshold ").Append(TargetEdits.Dec(data.Threshold));
+        sb.Append(" (no listener on the virtual host)");
+        ctx.Note(sb.ToString());
+        return Verdict.Continue;
+    }
 }

@@ -1,7 +1,10 @@
+using System.Buffers.Binary;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -91,4 +94,61 @@ public sealed class NfqueueTarget : XtExtension<NfqueueData>
 
     protected override string? CheckEntry(RuleCheckContext ctx, NfqueueData d) =>
         d.QueuesTotal == 0 ? RulesetEditor.InvalidArgument : null;
+
+    /// <summary>The boot-time random seed of the queue hash (jhash_initval, get_random_once): one per virtual host.</summary>
+    private sealed class HashSeed
+    {
+        public uint Value;
+    }
+
+    /// <summary>
+    /// xt_NFQUEUE.c nfqueue_tg_v3: the first queue, or with --queue-balance one of the range chosen by CPU
+    /// (--queue-cpu-fanout; the virtual host has CPU 0) or by a hash of the addresses that is the same in both
+    /// directions (nfqueue_hash). The fate is queued:N. No userspace program listens on the virtual host's
+    /// queues: the kernel (nf_queue, -ESRCH) drops the packet, or with --queue-bypass lets it go on as if
+    /// ACCEPTed by this table; the explanation says which.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, NfqueueData data)
+    {
+        uint total = data.QueuesTotal == 0 ? 65536u : data.QueuesTotal;
+        uint queue = data.QueueNum;
+        if (total > 1)
+        {
+            if ((data.Flags & NfqueueData.FlagCpuFanout) != 0)
+            {
+                queue += (uint)ctx.Skb.Cpu % total;
+            }
+            else
+            {
+                HashSeed seed = ctx.Named("nfqueue", "jhash_initval", () => new HashSeed { Value = (uint)ctx.Random.NextInt64(0, 1L << 32) });
+                queue += Jhash.Scale(Hash(ctx.Packet, seed.Value), total);
+            }
+        }
+        bool bypass = (data.Flags & NfqueueData.FlagBypass) != 0;
+        ctx.Note(bypass
+            ? $"NFQUEUE {queue}: no program listens on this queue; with --queue-bypass the kernel lets the packet go on (accepted by this table)"
+            : $"NFQUEUE {queue}: no program listens on this queue; the kernel drops the packet");
+        return Verdict.Queue((ushort)queue, bypass);
+    }
+
+    /// <summary>
+    /// hash_v4 / hash_v6 of xt_NFQUEUE.h. The kernel compares the addresses as they lie in memory read as
+    /// host-order (little-endian) words, so the comparisons here read them little-endian too.
+    /// </summary>
+    private static uint Hash(Packet p, uint initval)
+    {
+        ReadOnlySpan<byte> s = p.SourceBytes, d = p.DestinationBytes;
+        if (p.Family == IpFamily.V4)
+        {
+            uint sa = BinaryPrimitives.ReadUInt32LittleEndian(s), da = BinaryPrimitives.ReadUInt32LittleEndian(d);
+            return sa < da ? Jhash.ThreeWords(sa, da, p.Bytes[9], initval) : Jhash.ThreeWords(da, sa, p.Bytes[9], initval);
+        }
+        uint s3 = BinaryPrimitives.ReadUInt32LittleEndian(s[12..]), d3 = BinaryPrimitives.ReadUInt32LittleEndian(d[12..]);
+        uint s1 = BinaryPrimitives.ReadUInt32LittleEndian(s[4..]), d1 = BinaryPrimitives.ReadUInt32LittleEndian(d[4..]);
+        uint a, b;
+        if (s3 < d3) (a, b) = (s3, d3);
+        else (a, b) = (d3, s3);
+        uint c = s1 < d1 ? s1 : d1;
+        return Jhash.ThreeWords(a, b, c, initval);
+    }
 }

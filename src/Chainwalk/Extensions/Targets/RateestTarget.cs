@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -167,4 +168,12 @@ public sealed class RateestTarget : XtExtension<RateestData>
     protected override void Save(StringBuilder sb, RateestData d, IpFamily family) => Append(sb, d, "--rateest-");
 
     protected override void Print(StringBuilder sb, RateestData d, IpFamily family, bool numeric) => Append(sb, d, string.Empty);
+
+    /// <summary>xt_RATEEST.c xt_rateest_tg: the packet is counted into the named estimator (bytes = IP length). The packet continues.</summary>
+    protected override Verdict Execute(PacketContext ctx, RateestData data)
+    {
+        RateEstimator e = ctx.Named("rateest", data.EstimatorName, () => new RateEstimator(data.Interval, data.EwmaLog, ctx.Now));
+        e.Add(ctx.Now, (uint)ctx.Skb.Length);
+        return Verdict.Continue;
+    }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -53,5 +54,37 @@ public sealed class Reject6Target : XtExtension<RejectData>
         if (d.With == EchoReply) return RulesetEditor.InvalidArgument;
         if (d.With == TcpReset && (ctx.Rule.Protocol != Protocols.Tcp || ctx.Rule.ProtocolInverted)) return RulesetEditor.InvalidArgument;
         return null;
+    }
+
+    /// <summary>
+    /// ip6t_REJECT.c reject_tg6: an ICMPv6 destination-unreachable (nf_send_unreach6: the checksum must be valid
+    /// and the packet not a later fragment; icmp6_send's own rules then) or a TCP reset (nf_send_reset6); the
+    /// packet is dropped whether or not a reply could be sent.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, RejectData data)
+    {
+        string name = RejectTarget.NameOf(Types, data.With);
+        byte[]? reply;
+        if (data.With == TcpReset)
+        {
+            reply = RejectReplies.TcpReset6(ctx.Host, ctx.Packet);
+        }
+        else
+        {
+            byte code = data.With switch
+            {
+                NoRoute => 0,
+                AdmProhibited => 1,
+                AddrUnreach => 3,
+                PolicyFail => 5,
+                RejectRoute => 6,
+                _ => 4,
+            };
+            reply = RejectReplies.MayUnreach6(ctx.Packet) ? IcmpErrors.Build(ctx.Host, ctx.Skb, 1, code, 0, ctx.State) : null;
+        }
+        if (reply is not null) ctx.SendLocal(reply);
+        else ctx.Note($"REJECT {name}: the kernel sends no reply for this packet");
+        ctx.Rejected(name);
+        return Verdict.Drop;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -91,5 +92,38 @@ public sealed class RejectTarget : XtExtension<RejectData>
         if (d.With == EchoReply) return RulesetEditor.InvalidArgument;
         if (d.With == TcpReset && (ctx.Rule.Protocol != Protocols.Tcp || ctx.Rule.ProtocolInverted)) return RulesetEditor.InvalidArgument;
         return null;
+    }
+
+    /// <summary>
+    /// ipt_REJECT.c reject_tg: an ICMP destination-unreachable (nf_send_unreach: not about a later fragment or a
+    /// packet with a bad checksum; icmp_send's own rules then) or a TCP reset (nf_send_reset); the packet is dropped
+    /// whether or not a reply could be sent.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, RejectData data)
+    {
+        string name = NameOf(Types, data.With);
+        byte[]? reply;
+        if (data.With == TcpReset)
+        {
+            reply = RejectReplies.TcpReset4(ctx.Host, ctx.Packet);
+        }
+        else
+        {
+            byte code = data.With switch
+            {
+                NetUnreachable => 0,
+                HostUnreachable => 1,
+                ProtoUnreachable => 2,
+                NetProhibited => 9,
+                HostProhibited => 10,
+                AdminProhibited => 13,
+                _ => 3,
+            };
+            reply = RejectReplies.MayUnreach4(ctx.Packet) ? IcmpErrors.Build(ctx.Host, ctx.Skb, 3, code, 0, ctx.State) : null;
+        }
+        if (reply is not null) ctx.SendLocal(reply);
+        else ctx.Note($"REJECT {name}: the kernel sends no reply for this packet");
+        ctx.Rejected(name);
+        return Verdict.Drop;
     }
 }

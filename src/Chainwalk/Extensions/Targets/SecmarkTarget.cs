@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
@@ -42,4 +43,17 @@ public sealed class SecmarkTarget : XtExtension<SecmarkData>
     protected override void Print(StringBuilder sb, SecmarkData d, IpFamily family, bool numeric) => sb.Append(" SECMARK selctx ").Append(d.Context);
 
     protected override string? CheckEntry(RuleCheckContext ctx, SecmarkData d) => CtTarget.NoEntry;
+
+    /// <summary>
+    /// xt_SECMARK.c: skb->secmark = the context's security id. The id comes from the LSM when the rule is loaded;
+    /// without one (the virtual host has no SELinux / Smack / AppArmor) security_secctx_to_secid yields 0 and the
+    /// kernel refuses the rule ("unable to map security context", ENOENT). If such a rule is walked anyway, the
+    /// secmark it would write is that 0.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, SecmarkData data)
+    {
+        ctx.Skb.Secmark = 0;
+        ctx.Note("SECMARK: no security module on the virtual host; the kernel would not have loaded this rule");
+        return Verdict.Continue;
+    }
 }

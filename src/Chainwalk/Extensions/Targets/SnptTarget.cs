@@ -8,4 +8,6 @@ public sealed class SnptTarget : NptTargetBase
     public override string Name => "SNPT";
 
     public override HookMask Hooks => HookMask.Input | HookMask.Postrouting;
+
+    protected override bool Source => true;
 }

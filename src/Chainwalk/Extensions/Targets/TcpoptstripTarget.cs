@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -100,5 +102,44 @@ public sealed class TcpoptstripTarget : XtExtension<TcpoptstripData>
         if (d.IsEmpty) return;
         sb.Append(" TCPOPTSTRIP options ");
         AppendList(sb, d, numeric);
+    }
+
+    /// <summary>
+    /// xt_TCPOPTSTRIP.c: every option whose kind is in the map is overwritten with NOPs, the checksum adjusted word
+    /// by word. A later fragment is left alone; a packet whose TCP header is cut short is dropped.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, TcpoptstripData data)
+    {
+        Packet p = ctx.Packet;
+        int tcphoff = TargetEdits.TransportOffset(p, out byte proto);
+        if (tcphoff < 0 || (p.Family == IpFamily.V4 && p.IsNonFirstFragment) || proto != IpProtocol.Tcp) return Verdict.Continue;
+        byte[] b = p.Bytes;
+        int skbLen = Math.Min(p.TotalLength, b.Length);
+        if (skbLen - tcphoff < 20) return Verdict.Drop;
+        int hdr = (b[tcphoff + 12] >> 4) * 4;
+        if (hdr < 20 || skbLen < tcphoff + hdr) return Verdict.Drop;
+        bool changed = false;
+        for (int i = 20; i < hdr - 1;)
+        {
+            int optl = TcpmssTarget.OptLength(b, tcphoff + i);
+            if (i + optl > hdr) break;
+            if (data.Test(b[tcphoff + i]))
+            {
+                for (int j = 0; j < optl; j++)
+                {
+                    int at = i + j;
+                    int word = at & ~1;
+                    ushort oldWord = (ushort)((b[tcphoff + word] << 8) | b[tcphoff + word + 1]);
+                    b[tcphoff + at] = 1;
+                    ushort newWord = (ushort)((b[tcphoff + word] << 8) | b[tcphoff + word + 1]);
+                    b[tcphoff + at] = (byte)(oldWord >> ((at & 1) == 0 ? 8 : 0));
+                    TargetEdits.ReplaceTcpWord(b, tcphoff, word, newWord);
+                }
+                changed = true;
+            }
+            i += optl;
+        }
+        if (changed) ctx.Changed("TCP options stripped");
+        return Verdict.Continue;
     }
 }

@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -63,4 +65,39 @@ public sealed class TeeTarget : XtExtension<TeeData>
 
     protected override string? CheckEntry(RuleCheckContext ctx, TeeData d) =>
         d.Gateway == UInt128.Zero ? RulesetEditor.InvalidArgument : null;
+
+    /// <summary>
+    /// xt_TEE.c tee_tg4 / tee_tg6 (nf_dup_ipv4.c, nf_dup_ipv6.c): a copy of the packet, untracked and without its
+    /// socket, its TTL / hop limit lowered by one when duplicated at PREROUTING or INPUT, IPv4 copies with DF set, is routed to the gateway
+    /// (by --oif when given) and sent out through OUTPUT and POSTROUTING; a copy is never copied again. Without a
+    /// route there is no copy. The original continues.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, TeeData data)
+    {
+        if (ctx.Duplicating) return Verdict.Continue;
+        Skb clone = ctx.Skb.Clone();
+        clone.Conntrack = null;
+        clone.CtInfo = CtInfo.Untracked;
+        clone.Socket = null;
+        clone.PacketType = PacketType.Outgoing;
+        bool early = ctx.Hook is Rules.Hook.Prerouting or Rules.Hook.Input;
+        byte[] b = clone.Bytes;
+        if (clone.Family == IpFamily.V4)
+        {
+            // nf_dup_ipv4 sets DF on every IPv4 copy (so the sender hears of a smaller MTU on the copy's way),
+            // lowers the TTL at PREROUTING / INPUT, and recomputes the header checksum.
+            b[6] |= 0x40;
+            if (early) b[8]--;
+            Ipv4Header.TryCreate(b, out Ipv4Header ip);
+            ip.UpdateChecksum();
+        }
+        else if (early)
+        {
+            b[7]--;
+        }
+        clone.Reparse();
+        string? oif = data.OutInterface.Length == 0 || ctx.Host.FindLink(data.OutInterface) is null ? null : data.OutInterface;
+        if (!ctx.SendDuplicate(clone, data.Gateway, oif)) ctx.Note("TEE: no route to the gateway; no copy sent");
+        return Verdict.Continue;
+    }
 }

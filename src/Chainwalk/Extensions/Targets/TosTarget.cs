@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -128,5 +130,19 @@ public sealed class TosTarget : XtExtension<TosData>
         else if (d.Value == d.Mask) sb.Append(" TOS or ").Append(Hex2(d.Value));
         else if (d.Mask == 0) sb.Append(" TOS xor ").Append(Hex2(d.Value));
         else sb.Append(" TOS set ").Append(Hex2(d.Value)).Append('/').Append(Hex2(d.Mask));
+    }
+
+    /// <summary>xt_DSCP.c tos_tg / tos_tg6: DS field = (DS field &amp; ~mask) ^ value, written only when it changes.</summary>
+    protected override Verdict Execute(PacketContext ctx, TosData data)
+    {
+        Packet p = ctx.Packet;
+        byte old = TargetEdits.DsField(p);
+        byte nv = (byte)((old & ~data.Mask) ^ data.Value);
+        if (nv != old)
+        {
+            TargetEdits.SetDsField(p, nv);
+            ctx.Changed($"TOS 0x{old:x2}→0x{nv:x2}");
+        }
+        return Verdict.Continue;
     }
 }

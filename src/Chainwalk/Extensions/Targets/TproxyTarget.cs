@@ -1,7 +1,9 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
+using Chainwalk.Wire;
 
 namespace Chainwalk.Extensions.Targets;
 
@@ -77,5 +79,16 @@ public sealed class TproxyTarget : XtExtension<TproxyData>
         Rule r = ctx.Rule;
         bool ok = (r.Protocol == Protocols.Tcp || r.Protocol == Protocols.Udp) && !r.ProtocolInverted;
         return ok ? null : RulesetEditor.InvalidArgument;
+    }
+
+    /// <summary>
+    /// xt_TPROXY.c tproxy_tg4 / tproxy_tg6: the packet is given to an established socket of its connection or to a
+    /// transparent listener on --on-ip:--on-port (then marked and accepted). The virtual host has no sockets, so
+    /// the kernel finds none and drops the packet.
+    /// </summary>
+    protected override Verdict Execute(PacketContext ctx, TproxyData data)
+    {
+        ctx.Note("TPROXY: no socket exists on the virtual host to take the packet; the kernel drops it");
+        return Verdict.Drop;
     }
 }

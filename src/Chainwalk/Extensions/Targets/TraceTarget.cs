@@ -1,4 +1,5 @@
 using System.Text;
+using Chainwalk.Engine;
 using Chainwalk.Net;
 using Chainwalk.Syntax;
 
@@ -31,5 +32,12 @@ public sealed class TraceTarget : XtExtension<TraceData>
 
     protected override void Print(StringBuilder sb, TraceData d, IpFamily family, bool numeric)
     {
+    }
+
+    /// <summary>xt_TRACE.c: skb->nf_trace = 1; the walker writes TRACE lines from here on.</summary>
+    protected override Verdict Execute(PacketContext ctx, TraceData data)
+    {
+        ctx.Skb.Trace = true;
+        return Verdict.Continue;
     }
 }

@@ -1,22 +1,20 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
 using Chainwalk.Host;
 
-namespace Chainwalk.Engine;
+namespace Chainwalk.Tracing;
 
 /// <summary>
-/// The engine's side of the host directory: <c>runtime.json</c> keeps what the kernel keeps between packets
+/// The virtual kernel of a host directory, put together for packets: the netfilter engine with the host's
+/// ipsets, nfacct objects and connection tracking (when the rules need it), and their state. <c>runtime.json</c> keeps what the kernel keeps between packets
 /// besides rules and routes (extension state: limit tokens, recent lists, quotas …), so that successive
 /// commands see one kernel. Written atomically with the rules' counters and the clock, under the host lock.
 /// </summary>
 public static class EngineStore
 {
     public const string RuntimeFile = "runtime.json";
-
-    /// <summary>Hooks other rooms add to load and save their state with the engine's (conntrack table, ipsets …).</summary>
-    public static event Action<HostStore, Netfilter>? Opening;
-
-    public static event Action<HostStore, Netfilter>? Saving;
 
     /// <summary>Makes the host's named objects known (ipsets, nfacct) before rules are parsed.</summary>
     public static void UseHostObjects(HostStore store) => store.UseHostObjects();
@@ -40,7 +38,7 @@ public static class EngineStore
         var nf = new Netfilter(host, state);
         if (File.Exists(Path.Combine(store.Directory, IpsetStore.FileName))) nf.Ipsets = IpsetStore.Load(store);
         if (File.Exists(Path.Combine(store.Directory, NfacctStore.FileName))) nf.Nfacct = NfacctStore.Load(store);
-        Opening?.Invoke(store, nf);
+        ConntrackLoader.Enable(nf, ConntrackStore.Load(store.Directory));
         return nf;
     }
 
@@ -57,6 +55,6 @@ public static class EngineStore
             HostStore.WriteAtomic(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         nf.Ipsets?.Save(store);
         nf.Nfacct?.Save(store);
-        Saving?.Invoke(store, nf);
+        if (nf.Conntrack is ConntrackHooks ct) ConntrackStore.Save(store.Directory, ct.Table, nf.State.Now);
     }
 }
