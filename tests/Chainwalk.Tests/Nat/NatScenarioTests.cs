@@ -167,3 +167,84 @@ public partial class NatScenarioTests
         NatRig.Outputs(rig.In("eth0", error)).ShouldBe("eth1 2001:db8:100::1 > fd00:1::20 icmp 1 quoting [fd00:1::20]:5000 > [2001:db8:200::1]:53");
     }
 }
+
+/// <summary>More recorded cases: DNAT to an address range, an exhausted SNAT port range, ping through MASQUERADE, MASQUERADE --to-ports.</summary>
+public class NatRangeTests
+{
+    private const string S = "93.184.216.34";
+
+    private static string Gateway => NatGatewayTests.GatewayRules;
+
+    private static byte[] Syn(string src, string dst, ushort sport, ushort dport) =>
+        PacketBuilder.Ipv4(src, dst).Tcp(sport, dport, TcpFlags.Syn, 1000, 0).Build();
+
+    [Fact]
+    public void Dnat_to_an_address_range_picks_the_server_by_hash_as_the_kernel_did()
+    {
+        string rules = Gateway.Replace("-A PREROUTING -p tcp", "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.50-10.0.1.52:8443\n-A PREROUTING -p tcp", StringComparison.Ordinal)
+            .Replace("-A FORWARD -i eth1 -o eth0 -j ACCEPT", "-A FORWARD -p tcp -m tcp --dport 8443 -j ACCEPT\n-A FORWARD -i eth1 -o eth0 -j ACCEPT", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        string[] recorded = ["10.0.1.51", "10.0.1.52", "10.0.1.50", "10.0.1.50", "10.0.1.51", "10.0.1.51"];
+        for (int h = 1; h <= 6; h++)
+        {
+            string client = "203.0.113." + h.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            NatRig.Outputs(rig.In("eth0", Syn(client, "198.51.100.2", 53000, 8080))).ShouldBe($"eth1 {client}:53000 > {recorded[h - 1]}:8443 S", client);
+        }
+    }
+
+    [Fact]
+    public void Snat_to_a_port_range_drops_a_connection_when_no_port_is_free()
+    {
+        string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
+            "-A POSTROUTING -s 10.0.1.0/24 -o eth0 -p tcp -j SNAT --to-source 198.51.100.2:5000-5001\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        int a = rig.In("eth1", Syn("10.0.1.20", S, 42000, 80)).Outputs.Single().Packet.SourcePort;
+        int b = rig.In("eth1", Syn("10.0.1.21", S, 42000, 80)).Outputs.Single().Packet.SourcePort;
+        new[] { a, b }.Order().ShouldBe([5000, 5001]);
+        // Recorded: the third finds both ports taken; the clash is found when its entry is confirmed, and it is dropped.
+        PacketResult third = rig.In("eth1", Syn("10.0.1.22", S, 42000, 80));
+        third.Outputs.ShouldBeEmpty();
+        third.Fate.ShouldBe(["dropped"]);
+        rig.Listing.Split('\n').Length.ShouldBe(2);
+    }
+
+    [Fact]
+    public void Ping_through_masquerade_keeps_a_free_echo_id_and_moves_a_taken_one()
+    {
+        var rig = new NatRig(Gateway);
+        NatRig.Outputs(rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", S).IcmpEcho(77, 1).Build())).ShouldBe("eth0 198.51.100.2 > 93.184.216.34 icmp 8 id 77");
+        rig.Listing.ShouldBe("icmp     1 30 src=10.0.1.20 dst=93.184.216.34 type=8 code=0 id=77 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 type=0 code=0 id=77 mark=0 use=1");
+        // Recorded: the kernel moved the second host's id 77 to a random one (41684, 15023).
+        Packet second = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.21", S).IcmpEcho(77, 1).Build()).Outputs.Single().Packet;
+        second.IcmpId.ShouldNotBe((ushort)77);
+        rig.Listing.Split('\n')[0].ShouldBe($"icmp     1 30 src=10.0.1.21 dst=93.184.216.34 type=8 code=0 id=77 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 type=0 code=0 id={second.IcmpId} mark=0 use=1");
+        NatRig.Outputs(rig.In("eth0", PacketBuilder.Ipv4(S, "198.51.100.2").IcmpEcho(second.IcmpId, 1, reply: true).Build())).ShouldBe("eth1 93.184.216.34 > 10.0.1.21 icmp 0 id 77");
+        NatRig.Outputs(rig.In("eth0", PacketBuilder.Ipv4(S, "198.51.100.2").IcmpEcho(77, 1, reply: true).Build())).ShouldBe("eth1 93.184.216.34 > 10.0.1.20 icmp 0 id 77");
+    }
+
+    [Fact]
+    public void Masquerade_to_ports_takes_a_port_of_its_range()
+    {
+        string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
+            "-A POSTROUTING -s 10.0.1.0/24 -o eth0 -p udp -j MASQUERADE --to-ports 20000-20009\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        // Recorded: 20006 and 20005 (a random start in the range).
+        Packet o = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", S).Udp(5000, 53).Payload("x"u8).Build()).Outputs.Single().Packet;
+        o.SourcePort.ShouldBeInRange((ushort)20000, (ushort)20009);
+        rig.Listing.ShouldBe($"udp      17 30 src=10.0.1.20 dst=93.184.216.34 sport=5000 dport=53 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=53 dport={o.SourcePort} mark=0 use=1");
+    }
+
+    [Fact]
+    public void A_masqueraded_connection_that_leaves_by_another_interface_is_killed()
+    {
+        var rig = new NatRig("*nat\n-A POSTROUTING -o eth+ -j MASQUERADE\nCOMMIT\n", network: [.. NatRig.Gateway, "ip link add eth2 type dummy", "ip link set eth2 up", "ip addr add 203.0.113.1/24 dev eth2"]);
+        NatRig.Outputs(rig.In("eth1", Syn("10.0.1.20", S, 40000, 80))).ShouldBe("eth0 198.51.100.2:40000 > 93.184.216.34:80 S");
+        // The route changes: the next packet of the connection would leave by eth2 (nf_nat_oif_changed).
+        Chainwalk.Host.Network.DeleteRoute(rig.Host, IpFamily.V4, 0, 0, null, null, null, null);
+        Chainwalk.Host.Network.AddRoute(rig.Host, new Chainwalk.Host.Route(IpFamily.V4, 0, 0, "eth2", 0xcb0071fe, null));
+        // A retransmitted SYN: still NEW, already bound, now routed by eth2.
+        PacketResult r = rig.In("eth1", Syn("10.0.1.20", S, 40000, 80));
+        r.Fate.ShouldBe(["dropped"]);
+        rig.Listing.ShouldBe("");
+    }
+}

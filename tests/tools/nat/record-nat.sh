@@ -21,7 +21,7 @@ $W route add 192.0.2.0/24 via 198.51.100.2
 LMAC=$($L -j link show lan0 | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["address"])')
 WMAC=$($W -j link show wan0 | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["address"])')
 GMAC=$($G -j link show eth0 | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["address"])')
-for a in 10.0.1.20 10.0.1.21 10.0.1.50; do $G neigh add $a lladdr $LMAC dev eth1 nud permanent; done
+for a in 10.0.1.20 10.0.1.21 10.0.1.22 10.0.1.23 10.0.1.24 10.0.1.25 10.0.1.50 10.0.1.51 10.0.1.52; do $G neigh add $a lladdr $LMAC dev eth1 nud permanent; done
 $G neigh add fd00:1::20 lladdr $LMAC dev eth1 nud permanent
 for a in 198.51.100.10 198.51.100.11 198.51.100.12; do $W neigh add $a lladdr $GMAC dev wan0 nud permanent; done
 ip netns exec cwnat-gw sysctl -qw net.ipv4.ip_forward=1
@@ -89,6 +89,28 @@ ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -j 
 $WS tcp $X 192.0.2.50 52000 22 S 1000 0 0; show "in to 192.0.2.50"
 $LS tcp 10.0.1.21 $S 40003 80 S 1000 0 0; show "out from 10.0.1.21"
 ip netns exec cwnat-gw iptables -t nat -D PREROUTING 1; ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
+flush
+echo "# dnat range"
+ip netns exec cwnat-gw iptables -t nat -I PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.50-10.0.1.52:8443
+ip netns exec cwnat-gw iptables -I FORWARD -p tcp --dport 8443 -j ACCEPT
+for h in 1 2 3 4 5 6; do $WS tcp 203.0.113.$h $N 53000 8080 S 1000 0 0; done; show "six clients"
+ip netns exec cwnat-gw iptables -t nat -D PREROUTING 1; ip netns exec cwnat-gw iptables -D FORWARD 1
+flush
+echo "# snat port range exhausted"
+ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -p tcp -j SNAT --to-source 198.51.100.2:5000-5001
+$LS tcp 10.0.1.20 $S 42000 80 S 1000 0 0; $LS tcp 10.0.1.21 $S 42000 80 S 1000 0 0; show "two connections"
+$LS tcp 10.0.1.22 $S 42000 80 S 1000 0 0; show "a third: no free port"
+ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
+flush
+echo "# ping through masquerade"
+$LS echo 10.0.1.20 $S 8 77; show "echo from .20 id 77"
+$LS echo 10.0.1.21 $S 8 77; show "echo from .21 id 77"
+$WS echo $S $N 0 77; show "echo reply id 77"
+flush
+echo "# masquerade --to-ports"
+ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -p udp -j MASQUERADE --to-ports 20000-20009
+$LS udp 10.0.1.20 $S 5000 53; show "udp"
+ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
 flush
 echo "# ipv6 masquerade"
 ip netns exec cwnat-gw ip6tables -t nat -A POSTROUTING -s fd00:1::/64 -o eth0 -j MASQUERADE
