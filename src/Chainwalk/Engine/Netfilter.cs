@@ -606,6 +606,7 @@ public sealed class Netfilter
                 if (!Conntrack.ApplyNat(ctx))
                 {
                     if (!generated) Drop(result, "dropped by NAT");
+                    else Event(new GeneratedEndEvent("dropped (NAT)"));
                     return false;
                 }
                 continue;

@@ -153,7 +153,7 @@ public static class NatCore
                 ? $"random {key} {after}" + (range.Has(NatRangeFlags.ProtoRandomFully) ? " (--random-fully)" : " (--random)")
                 : clash
                     ? $"clash: {key} {before} is taken by another connection, {after} chosen"
-                    : range.Has(NatRangeFlags.ProtoOffset) ? $"{key} {after} (shifted port map)" : $"{key} {before} out of range, {after} chosen";
+                    : range.Has(NatRangeFlags.ProtoOffset) ? $"{key} {after} (shifted port map)" : $"{key} {before} is outside the range, {after} chosen";
         }
         return t;
     }

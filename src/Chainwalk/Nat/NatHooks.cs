@@ -158,7 +158,7 @@ public static class NatHooks
             const ConnStatus done = ConnStatus.SrcNatDone | ConnStatus.DstNatDone;
             if ((ct.Status & done) != done || ct.Has(ConnStatus.SrcNat | ConnStatus.DstNat))
             {
-                ctx.Note("nat: redirect about a NATed connection: dropped");
+                ctx.Note("nat: ICMP redirect about a connection that is NATed or not yet bound both ways: dropped");
                 return false;
             }
         }
