@@ -40,7 +40,7 @@ public partial class NatScenarioTests
         var rig = new NatRig(Gateway);
         NatRig.Outputs(rig.In("eth1", Syn("10.0.1.20", S, 40000, 80))).ShouldBe("eth0 198.51.100.2:40000 > 93.184.216.34:80 S");
 
-        // Recorded: the kernel picked 46436 at random in 1024-65535.
+        // Recorded: the kernel picks a random port in 1024-65535 (another one at each recording).
         PacketResult second = rig.In("eth1", Syn("10.0.1.21", S, 40000, 80));
         int p = MappedPort(second);
         p.ShouldBeInRange(1024, 65535);
@@ -48,7 +48,7 @@ public partial class NatScenarioTests
         rig.Listing.Split('\n')[0].ShouldBe($"tcp      6 120 SYN_SENT src=10.0.1.21 dst=93.184.216.34 sport=40000 dport=80 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=80 dport={p} mark=0 use=1");
         NatRig.Notes(second).ShouldContain(n => n.Contains("clash: port 40000 is taken by another connection", StringComparison.Ordinal));
 
-        // A free privileged port is kept; a taken one moves within 600-1023 (the kernel picked 683).
+        // A free privileged port is kept; a taken one moves within 600-1023 (recorded).
         NatRig.Outputs(rig.In("eth1", Syn("10.0.1.21", S, 700, 80))).ShouldBe("eth0 198.51.100.2:700 > 93.184.216.34:80 S");
         int q = MappedPort(rig.In("eth1", Syn("10.0.1.20", S, 700, 80)));
         q.ShouldBeInRange(600, 1023);
@@ -214,7 +214,7 @@ public class NatRangeTests
         var rig = new NatRig(Gateway);
         NatRig.Outputs(rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", S).IcmpEcho(77, 1).Build())).ShouldBe("eth0 198.51.100.2 > 93.184.216.34 icmp 8 id 77");
         rig.Listing.ShouldBe("icmp     1 30 src=10.0.1.20 dst=93.184.216.34 type=8 code=0 id=77 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 type=0 code=0 id=77 mark=0 use=1");
-        // Recorded: the kernel moved the second host's id 77 to a random one (41684, 15023).
+        // Recorded: the kernel moves the second host's id 77 to a random one.
         Packet second = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.21", S).IcmpEcho(77, 1).Build()).Outputs.Single().Packet;
         second.IcmpId.ShouldNotBe((ushort)77);
         rig.Listing.Split('\n')[0].ShouldBe($"icmp     1 30 src=10.0.1.21 dst=93.184.216.34 type=8 code=0 id=77 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 type=0 code=0 id={second.IcmpId} mark=0 use=1");
@@ -228,7 +228,7 @@ public class NatRangeTests
         string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
             "-A POSTROUTING -s 10.0.1.0/24 -o eth0 -p udp -j MASQUERADE --to-ports 20000-20009\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", StringComparison.Ordinal);
         var rig = new NatRig(rules);
-        // Recorded: 20006 and 20005 (a random start in the range).
+        // Recorded: a port of the range, from a random start.
         Packet o = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", S).Udp(5000, 53).Payload("x"u8).Build()).Outputs.Single().Packet;
         o.SourcePort.ShouldBeInRange((ushort)20000, (ushort)20009);
         rig.Listing.ShouldBe($"udp      17 30 src=10.0.1.20 dst=93.184.216.34 sport=5000 dport=53 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=53 dport={o.SourcePort} mark=0 use=1");
@@ -246,5 +246,80 @@ public class NatRangeTests
         PacketResult r = rig.In("eth1", Syn("10.0.1.20", S, 40000, 80));
         r.Fate.ShouldBe(["dropped"]);
         rig.Listing.ShouldBe("");
+    }
+}
+
+/// <summary>Recorded: hairpin with MASQUERADE, --persistent, a shifted port map, SNAT --random, IPv6 REDIRECT.</summary>
+public class NatOptionTests
+{
+    private const string S = "93.184.216.34";
+
+    private static string Gateway => NatGatewayTests.GatewayRules;
+
+    private static byte[] Syn(string src, string dst, ushort sport, ushort dport) =>
+        PacketBuilder.Ipv4(src, dst).Tcp(sport, dport, TcpFlags.Syn, 1000, 0).Build();
+
+    [Fact]
+    public void Hairpin_masquerade_makes_the_server_answer_the_gateway_and_the_lab_forward_rules_drop_that_answer()
+    {
+        string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
+            "-A POSTROUTING -s 10.0.1.0/24 -d 10.0.1.50/32 -p tcp -m tcp --dport 8443 -j MASQUERADE\n-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        PacketResult syn = rig.In("eth1", Syn("10.0.1.20", "198.51.100.2", 40005, 443));
+        NatRig.Outputs(syn).ShouldBe("eth1 10.0.1.1:40005 > 10.0.1.50:8443 S");
+        NatRig.Changes(syn).ShouldBe(["DNAT 198.51.100.2:443 -> 10.0.1.50:8443", "SNAT 10.0.1.20:40005 -> 10.0.1.1:40005"]);
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.20 dst=198.51.100.2 sport=40005 dport=443 [UNREPLIED] src=10.0.1.50 dst=10.0.1.1 sport=8443 dport=40005 mark=0 use=1");
+        // The answer is un-NATed to 198.51.100.2:443 > 10.0.1.20:40005, then FORWARD (eth1 to eth1) drops it (recorded).
+        PacketResult synAck = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.50", "10.0.1.1").Tcp(8443, 40005, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001).Build());
+        synAck.Fate.ShouldBe(["dropped"]);
+        NatRig.Changes(synAck).ShouldBe(["un-SNAT (reply destination) 10.0.1.1:40005 -> 10.0.1.20:40005"]);
+        rig.Listing.ShouldBe("tcp      6 60 SYN_RECV src=10.0.1.20 dst=198.51.100.2 sport=40005 dport=443 src=10.0.1.50 dst=10.0.1.1 sport=8443 dport=40005 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Persistent_dnat_hashes_the_client_address_only()
+    {
+        string rules = Gateway.Replace("-A PREROUTING -p tcp", "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.50-10.0.1.52:8443 --persistent\n-A PREROUTING -p tcp", StringComparison.Ordinal)
+            .Replace("-A FORWARD -i eth1 -o eth0 -j ACCEPT", "-A FORWARD -p tcp -m tcp --dport 8443 -j ACCEPT\n-A FORWARD -i eth1 -o eth0 -j ACCEPT", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        string[] recorded = ["10.0.1.52", "10.0.1.52", "10.0.1.50", "10.0.1.51", "10.0.1.51", "10.0.1.50"];
+        for (int h = 1; h <= 6; h++)
+        {
+            string client = "203.0.113." + h.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            NatRig.Outputs(rig.In("eth0", Syn(client, "198.51.100.2", 53000, 8080))).ShouldBe($"eth1 {client}:53000 > {recorded[h - 1]}:8443 S", client);
+        }
+    }
+
+    [Fact]
+    public void A_shifted_port_map_keeps_the_offset_from_the_base_port()
+    {
+        string rules = Gateway.Replace("-A PREROUTING -p tcp", "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8000:8099 -j DNAT --to-destination 10.0.1.50:9000-9099/8000\n-A PREROUTING -p tcp", StringComparison.Ordinal)
+            .Replace("-A FORWARD -i eth1 -o eth0 -j ACCEPT", "-A FORWARD -p tcp -m tcp --dport 9000:9099 -j ACCEPT\n-A FORWARD -i eth1 -o eth0 -j ACCEPT", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        NatRig.Outputs(rig.In("eth0", Syn("203.0.113.9", "198.51.100.2", 53001, 8005))).ShouldBe("eth1 203.0.113.9:53001 > 10.0.1.50:9005 S");
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=203.0.113.9 dst=198.51.100.2 sport=53001 dport=8005 [UNREPLIED] src=10.0.1.50 dst=203.0.113.9 sport=9005 dport=53001 mark=0 use=1");
+    }
+
+    [Fact]
+    public void Snat_random_moves_even_a_free_port()
+    {
+        string rules = Gateway.Replace("-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j MASQUERADE",
+            "-A POSTROUTING -s 10.0.1.0/24 -o eth0 -j SNAT --to-source 198.51.100.2 --random", StringComparison.Ordinal);
+        var rig = new NatRig(rules);
+        // Recorded: 43000 left as a random port in 1024-65535.
+        PacketResult r = rig.In("eth1", Syn("10.0.1.20", S, 43000, 80));
+        Packet o = r.Outputs.Single().Packet;
+        o.SourcePort.ShouldNotBe((ushort)43000);
+        o.SourcePort.ShouldBeGreaterThanOrEqualTo((ushort)1024);
+        NatRig.Notes(r).ShouldContain(n => n.EndsWith($"(random port {o.SourcePort} (--random))", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Ipv6_redirect_takes_the_interfaces_first_global_address()
+    {
+        var rig = new NatRig("", "*nat\n-A PREROUTING -i eth1 -p udp -m udp --dport 53 -j REDIRECT --to-ports 5353\nCOMMIT\n");
+        PacketResult r = rig.In("eth1", PacketBuilder.Ipv6("fd00:1::20", "2001:db8:200::1").Udp(5001, 53).Payload("x"u8).Build());
+        r.Fate.ShouldBe(["delivered-local"]);
+        rig.Listing.ShouldBe("udp      17 30 src=fd00:1::20 dst=2001:db8:200::1 sport=5001 dport=53 [UNREPLIED] src=fd00:1::1 dst=fd00:1::20 sport=5353 dport=5001 mark=0 use=1");
     }
 }

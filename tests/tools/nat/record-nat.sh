@@ -112,9 +112,35 @@ ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -p 
 $LS udp 10.0.1.20 $S 5000 53; show "udp"
 ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
 flush
+echo "# hairpin with masquerade"
+ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -d 10.0.1.50 -p tcp --dport 8443 -j MASQUERADE
+$LS tcp 10.0.1.20 $N 40005 443 S 1000 0 0; show "SYN to the public address"
+$LS tcp 10.0.1.50 10.0.1.1 8443 40005 SA 5000 1001 0; show "SYN-ACK from the server"
+ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
+flush
+echo "# dnat persistent range"
+ip netns exec cwnat-gw iptables -t nat -I PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.50-10.0.1.52:8443 --persistent
+ip netns exec cwnat-gw iptables -I FORWARD -p tcp --dport 8443 -j ACCEPT
+for h in 1 2 3 4 5 6; do $WS tcp 203.0.113.$h $N 53000 8080 S 1000 0 0; done; show "six clients"
+ip netns exec cwnat-gw iptables -t nat -D PREROUTING 1
+echo "# shifted port map"
+ip netns exec cwnat-gw iptables -t nat -I PREROUTING -i eth0 -p tcp --dport 8000:8099 -j DNAT --to-destination 10.0.1.50:9000-9099/8000
+ip netns exec cwnat-gw iptables -I FORWARD -p tcp --dport 9000:9099 -j ACCEPT
+$WS tcp $X $N 53001 8005 S 1000 0 0; show "to 8005"
+ip netns exec cwnat-gw iptables -t nat -D PREROUTING 1; ip netns exec cwnat-gw iptables -D FORWARD 1; ip netns exec cwnat-gw iptables -D FORWARD 1
+flush
+echo "# snat --random"
+ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -j SNAT --to-source 198.51.100.2 --random
+$LS tcp 10.0.1.20 $S 43000 80 S 1000 0 0; show "free port, moved anyway"
+ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
+flush
 echo "# ipv6 masquerade"
 ip netns exec cwnat-gw ip6tables -t nat -A POSTROUTING -s fd00:1::/64 -o eth0 -j MASQUERADE
 $LS6 udp fd00:1::20 2001:db8:200::1 5000 53; show "udp out" ipv6
 $WS6 udp 2001:db8:200::1 2001:db8:100::2 53 5000; show "udp reply" ipv6
+flush
+echo "# ipv6 redirect"
+ip netns exec cwnat-gw ip6tables -t nat -A PREROUTING -i eth1 -p udp --dport 53 -j REDIRECT --to-ports 5353
+$LS6 udp fd00:1::20 2001:db8:200::1 5001 53; show "udp to :53 redirected" ipv6
 kill $P1 $P2; rm -f "$OUT"
 for n in lan gw wan; do ip netns del cwnat-$n; done
