@@ -47,7 +47,8 @@ public class KubeProxyNatTests
         {
             nat = text.IndexOf("*nat", StringComparison.Ordinal);
             natCommit = text.IndexOf("COMMIT", nat, StringComparison.Ordinal);
-            text = text[..nat] + "*nat\nCOMMIT" + text[(natCommit + "COMMIT".Length)..];
+            // What `iptables -t nat -F; iptables -t nat -X` leaves: the table and its empty built-in chains.
+            text = text[..nat] + "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT" + text[(natCommit + "COMMIT".Length)..];
         }
         return text;
     }

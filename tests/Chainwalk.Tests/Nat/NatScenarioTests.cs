@@ -323,3 +323,65 @@ public class NatOptionTests
         rig.Listing.ShouldBe("udp      17 30 src=fd00:1::20 dst=2001:db8:200::1 sport=5001 dport=53 [UNREPLIED] src=fd00:1::1 dst=fd00:1::20 sport=5353 dport=5001 mark=0 use=1");
     }
 }
+
+/// <summary>When NAT runs at all, and the checksums it leaves.</summary>
+public class NatHookTests
+{
+    [Fact]
+    public void Without_a_nat_table_nothing_is_bound()
+    {
+        var rig = new NatRig("*filter\n-A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n");
+        rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, 1000, 0).Build()).Fate.ShouldBe(["forwarded:eth0"]);
+        rig.Ct.Table.Entries.Single().Status.ShouldBe(Chainwalk.Conntrack.ConnStatus.Confirmed);
+        var nat = new NatRig("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n-A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n");
+        nat.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, 1000, 0).Build());
+        nat.Ct.Table.Entries.Single().Status.ShouldBe(Chainwalk.Conntrack.ConnStatus.Confirmed | Chainwalk.Conntrack.ConnStatus.SrcNatDone | Chainwalk.Conntrack.ConnStatus.DstNatDone);
+    }
+
+    [Fact]
+    public void Snat_in_input_changes_the_source_of_packets_delivered_here()
+    {
+        var rig = new NatRig("*nat\n-A INPUT -s 203.0.113.0/24 -j SNAT --to-source 10.99.0.1\nCOMMIT\n");
+        PacketResult r = rig.In("eth0", PacketBuilder.Ipv4("203.0.113.9", "198.51.100.2").Tcp(51000, 22, TcpFlags.Syn, 1000, 0).Build());
+        r.Fate.ShouldBe(["delivered-local"]);
+        NatRig.Changes(r).ShouldBe(["SNAT 203.0.113.9:51000 -> 10.99.0.1:51000"]);
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=203.0.113.9 dst=198.51.100.2 sport=51000 dport=22 [UNREPLIED] src=198.51.100.2 dst=10.99.0.1 sport=22 dport=51000 mark=0 use=1");
+        // The local answer goes back to the real client.
+        NatRig.Outputs(rig.Local(PacketBuilder.Ipv4("198.51.100.2", "10.99.0.1").Tcp(22, 51000, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001).Build()))
+            .ShouldBe("eth0 198.51.100.2:22 > 203.0.113.9:51000 SA");
+    }
+
+    [Fact]
+    public void A_udp_datagram_without_checksum_keeps_none_after_nat()
+    {
+        var rig = new NatRig(NatGatewayTests.GatewayRules);
+        byte[] udp = PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Udp(5000, 53).Payload("x"u8).Build();
+        udp[26] = 0;
+        udp[27] = 0;
+        Packet o = rig.In("eth1", udp).Outputs.Single().Packet;
+        IpNet.FormatAddress(o.Source, IpFamily.V4).ShouldBe("198.51.100.2");
+        o.Bytes[26].ShouldBe((byte)0);
+        o.Bytes[27].ShouldBe((byte)0);
+        o.IpChecksumValid.ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData(0x1234, 0x0a000114u, 0xc6336402u)]
+    [InlineData(0xffff, 0x00000000u, 0x00000000u)]
+    [InlineData(0x0000, 0xffffffffu, 0x00000000u)]
+    [InlineData(0xabcd, 0xc0a80001u, 0xc0a80001u)]
+    public void The_incremental_update_gives_the_checksum_a_full_recomputation_gives(int check, uint from, uint to)
+    {
+        // A 20-byte block whose bytes 12-15 change from 'from' to 'to'; its stored checksum is right before.
+        var block = new byte[20];
+        for (int i = 0; i < block.Length; i++) block[i] = (byte)(i * 37 + check);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(block.AsSpan(12), from);
+        block[10] = block[11] = 0;
+        ushort before = Checksum.Compute(block);
+        ushort updated = Chainwalk.Nat.NatPacket.Replace(before, from, to);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(block.AsSpan(12), to);
+        ushort full = Checksum.Compute(block);
+        // Ones' complement has two zeros; both verify.
+        (updated == full || (updated ^ full) == 0xffff && (updated == 0 || full == 0)).ShouldBeTrue($"{updated:x4} vs {full:x4}");
+    }
+}
