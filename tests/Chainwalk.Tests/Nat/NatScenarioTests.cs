@@ -385,3 +385,35 @@ public class NatHookTests
         (updated == full || (updated ^ full) == 0xffff && (updated == 0 || full == 0)).ShouldBeTrue($"{updated:x4} vs {full:x4}");
     }
 }
+
+/// <summary>Bindings saved with the host's conntrack table and used again after loading; IPv6 NETMAP.</summary>
+public class NatStateTests
+{
+    [Fact]
+    public void A_masqueraded_connection_saved_and_loaded_keeps_its_binding_and_interface()
+    {
+        var rig = new NatRig(NatGatewayTests.GatewayRules);
+        rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, 1000, 0).Build());
+        string text = Chainwalk.Conntrack.ConntrackStore.Format(rig.Ct.Table, rig.Nf.State.Now);
+        text.ShouldContain(" masq=eth0");
+        Chainwalk.Conntrack.ConntrackTable back = Chainwalk.Conntrack.ConntrackStore.Parse(text);
+        Chainwalk.Conntrack.ConntrackStore.Format(back, rig.Nf.State.Now).ShouldBe(text);
+
+        var nf2 = new Netfilter(rig.Host) { RecordTrace = true };
+        Chainwalk.Conntrack.ConntrackLoader.Enable(nf2, back).ShouldNotBeNull();
+        PacketResult reply = nf2.Process(EngineHost.In("eth0", PacketBuilder.Ipv4("93.184.216.34", "198.51.100.2").Tcp(80, 40000, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001).Build()));
+        NatRig.Outputs(reply).ShouldBe("eth1 93.184.216.34:80 > 10.0.1.20:40000 SA");
+        back.Entries.Single().MasqueradeDevice.ShouldBe("eth0");
+    }
+
+    [Fact]
+    public void Ipv6_netmap_maps_the_interface_identifier_into_the_other_prefix()
+    {
+        var rig = new NatRig("", "*nat\n-A POSTROUTING -s fd00:1::/64 -o eth0 -j NETMAP --to 2001:db8:100::/64\nCOMMIT\n");
+        PacketResult r = rig.In("eth1", PacketBuilder.Ipv6("fd00:1::20", "2001:db8:200::1").Tcp(40000, 443, TcpFlags.Syn, 1000, 0).Build());
+        NatRig.Outputs(r).ShouldBe("eth0 [2001:db8:100::20]:40000 > [2001:db8:200::1]:443 S");
+        rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=fd00:1::20 dst=2001:db8:200::1 sport=40000 dport=443 [UNREPLIED] src=2001:db8:200::1 dst=2001:db8:100::20 sport=443 dport=40000 mark=0 use=1");
+        NatRig.Outputs(rig.In("eth0", PacketBuilder.Ipv6("2001:db8:200::1", "2001:db8:100::20").Tcp(443, 40000, TcpFlags.Syn | TcpFlags.Ack, 5000, 1001).Build()))
+            .ShouldBe("eth1 [2001:db8:200::1]:443 > [fd00:1::20]:40000 SA");
+    }
+}
