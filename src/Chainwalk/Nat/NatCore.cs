@@ -216,17 +216,17 @@ public static class NatCore
 
     /// <summary>
     /// find_appropriate_src: a connection from the same source (protocol, address, port) already source-mapped
-    /// (nf_nat_bysource, newest first) whose mapping is in range: the same mapping again.
+    /// (nf_nat_bysource, newest first; ConntrackTable keeps the index) whose mapping is in range: the same mapping again.
     /// </summary>
     private static bool FindAppropriateSource(ref Search s, ConnTuple tuple, in NatRange2 range, out ConnTuple result)
     {
         result = default;
         if (s.Table is null) return false;
-        foreach (ConnEntry ct in s.Table.NewestFirst())
+        IReadOnlyList<ConnEntry> same = s.Table.BySource(tuple);
+        for (int i = same.Count - 1; i >= 0; i--)
         {
-            if (!ct.Has(ConnStatus.SrcNatDone) || ct.Timeout <= s.Ctx.Now) continue;
-            ConnTuple o = ct.Original;
-            if (o.Protocol != tuple.Protocol || o.Source != tuple.Source || o.SourcePort != tuple.SourcePort || o.Family != tuple.Family) continue;
+            ConnEntry ct = same[i];
+            if (ct.Timeout <= s.Ctx.Now) continue;
             if (ct.ZoneFor(ConnDirection.Original) != s.Ct.ZoneFor(ConnDirection.Original)) continue;
             if (!ct.Reply.TryInvert(out ConnTuple inv)) continue;
             ConnTuple candidate = inv with { Destination = tuple.Destination, DestinationPort = tuple.DestinationPort, Protocol = tuple.Protocol };
