@@ -77,6 +77,17 @@ public partial class NatScenarioTests
     }
 
     [Fact]
+    public void The_time_exceeded_the_gateway_sends_about_a_port_forwarded_packet_quotes_it_as_the_client_sent_it()
+    {
+        var rig = new NatRig(Gateway);
+        PacketResult r = rig.In("eth0", PacketBuilder.Ipv4("203.0.113.9", "198.51.100.2").Ttl(1).Tcp(51002, 443, TcpFlags.Syn, 1000, 0).Build());
+        r.Fate.ShouldBe(["dropped"]);
+        // Recorded: attached to the (never confirmed) connection, the error is un-DNATed at POSTROUTING.
+        NatRig.Outputs(r).ShouldBe("eth0 198.51.100.2 > 203.0.113.9 icmp 11 quoting 203.0.113.9:51002 > 198.51.100.2:443");
+        rig.Listing.ShouldBe("");
+    }
+
+    [Fact]
     public void The_labs_dnat_rule_has_no_interface_so_a_lan_host_going_to_any_443_is_sent_to_10_0_1_50()
     {
         var rig = new NatRig(Gateway);

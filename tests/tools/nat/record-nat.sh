@@ -134,6 +134,9 @@ ip netns exec cwnat-gw iptables -t nat -I POSTROUTING -s 10.0.1.0/24 -o eth0 -j 
 $LS tcp 10.0.1.20 $S 43000 80 S 1000 0 0; show "free port, moved anyway"
 ip netns exec cwnat-gw iptables -t nat -D POSTROUTING 1
 flush
+echo "# ttl 1 through the port forward"
+ip netns exec cwnat-wan python3 $D/send_ttl1.py $X $N 51002 443; show "SYN with TTL 1 to :443"
+flush
 echo "# ipv6 masquerade"
 ip netns exec cwnat-gw ip6tables -t nat -A POSTROUTING -s fd00:1::/64 -o eth0 -j MASQUERADE
 $LS6 udp fd00:1::20 2001:db8:200::1 5000 53; show "udp out" ipv6
