@@ -28,7 +28,8 @@ public class KubeProxyNatTests
 
     private const string FilterExtra =
         "-A FORWARD -m conntrack --ctstate DNAT --ctorigdst 172.30.0.41 -m comment --comment dnat-to-svc1\n"
-        + "-A FORWARD -m conntrack --ctstate SNAT -m comment --comment snat\n";
+        + "-A FORWARD -m conntrack --ctstate SNAT -m comment --comment snat\n"
+        + "-A FORWARD -m conntrack --ctreplsrc 10.180.0.1 --ctrepldst 10.180.0.9 -m comment --comment reply-tuple\n";
 
     /// <summary>The kube-proxy rules with the base-chain jumps in nat and two counting rules in filter FORWARD.</summary>
     private static string Rules(bool withNat = true)
@@ -75,6 +76,7 @@ public class KubeProxyNatTests
         string counters = EngineHost.Counters(rig.Host);
         counters.ShouldContain("[2:80] -A FORWARD -m conntrack --ctstate DNAT --ctorigdst 172.30.0.41");
         counters.ShouldContain("[0:0] -A FORWARD -m conntrack --ctstate SNAT");
+        counters.ShouldContain("[2:80] -A FORWARD -m conntrack --ctreplsrc 10.180.0.1");
     }
 
     [Fact]
