@@ -363,6 +363,30 @@ public class NatHookTests
     }
 
     [Fact]
+    public void Sctp_through_masquerade_gets_its_crc32c_recomputed()
+    {
+        var rig = new NatRig(NatGatewayTests.GatewayRules);
+        PacketResult r = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").SctpInit(40000, 5060, 0x01020304).Build());
+        Packet o = r.Outputs.Single().Packet;
+        IpNet.FormatAddress(o.Source, IpFamily.V4).ShouldBe("198.51.100.2");
+        o.SourcePort.ShouldBe((ushort)40000);
+        o.TransportChecksumValid.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void An_icmp_error_quoting_a_whole_tcp_header_gets_the_quoted_checksum_fixed_too()
+    {
+        var rig = new NatRig(NatGatewayTests.GatewayRules);
+        PacketResult r = rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, 1000, 0).Build());
+        byte[] error = PacketBuilder.Ipv4("192.0.2.1", "198.51.100.2").IcmpError(3, 1, PacketBuilder.Quote(r.Outputs[0].Bytes, IpFamily.V4)).Build();
+        PacketResult back = rig.In("eth0", error);
+        NatRig.Outputs(back).ShouldBe("eth1 192.0.2.1 > 10.0.1.20 icmp 3 quoting 10.0.1.20:40000 > 93.184.216.34:80");
+        Packet inner = back.Outputs[0].Packet.QuotedPacket!;
+        inner.IpChecksumValid.ShouldBeTrue();
+        TransportChecksum.Verify(inner.TransportBytes[..20], inner.SourceBytes, inner.DestinationBytes, IpProtocol.Tcp).ShouldBeTrue();
+    }
+
+    [Fact]
     public void A_udp_datagram_without_checksum_keeps_none_after_nat()
     {
         var rig = new NatRig(NatGatewayTests.GatewayRules);
