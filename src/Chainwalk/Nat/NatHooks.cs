@@ -1,5 +1,6 @@
 using Chainwalk.Conntrack;
 using Chainwalk.Engine;
+using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Wire;
@@ -184,5 +185,27 @@ public static class NatHooks
         if (trace) Record(ctx, (dir == ConnDirection.Original ? (manip == NatManip.Src ? "SNAT" : "DNAT") : (manip == NatManip.Src ? "un-DNAT" : "un-SNAT"))
             + " ICMP error " + before + " -> " + Side(skb.Packet, manip) + " (quoted packet translated back)");
         return true;
+    }
+
+    /// <summary>
+    /// masq_device_event / masq_inet_event (net/netfilter/nf_nat_masquerade.c): a MASQUERADEd connection dies when
+    /// its interface goes down (or away) or loses the address it was masqueraded to. The kernel does it when the
+    /// event happens; Chainwalk's host changes between commands, so it is done when the saved table is loaded.
+    /// Returns how many connections were removed.
+    /// </summary>
+    public static int ForgetVanishedMasquerades(VirtualHost host, ConntrackTable table)
+    {
+        List<ConnEntry>? gone = null;
+        foreach (ConnEntry ct in table.Entries)
+        {
+            if (ct.MasqueradeDevice is not { } dev) continue;
+            Link? link = host.Links.Find(l => l.Name == dev);
+            UInt128 address = ct.Reply.Destination;
+            bool keep = link is { Up: true } && host.Addresses.Exists(a => a.Device == dev && a.Family == ct.Family && a.Address == address);
+            if (!keep) (gone ??= []).Add(ct);
+        }
+        if (gone is null) return 0;
+        foreach (ConnEntry ct in gone) table.Remove(ct);
+        return gone.Count;
     }
 }

@@ -441,6 +441,25 @@ public class NatStateTests
         back.Entries.Single().MasqueradeDevice.ShouldBe("eth0");
     }
 
+    [Theory]
+    [InlineData("link down", true)]
+    [InlineData("address removed", true)]
+    [InlineData("nothing changed", false)]
+    public void Masqueraded_connections_die_with_their_interface_or_address(string change, bool dies)
+    {
+        var rig = new NatRig(NatGatewayTests.GatewayRules);
+        rig.In("eth1", PacketBuilder.Ipv4("10.0.1.20", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, 1000, 0).Build());
+        // A connection DNATed, not masqueraded, is not touched (recorded for the address removal).
+        rig.In("eth0", PacketBuilder.Ipv4("203.0.113.9", "198.51.100.2").Tcp(51000, 443, TcpFlags.Syn, 1000, 0).Build());
+        string text = Chainwalk.Conntrack.ConntrackStore.Format(rig.Ct.Table, rig.Nf.State.Now);
+        if (change == "link down") Chainwalk.Host.Network.SetUp(rig.Host, "eth0", false);
+        if (change == "address removed") Chainwalk.Host.Network.DeleteAddress(rig.Host, "eth0", IpFamily.V4, 0xc6336402, 24);
+        var nf2 = new Netfilter(rig.Host);
+        Chainwalk.Conntrack.ConntrackHooks hooks = Chainwalk.Conntrack.ConntrackLoader.Enable(nf2, Chainwalk.Conntrack.ConntrackStore.Parse(text))!;
+        hooks.Table.Count.ShouldBe(dies ? 1 : 2, change);
+        hooks.Table.Entries.Any(e => e.MasqueradeDevice is not null).ShouldBe(!dies, change);
+    }
+
     [Fact]
     public void Ipv6_netmap_maps_the_interface_identifier_into_the_other_prefix()
     {

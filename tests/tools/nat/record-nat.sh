@@ -145,5 +145,10 @@ flush
 echo "# ipv6 redirect"
 ip netns exec cwnat-gw ip6tables -t nat -A PREROUTING -i eth1 -p udp --dport 53 -j REDIRECT --to-ports 5353
 $LS6 udp fd00:1::20 2001:db8:200::1 5001 53; show "udp to :53 redirected" ipv6
+flush
+echo "# masqueraded connections and the interface"
+$LS udp 10.0.1.20 $S 5002 53
+$WS tcp $X $N 51003 443 S 1000 0 0; show "a masqueraded and a DNATed connection"
+$G addr del 198.51.100.2/24 dev eth0; sleep 1; show "after the masquerade address is removed"
 kill $P1 $P2; rm -f "$OUT"
 for n in lan gw wan; do ip netns del cwnat-$n; done
