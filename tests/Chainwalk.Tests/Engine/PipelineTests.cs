@@ -328,4 +328,42 @@ public class PipelineTests
         nf.Process(EngineHost.In("eth0", other[1])).Fate.ShouldBe(["dropped"]);
         nf.Process(EngineHost.In("eth0", parts[1])).Fate.ShouldBe(["held:reassembly"]);
     }
+
+    private static readonly string[] V6Host =
+    [
+        "ip link add eth0 type dummy", "ip link set eth0 up", "ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad",
+        "ip link add eth1 type dummy", "ip link set eth1 up", "ip -6 addr add 2001:db8:2::1/64 dev eth1 nodad",
+        "sysctl -w net.ipv6.conf.all.forwarding=1",
+    ];
+
+    [Fact]
+    public void Ipv6_is_forwarded_with_the_hop_limit_decremented()
+    {
+        var host = EngineHost.Create("", "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -i eth0 -o eth1\nCOMMIT\n", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:2::9", 1000, 53, ttl: 7)));
+        r.Fate.ShouldBe(["forwarded:eth1"]);
+        r.Outputs.Single().Packet.Ttl.ShouldBe((byte)6);
+        EngineHost.Counters(host, IpFamily.V6).ShouldContain("[1:48] -A FORWARD -i eth0 -o eth1");
+    }
+
+    [Fact]
+    public void Ipv6_hop_limit_expiry_is_answered_with_icmpv6_time_exceeded()
+    {
+        var host = EngineHost.Create("", "", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:2::9", 1000, 53, ttl: 1)));
+        r.Fate.ShouldBe(["dropped"]);
+        Packet icmp = r.Outputs.Single().Packet;
+        (icmp.IcmpType, icmp.IcmpCode).ShouldBe(((byte)3, (byte)0));
+        IpNet.FormatAddress(icmp.Source, IpFamily.V6).ShouldBe("2001:db8:1::1");
+        icmp.TransportChecksumValid.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Ipv6_loopback_destination_from_a_wire_is_dropped_before_PREROUTING()
+    {
+        var host = EngineHost.Create("", "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING\nCOMMIT\n", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "::1", 1000, 53)));
+        r.Fate.ShouldBe(["dropped"]);
+        EngineHost.Counters(host, IpFamily.V6).ShouldContain("[0:0] -A PREROUTING");
+    }
 }
