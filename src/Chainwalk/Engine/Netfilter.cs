@@ -139,6 +139,13 @@ public sealed class Netfilter
             result.Fate.Clear();
             result.Fate.Add("error");
         }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
+        {
+            // A fault in Chainwalk itself: this packet's result says so, the batch goes on.
+            result.Error = "chainwalk: internal error while processing the packet: " + ex.GetType().Name + ": " + ex.Message;
+            result.Fate.Clear();
+            result.Fate.Add("error");
+        }
         finally
         {
             Current = outer;
