@@ -366,4 +366,19 @@ public class PipelineTests
         r.Fate.ShouldBe(["dropped"]);
         EngineHost.Counters(host, IpFamily.V6).ShouldContain("[0:0] -A PREROUTING");
     }
+
+    [Fact]
+    public void Icmpv6_errors_are_rate_limited_per_destination_scaled_by_the_route_prefix()
+    {
+        // icmpv6_xrlim_allow: 1000 ms >> ((128 - 64) >> 5) = 250 ms per message, a burst of 6. (The kernel answered
+        // 7 of 8 packets scapy sent back to back, the eighth after more than 250 ms had passed.)
+        var host = EngineHost.Create("", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -j REJECT\nCOMMIT\n", V6Host);
+        var nf = new Netfilter(host);
+        int replies = 0;
+        for (int i = 0; i < 8; i++)
+            replies += nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", (ushort)(1000 + i), 9), at: 10)).Outputs.Count;
+        replies.ShouldBe(6);
+        nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", 2000, 9), at: 10.25)).Outputs.Count.ShouldBe(1);
+        nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", 2001, 9), at: 10.3)).Outputs.Count.ShouldBe(0);
+    }
 }
