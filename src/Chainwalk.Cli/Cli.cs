@@ -56,6 +56,9 @@ internal static class Cli
                 "sysctl" => SysctlCompat.Run(Argv("sysctl"), store, io),
                 "ipset" => IpsetCompat.Run(Argv("ipset"), store, io),
                 "nfacct" => NfacctCompat.Run(Argv("nfacct"), store, io),
+                "conntrack" => ConntrackCompat.Run(Argv("conntrack"), store, io),
+                "dmesg" => KernelLogCompat.Dmesg(Argv("dmesg"), store, io),
+                "journalctl" => KernelLogCompat.Journalctl(Argv("journalctl"), store, io),
                 "trace" when rest.Length >= 2 && rest[0] == "--example" => Chainwalk.Tracing.DemoCommand.Run(rest[1..], io),
                 "trace" => Chainwalk.Tracing.TraceCommand.Run(rest, store, io),
                 "demo" => Chainwalk.Tracing.DemoCommand.Run(rest, io),
@@ -80,7 +83,7 @@ Usage: chainwalk [--host DIR] VERB [ARGS…]
 
 Compat verbs (same arguments, output and exit codes as the Linux tools, on the virtual host):
   iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
-  ip, sysctl, ipset, nfacct
+  ip, sysctl, ipset, nfacct, conntrack, dmesg, journalctl (the kernel log: LOG/TRACE lines of traced packets)
 Chainwalk verbs:
   demo     built-in example hosts (lab1, nat-gateway, kubernetes) with packets traced; needs no set-up
   clock    show or advance the host's clock (timeouts, limits, recent lists run on it)

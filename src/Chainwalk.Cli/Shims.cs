@@ -10,7 +10,7 @@ internal static class Shims
         "iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore",
         "iptables-nft", "ip6tables-nft", "iptables-nft-save", "iptables-nft-restore", "ip6tables-nft-save", "ip6tables-nft-restore",
         "iptables-legacy", "ip6tables-legacy", "iptables-legacy-save", "iptables-legacy-restore",
-        "ip6tables-legacy-save", "ip6tables-legacy-restore", "ip", "sysctl", "ipset", "nfacct",
+        "ip6tables-legacy-save", "ip6tables-legacy-restore", "ip", "sysctl", "ipset", "nfacct", "conntrack", "dmesg", "journalctl",
     ];
 
     /// <summary>

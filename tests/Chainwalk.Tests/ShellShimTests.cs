@@ -29,6 +29,9 @@ public class ShellShimTests
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>Runs a bash snippet with $HOSTDIR set; returns stdout+stderr and the exit code.</summary>
+    /// <summary>Runs a bash snippet with $CLI and $HOSTDIR set (for other tests that drive the shims).</summary>
+    internal static (string Output, int Code) RunBash(string snippet, string hostDir, params string[] args) => Bash(snippet, hostDir, args);
+
     private static (string Output, int Code) Bash(string snippet, string hostDir, params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -162,6 +165,40 @@ t -i lo -p tcp -s 127.0.0.1 -d 127.0.0.1 --sport 40003 --dport 5432 --syn
             rc.ShouldBe(0, output);
             string[] fates = output.Trim().Split('\n').Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["fate"]![0]!.GetValue<string>()).ToArray();
             fates.ShouldBe(["delivered-local", "delivered-local", "dropped", "sent:eth0", "delivered-local", "delivered-local"], output);
+        }
+        finally
+        {
+            Directory.Delete(hostDir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Lab 4 of the guide: a LOG rule at the top of INPUT, a packet, and the line found with journalctl | grep;
+    /// then the debug rule removed.
+    /// </summary>
+    [Fact]
+    public void Lab4_debug_log_lines_show_in_the_journal()
+    {
+        string hostDir = Directory.CreateTempSubdirectory("cw-lab4-").FullName;
+        try
+        {
+            (string output, int rc) = Bash("""
+eval "$(eval "$CLI" --host "$HOSTDIR" env)"
+ip link add eth0 type dummy && ip link set eth0 up && ip addr add 192.0.2.10/24 dev eth0
+iptables -P INPUT DROP
+iptables -A INPUT -p tcp --dport 22 -j ACCEPT
+iptables -I INPUT 1 -j LOG --log-prefix "DEBUG-INPUT: "
+eval "$CLI" --host "$HOSTDIR" trace -i eth0 -p tcp -s 192.0.2.50 -d 192.0.2.10 --sport 40000 --dport 8080 --syn >/dev/null
+journalctl -f | grep DEBUG-INPUT
+dmesg | grep -c DPT=8080
+iptables -D INPUT 1
+iptables -S INPUT
+""", hostDir);
+            rc.ShouldBe(0, output);
+            string[] lines = output.TrimEnd().Split('\n');
+            lines[0].ShouldMatch(@"^Jan 01 00:00:00 chainwalk kernel: DEBUG-INPUT: IN=eth0 OUT= MAC=[0-9a-f:]{41} SRC=192\.0\.2\.50 DST=192\.0\.2\.10 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=40000 DPT=8080 WINDOW=64240 RES=0x00 SYN URGP=0$");
+            lines[1].ShouldBe("1");
+            lines[2..].ShouldBe(["-P INPUT DROP", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"]);
         }
         finally
         {

@@ -76,6 +76,9 @@ public sealed class Netfilter
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
+    /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
+    public Action<PacketContext>? ConnectionExplainer { get; set; }
+
     /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
     public bool RecordTrace { get; set; }
 
@@ -133,6 +136,13 @@ public sealed class Netfilter
         catch (NotEvaluatedException ex)
         {
             result.Error = ex.Message;
+            result.Fate.Clear();
+            result.Fate.Add("error");
+        }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
+        {
+            // A fault in Chainwalk itself: this packet's result says so, the batch goes on.
+            result.Error = "chainwalk: internal error while processing the packet: " + ex.GetType().Name + ": " + ex.Message;
             result.Fate.Clear();
             result.Fate.Add("error");
         }
@@ -583,7 +593,12 @@ public sealed class Netfilter
                 if (Conntrack is not null)
                 {
                     bool ok = Conntrack.Track(ctx);
-                    if (!generated) result.CtState ??= CtStateName(skb.CtInfo);
+                    if (!generated)
+                    {
+                        result.CtState ??= CtStateName(skb.CtInfo);
+                        result.Connection ??= skb.Conntrack;
+                    }
+                    if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
                     if (!ok)
                     {
                         if (!generated) Drop(result, "dropped by connection tracking");

@@ -31,6 +31,9 @@ public sealed class PacketResult
     /// <summary>The conntrack state the packet had (for <c>ctstate</c>), or null when not tracked.</summary>
     public string? CtState { get; set; }
 
+    /// <summary>The packet's conntrack entry (a Conntrack.ConnEntry) when it had one.</summary>
+    public object? Connection { get; set; }
+
     /// <summary>The REJECT --reject-with name when a REJECT rule decided.</summary>
     public string? RejectedWith { get; set; }
 

@@ -124,7 +124,7 @@ public static class DemoCommand
                 PacketResult r = nf.Process(spec.Build(host));
                 if (json)
                 {
-                    io.Out.WriteLine(TraceJson.Render(r, n));
+                    io.Out.WriteLine(TraceJson.Render(r, n, nf.State.Now));
                     continue;
                 }
                 io.Out.WriteLine();

@@ -39,6 +39,7 @@ public static class EngineStore
         if (File.Exists(Path.Combine(store.Directory, IpsetStore.FileName))) nf.Ipsets = IpsetStore.Load(store);
         if (File.Exists(Path.Combine(store.Directory, NfacctStore.FileName))) nf.Nfacct = NfacctStore.Load(store);
         ConntrackLoader.Enable(nf, ConntrackStore.Load(store.Directory));
+        ConnectionExplainer.Attach(nf);
         return nf;
     }
 

@@ -77,13 +77,16 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
         Netfilter nf = EngineStore.Open(store, host);
         if (o.Seed is int seed) nf.State.Random = new Random(seed);
         nf.RecordTrace = !o.KernelFormat || o.Json;
+        ConntrackEvents? events = ConntrackEvents.For(nf);
         int n = 0, failed = 0;
         foreach (PacketInput input in inputs)
         {
             n++;
             PacketResult r = nf.Process(input);
+            events?.After(r, nf.State.Now);
+            KernelLogCompat.Record(nf.State, r);
             if (r.Error is not null) failed++;
-            if (o.Json) io.Out.WriteLine(TraceJson.Render(r, n));
+            if (o.Json) io.Out.WriteLine(TraceJson.Render(r, n, nf.State.Now));
             else if (o.KernelFormat) WriteKernel(io, r, n, inputs.Count);
             else
             {

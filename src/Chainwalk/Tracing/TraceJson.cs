@@ -14,7 +14,7 @@ public static class TraceJson
 {
     private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static string Render(PacketResult r, int number)
+    public static string Render(PacketResult r, int number, double now = 0)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, Options))
@@ -43,6 +43,7 @@ public static class TraceJson
             w.WriteEndArray();
             if (r.CtState is not null) w.WriteString("ctstate", r.CtState);
             else w.WriteNull("ctstate");
+            ConnectionExplainer.WriteJson(w, r.Connection, now);
             w.WriteStartArray("log");
             foreach (string l in r.Logs) w.WriteStringValue(l);
             w.WriteEndArray();

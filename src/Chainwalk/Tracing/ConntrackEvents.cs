@@ -1,0 +1,61 @@
+using Chainwalk.Compat;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+
+namespace Chainwalk.Tracing;
+
+/// <summary>
+/// The conntrack events (ctnetlink's NEW, UPDATE, DESTROY) the packets of a trace generate, kept for the next
+/// <c>conntrack -E</c>: a connection confirmed is NEW; a change of its TCP state or of its SEEN_REPLY/ASSURED
+/// bits is an UPDATE; one that left the table (expired, early-dropped, replaced) is DESTROY; and the counters
+/// <c>conntrack -S</c> shows (invalid packets, drops).
+/// </summary>
+public sealed class ConntrackEvents
+{
+    private readonly Dictionary<ConnEntry, (TcpCtState? State, ConnStatus Bits)> _known = new(ReferenceEqualityComparer.Instance);
+    private readonly ConntrackHooks _hooks;
+    private readonly ConntrackCompat.ConntrackEventLog _log;
+    private readonly ConntrackCompat.ConntrackStats _stats;
+
+    private ConntrackEvents(ConntrackHooks hooks, RuntimeState state)
+    {
+        _hooks = hooks;
+        _log = state.Get(ConntrackCompat.ConntrackEventLog.Key, () => new ConntrackCompat.ConntrackEventLog());
+        _stats = state.Get(ConntrackCompat.ConntrackStats.Key, () => new ConntrackCompat.ConntrackStats());
+        foreach (ConnEntry e in hooks.Table.Entries) _known[e] = Snapshot(e);
+    }
+
+    /// <summary>An observer for the netfilter's conntrack, or null when conntrack is not loaded.</summary>
+    public static ConntrackEvents? For(Netfilter nf) => nf.Conntrack is ConntrackHooks h ? new ConntrackEvents(h, nf.State) : null;
+
+    private static (TcpCtState?, ConnStatus) Snapshot(ConnEntry e) =>
+        (e.Tcp?.State, e.Status & (ConnStatus.SeenReply | ConnStatus.Assured | ConnStatus.SrcNat | ConnStatus.DstNat));
+
+    /// <summary>Records what one packet changed.</summary>
+    public void After(PacketResult r, double now)
+    {
+        if (r.CtState == "INVALID") _stats.Invalid++;
+        if (r.DropReason is "dropped by connection tracking" or "conntrack confirmation failed") _stats.Drop++;
+        if (_known.Count > _hooks.Table.Count || r.Connection is null)
+        {
+            var live = new HashSet<ConnEntry>(_hooks.Table.Entries, ReferenceEqualityComparer.Instance);
+            foreach (ConnEntry gone in _known.Keys.Where(k => !live.Contains(k)).ToList())
+            {
+                _log.Add("[DESTROY] " + ConntrackCompat.EventBody(gone, now));
+                _known.Remove(gone);
+            }
+        }
+        if (r.Connection is not ConnEntry e || !e.IsConfirmed) return;
+        var snap = Snapshot(e);
+        if (!_known.TryGetValue(e, out var before))
+        {
+            _known[e] = snap;
+            _log.Add("[NEW] " + ConntrackCompat.EventBody(e, now));
+        }
+        else if (before != snap)
+        {
+            _known[e] = snap;
+            _log.Add("[UPDATE] " + ConntrackCompat.EventBody(e, now));
+        }
+    }
+}
