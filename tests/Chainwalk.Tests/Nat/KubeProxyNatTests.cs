@@ -8,7 +8,7 @@ using Xunit;
 namespace Chainwalk.Tests.Nat;
 
 /// <summary>
-/// kube-proxy's nat rules (examples/demos/kube-proxy-node.rules, with the base-chain jumps kube-proxy installs)
+/// kube-proxy's rules (examples/demos/kube-proxy-node.rules, with the base-chain jumps kube-proxy installs)
 /// on the node of examples/demos/kubernetes.demo: KUBE-SERVICES → KUBE-SVC (statistic random) → KUBE-SEP (DNAT),
 /// KUBE-MARK-MASQ → KUBE-POSTROUTING → MASQUERADE; replies un-NATed; a local client's DNAT re-routed; the
 /// bindings kept in the connections when the nat table is flushed; <c>--ctstate DNAT</c> and <c>--ctorigdst</c>.
@@ -20,11 +20,6 @@ public class KubeProxyNatTests
         "ip link add eth0 type dummy", "ip link set eth0 up", "ip addr add 192.168.99.11/24 dev eth0", "ip route add default via 192.168.99.1",
         "ip link add cni0 type dummy", "ip link set cni0 up", "ip addr add 10.180.0.254/16 dev cni0", "sysctl -w net.ipv4.ip_forward=1",
     ];
-
-    private const string BaseJumps =
-        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
-        + "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
-        + "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n";
 
     private const string FilterExtra =
         "-A FORWARD -m conntrack --ctstate DNAT --ctorigdst 172.30.0.41 -m comment --comment dnat-to-svc1\n"
@@ -38,16 +33,14 @@ public class KubeProxyNatTests
         string text = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "examples", "demos", "kube-proxy-node.rules"))
             .Replace(" -m nfacct --nfacct-name ct_state_invalid_dropped_pkts", "", StringComparison.Ordinal)
             .Replace(" -m nfacct --nfacct-name localhost_nps_accepted_pkts", "", StringComparison.Ordinal);
-        int nat = text.IndexOf("*nat", StringComparison.Ordinal);
-        int natCommit = text.IndexOf("COMMIT", nat, StringComparison.Ordinal);
-        text = text[..natCommit] + BaseJumps + text[natCommit..];
+        // The counting rules go first in FORWARD, before kube-proxy's jumps accept the packets.
         int filter = text.IndexOf("*filter", StringComparison.Ordinal);
-        int filterCommit = text.IndexOf("COMMIT", filter, StringComparison.Ordinal);
-        text = text[..filterCommit] + FilterExtra + text[filterCommit..];
+        int firstRule = text.IndexOf("\n-A ", filter, StringComparison.Ordinal) + 1;
+        text = text[..firstRule] + FilterExtra + text[firstRule..];
         if (!withNat)
         {
-            nat = text.IndexOf("*nat", StringComparison.Ordinal);
-            natCommit = text.IndexOf("COMMIT", nat, StringComparison.Ordinal);
+            int nat = text.IndexOf("*nat", StringComparison.Ordinal);
+            int natCommit = text.IndexOf("COMMIT", nat, StringComparison.Ordinal);
             // What `iptables -t nat -F; iptables -t nat -X` leaves: the table and its empty built-in chains.
             text = text[..nat] + "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT" + text[(natCommit + "COMMIT".Length)..];
         }
