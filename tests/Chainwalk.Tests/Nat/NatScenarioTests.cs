@@ -326,6 +326,30 @@ public class NatOptionTests
     }
 
     [Fact]
+    public void Ipv6_dnat_to_a_bracketed_address_and_port()
+    {
+        var rig = new NatRig("", "*nat\n-A PREROUTING -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination [fd00:1::50]:53\nCOMMIT\n");
+        PacketResult r = rig.In("eth0", PacketBuilder.Ipv6("2001:db8:200::1", "2001:db8:100::2").Udp(5002, 5353).Payload("x"u8).Build());
+        // Recorded.
+        NatRig.Outputs(r).ShouldBe("eth1 [2001:db8:200::1]:5002 > [fd00:1::50]:53");
+        rig.Listing.ShouldBe("udp      17 30 src=2001:db8:200::1 dst=2001:db8:100::2 sport=5002 dport=5353 [UNREPLIED] src=fd00:1::50 dst=2001:db8:200::1 sport=53 dport=5002 mark=0 use=1");
+        NatRig.Outputs(rig.In("eth1", PacketBuilder.Ipv6("fd00:1::50", "2001:db8:200::1").Udp(53, 5002).Payload("y"u8).Build()))
+            .ShouldBe("eth0 [2001:db8:100::2]:5353 > [2001:db8:200::1]:5002");
+    }
+
+    [Fact]
+    public void Icmpv6_echo_ids_are_remapped_with_the_pseudo_header_checksum_kept_right()
+    {
+        var rig = new NatRig("", "*nat\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n");
+        NatRig.Outputs(rig.In("eth1", PacketBuilder.Ipv6("fd00:1::20", "2001:db8:200::1").IcmpEcho(77, 1).Build())).ShouldBe("eth0 2001:db8:100::2 > 2001:db8:200::1 icmp 128 id 77");
+        Packet second = rig.In("eth1", PacketBuilder.Ipv6("fd00:1::21", "2001:db8:200::1").IcmpEcho(77, 1).Build()).Outputs.Single().Packet;
+        second.IcmpId.ShouldNotBe((ushort)77);
+        second.TransportChecksumValid.ShouldBeTrue();
+        NatRig.Outputs(rig.In("eth0", PacketBuilder.Ipv6("2001:db8:200::1", "2001:db8:100::2").IcmpEcho(second.IcmpId, 1, reply: true).Build()))
+            .ShouldBe("eth1 2001:db8:200::1 > fd00:1::21 icmp 129 id 77");
+    }
+
+    [Fact]
     public void Ipv6_redirect_takes_the_interfaces_first_global_address()
     {
         var rig = new NatRig("", "*nat\n-A PREROUTING -i eth1 -p udp -m udp --dport 53 -j REDIRECT --to-ports 5353\nCOMMIT\n");

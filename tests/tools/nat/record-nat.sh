@@ -146,6 +146,11 @@ echo "# ipv6 redirect"
 ip netns exec cwnat-gw ip6tables -t nat -A PREROUTING -i eth1 -p udp --dport 53 -j REDIRECT --to-ports 5353
 $LS6 udp fd00:1::20 2001:db8:200::1 5001 53; show "udp to :53 redirected" ipv6
 flush
+echo "# ipv6 dnat"
+ip netns exec cwnat-gw ip6tables -t nat -A PREROUTING -i eth0 -p udp --dport 5353 -j DNAT --to-destination [fd00:1::50]:53
+$G neigh add fd00:1::50 lladdr $LMAC dev eth1 nud permanent
+$WS6 udp 2001:db8:200::1 2001:db8:100::2 5002 5353; show "udp to the gateway's :5353" ipv6
+flush
 echo "# masqueraded connections and the interface"
 $LS udp 10.0.1.20 $S 5002 53
 $WS tcp $X $N 51003 443 S 1000 0 0; show "a masqueraded and a DNATed connection"
