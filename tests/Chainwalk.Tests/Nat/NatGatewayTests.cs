@@ -11,7 +11,7 @@ namespace Chainwalk.Tests.Nat;
 /// and an internet host's connection to the gateway's :443 DNATed to 10.0.1.50:8443. Every packet of the
 /// connection (handshake, data, both FINs, last ACK) is checked: the headers that leave and <c>conntrack -L</c>
 /// after it. The expectations are the kernel's answers recorded on Linux 6.18 with
-/// tests/tools/nat/record-nat.sh (kernel-recording-nat.txt), which the last test replays line by line.
+/// tests/tools/nat/record-nat.sh (kernel-recording-nat.txt); a test compares the two tables with the recording.
 /// </summary>
 public class NatGatewayTests
 {
@@ -70,6 +70,47 @@ public class NatGatewayTests
         new("FIN s->c", false, TcpFlags.Fin | TcpFlags.Ack, 5001, 1012, 0, "eth0 198.51.100.2:443 > 203.0.113.9:51000 FA", $"tcp      6 30 LAST_ACK {Lab3O} {Lab3R} [ASSURED] mark=0 use=1"),
         new("last ACK c->s", true, TcpFlags.Ack, 1012, 5002, 0, "eth1 203.0.113.9:51000 > 10.0.1.50:8443 A", $"tcp      6 120 TIME_WAIT {Lab3O} {Lab3R} [ASSURED] mark=0 use=1"),
     ];
+
+    /// <summary>
+    /// The recording's section <paramref name="section"/>: for each step, the packets that left the gateway and the
+    /// listing after it, with the timeouts one second higher (the kernel's clock moved before the listing).
+    /// </summary>
+    private static List<(string Name, string Out, string Listing)> Recorded(string section)
+    {
+        string[] lines = File.ReadAllLines(Path.Combine(TestPaths.RepoRoot, "tests", "Chainwalk.Tests", "Nat", "kernel-recording-nat.txt"));
+        var steps = new List<(string Name, List<string> Out, List<string> Listing)>();
+        bool inside = false;
+        foreach (string line in lines)
+        {
+            if (line.StartsWith("# ", StringComparison.Ordinal))
+            {
+                inside = line == "# " + section;
+                continue;
+            }
+            if (!inside) continue;
+            if (line.StartsWith("## ", StringComparison.Ordinal)) steps.Add((line[3..], new List<string>(), new List<string>()));
+            else if (line.StartsWith("> ", StringComparison.Ordinal)) steps[^1].Out.Add(line[2..]);
+            else if (line.Length > 0) steps[^1].Listing.Add(System.Text.RegularExpressions.Regex.Replace(line, @"^(\w+ +\d+) (\d+) ",
+                m => m.Groups[1].Value + " " + (long.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) + " "));
+        }
+        return steps.Select(t => (t.Name, string.Join(" | ", t.Out), string.Join("\n", t.Listing))).ToList();
+    }
+
+    [Theory]
+    [InlineData("lab2")]
+    [InlineData("lab3")]
+    public void The_expectations_are_the_kernels_recorded_answers(string section)
+    {
+        Step[] mine = (section == "lab2" ? Lab2 : Lab3).ToArray();
+        List<(string Name, string Out, string Listing)> kernel = Recorded(section);
+        kernel.Count.ShouldBe(mine.Length);
+        for (int i = 0; i < mine.Length; i++)
+        {
+            kernel[i].Name.ShouldBe(mine[i].Name);
+            kernel[i].Out.ShouldBe(mine[i].Out, mine[i].Name);
+            kernel[i].Listing.ShouldBe(mine[i].Listing, mine[i].Name);
+        }
+    }
 
     [Fact]
     public void Lab2_masquerade_translates_every_packet_of_a_lan_connection_both_ways() =>
