@@ -132,7 +132,7 @@ public static class NatCore
                 if (!range.Has(NatRangeFlags.ProtoOffset) && L4InRange(t, manip, range.MinPort, range.MaxPort)
                     && (range.MinPort == range.MaxPort || !UsedTuple(ref s, t)))
                 {
-                    s.How ??= "the port is in range" + (range.MinPort == range.MaxPort ? "" : " and free");
+                    s.How ??= range.MinPort == range.MaxPort ? "the port is in range" : "the port is in range and free";
                     return t;
                 }
             }
