@@ -105,5 +105,8 @@ public class SeedScenarioTests
         Chains(o).ShouldContain("nat:KUBE-EXT-X27LE4BHSL4DOUIK");
         Chains(o).ShouldContain("nat:KUBE-SVC-X27LE4BHSL4DOUIK");
         o["outputs"]![0]!["summary"]!.GetValue<string>().ShouldContain("> 10.180.0.3.80:");
+        o["ct"]!["nat"]!["dnat"]!.GetValue<string>().ShouldBe("192.168.99.11:3003 -> 10.180.0.3:80");
+        o["ct"]!["nat"]!["snat"]!.GetValue<string>().ShouldBe("192.168.99.50:52000 -> 10.180.0.254:52000");
+        o["ct"]!["status"]!.AsArray().Select(x => x!.GetValue<string>()).ShouldContain("DST_NAT");
     }
 }
