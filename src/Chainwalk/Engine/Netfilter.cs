@@ -76,6 +76,30 @@ public sealed class Netfilter
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
+    /// <summary>
+    /// Remember routing decisions while the host's interfaces, addresses, routes and sysctls cannot change (a
+    /// batch or a replay: the kernel's FIB and nexthop caches play this part). Off by default.
+    /// </summary>
+    public bool CacheRoutes { get; set; }
+
+    private readonly record struct RouteKey(IpFamily Family, UInt128 Destination, UInt128? Source, string? In, string? Out, uint Mark);
+
+    private readonly Dictionary<RouteKey, InputDecision> _inputRoutes = new();
+    private readonly Dictionary<RouteKey, RouteResult> _outputRoutes = new();
+
+    private InputDecision InputRoute(RouteQuery q)
+    {
+        if (!CacheRoutes) return RouteLookup.Input(Host, q);
+        var key = new RouteKey(q.Family, q.Destination, q.Source, q.InputInterface, null, q.Mark);
+        if (!_inputRoutes.TryGetValue(key, out InputDecision? d))
+        {
+            d = RouteLookup.Input(Host, q);
+            if (_inputRoutes.Count > 65536) _inputRoutes.Clear();
+            _inputRoutes[key] = d;
+        }
+        return d;
+    }
+
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
 
@@ -201,7 +225,7 @@ public sealed class Netfilter
         };
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
-        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : RouteLookup.Input(Host, q);
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : InputRoute(q);
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -472,7 +496,15 @@ public sealed class Netfilter
             OutputInterface = boundDevice,
             Mark = skb.Mark,
         };
-        return RouteLookup.Output(Host, q);
+        if (!CacheRoutes) return RouteLookup.Output(Host, q);
+        var key = new RouteKey(q.Family, q.Destination, q.Source, null, q.OutputInterface, q.Mark);
+        if (!_outputRoutes.TryGetValue(key, out RouteResult? r))
+        {
+            r = RouteLookup.Output(Host, q);
+            if (_outputRoutes.Count > 65536) _outputRoutes.Clear();
+            _outputRoutes[key] = r;
+        }
+        return r;
     }
 
     /// <summary>POSTROUTING and the conntrack confirmation at its end.</summary>

@@ -72,6 +72,7 @@ the host itself (OUTPUT).
             }
         }
         Netfilter nf = EngineStore.Open(store, host);
+        nf.CacheRoutes = true;
         ConntrackEvents? events = ConntrackEvents.For(nf);
         var counters = SnapshotCounters(host);
         var fates = new SortedDictionary<string, long>(StringComparer.Ordinal);

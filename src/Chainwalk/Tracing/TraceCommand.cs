@@ -75,6 +75,7 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
             return 2;
         }
         Netfilter nf = EngineStore.Open(store, host);
+        nf.CacheRoutes = true;
         if (o.Seed is int seed) nf.State.Random = new Random(seed);
         nf.RecordTrace = !o.KernelFormat || o.Json;
         ConntrackEvents? events = ConntrackEvents.For(nf);
