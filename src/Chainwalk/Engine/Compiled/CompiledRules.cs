@@ -1,0 +1,183 @@
+using Chainwalk.Extensions.Matches;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+
+namespace Chainwalk.Engine.Compiled;
+
+/// <summary>
+/// The compiled form of one chain: its maximal runs of indexable rules (only <c>-s</c>/<c>-d</c> prefixes or
+/// masks, <c>-p</c>, tcp/udp port ranges and comments, none inverted, no interfaces or <c>-f</c>) each get a
+/// <see cref="TupleIndex"/>; every other rule stays where it is and is walked. The walker asks
+/// <see cref="Next"/> where the next rule worth testing is; it then tests that rule itself, so a rule is
+/// only ever skipped when the index proved it cannot match.
+/// </summary>
+public sealed class ChainIndex
+{
+    /// <summary>Shorter runs are not worth an index: they are walked.</summary>
+    public const int MinRun = 4;
+
+    private readonly int[] _runAt;
+    private readonly TupleIndex[] _runs;
+
+    private ChainIndex(int count, int[] runAt, TupleIndex[] runs)
+    {
+        RuleCount = count;
+        _runAt = runAt;
+        _runs = runs;
+    }
+
+    /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
+    public int RuleCount { get; }
+
+    public IReadOnlyList<TupleIndex> Runs => _runs;
+
+    public long Bytes
+    {
+        get
+        {
+            long n = (long)_runAt.Length * 4;
+            foreach (TupleIndex t in _runs) n += t.Bytes;
+            return n;
+        }
+    }
+
+    /// <summary>The first rule at or after <paramref name="i"/> that may match <paramref name="k"/> (the chain's length: none).</summary>
+    public int Next(int i, in FlowKey k)
+    {
+        int[] runAt = _runAt;
+        if ((uint)i >= (uint)runAt.Length) return i;
+        int run = runAt[i];
+        return run < 0 ? i : _runs[run].FirstMatch(k, i);
+    }
+
+    /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
+    public static ChainIndex? Build(Chain chain)
+    {
+        List<Rule> rules = chain.Rules;
+        if (rules.Count < MinRun) return null;
+        var runAt = new int[rules.Count];
+        Array.Fill(runAt, -1);
+        var runs = new List<TupleIndex>();
+        var flat = new List<FlatRule>();
+        int i = 0;
+        while (i < rules.Count)
+        {
+            int start = i;
+            flat.Clear();
+            while (i < rules.Count && TryFlatten(rules[i], out FlatRule f))
+            {
+                flat.Add(f);
+                i++;
+            }
+            if (flat.Count >= MinRun)
+            {
+                for (int j = start; j < i; j++) runAt[j] = runs.Count;
+                runs.Add(TupleIndex.Build(start, flat));
+            }
+            if (i == start) i++;
+        }
+        return runs.Count == 0 ? null : new ChainIndex(rules.Count, runAt, runs.ToArray());
+    }
+
+    /// <summary>The rule as flat fields when its whole condition is one the index decides; false otherwise.</summary>
+    public static bool TryFlatten(Rule r, out FlatRule f)
+    {
+        f = default;
+        if (r.Family != IpFamily.V4) return false;
+        if (r.SourceInverted || r.DestinationInverted || r.ProtocolInverted || r.Fragment) return false;
+        if (r.InInterface.Length != 0 || r.OutInterface.Length != 0 || r.InInverted || r.OutInverted) return false;
+        if (r.Protocol > byte.MaxValue) return false;
+        f.SourceAddress = (uint)r.Source.Address;
+        f.SourceMask = (uint)r.Source.Mask;
+        f.DestinationAddress = (uint)r.Destination.Address;
+        f.DestinationMask = (uint)r.Destination.Mask;
+        // An address not cut to its mask never matches (ip_packet_match compares masked values): leave it to the walk.
+        if ((f.SourceAddress & ~f.SourceMask) != 0 || (f.DestinationAddress & ~f.DestinationMask) != 0) return false;
+        f.Protocol = (byte)r.Protocol;
+        f.SportHigh = f.DportHigh = ushort.MaxValue;
+        foreach (MatchUse m in r.Matches)
+        {
+            switch (m.Data)
+            {
+                case CommentData when m.Extension is CommentMatch:
+                    break;
+                case TcpData t when m.Extension is TcpMatch:
+                    if (r.Protocol != IpProtocolNumbers.Tcp || t.InvSport || t.InvDport || t.InvOption || t.Option != 0
+                        || t.FlagMask != 0 || t.FlagCompare != 0 || t.InvFlags) return false;
+                    if (!Narrow(ref f, t.SportMin, t.SportMax, t.DportMin, t.DportMax)) return false;
+                    break;
+                case UdpData u when m.Extension is UdpMatch:
+                    if (r.Protocol != IpProtocolNumbers.Udp || u.InvSport || u.InvDport) return false;
+                    if (!Narrow(ref f, u.SportMin, u.SportMax, u.DportMin, u.DportMax)) return false;
+                    break;
+                default:
+                    return false;
+            }
+        }
+        return true;
+    }
+
+    private static bool Narrow(ref FlatRule f, ushort slo, ushort shi, ushort dlo, ushort dhi)
+    {
+        // An empty range (min > max) never matches: leave such a rule to the walk.
+        if (slo > shi || dlo > dhi) return false;
+        f.SportLow = Math.Max(f.SportLow, slo);
+        f.SportHigh = Math.Min(f.SportHigh, shi);
+        f.DportLow = Math.Max(f.DportLow, dlo);
+        f.DportHigh = Math.Min(f.DportHigh, dhi);
+        return f.SportLow <= f.SportHigh && f.DportLow <= f.DportHigh;
+    }
+
+    private static class IpProtocolNumbers
+    {
+        public const ushort Tcp = 6, Udp = 17;
+    }
+}
+
+/// <summary>
+/// The compiled form of a rule set (IPv4): a <see cref="ChainIndex"/> per chain worth one. Built from a
+/// snapshot; whoever edits the rules afterwards calls <see cref="Invalidate"/> (or builds a new one), and a
+/// chain whose length changed is walked linearly until then.
+/// </summary>
+public sealed class CompiledRules
+{
+    private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
+
+    public static CompiledRules Build(Ruleset rules)
+    {
+        var c = new CompiledRules();
+        if (rules.Family != IpFamily.V4) return c;
+        foreach (Table t in rules.Tables)
+        {
+            foreach (Chain chain in t.Chains) c.Recompile(chain);
+        }
+        return c;
+    }
+
+    /// <summary>Compiles (again) one chain, after it was edited.</summary>
+    public void Recompile(Chain chain)
+    {
+        ChainIndex? ci = ChainIndex.Build(chain);
+        if (ci is null) _chains.Remove(chain);
+        else _chains[chain] = ci;
+    }
+
+    /// <summary>Forgets one chain (it is walked linearly until recompiled).</summary>
+    public void Invalidate(Chain chain) => _chains.Remove(chain);
+
+    /// <summary>The chain's index, or null when it has none or the chain changed length since it was compiled.</summary>
+    public ChainIndex? For(Chain chain) =>
+        _chains.TryGetValue(chain, out ChainIndex? ci) && ci.RuleCount == chain.Rules.Count ? ci : null;
+
+    public int IndexedChains => _chains.Count;
+
+    public long Bytes
+    {
+        get
+        {
+            long n = 0;
+            foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
+            return n;
+        }
+    }
+}
