@@ -15,7 +15,7 @@ using Chainwalk.Wire;
 namespace Chainwalk.Bench;
 
 /// <summary>
-/// The figures of bench/run.sh (issue 6), measured in one process on one core with a Stopwatch:
+/// The figures of bench/run.sh (issue 6), measured in one process on one core (thread CPU time, wall time beside):
 /// ClassBench classification (compiled and linear walk), restore, one-rule updates, kube-proxy shapes,
 /// conntrack memory. Writes a JSON fragment; bench/run.sh adds the real iptables and DPDK figures.
 /// Usage: Chainwalk.Bench --speed [--quick] --cache DIR --out FILE
@@ -24,6 +24,43 @@ public static class SpeedHarness
 {
     private static bool _quick;
 
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec ts);
+
+    /// <summary>
+    /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): throughput figures are packets per CPU-second
+    /// of the benchmark thread, so other work on this shared machine does not count (wall figures are kept beside).
+    /// </summary>
+    private static double Cpu()
+    {
+        ClockGetTime(3, out Timespec ts);
+        return ts.Seconds + ts.Nanoseconds * 1e-9;
+    }
+
+    /// <summary>Wall and thread-CPU seconds of one timed section.</summary>
+    private sealed class Clock
+    {
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+        private double _cpu = Cpu();
+
+        public void Restart()
+        {
+            _wall.Restart();
+            _cpu = Cpu();
+        }
+
+        public double Wall => _wall.Elapsed.TotalSeconds;
+
+        public double CpuSeconds => Cpu() - _cpu;
+    }
+
     public static int Run(string[] args)
     {
         _quick = args.Contains("--quick");
@@ -31,14 +68,20 @@ public static class SpeedHarness
         string output = Arg(args, "--out") ?? "speed.json";
         Directory.CreateDirectory(cache);
         string corpus = CorpusLocator.Corpus;
+        // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
+        if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
+        if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
         var root = new JsonObject
         {
             ["quick"] = _quick,
             ["dotnet"] = Environment.Version.ToString(),
+            ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
+            ["port_tuples"] = TupleIndex.PortTuples,
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
         string only = Arg(args, "--only") ?? "";
+        if (only == "probe") return Probe(corpus);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -119,9 +162,9 @@ public static class SpeedHarness
         {
             rules = null!;
             GC.Collect();
-            var sw = Stopwatch.StartNew();
+            var sw = new Clock();
             (rules, rulesetBytes) = rep == 0 ? Measure(() => Restore(conv.Restore)) : (Restore(conv.Restore), rulesetBytes);
-            restoreTimes.Add(sw.Elapsed.TotalSeconds);
+            restoreTimes.Add(sw.CpuSeconds);
         }
         if (name == "acl1_100k")
         {
@@ -131,9 +174,9 @@ public static class SpeedHarness
         CompiledRules compiled = null!;
         for (int rep = 0; rep < (_quick ? 2 : 5); rep++)
         {
-            var sw = Stopwatch.StartNew();
+            var sw = new Clock();
             compiled = CompiledRules.Build(rules);
-            buildTimes.Add(sw.Elapsed.TotalSeconds);
+            buildTimes.Add(sw.CpuSeconds);
         }
         Table filter = rules.Find("filter")!;
         Chain forward = filter.Find("FORWARD")!;
@@ -151,13 +194,13 @@ public static class SpeedHarness
         // Agreement on a sample (the tests check every counter; here the verdicts).
         int sample = Math.Min(trace.Length, name.EndsWith("100k", StringComparison.Ordinal) ? (_quick ? 1000 : 3000) : (_quick ? 5000 : 20000));
         int disagree = 0;
-        var linear = Stopwatch.StartNew();
+        var linear = new Clock();
         for (int i = 0; i < sample; i++)
         {
             sctx.Skb = skbs[i];
             slow.RunTable(sctx, filter, Hook.Forward);
         }
-        double linearS = linear.Elapsed.TotalSeconds;
+        double linearS = linear.CpuSeconds, linearWall = linear.Wall;
         for (int i = 0; i < sample; i++)
         {
             fctx.Skb = skbs[i];
@@ -169,19 +212,25 @@ public static class SpeedHarness
 
         // Compiled: whole trace, warm-up pass then timed passes.
         var times = new List<double>();
+        var walls = new List<double>();
         long alloc = 0;
         for (int rep = 0; rep < (_quick ? 2 : 4); rep++)
         {
             long a0 = GC.GetAllocatedBytesForCurrentThread();
-            var sw = Stopwatch.StartNew();
+            var sw = new Clock();
             for (int i = 0; i < skbs.Length; i++)
             {
                 fctx.Skb = skbs[i];
                 fast.RunTable(fctx, filter, Hook.Forward);
             }
-            double s = sw.Elapsed.TotalSeconds;
+            double s = sw.CpuSeconds;
+            double w = sw.Wall;
             alloc = GC.GetAllocatedBytesForCurrentThread() - a0;
-            if (rep > 0) times.Add(s);
+            if (rep > 0)
+            {
+                times.Add(s);
+                walls.Add(w);
+            }
         }
         int matched = 0;
         foreach (Rule r in forward.Rules)
@@ -197,7 +246,9 @@ public static class SpeedHarness
             ["filters_ports_dropped"] = conv.PortsDropped,
             ["trace_headers"] = trace.Length,
             ["mpps"] = R(trace.Length / Median(times) / 1e6),
+            ["mpps_wall"] = R(trace.Length / Median(walls) / 1e6),
             ["linear_mpps"] = R(sample / linearS / 1e6, 4),
+            ["linear_mpps_wall"] = R(sample / linearWall / 1e6, 4),
             ["linear_sample_headers"] = sample,
             ["speedup"] = R(sample / linearS > 0 ? (trace.Length / Median(times)) / (sample / linearS) : 0, 1),
             ["verdict_disagreements_in_sample"] = disagree,
@@ -210,6 +261,57 @@ public static class SpeedHarness
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
+    }
+
+    /// <summary>Diagnostics: the index alone (FirstMatch over flow keys) against the whole RunTable, acl1_10k and ipc1_100k.</summary>
+    private static int Probe(string corpus)
+    {
+        foreach (var (archive, set) in new[] { ("classbench-1k-10k.tgz", "acl1_10k"), ("classbench-1k-10k.tgz", "fw1_10k"), ("classbench-100k.tgz", "ipc1_100k") })
+        {
+            Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+            ClassBench.Converted conv = ClassBench.Convert(files[set]);
+            Ruleset rules = Restore(conv.Restore);
+            CompiledRules compiled = CompiledRules.Build(rules);
+            Table filter = rules.Find("filter")!;
+            ChainIndex index = compiled.For(filter.Find("FORWARD")!)!;
+            TraceHeader[] trace = ClassBench.ReadTrace(files[set + "_trace"], 200_000);
+            var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+            long sum = 0;
+            var c = new Clock();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < keys.Length; i++) sum += index.Next(0, keys[i], out _);
+            }
+            double idx = 3 * keys.Length / c.CpuSeconds / 1e6;
+            var host = VirtualHost.CreateFresh();
+            host.V4 = rules;
+            var fast = new Netfilter(host) { Compiled = compiled };
+            var skbs = trace.Select(h => new Skb(Packet.Parse(ClassBench.Packet(h))) { InDev = "eth0", OutDev = "eth1" }).ToArray();
+            var ctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+            var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, empty, Hook.Forward);
+                }
+            }
+            double emptyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, filter, Hook.Forward);
+                }
+            }
+            double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            Log($"{set}: index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
+        }
+        return 0;
     }
 
     // ------------------------------------------------------------------ one-rule updates
@@ -228,18 +330,18 @@ public static class SpeedHarness
         var deleteAll = new List<double>();
         for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
         {
-            var sw = Stopwatch.StartNew();
+            var sw = new Clock();
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-A", "FORWARD", .. spec]));
-            double edit = sw.Elapsed.TotalSeconds;
+            double edit = sw.CpuSeconds;
             compiled.Recompile(forward);
-            double all = sw.Elapsed.TotalSeconds;
+            double all = sw.CpuSeconds;
             appendEdit.Add(edit);
             appendAll.Add(all);
             sw.Restart();
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", .. spec]));
-            edit = sw.Elapsed.TotalSeconds;
+            edit = sw.CpuSeconds;
             compiled.Recompile(forward);
-            all = sw.Elapsed.TotalSeconds;
+            all = sw.CpuSeconds;
             deleteEdit.Add(edit);
             deleteAll.Add(all);
         }
@@ -289,12 +391,12 @@ public static class SpeedHarness
         var (text, svcs, ruleCount) = KubeProxyRules.Generate(services, seed: services);
         // DNAT is not evaluated on this branch (NAT arrives with the nat branch): its rules ACCEPT, which ends the walk as DNAT does.
         string walkable = System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \\n]+", "-j ACCEPT");
-        var sw = Stopwatch.StartNew();
+        var sw = new Clock();
         var (rules, rulesetBytes) = Measure(() => Restore(walkable));
-        double load = sw.Elapsed.TotalSeconds;
+        double load = sw.CpuSeconds;
         sw.Restart();
         CompiledRules compiled = CompiledRules.Build(rules);
-        double build = sw.Elapsed.TotalSeconds;
+        double build = sw.CpuSeconds;
         Table nat = rules.Find("nat")!;
         var host = VirtualHost.CreateFresh();
         host.V4 = rules;
@@ -311,13 +413,13 @@ public static class SpeedHarness
         double Walk(Netfilter nf, int n)
         {
             var ctx = new PacketContext(nf, skbs[0]) { Hook = Hook.Prerouting };
-            var t = Stopwatch.StartNew();
+            var t = new Clock();
             for (int i = 0; i < n; i++)
             {
                 ctx.Skb = skbs[i];
                 nf.RunTable(ctx, nat, Hook.Prerouting);
             }
-            return n / t.Elapsed.TotalSeconds / 1e6;
+            return n / t.CpuSeconds / 1e6;
         }
         Walk(fast, Math.Min(count, 50_000));
         var natFast = new List<double>();
@@ -356,7 +458,7 @@ public static class SpeedHarness
             if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
             newFate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
         }
-        double newMpps = flows / sw.Elapsed.TotalSeconds / 1e6;
+        double newMpps = flows / sw.CpuSeconds / 1e6;
         foreach (PacketInput p in synAckIn) pipe.Process(p);
         var est = new List<double>();
         string? fate = null;
@@ -368,7 +470,7 @@ public static class SpeedHarness
                 PacketResult res = pipe.Process(p);
                 fate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
             }
-            est.Add(flows / sw.Elapsed.TotalSeconds / 1e6);
+            est.Add(flows / sw.CpuSeconds / 1e6);
         }
         return new JsonObject
         {

@@ -24,7 +24,8 @@ RTE_ACL_RULE_DEF(acl5, 5);
 
 struct filter { uint32_t src, smask, dst, dmask; uint16_t slo, shi, dlo, dhi; uint8_t proto, pmask; int slen, dlen; };
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+/* Thread CPU time, as the Chainwalk harness measures (the machine is shared). */
+static double now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
 static uint32_t ip(const char *s) { unsigned a, b, c, d; sscanf(s, "%u.%u.%u.%u", &a, &b, &c, &d); return (a << 24) | (b << 16) | (c << 8) | d; }
 

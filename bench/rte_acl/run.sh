@@ -6,8 +6,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 quick=""; [ "${1:-}" = "--quick" ] && { quick=1; shift; }
 cache="$1"
-corpus="$here/../../../shared/corpus/classbench"
-[ -d "$corpus" ] || corpus="$(cd "$here/../.." && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null | xargs dirname)/../shared/corpus/classbench"
+corpus="${CW_CORPUS:?CW_CORPUS (the shared corpus) is set by bench/run.sh}/classbench"
 if ! pkg-config --exists libdpdk 2>/dev/null; then
   echo '{"reason": "libdpdk-dev is not installed (apt-get install libdpdk-dev)"}'; exit 0
 fi

@@ -729,6 +729,7 @@ public sealed class Netfilter
         bool fast = compiled is not null && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
         Chain? indexedChain = null;
         Compiled.ChainIndex? index = null;
+        bool proven = false;
         while (true)
         {
             if (fast)
@@ -738,7 +739,7 @@ public sealed class Netfilter
                     indexedChain = chain;
                     index = compiled!.For(chain);
                 }
-                if (index is not null) i = index.Next(i, key);
+                if (index is not null) i = index.Next(i, key, out proven);
             }
             if (i >= chain.Rules.Count)
             {
@@ -758,7 +759,9 @@ public sealed class Netfilter
             ctx.Rule = rule;
             ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
-            string? failed = MatchRule(ctx, rule, trace is not null);
+            // A rule the index proved to match (its whole condition is in the index) is not tested again.
+            string? failed = proven ? null : MatchRule(ctx, rule, trace is not null);
+            proven = false;
             if (ctx.HotDrop)
             {
                 ctx.HotDrop = false;
@@ -800,7 +803,7 @@ public sealed class Netfilter
             }
             if (target.IsChainJump)
             {
-                Chain? next = table.Find(target.Name);
+                Chain? next = compiled?.JumpTarget(target) ?? table.Find(target.Name);
                 if (next is null)
                 {
                     i++;

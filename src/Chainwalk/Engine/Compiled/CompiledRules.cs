@@ -41,13 +41,22 @@ public sealed class ChainIndex
         }
     }
 
-    /// <summary>The first rule at or after <paramref name="i"/> that may match <paramref name="k"/> (the chain's length: none).</summary>
-    public int Next(int i, in FlowKey k)
+    /// <summary>
+    /// The first rule at or after <paramref name="i"/> that may match <paramref name="k"/> (the chain's length: none).
+    /// <paramref name="proven"/> is true when the index checked that rule's whole condition and it matches (the
+    /// walker need not test it again); false when the rule is one the index does not cover.
+    /// </summary>
+    public int Next(int i, in FlowKey k, out bool proven)
     {
         int[] runAt = _runAt;
+        proven = false;
         if ((uint)i >= (uint)runAt.Length) return i;
         int run = runAt[i];
-        return run < 0 ? i : _runs[run].FirstMatch(k, i);
+        if (run < 0) return i;
+        TupleIndex t = _runs[run];
+        int j = t.FirstMatch(k, i);
+        proven = j < t.End;
+        return j;
     }
 
     /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
@@ -142,6 +151,7 @@ public sealed class ChainIndex
 public sealed class CompiledRules
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<TargetUse, Chain> _jumps = new(ReferenceEqualityComparer.Instance);
 
     public static CompiledRules Build(Ruleset rules)
     {
@@ -149,25 +159,57 @@ public sealed class CompiledRules
         if (rules.Family != IpFamily.V4) return c;
         foreach (Table t in rules.Tables)
         {
-            foreach (Chain chain in t.Chains) c.Recompile(chain);
+            foreach (Chain chain in t.Chains)
+            {
+                c.Recompile(chain);
+                c.ResolveJumps(t, chain);
+            }
         }
         return c;
     }
 
+    /// <summary>Remembers the chain each jump or goto of <paramref name="chain"/> enters (no lookup by name per packet).</summary>
+    public void ResolveJumps(Table table, Chain chain)
+    {
+        foreach (Rule r in chain.Rules)
+        {
+            if (r.Target is { IsChainJump: true } t && table.Find(t.Name) is { } next) _jumps[t] = next;
+        }
+    }
+
+    /// <summary>The chain a jump enters, when resolved and still of that name; null: look it up.</summary>
+    public Chain? JumpTarget(TargetUse target) =>
+        _jumps.TryGetValue(target, out Chain? c) && string.Equals(c.Name, target.Name, StringComparison.Ordinal) ? c : null;
+
     /// <summary>Compiles (again) one chain, after it was edited.</summary>
     public void Recompile(Chain chain)
     {
+        _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
         if (ci is null) _chains.Remove(chain);
         else _chains[chain] = ci;
     }
 
     /// <summary>Forgets one chain (it is walked linearly until recompiled).</summary>
-    public void Invalidate(Chain chain) => _chains.Remove(chain);
+    public void Invalidate(Chain chain)
+    {
+        _lastChain = null;
+        _chains.Remove(chain);
+    }
+
+    private Chain? _lastChain;
+    private ChainIndex? _lastIndex;
 
     /// <summary>The chain's index, or null when it has none or the chain changed length since it was compiled.</summary>
-    public ChainIndex? For(Chain chain) =>
-        _chains.TryGetValue(chain, out ChainIndex? ci) && ci.RuleCount == chain.Rules.Count ? ci : null;
+    public ChainIndex? For(Chain chain)
+    {
+        if (!ReferenceEquals(chain, _lastChain))
+        {
+            _lastIndex = _chains.GetValueOrDefault(chain);
+            _lastChain = chain;
+        }
+        return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count ? ci : null;
+    }
 
     public int IndexedChains => _chains.Count;
 

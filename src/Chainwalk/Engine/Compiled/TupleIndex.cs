@@ -34,9 +34,11 @@ public struct FlatRule
 public sealed class TupleIndex
 {
     /// <summary>The prefix lengths the address fields are cut to (a /27 is filed under /24, and checked in full).</summary>
-    private static readonly int[] Classes = [0, 8, 16, 24, 32];
+    public static int[] Classes { get; set; } = [0, 8, 16, 24, 32];
 
-    private readonly FlatRule[] _rules;
+    /// <summary>Whether the protocol and a single destination port are part of a tuple (else they are only checked in the bucket).</summary>
+    public static bool PortTuples { get; set; } = true;
+
     private readonly Group[] _groups;
 
     /// <summary>First rule index (in the chain) of the run and one past its last.</summary>
@@ -46,11 +48,10 @@ public sealed class TupleIndex
 
     public int GroupCount => _groups.Length;
 
-    private TupleIndex(int start, int end, FlatRule[] rules, Group[] groups)
+    private TupleIndex(int start, int end, Group[] groups)
     {
         Start = start;
         End = end;
-        _rules = rules;
         _groups = groups;
     }
 
@@ -59,7 +60,7 @@ public sealed class TupleIndex
     {
         get
         {
-            long n = (long)_rules.Length * Unsafe.SizeOf<FlatRule>();
+            long n = 0;
             foreach (Group g in _groups) n += g.Bytes;
             return n;
         }
@@ -73,23 +74,22 @@ public sealed class TupleIndex
     {
         int best = End - Start;
         int floor = from - Start;
-        FlatRule[] rules = _rules;
         foreach (Group g in _groups)
         {
             if (g.MinRule >= best) break;
             if (g.MaxRule < floor) continue;
             int slot = g.Find(k);
             if (slot < 0) continue;
-            int[] ids = g.Ids;
-            int end = g.First[slot] + g.Count[slot];
-            for (int j = g.First[slot]; j < end; j++)
+            ref readonly Slot sl = ref g.Slots[slot];
+            BucketEntry[] entries = g.Entries;
+            int end = sl.First + sl.Count;
+            for (int j = sl.First; j < end; j++)
             {
-                int id = ids[j];
-                if (id >= best) break;
-                if (id < floor) continue;
-                if (rules[id].Matches(k))
+                ref readonly BucketEntry e = ref entries[j];
+                if (e.Id >= best) break;
+                if (e.Id >= floor && e.Rule.Matches(k))
                 {
-                    best = id;
+                    best = e.Id;
                     break;
                 }
             }
@@ -106,7 +106,7 @@ public sealed class TupleIndex
             FlatRule r = run[i];
             rules[i] = r;
             int sc = ClassOf(r.SourceMask), dc = ClassOf(r.DestinationMask);
-            bool useProto = r.Protocol != 0;
+            bool useProto = PortTuples && r.Protocol != 0;
             bool useDport = useProto && r.DportLow == r.DportHigh;
             int tuple = (sc << 8) | (dc << 2) | (useProto ? 2 : 0) | (useDport ? 1 : 0);
             if (!byTuple.TryGetValue(tuple, out var table)) byTuple[tuple] = table = new Dictionary<(ulong, uint), List<int>>();
@@ -119,10 +119,10 @@ public sealed class TupleIndex
         foreach (var (tuple, table) in byTuple)
         {
             int sc = tuple >> 8, dc = (tuple >> 2) & 0x3f;
-            groups.Add(new Group(PrefixMask(sc), PrefixMask(dc), (tuple & 2) != 0, (tuple & 1) != 0, table));
+            groups.Add(new Group(PrefixMask(sc), PrefixMask(dc), (tuple & 2) != 0, (tuple & 1) != 0, table, rules));
         }
         groups.Sort((a, b) => a.MinRule.CompareTo(b.MinRule));
-        return new TupleIndex(start, start + rules.Length, rules, groups.ToArray());
+        return new TupleIndex(start, start + rules.Length, groups.ToArray());
     }
 
     private static int ClassOf(uint mask)
@@ -138,20 +138,38 @@ public sealed class TupleIndex
 
     private static uint PrefixMask(int len) => len == 0 ? 0u : uint.MaxValue << (32 - len);
 
-    /// <summary>One tuple: an open-addressing hash table from cut fields to the rules filed there (ascending).</summary>
+    /// <summary>A hash slot: the cut fields (B has its top bit set, 0 = empty) and where its rules are in <see cref="Group.Entries"/>.</summary>
+    private struct Slot
+    {
+        public ulong A;
+        public uint B;
+        public int First;
+        public int Count;
+    }
+
+    /// <summary>A rule filed in a bucket, stored inline so a bucket is scanned sequentially.</summary>
+    private struct BucketEntry
+    {
+        public FlatRule Rule;
+        public int Id;
+    }
+
+    /// <summary>
+    /// One tuple: an open-addressing hash table from cut fields to the rules filed there (ascending), with a
+    /// one-bit-per-key filter in front of it that turns away most misses without touching the table.
+    /// </summary>
     private sealed class Group
     {
         public readonly uint SourceMask, DestinationMask;
         public readonly bool UseProtocol, UseDport;
         public readonly int MinRule, MaxRule;
-        private readonly ulong[] _keyA;
-        private readonly uint[] _keyB;
+        public readonly Slot[] Slots;
+        public readonly BucketEntry[] Entries;
+        private readonly ulong[] _filter;
         private readonly int _mask;
-        public readonly int[] First;
-        public readonly int[] Count;
-        public readonly int[] Ids;
+        private readonly int _filterMask;
 
-        public Group(uint sm, uint dm, bool useProto, bool useDport, Dictionary<(ulong, uint), List<int>> table)
+        public Group(uint sm, uint dm, bool useProto, bool useDport, Dictionary<(ulong, uint), List<int>> table, FlatRule[] rules)
         {
             SourceMask = sm;
             DestinationMask = dm;
@@ -159,39 +177,38 @@ public sealed class TupleIndex
             UseDport = useDport;
             int cap = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(4, table.Count * 2));
             _mask = cap - 1;
-            _keyA = new ulong[cap];
-            _keyB = new uint[cap];
-            First = new int[cap];
-            Count = new int[cap];
-            var ids = new List<int>();
+            Slots = new Slot[cap];
+            int bits = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, table.Count * 16));
+            _filter = new ulong[bits / 64];
+            _filterMask = bits - 1;
+            var entries = new List<BucketEntry>();
             MinRule = int.MaxValue;
             MaxRule = -1;
             foreach (var ((a, b), list) in table)
             {
-                int h = Hash(a, b) & _mask;
-                while (_keyB[h] != 0) h = (h + 1) & _mask;
-                _keyA[h] = a;
-                _keyB[h] = b;
-                First[h] = ids.Count;
-                Count[h] = list.Count;
-                ids.AddRange(list);
+                ulong x = Mix(a, b);
+                _filter[(int)((x >> 8) & (uint)_filterMask) >> 6] |= 1UL << (int)((x >> 8) & 63);
+                int h = (int)(x >> 40) & _mask;
+                while (Slots[h].B != 0) h = (h + 1) & _mask;
+                Slots[h] = new Slot { A = a, B = b, First = entries.Count, Count = list.Count };
+                foreach (int id in list) entries.Add(new BucketEntry { Rule = rules[id], Id = id });
                 MinRule = Math.Min(MinRule, list[0]);
                 MaxRule = Math.Max(MaxRule, list[^1]);
             }
-            Ids = ids.ToArray();
+            Entries = entries.ToArray();
         }
 
-        public long Bytes => (long)_keyA.Length * (8 + 4 + 4 + 4) + (long)Ids.Length * 4 + 64;
+        public long Bytes => (long)Slots.Length * Unsafe.SizeOf<Slot>() + (long)Entries.Length * Unsafe.SizeOf<BucketEntry>() + _filter.Length * 8L + 96;
 
         /// <summary>The hash key; the second word always has its top bit set so 0 marks an empty slot.</summary>
         public static (ulong, uint) Key(uint src, uint dst, byte proto, ushort dport) =>
             (((ulong)src << 32) | dst, 0x8000_0000u | ((uint)proto << 16) | dport);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static int Hash(ulong a, uint b)
+        private static ulong Mix(ulong a, uint b)
         {
             ulong x = (a ^ ((ulong)b * 0x9E37_79B9_7F4A_7C15UL)) * 0xBF58_476D_1CE4_E5B9UL;
-            return (int)(x >> 33);
+            return x ^ (x >> 31);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -199,12 +216,16 @@ public sealed class TupleIndex
         {
             ulong a = ((ulong)(k.Source & SourceMask) << 32) | (k.Destination & DestinationMask);
             uint b = 0x8000_0000u | (UseProtocol ? (uint)k.Protocol << 16 : 0) | (UseDport ? k.DestinationPort : 0u);
-            int h = Hash(a, b) & _mask;
+            ulong x = Mix(a, b);
+            int bit = (int)((x >> 8) & (uint)_filterMask);
+            if ((_filter[bit >> 6] & (1UL << (bit & 63))) == 0) return -1;
+            Slot[] slots = Slots;
+            int h = (int)(x >> 40) & _mask;
             while (true)
             {
-                uint kb = _keyB[h];
-                if (kb == 0) return -1;
-                if (kb == b && _keyA[h] == a) return h;
+                ref readonly Slot s = ref slots[h];
+                if (s.B == 0) return -1;
+                if (s.B == b && s.A == a) return h;
                 h = (h + 1) & _mask;
             }
         }
