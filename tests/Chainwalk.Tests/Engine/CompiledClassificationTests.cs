@@ -89,6 +89,17 @@ public class CompiledClassificationTests
 
         public ChainIndex? IndexOf(string table, string chain) => Compiled.For(_b.Find(table)!.Find(chain)!);
 
+        /// <summary>The same edit to both rule sets (the compiled form is not told).</summary>
+        public void Edit(Action<Ruleset> edit)
+        {
+            edit(_a);
+            edit(_b);
+        }
+
+        public void Recompile(string table, string chain) => Compiled.Recompile(_b.Find(table)!.Find(chain)!);
+
+        public Counters Rule(string table, string chain, int number) => _b.Find(table)!.Find(chain)!.Rules[number - 1].Counters;
+
         public ulong MatchedPackets(string table, string chain) => _a.Find(table)!.Find(chain)!.Rules.Aggregate(0UL, (s, r) => s + r.Counters.Packets);
     }
 
@@ -161,6 +172,56 @@ public class CompiledClassificationTests
             pair.Walk(PacketBuilder.Ipv4(src, s.ClusterIp).Tcp((ushort)rnd.Next(1024, 65535), port).Build(), "nat", Hook.Prerouting);
         }
         pair.MatchedPackets("nat", "KUBE-SERVICES").ShouldBeGreaterThan(1000UL);
+    }
+
+    private const string Acl = """
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        -A FORWARD -s 10.1.2.0/24 -p tcp --dport 22 -j ACCEPT
+        -A FORWARD -d 10.2.0.0/16 -p udp --dport 53 -j ACCEPT
+        -A FORWARD -s 10.0.0.0/8 -d 192.168.1.7/32 -j DROP
+        -A FORWARD -p tcp --sport 1024:65535 --dport 80 -j ACCEPT
+        -A FORWARD -d 10.3.3.4/32 -j ACCEPT
+        COMMIT
+
+        """;
+
+    /// <summary>
+    /// Editing a chain after it was compiled: a chain whose length changed is walked linearly until it is
+    /// recompiled (a rule appended before the policy here is found either way), and the recompiled index
+    /// covers the new rule.
+    /// </summary>
+    [Fact]
+    public void An_edited_chain_is_walked_linearly_until_recompiled()
+    {
+        var pair = new Pair(Acl);
+        pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();
+        byte[] p = PacketBuilder.Ipv4("10.9.9.9", "172.16.0.1").Tcp(5000, 8080).Build();
+        pair.Walk(p, "filter", Hook.Forward);
+        pair.Edit(rules => new RulesetEditor(rules).Append("filter", "FORWARD", [EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD -d 172.16.0.0/12 -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0]]));
+        pair.IndexOf("filter", "FORWARD").ShouldBeNull();
+        pair.Walk(p, "filter", Hook.Forward);
+        pair.Recompile("filter", "FORWARD");
+        pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem().End.ShouldBe(6);
+        pair.Walk(p, "filter", Hook.Forward);
+        pair.Rule("filter", "FORWARD", 6).Packets.ShouldBe(2UL);
+    }
+
+    /// <summary>With a trace recorded the compiled form is not used: the explanation is the linear walk's, rule by rule.</summary>
+    [Fact]
+    public void A_recorded_trace_is_the_linear_walks()
+    {
+        VirtualHost ha = EngineHost.Create(Acl), hb = EngineHost.Create(Acl);
+        var linear = new Netfilter(ha) { RecordTrace = true };
+        var compiled = new Netfilter(hb) { RecordTrace = true, Compiled = CompiledRules.Build(hb.V4) };
+        byte[] p = PacketBuilder.Ipv4("192.168.1.50", "10.3.3.4").Tcp(5000, 81).Build();
+        PacketResult a = linear.Process(EngineHost.In("eth1", p)), b = compiled.Process(EngineHost.In("eth1", p));
+        b.Trace.ShouldNotBeNull().Count.ShouldBe(a.Trace!.Count);
+        b.Trace.OfType<RuleEvent>().Select(e => (e.Number, e.Matched)).ShouldBe(a.Trace.OfType<RuleEvent>().Select(e => (e.Number, e.Matched)));
+        b.Trace.OfType<RuleEvent>().Count().ShouldBe(5);
+        b.Fate.ShouldBe(["forwarded:eth0"]);
     }
 
     /// <summary>DNAT is not evaluated on this branch (NAT comes with conntrack): its rules ACCEPT instead, which ends the walk as DNAT does.</summary>
