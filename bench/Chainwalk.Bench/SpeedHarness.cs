@@ -71,12 +71,14 @@ public static class SpeedHarness
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
         var root = new JsonObject
         {
             ["quick"] = _quick,
             ["dotnet"] = Environment.Version.ToString(),
             ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
             ["port_tuples"] = TupleIndex.PortTuples,
+            ["merge_limit"] = TupleIndex.MergeLimit,
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
@@ -309,9 +311,16 @@ public static class SpeedHarness
                 }
             }
             double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
-            Log($"{set}: index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
+            Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
         }
         return 0;
+    }
+
+    private static double CompiledBuild(Ruleset rules)
+    {
+        var c = new Clock();
+        CompiledRules.Build(rules);
+        return c.CpuSeconds;
     }
 
     // ------------------------------------------------------------------ one-rule updates

@@ -115,6 +115,7 @@ public sealed class TupleIndex
             if (!table.TryGetValue(key, out List<int>? ids)) table[key] = ids = new List<int>();
             ids.Add(i);
         }
+        Merge(byTuple, rules);
         var groups = new List<Group>();
         foreach (var (tuple, table) in byTuple)
         {
@@ -123,6 +124,76 @@ public sealed class TupleIndex
         }
         groups.Sort((a, b) => a.MinRule.CompareTo(b.MinRule));
         return new TupleIndex(start, start + rules.Length, groups.ToArray());
+    }
+
+    /// <summary>How many rules a bucket may hold after tuples are merged.</summary>
+    public static int MergeLimit { get; set; } = 8;
+
+    /// <summary>
+    /// TupleMerge's idea: a tuple's rules may live in a more general tuple (shorter prefixes, fewer exact fields),
+    /// so fewer tables are probed per packet, as long as no bucket grows beyond <see cref="MergeLimit"/> rules.
+    /// The smallest tuples are moved first, each into the most specific tuple that takes all its rules.
+    /// </summary>
+    private static void Merge(Dictionary<int, Dictionary<(ulong, uint), List<int>>> byTuple, FlatRule[] rules)
+    {
+        if (MergeLimit <= 0) return;
+        static int Count(Dictionary<(ulong, uint), List<int>> t)
+        {
+            int n = 0;
+            foreach (List<int> l in t.Values) n += l.Count;
+            return n;
+        }
+        static bool Covers(int general, int specific) =>
+            (general >> 8) <= (specific >> 8) && ((general >> 2) & 0x3f) <= ((specific >> 2) & 0x3f)
+            && ((general & 2) == 0 || (specific & 2) != 0) && ((general & 1) == 0 || (specific & 1) != 0);
+        static (ulong, uint) KeyIn(int tuple, in FlatRule r)
+        {
+            int sc = tuple >> 8, dc = (tuple >> 2) & 0x3f;
+            return Group.Key(r.SourceAddress & PrefixMask(sc), r.DestinationAddress & PrefixMask(dc),
+                (tuple & 2) != 0 ? r.Protocol : (byte)0, (tuple & 1) != 0 ? r.DportLow : (ushort)0);
+        }
+        foreach (int tuple in byTuple.Keys.OrderBy(t => Count(byTuple[t])).ToList())
+        {
+            var from = byTuple[tuple];
+            int size = Count(from);
+            var targets = byTuple.Keys.Where(t => t != tuple && Covers(t, tuple))
+                .OrderByDescending(t => (t >> 8) + ((t >> 2) & 0x3f) + (t & 3) * 8).ToList();
+            foreach (int target in targets)
+            {
+                var into = byTuple[target];
+                var added = new Dictionary<(ulong, uint), int>();
+                bool fits = true;
+                foreach (List<int> ids in from.Values)
+                {
+                    foreach (int id in ids)
+                    {
+                        var key = KeyIn(target, rules[id]);
+                        int n = added.GetValueOrDefault(key) + 1;
+                        added[key] = n;
+                        if (n + (into.TryGetValue(key, out List<int>? have) ? have.Count : 0) > MergeLimit)
+                        {
+                            fits = false;
+                            break;
+                        }
+                    }
+                    if (!fits) break;
+                }
+                if (!fits) continue;
+                foreach (List<int> ids in from.Values)
+                {
+                    foreach (int id in ids)
+                    {
+                        var key = KeyIn(target, rules[id]);
+                        if (!into.TryGetValue(key, out List<int>? list)) into[key] = list = new List<int>();
+                        list.Add(id);
+                    }
+                }
+                foreach (List<int> list in into.Values) list.Sort();
+                byTuple.Remove(tuple);
+                _ = size;
+                break;
+            }
+        }
     }
 
     private static int ClassOf(uint mask)
