@@ -104,7 +104,7 @@ public static class SpeedHarness
         }
         var kube = new JsonObject();
         root["kube"] = kube;
-        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : [])
+        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : [])
         {
             kube[services.ToString(CultureInfo.InvariantCulture)] = Kube(services);
             Log($"kube {services} {kube[services.ToString(CultureInfo.InvariantCulture)]!.ToJsonString()}");
