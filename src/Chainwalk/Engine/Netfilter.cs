@@ -722,8 +722,9 @@ public sealed class Netfilter
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
-        // Compiled fast path: an index says which rule is the next that can match; that rule is then tested
-        // as in the linear walk. Off whenever a trace is recorded or the packet has no flow key.
+        // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and
+        // proves the match for the rules it covers; others are tested as in the linear walk. Off whenever a
+        // trace is recorded or the packet has no flow key (not IPv4, a fragment, a truncated TCP/UDP header).
         Compiled.CompiledRules? compiled = trace is null && !skb.Trace ? Compiled : null;
         Compiled.FlowKey key = default;
         bool fast = compiled is not null && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
