@@ -342,14 +342,16 @@ public static class SpeedHarness
             var sw = new Clock();
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-A", "FORWARD", .. spec]));
             double edit = sw.CpuSeconds;
-            compiled.Recompile(forward);
+            compiled.Appended(forward);
             double all = sw.CpuSeconds;
             appendEdit.Add(edit);
             appendAll.Add(all);
+            // Where the rule -D will remove is (the one just appended); the command finds it the same way.
+            int position = forward.Rules.Count - 1;
             sw.Restart();
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", .. spec]));
             edit = sw.CpuSeconds;
-            compiled.Recompile(forward);
+            compiled.Deleted(forward, position);
             all = sw.CpuSeconds;
             deleteEdit.Add(edit);
             deleteAll.Add(all);
@@ -362,8 +364,23 @@ public static class SpeedHarness
             ["delete"] = R(Median(deleteAll) * 1e6, 1),
             ["append_edit_only"] = R(Median(appendEdit) * 1e6, 1),
             ["delete_edit_only"] = R(Median(deleteEdit) * 1e6, 1),
-            ["note"] = "in process: parse the command, edit the rule set, recompile the chain's index (no incremental index update yet: the whole chain is rebuilt)",
+            ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
+            ["note"] = "in process: parse the command, edit the rule set (RulesetEditor, with its validation), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); *_edit_only without the compiled update; recompile_us = rebuilding the chain's index instead",
         };
+    }
+
+    private static double Recompile(CompiledRules compiled, Chain chain)
+    {
+        var times = new List<double>();
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var c = new Clock();
+            compiled.Recompile(chain);
+            times.Add(c.CpuSeconds);
+        }
+        return Median(times);
     }
 
     // ------------------------------------------------------------------ kube-proxy shapes

@@ -98,6 +98,10 @@ public class CompiledClassificationTests
 
         public void Recompile(string table, string chain) => Compiled.Recompile(_b.Find(table)!.Find(chain)!);
 
+        public Chain ChainB(string table, string chain) => _b.Find(table)!.Find(chain)!;
+
+        public void Changed(Action<CompiledRules> update) => update(Compiled);
+
         public Counters Rule(string table, string chain, int number) => _b.Find(table)!.Find(chain)!.Rules[number - 1].Counters;
 
         public ulong MatchedPackets(string table, string chain) => _a.Find(table)!.Find(chain)!.Rules.Aggregate(0UL, (s, r) => s + r.Counters.Packets);
@@ -207,6 +211,38 @@ public class CompiledClassificationTests
         pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem().End.ShouldBe(6);
         pair.Walk(p, "filter", Hook.Forward);
         pair.Rule("filter", "FORWARD", 6).Packets.ShouldBe(2UL);
+    }
+
+    /// <summary>
+    /// The incremental updates: an appended rule is walked linearly after the kept index; deleting a rule after
+    /// the last indexed run keeps the index; deleting one inside a run recompiles. Verdicts and counters stay
+    /// the linear walk's throughout.
+    /// </summary>
+    [Fact]
+    public void Appends_and_deletes_update_the_compiled_form_incrementally()
+    {
+        var pair = new Pair(Acl);
+        TupleIndex before = pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem();
+        byte[] p = PacketBuilder.Ipv4("10.9.9.9", "172.16.0.1").Tcp(5000, 8080).Build();
+        byte[] q = PacketBuilder.Ipv4("10.1.2.3", "10.2.0.9").Udp(5000, 53).Build();
+        Rule added = EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD -d 172.16.0.0/12 -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0];
+        pair.Edit(rules => new RulesetEditor(rules).Append("filter", "FORWARD", [added.Clone()]));
+        pair.Changed(c => c.Appended(pair.ChainB("filter", "FORWARD")));
+        pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem().ShouldBeSameAs(before);
+        pair.Walk(p, "filter", Hook.Forward);
+        pair.Walk(q, "filter", Hook.Forward);
+        pair.Rule("filter", "FORWARD", 6).Packets.ShouldBe(1UL);
+        // Deleting the appended rule (after the run): the index stays.
+        pair.Edit(rules => new RulesetEditor(rules).DeleteNumber("filter", "FORWARD", 6));
+        pair.Changed(c => c.Deleted(pair.ChainB("filter", "FORWARD"), 5));
+        pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem().ShouldBeSameAs(before);
+        pair.Walk(p, "filter", Hook.Forward);
+        // Deleting rule 2 (inside the run): recompiled, and q now falls to the policy.
+        pair.Edit(rules => new RulesetEditor(rules).DeleteNumber("filter", "FORWARD", 2));
+        pair.Changed(c => c.Deleted(pair.ChainB("filter", "FORWARD"), 1));
+        pair.IndexOf("filter", "FORWARD").ShouldNotBeNull().Runs.ShouldHaveSingleItem().ShouldNotBeSameAs(before);
+        pair.Walk(q, "filter", Hook.Forward);
+        pair.Walk(p, "filter", Hook.Forward);
     }
 
     /// <summary>With a trace recorded the compiled form is not used: the explanation is the linear walk's, rule by rule.</summary>

@@ -59,6 +59,12 @@ public sealed class ChainIndex
         return j;
     }
 
+    /// <summary>
+    /// The same index for the chain with <paramref name="newCount"/> rules, after rules were appended to it or
+    /// deleted after its last run: those rules are walked linearly, the runs before them are unchanged. O(1).
+    /// </summary>
+    public ChainIndex WithAppended(int newCount) => new(newCount, _runAt, _runs);
+
     /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
     public static ChainIndex? Build(Chain chain)
     {
@@ -188,6 +194,40 @@ public sealed class CompiledRules
         ChainIndex? ci = ChainIndex.Build(chain);
         if (ci is null) _chains.Remove(chain);
         else _chains[chain] = ci;
+    }
+
+    /// <summary>
+    /// After rules were only appended to <paramref name="chain"/> (<c>-A</c>): keeps its index for the rules it
+    /// had and walks the appended ones linearly, without rebuilding (a chain whose tail grew past the index by
+    /// more than <paramref name="rebuildAfter"/> rules is recompiled). The caller vouches that nothing else changed.
+    /// </summary>
+    public void Appended(Chain chain, int rebuildAfter = 256)
+    {
+        _lastChain = null;
+        if (!_chains.TryGetValue(chain, out ChainIndex? ci) || chain.Rules.Count < ci.RuleCount)
+        {
+            Recompile(chain);
+            return;
+        }
+        int indexed = ci.Runs.Count == 0 ? 0 : ci.Runs[^1].End;
+        if (chain.Rules.Count - indexed > rebuildAfter) Recompile(chain);
+        else _chains[chain] = ci.WithAppended(chain.Rules.Count);
+    }
+
+    /// <summary>
+    /// After the rule at <paramref name="position"/> (0-based, as it was) was deleted from <paramref name="chain"/>
+    /// (<c>-D</c>): a rule after every indexed run keeps the index as it is; any other is recompiled.
+    /// </summary>
+    public void Deleted(Chain chain, int position)
+    {
+        _lastChain = null;
+        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount - 1
+            && (ci.Runs.Count == 0 || position >= ci.Runs[^1].End))
+        {
+            _chains[chain] = ci.WithAppended(chain.Rules.Count);
+            return;
+        }
+        Recompile(chain);
     }
 
     /// <summary>Forgets one chain (it is walked linearly until recompiled).</summary>
