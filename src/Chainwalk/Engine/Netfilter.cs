@@ -103,6 +103,13 @@ public sealed class Netfilter
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
 
+    /// <summary>
+    /// The compiled form of the IPv4 rules (<see cref="Compiled.CompiledRules"/>), used by the walker when no trace
+    /// is recorded; null = every chain is walked linearly (the reference). Whoever edits the rules afterwards
+    /// recompiles the chain or drops this.
+    /// </summary>
+    public Compiled.CompiledRules? Compiled { get; set; }
+
     /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
     public bool RecordTrace { get; set; }
 
@@ -748,8 +755,26 @@ public sealed class Netfilter
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
+        // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and
+        // proves the match for the rules it covers; others are tested as in the linear walk. Off whenever a
+        // trace is recorded or the packet has no flow key (not IPv4, a fragment, a truncated TCP/UDP header).
+        Compiled.CompiledRules? compiled = trace is null && !skb.Trace ? Compiled : null;
+        Compiled.FlowKey key = default;
+        bool fast = compiled is not null && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
+        Chain? indexedChain = null;
+        Compiled.ChainIndex? index = null;
+        bool proven = false;
         while (true)
         {
+            if (fast)
+            {
+                if (!ReferenceEquals(chain, indexedChain))
+                {
+                    indexedChain = chain;
+                    index = compiled!.For(chain);
+                }
+                if (index is not null) i = index.Next(i, key, out proven);
+            }
             if (i >= chain.Rules.Count)
             {
                 if (sp == 0 || chain.IsBuiltin)
@@ -768,7 +793,9 @@ public sealed class Netfilter
             ctx.Rule = rule;
             ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
-            string? failed = MatchRule(ctx, rule, trace is not null);
+            // A rule the index proved to match (its whole condition is in the index) is not tested again.
+            string? failed = proven ? null : MatchRule(ctx, rule, trace is not null);
+            proven = false;
             if (ctx.HotDrop)
             {
                 ctx.HotDrop = false;
@@ -810,7 +837,7 @@ public sealed class Netfilter
             }
             if (target.IsChainJump)
             {
-                Chain? next = table.Find(target.Name);
+                Chain? next = compiled?.JumpTarget(target) ?? table.Find(target.Name);
                 if (next is null)
                 {
                     i++;
@@ -845,6 +872,8 @@ public sealed class Netfilter
                 if (skb.Trace != traceBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, "traced from here on (nf_trace)"));
             }
             if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
+            // A target that goes on may have changed the header: read the key again (or walk on linearly).
+            if (fast && v.Kind is VerdictKind.Continue or VerdictKind.Return) fast = !skb.Trace && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
