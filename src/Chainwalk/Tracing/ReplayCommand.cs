@@ -73,6 +73,9 @@ the host itself (OUTPUT).
         }
         Netfilter nf = EngineStore.Open(store, host);
         nf.CacheRoutes = true;
+        // The rules do not change during a replay: classify through the compiled form (identical to the walk; the
+        // walk is used anyway for any packet whose trace is recorded).
+        nf.Compiled = Chainwalk.Engine.Compiled.CompiledRules.Build(host.V4);
         ConntrackEvents? events = ConntrackEvents.For(nf);
         var counters = SnapshotCounters(host);
         var fates = new SortedDictionary<string, long>(StringComparer.Ordinal);
