@@ -63,6 +63,8 @@ internal static class Cli
                 "trace" => Chainwalk.Tracing.TraceCommand.Run(rest, store, io),
                 "demo" => Chainwalk.Tracing.DemoCommand.Run(rest, io),
                 "clock" => Chainwalk.Tracing.ClockCommand.Run(rest, store, io),
+                "graph" => Chainwalk.Pictures.ChainGraph.Run(rest, store, io),
+                "replay" => Chainwalk.Tracing.ReplayCommand.Run(rest, store, io, progress: !Console.IsErrorRedirected),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
                 "extensions" => ListExtensions(io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
@@ -87,6 +89,8 @@ Compat verbs (same arguments, output and exit codes as the Linux tools, on the v
 Chainwalk verbs:
   demo     built-in example hosts (lab1, nat-gateway, kubernetes) with packets traced; needs no set-up
   clock    show or advance the host's clock (timeouts, limits, recent lists run on it)
+  graph    the chain graph of a table as SVG or Graphviz DOT (-t TABLE, --dot, -o FILE)
+  replay   run a pcap/pcapng capture through the host (summary, --out capture, --json, --explain N)
   trace    send a packet (or a batch) through the host's netfilter and explain what happens
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
   extensions  list the xtables matches and targets Chainwalk knows

@@ -29,6 +29,9 @@ public class ShellShimTests
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>Runs a bash snippet with $HOSTDIR set; returns stdout+stderr and the exit code.</summary>
+    /// <summary>Runs a bash snippet with $CLI and $HOSTDIR set (for other tests that drive the shims).</summary>
+    internal static (string Output, int Code) RunBash(string snippet, string hostDir, params string[] args) => Bash(snippet, hostDir, args);
+
     private static (string Output, int Code) Bash(string snippet, string hostDir, params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

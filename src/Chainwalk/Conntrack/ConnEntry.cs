@@ -97,6 +97,9 @@ public sealed class ConnEntry
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
 
+    /// <summary>The interface a MASQUERADE binding was made for (nf_conn_nat's masq_index); null without one.</summary>
+    public string? MasqueradeDevice { get; set; }
+
     /// <summary>The entry's place in its table's list (null when not in a table).</summary>
     internal LinkedListNode<ConnEntry>? Node { get; set; }
 

@@ -9,8 +9,8 @@ namespace Chainwalk.Conntrack;
 /// <summary>
 /// Connection tracking for the engine (net/netfilter/nf_conntrack_core.c): nf_conntrack_in at PREROUTING
 /// and OUTPUT, the confirmation at the end of INPUT and POSTROUTING, nf_ct_attach for generated packets.
-/// Conntrack runs only for the families whose rules load it (<see cref="ConntrackLoader"/>). NAT is not
-/// here yet: the nat table is never walked and nothing is translated.
+/// Conntrack runs only for the families whose rules load it (<see cref="ConntrackLoader"/>). NAT bindings
+/// and translations are the Nat room's (<see cref="Nat.NatHooks"/>), called from the nat hooks here.
 /// </summary>
 public sealed class ConntrackHooks : IConntrackHooks
 {
@@ -381,17 +381,20 @@ public sealed class ConntrackHooks : IConntrackHooks
         return true;
     }
 
-    /// <summary>NAT is not modelled yet: the nat table is never consulted.</summary>
-    public bool NeedsNatRules(PacketContext ctx) => false;
+    /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
+    public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);
 
-    public bool ApplyNat(PacketContext ctx) => true;
+    /// <summary>The binding (a null one when no rule made one) and the translation of every packet of a NATed connection.</summary>
+    public bool ApplyNat(PacketContext ctx) => !Tracks(ctx.Skb.Family) || Nat.NatHooks.Apply(ctx, Table);
 
     /// <summary>
     /// nf_ct_attach: the answer belongs to its cause's connection, as RELATED in the other direction. REJECT's
     /// TCP reset attaches it in nf_send_reset; ICMP and ICMPv6 errors (REJECT, time exceeded, …) in
     /// icmp_glue_bits (net/ipv4/icmp.c) and icmpv6_getfrag (net/ipv6/icmp.c), also when the cause's connection
     /// was never confirmed (a NEW packet refused or expired in forwarding): such an error is RELATED at OUTPUT,
-    /// as recorded on Linux 6.18 (tests/conformance). An invalid cause (no _nfct) gives nothing.
+    /// as recorded on Linux 6.18 (tests/conformance; tests/tools/nat/record-icmp-attach.sh). NAT then translates
+    /// it, or drops a redirect about a connection whose bindings are not both made yet. An invalid cause (no _nfct)
+    /// gives nothing.
     /// </summary>
     public void Attach(Skb generated, Skb original)
     {

@@ -58,6 +58,8 @@ public static class ConntrackLoader
             netfilter.Conntrack = null;
             return null;
         }
+        // The interfaces may have gone down or lost addresses since the table was saved: the masquerade notifiers.
+        if (table is not null) Nat.NatHooks.ForgetVanishedMasquerades(host, table);
         var hooks = new ConntrackHooks(table)
         {
             TrackV4 = v4,

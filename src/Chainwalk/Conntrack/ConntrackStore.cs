@@ -36,6 +36,7 @@ public static class ConntrackStore
             sb.Append(" udpstream=").Append(ct.UdpStreamAt.ToString("R", CultureInfo.InvariantCulture));
             sb.Append(" events=").Append(D(ct.EventMask));
             if (ct.Helper is { Length: > 0 } h) sb.Append(" helper=").Append(h);
+            if (ct.MasqueradeDevice is { Length: > 0 } masq) sb.Append(" masq=").Append(masq);
             if (ct.Counters is { } c) sb.Append(" acct=").Append(D(c[0].Packets)).Append(',').Append(D(c[0].Bytes)).Append(',').Append(D(c[1].Packets)).Append(',').Append(D(c[1].Bytes));
             if (ct.Tcp is { } t)
             {
@@ -88,6 +89,7 @@ public static class ConntrackStore
                     case "udpstream": ct.UdpStreamAt = double.Parse(v, CultureInfo.InvariantCulture); break;
                     case "events": ct.EventMask = uint.Parse(v, CultureInfo.InvariantCulture); break;
                     case "helper": ct.Helper = v; break;
+                    case "masq": ct.MasqueradeDevice = v; break;
                     case "acct":
                         {
                             ulong[] n = v.Split(',').Select(x => ulong.Parse(x, CultureInfo.InvariantCulture)).ToArray();

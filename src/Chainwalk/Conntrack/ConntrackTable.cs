@@ -15,10 +15,22 @@ public sealed class ConntrackTable
     private readonly Dictionary<(ConnTuple Tuple, ushort Zone), (ConnEntry Entry, ConnDirection Dir)> _hash = new();
     private readonly LinkedList<ConnEntry> _entries = new();
 
+    /// <summary>NAT's by-source index (nf_nat_bysource): the source-bound entries by original protocol, address and port.</summary>
+    private readonly Dictionary<(IpFamily Family, byte Protocol, UInt128 Source, ushort Port), List<ConnEntry>> _bySource = new();
+
     public int Count => _entries.Count;
 
     /// <summary>The confirmed entries, oldest first.</summary>
     public IReadOnlyCollection<ConnEntry> Entries => _entries;
+
+    /// <summary>
+    /// The confirmed entries with a source binding (IPS_SRC_NAT_DONE) whose original tuple has this protocol,
+    /// source address and port, oldest first (NAT's nf_nat_bysource, searched newest first).
+    /// </summary>
+    public IReadOnlyList<ConnEntry> BySource(ConnTuple original) =>
+        _bySource.TryGetValue(SourceKey(original), out List<ConnEntry>? list) ? list : [];
+
+    private static (IpFamily, byte, UInt128, ushort) SourceKey(ConnTuple t) => (t.Family, t.Protocol, t.Source, t.SourcePort);
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
     public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
@@ -50,6 +62,12 @@ public sealed class ConntrackTable
         _hash[(ct.Original, ct.ZoneFor(ConnDirection.Original))] = (ct, ConnDirection.Original);
         _hash[(ct.Reply, ct.ZoneFor(ConnDirection.Reply))] = (ct, ConnDirection.Reply);
         ct.Node = _entries.AddLast(ct);
+        if (ct.Has(ConnStatus.SrcNatDone))
+        {
+            var key = SourceKey(ct.Original);
+            if (!_bySource.TryGetValue(key, out List<ConnEntry>? list)) _bySource[key] = list = new List<ConnEntry>(1);
+            list.Add(ct);
+        }
     }
 
     public void Remove(ConnEntry ct)
@@ -61,6 +79,8 @@ public sealed class ConntrackTable
         if (_hash.TryGetValue(ko, out var a) && a.Entry == ct) _hash.Remove(ko);
         var kr = (ct.Reply, ct.ZoneFor(ConnDirection.Reply));
         if (_hash.TryGetValue(kr, out var b) && b.Entry == ct) _hash.Remove(kr);
+        var ks = SourceKey(ct.Original);
+        if (_bySource.TryGetValue(ks, out List<ConnEntry>? bySource) && bySource.Remove(ct) && bySource.Count == 0) _bySource.Remove(ks);
         ct.Status |= ConnStatus.Dying;
     }
 
@@ -80,6 +100,7 @@ public sealed class ConntrackTable
     {
         _hash.Clear();
         _entries.Clear();
+        _bySource.Clear();
     }
 
     /// <summary>

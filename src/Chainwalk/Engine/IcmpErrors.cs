@@ -37,7 +37,7 @@ public static class IcmpErrors
     public static byte[]? Build(VirtualHost host, Skb about, byte type, byte code, uint info, RuntimeState? state = null)
     {
         Packet p = about.Packet;
-        return p.Family == IpFamily.V4 ? Build4(host, about, p, type, code, info, state) : Build6(host, about, p, type, code, info);
+        return p.Family == IpFamily.V4 ? Build4(host, about, p, type, code, info, state) : Build6(host, about, p, type, code, info, state);
     }
 
     /// <summary>skb->pkt_type == PACKET_HOST: locally generated packets are PACKET_HOST in the kernel too.</summary>
@@ -86,10 +86,49 @@ public static class IcmpErrors
     }
 
     /// <summary>The per-destination state of icmpv4_xrlim_allow (inet_peer rate_tokens / rate_last), in seconds.</summary>
-    private sealed class PeerTokens
+    /// <summary>An inet_peer's ICMP token bucket (rate_tokens, rate_last), kept with the host's runtime state.</summary>
+    private sealed class PeerTokens : IRuntimeState
     {
         public double Tokens;
         public double Last = double.NegativeInfinity;
+
+        public System.Text.Json.Nodes.JsonNode? Save() => double.IsNegativeInfinity(Last) ? null
+            : new System.Text.Json.Nodes.JsonObject { ["tokens"] = Tokens, ["last"] = Last };
+
+        public void Load(System.Text.Json.Nodes.JsonNode node)
+        {
+            Tokens = node["tokens"]?.GetValue<double>() ?? 0;
+            Last = node["last"]?.GetValue<double>() ?? double.NegativeInfinity;
+        }
+    }
+
+    /// <summary>inet_peer_xrlim_allow: tokens grow with time up to 6 × timeout; a message takes one timeout's worth.</summary>
+    private static bool TakeToken(RuntimeState state, string key, double timeout)
+    {
+        PeerTokens peer = state.Get(key, () => new PeerTokens());
+        double token = peer.Tokens + (state.Now - peer.Last);
+        peer.Last = state.Now;
+        if (token > 6 * timeout) token = 6 * timeout;
+        bool ok = token >= timeout;
+        if (ok) token -= timeout;
+        peer.Tokens = token;
+        return ok;
+    }
+
+    /// <summary>
+    /// icmpv6_xrlim_allow: informational messages and "packet too big" are not limited, nor errors leaving by
+    /// loopback; others take a token of the destination's bucket, whose timeout (net.ipv6.icmp.ratelimit, 1000 ms)
+    /// is halved per 32 bits the route to the destination is shorter than /128 (tmo >>= (128 - plen) >> 5).
+    /// </summary>
+    private static bool RateAllows6(VirtualHost host, RuntimeState state, RouteResult back, UInt128 dst, byte type)
+    {
+        if (type >= 128 || type == 2) return true;
+        if (back.Device == "lo") return true;
+        int ms = int.TryParse(host.GetSysctl("net.ipv6.icmp.ratelimit"), out int v) ? v : 1000;
+        int plen = back.Route?.PrefixLength ?? 128;
+        if (plen < 128) ms >>= (128 - plen) >> 5;
+        if (ms <= 0) return true;
+        return TakeToken(state, "icmp6-peer:" + IpNet.FormatAddress(dst, IpFamily.V6), ms / 1000.0);
     }
 
     /// <summary>
@@ -105,17 +144,10 @@ public static class IcmpErrors
         if (back.Device == "lo") return true;
         double timeout = (int.TryParse(host.GetSysctl("net.ipv4.icmp_ratelimit"), out int ms) ? ms : 1000) / 1000.0;
         if (timeout <= 0) return true;
-        PeerTokens peer = state.Get("icmp-peer:" + IpNet.FormatAddress(dst, IpFamily.V4), () => new PeerTokens());
-        double token = peer.Tokens + (state.Now - peer.Last);
-        peer.Last = state.Now;
-        if (token > 6 * timeout) token = 6 * timeout;
-        bool ok = token >= timeout;
-        if (ok) token -= timeout;
-        peer.Tokens = token;
-        return ok;
+        return TakeToken(state, "icmp-peer:" + IpNet.FormatAddress(dst, IpFamily.V4), timeout);
     }
 
-    private static byte[]? Build6(VirtualHost host, Skb about, Packet p, byte type, byte code, uint info)
+    private static byte[]? Build6(VirtualHost host, Skb about, Packet p, byte type, byte code, uint info, RuntimeState? state)
     {
         UInt128 dst = p.Destination, src = p.Source;
         UInt128? from = RouteLookup.IsLocalAddress(host, IpFamily.V6, dst) ? dst : null;
@@ -131,6 +163,7 @@ public static class IcmpErrors
 
         RouteResult back = RouteLookup.Output(host, new RouteQuery(IpFamily.V6, src));
         if (!back.Ok) return null;
+        if (state is not null && !RateAllows6(host, state, back, src, type)) return null;
         // icmp6_send: a route's own prefsrc (icmpv6_rt_has_prefsrc), else the source selected for the packet's
         // input device (ipv6_dev_get_saddr on parm->iif), not the output one: an error about a packet that came in
         // on eth1 from a host behind eth0 leaves by eth0 with eth1's address (recorded on Linux 6.18, tests/conformance).

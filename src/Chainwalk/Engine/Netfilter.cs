@@ -76,8 +76,39 @@ public sealed class Netfilter
     /// <summary>Connection tracking and NAT; null = not loaded.</summary>
     public IConntrackHooks? Conntrack { get; set; }
 
+    /// <summary>
+    /// Remember routing decisions while the host's interfaces, addresses, routes and sysctls cannot change (a
+    /// batch or a replay: the kernel's FIB and nexthop caches play this part). Off by default.
+    /// </summary>
+    public bool CacheRoutes { get; set; }
+
+    private readonly record struct RouteKey(IpFamily Family, UInt128 Destination, UInt128? Source, string? In, string? Out, uint Mark);
+
+    private readonly Dictionary<RouteKey, InputDecision> _inputRoutes = new();
+    private readonly Dictionary<RouteKey, RouteResult> _outputRoutes = new();
+
+    private InputDecision InputRoute(RouteQuery q)
+    {
+        if (!CacheRoutes) return RouteLookup.Input(Host, q);
+        var key = new RouteKey(q.Family, q.Destination, q.Source, q.InputInterface, null, q.Mark);
+        if (!_inputRoutes.TryGetValue(key, out InputDecision? d))
+        {
+            d = RouteLookup.Input(Host, q);
+            if (_inputRoutes.Count > 65536) _inputRoutes.Clear();
+            _inputRoutes[key] = d;
+        }
+        return d;
+    }
+
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
+
+    /// <summary>
+    /// The compiled form of the IPv4 rules (<see cref="Compiled.CompiledRules"/>), used by the walker when no trace
+    /// is recorded; null = every chain is walked linearly (the reference). Whoever edits the rules afterwards
+    /// recompiles the chain or drops this.
+    /// </summary>
+    public Compiled.CompiledRules? Compiled { get; set; }
 
     /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
     public bool RecordTrace { get; set; }
@@ -139,6 +170,13 @@ public sealed class Netfilter
             result.Fate.Clear();
             result.Fate.Add("error");
         }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
+        {
+            // A fault in Chainwalk itself: this packet's result says so, the batch goes on.
+            result.Error = "chainwalk: internal error while processing the packet: " + ex.GetType().Name + ": " + ex.Message;
+            result.Fate.Clear();
+            result.Fate.Add("error");
+        }
         finally
         {
             Current = outer;
@@ -194,7 +232,7 @@ public sealed class Netfilter
         };
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
-        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : RouteLookup.Input(Host, q);
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : InputRoute(q);
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -465,7 +503,15 @@ public sealed class Netfilter
             OutputInterface = boundDevice,
             Mark = skb.Mark,
         };
-        return RouteLookup.Output(Host, q);
+        if (!CacheRoutes) return RouteLookup.Output(Host, q);
+        var key = new RouteKey(q.Family, q.Destination, q.Source, null, q.OutputInterface, q.Mark);
+        if (!_outputRoutes.TryGetValue(key, out RouteResult? r))
+        {
+            r = RouteLookup.Output(Host, q);
+            if (_outputRoutes.Count > 65536) _outputRoutes.Clear();
+            _outputRoutes[key] = r;
+        }
+        return r;
     }
 
     /// <summary>POSTROUTING and the conntrack confirmation at its end.</summary>
@@ -614,6 +660,7 @@ public sealed class Netfilter
                 if (!Conntrack.ApplyNat(ctx))
                 {
                     if (!generated) Drop(result, "dropped by NAT");
+                    else Event(new GeneratedEndEvent("dropped (NAT)"));
                     return false;
                 }
                 continue;
@@ -708,8 +755,26 @@ public sealed class Netfilter
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         int sp = 0;
         int i = 0;
+        // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and
+        // proves the match for the rules it covers; others are tested as in the linear walk. Off whenever a
+        // trace is recorded or the packet has no flow key (not IPv4, a fragment, a truncated TCP/UDP header).
+        Compiled.CompiledRules? compiled = trace is null && !skb.Trace ? Compiled : null;
+        Compiled.FlowKey key = default;
+        bool fast = compiled is not null && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
+        Chain? indexedChain = null;
+        Compiled.ChainIndex? index = null;
+        bool proven = false;
         while (true)
         {
+            if (fast)
+            {
+                if (!ReferenceEquals(chain, indexedChain))
+                {
+                    indexedChain = chain;
+                    index = compiled!.For(chain);
+                }
+                if (index is not null) i = index.Next(i, key, out proven);
+            }
             if (i >= chain.Rules.Count)
             {
                 if (sp == 0 || chain.IsBuiltin)
@@ -728,7 +793,9 @@ public sealed class Netfilter
             ctx.Rule = rule;
             ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
-            string? failed = MatchRule(ctx, rule, trace is not null);
+            // A rule the index proved to match (its whole condition is in the index) is not tested again.
+            string? failed = proven ? null : MatchRule(ctx, rule, trace is not null);
+            proven = false;
             if (ctx.HotDrop)
             {
                 ctx.HotDrop = false;
@@ -770,7 +837,7 @@ public sealed class Netfilter
             }
             if (target.IsChainJump)
             {
-                Chain? next = table.Find(target.Name);
+                Chain? next = compiled?.JumpTarget(target) ?? table.Find(target.Name);
                 if (next is null)
                 {
                     i++;
@@ -805,6 +872,8 @@ public sealed class Netfilter
                 if (skb.Trace != traceBefore) trace.Add(new ChangeEvent(table.Name, chain.Name, i + 1, "traced from here on (nf_trace)"));
             }
             if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
+            // A target that goes on may have changed the header: read the key again (or walk on linearly).
+            if (fast && v.Kind is VerdictKind.Continue or VerdictKind.Return) fast = !skb.Trace && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
             switch (v.Kind)
             {
                 case VerdictKind.Continue:

@@ -29,6 +29,8 @@ public static class Sysctl
         ["net.ipv4.ip_local_port_range"] = "32768\t60999",
         ["net.ipv4.icmp_echo_ignore_all"] = "0",
         ["net.ipv4.icmp_ratelimit"] = "1000",
+        ["net.ipv4.icmp_ratemask"] = "6168",
+        ["net.ipv6.icmp.ratelimit"] = "1000",
         ["net.ipv6.conf.all.forwarding"] = "0",
         ["net.ipv6.conf.default.forwarding"] = "0",
         ["net.ipv6.conf.lo.forwarding"] = "0",

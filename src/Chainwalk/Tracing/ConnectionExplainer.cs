@@ -97,10 +97,26 @@ public sealed class ConnectionExplainer
         }
         w.WriteEndArray();
         if (ct.Tcp is { } t) w.WriteString("tcp_state", TcpTracker.Name(t.State));
+        // The NAT mapping, read from the tuples as the kernel keeps it: SNAT changes the reply's destination, DNAT its source.
+        w.WriteStartObject("nat");
+        if (ct.Has(ConnStatus.SrcNat))
+            w.WriteString("snat", Endpoint(ct.Original, source: true) + " -> " + Endpoint(ct.Reply, source: false));
+        if (ct.Has(ConnStatus.DstNat))
+            w.WriteString("dnat", Endpoint(ct.Original, source: false) + " -> " + Endpoint(ct.Reply, source: true));
+        w.WriteEndObject();
         w.WriteNumber("mark", ct.Mark);
         w.WriteNumber("timeout", ct.SecondsLeft(now));
         w.WriteString("line", ConntrackTable.Format(ct, now));
         w.WriteEndObject();
+    }
+
+    private static string Endpoint(ConnTuple t, bool source)
+    {
+        UInt128 a = source ? t.Source : t.Destination;
+        string addr = IpNet.FormatAddress(a, t.Family);
+        if (t.Family == IpFamily.V6) addr = "[" + addr + "]";
+        if (!ConnTuple.HasPortTuple(t.Protocol) || t.IsIcmp) return addr;
+        return addr + ":" + (source ? t.SourcePort : t.DestinationPort).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void WriteTuple(Utf8JsonWriter w, string name, ConnTuple t)

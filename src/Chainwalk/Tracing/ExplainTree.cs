@@ -45,6 +45,8 @@ public static class ExplainTree
     {
         int depth = 0;
         int noteDepth = 1;
+        // The chains the walk is in (for "back in CHAIN" after a return): a jump pushes, a goto replaces.
+        var calls = new List<string>();
         foreach (TraceEvent ev in events)
         {
             noteDepth = ev switch
@@ -67,6 +69,9 @@ public static class ExplainTree
                     sb.Append(Indent(depth + 1)).Append("table ").Append(t.Table).Append(" (priority ").Append(t.Priority.ToString(CultureInfo.InvariantCulture)).Append(")\n");
                     break;
                 case ChainEvent c:
+                    if (c.Caller is null) calls.Clear();
+                    else if (c.Goto && calls.Count > 0) calls.RemoveAt(calls.Count - 1);
+                    calls.Add(c.Chain);
                     sb.Append(Indent(depth + 2)).Append("chain ").Append(c.Chain);
                     if (c.Caller is not null) sb.Append(c.Goto ? "  (goto from " : "  (jump from ").Append(c.Caller).Append(" rule ").Append(c.CallerRule.ToString(CultureInfo.InvariantCulture)).Append(')');
                     sb.Append('\n');
@@ -83,10 +88,12 @@ public static class ExplainTree
                         if (!r.Matched && r.FailedPart is { Length: > 0 } part) sb.Append("    [failed: ").Append(part).Append(']');
                         if (r.Matched && r.Verdict is not null) sb.Append("  => ").Append(r.Verdict);
                         sb.Append('\n');
+                        if (r.Matched && r.Verdict == "RETURN") Back(sb, calls, depth);
                         break;
                     }
                 case ChainEndEvent e:
                     sb.Append(Indent(depth + 3)).Append(e.IsPolicy ? "policy " : "end of chain: ").Append(e.Verdict).Append('\n');
+                    if (!e.IsPolicy) Back(sb, calls, depth);
                     break;
                 case TableVerdictEvent:
                     break;
@@ -118,6 +125,13 @@ public static class ExplainTree
 
     private static string Indent(int depth) => new(' ', depth * 2);
 
+    /// <summary>After a RETURN: the walk goes on in the calling chain (nothing is printed when it falls to the policy).</summary>
+    private static void Back(StringBuilder sb, List<string> calls, int depth)
+    {
+        if (calls.Count > 0) calls.RemoveAt(calls.Count - 1);
+        if (calls.Count > 0) sb.Append(Indent(depth + 2)).Append("back in chain ").Append(calls[^1]).Append('\n');
+    }
+
     /// <summary>A rule in the -S form without the leading "-A CHAIN".</summary>
     public static string RuleText(Rule rule) => RuleWriter.SaveBody(rule).TrimStart();
 
@@ -142,7 +156,10 @@ public static class ExplainTree
             }
             if (st is null)
             {
-                if (n > 0 && rule.Matches.Count == 0 && rule.Target is not null)
+                // A rule whose only match is a comment has no condition (kube-proxy's last endpoint).
+                bool unconditional = rule.Matches.All(m => m.Extension.Name == "comment") && rule.Source.IsAny && rule.Destination.IsAny
+                    && rule.Protocol == 0 && rule.InInterface.Length == 0 && rule.OutInterface.Length == 0;
+                if (n > 0 && unconditional && rule.Target is not null)
                 {
                     sb.Append(CultureInfo.InvariantCulture, $"  rule {i + 1} (no condition) gets the rest: {notTaken:P1} -> {rule.Target.Name}\n");
                     notTaken = 0;

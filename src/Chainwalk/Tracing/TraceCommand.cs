@@ -18,7 +18,7 @@ public static class TraceCommand
 Usage: chainwalk trace [-i IFACE | --local [-o IFACE] [--mark N] [--uid N] [--gid N]]
                        -p PROTO -s SRC -d DST [--sport N] [--dport N] [--tcp-flags SYN,ACK | --syn] [--seq N] [--ack N]
                        [--icmp-type T[/C]] [--len N] [--ttl N] [--tos N] [--mac-source M] [--at SECONDS]
-                       [--json | --trace-format tree|kernel] [--dry-run] [--seed N]
+                       [--json | --trace-format tree|kernel] [--svg OUT.svg] [--html OUT.html] [--dry-run] [--seed N]
        chainwalk trace --batch FILE.jsonl|- [--json] [--dry-run]
 A packet with -i arrives on that interface (PREROUTING); --local is sent by a local process (OUTPUT).
 Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":5,"hex":"…"} or fields
@@ -35,6 +35,8 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
         public bool DryRun;
         public bool KernelFormat;
         public int? Seed;
+        public string? Svg;
+        public string? Html;
     }
 
     public static int Run(string[] args, HostStore store, ToolIo io)
@@ -75,8 +77,9 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
             return 2;
         }
         Netfilter nf = EngineStore.Open(store, host);
+        nf.CacheRoutes = true;
         if (o.Seed is int seed) nf.State.Random = new Random(seed);
-        nf.RecordTrace = !o.KernelFormat || o.Json;
+        nf.RecordTrace = !o.KernelFormat || o.Json || o.Svg is not null || o.Html is not null;
         ConntrackEvents? events = ConntrackEvents.For(nf);
         int n = 0, failed = 0;
         foreach (PacketInput input in inputs)
@@ -86,6 +89,8 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
             events?.After(r, nf.State.Now);
             KernelLogCompat.Record(nf.State, r);
             if (r.Error is not null) failed++;
+            if (o.Svg is not null) File.WriteAllText(PictureName(o.Svg, n, inputs.Count), Chainwalk.Pictures.FlowDiagram.Render(r));
+            if (o.Html is not null) File.WriteAllText(PictureName(o.Html, n, inputs.Count), Chainwalk.Pictures.FlowDiagram.Html(r));
             if (o.Json) io.Out.WriteLine(TraceJson.Render(r, n, nf.State.Now));
             else if (o.KernelFormat) WriteKernel(io, r, n, inputs.Count);
             else
@@ -102,6 +107,10 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
         if (!o.DryRun) EngineStore.Save(store, host, nf);
         return 0;
     }
+
+    /// <summary>FILE for one packet; FILE-N.ext for packet N of a batch.</summary>
+    private static string PictureName(string path, int n, int count) =>
+        count == 1 ? path : Path.Combine(Path.GetDirectoryName(path) ?? "", Path.GetFileNameWithoutExtension(path) + "-" + n.ToString(CultureInfo.InvariantCulture) + Path.GetExtension(path));
 
     private static PacketInput WithTrace(PacketInput i) => new()
     {
@@ -163,6 +172,8 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
                 case "--dry-run": o.DryRun = true; break;
                 case "--seed": o.Seed = (int)ParseNumber(Value(), a, int.MaxValue); break;
                 case "--batch": o.Batch = Value(); break;
+                case "--svg": o.Svg = Value(); break;
+                case "--html": o.Html = Value(); break;
                 case "--trace-format":
                     {
                         string f = Value();

@@ -328,4 +328,57 @@ public class PipelineTests
         nf.Process(EngineHost.In("eth0", other[1])).Fate.ShouldBe(["dropped"]);
         nf.Process(EngineHost.In("eth0", parts[1])).Fate.ShouldBe(["held:reassembly"]);
     }
+
+    private static readonly string[] V6Host =
+    [
+        "ip link add eth0 type dummy", "ip link set eth0 up", "ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad",
+        "ip link add eth1 type dummy", "ip link set eth1 up", "ip -6 addr add 2001:db8:2::1/64 dev eth1 nodad",
+        "sysctl -w net.ipv6.conf.all.forwarding=1",
+    ];
+
+    [Fact]
+    public void Ipv6_is_forwarded_with_the_hop_limit_decremented()
+    {
+        var host = EngineHost.Create("", "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -i eth0 -o eth1\nCOMMIT\n", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:2::9", 1000, 53, ttl: 7)));
+        r.Fate.ShouldBe(["forwarded:eth1"]);
+        r.Outputs.Single().Packet.Ttl.ShouldBe((byte)6);
+        EngineHost.Counters(host, IpFamily.V6).ShouldContain("[1:48] -A FORWARD -i eth0 -o eth1");
+    }
+
+    [Fact]
+    public void Ipv6_hop_limit_expiry_is_answered_with_icmpv6_time_exceeded()
+    {
+        var host = EngineHost.Create("", "", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:2::9", 1000, 53, ttl: 1)));
+        r.Fate.ShouldBe(["dropped"]);
+        Packet icmp = r.Outputs.Single().Packet;
+        (icmp.IcmpType, icmp.IcmpCode).ShouldBe(((byte)3, (byte)0));
+        IpNet.FormatAddress(icmp.Source, IpFamily.V6).ShouldBe("2001:db8:1::1");
+        icmp.TransportChecksumValid.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Ipv6_loopback_destination_from_a_wire_is_dropped_before_PREROUTING()
+    {
+        var host = EngineHost.Create("", "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING\nCOMMIT\n", V6Host);
+        PacketResult r = new Netfilter(host).Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "::1", 1000, 53)));
+        r.Fate.ShouldBe(["dropped"]);
+        EngineHost.Counters(host, IpFamily.V6).ShouldContain("[0:0] -A PREROUTING");
+    }
+
+    [Fact]
+    public void Icmpv6_errors_are_rate_limited_per_destination_scaled_by_the_route_prefix()
+    {
+        // icmpv6_xrlim_allow: 1000 ms >> ((128 - 64) >> 5) = 250 ms per message, a burst of 6. (The kernel answered
+        // 7 of 8 packets scapy sent back to back, the eighth after more than 250 ms had passed.)
+        var host = EngineHost.Create("", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -j REJECT\nCOMMIT\n", V6Host);
+        var nf = new Netfilter(host);
+        int replies = 0;
+        for (int i = 0; i < 8; i++)
+            replies += nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", (ushort)(1000 + i), 9), at: 10)).Outputs.Count;
+        replies.ShouldBe(6);
+        nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", 2000, 9), at: 10.25)).Outputs.Count.ShouldBe(1);
+        nf.Process(EngineHost.In("eth0", EngineHost.Udp("2001:db8:1::5", "2001:db8:1::1", 2001, 9), at: 10.3)).Outputs.Count.ShouldBe(0);
+    }
 }

@@ -1,4 +1,6 @@
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Nat;
 using Chainwalk.Rules;
 
 namespace Chainwalk.Extensions.Targets;
@@ -27,4 +29,8 @@ public sealed class DnatTarget : NatTargetBase
     protected override bool KeepsBasePort(IpFamily family) => true;
 
     protected override void Init(ParseContext ctx, NatRangeData data) => data.Revision = 2;
+
+    /// <summary>xt_dnat_target_v2: the destination binding from the rule's range.</summary>
+    protected override Verdict Execute(PacketContext ctx, NatRangeData data) =>
+        NatTargets.Bind(ctx, NatRange2.From(data), NatManip.Dst, Name);
 }

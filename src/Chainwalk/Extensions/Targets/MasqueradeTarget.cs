@@ -1,3 +1,5 @@
+using Chainwalk.Engine;
+using Chainwalk.Nat;
 using Chainwalk.Rules;
 
 namespace Chainwalk.Extensions.Targets;
@@ -26,4 +28,6 @@ public sealed class MasqueradeTarget : NatTargetBase
     protected override bool SkipColon => true;
 
     protected override string? CheckEntry(RuleCheckContext ctx, NatRangeData data) => RefuseMapIps(data);
+
+    protected override Verdict Execute(PacketContext ctx, NatRangeData data) => NatTargets.Masquerade(ctx, data);
 }

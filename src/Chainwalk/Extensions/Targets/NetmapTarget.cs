@@ -1,5 +1,7 @@
+using Chainwalk.Engine;
 using System.Text;
 using Chainwalk.Net;
+using Chainwalk.Nat;
 using Chainwalk.Rules;
 
 namespace Chainwalk.Extensions.Targets;
@@ -65,4 +67,6 @@ public sealed class NetmapTarget : XtExtension<NetmapData>
 
     protected override string? CheckEntry(RuleCheckContext ctx, NetmapData d) =>
         (d.Flags & NatRangeFlags.MapIps) == 0 ? RulesetEditor.InvalidArgument : null;
+
+    protected override Verdict Execute(PacketContext ctx, NetmapData data) => NatTargets.Netmap(ctx, data);
 }

@@ -1,3 +1,5 @@
+using Chainwalk.Engine;
+using Chainwalk.Nat;
 using Chainwalk.Rules;
 using Chainwalk.Syntax;
 
@@ -31,4 +33,6 @@ public sealed class RedirectTarget : NatTargetBase
     }
 
     protected override string? CheckEntry(RuleCheckContext ctx, NatRangeData data) => RefuseMapIps(data);
+
+    protected override Verdict Execute(PacketContext ctx, NatRangeData data) => NatTargets.Redirect(ctx, data);
 }

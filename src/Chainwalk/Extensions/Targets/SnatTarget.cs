@@ -1,4 +1,6 @@
+using Chainwalk.Engine;
 using Chainwalk.Net;
+using Chainwalk.Nat;
 using Chainwalk.Rules;
 
 namespace Chainwalk.Extensions.Targets;
@@ -27,4 +29,8 @@ public sealed class SnatTarget : NatTargetBase
     protected override string SaveRangeOption => "--to-source ";
 
     protected override void Init(ParseContext ctx, NatRangeData data) => data.Revision = ctx.Family == IpFamily.V4 ? 0 : 1;
+
+    /// <summary>xt_snat_target_v0 / _v1: the source binding from the rule's range.</summary>
+    protected override Verdict Execute(PacketContext ctx, NatRangeData data) =>
+        NatTargets.Bind(ctx, NatRange2.From(data), NatManip.Src, Name);
 }

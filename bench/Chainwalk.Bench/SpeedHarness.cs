@@ -1,0 +1,551 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Chainwalk.Compat;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+using Chainwalk.Engine.Compiled;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Syntax;
+using Chainwalk.Wire;
+
+namespace Chainwalk.Bench;
+
+/// <summary>
+/// The figures of bench/run.sh (issue 6), measured in one process on one core (thread CPU time, wall time beside):
+/// ClassBench classification (compiled and linear walk), restore, one-rule updates, kube-proxy shapes,
+/// conntrack memory. Writes a JSON fragment; bench/run.sh adds the real iptables and DPDK figures.
+/// Usage: Chainwalk.Bench --speed [--quick] --cache DIR --out FILE
+/// </summary>
+public static class SpeedHarness
+{
+    private static bool _quick;
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec ts);
+
+    /// <summary>
+    /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): throughput figures are packets per CPU-second
+    /// of the benchmark thread, so other work on this shared machine does not count (wall figures are kept beside).
+    /// </summary>
+    private static double Cpu()
+    {
+        ClockGetTime(3, out Timespec ts);
+        return ts.Seconds + ts.Nanoseconds * 1e-9;
+    }
+
+    /// <summary>Wall and thread-CPU seconds of one timed section.</summary>
+    private sealed class Clock
+    {
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+        private double _cpu = Cpu();
+
+        public void Restart()
+        {
+            _wall.Restart();
+            _cpu = Cpu();
+        }
+
+        public double Wall => _wall.Elapsed.TotalSeconds;
+
+        public double CpuSeconds => Cpu() - _cpu;
+    }
+
+    public static int Run(string[] args)
+    {
+        _quick = args.Contains("--quick");
+        string cache = Arg(args, "--cache") ?? Path.Combine(Path.GetTempPath(), "chainwalk-bench");
+        string output = Arg(args, "--out") ?? "speed.json";
+        Directory.CreateDirectory(cache);
+        string corpus = CorpusLocator.Corpus;
+        // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
+        if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
+        if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
+        var root = new JsonObject
+        {
+            ["quick"] = _quick,
+            ["dotnet"] = Environment.Version.ToString(),
+            ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
+            ["port_tuples"] = TupleIndex.PortTuples,
+            ["merge_limit"] = TupleIndex.MergeLimit,
+        };
+        var cb = new JsonObject();
+        root["classbench"] = cb;
+        string only = Arg(args, "--only") ?? "";
+        if (only == "probe") return Probe(corpus);
+        var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
+        foreach (string archive in archives)
+        {
+            Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+            foreach (string fam in new[] { "acl1", "fw1", "ipc1" })
+            {
+                string name = archive.Contains("100k") ? fam + "_100k" : fam + "_10k";
+                string file = files.Keys.First(k => k.StartsWith(fam + "_", StringComparison.Ordinal) && !k.EndsWith("_trace", StringComparison.Ordinal)
+                    && (archive.Contains("100k") || k.EndsWith("_10k", StringComparison.Ordinal)));
+                cb[name] = ClassBenchSet(name, files[file], files[file + "_trace"], cache, root);
+                Log($"{name,-10} {cb[name]!.ToJsonString()}");
+            }
+        }
+        if (only is "" or "update")
+        {
+            root["update_us"] = Updates(Path.Combine(cache, "acl1_100k.rules"));
+            Log("update_us " + root["update_us"]!.ToJsonString());
+        }
+        var kube = new JsonObject();
+        root["kube"] = kube;
+        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : [])
+        {
+            kube[services.ToString(CultureInfo.InvariantCulture)] = Kube(services);
+            Log($"kube {services} {kube[services.ToString(CultureInfo.InvariantCulture)]!.ToJsonString()}");
+        }
+        if (only is "" or "conntrack")
+        {
+            root["conntrack"] = ConntrackMemory();
+            Log("conntrack " + root["conntrack"]!.ToJsonString());
+        }
+        File.WriteAllText(output, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
+    }
+
+    private static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static void Log(string line) => Console.Error.WriteLine(line);
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        return xs[xs.Count / 2];
+    }
+
+    private static double R(double x, int digits = 3) => Math.Round(x, digits);
+
+    /// <summary>Managed bytes held after building <paramref name="make"/> (full collections around it).</summary>
+    private static (T Value, long Bytes) Measure<T>(Func<T> make)
+    {
+        long before = GC.GetTotalMemory(true);
+        T v = make();
+        long after = GC.GetTotalMemory(true);
+        GC.KeepAlive(v);
+        return (v, after - before);
+    }
+
+    private static Ruleset Restore(string text) =>
+        new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), text, new RestoreOptions());
+
+    // ------------------------------------------------------------------ ClassBench
+
+    private static JsonObject ClassBenchSet(string name, string filters, string traceText, string cache, JsonObject root)
+    {
+        ClassBench.Converted conv = ClassBench.Convert(filters);
+        File.WriteAllText(Path.Combine(cache, name + ".rules"), conv.Restore);
+        int maxHeaders = _quick ? 200_000 : int.MaxValue;
+        TraceHeader[] trace = ClassBench.ReadTrace(traceText, maxHeaders);
+
+        // Restore (parse + build the rule objects), in process; the 100k acl1 figure is restore_100k.chainwalk_inproc_s.
+        var restoreTimes = new List<double>();
+        Ruleset rules = null!;
+        long rulesetBytes = 0;
+        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
+        {
+            rules = null!;
+            GC.Collect();
+            var sw = new Clock();
+            (rules, rulesetBytes) = rep == 0 ? Measure(() => Restore(conv.Restore)) : (Restore(conv.Restore), rulesetBytes);
+            restoreTimes.Add(sw.CpuSeconds);
+        }
+        if (name == "acl1_100k")
+        {
+            root["restore_100k_inproc"] = new JsonObject { ["chainwalk_inproc_s"] = R(Median(restoreTimes)), ["rules"] = conv.Rules };
+        }
+        var buildTimes = new List<double>();
+        CompiledRules compiled = null!;
+        for (int rep = 0; rep < (_quick ? 2 : 5); rep++)
+        {
+            var sw = new Clock();
+            compiled = CompiledRules.Build(rules);
+            buildTimes.Add(sw.CpuSeconds);
+        }
+        Table filter = rules.Find("filter")!;
+        Chain forward = filter.Find("FORWARD")!;
+        ChainIndex index = compiled.For(forward)!;
+
+        var host = VirtualHost.CreateFresh();
+        host.V4 = rules;
+        var fast = new Netfilter(host) { Compiled = compiled };
+        var slow = new Netfilter(host);
+        var skbs = new Skb[trace.Length];
+        for (int i = 0; i < trace.Length; i++) skbs[i] = new Skb(Packet.Parse(ClassBench.Packet(trace[i]))) { InDev = "eth0", OutDev = "eth1" };
+        var fctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+        var sctx = new PacketContext(slow, skbs[0]) { Hook = Hook.Forward };
+
+        // Agreement on a sample (the tests check every counter; here the verdicts).
+        int sample = Math.Min(trace.Length, name.EndsWith("100k", StringComparison.Ordinal) ? (_quick ? 1000 : 3000) : (_quick ? 5000 : 20000));
+        int disagree = 0;
+        var linear = new Clock();
+        for (int i = 0; i < sample; i++)
+        {
+            sctx.Skb = skbs[i];
+            slow.RunTable(sctx, filter, Hook.Forward);
+        }
+        double linearS = linear.CpuSeconds, linearWall = linear.Wall;
+        for (int i = 0; i < sample; i++)
+        {
+            fctx.Skb = skbs[i];
+            Verdict a = fast.RunTable(fctx, filter, Hook.Forward);
+            sctx.Skb = skbs[i];
+            Verdict b = slow.RunTable(sctx, filter, Hook.Forward);
+            if (a != b) disagree++;
+        }
+
+        // Compiled: whole trace, warm-up pass then timed passes.
+        var times = new List<double>();
+        var walls = new List<double>();
+        long alloc = 0;
+        for (int rep = 0; rep < (_quick ? 2 : 4); rep++)
+        {
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            var sw = new Clock();
+            for (int i = 0; i < skbs.Length; i++)
+            {
+                fctx.Skb = skbs[i];
+                fast.RunTable(fctx, filter, Hook.Forward);
+            }
+            double s = sw.CpuSeconds;
+            double w = sw.Wall;
+            alloc = GC.GetAllocatedBytesForCurrentThread() - a0;
+            if (rep > 0)
+            {
+                times.Add(s);
+                walls.Add(w);
+            }
+        }
+        int matched = 0;
+        foreach (Rule r in forward.Rules)
+        {
+            if (r.Counters.Packets > 0) matched++;
+        }
+        int groups = index.Runs.Sum(r => r.GroupCount);
+        return new JsonObject
+        {
+            ["filters"] = conv.Filters,
+            ["rules"] = conv.Rules,
+            ["filters_split_tcp_udp"] = conv.SplitIntoTcpUdp,
+            ["filters_ports_dropped"] = conv.PortsDropped,
+            ["trace_headers"] = trace.Length,
+            ["mpps"] = R(trace.Length / Median(times) / 1e6),
+            ["mpps_wall"] = R(trace.Length / Median(walls) / 1e6),
+            ["linear_mpps"] = R(sample / linearS / 1e6, 4),
+            ["linear_mpps_wall"] = R(sample / linearWall / 1e6, 4),
+            ["linear_sample_headers"] = sample,
+            ["speedup"] = R(sample / linearS > 0 ? (trace.Length / Median(times)) / (sample / linearS) : 0, 1),
+            ["verdict_disagreements_in_sample"] = disagree,
+            ["alloc_bytes_per_packet"] = R((double)alloc / skbs.Length, 2),
+            ["build_s"] = R(Median(buildTimes), 4),
+            ["bytes_per_rule"] = R((double)compiled.Bytes / conv.Rules, 1),
+            ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / conv.Rules, 1),
+            ["restore_s"] = R(Median(restoreTimes)),
+            ["tuple_groups"] = groups,
+            ["rte_acl_mpps"] = null,
+            ["rte_acl_scalar_mpps"] = null,
+        };
+    }
+
+    /// <summary>Diagnostics: the index alone (FirstMatch over flow keys) against the whole RunTable, acl1_10k and ipc1_100k.</summary>
+    private static int Probe(string corpus)
+    {
+        foreach (var (archive, set) in new[] { ("classbench-1k-10k.tgz", "acl1_10k"), ("classbench-1k-10k.tgz", "fw1_10k"), ("classbench-100k.tgz", "ipc1_100k") })
+        {
+            Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+            ClassBench.Converted conv = ClassBench.Convert(files[set]);
+            Ruleset rules = Restore(conv.Restore);
+            CompiledRules compiled = CompiledRules.Build(rules);
+            Table filter = rules.Find("filter")!;
+            ChainIndex index = compiled.For(filter.Find("FORWARD")!)!;
+            TraceHeader[] trace = ClassBench.ReadTrace(files[set + "_trace"], 200_000);
+            var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+            long sum = 0;
+            var c = new Clock();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < keys.Length; i++) sum += index.Next(0, keys[i], out _);
+            }
+            double idx = 3 * keys.Length / c.CpuSeconds / 1e6;
+            var host = VirtualHost.CreateFresh();
+            host.V4 = rules;
+            var fast = new Netfilter(host) { Compiled = compiled };
+            var skbs = trace.Select(h => new Skb(Packet.Parse(ClassBench.Packet(h))) { InDev = "eth0", OutDev = "eth1" }).ToArray();
+            var ctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+            var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, empty, Hook.Forward);
+                }
+            }
+            double emptyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, filter, Hook.Forward);
+                }
+            }
+            double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
+        }
+        return 0;
+    }
+
+    private static double CompiledBuild(Ruleset rules)
+    {
+        var c = new Clock();
+        CompiledRules.Build(rules);
+        return c.CpuSeconds;
+    }
+
+    // ------------------------------------------------------------------ one-rule updates
+
+    private static JsonObject Updates(string rulesFile)
+    {
+        Ruleset rules = Restore(File.ReadAllText(rulesFile));
+        CompiledRules compiled = CompiledRules.Build(rules);
+        Chain forward = rules.Find("filter")!.Find("FORWARD")!;
+        int n = forward.Rules.Count;
+        var parser = new CommandLineParser(IpFamily.V4, "iptables");
+        string[] spec = ["-s", "198.51.100.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+        var appendEdit = new List<double>();
+        var deleteEdit = new List<double>();
+        var appendAll = new List<double>();
+        var deleteAll = new List<double>();
+        for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
+        {
+            var sw = new Clock();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-A", "FORWARD", .. spec]));
+            double edit = sw.CpuSeconds;
+            compiled.Appended(forward);
+            double all = sw.CpuSeconds;
+            appendEdit.Add(edit);
+            appendAll.Add(all);
+            // Where the rule -D will remove is (the one just appended); the command finds it the same way.
+            int position = forward.Rules.Count - 1;
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", .. spec]));
+            edit = sw.CpuSeconds;
+            compiled.Deleted(forward, position);
+            all = sw.CpuSeconds;
+            deleteEdit.Add(edit);
+            deleteAll.Add(all);
+        }
+        if (forward.Rules.Count != n) throw new InvalidOperationException("-A/-D did not restore the rule count");
+        return new JsonObject
+        {
+            ["rules"] = n,
+            ["append"] = R(Median(appendAll) * 1e6, 1),
+            ["delete"] = R(Median(deleteAll) * 1e6, 1),
+            ["append_edit_only"] = R(Median(appendEdit) * 1e6, 1),
+            ["delete_edit_only"] = R(Median(deleteEdit) * 1e6, 1),
+            ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
+            ["note"] = "in process: parse the command, edit the rule set (RulesetEditor, with its validation), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); *_edit_only without the compiled update; recompile_us = rebuilding the chain's index instead",
+        };
+    }
+
+    private static double Recompile(CompiledRules compiled, Chain chain)
+    {
+        var times = new List<double>();
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var c = new Clock();
+            compiled.Recompile(chain);
+            times.Add(c.CpuSeconds);
+        }
+        return Median(times);
+    }
+
+    // ------------------------------------------------------------------ kube-proxy shapes
+
+    private static VirtualHost ForwardingHost()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cw-bench-host-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var store = new HostStore(dir);
+            var io = new ToolIo { In = TextReader.Null, Out = TextWriter.Null, Err = new StringWriter() };
+            string[] commands =
+            [
+                "ip link add eth0 type dummy", "ip link set eth0 up", "ip addr add 10.0.0.1/24 dev eth0", "ip route add default via 10.0.0.254",
+                "ip link add eth1 type dummy", "ip link set eth1 up", "ip addr add 192.168.0.1/16 dev eth1", "sysctl -w net.ipv4.ip_forward=1",
+            ];
+            foreach (string c in commands)
+            {
+                string[] argv = c.Split(' ');
+                int rc = argv[0] == "sysctl" ? SysctlCompat.Run(argv, store, io) : IpCompat.Run(argv, store, io);
+                if (rc != 0) throw new InvalidOperationException(c + ": " + io.Err);
+            }
+            return store.Load();
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private static JsonObject Kube(int services)
+    {
+        var (text, svcs, ruleCount) = KubeProxyRules.Generate(services, seed: services);
+        // DNAT is not evaluated on this branch (NAT arrives with the nat branch): its rules ACCEPT, which ends the walk as DNAT does.
+        string walkable = System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \\n]+", "-j ACCEPT");
+        var sw = new Clock();
+        var (rules, rulesetBytes) = Measure(() => Restore(walkable));
+        double load = sw.CpuSeconds;
+        sw.Restart();
+        CompiledRules compiled = CompiledRules.Build(rules);
+        double build = sw.CpuSeconds;
+        Table nat = rules.Find("nat")!;
+        var host = VirtualHost.CreateFresh();
+        host.V4 = rules;
+        var fast = new Netfilter(host) { Compiled = compiled };
+        var slow = new Netfilter(host);
+        var rnd = new Random(services);
+        int count = _quick ? 200_000 : 1_000_000;
+        var skbs = new Skb[count];
+        for (int i = 0; i < count; i++)
+        {
+            KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
+            skbs[i] = new Skb(Packet.Parse(PacketBuilder.Ipv4(0xC0A80000u + (uint)rnd.Next(2, 60000), s.ClusterIp).Tcp((ushort)rnd.Next(1024, 65535), s.Port).Build())) { InDev = "eth1" };
+        }
+        double Walk(Netfilter nf, int n)
+        {
+            var ctx = new PacketContext(nf, skbs[0]) { Hook = Hook.Prerouting };
+            var t = new Clock();
+            for (int i = 0; i < n; i++)
+            {
+                ctx.Skb = skbs[i];
+                nf.RunTable(ctx, nat, Hook.Prerouting);
+            }
+            return n / t.CpuSeconds / 1e6;
+        }
+        Walk(fast, Math.Min(count, 50_000));
+        var natFast = new List<double>();
+        for (int rep = 0; rep < (_quick ? 1 : 3); rep++) natFast.Add(Walk(fast, count));
+        int linearN = Math.Min(count, services >= 10000 ? 3000 : 20000);
+        double natSlow = Walk(slow, linearN);
+
+        // Established flows through the whole pipeline (nf.Process): conntrack finds the connection, the nat
+        // table is not consulted, filter FORWARD accepts RELATED,ESTABLISHED in KUBE-FORWARD.
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore(walkable);
+        var ct = new ConntrackHooks();
+        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = ct };
+        int flows = _quick ? 20_000 : 100_000;
+        // Per flow: the client's SYN (new), the server's SYN-ACK (reply, in on eth0), the client's ACK; then
+        // established packets are the client's further ACKs.
+        var synIn = new PacketInput[flows];
+        var synAckIn = new PacketInput[flows];
+        var ackIn = new PacketInput[flows];
+        var rnd2 = new Random(services + 1);
+        for (int f = 0; f < flows; f++)
+        {
+            KubeProxyRules.Service s = svcs[rnd2.Next(svcs.Length)];
+            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
+            ushort sport = (ushort)(1024 + f % 60000);
+            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+            synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(s.ClusterIp, src).Tcp(s.Port, sport, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
+            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
+        }
+        sw.Restart();
+        int forwarded = 0;
+        string? newFate = null;
+        foreach (PacketInput p in synIn)
+        {
+            PacketResult res = pipe.Process(p);
+            if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
+            newFate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
+        }
+        double newMpps = flows / sw.CpuSeconds / 1e6;
+        foreach (PacketInput p in synAckIn) pipe.Process(p);
+        var est = new List<double>();
+        string? fate = null;
+        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
+        {
+            sw.Restart();
+            foreach (PacketInput p in ackIn)
+            {
+                PacketResult res = pipe.Process(p);
+                fate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
+            }
+            est.Add(flows / sw.CpuSeconds / 1e6);
+        }
+        return new JsonObject
+        {
+            ["rules"] = ruleCount,
+            ["load_s"] = R(load),
+            ["build_s"] = R(build, 4),
+            ["new_mpps"] = null,
+            ["new_mpps_reason"] = "NAT is not on this branch (DNAT cannot be evaluated yet): see new_nat_walk_mpps and new_pipeline_no_nat_mpps",
+            ["new_nat_walk_mpps"] = R(Median(natFast)),
+            ["new_nat_walk_linear_mpps"] = R(natSlow, 4),
+            ["new_pipeline_no_nat_mpps"] = R(newMpps),
+            ["new_pipeline_forwarded"] = forwarded,
+            ["new_pipeline_fate"] = newFate,
+            ["established_mpps"] = R(Median(est)),
+            ["established_fate"] = fate,
+            ["established_note"] = "nf.Process: parse, routing, conntrack lookup, filter FORWARD (compiled); no NAT translation on this branch",
+            ["bytes_per_rule"] = R((double)compiled.Bytes / ruleCount, 1),
+            ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / ruleCount, 1),
+        };
+    }
+
+    // ------------------------------------------------------------------ conntrack
+
+    private static JsonObject ConntrackMemory()
+    {
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT\nCOMMIT\n");
+        var ct = new ConntrackHooks();
+        var nf = new Netfilter(fwd) { Conntrack = ct };
+        int flows = _quick ? 50_000 : 200_000;
+        var inputs = new PacketInput[flows];
+        for (int f = 0; f < flows; f++)
+        {
+            inputs[f] = new PacketInput
+            {
+                Bytes = PacketBuilder.Ipv4(0xC0A80000u + (uint)(2 + f / 60000), 0x08080808).Tcp((ushort)(1024 + f % 60000), 443).Build(),
+                InInterface = "eth1",
+            };
+        }
+        long before = GC.GetTotalMemory(true);
+        foreach (PacketInput p in inputs) nf.Process(p);
+        long after = GC.GetTotalMemory(true);
+        int entries = ct.Table.List(nf.State.Now).Count();
+        GC.KeepAlive(inputs);
+        return new JsonObject
+        {
+            ["entries"] = entries,
+            ["bytes_per_entry"] = entries == 0 ? null : R((double)(after - before) / entries, 1),
+            ["note"] = "managed heap growth while the entries were created (ConntrackTable as on main), divided by the entries",
+        };
+    }
+}

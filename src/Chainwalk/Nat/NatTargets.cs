@@ -1,0 +1,109 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+using Chainwalk.Extensions.Targets;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Routing;
+
+namespace Chainwalk.Nat;
+
+/// <summary>
+/// What the NAT targets do when a rule hits (net/netfilter/xt_nat.c, nf_nat_masquerade.c, nf_nat_redirect.c,
+/// xt_NETMAP.c): build the range and hand it to <see cref="NatCore.SetupInfo"/>. The verdict is ACCEPT (the
+/// nat chain stops there); the packet is rewritten by the nat hook after the chain.
+/// </summary>
+public static class NatTargets
+{
+    /// <summary>SNAT and DNAT (all revisions: the range as parsed).</summary>
+    public static Verdict Bind(PacketContext ctx, in NatRange2 range, NatManip manip, string target)
+    {
+        if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
+        bool trace = ctx.Netfilter.Current?.Trace is not null;
+        ct.Reply.TryInvert(out ConnTuple before);
+        Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
+        if (trace)
+        {
+            ct.Reply.TryInvert(out ConnTuple after);
+            string from = manip == NatManip.Src ? NatCore.Endpoint(before.Family, before.Source, before.SourcePort, before) : NatCore.Endpoint(before.Family, before.Destination, before.DestinationPort, before);
+            string to = manip == NatManip.Src ? NatCore.Endpoint(after.Family, after.Source, after.SourcePort, after) : NatCore.Endpoint(after.Family, after.Destination, after.DestinationPort, after);
+            ctx.Note($"{target} binding chosen by {ctx.Table} {ctx.Chain} rule {ctx.RuleNumber.ToString(System.Globalization.CultureInfo.InvariantCulture)}: {from} -> {to} ({how})");
+        }
+        return v;
+    }
+
+    /// <summary>
+    /// nf_nat_masquerade_ipv4 / _ipv6: the source becomes the out interface's address for the route's next hop
+    /// (inet_select_addr with the gateway, or the destination when on-link; ipv6_dev_get_saddr for IPv6). The
+    /// connection remembers the interface: leaving by another one later kills it (nf_nat_oif_changed).
+    /// </summary>
+    public static Verdict Masquerade(PacketContext ctx, NatRangeData d)
+    {
+        if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
+        // A locally generated packet with source 0.0.0.0 is probably not meant to be masqueraded.
+        if (ctx.Family == IpFamily.V4 && ct.Original.Source == UInt128.Zero) return Verdict.Accept;
+        string? outDev = ctx.OutDev;
+        UInt128 dst = ctx.Packet.Destination;
+        UInt128? src;
+        if (ctx.Family == IpFamily.V4)
+        {
+            RouteResult route = RouteLookup.Output(ctx.Host, new RouteQuery(IpFamily.V4, dst) { OutputInterface = outDev, Mark = ctx.Skb.Mark });
+            UInt128 nexthop = route.Ok && route.Device == outDev && route.Gateway is { } gw ? gw : dst;
+            src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
+        }
+        else
+        {
+            src = RouteLookup.SelectSource6(ctx.Host, outDev, dst);
+        }
+        if (src is not { } newsrc)
+        {
+            if (ctx.Family == IpFamily.V4) ctx.Log((outDev ?? "") + " ate my IP address");
+            ctx.Note($"MASQUERADE: {outDev} has no address to masquerade with: dropped");
+            return Verdict.Drop;
+        }
+        ct.MasqueradeDevice = outDev;
+        var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, newsrc, newsrc, d.MinPort, d.MaxPort);
+        return Bind(ctx, range, NatManip.Src, "MASQUERADE");
+    }
+
+    /// <summary>
+    /// nf_nat_redirect_ipv4 / _ipv6: the destination becomes the incoming interface's first address (127.0.0.1 or
+    /// ::1 for locally generated packets); an interface without one drops the packet.
+    /// </summary>
+    public static Verdict Redirect(PacketContext ctx, NatRangeData d)
+    {
+        if (ctx.Skb.Conntrack is not ConnEntry) return Verdict.Accept;
+        UInt128 newdst;
+        if (ctx.Hook == Rules.Hook.Output)
+        {
+            newdst = ctx.Family == IpFamily.V4 ? 0x7f000001 : UInt128.One;
+        }
+        else
+        {
+            InterfaceAddress? first = ctx.InDev is { } dev ? Network.AddressesOf(ctx.Host, dev, ctx.Family).FirstOrDefault() : null;
+            if (first is null)
+            {
+                ctx.Note($"REDIRECT: {ctx.InDev} has no address: dropped");
+                return Verdict.Drop;
+            }
+            newdst = first.Address;
+        }
+        var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, newdst, newdst, d.MinPort, d.MaxPort);
+        return Bind(ctx, range, NatManip.Dst, "REDIRECT");
+    }
+
+    /// <summary>
+    /// netmap_tg4 / netmap_tg6: the host part of the packet's address (destination at PREROUTING and OUTPUT,
+    /// source at POSTROUTING and INPUT) kept, the network part taken from the rule's prefix.
+    /// </summary>
+    public static Verdict Netmap(PacketContext ctx, NetmapData d)
+    {
+        if (ctx.Skb.Conntrack is not ConnEntry) return Verdict.Accept;
+        NatManip manip = NatCore.ManipOf(ctx.Hook);
+        UInt128 mask = d.Mask(ctx.Family);
+        UInt128 full = IpNet.FullMask(ctx.Family);
+        UInt128 addr = manip == NatManip.Dst ? ctx.Packet.Destination : ctx.Packet.Source;
+        UInt128 mapped = (addr & ~mask & full) | (d.MinAddress & mask);
+        var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, mapped, mapped, 0, 0);
+        return Bind(ctx, range, manip, "NETMAP");
+    }
+}

@@ -1,0 +1,386 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Chainwalk.Compat;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Wire;
+
+namespace Chainwalk.Tracing;
+
+/// <summary>
+/// <c>chainwalk replay FILE</c>: every packet of a pcap/pcapng capture through the host, in order, with the
+/// capture's timestamps as the clock and state kept between packets; a summary (fates, rules hit, top dropped
+/// flows, conntrack at the end), optionally the packets that left the host as a capture (<c>--out</c>), JSON Lines
+/// (<c>--json</c>) and the explanation of one packet (<c>--explain N</c>).
+/// </summary>
+public static class ReplayCommand
+{
+    public const string Usage = """
+Usage: chainwalk replay FILE [-i IFACE | --iface-map MAC=IFACE,…] [--local-from ADDR[,ADDR…]]
+                        [--out OUT.pcap|OUT.pcapng] [--json] [--explain N] [--dry-run]
+Reads pcap or pcapng (Ethernet, Linux cooked v1/v2, raw IP; VLAN tags; nanosecond timestamps). Each packet
+arrives on -i IFACE, or on the interface --iface-map names for its Ethernet source or destination MAC, or on the
+host interface named like the capture's (pcapng, cooked v2); packets from a --local-from address are sent by
+the host itself (OUTPUT).
+
+""";
+
+    private sealed class Options
+    {
+        public string? File;
+        public string? Iface;
+        public Dictionary<ulong, string> MacMap { get; } = new();
+        public HashSet<UInt128> LocalFrom { get; } = new();
+        public string? Out;
+        public bool Json;
+        public int Explain;
+        public bool DryRun;
+    }
+
+    public static int Run(string[] args, HostStore store, ToolIo io, bool progress = false)
+    {
+        Options o;
+        try
+        {
+            o = Parse(args);
+        }
+        catch (PacketSpecException ex)
+        {
+            io.Err.WriteLine("chainwalk replay: " + ex.Message);
+            io.Err.Write(Usage);
+            return 2;
+        }
+        if (!System.IO.File.Exists(o.File))
+        {
+            io.Err.WriteLine($"chainwalk replay: {o.File}: No such file");
+            return 2;
+        }
+        using HostLock hostLock = store.Lock(5);
+        VirtualHost host = store.Load();
+        foreach (string dev in o.MacMap.Values.Append(o.Iface).OfType<string>())
+        {
+            if (!host.Links.Exists(l => l.Name == dev))
+            {
+                io.Err.WriteLine($"chainwalk replay: no such interface on the host: {dev} (see `ip link`)");
+                return 2;
+            }
+        }
+        Netfilter nf = EngineStore.Open(store, host);
+        nf.CacheRoutes = true;
+        // The rules do not change during a replay: classify through the compiled form (identical to the walk; the
+        // walk is used anyway for any packet whose trace is recorded).
+        nf.Compiled = Chainwalk.Engine.Compiled.CompiledRules.Build(host.V4);
+        ConntrackEvents? events = ConntrackEvents.For(nf);
+        var counters = SnapshotCounters(host);
+        var fates = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var dropped = new Dictionary<string, long>(StringComparer.Ordinal);
+        var skipped = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long n = 0, errors = 0;
+        string? formatError = null;
+        double offset = double.NaN;
+        var clock = Stopwatch.StartNew();
+        FileStream? outStream = null;
+        CaptureWriter? writer = null;
+        var outIfaces = new Dictionary<string, int>(StringComparer.Ordinal);
+        var encoderOptions = new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        try
+        {
+            if (o.Out is not null)
+            {
+                outStream = new FileStream(o.Out, FileMode.Create, FileAccess.Write);
+                bool ng = o.Out.EndsWith(".pcapng", StringComparison.OrdinalIgnoreCase);
+                writer = new CaptureWriter(outStream, ng ? CaptureFileFormat.PcapNg : CaptureFileFormat.Pcap, LinkType.Raw);
+            }
+            using var file = new FileStream(o.File!, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            long size = file.Length;
+            using var reader = new CaptureReader(file);
+            long lastProgress = 0;
+            while (true)
+            {
+                CaptureRecord rec;
+                try
+                {
+                    if (!reader.TryReadNext(out rec)) break;
+                }
+                catch (CaptureFormatException ex)
+                {
+                    formatError = ex.Message;
+                    break;
+                }
+                n++;
+                double t = rec.Timestamp.Seconds + rec.Timestamp.Nanoseconds / 1e9;
+                if (double.IsNaN(offset)) offset = t < nf.State.Now ? nf.State.Now - t : 0;
+                if (!LinkLayer.TryDecode(rec, out Packet? packet, out LinkLayerFacts facts, out string? why))
+                {
+                    Count(skipped, why ?? "not an IP packet");
+                    continue;
+                }
+                ulong? dstMac = rec.LinkType == LinkType.Ethernet && rec.Data.Length >= 6 ? ReadMac(rec.Data) : null;
+                string? iface = ChooseInterface(o, host, reader, rec.InterfaceIndex, facts, dstMac);
+                bool local = o.LocalFrom.Contains(packet.Source);
+                if (iface is null && !local)
+                {
+                    Count(skipped, "no interface for the packet (give -i or --iface-map)");
+                    continue;
+                }
+                var input = new PacketInput
+                {
+                    Bytes = packet.Bytes,
+                    InInterface = local ? null : iface,
+                    SourceMac = local ? null : facts.SourceMac,
+                    DestinationMac = local ? null : dstMac,
+                    At = t + offset,
+                };
+                nf.RecordTrace = o.Json || n == o.Explain;
+                PacketResult r = nf.Process(input);
+                events?.After(r, nf.State.Now);
+                KernelLogCompat.Record(nf.State, r);
+                if (r.Error is not null) errors++;
+                foreach (string f in r.Fate) Count(fates, f);
+                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(dropped, Flow(packet));
+                if (writer is not null)
+                {
+                    foreach (OutputPacket p in r.Outputs)
+                    {
+                        if (!outIfaces.TryGetValue(p.Interface, out int idx))
+                        {
+                            idx = writer.Format == CaptureFileFormat.PcapNg ? (outIfaces.Count == 0 ? 0 : writer.AddInterface(LinkType.Raw, p.Interface)) : 0;
+                            outIfaces[p.Interface] = idx;
+                        }
+                        writer.Write(new CaptureTimestamp(rec.Timestamp.Seconds, rec.Timestamp.Nanoseconds), p.Bytes, interfaceIndex: idx);
+                    }
+                }
+                if (o.Json) io.Out.WriteLine(TraceJson.Render(r, (int)Math.Min(n, int.MaxValue), nf.State.Now));
+                else if (n == o.Explain) io.Out.Write(ExplainTree.Render(r, (int)n) + "\n");
+                if (progress && n - lastProgress >= 20000)
+                {
+                    lastProgress = n;
+                    int pct = size > 0 ? (int)(100 * reader.Position / size) : 0;
+                    io.Err.Write($"\r[{new string('#', pct / 5).PadRight(20)}] {pct,3}%  {n.ToString(CultureInfo.InvariantCulture)} packets");
+                }
+            }
+        }
+        catch (IOException ex)
+        {
+            io.Err.WriteLine("chainwalk replay: " + ex.Message);
+            return 1;
+        }
+        finally
+        {
+            writer?.Dispose();
+            outStream?.Dispose();
+        }
+        if (progress) io.Err.Write("\r" + new string(' ', 60) + "\r");
+        double seconds = clock.Elapsed.TotalSeconds;
+        var hits = RuleHits(host, counters);
+        if (o.Json) io.Out.WriteLine(SummaryJson(n, seconds, fates, skipped, hits, dropped, nf, formatError, encoderOptions));
+        else io.Out.Write(Summary(o.File!, n, seconds, fates, skipped, hits, dropped, nf, formatError));
+        if (errors > 0)
+        {
+            io.Err.WriteLine($"chainwalk replay: {errors.ToString(CultureInfo.InvariantCulture)} packet(s) could not be evaluated; the host is left unchanged");
+            return 1;
+        }
+        if (!o.DryRun) EngineStore.Save(store, host, nf);
+        if (formatError is not null)
+        {
+            io.Err.WriteLine($"chainwalk replay: {o.File}: {formatError} (the {(n).ToString(CultureInfo.InvariantCulture)} packets before it were replayed)");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static ulong ReadMac(ReadOnlySpan<byte> b)
+    {
+        ulong v = 0;
+        for (int i = 0; i < 6; i++) v = (v << 8) | b[i];
+        return v;
+    }
+
+    private static string? ChooseInterface(Options o, VirtualHost host, CaptureReader reader, int interfaceIndex, LinkLayerFacts facts, ulong? dstMac)
+    {
+        if (o.Iface is not null) return o.Iface;
+        if (facts.SourceMac is ulong s && o.MacMap.TryGetValue(s, out string? bySource)) return bySource;
+        if (dstMac is ulong d && o.MacMap.TryGetValue(d, out string? byDest)) return byDest;
+        if (interfaceIndex < reader.Interfaces.Count && reader.Interfaces[interfaceIndex].Name is { } name && host.Links.Exists(l => l.Name == name)) return name;
+        var links = host.Links.Where(l => l.Name != "lo").ToList();
+        return links.Count == 1 ? links[0].Name : null;
+    }
+
+    private static string Flow(Packet p)
+    {
+        string proto = p.Protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", 58 => "icmpv6", 132 => "sctp", _ => p.Protocol.ToString(CultureInfo.InvariantCulture) };
+        string src = IpNet.FormatAddress(p.Source, p.Family), dst = IpNet.FormatAddress(p.Destination, p.Family);
+        return p.HasPorts ? $"{proto} {src}:{p.SourcePort} -> {dst}:{p.DestinationPort}" : $"{proto} {src} -> {dst}";
+    }
+
+    private static void Count<TKey>(IDictionary<TKey, long> d, TKey key) => d[key] = d.TryGetValue(key, out long v) ? v + 1 : 1;
+
+    private static Dictionary<Rule, ulong> SnapshotCounters(VirtualHost host)
+    {
+        var d = new Dictionary<Rule, ulong>(ReferenceEqualityComparer.Instance);
+        foreach (Ruleset rs in new[] { host.V4, host.V6 })
+        {
+            foreach (Table t in rs.Tables)
+            {
+                foreach (Chain c in t.Chains)
+                {
+                    foreach (Rule r in c.Rules) d[r] = r.Counters.Packets;
+                }
+            }
+        }
+        return d;
+    }
+
+    private static List<(string Where, string Rule, ulong Hits)> RuleHits(VirtualHost host, Dictionary<Rule, ulong> before)
+    {
+        var list = new List<(string, string, ulong)>();
+        foreach (Ruleset rs in new[] { host.V4, host.V6 })
+        {
+            foreach (Table t in rs.Tables)
+            {
+                foreach (Chain c in t.Chains)
+                {
+                    for (int i = 0; i < c.Rules.Count; i++)
+                    {
+                        Rule r = c.Rules[i];
+                        ulong hits = r.Counters.Packets - (before.TryGetValue(r, out ulong b) ? b : 0);
+                        if (hits > 0) list.Add(($"{(rs.Family == IpFamily.V6 ? "ip6 " : "")}{t.Name} {c.Name} {(i + 1).ToString(CultureInfo.InvariantCulture)}", ExplainTree.RuleText(r), hits));
+                    }
+                }
+            }
+        }
+        return list.OrderByDescending(x => x.Item3).ToList();
+    }
+
+    private static string Summary(string file, long n, double seconds, IDictionary<string, long> fates, IDictionary<string, long> skipped,
+        List<(string Where, string Rule, ulong Hits)> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"replayed {n} packets from {file} in {seconds:0.00} s");
+        if (seconds > 0 && n / seconds >= 100_000) sb.Append(CultureInfo.InvariantCulture, $" ({n / seconds / 1e6:0.00} Mpps)");
+        else if (seconds > 0) sb.Append(CultureInfo.InvariantCulture, $" ({n / seconds:0} packets/s)");
+        sb.Append('\n');
+        if (formatError is not null) sb.Append("stopped: ").Append(formatError).Append('\n');
+        sb.Append("fates:\n");
+        foreach (var (k, v) in fates.OrderByDescending(x => x.Value)) sb.Append(CultureInfo.InvariantCulture, $"  {k,-24} {v,10}\n");
+        foreach (var (k, v) in skipped) sb.Append(CultureInfo.InvariantCulture, $"  skipped ({k}): {v}\n");
+        sb.Append("rules hit (packets):\n");
+        foreach (var (where, rule, count) in hits.Take(20)) sb.Append(CultureInfo.InvariantCulture, $"  {count,10}  {where}: {rule}\n");
+        if (hits.Count > 20) sb.Append(CultureInfo.InvariantCulture, $"  … {hits.Count - 20} more rules\n");
+        if (dropped.Count > 0)
+        {
+            sb.Append("top dropped or rejected flows:\n");
+            foreach (var (flow, count) in dropped.OrderByDescending(x => x.Value).ThenBy(x => x.Key, StringComparer.Ordinal).Take(10))
+                sb.Append(CultureInfo.InvariantCulture, $"  {count,10}  {flow}\n");
+        }
+        if (nf.Conntrack is ConntrackHooks ct)
+        {
+            var lines = ct.Table.List(nf.State.Now).ToList();
+            sb.Append(CultureInfo.InvariantCulture, $"conntrack at the end: {lines.Count} entries\n");
+            foreach (string l in lines.Take(10)) sb.Append("  ").Append(l).Append('\n');
+            if (lines.Count > 10) sb.Append(CultureInfo.InvariantCulture, $"  … {lines.Count - 10} more (chainwalk conntrack -L)\n");
+        }
+        return sb.ToString();
+    }
+
+    private static string SummaryJson(long n, double seconds, IDictionary<string, long> fates, IDictionary<string, long> skipped,
+        List<(string Where, string Rule, ulong Hits)> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError, JsonWriterOptions options)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, options))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("summary");
+            w.WriteNumber("packets", n);
+            w.WriteNumber("seconds", Math.Round(seconds, 6));
+            if (formatError is not null) w.WriteString("stopped", formatError);
+            w.WriteStartObject("fates");
+            foreach (var (k, v) in fates) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteStartObject("skipped");
+            foreach (var (k, v) in skipped) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteStartArray("rules");
+            foreach (var (where, rule, count) in hits)
+            {
+                w.WriteStartObject();
+                w.WriteString("rule", where);
+                w.WriteString("text", rule);
+                w.WriteNumber("packets", count);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("dropped_flows");
+            foreach (var (flow, count) in dropped.OrderByDescending(x => x.Value).ThenBy(x => x.Key, StringComparer.Ordinal).Take(20))
+            {
+                w.WriteStartObject();
+                w.WriteString("flow", flow);
+                w.WriteNumber("packets", count);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("conntrack");
+            if (nf.Conntrack is ConntrackHooks ct)
+            {
+                foreach (string l in ct.Table.List(nf.State.Now)) w.WriteStringValue(l);
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    private static Options Parse(string[] args)
+    {
+        var o = new Options();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Value()
+            {
+                if (i + 1 >= args.Length) throw new PacketSpecException($"option {a} needs a value");
+                return args[++i];
+            }
+            switch (a)
+            {
+                case "-i": o.Iface = Value(); break;
+                case "--iface-map":
+                    foreach (string pair in Value().Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        int eq = pair.IndexOf('=', StringComparison.Ordinal);
+                        if (eq < 0) throw new PacketSpecException($"--iface-map {pair}: expected MAC=IFACE");
+                        o.MacMap[PacketSpec.ParseMac(pair[..eq], "--iface-map")] = pair[(eq + 1)..];
+                    }
+                    break;
+                case "--local-from":
+                    foreach (string addr in Value().Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (IpNet.TryParseStrict(addr, IpFamily.V4, out UInt128 v4)) o.LocalFrom.Add(v4);
+                        else if (IpNet.TryParseStrict(addr, IpFamily.V6, out UInt128 v6)) o.LocalFrom.Add(v6);
+                        else throw new PacketSpecException($"--local-from {addr}: not an IP address");
+                    }
+                    break;
+                case "--out": o.Out = Value(); break;
+                case "--json": o.Json = true; break;
+                case "--dry-run": o.DryRun = true; break;
+                case "--explain":
+                    if (!int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out o.Explain) || o.Explain < 1)
+                        throw new PacketSpecException("--explain N: N is a packet number from 1");
+                    break;
+                default:
+                    if (a.StartsWith('-') || o.File is not null) throw new PacketSpecException($"unknown option \"{a}\"");
+                    o.File = a;
+                    break;
+            }
+        }
+        if (o.File is null) throw new PacketSpecException("which capture? chainwalk replay FILE");
+        return o;
+    }
+}

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Chainwalk.Compat;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Tests.Support;
+using Chainwalk.Tracing;
+using Chainwalk.Wire;
+using Shouldly;
+using Xunit;
+
+namespace Chainwalk.Tests.Tracing;
+
+/// <summary>
+/// replay: a capture of real traffic to a Lab 1 server (golden/replay, tests/tools/record-replay-capture.sh: tcpdump on
+/// the server's interface in a namespace, Linux 6.18) replays with the same counters the kernel had.
+/// </summary>
+public sealed class ReplayCommandTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cw-replay-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly HostStore _store;
+    private static readonly string Golden = Path.Combine(TestPaths.Golden, "replay");
+
+    public ReplayCommandTests()
+    {
+        _store = new HostStore(_dir);
+        var quiet = new ToolIo { In = TextReader.Null, Out = TextWriter.Null, Err = new StringWriter() };
+        string mac = File.ReadAllText(Path.Combine(Golden, "lab1.mac")).Trim();
+        foreach (string c in new[] { "ip link add eth0 type dummy", $"ip link set eth0 address {mac}", "ip link set eth0 up", "ip addr add 10.9.0.1/24 dev eth0" })
+            IpCompat.Run(c.Split(' '), _store, quiet).ShouldBe(0);
+        var rio = new ToolIo { In = new StringReader(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "examples", "lab1-server.rules"))), Out = TextWriter.Null, Err = new StringWriter() };
+        IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], _store, rio).ShouldBe(0);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, true);
+    }
+
+    private (int Rc, string Out, string Err) Replay(params string[] args)
+    {
+        var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
+        int rc = ReplayCommand.Run(args, _store, io);
+        return (rc, io.Out.ToString()!, io.Err.ToString()!);
+    }
+
+    private string Counters()
+    {
+        var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
+        IptablesCompat.Save(IpFamily.V4, ["iptables-save", "-c"], _store, io).ShouldBe(0);
+        return string.Join('\n', io.Out.ToString()!.Split('\n').Where(l => !l.StartsWith('#')));
+    }
+
+    [Fact]
+    public void A_real_capture_replays_with_the_kernels_counters()
+    {
+        var (rc, output, err) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1");
+        (rc, err).ShouldBe((0, ""));
+        output.ShouldContain("replayed 47 packets");
+        Counters().ShouldBe(File.ReadAllText(Path.Combine(Golden, "lab1.counters")));
+    }
+
+    [Fact]
+    public void What_left_the_host_is_written_as_a_capture_that_tshark_reads()
+    {
+        string outFile = Path.Combine(_dir, "out.pcap");
+        Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--out", outFile, "--dry-run").Rc.ShouldBe(0);
+        using (var reader = new CaptureReader(File.OpenRead(outFile)))
+        {
+            int n = 0;
+            while (reader.TryReadNext(out CaptureRecord r))
+            {
+                LinkLayer.TryDecode(r, out Packet? p, out _, out _).ShouldBeTrue();
+                IpNet.FormatAddress(p!.Source, IpFamily.V4).ShouldBe("10.9.0.1");
+                n++;
+            }
+            n.ShouldBe(13);
+        }
+        if (File.Exists("/usr/bin/tshark"))
+        {
+            var psi = new ProcessStartInfo("/usr/bin/tshark", ["-r", outFile]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            using Process t = Process.Start(psi)!;
+            string text = t.StandardOutput.ReadToEnd();
+            t.WaitForExit();
+            t.ExitCode.ShouldBe(0);
+            text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length.ShouldBe(13);
+        }
+    }
+
+    [Fact]
+    public void Json_has_one_object_per_packet_then_a_summary()
+    {
+        var (rc, output, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--json", "--dry-run");
+        rc.ShouldBe(0);
+        string[] lines = output.TrimEnd().Split('\n');
+        lines.Length.ShouldBe(45 + 1);
+        JsonNode.Parse(lines[0])!["fate"].ShouldNotBeNull();
+        JsonObject summary = JsonNode.Parse(lines[^1])!["summary"]!.AsObject();
+        summary["packets"]!.GetValue<long>().ShouldBe(47);
+        summary["fates"]!["sent:eth0"]!.GetValue<long>().ShouldBe(13);
+    }
+
+    [Fact]
+    public void A_truncated_capture_reports_where_and_keeps_what_came_before()
+    {
+        byte[] all = File.ReadAllBytes(Path.Combine(Golden, "lab1.pcap"));
+        string cut = Path.Combine(_dir, "cut.pcap");
+        Directory.CreateDirectory(_dir);
+        File.WriteAllBytes(cut, all[..(all.Length - 30)]);
+        var (rc, output, err) = Replay(cut, "--local-from", "10.9.0.1");
+        rc.ShouldBe(1);
+        err.ShouldContain("byte offset");
+        output.ShouldContain("replayed 46 packets");
+    }
+
+    [Fact]
+    public void Explain_shows_one_packets_tree()
+    {
+        var (rc, output, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--explain", "9", "--dry-run");
+        rc.ShouldBe(0);
+        output.ShouldContain("packet 9: IP 10.9.0.2.39230 > 10.9.0.1.22: Flags [S]");
+        output.ShouldContain("MATCH -p tcp -m tcp --dport 22 -j ACCEPT");
+    }
+}
