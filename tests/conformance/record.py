@@ -829,12 +829,14 @@ class Rig:
         self.packets = []
         self.t0 = time.monotonic()
         self.track = False
+        self.nat = False
 
-    def start(self, track):
+    def start(self, track, nat=False):
         drain(self.snd), drain(self.rcv)
         self.before, self.sec = save_counters(self.f)
         self.packets = []
         self.track = track
+        self.nat = nat
         self.t0 = time.monotonic()
 
     def send(self, side, ip):
@@ -872,6 +874,9 @@ class Rig:
         # destination). NAT would change that: the nat kind will need the conntrack entry's tuples here.
         src = ip[12:16].hex() if ip[0] >> 4 == 4 else ip[8:24].hex()
         mine = [o["interface"] for o in outs if (o["hex"][24:32] if o["hex"][0] == "4" else o["hex"][16:48]) == src]
+        if not mine and inn is not None and self.nat:
+            # SNAT/MASQUERADE changed the source: the packet is what left by another interface than it came in.
+            mine = [o["interface"] for o in outs if o["interface"] != inn]
         if inn is None:
             fate = "sent:" + mine[0] if mine else None
         else:
@@ -1088,7 +1093,7 @@ def main():
             sh(["conntrack", "-F"], NS["fw"], check=False)
             sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
             rig = rigs[f.v]
-            rig.start(track=stateful)
+            rig.start(track=stateful, nat=kind == "nat")
             if scenario:
                 for _ in range(rng.randint(3, 4)):
                     scenario_flow(rig, rng, f, rules)
