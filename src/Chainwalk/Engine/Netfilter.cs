@@ -41,13 +41,18 @@ public sealed class Netfilter
 
     private const int PriorityConntrack = -200;
 
-    /// <summary>The kernel's order at each hook: raw -300, conntrack -200, mangle -150, nat (DNAT) -100, filter 0, security 50, nat (SNAT) 100.</summary>
+    /// <summary>
+    /// The order at each hook: raw -300, conntrack -200, mangle -150, nat (DNAT) -100, filter 0, nat (SNAT) 100,
+    /// security 150. iptables-nft registers its security chains at priority 150, not at the kernel's
+    /// NF_IP_PRI_SECURITY (50) that iptables-legacy uses (seen with `nft list ruleset`), so on INPUT the nat chain
+    /// runs before security.
+    /// </summary>
     private static readonly Registration[][] Order =
     [
         /* PREROUTING  */ [new("raw", -300), new("mangle", -150), new("nat", -100)],
-        /* INPUT       */ [new("mangle", -150), new("filter", 0), new("security", 50), new("nat", 100)],
-        /* FORWARD     */ [new("mangle", -150), new("filter", 0), new("security", 50)],
-        /* OUTPUT      */ [new("raw", -300), new("mangle", -150), new("nat", -100), new("filter", 0), new("security", 50)],
+        /* INPUT       */ [new("mangle", -150), new("filter", 0), new("nat", 100), new("security", 150)],
+        /* FORWARD     */ [new("mangle", -150), new("filter", 0), new("security", 150)],
+        /* OUTPUT      */ [new("raw", -300), new("mangle", -150), new("nat", -100), new("filter", 0), new("security", 150)],
         /* POSTROUTING */ [new("mangle", -150), new("nat", 100)],
     ];
 
