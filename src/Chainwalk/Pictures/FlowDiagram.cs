@@ -20,7 +20,7 @@ public static class FlowDiagram
     private static readonly Dictionary<Hook, Box> Hooks = new()
     {
         [Hook.Prerouting] = new("PREROUTING", 170, 70, ["raw", "conntrack", "mangle", "nat (DNAT)"]),
-        [Hook.Input] = new("INPUT", 330, 300, ["mangle", "filter", "security", "nat (SNAT)"]),
+        [Hook.Input] = new("INPUT", 330, 300, ["mangle", "filter", "nat (SNAT)", "security"]),
         [Hook.Forward] = new("FORWARD", 525, 70, ["mangle", "filter", "security"]),
         [Hook.Output] = new("OUTPUT", 640, 300, ["raw", "conntrack", "mangle", "nat (DNAT)", "filter", "security"]),
         [Hook.Postrouting] = new("POSTROUTING", 830, 70, ["mangle", "nat (SNAT)"]),
