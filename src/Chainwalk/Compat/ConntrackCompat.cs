@@ -215,7 +215,7 @@ public static class ConntrackCompat
         VirtualHost host = store.LoadNetwork();
         double now = host.Clock;
         ConntrackTable ct = ConntrackStore.Load(store.Directory);
-        RuntimeState runtime = LoadRuntime(store);
+        RuntimeState runtime = RuntimeState.Load(store);
         ConntrackEventLog log = runtime.Get(ConntrackEventLog.Key, () => new ConntrackEventLog());
         ct.Expire(now);
         bool dyingOrUnconfirmed = table is "dying" or "unconfirmed";
@@ -255,7 +255,7 @@ public static class ConntrackCompat
                         log.Add("[DESTROY] " + EventBody(e, now) + " [USERSPACE] portid=0");
                     }
                     ConntrackStore.Save(store.Directory, ct, now);
-                    SaveRuntime(store, runtime);
+                    runtime.Save(store);
                     io.Err.WriteLine($"{Prefix}{list.Count} flow entries have been deleted.");
                     return list.Count == 0 ? 1 : 0;
                 }
@@ -280,23 +280,21 @@ public static class ConntrackCompat
                     foreach (string e in log.Lines)
                     {
                         string body = e[(e.IndexOf(']', StringComparison.Ordinal) + 2)..];
-                        if (!EventMatches(body, filter, ct, now)) continue;
+                        if (!EventMatches(body, filter)) continue;
                         int close = e.IndexOf(']', StringComparison.Ordinal);
                         io.Out.WriteLine(e[..(close + 1)].PadLeft(9) + " " + body);
                         n++;
                     }
                     log.Lines.Clear();
-                    SaveRuntime(store, runtime);
+                    runtime.Save(store);
                     io.Err.WriteLine($"{Prefix}{n} flow events have been shown.");
                     return 0;
                 }
         }
     }
 
-    private static bool EventMatches(string body, Filter f, ConntrackTable ct, double now)
+    private static bool EventMatches(string body, Filter f)
     {
-        _ = ct;
-        _ = now;
         if (f.Protocol is { } p && !body.StartsWith(ConntrackTable.ProtocolName(p) + " ", StringComparison.Ordinal)) return false;
         return true;
     }
@@ -453,17 +451,6 @@ public static class ConntrackCompat
             Error = node["error"]?.GetValue<long>() ?? 0;
         }
     }
-
-    private static RuntimeState LoadRuntime(HostStore store)
-    {
-        var state = new RuntimeState();
-        string path = Path.Combine(store.Directory, "runtime.json");
-        if (File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonObject o) state.Load(o);
-        return state;
-    }
-
-    private static void SaveRuntime(HostStore store, RuntimeState runtime) =>
-        HostStore.WriteAtomic(Path.Combine(store.Directory, "runtime.json"), runtime.Save().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
 
     public const string Help = """
 Command line interface for the connection tracking system. Version 1.4.7

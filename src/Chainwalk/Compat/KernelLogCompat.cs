@@ -48,17 +48,6 @@ public static class KernelLogCompat
         foreach (string line in r.Logs) log.Add(state.Now, line);
     }
 
-    private static RuntimeState Load(HostStore store)
-    {
-        var state = new RuntimeState();
-        string path = Path.Combine(store.Directory, "runtime.json");
-        if (File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonObject o) state.Load(o);
-        return state;
-    }
-
-    private static void Save(HostStore store, RuntimeState state) =>
-        HostStore.WriteAtomic(Path.Combine(store.Directory, "runtime.json"), state.Save().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-
     /// <summary><c>dmesg [-c | -C] [-t]</c>: "[seconds.micros] line" (seconds on the host clock).</summary>
     public static int Dmesg(string[] argv, HostStore store, ToolIo io)
     {
@@ -78,7 +67,7 @@ public static class KernelLogCompat
             }
         }
         using HostLock l = store.Lock(5);
-        RuntimeState state = Load(store);
+        RuntimeState state = RuntimeState.Load(store);
         KernelLog log = state.Get(KernelLog.Key, () => new KernelLog());
         if (read)
         {
@@ -90,7 +79,7 @@ public static class KernelLogCompat
         if (clear)
         {
             log.Lines.Clear();
-            Save(store, state);
+            state.Save(store);
         }
         return 0;
     }
@@ -124,7 +113,7 @@ public static class KernelLogCompat
             }
         }
         using HostLock l = store.Lock(5);
-        KernelLog log = Load(store).Get(KernelLog.Key, () => new KernelLog());
+        KernelLog log = RuntimeState.Load(store).Get(KernelLog.Key, () => new KernelLog());
         var selected = log.Lines.Where(x => grep is null || grep.IsMatch(x.Line)).ToList();
         if (lines is int k) selected = selected.Skip(Math.Max(0, selected.Count - k)).ToList();
         var origin = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);

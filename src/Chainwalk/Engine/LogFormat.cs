@@ -66,28 +66,16 @@ public static class LogFormat
         Skb skb = ctx.Skb;
         Host.Link? link = ctx.Host.FindLink(skb.InDev!);
         bool loopback = link?.Kind == "loopback";
-        ulong dst = skb.DestinationMac ?? (loopback ? 0 : ParseMac(link?.Mac));
+        ulong dst = skb.DestinationMac ?? (!loopback && EthernetFrame.TryParseMac(link?.Mac, out ulong own) ? own : 0);
         ulong src = skb.SourceMac ?? 0;
         if ((flags & Flags.MacDecode) != 0 && !loopback)
         {
-            sb.Append("MACSRC=").Append(Netfilter.FormatMac(src)).Append(" MACDST=").Append(Netfilter.FormatMac(dst))
+            sb.Append("MACSRC=").Append(EthernetFrame.FormatMac(src)).Append(" MACDST=").Append(EthernetFrame.FormatMac(dst))
                 .Append(CultureInfo.InvariantCulture, $" MACPROTO={skb.EtherType:x4} ");
             return;
         }
-        sb.Append("MAC=").Append(Netfilter.FormatMac(dst)).Append(':').Append(Netfilter.FormatMac(src)).Append(':')
+        sb.Append("MAC=").Append(EthernetFrame.FormatMac(dst)).Append(':').Append(EthernetFrame.FormatMac(src)).Append(':')
             .Append(skb.Family == IpFamily.V4 ? "08:00" : "86:dd").Append(' ');
-    }
-
-    private static ulong ParseMac(string? mac)
-    {
-        if (mac is null) return 0;
-        ulong v = 0;
-        foreach (string part in mac.Split(':'))
-        {
-            if (!byte.TryParse(part, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out byte x)) return 0;
-            v = (v << 8) | x;
-        }
-        return v;
     }
 
     private static void Hex(StringBuilder sb, ReadOnlySpan<byte> bytes)

@@ -305,10 +305,8 @@ public sealed class Netfilter
         if (dst == 0xffff_ffff_ffffUL) return PacketType.Broadcast;
         if ((dst & 0x0100_0000_0000UL) != 0) return PacketType.Multicast;
         if (link.Name == "lo") return PacketType.Host;
-        return string.Equals(FormatMac(dst), link.Mac, StringComparison.OrdinalIgnoreCase) ? PacketType.Host : PacketType.OtherHost;
+        return EthernetFrame.TryParseMac(link.Mac, out ulong own) && own == dst ? PacketType.Host : PacketType.OtherHost;
     }
-
-    public static string FormatMac(ulong mac) => string.Join(':', Enumerable.Range(0, 6).Select(i => ((byte)(mac >> (8 * (5 - i)))).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>The header checks of ip_rcv_core / ipv6_rcv: a packet failing them never reaches netfilter.</summary>
     private static string? ReceiveChecks(Skb skb)
@@ -417,7 +415,7 @@ public sealed class Netfilter
         skb.OutDev = outDev;
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
-        Emit(skb, result, generated: false, kind: "forwarded");
+        Emit(skb, result, "forwarded");
         result.Fate.Add("forwarded:" + outDev);
     }
 
@@ -491,7 +489,7 @@ public sealed class Netfilter
             else Event(new GeneratedEndEvent("delivered-local"));
             return;
         }
-        Emit(skb, result, generated, generated ? "generated" : "sent");
+        Emit(skb, result, generated ? "generated" : "sent");
         if (!generated) result.Fate.Add("sent:" + skb.OutDev);
         else Event(new GeneratedEndEvent("sent:" + skb.OutDev));
     }
@@ -535,13 +533,12 @@ public sealed class Netfilter
         return false;
     }
 
-    private void Emit(Skb skb, PacketResult result, bool generated, string kind)
+    private void Emit(Skb skb, PacketResult result, string kind)
     {
         byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
         int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
         // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
         if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
-        _ = generated;
         if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
         {
             // ip_finish_output → ip_fragment: a datagram larger than the MTU leaves as fragments.
@@ -592,7 +589,7 @@ public sealed class Netfilter
             clone.NextHop = gateway;
             if (!RunHook(clone, Hook.Output, result, generated: true)) return true;
             if (!Postrouting(clone, result, generated: true)) return true;
-            Emit(clone, result, generated: true, kind: "tee");
+            Emit(clone, result, "tee");
             Event(new GeneratedEndEvent("sent:" + clone.OutDev));
             return true;
         }
@@ -660,7 +657,7 @@ public sealed class Netfilter
                 if (table is not null && Conntrack.NeedsNatRules(ctx))
                 {
                     Verdict nv = RunTable(ctx, table, hook);
-                    if (!Survives(nv, result, generated, skb)) return false;
+                    if (!Survives(nv, result, generated)) return false;
                 }
                 if (!Conntrack.ApplyNat(ctx))
                 {
@@ -672,7 +669,7 @@ public sealed class Netfilter
             }
             if (table is null) continue;
             Verdict v = RunTable(ctx, table, hook);
-            if (!Survives(v, result, generated, skb)) return false;
+            if (!Survives(v, result, generated)) return false;
         }
         return true;
     }
@@ -688,9 +685,8 @@ public sealed class Netfilter
     };
 
     /// <summary>Turns a table's verdict into the packet's fate; true for ACCEPT.</summary>
-    private bool Survives(Verdict v, PacketResult result, bool generated, Skb skb)
+    private bool Survives(Verdict v, PacketResult result, bool generated)
     {
-        _ = skb;
         switch (v.Kind)
         {
             case VerdictKind.Accept:
@@ -788,7 +784,7 @@ public sealed class Netfilter
                 }
                 // The implicit RETURN at a user chain's end.
                 trace?.Add(new ChainEndEvent(table.Name, chain.Name, chain.Rules.Count + 1, false, "RETURN"));
-                TraceLine(ctx, chain, chain.Rules.Count + 1, "return", baseChain);
+                TraceLine(ctx, chain, chain.Rules.Count + 1, "return");
                 (chain, i) = stack[--sp];
                 continue;
             }
@@ -817,8 +813,11 @@ public sealed class Netfilter
             rule.Counters.Bytes += (ulong)skb.Length;
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);
-            TraceLine(ctx, chain, i + 1, Unconditional(rule) && rule.Target is { IsStandardVerdict: true } t0 && t0.Name != Verdicts.Queue
-                ? (chain.IsBuiltin ? "policy" : "return") : "rule", baseChain);
+            if (skb.Trace)
+            {
+                TraceLine(ctx, chain, i + 1, Unconditional(rule) && rule.Target is { IsStandardVerdict: true } t0 && t0.Name != Verdicts.Queue
+                    ? (chain.IsBuiltin ? "policy" : "return") : "rule");
+            }
             TargetUse? target = rule.Target;
             if (target is null)
             {
@@ -901,15 +900,14 @@ public sealed class Netfilter
         baseChain.Counters.Bytes += (ulong)skb.Length;
         string policy = baseChain.Policy ?? Verdicts.Accept;
         trace?.Add(new ChainEndEvent(ctx.Table, baseChain.Name, baseChain.Rules.Count + 1, true, policy));
-        TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy", baseChain);
+        TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy");
         return policy == Verdicts.Drop ? Verdict.Drop : Verdict.Accept;
     }
 
     /// <summary>The kernel's TRACE line for a traced packet (ipt_do_table's trace_packet).</summary>
-    private void TraceLine(PacketContext ctx, Chain chain, int number, string comment, Chain baseChain)
+    private void TraceLine(PacketContext ctx, Chain chain, int number, string comment)
     {
         if (!ctx.Skb.Trace || Current is null) return;
-        _ = baseChain;
         string prefix = $"TRACE: {ctx.Table}:{chain.Name}:{comment}:{number.ToString(System.Globalization.CultureInfo.InvariantCulture)} ";
         string line = LogFormat.TraceLine(ctx, prefix);
         Current.Logs.Add(line);

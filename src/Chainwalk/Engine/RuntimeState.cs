@@ -1,4 +1,6 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Chainwalk.Host;
 
 namespace Chainwalk.Engine;
 
@@ -66,6 +68,35 @@ public sealed class RuntimeState
             if (kv.Value is IRuntimeState rs && rs.Save() is { } node) o[kv.Key] = node;
         }
         return o;
+    }
+
+    /// <summary>The file in the host directory that keeps this state between commands.</summary>
+    public const string FileName = "runtime.json";
+
+    /// <summary>The host's saved runtime state (empty when there is none), with the clock at <paramref name="now"/>.</summary>
+    public static RuntimeState Load(HostStore store, double now = 0)
+    {
+        var state = new RuntimeState { Now = now };
+        string path = Path.Combine(store.Directory, FileName);
+        if (!File.Exists(path)) return state;
+        try
+        {
+            if (JsonNode.Parse(File.ReadAllText(path)) is JsonObject o) state.Load(o);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{path}: {ex.Message}", ex);
+        }
+        return state;
+    }
+
+    /// <summary>Writes the state to the host directory atomically (nothing when there is nothing to keep and no file yet).</summary>
+    public void Save(HostStore store)
+    {
+        JsonObject o = Save();
+        string path = Path.Combine(store.Directory, FileName);
+        if (o.Count > 0 || File.Exists(path))
+            HostStore.WriteAtomic(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     public void Load(JsonObject o)

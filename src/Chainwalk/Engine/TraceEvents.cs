@@ -34,9 +34,6 @@ public sealed record RuleEvent(string Table, string Chain, int Number, Rule Rule
 /// <summary>The end of a chain: a built-in chain's policy, or a user chain's implicit return.</summary>
 public sealed record ChainEndEvent(string Table, string Chain, int Number, bool IsPolicy, string Verdict) : TraceEvent;
 
-/// <summary>A table's verdict at a hook.</summary>
-public sealed record TableVerdictEvent(string Table, Hook Hook, Verdict Verdict) : TraceEvent;
-
 /// <summary>The routing decision.</summary>
 public sealed record RouteEvent(string Decision) : TraceEvent;
 

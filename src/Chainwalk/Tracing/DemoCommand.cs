@@ -1,4 +1,3 @@
-using System.Reflection;
 using Chainwalk.Compat;
 using Chainwalk.Engine;
 using Chainwalk.Host;
@@ -145,7 +144,4 @@ public static class DemoCommand
             }
         }
     }
-
-    /// <summary>The assembly's example names (for tests).</summary>
-    public static IEnumerable<string> Resources() => Assembly.GetExecutingAssembly().GetManifestResourceNames();
 }

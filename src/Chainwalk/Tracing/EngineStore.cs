@@ -14,7 +14,6 @@ namespace Chainwalk.Tracing;
 /// </summary>
 public static class EngineStore
 {
-    public const string RuntimeFile = "runtime.json";
 
     /// <summary>Makes the host's named objects known (ipsets, nfacct) before rules are parsed.</summary>
     public static void UseHostObjects(HostStore store) => store.UseHostObjects();
@@ -22,20 +21,7 @@ public static class EngineStore
     /// <summary>A netfilter for the host with its saved runtime state.</summary>
     public static Netfilter Open(HostStore store, VirtualHost host)
     {
-        var state = new RuntimeState { Now = host.Clock };
-        string path = Path.Combine(store.Directory, RuntimeFile);
-        if (File.Exists(path))
-        {
-            try
-            {
-                if (JsonNode.Parse(File.ReadAllText(path)) is JsonObject o) state.Load(o);
-            }
-            catch (JsonException ex)
-            {
-                throw new InvalidDataException($"{path}: {ex.Message}", ex);
-            }
-        }
-        var nf = new Netfilter(host, state);
+        var nf = new Netfilter(host, RuntimeState.Load(store, host.Clock));
         if (File.Exists(Path.Combine(store.Directory, IpsetStore.FileName))) nf.Ipsets = IpsetStore.Load(store);
         if (File.Exists(Path.Combine(store.Directory, NfacctStore.FileName))) nf.Nfacct = NfacctStore.Load(store);
         ConntrackLoader.Enable(nf, ConntrackStore.Load(store.Directory));
@@ -50,10 +36,7 @@ public static class EngineStore
         store.SaveRules(host.V4);
         store.SaveRules(host.V6);
         store.SaveNetwork(host);
-        JsonObject o = nf.State.Save();
-        string path = Path.Combine(store.Directory, RuntimeFile);
-        if (o.Count > 0 || File.Exists(path))
-            HostStore.WriteAtomic(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        nf.State.Save(store);
         nf.Ipsets?.Save(store);
         nf.Nfacct?.Save(store);
         if (nf.Conntrack is ConntrackHooks ct) ConntrackStore.Save(store.Directory, ct.Table, nf.State.Now);

@@ -95,8 +95,6 @@ public static class ExplainTree
                     sb.Append(Indent(depth + 3)).Append(e.IsPolicy ? "policy " : "end of chain: ").Append(e.Verdict).Append('\n');
                     if (!e.IsPolicy) Back(sb, calls, depth);
                     break;
-                case TableVerdictEvent:
-                    break;
                 case RouteEvent r:
                     sb.Append(Indent(depth)).Append("routing: ").Append(r.Decision).Append('\n');
                     break;

@@ -161,19 +161,8 @@ public sealed class PacketSpec
         return a;
     }
 
-    public static ulong ParseMac(string text, string what)
-    {
-        string[] parts = text.Split(':');
-        if (parts.Length != 6) throw new PacketSpecException($"{what} {text}: not a MAC address (xx:xx:xx:xx:xx:xx)");
-        ulong v = 0;
-        foreach (string p in parts)
-        {
-            if (!byte.TryParse(p, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out byte x) || p.Length is 0 or > 2)
-                throw new PacketSpecException($"{what} {text}: not a MAC address");
-            v = (v << 8) | x;
-        }
-        return v;
-    }
+    public static ulong ParseMac(string text, string what) =>
+        EthernetFrame.TryParseMac(text, out ulong mac) ? mac : throw new PacketSpecException($"{what} {text}: not a MAC address (xx:xx:xx:xx:xx:xx)");
 
     /// <summary>TCP flags as iptables names them (SYN,ACK …; NONE; ALL).</summary>
     public static Wire.TcpFlags ParseTcpFlags(string text)

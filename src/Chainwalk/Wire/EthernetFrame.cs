@@ -68,6 +68,33 @@ public readonly ref struct EthernetFrame
     public static string FormatMac(ReadOnlySpan<byte> mac) =>
         mac.Length < 6 ? string.Empty : string.Join(':', mac[..6].ToArray().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
+    /// <summary>A MAC held in the low 48 bits of a number, as Linux prints it.</summary>
+    public static string FormatMac(ulong mac)
+    {
+        Span<byte> b = stackalloc byte[6];
+        for (int i = 0; i < 6; i++) b[i] = (byte)(mac >> (8 * (5 - i)));
+        return FormatMac(b);
+    }
+
+    /// <summary>Reads "xx:xx:xx:xx:xx:xx" (one or two hex digits per part) into the low 48 bits of a number.</summary>
+    public static bool TryParseMac(string? text, out ulong mac)
+    {
+        mac = 0;
+        if (text is null) return false;
+        string[] parts = text.Split(':');
+        if (parts.Length != 6) return false;
+        foreach (string p in parts)
+        {
+            if (p.Length is 0 or > 2 || !byte.TryParse(p, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out byte x))
+            {
+                mac = 0;
+                return false;
+            }
+            mac = (mac << 8) | x;
+        }
+        return true;
+    }
+
     private static ulong ReadMac(ReadOnlySpan<byte> b) =>
         ((ulong)BinaryPrimitives.ReadUInt16BigEndian(b) << 32) | BinaryPrimitives.ReadUInt32BigEndian(b[2..]);
 }
