@@ -594,9 +594,6 @@ public static class TcpTracker
 /// <summary>Reads the integer sysctls conntrack uses (a missing or unreadable value is the kernel's default).</summary>
 internal static class Sysctls
 {
-    public static int Int(VirtualHost host, string key, int fallback)
-    {
-        string? v = host.GetSysctl(key);
-        return v is not null && int.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : fallback;
-    }
+    /// <summary>The value parsed once per host generation (Routing.Fib), not per packet.</summary>
+    public static int Int(VirtualHost host, string key, int fallback) => Routing.Fib.Of(host).Int(key, fallback);
 }

@@ -1,0 +1,117 @@
+using Chainwalk.Host;
+using Chainwalk.Net;
+
+namespace Chainwalk.Routing;
+
+/// <summary>
+/// What routing derives from a host, made once per <see cref="HostGeneration"/> (the kernel keeps its FIB
+/// tries and per-device configuration ready; deriving the kernel routes from the addresses for every packet
+/// is what this saves): the IPv4 tables in lookup order, the per-device sysctls the input path reads, and the
+/// decisions that carry no per-packet data, shared between packets (they are immutable records).
+/// </summary>
+internal sealed class Fib
+{
+    private Fib(VirtualHost host, long generation)
+    {
+        Host = host;
+        Generation = generation;
+        // Tables local and main are one trie without rules of their own (see RouteLookup.FibLookup4), then default:
+        // within each pass the longest prefix first, then the lowest metric, ties in the tables' own order (a stable sort).
+        V4Main = Ordered(Network.Routes(host, IpFamily.V4, "local").Concat(Network.Routes(host, IpFamily.V4, "main")));
+        V4Default = Ordered(Network.Routes(host, IpFamily.V4, "default"));
+        V4Local = Network.Routes(host, IpFamily.V4, "local").OrderByDescending(r => r.PrefixLength).ToArray();
+    }
+
+    public VirtualHost Host { get; }
+
+    public long Generation { get; }
+
+    /// <summary>Tables local + main, in lookup order.</summary>
+    public RouteView[] V4Main { get; }
+
+    /// <summary>Table default, in lookup order.</summary>
+    public RouteView[] V4Default { get; }
+
+    /// <summary>Table local, longest prefix first (address types).</summary>
+    public RouteView[] V4Local { get; }
+
+    private static RouteView[] Ordered(IEnumerable<RouteView> routes) =>
+        routes.OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric).ToArray();
+
+    /// <summary>The host's derived state for the current generation (made again when the host changed).</summary>
+    public static Fib Of(VirtualHost host)
+    {
+        long g = HostGeneration.Value;
+        if (host.Derived is Fib f && f.Generation == g) return f;
+        f = new Fib(host, g);
+        host.Derived = f;
+        return f;
+    }
+
+    /// <summary>The IPv4 settings of one input device that the input route reads (IN_DEV_* of its in_device and "all").</summary>
+    public sealed record DeviceConf(bool RouteLocalnet, bool Forwarding, int RpFilter, bool AcceptLocal, bool TxRedirects, bool HasIpv4Address, bool IsLoopback);
+
+    private readonly Dictionary<string, DeviceConf> _devices = new(StringComparer.Ordinal);
+
+    public DeviceConf Device(string dev, Func<VirtualHost, string, DeviceConf> make)
+    {
+        if (!_devices.TryGetValue(dev, out DeviceConf? c))
+        {
+            c = make(Host, dev);
+            _devices[dev] = c;
+        }
+        return c;
+    }
+
+    private readonly Dictionary<(RouteView Route, bool Redirect), InputDecision> _forward = new(ReferenceKeyComparer.Instance);
+
+    /// <summary>The forwarding decision through <paramref name="r"/> (shared: it holds nothing of the packet).</summary>
+    public InputDecision Forward(RouteView r, bool redirect)
+    {
+        if (!_forward.TryGetValue((r, redirect), out InputDecision? d))
+        {
+            var route = new RouteResult(RouteType.Unicast, RouteError.None) { Device = r.Device, Gateway = r.Via, Route = r };
+            d = new InputDecision(InputVerdict.Forward, InputDropReason.None, route) { Redirect = redirect };
+            _forward[(r, redirect)] = d;
+        }
+        return d;
+    }
+
+    private readonly Dictionary<(RouteView Route, bool Redirect), InputDecision> _local = new(ReferenceKeyComparer.Instance);
+
+    /// <summary>The local delivery decision of route <paramref name="r"/> (type local).</summary>
+    public InputDecision Local(RouteView r)
+    {
+        if (!_local.TryGetValue((r, false), out InputDecision? d))
+        {
+            d = new InputDecision(InputVerdict.Local, InputDropReason.None, new RouteResult(RouteType.Local, RouteError.None) { Device = "lo", Route = r });
+            _local[(r, false)] = d;
+        }
+        return d;
+    }
+
+    /// <summary>Route views by identity (records compare by value, which costs more and is not what is meant here).</summary>
+    private sealed class ReferenceKeyComparer : IEqualityComparer<(RouteView Route, bool Redirect)>
+    {
+        public static readonly ReferenceKeyComparer Instance = new();
+
+        public bool Equals((RouteView Route, bool Redirect) x, (RouteView Route, bool Redirect) y) =>
+            ReferenceEquals(x.Route, y.Route) && x.Redirect == y.Redirect;
+
+        public int GetHashCode((RouteView Route, bool Redirect) k) =>
+            System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Route) * 2 + (k.Redirect ? 1 : 0);
+    }
+
+    private readonly Dictionary<string, int?> _ints = new(StringComparer.Ordinal);
+
+    /// <summary>An integer sysctl, parsed once per generation; <paramref name="fallback"/> when absent or not a number.</summary>
+    public int Int(string key, int fallback)
+    {
+        if (!_ints.TryGetValue(key, out int? v))
+        {
+            v = Host.GetSysctl(key) is { } s && int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null;
+            _ints[key] = v;
+        }
+        return v ?? fallback;
+    }
+}
