@@ -84,6 +84,12 @@ public static class SpeedHarness
         root["classbench"] = cb;
         string only = Arg(args, "--only") ?? "";
         if (only == "probe") return Probe(corpus);
+        if (only == "replay-capture")
+        {
+            long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));
+            Log($"replay capture: {n} packets");
+            return 0;
+        }
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
@@ -105,12 +111,12 @@ public static class SpeedHarness
         }
         var kube = new JsonObject();
         root["kube"] = kube;
-        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : only == "kube30k" ? [30000] : [])
+        foreach (int services in only is "" or "kube" or "pipeline" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : only == "kube30k" ? [30000] : [])
         {
             kube[services.ToString(CultureInfo.InvariantCulture)] = Kube(services);
             Log($"kube {services} {kube[services.ToString(CultureInfo.InvariantCulture)]!.ToJsonString()}");
         }
-        if (only is "" or "conntrack")
+        if (only is "" or "conntrack" or "pipeline")
         {
             root["conntrack"] = ConntrackMemory();
             Log("conntrack " + root["conntrack"]!.ToJsonString());
@@ -584,7 +590,7 @@ public static class SpeedHarness
         string? fate = null;
         double estAlloc = 0;
         if (_profilePhase != "new") _profile?.Start();
-        for (int rep = 0; rep < (_quick ? 2 : 4); rep++)
+        for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? 30 : _quick ? 2 : 4); rep++)
         {
             long e0 = GC.GetAllocatedBytesForCurrentThread();
             sw.Restart();

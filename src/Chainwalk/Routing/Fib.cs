@@ -104,14 +104,33 @@ internal sealed class Fib
 
     private readonly Dictionary<string, int?> _ints = new(StringComparer.Ordinal);
 
+    /// <summary>The same by the key string's identity: the keys are mostly literals, found without hashing their text.</summary>
+    private readonly Dictionary<string, int?> _intsByReference = new(ReferenceEqualityComparer.Instance);
+
     /// <summary>An integer sysctl, parsed once per generation; <paramref name="fallback"/> when absent or not a number.</summary>
     public int Int(string key, int fallback)
     {
-        if (!_ints.TryGetValue(key, out int? v))
+        if (_intsByReference.TryGetValue(key, out int? v)) return v ?? fallback;
+        if (!_ints.TryGetValue(key, out v))
         {
             v = Host.GetSysctl(key) is { } s && int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null;
             _ints[key] = v;
         }
+        if (string.IsInterned(key) is not null && _intsByReference.Count < 4096) _intsByReference[key] = v;
         return v ?? fallback;
+    }
+
+    private readonly Dictionary<(string? Device, UInt128 Destination, int Scope), UInt128?> _sources4 = new();
+
+    /// <summary>inet_select_addr's answer for (device, destination, scope), worked out once per generation.</summary>
+    public UInt128? Source4(string? dev, UInt128 dst, int scope, Func<VirtualHost, string?, UInt128, int, UInt128?> make)
+    {
+        if (!_sources4.TryGetValue((dev, dst, scope), out UInt128? a))
+        {
+            a = make(Host, dev, dst, scope);
+            if (_sources4.Count >= 65536) _sources4.Clear();
+            _sources4[(dev, dst, scope)] = a;
+        }
+        return a;
     }
 }

@@ -150,7 +150,10 @@ public static class RouteLookup
         IsLoopback: h.FindLink(d) is { Kind: "loopback" }));
 
     /// <summary>inet_select_addr: a primary address of the device within the scope, the one on the destination's subnet first; else one from any device.</summary>
-    public static UInt128? SelectSource4(VirtualHost host, string? dev, UInt128 dst, int scope)
+    public static UInt128? SelectSource4(VirtualHost host, string? dev, UInt128 dst, int scope) =>
+        Fib.Of(host).Source4(dev, dst, scope, static (h, d, a, s) => SelectSource4Uncached(h, d, a, s));
+
+    private static UInt128? SelectSource4Uncached(VirtualHost host, string? dev, UInt128 dst, int scope)
     {
         UInt128? first = null;
         if (dev is not null)
