@@ -1,5 +1,6 @@
 using Chainwalk.Conntrack;
 using Chainwalk.Net;
+using Chainwalk.Wire;
 using Shouldly;
 using Xunit;
 

@@ -21,7 +21,7 @@ public class PipelineReuseTests
     public static TheoryData<string, string, string, string, string> HostChanges => new()
     {
         // change, source, destination, fate before, fate after
-        { "sysctl net.ipv4.ip_forward=0", "192.168.1.50", "8.8.8.8", "forwarded:eth0", "dropped" },
+        { "sysctl net.ipv4.conf.eth1.forwarding=0", "192.168.1.50", "8.8.8.8", "forwarded:eth0", "dropped" },
         { "route 172.16.0.0/16 dev eth1", "10.0.0.50", "172.16.1.1", "forwarded:eth0", "forwarded:eth1" },
         { "address 172.16.1.1/16 on eth1", "192.168.1.50", "172.16.1.1", "forwarded:eth0", "delivered-local" },
         { "sysctl net.ipv4.conf.all.rp_filter=1", "10.0.0.77", "8.8.8.8", "forwarded:eth0", "dropped" },
@@ -41,7 +41,7 @@ public class PipelineReuseTests
         nf.Process(EngineHost.In(iface, Packet())).Fate.ShouldBe([before]);
         switch (change)
         {
-            case "sysctl net.ipv4.ip_forward=0": host.Sysctls["net.ipv4.ip_forward"] = "0"; break;
+            case "sysctl net.ipv4.conf.eth1.forwarding=0": host.Sysctls["net.ipv4.conf.eth1.forwarding"] = "0"; break;
             case "sysctl net.ipv4.conf.all.rp_filter=1": host.Sysctls["net.ipv4.conf.all.rp_filter"] = "1"; break;
             case "route 172.16.0.0/16 dev eth1": host.Routes.Add(new Route(IpFamily.V4, 0xac100000, 16, "eth1", null, null)); break;
             case "address 172.16.1.1/16 on eth1": host.Addresses.Add(new InterfaceAddress("eth1", IpFamily.V4, 0xac100101, 16)); break;
