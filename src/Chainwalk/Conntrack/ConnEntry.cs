@@ -265,6 +265,24 @@ public sealed class ConnEntry
         return (directions & bit) != 0 ? zone : (ushort)0;
     }
 
+    /// <summary>
+    /// A copy of the connection as it is now (not in any table): what an event reports when its line is written later.
+    /// </summary>
+    public ConnEntry Copy()
+    {
+        var c = (ConnEntry)MemberwiseClone();
+        if (_v6 is { } v) c._v6 = new ConnAddresses6 { OriginalSource = v.OriginalSource, OriginalDestination = v.OriginalDestination, ReplySource = v.ReplySource, ReplyDestination = v.ReplyDestination };
+        if (_extras is { } x)
+        {
+            c._extras = new ConnExtras { Secmark = x.Secmark, Labels = x.Labels, Helper = x.Helper, EventMask = x.EventMask, MasqueradeDevice = x.MasqueradeDevice };
+        }
+        c.Counters = Counters?.ToArray();
+        c.Tcp = Tcp?.Copy();
+        c.Owner = null;
+        c.Older = c.Newer = null;
+        return c;
+    }
+
     /// <summary>Adds a packet to the direction's counters (nf_ct_acct_update), when accounting is on.</summary>
     public void Account(ConnDirection dir, int bytes)
     {

@@ -70,6 +70,9 @@ public sealed class TcpConnState
     public byte LastWscale;
     public byte LastFlags;
     public byte Retrans;
+
+    /// <summary>A copy (the window state is inline, so a shallow copy is a whole one).</summary>
+    public TcpConnState Copy() => (TcpConnState)MemberwiseClone();
 }
 
 /// <summary>

@@ -131,7 +131,8 @@ public sealed class Netfilter
         Current = result;
         try
         {
-            if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
+            Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
+            if (packet is null && !Packet.TryParse(input.Bytes, out packet, out PacketError error))
             {
                 // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
                 Drop(result, "malformed IP header: " + Packet.Describe(error));
@@ -231,15 +232,11 @@ public sealed class Netfilter
         if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
         if (!RunHook(skb, Hook.Prerouting, result)) return;
 
-        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
-        {
-            Source = skb.Packet.Source,
-            InputInterface = skb.InDev,
-            Mark = skb.Mark,
-        };
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
-        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : InputRoute(q);
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
+            : skb.Family == IpFamily.V4 ? RouteLookup.Input4(Host, skb.Packet.Destination, skb.Packet.Source, skb.InDev!)
+            : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -502,13 +499,8 @@ public sealed class Netfilter
     /// </summary>
     private RouteResult OutputRoute(Skb skb, string? boundDevice, bool anySource = false)
     {
-        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
-        {
-            Source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source,
-            OutputInterface = boundDevice,
-            Mark = skb.Mark,
-        };
-        return RouteLookup.Output(Host, q);
+        UInt128? source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source;
+        return RouteLookup.OutputShared(Host, skb.Family, skb.Packet.Destination, source, boundDevice, skb.Mark);
     }
 
     /// <summary>POSTROUTING and the conntrack confirmation at its end.</summary>

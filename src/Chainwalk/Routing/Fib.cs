@@ -120,6 +120,18 @@ internal sealed class Fib
         return v ?? fallback;
     }
 
+    private readonly Dictionary<(IpFamily Family, UInt128 Destination, UInt128? Source, string? Device), RouteResult> _outputs = new();
+
+    /// <summary>An output route (immutable, shared) worked out earlier in this generation for its destination, source and device.</summary>
+    public bool TryGetOutput(IpFamily family, UInt128 dst, UInt128? src, string? oif, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RouteResult? r) =>
+        _outputs.TryGetValue((family, dst, src, oif), out r);
+
+    public void KeepOutput(IpFamily family, UInt128 dst, UInt128? src, string? oif, RouteResult r)
+    {
+        if (_outputs.Count >= 65536) _outputs.Clear();
+        _outputs[(family, dst, src, oif)] = r;
+    }
+
     private readonly Dictionary<(string? Device, UInt128 Destination, int Scope), UInt128?> _sources4 = new();
 
     /// <summary>inet_select_addr's answer for (device, destination, scope), worked out once per generation.</summary>

@@ -26,6 +26,20 @@ public static class RouteLookup
     public static RouteResult Output(VirtualHost host, RouteQuery q) =>
         q.Family == IpFamily.V4 ? Output4(host, q) : Output6(host, q);
 
+    /// <summary>
+    /// <see cref="Output(VirtualHost, RouteQuery)"/> for the pipeline: the answer (an immutable record) is kept per
+    /// destination, source and bound device while the host does not change (Fib), as the kernel's FIB and nexthop
+    /// caches make a repeated lookup cheap. The mark is part of the query but, with the default rules only, not of the answer.
+    /// </summary>
+    internal static RouteResult OutputShared(VirtualHost host, IpFamily family, UInt128 dst, UInt128? src, string? oif, uint mark)
+    {
+        Fib fib = Fib.Of(host);
+        if (fib.TryGetOutput(family, dst, src, oif, out RouteResult? r)) return r;
+        r = Output(host, new RouteQuery(family, dst) { Source = src, OutputInterface = oif, Mark = mark });
+        fib.KeepOutput(family, dst, src, oif, r);
+        return r;
+    }
+
     /// <summary>The decision for a packet arriving on <see cref="RouteQuery.InputInterface"/> (<c>ip route get DST from SRC iif DEV</c>).</summary>
     public static InputDecision Input(VirtualHost host, RouteQuery q)
     {
@@ -254,13 +268,13 @@ public static class RouteLookup
     private static InputDecision Drop(InputDropReason why, RouteError e, RouteResult? r = null) =>
         new(InputVerdict.Drop, why, r ?? RouteResult.Fail(e));
 
-    private static InputDecision Input4(VirtualHost host, RouteQuery q)
+    private static InputDecision Input4(VirtualHost host, RouteQuery q) => Input4(host, q.Destination, q.Source ?? UInt128.Zero, q.InputInterface!);
+
+    /// <summary>The IPv4 input decision without a query object (the pipeline's per-packet call).</summary>
+    internal static InputDecision Input4(VirtualHost host, UInt128 dst, UInt128 src, string dev)
     {
-        string dev = q.InputInterface!;
         Link? link = host.FindLink(dev);
         if (link is null) return Drop(InputDropReason.NoRoute, RouteError.NoSuchDevice);
-        UInt128 dst = q.Destination;
-        UInt128 src = q.Source ?? UInt128.Zero;
         if (IsMulticast4(dst))
         {
             // ip_check_mc_rcu: every interface with IPv4 that is up is in 224.0.0.1 (all hosts).
