@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Chainwalk.Host;
 using Chainwalk.Net;
 
@@ -7,7 +8,8 @@ namespace Chainwalk.Routing;
 /// What routing derives from a host, made once per <see cref="HostGeneration"/> (the kernel keeps its FIB
 /// tries and per-device configuration ready; deriving the kernel routes from the addresses for every packet
 /// is what this saves): the IPv4 tables in lookup order, the per-device sysctls the input path reads, and the
-/// decisions that carry no per-packet data, shared between packets (they are immutable records).
+/// decisions that carry no per-packet data, shared between packets (they are immutable records). The caches are
+/// concurrent dictionaries: hosts are usually used by one thread, but nothing forbids two netfilters on one host.
 /// </summary>
 internal sealed class Fib
 {
@@ -51,7 +53,7 @@ internal sealed class Fib
     /// <summary>The IPv4 settings of one input device that the input route reads (IN_DEV_* of its in_device and "all").</summary>
     public sealed record DeviceConf(bool RouteLocalnet, bool Forwarding, int RpFilter, bool AcceptLocal, bool TxRedirects, bool HasIpv4Address, bool IsLoopback);
 
-    private readonly Dictionary<string, DeviceConf> _devices = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DeviceConf> _devices = new(StringComparer.Ordinal);
 
     public DeviceConf Device(string dev, Func<VirtualHost, string, DeviceConf> make)
     {
@@ -63,7 +65,7 @@ internal sealed class Fib
         return c;
     }
 
-    private readonly Dictionary<(RouteView Route, bool Redirect), InputDecision> _forward = new(ReferenceKeyComparer.Instance);
+    private readonly ConcurrentDictionary<(RouteView Route, bool Redirect), InputDecision> _forward = new(ReferenceKeyComparer.Instance);
 
     /// <summary>The forwarding decision through <paramref name="r"/> (shared: it holds nothing of the packet).</summary>
     public InputDecision Forward(RouteView r, bool redirect)
@@ -77,7 +79,7 @@ internal sealed class Fib
         return d;
     }
 
-    private readonly Dictionary<(RouteView Route, bool Redirect), InputDecision> _local = new(ReferenceKeyComparer.Instance);
+    private readonly ConcurrentDictionary<(RouteView Route, bool Redirect), InputDecision> _local = new(ReferenceKeyComparer.Instance);
 
     /// <summary>The local delivery decision of route <paramref name="r"/> (type local).</summary>
     public InputDecision Local(RouteView r)
@@ -102,10 +104,13 @@ internal sealed class Fib
             System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Route) * 2 + (k.Redirect ? 1 : 0);
     }
 
-    private readonly Dictionary<string, int?> _ints = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int?> _ints = new(StringComparer.Ordinal);
 
     /// <summary>The same by the key string's identity: the keys are mostly literals, found without hashing their text.</summary>
-    private readonly Dictionary<string, int?> _intsByReference = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<string, int?> _intsByReference = new(ReferenceEqualityComparer.Instance);
+
+    // Entry counts kept beside the bounded caches (ConcurrentDictionary.Count takes every lock).
+    private int _intsByReferenceCount, _outputCount, _sourceCount;
 
     /// <summary>An integer sysctl, parsed once per generation; <paramref name="fallback"/> when absent or not a number.</summary>
     public int Int(string key, int fallback)
@@ -116,11 +121,16 @@ internal sealed class Fib
             v = Host.GetSysctl(key) is { } s && int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null;
             _ints[key] = v;
         }
-        if (string.IsInterned(key) is not null && _intsByReference.Count < 4096) _intsByReference[key] = v;
+        if (string.IsInterned(key) is not null && _intsByReference.TryAdd(key, v)) Interlocked.Increment(ref _intsByReferenceCount);
+        if (_intsByReferenceCount > 4096)
+        {
+            _intsByReference.Clear();
+            _intsByReferenceCount = 0;
+        }
         return v ?? fallback;
     }
 
-    private readonly Dictionary<(IpFamily Family, UInt128 Destination, UInt128? Source, string? Device), RouteResult> _outputs = new();
+    private readonly ConcurrentDictionary<(IpFamily Family, UInt128 Destination, UInt128? Source, string? Device), RouteResult> _outputs = new();
 
     /// <summary>An output route (immutable, shared) worked out earlier in this generation for its destination, source and device.</summary>
     public bool TryGetOutput(IpFamily family, UInt128 dst, UInt128? src, string? oif, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RouteResult? r) =>
@@ -128,11 +138,15 @@ internal sealed class Fib
 
     public void KeepOutput(IpFamily family, UInt128 dst, UInt128? src, string? oif, RouteResult r)
     {
-        if (_outputs.Count >= 65536) _outputs.Clear();
-        _outputs[(family, dst, src, oif)] = r;
+        if (_outputCount >= 65536)
+        {
+            _outputs.Clear();
+            _outputCount = 0;
+        }
+        if (_outputs.TryAdd((family, dst, src, oif), r)) Interlocked.Increment(ref _outputCount);
     }
 
-    private readonly Dictionary<(string? Device, UInt128 Destination, int Scope), UInt128?> _sources4 = new();
+    private readonly ConcurrentDictionary<(string? Device, UInt128 Destination, int Scope), UInt128?> _sources4 = new();
 
     /// <summary>inet_select_addr's answer for (device, destination, scope), worked out once per generation.</summary>
     public UInt128? Source4(string? dev, UInt128 dst, int scope, Func<VirtualHost, string?, UInt128, int, UInt128?> make)
@@ -140,8 +154,12 @@ internal sealed class Fib
         if (!_sources4.TryGetValue((dev, dst, scope), out UInt128? a))
         {
             a = make(Host, dev, dst, scope);
-            if (_sources4.Count >= 65536) _sources4.Clear();
-            _sources4[(dev, dst, scope)] = a;
+            if (_sourceCount >= 65536)
+            {
+                _sources4.Clear();
+                _sourceCount = 0;
+            }
+            if (_sources4.TryAdd((dev, dst, scope), a)) Interlocked.Increment(ref _sourceCount);
         }
         return a;
     }
