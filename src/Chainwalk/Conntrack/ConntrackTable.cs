@@ -20,8 +20,14 @@ public sealed class ConntrackTable
     /// <summary>A removed slot (probing goes on past it).</summary>
     private static readonly ConnEntry Tombstone = new(default, default);
 
-    private ConnEntry?[] _slots = new ConnEntry?[64];
-    private int[] _keys = new int[64];
+    /// <summary>A hash slot: the entry and its tuple's hash with the direction in the low bit, side by side (one cache line).</summary>
+    private struct Slot
+    {
+        public ConnEntry? Entry;
+        public int Key;
+    }
+
+    private Slot[] _slots = new Slot[64];
     private int _used;
     private int _live;
 
@@ -82,10 +88,11 @@ public sealed class ConntrackTable
         int key = h & ~1;
         for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            ConnEntry? e = _slots[i];
+            ref Slot slot = ref _slots[i];
+            ConnEntry? e = slot.Entry;
             if (e is null) return -1;
-            if (ReferenceEquals(e, Tombstone) || (_keys[i] & ~1) != key) continue;
-            var dir = (ConnDirection)(_keys[i] & 1);
+            if ((slot.Key & ~1) != key || ReferenceEquals(e, Tombstone)) continue;
+            var dir = (ConnDirection)(slot.Key & 1);
             if (e.ZoneFor(dir) == zone && e.TupleIs(dir, tuple)) return i;
         }
     }
@@ -101,40 +108,37 @@ public sealed class ConntrackTable
             if ((_used + 1) * 2 > _slots.Length) Rehash();
             int mask = _slots.Length - 1;
             at = h & mask;
-            while (_slots[at] is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
-            if (_slots[at] is null) _used++;
+            while (_slots[at].Entry is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
+            if (_slots[at].Entry is null) _used++;
             _live++;
         }
-        _slots[at] = ct;
-        _keys[at] = (h & ~1) | (int)dir;
+        _slots[at].Entry = ct;
+        _slots[at].Key = (h & ~1) | (int)dir;
     }
 
     private void Unput(in ConnTuple tuple, ushort zone, ConnEntry ct)
     {
         int at = FindSlot(tuple, zone, Hash(tuple, zone));
-        if (at < 0 || !ReferenceEquals(_slots[at], ct)) return;
-        _slots[at] = Tombstone;
+        if (at < 0 || !ReferenceEquals(_slots[at].Entry, ct)) return;
+        _slots[at].Entry = Tombstone;
         _live--;
     }
 
     /// <summary>A table twice as large when the live entries fill a quarter of it, else the same size without the tombstones.</summary>
     private void Rehash()
     {
-        ConnEntry?[] oldSlots = _slots;
-        int[] oldKeys = _keys;
+        Slot[] oldSlots = _slots;
         int size = _live * 4 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
-        _slots = new ConnEntry?[size];
-        _keys = new int[size];
+        _slots = new Slot[size];
         _used = 0;
         int mask = size - 1;
         for (int j = 0; j < oldSlots.Length; j++)
         {
-            ConnEntry? e = oldSlots[j];
+            ConnEntry? e = oldSlots[j].Entry;
             if (e is null || ReferenceEquals(e, Tombstone)) continue;
-            int i = oldKeys[j] & ~1 & mask;
-            while (_slots[i] is not null) i = (i + 1) & mask;
-            _slots[i] = e;
-            _keys[i] = oldKeys[j];
+            int i = oldSlots[j].Key & ~1 & mask;
+            while (_slots[i].Entry is not null) i = (i + 1) & mask;
+            _slots[i] = oldSlots[j];
             _used++;
         }
     }
@@ -258,11 +262,11 @@ public sealed class ConntrackTable
         int at = FindSlot(tuple, zone, Hash(tuple, zone));
         if (at >= 0)
         {
-            ConnEntry hit = _slots[at]!;
+            ConnEntry hit = _slots[at].Entry!;
             if (hit.Timeout > now)
             {
                 entry = hit;
-                dir = (ConnDirection)(_keys[at] & 1);
+                dir = (ConnDirection)(_slots[at].Key & 1);
                 return true;
             }
             Remove(hit);
@@ -335,8 +339,7 @@ public sealed class ConntrackTable
             e.NextBySource = null;
             e = next;
         }
-        _slots = new ConnEntry?[64];
-        _keys = new int[64];
+        _slots = new Slot[64];
         _used = _live = 0;
         _sourceSlots = new ConnEntry?[16];
         _sourceUsed = 0;
