@@ -88,6 +88,13 @@ public sealed class ConnectionExplainer
             return;
         }
         w.WriteStartObject("ct");
+        WriteFields(w, ct, now);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The fields of the <c>ct</c> object, also those of each <c>conntrack -L</c> JSON object.</summary>
+    public static void WriteFields(Utf8JsonWriter w, ConnEntry ct, double now)
+    {
         WriteTuple(w, "original", ct.Original);
         WriteTuple(w, "reply", ct.Reply);
         w.WriteStartArray("status");
@@ -107,7 +114,6 @@ public sealed class ConnectionExplainer
         w.WriteNumber("mark", ct.Mark);
         w.WriteNumber("timeout", ct.SecondsLeft(now));
         w.WriteString("line", ConntrackTable.Format(ct, now));
-        w.WriteEndObject();
     }
 
     private static string Endpoint(ConnTuple t, bool source)

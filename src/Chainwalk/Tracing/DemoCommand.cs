@@ -77,6 +77,7 @@ public static class DemoCommand
             {
                 io.Out.WriteLine("=== demo " + name + ": " + Title(name));
             }
+            string? rulesFile = null;
             foreach (string raw in text.Split('\n'))
             {
                 string line = raw.TrimEnd('\r');
@@ -91,7 +92,8 @@ public static class DemoCommand
                         string rules = Read(file);
                         var rio = new ToolIo { In = new StringReader(rules), Out = TextWriter.Null, Err = io.Err };
                         if (IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], store, rio) != 0) return 1;
-                        if (!json) io.Out.WriteLine("rules: examples/" + (file.StartsWith("kube", StringComparison.Ordinal) ? "demos/" : "") + file);
+                        rulesFile = "examples/" + (file.StartsWith("kube", StringComparison.Ordinal) ? "demos/" : "") + file;
+                        if (!json) io.Out.WriteLine("rules: " + rulesFile);
                     }
                     continue;
                 }
@@ -115,6 +117,18 @@ public static class DemoCommand
             VirtualHost host = store.Load();
             Netfilter nf = EngineStore.Open(store, host);
             nf.RecordTrace = true;
+            if (json)
+            {
+                // {"demo","title","rules","packets"} before the demo's packets, as the text's "=== demo" header:
+                // several demos in one stream stay apart (each numbers its packets from 1).
+                using var header = new Chainwalk.Syntax.JsonLines(io.Out);
+                System.Text.Json.Utf8JsonWriter w = header.Begin();
+                w.WriteString("demo", name);
+                w.WriteString("title", Title(name));
+                Chainwalk.Syntax.JsonLines.StringOrNull(w, "rules", rulesFile);
+                w.WriteNumber("packets", packets.Count);
+                header.End();
+            }
             int n = 0;
             foreach (string p in packets)
             {
