@@ -103,7 +103,9 @@ public sealed class ConnectionExplainer
             if (s != ConnStatus.None && ct.Has(s)) w.WriteStringValue(StatusName(s));
         }
         w.WriteEndArray();
+        // Always present (null when the connection is not TCP), so every object has the same fields (docs/json.md).
         if (ct.Tcp is { } t) w.WriteString("tcp_state", TcpTracker.Name(t.State));
+        else w.WriteNull("tcp_state");
         // The NAT mapping, read from the tuples as the kernel keeps it: SNAT changes the reply's destination, DNAT its source.
         w.WriteStartObject("nat");
         if (ct.Has(ConnStatus.SrcNat))
