@@ -654,7 +654,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             }
             fromAddress = fa;
         }
-        (string text, int rc) = IpRouteGet.Answer(host, family, addr, dst, from, fromAddress, iif, oif, mark);
+        (string text, int rc) = IpRouteGet.Answer(host, family, addr, dst, from, fromAddress, iif, oif, mark, opt.Json, io.Json);
         if (rc != 0) throw new UsageError(text.TrimEnd('\n'), rc);
         io.Out.Write(text);
     }
