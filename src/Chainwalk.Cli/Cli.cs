@@ -79,7 +79,7 @@ internal static class Cli
                 "extensions" => ListExtensions(rest, io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
                 "--help" or "help" or "-h" => PrintUsage(),
-                "--version" or "version" => PrintVersion(),
+                "--version" or "version" => PrintVersion(json),
                 _ => Unknown(verb),
             };
         }
@@ -161,9 +161,19 @@ The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
         return 0;
     }
 
-    private static int PrintVersion()
+    private static int PrintVersion(bool json)
     {
-        Console.Out.WriteLine("chainwalk 0.1 (iptables v1.8.9 (nf_tables) compatible)");
+        if (json)
+        {
+            // {"chainwalk","iptables"}: the two versions the text line names.
+            using var lines = new Chainwalk.Syntax.JsonLines(Console.Out);
+            System.Text.Json.Utf8JsonWriter w = lines.Begin();
+            w.WriteString("chainwalk", "0.1");
+            w.WriteString("iptables", Chainwalk.Syntax.SaveWriter.Version);
+            lines.End();
+            return 0;
+        }
+        Console.Out.WriteLine($"chainwalk 0.1 (iptables v{Chainwalk.Syntax.SaveWriter.Version} compatible)");
         return 0;
     }
 

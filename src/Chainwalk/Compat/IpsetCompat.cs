@@ -92,7 +92,20 @@ public static class IpsetCompat
             if (testMessage is not null)
             {
                 bool isIn = !testMessage.Contains(" NOT ", StringComparison.Ordinal);
-                if (!quiet) io.Err.WriteLine(testMessage);
+                if (io.Json)
+                {
+                    // {"set","elem","in"}: the answer line's parts (elem in ipset's canonical form), on stdout.
+                    string body = testMessage.StartsWith("Warning: ", StringComparison.Ordinal) ? testMessage["Warning: ".Length..] : testMessage;
+                    string marker = isIn ? " is in set " : " is NOT in set ";
+                    int at = body.LastIndexOf(marker, StringComparison.Ordinal);
+                    using var json = new Chainwalk.Syntax.JsonLines(io.Out);
+                    System.Text.Json.Utf8JsonWriter w = json.Begin();
+                    w.WriteString("set", body[(at + marker.Length)..^1]);
+                    w.WriteString("elem", body[..at]);
+                    w.WriteBoolean("in", isIn);
+                    json.End();
+                }
+                else if (!quiet) io.Err.WriteLine(testMessage);
                 return isIn ? 0 : 1;
             }
             if (changed) store.Save(host);

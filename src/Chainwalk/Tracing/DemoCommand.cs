@@ -25,22 +25,35 @@ public static class DemoCommand
 
     public static int Run(string[] args, ToolIo io)
     {
-        bool json = false;
+        bool json = false, list = false;
         var names = new List<string>();
         foreach (string a in args)
         {
             if (a == "--json") json = true;
-            else if (a == "--list")
-            {
-                foreach (string n in Names) io.Out.WriteLine($"{n,-12} {Title(n)}");
-                return 0;
-            }
+            else if (a == "--list") list = true;
             else if (Names.Contains(a)) names.Add(a);
             else
             {
                 io.Err.WriteLine($"chainwalk demo: no example named \"{a}\"; there are: {string.Join(", ", Names)}");
                 return 2;
             }
+        }
+        if (list)
+        {
+            using var lines = new Chainwalk.Syntax.JsonLines(io.Out);
+            foreach (string n in Names)
+            {
+                if (!json)
+                {
+                    io.Out.WriteLine($"{n,-12} {Title(n)}");
+                    continue;
+                }
+                System.Text.Json.Utf8JsonWriter w = lines.Begin();
+                w.WriteString("demo", n);
+                w.WriteString("title", Title(n));
+                lines.End();
+            }
+            return 0;
         }
         if (names.Count == 0) names.AddRange(Names);
         bool first = true;

@@ -3,6 +3,7 @@ using Chainwalk.Compat;
 using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Pictures;
+using Chainwalk.Tests.Support;
 using Chainwalk.Tracing;
 using Shouldly;
 using Xunit;
@@ -65,6 +66,7 @@ COMMIT
             ["-i", "eth0", "-p", "tcp", "-s", "198.51.100.8", "-d", "203.0.113.10", "--dport", "8080", "--at", "3"],
             ["-i", "eth0", "-p", "icmp", "-s", "198.51.100.9", "-d", "203.0.113.10", "--icmp-type", "echo-request", "--at", "4"],
         ];
+        CompatRun.Iptables(IpFamily.V6, _store, "-A", "INPUT", "!", "-s", "2001:db8::/32", "-p", "tcp", "--dport", "443", "-j", "REJECT").Rc.ShouldBe(0);
         foreach (string[] p in packets)
         {
             var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
@@ -120,8 +122,9 @@ COMMIT
     /// <summary>Every line one JSON object (JSON Lines: no blank lines, no arrays, no pretty printing).</summary>
     private static List<JsonElement> Parse(string output)
     {
-        output.ShouldEndWith("\n");
         var list = new List<JsonElement>();
+        if (output.Length == 0) return list;
+        output.ShouldEndWith("\n");
         foreach (string line in output[..^1].Split('\n'))
         {
             using JsonDocument doc = JsonDocument.Parse(line);
@@ -141,6 +144,9 @@ COMMIT
         { "iptables -S", "rule", "type,family,table,chain,position,protocol,source,destination,in_interface,out_interface,fragment,inverted,matches,target,packets,bytes,text" },
         { "iptables -L -t nat", "chain", "type,family,table,chain,builtin,policy,packets,bytes,references,rules" },
         { "iptables-save", "rule", "type,family,table,chain,position,protocol,source,destination,in_interface,out_interface,fragment,inverted,matches,target,packets,bytes,text" },
+        { "ip6tables -S", "rule", "type,family,table,chain,position,protocol,source,destination,in_interface,out_interface,fragment,inverted,matches,target,packets,bytes,text" },
+        { "ipset test blocked 192.0.2.9", null, "set,elem,in" },
+        { "demo --list", null, "demo,title" },
         { "conntrack -L", null, "family,original,reply,status,tcp_state,nat,mark,timeout,line,zone,helper,counters,id" },
         { "conntrack -L -p icmp", null, "family,original,reply,status,tcp_state,nat,mark,timeout,line,zone,helper,counters,id" },
         { "conntrack -C", null, "count" },
@@ -413,6 +419,24 @@ COMMIT
     }
 
     [Fact]
+    public void Ip6tables_rules_are_ipv6_objects_and_ipset_test_answers_on_stdout()
+    {
+        JsonElement rule = Json("ip6tables -S INPUT").Single(o => Str(o, "type") == "rule");
+        (Str(rule, "family"), Str(rule, "source"), Str(rule, "text")).ShouldBe(("ipv6", "2001:db8::/32", Text("ip6tables -S INPUT").Split('\n')[1]));
+        rule.GetProperty("inverted").EnumerateArray().Select(x => x.GetString()).ShouldBe(["source"]);
+        // A table that does not exist yet: the built-in chains iptables-nft shows for it, as the text's -P lines.
+        Json("ip6tables -t nat -S").Select(c => $"-P {Str(c, "chain")} {Str(c, "policy")}").ShouldBe(Text("ip6tables -t nat -S").Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        JsonElement hit = Json("ipset test blocked 192.0.2.9").ShouldHaveSingleItem();
+        (Str(hit, "set"), Str(hit, "elem"), hit.GetProperty("in").GetBoolean()).ShouldBe(("blocked", "192.0.2.9", true));
+        var (rc, output, err) = Tool(["ipset", "test", "blocked", "192.0.2.77"], json: true);
+        (rc, err).ShouldBe((1, ""));
+        JsonElement miss = Parse(output).ShouldHaveSingleItem();
+        (Str(miss, "elem"), miss.GetProperty("in").GetBoolean()).ShouldBe(("192.0.2.77", false));
+        Tool(["ipset", "test", "blocked", "192.0.2.77"], json: false).Err.ShouldBe("192.0.2.77 is NOT in set blocked.\n");
+    }
+
+    [Fact]
     public void Graph_nodes_and_edges_match_the_dot_graph()
     {
         string dot = Text("graph -t filter --dot");
@@ -461,6 +485,9 @@ COMMIT
     [InlineData("journalctl -k")]
     [InlineData("clock")]
     [InlineData("graph -t nat")]
+    [InlineData("ip6tables -L")]
+    [InlineData("ipset test blocked 192.0.2.9")]
+    [InlineData("ip route get 203.0.113.77")]
     public void Read_only_verbs_leave_the_host_untouched(string command)
     {
         Dictionary<string, string> before = Snapshot();
@@ -482,10 +509,12 @@ eval "$CLI" --host "$HOSTDIR" --json iptables -S SSH
 eval "$CLI" --host "$HOSTDIR" --json extensions | head -1
 eval "$CLI" --host "$HOSTDIR" --json clock
 eval "$CLI" --host "$HOSTDIR" extensions --json | tail -1
+eval "$CLI" --json version
 """, _dir);
         code.ShouldBe(0, output);
         List<JsonElement> lines = Parse(output);
-        lines.Count.ShouldBe(5);
+        lines.Count.ShouldBe(6);
+        Keys(lines[5]).ShouldBe("chainwalk,iptables");
         Str(lines[0], "chain").ShouldBe("SSH");
         Str(lines[1], "text").ShouldStartWith("-A SSH -s 198.51.100.0/24 -m comment --comment");
         Keys(lines[2]).ShouldBe("name,kind,families,supported");
