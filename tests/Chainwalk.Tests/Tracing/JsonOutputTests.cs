@@ -174,6 +174,20 @@ COMMIT
         foreach (JsonElement o in selected) Keys(o).ShouldBe(keys);
     }
 
+    [Theory]
+    [InlineData("-i eth0 -p tcp -s 198.51.100.77 -d 203.0.113.10 --dport 8080", "packet,in,summary,hex,fate,reason,error,outputs,ctstate,ct,log,route,changes,trace")]
+    [InlineData("--local -p udp -d 203.0.113.1 --dport 53", "packet,local,summary,hex,fate,reason,error,outputs,ctstate,ct,log,route,changes,trace")]
+    public void Trace_packet_objects_have_the_documented_fields(string packet, string keys)
+    {
+        var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
+        TraceCommand.Run([.. packet.Split(' '), "--json", "--dry-run"], _store, io).ShouldBe(0, io.Err.ToString());
+        JsonElement o = Parse(io.Out.ToString()!).ShouldHaveSingleItem();
+        Keys(o).ShouldBe(keys);
+        Keys(o.GetProperty("outputs")[0]).ShouldBe("iface,kind,summary,hex");
+        Keys(o.GetProperty("trace")[0]).ShouldStartWith("hook,table,chain,rule,text,matched");
+        Keys(o.GetProperty("ct")).ShouldBe("original,reply,status,tcp_state,nat,mark,timeout,line");
+    }
+
     [Fact]
     public void Rule_objects_nest_matches_and_target_with_fixed_fields()
     {
