@@ -480,6 +480,27 @@ COMMIT
         demo.Count.ShouldBe(2 + lab1Packets + headers[1].o.GetProperty("packets").GetInt32());
     }
 
+    [Fact]
+    public void Verbs_that_change_the_host_print_what_they_did()
+    {
+        int before = Json("conntrack -C")[0].GetProperty("count").GetInt32();
+        JsonElement deleted = Json("conntrack -D -p icmp").ShouldHaveSingleItem();
+        Str(deleted.GetProperty("original"), "proto").ShouldBe("icmp");
+        Json("conntrack -C")[0].GetProperty("count").GetInt32().ShouldBe(before - 1);
+        Json("conntrack -E").Select(e => Str(e, "event")).ShouldContain("DESTROY");
+
+        JsonElement set = Json("sysctl -w net.ipv4.ip_forward=0").ShouldHaveSingleItem();
+        (Str(set, "key"), Str(set, "value")).ShouldBe(("net.ipv4.ip_forward", "0"));
+        Json("clock advance 90s").ShouldHaveSingleItem().GetProperty("clock").GetDouble().ShouldBe(94);
+
+        // -L -Z lists the counters it then zeroes.
+        long packets = Json("iptables -L INPUT -Z").Skip(1).Sum(r => r.GetProperty("packets").GetInt64());
+        packets.ShouldBeGreaterThan(0L);
+        Json("iptables -L INPUT").Skip(1).Sum(r => r.GetProperty("packets").GetInt64()).ShouldBe(0L);
+        Json("nfacct list reset")[0].GetProperty("packets").GetUInt64().ShouldBe(1UL);
+        Json("nfacct list")[0].GetProperty("packets").GetUInt64().ShouldBe(0UL);
+    }
+
     [Theory]
     [InlineData("iptables -S")]
     [InlineData("iptables -L -v")]
