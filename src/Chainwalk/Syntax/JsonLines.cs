@@ -7,7 +7,8 @@ namespace Chainwalk.Syntax;
 
 /// <summary>
 /// JSON Lines output (docs/json.md): one object per line, written with one reused buffer and writer, so a long
-/// listing (a conntrack table, a kube-proxy rule set) allocates per line only the text handed to the output.
+/// listing (a conntrack table, a kube-proxy rule set) costs the writer itself no allocation per line once its buffers
+/// have grown.
 /// <code>
 /// using var json = new JsonLines(io.Out);
 /// Utf8JsonWriter w = json.Begin(); w.WriteString("key", "value"); json.End();
@@ -21,6 +22,7 @@ public sealed class JsonLines : IDisposable
     private readonly ArrayBufferWriter<byte> _buffer = new(512);
     private readonly Utf8JsonWriter _writer;
     private readonly TextWriter _out;
+    private char[] _chars = new char[1024];
 
     public JsonLines(TextWriter output)
     {
@@ -37,13 +39,17 @@ public sealed class JsonLines : IDisposable
         return _writer;
     }
 
-    /// <summary>Closes the object and writes it, with a newline, to the output.</summary>
+    /// <summary>Closes the object and writes it, with a newline, to the output (through one reused char buffer).</summary>
     public void End()
     {
         _writer.WriteEndObject();
         _writer.Flush();
-        _out.Write(Encoding.UTF8.GetString(_buffer.WrittenSpan));
-        _out.Write('\n');
+        ReadOnlySpan<byte> utf8 = _buffer.WrittenSpan;
+        int needed = Encoding.UTF8.GetMaxCharCount(utf8.Length) + 1;
+        if (_chars.Length < needed) _chars = new char[Math.Max(needed, _chars.Length * 2)];
+        int n = Encoding.UTF8.GetChars(utf8, _chars);
+        _chars[n] = '\n';
+        _out.Write(_chars, 0, n + 1);
     }
 
     /// <summary>A string field, or null when the value is null.</summary>
