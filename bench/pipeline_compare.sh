@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline figures (issue 6 kube/conntrack parts, issue 7 replay speed) of this tree and of a base commit,
 # measured side by side in one run on one core: bench/pipeline_compare.sh [--base REF] [--quick] [--packets N]
-#   --base REF   the commit to compare with (default: the merge base with main); its library is built with this
+#   --base REF   the commit to compare with (default: the merge base with main); its files are exported to the cache
+#                directory (git archive) and its library is built with this
 #                tree's harness (bench/Chainwalk.Bench), so both sides are measured by the same code
 #   --quick      20k flows per kube figure instead of 100k
 #   --packets N  packets in the replay capture (default 1,000,000)
@@ -25,9 +26,9 @@ d="$root"; CW_CORPUS=""
 while [ "$d" != / ]; do d=$(dirname "$d"); [ -d "$d/shared/corpus" ] && { CW_CORPUS="$d/shared/corpus"; break; }; done
 export CW_CORPUS
 
-# The base tree: a detached worktree of REF with this tree's harness in it.
+# The base tree: REF's files (git archive: nothing is registered in the repository) with this tree's harness in it.
 basetree="$cache/base-$(git rev-parse --short "$base")"
-if [ ! -d "$basetree" ]; then git worktree add --detach -q "$basetree" "$base"; fi
+if [ ! -d "$basetree" ]; then mkdir -p "$basetree" && git archive "$base" | tar -x -C "$basetree"; fi
 rm -rf "$basetree/bench/Chainwalk.Bench"
 cp -r bench/Chainwalk.Bench "$basetree/bench/"
 rm -rf "$basetree/bench/Chainwalk.Bench/bin" "$basetree/bench/Chainwalk.Bench/obj"
