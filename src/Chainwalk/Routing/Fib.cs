@@ -22,7 +22,15 @@ internal sealed class Fib
         V4Main = Ordered(Network.Routes(host, IpFamily.V4, "local").Concat(Network.Routes(host, IpFamily.V4, "main")));
         V4Default = Ordered(Network.Routes(host, IpFamily.V4, "default"));
         V4Local = Network.Routes(host, IpFamily.V4, "local").OrderByDescending(r => r.PrefixLength).ToArray();
+        V6Local = Network.Routes(host, IpFamily.V6, "local").ToArray();
+        V6Main = Network.Routes(host, IpFamily.V6, "main").ToArray();
     }
+
+    /// <summary>IPv6 table local, in Network.Routes' order (the IPv6 lookup groups and orders it itself).</summary>
+    public RouteView[] V6Local { get; }
+
+    /// <summary>IPv6 table main, in Network.Routes' order.</summary>
+    public RouteView[] V6Main { get; }
 
     public VirtualHost Host { get; }
 

@@ -383,9 +383,11 @@ public static class RouteLookup
     /// </summary>
     private static (RouteView? Route, RouteError Error) FibLookup6(VirtualHost host, UInt128 dst, string? oif, bool strict)
     {
-        foreach (string table in new[] { "local", "main" })
+        Fib fib = Fib.Of(host);
+        for (int pass = 0; pass < 2; pass++)
         {
-            var nodes = Network.Routes(host, IpFamily.V6, table).Where(r => Covers(r, dst)).GroupBy(r => r.PrefixLength).OrderByDescending(g => g.Key);
+            // Tables local, then main, as Network.Routes lists them (derived once per host generation).
+            var nodes = (pass == 0 ? fib.V6Local : fib.V6Main).Where(r => Covers(r, dst)).GroupBy(r => r.PrefixLength).OrderByDescending(g => g.Key);
             foreach (IGrouping<int, RouteView> node in nodes)
             {
                 foreach (IGrouping<int, RouteView> sameMetric in node.GroupBy(r => r.Metric).OrderBy(g => g.Key))

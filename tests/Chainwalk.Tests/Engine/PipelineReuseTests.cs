@@ -53,6 +53,22 @@ public class PipelineReuseTests
     }
 
     [Fact]
+    public void An_ipv6_route_added_between_two_packets_is_used_by_the_second()
+    {
+        VirtualHost host = EngineHost.Create("", "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n",
+            "ip link add eth0 type dummy", "ip link set eth0 up", "ip addr add 2001:db8:1::1/64 dev eth0 nodad",
+            "ip link add eth1 type dummy", "ip link set eth1 up", "ip addr add 2001:db8:2::1/64 dev eth1 nodad",
+            "sysctl -w net.ipv6.conf.all.forwarding=1");
+        var nf = new Netfilter(host);
+        byte[] Packet() => PacketBuilder.Ipv6("2001:db8:2::5", "2001:db8:9::1").Udp(1000, 53).Build();
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["dropped"]);
+        IpNet.TryParseStrict("2001:db8:9::", IpFamily.V6, out UInt128 prefix).ShouldBeTrue();
+        IpNet.TryParseStrict("2001:db8:1::9", IpFamily.V6, out UInt128 via).ShouldBeTrue();
+        host.Routes.Add(new Route(IpFamily.V6, prefix, 48, "eth0", via, null, 1024));
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["forwarded:eth0"]);
+    }
+
+    [Fact]
     public void Every_mutating_call_on_the_host_collections_moves_the_generation()
     {
         VirtualHost host = VirtualHost.CreateFresh();
