@@ -300,7 +300,7 @@ public static class IptablesCompat
             IgnoreRuleCounters = family == IpFamily.V6,
         };
         store.UseHostObjects();
-        var reader = new RestoreReader(family, program);
+        var reader = new RestoreReader(family, program) { VerifySaveForms = true };
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);

@@ -246,6 +246,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 if (r.Target is { IsChainJump: true } t && t.Name == oldName)
                 {
                     r.Target = new TargetUse { Name = newName, Goto = t.Goto };
+                    r.SaveFormVerified = false;
                 }
             }
         }
@@ -296,33 +297,68 @@ public sealed class RulesetEditor(Ruleset ruleset)
     }
 
     /// <summary>Every rule the kernel's checks refuse, with its chain and the errno text, in chain order.</summary>
-    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table)
+    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table) => CheckTable(table).Problems;
+
+    /// <summary>
+    /// The table checks done once: whether a loop is reachable from a built-in chain, whether a jump is too deep,
+    /// and every refused rule in chain order (as <see cref="FindRuleProblems"/> lists them).
+    /// </summary>
+    public sealed class TableCheckResult
+    {
+        public required bool Loop { get; init; }
+
+        public required bool AnyTooDeep { get; init; }
+
+        public required List<(Chain Chain, Rule Rule, string Problem)> Problems { get; init; }
+    }
+
+    /// <summary>
+    /// One pass over the table: the results of <see cref="FindRuleProblems"/> and, without a second pass, what
+    /// <see cref="Validate"/> would throw (see <see cref="ThrowIfInvalid"/>).
+    /// </summary>
+    public static TableCheckResult CheckTable(Table table)
     {
         var list = new List<(Chain, Rule, string)>();
         Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
         HashSet<Rule> deep = loop ? [] : TooDeep(table);
+        IEnumerable<Rule> tableRules = table.Chains.SelectMany(c => c.Rules);
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            HookMask baseHooks = BaseHooks(c);
             foreach (Rule r in c.Rules)
             {
-                string? problem = deep.Contains(r) ? "Too many links" : CheckRule(table, c, r, hooks);
+                string? problem = deep.Count > 0 && deep.Contains(r) ? "Too many links" : CheckRule(table, baseHooks, r, hooks, tableRules);
                 if (problem is not null) list.Add((c, r, problem));
             }
         }
-        return list;
+        return new TableCheckResult { Loop = loop, AnyTooDeep = deep.Count > 0, Problems = list };
     }
 
-    private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
+    /// <summary>What <see cref="Validate"/> throws for a table whose jump targets all exist, from one <see cref="CheckTable"/> result.</summary>
+    public static void ThrowIfInvalid(TableCheckResult check, string operation, string chainName)
+    {
+        if (check.Loop || check.AnyTooDeep)
+            throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
+        if (check.Problems.Count > 0)
+            throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({check.Problems[0].Problem}): rule in chain {chainName}");
+    }
+
+    private static HookMask BaseHooks(Chain chain) => chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+
+    private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks) =>
+        CheckRule(table, BaseHooks(chain), rule, hooks, table.Chains.SelectMany(c => c.Rules));
+
+    private static string? CheckRule(Table table, HookMask baseHooks, Rule rule, HookMask hooks, IEnumerable<Rule> tableRules)
     {
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
         if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
             return InvalidArgument;
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
-        HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+        if (rule.Matches.Count == 0 && rule.Target is not { Extension: not null, Data: not null }) return null;
         var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks, EntryHooks = baseHooks,
-            TableRules = table.Chains.SelectMany(c => c.Rules),
+            TableRules = tableRules,
         };
         foreach (MatchUse m in rule.Matches)
         {
