@@ -187,6 +187,13 @@ public abstract class XtExtension
     public virtual string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => null;
 
     /// <summary>
+    /// True when <see cref="CheckEntry"/> looks beyond the rule and its hooks (other rules of the table, objects of
+    /// the host), so adding or removing another rule can change its answer: a table with such a rule is checked
+    /// whole after each change instead of only the rules the change touched.
+    /// </summary>
+    public virtual bool ChecksSharedObjects => false;
+
+    /// <summary>
     /// The protocol the kernel module requires with <c>-p</c> (xt_match.proto), or 0. A rule without it,
     /// or with it inverted, is refused at load time.
     /// </summary>

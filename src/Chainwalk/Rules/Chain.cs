@@ -20,7 +20,11 @@ public sealed class Chain
     /// <summary>The policy's counters (built-in chains); kept for user chains as iptables-save -c shows [0:0].</summary>
     public Counters Counters;
 
+    /// <summary>The rules in order. Change them through <see cref="RulesetEditor"/>, which keeps <see cref="Finder"/> and the table's <see cref="Table.Checked"/> true.</summary>
     public List<Rule> Rules { get; } = new();
+
+    /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
+    public RuleFinder? Finder { get; set; }
 
     public Chain Clone()
     {

@@ -169,7 +169,8 @@ public sealed class RestoreReader
                     }
                     else if (existing is not null)
                     {
-                        existing.Rules.Clear();
+                        RulesetEditor.ClearRules(current, existing);
+                        current.Checked = null;
                     }
                     else
                     {
@@ -347,6 +348,8 @@ public sealed class RestoreReader
         {
             // What RulesetEditor.Validate would throw, from the same pass (the jump targets were checked above).
             RulesetEditor.ThrowIfInvalid(check, "RULE_APPEND", table.Name);
+            // Checked whole and valid: later single-rule changes check only what they touch.
+            RulesetEditor.RememberChecked(table, check);
         }
         catch (XtablesException ex) when (ex.Exit == XtablesExit.ResourceProblem && ex.Message.Contains("(Too many links)", StringComparison.Ordinal))
         {
