@@ -44,6 +44,12 @@ public sealed class RestoreReader
     /// </summary>
     public bool VerifySaveForms { get; init; }
 
+    /// <summary>
+    /// Plain rule lines go through <see cref="CommandLineParser.TryParsePlainRule"/> (on by default); tests turn it off
+    /// to compare with the getopt parser.
+    /// </summary>
+    internal bool PlainRulePath { get; init; } = true;
+
     /// <summary>What the lines read so far printed on stderr (extension warnings), in order.</summary>
     public List<string> Warnings { get; } = new();
 
@@ -218,7 +224,7 @@ public sealed class RestoreReader
         bool withCounters = options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null;
         var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
         ParsedCommand? cmd = null;
-        if (rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
+        if (PlainRulePath && rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
         {
             (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
             cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);
