@@ -392,9 +392,10 @@ public sealed class CommandLineParser
     /// (a plain interface name), <c>-p tcp|udp|icmp</c>, <c>-m tcp|udp</c>, <c>--sport</c>/<c>--dport</c> (a port
     /// or a numeric range) and <c>-j</c> (a standard verdict or a chain). Each step calls what <see cref="Parse"/>
     /// calls for the same option (SetOption, LoadMatch and the implicit protocol match, HandleExtensionOption,
-    /// FinishExtension, PostParse), so the rule is the same. Returns null for any other line, any value that is not
-    /// plain, anything that would warn or fail: the caller then runs <see cref="Parse"/>, which reads every line
-    /// and gives iptables' messages. <paramref name="counters"/> is the line's [packets:bytes] when -c applies.
+    /// FinishExtension, PostParse), so the rule is the same (GenericOptionCheck is left out: -A allows all of these).
+    /// Returns null for any other line, any value that is not plain, anything that would warn or fail: the caller
+    /// then runs <see cref="Parse"/>, which reads every line and gives iptables' messages. <paramref name="counters"/>
+    /// is the line's [packets:bytes] when -c applies.
     /// </summary>
     internal ParsedCommand? TryParsePlainRule(string table, ReadOnlySpan<char> line, (ulong Packets, ulong Bytes)? counters, Func<ReadOnlySpan<char>, string> intern)
     {
@@ -524,7 +525,7 @@ public sealed class CommandLineParser
             if ((cmd.Chain is "PREROUTING" or "INPUT" && (st.Options & CommandOptions.OutInterface) != 0)
                 || (cmd.Chain is "POSTROUTING" or "OUTPUT" && (st.Options & CommandOptions.InInterface) != 0)) return null;
             PostParse(cmd, st);
-            GenericOptionCheck(cmd.Command, st.Options);
+            // GenericOptionCheck has nothing to refuse here: -A takes -s -d -p -j -i -o -c (commands_v_options).
             return cmd.Warnings.Count == 0 && cmd.Rules.Count == 1 ? cmd : null;
         }
         catch (XtablesException)
@@ -830,7 +831,7 @@ public sealed class CommandLineParser
             ulong bit = 1UL << o.Id;
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
-            if ((given & bit) == 0) continue;
+            if ((given & bit) == 0 || (o.Also | o.Excludes) == 0) continue;
             // xtables_options_fcheck: every other option id in ascending order, "also" before "excl".
             for (int i = 0; i < 64; i++)
             {
