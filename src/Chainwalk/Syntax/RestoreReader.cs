@@ -222,7 +222,8 @@ public sealed class RestoreReader
             rest = rest[(close + 1)..];
         }
         bool withCounters = options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null;
-        var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
+        CommandLineParser parser = _parser ??= new CommandLineParser(_family, _program, _names, restore: true);
+        parser.Line = lineNo;
         ParsedCommand? cmd = null;
         if (PlainRulePath && rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
         {
@@ -256,7 +257,9 @@ public sealed class RestoreReader
         }
         Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
-        var exec = new CommandExecutor(work, _names) { DeferValidation = true };
+        // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
+        if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
+        CommandExecutor exec = _exec;
         exec.Execute(cmd);
         if (VerifySaveForms && cmd.Command == CommandKind.Append && cmd.Rules.Count == 1 && ReferenceEquals(_names, NameDb.System))
         {
@@ -277,8 +280,15 @@ public sealed class RestoreReader
                 if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
             }
         }
-        if (output is not null && exec.HasOutput) output.Append(exec.Output);
+        if (exec.HasOutput)
+        {
+            output?.Append(exec.Output);
+            exec.Output.Clear();
+        }
     }
+
+    private CommandLineParser? _parser;
+    private CommandExecutor? _exec;
 
     /// <summary>A counter the fast path takes as it is: decimal digits that fit (sscanf's other forms go through getopt).</summary>
     private static bool IsPlainCount(string s) => s.Length is > 0 and <= 19 && s.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0;
