@@ -623,14 +623,17 @@ public sealed class RuleFinder
     /// <summary>Shorter chains are searched linearly.</summary>
     public const int MinimumRules = 64;
 
-    private readonly Dictionary<int, List<Rule>> _byKey = new();
+    /// <summary>Per key: the rule, or a <see cref="List{Rule}"/> of them in chain order when several share the key.</summary>
+    private readonly Dictionary<int, object> _byKey;
     private int _count;
+
+    private RuleFinder(int capacity) => _byKey = new Dictionary<int, object>(capacity);
 
     private static int Key(Rule r) => HashCode.Combine(r.Source, r.Destination, r.Protocol, r.SourceInverted, r.DestinationInverted, r.ProtocolInverted);
 
     public static RuleFinder Build(Chain chain)
     {
-        var f = new RuleFinder();
+        var f = new RuleFinder(chain.Rules.Count);
         foreach (Rule r in chain.Rules) f.Appended(r);
         return f;
     }
@@ -640,10 +643,11 @@ public sealed class RuleFinder
 
     public void Appended(Rule r)
     {
-        int k = Key(r);
-        if (!_byKey.TryGetValue(k, out List<Rule>? list)) _byKey[k] = list = new List<Rule>(1);
-        list.Add(r);
         _count++;
+        ref object? slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_byKey, Key(r), out bool exists);
+        if (!exists) slot = r;
+        else if (slot is List<Rule> list) list.Add(r);
+        else slot = new List<Rule>(2) { (Rule)slot!, r };
     }
 
     /// <summary>A rule put anywhere in the chain: its key's rules are put in chain order again when it has company.</summary>
@@ -651,30 +655,39 @@ public sealed class RuleFinder
     {
         int k = Key(r);
         _count++;
-        if (!_byKey.TryGetValue(k, out List<Rule>? list) || list.Count == 0)
+        if (!_byKey.ContainsKey(k))
         {
-            _byKey[k] = [r];
+            _byKey[k] = r;
             return;
         }
-        list.Clear();
+        var list = new List<Rule>();
         foreach (Rule x in chain.Rules)
         {
             if (Key(x) == k) list.Add(x);
         }
+        _byKey[k] = list;
     }
 
     public void Removed(Rule r)
     {
         int k = Key(r);
-        if (_byKey.TryGetValue(k, out List<Rule>? list) && list.Remove(r))
+        if (!_byKey.TryGetValue(k, out object? slot)) return;
+        if (ReferenceEquals(slot, r))
+        {
+            _byKey.Remove(k);
+            _count--;
+        }
+        else if (slot is List<Rule> list && list.Remove(r))
         {
             _count--;
-            if (list.Count == 0) _byKey.Remove(k);
+            if (list.Count == 1) _byKey[k] = list[0];
         }
     }
 
     /// <summary>The rules that may have the same save form as <paramref name="r"/>, in chain order.</summary>
-    public IReadOnlyList<Rule> Candidates(Rule r) => _byKey.TryGetValue(Key(r), out List<Rule>? list) ? list : [];
+    public IReadOnlyList<Rule> Candidates(Rule r) => _byKey.TryGetValue(Key(r), out object? slot)
+        ? slot as List<Rule> ?? [(Rule)slot]
+        : [];
 
     /// <summary>Where <paramref name="r"/> is, searched from the end (deleting costs that much anyway); -1 if absent.</summary>
     public static int PositionOf(Chain chain, Rule r)
