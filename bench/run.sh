@@ -46,6 +46,7 @@ r = json.load(open(os.path.join(parts, 'speed.json')))
 restore = json.load(open(os.path.join(parts, 'restore.json')))
 inproc = r.pop('restore_100k_inproc', {})
 restore['chainwalk_inproc_s'] = inproc.get('chainwalk_inproc_s')
+restore['ruleset_bytes_per_rule'] = inproc.get('ruleset_bytes_per_rule')
 restore['note'] = ('best of the repetitions, wall and CPU (user+sys incl. the kernel work of its system calls) seconds, '
     'of loading ClassBench acl1_100k from a file: chainwalk_s = the CLI (process start, parse, validate, save the host state); '
     'chainwalk_inproc_s = parse + build the rule objects in process (thread CPU); legacy/nft = the real tools in a throw-away network namespace')
