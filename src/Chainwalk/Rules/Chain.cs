@@ -26,6 +26,9 @@ public sealed class Chain
     /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
     public RuleFinder? Finder { get; set; }
 
+    /// <summary>Searches by rule made without the index (the first builds none: a CLI command searches once).</summary>
+    internal int LinearFinds;
+
     public Chain Clone()
     {
         var c = new Chain(Name, IsBuiltin) { Policy = Policy, Counters = Counters };

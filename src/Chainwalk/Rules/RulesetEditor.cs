@@ -129,6 +129,17 @@ public sealed class RulesetEditor(Ruleset ruleset)
     public static int Find(Chain chain, Rule rule)
     {
         string wanted = RuleWriter.SaveBody(rule);
+        if (chain.Rules.Count >= RuleFinder.MinimumRules && chain.Finder is null && chain.LinearFinds++ == 0)
+        {
+            // The first search of a chain (the only one of a CLI command) compares the key fields before formatting;
+            // building the index pays from the second search on.
+            for (int i = 0; i < chain.Rules.Count; i++)
+            {
+                Rule r = chain.Rules[i];
+                if (RuleFinder.SameKey(r, rule) && RuleWriter.SaveBody(r) == wanted) return i;
+            }
+            return -1;
+        }
         if (chain.Rules.Count >= RuleFinder.MinimumRules)
         {
             RuleFinder finder = chain.Finder is { } f && f.InStepWith(chain) ? f : (chain.Finder = RuleFinder.Build(chain));
@@ -630,6 +641,12 @@ public sealed class RuleFinder
     private RuleFinder(int capacity) => _byKey = new Dictionary<int, object>(capacity);
 
     private static int Key(Rule r) => HashCode.Combine(r.Source, r.Destination, r.Protocol, r.SourceInverted, r.DestinationInverted, r.ProtocolInverted);
+
+    /// <summary>Equal key fields (rules with the same save form always have them).</summary>
+    public static bool SameKey(Rule a, Rule b) =>
+        a.Source.Address == b.Source.Address && a.Destination.Address == b.Destination.Address && a.Protocol == b.Protocol
+        && a.Source == b.Source && a.Destination == b.Destination
+        && a.SourceInverted == b.SourceInverted && a.DestinationInverted == b.DestinationInverted && a.ProtocolInverted == b.ProtocolInverted;
 
     public static RuleFinder Build(Chain chain)
     {
