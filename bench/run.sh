@@ -81,9 +81,9 @@ print(f"restore 100k rules (wall / CPU s): chainwalk CLI {f(rs.get('chainwalk_s'
       f"iptables-legacy-restore {f(rs.get('legacy_s'),3)} / {f(rs.get('legacy_cpu_s'),3)}, iptables-nft-restore {f(rs.get('nft_s'),3)} / {f(rs.get('nft_cpu_s'),3)}")
 u = r['update_us']
 print(f"one-rule update on {u['rules']} rules: -A {f(u['append'],1)} us, -D {f(u['delete'],1)} us, -I {f(u.get('insert'),1)} us, -R {f(u.get('replace_edit_only'),1)} us (edit only)")
-print(f"{'kube svcs':<10}{'rules':>8}{'load s':>8}{'nat walk Mpps':>15}{'linear':>8}{'est. Mpps':>10}{'B/rule':>8}")
+print(f"{'kube svcs':<10}{'rules':>8}{'load s':>8}{'new Mpps':>9}{'nat walk Mpps':>15}{'linear':>8}{'est. Mpps':>10}{'B/rule':>8}")
 for n, k in r['kube'].items():
-    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k['bytes_per_rule'],0):>8}")
+    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k.get('new_mpps')):>9}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k['bytes_per_rule'],0):>8}")
 print(f"conntrack: {f(r['conntrack']['bytes_per_entry'],0)} bytes per entry")
 print(f"written: {out}")
 PY

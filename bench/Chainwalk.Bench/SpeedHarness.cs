@@ -67,7 +67,9 @@ public static class SpeedHarness
         string cache = Arg(args, "--cache") ?? Path.Combine(Path.GetTempPath(), "chainwalk-bench");
         string output = Arg(args, "--out") ?? "speed.json";
         Directory.CreateDirectory(cache);
-        string corpus = CorpusLocator.Corpus;
+        string only = Arg(args, "--only") ?? "";
+        // The ClassBench files are needed by the classification figures only.
+        string corpus = only is "" or "classbench" or "probe" ? CorpusLocator.Corpus : "";
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
@@ -82,8 +84,29 @@ public static class SpeedHarness
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
-        string only = Arg(args, "--only") ?? "";
         if (only == "probe") return Probe(corpus);
+        if (only == "replay-profile")
+        {
+            // Diagnostics: the replay verb in process on a host directory, with the types it allocates.
+            using var prof = new AllocationProfile();
+            var store = new HostStore(Arg(args, "--host")!);
+            var io = new ToolIo { In = TextReader.Null, Out = TextWriter.Null, Err = Console.Error };
+            prof.Start();
+            var c = new Clock();
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            Chainwalk.Tracing.ReplayCommand.Run([Arg(args, "--capture")!, "-i", "eth0", "--local-from", "10.9.0.1", "--dry-run"], store, io);
+            Log($"replay in process: {c.CpuSeconds:F2} s CPU, {(GC.GetAllocatedBytesForCurrentThread() - a0) / 1e6:F0} MB allocated");
+            prof.Stop();
+            foreach (var (type, bytes) in prof.Top(30)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+            return 0;
+        }
+        if (only == "replay-capture")
+        {
+            long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));
+            Log($"replay capture: {n} packets");
+            return 0;
+        }
+        if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -112,12 +135,12 @@ public static class SpeedHarness
         }
         var kube = new JsonObject();
         root["kube"] = kube;
-        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : [])
+        foreach (int services in only is "" or "kube" or "pipeline" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : only == "kube30k" ? [30000] : [])
         {
             kube[services.ToString(CultureInfo.InvariantCulture)] = Kube(services);
             Log($"kube {services} {kube[services.ToString(CultureInfo.InvariantCulture)]!.ToJsonString()}");
         }
-        if (only is "" or "conntrack")
+        if (only is "" or "conntrack" or "pipeline")
         {
             root["conntrack"] = ConntrackMemory();
             Log("conntrack " + root["conntrack"]!.ToJsonString());
@@ -484,7 +507,8 @@ public static class SpeedHarness
     private static JsonObject Kube(int services)
     {
         var (text, svcs, ruleCount) = KubeProxyRules.Generate(services, seed: services);
-        // DNAT is not evaluated on this branch (NAT arrives with the nat branch): its rules ACCEPT, which ends the walk as DNAT does.
+        // The nat walk alone (new_nat_walk_mpps) runs RunTable without conntrack, where DNAT has no connection to bind:
+        // its rules ACCEPT instead, which ends the walk as DNAT does. The pipeline figures use the rules as generated.
         string walkable = System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \\n]+", "-j ACCEPT");
         var sw = new Clock();
         var (rules, rulesetBytes) = Measure(() => Restore(walkable));
@@ -522,69 +546,151 @@ public static class SpeedHarness
         int linearN = Math.Min(count, services >= 10000 ? 3000 : 20000);
         double natSlow = Walk(slow, linearN);
 
-        // Established flows through the whole pipeline (nf.Process): conntrack finds the connection, the nat
-        // table is not consulted, filter FORWARD accepts RELATED,ESTABLISHED in KUBE-FORWARD.
-        VirtualHost fwd = ForwardingHost();
-        fwd.V4 = Restore(walkable);
-        var ct = new ConntrackHooks();
-        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = ct };
-        int flows = _quick ? 20_000 : 100_000;
-        // Per flow: the client's SYN (new), the server's SYN-ACK (reply, in on eth0), the client's ACK; then
-        // established packets are the client's further ACKs.
-        var synIn = new PacketInput[flows];
-        var synAckIn = new PacketInput[flows];
-        var ackIn = new PacketInput[flows];
-        var rnd2 = new Random(services + 1);
-        for (int f = 0; f < flows; f++)
-        {
-            KubeProxyRules.Service s = svcs[rnd2.Next(svcs.Length)];
-            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
-            ushort sport = (ushort)(1024 + f % 60000);
-            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
-            synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(s.ClusterIp, src).Tcp(s.Port, sport, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
-            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
-        }
-        sw.Restart();
-        int forwarded = 0;
-        string? newFate = null;
-        foreach (PacketInput p in synIn)
-        {
-            PacketResult res = pipe.Process(p);
-            if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
-            newFate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
-        }
-        double newMpps = flows / sw.CpuSeconds / 1e6;
-        foreach (PacketInput p in synAckIn) pipe.Process(p);
-        var est = new List<double>();
-        string? fate = null;
-        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
-        {
-            sw.Restart();
-            foreach (PacketInput p in ackIn)
-            {
-                PacketResult res = pipe.Process(p);
-                fate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
-            }
-            est.Add(flows / sw.CpuSeconds / 1e6);
-        }
+        // The whole pipeline (nf.Process) on a forwarding host: parse, routing, conntrack, nat (DNAT in PREROUTING
+        // through KUBE-SERVICES → KUBE-SVC → KUBE-SEP, MASQUERADE in POSTROUTING), filter FORWARD, confirmation.
+        PipelineFigures withNat = Pipeline(text, svcs, services);
+        // The same without the nat table (the figure before NAT was merged).
+        PipelineFigures noNat = Pipeline(StripNat(text), svcs, services);
         return new JsonObject
         {
             ["rules"] = ruleCount,
             ["load_s"] = R(load),
             ["build_s"] = R(build, 4),
-            ["new_mpps"] = null,
-            ["new_mpps_reason"] = "NAT is not on this branch (DNAT cannot be evaluated yet): see new_nat_walk_mpps and new_pipeline_no_nat_mpps",
+            ["new_mpps"] = R(withNat.NewMpps),
+            ["new_fate"] = withNat.NewFate,
+            ["new_forwarded"] = withNat.NewForwarded,
+            ["new_alloc_bytes_per_packet"] = R(withNat.NewAlloc, 1),
             ["new_nat_walk_mpps"] = R(Median(natFast)),
             ["new_nat_walk_linear_mpps"] = R(natSlow, 4),
-            ["new_pipeline_no_nat_mpps"] = R(newMpps),
-            ["new_pipeline_forwarded"] = forwarded,
-            ["new_pipeline_fate"] = newFate,
-            ["established_mpps"] = R(Median(est)),
-            ["established_fate"] = fate,
-            ["established_note"] = "nf.Process: parse, routing, conntrack lookup, filter FORWARD (compiled); no NAT translation on this branch",
+            ["new_pipeline_no_nat_mpps"] = R(noNat.NewMpps),
+            ["established_mpps"] = R(withNat.EstablishedMpps),
+            ["established_fate"] = withNat.EstablishedFate,
+            ["established_alloc_bytes_per_packet"] = R(withNat.EstablishedAlloc, 1),
+            ["established_no_nat_mpps"] = R(noNat.EstablishedMpps),
+            ["reply_mpps"] = R(withNat.ReplyMpps),
+            ["reply_fate"] = withNat.ReplyFate,
+            ["flows"] = withNat.Flows,
             ["bytes_per_rule"] = R((double)compiled.Bytes / ruleCount, 1),
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / ruleCount, 1),
         };
+    }
+
+    /// <summary>Diagnostics: the types allocated while processing new, reply and established packets of the kube pipeline.</summary>
+    private static int ProfilePipeline(int services)
+    {
+        var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
+        using var prof = new AllocationProfile();
+        _profile = prof;
+        PipelineFigures f = Pipeline(text, svcs, services);
+        _profile = null;
+        Log($"new {f.NewMpps:F3} Mpps {f.NewAlloc:F0} B/packet, established {f.EstablishedMpps:F3} Mpps {f.EstablishedAlloc:F0} B/packet, reply {f.ReplyMpps:F3}");
+        foreach (var (type, bytes) in prof.Top(40)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+        return 0;
+    }
+
+    private static AllocationProfile? _profile;
+
+    private static string _profilePhase = Environment.GetEnvironmentVariable("CW_PROFILE_PHASE") ?? "established";
+
+    /// <summary>The rule set without its nat table (the pipeline as it was before NAT).</summary>
+    private static string StripNat(string text)
+    {
+        int a = text.IndexOf("*nat\n", StringComparison.Ordinal);
+        if (a < 0) return text;
+        int b = text.IndexOf("COMMIT\n", a, StringComparison.Ordinal);
+        return text[..a] + text[(b + "COMMIT\n".Length)..];
+    }
+
+    private sealed record PipelineFigures(int Flows, double NewMpps, string? NewFate, int NewForwarded, double NewAlloc,
+        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate);
+
+    private static string FateOf(PacketResult r) => string.Join(",", r.Fate) + (r.DropReason is { } why ? " (" + why + ")" : "") + (r.Error is { } e ? " [" + e + "]" : "");
+
+    /// <summary>
+    /// New connections to random services (each flow's SYN), then the servers' SYN-ACKs (replies: un-SNAT, un-DNAT),
+    /// then the clients' ACKs (established: conntrack hit, the binding applied, filter FORWARD): nf.Process per packet,
+    /// packets per thread CPU-second, managed bytes allocated per packet.
+    /// </summary>
+    private static PipelineFigures Pipeline(string rulesText, KubeProxyRules.Service[] svcs, int services)
+    {
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore(rulesText);
+        var ct = new ConntrackHooks();
+        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = ct };
+        int flows = _quick ? 20_000 : 100_000;
+        var synIn = new PacketInput[flows];
+        var ackIn = new PacketInput[flows];
+        var rnd = new Random(services + 1);
+        for (int f = 0; f < flows; f++)
+        {
+            KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
+            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
+            ushort sport = (ushort)(1024 + f % 60000);
+            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
+        }
+        // Warm-up on other flows (JIT, caches), not counted.
+        for (int f = 0; f < Math.Min(flows, 2000); f++)
+        {
+            KubeProxyRules.Service s = svcs[f % svcs.Length];
+            pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(0xC0A8F000u + (uint)f, s.ClusterIp).Tcp(40000, s.Port, TcpFlags.Syn, seq: 1).Build(), InInterface = "eth1" });
+        }
+        var conns = new object?[flows];
+        if (_profilePhase == "new") _profile?.Start();
+        var sw = new Clock();
+        long a0 = GC.GetAllocatedBytesForCurrentThread();
+        int forwarded = 0;
+        string? newFate = null;
+        for (int f = 0; f < flows; f++)
+        {
+            PacketResult res = pipe.Process(synIn[f]);
+            if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
+            newFate ??= FateOf(res);
+            conns[f] = res.Connection;
+        }
+        double newS = sw.CpuSeconds;
+        if (_profilePhase == "new") _profile?.Stop();
+        double newAlloc = (double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows;
+        double newMpps = flows / newS / 1e6;
+        // The servers' answers: from each connection's reply tuple (after DNAT and MASQUERADE), in on eth0.
+        var synAckIn = new PacketInput?[flows];
+        for (int f = 0; f < flows; f++)
+        {
+            if (conns[f] is not ConnEntry e) continue;
+            ConnTuple r = e.Reply;
+            synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Tcp(r.SourcePort, r.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
+        }
+
+        sw.Restart();
+        string? replyFate = null;
+        int replies = 0;
+        foreach (PacketInput? p in synAckIn)
+        {
+            if (p is null) continue;
+            replies++;
+            PacketResult res = pipe.Process(p);
+            replyFate ??= FateOf(res);
+        }
+        double replyMpps = replies / sw.CpuSeconds / 1e6;
+        var est = new List<double>();
+        string? fate = null;
+        double estAlloc = 0;
+        if (_profilePhase != "new") _profile?.Start();
+        for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? 30 : _quick ? 2 : 4); rep++)
+        {
+            long e0 = GC.GetAllocatedBytesForCurrentThread();
+            sw.Restart();
+            foreach (PacketInput p in ackIn)
+            {
+                PacketResult res = pipe.Process(p);
+                fate ??= FateOf(res);
+            }
+            double s = sw.CpuSeconds;
+            estAlloc = (double)(GC.GetAllocatedBytesForCurrentThread() - e0) / flows;
+            if (rep > 0) est.Add(flows / s / 1e6);
+        }
+        _profile?.Stop();
+        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate);
     }
 
     // ------------------------------------------------------------------ conntrack
@@ -614,7 +720,7 @@ public static class SpeedHarness
         {
             ["entries"] = entries,
             ["bytes_per_entry"] = entries == 0 ? null : R((double)(after - before) / entries, 1),
-            ["note"] = "managed heap growth while the entries were created (ConntrackTable as on main), divided by the entries",
+            ["note"] = "managed heap growth while the entries were created (entries, TCP state, the table's share), divided by the entries",
         };
     }
 }
