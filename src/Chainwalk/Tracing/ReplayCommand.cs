@@ -101,6 +101,7 @@ the host itself (OUTPUT).
             long size = file.Length;
             using var reader = new CaptureReader(file);
             long lastProgress = 0;
+            var reused = new PacketResult();
             while (true)
             {
                 CaptureRecord rec;
@@ -143,7 +144,8 @@ the host itself (OUTPUT).
                     At = t + offset,
                 };
                 nf.RecordTrace = recorded;
-                PacketResult r = nf.Process(input);
+                // Nothing keeps a result past its packet: one is reused (no per-packet result, skb or output objects).
+                PacketResult r = recorded ? nf.Process(input) : nf.Process(input, reused);
                 events?.After(r, nf.State.Now);
                 KernelLogCompat.Record(nf.State, r);
                 if (r.Error is not null) errors++;
