@@ -322,6 +322,13 @@ public sealed partial class Packet
         return false;
     }
 
+    /// <summary>The Ethernet facts <see cref="TryParseFrame"/> gives a packet (set again on a reused packet).</summary>
+    internal void SetLinkFacts(ulong? sourceMac, int? vlanId)
+    {
+        SourceMac = sourceMac;
+        VlanId = vlanId;
+    }
+
     /// <summary>
     /// After the TTL / hop limit byte alone was changed in place (ip_decrease_ttl, with the IPv4 header checksum
     /// adjusted incrementally): the fact read again, the others unchanged (what a re-read would give).

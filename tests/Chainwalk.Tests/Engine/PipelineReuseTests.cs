@@ -263,4 +263,44 @@ public class PipelineReuseTests
             p.Bytes.ShouldBe(fresh.Bytes);
         }
     }
+
+    private static byte[] Frame(string kind, byte[] ip)
+    {
+        byte[] dst = [0x02, 0, 0, 0, 0, 0x10], src = [0x02, 0, 0, 0, 0, 0x99];
+        return kind switch
+        {
+            "raw" => ip,
+            "ethernet" => [.. dst, .. src, (byte)((ip[0] >> 4) == 4 ? 0x08 : 0x86), (byte)((ip[0] >> 4) == 4 ? 0x00 : 0xdd), .. ip, 0, 0],
+            "ethernet vlan" => [.. dst, .. src, 0x81, 0x00, 0x20, 0x07, (byte)((ip[0] >> 4) == 4 ? 0x08 : 0x86), (byte)((ip[0] >> 4) == 4 ? 0x00 : 0xdd), .. ip],
+            "ethernet wrong version" => [.. dst, .. src, 0x86, 0xdd, .. ip],
+            _ => throw new ArgumentException(kind),
+        };
+    }
+
+    [Theory]
+    [InlineData("raw")]
+    [InlineData("ethernet")]
+    [InlineData("ethernet vlan")]
+    [InlineData("ethernet wrong version")]
+    public void A_captured_packet_decoded_into_an_earlier_one_has_the_facts_of_a_fresh_decode(string kind)
+    {
+        // A replay decodes each record into the packet of the same IP length it decoded before.
+        var spares = new Packet?[2048];
+        string[] sequence = ["tcp syn", "tcp ack", "tcp syn", "v6 tcp", "v6 tcp other", "udp 20", "udp 20 other", "icmp 12"];
+        foreach (string what in sequence)
+        {
+            byte[] frame = Frame(kind, Build(what));
+            LinkType link = kind == "raw" ? LinkType.Raw : LinkType.Ethernet;
+            var rec = new CaptureRecord(default, 0, link, frame.Length, frame, 0);
+            bool fresh = LinkLayer.TryDecode(rec, out Packet? expected, out LinkLayerFacts expectedFacts, out string? expectedError);
+            bool reused = LinkLayer.TryDecode(rec, spares, out Packet? got, out LinkLayerFacts facts, out string? error);
+            reused.ShouldBe(fresh, what);
+            error.ShouldBe(expectedError, what);
+            facts.ShouldBe(expectedFacts, what);
+            if (!fresh) continue;
+            Facts(got!).ShouldBe(Facts(expected!), what);
+            (got!.SourceMac, got.VlanId).ShouldBe((expected!.SourceMac, expected.VlanId), what);
+            got.Bytes.ShouldBe(expected.Bytes, what);
+        }
+    }
 }
