@@ -290,6 +290,25 @@ public static class SpeedHarness
             var fast = new Netfilter(host) { Compiled = compiled };
             var skbs = trace.Select(h => new Skb(Packet.Parse(ClassBench.Packet(h))) { InDev = "eth0", OutDev = "eth1" }).ToArray();
             var ctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += k.SourcePort;
+                }
+            }
+            double keyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += index.Next(0, k, out _);
+                }
+            }
+            double keyIdxMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            Log($"{set}: key read from the packets {keyMpps:F2} Mpps, key read + index {keyIdxMpps:F2} Mpps");
             var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
             c.Restart();
             for (int rep = 0; rep < 3; rep++)

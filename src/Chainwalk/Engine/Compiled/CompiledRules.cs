@@ -19,11 +19,15 @@ public sealed class ChainIndex
     private readonly int[] _runAt;
     private readonly TupleIndex[] _runs;
 
-    private ChainIndex(int count, int[] runAt, TupleIndex[] runs)
+    /// <summary>Per rule of an indexed run: ACCEPT or DROP when its target is that standard verdict, else Continue.</summary>
+    private readonly VerdictKind[] _plain;
+
+    private ChainIndex(int count, int[] runAt, TupleIndex[] runs, VerdictKind[] plain)
     {
         RuleCount = count;
         _runAt = runAt;
         _runs = runs;
+        _plain = plain;
     }
 
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
@@ -35,7 +39,7 @@ public sealed class ChainIndex
     {
         get
         {
-            long n = (long)_runAt.Length * 4;
+            long n = (long)_runAt.Length * 5;
             foreach (TupleIndex t in _runs) n += t.Bytes;
             return n;
         }
@@ -63,7 +67,14 @@ public sealed class ChainIndex
     /// The same index for the chain with <paramref name="newCount"/> rules, after rules were appended to it or
     /// deleted after its last run: those rules are walked linearly, the runs before them are unchanged. O(1).
     /// </summary>
-    public ChainIndex WithAppended(int newCount) => new(newCount, _runAt, _runs);
+    public ChainIndex WithAppended(int newCount) => new(newCount, _runAt, _runs, _plain);
+
+    /// <summary>
+    /// ACCEPT or DROP when the rule at <paramref name="i"/> (one the index proved) has that standard verdict as its
+    /// target, so the walker may count it and return; Continue otherwise (the walker dispatches the target).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public VerdictKind PlainVerdict(int i) => (uint)i < (uint)_plain.Length ? _plain[i] : VerdictKind.Continue;
 
     /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
     public static ChainIndex? Build(Chain chain)
@@ -72,6 +83,7 @@ public sealed class ChainIndex
         if (rules.Count < MinRun) return null;
         var runAt = new int[rules.Count];
         Array.Fill(runAt, -1);
+        var plain = new VerdictKind[rules.Count];
         var runs = new List<TupleIndex>();
         var flat = new List<FlatRule>();
         int i = 0;
@@ -86,12 +98,18 @@ public sealed class ChainIndex
             }
             if (flat.Count >= MinRun)
             {
-                for (int j = start; j < i; j++) runAt[j] = runs.Count;
+                for (int j = start; j < i; j++)
+                {
+                    runAt[j] = runs.Count;
+                    plain[j] = rules[j].Target is { Extension: null } t
+                        ? t.Name switch { Verdicts.Accept => VerdictKind.Accept, Verdicts.Drop => VerdictKind.Drop, _ => VerdictKind.Continue }
+                        : VerdictKind.Continue;
+                }
                 runs.Add(TupleIndex.Build(start, flat));
             }
             if (i == start) i++;
         }
-        return runs.Count == 0 ? null : new ChainIndex(rules.Count, runAt, runs.ToArray());
+        return runs.Count == 0 ? null : new ChainIndex(rules.Count, runAt, runs.ToArray(), plain);
     }
 
     /// <summary>The rule as flat fields when its whole condition is one the index decides; false otherwise.</summary>
