@@ -76,7 +76,7 @@ public static class SpeedHarness
         {
             ["quick"] = _quick,
             ["dotnet"] = Environment.Version.ToString(),
-            ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
+            ["tuple_classes"] = TupleIndex.Classes is { } fixedClasses ? string.Join(",", fixedClasses) : "chosen per run among " + string.Join(" | ", TupleIndex.Layouts.Select(l => string.Join(",", l.Classes) + "/" + l.MergeLimit)),
             ["port_tuples"] = TupleIndex.PortTuples,
             ["merge_limit"] = TupleIndex.MergeLimit,
         };
@@ -84,6 +84,7 @@ public static class SpeedHarness
         root["classbench"] = cb;
         string only = Arg(args, "--only") ?? "";
         if (only == "probe") return Probe(corpus);
+        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -260,6 +261,7 @@ public static class SpeedHarness
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / conv.Rules, 1),
             ["restore_s"] = R(Median(restoreTimes)),
             ["tuple_groups"] = groups,
+            ["tuple_layout"] = string.Join(" ", index.Runs.Select(r => r.Layout)),
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
@@ -280,6 +282,40 @@ public static class SpeedHarness
             var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
             long sum = 0;
             var c = new Clock();
+            // The index alone, old layout (Baseline.TupleIndexV1) and the engine's, interleaved in one run.
+            var flats = new List<FlatRule>();
+            foreach (Rule r in filter.Find("FORWARD")!.Rules)
+            {
+                if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+                flats.Add(f);
+            }
+            var v1 = Baseline.TupleIndexV1.Build(0, flats);
+            var v2 = TupleIndex.Build(0, flats);
+            var oldT = new List<double>();
+            var newT = new List<double>();
+            long s1 = 0, s2 = 0;
+            for (int rep = 0; rep < 5; rep++)
+            {
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s1 += v1.FirstMatch(keys[i], 0);
+                oldT.Add(keys.Length / c.CpuSeconds / 1e6);
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s2 += v2.FirstMatch(keys[i], 0);
+                newT.Add(keys.Length / c.CpuSeconds / 1e6);
+            }
+            {
+                var hot = new List<double>();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    c.Restart();
+                    for (int r2 = 0; r2 < 100; r2++)
+                        for (int i = 0; i < 1000; i++) s2 += v2.FirstMatch(keys[i], 0);
+                    hot.Add(100_000 / c.CpuSeconds / 1e6);
+                }
+                Log($"{set}: new index, 1000 keys repeated (hot caches) {Median(hot):F2} Mpps");
+            }
+            Log($"{set}: index alone, old layout {Median(oldT):F2} Mpps, new {Median(newT):F2} Mpps (same answers: {s1 == s2})");
+            c.Restart();
             for (int rep = 0; rep < 3; rep++)
             {
                 for (int i = 0; i < keys.Length; i++) sum += index.Next(0, keys[i], out _);
@@ -330,8 +366,64 @@ public static class SpeedHarness
                 }
             }
             double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, filter, Hook.Forward);
+                }
+            }
+            double hotFull = 300_000 / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, empty, Hook.Forward);
+                }
+            }
+            double hotEmpty = 300_000 / c.CpuSeconds / 1e6;
+            Log($"{set}: 1000 packets repeated: RunTable compiled {hotFull:F2} Mpps, empty chain {hotEmpty:F2} Mpps");
             Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
         }
+        return 0;
+    }
+
+    /// <summary>Diagnostics for perf stat: one set's index alone over its trace, many times (old or new layout).</summary>
+    private static int IndexLoop(string corpus, string set, bool old)
+    {
+        string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
+        Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+        string file = set.EndsWith("100k", StringComparison.Ordinal) ? set.Replace("_100k", "", StringComparison.Ordinal) : set;
+        file = files.Keys.First(k => k.StartsWith(file.Split('_')[0] + "_", StringComparison.Ordinal) && !k.EndsWith("_trace", StringComparison.Ordinal) && (set.EndsWith("100k", StringComparison.Ordinal) || k.EndsWith("_10k", StringComparison.Ordinal)));
+        Ruleset rules = Restore(ClassBench.Convert(files[file]).Restore);
+        var flats = new List<FlatRule>();
+        foreach (Rule r in rules.Find("filter")!.Find("FORWARD")!.Rules)
+        {
+            if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+            flats.Add(f);
+        }
+        TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
+        var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+        var v1 = Baseline.TupleIndexV1.Build(0, flats);
+        var v2 = TupleIndex.Build(0, flats);
+        long sum = 0;
+        var c = new Clock();
+        for (int rep = 0; rep < 20; rep++)
+        {
+            if (old)
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v1.FirstMatch(keys[i], 0);
+            }
+            else
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v2.FirstMatch(keys[i], 0);
+            }
+        }
+        Log($"{set} {(old ? "old" : "new " + v2.Layout)}: {20.0 * keys.Length / c.CpuSeconds / 1e6:F2} Mpps ({sum})");
         return 0;
     }
 

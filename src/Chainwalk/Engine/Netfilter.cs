@@ -779,9 +779,8 @@ public sealed class Netfilter
                     i = index.Next(i, key, out proven);
                     // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
                     // without the general target dispatch below (the same counters and verdict as the linear walk).
-                    if (proven && index.PlainVerdict(i) is not VerdictKind.Continue and var plain)
+                    if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
                     {
-                        Rule hit = chain.Rules[i];
                         ctx.Chain = chain.Name;
                         ctx.RuleNumber = i + 1;
                         ctx.Rule = hit;
@@ -789,7 +788,7 @@ public sealed class Netfilter
                         ctx.RuleIndex = i;
                         hit.Counters.Packets++;
                         hit.Counters.Bytes += (ulong)skb.Length;
-                        return new Verdict(plain);
+                        return new Verdict(plain.Kind);
                     }
                 }
             }
