@@ -236,7 +236,8 @@ public sealed class TupleIndex
         return cost / Math.Max(1, keys.Length);
     }
 
-    private static TupleIndex BuildWith(int start, IReadOnlyList<FlatRule> run, int[] classes, int mergeLimit)
+    /// <summary>Builds the index with one given layout (prefix classes, merge limit).</summary>
+    public static TupleIndex BuildWith(int start, IReadOnlyList<FlatRule> run, int[] classes, int mergeLimit)
     {
         var rules = new FlatRule[run.Count];
         var byTuple = new Dictionary<int, Dictionary<(ulong, uint), List<int>>>();
