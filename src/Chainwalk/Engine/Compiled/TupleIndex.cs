@@ -408,8 +408,9 @@ public sealed class TupleIndex
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Mix(ulong a, uint b)
     {
-        ulong x = (a ^ ((ulong)b * 0x9E37_79B9_7F4A_7C15UL)) * 0xBF58_476D_1CE4_E5B9UL;
-        return x ^ (x >> 31);
+        // Two independent multiplications (they overlap) and a fold of the high half into the low bits.
+        ulong x = (a * 0xBF58_476D_1CE4_E5B9UL) ^ ((ulong)b * 0x9E37_79B9_7F4A_7C15UL);
+        return x ^ (x >> 29);
     }
 
     /// <summary>
