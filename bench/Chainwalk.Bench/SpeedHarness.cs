@@ -392,7 +392,7 @@ public static class SpeedHarness
         return 0;
     }
 
-    /// <summary>Diagnostics for perf stat: one set's index alone over its trace, many times (old or new layout).</summary>
+    /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
     private static int IndexLoop(string corpus, string set, bool old)
     {
         string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
