@@ -309,7 +309,7 @@ public static class SpeedHarness
                 {
                     c.Restart();
                     for (int r2 = 0; r2 < 100; r2++)
-                        for (int i = 0; i < 1000; i++) s2 += v2.FirstMatch(keys[i], 0);
+                        for (int i = 0; i < 1000; i++) sum += v2.FirstMatch(keys[i], 0);
                     hot.Add(100_000 / c.CpuSeconds / 1e6);
                 }
                 Log($"{set}: new index, 1000 keys repeated (hot caches) {Median(hot):F2} Mpps");
@@ -345,6 +345,27 @@ public static class SpeedHarness
             }
             double keyIdxMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
             Log($"{set}: key read from the packets {keyMpps:F2} Mpps, key read + index {keyIdxMpps:F2} Mpps");
+            if (Environment.GetEnvironmentVariable("CW_SLOT_AB") is { Length: > 0 } ab)
+            {
+                double[] loads = ab.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                double keep = TupleIndex.SlotLoad;
+                var idxs = loads.Select(l => { TupleIndex.SlotLoad = l; return TupleIndex.Build(0, flats); }).ToArray();
+                TupleIndex.SlotLoad = keep;
+                var res = loads.Select(_ => new List<double>()).ToArray();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    for (int v = 0; v < idxs.Length; v++)
+                    {
+                        c.Restart();
+                        for (int i = 0; i < skbs.Length; i++)
+                        {
+                            if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += idxs[v].FirstMatch(k, 0);
+                        }
+                        res[v].Add(skbs.Length / c.CpuSeconds / 1e6);
+                    }
+                }
+                Log($"{set}: key read + index by slot load: " + string.Join(", ", loads.Select((l, v) => $"{l}: {Median(res[v]):F2} Mpps ({idxs[v].Bytes / 1024} KiB, {idxs[v].Layout})")));
+            }
             var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
             c.Restart();
             for (int rep = 0; rep < 3; rep++)

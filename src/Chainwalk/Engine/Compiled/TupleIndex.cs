@@ -124,12 +124,12 @@ public sealed class TupleIndex
         int bit = (int)(x >> 8) & g.FilterMask;
         if ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_filter), g.FilterBase + (bit >> 6)) & (1UL << bit)) == 0) return best;
         ref Slot s0 = ref MemoryMarshal.GetArrayDataReference(_slots);
-        int h = (int)(x >> 40) & g.SlotMask;
+        int h = Home(x, g.SlotCount);
         ref Slot sl = ref Unsafe.Add(ref s0, g.SlotBase + h);
         while (sl.B != b || sl.A != a)
         {
             if (sl.B == 0) return best;
-            h = (h + 1) & g.SlotMask;
+            h = h + 1 == g.SlotCount ? 0 : h + 1;
             sl = ref Unsafe.Add(ref s0, g.SlotBase + h);
         }
         // The bucket's entries, ascending; the last one is flagged.
@@ -212,12 +212,12 @@ public sealed class TupleIndex
                 ulong x = Mix(a, b);
                 int bit = (int)(x >> 8) & g.FilterMask;
                 if ((_filter[g.FilterBase + (bit >> 6)] & (1UL << bit)) == 0) continue;
-                int h = (int)(x >> 40) & g.SlotMask;
+                int h = Home(x, g.SlotCount);
                 cost += 1;
                 while (_slots[g.SlotBase + h].B != b || _slots[g.SlotBase + h].A != a)
                 {
                     if (_slots[g.SlotBase + h].B == 0) goto NextGroup;
-                    h = (h + 1) & g.SlotMask;
+                    h = h + 1 == g.SlotCount ? 0 : h + 1;
                     cost += 1;
                 }
                 for (int j = _slots[g.SlotBase + h].First; _entries[j].Id < best; j++)
@@ -270,10 +270,10 @@ public sealed class TupleIndex
         for (int gi = 0; gi < order.Count; gi++)
         {
             int keys = order[gi].Table.Count;
-            int cap = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(4, keys * 2));
+            int cap = Math.Max(4, (int)(keys / SlotLoad) + 1);
             int bits = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, keys * 16));
             infos[gi].SlotBase = slotTotal;
-            infos[gi].SlotMask = cap - 1;
+            infos[gi].SlotCount = cap;
             infos[gi].FilterBase = filterTotal;
             infos[gi].FilterMask = bits - 1;
             slotTotal += cap;
@@ -298,8 +298,8 @@ public sealed class TupleIndex
                 ulong x = Mix(a, b);
                 int bit = (int)(x >> 8) & g.FilterMask;
                 filter[g.FilterBase + (bit >> 6)] |= 1UL << bit;
-                int h = (int)(x >> 40) & g.SlotMask;
-                while (slots[g.SlotBase + h].B != 0) h = (h + 1) & g.SlotMask;
+                int h = Home(x, g.SlotCount);
+                while (slots[g.SlotBase + h].B != 0) h = h + 1 == g.SlotCount ? 0 : h + 1;
                 slots[g.SlotBase + h] = new Slot { A = a, B = b, First = next };
                 for (int n = 0; n < list.Count; n++) entries[next++] = new Entry(rules[list[n]], list[n], n == list.Count - 1);
                 g.MaxRule = Math.Max(g.MaxRule, list[^1]);
@@ -405,6 +405,16 @@ public sealed class TupleIndex
     private static (ulong, uint) Key(uint src, uint dst, byte proto, ushort dport) =>
         (((ulong)src << 32) | dst, 0x8000_0000u | ((uint)proto << 16) | dport);
 
+    /// <summary>
+    /// How full a group's slot table is at most (keys / slots). The table is not a power of two: the home slot is
+    /// the hash's high half scaled to the table (Lemire's multiply-shift), so the load is what is asked for, and the
+    /// index stays small enough to share the cache with the packets streaming through.
+    /// </summary>
+    public static double SlotLoad { get; set; } = 0.6;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Home(ulong x, int count) => (int)(((x >> 32) * (uint)count) >> 32);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Mix(ulong a, uint b)
     {
@@ -421,7 +431,7 @@ public sealed class TupleIndex
     {
         public uint SourceMask, DestinationMask, ExtraMask;
         public int MinRule, MaxRule;
-        public int SlotBase, SlotMask, FilterBase, FilterMask;
+        public int SlotBase, SlotCount, FilterBase, FilterMask;
     }
 
     /// <summary>A hash slot: the cut fields (B has its top bit set, 0 = empty) and its first bucket entry.</summary>
