@@ -98,6 +98,14 @@ public static class SpeedHarness
                 Log($"{name,-10} {cb[name]!.ToJsonString()}");
             }
         }
+        if (only == "restore")
+        {
+            // The restore figures alone (bench/restore_bench.py beside): acl1_100k written by an earlier full run.
+            string text = File.ReadAllText(Path.Combine(cache, "acl1_100k.rules"));
+            var (loaded, bytes, times) = RestoreTimed(text);
+            root["restore_100k_inproc"] = RestoreFigures(times, bytes, loaded.RuleCount);
+            Log("restore_100k_inproc " + root["restore_100k_inproc"]!.ToJsonString());
+        }
         if (only is "" or "update")
         {
             root["update_us"] = Updates(Path.Combine(cache, "acl1_100k.rules"));
@@ -148,6 +156,34 @@ public static class SpeedHarness
     private static Ruleset Restore(string text) =>
         new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), text, new RestoreOptions());
 
+    // ------------------------------------------------------------------ restore
+
+    /// <summary>
+    /// Restores <paramref name="text"/> in process: the first time untimed (code compiled, managed bytes of the rule
+    /// objects measured with full collections around it), then timed (thread CPU) repetitions.
+    /// </summary>
+    private static (Ruleset Rules, long Bytes, List<double> Times) RestoreTimed(string text)
+    {
+        var (rules, bytes) = Measure(() => Restore(text));
+        var times = new List<double>();
+        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
+        {
+            rules = null!;
+            GC.Collect();
+            var sw = new Clock();
+            rules = Restore(text);
+            times.Add(sw.CpuSeconds);
+        }
+        return (rules, bytes, times);
+    }
+
+    private static JsonObject RestoreFigures(List<double> times, long rulesetBytes, int rules) => new()
+    {
+        ["chainwalk_inproc_s"] = R(Median(times)),
+        ["rules"] = rules,
+        ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / rules, 1),
+    };
+
     // ------------------------------------------------------------------ ClassBench
 
     private static JsonObject ClassBenchSet(string name, string filters, string traceText, string cache, JsonObject root)
@@ -158,21 +194,8 @@ public static class SpeedHarness
         TraceHeader[] trace = ClassBench.ReadTrace(traceText, maxHeaders);
 
         // Restore (parse + build the rule objects), in process; the 100k acl1 figure is restore_100k.chainwalk_inproc_s.
-        var restoreTimes = new List<double>();
-        Ruleset rules = null!;
-        long rulesetBytes = 0;
-        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
-        {
-            rules = null!;
-            GC.Collect();
-            var sw = new Clock();
-            (rules, rulesetBytes) = rep == 0 ? Measure(() => Restore(conv.Restore)) : (Restore(conv.Restore), rulesetBytes);
-            restoreTimes.Add(sw.CpuSeconds);
-        }
-        if (name == "acl1_100k")
-        {
-            root["restore_100k_inproc"] = new JsonObject { ["chainwalk_inproc_s"] = R(Median(restoreTimes)), ["rules"] = conv.Rules };
-        }
+        var (rules, rulesetBytes, restoreTimes) = RestoreTimed(conv.Restore);
+        if (name == "acl1_100k") root["restore_100k_inproc"] = RestoreFigures(restoreTimes, rulesetBytes, conv.Rules);
         var buildTimes = new List<double>();
         CompiledRules compiled = null!;
         for (int rep = 0; rep < (_quick ? 2 : 5); rep++)
@@ -465,10 +488,29 @@ public static class SpeedHarness
         int n = forward.Rules.Count;
         var parser = new CommandLineParser(IpFamily.V4, "iptables");
         string[] spec = ["-s", "198.51.100.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+        string[] other = ["-s", "198.51.100.8/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+        // Compile the code of every command below first (the harness runs without tiering: a method's first call
+        // compiles it), on a small rule set of its own, so that delete_first_us is the search and not the compiler.
+        {
+            var warm = Restore("*filter\n:FORWARD ACCEPT [0:0]\n" + string.Concat(Enumerable.Range(0, 100).Select(i => $"-A FORWARD -s 10.0.{i}.1/32 -j ACCEPT\n")) + "COMMIT\n");
+            for (int i = 0; i < 3; i++)
+            {
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-A", "FORWARD", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-R", "FORWARD", "101", .. other]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-R", "FORWARD", "101", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-D", "FORWARD", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-I", "FORWARD", "101", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-D", "FORWARD", "101"]));
+            }
+        }
         var appendEdit = new List<double>();
         var deleteEdit = new List<double>();
         var appendAll = new List<double>();
         var deleteAll = new List<double>();
+        var insertEdit = new List<double>();
+        var insertAll = new List<double>();
+        var replaceEdit = new List<double>();
+        double firstDelete = 0;
         for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
         {
             var sw = new Clock();
@@ -478,6 +520,13 @@ public static class SpeedHarness
             double all = sw.CpuSeconds;
             appendEdit.Add(edit);
             appendAll.Add(all);
+            // -R of that last rule by number (the compiled form has no in-place replace: edit only), then back.
+            string last = forward.Rules.Count.ToString(CultureInfo.InvariantCulture);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. other]));
+            replaceEdit.Add(sw.CpuSeconds);
+            // (A rule replaced after the chain's indexed runs is walked linearly from the chain: nothing to update.)
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. spec]));
             // Where the rule -D will remove is (the one just appended); the command finds it the same way.
             int position = forward.Rules.Count - 1;
             sw.Restart();
@@ -485,8 +534,24 @@ public static class SpeedHarness
             edit = sw.CpuSeconds;
             compiled.Deleted(forward, position);
             all = sw.CpuSeconds;
-            deleteEdit.Add(edit);
-            deleteAll.Add(all);
+            // The first -D by rule builds the chain's index (RuleFinder) once; the others use it.
+            if (rep == 0) firstDelete = all;
+            else
+            {
+                deleteEdit.Add(edit);
+                deleteAll.Add(all);
+            }
+            // -I at the end position (an insert the compiled form takes as an append).
+            string end = (forward.Rules.Count + 1).ToString(CultureInfo.InvariantCulture);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-I", "FORWARD", end, .. spec]));
+            edit = sw.CpuSeconds;
+            compiled.Appended(forward);
+            all = sw.CpuSeconds;
+            insertEdit.Add(edit);
+            insertAll.Add(all);
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", end]));
+            compiled.Deleted(forward, forward.Rules.Count);
         }
         if (forward.Rules.Count != n) throw new InvalidOperationException("-A/-D did not restore the rule count");
         return new JsonObject
@@ -494,12 +559,16 @@ public static class SpeedHarness
             ["rules"] = n,
             ["append"] = R(Median(appendAll) * 1e6, 1),
             ["delete"] = R(Median(deleteAll) * 1e6, 1),
+            ["insert"] = R(Median(insertAll) * 1e6, 1),
             ["append_edit_only"] = R(Median(appendEdit) * 1e6, 1),
             ["delete_edit_only"] = R(Median(deleteEdit) * 1e6, 1),
+            ["insert_edit_only"] = R(Median(insertEdit) * 1e6, 1),
+            ["replace_edit_only"] = R(Median(replaceEdit) * 1e6, 1),
+            ["delete_first_us"] = R(firstDelete * 1e6, 1),
             ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
-            ["note"] = "in process: parse the command, edit the rule set (RulesetEditor, with its validation), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); *_edit_only without the compiled update; recompile_us = rebuilding the chain's index instead",
+            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); -I at the end position; *_edit_only without the compiled update; replace_edit_only = -R of the last rule (the compiled form has no in-place replace); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
         };
     }
 

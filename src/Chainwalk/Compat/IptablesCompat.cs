@@ -13,6 +13,12 @@ public sealed class ToolIo
     public required TextWriter Out { get; init; }
     public required TextWriter Err { get; init; }
 
+    /// <summary>
+    /// JSON Lines instead of the tool's text (<c>chainwalk --json TOOL …</c>, docs/json.md): set by chainwalk's own global
+    /// option, never by the tool's arguments, so every real option keeps its meaning.
+    /// </summary>
+    public bool Json { get; init; }
+
     public static ToolIo Console => new() { In = System.Console.In, Out = System.Console.Out, Err = System.Console.Error };
 }
 
@@ -102,14 +108,13 @@ public static class IptablesCompat
             return 0;
         }
 
-        bool readOnly = (cmd.Command & ~(CommandKind.List | CommandKind.ListRules | CommandKind.Check)) == 0;
         CommandExecutor? exec = null;
         try
         {
             using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
-            Ruleset rules = store.LoadRules(family);
-            Ruleset work = readOnly ? rules : rules.Clone();
-            exec = new CommandExecutor(work);
+            // The rules just loaded are this command's own copy: a failed command is not saved, so it edits them in place.
+            Ruleset work = store.LoadRules(family);
+            exec = new CommandExecutor(work) { Json = io.Json };
             exec.Execute(cmd);
             if (exec.Changed) store.SaveRules(work);
             io.Out.Write(exec.Output.ToString());
@@ -188,6 +193,18 @@ public static class IptablesCompat
         {
             io.Err.WriteLine($"{program}: {ex.Message}");
             return 1;
+        }
+        if (io.Json)
+        {
+            // Counters are always in the objects; -c only changes the text form.
+            using var json = new JsonLines(io.Out);
+            var scratch = new StringBuilder(128);
+            foreach (Table t in rules.Tables)
+            {
+                if (table is null || t.Name == table) RuleJson.WriteTable(json, t, NameDb.System, scratch);
+            }
+            io.Out.Flush();
+            return 0;
         }
         string stamp = SaveWriter.Stamp(DateTime.Now);
         io.Out.Write(SaveWriter.Write(rules, counters, table, stamp));
@@ -300,7 +317,7 @@ public static class IptablesCompat
             IgnoreRuleCounters = family == IpFamily.V6,
         };
         store.UseHostObjects();
-        var reader = new RestoreReader(family, program);
+        var reader = new RestoreReader(family, program) { VerifySaveForms = true };
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);
