@@ -69,7 +69,7 @@ public static class SpeedHarness
         Directory.CreateDirectory(cache);
         string only = Arg(args, "--only") ?? "";
         // The ClassBench files are needed by the classification figures only.
-        string corpus = only is "" or "classbench" or "probe" ? CorpusLocator.Corpus : "";
+        string corpus = only is "" or "classbench" or "probe" or "indexloop" ? CorpusLocator.Corpus : "";
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
@@ -78,7 +78,7 @@ public static class SpeedHarness
         {
             ["quick"] = _quick,
             ["dotnet"] = Environment.Version.ToString(),
-            ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
+            ["tuple_classes"] = TupleIndex.Classes is { } fixedClasses ? string.Join(",", fixedClasses) : "chosen per run among " + string.Join(" | ", TupleIndex.Layouts.Select(l => string.Join(",", l.Classes) + "/" + l.MergeLimit)),
             ["port_tuples"] = TupleIndex.PortTuples,
             ["merge_limit"] = TupleIndex.MergeLimit,
         };
@@ -107,6 +107,7 @@ public static class SpeedHarness
             return 0;
         }
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
+        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -306,6 +307,7 @@ public static class SpeedHarness
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / conv.Rules, 1),
             ["restore_s"] = R(Median(restoreTimes)),
             ["tuple_groups"] = groups,
+            ["tuple_layout"] = string.Join(" ", index.Runs.Select(r => r.Layout)),
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
@@ -326,6 +328,40 @@ public static class SpeedHarness
             var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
             long sum = 0;
             var c = new Clock();
+            // The index alone, old layout (Baseline.TupleIndexV1) and the engine's, interleaved in one run.
+            var flats = new List<FlatRule>();
+            foreach (Rule r in filter.Find("FORWARD")!.Rules)
+            {
+                if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+                flats.Add(f);
+            }
+            var v1 = Baseline.TupleIndexV1.Build(0, flats);
+            var v2 = TupleIndex.Build(0, flats);
+            var oldT = new List<double>();
+            var newT = new List<double>();
+            long s1 = 0, s2 = 0;
+            for (int rep = 0; rep < 5; rep++)
+            {
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s1 += v1.FirstMatch(keys[i], 0);
+                oldT.Add(keys.Length / c.CpuSeconds / 1e6);
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s2 += v2.FirstMatch(keys[i], 0);
+                newT.Add(keys.Length / c.CpuSeconds / 1e6);
+            }
+            {
+                var hot = new List<double>();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    c.Restart();
+                    for (int r2 = 0; r2 < 100; r2++)
+                        for (int i = 0; i < 1000; i++) sum += v2.FirstMatch(keys[i], 0);
+                    hot.Add(100_000 / c.CpuSeconds / 1e6);
+                }
+                Log($"{set}: new index, 1000 keys repeated (hot caches) {Median(hot):F2} Mpps");
+            }
+            Log($"{set}: index alone, old layout {Median(oldT):F2} Mpps, new {Median(newT):F2} Mpps (same answers: {s1 == s2})");
+            c.Restart();
             for (int rep = 0; rep < 3; rep++)
             {
                 for (int i = 0; i < keys.Length; i++) sum += index.Next(0, keys[i], out _);
@@ -336,6 +372,46 @@ public static class SpeedHarness
             var fast = new Netfilter(host) { Compiled = compiled };
             var skbs = trace.Select(h => new Skb(Packet.Parse(ClassBench.Packet(h))) { InDev = "eth0", OutDev = "eth1" }).ToArray();
             var ctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += k.SourcePort;
+                }
+            }
+            double keyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += index.Next(0, k, out _);
+                }
+            }
+            double keyIdxMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            Log($"{set}: key read from the packets {keyMpps:F2} Mpps, key read + index {keyIdxMpps:F2} Mpps");
+            if (Environment.GetEnvironmentVariable("CW_SLOT_AB") is { Length: > 0 } ab)
+            {
+                double[] loads = ab.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                double keep = TupleIndex.SlotLoad;
+                var idxs = loads.Select(l => { TupleIndex.SlotLoad = l; return TupleIndex.Build(0, flats); }).ToArray();
+                TupleIndex.SlotLoad = keep;
+                var res = loads.Select(_ => new List<double>()).ToArray();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    for (int v = 0; v < idxs.Length; v++)
+                    {
+                        c.Restart();
+                        for (int i = 0; i < skbs.Length; i++)
+                        {
+                            if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += idxs[v].FirstMatch(k, 0);
+                        }
+                        res[v].Add(skbs.Length / c.CpuSeconds / 1e6);
+                    }
+                }
+                Log($"{set}: key read + index by slot load: " + string.Join(", ", loads.Select((l, v) => $"{l}: {Median(res[v]):F2} Mpps ({idxs[v].Bytes / 1024} KiB, {idxs[v].Layout})")));
+            }
             var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
             c.Restart();
             for (int rep = 0; rep < 3; rep++)
@@ -357,8 +433,64 @@ public static class SpeedHarness
                 }
             }
             double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, filter, Hook.Forward);
+                }
+            }
+            double hotFull = 300_000 / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, empty, Hook.Forward);
+                }
+            }
+            double hotEmpty = 300_000 / c.CpuSeconds / 1e6;
+            Log($"{set}: 1000 packets repeated: RunTable compiled {hotFull:F2} Mpps, empty chain {hotEmpty:F2} Mpps");
             Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
         }
+        return 0;
+    }
+
+    /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
+    private static int IndexLoop(string corpus, string set, bool old)
+    {
+        string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
+        Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+        string file = set.EndsWith("100k", StringComparison.Ordinal) ? set.Replace("_100k", "", StringComparison.Ordinal) : set;
+        file = files.Keys.First(k => k.StartsWith(file.Split('_')[0] + "_", StringComparison.Ordinal) && !k.EndsWith("_trace", StringComparison.Ordinal) && (set.EndsWith("100k", StringComparison.Ordinal) || k.EndsWith("_10k", StringComparison.Ordinal)));
+        Ruleset rules = Restore(ClassBench.Convert(files[file]).Restore);
+        var flats = new List<FlatRule>();
+        foreach (Rule r in rules.Find("filter")!.Find("FORWARD")!.Rules)
+        {
+            if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+            flats.Add(f);
+        }
+        TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
+        var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+        var v1 = Baseline.TupleIndexV1.Build(0, flats);
+        var v2 = TupleIndex.Build(0, flats);
+        long sum = 0;
+        var c = new Clock();
+        for (int rep = 0; rep < 20; rep++)
+        {
+            if (old)
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v1.FirstMatch(keys[i], 0);
+            }
+            else
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v2.FirstMatch(keys[i], 0);
+            }
+        }
+        Log($"{set} {(old ? "old" : "new " + v2.Layout)}: {20.0 * keys.Length / c.CpuSeconds / 1e6:F2} Mpps ({sum})");
         return 0;
     }
 

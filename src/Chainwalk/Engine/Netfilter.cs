@@ -874,7 +874,23 @@ public sealed class Netfilter
                     indexedChain = chain;
                     index = compiled!.For(chain);
                 }
-                if (index is not null) i = index.Next(i, key, out proven);
+                if (index is not null)
+                {
+                    i = index.Next(i, key, out proven);
+                    // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
+                    // without the general target dispatch below (the same counters and verdict as the linear walk).
+                    if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
+                    {
+                        ctx.Chain = chain.Name;
+                        ctx.RuleNumber = i + 1;
+                        ctx.Rule = hit;
+                        ctx.CurrentChain = chain;
+                        ctx.RuleIndex = i;
+                        hit.Counters.Packets++;
+                        hit.Counters.Bytes += (ulong)skb.Length;
+                        return new Verdict(plain.Kind);
+                    }
+                }
             }
             if (i >= chain.Rules.Count)
             {
