@@ -722,6 +722,31 @@ public sealed class Netfilter
         return ctx;
     }
 
+    /// <summary>The tables of the ruleset last walked, by name (raw, mangle, nat, filter, security), for its <see cref="Ruleset.Version"/>.</summary>
+    private readonly Table?[] _tables = new Table?[5];
+
+    private Ruleset? _tablesOf;
+
+    private int _tablesVersion;
+
+    private static int TableSlot(string name) => name switch { "raw" => 0, "mangle" => 1, "nat" => 2, "filter" => 3, _ => 4 };
+
+    /// <summary><see cref="Ruleset.Find"/> of a registered table, without a lookup by name while the ruleset keeps its tables.</summary>
+    private Table? TableOf(Ruleset rules, string name)
+    {
+        if (!ReferenceEquals(rules, _tablesOf) || rules.Version != _tablesVersion)
+        {
+            _tables[0] = rules.Find("raw");
+            _tables[1] = rules.Find("mangle");
+            _tables[2] = rules.Find("nat");
+            _tables[3] = rules.Find("filter");
+            _tables[4] = rules.Find("security");
+            _tablesOf = rules;
+            _tablesVersion = rules.Version;
+        }
+        return _tables[TableSlot(name)];
+    }
+
     private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
     {
         Ruleset rules = Host.Rules(skb.Family);
@@ -748,7 +773,7 @@ public sealed class Netfilter
                 }
             }
             bool nat = reg.Table == "nat";
-            Table? table = rules.Find(reg.Table);
+            Table? table = TableOf(rules, reg.Table);
             if (nat)
             {
                 // The nat table is consulted only for a connection's first packet; later ones get its binding.

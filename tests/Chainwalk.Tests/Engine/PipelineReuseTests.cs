@@ -303,4 +303,33 @@ public class PipelineReuseTests
             got.Bytes.ShouldBe(expected.Bytes, what);
         }
     }
+
+    [Theory]
+    [InlineData("replace")]
+    [InlineData("remove")]
+    [InlineData("create")]
+    public void A_table_replaced_removed_or_created_between_two_packets_is_walked_by_the_second(string change)
+    {
+        // The walker remembers the tables of the ruleset it walked; any change of which tables exist is seen at once.
+        VirtualHost host = EngineHost.Create(change == "create" ? "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n" : Accept);
+        var nf = new Netfilter(host);
+        byte[] Packet() => EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443);
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["forwarded:eth0"]);
+        Chainwalk.Rules.Ruleset dropping = EngineHost.Rules(IpFamily.V4, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        switch (change)
+        {
+            case "replace": host.V4.Replace(dropping.Find("filter")!); break;
+            case "remove": host.V4.Remove("filter"); break;
+            case "create":
+                Chainwalk.Rules.Table t = host.V4.GetOrCreate(Chainwalk.Rules.TableInfo.Find("filter")!);
+                t.Find("FORWARD")!.Policy = "DROP";
+                break;
+        }
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe([change == "remove" ? "forwarded:eth0" : "dropped"]);
+        if (change == "remove")
+        {
+            host.V4.Replace(dropping.Find("filter")!);
+            nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["dropped"]);
+        }
+    }
 }
