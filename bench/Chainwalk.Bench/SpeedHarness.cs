@@ -73,6 +73,8 @@ public static class SpeedHarness
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_KEY_BATCH") is { Length: > 0 } kb) CompiledRules.KeyBatch = int.Parse(kb, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("CW_BATCH_FROM") is { Length: > 0 } bf) CompiledRules.BatchFromBytes = long.Parse(bf, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
         var root = new JsonObject
         {
@@ -81,6 +83,8 @@ public static class SpeedHarness
             ["tuple_classes"] = TupleIndex.Classes is { } fixedClasses ? string.Join(",", fixedClasses) : "chosen per run among " + string.Join(" | ", TupleIndex.Layouts.Select(l => string.Join(",", l.Classes) + "/" + l.MergeLimit)),
             ["port_tuples"] = TupleIndex.PortTuples,
             ["merge_limit"] = TupleIndex.MergeLimit,
+            ["key_batch"] = CompiledRules.KeyBatch,
+            ["key_batch_from_bytes"] = CompiledRules.BatchFromBytes,
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
@@ -281,6 +285,7 @@ public static class SpeedHarness
                 walls.Add(w);
             }
         }
+        JsonObject keyFigures = KeyPath(compiled, forward, filter, slow, sctx, skbs, sample);
         int matched = 0;
         foreach (Rule r in forward.Rules)
         {
@@ -308,9 +313,110 @@ public static class SpeedHarness
             ["restore_s"] = R(Median(restoreTimes)),
             ["tuple_groups"] = groups,
             ["tuple_layout"] = string.Join(" ", index.Runs.Select(r => r.Layout)),
+            ["key_mpps"] = keyFigures["key_mpps"]!.DeepClone(),
+            ["key_scalar_mpps"] = keyFigures["key_scalar_mpps"]!.DeepClone(),
+            ["key_disagreements_in_sample"] = keyFigures["key_disagreements_in_sample"]!.DeepClone(),
+            ["key_counter_disagreements_in_sample"] = keyFigures["key_counter_disagreements_in_sample"]!.DeepClone(),
+            ["key_alloc_bytes_per_packet"] = keyFigures["key_alloc_bytes_per_packet"]!.DeepClone(),
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
+    }
+
+    /// <summary>
+    /// The figure comparable to rte_acl's: the trace's header tuples held compactly (one <see cref="FlowKey"/> array and
+    /// the packet lengths for the byte counters) through the compiled first match of filter/FORWARD with the rule
+    /// counters and the verdict (<see cref="CompiledRules.ClassifyKeys"/>, 16 keys at a time), and the same one key at a
+    /// time (<c>key_scalar_mpps</c>: FirstMatch per key, round one's lookup). Checked first on the sample against the
+    /// linear walk: every verdict, and every rule and policy counter after the sample.
+    /// </summary>
+    private static JsonObject KeyPath(CompiledRules compiled, Chain forward, Table filter, Netfilter slow, PacketContext sctx, Skb[] skbs, int sample)
+    {
+        var keys = new FlowKey[skbs.Length];
+        var lengths = new ushort[skbs.Length];
+        for (int i = 0; i < skbs.Length; i++)
+        {
+            if (!FlowKey.TryRead(skbs[i].Packet, out keys[i])) throw new InvalidOperationException("a trace packet without a flow key");
+            lengths[i] = (ushort)skbs[i].Length;
+        }
+        var verdicts = new VerdictKind[skbs.Length];
+        void Reset()
+        {
+            forward.Counters = default;
+            foreach (Rule r in forward.Rules) r.Counters = default;
+        }
+        // The reference: the linear walk of the sample, its verdicts and counters.
+        Reset();
+        var linearVerdicts = new VerdictKind[sample];
+        for (int i = 0; i < sample; i++)
+        {
+            sctx.Skb = skbs[i];
+            linearVerdicts[i] = slow.RunTable(sctx, filter, Hook.Forward).Kind;
+        }
+        Counters[] linearCounters = forward.Rules.Select(r => r.Counters).Append(forward.Counters).ToArray();
+        Reset();
+        if (!compiled.ClassifyKeys(forward, keys.AsSpan(0, sample), lengths.AsSpan(0, sample), verdicts)) throw new InvalidOperationException("FORWARD is not decided by the index alone");
+        int disagree = 0, counterDisagree = 0;
+        for (int i = 0; i < sample; i++)
+        {
+            if (verdicts[i] != linearVerdicts[i]) disagree++;
+        }
+        Counters[] keyCounters = forward.Rules.Select(r => r.Counters).Append(forward.Counters).ToArray();
+        for (int i = 0; i < keyCounters.Length; i++)
+        {
+            if (keyCounters[i].Packets != linearCounters[i].Packets || keyCounters[i].Bytes != linearCounters[i].Bytes) counterDisagree++;
+        }
+        ChainIndex index = compiled.For(forward)!;
+        var batch = new List<double>();
+        var scalar = new List<double>();
+        long alloc = 0;
+        for (int rep = 0; rep < (_quick ? 3 : 5); rep++)
+        {
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            var sw = new Clock();
+            compiled.ClassifyKeys(forward, keys, lengths, verdicts);
+            double s = sw.CpuSeconds;
+            alloc = GC.GetAllocatedBytesForCurrentThread() - a0;
+            sw.Restart();
+            ScalarKeys(index, forward, keys, lengths, verdicts);
+            double t = sw.CpuSeconds;
+            if (rep > 0)
+            {
+                batch.Add(s);
+                scalar.Add(t);
+            }
+        }
+        Reset();
+        return new JsonObject
+        {
+            ["key_mpps"] = R(keys.Length / Median(batch) / 1e6),
+            ["key_scalar_mpps"] = R(keys.Length / Median(scalar) / 1e6),
+            ["key_disagreements_in_sample"] = disagree,
+            ["key_counter_disagreements_in_sample"] = counterDisagree,
+            ["key_alloc_bytes_per_packet"] = R((double)alloc / keys.Length, 2),
+        };
+    }
+
+    /// <summary>One key at a time: the index's Next from the chain's start, the plain verdict, the counters.</summary>
+    private static void ScalarKeys(ChainIndex index, Chain chain, FlowKey[] keys, ushort[] lengths, VerdictKind[] verdicts)
+    {
+        VerdictKind policy = chain.Policy == "DROP" ? VerdictKind.Drop : VerdictKind.Accept;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            int j = index.Next(0, keys[i], out bool proven);
+            if (proven && index.PlainVerdict(j) is { Rule: { } hit } h)
+            {
+                hit.Counters.Packets++;
+                hit.Counters.Bytes += lengths[i];
+                verdicts[i] = h.Kind;
+            }
+            else
+            {
+                chain.Counters.Packets++;
+                chain.Counters.Bytes += lengths[i];
+                verdicts[i] = policy;
+            }
+        }
     }
 
     /// <summary>Diagnostics: the index alone (FirstMatch over flow keys) against the whole RunTable, acl1_10k and ipc1_100k.</summary>
