@@ -683,6 +683,48 @@ public static class SpeedHarness
             compiled.Deleted(forward, forward.Rules.Count);
         }
         if (forward.Rules.Count != n) throw new InvalidOperationException("-A/-D did not restore the rule count");
+        // -I, -R, -D in the middle of the chain (inside its one indexed run): the compiled form is updated as an
+        // overlay (CompiledRules.Inserted / Replaced / Deleted), no rebuild; before session 3 round two these recompiled.
+        var midInsert = new List<double>();
+        var midInsertEdit = new List<double>();
+        var midReplace = new List<double>();
+        var midReplaceEdit = new List<double>();
+        var midDelete = new List<double>();
+        var midDeleteEdit = new List<double>();
+        int mid = n / 2;
+        string midText = mid.ToString(CultureInfo.InvariantCulture);
+        for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
+        {
+            // -I a new rule at the middle, -R one of the loaded (indexed) rules after it, -D the next loaded one: the
+            // rule count is back to n, and the overlay grows by two new rules and two dead ones per round.
+            string replaceAt = (mid + 10 + 3 * rep).ToString(CultureInfo.InvariantCulture);
+            string deleteAt = (mid + 11 + 3 * rep).ToString(CultureInfo.InvariantCulture);
+            // Rules of addresses no other rule has (a rule with the same addresses and protocol as one already in the
+            // chain costs RulesetEditor's RuleFinder a scan of the chain, ~2 ms at 100k: not the compiled form's cost).
+            string[] ins = ["-s", $"198.51.{100 + rep}.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+            string[] rep2 = ["-s", $"198.51.{100 + rep}.8/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+            var sw = new Clock();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-I", "FORWARD", midText, .. ins]));
+            double edit = sw.CpuSeconds;
+            compiled.Inserted(forward, mid - 1);
+            midInsert.Add(sw.CpuSeconds);
+            midInsertEdit.Add(edit);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", replaceAt, .. rep2]));
+            edit = sw.CpuSeconds;
+            compiled.Replaced(forward, mid + 9 + 3 * rep);
+            midReplace.Add(sw.CpuSeconds);
+            midReplaceEdit.Add(edit);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", deleteAt]));
+            edit = sw.CpuSeconds;
+            compiled.Deleted(forward, mid + 10 + 3 * rep);
+            midDelete.Add(sw.CpuSeconds);
+            midDeleteEdit.Add(edit);
+        }
+        if (forward.Rules.Count != n || compiled.For(forward) is null) throw new InvalidOperationException("-I/-R/-D in the middle lost the compiled chain");
+        ChainIndex overlaid = compiled.For(forward)!;
+        int pendingNew = overlaid.PendingNew, pendingDead = overlaid.PendingDead;
         return new JsonObject
         {
             ["rules"] = n,
@@ -696,8 +738,21 @@ public static class SpeedHarness
             ["delete_first_us"] = R(firstDelete * 1e6, 1),
             ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["insert_middle"] = R(Median(midInsert) * 1e6, 1),
+            ["replace_middle"] = R(Median(midReplace) * 1e6, 1),
+            ["delete_middle"] = R(Median(midDelete) * 1e6, 1),
+            ["insert_middle_edit_only"] = R(Median(midInsertEdit) * 1e6, 1),
+            ["replace_middle_edit_only"] = R(Median(midReplaceEdit) * 1e6, 1),
+            ["delete_middle_edit_only"] = R(Median(midDeleteEdit) * 1e6, 1),
+            ["insert_middle_compiled_only"] = R(Median(midInsert.Zip(midInsertEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["replace_middle_compiled_only"] = R(Median(midReplace.Zip(midReplaceEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["delete_middle_compiled_only"] = R(Median(midDelete.Zip(midDeleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["overlay_pending_new"] = pendingNew,
+            ["overlay_pending_dead"] = pendingDead,
+            ["rebuild_after_new"] = CompiledRules.RebuildAfterNew,
+            ["rebuild_after_dead"] = CompiledRules.RebuildAfterDead,
             ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
-            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); -I at the end position; *_edit_only without the compiled update; replace_edit_only = -R of the last rule (the compiled form has no in-place replace); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
+            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Inserted / Replaced / Deleted: an overlay on the kept index, dead rules skipped, new ones walked where they stand); -I at the end position; *_middle = -I / -R / -D at the chain's middle position (inside the indexed run); *_edit_only without the compiled update, *_compiled_only the compiled update alone; replace_edit_only = -R of the last rule; overlay_pending_* = new / dead rules in the overlay after the measured edits (the chain is rebuilt past rebuild_after_*); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
         };
     }
 
