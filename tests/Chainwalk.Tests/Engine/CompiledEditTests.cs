@@ -162,3 +162,71 @@ public class CompiledEditTests
         (first.PendingNew, first.PendingDead).ShouldBe((2, 2));
     }
 }
+
+/// <summary>
+/// The key path (<see cref="CompiledRules.ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind}, int)"/>):
+/// compact header tuples through a ClassBench chain give the linear walk's verdict for every key and the same rule
+/// and policy counters afterwards, one key at a time and in batches.
+/// </summary>
+public class CompiledKeyPathTests
+{
+    [Theory]
+    [InlineData("acl1_1k", 1)]
+    [InlineData("acl1_1k", 16)]
+    [InlineData("fw1_1k", 5)]
+    [InlineData("fw1_1k", 16)]
+    [InlineData("ipc1_1k", 1)]
+    [InlineData("ipc1_1k", 64)]
+    public void Keys_get_the_linear_verdicts_and_counters(string set, int batch)
+    {
+        var files = ClassBench.ReadArchive(Path.Combine(TestPaths.Corpus, "classbench", "classbench-1k-10k.tgz"));
+        string restore = ClassBench.Convert(files[set]).Restore.Replace(":FORWARD ACCEPT", ":FORWARD DROP", StringComparison.Ordinal);
+        var host = EngineHost.Create(restore);
+        var linear = new Netfilter(EngineHost.Create(restore));
+        Table lt = linear.Host.V4.Find("filter")!;
+        Chain forward = host.V4.Find("filter")!.Find("FORWARD")!;
+        CompiledRules compiled = CompiledRules.Build(host.V4);
+        TraceHeader[] trace = ClassBench.ReadTrace(files[set + "_trace"], 2000);
+        var rnd = new Random(batch);
+        var keys = new List<FlowKey>();
+        var lengths = new List<ushort>();
+        var expected = new List<VerdictKind>();
+        foreach (TraceHeader h in trace)
+        {
+            // Now and then a key no rule was made for (random addresses): the policy.
+            byte[] bytes = rnd.Next(8) == 0
+                ? PacketBuilder.Ipv4((uint)rnd.Next(), (uint)rnd.Next()).Udp((ushort)rnd.Next(1, 65535), (ushort)rnd.Next(1, 65535)).Build()
+                : ClassBench.Packet(h);
+            var skb = new Skb(Packet.Parse(bytes)) { InDev = "eth0", OutDev = "eth1" };
+            FlowKey.TryRead(skb.Packet, out FlowKey k).ShouldBeTrue();
+            keys.Add(k);
+            lengths.Add((ushort)skb.Length);
+            expected.Add(linear.RunTable(new PacketContext(linear, skb) { Hook = Hook.Forward }, lt, Hook.Forward).Kind);
+        }
+        var verdicts = new VerdictKind[keys.Count];
+        compiled.ClassifyKeys(forward, keys.ToArray(), lengths.ToArray(), verdicts, batch).ShouldBeTrue();
+        verdicts.ShouldBe(expected.ToArray());
+        Chain lf = lt.Find("FORWARD")!;
+        (forward.Counters.Packets, forward.Counters.Bytes).ShouldBe((lf.Counters.Packets, lf.Counters.Bytes));
+        // acl1 has no catch-all rule: its random keys reach the policy (fw1 and ipc1 end with 0.0.0.0/0 rules).
+        if (set.StartsWith("acl1", StringComparison.Ordinal)) forward.Counters.Packets.ShouldBeGreaterThan(0UL);
+        for (int i = 0; i < lf.Rules.Count; i++)
+        {
+            (forward.Rules[i].Counters.Packets, forward.Rules[i].Counters.Bytes).ShouldBe((lf.Rules[i].Counters.Packets, lf.Rules[i].Counters.Bytes), $"rule {i + 1}");
+        }
+    }
+
+    /// <summary>A chain the index does not decide alone (a rule with another target) is refused, nothing counted.</summary>
+    [Fact]
+    public void A_chain_not_decided_by_the_index_alone_is_refused()
+    {
+        var host = EngineHost.Create("*filter\n:FORWARD ACCEPT [0:0]\n" + string.Concat(Enumerable.Range(0, 8).Select(i => $"-A FORWARD -s 10.0.{i}.0/24 -j ACCEPT\n")) + "-A FORWARD -d 10.9.0.0/16 -j MARK --set-mark 1\n" + string.Concat(Enumerable.Range(0, 8).Select(i => $"-A FORWARD -s 10.1.{i}.0/24 -j DROP\n")) + "COMMIT\n");
+        Chain forward = host.V4.Find("filter")!.Find("FORWARD")!;
+        CompiledRules compiled = CompiledRules.Build(host.V4);
+        compiled.For(forward).ShouldNotBeNull();
+        FlowKey[] keys = [new FlowKey(0x0A000001, 0x0A090001, 6, 1, 2)];
+        compiled.ClassifyKeys(forward, keys, [40], new VerdictKind[1]).ShouldBeFalse();
+        forward.Rules.Sum(r => (long)r.Counters.Packets).ShouldBe(0);
+        forward.Counters.Packets.ShouldBe(0UL);
+    }
+}

@@ -528,13 +528,39 @@ public sealed class CompiledRules
     /// over the whole chain, every target a plain ACCEPT or DROP (then a key's first matching rule ends the walk, and
     /// no match means the policy); false, with nothing counted, for any other chain. Allocates nothing.
     /// </summary>
-    public bool ClassifyKeys(Chain chain, ReadOnlySpan<FlowKey> keys, ReadOnlySpan<ushort> lengths, Span<VerdictKind> verdicts)
+    public bool ClassifyKeys(Chain chain, ReadOnlySpan<FlowKey> keys, ReadOnlySpan<ushort> lengths, Span<VerdictKind> verdicts) =>
+        ClassifyKeys(chain, keys, lengths, verdicts, batch: 0);
+
+    /// <summary><see cref="ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind})"/> with the keys looked up <paramref name="batch"/> at a time (1–64; 0: chosen by the index's size).</summary>
+    public bool ClassifyKeys(Chain chain, ReadOnlySpan<FlowKey> keys, ReadOnlySpan<ushort> lengths, Span<VerdictKind> verdicts, int batch)
     {
         if (!chain.IsBuiltin || For(chain) is not { FullyPlain: true } ci || lengths.Length < keys.Length || verdicts.Length < keys.Length) return false;
         TupleIndex run = ci.Runs[0];
         int end = run.End;
         VerdictKind policy = chain.Policy == Verdicts.Drop ? VerdictKind.Drop : VerdictKind.Accept;
-        int batch = run.Bytes >= BatchFromBytes ? Math.Clamp(KeyBatch, 1, 64) : 1;
+        batch = batch > 0 ? Math.Min(batch, 64) : run.Bytes >= BatchFromBytes ? Math.Clamp(KeyBatch, 1, 64) : 1;
+        if (batch == 1)
+        {
+            for (int q = 0; q < keys.Length; q++)
+            {
+                int j = run.FirstMatch(keys[q], 0);
+                ulong len = lengths[q];
+                if (j < end)
+                {
+                    ChainIndex.PlainHit h = ci.PlainVerdict(j);
+                    h.Rule!.Counters.Packets++;
+                    h.Rule.Counters.Bytes += len;
+                    verdicts[q] = h.Kind;
+                }
+                else
+                {
+                    chain.Counters.Packets++;
+                    chain.Counters.Bytes += len;
+                    verdicts[q] = policy;
+                }
+            }
+            return true;
+        }
         Span<int> hits = stackalloc int[64];
         for (int at = 0; at < keys.Length; at += batch)
         {
