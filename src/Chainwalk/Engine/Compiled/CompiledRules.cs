@@ -538,7 +538,9 @@ public sealed class CompiledRules
         TupleIndex run = ci.Runs[0];
         int end = run.End;
         VerdictKind policy = chain.Policy == Verdicts.Drop ? VerdictKind.Drop : VerdictKind.Accept;
-        batch = batch > 0 ? Math.Min(batch, 64) : run.Bytes >= BatchFromBytes ? Math.Clamp(KeyBatch, 1, 64) : 1;
+        batch = batch > 0 ? Math.Min(batch, 64) : run.Bytes >= BatchFromBytes ? Math.Clamp(KeyBatch, 1, 64) : -1;
+        bool grouped = batch > 1;
+        if (batch < 0) batch = KeyBatch;
         if (batch == 1)
         {
             for (int q = 0; q < keys.Length; q++)
@@ -565,8 +567,13 @@ public sealed class CompiledRules
         for (int at = 0; at < keys.Length; at += batch)
         {
             int n = Math.Min(batch, keys.Length - at);
-            if (n == 1) hits[0] = run.FirstMatch(keys[at], 0);
-            else run.FirstMatchBatch(keys.Slice(at, n), hits);
+            if (grouped) run.FirstMatchBatch(keys.Slice(at, n), hits);
+            else
+            {
+                // One key at a time, but the counters after the chunk's lookups: the rules' counters (one cache line
+                // of a rule object each, often a miss) are then independent loads in flight together.
+                for (int q = 0; q < n; q++) hits[q] = run.FirstMatch(keys[at + q], 0);
+            }
             for (int q = 0; q < n; q++)
             {
                 int j = hits[q];
