@@ -95,7 +95,7 @@ public sealed class ChainIndex
         if (_segs is not null)
         {
             ref readonly Segment s = ref _segs[SegmentAt(i)];
-            if (s.Old < 0) return default;
+            if (s.Old < 0) return s.NewIndex >= 0 ? _newRules[s.NewIndex].Plain : default;
             i = s.Old + (i - s.Cur);
         }
         return (uint)i < (uint)_plain.Length ? _plain[i] : default;
@@ -117,6 +117,23 @@ public sealed class ChainIndex
     private int[] _oldSegs = [];
     private readonly List<int> _dead = [];
     private readonly List<int> _anchors = [];
+
+    /// <summary>Per new rule (the order of <see cref="_anchors"/>): its flat condition when the index could hold it, and its plain verdict.</summary>
+    private readonly List<NewRule> _newRules = [];
+
+    /// <summary>A new rule: tested here by its flat fields when <see cref="Flat"/> (skipped when it cannot match), else left to the walker.</summary>
+    private readonly record struct NewRule(bool Flat, FlatRule Condition, PlainHit Plain);
+
+    private static NewRule MakeNew(Rule r)
+    {
+        if (!TryFlatten(r, out FlatRule f)) return default;
+        return new NewRule(true, f, new PlainHit(r, PlainKind(r)) is { Kind: not VerdictKind.Continue } h ? h : default);
+    }
+
+    private static VerdictKind PlainKind(Rule r) =>
+        r.Target is { Extension: null } t
+            ? t.Name switch { Verdicts.Accept => VerdictKind.Accept, Verdicts.Drop => VerdictKind.Drop, _ => VerdictKind.Continue }
+            : VerdictKind.Continue;
 
     /// <summary>Rules inserted (or replaced) since the build, walked linearly.</summary>
     public int PendingNew => _anchors.Count;
@@ -161,27 +178,57 @@ public sealed class ChainIndex
         proven = false;
         if ((uint)i >= (uint)RuleCount) return i;
         int si = SegmentAt(i);
-        Segment s = _segs![si];
-        if (s.Old < 0) return i;
-        // The next new rule (walked linearly) bounds the answer.
-        int bound = s.NextNew < _segs.Length ? _segs[s.NextNew].Cur : RuleCount;
-        int old = s.Old + (i - s.Cur);
+        Segment[] segs = _segs!;
+        Segment s = segs[si];
+        // The old rules from here: after a new rule, the one it was inserted before (or a later one, if that is dead).
+        int old = s.Old < 0 ? _anchors[s.NewIndex] : s.Old + (i - s.Cur);
+        int firstNew = s.Old < 0 ? si : s.NextNew;
         int baseCount = _runAt.Length;
+        int found = RuleCount;
+        bool pr = false;
         while (true)
         {
-            int j = BaseNext(old, k, out bool pr);
-            if (j >= baseCount) return bound;
+            int j = BaseNext(old, k, out pr);
+            if (j >= baseCount) break;
             int sj = SegmentOfOld(j);
             if (sj < 0)
             {
                 old = j + 1;
                 continue;
             }
-            int cur = _segs[sj].Cur + (j - _segs[sj].Old);
-            if (cur >= bound) return bound;
-            proven = pr;
-            return cur;
+            found = segs[sj].Cur + (j - segs[sj].Old);
+            break;
         }
+        // New rules before that one: the first that may match wins (a flat one is tested here, and skipped or proven).
+        return NewFrom(firstNew, found, k, ref proven, found, pr);
+    }
+
+    /// <summary>
+    /// From the new rule at segment <paramref name="seg"/> on, the first one standing before <paramref name="limit"/>
+    /// that may match: a flat one that matches (proven) or one the index cannot judge; else <paramref name="found"/>
+    /// with <paramref name="foundProven"/>.
+    /// </summary>
+    private int NewFrom(int seg, int limit, in FlowKey k, ref bool proven, int found, bool foundProven = false)
+    {
+        Segment[] segs = _segs!;
+        while (seg < segs.Length && segs[seg].Cur < limit)
+        {
+            ref readonly Segment n = ref segs[seg];
+            NewRule nr = _newRules[n.NewIndex];
+            if (!nr.Flat)
+            {
+                proven = false;
+                return n.Cur;
+            }
+            if (nr.Condition.Matches(k))
+            {
+                proven = true;
+                return n.Cur;
+            }
+            seg = seg + 1 < segs.Length ? segs[seg + 1].NextNew : segs.Length;
+        }
+        proven = foundProven && found < RuleCount;
+        return found;
     }
 
     /// <summary>Rebuilds the segment list from the dead positions and the new rules' anchors (both sorted).</summary>
@@ -229,18 +276,24 @@ public sealed class ChainIndex
     }
 
     /// <summary>The index after a rule was inserted at <paramref name="position"/> (0-based, where it now is).</summary>
-    internal void Insert(int position)
+    internal void Insert(int position, Rule rule)
     {
+        NewRule nr = MakeNew(rule);
         if (_segs is null) Resegment();
         if ((uint)position > (uint)RuleCount) throw new ArgumentOutOfRangeException(nameof(position));
         if (position == RuleCount)
         {
             _anchors.Add(_runAt.Length);
+            _newRules.Add(nr);
         }
         else
         {
             Segment s = _segs![SegmentAt(position)];
-            if (s.Old < 0) _anchors.Insert(s.NewIndex, _anchors[s.NewIndex]);
+            if (s.Old < 0)
+            {
+                _anchors.Insert(s.NewIndex, _anchors[s.NewIndex]);
+                _newRules.Insert(s.NewIndex, nr);
+            }
             else
             {
                 int x = s.Old + (position - s.Cur);
@@ -249,6 +302,7 @@ public sealed class ChainIndex
                 if (at < 0) at = ~at;
                 while (at < _anchors.Count && _anchors[at] <= x) at++;
                 _anchors.Insert(at, x);
+                _newRules.Insert(at, nr);
             }
         }
         Resegment();
@@ -260,7 +314,11 @@ public sealed class ChainIndex
         if (_segs is null) Resegment();
         if ((uint)position >= (uint)RuleCount) throw new ArgumentOutOfRangeException(nameof(position));
         Segment s = _segs![SegmentAt(position)];
-        if (s.Old < 0) _anchors.RemoveAt(s.NewIndex);
+        if (s.Old < 0)
+        {
+            _anchors.RemoveAt(s.NewIndex);
+            _newRules.RemoveAt(s.NewIndex);
+        }
         else
         {
             int x = s.Old + (position - s.Cur);
@@ -437,7 +495,7 @@ public sealed class CompiledRules
             Recompile(chain);
             return;
         }
-        while (ci.RuleCount < chain.Rules.Count) ci.Insert(ci.RuleCount);
+        while (ci.RuleCount < chain.Rules.Count) ci.Insert(ci.RuleCount, chain.Rules[ci.RuleCount]);
     }
 
     /// <summary>
@@ -451,7 +509,7 @@ public sealed class CompiledRules
         if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount + 1
             && (uint)position <= (uint)ci.RuleCount && ci.PendingNew < RebuildAfterNew)
         {
-            ci.Insert(position);
+            ci.Insert(position, chain.Rules[position]);
             return;
         }
         Recompile(chain);
@@ -484,7 +542,7 @@ public sealed class CompiledRules
             && (uint)position < (uint)ci.RuleCount && ci.PendingDead < RebuildAfterDead && ci.PendingNew < RebuildAfterNew)
         {
             ci.Delete(position);
-            ci.Insert(position);
+            ci.Insert(position, chain.Rules[position]);
             return;
         }
         Recompile(chain);
