@@ -18,7 +18,9 @@ Case kinds (case number modulo 20 picks one, see KIND_CYCLE; --kinds restricts t
              POSTROUTING) and packets delivered to fw (INPUT)
   statistic  IPv4 rule sets with one `-m statistic --mode random` rule (plus nth rules): the kernel's
              draw is read from its counter and must be one the engine allows (see README)
-  nat        NAT rule sets — off: NAT is not merged yet (gen_nat_rules is ready; --kinds nat enables it)
+  nat, v6-nat  stateful rule sets plus a nat table (gen_nat_rules: DNAT, REDIRECT, MASQUERADE, SNAT, NETMAP, port
+             ranges, --random, --random-fully) and flows, some of which repeat an earlier flow's ports from another
+             client (a source NAT clash); the kernel's random port picks are read back from conntrack -L
 
 Topology (all namespaces are created here and deleted on exit):
     sender  s0 10.1.0.2/24 fd01::2/64 <-veth-> eth0 10.1.0.1/24 fd01::1/64 [fw] eth1 10.2.0.1/24 fd02::1/64 <-veth-> r0 receiver
@@ -60,8 +62,9 @@ SENDERS6 = [f"fd01::{i}" for i in range(2, 8)]
 RECEIVERS6 = [f"fd02::{i}" for i in range(2, 8)]
 LOCALS6 = ["fd01::1", "fd02::1"]
 
-KIND_CYCLE = ["basic", "stateful", "v6", "local", "stateful", "basic", "v6-stateful", "statistic", "stateful", "v6",
-              "scenario", "stateful", "v6-stateful", "local", "basic", "stateful", "v6", "basic", "v6-stateful", "scenario"]
+KIND_CYCLE = ["basic", "stateful", "v6", "local", "nat", "basic", "v6-stateful", "statistic", "stateful", "v6",
+              "scenario", "nat", "v6-stateful", "local", "basic", "v6-nat", "v6", "stateful", "v6-stateful", "scenario"]
+NAT_KINDS = ("nat", "v6-nat")
 ALL_KINDS = sorted(set(KIND_CYCLE))
 
 # The network as Chainwalk's `ip` / `sysctl` verbs rebuild it (the fw namespace only).
@@ -541,17 +544,31 @@ def scenario_rules(sc):
 
 
 def gen_nat_rules(rng, f=F4):
-    """A nat table for the stateful generator (off until Chainwalk's NAT lands: --kinds nat)."""
+    """A nat table for the stateful generator: DNAT (with ports, port ranges, --random), REDIRECT, MASQUERADE
+    (--to-ports, --random, --random-fully), SNAT (one address, port ranges, --random, --random-fully), NETMAP.
+    Where the kernel picks a port at random (a range, --random*, a clash) the replay takes its pick, after checking
+    that Chainwalk allows it (RecordedKernelCases.KernelNatPicks)."""
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
     r, s = rng.choice(f.receivers), rng.choice(f.senders)
-    lr = f"[{r}]" if f.v == 6 else r
+    br = (lambda a: f"[{a}]") if f.v == 6 else (lambda a: a)
+    lo = rng.choice([2000, 3000, 40000])
+    ports = f"{lo}-{lo + rng.choice([0, 3, 100, 1000])}"
+    rnd = lambda: rng.choice(["", "", "", " --random", " --random-fully"])  # noqa: E731
+    net = "fd02::/64" if f.v == 6 else "10.2.0.0/24"
     lines += rng.sample([
-        f"-A PREROUTING -i eth0 -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {lr}:{rng.choice(PORTS)}",
+        f"-A PREROUTING -i eth0 -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {br(r)}:{rng.choice(PORTS)}",
         f"-A PREROUTING -i eth0 -p udp --dport {rng.choice(PORTS)} -j DNAT --to-destination {r}",
+        f"-A PREROUTING -i eth0 -p tcp -d {rng.choice(f.locals)} -j DNAT --to-destination {br(r)}:{rng.choice([1000, 8080])}-{rng.choice([1002, 8090])}"
+        f"{rng.choice(['', ' --random'])}",
         f"-A PREROUTING -p tcp --dport {rng.choice(PORTS)} -j REDIRECT --to-ports {rng.choice(PORTS)}",
-        "-A POSTROUTING -o eth1 -j MASQUERADE",
-        f"-A POSTROUTING -s {rng.choice(f.prefixes)} -o eth1 -j SNAT --to-source {f.locals[1]}",
-        f"-A POSTROUTING -o eth0 -p udp -j SNAT --to-source {f.locals[0]}:{rng.choice([2000, 3000])}-{rng.choice([3000, 4000])}",
+        f"-A PREROUTING -i eth1 -p udp -j REDIRECT --to-ports {ports}{rng.choice(['', ' --random'])}",
+        "-A POSTROUTING -o eth1 -j MASQUERADE" + rnd(),
+        f"-A POSTROUTING -o eth1 -p {rng.choice(['tcp', 'udp'])} -j MASQUERADE --to-ports {ports}" + rnd(),
+        f"-A POSTROUTING -s {rng.choice(f.prefixes)} -o eth1 -j SNAT --to-source {f.locals[1]}" + rnd(),
+        f"-A POSTROUTING -o eth0 -p udp -j SNAT --to-source {br(f.locals[0])}:{rng.choice([2000, 3000])}-{rng.choice([3000, 4000])}" + rnd(),
+        f"-A POSTROUTING -o eth1 -p {rng.choice(['tcp', 'udp', f.icmp])} -j SNAT --to-source {f.locals[1]}" + rnd(),
+        f"-A POSTROUTING -o eth1 -p tcp -j SNAT --to-source {br(f.locals[1])}:{ports}" + rnd(),
+        f"-A PREROUTING -i eth1 -d {net} -j NETMAP --to {'fd01::/64' if f.v == 6 else '10.1.0.0/24'}",
     ], rng.randint(1, 3))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -905,10 +922,12 @@ def endpoints(ipb):
     return pkt.src, pkt.dst, sp, dp
 
 
-def run_flow(rig, rng, f, rules, sides, h=None):
+def run_flow(rig, rng, f, rules, sides, h=None, again=None):
     """One TCP, UDP or ICMP echo flow between a client and a server side; the answering side's packets
     are built from the last packet of the other side as the kernel delivered it (addresses and ports
-    after whatever fw did), so they are real replies to it."""
+    after whatever fw did), so they are real replies to it. again: the shape an earlier flow returned; this
+    flow then uses its protocol, server, ports (ICMP id) from another client address, so that source NAT to
+    one address meets a clash. Returns this flow's shape."""
     cs, ss = sides
     h = aim(rng, rules, f) if h is None else h
     proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "tcp", "udp", "udp", "icmp"])
@@ -924,6 +943,12 @@ def run_flow(rig, rng, f, rules, sides, h=None):
     cport = rng.choice([40000 + rng.randint(0, 999), 1024, 60000, 53, 80])
     sport = h.get("dport") or rng.choice(PORTS + [2222, 5000])
     ttl = rng.choice([64, 64, 64, 64, 2, 1]) if rng.random() < 0.3 else 64
+    if again:
+        proto, saddr, cport, sport = again["proto"], again["saddr"], again["cport"], again["sport"]
+        others = [a for a in (f.senders if cs == "s" else f.receivers) if a != again["caddr"]]
+        if cs in ("s", "r") and others:
+            caddr = rng.choice(others)
+    shape = {"proto": proto, "sides": sides, "caddr": caddr, "saddr": saddr, "cport": cport, "sport": sport}
     # view[x]: (src, dst, sport, dport) of the next packet x sends, as x would address it
     view = {"c": (caddr, saddr, cport, sport), "s": (saddr, caddr, sport, cport)}
     last = {}  # last[x]: the last packet x received (or, if it never arrived, was sent to x): ICMP errors quote it
@@ -998,6 +1023,9 @@ def run_flow(rig, rng, f, rules, sides, h=None):
                 error("s" if who == "c" else "c")
     else:
         ident = rng.randint(0, 65535)
+        if again and "ident" in again:
+            ident = again["ident"]
+        shape["ident"] = ident
         n = rng.randint(1, 4)
         err = rng.randint(0, n - 1) if rng.random() < 0.25 else -1
         for i in range(n):
@@ -1009,6 +1037,7 @@ def run_flow(rig, rng, f, rules, sides, h=None):
             if i == err:
                 error("s" if who == "c" else "c")
 
+    return shape
 
 def scenario_flow(rig, rng, f, rules):
     """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server."""
@@ -1044,10 +1073,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packets", type=int, default=8)
     ap.add_argument("--first", type=int, default=0, help="number of the first case (parallel recorders split a range)")
-    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS + ["nat"]))
+    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS))
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
-    cycle = [k for k in KIND_CYCLE if k in kinds] + (["nat"] if "nat" in kinds else [])
+    cycle = [k for k in KIND_CYCLE if k in kinds]
     if not cycle:
         cycle = kinds
     os.makedirs(args.out, exist_ok=True)
@@ -1067,7 +1096,7 @@ def main():
             rng = random.Random(args.seed * 100003 + case)
             kind = cycle[case % len(cycle)]
             f = F6 if kind.startswith("v6") else F4
-            stateful = kind in ("stateful", "v6-stateful", "local", "nat", "scenario")
+            stateful = kind in ("stateful", "v6-stateful", "local", "scenario") + NAT_KINDS
             scenario = None
             if kind == "scenario":
                 for attempt in range(len(SCENARIOS)):
@@ -1082,7 +1111,7 @@ def main():
             for attempt in range(0 if scenario else 20):
                 rules = gen_ruleset(rng, core=kind == "basic" and case % 20 in (5, 17), f=f, stateful=stateful or rng.random() < 0.1 and kind == "local",
                                     statistic=kind == "statistic")
-                if kind == "nat":
+                if kind in NAT_KINDS:
                     rules = gen_nat_rules(rng, f) + rules
                 ok, err = load_ruleset(rules, f)
                 if ok:
@@ -1093,13 +1122,17 @@ def main():
             sh(["conntrack", "-F"], NS["fw"], check=False)
             sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
             rig = rigs[f.v]
-            rig.start(track=stateful, nat=kind == "nat")
+            rig.start(track=stateful, nat=kind in NAT_KINDS)
             if scenario:
                 for _ in range(rng.randint(3, 4)):
                     scenario_flow(rig, rng, f, rules)
             elif stateful:
+                prev = None
                 for _ in range(rng.randint(2, 3)):
-                    run_flow(rig, rng, f, rules, flow_sides(rng, kind))
+                    if kind in NAT_KINDS and prev and rng.random() < 0.35:
+                        prev = run_flow(rig, rng, f, rules, prev["sides"], again=prev)
+                    else:
+                        prev = run_flow(rig, rng, f, rules, flow_sides(rng, kind))
             else:
                 for p in range(args.packets + (4 if kind == "statistic" else 0)):
                     rig.send("s", gen_packet(rng, rules, f))

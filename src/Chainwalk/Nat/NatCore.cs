@@ -29,6 +29,23 @@ public readonly record struct NatRange2(NatRangeFlags Flags, UInt128 MinAddress,
 }
 
 /// <summary>
+/// Test-only source of NAT port picks (<see cref="RuntimeState.NatKeyChooser"/>). The kernel starts a port (or ICMP
+/// id) search at a random offset (nf_nat_l4proto_unique_tuple: source NAT, --random, --random-fully, a clash), so
+/// any free key in the range is a pick it may make. The conformance harness reads the kernel's pick back from
+/// <c>conntrack -L</c> and hands it over here; the engine takes it only when it lies in the set the kernel could
+/// have chosen from (inside the range, tuple free) and otherwise reports the refusal and searches as usual, so a
+/// wrong range or a wrong "taken" shows as a difference instead of being hidden.
+/// </summary>
+public interface INatKeyChooser
+{
+    /// <summary>The key (port, ICMP id) the connection with original tuple <paramref name="original"/> is to get for this manip.</summary>
+    bool TryChoose(in ConnTuple original, NatManip manip, out ushort key);
+
+    /// <summary>The pick from <see cref="TryChoose"/> is not one the kernel could make here (<paramref name="why"/>).</summary>
+    void Refused(in ConnTuple original, NatManip manip, ushort key, string why);
+}
+
+/// <summary>
 /// The binding of a connection (net/netfilter/nf_nat_core.c): nf_nat_setup_info chooses the tuple the
 /// connection's packets will carry after this manip (get_unique_tuple: the original when it is free and in
 /// range, an earlier mapping of the same source, the least-used address, then a free port), and alters the
@@ -378,6 +395,20 @@ public static class NatCore
         }
 
         ushort key = icmpKey || manip == NatManip.Src ? t.SourcePort : t.DestinationPort;
+        if (s.Ctx.State.NatKeyChooser is { } chooser && chooser.TryChoose(s.Ct.Original, manip, out ushort pick))
+        {
+            // The allowed set: every free key in [min, min + rangeSize) is the first free one from some offset.
+            ConnTuple picked = icmpKey || manip == NatManip.Src ? t with { SourcePort = pick } : t with { DestinationPort = pick };
+            if ((uint)(pick - min) >= rangeSize)
+                chooser.Refused(s.Ct.Original, manip, pick, $"outside {min}-{min + rangeSize - 1}");
+            else if (UsedTuple(ref s, picked))
+                chooser.Refused(s.Ct.Original, manip, pick, "the tuple is taken by another connection");
+            else
+            {
+                t = picked;
+                return;
+            }
+        }
         ushort off;
         if (range.Has(NatRangeFlags.ProtoOffset)) off = (ushort)(key - range.BasePort);
         else if (range.Has(NatRange2.RandomAll) || manip != NatManip.Dst) off = RandomU16(s.Ctx);
