@@ -48,6 +48,7 @@ import time
 
 from scapy.all import IP, TCP, UDP, ICMP, Raw, IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6TimeExceeded  # noqa: E402
 from scapy.all import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop  # noqa: E402
+from scapy.layers.inet6 import ICMPv6Unknown  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -492,6 +493,51 @@ SCENARIOS = [
     {"name": "gopherproxy", "file": "corpus/other/gopherproxy-meulie-net-2015.rules"},
     {"name": "synology6", "file": "corpus/ipv6/synology-ds414-ip6tables-2016.rules", "family": 6},
     {"name": "fedora27-firewalld6", "file": "corpus/ipv6/fedora27-firewalld-ip6tables.rules", "family": 6},
+    # Hand-written scenarios of issue 5 (tests/conformance/scenarios/), with the flows they are about (`flows`:
+    # sides client/server, destination, port, protocol; picked for most flows, the rest aimed at a random rule).
+    {"name": "kube-proxy", "file": "tests/conformance/scenarios/kube-proxy.rules", "nat": True, "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dst": "172.30.0.41", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.42", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 30080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.44", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.44", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "5.6.7.8", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "5.6.7.8", "dport": 80, "proto": "tcp", "src": "10.1.0.4"},
+               {"sides": ("s", "r"), "dst": "172.30.0.46", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "dst": "172.30.0.41", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "dst": "172.30.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("fw", "r"), "dst": "172.30.0.42", "dport": 80, "proto": "tcp"}]},
+    {"name": "docker-portmap", "file": "corpus/docker/moby-iptablesdoc-usernet-portmap.rules", "nat": True,
+     "ifaces": {"bridge1": "eth1"}, "addrs": {"192.0.2.": "10.2.0."},
+     "flows": [{"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8081, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.2.0.2", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "proto": "udp"}, {"sides": ("r", "s"), "proto": "tcp"}, {"sides": ("r", "s"), "proto": "icmp"}]},
+    {"name": "lab2-3-nat-gateway", "file": "examples/nat-gateway.rules", "nat": True,
+     "addrs": {"10.0.1.0/24": "10.2.0.0/24", "10.0.1.50": "10.2.0.5"},
+     "flows": [{"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 443, "proto": "tcp"},
+               {"sides": ("r", "s"), "proto": "tcp"}, {"sides": ("r", "s"), "proto": "udp"}, {"sides": ("r", "s"), "proto": "icmp"},
+               {"sides": ("s", "r"), "proto": "tcp"}]},
+    {"name": "reject", "file": "tests/conformance/scenarios/reject.rules", "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dport": p, "proto": pr} for p in (1000, 1001, 1002, 1003, 1004) for pr in ("tcp", "udp")]
+              + [{"sides": ("s", "r"), "proto": "icmp"}, {"sides": ("r", "s"), "proto": "icmp"},
+                 {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}, {"sides": ("s", "fw"), "dport": 53, "proto": "udp"},
+                 {"sides": ("s", "fw"), "dport": 80, "proto": "tcp"}, {"sides": ("r", "fw"), "proto": "icmp"},
+                 {"sides": ("fw", "r"), "dport": 2000, "proto": "tcp"}, {"sides": ("fw", "r"), "dport": 2000, "proto": "udp"},
+                 {"sides": ("fw", "s"), "dport": 2001, "proto": "tcp"}, {"sides": ("fw", "r"), "proto": "icmp"}]},
+    {"name": "reject6", "file": "tests/conformance/scenarios/reject6.rules", "family": 6, "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dport": p, "proto": pr} for p in (1000, 1001, 1002, 1003) for pr in ("tcp", "udp")]
+              + [{"sides": ("s", "r"), "proto": "icmp"}, {"sides": ("r", "s"), "proto": "icmp"},
+                 {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}, {"sides": ("s", "fw"), "dport": 53, "proto": "udp"},
+                 {"sides": ("r", "fw"), "proto": "icmp"},
+                 {"sides": ("fw", "r"), "dport": 2000, "proto": "tcp"}, {"sides": ("fw", "r"), "dport": 2000, "proto": "udp"},
+                 {"sides": ("fw", "s"), "dport": 2001, "proto": "tcp"}]},
+    {"name": "invalid", "file": "tests/conformance/scenarios/invalid.rules", "ifaces": {}, "invalid": True,
+     "flows": [{"sides": ("s", "r"), "proto": "tcp"}, {"sides": ("s", "r"), "proto": "udp"}, {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}]},
+    {"name": "invalid6", "file": "tests/conformance/scenarios/invalid6.rules", "family": 6, "ifaces": {}, "invalid": True,
+     "flows": [{"sides": ("s", "r"), "proto": "tcp"}, {"sides": ("s", "r"), "proto": "udp"}, {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}]},
 ]
 
 
@@ -519,7 +565,7 @@ def scenario_rules(sc):
     for line in open(path, encoding="utf-8", errors="replace").read().splitlines():
         line = line.rstrip()
         if line.startswith("*"):
-            keep = line[1:] in ("raw", "mangle", "filter")
+            keep = line[1:] in ("raw", "mangle", "filter") + (("nat",) if sc.get("nat") else ())
         if keep and line and not line.startswith("#"):
             lines.append(line)
         if line == "COMMIT":
@@ -584,6 +630,11 @@ def load_ruleset(text, f=F4):
     """Loads text (+ the harness' security table) into fw for family f; every other table of both families
     is emptied, so nothing of an earlier case (rules, conntrack users) survives."""
     pad = "".join(v for k, v in EMPTY.items() if f"*{k}\n" not in text)
+    # A nat table is not emptied but deleted (iptables-nft keeps an emptied table's base chains, and registered nat
+    # hooks turn conntrack and null bindings on): a case without NAT must not inherit an earlier case's nat table.
+    for fam in ("ip", "ip6"):
+        if fam != ("ip" if f.v == 4 else "ip6") or "*nat\n" not in text:
+            sh(["nft", "delete", "table", fam, "nat"], NS["fw"], check=False)
     r = sh([f.ipt + "-restore"], NS["fw"], check=False, inp=pad + text + SECURITY)
     if r.returncode != 0:
         return False, r.stderr.strip()
@@ -694,6 +745,51 @@ def icmp_error(f, src, dst, quoted, kind=None):
     t, c = kind or (1, 4)
     l4 = ICMPv6DestUnreach(code=c) if t == 1 else ICMPv6TimeExceeded(code=c)
     return bytes(IPv6(src=src, dst=dst, hlim=64) / l4 / Raw(quoted[:1232]))
+
+
+INVALID_KINDS = ["synfin", "null", "rst", "fin", "synack", "xmas", "tcpsum", "udpsum", "udplen", "icmperr", "icmpsum",
+                 "icmptype", "tcpshort"]
+
+
+def bad_checksum(ip, at):
+    """IP packet bytes with the transport checksum (at bytes into the transport header: TCP 16, UDP 6, ICMP 2) made
+    wrong, never zero (0 means "none" for UDP over IPv4)."""
+    b = bytearray(ip)
+    off = (b[0] & 0x0F) * 4 if b[0] >> 4 == 4 else 40
+    good = int.from_bytes(b[off + at:off + at + 2], "big")
+    b[off + at:off + at + 2] = ((good ^ 0x5A5A) or 0x1234).to_bytes(2, "big")
+    return bytes(b)
+
+
+def invalid_packet(rng, f):
+    """A packet conntrack takes for INVALID (or that a stack would refuse): malformed, a bad checksum, or a TCP
+    packet that opens no connection, from the sender to a receiver (or fw)."""
+    src, dst = rng.choice(f.senders), rng.choice(f.receivers + f.receivers + f.locals)
+    ip = ip_header(f, src, dst, 64, 0, rng)
+    sp, dp = rng.choice([40000 + rng.randint(0, 999), 1024, 60000]), rng.choice(PORTS)
+    k = rng.choice(INVALID_KINDS)
+    seq, ack = rng.randint(0, 2**32 - 1), rng.randint(0, 2**32 - 1)
+    if k in ("synfin", "null", "rst", "fin", "synack", "xmas"):
+        flags = {"synfin": "SF", "null": "", "rst": "R", "fin": "F", "synack": "SA", "xmas": "FPU"}[k]
+        return bytes(ip / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack if "A" in flags else 0, window=512))
+    if k == "tcpsum":
+        return bad_checksum(bytes(ip / TCP(sport=sp, dport=dp, flags="S", seq=seq, window=512)), 16)
+    if k == "tcpshort":
+        return bytes(ip / TCP(sport=sp, dport=dp, flags="S", seq=seq, window=512, dataofs=4))
+    if k == "udpsum":
+        return bad_checksum(bytes(ip / UDP(sport=sp, dport=dp) / Raw(b"chainwalk")), 6)
+    if k == "udplen":
+        return bytes(ip / UDP(sport=sp, dport=dp, len=rng.choice([4, 60])) / Raw(b"chainwalk"))
+    if k == "icmperr":
+        inner = ip_header(f, dst, src, 50, 0, rng) / UDP(sport=dp, dport=sp) / Raw(b"x" * 8)
+        return icmp_error(f, dst, src, bytes(inner), (3, 3) if f.v == 4 else (1, 4))
+    if k == "icmpsum":
+        l4 = ICMP(type=8, id=rng.randint(0, 65535), seq=1) if f.v == 4 else ICMPv6EchoRequest(id=rng.randint(0, 65535), seq=1)
+        return bad_checksum(bytes(ip / l4 / Raw(b"chainwalk")), 2)
+    # An ICMP type conntrack does not know (IPv4: above NR_ICMP_TYPES; ICMPv6: an unknown informational type).
+    if f.v == 4:
+        return bytes(ip / ICMP(type=rng.choice([42, 19, 30]), code=0) / Raw(b"chainwalk"))
+    return bytes(ip / ICMPv6Unknown(type=rng.choice([200, 150]), code=0, msgbody=b"chainwalk"))
 
 
 def gen_packet(rng, rules="", f=F4):
@@ -1039,8 +1135,14 @@ def run_flow(rig, rng, f, rules, sides, h=None, again=None):
 
     return shape
 
-def scenario_flow(rig, rng, f, rules):
-    """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server."""
+def scenario_flow(rig, rng, f, rules, sc=None):
+    """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server; or, mostly, one
+    of the scenario's own flows (sides, destination, port, protocol)."""
+    flows = (sc or {}).get("flows")
+    if flows and rng.random() < 0.75:
+        fl = dict(rng.choice(flows))
+        sides = fl.pop("sides")
+        return run_flow(rig, rng, f, rules, sides, fl)
     h = aim(rng, rules, f, free=True)
     cs, dst = h.get("side", "s"), h.get("dst")
     if dst in f.locals:
@@ -1074,6 +1176,7 @@ def main():
     ap.add_argument("--packets", type=int, default=8)
     ap.add_argument("--first", type=int, default=0, help="number of the first case (parallel recorders split a range)")
     ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS))
+    ap.add_argument("--scenario", default="", help="comma list of scenario names: scenario cases use only these")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     cycle = [k for k in KIND_CYCLE if k in kinds]
@@ -1098,16 +1201,20 @@ def main():
             f = F6 if kind.startswith("v6") else F4
             stateful = kind in ("stateful", "v6-stateful", "local", "scenario") + NAT_KINDS
             scenario = None
+            sc = None
             if kind == "scenario":
-                for attempt in range(len(SCENARIOS)):
-                    sc = SCENARIOS[(case // 10 + attempt) % len(SCENARIOS)]
+                # The scenarios take turns over the scenario cases (the n-th scenario case of the run, counted by the cycle).
+                nth = case // len(cycle) * cycle.count("scenario") + cycle[:case % len(cycle)].count("scenario")
+                pool = [x for x in SCENARIOS if not args.scenario or x["name"] in args.scenario.split(",")]
+                for attempt in range(len(pool)):
+                    sc = pool[(nth + attempt) % len(pool)]
                     f = F6 if sc.get("family") == 6 else F4
                     rules = scenario_rules(sc)
                     if rules and load_ruleset(rules, f)[0]:
                         scenario = sc["name"]
                         break
                 else:
-                    kind, f = "stateful", F4
+                    kind, f, sc = "stateful", F4, None
             for attempt in range(0 if scenario else 20):
                 rules = gen_ruleset(rng, core=kind == "basic" and case % 20 in (5, 17), f=f, stateful=stateful or rng.random() < 0.1 and kind == "local",
                                     statistic=kind == "statistic")
@@ -1122,10 +1229,22 @@ def main():
             sh(["conntrack", "-F"], NS["fw"], check=False)
             sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
             rig = rigs[f.v]
-            rig.start(track=stateful, nat=kind in NAT_KINDS)
+            rig.start(track=stateful, nat=kind in NAT_KINDS or "*nat\n" in rules)
             if scenario:
-                for _ in range(rng.randint(3, 4)):
-                    scenario_flow(rig, rng, f, rules)
+                if sc.get("invalid"):
+                    # Checksums checked as on a wire: veth would otherwise mark the sender's packets CHECKSUM_UNNECESSARY.
+                    for dev in ("eth0", "eth1"):
+                        sh(f"ethtool -K {dev} rx off", NS["fw"], check=False)
+                try:
+                    for _ in range(rng.randint(3, 4)):
+                        scenario_flow(rig, rng, f, rules, sc)
+                        if sc.get("invalid"):
+                            for _ in range(rng.randint(1, 3)):
+                                rig.send("s", invalid_packet(rng, f))
+                finally:
+                    if sc.get("invalid"):
+                        for dev in ("eth0", "eth1"):
+                            sh(f"ethtool -K {dev} rx on", NS["fw"], check=False)
             elif stateful:
                 prev = None
                 for _ in range(rng.randint(2, 3)):

@@ -254,7 +254,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             string? inIf = p.GetProperty("in").ValueKind == JsonValueKind.Null ? null : p.GetProperty("in").GetString();
             if (statLine >= 0)
             {
-                ulong now = StatisticPackets(kernelSave, statLine);
+                ulong now = StatisticPackets(kernelSave);
                 nf.State.Random = new ScriptedRandom(now >= statBefore ? (int)(now - statBefore) : 0);
                 statBefore = now;
             }
@@ -363,14 +363,15 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         return -1;
     }
 
-    /// <summary>The packet counter of the rule line at <paramref name="index"/> in a save text.</summary>
-    private static ulong StatisticPackets(string save, int index)
+    /// <summary>
+    /// The packet counter of the (one) <c>--mode random</c> rule in a save text. Found by its text, not its place:
+    /// iptables-save's order of tables and chains need not be the rule file's (a kube-proxy scenario's nat table).
+    /// </summary>
+    private static ulong StatisticPackets(string save)
     {
-        int i = 0;
         foreach (string line in save.Split('\n'))
         {
-            if (!line.StartsWith('[') || !line.Contains("] -A ", StringComparison.Ordinal)) continue;
-            if (i++ != index) continue;
+            if (!line.StartsWith('[') || !line.Contains("] -A ", StringComparison.Ordinal) || !line.Contains("--mode random", StringComparison.Ordinal)) continue;
             return ulong.Parse(line[1..line.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
         }
         return 0;
