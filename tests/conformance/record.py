@@ -363,6 +363,18 @@ CONNMARKS = ["-j CONNMARK --set-mark 0x1", "-j CONNMARK --set-xmark 0x2/0x3", "-
              "-j CONNMARK --save-mark --mask 0xff", "-j CONNMARK --or-mark 0x4"]
 
 
+LOG_IDS = iter(range(1, 10**9))
+
+
+def gen_log(rng):
+    """A LOG target with a prefix unique in the rule set ("L<n>: "): the kernel's LOG lines cannot be read from a
+    namespace (nf_log_syslog writes for the initial one only, unless the host-wide nf_log_all_netns is set), so the
+    replay compares which LOG rules fired for each packet, by their counters against the engine's lines' prefixes."""
+    opts = "".join(o for o in (" --log-level " + rng.choice(["4", "6", "7", "warning"]), " --log-tcp-sequence", " --log-tcp-options",
+                               " --log-ip-options", " --log-uid") if rng.random() < 0.25)
+    return f'-j LOG --log-prefix "L{next(LOG_IDS)}: "{opts}'
+
+
 def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False, f=F4, stateful=False):
     later = user_chains[idx + 1:] if idx >= 0 else user_chains
     r = rng.random()
@@ -383,16 +395,20 @@ def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False,
             return rng.choice(CONNMARKS)
         return "" if c == "none" else f"-j {c}"
     if table == "filter":
-        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT"] + (["CONNMARK"] if stateful else []))
+        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT", "LOG"] + (["CONNMARK"] if stateful else []))
         if c == "CONNMARK":
             return rng.choice(CONNMARKS)
+        if c == "LOG":
+            return gen_log(rng)
         if c == "REJECT":
             w = "tcp-reset" if proto == "tcp" and rng.random() < 0.5 else rng.choice(f.rejects)
             return f"-j REJECT --reject-with {w}" if rng.random() < 0.85 else "-j REJECT"
         return "" if c == "none" else f"-j {c}"
-    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP"] + (["CONNMARK"] * 3 if stateful else []))
+    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP", "LOG"] + (["CONNMARK"] * 3 if stateful else []))
     if c == "CONNMARK":
         return rng.choice(CONNMARKS)
+    if c == "LOG":
+        return gen_log(rng)
     if c == "MARK":
         return rng.choice(["-j MARK --set-mark 0x1", "-j MARK --set-xmark 0x2/0x3", "-j MARK --or-mark 0x10",
                            "-j MARK --and-mark 0x1", "-j MARK --set-mark 0x3/0xff", "-j MARK --xor-mark 0x1"])

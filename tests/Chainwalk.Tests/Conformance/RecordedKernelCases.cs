@@ -54,7 +54,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             : [];
 
     /// <summary>The areas a packet is compared in.</summary>
-    public static readonly string[] Areas = ["fate", "outputs", "counters", "save-text", "conntrack", "nat-pick"];
+    public static readonly string[] Areas = ["fate", "outputs", "counters", "save-text", "conntrack", "log", "nat-pick"];
 
     public enum CaseStatus
     {
@@ -176,6 +176,20 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         CompareConntrack(kernel, marked).ShouldNotBeNull();
     }
 
+    [Theory]
+    [InlineData("[1:60] -A FORWARD -j LOG --log-prefix \"L1: \"|[0:0] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "L1: IN=eth0 OUT=eth1 SRC=10.1.0.2", true)]
+    [InlineData("[0:0] -A FORWARD -j LOG --log-prefix \"L1: \"|[1:60] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "L12: IN= OUT=eth0 SRC=10.1.0.1", true)]
+    [InlineData("[1:60] -A FORWARD -j LOG --log-prefix \"L1: \"|[0:0] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "L12: IN= OUT=eth0 SRC=10.1.0.1", false)]
+    [InlineData("[1:60] -A FORWARD -j LOG --log-prefix \"L1: \"|[0:0] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "", false)]
+    [InlineData("[0:0] -A FORWARD -j LOG --log-prefix \"L1: \"|[0:0] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "L1: IN=eth0 OUT=eth1|L1: IN=eth0 OUT=eth1", false)]
+    [InlineData("[2:120] -A FORWARD -j LOG --log-prefix \"L1: \"|[0:0] -A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6", "L1: IN=eth0 OUT=eth1|L1: IN=eth0 OUT=eth1", true)]
+    public void The_log_area_compares_which_log_rules_fired_for_a_packet(string kernelAfter, string ourLines, bool agree)
+    {
+        const string Before = "-A FORWARD -j LOG --log-prefix \"L1: \"\n-A OUTPUT -j LOG --log-prefix \"L12: \" --log-level 6\n";
+        List<string> lines = ourLines.Length == 0 ? [] : [.. ourLines.Split('|')];
+        (CompareLogs(Before, kernelAfter.Replace('|', '\n'), lines) is null).ShouldBe(agree);
+    }
+
     // ------------------------------------------------------------------ replay
 
     /// <summary>
@@ -239,12 +253,15 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         var natPicks = new KernelNatPicks();
         nf.State.NatKeyChooser = natPicks;
         ulong statBefore = 0;
+        string kernelBefore = rules;
         bool stateLost = false;
         int index = 0;
         foreach (JsonElement p in root.GetProperty("packets").EnumerateArray())
         {
             index++;
             string kernelSave = p.GetProperty("counters").GetString()!;
+            string previousSave = kernelBefore;
+            kernelBefore = kernelSave;
             if (stateLost)
             {
                 // An earlier packet was not evaluated: the connection table no longer follows the kernel's.
@@ -312,6 +329,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
 
             string ourSave = SaveWriter.Write(family == IpFamily.V4 ? host.V4 : host.V6, counters: true);
             CompareSave(kernelSave, ourSave, tables, diff);
+            if (CompareLogs(previousSave, kernelSave, result.Logs) is { } logDiff) diff["log"] = logDiff;
             if (natPicks.Refusals.Count > 0) diff["nat-pick"] = string.Join("\n      ", natPicks.Refusals);
             outcome.NatPicks += natPicks.Taken;
             if (p.TryGetProperty("conntrack", out JsonElement ctk))
@@ -348,6 +366,58 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         bool same = k.Count == o.Count && k.Zip(o).All(x => x.First.Key == x.Second.Key && x.First.Secs <= x.Second.Secs + 1 && x.First.Secs >= x.Second.Secs - 2);
         if (same) return null;
         return $"kernel\n        {string.Join("\n        ", kernel)}\n      chainwalk\n        {string.Join("\n        ", ours)}";
+    }
+
+    /// <summary>
+    /// The LOG area: which LOG rules fired for the packet (and the packets it caused, e.g. a REJECT reply passing an
+    /// OUTPUT LOG rule), and how often. The kernel's LOG lines cannot be read from a network namespace (nf_log_syslog
+    /// writes only for the initial one unless the host-wide <c>net.netfilter.nf_log_all_netns</c> is set, which the
+    /// harness must not touch), so the kernel side is the packet counters of the <c>-j LOG --log-prefix "…"</c> rules
+    /// between the save texts before and after the packet; the engine's side is its LOG lines, by their prefix (each
+    /// generated LOG rule has its own). Returns null when they agree or the rules have no prefixed LOG rule.
+    /// </summary>
+    public static string? CompareLogs(string before, string after, IReadOnlyList<string> ourLines)
+    {
+        Dictionary<string, ulong> b = LogCounters(before), a = LogCounters(after);
+        if (a.Count == 0) return null;
+        var kernel = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
+        foreach ((string prefix, ulong n) in a)
+        {
+            ulong d = n - b.GetValueOrDefault(prefix);
+            if (d != 0) kernel[prefix] = d;
+        }
+        var ours = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (string line in ourLines)
+        {
+            string? best = null;
+            foreach (string prefix in a.Keys)
+            {
+                if (line.StartsWith(prefix, StringComparison.Ordinal) && (best is null || prefix.Length > best.Length)) best = prefix;
+            }
+            if (best is not null) ours[best] = ours.GetValueOrDefault(best) + 1;
+        }
+        if (kernel.SequenceEqual(ours)) return null;
+        static string Show(SortedDictionary<string, ulong> d) => d.Count == 0 ? "none" : string.Join(", ", d.Select(kv => $"\"{kv.Key}\" x{kv.Value}"));
+        return $"kernel's LOG rules fired {Show(kernel)}; chainwalk logged {Show(ours)}";
+    }
+
+    /// <summary>Prefix → packet counter of the <c>-j LOG --log-prefix "…"</c> rules in a save (or restore) text (0 without counters).</summary>
+    private static Dictionary<string, ulong> LogCounters(string save)
+    {
+        var d = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (string line in save.Split('\n'))
+        {
+            int at = line.IndexOf("-j LOG --log-prefix \"", StringComparison.Ordinal);
+            if (at < 0) continue;
+            int start = at + "-j LOG --log-prefix \"".Length;
+            int end = line.IndexOf('"', start);
+            if (end < 0) continue;
+            string prefix = line[start..end];
+            ulong n = 0;
+            if (line.StartsWith('[')) n = ulong.Parse(line[1..line.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
+            d[prefix] = d.GetValueOrDefault(prefix) + n;
+        }
+        return d;
     }
 
     /// <summary>The index (among the rule lines) of the one <c>-m statistic --mode random</c> rule, or -1.</summary>
