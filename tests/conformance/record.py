@@ -995,6 +995,7 @@ class Rig:
                     outs.append({"interface": "eth0" if s is self.snd else "eth1", "hex": pkt.hex()})
             quiet_until = time.monotonic() + 0.03
         after, sec = save_counters(self.f)
+        listing = conntrack_list(self.f) if self.track else None
         local, self.sec = delivered(self.sec, sec, len(ip)), sec
         rej = reject_deltas(self.before, after, len(ip), self.f)
         inn = IFACE_OF.get(side)
@@ -1004,8 +1005,13 @@ class Rig:
         src = ip[12:16].hex() if ip[0] >> 4 == 4 else ip[8:24].hex()
         mine = [o["interface"] for o in outs if (o["hex"][24:32] if o["hex"][0] == "4" else o["hex"][16:48]) == src]
         if not mine and inn is not None and self.nat:
-            # SNAT/MASQUERADE changed the source: the packet is what left by another interface than it came in.
-            mine = [o["interface"] for o in outs if o["interface"] != inn]
+            # SNAT/MASQUERADE changed the source: the packet is the output carrying the addresses its connection
+            # translates it to (conntrack -L after it); without a listed connection, what left by another interface.
+            want = translated(ip, listing or [])
+            if want:
+                mine = [o["interface"] for o in outs if endpoints(bytes.fromhex(o["hex"]))[:2] == want]
+            else:
+                mine = [o["interface"] for o in outs if o["interface"] != inn]
         if inn is None:
             fate = "sent:" + mine[0] if mine else None
         else:
@@ -1017,10 +1023,40 @@ class Rig:
             rec["sourceMac"] = MAC["s0" if side == "s" else "r0"]
             rec["destinationMac"] = MAC[inn]
         if self.track:
-            rec["conntrack"] = conntrack_list(self.f)
+            rec["conntrack"] = listing
         self.packets.append(rec)
         self.before = after
         return rec
+
+
+def translated(ip, listing):
+    """(src, dst) the packet ip carries after NAT, from the conntrack -L line of its connection (either direction),
+    or None when no listed connection holds it."""
+    src, dst, sp, dp = endpoints(ip)
+    for line in listing:
+        tuples, cur = [], None
+        for w in line.split():
+            k, _, v = w.partition("=")
+            if k == "src":
+                cur = {}
+                tuples.append(cur)
+            if cur is not None and k in ("src", "dst", "sport", "dport", "id"):
+                cur[k] = v
+        if len(tuples) < 2:
+            continue
+        o, r = tuples[0], tuples[1]
+
+        def same(t):
+            if (t.get("src"), t.get("dst")) != (str(src), str(dst)):
+                return False
+            if "id" in t:
+                return True
+            return (t.get("sport"), t.get("dport")) == (str(sp), str(dp))
+        if same(o):
+            return r["dst"], r["src"]
+        if same(r):
+            return o["dst"], o["src"]
+    return None
 
 
 def endpoints(ipb):
