@@ -105,6 +105,9 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         /// <summary>Whether the case's packets carry conntrack listings (stateful kinds).</summary>
         public bool Stateful { get; set; }
 
+        /// <summary>How often the kernel's LOG rules fired in the compared packets (the log area's sample size).</summary>
+        public ulong LogFirings { get; set; }
+
         /// <summary>NAT port (or ICMP id) picks taken over from the kernel (all lay in the engine's allowed set).</summary>
         public int NatPicks { get; set; }
     }
@@ -329,7 +332,8 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
 
             string ourSave = SaveWriter.Write(family == IpFamily.V4 ? host.V4 : host.V6, counters: true);
             CompareSave(kernelSave, ourSave, tables, diff);
-            if (CompareLogs(previousSave, kernelSave, result.Logs) is { } logDiff) diff["log"] = logDiff;
+            if (CompareLogs(previousSave, kernelSave, result.Logs, out ulong fired) is { } logDiff) diff["log"] = logDiff;
+            outcome.LogFirings += fired;
             if (natPicks.Refusals.Count > 0) diff["nat-pick"] = string.Join("\n      ", natPicks.Refusals);
             outcome.NatPicks += natPicks.Taken;
             if (p.TryGetProperty("conntrack", out JsonElement ctk))
@@ -376,8 +380,12 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
     /// between the save texts before and after the packet; the engine's side is its LOG lines, by their prefix (each
     /// generated LOG rule has its own). Returns null when they agree or the rules have no prefixed LOG rule.
     /// </summary>
-    public static string? CompareLogs(string before, string after, IReadOnlyList<string> ourLines)
+    public static string? CompareLogs(string before, string after, IReadOnlyList<string> ourLines) => CompareLogs(before, after, ourLines, out _);
+
+    /// <summary>As above; <paramref name="fired"/> is how often the kernel's LOG rules fired for the packet.</summary>
+    public static string? CompareLogs(string before, string after, IReadOnlyList<string> ourLines, out ulong fired)
     {
+        fired = 0;
         Dictionary<string, ulong> b = LogCounters(before), a = LogCounters(after);
         if (a.Count == 0) return null;
         var kernel = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
@@ -385,6 +393,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         {
             ulong d = n - b.GetValueOrDefault(prefix);
             if (d != 0) kernel[prefix] = d;
+            fired += d;
         }
         var ours = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
         foreach (string line in ourLines)
@@ -749,6 +758,8 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
             sb.Append(CultureInfo.InvariantCulture, $"  {area,-10} {packets.Count - bad}/{packets.Count} packets agree, {bad} disagree\n");
         }
         sb.Append(Coverage(all)).Append('\n');
+        ulong firings = all.Aggregate(0UL, (n, o) => n + o.LogFirings);
+        if (firings > 0) sb.Append(CultureInfo.InvariantCulture, $"  LOG rules fired {firings} times in the kernel (compared per packet in the area log)\n");
         int picks = all.Sum(o => o.NatPicks);
         if (picks > 0) sb.Append(CultureInfo.InvariantCulture, $"  NAT ports/ids the kernel picked at random: {picks}, each taken over only after Chainwalk allowed it (see nat-pick)\n");
         foreach (var g in all.GroupBy(o => o.Kind).OrderBy(g => g.Key, StringComparer.Ordinal))
