@@ -1187,12 +1187,13 @@ def run_flow(rig, rng, f, rules, sides, h=None, again=None):
 
     return shape
 
-def scenario_flow(rig, rng, f, rules, sc=None):
+def scenario_flow(rig, rng, f, rules, sc=None, turn=None):
     """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server; or, mostly, one
-    of the scenario's own flows (sides, destination, port, protocol)."""
+    of the scenario's own flows (sides, destination, port, protocol): the turn-th, so that the cases of a scenario
+    go through all of them in turn."""
     flows = (sc or {}).get("flows")
     if flows and rng.random() < 0.75:
-        fl = dict(rng.choice(flows))
+        fl = dict(flows[turn % len(flows)] if turn is not None else rng.choice(flows))
         sides = fl.pop("sides")
         return run_flow(rig, rng, f, rules, sides, fl)
     h = aim(rng, rules, f, free=True)
@@ -1260,6 +1261,7 @@ def main():
                 pool = [x for x in SCENARIOS if not args.scenario or x["name"] in args.scenario.split(",")]
                 for attempt in range(len(pool)):
                     sc = pool[(nth + attempt) % len(pool)]
+                    turn = nth // len(pool) * 4
                     f = F6 if sc.get("family") == 6 else F4
                     rules = scenario_rules(sc)
                     if rules and load_ruleset(rules, f)[0]:
@@ -1288,8 +1290,8 @@ def main():
                     for dev in ("eth0", "eth1"):
                         sh(f"ethtool -K {dev} rx off", NS["fw"], check=False)
                 try:
-                    for _ in range(rng.randint(3, 4)):
-                        scenario_flow(rig, rng, f, rules, sc)
+                    for j in range(rng.randint(3, 4)):
+                        scenario_flow(rig, rng, f, rules, sc, turn + j)
                         if sc.get("invalid"):
                             for _ in range(rng.randint(1, 3)):
                                 rig.send("s", invalid_packet(rng, f))

@@ -802,6 +802,35 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         all.ShouldContain(o => o.Stateful, "no stateful case");
     }
 
+    [Fact]
+    public void Committed_cases_reject_with_every_reject_type_of_both_families()
+    {
+        // The REJECT variants of issue 5: every --reject-with of iptables / ip6tables 1.8.9 met at least one packet
+        // in the committed kernel cases (recorded/, the reject and reject6 scenarios above all), OUTPUT included.
+        string dir = Path.Combine(TestPaths.RepoRoot, "tests", "conformance", "recorded");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string file in Directory.GetFiles(dir, "case-*.json"))
+        {
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(file));
+            int family = doc.RootElement.TryGetProperty("family", out JsonElement fe) ? fe.GetInt32() : 4;
+            JsonElement last = doc.RootElement.GetProperty("packets").EnumerateArray().LastOrDefault();
+            if (last.ValueKind != JsonValueKind.Object) continue;
+            foreach (string line in last.GetProperty("counters").GetString()!.Split('\n'))
+            {
+                if (!line.StartsWith('[') || line.StartsWith("[0:0]", StringComparison.Ordinal) || !line.Contains("-j REJECT", StringComparison.Ordinal)) continue;
+                int at = line.IndexOf("--reject-with ", StringComparison.Ordinal);
+                string with = at < 0 ? (family == 4 ? "icmp-port-unreachable" : "icmp6-port-unreachable") : line[(at + 14)..].Split(' ')[0];
+                seen.Add($"{family} {with}" + (line.Contains("] -A OUTPUT ", StringComparison.Ordinal) ? " OUTPUT" : ""));
+            }
+        }
+        string[] v4 = ["icmp-net-unreachable", "icmp-host-unreachable", "icmp-port-unreachable", "icmp-proto-unreachable", "icmp-net-prohibited", "icmp-host-prohibited", "icmp-admin-prohibited", "tcp-reset"];
+        string[] v6 = ["icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable", "icmp6-port-unreachable", "icmp6-policy-fail", "icmp6-reject-route", "tcp-reset"];
+        foreach (string w in v4) seen.ShouldContain(x => x == "4 " + w || x == "4 " + w + " OUTPUT", "IPv4 " + w);
+        foreach (string w in v6) seen.ShouldContain(x => x == "6 " + w || x == "6 " + w + " OUTPUT", "IPv6 " + w);
+        seen.ShouldContain("4 tcp-reset OUTPUT");
+        seen.ShouldContain("6 tcp-reset OUTPUT");
+    }
+
     private static void WriteSummary(IEnumerable<CaseOutcome> outcomes)
     {
         try
