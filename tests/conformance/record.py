@@ -1019,11 +1019,15 @@ class Rig:
         if not mine and inn is not None and self.nat:
             # SNAT/MASQUERADE changed the source: the packet is the output carrying the addresses its connection
             # translates it to (conntrack -L after it); without a listed connection, what left by another interface.
+            # Without one (the packet was not confirmed, or it is an ICMP error RELATED to a connection): what left by
+            # another interface, unless the packet met a REJECT rule or the output is an ICMP error fw sent itself.
             want = translated(ip, listing or [])
             if want:
                 mine = [o["interface"] for o in outs if endpoints(bytes.fromhex(o["hex"]))[:2] == want]
-            else:
-                mine = [o["interface"] for o in outs if o["interface"] != inn]
+            elif not rej:
+                # fw sends no ICMP error about an ICMP error: then an error leaving is the packet itself.
+                err_in = icmp_error_type(ip)
+                mine = [o["interface"] for o in outs if o["interface"] != inn and (err_in or not own_icmp_error(bytes.fromhex(o["hex"]), self.f))]
         if inn is None:
             fate = "sent:" + mine[0] if mine else None
         else:
@@ -1039,6 +1043,20 @@ class Rig:
         self.packets.append(rec)
         self.before = after
         return rec
+
+
+def icmp_error_type(ip):
+    """Whether ip is an ICMP or ICMPv6 error message (no extension headers before it)."""
+    if ip[0] >> 4 == 4:
+        off = (ip[0] & 0x0F) * 4
+        return ip[9] == 1 and len(ip) > off and ip[off] in (3, 4, 5, 11, 12)
+    return ip[6] == 58 and len(ip) > 40 and ip[40] < 128
+
+
+def own_icmp_error(ip, f):
+    """Whether ip is an ICMP(v6) error sent from one of fw's addresses (REJECT, time exceeded, unreachable)."""
+    src = socket.inet_ntop(socket.AF_INET, ip[12:16]) if ip[0] >> 4 == 4 else socket.inet_ntop(socket.AF_INET6, ip[8:24])
+    return icmp_error_type(ip) and src in f.locals
 
 
 def translated(ip, listing):
@@ -1062,7 +1080,7 @@ def translated(ip, listing):
             if (t.get("src"), t.get("dst")) != (str(src), str(dst)):
                 return False
             if "id" in t:
-                return True
+                return t["id"] == str(sp)
             return (t.get("sport"), t.get("dport")) == (str(sp), str(dp))
         if same(o):
             return r["dst"], r["src"]
