@@ -789,13 +789,13 @@ def bad_checksum(ip, at):
     return bytes(b)
 
 
-def invalid_packet(rng, f):
+def invalid_packet(rng, f, k=None):
     """A packet conntrack takes for INVALID (or that a stack would refuse): malformed, a bad checksum, or a TCP
     packet that opens no connection, from the sender to a receiver (or fw)."""
     src, dst = rng.choice(f.senders), rng.choice(f.receivers + f.receivers + f.locals)
     ip = ip_header(f, src, dst, 64, 0, rng)
     sp, dp = rng.choice([40000 + rng.randint(0, 999), 1024, 60000]), rng.choice(PORTS)
-    k = rng.choice(INVALID_KINDS)
+    k = k or rng.choice(INVALID_KINDS)
     seq, ack = rng.randint(0, 2**32 - 1), rng.randint(0, 2**32 - 1)
     if k in ("synfin", "null", "rst", "fin", "synack", "xmas"):
         flags = {"synfin": "SF", "null": "", "rst": "R", "fin": "F", "synack": "SA", "xmas": "FPU"}[k]
@@ -1320,11 +1320,13 @@ def main():
                     for dev in ("eth0", "eth1"):
                         sh(f"ethtool -K {dev} rx off", NS["fw"], check=False)
                 try:
+                    bad = turn * 2  # the invalid kinds in turn too: two cases of a scenario send all of them
                     for j in range(rng.randint(3, 4)):
                         scenario_flow(rig, rng, f, rules, sc, turn + j)
                         if sc.get("invalid"):
                             for _ in range(rng.randint(1, 3)):
-                                rig.send("s", invalid_packet(rng, f))
+                                rig.send("s", invalid_packet(rng, f, INVALID_KINDS[bad % len(INVALID_KINDS)]))
+                                bad += 1
                 finally:
                     if sc.get("invalid"):
                         for dev in ("eth0", "eth1"):
