@@ -643,6 +643,9 @@ def gen_nat_rules(rng, f=F4):
         f"-A POSTROUTING -o eth1 -p {rng.choice(['tcp', 'udp', f.icmp])} -j SNAT --to-source {f.locals[1]}" + rnd(),
         f"-A POSTROUTING -o eth1 -p tcp -j SNAT --to-source {br(f.locals[1])}:{ports}" + rnd(),
         f"-A PREROUTING -i eth1 -d {net} -j NETMAP --to {'fd01::/64' if f.v == 6 else '10.1.0.0/24'}",
+        f"-A OUTPUT -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {br(rng.choice(f.receivers + f.senders))}:{rng.choice(PORTS)}",
+        f"-A OUTPUT -p udp -d {rng.choice(f.receivers)} -j DNAT --to-destination {rng.choice(f.senders)}",
+        f"-A OUTPUT -p {rng.choice(['tcp', 'udp'])} -j REDIRECT --to-ports {rng.choice(PORTS)}",
     ], rng.randint(1, 3))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -1244,6 +1247,8 @@ def scenario_flow(rig, rng, f, rules, sc=None, turn=None):
 
 
 def flow_sides(rng, kind):
+    if kind in NAT_KINDS and rng.random() < 0.2:
+        return rng.choice([("fw", "r"), ("fw", "s")])  # fw's own connections: nat OUTPUT, then POSTROUTING
     if kind == "local":
         return rng.choice([("fw", "r"), ("fw", "s"), ("s", "fw"), ("r", "fw"), ("fw", "r"), ("s", "fw")])
     return rng.choice([("s", "r")] * 7 + [("r", "s")] * 2 + [("s", "fw")])
