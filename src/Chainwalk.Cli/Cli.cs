@@ -13,6 +13,7 @@ internal static class Cli
     public static int Run(string[] args)
     {
         string? hostDir = null;
+        bool json = false;
         int i = 0;
         // A shim runs us as "chainwalk-shim TOOL args…" via CHAINWALK_TOOL; plain runs take a verb.
         while (i < args.Length && args[i].StartsWith("--", StringComparison.Ordinal))
@@ -29,6 +30,13 @@ internal static class Cli
                 i++;
                 continue;
             }
+            if (args[i] == "--json")
+            {
+                // JSON Lines from any verb (docs/json.md); before the verb, so the compat tools' own arguments stay theirs.
+                json = true;
+                i++;
+                continue;
+            }
             if (args[i] is "--help" or "--version") break;
             break;
         }
@@ -40,7 +48,9 @@ internal static class Cli
         string verb = args[i];
         string[] rest = args[(i + 1)..];
         var store = new HostStore(HostStore.ResolveDirectory(hostDir));
-        ToolIo io = ToolIo.Console;
+        ToolIo io = json ? new ToolIo { In = Console.In, Out = Console.Out, Err = Console.Error, Json = true } : ToolIo.Console;
+        // chainwalk's own verbs take --json after the verb too; the global option is passed on as that.
+        if (json && verb is "trace" or "replay" or "demo" or "clock" or "graph" or "extensions" or "env" && !rest.Contains("--json")) rest = [.. rest, "--json"];
         string[] Argv(string name) => [name, .. rest];
         try
         {
@@ -66,10 +76,10 @@ internal static class Cli
                 "graph" => Chainwalk.Pictures.ChainGraph.Run(rest, store, io),
                 "replay" => Chainwalk.Tracing.ReplayCommand.Run(rest, store, io, progress: !Console.IsErrorRedirected),
                 "env" => ShellEnv.PrintEnv(rest, store, io),
-                "extensions" => ListExtensions(io),
+                "extensions" => ListExtensions(rest, io),
                 "shell" => ShellEnv.RunShell(rest, store, io),
                 "--help" or "help" or "-h" => PrintUsage(),
-                "--version" or "version" => PrintVersion(),
+                "--version" or "version" => PrintVersion(json),
                 _ => Unknown(verb),
             };
         }
@@ -81,7 +91,7 @@ internal static class Cli
     }
 
     private const string Usage = """
-Usage: chainwalk [--host DIR] VERB [ARGS…]
+Usage: chainwalk [--host DIR] [--json] VERB [ARGS…]
 
 Compat verbs (same arguments, output and exit codes as the Linux tools, on the virtual host):
   iptables, ip6tables, iptables-save, ip6tables-save, iptables-restore, ip6tables-restore,
@@ -89,7 +99,7 @@ Compat verbs (same arguments, output and exit codes as the Linux tools, on the v
 Chainwalk verbs:
   demo     built-in example hosts (lab1, nat-gateway, kubernetes) with packets traced; needs no set-up
   clock    show or advance the host's clock (timeouts, limits, recent lists run on it)
-  graph    the chain graph of a table as SVG or Graphviz DOT (-t TABLE, --dot, -o FILE)
+  graph    the chain graph of a table as SVG, Graphviz DOT or JSON Lines (-t TABLE, --dot, --json, -o FILE)
   replay   run a pcap/pcapng capture through the host (summary, --out capture, --json, --explain N)
   trace    send a packet (or a batch) through the host's netfilter and explain what happens
   env      print shell lines that put iptables/ip/sysctl shims for this host first on PATH
@@ -97,12 +107,28 @@ Chainwalk verbs:
   shell    start a shell with those shims
 
 The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
+--json (before the verb): JSON Lines instead of text from any verb that prints results, compat verbs included
+(chainwalk --json iptables -S, chainwalk --json conntrack -L); the fields are in docs/json.md.
 
 """;
 
-    /// <summary>Lists the xtables extensions Chainwalk knows: name, match/target, families, kernel support here.</summary>
-    private static int ListExtensions(ToolIo io)
+    /// <summary>
+    /// Lists the xtables extensions Chainwalk knows: name, match/target, families, kernel support here; with --json one
+    /// <c>{"name","kind","families","supported"}</c> object per extension (docs/json.md).
+    /// </summary>
+    private static int ListExtensions(string[] args, ToolIo io)
     {
+        bool json = false;
+        foreach (string a in args)
+        {
+            if (a == "--json") json = true;
+            else
+            {
+                io.Err.WriteLine($"chainwalk extensions: unknown option \"{a}\"");
+                return 2;
+            }
+        }
+        using var lines = new Chainwalk.Syntax.JsonLines(io.Out);
         foreach (Chainwalk.Extensions.XtExtension e in Chainwalk.Extensions.ExtensionRegistry.All)
         {
             string fam = e.Families switch
@@ -112,6 +138,18 @@ The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
                 _ => "ipv4,ipv6",
             };
             string kind = e.Kind == Chainwalk.Extensions.ExtensionKind.Match ? "match" : "target";
+            if (json)
+            {
+                System.Text.Json.Utf8JsonWriter w = lines.Begin();
+                w.WriteString("name", e.Name);
+                w.WriteString("kind", kind);
+                w.WriteStartArray("families");
+                foreach (string f in fam.Split(',')) w.WriteStringValue(f);
+                w.WriteEndArray();
+                w.WriteBoolean("supported", e.KernelSupported);
+                lines.End();
+                continue;
+            }
             io.Out.WriteLine($"{e.Name}\t{kind}\t{fam}\t{(e.KernelSupported ? "supported" : "refused: no kernel module")}");
         }
         return 0;
@@ -123,9 +161,19 @@ The host is --host DIR, else $CHAINWALK_HOST, else ~/.chainwalk/host.
         return 0;
     }
 
-    private static int PrintVersion()
+    private static int PrintVersion(bool json)
     {
-        Console.Out.WriteLine("chainwalk 0.1 (iptables v1.8.9 (nf_tables) compatible)");
+        if (json)
+        {
+            // {"chainwalk","iptables"}: the two versions the text line names.
+            using var lines = new Chainwalk.Syntax.JsonLines(Console.Out);
+            System.Text.Json.Utf8JsonWriter w = lines.Begin();
+            w.WriteString("chainwalk", "0.1");
+            w.WriteString("iptables", Chainwalk.Syntax.SaveWriter.Version);
+            lines.End();
+            return 0;
+        }
+        Console.Out.WriteLine($"chainwalk 0.1 (iptables v{Chainwalk.Syntax.SaveWriter.Version} compatible)");
         return 0;
     }
 

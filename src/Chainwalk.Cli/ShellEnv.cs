@@ -8,8 +8,21 @@ internal static class ShellEnv
 {
     public static int PrintEnv(string[] args, HostStore store, ToolIo io)
     {
-        _ = args;
+        bool json = args.Contains("--json");
         string shimDir = Shims.Ensure(store);
+        if (json)
+        {
+            // {"host","shims","tools"}: what the shell lines below set up (docs/json.md, "env").
+            using var lines = new Chainwalk.Syntax.JsonLines(io.Out);
+            System.Text.Json.Utf8JsonWriter w = lines.Begin();
+            w.WriteString("host", store.Directory);
+            w.WriteString("shims", shimDir);
+            w.WriteStartArray("tools");
+            foreach (string t in Shims.Tools) w.WriteStringValue(t);
+            w.WriteEndArray();
+            lines.End();
+            return 0;
+        }
         io.Out.WriteLine($"export CHAINWALK_HOST={Shims.Quote(store.Directory)}");
         io.Out.WriteLine($"export PATH={Shims.Quote(shimDir)}:\"$PATH\"");
         io.Out.WriteLine("hash -r 2>/dev/null || true");

@@ -5,6 +5,7 @@ using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Host;
 using Chainwalk.Net;
+using Chainwalk.Syntax;
 using Chainwalk.Wire;
 
 namespace Chainwalk.Compat;
@@ -227,9 +228,13 @@ public static class ConntrackCompat
             case Command.Get:
                 {
                     List<ConnEntry> list = Selected().ToList();
-                    bool xml = output?.Split(',').Contains("xml") == true;
+                    if (io.Json) WriteJson(io.Out, list, now);
+                    bool xml = !io.Json && output?.Split(',').Contains("xml") == true;
                     if (xml) io.Out.WriteLine("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>");
-                    foreach (ConnEntry e in list) io.Out.WriteLine(xml ? Xml(e, now) : Line(e, now, output));
+                    if (!io.Json)
+                    {
+                        foreach (ConnEntry e in list) io.Out.WriteLine(xml ? Xml(e, now) : Line(e, now, output));
+                    }
                     if (xml) io.Out.WriteLine("</conntrack>");
                     if (zero)
                     {
@@ -243,14 +248,25 @@ public static class ConntrackCompat
                     return 0;
                 }
             case Command.Count:
-                io.Out.WriteLine((expectTable || dyingOrUnconfirmed ? 0 : ct.Count).ToString(CultureInfo.InvariantCulture));
-                return 0;
+                {
+                    int count = expectTable || dyingOrUnconfirmed ? 0 : ct.Count;
+                    if (io.Json)
+                    {
+                        using var json = new JsonLines(io.Out);
+                        json.Begin().WriteNumber("count", count);
+                        json.End();
+                        return 0;
+                    }
+                    io.Out.WriteLine(count.ToString(CultureInfo.InvariantCulture));
+                    return 0;
+                }
             case Command.Delete:
                 {
                     List<ConnEntry> list = Selected().ToList();
+                    if (io.Json) WriteJson(io.Out, list, now);
                     foreach (ConnEntry e in list)
                     {
-                        io.Out.WriteLine(Line(e, now, output));
+                        if (!io.Json) io.Out.WriteLine(Line(e, now, output));
                         ct.Remove(e);
                         log.Add("[DESTROY] " + EventBody(e, now) + " [USERSPACE] portid=0");
                     }
@@ -270,6 +286,25 @@ public static class ConntrackCompat
             case Command.Stats:
                 {
                     ConntrackStats s = runtime.Get(ConntrackStats.Key, () => new ConntrackStats());
+                    if (io.Json)
+                    {
+                        // The same fields as the text line, one object per CPU (the virtual kernel has one).
+                        using var json = new JsonLines(io.Out);
+                        System.Text.Json.Utf8JsonWriter w = json.Begin();
+                        w.WriteNumber("cpu", 0);
+                        w.WriteNumber("found", 0);
+                        w.WriteNumber("invalid", s.Invalid);
+                        w.WriteNumber("insert", 0);
+                        w.WriteNumber("insert_failed", 0);
+                        w.WriteNumber("drop", s.Drop);
+                        w.WriteNumber("early_drop", s.EarlyDrop);
+                        w.WriteNumber("error", s.Error);
+                        w.WriteNumber("search_restart", 0);
+                        w.WriteNumber("clash_resolve", 0);
+                        w.WriteNumber("chaintoolong", 0);
+                        json.End();
+                        return 0;
+                    }
                     io.Out.WriteLine($"cpu=0   \tfound=0 invalid={s.Invalid} insert=0 insert_failed=0 drop={s.Drop} early_drop={s.EarlyDrop} error={s.Error} search_restart=0 clash_resolve=0 chaintoolong=0 ");
                     return 0;
                 }
@@ -277,12 +312,24 @@ public static class ConntrackCompat
                 {
                     // Events: what the packets traced since the last -E generated (the kernel delivers them as they happen).
                     int n = 0;
+                    using var json = io.Json ? new JsonLines(io.Out) : null;
                     foreach (string e in log.Lines)
                     {
                         string body = e[(e.IndexOf(']', StringComparison.Ordinal) + 2)..];
                         if (!EventMatches(body, filter)) continue;
                         int close = e.IndexOf(']', StringComparison.Ordinal);
-                        io.Out.WriteLine(e[..(close + 1)].PadLeft(9) + " " + body);
+                        if (json is not null)
+                        {
+                            // {"event":"NEW","line":"tcp 6 120 SYN_SENT src=…"}: the event's type and the text after it.
+                            System.Text.Json.Utf8JsonWriter w = json.Begin();
+                            w.WriteString("event", e[1..close]);
+                            w.WriteString("line", body);
+                            json.End();
+                        }
+                        else
+                        {
+                            io.Out.WriteLine(e[..(close + 1)].PadLeft(9) + " " + body);
+                        }
                         n++;
                     }
                     log.Lines.Clear();
@@ -290,6 +337,43 @@ public static class ConntrackCompat
                     io.Err.WriteLine($"{Prefix}{n} flow events have been shown.");
                     return 0;
                 }
+        }
+    }
+
+    /// <summary>
+    /// <c>--json</c> with -L, -G or -D: one object per entry (docs/json.md, "conntrack"): <c>family</c>, the fields of
+    /// <c>trace --json</c>'s <c>ct</c> (tuples, status, tcp_state, nat, mark, timeout, line), then <c>zone</c>,
+    /// <c>helper</c>, <c>counters</c> (per direction with nf_conntrack_acct, else null) and <c>id</c> (as <c>-o id</c>).
+    /// </summary>
+    private static void WriteJson(TextWriter output, List<ConnEntry> list, double now)
+    {
+        using var json = new JsonLines(output);
+        foreach (ConnEntry e in list)
+        {
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("family", e.Family == IpFamily.V4 ? "ipv4" : "ipv6");
+            Chainwalk.Tracing.ConnectionExplainer.WriteFields(w, e, now);
+            w.WriteNumber("zone", e.Zone);
+            JsonLines.StringOrNull(w, "helper", e.Helper is { Length: > 0 } h ? h : null);
+            if (e.Counters is { Length: >= 2 } c)
+            {
+                w.WriteStartObject("counters");
+                w.WriteStartObject("original");
+                w.WriteNumber("packets", c[0].Packets);
+                w.WriteNumber("bytes", c[0].Bytes);
+                w.WriteEndObject();
+                w.WriteStartObject("reply");
+                w.WriteNumber("packets", c[1].Packets);
+                w.WriteNumber("bytes", c[1].Bytes);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            else
+            {
+                w.WriteNull("counters");
+            }
+            w.WriteNumber("id", Id(e));
+            json.End();
         }
     }
 

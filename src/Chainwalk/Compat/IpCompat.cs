@@ -82,6 +82,8 @@ public static class IpCompat
             io.Err.Write(Usage);
             return 255;
         }
+        // chainwalk --json: iproute2's own JSON objects (as -j), one a line.
+        if (io.Json) opt.Json = true;
         string objArg = argv[i];
         string? obj = Objects.FirstOrDefault(o => Matches(objArg, o));
         string[] args = argv[(i + 1)..];
@@ -355,7 +357,7 @@ where  OBJECT := { address | link | route }
     {
         if (opt.Json)
         {
-            io.Out.Write(IpJson.Links(host, SelectLinks(host, a, out _), opt.Brief));
+            io.Out.Write(IpJson.Links(host, SelectLinks(host, a, out _), opt.Brief, io.Json));
             return;
         }
         var sb = new StringBuilder();
@@ -508,7 +510,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         {
             var withAddrs = links.Select(l => (l, fams.SelectMany(fam => Network.AddressesOf(host, l.Name, fam)).ToList()))
                 .Where(t => opt.Family is null || t.Item2.Count > 0);
-            io.Out.Write(IpJson.Addresses(host, withAddrs, opt.Family, opt.Brief));
+            io.Out.Write(IpJson.Addresses(host, withAddrs, opt.Family, opt.Brief, io.Json));
             return;
         }
         foreach (Link l in links)
@@ -652,7 +654,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
             }
             fromAddress = fa;
         }
-        (string text, int rc) = IpRouteGet.Answer(host, family, addr, dst, from, fromAddress, iif, oif, mark);
+        (string text, int rc) = IpRouteGet.Answer(host, family, addr, dst, from, fromAddress, iif, oif, mark, opt.Json, io.Json);
         if (rc != 0) throw new UsageError(text.TrimEnd('\n'), rc);
         io.Out.Write(text);
     }
@@ -770,7 +772,7 @@ Warning: Executing wildcard deletion to stay compatible with old scripts.
         }
         if (opt.Json)
         {
-            io.Out.Write(IpJson.Routes(families.SelectMany(fam => Network.Routes(host, fam, table)).Where(r => dev is null || r.Device == dev), dev is null, table == "all"));
+            io.Out.Write(IpJson.Routes(families.SelectMany(fam => Network.Routes(host, fam, table)).Where(r => dev is null || r.Device == dev), dev is null, table == "all", io.Json));
             return;
         }
         var sb = new StringBuilder();

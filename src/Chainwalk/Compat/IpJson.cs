@@ -7,7 +7,8 @@ namespace Chainwalk.Compat;
 
 /// <summary>
 /// <c>ip -j</c>: links, addresses and routes as iproute2 6.1 prints them in JSON (one line, keys in
-/// the order of the text output, optional keys left out as there).
+/// the order of the text output, optional keys left out as there); with chainwalk's <c>--json</c> the same objects as
+/// JSON Lines.
 /// </summary>
 internal static class IpJson
 {
@@ -23,6 +24,12 @@ internal static class IpJson
         }
         return sb.Append('"').ToString();
     }
+
+    /// <summary>
+    /// iproute2's one-line array for <c>ip -j</c>; for chainwalk's <c>--json</c> (JSON Lines) the same objects, one a line.
+    /// </summary>
+    private static string Wrap(List<string> items, bool lines) =>
+        lines ? string.Concat(items.Select(i => i + "\n")) : "[" + string.Join(',', items) + "]\n";
 
     private static string Flags(VirtualHost host, Link l) =>
         "[" + string.Join(',', Network.Flags(host, l).Split(',').Select(Q)) + "]";
@@ -52,7 +59,7 @@ internal static class IpJson
           .Append(",\"broadcast\":").Append(Q(lo ? "00:00:00:00:00:00" : "ff:ff:ff:ff:ff:ff"));
     }
 
-    public static string Links(VirtualHost host, IEnumerable<Link> links, bool brief)
+    public static string Links(VirtualHost host, IEnumerable<Link> links, bool brief, bool lines = false)
     {
         var items = new List<string>();
         foreach (Link l in links)
@@ -72,10 +79,10 @@ internal static class IpJson
             }
             items.Add(sb.Append('}').ToString());
         }
-        return "[" + string.Join(',', items) + "]\n";
+        return Wrap(items, lines);
     }
 
-    public static string Addresses(VirtualHost host, IEnumerable<(Link Link, List<InterfaceAddress> Addrs)> links, IpFamily? family, bool brief)
+    public static string Addresses(VirtualHost host, IEnumerable<(Link Link, List<InterfaceAddress> Addrs)> links, IpFamily? family, bool brief, bool lines = false)
     {
         var items = new List<string>();
         foreach ((Link l, List<InterfaceAddress> addrs) in links)
@@ -114,10 +121,10 @@ internal static class IpJson
             sb.Append(string.Join(',', infos)).Append("]}");
             items.Add(sb.ToString());
         }
-        return "[" + string.Join(',', items) + "]\n";
+        return Wrap(items, lines);
     }
 
-    public static string Routes(IEnumerable<RouteView> routes, bool showDev, bool showTable)
+    public static string Routes(IEnumerable<RouteView> routes, bool showDev, bool showTable, bool lines = false)
     {
         var items = new List<string>();
         foreach (RouteView r in routes)
@@ -139,6 +146,6 @@ internal static class IpJson
             if (r.Family == IpFamily.V6) sb.Append(",\"pref\":\"medium\"");
             items.Add(sb.Append('}').ToString());
         }
-        return "[" + string.Join(',', items) + "]\n";
+        return Wrap(items, lines);
     }
 }

@@ -92,7 +92,20 @@ public static class IpsetCompat
             if (testMessage is not null)
             {
                 bool isIn = !testMessage.Contains(" NOT ", StringComparison.Ordinal);
-                if (!quiet) io.Err.WriteLine(testMessage);
+                if (io.Json)
+                {
+                    // {"set","elem","in"}: the answer line's parts (elem in ipset's canonical form), on stdout.
+                    string body = testMessage.StartsWith("Warning: ", StringComparison.Ordinal) ? testMessage["Warning: ".Length..] : testMessage;
+                    string marker = isIn ? " is in set " : " is NOT in set ";
+                    int at = body.LastIndexOf(marker, StringComparison.Ordinal);
+                    using var json = new Chainwalk.Syntax.JsonLines(io.Out);
+                    System.Text.Json.Utf8JsonWriter w = json.Begin();
+                    w.WriteString("set", body[(at + marker.Length)..^1]);
+                    w.WriteString("elem", body[..at]);
+                    w.WriteBoolean("in", isIn);
+                    json.End();
+                }
+                else if (!quiet) io.Err.WriteLine(testMessage);
                 return isIn ? 0 : 1;
             }
             if (changed) store.Save(host);
@@ -167,12 +180,17 @@ public static class IpsetCompat
         IpSet? only = null;
         if (words.Count > 1)
             only = store.Get(words[1]) ?? throw new IpsetException("The set with the given name does not exist");
-        if (save)
+        if (save && !io.Json)
         {
             io.Out.Write(store.SaveText(only));
             return 0;
         }
         Dictionary<string, int> refs = IpsetStore.References(host);
+        if (io.Json)
+        {
+            WriteJson(io.Out, store, only, refs, names, terse);
+            return 0;
+        }
         var sb = new StringBuilder();
         foreach (IpSet s in store.Sets)
         {
@@ -198,6 +216,64 @@ public static class IpsetCompat
         }
         io.Out.Write(sb.ToString());
         return 0;
+    }
+
+    /// <summary>
+    /// <c>--json</c> list/save (docs/json.md, "ipset"): one object per set with the fields of the list text, snake_case:
+    /// <c>name, type, family, revision, header, size_in_memory, references, number_of_entries, members</c> (null with
+    /// -terse; each member <c>elem, timeout, nomatch, packets, bytes, comment</c>); with -name only <c>name</c>.
+    /// </summary>
+    private static void WriteJson(TextWriter output, IpsetStore store, IpSet? only, Dictionary<string, int> refs, bool names, bool terse)
+    {
+        using var json = new Chainwalk.Syntax.JsonLines(output);
+        foreach (IpSet s in store.Sets)
+        {
+            if (only is not null && s != only) continue;
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("name", s.Name);
+            if (names)
+            {
+                json.End();
+                continue;
+            }
+            w.WriteString("type", s.Type);
+            w.WriteString("family", s.Family == IpFamily.V4 ? "inet" : "inet6");
+            w.WriteNumber("revision", s.Revision);
+            w.WriteString("header", s.Header());
+            w.WriteNumber("size_in_memory", s.SizeInMemory());
+            w.WriteNumber("references", refs.GetValueOrDefault(s.Name));
+            w.WriteNumber("number_of_entries", s.Members.Count);
+            if (terse)
+            {
+                w.WriteNull("members");
+            }
+            else
+            {
+                w.WriteStartArray("members");
+                foreach (IpsetMember m in s.Members)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("elem", m.Key);
+                    if (m.Timeout is long t) w.WriteNumber("timeout", t);
+                    else w.WriteNull("timeout");
+                    w.WriteBoolean("nomatch", m.NoMatch);
+                    if (m.Packets is long p)
+                    {
+                        w.WriteNumber("packets", p);
+                        w.WriteNumber("bytes", m.Bytes ?? 0);
+                    }
+                    else
+                    {
+                        w.WriteNull("packets");
+                        w.WriteNull("bytes");
+                    }
+                    Chainwalk.Syntax.JsonLines.StringOrNull(w, "comment", m.Comment);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            json.End();
+        }
     }
 
     /// <summary>

@@ -13,6 +13,12 @@ public sealed class ToolIo
     public required TextWriter Out { get; init; }
     public required TextWriter Err { get; init; }
 
+    /// <summary>
+    /// JSON Lines instead of the tool's text (<c>chainwalk --json TOOL …</c>, docs/json.md): set by chainwalk's own global
+    /// option, never by the tool's arguments, so every real option keeps its meaning.
+    /// </summary>
+    public bool Json { get; init; }
+
     public static ToolIo Console => new() { In = System.Console.In, Out = System.Console.Out, Err = System.Console.Error };
 }
 
@@ -109,7 +115,7 @@ public static class IptablesCompat
             using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
             Ruleset rules = store.LoadRules(family);
             Ruleset work = readOnly ? rules : rules.Clone();
-            exec = new CommandExecutor(work);
+            exec = new CommandExecutor(work) { Json = io.Json };
             exec.Execute(cmd);
             if (exec.Changed) store.SaveRules(work);
             io.Out.Write(exec.Output.ToString());
@@ -188,6 +194,18 @@ public static class IptablesCompat
         {
             io.Err.WriteLine($"{program}: {ex.Message}");
             return 1;
+        }
+        if (io.Json)
+        {
+            // Counters are always in the objects; -c only changes the text form.
+            using var json = new JsonLines(io.Out);
+            var scratch = new StringBuilder(128);
+            foreach (Table t in rules.Tables)
+            {
+                if (table is null || t.Name == table) RuleJson.WriteTable(json, t, NameDb.System, scratch);
+            }
+            io.Out.Flush();
+            return 0;
         }
         string stamp = SaveWriter.Stamp(DateTime.Now);
         io.Out.Write(SaveWriter.Write(rules, counters, table, stamp));

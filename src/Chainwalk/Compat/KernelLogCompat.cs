@@ -1,8 +1,11 @@
 using System.Globalization;
+using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Chainwalk.Engine;
 using Chainwalk.Host;
+using Chainwalk.Syntax;
 
 namespace Chainwalk.Compat;
 
@@ -48,10 +51,13 @@ public static class KernelLogCompat
         foreach (string line in r.Logs) log.Add(state.Now, line);
     }
 
-    /// <summary><c>dmesg [-c | -C] [-t]</c>: "[seconds.micros] line" (seconds on the host clock).</summary>
+    /// <summary>
+    /// <c>dmesg [-c | -C] [-t] [-J]</c>: "[seconds.micros] line" (seconds on the host clock). <c>-J</c> is util-linux
+    /// 2.38's JSON document; chainwalk's <c>--json</c> prints the same objects as JSON Lines (docs/json.md).
+    /// </summary>
     public static int Dmesg(string[] argv, HostStore store, ToolIo io)
     {
-        bool clear = false, read = true, noTime = false;
+        bool clear = false, read = true, noTime = false, jsonDocument = false;
         foreach (string a in argv.Skip(1))
         {
             switch (a)
@@ -59,6 +65,7 @@ public static class KernelLogCompat
                 case "-c" or "--read-clear": clear = true; break;
                 case "-C" or "--clear": clear = true; read = false; break;
                 case "-t" or "--notime": noTime = true; break;
+                case "-J" or "--json": jsonDocument = true; break;
                 case "-T" or "--ctime" or "-k" or "--kernel" or "-H" or "--human" or "-L" or "--color" or "-x" or "--decode": break;
                 default:
                     io.Err.WriteLine($"dmesg: unrecognized option '{a}'");
@@ -69,7 +76,23 @@ public static class KernelLogCompat
         using HostLock l = store.Lock(5);
         RuntimeState state = RuntimeState.Load(store);
         KernelLog log = state.Get(KernelLog.Key, () => new KernelLog());
-        if (read)
+        if (read && io.Json)
+        {
+            using var json = new JsonLines(io.Out);
+            foreach (var (at, line) in log.Lines)
+            {
+                Utf8JsonWriter w = json.Begin();
+                w.WriteNumber("pri", Priority);
+                w.WriteNumber("time", Math.Round(at, 6));
+                w.WriteString("msg", line.TrimEnd());
+                json.End();
+            }
+        }
+        else if (read && jsonDocument)
+        {
+            WriteDmesgDocument(io.Out, log.Lines);
+        }
+        else if (read)
         {
             foreach (var (at, line) in log.Lines)
             {
@@ -85,6 +108,32 @@ public static class KernelLogCompat
     }
 
     /// <summary>
+    /// The level of every line in the host's log: 4 (warning), the LOG target's default and the level the kernel logs
+    /// TRACE lines at (nf_log_syslog.c). The log keeps lines without their level, so a rule's <c>--log-level</c> is not seen.
+    /// </summary>
+    private const int Priority = 4;
+
+    /// <summary>
+    /// util-linux 2.38 <c>dmesg -J</c> (lib/jsonwrt.c): a document with a "dmesg" array, three-space indents, "time" as
+    /// %12.6f; nothing at all when the log is empty (the writer opens on the first record). With -J, -t keeps "time".
+    /// </summary>
+    private static void WriteDmesgDocument(TextWriter output, List<(double At, string Line)> lines)
+    {
+        if (lines.Count == 0) return;
+        var sb = new StringBuilder("{\n   \"dmesg\": [\n");
+        for (int i = 0; i < lines.Count; i++)
+        {
+            (double at, string line) = lines[i];
+            sb.Append(i == 0 ? "      {\n" : "      },{\n");
+            sb.Append("         \"pri\": ").Append(Priority.ToString(CultureInfo.InvariantCulture)).Append(",\n");
+            sb.Append("         \"time\": ").Append(at.ToString("0.000000", CultureInfo.InvariantCulture).PadLeft(12)).Append(",\n");
+            sb.Append("         \"msg\": \"").Append(JsonEncodedText.Encode(line.TrimEnd(), JsonLines.WriterOptions.Encoder).ToString()).Append("\"\n");
+        }
+        sb.Append("      }\n   ]\n}\n");
+        output.Write(sb.ToString());
+    }
+
+    /// <summary>
     /// <c>journalctl -k</c> (also <c>-f</c>, which prints what there is and returns: the virtual host has no
     /// later packets to wait for; <c>-n N</c>, <c>-g PATTERN</c>, <c>--no-pager</c>): "Mon DD HH:MM:SS host kernel: line"
     /// with the host clock counted from 1 January 00:00:00.
@@ -93,6 +142,7 @@ public static class KernelLogCompat
     {
         int? lines = null;
         Regex? grep = null;
+        bool json = io.Json;
         for (int i = 1; i < argv.Length; i++)
         {
             string a = argv[i];
@@ -107,6 +157,14 @@ public static class KernelLogCompat
                 case "-g" or "--grep" when i + 1 < argv.Length:
                     grep = new Regex(argv[++i], RegexOptions.CultureInvariant);
                     break;
+                case "-o" or "--output" when i + 1 < argv.Length && argv[i + 1] is "json" or "short":
+                    json |= argv[++i] == "json";
+                    break;
+                case "--output=json" or "-ojson":
+                    json = true;
+                    break;
+                case "--output=short" or "-oshort":
+                    break;
                 default:
                     io.Err.WriteLine($"journalctl: chainwalk's journal has the kernel log only (-k, -f, -n N, -g PATTERN); unsupported: {a}");
                     return 1;
@@ -117,11 +175,42 @@ public static class KernelLogCompat
         var selected = log.Lines.Where(x => grep is null || grep.IsMatch(x.Line)).ToList();
         if (lines is int k) selected = selected.Skip(Math.Max(0, selected.Count - k)).ToList();
         var origin = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        if (json)
+        {
+            WriteJournalJson(io.Out, selected, origin);
+            return 0;
+        }
         foreach (var (at, line) in selected)
         {
             string stamp = origin.AddSeconds(at).ToString("MMM dd HH:mm:ss", CultureInfo.InvariantCulture);
             io.Out.WriteLine($"{stamp} chainwalk kernel: {line.TrimEnd()}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// <c>journalctl -o json</c> (also chainwalk's <c>--json</c>): one object per line with journald's field names and,
+    /// as journalctl prints them, every value a string. Only the fields the host has: the timestamps (microseconds; the
+    /// realtime one counted from the same 1 January the text form uses), transport, priority, facility, identifier,
+    /// host name and message; no __CURSOR, _BOOT_ID or _MACHINE_ID (the virtual host has no journal files).
+    /// </summary>
+    private static void WriteJournalJson(TextWriter output, List<(double At, string Line)> selected, DateTime origin)
+    {
+        using var json = new JsonLines(output);
+        long originMicros = (long)(origin - DateTime.UnixEpoch).TotalMicroseconds;
+        foreach (var (at, line) in selected)
+        {
+            long micros = (long)Math.Round(at * 1e6);
+            Utf8JsonWriter w = json.Begin();
+            w.WriteString("__REALTIME_TIMESTAMP", (originMicros + micros).ToString(CultureInfo.InvariantCulture));
+            w.WriteString("__MONOTONIC_TIMESTAMP", micros.ToString(CultureInfo.InvariantCulture));
+            w.WriteString("_TRANSPORT", "kernel");
+            w.WriteString("PRIORITY", Priority.ToString(CultureInfo.InvariantCulture));
+            w.WriteString("SYSLOG_FACILITY", "0");
+            w.WriteString("SYSLOG_IDENTIFIER", "kernel");
+            w.WriteString("_HOSTNAME", "chainwalk");
+            w.WriteString("MESSAGE", line.TrimEnd());
+            json.End();
+        }
     }
 }

@@ -48,14 +48,22 @@ public static class NfacctCompat
                     if (argv.Length < 3) return Error(io, "missing object name");
                     NfacctObject? o = store.Find(argv[2]);
                     if (o is null) return Error(io, "No such file or directory");
-                    io.Out.Write(Format(o));
+                    if (io.Json) WriteJson(io.Out, [o]);
+                    else io.Out.Write(Format(o));
                     return 0;
                 }
             case "list":
                 {
-                    var sb = new StringBuilder();
-                    foreach (NfacctObject o in store.Objects) sb.Append(Format(o));
-                    io.Out.Write(sb.ToString());
+                    if (io.Json)
+                    {
+                        WriteJson(io.Out, store.Objects);
+                    }
+                    else
+                    {
+                        var sb = new StringBuilder();
+                        foreach (NfacctObject o in store.Objects) sb.Append(Format(o));
+                        io.Out.Write(sb.ToString());
+                    }
                     if (argv.Length > 2 && argv[2] == "reset")
                     {
                         foreach (NfacctObject o in store.Objects)
@@ -83,6 +91,20 @@ public static class NfacctCompat
     /// <summary>The plain-text line nfacct prints for an object (counters as 20-digit zero-padded numbers).</summary>
     public static string Format(NfacctObject o) =>
         string.Create(CultureInfo.InvariantCulture, $"{{ pkts = {o.Packets:D20}, bytes = {o.Bytes:D20} }} = {o.Name};\n");
+
+    /// <summary><c>--json</c> list/get: one <c>{"name","packets","bytes"}</c> object per accounting object, in list order.</summary>
+    private static void WriteJson(TextWriter output, IEnumerable<NfacctObject> objects)
+    {
+        using var json = new Chainwalk.Syntax.JsonLines(output);
+        foreach (NfacctObject o in objects)
+        {
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("name", o.Name);
+            w.WriteNumber("packets", o.Packets);
+            w.WriteNumber("bytes", o.Bytes);
+            json.End();
+        }
+    }
 
     private static int Error(ToolIo io, string message)
     {

@@ -4,7 +4,7 @@ namespace Chainwalk.Compat;
 
 /// <summary>
 /// <c>sysctl [-w] [-n] [-q] [-a] KEY[=VALUE] …</c> for the net.* keys Chainwalk models (procps' sysctl
-/// output: "key = value", -n values only; unknown keys: "sysctl: cannot stat /proc/sys/…: No such file or directory").
+/// output: "key = value", -n values only, with chainwalk's --json one {"key","value"} object per line; unknown keys: "sysctl: cannot stat /proc/sys/…: No such file or directory").
 /// </summary>
 public static class SysctlCompat
 {
@@ -194,6 +194,16 @@ For more details see sysctl(8).
 
     private static void Print(ToolIo io, string key, string value, bool valuesOnly)
     {
+        if (io.Json)
+        {
+            // {"key","value"} for every line sysctl prints (with -n too); value is the text as printed.
+            using var json = new Chainwalk.Syntax.JsonLines(io.Out);
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("key", key);
+            w.WriteString("value", value);
+            json.End();
+            return;
+        }
         io.Out.WriteLine(valuesOnly ? value : $"{key} = {value}");
     }
 

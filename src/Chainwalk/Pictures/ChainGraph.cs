@@ -4,6 +4,7 @@ using Chainwalk.Compat;
 using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Rules;
+using Chainwalk.Syntax;
 
 namespace Chainwalk.Pictures;
 
@@ -150,12 +151,55 @@ public static class ChainGraph
         return sb.ToString();
     }
 
-    /// <summary><c>chainwalk graph [-t TABLE] [-4|-6] [--svg|--dot] [-o FILE]</c>.</summary>
+    /// <summary>
+    /// The graph as JSON Lines (docs/json.md, "graph"): one <c>{"type":"node",…}</c> per chain (in the table's order,
+    /// with its depth: 0 for built-in chains, -1 when no built-in chain reaches it), then one <c>{"type":"edge",…}</c>
+    /// per jump or goto (in rule order), with the figures the DOT labels show.
+    /// </summary>
+    public static string Json(Table t)
+    {
+        List<Edge> edges = Edges(t);
+        Dictionary<Chain, int> level = Levels(t, edges);
+        var sw = new StringWriter(CultureInfo.InvariantCulture);
+        using var json = new JsonLines(sw);
+        string family = RuleJson.FamilyName(t.Family);
+        foreach (Chain c in t.Chains)
+        {
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("type", "node");
+            w.WriteString("family", family);
+            w.WriteString("table", t.Name);
+            w.WriteString("chain", c.Name);
+            w.WriteBoolean("builtin", c.IsBuiltin);
+            JsonLines.StringOrNull(w, "policy", c.IsBuiltin ? c.Policy ?? "ACCEPT" : null);
+            w.WriteNumber("depth", level[c]);
+            w.WriteNumber("rules", c.Rules.Count);
+            if (c.IsBuiltin) w.WriteNumber("packets", c.Counters.Packets);
+            else w.WriteNull("packets");
+            json.End();
+        }
+        foreach (Edge e in edges)
+        {
+            System.Text.Json.Utf8JsonWriter w = json.Begin();
+            w.WriteString("type", "edge");
+            w.WriteString("family", family);
+            w.WriteString("table", t.Name);
+            w.WriteString("from", e.From.Name);
+            w.WriteString("to", e.To.Name);
+            w.WriteNumber("rule", e.Rule);
+            w.WriteBoolean("goto", e.Goto);
+            w.WriteNumber("packets", e.Packets);
+            json.End();
+        }
+        return sw.ToString();
+    }
+
+    /// <summary><c>chainwalk graph [-t TABLE] [-4|-6] [--svg|--dot|--json] [-o FILE]</c>.</summary>
     public static int Run(string[] args, HostStore store, ToolIo io)
     {
         string table = "filter";
         IpFamily family = IpFamily.V4;
-        bool dot = false;
+        bool dot = false, json = false;
         string? outFile = null;
         for (int i = 0; i < args.Length; i++)
         {
@@ -164,12 +208,13 @@ public static class ChainGraph
                 case "-t" or "--table" when i + 1 < args.Length: table = args[++i]; break;
                 case "-6": family = IpFamily.V6; break;
                 case "-4": family = IpFamily.V4; break;
-                case "--dot": dot = true; break;
-                case "--svg": dot = false; break;
+                case "--dot": dot = true; json = false; break;
+                case "--svg": dot = false; json = false; break;
+                case "--json": json = true; break;
                 case "-o" when i + 1 < args.Length: outFile = args[++i]; break;
                 default:
                     io.Err.WriteLine($"chainwalk graph: unknown option \"{args[i]}\"");
-                    io.Err.WriteLine("Usage: chainwalk graph [-t TABLE] [-4|-6] [--svg|--dot] [-o FILE]");
+                    io.Err.WriteLine("Usage: chainwalk graph [-t TABLE] [-4|-6] [--svg|--dot|--json] [-o FILE]");
                     return 2;
             }
         }
@@ -180,7 +225,7 @@ public static class ChainGraph
         }
         Ruleset rules = store.LoadRules(family);
         Table t = rules.Find(table) ?? new Table(TableInfo.Find(table)!, family);
-        string text = dot ? Dot(t) : Svg(t);
+        string text = json ? Json(t) : dot ? Dot(t) : Svg(t);
         if (outFile is null) io.Out.Write(text);
         else File.WriteAllText(outFile, text);
         return 0;

@@ -23,6 +23,9 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
     /// <summary>When set (restore), the table checks run once at COMMIT instead of after each rule.</summary>
     public bool DeferValidation { get; init; }
 
+    /// <summary>When set (<c>chainwalk --json iptables -L|-S</c>), listings are JSON Lines chain and rule objects (<see cref="RuleJson"/>).</summary>
+    public bool Json { get; init; }
+
     public void Execute(ParsedCommand cmd)
     {
         var editor = new RulesetEditor(Ruleset) { DeferValidation = DeferValidation };
@@ -89,7 +92,8 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
         Table view = Ruleset.Find(table) ?? new Table(info, Ruleset.Family);
         // -L/-S with -Z and a rule number (iptables -L -Z INPUT 1) only zeroes that rule: 1.8.9 prints nothing.
         bool zeroOneRule = zero && cmd.RuleNumber > 0;
-        if (list && !zeroOneRule) List(view, cmd);
+        if (Json && (list || listRules) && !zeroOneRule) ListJson(view, cmd, allChainsFirst: !list && cmd.Chain is null);
+        else if (list && !zeroOneRule) List(view, cmd);
         else if (listRules && !zeroOneRule) ListRules(view, cmd);
         if (zero)
         {
@@ -144,6 +148,35 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
             writer.Header(c, view.References(c.Name));
             int n = 1;
             foreach (Rule r in c.Rules) writer.Rule(r, n++);
+        }
+    }
+
+    /// <summary>
+    /// -L/-S as JSON Lines: the same chains and rules in the same order as the text (-S of a whole table: every
+    /// chain, then every rule; otherwise each chain followed by its rules; with a rule number, that rule only).
+    /// </summary>
+    private void ListJson(Table view, ParsedCommand cmd, bool allChainsFirst)
+    {
+        List<Chain> chains = cmd.Chain is null ? [.. view.Chains] : [RequireChain(view, cmd.Chain)];
+        using var json = new JsonLines(new StringWriter(Output, CultureInfo.InvariantCulture));
+        var scratch = new StringBuilder(128);
+        if (cmd.RuleNumber > 0)
+        {
+            foreach (Chain c in chains)
+            {
+                if (cmd.RuleNumber <= c.Rules.Count) RuleJson.WriteRule(json, view, c, c.Rules[cmd.RuleNumber - 1], cmd.RuleNumber, _names, scratch);
+            }
+            return;
+        }
+        Dictionary<string, int> refs = RuleJson.References(view);
+        if (allChainsFirst)
+        {
+            foreach (Chain c in chains) RuleJson.WriteChain(json, view, c, refs);
+        }
+        foreach (Chain c in chains)
+        {
+            if (!allChainsFirst) RuleJson.WriteChain(json, view, c, refs);
+            for (int i = 0; i < c.Rules.Count; i++) RuleJson.WriteRule(json, view, c, c.Rules[i], i + 1, _names, scratch);
         }
     }
 

@@ -10,14 +10,16 @@ namespace Chainwalk.Tracing;
 /// </summary>
 public static class ClockCommand
 {
-    public const string Usage = "Usage: chainwalk clock [show | advance DURATION | set SECONDS]   (DURATION: 30, 30s, 500ms, 5m, 2h, 1d)\n";
+    public const string Usage = "Usage: chainwalk clock [show | advance DURATION | set SECONDS] [--json]   (DURATION: 30, 30s, 500ms, 5m, 2h, 1d)\n";
 
     public static int Run(string[] args, HostStore store, ToolIo io)
     {
+        bool json = io.Json || args.Contains("--json");
+        args = args.Where(a => a != "--json").ToArray();
         if (args.Length == 0 || args[0] == "show")
         {
             VirtualHost h = store.LoadNetwork();
-            io.Out.WriteLine(h.Clock.ToString("0.######", CultureInfo.InvariantCulture));
+            Print(io, h.Clock, json);
             return 0;
         }
         if (args.Length != 2 || args[0] is not ("advance" or "set"))
@@ -50,8 +52,21 @@ public static class ClockCommand
         }
         host.Clock = next;
         store.SaveNetwork(host);
-        io.Out.WriteLine(host.Clock.ToString("0.######", CultureInfo.InvariantCulture));
+        Print(io, host.Clock, json);
         return 0;
+    }
+
+    /// <summary>The clock after the command: seconds as text, or <c>{"clock":SECONDS}</c> with --json (docs/json.md).</summary>
+    private static void Print(ToolIo io, double clock, bool json)
+    {
+        if (!json)
+        {
+            io.Out.WriteLine(clock.ToString("0.######", CultureInfo.InvariantCulture));
+            return;
+        }
+        using var lines = new Chainwalk.Syntax.JsonLines(io.Out);
+        lines.Begin().WriteNumber("clock", Math.Round(clock, 6));
+        lines.End();
     }
 
     public static bool TryParseDuration(string text, out double seconds)

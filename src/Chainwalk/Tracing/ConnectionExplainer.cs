@@ -88,6 +88,13 @@ public sealed class ConnectionExplainer
             return;
         }
         w.WriteStartObject("ct");
+        WriteFields(w, ct, now);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The fields of the <c>ct</c> object, also those of each <c>conntrack -L</c> JSON object.</summary>
+    public static void WriteFields(Utf8JsonWriter w, ConnEntry ct, double now)
+    {
         WriteTuple(w, "original", ct.Original);
         WriteTuple(w, "reply", ct.Reply);
         w.WriteStartArray("status");
@@ -96,7 +103,9 @@ public sealed class ConnectionExplainer
             if (s != ConnStatus.None && ct.Has(s)) w.WriteStringValue(StatusName(s));
         }
         w.WriteEndArray();
+        // Always present (null when the connection is not TCP), so every object has the same fields (docs/json.md).
         if (ct.Tcp is { } t) w.WriteString("tcp_state", TcpTracker.Name(t.State));
+        else w.WriteNull("tcp_state");
         // The NAT mapping, read from the tuples as the kernel keeps it: SNAT changes the reply's destination, DNAT its source.
         w.WriteStartObject("nat");
         if (ct.Has(ConnStatus.SrcNat))
@@ -107,7 +116,6 @@ public sealed class ConnectionExplainer
         w.WriteNumber("mark", ct.Mark);
         w.WriteNumber("timeout", ct.SecondsLeft(now));
         w.WriteString("line", ConntrackTable.Format(ct, now));
-        w.WriteEndObject();
     }
 
     private static string Endpoint(ConnTuple t, bool source)

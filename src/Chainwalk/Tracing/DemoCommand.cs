@@ -25,22 +25,35 @@ public static class DemoCommand
 
     public static int Run(string[] args, ToolIo io)
     {
-        bool json = false;
+        bool json = false, list = false;
         var names = new List<string>();
         foreach (string a in args)
         {
             if (a == "--json") json = true;
-            else if (a == "--list")
-            {
-                foreach (string n in Names) io.Out.WriteLine($"{n,-12} {Title(n)}");
-                return 0;
-            }
+            else if (a == "--list") list = true;
             else if (Names.Contains(a)) names.Add(a);
             else
             {
                 io.Err.WriteLine($"chainwalk demo: no example named \"{a}\"; there are: {string.Join(", ", Names)}");
                 return 2;
             }
+        }
+        if (list)
+        {
+            using var lines = new Chainwalk.Syntax.JsonLines(io.Out);
+            foreach (string n in Names)
+            {
+                if (!json)
+                {
+                    io.Out.WriteLine($"{n,-12} {Title(n)}");
+                    continue;
+                }
+                System.Text.Json.Utf8JsonWriter w = lines.Begin();
+                w.WriteString("demo", n);
+                w.WriteString("title", Title(n));
+                lines.End();
+            }
+            return 0;
         }
         if (names.Count == 0) names.AddRange(Names);
         bool first = true;
@@ -77,6 +90,7 @@ public static class DemoCommand
             {
                 io.Out.WriteLine("=== demo " + name + ": " + Title(name));
             }
+            string? rulesFile = null;
             foreach (string raw in text.Split('\n'))
             {
                 string line = raw.TrimEnd('\r');
@@ -91,7 +105,8 @@ public static class DemoCommand
                         string rules = Read(file);
                         var rio = new ToolIo { In = new StringReader(rules), Out = TextWriter.Null, Err = io.Err };
                         if (IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], store, rio) != 0) return 1;
-                        if (!json) io.Out.WriteLine("rules: examples/" + (file.StartsWith("kube", StringComparison.Ordinal) ? "demos/" : "") + file);
+                        rulesFile = "examples/" + (file.StartsWith("kube", StringComparison.Ordinal) ? "demos/" : "") + file;
+                        if (!json) io.Out.WriteLine("rules: " + rulesFile);
                     }
                     continue;
                 }
@@ -115,6 +130,18 @@ public static class DemoCommand
             VirtualHost host = store.Load();
             Netfilter nf = EngineStore.Open(store, host);
             nf.RecordTrace = true;
+            if (json)
+            {
+                // {"demo","title","rules","packets"} before the demo's packets, as the text's "=== demo" header:
+                // several demos in one stream stay apart (each numbers its packets from 1).
+                using var header = new Chainwalk.Syntax.JsonLines(io.Out);
+                System.Text.Json.Utf8JsonWriter w = header.Begin();
+                w.WriteString("demo", name);
+                w.WriteString("title", Title(name));
+                Chainwalk.Syntax.JsonLines.StringOrNull(w, "rules", rulesFile);
+                w.WriteNumber("packets", packets.Count);
+                header.End();
+            }
             int n = 0;
             foreach (string p in packets)
             {

@@ -237,9 +237,15 @@ the host itself (OUTPUT).
         return d;
     }
 
-    private static List<(string Where, string Rule, ulong Hits)> RuleHits(VirtualHost host, Dictionary<Rule, ulong> before)
+    /// <summary>A rule the replay's packets hit: where it is ("ip6 filter INPUT 3" in the text), its -S text, packets.</summary>
+    private sealed record RuleHit(IpFamily Family, string Table, string Chain, int Position, string Rule, ulong Hits)
     {
-        var list = new List<(string, string, ulong)>();
+        public string Where => $"{(Family == IpFamily.V6 ? "ip6 " : "")}{Table} {Chain} {Position.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    private static List<RuleHit> RuleHits(VirtualHost host, Dictionary<Rule, ulong> before)
+    {
+        var list = new List<RuleHit>();
         foreach (Ruleset rs in new[] { host.V4, host.V6 })
         {
             foreach (Table t in rs.Tables)
@@ -250,16 +256,16 @@ the host itself (OUTPUT).
                     {
                         Rule r = c.Rules[i];
                         ulong hits = r.Counters.Packets - (before.TryGetValue(r, out ulong b) ? b : 0);
-                        if (hits > 0) list.Add(($"{(rs.Family == IpFamily.V6 ? "ip6 " : "")}{t.Name} {c.Name} {(i + 1).ToString(CultureInfo.InvariantCulture)}", ExplainTree.RuleText(r), hits));
+                        if (hits > 0) list.Add(new RuleHit(rs.Family, t.Name, c.Name, i + 1, ExplainTree.RuleText(r), hits));
                     }
                 }
             }
         }
-        return list.OrderByDescending(x => x.Item3).ToList();
+        return list.OrderByDescending(x => x.Hits).ToList();
     }
 
     private static string Summary(string file, long n, double seconds, IDictionary<string, long> fates, IDictionary<string, long> skipped,
-        List<(string Where, string Rule, ulong Hits)> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError)
+        List<RuleHit> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"replayed {n} packets from {file} in {seconds:0.00} s");
@@ -271,7 +277,7 @@ the host itself (OUTPUT).
         foreach (var (k, v) in fates.OrderByDescending(x => x.Value)) sb.Append(CultureInfo.InvariantCulture, $"  {k,-24} {v,10}\n");
         foreach (var (k, v) in skipped) sb.Append(CultureInfo.InvariantCulture, $"  skipped ({k}): {v}\n");
         sb.Append("rules hit (packets):\n");
-        foreach (var (where, rule, count) in hits.Take(20)) sb.Append(CultureInfo.InvariantCulture, $"  {count,10}  {where}: {rule}\n");
+        foreach (RuleHit h in hits.Take(20)) sb.Append(CultureInfo.InvariantCulture, $"  {h.Hits,10}  {h.Where}: {h.Rule}\n");
         if (hits.Count > 20) sb.Append(CultureInfo.InvariantCulture, $"  … {hits.Count - 20} more rules\n");
         if (dropped.Count > 0)
         {
@@ -290,7 +296,7 @@ the host itself (OUTPUT).
     }
 
     private static string SummaryJson(long n, double seconds, IDictionary<string, long> fates, IDictionary<string, long> skipped,
-        List<(string Where, string Rule, ulong Hits)> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError, JsonWriterOptions options)
+        List<RuleHit> hits, Dictionary<string, long> dropped, Netfilter nf, string? formatError, JsonWriterOptions options)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, options))
@@ -300,6 +306,7 @@ the host itself (OUTPUT).
             w.WriteNumber("packets", n);
             w.WriteNumber("seconds", Math.Round(seconds, 6));
             if (formatError is not null) w.WriteString("stopped", formatError);
+            else w.WriteNull("stopped");
             w.WriteStartObject("fates");
             foreach (var (k, v) in fates) w.WriteNumber(k, v);
             w.WriteEndObject();
@@ -307,12 +314,16 @@ the host itself (OUTPUT).
             foreach (var (k, v) in skipped) w.WriteNumber(k, v);
             w.WriteEndObject();
             w.WriteStartArray("rules");
-            foreach (var (where, rule, count) in hits)
+            foreach (RuleHit h in hits)
             {
                 w.WriteStartObject();
-                w.WriteString("rule", where);
-                w.WriteString("text", rule);
-                w.WriteNumber("packets", count);
+                w.WriteString("rule", h.Where);
+                w.WriteString("family", h.Family == IpFamily.V4 ? "ipv4" : "ipv6");
+                w.WriteString("table", h.Table);
+                w.WriteString("chain", h.Chain);
+                w.WriteNumber("position", h.Position);
+                w.WriteString("text", h.Rule);
+                w.WriteNumber("packets", h.Hits);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Chainwalk.Engine;
 using Chainwalk.Rules;
+using Chainwalk.Syntax;
 
 namespace Chainwalk.Tracing;
 
@@ -28,8 +29,9 @@ public static class TraceJson
             w.WriteStartArray("fate");
             foreach (string f in r.Fate) w.WriteStringValue(f);
             w.WriteEndArray();
-            if (r.DropReason is not null) w.WriteString("reason", r.DropReason);
-            if (r.Error is not null) w.WriteString("error", r.Error);
+            // Always present (null when there is none): every packet object has the same fields (docs/json.md).
+            JsonLines.StringOrNull(w, "reason", r.DropReason);
+            JsonLines.StringOrNull(w, "error", r.Error);
             w.WriteStartArray("outputs");
             foreach (OutputPacket o in r.Outputs)
             {

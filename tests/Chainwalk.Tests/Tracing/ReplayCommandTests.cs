@@ -101,6 +101,27 @@ public sealed class ReplayCommandTests : IDisposable
     }
 
     [Fact]
+    public void Json_summary_has_fixed_fields_and_the_texts_rule_hits()
+    {
+        var (rc, output, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--json", "--dry-run");
+        rc.ShouldBe(0);
+        JsonObject summary = JsonNode.Parse(output.TrimEnd().Split('\n')[^1])!["summary"]!.AsObject();
+        string.Join(',', summary.Select(p => p.Key)).ShouldBe("packets,seconds,stopped,fates,skipped,rules,dropped_flows,conntrack");
+        summary["stopped"].ShouldBeNull();
+        JsonArray rules = summary["rules"]!.AsArray();
+        rules.ShouldNotBeEmpty();
+        foreach (JsonNode? r in rules)
+        {
+            string.Join(',', r!.AsObject().Select(p => p.Key)).ShouldBe("rule,family,table,chain,position,text,packets");
+            r["rule"]!.GetValue<string>().ShouldBe($"{r["table"]} {r["chain"]} {r["position"]}");
+        }
+        // The text summary's "rules hit" lines say the same.
+        var (_, text, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--dry-run");
+        var hitLines = text.Split('\n').SkipWhile(l => l != "rules hit (packets):").Skip(1).TakeWhile(l => l.StartsWith("  ", StringComparison.Ordinal) && !l.StartsWith("  …", StringComparison.Ordinal)).ToList();
+        hitLines.ShouldBe(rules.Take(20).Select(r => $"  {r!["packets"]!.GetValue<ulong>(),10}  {r["rule"]}: {r["text"]}"));
+    }
+
+    [Fact]
     public void A_truncated_capture_reports_where_and_keeps_what_came_before()
     {
         byte[] all = File.ReadAllBytes(Path.Combine(Golden, "lab1.pcap"));
