@@ -96,6 +96,9 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         /// <summary>The recorder's case kind (basic, stateful, v6, v6-stateful, local, statistic, nat, v6-nat, scenario).</summary>
         public string Kind { get; set; } = "basic";
 
+        /// <summary>The scenario of a scenario case (record.py SCENARIOS), else null.</summary>
+        public string? Scenario { get; set; }
+
         /// <summary>The family the case's rules are for (4 or 6).</summary>
         public int Family { get; set; } = 4;
 
@@ -244,6 +247,7 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         string[] tables = TablesOf(rules);
         outcome.Kind = kind;
         outcome.Family = family == IpFamily.V6 ? 6 : 4;
+        outcome.Scenario = root.TryGetProperty("scenario", out JsonElement se) ? se.GetString() : null;
         outcome.Tables = tables;
         outcome.Extensions.AddRange(ExtensionsIn(rules));
         VirtualHost host = BuildHost(root.GetProperty("host").EnumerateArray().Select(e => e.GetString()!).ToArray());
@@ -764,6 +768,8 @@ public sealed class RecordedKernelCases(ITestOutputHelper output)
         if (picks > 0) sb.Append(CultureInfo.InvariantCulture, $"  NAT ports/ids the kernel picked at random: {picks}, each taken over only after Chainwalk allowed it (see nat-pick)\n");
         foreach (var g in all.GroupBy(o => o.Kind).OrderBy(g => g.Key, StringComparer.Ordinal))
             sb.Append(CultureInfo.InvariantCulture, $"  kind {g.Key,-12} {g.Count(o => o.Status == CaseStatus.Agrees)}/{g.Count()} cases agree, {g.Count(o => o.Status == CaseStatus.Disagrees)} disagree, {g.Count(o => o.Status == CaseStatus.Known)} known, {g.Count(o => o.Status == CaseStatus.Skipped)} skipped\n");
+        foreach (var g in all.Where(o => o.Scenario is not null).GroupBy(o => o.Scenario!).OrderBy(g => g.Key, StringComparer.Ordinal))
+            sb.Append(CultureInfo.InvariantCulture, $"  scenario {g.Key,-20} {g.Count(o => o.Status == CaseStatus.Agrees)}/{g.Count()} cases agree\n");
         foreach (var g in all.SelectMany(o => o.Skips).GroupBy(s => s.Extension).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
             sb.Append(CultureInfo.InvariantCulture, $"  skipped: extension {g.Key} not evaluated yet: {g.Count()} packets\n");
         // Per extension: of the cases whose rules use it, how many show no difference in the packets compared.
