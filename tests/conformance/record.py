@@ -737,7 +737,9 @@ def aim(rng, rules, f=F4, free=False):
             a, _, b = v.partition(":")
             h["dport" if o == "--ctorigdstport" else o[2:]] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
         elif o in ("--dports", "--sports", "--ports"):
-            h["dport" if o != "--sports" else "sport"] = int(rng.choice(v.split(",")))
+            # A multiport item may be a range (a:b, in corpus rule sets): any port inside it.
+            a, _, b = rng.choice(v.split(",")).partition(":")
+            h["dport" if o != "--sports" else "sport"] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
         elif o == "--syn":
             h["flags"] = "S"
         elif o in ("--icmp-type", "--icmpv6-type") and v in (ICMP_BY_NAME if f.v == 4 else ICMP6_BY_NAME):

@@ -98,6 +98,45 @@ public sealed class NatKeyChooserTests
         chooser.Refusals.ShouldBeEmpty();
     }
 
+    private const string FixedPort = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        + "-A POSTROUTING -o eth0 -p tcp -j SNAT --to-source 198.51.100.2:40000-40000\nCOMMIT\n";
+
+    private static byte[] Tcp(string src, ushort sport, TcpFlags flags, uint seq, uint ack) =>
+        PacketBuilder.Ipv4(src, "93.184.216.34").Tcp(sport, 80, flags, seq, ack).Build();
+
+    private static byte[] Back(TcpFlags flags, uint seq, uint ack) =>
+        PacketBuilder.Ipv4("93.184.216.34", "198.51.100.2").Tcp(80, 40000, flags, seq, ack).Build();
+
+    [Theory]
+    // Recorded (Linux 6.18, seed 51 case 1911 of the long conformance run): SNAT to one fixed port; the first connection
+    // is in TIME_WAIT when a SYN from another host needs the same reply tuple. nf_nat_used_tuple_harder evicts the
+    // closing entry when the new SYN's sequence lies after the old connection's end, else the SYN dies at confirmation.
+    [InlineData(5000u, true)]
+    [InlineData(900u, false)]
+    public void A_fixed_port_snat_evicts_a_closing_connection_when_the_new_sequence_has_advanced(uint newSeq, bool evicted)
+    {
+        var rig = new NatRig(FixedPort);
+        rig.In("eth1", Tcp("10.0.1.20", 40480, TcpFlags.Syn, 1000, 0)).Outputs.Count.ShouldBe(1);
+        rig.In("eth0", Back(TcpFlags.Syn | TcpFlags.Ack, 7000, 1001));
+        rig.In("eth1", Tcp("10.0.1.20", 40480, TcpFlags.Ack, 1001, 7001));
+        rig.In("eth1", Tcp("10.0.1.20", 40480, TcpFlags.Fin | TcpFlags.Ack, 1001, 7001));
+        rig.In("eth0", Back(TcpFlags.Fin | TcpFlags.Ack, 7001, 1002));
+        rig.In("eth1", Tcp("10.0.1.20", 40480, TcpFlags.Ack, 1002, 7002));
+        rig.Listing.ShouldStartWith("tcp      6 120 TIME_WAIT src=10.0.1.20 ");
+
+        PacketResult syn = rig.In("eth1", Tcp("10.0.1.21", 40480, TcpFlags.Syn, newSeq, 0));
+        if (evicted)
+        {
+            NatRig.Outputs(syn).ShouldBe("eth0 198.51.100.2:40000 > 93.184.216.34:80 S");
+            rig.Listing.ShouldBe("tcp      6 120 SYN_SENT src=10.0.1.21 dst=93.184.216.34 sport=40480 dport=80 [UNREPLIED] src=93.184.216.34 dst=198.51.100.2 sport=80 dport=40000 mark=0 use=1");
+        }
+        else
+        {
+            syn.Outputs.ShouldBeEmpty();
+            rig.Listing.ShouldStartWith("tcp      6 120 TIME_WAIT src=10.0.1.20 ");
+        }
+    }
+
     [Theory]
     // conntrack -L lines as conntrack-tools 1.4.7 prints them (recorded, Linux 6.18), the original tuple, and the manip's key.
     [InlineData("tcp      6 119 SYN_SENT src=10.1.0.3 dst=10.2.0.2 sport=1024 dport=80 [UNREPLIED] src=10.2.0.2 dst=10.2.0.1 sport=80 dport=2264 mark=0 use=1",
