@@ -1021,7 +1021,7 @@ class Rig:
         # destination). NAT would change that: the nat kind will need the conntrack entry's tuples here.
         src = ip[12:16].hex() if ip[0] >> 4 == 4 else ip[8:24].hex()
         mine = [o["interface"] for o in outs if (o["hex"][24:32] if o["hex"][0] == "4" else o["hex"][16:48]) == src]
-        if not mine and inn is not None and self.nat:
+        if not mine and self.nat:
             # SNAT/MASQUERADE changed the source: the packet is the output carrying the addresses its connection
             # translates it to (conntrack -L after it); without a listed connection, what left by another interface.
             # Without one (the packet was not confirmed, or it is an ICMP error RELATED to a connection): what left by
@@ -1032,7 +1032,8 @@ class Rig:
             elif not rej:
                 # fw sends no ICMP error about an ICMP error: then an error leaving is the packet itself.
                 err_in = icmp_error_type(ip)
-                mine = [o["interface"] for o in outs if o["interface"] != inn and (err_in or not own_icmp_error(bytes.fromhex(o["hex"]), self.f))]
+                mine = [o["interface"] for o in outs if o["interface"] != inn and (err_in or not own_icmp_error(bytes.fromhex(o["hex"]), self.f))
+                        and inn is not None]
         if inn is None:
             fate = "sent:" + mine[0] if mine else None
         else:
