@@ -3,10 +3,13 @@
 directory, and the real iptables-legacy-restore / iptables-nft-restore inside a throw-away network namespace
 (never the host's own tables). Each is timed REPS times: wall seconds and CPU seconds (user+sys of the
 process and its children, which includes the kernel's work done in its system calls); the best of each is kept.
-Prints one JSON object. Usage: restore_bench.py RULES REPS CHAINWALK"""
+Prints one JSON object. Usage: restore_bench.py RULES REPS CHAINWALK [BASELINE]
+BASELINE (optional): another Chainwalk CLI (e.g. a build of an older commit), timed the same way in the same run
+(chainwalk_baseline_s / chainwalk_baseline_cpu_s), for old-vs-new figures."""
 import json, os, resource, shutil, subprocess, sys, tempfile, time
 
 rules, reps, cw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+baseline = sys.argv[4] if len(sys.argv) > 4 else None
 
 def timed(argv, before=None):
     best_wall = best_cpu = None
@@ -31,10 +34,12 @@ out = {"repetitions": reps, "rules_file": os.path.basename(rules)}
 host = tempfile.mkdtemp(prefix="cw-bench-host-")
 def fresh():
     shutil.rmtree(host, ignore_errors=True); os.makedirs(host)
-w, c, e = timed(["taskset", "-c", "0", cw, "--host", host, "iptables-restore"], fresh)
+for key, cli in (("chainwalk", cw), ("chainwalk_baseline", baseline)):
+    if cli is None: continue
+    w, c, e = timed(["taskset", "-c", "0", cli, "--host", host, "iptables-restore"], fresh)
+    out[key + "_s"], out[key + "_cpu_s"] = w, c
+    if e: out[key + "_reason"] = e
 shutil.rmtree(host, ignore_errors=True)
-out["chainwalk_s"], out["chainwalk_cpu_s"] = w, c
-if e: out["chainwalk_reason"] = e
 
 ns = "cwbench-%d" % os.getpid()
 if os.geteuid() != 0 or shutil.which("ip") is None or subprocess.run(["ip", "netns", "add", ns]).returncode != 0:

@@ -35,7 +35,8 @@ taskset -c 0 dotnet bench/Chainwalk.Bench/bin/Release/net10.0/Chainwalk.Bench.dl
 rules100k="$cache/acl1_100k.rules"
 reps=3; [ -n "$quick" ] && reps=1
 echo "== iptables-restore of 100k rules: Chainwalk CLI, iptables-legacy-restore, iptables-nft-restore (netns)" >&2
-python3 bench/restore_bench.py "$rules100k" "$reps" "$root/chainwalk" > "$parts/restore.json"
+# CW_BASELINE_CLI: another Chainwalk CLI (e.g. a build of an older commit) timed in the same run, for old-vs-new figures.
+python3 bench/restore_bench.py "$rules100k" "$reps" "$root/chainwalk" ${CW_BASELINE_CLI:-} > "$parts/restore.json"
 
 # ---------------------------------------------------------------- merge + table
 python3 - "$parts" "$results" <<'PY'
@@ -45,6 +46,7 @@ r = json.load(open(os.path.join(parts, 'speed.json')))
 restore = json.load(open(os.path.join(parts, 'restore.json')))
 inproc = r.pop('restore_100k_inproc', {})
 restore['chainwalk_inproc_s'] = inproc.get('chainwalk_inproc_s')
+restore['ruleset_bytes_per_rule'] = inproc.get('ruleset_bytes_per_rule')
 restore['note'] = ('best of the repetitions, wall and CPU (user+sys incl. the kernel work of its system calls) seconds, '
     'of loading ClassBench acl1_100k from a file: chainwalk_s = the CLI (process start, parse, validate, save the host state); '
     'chainwalk_inproc_s = parse + build the rule objects in process (thread CPU); legacy/nft = the real tools in a throw-away network namespace')
@@ -73,13 +75,15 @@ print(f"{'ClassBench':<11}{'rules':>8}{'Mpps':>8}{'linear':>9}{'x':>7}{'build s'
 for n, c in r['classbench'].items():
     print(f"{n:<11}{c['rules']:>8}{f(c['mpps']):>8}{f(c['linear_mpps'],4):>9}{f(c['speedup'],0):>7}{f(c['build_s'],3):>9}{f(c['bytes_per_rule'],0):>8}{f(c['rte_acl_mpps']):>9}{f(c['rte_acl_scalar_mpps']):>8}")
 rs = r['restore_100k']
+if rs.get('chainwalk_baseline_s') is not None:
+    print(f"restore 100k rules, baseline CLI (wall / CPU s): {f(rs.get('chainwalk_baseline_s'),3)} / {f(rs.get('chainwalk_baseline_cpu_s'),3)}")
 print(f"restore 100k rules (wall / CPU s): chainwalk CLI {f(rs.get('chainwalk_s'),3)} / {f(rs.get('chainwalk_cpu_s'),3)} (in process {f(rs.get('chainwalk_inproc_s'),3)}), "
       f"iptables-legacy-restore {f(rs.get('legacy_s'),3)} / {f(rs.get('legacy_cpu_s'),3)}, iptables-nft-restore {f(rs.get('nft_s'),3)} / {f(rs.get('nft_cpu_s'),3)}")
 u = r['update_us']
-print(f"one-rule update on {u['rules']} rules: -A {f(u['append'],1)} us, -D {f(u['delete'],1)} us")
-print(f"{'kube svcs':<10}{'rules':>8}{'load s':>8}{'nat walk Mpps':>15}{'linear':>8}{'est. Mpps':>10}{'B/rule':>8}")
+print(f"one-rule update on {u['rules']} rules: -A {f(u['append'],1)} us, -D {f(u['delete'],1)} us, -I {f(u.get('insert'),1)} us, -R {f(u.get('replace_edit_only'),1)} us (edit only)")
+print(f"{'kube svcs':<10}{'rules':>8}{'load s':>8}{'new Mpps':>9}{'nat walk Mpps':>15}{'linear':>8}{'est. Mpps':>10}{'B/rule':>8}")
 for n, k in r['kube'].items():
-    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k['bytes_per_rule'],0):>8}")
+    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k.get('new_mpps')):>9}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k['bytes_per_rule'],0):>8}")
 print(f"conntrack: {f(r['conntrack']['bytes_per_entry'],0)} bytes per entry")
 print(f"written: {out}")
 PY

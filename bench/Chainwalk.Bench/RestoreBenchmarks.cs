@@ -33,6 +33,7 @@ internal static class CorpusLocator
     {
         get
         {
+            if (Environment.GetEnvironmentVariable("CW_CORPUS") is { Length: > 0 } env && Directory.Exists(env)) return env;
             string? dir = AppContext.BaseDirectory;
             while (dir is not null)
             {

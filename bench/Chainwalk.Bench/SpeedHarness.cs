@@ -67,7 +67,9 @@ public static class SpeedHarness
         string cache = Arg(args, "--cache") ?? Path.Combine(Path.GetTempPath(), "chainwalk-bench");
         string output = Arg(args, "--out") ?? "speed.json";
         Directory.CreateDirectory(cache);
-        string corpus = CorpusLocator.Corpus;
+        string only = Arg(args, "--only") ?? "";
+        // The ClassBench files are needed by the classification figures only.
+        string corpus = only is "" or "classbench" or "probe" or "indexloop" ? CorpusLocator.Corpus : "";
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
@@ -76,14 +78,36 @@ public static class SpeedHarness
         {
             ["quick"] = _quick,
             ["dotnet"] = Environment.Version.ToString(),
-            ["tuple_classes"] = string.Join(",", TupleIndex.Classes),
+            ["tuple_classes"] = TupleIndex.Classes is { } fixedClasses ? string.Join(",", fixedClasses) : "chosen per run among " + string.Join(" | ", TupleIndex.Layouts.Select(l => string.Join(",", l.Classes) + "/" + l.MergeLimit)),
             ["port_tuples"] = TupleIndex.PortTuples,
             ["merge_limit"] = TupleIndex.MergeLimit,
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
-        string only = Arg(args, "--only") ?? "";
         if (only == "probe") return Probe(corpus);
+        if (only == "replay-profile")
+        {
+            // Diagnostics: the replay verb in process on a host directory, with the types it allocates.
+            using var prof = new AllocationProfile();
+            var store = new HostStore(Arg(args, "--host")!);
+            var io = new ToolIo { In = TextReader.Null, Out = TextWriter.Null, Err = Console.Error };
+            prof.Start();
+            var c = new Clock();
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            Chainwalk.Tracing.ReplayCommand.Run([Arg(args, "--capture")!, "-i", "eth0", "--local-from", "10.9.0.1", "--dry-run"], store, io);
+            Log($"replay in process: {c.CpuSeconds:F2} s CPU, {(GC.GetAllocatedBytesForCurrentThread() - a0) / 1e6:F0} MB allocated");
+            prof.Stop();
+            foreach (var (type, bytes) in prof.Top(30)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+            return 0;
+        }
+        if (only == "replay-capture")
+        {
+            long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));
+            Log($"replay capture: {n} packets");
+            return 0;
+        }
+        if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
+        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -97,6 +121,14 @@ public static class SpeedHarness
                 Log($"{name,-10} {cb[name]!.ToJsonString()}");
             }
         }
+        if (only == "restore")
+        {
+            // The restore figures alone (bench/restore_bench.py beside): acl1_100k written by an earlier full run.
+            string text = File.ReadAllText(Path.Combine(cache, "acl1_100k.rules"));
+            var (loaded, bytes, times) = RestoreTimed(text);
+            root["restore_100k_inproc"] = RestoreFigures(times, bytes, loaded.RuleCount);
+            Log("restore_100k_inproc " + root["restore_100k_inproc"]!.ToJsonString());
+        }
         if (only is "" or "update")
         {
             root["update_us"] = Updates(Path.Combine(cache, "acl1_100k.rules"));
@@ -104,12 +136,12 @@ public static class SpeedHarness
         }
         var kube = new JsonObject();
         root["kube"] = kube;
-        foreach (int services in only is "" or "kube" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : [])
+        foreach (int services in only is "" or "kube" or "pipeline" ? new[] { 1000, 10000, 30000 } : only == "kube1k" ? [1000] : only == "kube10k" ? [10000] : only == "kube30k" ? [30000] : [])
         {
             kube[services.ToString(CultureInfo.InvariantCulture)] = Kube(services);
             Log($"kube {services} {kube[services.ToString(CultureInfo.InvariantCulture)]!.ToJsonString()}");
         }
-        if (only is "" or "conntrack")
+        if (only is "" or "conntrack" or "pipeline")
         {
             root["conntrack"] = ConntrackMemory();
             Log("conntrack " + root["conntrack"]!.ToJsonString());
@@ -147,6 +179,34 @@ public static class SpeedHarness
     private static Ruleset Restore(string text) =>
         new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), text, new RestoreOptions());
 
+    // ------------------------------------------------------------------ restore
+
+    /// <summary>
+    /// Restores <paramref name="text"/> in process: the first time untimed (code compiled, managed bytes of the rule
+    /// objects measured with full collections around it), then timed (thread CPU) repetitions.
+    /// </summary>
+    private static (Ruleset Rules, long Bytes, List<double> Times) RestoreTimed(string text)
+    {
+        var (rules, bytes) = Measure(() => Restore(text));
+        var times = new List<double>();
+        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
+        {
+            rules = null!;
+            GC.Collect();
+            var sw = new Clock();
+            rules = Restore(text);
+            times.Add(sw.CpuSeconds);
+        }
+        return (rules, bytes, times);
+    }
+
+    private static JsonObject RestoreFigures(List<double> times, long rulesetBytes, int rules) => new()
+    {
+        ["chainwalk_inproc_s"] = R(Median(times)),
+        ["rules"] = rules,
+        ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / rules, 1),
+    };
+
     // ------------------------------------------------------------------ ClassBench
 
     private static JsonObject ClassBenchSet(string name, string filters, string traceText, string cache, JsonObject root)
@@ -157,21 +217,8 @@ public static class SpeedHarness
         TraceHeader[] trace = ClassBench.ReadTrace(traceText, maxHeaders);
 
         // Restore (parse + build the rule objects), in process; the 100k acl1 figure is restore_100k.chainwalk_inproc_s.
-        var restoreTimes = new List<double>();
-        Ruleset rules = null!;
-        long rulesetBytes = 0;
-        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
-        {
-            rules = null!;
-            GC.Collect();
-            var sw = new Clock();
-            (rules, rulesetBytes) = rep == 0 ? Measure(() => Restore(conv.Restore)) : (Restore(conv.Restore), rulesetBytes);
-            restoreTimes.Add(sw.CpuSeconds);
-        }
-        if (name == "acl1_100k")
-        {
-            root["restore_100k_inproc"] = new JsonObject { ["chainwalk_inproc_s"] = R(Median(restoreTimes)), ["rules"] = conv.Rules };
-        }
+        var (rules, rulesetBytes, restoreTimes) = RestoreTimed(conv.Restore);
+        if (name == "acl1_100k") root["restore_100k_inproc"] = RestoreFigures(restoreTimes, rulesetBytes, conv.Rules);
         var buildTimes = new List<double>();
         CompiledRules compiled = null!;
         for (int rep = 0; rep < (_quick ? 2 : 5); rep++)
@@ -260,6 +307,7 @@ public static class SpeedHarness
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / conv.Rules, 1),
             ["restore_s"] = R(Median(restoreTimes)),
             ["tuple_groups"] = groups,
+            ["tuple_layout"] = string.Join(" ", index.Runs.Select(r => r.Layout)),
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
@@ -280,6 +328,40 @@ public static class SpeedHarness
             var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
             long sum = 0;
             var c = new Clock();
+            // The index alone, old layout (Baseline.TupleIndexV1) and the engine's, interleaved in one run.
+            var flats = new List<FlatRule>();
+            foreach (Rule r in filter.Find("FORWARD")!.Rules)
+            {
+                if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+                flats.Add(f);
+            }
+            var v1 = Baseline.TupleIndexV1.Build(0, flats);
+            var v2 = TupleIndex.Build(0, flats);
+            var oldT = new List<double>();
+            var newT = new List<double>();
+            long s1 = 0, s2 = 0;
+            for (int rep = 0; rep < 5; rep++)
+            {
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s1 += v1.FirstMatch(keys[i], 0);
+                oldT.Add(keys.Length / c.CpuSeconds / 1e6);
+                c.Restart();
+                for (int i = 0; i < keys.Length; i++) s2 += v2.FirstMatch(keys[i], 0);
+                newT.Add(keys.Length / c.CpuSeconds / 1e6);
+            }
+            {
+                var hot = new List<double>();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    c.Restart();
+                    for (int r2 = 0; r2 < 100; r2++)
+                        for (int i = 0; i < 1000; i++) sum += v2.FirstMatch(keys[i], 0);
+                    hot.Add(100_000 / c.CpuSeconds / 1e6);
+                }
+                Log($"{set}: new index, 1000 keys repeated (hot caches) {Median(hot):F2} Mpps");
+            }
+            Log($"{set}: index alone, old layout {Median(oldT):F2} Mpps, new {Median(newT):F2} Mpps (same answers: {s1 == s2})");
+            c.Restart();
             for (int rep = 0; rep < 3; rep++)
             {
                 for (int i = 0; i < keys.Length; i++) sum += index.Next(0, keys[i], out _);
@@ -290,6 +372,46 @@ public static class SpeedHarness
             var fast = new Netfilter(host) { Compiled = compiled };
             var skbs = trace.Select(h => new Skb(Packet.Parse(ClassBench.Packet(h))) { InDev = "eth0", OutDev = "eth1" }).ToArray();
             var ctx = new PacketContext(fast, skbs[0]) { Hook = Hook.Forward };
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += k.SourcePort;
+                }
+            }
+            double keyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                for (int i = 0; i < skbs.Length; i++)
+                {
+                    if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += index.Next(0, k, out _);
+                }
+            }
+            double keyIdxMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            Log($"{set}: key read from the packets {keyMpps:F2} Mpps, key read + index {keyIdxMpps:F2} Mpps");
+            if (Environment.GetEnvironmentVariable("CW_SLOT_AB") is { Length: > 0 } ab)
+            {
+                double[] loads = ab.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                double keep = TupleIndex.SlotLoad;
+                var idxs = loads.Select(l => { TupleIndex.SlotLoad = l; return TupleIndex.Build(0, flats); }).ToArray();
+                TupleIndex.SlotLoad = keep;
+                var res = loads.Select(_ => new List<double>()).ToArray();
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    for (int v = 0; v < idxs.Length; v++)
+                    {
+                        c.Restart();
+                        for (int i = 0; i < skbs.Length; i++)
+                        {
+                            if (FlowKey.TryRead(skbs[i].Packet, out FlowKey k)) sum += idxs[v].FirstMatch(k, 0);
+                        }
+                        res[v].Add(skbs.Length / c.CpuSeconds / 1e6);
+                    }
+                }
+                Log($"{set}: key read + index by slot load: " + string.Join(", ", loads.Select((l, v) => $"{l}: {Median(res[v]):F2} Mpps ({idxs[v].Bytes / 1024} KiB, {idxs[v].Layout})")));
+            }
             var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
             c.Restart();
             for (int rep = 0; rep < 3; rep++)
@@ -311,8 +433,64 @@ public static class SpeedHarness
                 }
             }
             double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, filter, Hook.Forward);
+                }
+            }
+            double hotFull = 300_000 / c.CpuSeconds / 1e6;
+            c.Restart();
+            for (int rep = 0; rep < 300; rep++)
+            {
+                for (int i = 0; i < 1000; i++)
+                {
+                    ctx.Skb = skbs[i];
+                    fast.RunTable(ctx, empty, Hook.Forward);
+                }
+            }
+            double hotEmpty = 300_000 / c.CpuSeconds / 1e6;
+            Log($"{set}: 1000 packets repeated: RunTable compiled {hotFull:F2} Mpps, empty chain {hotEmpty:F2} Mpps");
             Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
         }
+        return 0;
+    }
+
+    /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
+    private static int IndexLoop(string corpus, string set, bool old)
+    {
+        string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
+        Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+        string file = set.EndsWith("100k", StringComparison.Ordinal) ? set.Replace("_100k", "", StringComparison.Ordinal) : set;
+        file = files.Keys.First(k => k.StartsWith(file.Split('_')[0] + "_", StringComparison.Ordinal) && !k.EndsWith("_trace", StringComparison.Ordinal) && (set.EndsWith("100k", StringComparison.Ordinal) || k.EndsWith("_10k", StringComparison.Ordinal)));
+        Ruleset rules = Restore(ClassBench.Convert(files[file]).Restore);
+        var flats = new List<FlatRule>();
+        foreach (Rule r in rules.Find("filter")!.Find("FORWARD")!.Rules)
+        {
+            if (!ChainIndex.TryFlatten(r, out FlatRule f)) break;
+            flats.Add(f);
+        }
+        TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
+        var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+        var v1 = Baseline.TupleIndexV1.Build(0, flats);
+        var v2 = TupleIndex.Build(0, flats);
+        long sum = 0;
+        var c = new Clock();
+        for (int rep = 0; rep < 20; rep++)
+        {
+            if (old)
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v1.FirstMatch(keys[i], 0);
+            }
+            else
+            {
+                for (int i = 0; i < keys.Length; i++) sum += v2.FirstMatch(keys[i], 0);
+            }
+        }
+        Log($"{set} {(old ? "old" : "new " + v2.Layout)}: {20.0 * keys.Length / c.CpuSeconds / 1e6:F2} Mpps ({sum})");
         return 0;
     }
 
@@ -333,10 +511,29 @@ public static class SpeedHarness
         int n = forward.Rules.Count;
         var parser = new CommandLineParser(IpFamily.V4, "iptables");
         string[] spec = ["-s", "198.51.100.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+        string[] other = ["-s", "198.51.100.8/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+        // Compile the code of every command below first (the harness runs without tiering: a method's first call
+        // compiles it), on a small rule set of its own, so that delete_first_us is the search and not the compiler.
+        {
+            var warm = Restore("*filter\n:FORWARD ACCEPT [0:0]\n" + string.Concat(Enumerable.Range(0, 100).Select(i => $"-A FORWARD -s 10.0.{i}.1/32 -j ACCEPT\n")) + "COMMIT\n");
+            for (int i = 0; i < 3; i++)
+            {
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-A", "FORWARD", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-R", "FORWARD", "101", .. other]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-R", "FORWARD", "101", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-D", "FORWARD", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-I", "FORWARD", "101", .. spec]));
+                new CommandExecutor(warm).Execute(parser.Parse(["iptables", "-D", "FORWARD", "101"]));
+            }
+        }
         var appendEdit = new List<double>();
         var deleteEdit = new List<double>();
         var appendAll = new List<double>();
         var deleteAll = new List<double>();
+        var insertEdit = new List<double>();
+        var insertAll = new List<double>();
+        var replaceEdit = new List<double>();
+        double firstDelete = 0;
         for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
         {
             var sw = new Clock();
@@ -346,6 +543,13 @@ public static class SpeedHarness
             double all = sw.CpuSeconds;
             appendEdit.Add(edit);
             appendAll.Add(all);
+            // -R of that last rule by number (the compiled form has no in-place replace: edit only), then back.
+            string last = forward.Rules.Count.ToString(CultureInfo.InvariantCulture);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. other]));
+            replaceEdit.Add(sw.CpuSeconds);
+            // (A rule replaced after the chain's indexed runs is walked linearly from the chain: nothing to update.)
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. spec]));
             // Where the rule -D will remove is (the one just appended); the command finds it the same way.
             int position = forward.Rules.Count - 1;
             sw.Restart();
@@ -353,8 +557,24 @@ public static class SpeedHarness
             edit = sw.CpuSeconds;
             compiled.Deleted(forward, position);
             all = sw.CpuSeconds;
-            deleteEdit.Add(edit);
-            deleteAll.Add(all);
+            // The first -D by rule builds the chain's index (RuleFinder) once; the others use it.
+            if (rep == 0) firstDelete = all;
+            else
+            {
+                deleteEdit.Add(edit);
+                deleteAll.Add(all);
+            }
+            // -I at the end position (an insert the compiled form takes as an append).
+            string end = (forward.Rules.Count + 1).ToString(CultureInfo.InvariantCulture);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-I", "FORWARD", end, .. spec]));
+            edit = sw.CpuSeconds;
+            compiled.Appended(forward);
+            all = sw.CpuSeconds;
+            insertEdit.Add(edit);
+            insertAll.Add(all);
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", end]));
+            compiled.Deleted(forward, forward.Rules.Count);
         }
         if (forward.Rules.Count != n) throw new InvalidOperationException("-A/-D did not restore the rule count");
         return new JsonObject
@@ -362,12 +582,16 @@ public static class SpeedHarness
             ["rules"] = n,
             ["append"] = R(Median(appendAll) * 1e6, 1),
             ["delete"] = R(Median(deleteAll) * 1e6, 1),
+            ["insert"] = R(Median(insertAll) * 1e6, 1),
             ["append_edit_only"] = R(Median(appendEdit) * 1e6, 1),
             ["delete_edit_only"] = R(Median(deleteEdit) * 1e6, 1),
+            ["insert_edit_only"] = R(Median(insertEdit) * 1e6, 1),
+            ["replace_edit_only"] = R(Median(replaceEdit) * 1e6, 1),
+            ["delete_first_us"] = R(firstDelete * 1e6, 1),
             ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
-            ["note"] = "in process: parse the command, edit the rule set (RulesetEditor, with its validation), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); *_edit_only without the compiled update; recompile_us = rebuilding the chain's index instead",
+            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); -I at the end position; *_edit_only without the compiled update; replace_edit_only = -R of the last rule (the compiled form has no in-place replace); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
         };
     }
 
@@ -415,7 +639,8 @@ public static class SpeedHarness
     private static JsonObject Kube(int services)
     {
         var (text, svcs, ruleCount) = KubeProxyRules.Generate(services, seed: services);
-        // DNAT is not evaluated on this branch (NAT arrives with the nat branch): its rules ACCEPT, which ends the walk as DNAT does.
+        // The nat walk alone (new_nat_walk_mpps) runs RunTable without conntrack, where DNAT has no connection to bind:
+        // its rules ACCEPT instead, which ends the walk as DNAT does. The pipeline figures use the rules as generated.
         string walkable = System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \\n]+", "-j ACCEPT");
         var sw = new Clock();
         var (rules, rulesetBytes) = Measure(() => Restore(walkable));
@@ -453,69 +678,151 @@ public static class SpeedHarness
         int linearN = Math.Min(count, services >= 10000 ? 3000 : 20000);
         double natSlow = Walk(slow, linearN);
 
-        // Established flows through the whole pipeline (nf.Process): conntrack finds the connection, the nat
-        // table is not consulted, filter FORWARD accepts RELATED,ESTABLISHED in KUBE-FORWARD.
-        VirtualHost fwd = ForwardingHost();
-        fwd.V4 = Restore(walkable);
-        var ct = new ConntrackHooks();
-        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = ct };
-        int flows = _quick ? 20_000 : 100_000;
-        // Per flow: the client's SYN (new), the server's SYN-ACK (reply, in on eth0), the client's ACK; then
-        // established packets are the client's further ACKs.
-        var synIn = new PacketInput[flows];
-        var synAckIn = new PacketInput[flows];
-        var ackIn = new PacketInput[flows];
-        var rnd2 = new Random(services + 1);
-        for (int f = 0; f < flows; f++)
-        {
-            KubeProxyRules.Service s = svcs[rnd2.Next(svcs.Length)];
-            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
-            ushort sport = (ushort)(1024 + f % 60000);
-            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
-            synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(s.ClusterIp, src).Tcp(s.Port, sport, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
-            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
-        }
-        sw.Restart();
-        int forwarded = 0;
-        string? newFate = null;
-        foreach (PacketInput p in synIn)
-        {
-            PacketResult res = pipe.Process(p);
-            if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
-            newFate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
-        }
-        double newMpps = flows / sw.CpuSeconds / 1e6;
-        foreach (PacketInput p in synAckIn) pipe.Process(p);
-        var est = new List<double>();
-        string? fate = null;
-        for (int rep = 0; rep < (_quick ? 1 : 3); rep++)
-        {
-            sw.Restart();
-            foreach (PacketInput p in ackIn)
-            {
-                PacketResult res = pipe.Process(p);
-                fate ??= string.Join(",", res.Fate) + (res.DropReason is { } why ? " (" + why + ")" : "");
-            }
-            est.Add(flows / sw.CpuSeconds / 1e6);
-        }
+        // The whole pipeline (nf.Process) on a forwarding host: parse, routing, conntrack, nat (DNAT in PREROUTING
+        // through KUBE-SERVICES → KUBE-SVC → KUBE-SEP, MASQUERADE in POSTROUTING), filter FORWARD, confirmation.
+        PipelineFigures withNat = Pipeline(text, svcs, services);
+        // The same without the nat table (the figure before NAT was merged).
+        PipelineFigures noNat = Pipeline(StripNat(text), svcs, services);
         return new JsonObject
         {
             ["rules"] = ruleCount,
             ["load_s"] = R(load),
             ["build_s"] = R(build, 4),
-            ["new_mpps"] = null,
-            ["new_mpps_reason"] = "NAT is not on this branch (DNAT cannot be evaluated yet): see new_nat_walk_mpps and new_pipeline_no_nat_mpps",
+            ["new_mpps"] = R(withNat.NewMpps),
+            ["new_fate"] = withNat.NewFate,
+            ["new_forwarded"] = withNat.NewForwarded,
+            ["new_alloc_bytes_per_packet"] = R(withNat.NewAlloc, 1),
             ["new_nat_walk_mpps"] = R(Median(natFast)),
             ["new_nat_walk_linear_mpps"] = R(natSlow, 4),
-            ["new_pipeline_no_nat_mpps"] = R(newMpps),
-            ["new_pipeline_forwarded"] = forwarded,
-            ["new_pipeline_fate"] = newFate,
-            ["established_mpps"] = R(Median(est)),
-            ["established_fate"] = fate,
-            ["established_note"] = "nf.Process: parse, routing, conntrack lookup, filter FORWARD (compiled); no NAT translation on this branch",
+            ["new_pipeline_no_nat_mpps"] = R(noNat.NewMpps),
+            ["established_mpps"] = R(withNat.EstablishedMpps),
+            ["established_fate"] = withNat.EstablishedFate,
+            ["established_alloc_bytes_per_packet"] = R(withNat.EstablishedAlloc, 1),
+            ["established_no_nat_mpps"] = R(noNat.EstablishedMpps),
+            ["reply_mpps"] = R(withNat.ReplyMpps),
+            ["reply_fate"] = withNat.ReplyFate,
+            ["flows"] = withNat.Flows,
             ["bytes_per_rule"] = R((double)compiled.Bytes / ruleCount, 1),
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / ruleCount, 1),
         };
+    }
+
+    /// <summary>Diagnostics: the types allocated while processing new, reply and established packets of the kube pipeline.</summary>
+    private static int ProfilePipeline(int services)
+    {
+        var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
+        using var prof = new AllocationProfile();
+        _profile = prof;
+        PipelineFigures f = Pipeline(text, svcs, services);
+        _profile = null;
+        Log($"new {f.NewMpps:F3} Mpps {f.NewAlloc:F0} B/packet, established {f.EstablishedMpps:F3} Mpps {f.EstablishedAlloc:F0} B/packet, reply {f.ReplyMpps:F3}");
+        foreach (var (type, bytes) in prof.Top(40)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+        return 0;
+    }
+
+    private static AllocationProfile? _profile;
+
+    private static string _profilePhase = Environment.GetEnvironmentVariable("CW_PROFILE_PHASE") ?? "established";
+
+    /// <summary>The rule set without its nat table (the pipeline as it was before NAT).</summary>
+    private static string StripNat(string text)
+    {
+        int a = text.IndexOf("*nat\n", StringComparison.Ordinal);
+        if (a < 0) return text;
+        int b = text.IndexOf("COMMIT\n", a, StringComparison.Ordinal);
+        return text[..a] + text[(b + "COMMIT\n".Length)..];
+    }
+
+    private sealed record PipelineFigures(int Flows, double NewMpps, string? NewFate, int NewForwarded, double NewAlloc,
+        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate);
+
+    private static string FateOf(PacketResult r) => string.Join(",", r.Fate) + (r.DropReason is { } why ? " (" + why + ")" : "") + (r.Error is { } e ? " [" + e + "]" : "");
+
+    /// <summary>
+    /// New connections to random services (each flow's SYN), then the servers' SYN-ACKs (replies: un-SNAT, un-DNAT),
+    /// then the clients' ACKs (established: conntrack hit, the binding applied, filter FORWARD): nf.Process per packet,
+    /// packets per thread CPU-second, managed bytes allocated per packet.
+    /// </summary>
+    private static PipelineFigures Pipeline(string rulesText, KubeProxyRules.Service[] svcs, int services)
+    {
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore(rulesText);
+        var ct = new ConntrackHooks();
+        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = ct };
+        int flows = _quick ? 20_000 : 100_000;
+        var synIn = new PacketInput[flows];
+        var ackIn = new PacketInput[flows];
+        var rnd = new Random(services + 1);
+        for (int f = 0; f < flows; f++)
+        {
+            KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
+            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
+            ushort sport = (ushort)(1024 + f % 60000);
+            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
+        }
+        // Warm-up on other flows (JIT, caches), not counted.
+        for (int f = 0; f < Math.Min(flows, 2000); f++)
+        {
+            KubeProxyRules.Service s = svcs[f % svcs.Length];
+            pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(0xC0A8F000u + (uint)f, s.ClusterIp).Tcp(40000, s.Port, TcpFlags.Syn, seq: 1).Build(), InInterface = "eth1" });
+        }
+        var conns = new object?[flows];
+        if (_profilePhase == "new") _profile?.Start();
+        var sw = new Clock();
+        long a0 = GC.GetAllocatedBytesForCurrentThread();
+        int forwarded = 0;
+        string? newFate = null;
+        for (int f = 0; f < flows; f++)
+        {
+            PacketResult res = pipe.Process(synIn[f]);
+            if (res.Fate.Count > 0 && res.Fate[0].StartsWith("forwarded", StringComparison.Ordinal)) forwarded++;
+            newFate ??= FateOf(res);
+            conns[f] = res.Connection;
+        }
+        double newS = sw.CpuSeconds;
+        if (_profilePhase == "new") _profile?.Stop();
+        double newAlloc = (double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows;
+        double newMpps = flows / newS / 1e6;
+        // The servers' answers: from each connection's reply tuple (after DNAT and MASQUERADE), in on eth0.
+        var synAckIn = new PacketInput?[flows];
+        for (int f = 0; f < flows; f++)
+        {
+            if (conns[f] is not ConnEntry e) continue;
+            ConnTuple r = e.Reply;
+            synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Tcp(r.SourcePort, r.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
+        }
+
+        sw.Restart();
+        string? replyFate = null;
+        int replies = 0;
+        foreach (PacketInput? p in synAckIn)
+        {
+            if (p is null) continue;
+            replies++;
+            PacketResult res = pipe.Process(p);
+            replyFate ??= FateOf(res);
+        }
+        double replyMpps = replies / sw.CpuSeconds / 1e6;
+        var est = new List<double>();
+        string? fate = null;
+        double estAlloc = 0;
+        if (_profilePhase != "new") _profile?.Start();
+        for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? 30 : _quick ? 2 : 4); rep++)
+        {
+            long e0 = GC.GetAllocatedBytesForCurrentThread();
+            sw.Restart();
+            foreach (PacketInput p in ackIn)
+            {
+                PacketResult res = pipe.Process(p);
+                fate ??= FateOf(res);
+            }
+            double s = sw.CpuSeconds;
+            estAlloc = (double)(GC.GetAllocatedBytesForCurrentThread() - e0) / flows;
+            if (rep > 0) est.Add(flows / s / 1e6);
+        }
+        _profile?.Stop();
+        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate);
     }
 
     // ------------------------------------------------------------------ conntrack
@@ -545,7 +852,7 @@ public static class SpeedHarness
         {
             ["entries"] = entries,
             ["bytes_per_entry"] = entries == 0 ? null : R((double)(after - before) / entries, 1),
-            ["note"] = "managed heap growth while the entries were created (ConntrackTable as on main), divided by the entries",
+            ["note"] = "managed heap growth while the entries were created (entries, TCP state, the table's share), divided by the entries",
         };
     }
 }

@@ -497,12 +497,38 @@ public static class ConntrackCompat
         public const string Key = "conntrack:events";
         public const int Max = 10000;
 
-        public List<string> Lines { get; } = new();
+        private readonly List<string> _lines = new();
 
-        public void Add(string line)
+        /// <summary>Events not written out yet: a line, or how to make it (only the last <see cref="Max"/> are ever made).</summary>
+        private readonly Queue<object> _pending = new();
+
+        /// <summary>The last <see cref="Max"/> events, oldest first.</summary>
+        public List<string> Lines
         {
-            Lines.Add(line);
-            if (Lines.Count > Max) Lines.RemoveAt(0);
+            get
+            {
+                if (_pending.Count > 0)
+                {
+                    foreach (object p in _pending) _lines.Add(p as string ?? ((Func<string>)p)());
+                    _pending.Clear();
+                    if (_lines.Count > Max) _lines.RemoveRange(0, _lines.Count - Max);
+                }
+                return _lines;
+            }
+        }
+
+        public void Add(string line) => Enqueue(line);
+
+        /// <summary>
+        /// An event whose line is made only if it is still among the last <see cref="Max"/> when the log is read: a replay
+        /// of a million packets makes hundreds of thousands of events, of which the log keeps ten thousand.
+        /// </summary>
+        public void Add(Func<string> line) => Enqueue(line);
+
+        private void Enqueue(object line)
+        {
+            _pending.Enqueue(line);
+            if (_pending.Count > Max) _pending.Dequeue();
         }
 
         public JsonNode? Save() => Lines.Count == 0 ? null : new JsonArray(Lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());

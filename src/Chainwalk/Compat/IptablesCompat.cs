@@ -108,13 +108,12 @@ public static class IptablesCompat
             return 0;
         }
 
-        bool readOnly = (cmd.Command & ~(CommandKind.List | CommandKind.ListRules | CommandKind.Check)) == 0;
         CommandExecutor? exec = null;
         try
         {
             using HostLock hostLock = store.Lock(cmd.Wait ? cmd.WaitSeconds : 0, progress: io.Err);
-            Ruleset rules = store.LoadRules(family);
-            Ruleset work = readOnly ? rules : rules.Clone();
+            // The rules just loaded are this command's own copy: a failed command is not saved, so it edits them in place.
+            Ruleset work = store.LoadRules(family);
             exec = new CommandExecutor(work) { Json = io.Json };
             exec.Execute(cmd);
             if (exec.Changed) store.SaveRules(work);
@@ -318,7 +317,7 @@ public static class IptablesCompat
             IgnoreRuleCounters = family == IpFamily.V6,
         };
         store.UseHostObjects();
-        var reader = new RestoreReader(family, program);
+        var reader = new RestoreReader(family, program) { VerifySaveForms = true };
         try
         {
             using HostLock hostLock = store.Lock(wait ? waitSeconds : 0, progress: io.Err);

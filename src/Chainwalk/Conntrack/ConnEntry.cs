@@ -43,24 +43,103 @@ public struct ConnCounter
 /// clock, mark, secmark, labels, zone and (with accounting) per-direction counters. NAT fills
 /// <see cref="Reply"/> differently and sets <see cref="ConnStatus.SrcNat"/>/<see cref="ConnStatus.DstNat"/>.
 /// </summary>
+/// <remarks>
+/// Kept compact, as the kernel keeps nf_conn small and puts what few connections use in extensions
+/// (nf_ct_ext: labels, helper, NAT, event mask): the tuples are stored field by field (IPv4 addresses in 32 bits,
+/// IPv6 addresses in a side object), and labels, helper, event mask, secmark and the NAT extras live in
+/// <see cref="ConnExtras"/>, made on the first non-default write.
+/// </remarks>
 public sealed class ConnEntry
 {
+    // The two tuples, field by field. Addresses: IPv4 in the uint fields; IPv6 in _v6 (null for IPv4 tuples).
+    private uint _os, _od, _rs, _rd;
+    private ConnAddresses6? _v6;
+    private ushort _osp, _odp, _rsp, _rdp;
+    private IpFamily _family, _replyFamily;
+    private byte _proto, _replyProto;
+    private ConnExtras? _extras;
+
     public ConnEntry(ConnTuple original, ConnTuple reply)
     {
         Original = original;
         Reply = reply;
     }
 
-    public ConnTuple Original { get; set; }
+    /// <summary>The four addresses of a connection with an IPv6 tuple.</summary>
+    private sealed class ConnAddresses6
+    {
+        public UInt128 OriginalSource, OriginalDestination, ReplySource, ReplyDestination;
+    }
+
+    private static bool Fits32(in ConnTuple t) => t.Family == IpFamily.V4 && t.Source <= uint.MaxValue && t.Destination <= uint.MaxValue;
+
+    public ConnTuple Original
+    {
+        get => new(_family, _proto, _v6 is { } v ? v.OriginalSource : _os, _v6 is { } w ? w.OriginalDestination : _od, _osp, _odp);
+        set
+        {
+            if (_v6 is null && !Fits32(value)) Widen();
+            _family = value.Family;
+            _proto = value.Protocol;
+            if (_v6 is { } v)
+            {
+                v.OriginalSource = value.Source;
+                v.OriginalDestination = value.Destination;
+            }
+            else
+            {
+                _os = (uint)value.Source;
+                _od = (uint)value.Destination;
+            }
+            _osp = value.SourcePort;
+            _odp = value.DestinationPort;
+        }
+    }
 
     /// <summary>The tuple replies carry (the inverse of <see cref="Original"/> until NAT changes it).</summary>
-    public ConnTuple Reply { get; set; }
+    public ConnTuple Reply
+    {
+        get => new(_replyFamily, _replyProto, _v6 is { } v ? v.ReplySource : _rs, _v6 is { } w ? w.ReplyDestination : _rd, _rsp, _rdp);
+        set
+        {
+            if (_v6 is null && !Fits32(value)) Widen();
+            _replyFamily = value.Family;
+            _replyProto = value.Protocol;
+            if (_v6 is { } v)
+            {
+                v.ReplySource = value.Source;
+                v.ReplyDestination = value.Destination;
+            }
+            else
+            {
+                _rs = (uint)value.Source;
+                _rd = (uint)value.Destination;
+            }
+            _rsp = value.SourcePort;
+            _rdp = value.DestinationPort;
+        }
+    }
+
+    /// <summary>Moves the addresses to the side object (an IPv6 tuple, or any address beyond 32 bits).</summary>
+    private void Widen() => _v6 = new ConnAddresses6 { OriginalSource = _os, OriginalDestination = _od, ReplySource = _rs, ReplyDestination = _rd };
 
     public ConnTuple Tuple(ConnDirection dir) => dir == ConnDirection.Original ? Original : Reply;
 
-    public IpFamily Family => Original.Family;
+    /// <summary>Whether the tuple of <paramref name="dir"/> is <paramref name="t"/> (without building it).</summary>
+    internal bool TupleIs(ConnDirection dir, in ConnTuple t)
+    {
+        if (dir == ConnDirection.Original)
+        {
+            return _family == t.Family && _proto == t.Protocol && _osp == t.SourcePort && _odp == t.DestinationPort
+                && (_v6 is { } v ? v.OriginalSource == t.Source && v.OriginalDestination == t.Destination : _os == t.Source && _od == t.Destination);
+        }
+        return _replyFamily == t.Family && _replyProto == t.Protocol && _rsp == t.SourcePort && _rdp == t.DestinationPort
+            && (_v6 is { } w ? w.ReplySource == t.Source && w.ReplyDestination == t.Destination : _rs == t.Source && _rd == t.Destination);
+    }
 
-    public byte Protocol => Original.Protocol;
+    public IpFamily Family => _family;
+
+    public byte Protocol => _proto;
 
     public ConnStatus Status { get; set; }
 
@@ -70,23 +149,84 @@ public sealed class ConnEntry
     /// <summary>ct->mark (CONNMARK, -m connmark).</summary>
     public uint Mark { get; set; }
 
-    /// <summary>ct->secmark (CONNSECMARK).</summary>
-    public uint Secmark { get; set; }
-
-    /// <summary>The 128 connlabel bits (bit i = label i).</summary>
-    public UInt128 Labels { get; set; }
-
     /// <summary>The conntrack zone (CT --zone); 0 is the default zone.</summary>
     public ushort Zone { get; set; }
 
     /// <summary>Which directions <see cref="Zone"/> applies to (XT_CT_ZONE_DIR_ORIG | _REPL; 0 = both).</summary>
     public byte ZoneDirections { get; set; }
 
+    /// <summary>What few connections carry (the kernel's conntrack extensions), made on the first non-default write.</summary>
+    private sealed class ConnExtras
+    {
+        public uint Secmark;
+        public UInt128 Labels;
+        public string? Helper;
+        public uint EventMask;
+        public string? MasqueradeDevice;
+        public ConnEntry? NextBySource;
+    }
+
+    private ConnExtras Extras => _extras ??= new ConnExtras();
+
+    /// <summary>ct->secmark (CONNSECMARK).</summary>
+    public uint Secmark
+    {
+        get => _extras?.Secmark ?? 0;
+        set
+        {
+            if (value != 0 || _extras is not null) Extras.Secmark = value;
+        }
+    }
+
+    /// <summary>The 128 connlabel bits (bit i = label i).</summary>
+    public UInt128 Labels
+    {
+        get => _extras?.Labels ?? UInt128.Zero;
+        set
+        {
+            if (value != UInt128.Zero || _extras is not null) Extras.Labels = value;
+        }
+    }
+
     /// <summary>The helper the CT target assigned (no helper is modelled beyond its name).</summary>
-    public string? Helper { get; set; }
+    public string? Helper
+    {
+        get => _extras?.Helper;
+        set
+        {
+            if (value is not null || _extras is not null) Extras.Helper = value;
+        }
+    }
 
     /// <summary>Event mask the CT target asked for (--ctevents); kept, no event is delivered.</summary>
-    public uint EventMask { get; set; }
+    public uint EventMask
+    {
+        get => _extras?.EventMask ?? 0;
+        set
+        {
+            if (value != 0 || _extras is not null) Extras.EventMask = value;
+        }
+    }
+
+    /// <summary>The interface a MASQUERADE binding was made for (nf_conn_nat's masq_index); null without one.</summary>
+    public string? MasqueradeDevice
+    {
+        get => _extras?.MasqueradeDevice;
+        set
+        {
+            if (value is not null || _extras is not null) Extras.MasqueradeDevice = value;
+        }
+    }
+
+    /// <summary>The next (newer) entry with the same NAT source key in the table's by-source chain.</summary>
+    internal ConnEntry? NextBySource
+    {
+        get => _extras?.NextBySource;
+        set
+        {
+            if (value is not null || _extras is not null) Extras.NextBySource = value;
+        }
+    }
 
     /// <summary>Counters per direction, or null when accounting was off when the entry was made.</summary>
     public ConnCounter[]? Counters { get; set; }
@@ -97,11 +237,12 @@ public sealed class ConnEntry
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
 
-    /// <summary>The interface a MASQUERADE binding was made for (nf_conn_nat's masq_index); null without one.</summary>
-    public string? MasqueradeDevice { get; set; }
+    /// <summary>The table holding the entry (null when in none), and its neighbours in the table's insertion order.</summary>
+    internal ConntrackTable? Owner { get; set; }
 
-    /// <summary>The entry's place in its table's list (null when not in a table).</summary>
-    internal LinkedListNode<ConnEntry>? Node { get; set; }
+    internal ConnEntry? Older { get; set; }
+
+    internal ConnEntry? Newer { get; set; }
 
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 
@@ -122,6 +263,24 @@ public sealed class ConnEntry
         if (directions == 0) return zone;
         byte bit = dir == ConnDirection.Original ? (byte)1 : (byte)2;
         return (directions & bit) != 0 ? zone : (ushort)0;
+    }
+
+    /// <summary>
+    /// A copy of the connection as it is now (not in any table): what an event reports when its line is written later.
+    /// </summary>
+    public ConnEntry Copy()
+    {
+        var c = (ConnEntry)MemberwiseClone();
+        if (_v6 is { } v) c._v6 = new ConnAddresses6 { OriginalSource = v.OriginalSource, OriginalDestination = v.OriginalDestination, ReplySource = v.ReplySource, ReplyDestination = v.ReplyDestination };
+        if (_extras is { } x)
+        {
+            c._extras = new ConnExtras { Secmark = x.Secmark, Labels = x.Labels, Helper = x.Helper, EventMask = x.EventMask, MasqueradeDevice = x.MasqueradeDevice };
+        }
+        c.Counters = Counters?.ToArray();
+        c.Tcp = Tcp?.Copy();
+        c.Owner = null;
+        c.Older = c.Newer = null;
+        return c;
     }
 
     /// <summary>Adds a packet to the direction's counters (nf_ct_acct_update), when accounting is on.</summary>

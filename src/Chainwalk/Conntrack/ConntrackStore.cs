@@ -108,7 +108,7 @@ public static class ConntrackStore
                             for (int s = 0; s < 2; s++)
                             {
                                 int b = 10 + (s * 6);
-                                TcpSide side = t.Seen[s];
+                                ref TcpSide side = ref t.Seen[s];
                                 side.End = n[b];
                                 side.MaxEnd = n[b + 1];
                                 side.MaxWin = n[b + 2];

@@ -10,40 +10,266 @@ namespace Chainwalk.Conntrack;
 /// tuple and zone. Expired entries are removed when met (lookup, listing) as the kernel's lookup and gc do.
 /// Entries are kept in insertion order (the kernel lists them in hash order).
 /// </summary>
+/// <remarks>
+/// The hash is open addressing over two parallel arrays (the entry and its tuple's hash with the direction in the
+/// low bit): a lookup reads the entry's own tuple to confirm a hit, so no tuple is stored twice and nothing is
+/// allocated per entry beyond the entry itself. The insertion order is a list threaded through the entries.
+/// </remarks>
 public sealed class ConntrackTable
 {
-    private readonly Dictionary<(ConnTuple Tuple, ushort Zone), (ConnEntry Entry, ConnDirection Dir)> _hash = new();
-    private readonly LinkedList<ConnEntry> _entries = new();
+    /// <summary>A removed slot (probing goes on past it).</summary>
+    private static readonly ConnEntry Tombstone = new(default, default);
 
-    /// <summary>NAT's by-source index (nf_nat_bysource): the source-bound entries by original protocol, address and port.</summary>
-    private readonly Dictionary<(IpFamily Family, byte Protocol, UInt128 Source, ushort Port), List<ConnEntry>> _bySource = new();
+    /// <summary>A hash slot: the entry and its tuple's hash with the direction in the low bit, side by side (one cache line).</summary>
+    private struct Slot
+    {
+        public ConnEntry? Entry;
+        public int Key;
+    }
 
-    public int Count => _entries.Count;
+    private Slot[] _slots = new Slot[64];
+    private int _used;
+    private int _live;
+
+    /// <summary>NAT's by-source index (nf_nat_bysource): chain heads by source key, chains threaded through the entries, oldest first.</summary>
+    private ConnEntry?[] _sourceSlots = new ConnEntry?[16];
+    private int _sourceUsed;
+
+    private ConnEntry? _oldest;
+    private ConnEntry? _newest;
+    private int _count;
+
+    public int Count => _count;
 
     /// <summary>The confirmed entries, oldest first.</summary>
-    public IReadOnlyCollection<ConnEntry> Entries => _entries;
+    public IReadOnlyCollection<ConnEntry> Entries => new EntryList(this);
+
+    private sealed class EntryList(ConntrackTable table) : IReadOnlyCollection<ConnEntry>
+    {
+        public int Count => table._count;
+
+        public IEnumerator<ConnEntry> GetEnumerator()
+        {
+            // The next entry is read before yielding, so the caller may remove the one it got.
+            ConnEntry? e = table._oldest;
+            while (e is not null)
+            {
+                ConnEntry? next = e.Newer;
+                yield return e;
+                e = next;
+            }
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    /// <summary>The newest entry (for listings, newest first).</summary>
+    internal ConnEntry? Newest => _newest;
+
+    // ------------------------------------------------------------------ the hash
+
+    private static int Hash(in ConnTuple t, ushort zone)
+    {
+        ulong a = (ulong)t.Source ^ (ulong)(t.Source >> 64);
+        ulong b = (ulong)t.Destination ^ (ulong)(t.Destination >> 64);
+        ulong c = ((ulong)t.SourcePort << 48) | ((ulong)t.DestinationPort << 32) | ((ulong)t.Protocol << 24) | ((ulong)(byte)t.Family << 16) | zone;
+        ulong h = (a * 0x9E3779B97F4A7C15UL) ^ (b * 0xC2B2AE3D27D4EB4FUL) ^ (c * 0x165667B19E3779F9UL);
+        h ^= h >> 29;
+        h *= 0xBF58476D1CE4E5B9UL;
+        h ^= h >> 32;
+        // The low bit is the direction's in the stored key; probing starts from the hash without it.
+        return (int)h & ~1;
+    }
+
+    /// <summary>The slot holding (<paramref name="tuple"/>, <paramref name="zone"/>), or -1.</summary>
+    private int FindSlot(in ConnTuple tuple, ushort zone, int h)
+    {
+        int mask = _slots.Length - 1;
+        int key = h & ~1;
+        for (int i = h & mask; ; i = (i + 1) & mask)
+        {
+            ref Slot slot = ref _slots[i];
+            ConnEntry? e = slot.Entry;
+            if (e is null) return -1;
+            if ((slot.Key & ~1) != key || ReferenceEquals(e, Tombstone)) continue;
+            var dir = (ConnDirection)(slot.Key & 1);
+            if (e.ZoneFor(dir) == zone && e.TupleIs(dir, tuple)) return i;
+        }
+    }
+
+    /// <summary>Sets (tuple, zone) → (entry, dir): the slot of the same key is overwritten, as a dictionary would.</summary>
+    private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir)
+    {
+        int h = Hash(tuple, zone);
+        int at = FindSlot(tuple, zone, h);
+        if (at < 0)
+        {
+            // At most half full (tombstones included): a miss, the common case for a new connection, ends after a few probes.
+            if ((_used + 1) * 2 > _slots.Length) Rehash();
+            int mask = _slots.Length - 1;
+            at = h & mask;
+            while (_slots[at].Entry is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
+            if (_slots[at].Entry is null) _used++;
+            _live++;
+        }
+        _slots[at].Entry = ct;
+        _slots[at].Key = (h & ~1) | (int)dir;
+    }
+
+    private void Unput(in ConnTuple tuple, ushort zone, ConnEntry ct)
+    {
+        int at = FindSlot(tuple, zone, Hash(tuple, zone));
+        if (at < 0 || !ReferenceEquals(_slots[at].Entry, ct)) return;
+        _slots[at].Entry = Tombstone;
+        _live--;
+    }
+
+    /// <summary>A table twice as large when the live entries fill a quarter of it, else the same size without the tombstones.</summary>
+    private void Rehash()
+    {
+        Slot[] oldSlots = _slots;
+        int size = _live * 4 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
+        _slots = new Slot[size];
+        _used = 0;
+        int mask = size - 1;
+        for (int j = 0; j < oldSlots.Length; j++)
+        {
+            ConnEntry? e = oldSlots[j].Entry;
+            if (e is null || ReferenceEquals(e, Tombstone)) continue;
+            int i = oldSlots[j].Key & ~1 & mask;
+            while (_slots[i].Entry is not null) i = (i + 1) & mask;
+            _slots[i] = oldSlots[j];
+            _used++;
+        }
+    }
+
+    // ------------------------------------------------------------------ NAT's by-source chains
+
+    private static int SourceHash(in ConnTuple t)
+    {
+        ulong a = (ulong)t.Source ^ (ulong)(t.Source >> 64);
+        ulong c = ((ulong)t.SourcePort << 16) | ((ulong)t.Protocol << 8) | (byte)t.Family;
+        ulong h = (a * 0x9E3779B97F4A7C15UL) ^ (c * 0xC2B2AE3D27D4EB4FUL);
+        h ^= h >> 31;
+        return (int)h;
+    }
+
+    private static bool SameSource(in ConnTuple x, in ConnTuple y) =>
+        x.Family == y.Family && x.Protocol == y.Protocol && x.Source == y.Source && x.SourcePort == y.SourcePort;
+
+    /// <summary>The slot of the chain whose head has <paramref name="t"/>'s source key, or -1.</summary>
+    private int SourceSlot(in ConnTuple t)
+    {
+        int mask = _sourceSlots.Length - 1;
+        for (int i = SourceHash(t) & mask; ; i = (i + 1) & mask)
+        {
+            ConnEntry? head = _sourceSlots[i];
+            if (head is null) return -1;
+            if (!ReferenceEquals(head, Tombstone) && SameSource(head.Original, t)) return i;
+        }
+    }
+
+    private void SourceAdd(ConnEntry ct)
+    {
+        ConnTuple o = ct.Original;
+        int i = SourceSlot(o);
+        if (i >= 0)
+        {
+            ConnEntry head = _sourceSlots[i]!;
+            if (ReferenceEquals(head, ct)) return;
+            while (head.NextBySource is { } next)
+            {
+                if (ReferenceEquals(next, ct)) return;
+                head = next;
+            }
+            ct.NextBySource = null;
+            head.NextBySource = ct;
+            return;
+        }
+        if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
+        int mask = _sourceSlots.Length - 1;
+        i = SourceHash(o) & mask;
+        while (_sourceSlots[i] is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        if (_sourceSlots[i] is null) _sourceUsed++;
+        ct.NextBySource = null;
+        _sourceSlots[i] = ct;
+    }
+
+    private void SourceRemove(ConnEntry ct)
+    {
+        int i = SourceSlot(ct.Original);
+        if (i < 0) return;
+        ConnEntry head = _sourceSlots[i]!;
+        if (ReferenceEquals(head, ct))
+        {
+            _sourceSlots[i] = ct.NextBySource ?? Tombstone;
+            ct.NextBySource = null;
+            return;
+        }
+        for (ConnEntry e = head; e.NextBySource is { } next; e = next)
+        {
+            if (ReferenceEquals(next, ct))
+            {
+                e.NextBySource = ct.NextBySource;
+                ct.NextBySource = null;
+                return;
+            }
+        }
+    }
+
+    /// <summary>Twice as large when the chains fill a quarter of the slots, else the same size without the tombstones.</summary>
+    private void SourceRehash()
+    {
+        ConnEntry?[] old = _sourceSlots;
+        int heads = 0;
+        foreach (ConnEntry? h in old)
+        {
+            if (h is not null && !ReferenceEquals(h, Tombstone)) heads++;
+        }
+        int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
+        _sourceSlots = new ConnEntry?[size];
+        _sourceUsed = 0;
+        int mask = size - 1;
+        foreach (ConnEntry? head in old)
+        {
+            if (head is null || ReferenceEquals(head, Tombstone)) continue;
+            int i = SourceHash(head.Original) & mask;
+            while (_sourceSlots[i] is not null) i = (i + 1) & mask;
+            _sourceSlots[i] = head;
+            _sourceUsed++;
+        }
+    }
 
     /// <summary>
     /// The confirmed entries with a source binding (IPS_SRC_NAT_DONE) whose original tuple has this protocol,
     /// source address and port, oldest first (NAT's nf_nat_bysource, searched newest first).
     /// </summary>
-    public IReadOnlyList<ConnEntry> BySource(ConnTuple original) =>
-        _bySource.TryGetValue(SourceKey(original), out List<ConnEntry>? list) ? list : [];
+    public IReadOnlyList<ConnEntry> BySource(ConnTuple original)
+    {
+        int at = SourceSlot(original);
+        if (at < 0) return [];
+        ConnEntry? head = _sourceSlots[at];
+        var list = new List<ConnEntry>(2);
+        for (ConnEntry? e = head; e is not null; e = e.NextBySource) list.Add(e);
+        return list;
+    }
 
-    private static (IpFamily, byte, UInt128, ushort) SourceKey(ConnTuple t) => (t.Family, t.Protocol, t.Source, t.SourcePort);
+    // ------------------------------------------------------------------ the table
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
     public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
     {
-        if (_hash.TryGetValue((tuple, zone), out var hit))
+        int at = FindSlot(tuple, zone, Hash(tuple, zone));
+        if (at >= 0)
         {
-            if (hit.Entry.Timeout > now)
+            ConnEntry hit = _slots[at].Entry!;
+            if (hit.Timeout > now)
             {
-                entry = hit.Entry;
-                dir = hit.Dir;
+                entry = hit;
+                dir = (ConnDirection)(_slots[at].Key & 1);
                 return true;
             }
-            Remove(hit.Entry);
+            Remove(hit);
         }
         entry = null!;
         dir = ConnDirection.Original;
@@ -59,48 +285,66 @@ public sealed class ConntrackTable
     public void Insert(ConnEntry ct)
     {
         ct.Status |= ConnStatus.Confirmed;
-        _hash[(ct.Original, ct.ZoneFor(ConnDirection.Original))] = (ct, ConnDirection.Original);
-        _hash[(ct.Reply, ct.ZoneFor(ConnDirection.Reply))] = (ct, ConnDirection.Reply);
-        ct.Node = _entries.AddLast(ct);
-        if (ct.Has(ConnStatus.SrcNatDone))
+        Put(ct.Original, ct.ZoneFor(ConnDirection.Original), ct, ConnDirection.Original);
+        Put(ct.Reply, ct.ZoneFor(ConnDirection.Reply), ct, ConnDirection.Reply);
+        if (ct.Owner is { } other && other != this) other.Remove(ct);
+        if (ct.Owner != this)
         {
-            var key = SourceKey(ct.Original);
-            if (!_bySource.TryGetValue(key, out List<ConnEntry>? list)) _bySource[key] = list = new List<ConnEntry>(1);
-            list.Add(ct);
+            ct.Owner = this;
+            ct.Older = _newest;
+            ct.Newer = null;
+            if (_newest is null) _oldest = ct;
+            else _newest.Newer = ct;
+            _newest = ct;
+            _count++;
         }
+        if (ct.Has(ConnStatus.SrcNatDone)) SourceAdd(ct);
     }
 
     public void Remove(ConnEntry ct)
     {
-        if (ct.Node is null || ct.Node.List != _entries) return;
-        _entries.Remove(ct.Node);
-        ct.Node = null;
-        var ko = (ct.Original, ct.ZoneFor(ConnDirection.Original));
-        if (_hash.TryGetValue(ko, out var a) && a.Entry == ct) _hash.Remove(ko);
-        var kr = (ct.Reply, ct.ZoneFor(ConnDirection.Reply));
-        if (_hash.TryGetValue(kr, out var b) && b.Entry == ct) _hash.Remove(kr);
-        var ks = SourceKey(ct.Original);
-        if (_bySource.TryGetValue(ks, out List<ConnEntry>? bySource) && bySource.Remove(ct) && bySource.Count == 0) _bySource.Remove(ks);
+        if (ct.Owner != this) return;
+        ct.Owner = null;
+        if (ct.Older is null) _oldest = ct.Newer;
+        else ct.Older.Newer = ct.Newer;
+        if (ct.Newer is null) _newest = ct.Older;
+        else ct.Newer.Older = ct.Older;
+        ct.Older = ct.Newer = null;
+        _count--;
+        Unput(ct.Original, ct.ZoneFor(ConnDirection.Original), ct);
+        Unput(ct.Reply, ct.ZoneFor(ConnDirection.Reply), ct);
+        SourceRemove(ct);
         ct.Status |= ConnStatus.Dying;
     }
 
     /// <summary>Removes the entries whose timeout has passed (the gc worker).</summary>
     public void Expire(double now)
     {
-        LinkedListNode<ConnEntry>? n = _entries.First;
-        while (n is not null)
+        ConnEntry? e = _oldest;
+        while (e is not null)
         {
-            LinkedListNode<ConnEntry>? next = n.Next;
-            if (n.Value.Timeout <= now) Remove(n.Value);
-            n = next;
+            ConnEntry? next = e.Newer;
+            if (e.Timeout <= now) Remove(e);
+            e = next;
         }
     }
 
     public void Clear()
     {
-        _hash.Clear();
-        _entries.Clear();
-        _bySource.Clear();
+        for (ConnEntry? e = _oldest; e is not null;)
+        {
+            ConnEntry? next = e.Newer;
+            e.Owner = null;
+            e.Older = e.Newer = null;
+            e.NextBySource = null;
+            e = next;
+        }
+        _slots = new Slot[64];
+        _used = _live = 0;
+        _sourceSlots = new ConnEntry?[16];
+        _sourceUsed = 0;
+        _oldest = _newest = null;
+        _count = 0;
     }
 
     /// <summary>
@@ -111,7 +355,7 @@ public sealed class ConntrackTable
     /// </summary>
     public bool EarlyDrop(bool gcEarlyDrop = false)
     {
-        foreach (ConnEntry ct in _entries)
+        for (ConnEntry? ct = _oldest; ct is not null; ct = ct.Newer)
         {
             if (!ct.Has(ConnStatus.Assured))
             {
@@ -120,7 +364,7 @@ public sealed class ConntrackTable
             }
         }
         if (!gcEarlyDrop) return false;
-        foreach (ConnEntry ct in _entries)
+        for (ConnEntry? ct = _oldest; ct is not null; ct = ct.Newer)
         {
             if (TcpTracker.CanEarlyDrop(ct))
             {
@@ -208,6 +452,6 @@ public sealed class ConntrackTable
     public IEnumerable<string> List(double now)
     {
         Expire(now);
-        for (LinkedListNode<ConnEntry>? n = _entries.Last; n is not null; n = n.Previous) yield return Format(n.Value, now);
+        for (ConnEntry? e = _newest; e is not null; e = e.Older) yield return Format(e, now);
     }
 }

@@ -26,7 +26,7 @@ public enum TcpCtState : byte
 }
 
 /// <summary>What one side of a TCP connection has shown (struct ip_ct_tcp_state).</summary>
-public sealed class TcpSide
+public struct TcpSide
 {
     public const byte FlagWindowScale = 0x01, FlagSackPerm = 0x02, FlagCloseInit = 0x04, FlagBeLiberal = 0x08,
         FlagDataUnacknowledged = 0x10, FlagMaxAckSet = 0x20;
@@ -46,12 +46,20 @@ public sealed class TcpSide
     }
 }
 
+/// <summary>The two sides of a TCP connection (ip_ct_tcp's seen[2]), stored inline.</summary>
+[System.Runtime.CompilerServices.InlineArray(2)]
+public struct TcpSidePair
+{
+    private TcpSide _side;
+}
+
 /// <summary>The TCP part of a connection (struct ip_ct_tcp).</summary>
 public sealed class TcpConnState
 {
     public const byte LastFlagExpChallengeAck = 0x40, LastFlagSimultaneousOpen = 0x80;
 
-    public TcpSide[] Seen { get; } = [new TcpSide(), new TcpSide()];
+    /// <summary>The two directions' window state, inline (no objects of their own).</summary>
+    public TcpSidePair Seen;
     public TcpCtState State;
     public byte LastDir;
     public byte LastIndex = TcpTracker.NoneSet;
@@ -62,6 +70,9 @@ public sealed class TcpConnState
     public byte LastWscale;
     public byte LastFlags;
     public byte Retrans;
+
+    /// <summary>A copy (the window state is inline, so a shallow copy is a whole one).</summary>
+    public TcpConnState Copy() => (TcpConnState)MemberwiseClone();
 }
 
 /// <summary>
@@ -175,7 +186,7 @@ public static class TcpTracker
     }
 
     /// <summary>tcp_options: window scale and SACK-permitted into the side's flags.</summary>
-    private static void Options(Packet p, TcpSide side)
+    private static void Options(Packet p, ref TcpSide side)
     {
         ReadOnlySpan<byte> opts = OptionBytes(p);
         if (opts.Length == 0) return;
@@ -242,13 +253,13 @@ public static class TcpTracker
         var st = new TcpConnState();
         TcpCtState first = Table[0][Index(p.TcpFlags)][(int)TcpCtState.None];
         if (first >= TcpCtState.Invalid) return false;
-        TcpSide s0 = st.Seen[0];
+        ref TcpSide s0 = ref st.Seen[0];
         if (first == TcpCtState.SynSent)
         {
             s0.End = SeqPlusLen(p);
             s0.MaxWin = p.Window == 0 ? 1u : p.Window;
             s0.MaxEnd = s0.End;
-            Options(p, s0);
+            Options(p, ref s0);
         }
         else
         {
@@ -271,11 +282,11 @@ public static class TcpTracker
         Invalid,
     }
 
-    private static void InitSender(TcpSide sender, TcpSide receiver, Packet p, uint end, uint win, int dir)
+    private static void InitSender(ref TcpSide sender, ref TcpSide receiver, Packet p, uint end, uint win, int dir)
     {
         sender.End = sender.MaxEnd = end;
         sender.MaxWin = win == 0 ? 1u : win;
-        Options(p, sender);
+        Options(p, ref sender);
         if (dir == 1 && !((sender.Flags & TcpSide.FlagWindowScale) != 0 && (receiver.Flags & TcpSide.FlagWindowScale) != 0))
         {
             sender.Scale = 0;
@@ -283,16 +294,16 @@ public static class TcpTracker
         }
     }
 
-    private static WindowResult LogInvalid(TcpSide sender, bool liberal, WindowResult r) =>
+    private static WindowResult LogInvalid(in TcpSide sender, bool liberal, WindowResult r) =>
         (sender.Flags & TcpSide.FlagBeLiberal) != 0 || liberal ? WindowResult.Accept : r;
 
-    private static uint MaxAckWindow(TcpSide sender) => sender.MaxWin > 66000 ? sender.MaxWin : 66000;
+    private static uint MaxAckWindow(in TcpSide sender) => sender.MaxWin > 66000 ? sender.MaxWin : 66000;
 
     /// <summary>tcp_in_window.</summary>
     private static WindowResult InWindow(TcpConnState state, int dir, byte index, Packet p, bool liberal)
     {
-        TcpSide sender = state.Seen[dir];
-        TcpSide receiver = state.Seen[1 - dir];
+        ref TcpSide sender = ref state.Seen[dir];
+        ref TcpSide receiver = ref state.Seen[1 - dir];
         TcpFlags f = p.TcpFlags;
         bool syn = (f & TcpFlags.Syn) != 0, ackFlag = (f & TcpFlags.Ack) != 0, rst = (f & TcpFlags.Rst) != 0;
         uint seq = p.SequenceNumber;
@@ -306,7 +317,7 @@ public static class TcpTracker
         {
             if (syn)
             {
-                InitSender(sender, receiver, p, end, win, dir);
+                InitSender(ref sender, ref receiver, p, end, win, dir);
                 if (!ackFlag) return WindowResult.Accept;
             }
             else
@@ -321,7 +332,7 @@ public static class TcpTracker
         }
         else if (syn && After(end, sender.End) && state.State is TcpCtState.SynSent or TcpCtState.SynRecv)
         {
-            InitSender(sender, receiver, p, end, win, dir);
+            InitSender(ref sender, ref receiver, p, end, win, dir);
             if (dir == 1 && !ackFlag) return WindowResult.Accept;
         }
 
@@ -442,7 +453,7 @@ public static class TcpTracker
                     // The SYN/ACK answers a SYN we ignored: client and server are in sync, we catch up.
                     oldState = TcpCtState.SynSent;
                     newState = TcpCtState.SynRecv;
-                    TcpSide s = st.Seen[st.LastDir];
+                    ref TcpSide s = ref st.Seen[st.LastDir];
                     s.End = st.LastEnd;
                     s.MaxEnd = st.LastEnd;
                     s.MaxWin = st.LastWin == 0 ? 1u : st.LastWin;
@@ -461,7 +472,7 @@ public static class TcpTracker
                 {
                     var seen = new TcpSide();
                     st.LastFlags = st.LastWscale = 0;
-                    Options(p, seen);
+                    Options(p, ref seen);
                     if ((seen.Flags & TcpSide.FlagWindowScale) != 0)
                     {
                         st.LastFlags |= TcpSide.FlagWindowScale;
@@ -594,9 +605,6 @@ public static class TcpTracker
 /// <summary>Reads the integer sysctls conntrack uses (a missing or unreadable value is the kernel's default).</summary>
 internal static class Sysctls
 {
-    public static int Int(VirtualHost host, string key, int fallback)
-    {
-        string? v = host.GetSysctl(key);
-        return v is not null && int.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : fallback;
-    }
+    /// <summary>The value parsed once per host generation (Routing.Fib), not per packet.</summary>
+    public static int Int(VirtualHost host, string key, int fallback) => Routing.Fib.Of(host).Int(key, fallback);
 }

@@ -82,28 +82,13 @@ public sealed class Netfilter
     public IConntrackHooks? Conntrack { get; set; }
 
     /// <summary>
-    /// Remember routing decisions while the host's interfaces, addresses, routes and sysctls cannot change (a
-    /// batch or a replay: the kernel's FIB and nexthop caches play this part). Off by default.
+    /// Kept for callers of earlier versions; it changes nothing now. Routing always works from tables derived once
+    /// per host generation (<see cref="HostGeneration"/>: Routing.Fib), so a change of the host is seen by the next
+    /// packet and nothing is derived again while the host stands still.
     /// </summary>
     public bool CacheRoutes { get; set; }
 
-    private readonly record struct RouteKey(IpFamily Family, UInt128 Destination, UInt128? Source, string? In, string? Out, uint Mark);
-
-    private readonly Dictionary<RouteKey, InputDecision> _inputRoutes = new();
-    private readonly Dictionary<RouteKey, RouteResult> _outputRoutes = new();
-
-    private InputDecision InputRoute(RouteQuery q)
-    {
-        if (!CacheRoutes) return RouteLookup.Input(Host, q);
-        var key = new RouteKey(q.Family, q.Destination, q.Source, q.InputInterface, null, q.Mark);
-        if (!_inputRoutes.TryGetValue(key, out InputDecision? d))
-        {
-            d = RouteLookup.Input(Host, q);
-            if (_inputRoutes.Count > 65536) _inputRoutes.Clear();
-            _inputRoutes[key] = d;
-        }
-        return d;
-    }
+    private InputDecision InputRoute(RouteQuery q) => RouteLookup.Input(Host, q);
 
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
@@ -146,7 +131,8 @@ public sealed class Netfilter
         Current = result;
         try
         {
-            if (!Packet.TryParse(input.Bytes, out Packet? packet, out PacketError error))
+            Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
+            if (packet is null && !Packet.TryParse(input.Bytes, out packet, out PacketError error))
             {
                 // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
                 Drop(result, "malformed IP header: " + Packet.Describe(error));
@@ -190,6 +176,20 @@ public sealed class Netfilter
         return result;
     }
 
+    private readonly Dictionary<(string Kind, string Device), string> _fateNames = new();
+
+    /// <summary>"forwarded:eth0", "sent:eth1": made once per device, not per packet.</summary>
+    private string FateName(string kind, string? device)
+    {
+        device ??= "";
+        if (!_fateNames.TryGetValue((kind, device), out string? name))
+        {
+            name = kind + device;
+            if (_fateNames.Count < 1024) _fateNames[(kind, device)] = name;
+        }
+        return name;
+    }
+
     private static void Drop(PacketResult r, string? reason)
     {
         r.Fate.Add("dropped");
@@ -198,11 +198,14 @@ public sealed class Netfilter
 
     private void Event(TraceEvent e) => Current?.Trace?.Add(e);
 
+    /// <summary>Whether the packet's trace is recorded: events (and their texts) are built only then.</summary>
+    private bool Tracing => Current?.Trace is not null;
+
     // ------------------------------------------------------------------ receive path (ip_rcv … ip_local_deliver / ip_forward)
 
     private void Receive(Skb skb, PacketResult result)
     {
-        Link? link = Host.Links.Find(l => l.Name == skb.InDev);
+        Link? link = skb.InDev is null ? null : Host.FindLink(skb.InDev);
         if (link is null)
         {
             result.Error = $"no such interface: {skb.InDev}";
@@ -229,19 +232,15 @@ public sealed class Netfilter
         if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
         if (!RunHook(skb, Hook.Prerouting, result)) return;
 
-        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
-        {
-            Source = skb.Packet.Source,
-            InputInterface = skb.InDev,
-            Mark = skb.Mark,
-        };
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
-        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb) : InputRoute(q);
+        InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
+            : skb.Family == IpFamily.V4 ? RouteLookup.Input4(Host, skb.Packet.Destination, skb.Packet.Source, skb.InDev!)
+            : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
-                Event(new RouteEvent($"local delivery (route type {decision.Route.Type.ToString().ToLowerInvariant()})"));
+                if (Tracing) Event(new RouteEvent($"local delivery (route type {decision.Route.Type.ToString().ToLowerInvariant()})"));
                 skb.OutDev = null;
                 // ip_local_deliver reassembles IPv4 before INPUT; IPv6 reassembles after it (the fragment header's handler).
                 if (skb.Family == IpFamily.V4 && skb.Packet.IsFragment && !Defragment(skb, result)) return;
@@ -251,7 +250,7 @@ public sealed class Netfilter
                 result.Fate.Add("delivered-local");
                 return;
             case InputVerdict.Forward:
-                Event(new RouteEvent($"forward via {decision.Route.Device}" + (decision.Route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
+                if (Tracing) Event(new RouteEvent($"forward via {decision.Route.Device}" + (decision.Route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
                 Forward(skb, decision, result);
                 return;
             default:
@@ -393,7 +392,7 @@ public sealed class Netfilter
             else SendIcmpError(skb, 3, 0, 0, "ICMPv6 time exceeded");
             return;
         }
-        int mtu = Host.Links.Find(l => l.Name == outDev)?.Mtu ?? 1500;
+        int mtu = Host.FindLink(outDev)?.Mtu ?? 1500;
         if (p.TotalLength > mtu && (skb.Family == IpFamily.V6 || p.DontFragment))
         {
             Event(new RouteEvent($"packet of {p.TotalLength} bytes exceeds the MTU {mtu} of {outDev}"));
@@ -416,7 +415,7 @@ public sealed class Netfilter
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
         Emit(skb, result, "forwarded");
-        result.Fate.Add("forwarded:" + outDev);
+        result.Fate.Add(FateName("forwarded:", outDev));
     }
 
     private static void DecrementTtl(Skb skb)
@@ -452,7 +451,7 @@ public sealed class Netfilter
             return;
         }
         skb.OutDev = route.Device;
-        Event(new RouteEvent($"output route via {route.Device}" + (route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
+        if (Tracing) Event(new RouteEvent($"output route via {route.Device}" + (route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
         if (answering is not null) Conntrack?.Attach(skb, answering);
 
         uint mark = skb.Mark;
@@ -490,7 +489,7 @@ public sealed class Netfilter
             return;
         }
         Emit(skb, result, generated ? "generated" : "sent");
-        if (!generated) result.Fate.Add("sent:" + skb.OutDev);
+        if (!generated) result.Fate.Add(FateName("sent:", skb.OutDev));
         else Event(new GeneratedEndEvent("sent:" + skb.OutDev));
     }
 
@@ -500,21 +499,8 @@ public sealed class Netfilter
     /// </summary>
     private RouteResult OutputRoute(Skb skb, string? boundDevice, bool anySource = false)
     {
-        var q = new RouteQuery(skb.Family, skb.Packet.Destination)
-        {
-            Source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source,
-            OutputInterface = boundDevice,
-            Mark = skb.Mark,
-        };
-        if (!CacheRoutes) return RouteLookup.Output(Host, q);
-        var key = new RouteKey(q.Family, q.Destination, q.Source, null, q.OutputInterface, q.Mark);
-        if (!_outputRoutes.TryGetValue(key, out RouteResult? r))
-        {
-            r = RouteLookup.Output(Host, q);
-            if (_outputRoutes.Count > 65536) _outputRoutes.Clear();
-            _outputRoutes[key] = r;
-        }
-        return r;
+        UInt128? source = anySource && !RouteLookup.IsLocalAddress(Host, skb.Family, skb.Packet.Source) ? null : skb.Packet.Source;
+        return RouteLookup.OutputShared(Host, skb.Family, skb.Packet.Destination, source, boundDevice, skb.Mark);
     }
 
     /// <summary>POSTROUTING and the conntrack confirmation at its end.</summary>
@@ -527,16 +513,24 @@ public sealed class Netfilter
     private bool ConfirmConntrack(Skb skb, Hook hook, PacketResult result, bool generated = false)
     {
         if (Conntrack is null) return true;
-        var ctx = new PacketContext(this, skb) { Hook = hook };
-        if (Conntrack.Confirm(ctx)) return true;
+        PacketContext ctx = RentContext(skb, hook);
+        try
+        {
+            if (Conntrack.Confirm(ctx)) return true;
+        }
+        finally
+        {
+            _contextDepth--;
+        }
         if (!generated) Drop(result, "conntrack confirmation failed");
         return false;
     }
 
     private void Emit(Skb skb, PacketResult result, string kind)
     {
-        byte[] bytes = skb.Bytes[..skb.Packet.TotalLength];
-        int mtu = Host.Links.Find(l => l.Name == skb.OutDev)?.Mtu ?? 1500;
+        // The skb's bytes are its own (parsed from a copy) and the packet ends here: handed over, copied only when cut.
+        byte[] bytes = skb.Bytes.Length == skb.Packet.TotalLength ? skb.Bytes : skb.Bytes[..skb.Packet.TotalLength];
+        int mtu = (skb.OutDev is null ? null : Host.FindLink(skb.OutDev))?.Mtu ?? 1500;
         // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
         if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
         if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
@@ -545,12 +539,12 @@ public sealed class Netfilter
             foreach (byte[] fragment in Fragmentation.FragmentV4(bytes, mtu))
             {
                 result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", fragment, kind));
-                Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
+                if (Tracing) Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
             }
             return;
         }
         result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
-        Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
+        if (Tracing) Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
     }
 
     // ------------------------------------------------------------------ generated packets (icmp_send, nf_send_reset)
@@ -622,9 +616,35 @@ public sealed class Netfilter
     /// <summary>Runs every table registered at <paramref name="hook"/> in priority order; false when the packet did not survive.</summary>
     private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false)
     {
+        if (Tracing) Event(new HookEvent(hook, skb.InDev, skb.OutDev));
+        PacketContext ctx = RentContext(skb, hook);
+        try
+        {
+            return RunHook(ctx, skb, hook, result, generated);
+        }
+        finally
+        {
+            _contextDepth--;
+        }
+    }
+
+    /// <summary>Contexts by nesting depth (a generated packet walks its hooks while its cause's context is live), reused packet after packet.</summary>
+    private readonly List<PacketContext> _contexts = new();
+
+    private int _contextDepth;
+
+    /// <summary>The context of the next nesting level, reset for <paramref name="skb"/> at <paramref name="hook"/>; the caller gives it back (<c>_contextDepth--</c>).</summary>
+    private PacketContext RentContext(Skb skb, Hook hook)
+    {
+        if (_contextDepth == _contexts.Count) _contexts.Add(new PacketContext(this, skb));
+        PacketContext ctx = _contexts[_contextDepth++];
+        ctx.Reset(skb, hook);
+        return ctx;
+    }
+
+    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
+    {
         Ruleset rules = Host.Rules(skb.Family);
-        Event(new HookEvent(hook, skb.InDev, skb.OutDev));
-        var ctx = new PacketContext(this, skb) { Hook = hook };
         bool conntrackDone = hook is not (Hook.Prerouting or Hook.Output);
         foreach (Registration reg in Order[(int)hook])
         {
@@ -774,7 +794,23 @@ public sealed class Netfilter
                     indexedChain = chain;
                     index = compiled!.For(chain);
                 }
-                if (index is not null) i = index.Next(i, key, out proven);
+                if (index is not null)
+                {
+                    i = index.Next(i, key, out proven);
+                    // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
+                    // without the general target dispatch below (the same counters and verdict as the linear walk).
+                    if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
+                    {
+                        ctx.Chain = chain.Name;
+                        ctx.RuleNumber = i + 1;
+                        ctx.Rule = hit;
+                        ctx.CurrentChain = chain;
+                        ctx.RuleIndex = i;
+                        hit.Counters.Packets++;
+                        hit.Counters.Bytes += (ulong)skb.Length;
+                        return new Verdict(plain.Kind);
+                    }
+                }
             }
             if (i >= chain.Rules.Count)
             {

@@ -20,6 +20,21 @@ public sealed class PacketContext
 
     public Netfilter Netfilter { get; }
 
+    /// <summary>Makes a reused context new for another packet or hook (the pipeline keeps one per nesting level).</summary>
+    internal void Reset(Skb skb, Hook hook)
+    {
+        Skb = skb;
+        Hook = hook;
+        Table = "";
+        Chain = "";
+        RuleNumber = 0;
+        Rule = null;
+        HotDrop = false;
+        CurrentChain = null;
+        RuleIndex = 0;
+        Slot = 0;
+    }
+
     public VirtualHost Host => Netfilter.Host;
 
     public RuntimeState State => Netfilter.State;

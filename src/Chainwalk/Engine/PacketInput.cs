@@ -34,6 +34,13 @@ public sealed class PacketInput
     /// <summary>Trace the packet from its first hook on, as if a TRACE rule had marked it (nf_trace).</summary>
     public bool Trace { get; init; }
 
+    /// <summary>
+    /// A parse of <see cref="Bytes"/> the caller already made and hands over with them (a replay decodes each frame
+    /// once): the pipeline works on it instead of parsing a copy, so the bytes are changed in place as the packet goes
+    /// (NAT, TTL). Used only when its bytes are <see cref="Bytes"/> itself.
+    /// </summary>
+    internal Packet? Parsed { get; init; }
+
     /// <summary>Parses the bytes, or returns the error text.</summary>
     public static string? Check(byte[] bytes) =>
         Packet.TryParse(bytes, out _, out PacketError e) ? null : Packet.Describe(e);

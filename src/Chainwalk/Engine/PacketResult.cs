@@ -15,7 +15,7 @@ public sealed class PacketResult
     /// The fate as the README documents it: <c>delivered-local</c>, <c>forwarded:IFACE</c>, <c>sent:IFACE</c>,
     /// <c>dropped</c>, <c>rejected:NAME</c>, <c>queued:N</c>; usually one entry.
     /// </summary>
-    public List<string> Fate { get; } = new();
+    public List<string> Fate { get; } = new(1);
 
     /// <summary>Why the packet was dropped when not by a rule (routing, TTL, malformed header …).</summary>
     public string? DropReason { get; set; }

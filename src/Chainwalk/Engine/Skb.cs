@@ -118,8 +118,14 @@ public sealed class Skb
     public int Length => Packet.TotalLength;
 
     /// <summary>Re-reads the bytes after a change (TTL, TOS, NAT, TCPMSS …), keeping the link-layer facts.</summary>
+    /// <remarks>
+    /// Changed in place and still one whole packet of the same length (the usual case), the facts are read again into
+    /// the same <see cref="Wire.Packet"/>; otherwise the bytes are parsed afresh (a copy).
+    /// </remarks>
     public void Reparse()
-        => Packet = Packet.Parse(Packet.Bytes);
+    {
+        if (!Packet.TryReread()) Packet = Packet.Parse(Packet.Bytes);
+    }
 
     /// <summary>Replaces the bytes (a target that grew or shrank the packet).</summary>
     public void Replace(byte[] bytes) => Packet = Packet.Parse(bytes);

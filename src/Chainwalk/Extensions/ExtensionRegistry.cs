@@ -26,15 +26,20 @@ public static class ExtensionRegistry
         return list;
     }
 
-    public static XtExtension? Find(string name, ExtensionKind kind, IpFamily family)
+    /// <summary>The first extension of <see cref="All"/> per (name, kind, family): lookups by name without a scan.</summary>
+    private static readonly Lazy<Dictionary<(string, ExtensionKind, IpFamily), XtExtension>> _byName = new(() =>
     {
-        FamilyMask want = family == IpFamily.V4 ? FamilyMask.V4 : FamilyMask.V6;
+        var d = new Dictionary<(string, ExtensionKind, IpFamily), XtExtension>();
         foreach (XtExtension e in All)
         {
-            if (e.Kind == kind && (e.Families & want) != 0 && e.Name == name) return e;
+            if ((e.Families & FamilyMask.V4) != 0) d.TryAdd((e.Name, e.Kind, IpFamily.V4), e);
+            if ((e.Families & FamilyMask.V6) != 0) d.TryAdd((e.Name, e.Kind, IpFamily.V6), e);
         }
-        return null;
-    }
+        return d;
+    });
+
+    public static XtExtension? Find(string name, ExtensionKind kind, IpFamily family) =>
+        _byName.Value.TryGetValue((name, kind, family), out XtExtension? e) ? e : null;
 
     public static XtExtension? FindMatch(string name, IpFamily family) => Find(name, ExtensionKind.Match, family);
 

@@ -105,7 +105,13 @@ public sealed class ParseContext
     public XtablesException Error(string message) => XtablesException.Param(message);
 
     /// <summary>Lines an extension prints to stderr while parsing without failing (e.g. iprange's reversed range).</summary>
-    public List<string> Warnings { get; init; } = new();
+    public List<string> Warnings
+    {
+        get => _warnings ??= new();
+        init => _warnings = value;
+    }
+
+    private List<string>? _warnings;
 
     /// <summary>Queues a warning line for stderr (what an extension prints with fprintf(stderr, …) and carries on).</summary>
     public void Warn(string line) => Warnings.Add(line);
@@ -113,21 +119,20 @@ public sealed class ParseContext
     /// <summary>The command line being parsed and the getopt position, for options that take two arguments.</summary>
     internal string[]? Argv { get; set; }
 
-    internal Func<int>? GetOptind { get; set; }
-
-    internal Action<int>? SetOptind { get; set; }
+    /// <summary>The getopt state of the command line (its optind), when parsing one.</summary>
+    internal Getopt? Getopt { get; set; }
 
     /// <summary>The argv element after the option's argument (argv[optind]), or null at the end.</summary>
     public string? PeekArgument()
     {
-        int i = GetOptind?.Invoke() ?? int.MaxValue;
+        int i = Getopt?.Optind ?? int.MaxValue;
         return Argv is not null && i < Argv.Length ? Argv[i] : null;
     }
 
     /// <summary>Consumes the element <see cref="PeekArgument"/> returned (optind++).</summary>
     public void SkipArgument()
     {
-        if (GetOptind is not null && SetOptind is not null) SetOptind(GetOptind() + 1);
+        if (Getopt is not null) Getopt.Optind++;
     }
 }
 
@@ -180,6 +185,13 @@ public abstract class XtExtension
     /// <see cref="RequiredProtocol"/> checks are done by the caller from <see cref="Tables"/> and <see cref="Hooks"/>.
     /// </summary>
     public virtual string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => null;
+
+    /// <summary>
+    /// True when <see cref="CheckEntry"/> looks beyond the rule and its hooks (other rules of the table, objects of
+    /// the host), so adding or removing another rule can change its answer: a table with such a rule is checked
+    /// whole after each change instead of only the rules the change touched.
+    /// </summary>
+    public virtual bool ChecksSharedObjects => false;
 
     /// <summary>
     /// The protocol the kernel module requires with <c>-p</c> (xt_match.proto), or 0. A rule without it,

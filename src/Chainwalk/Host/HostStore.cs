@@ -111,11 +111,11 @@ public sealed class HostStore
         if (!File.Exists(path)) return empty;
         UseHostObjects();
         string text = File.ReadAllText(path);
-        var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore");
+        var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore") { VerifySaveForms = true };
         try
         {
             Ruleset loaded = reader.Apply(empty, text, new RestoreOptions { Counters = true });
-            _loadedText[family] = text;
+            _hadState.Add(family);
             return loaded;
         }
         catch (XtablesException ex)
@@ -161,95 +161,56 @@ public sealed class HostStore
     }
 
     /// <summary>
-    /// Writes a family's rules. The text is read back first: a few rules have an iptables-save form that
-    /// iptables-restore cannot load (the real tools share this trap, e.g. an IDLETIMER label with a space);
-    /// storing one would leave a host that no longer loads, so the change is refused instead.
+    /// Writes a family's rules. Each rule's line must load back to the same line: a few rules have an iptables-save
+    /// form that iptables-restore cannot load (the real tools share this trap, e.g. an IDLETIMER label with a space);
+    /// storing one would leave a host that no longer loads, so the change is refused instead. Rules proven by
+    /// <see cref="SaveFormCheck"/> are not parsed again; the others are, one line each. The text is formatted once
+    /// and written through one buffered stream.
     /// </summary>
     public void SaveRules(Ruleset rules)
     {
-        string text = SaveWriter.Write(rules, counters: true);
-        if (_loadedText.TryGetValue(rules.Family, out string? before)) CheckNewLines(rules.Family, before, text);
-        else CheckRoundTrip(rules.Family, text);
-        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), text);
-        _loadedText[rules.Family] = text;
-    }
-
-    /// <summary>The rules text each family had when this store last read or wrote it.</summary>
-    private readonly Dictionary<IpFamily, string> _loadedText = new();
-
-    /// <summary>
-    /// The round-trip check limited to the rule lines that are new since the state was read, so a one-rule
-    /// change on a large host costs a set difference, not a second parse of everything.
-    /// </summary>
-    private static void CheckNewLines(IpFamily family, string before, string after)
-    {
-        var old = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string line in before.Split('\n')) old.Add(StripCounters(line));
-        string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
-        var reader = new RestoreReader(family, program);
-        string table = "filter";
+        var sb = new StringBuilder(4096);
+        string program = rules.Family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
+        RestoreReader? reader = null;
+        bool hadState = _hadState.Contains(rules.Family);
         int lineNo = 0;
-        foreach (string raw in after.Split('\n'))
+        foreach (Table t in rules.Tables)
         {
-            lineNo++;
-            if (raw.StartsWith('*'))
+            SaveWriter.WriteTable(sb, t, counters: true, NameDb.System);
+            lineNo++; // *table
+            foreach (Chain c in t.Chains) lineNo++;
+            foreach (Chain c in t.Chains)
             {
-                table = raw[1..];
-                continue;
+                foreach (Rule r in c.Rules)
+                {
+                    lineNo++;
+                    if (r.SaveFormVerified || SaveFormCheck.ReloadsExactly(r, c.Name)) continue;
+                    string body = RuleWriter.SaveBody(r);
+                    reader ??= new RestoreReader(rules.Family, program);
+                    string? problem = SaveFormCheck.Reload(rules.Family, t.Name, c.Name, body, reader);
+                    if (problem is null)
+                    {
+                        r.SaveFormVerified = true;
+                        continue;
+                    }
+                    string line = "[" + r.Counters.Packets.ToString(CultureInfo.InvariantCulture) + ":" + r.Counters.Bytes.ToString(CultureInfo.InvariantCulture) + "] -A " + c.Name + body;
+                    if (hadState || problem == "differs") NotStored(line.Split('\n')[0]);
+                    throw new XtablesException(XtablesExit.OtherProblem,
+                        $"chainwalk: not stored: the iptables-save form of the new rules does not load back (line {lineNo}: {problem}); the real iptables would accept the rule but its iptables-save output could not be restored either") { Verbatim = true };
+                }
             }
-            if (raw.Length == 0 || raw.StartsWith(':') || raw == "COMMIT") continue;
-            string body = StripCounters(raw);
-            if (old.Contains(body)) continue;
-            if (!body.StartsWith("-A ", StringComparison.Ordinal)) NotStored(raw);
-            try
-            {
-                var argv = new List<string> { program, "-t", table };
-                argv.AddRange(reader.Tokenize(body, lineNo));
-                ParsedCommand cmd = new CommandLineParser(family, program, restore: true).Parse(argv.ToArray());
-                if (cmd.Rules.Count != 1 || "-A " + cmd.Chain + RuleWriter.SaveBody(cmd.Rules[0]) != body) NotStored(raw);
-            }
-            catch (XtablesException)
-            {
-                NotStored(raw);
-            }
+            lineNo++; // COMMIT
         }
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), sb);
+        _hadState.Add(rules.Family);
     }
 
-    private static string StripCounters(string line)
-    {
-        if (!line.StartsWith('[')) return line;
-        int close = line.IndexOf("] ", StringComparison.Ordinal);
-        return close < 0 ? line : line[(close + 2)..];
-    }
+    /// <summary>The families whose rules file this store has read or written (messages differ for a first save).</summary>
+    private readonly HashSet<IpFamily> _hadState = new();
 
     private static void NotStored(string line) =>
         throw new XtablesException(XtablesExit.OtherProblem,
             $"chainwalk: not stored: the iptables-save form of a rule does not load back to the same rule: {line}") { Verbatim = true };
-
-    private static void CheckRoundTrip(IpFamily family, string text)
-    {
-        string program = family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
-        string again;
-        try
-        {
-            Ruleset back = new RestoreReader(family, program).Apply(new Ruleset(family), text, new RestoreOptions { Counters = true });
-            again = SaveWriter.Write(back, counters: true);
-        }
-        catch (XtablesException ex)
-        {
-            throw new XtablesException(XtablesExit.OtherProblem,
-                $"chainwalk: not stored: the iptables-save form of the new rules does not load back (line {ex.Line}: {ex.Message.Trim()}); the real iptables would accept the rule but its iptables-save output could not be restored either") { Verbatim = true };
-        }
-        if (again != text)
-        {
-            string[] a = text.Split('\n'), b = again.Split('\n');
-            int i = 0;
-            while (i < a.Length && i < b.Length && a[i] == b[i]) i++;
-            string line = i < a.Length ? a[i] : string.Empty;
-            throw new XtablesException(XtablesExit.OtherProblem,
-                $"chainwalk: not stored: the iptables-save form of a rule does not load back to the same rule: {line}") { Verbatim = true };
-        }
-    }
 
     public void SaveNetwork(VirtualHost host)
     {
@@ -266,6 +227,34 @@ public sealed class HostStore
         {
             byte[] bytes = Encoding.UTF8.GetBytes(content);
             fs.Write(bytes, 0, bytes.Length);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+        FsyncDirectory(dir);
+    }
+
+    /// <summary><see cref="WriteAtomic(string, string)"/> of a StringBuilder's text, encoded chunk by chunk (no copy of the whole text).</summary>
+    public static void WriteAtomic(string path, StringBuilder content)
+    {
+        string dir = Path.GetDirectoryName(path)!;
+        System.IO.Directory.CreateDirectory(dir);
+        string tmp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp");
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1))
+        {
+            Encoder encoder = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetEncoder();
+            byte[] buffer = new byte[1 << 16];
+            foreach (ReadOnlyMemory<char> chunk in content.GetChunks())
+            {
+                ReadOnlySpan<char> chars = chunk.Span;
+                while (chars.Length > 0)
+                {
+                    encoder.Convert(chars, buffer, flush: false, out int used, out int written, out _);
+                    fs.Write(buffer, 0, written);
+                    chars = chars[used..];
+                }
+            }
+            encoder.Convert(ReadOnlySpan<char>.Empty, buffer, flush: true, out _, out int last, out _);
+            fs.Write(buffer, 0, last);
             fs.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);

@@ -8,22 +8,37 @@ namespace Chainwalk.Host;
 /// <summary>A network interface of the virtual host (what <c>ip link</c> shows).</summary>
 public sealed class Link
 {
-    public required string Name { get; set; }
+    // Every setter moves HostGeneration: routing decisions depend on these.
+    private string _name = "";
+    private string _kind = "dummy";
+    private bool _up;
+    private string _mac = "00:00:00:00:00:00";
+    private int _mtu = 1500;
+    private string? _peer;
+    private int _index;
+
+    private static T Changed<T>(T value)
+    {
+        HostGeneration.Changed();
+        return value;
+    }
+
+    public required string Name { get => _name; set => _name = Changed(value); }
 
     /// <summary>loopback, dummy, veth, ether …</summary>
-    public string Kind { get; set; } = "dummy";
+    public string Kind { get => _kind; set => _kind = Changed(value); }
 
-    public bool Up { get; set; }
+    public bool Up { get => _up; set => _up = Changed(value); }
 
-    public string Mac { get; set; } = "00:00:00:00:00:00";
+    public string Mac { get => _mac; set => _mac = Changed(value); }
 
-    public int Mtu { get; set; } = 1500;
+    public int Mtu { get => _mtu; set => _mtu = Changed(value); }
 
     /// <summary>The other end of a veth pair.</summary>
-    public string? Peer { get; set; }
+    public string? Peer { get => _peer; set => _peer = Changed(value); }
 
     /// <summary>Interface index, as the kernel numbers them (lo = 1).</summary>
-    public int Index { get; set; }
+    public int Index { get => _index; set => _index = Changed(value); }
 
     /// <summary>
     /// Set once the link has been up: the kernel attaches its default qdisc on the first open
@@ -74,22 +89,22 @@ public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, st
 /// </summary>
 public sealed class VirtualHost
 {
-    public List<Link> Links { get; } = new();
+    public HostList<Link> Links { get; } = new();
 
-    public List<InterfaceAddress> Addresses { get; } = new();
+    public HostList<InterfaceAddress> Addresses { get; } = new();
 
-    public List<Route> Routes { get; } = new();
+    public HostList<Route> Routes { get; } = new();
 
-    public SortedDictionary<string, string> Sysctls { get; } = new(StringComparer.Ordinal);
+    public SysctlTable Sysctls { get; } = new();
 
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
 
     /// <summary>Kernel-made routes that were deleted with <c>ip route del</c> (<see cref="RouteView.Key"/>).</summary>
-    public SortedSet<string> HiddenRoutes { get; } = new(StringComparer.Ordinal);
+    public HostSortedSet HiddenRoutes { get; } = new();
 
     /// <summary>Numbered routing tables that have been created (by a route added to them); the kernel keeps them when emptied.</summary>
-    public SortedSet<string> RouteTables { get; } = new(StringComparer.Ordinal);
+    public HostSortedSet RouteTables { get; } = new();
 
     /// <summary>The index the next new interface gets (the kernel does not reuse indexes).</summary>
     public int NextIfIndex { get; set; } = 2;
@@ -116,7 +131,17 @@ public sealed class VirtualHost
         return h;
     }
 
-    public Link? FindLink(string name) => Links.Find(l => l.Name == name);
+    public Link? FindLink(string name)
+    {
+        foreach (Link l in Links)
+        {
+            if (string.Equals(l.Name, name, StringComparison.Ordinal)) return l;
+        }
+        return null;
+    }
+
+    /// <summary>What the routing code derived from this host for one <see cref="HostGeneration"/> (Routing.Fib); null until asked.</summary>
+    internal object? Derived { get; set; }
 
     public int NextIndex() => Math.Max(NextIfIndex, Links.Count == 0 ? 1 : Links.Max(l => l.Index) + 1);
 

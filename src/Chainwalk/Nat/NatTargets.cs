@@ -46,7 +46,7 @@ public static class NatTargets
         UInt128? src;
         if (ctx.Family == IpFamily.V4)
         {
-            RouteResult route = RouteLookup.Output(ctx.Host, new RouteQuery(IpFamily.V4, dst) { OutputInterface = outDev, Mark = ctx.Skb.Mark });
+            RouteResult route = RouteLookup.OutputShared(ctx.Host, IpFamily.V4, dst, null, outDev, ctx.Skb.Mark);
             UInt128 nexthop = route.Ok && route.Device == outDev && route.Gateway is { } gw ? gw : dst;
             src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
         }

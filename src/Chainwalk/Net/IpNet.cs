@@ -53,6 +53,20 @@ public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Fami
         }
     }
 
+    /// <summary>Appends <see cref="SaveText"/> (IPv4 without building the string).</summary>
+    public void AppendSaveText(System.Text.StringBuilder sb)
+    {
+        int cidr = PrefixLength;
+        if (Family != IpFamily.V4 || cidr < 0)
+        {
+            sb.Append(SaveText);
+            return;
+        }
+        uint v = (uint)Address;
+        sb.Append(v >> 24).Append('.').Append((v >> 16) & 0xff).Append('.').Append((v >> 8) & 0xff).Append('.').Append(v & 0xff)
+          .Append('/').Append(cidr);
+    }
+
     /// <summary>The numeric -L form: like save, but a full-length mask is not shown (xtables_ipmask_to_numeric).</summary>
     public string ListNumericText => AddressText + MaskSuffixForList(Mask, Family);
 

@@ -26,6 +26,20 @@ public static class RouteLookup
     public static RouteResult Output(VirtualHost host, RouteQuery q) =>
         q.Family == IpFamily.V4 ? Output4(host, q) : Output6(host, q);
 
+    /// <summary>
+    /// <see cref="Output(VirtualHost, RouteQuery)"/> for the pipeline: the answer (an immutable record) is kept per
+    /// destination, source and bound device while the host does not change (Fib), as the kernel's FIB and nexthop
+    /// caches make a repeated lookup cheap. The mark is part of the query but, with the default rules only, not of the answer.
+    /// </summary>
+    internal static RouteResult OutputShared(VirtualHost host, IpFamily family, UInt128 dst, UInt128? src, string? oif, uint mark)
+    {
+        Fib fib = Fib.Of(host);
+        if (fib.TryGetOutput(family, dst, src, oif, out RouteResult? r)) return r;
+        r = Output(host, new RouteQuery(family, dst) { Source = src, OutputInterface = oif, Mark = mark });
+        fib.KeepOutput(family, dst, src, oif, r);
+        return r;
+    }
+
     /// <summary>The decision for a packet arriving on <see cref="RouteQuery.InputInterface"/> (<c>ip route get DST from SRC iif DEV</c>).</summary>
     public static InputDecision Input(VirtualHost host, RouteQuery q)
     {
@@ -34,8 +48,14 @@ public static class RouteLookup
     }
 
     /// <summary>Whether <paramref name="address"/> is one of the host's own addresses (any interface).</summary>
-    public static bool IsLocalAddress(VirtualHost host, IpFamily family, UInt128 address) =>
-        host.Addresses.Any(a => a.Family == family && a.Address == address && !a.Tentative);
+    public static bool IsLocalAddress(VirtualHost host, IpFamily family, UInt128 address)
+    {
+        foreach (InterfaceAddress a in host.Addresses)
+        {
+            if (a.Family == family && a.Address == address && !a.Tentative) return true;
+        }
+        return false;
+    }
 
     // ------------------------------------------------------------------ IPv4
 
@@ -114,15 +134,13 @@ public static class RouteLookup
     {
         // Without rules of its own the kernel keeps tables local and main in one trie (fib_unmerge
         // splits them only when a rule is added): one longest-prefix match over both, then table default.
-        IEnumerable<RouteView>[] passes =
-        [
-            Network.Routes(host, IpFamily.V4, "local").Concat(Network.Routes(host, IpFamily.V4, "main")),
-            Network.Routes(host, IpFamily.V4, "default"),
-        ];
-        foreach (IEnumerable<RouteView> table in passes)
+        // The passes are kept in lookup order (longest prefix, then metric) while the host does not change (Fib).
+        Fib fib = Fib.Of(host);
+        for (int pass = 0; pass < 2; pass++)
         {
-            foreach (RouteView r in table.Where(r => Covers(r, dst)).OrderByDescending(r => r.PrefixLength).ThenBy(r => r.Metric))
+            foreach (RouteView r in pass == 0 ? fib.V4Main : fib.V4Default)
             {
+                if (!Covers(r, dst)) continue;
                 RouteType t = TypeOf(r.Type);
                 if (t == RouteType.Throw) break;
                 RouteError e = RejectError(t);
@@ -135,8 +153,21 @@ public static class RouteLookup
         return (null, RouteError.NetworkUnreachable);
     }
 
+    /// <summary>The settings of <paramref name="dev"/> the IPv4 input path reads, from the sysctls (once per host generation).</summary>
+    private static Fib.DeviceConf DeviceConf4(VirtualHost host, string dev) => Fib.Of(host).Device(dev, static (h, d) => new Fib.DeviceConf(
+        RouteLocalnet: OrConf(h, d, "route_localnet"),
+        Forwarding: Forwarding4(h, d),
+        RpFilter: ReversePathFilter(h, d),
+        AcceptLocal: OrConf(h, d, "accept_local"),
+        TxRedirects: Flag(h, "net.ipv4.conf.all.send_redirects", true) && Flag(h, $"net.ipv4.conf.{d}.send_redirects", true),
+        HasIpv4Address: h.Addresses.Any(a => a.Family == IpFamily.V4 && a.Device == d),
+        IsLoopback: h.FindLink(d) is { Kind: "loopback" }));
+
     /// <summary>inet_select_addr: a primary address of the device within the scope, the one on the destination's subnet first; else one from any device.</summary>
-    public static UInt128? SelectSource4(VirtualHost host, string? dev, UInt128 dst, int scope)
+    public static UInt128? SelectSource4(VirtualHost host, string? dev, UInt128 dst, int scope) =>
+        Fib.Of(host).Source4(dev, dst, scope, static (h, d, a, s) => SelectSource4Uncached(h, d, a, s));
+
+    private static UInt128? SelectSource4Uncached(VirtualHost host, string? dev, UInt128 dst, int scope)
     {
         UInt128? first = null;
         if (dev is not null)
@@ -237,13 +268,13 @@ public static class RouteLookup
     private static InputDecision Drop(InputDropReason why, RouteError e, RouteResult? r = null) =>
         new(InputVerdict.Drop, why, r ?? RouteResult.Fail(e));
 
-    private static InputDecision Input4(VirtualHost host, RouteQuery q)
+    private static InputDecision Input4(VirtualHost host, RouteQuery q) => Input4(host, q.Destination, q.Source ?? UInt128.Zero, q.InputInterface!);
+
+    /// <summary>The IPv4 input decision without a query object (the pipeline's per-packet call).</summary>
+    internal static InputDecision Input4(VirtualHost host, UInt128 dst, UInt128 src, string dev)
     {
-        string dev = q.InputInterface!;
         Link? link = host.FindLink(dev);
         if (link is null) return Drop(InputDropReason.NoRoute, RouteError.NoSuchDevice);
-        UInt128 dst = q.Destination;
-        UInt128 src = q.Source ?? UInt128.Zero;
         if (IsMulticast4(dst))
         {
             // ip_check_mc_rcu: every interface with IPv4 that is up is in 224.0.0.1 (all hosts).
@@ -259,7 +290,8 @@ public static class RouteLookup
         if (IsLimitedBroadcast(dst) || (src == UInt128.Zero && dst == UInt128.Zero)) return BroadcastInput(host, src, dev, null);
         if (IsZeroNet(src)) return Drop(InputDropReason.MartianSource, RouteError.InvalidArgument);
         if (IsZeroNet(dst)) return Drop(InputDropReason.MartianDestination, RouteError.InvalidArgument);
-        bool localnet = OrConf(host, dev, "route_localnet");
+        Fib.DeviceConf conf = DeviceConf4(host, dev);
+        bool localnet = conf.RouteLocalnet;
         if (IsLoopback4(dst))
         {
             if (!localnet) return Drop(InputDropReason.MartianDestination, RouteError.InvalidArgument);
@@ -268,7 +300,7 @@ public static class RouteLookup
         {
             return Drop(InputDropReason.MartianSource, RouteError.InvalidArgument);
         }
-        bool forwarding = Forwarding4(host, dev);
+        bool forwarding = conf.Forwarding;
         (RouteView? r, RouteError err) = FibLookup4(host, dst, null);
         if (err != RouteError.None || r is null)
         {
@@ -280,15 +312,15 @@ public static class RouteLookup
         if (type == RouteType.Local)
         {
             if (ValidateSource(host, src, dev, null) != RouteError.None) return Drop(InputDropReason.SourceValidation, RouteError.InvalidArgument);
-            return new InputDecision(InputVerdict.Local, InputDropReason.None, new RouteResult(RouteType.Local, RouteError.None) { Device = "lo", Route = r });
+            return Fib.Of(host).Local(r);
         }
         if (!forwarding) return Drop(InputDropReason.ForwardingDisabled, RouteError.HostUnreachable);
         if (type != RouteType.Unicast) return Drop(InputDropReason.MartianDestination, RouteError.InvalidArgument);
         int valid = ValidateSourceCore(host, src, dev, r.Device);
         if (valid < 0) return Drop(InputDropReason.SourceValidation, RouteError.InvalidArgument);
-        var route = new RouteResult(RouteType.Unicast, RouteError.None) { Device = r.Device, Gateway = r.Via, Route = r };
         // __mkroute_input: out by the interface it came in on, with the source on that link (shared_media is on by default).
-        return new InputDecision(InputVerdict.Forward, InputDropReason.None, route) { Redirect = r.Device == dev && valid > 0 };
+        // The decision holds nothing of the packet: one per route and redirect flag, shared.
+        return Fib.Of(host).Forward(r, r.Device == dev && valid > 0);
     }
 
     private static InputDecision BroadcastInput(VirtualHost host, UInt128 src, string dev, RouteView? r)
@@ -312,20 +344,21 @@ public static class RouteLookup
     /// <summary>-1 refused, 0 accepted, 1 accepted and the source is directly on <paramref name="dev"/> (a redirect may be sent).</summary>
     private static int ValidateSourceCore(VirtualHost host, UInt128 src, string dev, string? oif)
     {
-        int rpf = ReversePathFilter(host, dev);
-        bool acceptLocal = OrConf(host, dev, "accept_local");
-        bool txRedirects = Flag(host, "net.ipv4.conf.all.send_redirects", true) && Flag(host, $"net.ipv4.conf.{dev}.send_redirects", true);
+        Fib.DeviceConf conf = DeviceConf4(host, dev);
+        int rpf = conf.RpFilter;
+        bool acceptLocal = conf.AcceptLocal;
+        bool txRedirects = conf.TxRedirects;
         if (rpf == 0 && (dev != oif || !txRedirects))
         {
             if (acceptLocal) return 0;
             return IsLocalAddress(host, IpFamily.V4, src) ? -1 : 0;
         }
         (RouteView? back, RouteError err) = FibLookup4(host, src, null);
-        bool noAddr = !host.Addresses.Any(a => a.Family == IpFamily.V4 && a.Device == dev);
+        bool noAddr = !conf.HasIpv4Address;
         if (err != RouteError.None || back is null) return rpf != 0 ? -1 : 0;
         RouteType t = TypeOf(back.Type);
         if (t != RouteType.Unicast && !(t == RouteType.Local && acceptLocal)) return -1;
-        bool devMatch = back.Device == dev || (t == RouteType.Local && host.FindLink(dev) is { Kind: "loopback" });
+        bool devMatch = back.Device == dev || (t == RouteType.Local && conf.IsLoopback);
         // A next hop without a gateway has scope host: the source is on the link.
         if (devMatch) return back.Via is null ? 1 : 0;
         if (noAddr) return rpf != 0 ? -1 : 0;
@@ -350,9 +383,11 @@ public static class RouteLookup
     /// </summary>
     private static (RouteView? Route, RouteError Error) FibLookup6(VirtualHost host, UInt128 dst, string? oif, bool strict)
     {
-        foreach (string table in new[] { "local", "main" })
+        Fib fib = Fib.Of(host);
+        for (int pass = 0; pass < 2; pass++)
         {
-            var nodes = Network.Routes(host, IpFamily.V6, table).Where(r => Covers(r, dst)).GroupBy(r => r.PrefixLength).OrderByDescending(g => g.Key);
+            // Tables local, then main, as Network.Routes lists them (derived once per host generation).
+            var nodes = (pass == 0 ? fib.V6Local : fib.V6Main).Where(r => Covers(r, dst)).GroupBy(r => r.PrefixLength).OrderByDescending(g => g.Key);
             foreach (IGrouping<int, RouteView> node in nodes)
             {
                 foreach (IGrouping<int, RouteView> sameMetric in node.GroupBy(r => r.Metric).OrderBy(g => g.Key))
@@ -539,7 +574,15 @@ public static class RouteLookup
     {
         if (IsZeroNet(address) || IsLimitedBroadcast(address)) return RouteType.Broadcast;
         if (IsMulticast4(address)) return RouteType.Multicast;
-        RouteView? r = Network.Routes(host, IpFamily.V4, "local").Where(r => Covers(r, address)).OrderByDescending(r => r.PrefixLength).FirstOrDefault();
+        RouteView? r = null;
+        foreach (RouteView l in Fib.Of(host).V4Local)
+        {
+            if (Covers(l, address))
+            {
+                r = l;
+                break;
+            }
+        }
         if (r is null || RejectError(TypeOf(r.Type)) != RouteError.None) return RouteType.Unicast;
         if (dev is not null && r.Device != dev) return RouteType.Unicast;
         return TypeOf(r.Type);

@@ -20,7 +20,14 @@ public sealed class Chain
     /// <summary>The policy's counters (built-in chains); kept for user chains as iptables-save -c shows [0:0].</summary>
     public Counters Counters;
 
+    /// <summary>The rules in order. Change them through <see cref="RulesetEditor"/>, which keeps <see cref="Finder"/> and the table's <see cref="Table.Checked"/> true.</summary>
     public List<Rule> Rules { get; } = new();
+
+    /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
+    public RuleFinder? Finder { get; set; }
+
+    /// <summary>Searches by rule made without the index (the first builds none: a CLI command searches once).</summary>
+    internal int LinearFinds;
 
     public Chain Clone()
     {

@@ -73,11 +73,13 @@ public sealed class TableInfo
     public static readonly TableInfo Filter = new("filter", Hook.Input, Hook.Forward, Hook.Output);
     public static readonly TableInfo Nat = new("nat", Hook.Prerouting, Hook.Input, Hook.Output, Hook.Postrouting);
 
-    public static IReadOnlyList<TableInfo> SaveOrder { get; } = [Mangle, Security, Raw, Filter, Nat];
+    private static readonly TableInfo[] SaveOrderArray = [Mangle, Security, Raw, Filter, Nat];
+
+    public static IReadOnlyList<TableInfo> SaveOrder => SaveOrderArray;
 
     public static TableInfo? Find(string name)
     {
-        foreach (TableInfo t in SaveOrder)
+        foreach (TableInfo t in SaveOrderArray)
         {
             if (t.Name == name) return t;
         }

@@ -56,7 +56,27 @@ public sealed class TargetUse
 
     public bool IsChainJump => Extension is null && !Verdicts.IsStandard(Name);
 
-    public TargetUse Clone() => new() { Name = Name, Goto = Goto, Extension = Extension, Data = Data?.Clone() };
+    /// <summary>
+    /// Copies the target. A standard verdict has nothing to copy, so the same object is shared, as the rules of a
+    /// large ruleset share one ACCEPT (a chain jump gets its own object: the compiled form resolves jumps per object).
+    /// </summary>
+    public TargetUse Clone() => IsStandardVerdict && !Goto ? this : new() { Name = Name, Goto = Goto, Extension = Extension, Data = Data?.Clone() };
+
+    private static readonly TargetUse[] StandardJumps =
+        [new() { Name = Verdicts.Accept }, new() { Name = Verdicts.Drop }, new() { Name = Verdicts.Return }, new() { Name = Verdicts.Queue }];
+
+    /// <summary>A <c>-j NAME</c> / <c>-g NAME</c> of a standard verdict or a user chain; the standard verdicts are shared objects.</summary>
+    public static TargetUse Jump(string name, bool isGoto)
+    {
+        if (!isGoto)
+        {
+            foreach (TargetUse t in StandardJumps)
+            {
+                if (t.Name == name) return t;
+            }
+        }
+        return new TargetUse { Name = name, Goto = isGoto };
+    }
 }
 
 /// <summary>
@@ -92,6 +112,12 @@ public sealed class Rule
 
     public Counters Counters;
 
+    /// <summary>
+    /// Set when the rule is known to be read back from its own iptables-save line unchanged (it was read from exactly
+    /// that line, or the line was parsed again): the host store then does not check it again (see SaveFormCheck).
+    /// </summary>
+    public bool SaveFormVerified { get; set; }
+
     public Rule Clone()
     {
         var r = new Rule
@@ -111,7 +137,9 @@ public sealed class Rule
             FragmentInverted = FragmentInverted,
             Target = Target?.Clone(),
             Counters = Counters,
+            SaveFormVerified = SaveFormVerified,
         };
+        if (Matches.Count > 0) r.Matches.Capacity = Matches.Count;
         foreach (MatchUse m in Matches) r.Matches.Add(m.Clone());
         return r;
     }

@@ -53,5 +53,13 @@ public sealed class Ruleset
         return r;
     }
 
+    /// <summary>A new ruleset holding the same table objects (a snapshot of which tables exist, not a deep copy).</summary>
+    public Ruleset ShallowCopy()
+    {
+        var r = new Ruleset(Family);
+        foreach (var kv in _tables) r._tables.Add(kv.Key, kv.Value);
+        return r;
+    }
+
     public int RuleCount => _tables.Values.Sum(t => t.RuleCount);
 }

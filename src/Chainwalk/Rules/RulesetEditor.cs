@@ -77,12 +77,15 @@ public sealed class RulesetEditor(Ruleset ruleset)
     {
         Table table = GetOrCreate(tableName, out bool wasNew);
         Chain chain = RequireChain(table, chainName);
+        var added = new List<Rule>(1);
         foreach (Rule r in rules)
         {
             CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
             chain.Rules.Add(r);
+            chain.Finder?.Appended(r);
+            added.Add(r);
         }
-        ValidateUnlessDeferred(table, "RULE_APPEND", chainName);
+        ValidateUnlessDeferred(table, "RULE_APPEND", chainName, chain, added, removedJump: false);
     }
 
     public void Insert(string tableName, string chainName, int number, IReadOnlyList<Rule> rules)
@@ -95,8 +98,14 @@ public sealed class RulesetEditor(Ruleset ruleset)
             CheckJumps(table, rules[i], "RULE_INSERT", chainName, wasNew);
         }
         // iptables inserts each rule at the same position, so a multi-address rule appears in reverse order.
-        foreach (Rule r in rules) chain.Rules.Insert(number - 1, r);
-        ValidateUnlessDeferred(table, "RULE_INSERT", chainName);
+        foreach (Rule r in rules)
+        {
+            chain.Rules.Insert(number - 1, r);
+            chain.Finder?.Inserted(chain, r);
+        }
+        var inChainOrder = new List<Rule>(rules);
+        inChainOrder.Reverse();
+        ValidateUnlessDeferred(table, "RULE_INSERT", chainName, chain, inChainOrder, removedJump: false);
     }
 
     public void Replace(string tableName, string chainName, int number, Rule rule)
@@ -105,14 +114,45 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Chain chain = RequireChain(table, chainName);
         CheckJumps(table, rule, "RULE_REPLACE", chainName, tableWasNew: false);
         if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of replacement too big.");
+        Rule old = chain.Rules[number - 1];
         chain.Rules[number - 1] = rule;
-        ValidateUnlessDeferred(table, "RULE_REPLACE", chainName);
+        chain.Finder?.Removed(old);
+        chain.Finder?.Inserted(chain, rule);
+        ValidateUnlessDeferred(table, "RULE_REPLACE", chainName, chain, [rule], removedJump: old.Target is { IsChainJump: true });
     }
 
-    /// <summary>Finds the first rule equal to <paramref name="rule"/> (same save form), or -1.</summary>
+    /// <summary>
+    /// Finds the first rule equal to <paramref name="rule"/> (same save form), or -1. A long chain gets a
+    /// <see cref="RuleFinder"/> the first time (kept up to date by the editor), so only rules with the same addresses
+    /// and protocol are formatted and compared.
+    /// </summary>
     public static int Find(Chain chain, Rule rule)
     {
         string wanted = RuleWriter.SaveBody(rule);
+        if (chain.Rules.Count >= RuleFinder.MinimumRules && chain.Finder is null && chain.LinearFinds++ == 0)
+        {
+            // The first search of a chain (the only one of a CLI command) compares the key fields before formatting;
+            // building the index pays from the second search on.
+            for (int i = 0; i < chain.Rules.Count; i++)
+            {
+                Rule r = chain.Rules[i];
+                if (RuleFinder.SameKey(r, rule) && RuleWriter.SaveBody(r) == wanted) return i;
+            }
+            return -1;
+        }
+        if (chain.Rules.Count >= RuleFinder.MinimumRules)
+        {
+            RuleFinder finder = chain.Finder is { } f && f.InStepWith(chain) ? f : (chain.Finder = RuleFinder.Build(chain));
+            foreach (Rule candidate in finder.Candidates(rule))
+            {
+                if (RuleWriter.SaveBody(candidate) != wanted) continue;
+                int at = RuleFinder.PositionOf(chain, candidate);
+                if (at >= 0) return at;
+                chain.Finder = null; // out of step after all: the linear search below answers
+                break;
+            }
+            if (chain.Finder is not null) return -1;
+        }
         for (int i = 0; i < chain.Rules.Count; i++)
         {
             if (RuleWriter.SaveBody(chain.Rules[i]) == wanted) return i;
@@ -129,8 +169,18 @@ public sealed class RulesetEditor(Ruleset ruleset)
             CheckJumpTarget(table, r);
             int i = Find(chain, r);
             if (i < 0) throw XtablesException.Other($"{Tool}: Bad rule (does a matching rule exist in that chain?).");
-            chain.Rules.RemoveAt(i);
+            RemoveAt(table, chain, i);
         }
+    }
+
+    /// <summary>Removes a rule; what the editor remembers about the table stays true unless a jump went.</summary>
+    private static void RemoveAt(Table table, Chain chain, int index)
+    {
+        Rule old = chain.Rules[index];
+        chain.Rules.RemoveAt(index);
+        chain.Finder?.Removed(old);
+        // Fewer jumps can only narrow which hooks reach a chain; the reach is worked out again when next needed.
+        if (old.Target is { IsChainJump: true }) table.Checked = null;
     }
 
     public void DeleteNumber(string tableName, string chainName, int number)
@@ -138,7 +188,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Table table = FindTable(tableName) ?? throw NoChain();
         Chain chain = RequireChain(table, chainName);
         if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of deletion too big.");
-        chain.Rules.RemoveAt(number - 1);
+        RemoveAt(table, chain, number - 1);
     }
 
     public void Check(string tableName, string chainName, IEnumerable<Rule> rules)
@@ -161,10 +211,25 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Table table = Ruleset.GetOrCreate(RequireTable(tableName, Ruleset.Family));
         if (chainName is null)
         {
-            foreach (Chain c in table.Chains) c.Rules.Clear();
+            foreach (Chain c in table.Chains) ClearRules(table, c);
             return;
         }
-        RequireChain(table, chainName).Rules.Clear();
+        ClearRules(table, RequireChain(table, chainName));
+    }
+
+    /// <summary>Empties a chain (also for iptables-restore's ":CHAIN" of an existing user chain).</summary>
+    public static void ClearRules(Table table, Chain chain)
+    {
+        foreach (Rule r in chain.Rules)
+        {
+            if (r.Target is { IsChainJump: true })
+            {
+                table.Checked = null;
+                break;
+            }
+        }
+        chain.Rules.Clear();
+        chain.Finder = null;
     }
 
     public void Zero(string tableName, string? chainName, int number)
@@ -238,6 +303,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         if (chain.IsBuiltin) throw XtablesException.Other($"{Tool}: Can't rename built-in chain.");
         if (table.Find(newName) is not null) throw XtablesException.Other($"{Tool}: File exists.");
         table.RenameUserChain(oldName, newName);
+        table.Checked = null;
         foreach (Chain c in table.Chains)
         {
             for (int i = 0; i < c.Rules.Count; i++)
@@ -246,6 +312,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 if (r.Target is { IsChainJump: true } t && t.Name == oldName)
                 {
                     r.Target = new TargetUse { Name = newName, Goto = t.Goto };
+                    r.SaveFormVerified = false;
                 }
             }
         }
@@ -265,13 +332,68 @@ public sealed class RulesetEditor(Ruleset ruleset)
     /// The kernel's table checks: no loops through jumps, and each extension accepts the table and
     /// the hooks from which its chain is reachable.
     /// </summary>
-    private void ValidateUnlessDeferred(Table table, string operation, string chainName)
+    /// <summary>
+    /// The table checks after rules were added to <paramref name="edited"/> (<paramref name="added"/>, in chain
+    /// order). When the table was checked whole before (<see cref="Table.Checked"/>) and the change adds no jump,
+    /// removes none and involves no extension whose check looks beyond its rule, no other rule's answer can change
+    /// and the hooks reaching each chain stay as they were: only the added rules are checked, against the remembered
+    /// hooks of their chain. That gives the same error as the whole check: the whole table was valid before, so the
+    /// first refused rule in chain order is the first refused added rule. Otherwise the whole table is checked (and
+    /// remembered). Restore defers all of it to COMMIT.
+    /// </summary>
+    private void ValidateUnlessDeferred(Table table, string operation, string chainName, Chain edited, IReadOnlyList<Rule> added, bool removedJump)
     {
-        if (!DeferValidation) Validate(table, operation, chainName);
+        if (DeferValidation)
+        {
+            table.Checked = null;
+            return;
+        }
+        try
+        {
+            if (table.Checked is { SharedObjects: false } state && !removedJump && !NeedsWholeCheck(added))
+            {
+                HookMask hooks = state.Reach.TryGetValue(edited.Name, out HookMask h) ? h : HookMask.None;
+                HookMask baseHooks = BaseHooks(edited);
+                IEnumerable<Rule> tableRules = table.Chains.SelectMany(c => c.Rules);
+                foreach (Rule r in added)
+                {
+                    string? problem = CheckRule(table, baseHooks, r, hooks, tableRules);
+                    if (problem is not null) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({problem}): rule in chain {chainName}");
+                }
+                return;
+            }
+            Validate(table, operation, chainName);
+        }
+        catch (XtablesException)
+        {
+            table.Checked = null;
+            throw;
+        }
     }
 
+    /// <summary>Rules whose addition can change more than their own check: jumps (reach, loops, depth) and shared-object extensions.</summary>
+    private static bool NeedsWholeCheck(IReadOnlyList<Rule> rules)
+    {
+        foreach (Rule r in rules)
+        {
+            if (UsesSharedObjects(r) || r.Target is { IsChainJump: true }) return true;
+        }
+        return false;
+    }
+
+    private static bool UsesSharedObjects(Rule r)
+    {
+        foreach (MatchUse m in r.Matches)
+        {
+            if (m.Extension.ChecksSharedObjects) return true;
+        }
+        return r.Target?.Extension is { ChecksSharedObjects: true };
+    }
+
+    /// <summary>Checks the whole table (jump targets, loops, depth, every rule) and remembers what incremental checks need.</summary>
     public static void Validate(Table table, string operation, string chainName)
     {
+        table.Checked = null;
         foreach (Chain c in table.Chains)
         {
             // iptables-restore defers the missing-jump-target check to COMMIT.
@@ -281,48 +403,100 @@ public sealed class RulesetEditor(Ruleset ruleset)
         // nf_tables refuses a loop reachable from a base chain with ELOOP ("Too many links" in iptables-nft's table).
         if (loop) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
         if (TooDeep(table).Count > 0) throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
+        bool shared = false;
+        IEnumerable<Rule> tableRules = table.Chains.SelectMany(c => c.Rules);
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            HookMask baseHooks = BaseHooks(c);
             foreach (Rule r in c.Rules)
             {
-                string? problem = CheckRule(table, c, r, hooks);
+                string? problem = CheckRule(table, baseHooks, r, hooks, tableRules);
                 if (problem is not null)
                 {
                     throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({problem}): rule in chain {chainName}");
                 }
+                shared |= UsesSharedObjects(r);
             }
         }
+        table.Checked = new TableCheckState(reach, shared);
+    }
+
+    /// <summary>Remembers a table that was just checked whole without a problem (iptables-restore's COMMIT).</summary>
+    public static void RememberChecked(Table table, TableCheckResult check)
+    {
+        if (check.Loop || check.AnyTooDeep || check.Problems.Count > 0) return;
+        bool shared = false;
+        foreach (Chain c in table.Chains)
+        {
+            foreach (Rule r in c.Rules) shared |= UsesSharedObjects(r);
+        }
+        table.Checked = new TableCheckState(check.Reach, shared);
     }
 
     /// <summary>Every rule the kernel's checks refuse, with its chain and the errno text, in chain order.</summary>
-    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table)
+    public static List<(Chain Chain, Rule Rule, string Problem)> FindRuleProblems(Table table) => CheckTable(table).Problems;
+
+    /// <summary>
+    /// The table checks done once: whether a loop is reachable from a built-in chain, whether a jump is too deep,
+    /// and every refused rule in chain order (as <see cref="FindRuleProblems"/> lists them).
+    /// </summary>
+    public sealed class TableCheckResult
+    {
+        public required bool Loop { get; init; }
+
+        public required bool AnyTooDeep { get; init; }
+
+        public required List<(Chain Chain, Rule Rule, string Problem)> Problems { get; init; }
+
+        /// <summary>For each chain, the hooks whose built-in chain reaches it (as <see cref="ComputeReach"/>).</summary>
+        public required Dictionary<string, HookMask> Reach { get; init; }
+    }
+
+    /// <summary>
+    /// One pass over the table: the results of <see cref="FindRuleProblems"/> and, without a second pass, what
+    /// <see cref="Validate"/> would throw (see <see cref="ThrowIfInvalid"/>).
+    /// </summary>
+    public static TableCheckResult CheckTable(Table table)
     {
         var list = new List<(Chain, Rule, string)>();
         Dictionary<string, HookMask> reach = ComputeReach(table, out bool loop);
         HashSet<Rule> deep = loop ? [] : TooDeep(table);
+        IEnumerable<Rule> tableRules = table.Chains.SelectMany(c => c.Rules);
         foreach (Chain c in table.Chains)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+            HookMask baseHooks = BaseHooks(c);
             foreach (Rule r in c.Rules)
             {
-                string? problem = deep.Contains(r) ? "Too many links" : CheckRule(table, c, r, hooks);
+                string? problem = deep.Count > 0 && deep.Contains(r) ? "Too many links" : CheckRule(table, baseHooks, r, hooks, tableRules);
                 if (problem is not null) list.Add((c, r, problem));
             }
         }
-        return list;
+        return new TableCheckResult { Loop = loop, AnyTooDeep = deep.Count > 0, Problems = list, Reach = reach };
     }
 
-    private static string? CheckRule(Table table, Chain chain, Rule rule, HookMask hooks)
+    /// <summary>What <see cref="Validate"/> throws for a table whose jump targets all exist, from one <see cref="CheckTable"/> result.</summary>
+    public static void ThrowIfInvalid(TableCheckResult check, string operation, string chainName)
+    {
+        if (check.Loop || check.AnyTooDeep)
+            throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed (Too many links): rule in chain {chainName}");
+        if (check.Problems.Count > 0)
+            throw new XtablesException(XtablesExit.ResourceProblem, $" {operation} failed ({check.Problems[0].Problem}): rule in chain {chainName}");
+    }
+
+    private static HookMask BaseHooks(Chain chain) => chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+
+    private static string? CheckRule(Table table, HookMask baseHooks, Rule rule, HookMask hooks, IEnumerable<Rule> tableRules)
     {
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
         if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
             return InvalidArgument;
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
-        HookMask baseHooks = chain.IsBuiltin && HookNames.TryParse(chain.Name, out Hook own) ? own.Mask() : HookMask.None;
+        if (rule.Matches.Count == 0 && rule.Target is not { Extension: not null, Data: not null }) return null;
         var ctx = new RuleCheckContext { Family = table.Family, Table = table.Name, Hooks = hooks, Rule = rule, BaseChainHooks = baseHooks, EntryHooks = baseHooks,
-            TableRules = table.Chains.SelectMany(c => c.Rules),
+            TableRules = tableRules,
         };
         foreach (MatchUse m in rule.Matches)
         {
@@ -441,5 +615,104 @@ public sealed class RulesetEditor(Ruleset ruleset)
             }
         }
         return reach;
+    }
+}
+
+/// <summary>
+/// What <see cref="RulesetEditor"/> remembers about a table it checked whole: the hooks reaching each chain, and
+/// whether a rule's check depends on other rules or host objects. Dropped (null) by any change it cannot follow.
+/// </summary>
+public sealed record TableCheckState(Dictionary<string, HookMask> Reach, bool SharedObjects);
+
+/// <summary>
+/// An index of a long chain for <c>-D</c>/<c>-C</c> with a rule: the rules by a key of their addresses and
+/// protocol (equal save forms have equal keys: both are printed in the save form, injectively), each key's rules in
+/// chain order. Built on first use and kept in step by <see cref="RulesetEditor"/>.
+/// </summary>
+public sealed class RuleFinder
+{
+    /// <summary>Shorter chains are searched linearly.</summary>
+    public const int MinimumRules = 64;
+
+    /// <summary>Per key: the rule, or a <see cref="List{Rule}"/> of them in chain order when several share the key.</summary>
+    private readonly Dictionary<int, object> _byKey;
+    private int _count;
+
+    private RuleFinder(int capacity) => _byKey = new Dictionary<int, object>(capacity);
+
+    private static int Key(Rule r) => HashCode.Combine(r.Source, r.Destination, r.Protocol, r.SourceInverted, r.DestinationInverted, r.ProtocolInverted);
+
+    /// <summary>Equal key fields (rules with the same save form always have them).</summary>
+    public static bool SameKey(Rule a, Rule b) =>
+        a.Source.Address == b.Source.Address && a.Destination.Address == b.Destination.Address && a.Protocol == b.Protocol
+        && a.Source == b.Source && a.Destination == b.Destination
+        && a.SourceInverted == b.SourceInverted && a.DestinationInverted == b.DestinationInverted && a.ProtocolInverted == b.ProtocolInverted;
+
+    public static RuleFinder Build(Chain chain)
+    {
+        var f = new RuleFinder(chain.Rules.Count);
+        foreach (Rule r in chain.Rules) f.Appended(r);
+        return f;
+    }
+
+    /// <summary>True when it holds as many rules as the chain (a change made around the editor drops it).</summary>
+    public bool InStepWith(Chain chain) => _count == chain.Rules.Count;
+
+    public void Appended(Rule r)
+    {
+        _count++;
+        ref object? slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_byKey, Key(r), out bool exists);
+        if (!exists) slot = r;
+        else if (slot is List<Rule> list) list.Add(r);
+        else slot = new List<Rule>(2) { (Rule)slot!, r };
+    }
+
+    /// <summary>A rule put anywhere in the chain: its key's rules are put in chain order again when it has company.</summary>
+    public void Inserted(Chain chain, Rule r)
+    {
+        int k = Key(r);
+        _count++;
+        if (!_byKey.ContainsKey(k))
+        {
+            _byKey[k] = r;
+            return;
+        }
+        var list = new List<Rule>();
+        foreach (Rule x in chain.Rules)
+        {
+            if (Key(x) == k) list.Add(x);
+        }
+        _byKey[k] = list;
+    }
+
+    public void Removed(Rule r)
+    {
+        int k = Key(r);
+        if (!_byKey.TryGetValue(k, out object? slot)) return;
+        if (ReferenceEquals(slot, r))
+        {
+            _byKey.Remove(k);
+            _count--;
+        }
+        else if (slot is List<Rule> list && list.Remove(r))
+        {
+            _count--;
+            if (list.Count == 1) _byKey[k] = list[0];
+        }
+    }
+
+    /// <summary>The rules that may have the same save form as <paramref name="r"/>, in chain order.</summary>
+    public IReadOnlyList<Rule> Candidates(Rule r) => _byKey.TryGetValue(Key(r), out object? slot)
+        ? slot as List<Rule> ?? [(Rule)slot]
+        : [];
+
+    /// <summary>Where <paramref name="r"/> is, searched from the end (deleting costs that much anyway); -1 if absent.</summary>
+    public static int PositionOf(Chain chain, Rule r)
+    {
+        for (int i = chain.Rules.Count - 1; i >= 0; i--)
+        {
+            if (ReferenceEquals(chain.Rules[i], r)) return i;
+        }
+        return -1;
     }
 }

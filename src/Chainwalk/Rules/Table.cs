@@ -20,6 +20,9 @@ public sealed class Table
 
     public TableInfo Info { get; }
 
+    /// <summary>What the last whole check of the table established (<see cref="RulesetEditor"/>); null when unknown.</summary>
+    public TableCheckState? Checked { get; set; }
+
     public IpFamily Family { get; }
 
     public string Name => Info.Name;

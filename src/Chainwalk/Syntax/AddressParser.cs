@@ -11,6 +11,7 @@ public static class AddressParser
     /// <summary>Parses a comma-separated address list; each address is masked by its own mask.</summary>
     public static List<IpNet> ParseMultiple(string text, IpFamily family, NameDb names)
     {
+        if (family == IpFamily.V4 && TryParsePlainV4(text, out IpNet plain)) return new List<IpNet>(1) { plain };
         var result = new List<IpNet>();
         foreach (string piece in text.Split(','))
         {
@@ -34,6 +35,55 @@ public static class AddressParser
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// The common case of <see cref="ParseMultiple"/> without its allocations: one plain dotted quad (decimal
+    /// octets without leading zeros) with an optional decimal prefix length; anything else takes the general path,
+    /// which reads such text to the same result.
+    /// </summary>
+    private static bool TryParsePlainV4(string text, out IpNet net)
+    {
+        net = default;
+        ReadOnlySpan<char> s = text;
+        uint address = 0;
+        int i = 0;
+        for (int octet = 0; octet < 4; octet++)
+        {
+            if (octet > 0)
+            {
+                if (i >= s.Length || s[i] != '.') return false;
+                i++;
+            }
+            if (!TryPlainDecimal(s, ref i, 255, out uint b)) return false;
+            address = (address << 8) | b;
+        }
+        int bits = 32;
+        if (i < s.Length)
+        {
+            if (s[i] != '/') return false;
+            i++;
+            if (!TryPlainDecimal(s, ref i, 32, out uint len) || i != s.Length) return false;
+            bits = (int)len;
+        }
+        UInt128 mask = IpNet.PrefixMask(IpFamily.V4, bits);
+        net = new IpNet(address & mask, mask, IpFamily.V4);
+        return true;
+    }
+
+    private static bool TryPlainDecimal(ReadOnlySpan<char> s, ref int i, uint max, out uint value)
+    {
+        value = 0;
+        int start = i;
+        while (i < s.Length && char.IsAsciiDigit(s[i]) && i - start < 3)
+        {
+            value = value * 10 + (uint)(s[i] - '0');
+            i++;
+        }
+        int digits = i - start;
+        if (digits == 0 || (digits > 1 && s[start] == '0')) return false;
+        if (i < s.Length && char.IsAsciiDigit(s[i])) return false;
+        return value <= max;
     }
 
     /// <summary>A mask: dotted/colon form or a prefix length ("invalid mask `x' specified").</summary>

@@ -15,7 +15,12 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
 
     public Ruleset Ruleset { get; } = ruleset;
 
-    public StringBuilder Output { get; } = new();
+    public StringBuilder Output => _output ??= new();
+
+    private StringBuilder? _output;
+
+    /// <summary>True when the command wrote something to <see cref="Output"/>.</summary>
+    public bool HasOutput => _output is { Length: > 0 };
 
     /// <summary>True when the command changed the ruleset (so the state must be written).</summary>
     public bool Changed { get; private set; }

@@ -106,7 +106,7 @@ public sealed class CommandLineParser
         var ctx = NewContext("filter", g, argv, cmd.Warnings);
         bool invert = false;
         bool tableSet = false;
-        List<LongOption> longOpts = BuildLongOptions(st);
+        IReadOnlyList<LongOption> longOpts = BuildLongOptions(st);
 
         while (true)
         {
@@ -386,7 +386,193 @@ public sealed class CommandLineParser
         return cmd;
     }
 
-    private ParseContext NewContext(string table, Getopt g, string[] argv, List<string> warnings) => new()
+    /// <summary>
+    /// The restore lines large rule sets are made of, read without getopt and without an argv: <c>-A CHAIN</c>
+    /// followed, each at most once, by <c>-s</c>/<c>-d</c> (a plain IPv4 address or prefix), <c>-i</c>/<c>-o</c>
+    /// (a plain interface name), <c>-p tcp|udp|icmp</c>, <c>-m tcp|udp</c>, <c>--sport</c>/<c>--dport</c> (a port
+    /// or a numeric range) and <c>-j</c> (a standard verdict or a chain). Each step calls what <see cref="Parse"/>
+    /// calls for the same option (SetOption, LoadMatch and the implicit protocol match, HandleExtensionOption,
+    /// FinishExtension, PostParse), so the rule is the same (GenericOptionCheck is left out: -A allows all of these).
+    /// Returns null for any other line, any value that is not plain, anything that would warn or fail: the caller
+    /// then runs <see cref="Parse"/>, which reads every line and gives iptables' messages. <paramref name="counters"/>
+    /// is the line's [packets:bytes] when -c applies.
+    /// </summary>
+    internal ParsedCommand? TryParsePlainRule(string table, ReadOnlySpan<char> line, (ulong Packets, ulong Bytes)? counters, Func<ReadOnlySpan<char>, string> intern)
+    {
+        if (_family != IpFamily.V4 || !_restore) return null;
+        var cmd = new ParsedCommand { Family = _family, Table = table };
+        var st = new State();
+        ParseContext ctx = NewContext(table, null, null, cmd.Warnings);
+        try
+        {
+            if (counters is { } c)
+            {
+                SetOption(st, CommandOptions.Counters, false);
+                (st.Pcnt, st.Bcnt) = c;
+            }
+            int i = 0;
+            bool first = true;
+            while (NextWord(line, ref i, out ReadOnlySpan<char> opt))
+            {
+                // Every option read here takes one value.
+                if (!NextWord(line, ref i, out ReadOnlySpan<char> val)) return null;
+                if (first)
+                {
+                    if (!opt.SequenceEqual("-A") || !SaveFormCheck.IsPlainName(val)) return null;
+                    cmd.Command = CommandKind.Append;
+                    cmd.Chain = intern(val);
+                    first = false;
+                    continue;
+                }
+                if (opt.Length < 2 || opt[0] != '-') return null;
+                switch (opt)
+                {
+                    case "-s":
+                    case "-d":
+                        {
+                            if (!IsPlainAddress(val)) return null;
+                            CommandOptions o = opt[1] == 's' ? CommandOptions.Source : CommandOptions.Destination;
+                            if ((st.Options & o) != 0) return null;
+                            SetOption(st, o, false);
+                            if (o == CommandOptions.Source) st.SourceText = val.ToString();
+                            else st.DestinationText = val.ToString();
+                            break;
+                        }
+                    case "-i":
+                    case "-o":
+                        {
+                            if (!SaveFormCheck.IsPlainName(val) || val.Length + 1 > 16) return null;
+                            CommandOptions o = opt[1] == 'i' ? CommandOptions.InInterface : CommandOptions.OutInterface;
+                            if ((st.Options & o) != 0) return null;
+                            SetOption(st, o, false);
+                            if (o == CommandOptions.InInterface) st.InIface = intern(val);
+                            else st.OutIface = intern(val);
+                            break;
+                        }
+                    case "-p":
+                        {
+                            string? proto = val switch { "tcp" => "tcp", "udp" => "udp", "icmp" => "icmp", _ => null };
+                            if (proto is null || (st.Options & CommandOptions.Protocol) != 0) return null;
+                            SetOption(st, CommandOptions.Protocol, false);
+                            st.Protocol = proto;
+                            st.Proto = Protocols.Parse(proto, _names);
+                            ctx.Protocol = st.Proto;
+                            ctx.ProtocolInverted = false;
+                            break;
+                        }
+                    case "-m":
+                        {
+                            if (st.Matches.Count > 0 || val is not ("tcp" or "udp")) return null;
+                            LoadMatch(st, ctx, FindMatchByName(val.ToString())!);
+                            break;
+                        }
+                    case "--sport":
+                    case "--dport":
+                        {
+                            if (!IsPlainPortRange(val)) return null;
+                            XtExtension? ext;
+                            if (st.Matches.Count == 1)
+                            {
+                                ext = st.Matches[0].Ext;
+                            }
+                            else if (st.Matches.Count == 0 && st.Protocol is "tcp" or "udp")
+                            {
+                                // CommandDefault: an option no loaded extension knows loads the protocol's match.
+                                ext = FindMatchByName(Protocols.ImplicitMatchName(st.Protocol, _names)!);
+                                if (ext is null) return null;
+                                st.ProtoUsed = true;
+                                LoadMatch(st, ctx, ext);
+                            }
+                            else
+                            {
+                                return null;
+                            }
+                            if (ext.Name is not ("tcp" or "udp")) return null;
+                            string name = opt[2..].ToString();
+                            XtOption? option = null;
+                            foreach (XtOption x in ext.Options)
+                            {
+                                if (x.Name == name)
+                                {
+                                    option = x;
+                                    break;
+                                }
+                            }
+                            if (option is null) return null;
+                            HandleExtensionOption(st, ctx, ext, option, val.ToString(), false);
+                            break;
+                        }
+                    case "-j":
+                        {
+                            if ((st.Options & CommandOptions.Jump) != 0 || !SaveFormCheck.IsPlainName(val)) return null;
+                            string target = val switch { "ACCEPT" => Verdicts.Accept, "DROP" => Verdicts.Drop, "RETURN" => Verdicts.Return, _ => intern(val) };
+                            if (target == Verdicts.Queue || (!Verdicts.IsStandard(target) && ExtensionRegistry.FindTarget(target, _family) is not null)) return null;
+                            SetOption(st, CommandOptions.Jump, false);
+                            cmd.JumpTo = ParseTargetName(target);
+                            st.Target = null;
+                            break;
+                        }
+                    default:
+                        return null;
+                }
+            }
+            if (first) return null;
+            if (table == "nat" && cmd.JumpTo == Verdicts.Drop) return null;
+            ctx.Command = cmd.Command;
+            foreach (Loaded m in st.Matches) FinishExtension(ctx, m);
+            cmd.Options = st.Options;
+            if (cmd.Chain!.Length >= 29) return null;
+            if ((cmd.Chain is "PREROUTING" or "INPUT" && (st.Options & CommandOptions.OutInterface) != 0)
+                || (cmd.Chain is "POSTROUTING" or "OUTPUT" && (st.Options & CommandOptions.InInterface) != 0)) return null;
+            PostParse(cmd, st);
+            // GenericOptionCheck has nothing to refuse here: -A takes -s -d -p -j -i -o -c (commands_v_options).
+            return cmd.Warnings.Count == 0 && cmd.Rules.Count == 1 ? cmd : null;
+        }
+        catch (XtablesException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The next run of characters other than blank and tab (the restore tokenizer's separators here).</summary>
+    private static bool NextWord(ReadOnlySpan<char> line, ref int i, out ReadOnlySpan<char> word)
+    {
+        while (i < line.Length && line[i] is ' ' or '\t') i++;
+        int start = i;
+        while (i < line.Length && line[i] is not (' ' or '\t')) i++;
+        word = line[start..i];
+        return i > start;
+    }
+
+    private static bool IsPlainAddress(ReadOnlySpan<char> s)
+    {
+        if (s.Length is 0 or > 18) return false;
+        foreach (char c in s)
+        {
+            if (!char.IsAsciiDigit(c) && c is not ('.' or '/')) return false;
+        }
+        return true;
+    }
+
+    private static bool IsPlainPortRange(ReadOnlySpan<char> s)
+    {
+        int colon = s.IndexOf(':');
+        return colon < 0 ? IsPlainPort(s) : IsPlainPort(s[..colon]) && IsPlainPort(s[(colon + 1)..]);
+    }
+
+    private static bool IsPlainPort(ReadOnlySpan<char> s)
+    {
+        if (s.Length is 0 or > 5 || (s.Length > 1 && s[0] == '0')) return false;
+        uint v = 0;
+        foreach (char c in s)
+        {
+            if (!char.IsAsciiDigit(c)) return false;
+            v = v * 10 + (uint)(c - '0');
+        }
+        return v <= ushort.MaxValue;
+    }
+
+    private ParseContext NewContext(string table, Getopt? g, string[]? argv, List<string> warnings) => new()
     {
         Warnings = warnings,
         Family = _family,
@@ -395,21 +581,37 @@ public sealed class CommandLineParser
         Names = _names,
         InRestore = _restore,
         Argv = argv,
-        GetOptind = () => g.Optind,
-        SetOptind = v => g.Optind = v,
+        Getopt = g,
     };
 
     // is_exthdr of xshared.c (1.8.9): routing, fragment, AH and destination options only.
     private static bool IsIpv6ExtensionHeader(ushort proto) => proto is 43 or 44 or 51 or 60;
 
-    private List<LongOption> BuildLongOptions(State st)
+    /// <summary>
+    /// The long options getopt sees for a sequence of loaded extensions (newest first), built once per sequence:
+    /// a trie keyed by extension, so a restore file of 100k similar rules does not rebuild the table per option.
+    /// </summary>
+    private sealed class OptionTable(LongOption[] options)
     {
-        var list = new List<LongOption>(GlobalOptions);
-        foreach (XtExtension e in st.OptionOrder)
+        public LongOption[] Options { get; } = options;
+
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<XtExtension, OptionTable> _next = new(ReferenceEqualityComparer.Instance);
+
+        public OptionTable With(XtExtension e) => _next.GetOrAdd(e, static (ext, self) =>
         {
-            foreach (XtOption o in e.Options) list.Add(new LongOption(o.Name, o.Arg, e, o));
-        }
-        return list;
+            var list = new List<LongOption>(self.Options);
+            foreach (XtOption o in ext.Options) list.Add(new LongOption(o.Name, o.Arg, ext, o));
+            return new OptionTable([.. list]);
+        }, this);
+    }
+
+    private static readonly OptionTable GlobalTable = new(GlobalOptions);
+
+    private static IReadOnlyList<LongOption> BuildLongOptions(State st)
+    {
+        OptionTable t = GlobalTable;
+        foreach (XtExtension e in st.OptionOrder) t = t.With(e);
+        return t.Options;
     }
 
     private static void AddCommand(ParsedCommand cmd, CommandKind newCmd, CommandKind others, bool invert)
@@ -629,7 +831,7 @@ public sealed class CommandLineParser
             ulong bit = 1UL << o.Id;
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
-            if ((given & bit) == 0) continue;
+            if ((given & bit) == 0 || (o.Also | o.Excludes) == 0) continue;
             // xtables_options_fcheck: every other option id in ascending order, "also" before "excl".
             for (int i = 0; i < 64; i++)
             {
@@ -695,6 +897,8 @@ public sealed class CommandLineParser
         }
         if (!ruleCommand) return;
 
+        // One rule (the usual case) takes the parsed extension data itself; several rules each get a copy.
+        bool single = srcs.Count == 1 && dsts.Count == 1;
         foreach (IpNet src in srcs)
         {
             foreach (IpNet dst in dsts)
@@ -716,15 +920,16 @@ public sealed class CommandLineParser
                     FragmentInverted = (st.Inverted & CommandOptions.Fragment) != 0,
                     Counters = new Counters(st.Pcnt, st.Bcnt),
                 };
-                foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, m.Data.Clone()));
+                if (st.Matches.Count > 0) r.Matches.Capacity = st.Matches.Count;
+                foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, single ? m.Data : m.Data.Clone()));
                 NftTcpUdpRoundTrip.Apply(r);
                 if (st.Target is not null)
                 {
-                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = st.Target.Data.Clone() };
+                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = single ? st.Target.Data : st.Target.Data.Clone() };
                 }
                 else if (cmd.JumpTo is not null)
                 {
-                    r.Target = new TargetUse { Name = cmd.JumpTo, Goto = st.Goto };
+                    r.Target = TargetUse.Jump(cmd.JumpTo, st.Goto);
                 }
                 cmd.Rules.Add(r);
             }

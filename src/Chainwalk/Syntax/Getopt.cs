@@ -113,11 +113,11 @@ internal sealed class Getopt
         Optind++;
 
         LongOption? found = null;
-        foreach (LongOption o in longOpts)
+        for (int i = 0; i < longOpts.Count; i++)
         {
-            if (o.Name == name)
+            if (longOpts[i].Name == name)
             {
-                found = o;
+                found = longOpts[i];
                 break;
             }
         }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -37,6 +38,18 @@ public sealed class RestoreReader
     private readonly string _program;
     private readonly NameDb _names;
 
+    /// <summary>
+    /// Marks each rule read from exactly its own iptables-save line (<see cref="Rule.SaveFormVerified"/>), so that
+    /// storing it again needs no second parse. Used when the host store reads its state and for restore input.
+    /// </summary>
+    public bool VerifySaveForms { get; init; }
+
+    /// <summary>
+    /// Plain rule lines go through <see cref="CommandLineParser.TryParsePlainRule"/> (on by default); tests turn it off
+    /// to compare with the getopt parser.
+    /// </summary>
+    internal bool PlainRulePath { get; init; } = true;
+
     /// <summary>What the lines read so far printed on stderr (extension warnings), in order.</summary>
     public List<string> Warnings { get; } = new();
 
@@ -58,34 +71,47 @@ public sealed class RestoreReader
     {
         Committed = null;
         Ruleset work = ruleset.Clone();
+        // Tables of `work` this Apply may change in place: those it cloned or created since the last COMMIT. A
+        // committed table is shared with the Committed snapshot, so a later block that changes it (--noflush)
+        // clones it first; that keeps the snapshot at each COMMIT without copying the whole ruleset there.
+        var owned = new HashSet<Table>(work.Tables, ReferenceEqualityComparer.Instance);
         Table? current = null;
         bool inTable = false;
         bool tableExisted = true, tableTouched = false;
         bool skipTable = false;
         int lineNo = 0;
-        string[] lines = SplitLines(text, out bool lastHasNewline);
-        for (int li = 0; li < lines.Length; li++)
+        // The lines are the text split at '\n' (a final newline ends the last line), read in place.
+        bool lastHasNewline = text.EndsWith('\n');
+        int end = lastHasNewline ? text.Length - 1 : text.Length;
+        int pos = 0;
+        bool more = text.Length > 0;
+        while (more)
         {
-            string raw = lines[li];
+            int nl = text.IndexOf('\n', pos, end - pos);
+            ReadOnlySpan<char> line = text.AsSpan(pos, (nl < 0 ? end : nl) - pos);
+            bool hasNewline = nl >= 0 || lastHasNewline;
+            more = nl >= 0;
+            pos = nl + 1;
             lineNo++;
-            bool hasNewline = li < lines.Length - 1 || lastHasNewline;
             try
             {
-                if (raw.Length == 0) continue;
-                if (raw[0] == '#') continue;
+                if (line.Length == 0) continue;
+                if (line[0] == '#') continue;
                 // 1.8.9 takes a COMMIT on the last line even without its newline.
-                if (inTable && raw == "COMMIT")
+                if (inTable && line.SequenceEqual("COMMIT"))
                 {
                     inTable = false;
                     if (!skipTable && current is not null) ValidateAtCommit(current);
                     // A table block that declares no chain and has no rule does not create the table.
                     if (!skipTable && current is not null && !tableExisted && !tableTouched) work.Remove(current.Name);
                     current = null;
-                    Committed = work.Clone();
+                    Committed = work.ShallowCopy();
+                    owned.Clear();
                     continue;
                 }
-                if (raw[0] == '*' && !inTable)
+                if (line[0] == '*' && !inTable)
                 {
+                    string raw = line.ToString();
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
                     if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} table name invalid");
                     TableInfo? info = TableInfo.Find(f[0]);
@@ -100,19 +126,26 @@ public sealed class RestoreReader
                         current = new Table(info, _family);
                         continue;
                     }
-                    if (options.NoFlush)
+                    if (options.NoFlush && work.Find(info.Name) is { } kept)
                     {
-                        current = work.GetOrCreate(info);
+                        current = kept;
+                        if (!owned.Contains(kept))
+                        {
+                            current = kept.Clone();
+                            work.Replace(current);
+                        }
                     }
                     else
                     {
                         current = new Table(info, _family);
                         work.Replace(current);
                     }
+                    owned.Add(current);
                     continue;
                 }
-                if (raw[0] == ':' && inTable)
+                if (line[0] == ':' && inTable)
                 {
+                    string raw = line.ToString();
                     tableTouched = true;
                     string[] f = raw[1..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
                     if (f.Length == 0) throw XtablesException.Param($"{_program}: line {lineNo} chain name invalid");
@@ -142,7 +175,8 @@ public sealed class RestoreReader
                     }
                     else if (existing is not null)
                     {
-                        existing.Rules.Clear();
+                        RulesetEditor.ClearRules(current, existing);
+                        current.Checked = null;
                     }
                     else
                     {
@@ -156,7 +190,7 @@ public sealed class RestoreReader
                 }
                 if (skipTable) continue;
                 tableTouched = true;
-                RunRuleLine(work, current!, hasNewline ? raw + "\n" : raw, lineNo, options, output);
+                RunRuleLine(work, current!, line, hasNewline, lineNo, options, output);
             }
             catch (XtablesException ex)
             {
@@ -171,34 +205,48 @@ public sealed class RestoreReader
         return work;
     }
 
-    private void RunRuleLine(Ruleset work, Table current, string raw, int lineNo, RestoreOptions options, StringBuilder? output)
+    private void RunRuleLine(Ruleset work, Table current, ReadOnlySpan<char> raw, bool hasNewline, int lineNo, RestoreOptions options, StringBuilder? output)
     {
-        string rest = raw;
-        var argv = new List<string> { _program, "-t", current.Name };
+        // The line's newline matters only inside an unclosed quote (it becomes part of the parameter).
+        ReadOnlySpan<char> rest = hasNewline && raw.Contains('"') ? string.Concat(raw, "\n") : raw;
         string? pcnt = null, bcnt = null;
         if (rest.StartsWith('['))
         {
-            int close = rest.IndexOf(']', StringComparison.Ordinal);
+            int close = rest.IndexOf(']');
             if (close < 0) throw XtablesException.Param($"Bad line {lineNo}: need ]\n");
-            string inner = rest[1..close];
-            int colon = inner.IndexOf(':', StringComparison.Ordinal);
+            ReadOnlySpan<char> inner = rest[1..close];
+            int colon = inner.IndexOf(':');
             if (colon < 0) throw XtablesException.Param($"Bad line {lineNo}: need :\n");
-            pcnt = inner[..colon];
-            bcnt = inner[(colon + 1)..];
+            pcnt = inner[..colon].ToString();
+            bcnt = inner[(colon + 1)..].ToString();
             rest = rest[(close + 1)..];
         }
-        if (options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null)
+        bool withCounters = options.Counters && !options.IgnoreRuleCounters && pcnt is not null && bcnt is not null;
+        CommandLineParser parser = _parser ??= new CommandLineParser(_family, _program, _names, restore: true);
+        parser.Line = lineNo;
+        ParsedCommand? cmd = null;
+        if (PlainRulePath && rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
         {
-            argv.Add("--set-counters");
-            argv.Add(pcnt);
-            argv.Add(bcnt);
+            (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
+            cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);
         }
-        argv.AddRange(Tokenize(rest, lineNo));
-        var parser = new CommandLineParser(_family, _program, _names, restore: true) { Line = lineNo };
-        ParsedCommand cmd;
+        var argv = new List<string>(cmd is null ? 24 : 0);
+        if (cmd is null)
+        {
+            argv.Add(_program);
+            argv.Add("-t");
+            argv.Add(current.Name);
+            if (withCounters)
+            {
+                argv.Add("--set-counters");
+                argv.Add(pcnt!);
+                argv.Add(bcnt!);
+            }
+            Tokenize(rest, lineNo, argv);
+        }
         try
         {
-            cmd = parser.Parse(argv.ToArray());
+            cmd ??= parser.Parse(argv.ToArray());
         }
         catch (XtablesException ex) when (ex.Preceding is { } pre)
         {
@@ -209,8 +257,14 @@ public sealed class RestoreReader
         }
         Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
-        var exec = new CommandExecutor(work, _names) { DeferValidation = true };
+        // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
+        if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
+        CommandExecutor exec = _exec;
         exec.Execute(cmd);
+        if (VerifySaveForms && cmd.Command == CommandKind.Append && cmd.Rules.Count == 1 && ReferenceEquals(_names, NameDb.System))
+        {
+            MarkFixedPoint(cmd.Rules[0], cmd.Chain!, pcnt is null ? rest : rest.TrimStart(' '));
+        }
         string? op = cmd.Command switch
         {
             CommandKind.Append => "RULE_APPEND",
@@ -220,13 +274,52 @@ public sealed class RestoreReader
         };
         if (op is not null)
         {
-            foreach (Rule r in cmd.Rules) _ruleLines[r] = (lineNo, op);
+            foreach (Rule r in cmd.Rules) _ruleLines.Add((r, lineNo, op));
             foreach (Rule r in cmd.Rules)
             {
                 if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
             }
         }
-        output?.Append(exec.Output);
+        if (exec.HasOutput)
+        {
+            output?.Append(exec.Output);
+            exec.Output.Clear();
+        }
+    }
+
+    private CommandLineParser? _parser;
+    private CommandExecutor? _exec;
+
+    /// <summary>A counter the fast path takes as it is: decimal digits that fit (sscanf's other forms go through getopt).</summary>
+    private static bool IsPlainCount(string s) => s.Length is > 0 and <= 19 && s.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0;
+
+    /// <summary>
+    /// Names repeated on many lines (chains, interfaces, jump targets) are kept once: a ruleset of 100k rules
+    /// holds a few distinct strings, not one per rule.
+    /// </summary>
+    private readonly Func<ReadOnlySpan<char>, string> _intern = CreateInterner();
+
+    private static Func<ReadOnlySpan<char>, string> CreateInterner()
+    {
+        var pool = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>.AlternateLookup<ReadOnlySpan<char>> lookup = pool.GetAlternateLookup<ReadOnlySpan<char>>();
+        return span =>
+        {
+            if (lookup.TryGetValue(span, out string? s)) return s;
+            s = span.ToString();
+            if (pool.Count < 4096) pool.Add(s);
+            return s;
+        };
+    }
+
+    /// <summary>Sets <see cref="Rule.SaveFormVerified"/> when <paramref name="line"/> is exactly the rule's save line.</summary>
+    private static void MarkFixedPoint(Rule rule, string chain, ReadOnlySpan<char> line)
+    {
+        if (SaveFormCheck.ReloadsExactly(rule, chain)) return; // proven without the text; nothing to remember
+        if (line.EndsWith('\n')) line = line[..^1];
+        if (!line.StartsWith("-A ") || !line[3..].StartsWith(chain) || line.IndexOf('\n') >= 0) return;
+        string body = RuleWriter.SaveBody(rule);
+        rule.SaveFormVerified = line[(3 + chain.Length)..].SequenceEqual(body);
     }
 
     /// <summary>A jump added by a rule line of the table block being restored.</summary>
@@ -235,7 +328,8 @@ public sealed class RestoreReader
     private readonly List<JumpLine> _jumps = new();
 
     /// <summary>The restore line and operation that added each rule of the block, for the kernel's error report.</summary>
-    private readonly Dictionary<Rule, (int Line, string Op)> _ruleLines = new(ReferenceEqualityComparer.Instance);
+    /// <remarks>A list in file order; looked up (through a dictionary built then) only when the kernel refuses rules.</remarks>
+    private readonly List<(Rule Rule, int Line, string Op)> _ruleLines = new();
 
     /// <summary>
     /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
@@ -249,10 +343,16 @@ public sealed class RestoreReader
             foreach (Rule r in c.Rules) RulesetEditor.CheckJumpTarget(table, r);
         }
         // nf_tables reports every refused rule of the batch, each with its own line and chain.
+        RulesetEditor.TableCheckResult check = RulesetEditor.CheckTable(table);
         var refused = new List<(int Line, string Text)>();
-        foreach (var (chain, rule, problem) in RulesetEditor.FindRuleProblems(table))
+        Dictionary<Rule, (int Line, string Op)>? lines = check.Problems.Count == 0 ? null : new(ReferenceEqualityComparer.Instance);
+        if (lines is not null)
         {
-            if (!_ruleLines.TryGetValue(rule, out (int Line, string Op) at)) continue;
+            foreach (var (r, line, op) in _ruleLines) lines[r] = (line, op);
+        }
+        foreach (var (chain, rule, problem) in check.Problems)
+        {
+            if (!lines!.TryGetValue(rule, out (int Line, string Op) at)) continue;
             refused.Add((at.Line, $"line {at.Line}: {at.Op} failed ({problem}): rule in chain {chain.Name}"));
         }
         if (refused.Count > 0)
@@ -262,7 +362,10 @@ public sealed class RestoreReader
         }
         try
         {
-            RulesetEditor.Validate(table, "RULE_APPEND", table.Name);
+            // What RulesetEditor.Validate would throw, from the same pass (the jump targets were checked above).
+            RulesetEditor.ThrowIfInvalid(check, "RULE_APPEND", table.Name);
+            // Checked whole and valid: later single-rule changes check only what they touch.
+            RulesetEditor.RememberChecked(table, check);
         }
         catch (XtablesException ex) when (ex.Exit == XtablesExit.ResourceProblem && ex.Message.Contains("(Too many links)", StringComparison.Ordinal))
         {
@@ -304,9 +407,28 @@ public sealed class RestoreReader
     }
 
     /// <summary>add_param_to_argv: splits on blanks, honouring double quotes and backslash escapes inside them.</summary>
-    public List<string> Tokenize(string line, int lineNo)
+    public List<string> Tokenize(string line, int lineNo) => Tokenize(line.AsSpan(), lineNo, new List<string>());
+
+    private List<string> Tokenize(ReadOnlySpan<char> line, int lineNo, List<string> args)
     {
-        var args = new List<string>();
+        if (!line.Contains('"'))
+        {
+            // Without quotes the parameters are the runs of non-blanks (what the loop below finds, faster).
+            ReadOnlySpan<char> rest = line;
+            while (true)
+            {
+                int start = rest.IndexOfAnyExcept(' ', '\t', '\n');
+                if (start < 0) break;
+                rest = rest[start..];
+                int end = rest.IndexOfAny(' ', '\t', '\n');
+                ReadOnlySpan<char> word = end < 0 ? rest : rest[..end];
+                if (word.Length >= 1024) throw XtablesException.Param("Parameter too long!");
+                AddParam(args, word.ToString(), lineNo);
+                if (end < 0) break;
+                rest = rest[end..];
+            }
+            return args;
+        }
         var buf = new StringBuilder();
         bool quoteOpen = false, escaped = false;
         foreach (char ch in line)
@@ -378,14 +500,5 @@ public sealed class RestoreReader
         if (!ulong.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong b)) return false;
         counters = new Counters(p, b);
         return true;
-    }
-
-    private static string[] SplitLines(string text, out bool lastHasNewline)
-    {
-        lastHasNewline = text.EndsWith('\n');
-        string body = lastHasNewline ? text[..^1] : text;
-        if (body.Length == 0 && lastHasNewline) return [string.Empty];
-        if (body.Length == 0) return [];
-        return body.Split('\n');
     }
 }

@@ -65,7 +65,8 @@ public static class RuleWriter
     {
         if (net.Mask == UInt128.Zero && !inverted && net.Address == UInt128.Zero) return;
         if (inverted) sb.Append(" !");
-        sb.Append(" -").Append(letter).Append(' ').Append(net.SaveText);
+        sb.Append(" -").Append(letter).Append(' ');
+        net.AppendSaveText(sb);
     }
 
     private static void SaveInterface(StringBuilder sb, char letter, string name, bool inverted)

@@ -41,7 +41,8 @@ public sealed class ConntrackEvents
             var live = new HashSet<ConnEntry>(_hooks.Table.Entries, ReferenceEqualityComparer.Instance);
             foreach (ConnEntry gone in _known.Keys.Where(k => !live.Contains(k)).ToList())
             {
-                _log.Add("[DESTROY] " + ConntrackCompat.EventBody(gone, now));
+                ConnEntry copy = gone.Copy();
+                _log.Add(() => "[DESTROY] " + ConntrackCompat.EventBody(copy, now));
                 _known.Remove(gone);
             }
         }
@@ -50,12 +51,14 @@ public sealed class ConntrackEvents
         if (!_known.TryGetValue(e, out var before))
         {
             _known[e] = snap;
-            _log.Add("[NEW] " + ConntrackCompat.EventBody(e, now));
+            ConnEntry copy = e.Copy();
+            _log.Add(() => "[NEW] " + ConntrackCompat.EventBody(copy, now));
         }
         else if (before != snap)
         {
             _known[e] = snap;
-            _log.Add("[UPDATE] " + ConntrackCompat.EventBody(e, now));
+            ConnEntry copy = e.Copy();
+            _log.Add(() => "[UPDATE] " + ConntrackCompat.EventBody(copy, now));
         }
     }
 }

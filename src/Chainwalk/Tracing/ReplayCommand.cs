@@ -129,21 +129,26 @@ the host itself (OUTPUT).
                     Count(skipped, "no interface for the packet (give -i or --iface-map)");
                     continue;
                 }
+                bool recorded = o.Json || n == o.Explain;
+                // The packet is handed over as decoded (parsed once); the flow it is counted under is read before the
+                // pipeline changes its bytes (NAT, TTL), as the capture has it.
+                var flow = new FlowFacts(packet);
                 var input = new PacketInput
                 {
                     Bytes = packet.Bytes,
+                    Parsed = recorded ? null : packet,
                     InInterface = local ? null : iface,
                     SourceMac = local ? null : facts.SourceMac,
                     DestinationMac = local ? null : dstMac,
                     At = t + offset,
                 };
-                nf.RecordTrace = o.Json || n == o.Explain;
+                nf.RecordTrace = recorded;
                 PacketResult r = nf.Process(input);
                 events?.After(r, nf.State.Now);
                 KernelLogCompat.Record(nf.State, r);
                 if (r.Error is not null) errors++;
                 foreach (string f in r.Fate) Count(fates, f);
-                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(dropped, Flow(packet));
+                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(dropped, flow.Text());
                 if (writer is not null)
                 {
                     foreach (OutputPacket p in r.Outputs)
@@ -212,11 +217,21 @@ the host itself (OUTPUT).
         return links.Count == 1 ? links[0].Name : null;
     }
 
-    private static string Flow(Packet p)
+    /// <summary>What a dropped packet's flow is reported by, read as the packet arrived; its text made only when needed.</summary>
+    private readonly struct FlowFacts(Packet p)
     {
-        string proto = p.Protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", 58 => "icmpv6", 132 => "sctp", _ => p.Protocol.ToString(CultureInfo.InvariantCulture) };
-        string src = IpNet.FormatAddress(p.Source, p.Family), dst = IpNet.FormatAddress(p.Destination, p.Family);
-        return p.HasPorts ? $"{proto} {src}:{p.SourcePort} -> {dst}:{p.DestinationPort}" : $"{proto} {src} -> {dst}";
+        private readonly IpFamily _family = p.Family;
+        private readonly byte _protocol = p.Protocol;
+        private readonly UInt128 _source = p.Source, _destination = p.Destination;
+        private readonly bool _hasPorts = p.HasPorts;
+        private readonly ushort _sourcePort = p.SourcePort, _destinationPort = p.DestinationPort;
+
+        public string Text()
+        {
+            string proto = _protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", 58 => "icmpv6", 132 => "sctp", _ => _protocol.ToString(CultureInfo.InvariantCulture) };
+            string src = IpNet.FormatAddress(_source, _family), dst = IpNet.FormatAddress(_destination, _family);
+            return _hasPorts ? $"{proto} {src}:{_sourcePort} -> {dst}:{_destinationPort}" : $"{proto} {src} -> {dst}";
+        }
     }
 
     private static void Count<TKey>(IDictionary<TKey, long> d, TKey key) => d[key] = d.TryGetValue(key, out long v) ? v + 1 : 1;

@@ -259,29 +259,108 @@ public sealed partial class Packet
         if (total < ihl) return Fail(PacketError.BadTotalLength, out packet, out error);
         if (total > bytes.Length && !quoted) return Fail(PacketError.Truncated, out packet, out error);
         byte[] copy = bytes[..Math.Min(total, bytes.Length)].ToArray();
-        Ipv4Header.TryCreate(copy, out Ipv4Header ip);
-        var facts = new Packet(copy)
-        {
-            Family = IpFamily.V4,
-            Source = ip.SourceAddress,
-            Destination = ip.DestinationAddress,
-            Protocol = ip.ProtocolNumber,
-            IpHeaderLength = ihl,
-            TransportOffset = ihl,
-            TotalLength = total,
-            Ttl = ip.TimeToLive,
-            Tos = ip.TypeOfService,
-            FragmentId = ip.Id,
-            FragmentOffset = ip.FragmentOffset * 8,
-            MoreFragments = ip.MoreFragments,
-            DontFragment = ip.DontFragment,
-            IpChecksumValid = ip.ChecksumValid,
-            IsQuoted = quoted,
-        };
-        ReadTransport(facts);
+        var facts = new Packet(copy);
+        facts.ReadV4(ihl, total, quoted);
         packet = facts;
         error = PacketError.None;
         return true;
+    }
+
+    /// <summary>Reads the IPv4 facts (and the upper layer's) from <see cref="Bytes"/>, whose header is checked.</summary>
+    private void ReadV4(int ihl, int total, bool quoted)
+    {
+        Ipv4Header.TryCreate(Bytes, out Ipv4Header ip);
+        Family = IpFamily.V4;
+        Source = ip.SourceAddress;
+        Destination = ip.DestinationAddress;
+        Protocol = ip.ProtocolNumber;
+        IpHeaderLength = ihl;
+        TransportOffset = ihl;
+        TotalLength = total;
+        Ttl = ip.TimeToLive;
+        Tos = ip.TypeOfService;
+        FragmentId = ip.Id;
+        FragmentOffset = ip.FragmentOffset * 8;
+        MoreFragments = ip.MoreFragments;
+        DontFragment = ip.DontFragment;
+        IpChecksumValid = ip.ChecksumValid;
+        IsQuoted = quoted;
+        ReadTransport(this);
+    }
+
+    /// <summary>
+    /// Reads the facts again from <see cref="Bytes"/> after they were changed in place (NAT, mangle, TTL): the same
+    /// facts <see cref="Parse"/> of the bytes would give, without copying them or making another object. False, with
+    /// nothing changed, when the bytes are no longer exactly one whole packet (its length moved, a header broke):
+    /// parse them then.
+    /// </summary>
+    internal bool TryReread()
+    {
+        byte[] b = Bytes;
+        if (b.Length < 1 || IsQuoted) return false;
+        int version = b[0] >> 4;
+        if (version == 4)
+        {
+            if (b.Length < Ipv4Header.MinLength) return false;
+            int ihl = (b[0] & 0x0f) * 4;
+            int total = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(2));
+            if (ihl < Ipv4Header.MinLength || ihl > b.Length || total < ihl || total != b.Length) return false;
+            ResetFacts();
+            ReadV4(ihl, total, quoted: false);
+            return true;
+        }
+        if (version == 6)
+        {
+            if (b.Length < Ipv6Header.Length) return false;
+            int payload = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(4));
+            int total = payload == 0 && b[6] == IpProtocol.HopByHop ? b.Length : Ipv6Header.Length + payload;
+            if (total != b.Length || !Ipv6Extensions.TryFindUpperLayer(b, out Ipv6UpperLayer upper)) return false;
+            ResetFacts();
+            ReadV6(upper, total, quoted: false);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>Every fact back to its value in a new object (before a re-read).</summary>
+    private void ResetFacts()
+    {
+        Family = default;
+        Source = default;
+        Destination = default;
+        Protocol = default;
+        IpHeaderLength = 0;
+        TransportOffset = 0;
+        TotalLength = 0;
+        Ttl = 0;
+        Tos = 0;
+        FlowLabel = 0;
+        FragmentId = 0;
+        FragmentOffset = 0;
+        MoreFragments = false;
+        DontFragment = false;
+        HasFragmentHeader = false;
+        IpChecksumValid = false;
+        HasTransportHeader = false;
+        HasPorts = false;
+        SourcePort = 0;
+        DestinationPort = 0;
+        TransportHeaderLength = 0;
+        TcpFlags = default;
+        SequenceNumber = 0;
+        AcknowledgmentNumber = 0;
+        Window = 0;
+        UrgentPointer = 0;
+        IcmpType = 0;
+        IcmpCode = 0;
+        IcmpId = 0;
+        IcmpSequence = 0;
+        SctpFirstChunk = null;
+        SourceMac = null;
+        VlanId = null;
+        IsQuoted = false;
+        _quoted = null;
+        _quotedRead = false;
     }
 
     private static bool TryParseV6(ReadOnlySpan<byte> bytes, bool quoted, [NotNullWhen(true)] out Packet? packet, out PacketError error)
@@ -292,36 +371,40 @@ public sealed partial class Packet
         int total = payload == 0 && bytes[6] == IpProtocol.HopByHop ? bytes.Length : Ipv6Header.Length + payload;
         if (total > bytes.Length && !quoted) return Fail(PacketError.Truncated, out packet, out error);
         byte[] copy = bytes[..Math.Min(total, bytes.Length)].ToArray();
-        Ipv6Header.TryCreate(copy, out Ipv6Header ip);
         if (!Ipv6Extensions.TryFindUpperLayer(copy, out Ipv6UpperLayer upper))
         {
             // A quoted packet may stop inside its extension headers; keep what the fixed header says.
             if (!quoted) return Fail(PacketError.Truncated, out packet, out error);
             upper = new Ipv6UpperLayer(IpProtocol.NoNextHeader, copy.Length, false, 0, false, 0);
         }
-        var facts = new Packet(copy)
-        {
-            Family = IpFamily.V6,
-            Source = ip.SourceAddress,
-            Destination = ip.DestinationAddress,
-            Protocol = upper.Protocol,
-            IpHeaderLength = Ipv6Header.Length,
-            TransportOffset = upper.Offset,
-            TotalLength = total,
-            Ttl = ip.HopLimit,
-            Tos = ip.TrafficClass,
-            FlowLabel = ip.FlowLabel,
-            HasFragmentHeader = upper.HasFragmentHeader,
-            FragmentId = upper.FragmentId,
-            FragmentOffset = upper.FragmentOffset * 8,
-            MoreFragments = upper.MoreFragments,
-            IpChecksumValid = true,
-            IsQuoted = quoted,
-        };
-        ReadTransport(facts);
+        var facts = new Packet(copy);
+        facts.ReadV6(upper, total, quoted);
         packet = facts;
         error = PacketError.None;
         return true;
+    }
+
+    /// <summary>Reads the IPv6 facts (and the upper layer's) from <see cref="Bytes"/>, given where the upper layer is.</summary>
+    private void ReadV6(in Ipv6UpperLayer upper, int total, bool quoted)
+    {
+        Ipv6Header.TryCreate(Bytes, out Ipv6Header ip);
+        Family = IpFamily.V6;
+        Source = ip.SourceAddress;
+        Destination = ip.DestinationAddress;
+        Protocol = upper.Protocol;
+        IpHeaderLength = Ipv6Header.Length;
+        TransportOffset = upper.Offset;
+        TotalLength = total;
+        Ttl = ip.HopLimit;
+        Tos = ip.TrafficClass;
+        FlowLabel = ip.FlowLabel;
+        HasFragmentHeader = upper.HasFragmentHeader;
+        FragmentId = upper.FragmentId;
+        FragmentOffset = upper.FragmentOffset * 8;
+        MoreFragments = upper.MoreFragments;
+        IpChecksumValid = true;
+        IsQuoted = quoted;
+        ReadTransport(this);
     }
 
     /// <summary>Adds the upper-layer facts to a packet whose IP facts are read.</summary>

@@ -21,7 +21,7 @@ namespace Chainwalk.Tests.Engine;
 public class CompiledClassificationTests
 {
     /// <summary>Two copies of the rules, one walked linearly and one compiled, packets fed to both.</summary>
-    private sealed class Pair
+    internal sealed class Pair
     {
         private readonly Netfilter _linear, _compiled;
         private readonly Ruleset _a, _b;

@@ -19,11 +19,21 @@ public sealed class ChainIndex
     private readonly int[] _runAt;
     private readonly TupleIndex[] _runs;
 
-    private ChainIndex(int count, int[] runAt, TupleIndex[] runs)
+    /// <summary>
+    /// Per rule of an indexed run: the rule and ACCEPT or DROP when its target is that standard verdict, else
+    /// Continue; one array read for the walker's fast return instead of the chain's list and the rule's target.
+    /// </summary>
+    private readonly PlainHit[] _plain;
+
+    /// <summary>A rule of an indexed run and its verdict when that is a plain ACCEPT or DROP (else Continue).</summary>
+    public readonly record struct PlainHit(Rule? Rule, VerdictKind Kind);
+
+    private ChainIndex(int count, int[] runAt, TupleIndex[] runs, PlainHit[] plain)
     {
         RuleCount = count;
         _runAt = runAt;
         _runs = runs;
+        _plain = plain;
     }
 
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
@@ -35,7 +45,7 @@ public sealed class ChainIndex
     {
         get
         {
-            long n = (long)_runAt.Length * 4;
+            long n = (long)_runAt.Length * 4 + (long)_plain.Length * 16;
             foreach (TupleIndex t in _runs) n += t.Bytes;
             return n;
         }
@@ -63,7 +73,14 @@ public sealed class ChainIndex
     /// The same index for the chain with <paramref name="newCount"/> rules, after rules were appended to it or
     /// deleted after its last run: those rules are walked linearly, the runs before them are unchanged. O(1).
     /// </summary>
-    public ChainIndex WithAppended(int newCount) => new(newCount, _runAt, _runs);
+    public ChainIndex WithAppended(int newCount) => new(newCount, _runAt, _runs, _plain);
+
+    /// <summary>
+    /// The rule at <paramref name="i"/> (one the index proved) with ACCEPT or DROP when that standard verdict is its
+    /// target, so the walker may count it and return; Kind Continue otherwise (the walker dispatches the target).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public PlainHit PlainVerdict(int i) => (uint)i < (uint)_plain.Length ? _plain[i] : default;
 
     /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
     public static ChainIndex? Build(Chain chain)
@@ -72,6 +89,7 @@ public sealed class ChainIndex
         if (rules.Count < MinRun) return null;
         var runAt = new int[rules.Count];
         Array.Fill(runAt, -1);
+        var plain = new PlainHit[rules.Count];
         var runs = new List<TupleIndex>();
         var flat = new List<FlatRule>();
         int i = 0;
@@ -86,12 +104,19 @@ public sealed class ChainIndex
             }
             if (flat.Count >= MinRun)
             {
-                for (int j = start; j < i; j++) runAt[j] = runs.Count;
+                for (int j = start; j < i; j++)
+                {
+                    runAt[j] = runs.Count;
+                    VerdictKind kind = rules[j].Target is { Extension: null } t
+                        ? t.Name switch { Verdicts.Accept => VerdictKind.Accept, Verdicts.Drop => VerdictKind.Drop, _ => VerdictKind.Continue }
+                        : VerdictKind.Continue;
+                    plain[j] = new PlainHit(kind == VerdictKind.Continue ? null : rules[j], kind);
+                }
                 runs.Add(TupleIndex.Build(start, flat));
             }
             if (i == start) i++;
         }
-        return runs.Count == 0 ? null : new ChainIndex(rules.Count, runAt, runs.ToArray());
+        return runs.Count == 0 ? null : new ChainIndex(rules.Count, runAt, runs.ToArray(), plain);
     }
 
     /// <summary>The rule as flat fields when its whole condition is one the index decides; false otherwise.</summary>

@@ -27,20 +27,23 @@ public readonly struct FlowKey
     }
 
     /// <summary>The key of <paramref name="p"/>, or false when the packet must be walked linearly.</summary>
+    /// <remarks>
+    /// Reads only the parsed facts (no access to the bytes: one cache line less per packet). A TCP packet counts
+    /// as having its fixed header when the parser found the header with its options (stricter than 20 bytes: a
+    /// packet with truncated options is walked linearly, which is always right); UDP when 8 bytes are there.
+    /// </remarks>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static bool TryRead(Packet p, out FlowKey key)
     {
         key = default;
-        if (p.Family != IpFamily.V4 || p.IsFragment) return false;
+        if (p.Family != IpFamily.V4 || p.MoreFragments || p.FragmentOffset != 0) return false;
         byte proto = p.Protocol;
         ushort sport = 0, dport = 0;
         if (proto is IpProtocol.Tcp or IpProtocol.Udp)
         {
-            int need = proto == IpProtocol.Tcp ? TcpHeader.MinLength : UdpHeader.Length;
-            int off = p.TransportOffset;
-            byte[] b = p.Bytes;
-            if (off < 0 || off > b.Length - need) return false;
-            sport = (ushort)((b[off] << 8) | b[off + 1]);
-            dport = (ushort)((b[off + 2] << 8) | b[off + 3]);
+            if (!p.HasTransportHeader) return false;
+            sport = p.SourcePort;
+            dport = p.DestinationPort;
         }
         key = new FlowKey((uint)p.Source, (uint)p.Destination, proto, sport, dport);
         return true;

@@ -67,6 +67,11 @@ public sealed class HashlimitMatch : XtExtension<HashlimitData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+
+    /// <summary>Its checkentry looks beyond the rule: rules naming the same hash table must agree.</summary>
+
+    public override bool ChecksSharedObjects => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("hashlimit-upto", OUpto, OptionArg.Required, OptFlags.Invert) { Excludes = 1 << OAbove },

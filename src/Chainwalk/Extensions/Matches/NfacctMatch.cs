@@ -21,6 +21,11 @@ public sealed class NfacctMatch : XtExtension<NfacctData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+
+    /// <summary>Its checkentry looks beyond the rule: its accounting objects live on the host.</summary>
+
+    public override bool ChecksSharedObjects => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("nfacct-name", OName, OptionArg.Required, OptFlags.Mandatory),

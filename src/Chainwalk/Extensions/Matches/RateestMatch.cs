@@ -54,6 +54,11 @@ public sealed class RateestMatch : XtExtension<RateestData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+
+    /// <summary>Its checkentry looks beyond the rule: its estimators are named by RATEEST rules of the table or by the host.</summary>
+
+    public override bool ChecksSharedObjects => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("rateest1", O1, OptionArg.Required, OptFlags.Manual),

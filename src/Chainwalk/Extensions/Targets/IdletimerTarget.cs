@@ -31,6 +31,11 @@ public sealed class IdletimerTarget : XtExtension<IdletimerData>
 
     public override ExtensionKind Kind => ExtensionKind.Target;
 
+
+    /// <summary>Its checkentry looks beyond the rule: rules naming the same timer label must agree.</summary>
+
+    public override bool ChecksSharedObjects => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("timeout", OTimeout, OptionArg.Required, OptFlags.Mandatory),

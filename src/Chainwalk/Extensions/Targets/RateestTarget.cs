@@ -40,6 +40,11 @@ public sealed class RateestTarget : XtExtension<RateestData>
 
     public override ExtensionKind Kind => ExtensionKind.Target;
 
+
+    /// <summary>Its checkentry looks beyond the rule: rules naming the same estimator must agree.</summary>
+
+    public override bool ChecksSharedObjects => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("rateest-name", OName, OptionArg.Required, OptFlags.Mandatory),
