@@ -22,7 +22,7 @@ for f in tests/Chainwalk.Tests/TestResults/netfilter-tfiles.txt; do
   [ -f "$f" ] && head -1 "$f"
 done
 # The recorded kernel cases: per area, per kind, and the figure.
-[ -f tests/Chainwalk.Tests/TestResults/conformance.txt ] && grep -E "^(kernel conformance|  (packets|fate|outputs|counters|save-text|conntrack|kind) |conformance:)" tests/Chainwalk.Tests/TestResults/conformance.txt
+[ -f tests/Chainwalk.Tests/TestResults/conformance.txt ] && grep -E "^(kernel conformance|  (packets|fate|outputs|counters|save-text|conntrack|log|nat-pick|covers:|kind) |conformance:)" tests/Chainwalk.Tests/TestResults/conformance.txt
 passed=$(grep -oE "Passed: +[0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
 failed=$(grep -oE "Failed: +[0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
 [ -n "$passed" ] || passed=0

@@ -73,6 +73,8 @@ public static class SpeedHarness
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_KEY_BATCH") is { Length: > 0 } kb) CompiledRules.KeyBatch = int.Parse(kb, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("CW_BATCH_FROM") is { Length: > 0 } bf) CompiledRules.BatchFromBytes = long.Parse(bf, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
         var root = new JsonObject
         {
@@ -81,6 +83,8 @@ public static class SpeedHarness
             ["tuple_classes"] = TupleIndex.Classes is { } fixedClasses ? string.Join(",", fixedClasses) : "chosen per run among " + string.Join(" | ", TupleIndex.Layouts.Select(l => string.Join(",", l.Classes) + "/" + l.MergeLimit)),
             ["port_tuples"] = TupleIndex.PortTuples,
             ["merge_limit"] = TupleIndex.MergeLimit,
+            ["key_batch"] = CompiledRules.KeyBatch,
+            ["key_batch_from_bytes"] = CompiledRules.BatchFromBytes,
         };
         var cb = new JsonObject();
         root["classbench"] = cb;
@@ -281,7 +285,43 @@ public static class SpeedHarness
                 walls.Add(w);
             }
         }
+        JsonObject keyFigures = KeyPath(compiled, forward, filter, slow, sctx, skbs, sample);
         int matched = 0;
+        // The compiled walk again after 16 -I and 16 -D at random places of the chain (copies of its own rules
+        // inserted, loaded rules deleted), kept as an overlay (CompiledRules.Inserted / Deleted): what pending edits
+        // cost per packet. The verdicts are checked against the linear walk on the sample first.
+        var editRnd = new Random(5);
+        var editor = new RulesetEditor(rules);
+        for (int e = 0; e < 16; e++)
+        {
+            int at = editRnd.Next(forward.Rules.Count + 1);
+            editor.Insert("filter", "FORWARD", at + 1, [forward.Rules[editRnd.Next(forward.Rules.Count)].Clone()]);
+            compiled.Inserted(forward, at);
+            int del = editRnd.Next(forward.Rules.Count);
+            editor.DeleteNumber("filter", "FORWARD", del + 1);
+            compiled.Deleted(forward, del);
+        }
+        int overlayDisagree = 0;
+        for (int i = 0; i < sample; i++)
+        {
+            fctx.Skb = skbs[i];
+            Verdict a = fast.RunTable(fctx, filter, Hook.Forward);
+            sctx.Skb = skbs[i];
+            Verdict b = slow.RunTable(sctx, filter, Hook.Forward);
+            if (a != b) overlayDisagree++;
+        }
+        var overlayTimes = new List<double>();
+        for (int rep = 0; rep < (_quick ? 2 : 3); rep++)
+        {
+            var sw = new Clock();
+            for (int i = 0; i < skbs.Length; i++)
+            {
+                fctx.Skb = skbs[i];
+                fast.RunTable(fctx, filter, Hook.Forward);
+            }
+            if (rep > 0) overlayTimes.Add(sw.CpuSeconds);
+        }
+        if (compiled.For(forward) is not { PendingNew: > 0 }) throw new InvalidOperationException("the edits were not kept as an overlay");
         foreach (Rule r in forward.Rules)
         {
             if (r.Counters.Packets > 0) matched++;
@@ -296,6 +336,8 @@ public static class SpeedHarness
             ["trace_headers"] = trace.Length,
             ["mpps"] = R(trace.Length / Median(times) / 1e6),
             ["mpps_wall"] = R(trace.Length / Median(walls) / 1e6),
+            ["mpps_with_overlay"] = R(trace.Length / Median(overlayTimes) / 1e6),
+            ["overlay_verdict_disagreements_in_sample"] = overlayDisagree,
             ["linear_mpps"] = R(sample / linearS / 1e6, 4),
             ["linear_mpps_wall"] = R(sample / linearWall / 1e6, 4),
             ["linear_sample_headers"] = sample,
@@ -308,9 +350,129 @@ public static class SpeedHarness
             ["restore_s"] = R(Median(restoreTimes)),
             ["tuple_groups"] = groups,
             ["tuple_layout"] = string.Join(" ", index.Runs.Select(r => r.Layout)),
+            ["key_mpps"] = keyFigures["key_mpps"]!.DeepClone(),
+            ["key_scalar_mpps"] = keyFigures["key_scalar_mpps"]!.DeepClone(),
+            ["key_index_only_mpps"] = keyFigures["key_index_only_mpps"]!.DeepClone(),
+            ["key_disagreements_in_sample"] = keyFigures["key_disagreements_in_sample"]!.DeepClone(),
+            ["key_counter_disagreements_in_sample"] = keyFigures["key_counter_disagreements_in_sample"]!.DeepClone(),
+            ["key_alloc_bytes_per_packet"] = keyFigures["key_alloc_bytes_per_packet"]!.DeepClone(),
             ["rte_acl_mpps"] = null,
             ["rte_acl_scalar_mpps"] = null,
         };
+    }
+
+    /// <summary>
+    /// The figure comparable to rte_acl's: the trace's header tuples held compactly (one <see cref="FlowKey"/> array and
+    /// the packet lengths for the byte counters) through the compiled first match of filter/FORWARD with the rule
+    /// counters and the verdict (<see cref="CompiledRules.ClassifyKeys"/>, 16 keys at a time), and the same one key at a
+    /// time (<c>key_scalar_mpps</c>: FirstMatch per key, round one's lookup). Checked first on the sample against the
+    /// linear walk: every verdict, and every rule and policy counter after the sample.
+    /// </summary>
+    private static JsonObject KeyPath(CompiledRules compiled, Chain forward, Table filter, Netfilter slow, PacketContext sctx, Skb[] skbs, int sample)
+    {
+        var keys = new FlowKey[skbs.Length];
+        var lengths = new ushort[skbs.Length];
+        for (int i = 0; i < skbs.Length; i++)
+        {
+            if (!FlowKey.TryRead(skbs[i].Packet, out keys[i])) throw new InvalidOperationException("a trace packet without a flow key");
+            lengths[i] = (ushort)skbs[i].Length;
+        }
+        var verdicts = new VerdictKind[skbs.Length];
+        void Reset()
+        {
+            forward.Counters = default;
+            foreach (Rule r in forward.Rules) r.Counters = default;
+        }
+        // The reference: the linear walk of the sample, its verdicts and counters.
+        Reset();
+        var linearVerdicts = new VerdictKind[sample];
+        for (int i = 0; i < sample; i++)
+        {
+            sctx.Skb = skbs[i];
+            linearVerdicts[i] = slow.RunTable(sctx, filter, Hook.Forward).Kind;
+        }
+        Counters[] linearCounters = forward.Rules.Select(r => r.Counters).Append(forward.Counters).ToArray();
+        Reset();
+        if (!compiled.ClassifyKeys(forward, keys.AsSpan(0, sample), lengths.AsSpan(0, sample), verdicts)) throw new InvalidOperationException("FORWARD is not decided by the index alone");
+        int disagree = 0, counterDisagree = 0;
+        for (int i = 0; i < sample; i++)
+        {
+            if (verdicts[i] != linearVerdicts[i]) disagree++;
+        }
+        Counters[] keyCounters = forward.Rules.Select(r => r.Counters).Append(forward.Counters).ToArray();
+        for (int i = 0; i < keyCounters.Length; i++)
+        {
+            if (keyCounters[i].Packets != linearCounters[i].Packets || keyCounters[i].Bytes != linearCounters[i].Bytes) counterDisagree++;
+        }
+        ChainIndex index = compiled.For(forward)!;
+        var batch = new List<double>();
+        var scalar = new List<double>();
+        var bare = new List<double>();
+        long alloc = 0;
+        // The three loops in turn, each rep starting with another one (the first loop of a rep finds the caches as the
+        // previous one left them); the first rep is not timed.
+        for (int rep = 0; rep < (_quick ? 4 : 7); rep++)
+        {
+            for (int m = 0; m < 3; m++)
+            {
+                int which = (m + rep) % 3;
+                long a0 = GC.GetAllocatedBytesForCurrentThread();
+                var sw = new Clock();
+                if (which == 0)
+                {
+                    compiled.ClassifyKeys(forward, keys, lengths, verdicts);
+                    double s = sw.CpuSeconds;
+                    alloc = GC.GetAllocatedBytesForCurrentThread() - a0;
+                    if (rep > 0) batch.Add(s);
+                }
+                else if (which == 1)
+                {
+                    ScalarKeys(index, forward, keys, lengths, verdicts);
+                    if (rep > 0) scalar.Add(sw.CpuSeconds);
+                }
+                else
+                {
+                    int sum = 0;
+                    TupleIndex run = index.Runs[0];
+                    foreach (FlowKey k in keys) sum += run.FirstMatch(k, 0);
+                    double u = sw.CpuSeconds;
+                    if (sum == 42) Log("");
+                    if (rep > 0) bare.Add(u);
+                }
+            }
+        }
+        Reset();
+        return new JsonObject
+        {
+            ["key_mpps"] = R(keys.Length / Median(batch) / 1e6),
+            ["key_scalar_mpps"] = R(keys.Length / Median(scalar) / 1e6),
+            ["key_index_only_mpps"] = R(keys.Length / Median(bare) / 1e6),
+            ["key_disagreements_in_sample"] = disagree,
+            ["key_counter_disagreements_in_sample"] = counterDisagree,
+            ["key_alloc_bytes_per_packet"] = R((double)alloc / keys.Length, 2),
+        };
+    }
+
+    /// <summary>One key at a time: the index's Next from the chain's start, the plain verdict, the counters.</summary>
+    private static void ScalarKeys(ChainIndex index, Chain chain, FlowKey[] keys, ushort[] lengths, VerdictKind[] verdicts)
+    {
+        VerdictKind policy = chain.Policy == "DROP" ? VerdictKind.Drop : VerdictKind.Accept;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            int j = index.Next(0, keys[i], out bool proven);
+            if (proven && index.PlainVerdict(j) is { Rule: { } hit } h)
+            {
+                hit.Counters.Packets++;
+                hit.Counters.Bytes += lengths[i];
+                verdicts[i] = h.Kind;
+            }
+            else
+            {
+                chain.Counters.Packets++;
+                chain.Counters.Bytes += lengths[i];
+                verdicts[i] = policy;
+            }
+        }
     }
 
     /// <summary>Diagnostics: the index alone (FirstMatch over flow keys) against the whole RunTable, acl1_10k and ipc1_100k.</summary>
@@ -577,6 +739,48 @@ public static class SpeedHarness
             compiled.Deleted(forward, forward.Rules.Count);
         }
         if (forward.Rules.Count != n) throw new InvalidOperationException("-A/-D did not restore the rule count");
+        // -I, -R, -D in the middle of the chain (inside its one indexed run): the compiled form is updated as an
+        // overlay (CompiledRules.Inserted / Replaced / Deleted), no rebuild; before session 3 round two these recompiled.
+        var midInsert = new List<double>();
+        var midInsertEdit = new List<double>();
+        var midReplace = new List<double>();
+        var midReplaceEdit = new List<double>();
+        var midDelete = new List<double>();
+        var midDeleteEdit = new List<double>();
+        int mid = n / 2;
+        string midText = mid.ToString(CultureInfo.InvariantCulture);
+        for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
+        {
+            // -I a new rule at the middle, -R one of the loaded (indexed) rules after it, -D the next loaded one: the
+            // rule count is back to n, and the overlay grows by two new rules and two dead ones per round.
+            string replaceAt = (mid + 10 + 3 * rep).ToString(CultureInfo.InvariantCulture);
+            string deleteAt = (mid + 11 + 3 * rep).ToString(CultureInfo.InvariantCulture);
+            // Rules of addresses no other rule has (a rule with the same addresses and protocol as one already in the
+            // chain costs RulesetEditor's RuleFinder a scan of the chain, ~2 ms at 100k: not the compiled form's cost).
+            string[] ins = ["-s", $"198.51.{100 + rep}.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+            string[] rep2 = ["-s", $"198.51.{100 + rep}.8/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+            var sw = new Clock();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-I", "FORWARD", midText, .. ins]));
+            double edit = sw.CpuSeconds;
+            compiled.Inserted(forward, mid - 1);
+            midInsert.Add(sw.CpuSeconds);
+            midInsertEdit.Add(edit);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", replaceAt, .. rep2]));
+            edit = sw.CpuSeconds;
+            compiled.Replaced(forward, mid + 9 + 3 * rep);
+            midReplace.Add(sw.CpuSeconds);
+            midReplaceEdit.Add(edit);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", deleteAt]));
+            edit = sw.CpuSeconds;
+            compiled.Deleted(forward, mid + 10 + 3 * rep);
+            midDelete.Add(sw.CpuSeconds);
+            midDeleteEdit.Add(edit);
+        }
+        if (forward.Rules.Count != n || compiled.For(forward) is null) throw new InvalidOperationException("-I/-R/-D in the middle lost the compiled chain");
+        ChainIndex overlaid = compiled.For(forward)!;
+        int pendingNew = overlaid.PendingNew, pendingDead = overlaid.PendingDead;
         return new JsonObject
         {
             ["rules"] = n,
@@ -590,8 +794,21 @@ public static class SpeedHarness
             ["delete_first_us"] = R(firstDelete * 1e6, 1),
             ["append_compiled_only"] = R(Median(appendAll.Zip(appendEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["delete_compiled_only"] = R(Median(deleteAll.Zip(deleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["insert_middle"] = R(Median(midInsert) * 1e6, 1),
+            ["replace_middle"] = R(Median(midReplace) * 1e6, 1),
+            ["delete_middle"] = R(Median(midDelete) * 1e6, 1),
+            ["insert_middle_edit_only"] = R(Median(midInsertEdit) * 1e6, 1),
+            ["replace_middle_edit_only"] = R(Median(midReplaceEdit) * 1e6, 1),
+            ["delete_middle_edit_only"] = R(Median(midDeleteEdit) * 1e6, 1),
+            ["insert_middle_compiled_only"] = R(Median(midInsert.Zip(midInsertEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["replace_middle_compiled_only"] = R(Median(midReplace.Zip(midReplaceEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["delete_middle_compiled_only"] = R(Median(midDelete.Zip(midDeleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["overlay_pending_new"] = pendingNew,
+            ["overlay_pending_dead"] = pendingDead,
+            ["rebuild_after_new"] = CompiledRules.RebuildAfterNew,
+            ["rebuild_after_dead"] = CompiledRules.RebuildAfterDead,
             ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
-            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Deleted: the rule at the chain's end is walked linearly, the index is kept); -I at the end position; *_edit_only without the compiled update; replace_edit_only = -R of the last rule (the compiled form has no in-place replace); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
+            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Inserted / Replaced / Deleted: an overlay on the kept index, dead rules skipped, new ones walked where they stand); -I at the end position; *_middle = -I / -R / -D at the chain's middle position (inside the indexed run); *_edit_only without the compiled update, *_compiled_only the compiled update alone; replace_edit_only = -R of the last rule; overlay_pending_* = new / dead rules in the overlay after the measured edits (the chain is rebuilt past rebuild_after_*); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
         };
     }
 

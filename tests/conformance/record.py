@@ -18,7 +18,9 @@ Case kinds (case number modulo 20 picks one, see KIND_CYCLE; --kinds restricts t
              POSTROUTING) and packets delivered to fw (INPUT)
   statistic  IPv4 rule sets with one `-m statistic --mode random` rule (plus nth rules): the kernel's
              draw is read from its counter and must be one the engine allows (see README)
-  nat        NAT rule sets — off: NAT is not merged yet (gen_nat_rules is ready; --kinds nat enables it)
+  nat, v6-nat  stateful rule sets plus a nat table (gen_nat_rules: DNAT, REDIRECT, MASQUERADE, SNAT, NETMAP, port
+             ranges, --random, --random-fully) and flows, some of which repeat an earlier flow's ports from another
+             client (a source NAT clash); the kernel's random port picks are read back from conntrack -L
 
 Topology (all namespaces are created here and deleted on exit):
     sender  s0 10.1.0.2/24 fd01::2/64 <-veth-> eth0 10.1.0.1/24 fd01::1/64 [fw] eth1 10.2.0.1/24 fd02::1/64 <-veth-> r0 receiver
@@ -46,6 +48,7 @@ import time
 
 from scapy.all import IP, TCP, UDP, ICMP, Raw, IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6TimeExceeded  # noqa: E402
 from scapy.all import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop  # noqa: E402
+from scapy.layers.inet6 import ICMPv6Unknown  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -60,8 +63,9 @@ SENDERS6 = [f"fd01::{i}" for i in range(2, 8)]
 RECEIVERS6 = [f"fd02::{i}" for i in range(2, 8)]
 LOCALS6 = ["fd01::1", "fd02::1"]
 
-KIND_CYCLE = ["basic", "stateful", "v6", "local", "stateful", "basic", "v6-stateful", "statistic", "stateful", "v6",
-              "scenario", "stateful", "v6-stateful", "local", "basic", "stateful", "v6", "basic", "v6-stateful", "scenario"]
+KIND_CYCLE = ["basic", "stateful", "v6", "local", "nat", "basic", "v6-stateful", "statistic", "stateful", "v6",
+              "scenario", "nat", "v6-stateful", "local", "basic", "v6-nat", "v6", "stateful", "v6-stateful", "scenario"]
+NAT_KINDS = ("nat", "v6-nat")
 ALL_KINDS = sorted(set(KIND_CYCLE))
 
 # The network as Chainwalk's `ip` / `sysctl` verbs rebuild it (the fw namespace only).
@@ -359,6 +363,18 @@ CONNMARKS = ["-j CONNMARK --set-mark 0x1", "-j CONNMARK --set-xmark 0x2/0x3", "-
              "-j CONNMARK --save-mark --mask 0xff", "-j CONNMARK --or-mark 0x4"]
 
 
+LOG_IDS = iter(range(1, 10**9))
+
+
+def gen_log(rng):
+    """A LOG target with a prefix unique in the rule set ("L<n>: "): the kernel's LOG lines cannot be read from a
+    namespace (nf_log_syslog writes for the initial one only, unless the host-wide nf_log_all_netns is set), so the
+    replay compares which LOG rules fired for each packet, by their counters against the engine's lines' prefixes."""
+    opts = "".join(o for o in (" --log-level " + rng.choice(["4", "6", "7", "warning"]), " --log-tcp-sequence", " --log-tcp-options",
+                               " --log-ip-options", " --log-uid") if rng.random() < 0.25)
+    return f'-j LOG --log-prefix "L{next(LOG_IDS)}: "{opts}'
+
+
 def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False, f=F4, stateful=False):
     later = user_chains[idx + 1:] if idx >= 0 else user_chains
     r = rng.random()
@@ -379,16 +395,20 @@ def gen_target(rng, table, chain, user_chains, idx, proto, hook_set, core=False,
             return rng.choice(CONNMARKS)
         return "" if c == "none" else f"-j {c}"
     if table == "filter":
-        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT"] + (["CONNMARK"] if stateful else []))
+        c = rng.choice(["ACCEPT", "DROP", "REJECT", "REJECT", "none", "ACCEPT", "LOG"] + (["CONNMARK"] if stateful else []))
         if c == "CONNMARK":
             return rng.choice(CONNMARKS)
+        if c == "LOG":
+            return gen_log(rng)
         if c == "REJECT":
             w = "tcp-reset" if proto == "tcp" and rng.random() < 0.5 else rng.choice(f.rejects)
             return f"-j REJECT --reject-with {w}" if rng.random() < 0.85 else "-j REJECT"
         return "" if c == "none" else f"-j {c}"
-    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP"] + (["CONNMARK"] * 3 if stateful else []))
+    c = rng.choice(["MARK", "MARK", "TTL", "TOS", "DSCP", "ACCEPT", "none", "DROP", "LOG"] + (["CONNMARK"] * 3 if stateful else []))
     if c == "CONNMARK":
         return rng.choice(CONNMARKS)
+    if c == "LOG":
+        return gen_log(rng)
     if c == "MARK":
         return rng.choice(["-j MARK --set-mark 0x1", "-j MARK --set-xmark 0x2/0x3", "-j MARK --or-mark 0x10",
                            "-j MARK --and-mark 0x1", "-j MARK --set-mark 0x3/0xff", "-j MARK --xor-mark 0x1"])
@@ -489,6 +509,63 @@ SCENARIOS = [
     {"name": "gopherproxy", "file": "corpus/other/gopherproxy-meulie-net-2015.rules"},
     {"name": "synology6", "file": "corpus/ipv6/synology-ds414-ip6tables-2016.rules", "family": 6},
     {"name": "fedora27-firewalld6", "file": "corpus/ipv6/fedora27-firewalld-ip6tables.rules", "family": 6},
+    # Hand-written scenarios of issue 5 (tests/conformance/scenarios/), with the flows they are about (`flows`:
+    # sides client/server, destination, port, protocol; picked for most flows, the rest aimed at a random rule).
+    {"name": "kube-proxy", "file": "tests/conformance/scenarios/kube-proxy.rules", "nat": True, "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dst": "172.30.0.41", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.42", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 30080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.44", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "172.30.0.44", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "5.6.7.8", "dport": 80, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "5.6.7.8", "dport": 80, "proto": "tcp", "src": "10.1.0.4"},
+               {"sides": ("s", "r"), "dst": "172.30.0.46", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "dst": "172.30.0.41", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "dst": "172.30.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("fw", "r"), "dst": "172.30.0.42", "dport": 80, "proto": "tcp"}]},
+    {"name": "kube-calico-2019", "file": "corpus/k8s/kube-proxy-calico-node-2019.rules", "nat": True,
+     "ifaces": {"docker0": "eth1"}, "addrs": {"10.128.0.183": "10.2.0.4"},
+     "flows": [{"sides": ("s", "r"), "dst": "10.96.0.1", "dport": 443, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.96.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("s", "r"), "dst": "10.96.0.10", "dport": 9153, "proto": "tcp"},
+               {"sides": ("fw", "r"), "dst": "10.96.0.1", "dport": 443, "proto": "tcp"}]},
+    {"name": "kube-1.0-2015", "file": "corpus/k8s/kube-1.0-userspace-proxy-node-2015.rules", "nat": True,
+     "ifaces": {"cbr0": "eth1"}, "addrs": {"10.246.1.": "10.2.0.", "10.0.2.15": "10.2.0.6"},
+     "flows": [{"sides": ("s", "r"), "dst": "10.247.0.10", "dport": 53, "proto": "udp"},
+               {"sides": ("s", "r"), "dst": "10.247.0.10", "dport": 53, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.247.0.1", "dport": 443, "proto": "tcp"},
+               {"sides": ("r", "s"), "proto": "tcp"}]},
+    {"name": "docker-portmap", "file": "corpus/docker/moby-iptablesdoc-usernet-portmap.rules", "nat": True,
+     "ifaces": {"bridge1": "eth1"}, "addrs": {"192.0.2.": "10.2.0."},
+     "flows": [{"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8080, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 8081, "proto": "tcp"},
+               {"sides": ("s", "r"), "dst": "10.2.0.2", "dport": 80, "proto": "tcp"},
+               {"sides": ("r", "s"), "proto": "udp"}, {"sides": ("r", "s"), "proto": "tcp"}, {"sides": ("r", "s"), "proto": "icmp"}]},
+    {"name": "lab2-3-nat-gateway", "file": "examples/nat-gateway.rules", "nat": True,
+     "addrs": {"10.0.1.0/24": "10.2.0.0/24", "10.0.1.50": "10.2.0.5"},
+     "flows": [{"sides": ("s", "r"), "dst": "10.1.0.1", "dport": 443, "proto": "tcp"},
+               {"sides": ("r", "s"), "proto": "tcp"}, {"sides": ("r", "s"), "proto": "udp"}, {"sides": ("r", "s"), "proto": "icmp"},
+               {"sides": ("s", "r"), "proto": "tcp"}]},
+    {"name": "reject", "file": "tests/conformance/scenarios/reject.rules", "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dport": p, "proto": pr} for p in (1000, 1001, 1002, 1003, 1004) for pr in ("tcp", "udp")]
+              + [{"sides": ("s", "r"), "proto": "icmp"}, {"sides": ("r", "s"), "proto": "icmp"},
+                 {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}, {"sides": ("s", "fw"), "dport": 53, "proto": "udp"},
+                 {"sides": ("s", "fw"), "dport": 80, "proto": "tcp"}, {"sides": ("r", "fw"), "proto": "icmp"},
+                 {"sides": ("fw", "r"), "dport": 2000, "proto": "tcp"}, {"sides": ("fw", "r"), "dport": 2000, "proto": "udp"},
+                 {"sides": ("fw", "s"), "dport": 2001, "proto": "tcp"}, {"sides": ("fw", "r"), "proto": "icmp"}]},
+    {"name": "reject6", "file": "tests/conformance/scenarios/reject6.rules", "family": 6, "ifaces": {},
+     "flows": [{"sides": ("s", "r"), "dport": p, "proto": pr} for p in (1000, 1001, 1002, 1003) for pr in ("tcp", "udp")]
+              + [{"sides": ("s", "r"), "proto": "icmp"}, {"sides": ("r", "s"), "proto": "icmp"},
+                 {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}, {"sides": ("s", "fw"), "dport": 53, "proto": "udp"},
+                 {"sides": ("r", "fw"), "proto": "icmp"},
+                 {"sides": ("fw", "r"), "dport": 2000, "proto": "tcp"}, {"sides": ("fw", "r"), "dport": 2000, "proto": "udp"},
+                 {"sides": ("fw", "s"), "dport": 2001, "proto": "tcp"}]},
+    {"name": "invalid", "file": "tests/conformance/scenarios/invalid.rules", "ifaces": {}, "invalid": True,
+     "flows": [{"sides": ("s", "r"), "proto": "tcp"}, {"sides": ("s", "r"), "proto": "udp"}, {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}]},
+    {"name": "invalid6", "file": "tests/conformance/scenarios/invalid6.rules", "family": 6, "ifaces": {}, "invalid": True,
+     "flows": [{"sides": ("s", "r"), "proto": "tcp"}, {"sides": ("s", "r"), "proto": "udp"}, {"sides": ("s", "fw"), "dport": 22, "proto": "tcp"}]},
 ]
 
 
@@ -516,7 +593,7 @@ def scenario_rules(sc):
     for line in open(path, encoding="utf-8", errors="replace").read().splitlines():
         line = line.rstrip()
         if line.startswith("*"):
-            keep = line[1:] in ("raw", "mangle", "filter")
+            keep = line[1:] in ("raw", "mangle", "filter") + (("nat",) if sc.get("nat") else ())
         if keep and line and not line.startswith("#"):
             lines.append(line)
         if line == "COMMIT":
@@ -541,17 +618,34 @@ def scenario_rules(sc):
 
 
 def gen_nat_rules(rng, f=F4):
-    """A nat table for the stateful generator (off until Chainwalk's NAT lands: --kinds nat)."""
+    """A nat table for the stateful generator: DNAT (with ports, port ranges, --random), REDIRECT, MASQUERADE
+    (--to-ports, --random, --random-fully), SNAT (one address, port ranges, --random, --random-fully), NETMAP.
+    Where the kernel picks a port at random (a range, --random*, a clash) the replay takes its pick, after checking
+    that Chainwalk allows it (RecordedKernelCases.KernelNatPicks)."""
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
     r, s = rng.choice(f.receivers), rng.choice(f.senders)
-    lr = f"[{r}]" if f.v == 6 else r
+    br = (lambda a: f"[{a}]") if f.v == 6 else (lambda a: a)
+    lo = rng.choice([2000, 3000, 40000])
+    ports = f"{lo}-{lo + rng.choice([0, 3, 100, 1000])}"
+    rnd = lambda: rng.choice(["", "", "", " --random", " --random-fully"])  # noqa: E731
+    net = "fd02::/64" if f.v == 6 else "10.2.0.0/24"
     lines += rng.sample([
-        f"-A PREROUTING -i eth0 -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {lr}:{rng.choice(PORTS)}",
+        f"-A PREROUTING -i eth0 -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {br(r)}:{rng.choice(PORTS)}",
         f"-A PREROUTING -i eth0 -p udp --dport {rng.choice(PORTS)} -j DNAT --to-destination {r}",
+        f"-A PREROUTING -i eth0 -p tcp -d {rng.choice(f.locals)} -j DNAT --to-destination {br(r)}:{rng.choice([1000, 8080])}-{rng.choice([1002, 8090])}"
+        f"{rng.choice(['', ' --random'])}",
         f"-A PREROUTING -p tcp --dport {rng.choice(PORTS)} -j REDIRECT --to-ports {rng.choice(PORTS)}",
-        "-A POSTROUTING -o eth1 -j MASQUERADE",
-        f"-A POSTROUTING -s {rng.choice(f.prefixes)} -o eth1 -j SNAT --to-source {f.locals[1]}",
-        f"-A POSTROUTING -o eth0 -p udp -j SNAT --to-source {f.locals[0]}:{rng.choice([2000, 3000])}-{rng.choice([3000, 4000])}",
+        f"-A PREROUTING -i eth1 -p udp -j REDIRECT --to-ports {ports}{rng.choice(['', ' --random'])}",
+        "-A POSTROUTING -o eth1 -j MASQUERADE" + rnd(),
+        f"-A POSTROUTING -o eth1 -p {rng.choice(['tcp', 'udp'])} -j MASQUERADE --to-ports {ports}" + rnd(),
+        f"-A POSTROUTING -s {rng.choice(f.prefixes)} -o eth1 -j SNAT --to-source {f.locals[1]}" + rnd(),
+        f"-A POSTROUTING -o eth0 -p udp -j SNAT --to-source {br(f.locals[0])}:{rng.choice([2000, 3000])}-{rng.choice([3000, 4000])}" + rnd(),
+        f"-A POSTROUTING -o eth1 -p {rng.choice(['tcp', 'udp', f.icmp])} -j SNAT --to-source {f.locals[1]}" + rnd(),
+        f"-A POSTROUTING -o eth1 -p tcp -j SNAT --to-source {br(f.locals[1])}:{ports}" + rnd(),
+        f"-A PREROUTING -i eth1 -d {net} -j NETMAP --to {'fd01::/64' if f.v == 6 else '10.1.0.0/24'}",
+        f"-A OUTPUT -p tcp --dport {rng.choice(PORTS)} -j DNAT --to-destination {br(rng.choice(f.receivers + f.senders))}:{rng.choice(PORTS)}",
+        f"-A OUTPUT -p udp -d {rng.choice(f.receivers)} -j DNAT --to-destination {rng.choice(f.senders)}",
+        f"-A OUTPUT -p {rng.choice(['tcp', 'udp'])} -j REDIRECT --to-ports {rng.choice(PORTS)}",
     ], rng.randint(1, 3))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -567,6 +661,11 @@ def load_ruleset(text, f=F4):
     """Loads text (+ the harness' security table) into fw for family f; every other table of both families
     is emptied, so nothing of an earlier case (rules, conntrack users) survives."""
     pad = "".join(v for k, v in EMPTY.items() if f"*{k}\n" not in text)
+    # A nat table is not emptied but deleted (iptables-nft keeps an emptied table's base chains, and registered nat
+    # hooks turn conntrack and null bindings on): a case without NAT must not inherit an earlier case's nat table.
+    for fam in ("ip", "ip6"):
+        if fam != ("ip" if f.v == 4 else "ip6") or "*nat\n" not in text:
+            sh(["nft", "delete", "table", fam, "nat"], NS["fw"], check=False)
     r = sh([f.ipt + "-restore"], NS["fw"], check=False, inp=pad + text + SECURITY)
     if r.returncode != 0:
         return False, r.stderr.strip()
@@ -638,7 +737,9 @@ def aim(rng, rules, f=F4, free=False):
             a, _, b = v.partition(":")
             h["dport" if o == "--ctorigdstport" else o[2:]] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
         elif o in ("--dports", "--sports", "--ports"):
-            h["dport" if o != "--sports" else "sport"] = int(rng.choice(v.split(",")))
+            # A multiport item may be a range (a:b, in corpus rule sets): any port inside it.
+            a, _, b = rng.choice(v.split(",")).partition(":")
+            h["dport" if o != "--sports" else "sport"] = rng.randint(min(int(a), int(b)), max(int(a), int(b))) if b else int(a)
         elif o == "--syn":
             h["flags"] = "S"
         elif o in ("--icmp-type", "--icmpv6-type") and v in (ICMP_BY_NAME if f.v == 4 else ICMP6_BY_NAME):
@@ -677,6 +778,51 @@ def icmp_error(f, src, dst, quoted, kind=None):
     t, c = kind or (1, 4)
     l4 = ICMPv6DestUnreach(code=c) if t == 1 else ICMPv6TimeExceeded(code=c)
     return bytes(IPv6(src=src, dst=dst, hlim=64) / l4 / Raw(quoted[:1232]))
+
+
+INVALID_KINDS = ["synfin", "null", "rst", "fin", "synack", "xmas", "tcpsum", "udpsum", "udplen", "icmperr", "icmpsum",
+                 "icmptype", "tcpshort"]
+
+
+def bad_checksum(ip, at):
+    """IP packet bytes with the transport checksum (at bytes into the transport header: TCP 16, UDP 6, ICMP 2) made
+    wrong, never zero (0 means "none" for UDP over IPv4)."""
+    b = bytearray(ip)
+    off = (b[0] & 0x0F) * 4 if b[0] >> 4 == 4 else 40
+    good = int.from_bytes(b[off + at:off + at + 2], "big")
+    b[off + at:off + at + 2] = ((good ^ 0x5A5A) or 0x1234).to_bytes(2, "big")
+    return bytes(b)
+
+
+def invalid_packet(rng, f, k=None):
+    """A packet conntrack takes for INVALID (or that a stack would refuse): malformed, a bad checksum, or a TCP
+    packet that opens no connection, from the sender to a receiver (or fw)."""
+    src, dst = rng.choice(f.senders), rng.choice(f.receivers + f.receivers + f.locals)
+    ip = ip_header(f, src, dst, 64, 0, rng)
+    sp, dp = rng.choice([40000 + rng.randint(0, 999), 1024, 60000]), rng.choice(PORTS)
+    k = k or rng.choice(INVALID_KINDS)
+    seq, ack = rng.randint(0, 2**32 - 1), rng.randint(0, 2**32 - 1)
+    if k in ("synfin", "null", "rst", "fin", "synack", "xmas"):
+        flags = {"synfin": "SF", "null": "", "rst": "R", "fin": "F", "synack": "SA", "xmas": "FPU"}[k]
+        return bytes(ip / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack if "A" in flags else 0, window=512))
+    if k == "tcpsum":
+        return bad_checksum(bytes(ip / TCP(sport=sp, dport=dp, flags="S", seq=seq, window=512)), 16)
+    if k == "tcpshort":
+        return bytes(ip / TCP(sport=sp, dport=dp, flags="S", seq=seq, window=512, dataofs=4))
+    if k == "udpsum":
+        return bad_checksum(bytes(ip / UDP(sport=sp, dport=dp) / Raw(b"chainwalk")), 6)
+    if k == "udplen":
+        return bytes(ip / UDP(sport=sp, dport=dp, len=rng.choice([4, 60])) / Raw(b"chainwalk"))
+    if k == "icmperr":
+        inner = ip_header(f, dst, src, 50, 0, rng) / UDP(sport=dp, dport=sp) / Raw(b"x" * 8)
+        return icmp_error(f, dst, src, bytes(inner), (3, 3) if f.v == 4 else (1, 4))
+    if k == "icmpsum":
+        l4 = ICMP(type=8, id=rng.randint(0, 65535), seq=1) if f.v == 4 else ICMPv6EchoRequest(id=rng.randint(0, 65535), seq=1)
+        return bad_checksum(bytes(ip / l4 / Raw(b"chainwalk")), 2)
+    # An ICMP type conntrack does not know (IPv4: above NR_ICMP_TYPES; ICMPv6: an unknown informational type).
+    if f.v == 4:
+        return bytes(ip / ICMP(type=rng.choice([42, 19, 30]), code=0) / Raw(b"chainwalk"))
+    return bytes(ip / ICMPv6Unknown(type=rng.choice([200, 150]), code=0, msgbody=b"chainwalk"))
 
 
 def gen_packet(rng, rules="", f=F4):
@@ -866,6 +1012,7 @@ class Rig:
                     outs.append({"interface": "eth0" if s is self.snd else "eth1", "hex": pkt.hex()})
             quiet_until = time.monotonic() + 0.03
         after, sec = save_counters(self.f)
+        listing = conntrack_list(self.f) if self.track else None
         local, self.sec = delivered(self.sec, sec, len(ip)), sec
         rej = reject_deltas(self.before, after, len(ip), self.f)
         inn = IFACE_OF.get(side)
@@ -874,9 +1021,19 @@ class Rig:
         # destination). NAT would change that: the nat kind will need the conntrack entry's tuples here.
         src = ip[12:16].hex() if ip[0] >> 4 == 4 else ip[8:24].hex()
         mine = [o["interface"] for o in outs if (o["hex"][24:32] if o["hex"][0] == "4" else o["hex"][16:48]) == src]
-        if not mine and inn is not None and self.nat:
-            # SNAT/MASQUERADE changed the source: the packet is what left by another interface than it came in.
-            mine = [o["interface"] for o in outs if o["interface"] != inn]
+        if not mine and self.nat:
+            # SNAT/MASQUERADE changed the source: the packet is the output carrying the addresses its connection
+            # translates it to (conntrack -L after it); without a listed connection, what left by another interface.
+            # Without one (the packet was not confirmed, or it is an ICMP error RELATED to a connection): what left by
+            # another interface, unless the packet met a REJECT rule or the output is an ICMP error fw sent itself.
+            want = translated(ip, listing or [])
+            if want:
+                mine = [o["interface"] for o in outs if endpoints(bytes.fromhex(o["hex"]))[:2] == want]
+            elif not rej:
+                # fw sends no ICMP error about an ICMP error: then an error leaving is the packet itself.
+                err_in = icmp_error_type(ip)
+                mine = [o["interface"] for o in outs if o["interface"] != inn and (err_in or not own_icmp_error(bytes.fromhex(o["hex"]), self.f))
+                        and inn is not None]
         if inn is None:
             fate = "sent:" + mine[0] if mine else None
         else:
@@ -888,10 +1045,54 @@ class Rig:
             rec["sourceMac"] = MAC["s0" if side == "s" else "r0"]
             rec["destinationMac"] = MAC[inn]
         if self.track:
-            rec["conntrack"] = conntrack_list(self.f)
+            rec["conntrack"] = listing
         self.packets.append(rec)
         self.before = after
         return rec
+
+
+def icmp_error_type(ip):
+    """Whether ip is an ICMP or ICMPv6 error message (no extension headers before it)."""
+    if ip[0] >> 4 == 4:
+        off = (ip[0] & 0x0F) * 4
+        return ip[9] == 1 and len(ip) > off and ip[off] in (3, 4, 5, 11, 12)
+    return ip[6] == 58 and len(ip) > 40 and ip[40] < 128
+
+
+def own_icmp_error(ip, f):
+    """Whether ip is an ICMP(v6) error sent from one of fw's addresses (REJECT, time exceeded, unreachable)."""
+    src = socket.inet_ntop(socket.AF_INET, ip[12:16]) if ip[0] >> 4 == 4 else socket.inet_ntop(socket.AF_INET6, ip[8:24])
+    return icmp_error_type(ip) and src in f.locals
+
+
+def translated(ip, listing):
+    """(src, dst) the packet ip carries after NAT, from the conntrack -L line of its connection (either direction),
+    or None when no listed connection holds it."""
+    src, dst, sp, dp = endpoints(ip)
+    for line in listing:
+        tuples, cur = [], None
+        for w in line.split():
+            k, _, v = w.partition("=")
+            if k == "src":
+                cur = {}
+                tuples.append(cur)
+            if cur is not None and k in ("src", "dst", "sport", "dport", "id"):
+                cur[k] = v
+        if len(tuples) < 2:
+            continue
+        o, r = tuples[0], tuples[1]
+
+        def same(t):
+            if (t.get("src"), t.get("dst")) != (str(src), str(dst)):
+                return False
+            if "id" in t:
+                return t["id"] == str(sp)
+            return (t.get("sport"), t.get("dport")) == (str(sp), str(dp))
+        if same(o):
+            return r["dst"], r["src"]
+        if same(r):
+            return o["dst"], o["src"]
+    return None
 
 
 def endpoints(ipb):
@@ -905,10 +1106,12 @@ def endpoints(ipb):
     return pkt.src, pkt.dst, sp, dp
 
 
-def run_flow(rig, rng, f, rules, sides, h=None):
+def run_flow(rig, rng, f, rules, sides, h=None, again=None):
     """One TCP, UDP or ICMP echo flow between a client and a server side; the answering side's packets
     are built from the last packet of the other side as the kernel delivered it (addresses and ports
-    after whatever fw did), so they are real replies to it."""
+    after whatever fw did), so they are real replies to it. again: the shape an earlier flow returned; this
+    flow then uses its protocol, server, ports (ICMP id) from another client address, so that source NAT to
+    one address meets a clash. Returns this flow's shape."""
     cs, ss = sides
     h = aim(rng, rules, f) if h is None else h
     proto = h.get("proto") if h.get("proto") in ("tcp", "udp", "icmp") else rng.choice(["tcp", "tcp", "tcp", "udp", "udp", "icmp"])
@@ -924,6 +1127,12 @@ def run_flow(rig, rng, f, rules, sides, h=None):
     cport = rng.choice([40000 + rng.randint(0, 999), 1024, 60000, 53, 80])
     sport = h.get("dport") or rng.choice(PORTS + [2222, 5000])
     ttl = rng.choice([64, 64, 64, 64, 2, 1]) if rng.random() < 0.3 else 64
+    if again:
+        proto, saddr, cport, sport = again["proto"], again["saddr"], again["cport"], again["sport"]
+        others = [a for a in (f.senders if cs == "s" else f.receivers) if a != again["caddr"]]
+        if cs in ("s", "r") and others:
+            caddr = rng.choice(others)
+    shape = {"proto": proto, "sides": sides, "caddr": caddr, "saddr": saddr, "cport": cport, "sport": sport}
     # view[x]: (src, dst, sport, dport) of the next packet x sends, as x would address it
     view = {"c": (caddr, saddr, cport, sport), "s": (saddr, caddr, sport, cport)}
     last = {}  # last[x]: the last packet x received (or, if it never arrived, was sent to x): ICMP errors quote it
@@ -998,6 +1207,9 @@ def run_flow(rig, rng, f, rules, sides, h=None):
                 error("s" if who == "c" else "c")
     else:
         ident = rng.randint(0, 65535)
+        if again and "ident" in again:
+            ident = again["ident"]
+        shape["ident"] = ident
         n = rng.randint(1, 4)
         err = rng.randint(0, n - 1) if rng.random() < 0.25 else -1
         for i in range(n):
@@ -1009,9 +1221,17 @@ def run_flow(rig, rng, f, rules, sides, h=None):
             if i == err:
                 error("s" if who == "c" else "c")
 
+    return shape
 
-def scenario_flow(rig, rng, f, rules):
-    """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server."""
+def scenario_flow(rig, rng, f, rules, sc=None, turn=None):
+    """A flow aimed at one rule of a scenario: its -i picks the client's side, its -d the server; or, mostly, one
+    of the scenario's own flows (sides, destination, port, protocol): the turn-th, so that the cases of a scenario
+    go through all of them in turn."""
+    flows = (sc or {}).get("flows")
+    if flows and rng.random() < 0.75:
+        fl = dict(flows[turn % len(flows)] if turn is not None else rng.choice(flows))
+        sides = fl.pop("sides")
+        return run_flow(rig, rng, f, rules, sides, fl)
     h = aim(rng, rules, f, free=True)
     cs, dst = h.get("side", "s"), h.get("dst")
     if dst in f.locals:
@@ -1030,6 +1250,8 @@ def scenario_flow(rig, rng, f, rules):
 
 
 def flow_sides(rng, kind):
+    if kind in NAT_KINDS and rng.random() < 0.2:
+        return rng.choice([("fw", "r"), ("fw", "s")])  # fw's own connections: nat OUTPUT, then POSTROUTING
     if kind == "local":
         return rng.choice([("fw", "r"), ("fw", "s"), ("s", "fw"), ("r", "fw"), ("fw", "r"), ("s", "fw")])
     return rng.choice([("s", "r")] * 7 + [("r", "s")] * 2 + [("s", "fw")])
@@ -1044,10 +1266,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packets", type=int, default=8)
     ap.add_argument("--first", type=int, default=0, help="number of the first case (parallel recorders split a range)")
-    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS + ["nat"]))
+    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of " + ",".join(ALL_KINDS))
+    ap.add_argument("--scenario", default="", help="comma list of scenario names: scenario cases use only these")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
-    cycle = [k for k in KIND_CYCLE if k in kinds] + (["nat"] if "nat" in kinds else [])
+    cycle = [k for k in KIND_CYCLE if k in kinds]
     if not cycle:
         cycle = kinds
     os.makedirs(args.out, exist_ok=True)
@@ -1067,22 +1290,27 @@ def main():
             rng = random.Random(args.seed * 100003 + case)
             kind = cycle[case % len(cycle)]
             f = F6 if kind.startswith("v6") else F4
-            stateful = kind in ("stateful", "v6-stateful", "local", "nat", "scenario")
+            stateful = kind in ("stateful", "v6-stateful", "local", "scenario") + NAT_KINDS
             scenario = None
+            sc = None
             if kind == "scenario":
-                for attempt in range(len(SCENARIOS)):
-                    sc = SCENARIOS[(case // 10 + attempt) % len(SCENARIOS)]
+                # The scenarios take turns over the scenario cases (the n-th scenario case of the run, counted by the cycle).
+                nth = case // len(cycle) * cycle.count("scenario") + cycle[:case % len(cycle)].count("scenario")
+                pool = [x for x in SCENARIOS if not args.scenario or x["name"] in args.scenario.split(",")]
+                for attempt in range(len(pool)):
+                    sc = pool[(nth + attempt) % len(pool)]
+                    turn = nth // len(pool) * 4
                     f = F6 if sc.get("family") == 6 else F4
                     rules = scenario_rules(sc)
                     if rules and load_ruleset(rules, f)[0]:
                         scenario = sc["name"]
                         break
                 else:
-                    kind, f = "stateful", F4
+                    kind, f, sc = "stateful", F4, None
             for attempt in range(0 if scenario else 20):
                 rules = gen_ruleset(rng, core=kind == "basic" and case % 20 in (5, 17), f=f, stateful=stateful or rng.random() < 0.1 and kind == "local",
                                     statistic=kind == "statistic")
-                if kind == "nat":
+                if kind in NAT_KINDS:
                     rules = gen_nat_rules(rng, f) + rules
                 ok, err = load_ruleset(rules, f)
                 if ok:
@@ -1093,13 +1321,31 @@ def main():
             sh(["conntrack", "-F"], NS["fw"], check=False)
             sh(["conntrack", "-F", "-f", "ipv6"], NS["fw"], check=False)
             rig = rigs[f.v]
-            rig.start(track=stateful, nat=kind == "nat")
+            rig.start(track=stateful, nat=kind in NAT_KINDS or "*nat\n" in rules)
             if scenario:
-                for _ in range(rng.randint(3, 4)):
-                    scenario_flow(rig, rng, f, rules)
+                if sc.get("invalid"):
+                    # Checksums checked as on a wire: veth would otherwise mark the sender's packets CHECKSUM_UNNECESSARY.
+                    for dev in ("eth0", "eth1"):
+                        sh(f"ethtool -K {dev} rx off", NS["fw"], check=False)
+                try:
+                    bad = turn * 2  # the invalid kinds in turn too: two cases of a scenario send all of them
+                    for j in range(rng.randint(3, 4)):
+                        scenario_flow(rig, rng, f, rules, sc, turn + j)
+                        if sc.get("invalid"):
+                            for _ in range(rng.randint(1, 3)):
+                                rig.send("s", invalid_packet(rng, f, INVALID_KINDS[bad % len(INVALID_KINDS)]))
+                                bad += 1
+                finally:
+                    if sc.get("invalid"):
+                        for dev in ("eth0", "eth1"):
+                            sh(f"ethtool -K {dev} rx on", NS["fw"], check=False)
             elif stateful:
+                prev = None
                 for _ in range(rng.randint(2, 3)):
-                    run_flow(rig, rng, f, rules, flow_sides(rng, kind))
+                    if kind in NAT_KINDS and prev and rng.random() < 0.35:
+                        prev = run_flow(rig, rng, f, rules, prev["sides"], again=prev)
+                    else:
+                        prev = run_flow(rig, rng, f, rules, flow_sides(rng, kind))
             else:
                 for p in range(args.packets + (4 if kind == "statistic" else 0)):
                     rig.send("s", gen_packet(rng, rules, f))

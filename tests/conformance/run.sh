@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Kernel conformance: replays recorded kernel cases through Chainwalk's engine and compares fate,
 # outputs and counters (tests/Chainwalk.Tests/Conformance/RecordedKernelCases.cs).
-#   run.sh [--cases N] [--seed S] [--kinds K1,K2] [--jobs J] [--recorded] [--no-build]
+#   run.sh [--cases N] [--seed S] [--kinds K1,K2] [--jobs J] [--recorded] [--compare DIR] [--no-build]
 # As root (with iptables, ip6tables, conntrack, ip and python3-scapy) it first records N fresh cases from
 # the running kernel into a temporary directory (record.py, throw-away namespaces cwk-PID-*) and compares
-# those; otherwise, or with --recorded, it compares the committed cases in tests/conformance/recorded.
+# those; otherwise, or with --recorded, it compares the committed cases in tests/conformance/recorded. --compare DIR
+# compares the cases in DIR (e.g. the part of a long recording made so far: record.py --out DIR ...).
 # The last line is "conformance: A/B cases agree".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-cases=500 seed=11 live=auto kinds="" build=yes jobs=2
+cases=500 seed=11 live=auto kinds="" build=yes jobs=2 given=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases="$2"; shift 2 ;;
@@ -17,8 +18,9 @@ while [ $# -gt 0 ]; do
     --kinds) kinds="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --recorded) live=no; shift ;;
+    --compare) live=no; given="$(cd "$2" && pwd)" || exit 2; shift 2 ;;
     --no-build) build=no; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -68,6 +70,9 @@ if [ "$live" = auto ] && [ "$(id -u)" = 0 ] && command -v iptables-restore >/dev
     exit 1
   fi
   dir="$tmp"
+elif [ -n "$given" ]; then
+  echo "comparing the cases in $given"
+  dir="$given"
 else
   echo "comparing the recorded cases in tests/conformance/recorded"
 fi

@@ -33,6 +33,12 @@ public sealed class RuntimeState
     /// <summary>The random source of statistic --mode random, NAT port choice and the like (seedable).</summary>
     public Random Random { get; set; } = new(1);
 
+    /// <summary>
+    /// Test-only: where a NAT port (or ICMP id) search would start from a random offset, the pick to take instead
+    /// (the kernel's, read back by the conformance harness); null in normal use. See <see cref="Nat.INatKeyChooser"/>.
+    /// </summary>
+    public Nat.INatKeyChooser? NatKeyChooser { get; set; }
+
     /// <summary>The state stored under <paramref name="key"/>, created (and loaded from saved JSON) on first use.</summary>
     public T Get<T>(string key, Func<T> create) where T : class
     {

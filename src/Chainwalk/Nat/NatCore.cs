@@ -29,6 +29,23 @@ public readonly record struct NatRange2(NatRangeFlags Flags, UInt128 MinAddress,
 }
 
 /// <summary>
+/// Test-only source of NAT port picks (<see cref="RuntimeState.NatKeyChooser"/>). The kernel starts a port (or ICMP
+/// id) search at a random offset (nf_nat_l4proto_unique_tuple: source NAT, --random, --random-fully, a clash), so
+/// any free key in the range is a pick it may make. The conformance harness reads the kernel's pick back from
+/// <c>conntrack -L</c> and hands it over here; the engine takes it only when it lies in the set the kernel could
+/// have chosen from (inside the range, tuple free) and otherwise reports the refusal and searches as usual, so a
+/// wrong range or a wrong "taken" shows as a difference instead of being hidden.
+/// </summary>
+public interface INatKeyChooser
+{
+    /// <summary>The key (port, ICMP id) the connection with original tuple <paramref name="original"/> is to get for this manip.</summary>
+    bool TryChoose(in ConnTuple original, NatManip manip, out ushort key);
+
+    /// <summary>The pick from <see cref="TryChoose"/> is not one the kernel could make here (<paramref name="why"/>).</summary>
+    void Refused(in ConnTuple original, NatManip manip, ushort key, string why);
+}
+
+/// <summary>
 /// The binding of a connection (net/netfilter/nf_nat_core.c): nf_nat_setup_info chooses the tuple the
 /// connection's packets will carry after this manip (get_unique_tuple: the original when it is free and in
 /// range, an earlier mapping of the same source, the least-used address, then a free port), and alters the
@@ -378,6 +395,22 @@ public static class NatCore
         }
 
         ushort key = icmpKey || manip == NatManip.Src ? t.SourcePort : t.DestinationPort;
+        if (s.Ctx.State.NatKeyChooser is { } chooser && chooser.TryChoose(s.Ct.Original, manip, out ushort pick))
+        {
+            // The allowed set: every free key in [min, min + rangeSize) is the first free one from some offset.
+            ConnTuple picked = icmpKey || manip == NatManip.Src ? t with { SourcePort = pick } : t with { DestinationPort = pick };
+            if ((uint)(pick - min) >= rangeSize)
+                chooser.Refused(s.Ct.Original, manip, pick, $"outside {min}-{min + rangeSize - 1}");
+            // A range of at most 32 keys is searched with eviction on every try (see UsedTupleHarder); larger ones only
+            // after 96 taken keys, which a pick from outside cannot show: there the tuple must be free.
+            else if (rangeSize <= HarderThreshold ? UsedTupleHarder(ref s, picked, 1) : UsedTuple(ref s, picked))
+                chooser.Refused(s.Ct.Original, manip, pick, "the tuple is taken by another connection");
+            else
+            {
+                t = picked;
+                return;
+            }
+        }
         ushort off;
         if (range.Has(NatRangeFlags.ProtoOffset)) off = (ushort)(key - range.BasePort);
         else if (range.Has(NatRange2.RandomAll) || manip != NatManip.Dst) off = RandomU16(s.Ctx);
@@ -390,12 +423,38 @@ public static class NatCore
             {
                 var k = (ushort)(min + off % rangeSize);
                 t = icmpKey || manip == NatManip.Src ? t with { SourcePort = k } : t with { DestinationPort = k };
-                if (!UsedTuple(ref s, t)) return;
+                if (!UsedTupleHarder(ref s, t, attempts - i)) return;
             }
             if (attempts >= rangeSize || attempts < 16) return;
             attempts /= 2;
             off = RandomU16(s.Ctx);
         }
+    }
+
+    /// <summary>NF_NAT_HARDER_THRESH: the last tries of a round may evict a closing connection.</summary>
+    private const int HarderThreshold = MaxAttempts / 4;
+
+    /// <summary>
+    /// nf_nat_used_tuple_harder (nf_nat_core.c, Linux 6.5+): as <see cref="UsedTuple"/>, but in the last 32 tries for
+    /// a new TCP connection (SYN_SENT) a source-NATed connection that holds the tuple and is closing (TIME_WAIT, CLOSE,
+    /// SYN_SENT2; no fixed timeout, not dying) is evicted when the new connection's sequence has advanced past the old
+    /// one's (seen[0].td_end), so that a reused port does not end in a clash at confirmation. A fixed port
+    /// (<c>--to-source a:p-p</c>) is such a range of one key.
+    /// </summary>
+    private static bool UsedTupleHarder(ref Search s, ConnTuple t, uint attemptsLeft)
+    {
+        if (attemptsLeft > HarderThreshold || t.Protocol != IpProtocol.Tcp || s.Ct.Tcp is not { State: TcpCtState.SynSent } mine)
+            return UsedTuple(ref s, t);
+        if (s.Table is null || !t.TryInvert(out ConnTuple reply)) return false;
+        if (!s.Table.TryFind(reply, s.Ct.ZoneFor(ConnDirection.Reply), s.Ctx.Now, out ConnEntry other, out ConnDirection dir)) return false;
+        if (dir == ConnDirection.Original || ReferenceEquals(other, s.Ct)) return true;
+        // nf_nat_may_kill and nf_seq_has_advanced.
+        if (other.Tcp is not { } old || old.State < TcpCtState.TimeWait) return true;
+        if ((other.Status & (ConnStatus.FixedTimeout | ConnStatus.Dying)) != 0 || (other.Status & ConnStatus.SrcNat) == 0) return true;
+        if ((int)(mine.Seen[0].End - old.Seen[0].End) <= 0) return true;
+        s.Table.Remove(other);
+        if (s.Ctx.Netfilter.Current?.Trace is not null) s.Ctx.Note("nat: a closing connection holding the tuple was evicted (nf_nat_used_tuple_harder)");
+        return (other.Status & ConnStatus.Offload) != 0;
     }
 
     private static ushort RandomU16(PacketContext ctx) => (ushort)ctx.Random.Next(65536);

@@ -113,6 +113,40 @@ public sealed class TupleIndex
         return best + Start;
     }
 
+    /// <summary>
+    /// <see cref="FirstMatch"/> from the run's start for several keys at once (the chain indices, or <see cref="End"/>,
+    /// into <paramref name="result"/>): the groups are visited in order and each is probed for every key that a group
+    /// so early may still improve, so the probes of different keys are independent loads in flight together (what
+    /// rte_acl does with 16 tuples at a time) instead of one key's filter, slot and bucket waited for one after another.
+    /// </summary>
+    public void FirstMatchBatch(ReadOnlySpan<FlowKey> keys, Span<int> result)
+    {
+        int n = keys.Length;
+        if (result.Length < n) throw new ArgumentException("result shorter than keys", nameof(result));
+        int none = End - Start;
+        for (int q = 0; q < n; q++) result[q] = none;
+        ref GroupInfo g0 = ref MemoryMarshal.GetArrayDataReference(_groups);
+        ref FlowKey k0 = ref MemoryMarshal.GetReference(keys);
+        ref int r0 = ref MemoryMarshal.GetReference(result);
+        int groups = _groups.Length;
+        int worst = none;
+        for (int gi = 0; gi < groups && worst > 0; gi++)
+        {
+            ref GroupInfo g = ref Unsafe.Add(ref g0, gi);
+            int min = g.MinRule;
+            if (min >= worst) break;
+            int nextWorst = 0;
+            for (int q = 0; q < n; q++)
+            {
+                ref int best = ref Unsafe.Add(ref r0, q);
+                if (min < best) best = Probe(ref g, Unsafe.Add(ref k0, q), 0, best);
+                if (best > nextWorst) nextWorst = best;
+            }
+            worst = nextWorst;
+        }
+        for (int q = 0; q < n; q++) result[q] += Start;
+    }
+
     /// <summary>One group: filter, slot, bucket; the better of <paramref name="best"/> and the group's first match.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Probe(ref GroupInfo g, in FlowKey k, int floor, int best)
