@@ -112,15 +112,29 @@ public sealed class Netfilter
     internal bool InGenerated => _generatedDepth > 0;
 
     /// <summary>Processes one packet: received on an interface, or sent by a local process.</summary>
-    public PacketResult Process(PacketInput input)
+    public PacketResult Process(PacketInput input) => Run(input, new PacketResult(), reuse: false);
+
+    /// <summary>
+    /// Processes one packet into <paramref name="into"/>, a result the caller reuses packet after packet (a replay, a
+    /// benchmark): it is cleared first, and what it held for the previous packet (lists, output records and their
+    /// bytes, the skb, the copy of the input) is overwritten; keep nothing of it across calls. Same processing as
+    /// <see cref="Process(PacketInput)"/>, without allocating the per-packet objects again.
+    /// </summary>
+    public PacketResult Process(PacketInput input, PacketResult into)
     {
-        var result = new PacketResult
-        {
-            Input = input.Bytes,
-            InputInterface = input.InInterface,
-            Local = input.Local,
-            Trace = RecordTrace ? new List<TraceEvent>() : null,
-        };
+        ArgumentNullException.ThrowIfNull(into);
+        into.Reset();
+        return Run(input, into, reuse: true);
+    }
+
+    private PacketResult Run(PacketInput input, PacketResult result, bool reuse)
+    {
+        result.Input = input.Bytes;
+        result.InputInterface = input.InInterface;
+        result.Local = input.Local;
+        result.Trace = RecordTrace ? new List<TraceEvent>() : null;
+        // The reused result's objects serve the next packet only on the fast path (no trace kept).
+        reuse = reuse && !RecordTrace && !input.Trace;
         if (input.At is double at)
         {
             if (at < State.Now) at = State.Now;
@@ -132,13 +146,38 @@ public sealed class Netfilter
         try
         {
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
-            if (packet is null && !Packet.TryParse(input.Bytes, out packet, out PacketError error))
+            if (packet is null && reuse && result.SparePacket is { } spare)
             {
-                // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
-                Drop(result, "malformed IP header: " + Packet.Describe(error));
-                return result;
+                // The previous packet's copy, overwritten when this one is as long (else it is dropped from the pool).
+                result.SparePacket = null;
+                if (spare.TryReuseFor(input.Bytes))
+                {
+                    packet = spare;
+                    result.SparePacket = spare;
+                }
             }
-            var skb = new Skb(packet) { Trace = input.Trace };
+            if (packet is null)
+            {
+                if (!Packet.TryParse(input.Bytes, out packet, out PacketError error))
+                {
+                    // ip_rcv_core / ipv6_rcv drop what is not a whole IP packet before any hook sees it.
+                    Drop(result, "malformed IP header: " + Packet.Describe(error));
+                    return result;
+                }
+                if (reuse) result.SparePacket = packet;
+            }
+            Skb skb;
+            if (reuse && result.SpareSkb is { } spareSkb)
+            {
+                spareSkb.ResetFor(packet);
+                skb = spareSkb;
+            }
+            else
+            {
+                skb = new Skb(packet);
+                if (reuse) result.SpareSkb = skb;
+            }
+            skb.Trace = input.Trace;
             if (input.Local)
             {
                 skb.OutDev = input.OutInterface;
@@ -178,16 +217,56 @@ public sealed class Netfilter
 
     private readonly Dictionary<(string Kind, string Device), string> _fateNames = new();
 
+    /// <summary>The last fate names given, by the identity of their parts (the route's device string is the same object packet after packet).</summary>
+    private readonly (string? Kind, string? Device, string? Name)[] _lastFates = new (string?, string?, string?)[4];
+
     /// <summary>"forwarded:eth0", "sent:eth1": made once per device, not per packet.</summary>
     private string FateName(string kind, string? device)
     {
         device ??= "";
+        (string? Kind, string? Device, string? Name)[] last = _lastFates;
+        for (int i = 0; i < last.Length; i++)
+        {
+            if (ReferenceEquals(last[i].Kind, kind) && ReferenceEquals(last[i].Device, device)) return last[i].Name!;
+        }
+        string found = FateNameSlow(kind, device);
+        Array.Copy(last, 0, last, 1, last.Length - 1);
+        last[0] = (kind, device, found);
+        return found;
+    }
+
+    private string FateNameSlow(string kind, string device)
+    {
         if (!_fateNames.TryGetValue((kind, device), out string? name))
         {
             name = kind + device;
             if (_fateNames.Count < 1024) _fateNames[(kind, device)] = name;
         }
         return name;
+    }
+
+    /// <summary>Links found lately, by the identity of the name string, for one host generation (any change of the host's links moves it).</summary>
+    private readonly (string? Name, Link? Link)[] _links = new (string?, Link?)[4];
+
+    private long _linksGeneration = -1;
+
+    /// <summary><see cref="VirtualHost.FindLink"/>, without comparing names again packet after packet.</summary>
+    private Link? LinkNamed(string name)
+    {
+        long g = HostGeneration.Value;
+        if (g != _linksGeneration)
+        {
+            Array.Clear(_links);
+            _linksGeneration = g;
+        }
+        for (int i = 0; i < _links.Length; i++)
+        {
+            if (ReferenceEquals(_links[i].Name, name)) return _links[i].Link;
+        }
+        Link? link = Host.FindLink(name);
+        Array.Copy(_links, 0, _links, 1, _links.Length - 1);
+        _links[0] = (name, link);
+        return link;
     }
 
     private static void Drop(PacketResult r, string? reason)
@@ -205,7 +284,7 @@ public sealed class Netfilter
 
     private void Receive(Skb skb, PacketResult result)
     {
-        Link? link = skb.InDev is null ? null : Host.FindLink(skb.InDev);
+        Link? link = skb.InDev is null ? null : LinkNamed(skb.InDev);
         if (link is null)
         {
             result.Error = $"no such interface: {skb.InDev}";
@@ -392,7 +471,7 @@ public sealed class Netfilter
             else SendIcmpError(skb, 3, 0, 0, "ICMPv6 time exceeded");
             return;
         }
-        int mtu = Host.FindLink(outDev)?.Mtu ?? 1500;
+        int mtu = LinkNamed(outDev)?.Mtu ?? 1500;
         if (p.TotalLength > mtu && (skb.Family == IpFamily.V6 || p.DontFragment))
         {
             Event(new RouteEvent($"packet of {p.TotalLength} bytes exceeds the MTU {mtu} of {outDev}"));
@@ -434,7 +513,8 @@ public sealed class Netfilter
         {
             b[7]--;
         }
-        skb.Reparse();
+        // Only the TTL (and the IPv4 checksum, kept valid incrementally) changed: the other facts stand.
+        skb.Packet.TtlChanged();
     }
 
     // ------------------------------------------------------------------ local output (ip_local_out)
@@ -530,7 +610,7 @@ public sealed class Netfilter
     {
         // The skb's bytes are its own (parsed from a copy) and the packet ends here: handed over, copied only when cut.
         byte[] bytes = skb.Bytes.Length == skb.Packet.TotalLength ? skb.Bytes : skb.Bytes[..skb.Packet.TotalLength];
-        int mtu = (skb.OutDev is null ? null : Host.FindLink(skb.OutDev))?.Mtu ?? 1500;
+        int mtu = (skb.OutDev is null ? null : LinkNamed(skb.OutDev))?.Mtu ?? 1500;
         // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
         if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
         if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
@@ -538,12 +618,12 @@ public sealed class Netfilter
             // ip_finish_output → ip_fragment: a datagram larger than the MTU leaves as fragments.
             foreach (byte[] fragment in Fragmentation.FragmentV4(bytes, mtu))
             {
-                result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", fragment, kind));
+                result.Outputs.Add(result.Output(skb.OutDev ?? "", fragment, kind));
                 if (Tracing) Event(new OutputEvent(skb.OutDev ?? "", fragment, kind));
             }
             return;
         }
-        result.Outputs.Add(new OutputPacket(skb.OutDev ?? "", bytes, kind));
+        result.Outputs.Add(result.Output(skb.OutDev ?? "", bytes, kind));
         if (Tracing) Event(new OutputEvent(skb.OutDev ?? "", bytes, kind));
     }
 
@@ -642,6 +722,31 @@ public sealed class Netfilter
         return ctx;
     }
 
+    /// <summary>The tables of the ruleset last walked, by name (raw, mangle, nat, filter, security), for its <see cref="Ruleset.Version"/>.</summary>
+    private readonly Table?[] _tables = new Table?[5];
+
+    private Ruleset? _tablesOf;
+
+    private int _tablesVersion;
+
+    private static int TableSlot(string name) => name switch { "raw" => 0, "mangle" => 1, "nat" => 2, "filter" => 3, _ => 4 };
+
+    /// <summary><see cref="Ruleset.Find"/> of a registered table, without a lookup by name while the ruleset keeps its tables.</summary>
+    private Table? TableOf(Ruleset rules, string name)
+    {
+        if (!ReferenceEquals(rules, _tablesOf) || rules.Version != _tablesVersion)
+        {
+            _tables[0] = rules.Find("raw");
+            _tables[1] = rules.Find("mangle");
+            _tables[2] = rules.Find("nat");
+            _tables[3] = rules.Find("filter");
+            _tables[4] = rules.Find("security");
+            _tablesOf = rules;
+            _tablesVersion = rules.Version;
+        }
+        return _tables[TableSlot(name)];
+    }
+
     private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
     {
         Ruleset rules = Host.Rules(skb.Family);
@@ -668,7 +773,7 @@ public sealed class Netfilter
                 }
             }
             bool nat = reg.Table == "nat";
-            Table? table = rules.Find(reg.Table);
+            Table? table = TableOf(rules, reg.Table);
             if (nat)
             {
                 // The nat table is consulted only for a connection's first packet; later ones get its binding.
@@ -877,7 +982,15 @@ public sealed class Netfilter
             }
             if (target.IsChainJump)
             {
-                Chain? next = compiled?.JumpTarget(target) ?? table.Find(target.Name);
+                // The compiled form's answer for this jump never changes: remembered on the target, checked by name.
+                Chain? next = null;
+                if (compiled is not null)
+                {
+                    TargetUse.JumpMemo? memo = target.ResolvedJump;
+                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = new TargetUse.JumpMemo(compiled, compiled.JumpTarget(target));
+                    if (memo.Chain is { } resolved && string.Equals(resolved.Name, target.Name, StringComparison.Ordinal)) next = resolved;
+                }
+                next ??= table.Find(target.Name);
                 if (next is null)
                 {
                     i++;

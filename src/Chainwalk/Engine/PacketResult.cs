@@ -9,6 +9,11 @@ public sealed record OutputPacket(string Interface, byte[] Bytes, string Kind)
 }
 
 /// <summary>What happened to one packet: its fate, what left the host, log lines, and (when asked) the trace.</summary>
+/// <remarks>
+/// A result given back to <see cref="Netfilter.Process(PacketInput, PacketResult)"/> is reused: it, its lists and
+/// its output packets (their bytes too) describe the latest packet only, and the objects the pipeline needs per
+/// packet (skb, parsed packet, byte copy, output records) are taken from it again instead of allocated.
+/// </remarks>
 public sealed class PacketResult
 {
     /// <summary>
@@ -46,4 +51,60 @@ public sealed class PacketResult
     public string? InputInterface { get; set; }
 
     public bool Local { get; set; }
+
+    // ---------------------------------------------------------------- what a reused result lends to the next packet
+
+    /// <summary>The top-level skb of the latest packet, reset for the next one.</summary>
+    internal Skb? SpareSkb;
+
+    /// <summary>The packet (and its byte array) the latest input was copied into; reused when the next is as long.</summary>
+    internal Packet? SparePacket;
+
+    /// <summary>The latest packet's output records, taken again when the next packet leaves the same way with the same bytes.</summary>
+    private List<OutputPacket>? _spareOutputs;
+
+    /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects.</summary>
+    internal void Reset()
+    {
+        Fate.Clear();
+        DropReason = null;
+        if (Outputs.Count > 0)
+        {
+            _spareOutputs ??= new List<OutputPacket>(2);
+            _spareOutputs.Clear();
+            _spareOutputs.AddRange(Outputs);
+            Outputs.Clear();
+        }
+        else
+        {
+            _spareOutputs?.Clear();
+        }
+        Logs.Clear();
+        Trace = null;
+        CtState = null;
+        Connection = null;
+        RejectedWith = null;
+        Error = null;
+        Input = null;
+        InputInterface = null;
+        Local = false;
+    }
+
+    /// <summary>An output record of the previous packet equal to the one to make (same interface, kind and byte array), or a new one.</summary>
+    internal OutputPacket Output(string device, byte[] bytes, string kind)
+    {
+        if (_spareOutputs is { Count: > 0 } spare)
+        {
+            for (int i = 0; i < spare.Count; i++)
+            {
+                OutputPacket o = spare[i];
+                if (ReferenceEquals(o.Bytes, bytes) && string.Equals(o.Interface, device, StringComparison.Ordinal) && string.Equals(o.Kind, kind, StringComparison.Ordinal))
+                {
+                    spare.RemoveAt(i);
+                    return o;
+                }
+            }
+        }
+        return new OutputPacket(device, bytes, kind);
+    }
 }

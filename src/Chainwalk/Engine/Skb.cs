@@ -117,6 +117,33 @@ public sealed class Skb
     /// <summary>The IP total length, what counters add as bytes.</summary>
     public int Length => Packet.TotalLength;
 
+    /// <summary>
+    /// Makes this object the skb of another packet, every field as in a new one (the top-level skb that a reused
+    /// <see cref="PacketResult"/> lends to the next packet: nothing keeps an skb after its packet's processing).
+    /// </summary>
+    internal void ResetFor(Packet packet)
+    {
+        Packet = packet;
+        InDev = null;
+        OutDev = null;
+        Mark = 0;
+        Priority = 0;
+        Secmark = 0;
+        Trace = false;
+        PacketType = default;
+        SourceMac = null;
+        DestinationMac = null;
+        Socket = null;
+        PhysInDev = null;
+        PhysOutDev = null;
+        Realm = 0;
+        CtInfo = default;
+        Conntrack = null;
+        Cpu = 0;
+        NextHop = null;
+        FragMaxSize = 0;
+    }
+
     /// <summary>Re-reads the bytes after a change (TTL, TOS, NAT, TCPMSS …), keeping the link-layer facts.</summary>
     /// <remarks>
     /// Changed in place and still one whole packet of the same length (the usual case), the facts are read again into

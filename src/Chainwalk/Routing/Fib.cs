@@ -120,10 +120,21 @@ internal sealed class Fib
     // Entry counts kept beside the bounded caches (ConcurrentDictionary.Count takes every lock).
     private int _intsByReferenceCount, _outputCount, _sourceCount;
 
+    /// <summary>An integer sysctl found before, by the key string's identity (one immutable entry per slot: a slot is read or replaced whole).</summary>
+    private sealed record IntEntry(string Key, int? Value);
+
+    private readonly IntEntry?[] _intSlots = new IntEntry?[64];
+
     /// <summary>An integer sysctl, parsed once per generation; <paramref name="fallback"/> when absent or not a number.</summary>
     public int Int(string key, int fallback)
     {
-        if (_intsByReference.TryGetValue(key, out int? v)) return v ?? fallback;
+        int slot = System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(key) & (64 - 1);
+        if (_intSlots[slot] is { } e && ReferenceEquals(e.Key, key)) return e.Value ?? fallback;
+        if (_intsByReference.TryGetValue(key, out int? v))
+        {
+            _intSlots[slot] = new IntEntry(key, v);
+            return v ?? fallback;
+        }
         if (!_ints.TryGetValue(key, out v))
         {
             v = Host.GetSysctl(key) is { } s && int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null;

@@ -52,9 +52,29 @@ public sealed class TargetUse
 
     public ExtensionData? Data { get; init; }
 
-    public bool IsStandardVerdict => Extension is null && Verdicts.IsStandard(Name);
+    public bool IsStandardVerdict => Kind == TargetKind.Standard;
 
-    public bool IsChainJump => Extension is null && !Verdicts.IsStandard(Name);
+    public bool IsChainJump => Kind == TargetKind.ChainJump;
+
+    private enum TargetKind : byte { Unknown, Standard, ChainJump, Extension }
+
+    private TargetKind _kind;
+
+    /// <summary>What the target is, worked out once (its name and extension never change).</summary>
+    private TargetKind Kind
+    {
+        get
+        {
+            if (_kind == TargetKind.Unknown)
+                _kind = Extension is not null ? TargetKind.Extension : Verdicts.IsStandard(Name) ? TargetKind.Standard : TargetKind.ChainJump;
+            return _kind;
+        }
+    }
+
+    /// <summary>The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it and the chain, one object (written atomically).</summary>
+    internal JumpMemo? ResolvedJump;
+
+    internal sealed record JumpMemo(object ResolvedBy, Chain? Chain);
 
     /// <summary>
     /// Copies the target. A standard verdict has nothing to copy, so the same object is shared, as the rules of a

@@ -31,6 +31,9 @@ public sealed class Ruleset
 
     public Table? Find(string name) => _tables.TryGetValue(name, out Table? t) ? t : null;
 
+    /// <summary>Moves whenever a table is added, replaced or removed (what the packet walker's table memo checks).</summary>
+    internal int Version { get; private set; }
+
     /// <summary>The table, created empty (built-in chains, ACCEPT policies) if it does not exist yet.</summary>
     public Table GetOrCreate(TableInfo info)
     {
@@ -38,13 +41,22 @@ public sealed class Ruleset
         {
             t = new Table(info, Family);
             _tables.Add(info.Name, t);
+            Version++;
         }
         return t;
     }
 
-    public void Replace(Table table) => _tables[table.Name] = table;
+    public void Replace(Table table)
+    {
+        _tables[table.Name] = table;
+        Version++;
+    }
 
-    public void Remove(string name) => _tables.Remove(name);
+    public void Remove(string name)
+    {
+        _tables.Remove(name);
+        Version++;
+    }
 
     public Ruleset Clone()
     {

@@ -31,6 +31,9 @@ public sealed class ConntrackEvents
     private static (TcpCtState?, ConnStatus) Snapshot(ConnEntry e) =>
         (e.Tcp?.State, e.Status & (ConnStatus.SeenReply | ConnStatus.Assured | ConnStatus.SrcNat | ConnStatus.DstNat));
 
+    /// <summary>An event's text, made when the log is read (the closure made here, so that a packet that changes nothing allocates none).</summary>
+    private static Func<string> Event(string kind, ConnEntry copy, double now) => () => kind + ConntrackCompat.EventBody(copy, now);
+
     /// <summary>Records what one packet changed.</summary>
     public void After(PacketResult r, double now)
     {
@@ -42,7 +45,7 @@ public sealed class ConntrackEvents
             foreach (ConnEntry gone in _known.Keys.Where(k => !live.Contains(k)).ToList())
             {
                 ConnEntry copy = gone.Copy();
-                _log.Add(() => "[DESTROY] " + ConntrackCompat.EventBody(copy, now));
+                _log.Add(Event("[DESTROY] ", copy, now));
                 _known.Remove(gone);
             }
         }
@@ -52,13 +55,13 @@ public sealed class ConntrackEvents
         {
             _known[e] = snap;
             ConnEntry copy = e.Copy();
-            _log.Add(() => "[NEW] " + ConntrackCompat.EventBody(copy, now));
+            _log.Add(Event("[NEW] ", copy, now));
         }
         else if (before != snap)
         {
             _known[e] = snap;
             ConnEntry copy = e.Copy();
-            _log.Add(() => "[UPDATE] " + ConntrackCompat.EventBody(copy, now));
+            _log.Add(Event("[UPDATE] ", copy, now));
         }
     }
 }

@@ -80,6 +80,8 @@ the host itself (OUTPUT).
         var counters = SnapshotCounters(host);
         var fates = new SortedDictionary<string, long>(StringComparer.Ordinal);
         var dropped = new Dictionary<string, long>(StringComparer.Ordinal);
+        // Counted by the flow's facts; their text is made once per flow, after the last packet.
+        var droppedFlows = new Dictionary<FlowFacts, long>();
         var skipped = new SortedDictionary<string, long>(StringComparer.Ordinal);
         long n = 0, errors = 0;
         string? formatError = null;
@@ -101,6 +103,10 @@ the host itself (OUTPUT).
             long size = file.Length;
             using var reader = new CaptureReader(file);
             long lastProgress = 0;
+            // One result, one input and a packet per IP length serve packet after packet (nothing keeps them past their packet).
+            var reused = new PacketResult();
+            var reusedInput = new PacketInput { Bytes = [] };
+            var spares = new Packet?[2048];
             while (true)
             {
                 CaptureRecord rec;
@@ -116,7 +122,7 @@ the host itself (OUTPUT).
                 n++;
                 double t = rec.Timestamp.Seconds + rec.Timestamp.Nanoseconds / 1e9;
                 if (double.IsNaN(offset)) offset = t < nf.State.Now ? nf.State.Now - t : 0;
-                if (!LinkLayer.TryDecode(rec, out Packet? packet, out LinkLayerFacts facts, out string? why))
+                if (!LinkLayer.TryDecode(rec, spares, out Packet? packet, out LinkLayerFacts facts, out string? why))
                 {
                     Count(skipped, why ?? "not an IP packet");
                     continue;
@@ -133,22 +139,16 @@ the host itself (OUTPUT).
                 // The packet is handed over as decoded (parsed once); the flow it is counted under is read before the
                 // pipeline changes its bytes (NAT, TTL), as the capture has it.
                 var flow = new FlowFacts(packet);
-                var input = new PacketInput
-                {
-                    Bytes = packet.Bytes,
-                    Parsed = recorded ? null : packet,
-                    InInterface = local ? null : iface,
-                    SourceMac = local ? null : facts.SourceMac,
-                    DestinationMac = local ? null : dstMac,
-                    At = t + offset,
-                };
+                PacketInput input = recorded ? new PacketInput { Bytes = packet.Bytes } : reusedInput;
+                input.Set(packet.Bytes, recorded ? null : packet, local ? null : iface, local ? null : facts.SourceMac, local ? null : dstMac, t + offset);
                 nf.RecordTrace = recorded;
-                PacketResult r = nf.Process(input);
+                // Nothing keeps a result past its packet: one is reused (no per-packet result, skb or output objects).
+                PacketResult r = recorded ? nf.Process(input) : nf.Process(input, reused);
                 events?.After(r, nf.State.Now);
                 KernelLogCompat.Record(nf.State, r);
                 if (r.Error is not null) errors++;
                 foreach (string f in r.Fate) Count(fates, f);
-                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(dropped, flow.Text());
+                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(droppedFlows, flow);
                 if (writer is not null)
                 {
                     foreach (OutputPacket p in r.Outputs)
@@ -184,6 +184,11 @@ the host itself (OUTPUT).
         if (progress) io.Err.Write("\r" + new string(' ', 60) + "\r");
         double seconds = clock.Elapsed.TotalSeconds;
         var hits = RuleHits(host, counters);
+        foreach (var (flow, count) in droppedFlows)
+        {
+            string text = flow.Text();
+            dropped[text] = dropped.TryGetValue(text, out long c) ? c + count : count;
+        }
         if (o.Json) io.Out.WriteLine(SummaryJson(n, seconds, fates, skipped, hits, dropped, nf, formatError, encoderOptions));
         else io.Out.Write(Summary(o.File!, n, seconds, fates, skipped, hits, dropped, nf, formatError));
         if (errors > 0)
@@ -212,19 +217,27 @@ the host itself (OUTPUT).
         if (o.Iface is not null) return o.Iface;
         if (facts.SourceMac is ulong s && o.MacMap.TryGetValue(s, out string? bySource)) return bySource;
         if (dstMac is ulong d && o.MacMap.TryGetValue(d, out string? byDest)) return byDest;
-        if (interfaceIndex < reader.Interfaces.Count && reader.Interfaces[interfaceIndex].Name is { } name && host.Links.Exists(l => l.Name == name)) return name;
+        if (interfaceIndex < reader.Interfaces.Count && reader.Interfaces[interfaceIndex].Name is { } name && host.FindLink(name) is not null) return name;
         var links = host.Links.Where(l => l.Name != "lo").ToList();
         return links.Count == 1 ? links[0].Name : null;
     }
 
     /// <summary>What a dropped packet's flow is reported by, read as the packet arrived; its text made only when needed.</summary>
-    private readonly struct FlowFacts(Packet p)
+    private readonly struct FlowFacts(Packet p) : IEquatable<FlowFacts>
     {
         private readonly IpFamily _family = p.Family;
         private readonly byte _protocol = p.Protocol;
         private readonly UInt128 _source = p.Source, _destination = p.Destination;
         private readonly bool _hasPorts = p.HasPorts;
         private readonly ushort _sourcePort = p.SourcePort, _destinationPort = p.DestinationPort;
+
+        public bool Equals(FlowFacts other) =>
+            _family == other._family && _protocol == other._protocol && _source == other._source && _destination == other._destination
+            && _hasPorts == other._hasPorts && _sourcePort == other._sourcePort && _destinationPort == other._destinationPort;
+
+        public override bool Equals(object? obj) => obj is FlowFacts f && Equals(f);
+
+        public override int GetHashCode() => HashCode.Combine(_family, _protocol, _source, _destination, _hasPorts, _sourcePort, _destinationPort);
 
         public string Text()
         {

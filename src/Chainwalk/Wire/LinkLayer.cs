@@ -105,7 +105,15 @@ public static class LinkLayer
     /// Reads the IP packet of a captured record with <see cref="Packet.TryParse(ReadOnlySpan{byte}, IpFamily, out Packet?, out PacketError)"/>.
     /// For Ethernet the packet also carries the source MAC and VLAN id, as <see cref="Packet.TryParseFrame"/> gives them.
     /// </summary>
-    public static bool TryDecode(in CaptureRecord record, [NotNullWhen(true)] out Packet? packet, out LinkLayerFacts facts, out string? error)
+    public static bool TryDecode(in CaptureRecord record, [NotNullWhen(true)] out Packet? packet, out LinkLayerFacts facts, out string? error) =>
+        TryDecode(record, null, out packet, out facts, out error);
+
+    /// <summary>
+    /// The same, reading the packet into an earlier one of the same IP length when <paramref name="spares"/> (indexed by
+    /// that length) holds one, and keeping a packet parsed afresh there: for a caller that is done with a packet before it
+    /// decodes the next (a replay). The facts are those of a fresh parse.
+    /// </summary>
+    internal static bool TryDecode(in CaptureRecord record, Packet?[]? spares, [NotNullWhen(true)] out Packet? packet, out LinkLayerFacts facts, out string? error)
     {
         packet = null;
         if (!TryFindIp(record.LinkType, record.Data, out int offset, out facts, out LinkLayerError linkError))
@@ -120,11 +128,31 @@ public static class LinkLayer
         }
         IpFamily family = facts.EtherType == EtherType.Ipv6 ? IpFamily.V6 : IpFamily.V4;
         bool singleTagEthernet = record.LinkType == LinkType.Ethernet && offset <= EthernetFrame.HeaderLength + EthernetFrame.TagLength;
+        ReadOnlySpan<byte> ip = record.Data[offset..];
+        // Reused: frames without a VLAN tag (what TryParseFrame reads of a tagged one is left to it).
+        bool reusable = record.LinkType != LinkType.Ethernet || offset == EthernetFrame.HeaderLength;
+        if (spares is not null && reusable && ip.Length >= 6 && (ip[0] >> 4) == (family == IpFamily.V4 ? 4 : 6))
+        {
+            int total = family == IpFamily.V4 ? BinaryPrimitives.ReadUInt16BigEndian(ip[2..]) : 40 + BinaryPrimitives.ReadUInt16BigEndian(ip[4..]);
+            if (total < spares.Length && spares[total] is { } spare)
+            {
+                spares[total] = null;
+                if (spare.TryReuseFor(ip))
+                {
+                    if (singleTagEthernet) spare.SetLinkFacts(facts.SourceMac, null);
+                    spares[total] = spare;
+                    packet = spare;
+                    error = null;
+                    return true;
+                }
+            }
+        }
         PacketError packetError;
         bool ok = singleTagEthernet
             ? Packet.TryParseFrame(record.Data, out packet, out packetError)
-            : Packet.TryParse(record.Data[offset..], family, out packet, out packetError);
+            : Packet.TryParse(ip, family, out packet, out packetError);
         error = ok ? null : Packet.Describe(packetError);
+        if (ok && spares is not null && packet!.Bytes.Length < spares.Length && !packet.IsQuoted) spares[packet.Bytes.Length] = packet;
         return ok;
     }
 

@@ -322,6 +322,38 @@ public sealed partial class Packet
         return false;
     }
 
+    /// <summary>The Ethernet facts <see cref="TryParseFrame"/> gives a packet (set again on a reused packet).</summary>
+    internal void SetLinkFacts(ulong? sourceMac, int? vlanId)
+    {
+        SourceMac = sourceMac;
+        VlanId = vlanId;
+    }
+
+    /// <summary>
+    /// After the TTL / hop limit byte alone was changed in place (ip_decrease_ttl, with the IPv4 header checksum
+    /// adjusted incrementally): the fact read again, the others unchanged (what a re-read would give).
+    /// </summary>
+    internal void TtlChanged() => Ttl = Family == IpFamily.V4 ? Bytes[8] : Bytes[7];
+
+    /// <summary>
+    /// Reads <paramref name="bytes"/> into this object, reusing it and its byte array, when the IP packet they hold is
+    /// exactly as long as <see cref="Bytes"/> (a pool of one packet: Engine's reused results). The facts are those
+    /// <see cref="TryParse(ReadOnlySpan{byte}, out Packet?, out PacketError)"/> would give. False, with this object no
+    /// longer to be used, when the lengths differ or the bytes are not one whole packet: parse them then.
+    /// </summary>
+    internal bool TryReuseFor(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 4 || IsQuoted) return false;
+        int version = bytes[0] >> 4;
+        int total;
+        if (version == 4) total = BinaryPrimitives.ReadUInt16BigEndian(bytes[2..]);
+        else if (version == 6 && bytes.Length >= Ipv6Header.Length && !(bytes[4] == 0 && bytes[5] == 0)) total = Ipv6Header.Length + BinaryPrimitives.ReadUInt16BigEndian(bytes[4..]);
+        else return false;
+        if (total != Bytes.Length || total > bytes.Length) return false;
+        bytes[..total].CopyTo(Bytes);
+        return TryReread();
+    }
+
     /// <summary>Every fact back to its value in a new object (before a re-read).</summary>
     private void ResetFacts()
     {

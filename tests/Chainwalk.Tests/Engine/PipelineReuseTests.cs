@@ -144,4 +144,192 @@ public class PipelineReuseTests
         p.Family, IpNet.FormatAddress(p.Source, p.Family), IpNet.FormatAddress(p.Destination, p.Family), p.Protocol, p.TotalLength, p.Ttl, p.Tos,
         p.IpChecksumValid, p.HasPorts, p.SourcePort, p.DestinationPort, p.HasTransportHeader, p.TcpFlags, p.SequenceNumber, p.AcknowledgmentNumber,
         p.Window, p.TransportOffset, p.TransportChecksumValid, p.FragmentOffset, p.MoreFragments, p.DontFragment, p.ToString());
+
+    private const string Mixed = """
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -d 192.168.1.1/32 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.9:80
+        -A POSTROUTING -o eth0 -s 192.168.1.0/24 -j MASQUERADE
+        COMMIT
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :CHECK - [0:0]
+        -A INPUT -p tcp --dport 23 -j REJECT --reject-with tcp-reset
+        -A INPUT -p udp --dport 7 -j LOG --log-prefix "echo "
+        -A INPUT -p udp --dport 9 -j DROP
+        -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+        -A FORWARD -j CHECK
+        -A CHECK -m ttl --ttl-eq 63 -p tcp -j ACCEPT
+        -A CHECK -p udp -j ACCEPT
+        COMMIT
+        """;
+
+    /// <summary>Packets of different kinds and lengths, so a reused result meets each after each (outputs, logs, drops, rejects, errors).</summary>
+    private static IEnumerable<PacketInput> Sequence()
+    {
+        for (int round = 0; round < 2; round++)
+        {
+            ushort port = (ushort)(40000 + round);
+            yield return EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", port, 443));
+            yield return EngineHost.In("eth0", PacketBuilder.Ipv4("8.8.8.8", "10.0.0.1").Ttl(50).Tcp(443, port, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1).Build());
+            yield return EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "192.168.1.1", port, 8080));
+            yield return EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "192.168.1.1", port, 23));
+            yield return EngineHost.In("eth1", PacketBuilder.Ipv4("192.168.1.50", "192.168.1.1").Udp(port, 7).PayloadLength(30 + round).Build());
+            yield return EngineHost.In("eth1", EngineHost.Udp("192.168.1.50", "192.168.1.1", port, 9));
+            yield return EngineHost.In("eth1", PacketBuilder.Ipv4("192.168.1.50", "8.8.4.4").Udp(port, 53).PayloadLength(1600).Build());
+            yield return EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", port, 22, ttl: 1));
+            yield return EngineHost.In("eth1", [0x45, 0, 0, 10]);
+            yield return EngineHost.In("eth9", EngineHost.Udp("192.168.1.50", "8.8.8.8", port, 53));
+            yield return EngineHost.Local(EngineHost.Udp("10.0.0.1", "10.0.0.77", port, 53));
+            yield return EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", port, 443, TcpFlags.Ack));
+        }
+    }
+
+    private static string Describe(PacketResult r) => string.Join(" | ",
+        string.Join(",", r.Fate), r.DropReason, r.Error, r.CtState, r.RejectedWith, r.Local, r.InputInterface,
+        string.Join(";", r.Outputs.Select(o => o.Interface + " " + o.Kind + " " + Convert.ToHexString(o.Bytes))),
+        string.Join(";", r.Logs), r.Connection is null ? "no connection" : "connection");
+
+    [Fact]
+    public void A_reused_result_says_for_every_packet_what_a_new_result_says()
+    {
+        var fresh = new Netfilter(EngineHost.Create(Mixed)) { Conntrack = new Chainwalk.Conntrack.ConntrackHooks() };
+        var reusing = new Netfilter(EngineHost.Create(Mixed)) { Conntrack = new Chainwalk.Conntrack.ConntrackHooks() };
+        var reused = new PacketResult();
+        var seen = new HashSet<string>();
+        int n = 0;
+        foreach (PacketInput p in Sequence())
+        {
+            string expected = Describe(fresh.Process(p));
+            PacketResult r = reusing.Process(p, reused);
+            r.ShouldBeSameAs(reused);
+            Describe(r).ShouldBe(expected, $"packet {n++}");
+            seen.Add(expected.Split(" | ")[0]);
+        }
+        // The sequence reaches every kind of fate it is meant to (so the comparison covers them).
+        foreach (string fate in new[] { "forwarded:eth0", "forwarded:eth1", "delivered-local", "rejected:tcp-reset", "dropped", "sent:eth0" }) seen.ShouldContain(fate);
+        EngineHost.Counters(reusing.Host).ShouldBe(EngineHost.Counters(fresh.Host));
+    }
+
+    [Fact]
+    public void A_forwarded_packet_after_the_ttl_decrement_is_seen_with_the_new_ttl()
+    {
+        // FORWARD's ttl match reads the packet's facts: the decrement made before FORWARD must show in them.
+        var nf = new Netfilter(EngineHost.Create(Mixed));
+        nf.Process(EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443, ttl: 64))).Fate.ShouldBe(["forwarded:eth0"]);
+        nf.Process(EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443, ttl: 65))).Fate.ShouldBe(["dropped"]);
+    }
+
+    public static TheoryData<string, string> Reuses => new()
+    {
+        // the packet before, the packet read into its object
+        { "tcp syn", "tcp ack" },
+        { "udp 20", "udp 20 other" },
+        { "v6 tcp", "v6 tcp other" },
+        { "tcp syn", "icmp 12" },
+    };
+
+    private static byte[] Build(string what) => what switch
+    {
+        "tcp syn" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Ttl(9).Tcp(1000, 443, TcpFlags.Syn, seq: 7).Build(),
+        "tcp ack" => PacketBuilder.Ipv4("10.9.0.1", "10.0.7.2").Tos(0x10).DontFragment().Tcp(2000, 80, TcpFlags.Ack, seq: 1, ack: 99).Build(),
+        "udp 20" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Udp(1, 2).PayloadLength(20).Build(),
+        "udp 20 other" => PacketBuilder.Ipv4("172.16.0.1", "10.0.0.3").Udp(53, 5353).PayloadLength(20).Build(),
+        "v6 tcp" => PacketBuilder.Ipv6("2001:db8::1", "2001:db8::2").Tcp(1000, 443, TcpFlags.Syn, seq: 7).Build(),
+        "v6 tcp other" => PacketBuilder.Ipv6("2001:db8::9", "2001:db8::8").Tcp(9, 10, TcpFlags.Fin | TcpFlags.Ack, seq: 70, ack: 3).Build(),
+        "icmp 12" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Icmp(8, 0).PayloadLength(12).Build(),
+        _ => throw new ArgumentException(what),
+    };
+
+    [Theory]
+    [MemberData(nameof(Reuses))]
+    public void A_packet_object_reused_for_the_next_packet_has_the_facts_of_a_fresh_parse(string before, string next)
+    {
+        Packet p = Packet.Parse(Build(before));
+        byte[] bytes = Build(next);
+        // With padding after the IP length (as a link layer leaves it): only the IP packet is taken.
+        byte[] padded = [.. bytes, 0xee, 0xee];
+        bool reused = p.TryReuseFor(padded);
+        Packet fresh = Packet.Parse(padded);
+        reused.ShouldBe(fresh.Bytes.Length == Build(before).Length);
+        if (reused)
+        {
+            Facts(p).ShouldBe(Facts(fresh));
+            p.Bytes.ShouldBe(fresh.Bytes);
+        }
+    }
+
+    private static byte[] Frame(string kind, byte[] ip)
+    {
+        byte[] dst = [0x02, 0, 0, 0, 0, 0x10], src = [0x02, 0, 0, 0, 0, 0x99];
+        return kind switch
+        {
+            "raw" => ip,
+            "ethernet" => [.. dst, .. src, (byte)((ip[0] >> 4) == 4 ? 0x08 : 0x86), (byte)((ip[0] >> 4) == 4 ? 0x00 : 0xdd), .. ip, 0, 0],
+            "ethernet vlan" => [.. dst, .. src, 0x81, 0x00, 0x20, 0x07, (byte)((ip[0] >> 4) == 4 ? 0x08 : 0x86), (byte)((ip[0] >> 4) == 4 ? 0x00 : 0xdd), .. ip],
+            "ethernet wrong version" => [.. dst, .. src, 0x86, 0xdd, .. ip],
+            _ => throw new ArgumentException(kind),
+        };
+    }
+
+    [Theory]
+    [InlineData("raw")]
+    [InlineData("ethernet")]
+    [InlineData("ethernet vlan")]
+    [InlineData("ethernet wrong version")]
+    public void A_captured_packet_decoded_into_an_earlier_one_has_the_facts_of_a_fresh_decode(string kind)
+    {
+        // A replay decodes each record into the packet of the same IP length it decoded before.
+        var spares = new Packet?[2048];
+        string[] sequence = ["tcp syn", "tcp ack", "tcp syn", "v6 tcp", "v6 tcp other", "udp 20", "udp 20 other", "icmp 12"];
+        foreach (string what in sequence)
+        {
+            byte[] frame = Frame(kind, Build(what));
+            LinkType link = kind == "raw" ? LinkType.Raw : LinkType.Ethernet;
+            var rec = new CaptureRecord(default, 0, link, frame.Length, frame, 0);
+            bool fresh = LinkLayer.TryDecode(rec, out Packet? expected, out LinkLayerFacts expectedFacts, out string? expectedError);
+            bool reused = LinkLayer.TryDecode(rec, spares, out Packet? got, out LinkLayerFacts facts, out string? error);
+            reused.ShouldBe(fresh, what);
+            error.ShouldBe(expectedError, what);
+            facts.ShouldBe(expectedFacts, what);
+            if (!fresh) continue;
+            Facts(got!).ShouldBe(Facts(expected!), what);
+            (got!.SourceMac, got.VlanId).ShouldBe((expected!.SourceMac, expected.VlanId), what);
+            got.Bytes.ShouldBe(expected.Bytes, what);
+        }
+    }
+
+    [Theory]
+    [InlineData("replace")]
+    [InlineData("remove")]
+    [InlineData("create")]
+    public void A_table_replaced_removed_or_created_between_two_packets_is_walked_by_the_second(string change)
+    {
+        // The walker remembers the tables of the ruleset it walked; any change of which tables exist is seen at once.
+        VirtualHost host = EngineHost.Create(change == "create" ? "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n" : Accept);
+        var nf = new Netfilter(host);
+        byte[] Packet() => EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443);
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["forwarded:eth0"]);
+        Chainwalk.Rules.Ruleset dropping = EngineHost.Rules(IpFamily.V4, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        switch (change)
+        {
+            case "replace": host.V4.Replace(dropping.Find("filter")!); break;
+            case "remove": host.V4.Remove("filter"); break;
+            case "create":
+                Chainwalk.Rules.Table t = host.V4.GetOrCreate(Chainwalk.Rules.TableInfo.Find("filter")!);
+                t.Find("FORWARD")!.Policy = "DROP";
+                break;
+        }
+        nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe([change == "remove" ? "forwarded:eth0" : "dropped"]);
+        if (change == "remove")
+        {
+            host.V4.Replace(dropping.Find("filter")!);
+            nf.Process(EngineHost.In("eth1", Packet())).Fate.ShouldBe(["dropped"]);
+        }
+    }
 }
