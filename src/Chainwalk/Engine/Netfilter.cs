@@ -502,10 +502,12 @@ public sealed class Netfilter
         byte[] b = skb.Bytes;
         if (skb.Family == IpFamily.V4)
         {
-            // ip_decrease_ttl: TTL - 1 and the checksum adjusted incrementally.
+            // ip_decrease_ttl (include/net/ip.h): TTL - 1, and the checksum word plus 0x0100 plus one more when the
+            // sum reaches 0xFFFF. Not a one's-complement fold: where the sum is exactly 0xFFFF the kernel writes
+            // 0x0000, where a fold would keep 0xFFFF (both valid; the recorded cases 0091-0261 and 0091-2850 show it).
             b[8]--;
             uint sum = (uint)((b[10] << 8) | b[11]) + 0x0100;
-            sum += sum >> 16;
+            if (sum >= 0xFFFF) sum++;
             b[10] = (byte)(sum >> 8);
             b[11] = (byte)sum;
         }

@@ -135,6 +135,34 @@ public class PipelineTests
         p.IpChecksumValid.ShouldBeTrue();
     }
 
+    [Theory]
+    [InlineData(0xFEFF, 0x0000)]   // the sum reaches exactly 0xFFFF: ip_decrease_ttl adds one more (a fold would keep 0xFFFF)
+    [InlineData(0xFEFE, 0xFFFE)]
+    [InlineData(0xFF10, 0x0011)]   // a carry out of the word comes back in at the bottom
+    public void Forwarding_adjusts_the_ip_checksum_as_ip_decrease_ttl_does(int before, int after)
+    {
+        byte[] b = EngineHost.Tcp("10.0.0.5", "192.168.1.9", 1000, 22, ttl: 9);
+        // Choose the identification so that the header checksum is `before` (the kernel recorded 0x0000 where a
+        // one's-complement fold gives 0xFFFF: conformance long run, seed 91, cases 0261 and 2850).
+        for (int id = 0; id <= 0xFFFF; id++)
+        {
+            b[4] = (byte)(id >> 8); b[5] = (byte)id; b[10] = 0; b[11] = 0;
+            uint sum = 0;
+            for (int i = 0; i < 20; i += 2) sum += (uint)((b[i] << 8) | b[i + 1]);
+            while (sum > 0xFFFF) sum = (sum & 0xFFFF) + (sum >> 16);
+            ushort check = (ushort)~sum;
+            if (check != before) continue;
+            b[10] = (byte)(check >> 8); b[11] = (byte)check;
+            break;
+        }
+        ((b[10] << 8) | b[11]).ShouldBe(before);
+        PacketResult r = new Netfilter(EngineHost.Create()).Process(EngineHost.In("eth0", b));
+        r.Fate.ShouldBe(["forwarded:eth1"]);
+        byte[] o = r.Outputs[0].Packet.Bytes;
+        o[8].ShouldBe((byte)8);
+        ((o[10] << 8) | o[11]).ShouldBe(after);
+    }
+
     [Fact]
     public void Ttl_expiry_drops_and_answers_with_icmp_time_exceeded_through_OUTPUT()
     {
