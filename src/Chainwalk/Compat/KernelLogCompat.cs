@@ -21,16 +21,22 @@ public static class KernelLogCompat
         public const string Key = "kernel:log";
         public const int Max = 20000;
 
-        public List<(double At, string Line)> Lines { get; } = new();
+        /// <summary>
+        /// The printk level of a line given none: 4 (warning), the LOG target's default and the level of TRACE lines
+        /// (nf_log_syslog.c). Kept per line: LOG's <c>--log-level</c> is the line's priority in dmesg and the journal.
+        /// </summary>
+        public const int DefaultLevel = 4;
 
-        public void Add(double at, string line)
+        public List<(double At, string Line, int Level)> Lines { get; } = new();
+
+        public void Add(double at, string line, int level = DefaultLevel)
         {
-            Lines.Add((at, line));
+            Lines.Add((at, line, level));
             if (Lines.Count > Max) Lines.RemoveRange(0, Lines.Count - Max);
         }
 
         public JsonNode? Save() => Lines.Count == 0 ? null
-            : new JsonArray(Lines.Select(l => (JsonNode)new JsonArray(l.At, l.Line)).ToArray());
+            : new JsonArray(Lines.Select(l => (JsonNode)(l.Level == DefaultLevel ? new JsonArray(l.At, l.Line) : new JsonArray(l.At, l.Line, l.Level))).ToArray());
 
         public void Load(JsonNode node)
         {
@@ -38,7 +44,10 @@ public static class KernelLogCompat
             if (node is not JsonArray a) return;
             foreach (JsonNode? x in a)
             {
-                if (x is JsonArray pair && pair.Count == 2) Lines.Add((pair[0]!.GetValue<double>(), pair[1]!.GetValue<string>()));
+                if (x is JsonArray pair && pair.Count is 2 or 3)
+                {
+                    Lines.Add((pair[0]!.GetValue<double>(), pair[1]!.GetValue<string>(), pair.Count == 3 ? pair[2]!.GetValue<int>() : DefaultLevel));
+                }
             }
         }
     }
@@ -48,7 +57,7 @@ public static class KernelLogCompat
     {
         if (r.Logs.Count == 0) return;
         KernelLog log = state.Get(KernelLog.Key, () => new KernelLog());
-        foreach (string line in r.Logs) log.Add(state.Now, line);
+        for (int i = 0; i < r.Logs.Count; i++) log.Add(state.Now, r.Logs[i], i < r.LogLevels.Count ? r.LogLevels[i] : KernelLog.DefaultLevel);
     }
 
     /// <summary>
@@ -79,10 +88,10 @@ public static class KernelLogCompat
         if (read && io.Json)
         {
             using var json = new JsonLines(io.Out);
-            foreach (var (at, line) in log.Lines)
+            foreach (var (at, line, level) in log.Lines)
             {
                 Utf8JsonWriter w = json.Begin();
-                w.WriteNumber("pri", Priority);
+                w.WriteNumber("pri", level);
                 w.WriteNumber("time", Math.Round(at, 6));
                 w.WriteString("msg", line.TrimEnd());
                 json.End();
@@ -94,7 +103,7 @@ public static class KernelLogCompat
         }
         else if (read)
         {
-            foreach (var (at, line) in log.Lines)
+            foreach (var (at, line, level) in log.Lines)
             {
                 io.Out.WriteLine(noTime ? line.TrimEnd() : string.Create(CultureInfo.InvariantCulture, $"[{(long)at,5}.{(long)Math.Round((at - Math.Floor(at)) * 1e6) % 1000000:D6}] {line.TrimEnd()}"));
             }
@@ -107,25 +116,20 @@ public static class KernelLogCompat
         return 0;
     }
 
-    /// <summary>
-    /// The level of every line in the host's log: 4 (warning), the LOG target's default and the level the kernel logs
-    /// TRACE lines at (nf_log_syslog.c). The log keeps lines without their level, so a rule's <c>--log-level</c> is not seen.
-    /// </summary>
-    private const int Priority = 4;
 
     /// <summary>
     /// util-linux 2.38 <c>dmesg -J</c> (lib/jsonwrt.c): a document with a "dmesg" array, three-space indents, "time" as
     /// %12.6f; nothing at all when the log is empty (the writer opens on the first record). With -J, -t keeps "time".
     /// </summary>
-    private static void WriteDmesgDocument(TextWriter output, List<(double At, string Line)> lines)
+    private static void WriteDmesgDocument(TextWriter output, List<(double At, string Line, int Level)> lines)
     {
         if (lines.Count == 0) return;
         var sb = new StringBuilder("{\n   \"dmesg\": [\n");
         for (int i = 0; i < lines.Count; i++)
         {
-            (double at, string line) = lines[i];
+            (double at, string line, int level) = lines[i];
             sb.Append(i == 0 ? "      {\n" : "      },{\n");
-            sb.Append("         \"pri\": ").Append(Priority.ToString(CultureInfo.InvariantCulture)).Append(",\n");
+            sb.Append("         \"pri\": ").Append(level.ToString(CultureInfo.InvariantCulture)).Append(",\n");
             sb.Append("         \"time\": ").Append(at.ToString("0.000000", CultureInfo.InvariantCulture).PadLeft(12)).Append(",\n");
             sb.Append("         \"msg\": \"").Append(JsonEncodedText.Encode(line.TrimEnd(), JsonLines.WriterOptions.Encoder).ToString()).Append("\"\n");
         }
@@ -180,7 +184,7 @@ public static class KernelLogCompat
             WriteJournalJson(io.Out, selected, origin);
             return 0;
         }
-        foreach (var (at, line) in selected)
+        foreach (var (at, line, level) in selected)
         {
             string stamp = origin.AddSeconds(at).ToString("MMM dd HH:mm:ss", CultureInfo.InvariantCulture);
             io.Out.WriteLine($"{stamp} chainwalk kernel: {line.TrimEnd()}");
@@ -194,18 +198,18 @@ public static class KernelLogCompat
     /// realtime one counted from the same 1 January the text form uses), transport, priority, facility, identifier,
     /// host name and message; no __CURSOR, _BOOT_ID or _MACHINE_ID (the virtual host has no journal files).
     /// </summary>
-    private static void WriteJournalJson(TextWriter output, List<(double At, string Line)> selected, DateTime origin)
+    private static void WriteJournalJson(TextWriter output, List<(double At, string Line, int Level)> selected, DateTime origin)
     {
         using var json = new JsonLines(output);
         long originMicros = (long)(origin - DateTime.UnixEpoch).TotalMicroseconds;
-        foreach (var (at, line) in selected)
+        foreach (var (at, line, level) in selected)
         {
             long micros = (long)Math.Round(at * 1e6);
             Utf8JsonWriter w = json.Begin();
             w.WriteString("__REALTIME_TIMESTAMP", (originMicros + micros).ToString(CultureInfo.InvariantCulture));
             w.WriteString("__MONOTONIC_TIMESTAMP", micros.ToString(CultureInfo.InvariantCulture));
             w.WriteString("_TRANSPORT", "kernel");
-            w.WriteString("PRIORITY", Priority.ToString(CultureInfo.InvariantCulture));
+            w.WriteString("PRIORITY", level.ToString(CultureInfo.InvariantCulture));
             w.WriteString("SYSLOG_FACILITY", "0");
             w.WriteString("SYSLOG_IDENTIFIER", "kernel");
             w.WriteString("_HOSTNAME", "chainwalk");

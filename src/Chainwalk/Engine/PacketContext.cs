@@ -93,7 +93,12 @@ public sealed class PacketContext
     public T Named<T>(string kind, string name, Func<T> create) where T : class => State.Get(kind + ":" + name, create);
 
     /// <summary>Writes a kernel log line (LOG target): kept with the packet's result.</summary>
-    public void Log(string line) => Netfilter.Current?.Logs.Add(line);
+    public void Log(string line, byte level = 4)
+    {
+        if (Netfilter.Current is not { } r) return;
+        r.Logs.Add(line);
+        r.LogLevels.Add(level);
+    }
 
     /// <summary>
     /// Sends a packet the kernel builds (REJECT's reply, an ICMP error): it goes through OUTPUT and

@@ -30,6 +30,9 @@ public sealed class PacketResult
     /// <summary>Kernel log lines (LOG target, TRACE lines).</summary>
     public List<string> Logs { get; } = new();
 
+    /// <summary>The printk level of each line of <see cref="Logs"/> (LOG's --log-level; 4 for TRACE lines).</summary>
+    public List<byte> LogLevels { get; } = new();
+
     /// <summary>The events, when the trace was asked for; null otherwise.</summary>
     public List<TraceEvent>? Trace { get; set; }
 
@@ -80,6 +83,7 @@ public sealed class PacketResult
             _spareOutputs?.Clear();
         }
         Logs.Clear();
+        LogLevels.Clear();
         Trace = null;
         CtState = null;
         Connection = null;

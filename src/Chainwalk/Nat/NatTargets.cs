@@ -56,7 +56,7 @@ public static class NatTargets
         }
         if (src is not { } newsrc)
         {
-            if (ctx.Family == IpFamily.V4) ctx.Log((outDev ?? "") + " ate my IP address");
+            if (ctx.Family == IpFamily.V4) ctx.Log((outDev ?? "") + " ate my IP address", 6); // pr_info
             ctx.Note($"MASQUERADE: {outDev} has no address to masquerade with: dropped");
             return Verdict.Drop;
         }

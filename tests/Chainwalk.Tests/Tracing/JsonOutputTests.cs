@@ -419,6 +419,20 @@ COMMIT
     }
 
     [Fact]
+    public void A_LOG_rule_s_log_level_is_the_line_s_priority_and_survives_the_host_state()
+    {
+        // nf_log_syslog prints at the rule's level (LOG --log-level, 4 by default): dmesg's "pri", journald's PRIORITY.
+        CompatRun.Iptables(IpFamily.V4, _store, "-I", "INPUT", "-p", "icmp", "-j", "LOG", "--log-prefix", "DBG ", "--log-level", "debug").Rc.ShouldBe(0);
+        var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
+        TraceCommand.Run(["-i", "eth0", "-p", "icmp", "-s", "198.51.100.9", "-d", "203.0.113.10", "--icmp-type", "echo-request", "--at", "9"], _store, io)
+            .ShouldBe(0, io.Err.ToString());
+        JsonElement debug = Json("dmesg").Single(l => Str(l, "msg")!.StartsWith("DBG ", StringComparison.Ordinal));
+        debug.GetProperty("pri").GetInt32().ShouldBe(7);
+        Str(Json("journalctl -k").Single(l => Str(l, "MESSAGE")!.StartsWith("DBG ", StringComparison.Ordinal)), "PRIORITY").ShouldBe("7");
+        Json("dmesg").Where(l => !Str(l, "msg")!.StartsWith("DBG ", StringComparison.Ordinal)).ShouldAllBe(l => l.GetProperty("pri").GetInt32() == 4);
+    }
+
+    [Fact]
     public void Dmesg_J_is_util_linux_document()
     {
         // util-linux 2.38.1 dmesg -J, recorded on this machine type (lib/jsonwrt.c: 3-space indent, "time" as %12.6f).

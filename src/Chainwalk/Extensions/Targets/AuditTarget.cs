@@ -71,7 +71,7 @@ public sealed class AuditTarget : XtExtension<AuditData>
         }
         ctx.Log("audit: type=1324 mark=" + (mark == 0 ? "0" : TargetEdits.Hex(mark))
             + " saddr=" + IpNet.FormatAddress(p.Source, p.Family) + " daddr=" + IpNet.FormatAddress(p.Destination, p.Family)
-            + " proto=" + proto);
+            + " proto=" + proto, 5); // no audit daemon: audit_printk_skb's pr_notice
         return Verdict.Continue;
     }
 }

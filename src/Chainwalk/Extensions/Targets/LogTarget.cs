@@ -121,7 +121,7 @@ public sealed class LogTarget : XtExtension<LogData>
     /// </summary>
     protected override Verdict Execute(PacketContext ctx, LogData data)
     {
-        ctx.Log(LogFormat.Line(ctx, data.Prefix, (LogFormat.Flags)(data.Flags & 0x2f)));
+        ctx.Log(LogFormat.Line(ctx, data.Prefix, (LogFormat.Flags)(data.Flags & 0x2f)), data.Level);
         return Verdict.Continue;
     }
 }
