@@ -101,7 +101,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         foreach (Rule r in rules)
         {
             chain.Rules.Insert(number - 1, r);
-            chain.Finder?.Inserted(chain, r);
+            chain.Finder?.Inserted(r);
         }
         var inChainOrder = new List<Rule>(rules);
         inChainOrder.Reverse();
@@ -117,7 +117,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Rule old = chain.Rules[number - 1];
         chain.Rules[number - 1] = rule;
         chain.Finder?.Removed(old);
-        chain.Finder?.Inserted(chain, rule);
+        chain.Finder?.Inserted(rule);
         ValidateUnlessDeferred(table, "RULE_REPLACE", chainName, chain, [rule], removedJump: old.Target is { IsChainJump: true });
     }
 
@@ -143,15 +143,21 @@ public sealed class RulesetEditor(Ruleset ruleset)
         if (chain.Rules.Count >= RuleFinder.MinimumRules)
         {
             RuleFinder finder = chain.Finder is { } f && f.InStepWith(chain) ? f : (chain.Finder = RuleFinder.Build(chain));
+            // A key's rules are not kept in chain order (an insert adds at the end of its list): the first in the
+            // chain of those with the wanted save form is the one with the lowest position.
+            int first = -1;
             foreach (Rule candidate in finder.Candidates(rule))
             {
                 if (RuleWriter.SaveBody(candidate) != wanted) continue;
                 int at = RuleFinder.PositionOf(chain, candidate);
-                if (at >= 0) return at;
-                chain.Finder = null; // out of step after all: the linear search below answers
-                break;
+                if (at < 0)
+                {
+                    chain.Finder = null; // out of step after all: the linear search below answers
+                    break;
+                }
+                if (first < 0 || at < first) first = at;
             }
-            if (chain.Finder is not null) return -1;
+            if (chain.Finder is not null) return first;
         }
         for (int i = 0; i < chain.Rules.Count; i++)
         {
@@ -626,15 +632,15 @@ public sealed record TableCheckState(Dictionary<string, HookMask> Reach, bool Sh
 
 /// <summary>
 /// An index of a long chain for <c>-D</c>/<c>-C</c> with a rule: the rules by a key of their addresses and
-/// protocol (equal save forms have equal keys: both are printed in the save form, injectively), each key's rules in
-/// chain order. Built on first use and kept in step by <see cref="RulesetEditor"/>.
+/// protocol (equal save forms have equal keys: both are printed in the save form, injectively), each key's rules
+/// in no particular order. Built on first use and kept in step by <see cref="RulesetEditor"/>.
 /// </summary>
 public sealed class RuleFinder
 {
     /// <summary>Shorter chains are searched linearly.</summary>
     public const int MinimumRules = 64;
 
-    /// <summary>Per key: the rule, or a <see cref="List{Rule}"/> of them in chain order when several share the key.</summary>
+    /// <summary>Per key: the rule, or a <see cref="List{Rule}"/> of them when several share the key.</summary>
     private readonly Dictionary<int, object> _byKey;
     private int _count;
 
@@ -667,23 +673,11 @@ public sealed class RuleFinder
         else slot = new List<Rule>(2) { (Rule)slot!, r };
     }
 
-    /// <summary>A rule put anywhere in the chain: its key's rules are put in chain order again when it has company.</summary>
-    public void Inserted(Chain chain, Rule r)
-    {
-        int k = Key(r);
-        _count++;
-        if (!_byKey.ContainsKey(k))
-        {
-            _byKey[k] = r;
-            return;
-        }
-        var list = new List<Rule>();
-        foreach (Rule x in chain.Rules)
-        {
-            if (Key(x) == k) list.Add(x);
-        }
-        _byKey[k] = list;
-    }
+    /// <summary>
+    /// A rule put anywhere in the chain: added to its key's rules, which are then no longer in chain order
+    /// (<see cref="RulesetEditor.Find"/> takes the lowest position among equal ones, so no rescan of the chain).
+    /// </summary>
+    public void Inserted(Rule r) => Appended(r);
 
     public void Removed(Rule r)
     {
@@ -701,7 +695,7 @@ public sealed class RuleFinder
         }
     }
 
-    /// <summary>The rules that may have the same save form as <paramref name="r"/>, in chain order.</summary>
+    /// <summary>The rules that may have the same save form as <paramref name="r"/> (in no particular order).</summary>
     public IReadOnlyList<Rule> Candidates(Rule r) => _byKey.TryGetValue(Key(r), out object? slot)
         ? slot as List<Rule> ?? [(Rule)slot]
         : [];
