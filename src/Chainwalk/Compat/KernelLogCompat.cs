@@ -25,7 +25,7 @@ public static class KernelLogCompat
         /// The printk level of a line given none: 4 (warning), the LOG target's default and the level of TRACE lines
         /// (nf_log_syslog.c). Kept per line: LOG's <c>--log-level</c> is the line's priority in dmesg and the journal.
         /// </summary>
-        public const int DefaultLevel = 4;
+        public const int DefaultLevel = LogFormat.WarningLevel;
 
         public List<(double At, string Line, int Level)> Lines { get; } = new();
 

@@ -19,6 +19,9 @@ namespace Chainwalk.Engine;
 /// </remarks>
 public static class LogFormat
 {
+    /// <summary>KERN_WARNING: the level of TRACE lines and of a LOG rule without --log-level (nf_log_syslog.c).</summary>
+    public const byte WarningLevel = 4;
+
     /// <summary>Which optional parts a LOG line has (the target's --log-* options, nf_log's NF_LOG_* flags).</summary>
     [Flags]
     public enum Flags : byte

@@ -1062,7 +1062,7 @@ public sealed class Netfilter
         string prefix = $"TRACE: {ctx.Table}:{chain.Name}:{comment}:{number.ToString(System.Globalization.CultureInfo.InvariantCulture)} ";
         string line = LogFormat.TraceLine(ctx, prefix);
         Current.Logs.Add(line);
-        Current.LogLevels.Add(4);
+        Current.LogLevels.Add(LogFormat.WarningLevel);
         Current.Trace?.Add(new KernelTraceEvent(line));
     }
 

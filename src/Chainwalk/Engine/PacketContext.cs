@@ -93,7 +93,7 @@ public sealed class PacketContext
     public T Named<T>(string kind, string name, Func<T> create) where T : class => State.Get(kind + ":" + name, create);
 
     /// <summary>Writes a kernel log line (LOG target): kept with the packet's result.</summary>
-    public void Log(string line, byte level = 4)
+    public void Log(string line, byte level = LogFormat.WarningLevel)
     {
         if (Netfilter.Current is not { } r) return;
         r.Logs.Add(line);

@@ -178,7 +178,7 @@ public class CompiledClassificationTests
         pair.MatchedPackets("nat", "KUBE-SERVICES").ShouldBeGreaterThan(1000UL);
     }
 
-    private const string Acl = """
+    internal const string Acl = """
         *filter
         :INPUT ACCEPT [0:0]
         :FORWARD DROP [0:0]

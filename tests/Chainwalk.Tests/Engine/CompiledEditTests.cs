@@ -124,19 +124,8 @@ public class CompiledEditTests
     [Fact]
     public void Insert_replace_delete_in_the_middle_of_an_indexed_run()
     {
-        const string rules = """
-            *filter
-            :INPUT ACCEPT [0:0]
-            :FORWARD DROP [0:0]
-            :OUTPUT ACCEPT [0:0]
-            -A FORWARD -s 10.1.2.0/24 -p tcp --dport 22 -j ACCEPT
-            -A FORWARD -d 10.2.0.0/16 -p udp --dport 53 -j ACCEPT
-            -A FORWARD -s 10.0.0.0/8 -d 192.168.1.7/32 -j DROP
-            -A FORWARD -p tcp --sport 1024:65535 --dport 80 -j ACCEPT
-            -A FORWARD -d 10.3.3.4/32 -j ACCEPT
-            COMMIT
-
-            """;
+        // The ACL of the classification tests: five indexable rules, FORWARD policy DROP.
+        const string rules = CompiledClassificationTests.Acl;
         var pair = new Pair(rules);
         Chain chain = pair.ChainB("filter", "FORWARD");
         ChainIndex first = pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();

@@ -21,7 +21,7 @@ public sealed class LogData : ExtensionData
 /// <summary><c>-j LOG</c> (libxt_LOG.c, xt_LOG.c), the same for IPv4 and IPv6.</summary>
 public sealed class LogTarget : XtExtension<LogData>
 {
-    public const byte DefaultLevel = 4;
+    public const byte DefaultLevel = LogFormat.WarningLevel;
     public const byte TcpSeq = 0x01, TcpOpt = 0x02, IpOpt = 0x04, Uid = 0x08, MacDecode = 0x20;
     private const int OTcpSeq = 0, OTcpOpts = 1, OIpOpts = 2, OUid = 3, OMac = 5, OLevel = 6, OPrefix = 7;
 
