@@ -1035,7 +1035,7 @@ public static class SpeedHarness
         string? fate = null;
         double estAlloc = 0;
         if (_profilePhase != "new") _profile?.Start();
-        for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? 30 : _quick ? 2 : 4); rep++)
+        for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? (int.TryParse(Environment.GetEnvironmentVariable("CW_PROFILE_REPS"), out int reps) ? reps : 30) : _quick ? 2 : 4); rep++)
         {
             long e0 = GC.GetAllocatedBytesForCurrentThread();
             sw.Restart();

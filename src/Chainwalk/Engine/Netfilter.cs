@@ -37,7 +37,11 @@ public interface IConntrackHooks
 public sealed class Netfilter
 {
     /// <summary>A table registered at a hook, with the kernel's priority (NF_IP_PRI_*).</summary>
-    private readonly record struct Registration(string Table, int Priority);
+    private readonly record struct Registration(string Table, int Priority)
+    {
+        /// <summary>The table's place in <see cref="_tables"/>.</summary>
+        public int Slot { get; } = TableSlot(Table);
+    }
 
     private const int PriorityConntrack = -200;
 
@@ -89,6 +93,66 @@ public sealed class Netfilter
     public bool CacheRoutes { get; set; }
 
     private InputDecision InputRoute(RouteQuery q) => RouteLookup.Input(Host, q);
+
+    /// <summary>One remembered IPv4 input decision: destination, source, input device → the shared decision.</summary>
+    private struct InputRouteEntry
+    {
+        public uint Destination;
+        public uint Source;
+        public string? Device;
+        public InputDecision? Decision;
+    }
+
+    /// <summary>
+    /// IPv4 input decisions (ip_route_input_noref's answer) remembered for one host generation, direct-mapped by
+    /// destination and source: the decision is a function of those, the input device and the host (routes,
+    /// addresses, links, sysctls; any change of them moves <see cref="HostGeneration"/>), so a flow's packets ask
+    /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries.
+    /// </summary>
+    private InputRouteEntry[] _inputRoutes = new InputRouteEntry[64];
+
+    private long _inputRoutesGeneration = -1;
+
+    private int _inputRouteMisses;
+
+    private const int InputRoutesMax = 1 << 14;
+
+    private InputDecision InputRoute4(uint dst, uint src, string dev)
+    {
+        long g = HostGeneration.Value;
+        InputRouteEntry[] cache = _inputRoutes;
+        if (g != _inputRoutesGeneration)
+        {
+            Array.Clear(cache);
+            _inputRoutesGeneration = g;
+            _inputRouteMisses = 0;
+        }
+        uint h = (dst * 0x9E3779B1u) ^ (src * 0x85EBCA77u);
+        ref InputRouteEntry e = ref cache[(int)((h ^ (h >> 15)) & (uint)(cache.Length - 1))];
+        if (e.Decision is { } known && e.Destination == dst && e.Source == src
+            && (ReferenceEquals(e.Device, dev) || string.Equals(e.Device, dev, StringComparison.Ordinal)))
+        {
+            return known;
+        }
+        InputDecision d = RouteLookup.Input4(Host, dst, src, dev);
+        // Only the decisions the FIB shares between packets (forward, local unicast) are kept; the rest are rare.
+        if (d.Verdict is InputVerdict.Forward or InputVerdict.Local && !IsMulticast4(dst))
+        {
+            if (++_inputRouteMisses > cache.Length && cache.Length < InputRoutesMax)
+            {
+                _inputRoutes = new InputRouteEntry[cache.Length * 4];
+                _inputRouteMisses = 0;
+                return d;
+            }
+            e.Destination = dst;
+            e.Source = src;
+            e.Device = dev;
+            e.Decision = d;
+        }
+        return d;
+    }
+
+    private static bool IsMulticast4(uint a) => (a >> 28) == 0xe;
 
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
@@ -314,7 +378,7 @@ public sealed class Netfilter
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
         InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
-            : skb.Family == IpFamily.V4 ? RouteLookup.Input4(Host, skb.Packet.Destination, skb.Packet.Source, skb.InDev!)
+            : skb.Family == IpFamily.V4 ? InputRoute4((uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
             : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
         switch (decision.Verdict)
         {
@@ -734,7 +798,7 @@ public sealed class Netfilter
     private static int TableSlot(string name) => name switch { "raw" => 0, "mangle" => 1, "nat" => 2, "filter" => 3, _ => 4 };
 
     /// <summary><see cref="Ruleset.Find"/> of a registered table, without a lookup by name while the ruleset keeps its tables.</summary>
-    private Table? TableOf(Ruleset rules, string name)
+    private Table? TableOf(Ruleset rules, int slot)
     {
         if (!ReferenceEquals(rules, _tablesOf) || rules.Version != _tablesVersion)
         {
@@ -746,7 +810,7 @@ public sealed class Netfilter
             _tablesOf = rules;
             _tablesVersion = rules.Version;
         }
-        return _tables[TableSlot(name)];
+        return _tables[slot];
     }
 
     private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
@@ -774,8 +838,8 @@ public sealed class Netfilter
                     }
                 }
             }
-            bool nat = reg.Table == "nat";
-            Table? table = TableOf(rules, reg.Table);
+            bool nat = reg.Slot == 2;
+            Table? table = TableOf(rules, reg.Slot);
             if (nat)
             {
                 // The nat table is consulted only for a connection's first packet; later ones get its binding.
@@ -908,7 +972,6 @@ public sealed class Netfilter
                     // without the general target dispatch below (the same counters and verdict as the linear walk).
                     if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
                     {
-                        ctx.Chain = chain.Name;
                         ctx.RuleNumber = i + 1;
                         ctx.Rule = hit;
                         ctx.CurrentChain = chain;
@@ -932,11 +995,11 @@ public sealed class Netfilter
                 continue;
             }
             Rule rule = chain.Rules[i];
-            ctx.Chain = chain.Name;
             ctx.RuleNumber = i + 1;
-            ctx.Rule = rule;
-            ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
+            // References are stored only when they change (each store of one costs a GC write barrier).
+            if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
+            if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             // A rule the index proved to match (its whole condition is in the index) is not tested again.
             string? failed = proven ? null : MatchRule(ctx, rule, trace is not null);
             proven = false;
@@ -1013,7 +1076,7 @@ public sealed class Netfilter
                 i = 0;
                 continue;
             }
-            ctx.CurrentChain = chain;
+            if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             ctx.RuleIndex = i;
             ctx.Slot = -1;
             uint markBefore = skb.Mark, priorityBefore = skb.Priority;
@@ -1114,6 +1177,7 @@ public sealed class Netfilter
         for (int m = 0; m < rule.Matches.Count; m++)
         {
             MatchUse use = rule.Matches[m];
+            if (use.Extension.MatchesEveryPacket) continue;
             ctx.Slot = m;
             bool ok = use.Extension.Match(ctx, use.Data);
             if (!ok || ctx.HotDrop) return explain ? RuleParts.Match(use, p.Family) : "";

@@ -26,7 +26,6 @@ public sealed class PacketContext
         Skb = skb;
         Hook = hook;
         Table = "";
-        Chain = "";
         RuleNumber = 0;
         Rule = null;
         HotDrop = false;
@@ -54,8 +53,8 @@ public sealed class PacketContext
 
     public string Table { get; internal set; } = "";
 
-    /// <summary>The chain of the rule being evaluated.</summary>
-    public string Chain { get; internal set; } = "";
+    /// <summary>The chain of the rule being evaluated ("" before the first rule).</summary>
+    public string Chain => CurrentChain?.Name ?? "";
 
     /// <summary>1-based number of the rule in <see cref="Chain"/>.</summary>
     public int RuleNumber { get; internal set; }

@@ -154,6 +154,15 @@ public sealed class Skb
         if (!Packet.TryReread()) Packet = Packet.Parse(Packet.Bytes);
     }
 
+    /// <summary>
+    /// <see cref="Reparse"/> after NAT rewrote the addresses, ports or ICMP id (and checksums) in place: only those
+    /// facts are read again when the packet allows it, with the same result as a whole re-read.
+    /// </summary>
+    public void AddressesChanged()
+    {
+        if (!Packet.TryRereadAddresses()) Reparse();
+    }
+
     /// <summary>Replaces the bytes (a target that grew or shrank the packet).</summary>
     public void Replace(byte[] bytes) => Packet = Packet.Parse(bytes);
 

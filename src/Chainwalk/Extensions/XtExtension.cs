@@ -223,6 +223,12 @@ public abstract class XtExtension
     /// <summary>A target's action on the packet (the kernel module's <c>target</c> function) and its verdict.</summary>
     public virtual Verdict Execute(PacketContext ctx, ExtensionData data) => throw new NotEvaluatedException(Name);
 
+    /// <summary>
+    /// A match that matches every packet and changes nothing (comment): the walker skips it instead of calling
+    /// <see cref="Match(PacketContext, ExtensionData)"/>. Set once by the extension's constructor.
+    /// </summary>
+    public bool MatchesEveryPacket { get; protected init; }
+
     public override string ToString() => Name;
 }
 
@@ -249,9 +255,19 @@ public abstract class XtExtension<TData> : XtExtension where TData : ExtensionDa
 
     public sealed override string? CheckEntry(RuleCheckContext ctx, ExtensionData data) => CheckEntry(ctx, (TData)data);
 
-    public sealed override bool Match(PacketContext ctx, ExtensionData data) => Match(ctx, (TData)data);
+    // The per-packet calls do not check the data's type again: a rule's data is always made by its own extension
+    // (CreateData), and a checked cast in this shared generic code costs a type-handle lookup per match.
+    public sealed override bool Match(PacketContext ctx, ExtensionData data)
+    {
+        System.Diagnostics.Debug.Assert(data is TData);
+        return Match(ctx, System.Runtime.CompilerServices.Unsafe.As<TData>(data));
+    }
 
-    public sealed override Verdict Execute(PacketContext ctx, ExtensionData data) => Execute(ctx, (TData)data);
+    public sealed override Verdict Execute(PacketContext ctx, ExtensionData data)
+    {
+        System.Diagnostics.Debug.Assert(data is TData);
+        return Execute(ctx, System.Runtime.CompilerServices.Unsafe.As<TData>(data));
+    }
 
     /// <summary>The packet test; extensions override it (the default says the extension is not evaluated).</summary>
     protected virtual bool Match(PacketContext ctx, TData data) => throw new NotEvaluatedException(Name);

@@ -115,7 +115,7 @@ public static class NatHooks
             ctx.Note("nat: the packet is too short to rewrite: dropped");
             return false;
         }
-        skb.Reparse();
+        skb.AddressesChanged();
         if (trace) Record(ctx, Label(manip, dir) + " " + before + " -> " + Side(skb.Packet, manip));
         return true;
     }

@@ -322,6 +322,40 @@ public sealed partial class Packet
         return false;
     }
 
+    /// <summary>
+    /// <see cref="TryReread"/> after a change of the addresses, ports or ICMP id only (with their checksums: what NAT
+    /// rewrites, nf_nat_packet), for an IPv4 packet: those facts are read again, the others stand. The facts are the
+    /// ones <see cref="TryReread"/> would give. False, with nothing changed, when the packet is not such a one.
+    /// </summary>
+    internal bool TryRereadAddresses()
+    {
+        byte[] b = Bytes;
+        if (Family != IpFamily.V4 || IsQuoted || b.Length != TotalLength || b.Length < Ipv4Header.MinLength
+            || (b[0] >> 4) != 4 || (b[0] & 0x0f) * 4 != IpHeaderLength || b[9] != Protocol
+            || BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(2)) != TotalLength)
+        {
+            return false;
+        }
+        Source = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12));
+        Destination = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16));
+        IpChecksumValid = Wire.Checksum.Compute(b.AsSpan(0, IpHeaderLength)) == 0;
+        if (HasPorts)
+        {
+            SourcePort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(TransportOffset));
+            DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(TransportOffset + 2));
+        }
+        else if (Protocol == IpProtocol.Icmp && HasTransportHeader)
+        {
+            IcmpId = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(TransportOffset + 4));
+        }
+        // As a full read does: the link-layer facts and the quoted packet are not the rewritten packet's.
+        SourceMac = null;
+        VlanId = null;
+        _quoted = null;
+        _quotedRead = false;
+        return true;
+    }
+
     /// <summary>The Ethernet facts <see cref="TryParseFrame"/> gives a packet (set again on a reused packet).</summary>
     internal void SetLinkFacts(ulong? sourceMac, int? vlanId)
     {

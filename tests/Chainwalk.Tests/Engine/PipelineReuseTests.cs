@@ -125,6 +125,53 @@ public class PipelineReuseTests
         Facts(skb.Packet).ShouldBe(Facts(fresh));
     }
 
+    public static TheoryData<string, bool> NatRewrites => new()
+    {
+        // what NAT rewrote, whether the facts are updated in place (else the packet is read again whole)
+        { "tcp addresses and ports", true },
+        { "udp source address and port", true },
+        { "icmp echo id", true },
+        { "non-first fragment addresses", true },
+        { "v6 address", false },
+        { "tcp addresses, total length shorter than the bytes", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(NatRewrites))]
+    public void A_packet_rewritten_by_nat_has_the_facts_of_a_fresh_parse(string change, bool inPlace)
+    {
+        byte[] bytes = change switch
+        {
+            "udp source address and port" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Udp(1000, 53).PayloadLength(12).Build(),
+            "icmp echo id" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Icmp(8, 0).PayloadLength(12).Build(),
+            "non-first fragment addresses" => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Fragment(64, false, 5).Udp(1000, 53).PayloadLength(16).Build(),
+            "v6 address" => PacketBuilder.Ipv6("2001:db8::1", "2001:db8::2").Tcp(1000, 443, TcpFlags.Ack, seq: 7, ack: 9).Build(),
+            _ => PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Ttl(9).Tcp(1000, 443, TcpFlags.Syn | TcpFlags.Ack, seq: 7, ack: 9).Build(),
+        };
+        var skb = new Skb(Packet.Parse(bytes));
+        Packet before = skb.Packet;
+        string old = Facts(before);
+        byte[] b = skb.Bytes;
+        switch (change)
+        {
+            case "tcp addresses and ports": b[12] = 172; b[19] = 99; b[20] = 0x12; b[23] = 0x34; break;
+            case "udp source address and port": b[15] = 7; b[21] = 0x99; break;
+            case "icmp echo id": b[16] = 192; b[24] = 0xab; b[25] = 0xcd; break;
+            case "non-first fragment addresses": b[12] = 172; b[18] = 5; break;
+            case "v6 address": b[39] = 0x77; break;
+            case "tcp addresses, total length shorter than the bytes": b[12] = 172; b[3] -= 4; break;
+        }
+        int length = change.Contains("shorter", StringComparison.Ordinal) ? b.Length - 4 : b.Length;
+        Packet.UpdateChecksums(b.AsSpan(0, length));
+        skb.AddressesChanged();
+        Packet fresh = Packet.Parse(b.AsSpan(0, length).ToArray());
+        Facts(skb.Packet).ShouldBe(Facts(fresh));
+        Facts(skb.Packet).ShouldNotBe(old);
+        (skb.Packet.IcmpId, skb.Packet.IcmpSequence, skb.Packet.SourceMac).ShouldBe((fresh.IcmpId, fresh.IcmpSequence, fresh.SourceMac));
+        if (inPlace) skb.Packet.ShouldBeSameAs(before);
+        if (!inPlace && change.StartsWith("v6", StringComparison.Ordinal)) skb.Packet.ShouldBeSameAs(before);
+    }
+
     [Fact]
     public void A_packet_whose_length_changed_is_parsed_afresh()
     {

@@ -17,6 +17,8 @@ public sealed class CommentMatch : XtExtension<CommentData>
     private const int OComment = 0;
     internal const int MaxLength = 255;
 
+    public CommentMatch() => MatchesEveryPacket = true;
+
     public override string Name => "comment";
 
     public override ExtensionKind Kind => ExtensionKind.Match;

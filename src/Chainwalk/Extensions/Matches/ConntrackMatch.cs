@@ -259,6 +259,8 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
             if (((d.States & bit) != 0) == Inv(ConntrackFlags.State)) return false;
         }
         if (!tracked) return Has(ConntrackFlags.State);
+        // Only the state asked (kube-proxy's RELATED,ESTABLISHED and INVALID rules): nothing of the entry to read.
+        if ((d.MatchFlags & ~(ConntrackFlags.State | ConntrackFlags.StateAlias)) == 0) return true;
         if (Has(ConntrackFlags.Direction) && ((dir == ConnDirection.Original) == Inv(ConntrackFlags.Direction))) return false;
         ConnTuple o = ct.Original, r = ct.Reply;
         if (Has(ConntrackFlags.OrigSrc) && AddrEq(o.Source, d.OrigSrc) == Inv(ConntrackFlags.OrigSrc)) return false;
