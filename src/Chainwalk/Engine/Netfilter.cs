@@ -798,7 +798,9 @@ public sealed class Netfilter
     private static int TableSlot(string name) => name switch { "raw" => 0, "mangle" => 1, "nat" => 2, "filter" => 3, _ => 4 };
 
     /// <summary><see cref="Ruleset.Find"/> of a registered table, without a lookup by name while the ruleset keeps its tables.</summary>
-    private Table? TableOf(Ruleset rules, int slot)
+    /// <summary>Makes <see cref="_tables"/> the tables of <paramref name="rules"/> (as they are now).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void TablesOf(Ruleset rules)
     {
         if (!ReferenceEquals(rules, _tablesOf) || rules.Version != _tablesVersion)
         {
@@ -810,7 +812,6 @@ public sealed class Netfilter
             _tablesOf = rules;
             _tablesVersion = rules.Version;
         }
-        return _tables[slot];
     }
 
     private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
@@ -839,7 +840,9 @@ public sealed class Netfilter
                 }
             }
             bool nat = reg.Slot == 2;
-            Table? table = TableOf(rules, reg.Slot);
+            // Checked at each table: a packet generated during the previous table's walk may have walked another family's.
+            TablesOf(rules);
+            Table? table = _tables[reg.Slot];
             if (nat)
             {
                 // The nat table is consulted only for a connection's first packet; later ones get its binding.
@@ -936,7 +939,7 @@ public sealed class Netfilter
 
     private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
-        Chain? chain = table.Find(hook.ChainName());
+        Chain? chain = BaseChain(table, hook);
         if (chain is null) return Verdict.Accept;
         Chain baseChain = chain;
         List<TraceEvent>? trace = Current?.Trace;
@@ -952,20 +955,22 @@ public sealed class Netfilter
         // trace is recorded or the packet has no flow key (not IPv4, a fragment, a truncated TCP/UDP header).
         Compiled.CompiledRules? compiled = trace is null && !skb.Trace ? Compiled : null;
         Compiled.FlowKey key = default;
-        bool fast = compiled is not null && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
+        // The flow key is read when a chain with an index is first met: 0 not read yet, 1 read, -1 none (linear walk).
+        int keyState = compiled is null ? -1 : 0;
         Chain? indexedChain = null;
         Compiled.ChainIndex? index = null;
         bool proven = false;
         while (true)
         {
-            if (fast)
+            if (keyState >= 0)
             {
                 if (!ReferenceEquals(chain, indexedChain))
                 {
                     indexedChain = chain;
                     index = compiled!.For(chain);
                 }
-                if (index is not null)
+                if (index is not null && keyState == 0) keyState = Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key) ? 1 : -1;
+                if (index is not null && keyState == 1)
                 {
                     i = index.Next(i, key, out proven);
                     // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
@@ -1052,8 +1057,14 @@ public sealed class Netfilter
                 if (compiled is not null)
                 {
                     TargetUse.JumpMemo? memo = target.ResolvedJump;
-                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = new TargetUse.JumpMemo(compiled, compiled.JumpTarget(target));
-                    if (memo.Chain is { } resolved && string.Equals(resolved.Name, target.Name, StringComparison.Ordinal)) next = resolved;
+                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled))
+                    {
+                        Chain? found = compiled.JumpTarget(target);
+                        string? name = found is not null && string.Equals(found.Name, target.Name, StringComparison.Ordinal) ? found.Name : null;
+                        target.ResolvedJump = memo = new TargetUse.JumpMemo(compiled, found, name);
+                    }
+                    // The chain's name is the very string it had when found equal to the target's (a rename gives it another).
+                    if (memo.Chain is { } resolved && (ReferenceEquals(resolved.Name, memo.Name) || string.Equals(resolved.Name, target.Name, StringComparison.Ordinal))) next = resolved;
                 }
                 next ??= table.Find(target.Name);
                 if (next is null)
@@ -1091,7 +1102,7 @@ public sealed class Netfilter
             }
             if (ev is not null) ev.Verdict = v.Kind == VerdictKind.Continue ? "CONTINUE (" + target.Name + ")" : v.ToString();
             // A target that goes on may have changed the header: read the key again (or walk on linearly).
-            if (fast && v.Kind is VerdictKind.Continue or VerdictKind.Return) fast = !skb.Trace && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out key);
+            if (keyState == 1 && v.Kind is VerdictKind.Continue or VerdictKind.Return) keyState = skb.Trace ? -1 : 0;
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -1106,6 +1117,23 @@ public sealed class Netfilter
             }
         }
     
+    }
+
+    /// <summary>The base chains of the tables walked lately, by table slot and hook (a table's built-in chains never change).</summary>
+    private readonly (Table? Table, Chain? Chain)[] _baseChains = new (Table?, Chain?)[5 * 5];
+
+    private Chain? BaseChain(Table table, Hook hook)
+    {
+        ref (Table? Table, Chain? Chain) slot = ref _baseChains[TableSlot(table.Name) * 5 + (int)hook];
+        if (!ReferenceEquals(slot.Table, table)) slot = (table, table.Find(hook.ChainName()));
+        return slot.Chain;
+    }
+
+    /// <summary>The family's nat table, if any (what the NAT hooks check per packet), without a lookup by name.</summary>
+    internal Table? NatTable(IpFamily family)
+    {
+        TablesOf(Host.Rules(family));
+        return _tables[2];
     }
 
     private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)

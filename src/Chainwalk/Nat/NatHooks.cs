@@ -43,7 +43,7 @@ public static class NatHooks
         if (skb.Conntrack is not ConnEntry ct) return true;
         // The nat hooks exist only while the family has a nat table (nf_nat_register_fn registers all four with the
         // first nat chain): without one nothing is bound or translated, not even a source port clash.
-        if (ctx.Host.Rules(skb.Family).Find("nat") is null) return true;
+        if (ctx.Netfilter.NatTable(skb.Family) is null) return true;
         NatManip manip = NatCore.ManipOf(ctx.Hook);
         CtInfo info = skb.CtInfo;
         bool kill = false;

@@ -71,10 +71,14 @@ public sealed class TargetUse
         }
     }
 
-    /// <summary>The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it and the chain, one object (written atomically).</summary>
+    /// <summary>
+    /// The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it, the chain, and the chain's
+    /// name string when it was found equal to the target's (still the same string: not renamed since), one object
+    /// (written atomically).
+    /// </summary>
     internal JumpMemo? ResolvedJump;
 
-    internal sealed record JumpMemo(object ResolvedBy, Chain? Chain);
+    internal sealed record JumpMemo(object ResolvedBy, Chain? Chain, string? Name);
 
     /// <summary>
     /// Copies the target. A standard verdict has nothing to copy, so the same object is shared, as the rules of a

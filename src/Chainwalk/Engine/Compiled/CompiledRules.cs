@@ -563,11 +563,19 @@ public sealed class CompiledRules
     {
         if (!ReferenceEquals(chain, _lastChain))
         {
-            _lastIndex = _chains.GetValueOrDefault(chain);
+            // Two chains remembered (a walk goes back and forth between a base chain and the chain it jumps to); the
+            // second is trusted only while the first is set (every edit clears _lastChain, and so both).
+            ChainIndex? index = _lastChain is not null && ReferenceEquals(chain, _otherChain) ? _otherIndex : _chains.GetValueOrDefault(chain);
+            _otherChain = _lastChain;
+            _otherIndex = _lastChain is null ? null : _lastIndex;
             _lastChain = chain;
+            _lastIndex = index;
         }
         return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count ? ci : null;
     }
+
+    private Chain? _otherChain;
+    private ChainIndex? _otherIndex;
 
     /// <summary>How many keys <see cref="ClassifyKeys"/> looks up together in an index larger than <see cref="BatchFromBytes"/>.</summary>
     public static int KeyBatch { get; set; } = 16;
