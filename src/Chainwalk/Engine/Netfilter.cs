@@ -797,6 +797,10 @@ public sealed class Netfilter
 
     private static int TableSlot(string name) => name switch { "raw" => 0, "mangle" => 1, "nat" => 2, "filter" => 3, _ => 4 };
 
+    private static int TableSlot(TableInfo info) =>
+        ReferenceEquals(info, TableInfo.Filter) ? 3 : ReferenceEquals(info, TableInfo.Nat) ? 2 : ReferenceEquals(info, TableInfo.Mangle) ? 1
+        : ReferenceEquals(info, TableInfo.Raw) ? 0 : TableSlot(info.Name);
+
     /// <summary><see cref="Ruleset.Find"/> of a registered table, without a lookup by name while the ruleset keeps its tables.</summary>
     /// <summary>Makes <see cref="_tables"/> the tables of <paramref name="rules"/> (as they are now).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -1124,7 +1128,7 @@ public sealed class Netfilter
 
     private Chain? BaseChain(Table table, Hook hook)
     {
-        ref (Table? Table, Chain? Chain) slot = ref _baseChains[TableSlot(table.Name) * 5 + (int)hook];
+        ref (Table? Table, Chain? Chain) slot = ref _baseChains[TableSlot(table.Info) * 5 + (int)hook];
         if (!ReferenceEquals(slot.Table, table)) slot = (table, table.Find(hook.ChainName()));
         return slot.Chain;
     }

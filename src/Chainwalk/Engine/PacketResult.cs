@@ -25,7 +25,8 @@ public sealed class PacketResult
     /// <summary>Why the packet was dropped when not by a rule (routing, TTL, malformed header …).</summary>
     public string? DropReason { get; set; }
 
-    public List<OutputPacket> Outputs { get; } = new();
+    /// <summary>The packets that left (a reused result may hand out another list object for the next packet).</summary>
+    public List<OutputPacket> Outputs { get; private set; } = new();
 
     /// <summary>Kernel log lines (LOG target, TRACE lines).</summary>
     public List<string> Logs { get; } = new();
@@ -73,14 +74,15 @@ public sealed class PacketResult
         DropReason = null;
         if (Outputs.Count > 0)
         {
-            _spareOutputs ??= new List<OutputPacket>(2);
-            _spareOutputs.Clear();
-            _spareOutputs.AddRange(Outputs);
-            Outputs.Clear();
+            // The latest packet's list becomes the spares and the spares' list (cleared) the next packet's: no copying.
+            List<OutputPacket> spare = _spareOutputs ?? new List<OutputPacket>(2);
+            spare.Clear();
+            _spareOutputs = Outputs;
+            Outputs = spare;
         }
-        else
+        else if (_spareOutputs is { Count: > 0 } old)
         {
-            _spareOutputs?.Clear();
+            old.Clear();
         }
         Logs.Clear();
         LogLevels.Clear();
