@@ -65,18 +65,36 @@ internal sealed class Fib
 
     public DeviceConf Device(string dev, Func<VirtualHost, string, DeviceConf> make)
     {
+        // The last device asked, by the identity of its name string (packet after packet the same), before the dictionary.
+        if (_lastDevice is { } last && ReferenceEquals(last.Name, dev)) return last.Conf;
         if (!_devices.TryGetValue(dev, out DeviceConf? c))
         {
             c = make(Host, dev);
             _devices[dev] = c;
         }
+        _lastDevice = new LastDevice(dev, c);
         return c;
     }
+
+    private sealed record LastDevice(string Name, DeviceConf Conf);
+
+    private LastDevice? _lastDevice;
 
     private readonly ConcurrentDictionary<(RouteView Route, bool Redirect), InputDecision> _forward = new(ReferenceKeyComparer.Instance);
 
     /// <summary>The forwarding decision through <paramref name="r"/> (shared: it holds nothing of the packet).</summary>
     public InputDecision Forward(RouteView r, bool redirect)
+    {
+        // The last decision given, before the dictionary (one object: read and written whole).
+        if (_lastForward is { } last && ReferenceEquals(last.Route.Route, r) && last.Redirect == redirect) return last;
+        InputDecision d = ForwardSlow(r, redirect);
+        _lastForward = d;
+        return d;
+    }
+
+    private InputDecision? _lastForward;
+
+    private InputDecision ForwardSlow(RouteView r, bool redirect)
     {
         if (!_forward.TryGetValue((r, redirect), out InputDecision? d))
         {
