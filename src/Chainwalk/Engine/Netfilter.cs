@@ -866,7 +866,18 @@ public sealed class Netfilter
                 continue;
             }
             if (table is null) continue;
-            Verdict v = RunTable(ctx, table, hook);
+            Verdict v;
+            if (BaseChain(table, hook) is { Rules.Count: 0 } empty && !skb.Trace && Current?.Trace is null)
+            {
+                // A built-in chain without rules: its policy decides and is counted, as a walk would (no walk set up).
+                ctx.Hook = hook;
+                ctx.Table = table.Name;
+                v = Policy(ctx, empty, null, skb);
+            }
+            else
+            {
+                v = RunTable(ctx, table, hook);
+            }
             if (!Survives(v, result, generated)) return false;
         }
         return true;

@@ -129,6 +129,24 @@ public class EstablishedPathTests
         }
     }
 
+    [Theory]
+    [InlineData("ACCEPT", "forwarded:eth0")]
+    [InlineData("DROP", "dropped")]
+    public void A_built_in_chain_without_rules_decides_by_its_policy_and_counts_it_traced_or_not(string policy, string fate)
+    {
+        // Untraced, an empty built-in chain is not walked (its policy is applied directly); traced, it is walked.
+        VirtualHost host = EngineHost.Create($"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD {policy} [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        var nf = new Netfilter(host);
+        nf.Process(EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443))).Fate.ShouldBe([fate]);
+        nf.RecordTrace = true;
+        PacketResult traced = nf.Process(EngineHost.In("eth1", EngineHost.Tcp("192.168.1.50", "8.8.8.8", 1000, 443)));
+        traced.Fate.ShouldBe([fate]);
+        traced.Trace!.OfType<ChainEndEvent>().ShouldContain(e => e.Chain == "FORWARD" && e.Verdict == policy);
+        Chain forward = host.V4.Find("filter")!.Find("FORWARD")!;
+        forward.Counters.Packets.ShouldBe(2UL);
+        forward.Counters.Bytes.ShouldBe(2UL * 40);
+    }
+
     [Fact]
     public void Policy_counters_of_a_chain_without_rules_count_every_packet_through_the_remembered_base_chain()
     {
