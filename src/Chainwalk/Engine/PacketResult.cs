@@ -5,6 +5,9 @@ namespace Chainwalk.Engine;
 /// <summary>A packet that left the host: the interface and the IP bytes as they left (after NAT and mangle).</summary>
 public sealed record OutputPacket(string Interface, byte[] Bytes, string Kind)
 {
+    /// <summary>The IP bytes as they left (a reused result's record is given the next packet's bytes).</summary>
+    public byte[] Bytes { get; internal set; } = Bytes;
+
     public Packet Packet => Packet.Parse(Bytes);
 }
 
@@ -94,7 +97,10 @@ public sealed class PacketResult
         Local = false;
     }
 
-    /// <summary>An output record of the previous packet equal to the one to make (same interface, kind and byte array), or a new one.</summary>
+    /// <summary>
+    /// An output record of the previous packet that left the same way (same interface and kind), given these bytes, or a
+    /// new one (a replay hands over packets of many lengths, each its own byte array).
+    /// </summary>
     internal OutputPacket Output(string device, byte[] bytes, string kind)
     {
         if (_spareOutputs is { Count: > 0 } spare)
@@ -102,9 +108,10 @@ public sealed class PacketResult
             for (int i = 0; i < spare.Count; i++)
             {
                 OutputPacket o = spare[i];
-                if (ReferenceEquals(o.Bytes, bytes) && string.Equals(o.Interface, device, StringComparison.Ordinal) && string.Equals(o.Kind, kind, StringComparison.Ordinal))
+                if (string.Equals(o.Interface, device, StringComparison.Ordinal) && string.Equals(o.Kind, kind, StringComparison.Ordinal))
                 {
                     spare.RemoveAt(i);
+                    o.Bytes = bytes;
                     return o;
                 }
             }
