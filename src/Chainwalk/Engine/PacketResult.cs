@@ -66,8 +66,10 @@ public sealed class PacketResult
     /// <summary>The packet (and its byte array) the latest input was copied into; reused when the next is as long.</summary>
     internal Packet? SparePacket;
 
-    /// <summary>The latest packet's output records, taken again when the next packet leaves the same way with the same bytes.</summary>
+    /// <summary>Output records of earlier packets, taken again when a packet leaves the same way (interface and kind).</summary>
     private List<OutputPacket>? _spareOutputs;
+
+    private const int MaxSpareOutputs = 8;
 
     /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects.</summary>
     internal void Reset()
@@ -76,14 +78,10 @@ public sealed class PacketResult
         DropReason = null;
         if (Outputs.Count > 0)
         {
+            // Kept over packets that send nothing (a replay alternates received and sent packets); a few suffice.
             _spareOutputs ??= new List<OutputPacket>(2);
-            _spareOutputs.Clear();
-            _spareOutputs.AddRange(Outputs);
+            for (int i = 0; i < Outputs.Count && _spareOutputs.Count < MaxSpareOutputs; i++) _spareOutputs.Add(Outputs[i]);
             Outputs.Clear();
-        }
-        else
-        {
-            _spareOutputs?.Clear();
         }
         Logs.Clear();
         LogLevels.Clear();
