@@ -78,9 +78,13 @@ public sealed class PacketResult
         DropReason = null;
         if (Outputs.Count > 0)
         {
-            // Kept over packets that send nothing (a replay alternates received and sent packets); a few suffice.
+            // Kept over packets that send nothing (a replay alternates received and sent packets); the latest few.
             _spareOutputs ??= new List<OutputPacket>(2);
-            for (int i = 0; i < Outputs.Count && _spareOutputs.Count < MaxSpareOutputs; i++) _spareOutputs.Add(Outputs[i]);
+            foreach (OutputPacket o in Outputs)
+            {
+                if (_spareOutputs.Count == MaxSpareOutputs) _spareOutputs.RemoveAt(0);
+                _spareOutputs.Add(o);
+            }
             Outputs.Clear();
         }
         Logs.Clear();
