@@ -111,6 +111,7 @@ public static class SpeedHarness
             return 0;
         }
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
+        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null);
         if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
@@ -938,6 +939,45 @@ public static class SpeedHarness
     }
 
     private static AllocationProfile? _profile;
+
+    /// <summary>
+    /// Diagnostics (for perf and quick experiments): the new-connection phase of the kube pipeline repeated, each round
+    /// with an empty conntrack table, so the profile is the SYN path's and not the set-up's. Prints Mpps per round.
+    /// </summary>
+    private static int NewLoop(int services, int rounds, bool noNat)
+    {
+        var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore(noNat ? StripNat(text) : text);
+        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = new ConntrackHooks() };
+        int flows = _quick ? 20_000 : 100_000;
+        var synIn = new PacketInput[flows];
+        var rnd = new Random(services + 1);
+        for (int f = 0; f < flows; f++)
+        {
+            KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
+            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
+            ushort sport = (ushort)(1024 + f % 60000);
+            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+        }
+        var reused = new PacketResult();
+        string? fate = null;
+        for (int round = 0; round < rounds; round++)
+        {
+            pipe.Conntrack = new ConntrackHooks();
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+            var sw = new Clock();
+            for (int f = 0; f < flows; f++)
+            {
+                PacketResult res = ProcessInto(pipe, synIn[f], reused);
+                fate ??= FateOf(res);
+            }
+            double s = sw.CpuSeconds;
+            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}");
+        }
+        return 0;
+    }
 
     private static string _profilePhase = Environment.GetEnvironmentVariable("CW_PROFILE_PHASE") ?? "established";
 
