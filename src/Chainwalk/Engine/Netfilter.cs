@@ -989,8 +989,9 @@ public sealed class Netfilter
                 if (compiled is not null)
                 {
                     TargetUse.JumpMemo? memo = target.ResolvedJump;
-                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = new TargetUse.JumpMemo(compiled, compiled.JumpTarget(target));
-                    if (memo.Chain is { } resolved && string.Equals(resolved.Name, target.Name, StringComparison.Ordinal)) next = resolved;
+                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
+                    // Still of that name: the very string checked when the memo was made (a rename sets another), so no name is read.
+                    if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) next = resolved;
                 }
                 next ??= table.Find(target.Name);
                 if (next is null)
