@@ -918,9 +918,11 @@ public static class SpeedHarness
             ["established_mpps"] = R(withNat.EstablishedMpps),
             ["established_fate"] = withNat.EstablishedFate,
             ["established_alloc_bytes_per_packet"] = R(withNat.EstablishedAlloc, 1),
+            ["established_gc"] = withNat.EstablishedGc,
             ["established_no_nat_mpps"] = R(noNat.EstablishedMpps),
             ["reply_mpps"] = R(withNat.ReplyMpps),
             ["reply_fate"] = withNat.ReplyFate,
+            ["reply_gc"] = withNat.ReplyGc,
             ["flows"] = withNat.Flows,
             ["bytes_per_rule"] = R((double)compiled.Bytes / ruleCount, 1),
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / ruleCount, 1),
@@ -983,6 +985,18 @@ public static class SpeedHarness
 
     private static string _profilePhase = Environment.GetEnvironmentVariable("CW_PROFILE_PHASE") ?? "established";
 
+    /// <summary>
+    /// A blocking, compacting collection of everything before a timed phase: the garbage of what came before (the set-up's
+    /// restore text, an earlier pipeline's rule set, hundreds of MB at 30k services) is not collected inside the window
+    /// (20k flows take ~0.1 s; a collection of that heap takes longer). The collections inside a window are reported
+    /// beside its figure (gen0/gen1/gen2 counts).
+    /// </summary>
+    private static void FullCollection()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+    }
+
     /// <summary>The rule set without its nat table (the pipeline as it was before NAT).</summary>
     private static string StripNat(string text)
     {
@@ -993,7 +1007,7 @@ public static class SpeedHarness
     }
 
     private sealed record PipelineFigures(int Flows, double NewMpps, string? NewFate, int NewForwarded, double NewAlloc,
-        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate, string NewGc);
+        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate, string NewGc, string ReplyGc, string EstablishedGc);
 
     private static string FateOf(PacketResult r) => string.Join(",", r.Fate) + (r.DropReason is { } why ? " (" + why + ")" : "") + (r.Error is { } e ? " [" + e + "]" : "");
 
@@ -1037,11 +1051,7 @@ public static class SpeedHarness
         }
         var conns = new object?[flows];
         var reused = new PacketResult();
-        // The set-up's garbage (the restore text, an earlier pipeline's rule set: hundreds of MB at 30k services) is
-        // collected now, not by a full collection inside the timed window (20k flows take ~0.1 s; such a collection
-        // takes longer). The collections that happen while timing are reported (new_gc: gen0/gen1/gen2 counts).
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
+        FullCollection();
         int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
         if (_profilePhase == "new") _profile?.Start();
         var sw = new Clock();
@@ -1069,6 +1079,8 @@ public static class SpeedHarness
             synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Tcp(r.SourcePort, r.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
         }
 
+        FullCollection();
+        int r0 = GC.CollectionCount(0), r1 = GC.CollectionCount(1), r2 = GC.CollectionCount(2);
         sw.Restart();
         string? replyFate = null;
         int replies = 0;
@@ -1080,9 +1092,12 @@ public static class SpeedHarness
             replyFate ??= FateOf(res);
         }
         double replyMpps = replies / sw.CpuSeconds / 1e6;
+        string replyGc = $"{GC.CollectionCount(0) - r0}/{GC.CollectionCount(1) - r1}/{GC.CollectionCount(2) - r2}";
         var est = new List<double>();
         string? fate = null;
         double estAlloc = 0;
+        FullCollection();
+        int e0c = GC.CollectionCount(0), e1c = GC.CollectionCount(1), e2c = GC.CollectionCount(2);
         if (_profilePhase != "new") _profile?.Start();
         for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? 30 : _quick ? 2 : 4); rep++)
         {
@@ -1098,7 +1113,8 @@ public static class SpeedHarness
             if (rep > 0) est.Add(flows / s / 1e6);
         }
         _profile?.Stop();
-        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate, newGc);
+        string estGc = $"{GC.CollectionCount(0) - e0c}/{GC.CollectionCount(1) - e1c}/{GC.CollectionCount(2) - e2c}";
+        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate, newGc, replyGc, estGc);
     }
 
     // ------------------------------------------------------------------ conntrack
