@@ -120,6 +120,8 @@ public sealed class ConntrackHooks : IConntrackHooks
                 };
                 dir = ConnDirection.Original;
                 isNew = true;
+                // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
+                Table.PrefetchBySource(tuple);
             }
             CtInfo info;
             if (dir == ConnDirection.Reply) info = CtInfo.EstablishedReply;

@@ -32,8 +32,14 @@ public sealed class ConntrackTable
     private int _live;
 
     /// <summary>NAT's by-source index (nf_nat_bysource): chain heads by source key, chains threaded through the entries, oldest first.</summary>
-    private ConnEntry?[] _sourceSlots = new ConnEntry?[16];
-    private int[] _sourceHashes = new int[16];
+    private SourceSlotData[] _sourceSlots = new SourceSlotData[16];
+
+    /// <summary>A by-source slot: the chain's head and its source key's hash, side by side (one cache line).</summary>
+    private struct SourceSlotData
+    {
+        public ConnEntry? Head;
+        public int Hash;
+    }
     private int _sourceUsed;
 
     private ConnEntry? _oldest;
@@ -166,10 +172,11 @@ public sealed class ConntrackTable
         int mask = _sourceSlots.Length - 1;
         for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            ConnEntry? head = _sourceSlots[i];
+            ref SourceSlotData slot = ref _sourceSlots[i];
+            ConnEntry? head = slot.Head;
             if (head is null) return -1;
             // The stored hash first: a probe past other chains reads no entry.
-            if (_sourceHashes[i] == h && !ReferenceEquals(head, Tombstone) && SameSource(head, t)) return i;
+            if (slot.Hash == h && !ReferenceEquals(head, Tombstone) && SameSource(head, t)) return i;
         }
     }
 
@@ -181,23 +188,22 @@ public sealed class ConntrackTable
         int i = SourceSlot(o, h);
         if (i >= 0)
         {
-            ConnEntry head = _sourceSlots[i]!;
+            ConnEntry head = _sourceSlots[i].Head!;
             for (ConnEntry? e = head; e is not null; e = e.NextBySource)
             {
                 if (ReferenceEquals(e, ct)) return;
             }
             ct.NextBySource = head;
-            _sourceSlots[i] = ct;
+            _sourceSlots[i].Head = ct;
             return;
         }
         if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
         int mask = _sourceSlots.Length - 1;
         i = h & mask;
-        while (_sourceSlots[i] is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
-        if (_sourceSlots[i] is null) _sourceUsed++;
+        while (_sourceSlots[i].Head is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        if (_sourceSlots[i].Head is null) _sourceUsed++;
         ct.NextBySource = null;
-        _sourceSlots[i] = ct;
-        _sourceHashes[i] = h;
+        _sourceSlots[i] = new SourceSlotData { Head = ct, Hash = h };
     }
 
     private void SourceRemove(ConnEntry ct)
@@ -205,10 +211,10 @@ public sealed class ConntrackTable
         ConnTuple o = ct.Original;
         int i = SourceSlot(o, SourceHash(o));
         if (i < 0) return;
-        ConnEntry head = _sourceSlots[i]!;
+        ConnEntry head = _sourceSlots[i].Head!;
         if (ReferenceEquals(head, ct))
         {
-            _sourceSlots[i] = ct.NextBySource ?? Tombstone;
+            _sourceSlots[i].Head = ct.NextBySource ?? Tombstone;
             ct.NextBySource = null;
             return;
         }
@@ -226,26 +232,23 @@ public sealed class ConntrackTable
     /// <summary>Twice as large when the chains fill a quarter of the slots, else the same size without the tombstones.</summary>
     private void SourceRehash()
     {
-        ConnEntry?[] old = _sourceSlots;
-        int[] oldHashes = _sourceHashes;
+        SourceSlotData[] old = _sourceSlots;
         int heads = 0;
-        foreach (ConnEntry? h in old)
+        foreach (SourceSlotData o in old)
         {
-            if (h is not null && !ReferenceEquals(h, Tombstone)) heads++;
+            if (o.Head is not null && !ReferenceEquals(o.Head, Tombstone)) heads++;
         }
         int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
-        _sourceSlots = new ConnEntry?[size];
-        _sourceHashes = new int[size];
+        _sourceSlots = new SourceSlotData[size];
         _sourceUsed = 0;
         int mask = size - 1;
         for (int j = 0; j < old.Length; j++)
         {
-            ConnEntry? head = old[j];
+            ConnEntry? head = old[j].Head;
             if (head is null || ReferenceEquals(head, Tombstone)) continue;
-            int i = oldHashes[j] & mask;
-            while (_sourceSlots[i] is not null) i = (i + 1) & mask;
-            _sourceSlots[i] = head;
-            _sourceHashes[i] = oldHashes[j];
+            int i = old[j].Hash & mask;
+            while (_sourceSlots[i].Head is not null) i = (i + 1) & mask;
+            _sourceSlots[i] = old[j];
             _sourceUsed++;
         }
     }
@@ -262,12 +265,24 @@ public sealed class ConntrackTable
         return list;
     }
 
+    /// <summary>
+    /// Asks the CPU to fetch the by-source slot of <paramref name="original"/>'s source key, where NAT looks when it binds
+    /// a new connection's source (find_appropriate_src) some time later in the same packet's walk: the cache miss then
+    /// overlaps the work in between instead of stalling there. Changes nothing (a hint; a stale address is harmless).
+    /// </summary>
+    internal unsafe void PrefetchBySource(in ConnTuple original)
+    {
+        if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        SourceSlotData[] slots = _sourceSlots;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(original) & (slots.Length - 1)]));
+    }
+
     /// <summary>The newest entry of <paramref name="original"/>'s by-source chain (the others follow through NextBySource), or null.</summary>
     internal ConnEntry? BySourceNewest(in ConnTuple original)
     {
         if (_sourceUsed == 0) return null;
         int at = SourceSlot(original, SourceHash(original));
-        return at < 0 ? null : _sourceSlots[at];
+        return at < 0 ? null : _sourceSlots[at].Head;
     }
 
     // ------------------------------------------------------------------ the table
@@ -405,8 +420,7 @@ public sealed class ConntrackTable
         }
         _slots = new Slot[64];
         _used = _live = 0;
-        _sourceSlots = new ConnEntry?[16];
-        _sourceHashes = new int[16];
+        _sourceSlots = new SourceSlotData[16];
         _sourceUsed = 0;
         _oldest = _newest = null;
         _count = 0;
