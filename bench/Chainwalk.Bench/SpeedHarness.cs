@@ -112,6 +112,7 @@ public static class SpeedHarness
         }
         if (only == "established-parts") return EstablishedParts(Arg(args, "--services") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 1000, args);
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
+        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null);
         if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
@@ -910,15 +911,19 @@ public static class SpeedHarness
             ["new_fate"] = withNat.NewFate,
             ["new_forwarded"] = withNat.NewForwarded,
             ["new_alloc_bytes_per_packet"] = R(withNat.NewAlloc, 1),
+            ["new_gc"] = withNat.NewGc,
             ["new_nat_walk_mpps"] = R(Median(natFast)),
             ["new_nat_walk_linear_mpps"] = R(natSlow, 4),
             ["new_pipeline_no_nat_mpps"] = R(noNat.NewMpps),
+            ["new_pipeline_no_nat_gc"] = noNat.NewGc,
             ["established_mpps"] = R(withNat.EstablishedMpps),
             ["established_fate"] = withNat.EstablishedFate,
             ["established_alloc_bytes_per_packet"] = R(withNat.EstablishedAlloc, 1),
+            ["established_gc"] = withNat.EstablishedGc,
             ["established_no_nat_mpps"] = R(noNat.EstablishedMpps),
             ["reply_mpps"] = R(withNat.ReplyMpps),
             ["reply_fate"] = withNat.ReplyFate,
+            ["reply_gc"] = withNat.ReplyGc,
             ["flows"] = withNat.Flows,
             ["bytes_per_rule"] = R((double)compiled.Bytes / ruleCount, 1),
             ["ruleset_bytes_per_rule"] = R((double)rulesetBytes / ruleCount, 1),
@@ -1029,7 +1034,58 @@ public static class SpeedHarness
         return 0;
     }
 
+    /// <summary>
+    /// Diagnostics (for perf and quick experiments): the new-connection phase of the kube pipeline repeated, each round
+    /// with an empty conntrack table, so the profile is the SYN path's and not the set-up's. Prints Mpps per round.
+    /// </summary>
+    private static int NewLoop(int services, int rounds, bool noNat)
+    {
+        var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
+        VirtualHost fwd = ForwardingHost();
+        fwd.V4 = Restore(noNat ? StripNat(text) : text);
+        var pipe = new Netfilter(fwd) { Compiled = CompiledRules.Build(fwd.V4), Conntrack = new ConntrackHooks() };
+        int flows = _quick ? 20_000 : 100_000;
+        var synIn = new PacketInput[flows];
+        var rnd = new Random(services + 1);
+        for (int f = 0; f < flows; f++)
+        {
+            KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
+            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
+            ushort sport = (ushort)(1024 + f % 60000);
+            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+        }
+        var reused = new PacketResult();
+        string? fate = null;
+        for (int round = 0; round < rounds; round++)
+        {
+            pipe.Conntrack = new ConntrackHooks();
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+            var sw = new Clock();
+            for (int f = 0; f < flows; f++)
+            {
+                PacketResult res = ProcessInto(pipe, synIn[f], reused);
+                fate ??= FateOf(res);
+            }
+            double s = sw.CpuSeconds;
+            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}");
+        }
+        return 0;
+    }
+
     private static string _profilePhase = Environment.GetEnvironmentVariable("CW_PROFILE_PHASE") ?? "established";
+
+    /// <summary>
+    /// A blocking, compacting collection of everything before a timed phase: the garbage of what came before (the set-up's
+    /// restore text, an earlier pipeline's rule set, hundreds of MB at 30k services) is not collected inside the window
+    /// (20k flows take ~0.1 s; a collection of that heap takes longer). The collections inside a window are reported
+    /// beside its figure (gen0/gen1/gen2 counts).
+    /// </summary>
+    private static void FullCollection()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+    }
 
     /// <summary>The rule set without its nat table (the pipeline as it was before NAT).</summary>
     private static string StripNat(string text)
@@ -1041,7 +1097,7 @@ public static class SpeedHarness
     }
 
     private sealed record PipelineFigures(int Flows, double NewMpps, string? NewFate, int NewForwarded, double NewAlloc,
-        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate);
+        double EstablishedMpps, string? EstablishedFate, double EstablishedAlloc, double ReplyMpps, string? ReplyFate, string NewGc, string ReplyGc, string EstablishedGc);
 
     private static string FateOf(PacketResult r) => string.Join(",", r.Fate) + (r.DropReason is { } why ? " (" + why + ")" : "") + (r.Error is { } e ? " [" + e + "]" : "");
 
@@ -1085,6 +1141,8 @@ public static class SpeedHarness
         }
         var conns = new object?[flows];
         var reused = new PacketResult();
+        FullCollection();
+        int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
         if (_profilePhase == "new") _profile?.Start();
         var sw = new Clock();
         long a0 = GC.GetAllocatedBytesForCurrentThread();
@@ -1098,6 +1156,7 @@ public static class SpeedHarness
             conns[f] = res.Connection;
         }
         double newS = sw.CpuSeconds;
+        string newGc = $"{GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}";
         if (_profilePhase == "new") _profile?.Stop();
         double newAlloc = (double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows;
         double newMpps = flows / newS / 1e6;
@@ -1110,6 +1169,8 @@ public static class SpeedHarness
             synAckIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Tcp(r.SourcePort, r.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
         }
 
+        FullCollection();
+        int r0 = GC.CollectionCount(0), r1 = GC.CollectionCount(1), r2 = GC.CollectionCount(2);
         sw.Restart();
         string? replyFate = null;
         int replies = 0;
@@ -1121,9 +1182,12 @@ public static class SpeedHarness
             replyFate ??= FateOf(res);
         }
         double replyMpps = replies / sw.CpuSeconds / 1e6;
+        string replyGc = $"{GC.CollectionCount(0) - r0}/{GC.CollectionCount(1) - r1}/{GC.CollectionCount(2) - r2}";
         var est = new List<double>();
         string? fate = null;
         double estAlloc = 0;
+        FullCollection();
+        int e0c = GC.CollectionCount(0), e1c = GC.CollectionCount(1), e2c = GC.CollectionCount(2);
         if (_profilePhase != "new") _profile?.Start();
         for (int rep = 0; rep < (_profile is not null && _profilePhase == "established-long" ? (int.TryParse(Environment.GetEnvironmentVariable("CW_PROFILE_REPS"), out int reps) ? reps : 30) : _quick ? 8 : 12); rep++)
         {
@@ -1139,7 +1203,8 @@ public static class SpeedHarness
             if (rep > 0) est.Add(flows / s / 1e6);
         }
         _profile?.Stop();
-        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate);
+        string estGc = $"{GC.CollectionCount(0) - e0c}/{GC.CollectionCount(1) - e1c}/{GC.CollectionCount(2) - e2c}";
+        return new PipelineFigures(flows, newMpps, newFate, forwarded, newAlloc, Median(est), fate, estAlloc, replyMpps, replyFate, newGc, replyGc, estGc);
     }
 
     // ------------------------------------------------------------------ conntrack

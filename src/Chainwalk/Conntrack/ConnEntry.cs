@@ -46,8 +46,9 @@ public struct ConnCounter
 /// <remarks>
 /// Kept compact, as the kernel keeps nf_conn small and puts what few connections use in extensions
 /// (nf_ct_ext: labels, helper, NAT, event mask): the tuples are stored field by field (IPv4 addresses in 32 bits,
-/// IPv6 addresses in a side object), and labels, helper, event mask, secmark and the NAT extras live in
-/// <see cref="ConnExtras"/>, made on the first non-default write.
+/// IPv6 addresses in a side object), and labels, helper, event mask, secmark and accounting counters live in
+/// <see cref="ConnExtras"/>, made on the first non-default write. What every NATed connection of a kube-proxy node
+/// has (the by-source link, the MASQUERADE device as a one-byte number) is in the entry itself.
 /// </remarks>
 public sealed class ConnEntry
 {
@@ -58,6 +59,12 @@ public sealed class ConnEntry
     private IpFamily _family, _replyFamily;
     private byte _proto, _replyProto;
     private ConnExtras? _extras;
+
+    /// <summary>NAT's by-source chain (nf_nat_bysource): the next older entry with the same source key.</summary>
+    private ConnEntry? _nextBySource;
+
+    /// <summary>The MASQUERADE device as its <see cref="DeviceNames"/> number (0: none, or kept in the extras).</summary>
+    private byte _masqueradeDevice;
 
     public ConnEntry(ConnTuple original, ConnTuple reply)
     {
@@ -137,6 +144,10 @@ public sealed class ConnEntry
             && (_v6 is { } w ? w.ReplySource == t.Source && w.ReplyDestination == t.Destination : _rs == t.Source && _rd == t.Destination);
     }
 
+    /// <summary>Whether the original tuple's source address and port are these (NAT's by-source index), without building the tuple.</summary>
+    internal bool OriginalSourceIs(UInt128 source, ushort port) =>
+        _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);
+
     public IpFamily Family => _family;
 
     public byte Protocol => _proto;
@@ -163,7 +174,7 @@ public sealed class ConnEntry
         public string? Helper;
         public uint EventMask;
         public string? MasqueradeDevice;
-        public ConnEntry? NextBySource;
+        public ConnCounter[]? Counters;
     }
 
     private ConnExtras Extras => _extras ??= new ConnExtras();
@@ -211,25 +222,33 @@ public sealed class ConnEntry
     /// <summary>The interface a MASQUERADE binding was made for (nf_conn_nat's masq_index); null without one.</summary>
     public string? MasqueradeDevice
     {
-        get => _extras?.MasqueradeDevice;
+        get => _masqueradeDevice != 0 ? DeviceNames.Name(_masqueradeDevice) : _extras?.MasqueradeDevice;
         set
         {
-            if (value is not null || _extras is not null) Extras.MasqueradeDevice = value;
+            // Every masqueraded connection has one: kept as a number in the entry, not in the extras (more than 255
+            // device names in the process: the extras).
+            _masqueradeDevice = value is null ? (byte)0 : DeviceNames.Number(value);
+            if (_masqueradeDevice == 0 && (value is not null || _extras is not null)) Extras.MasqueradeDevice = value;
+            else if (_extras is not null) _extras.MasqueradeDevice = null;
         }
     }
 
-    /// <summary>The next (newer) entry with the same NAT source key in the table's by-source chain.</summary>
+    /// <summary>The next (older) entry with the same NAT source key in the table's by-source chain (newest first).</summary>
     internal ConnEntry? NextBySource
     {
-        get => _extras?.NextBySource;
-        set
-        {
-            if (value is not null || _extras is not null) Extras.NextBySource = value;
-        }
+        get => _nextBySource;
+        set => _nextBySource = value;
     }
 
-    /// <summary>Counters per direction, or null when accounting was off when the entry was made.</summary>
-    public ConnCounter[]? Counters { get; set; }
+    /// <summary>Counters per direction, or null when accounting was off when the entry was made (in the extras: rare).</summary>
+    public ConnCounter[]? Counters
+    {
+        get => _extras?.Counters;
+        set
+        {
+            if (value is not null || _extras is not null) Extras.Counters = value;
+        }
+    }
 
     /// <summary>TCP tracking state (null for other protocols).</summary>
     public TcpConnState? Tcp { get; set; }
@@ -274,9 +293,9 @@ public sealed class ConnEntry
         if (_v6 is { } v) c._v6 = new ConnAddresses6 { OriginalSource = v.OriginalSource, OriginalDestination = v.OriginalDestination, ReplySource = v.ReplySource, ReplyDestination = v.ReplyDestination };
         if (_extras is { } x)
         {
-            c._extras = new ConnExtras { Secmark = x.Secmark, Labels = x.Labels, Helper = x.Helper, EventMask = x.EventMask, MasqueradeDevice = x.MasqueradeDevice };
+            c._extras = new ConnExtras { Secmark = x.Secmark, Labels = x.Labels, Helper = x.Helper, EventMask = x.EventMask, MasqueradeDevice = x.MasqueradeDevice, Counters = x.Counters?.ToArray() };
         }
-        c.Counters = Counters?.ToArray();
+        c._nextBySource = null;
         c.Tcp = Tcp?.Copy();
         c.Owner = null;
         c.Older = c.Newer = null;
@@ -309,4 +328,32 @@ public sealed class ConnTemplate
     public string? Helper { get; init; }
 
     public uint EventMask { get; init; }
+}
+
+/// <summary>
+/// Interface names numbered once per process (1-255), so that a connection keeps its MASQUERADE device in one byte
+/// instead of an extension object. Names are few (a host's links); past 255 a name gets 0 and the caller keeps the string.
+/// </summary>
+internal static class DeviceNames
+{
+    private static readonly System.Threading.Lock Gate = new();
+    private static string[] _names = [string.Empty];
+    private static Dictionary<string, byte> _numbers = new(StringComparer.Ordinal);
+
+    public static string Name(byte number) => Volatile.Read(ref _names)[number];
+
+    public static byte Number(string name)
+    {
+        if (Volatile.Read(ref _numbers).TryGetValue(name, out byte n)) return n;
+        lock (Gate)
+        {
+            if (_numbers.TryGetValue(name, out n)) return n;
+            if (_names.Length > byte.MaxValue) return 0;
+            n = (byte)_names.Length;
+            // Copies published whole: readers never see a half-made table.
+            Volatile.Write(ref _names, [.. _names, name]);
+            Volatile.Write(ref _numbers, new Dictionary<string, byte>(_numbers, StringComparer.Ordinal) { [name] = n });
+            return n;
+        }
+    }
 }

@@ -120,6 +120,8 @@ public sealed class ConntrackHooks : IConntrackHooks
                 };
                 dir = ConnDirection.Original;
                 isNew = true;
+                // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
+                Table.PrefetchBySource(tuple);
             }
             CtInfo info;
             if (dir == ConnDirection.Reply) info = CtInfo.EstablishedReply;
@@ -372,12 +374,11 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
         if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
         if (ct.Has(ConnStatus.Dying)) return true;
-        if (Table.Clashes(ct, ctx.Now))
+        if (!Table.TryInsert(ct, ctx.Now))
         {
             ctx.Note("conntrack: another connection took the tuple first (insert clash): dropped");
             return false;
         }
-        Table.Insert(ct);
         return true;
     }
 

@@ -32,7 +32,14 @@ public sealed class ConntrackTable
     private int _live;
 
     /// <summary>NAT's by-source index (nf_nat_bysource): chain heads by source key, chains threaded through the entries, oldest first.</summary>
-    private ConnEntry?[] _sourceSlots = new ConnEntry?[16];
+    private SourceSlotData[] _sourceSlots = new SourceSlotData[16];
+
+    /// <summary>A by-source slot: the chain's head and its source key's hash, side by side (one cache line).</summary>
+    private struct SourceSlotData
+    {
+        public ConnEntry? Head;
+        public int Hash;
+    }
     private int _sourceUsed;
 
     private ConnEntry? _oldest;
@@ -98,10 +105,12 @@ public sealed class ConntrackTable
     }
 
     /// <summary>Sets (tuple, zone) → (entry, dir): the slot of the same key is overwritten, as a dictionary would.</summary>
-    private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir)
+    private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir) => Put(tuple, zone, Hash(tuple, zone), ct, dir, absent: false);
+
+    /// <summary><see cref="Put(in ConnTuple, ushort, ConnEntry, ConnDirection)"/> with the hash known; <paramref name="absent"/>: the key is known not to be in the table.</summary>
+    private void Put(in ConnTuple tuple, ushort zone, int h, ConnEntry ct, ConnDirection dir, bool absent)
     {
-        int h = Hash(tuple, zone);
-        int at = FindSlot(tuple, zone, h);
+        int at = absent ? -1 : FindSlot(tuple, zone, h);
         if (at < 0)
         {
             // At most half full (tombstones included): a miss, the common case for a new connection, ends after a few probes.
@@ -154,55 +163,58 @@ public sealed class ConntrackTable
         return (int)h;
     }
 
-    private static bool SameSource(in ConnTuple x, in ConnTuple y) =>
-        x.Family == y.Family && x.Protocol == y.Protocol && x.Source == y.Source && x.SourcePort == y.SourcePort;
+    private static bool SameSource(ConnEntry e, in ConnTuple y) =>
+        e.Family == y.Family && e.Protocol == y.Protocol && e.OriginalSourceIs(y.Source, y.SourcePort);
 
-    /// <summary>The slot of the chain whose head has <paramref name="t"/>'s source key, or -1.</summary>
-    private int SourceSlot(in ConnTuple t)
+    /// <summary>The slot of the chain whose head has <paramref name="t"/>'s source key (hash <paramref name="h"/>), or -1.</summary>
+    private int SourceSlot(in ConnTuple t, int h)
     {
         int mask = _sourceSlots.Length - 1;
-        for (int i = SourceHash(t) & mask; ; i = (i + 1) & mask)
+        for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            ConnEntry? head = _sourceSlots[i];
+            ref SourceSlotData slot = ref _sourceSlots[i];
+            ConnEntry? head = slot.Head;
             if (head is null) return -1;
-            if (!ReferenceEquals(head, Tombstone) && SameSource(head.Original, t)) return i;
+            // The stored hash first: a probe past other chains reads no entry.
+            if (slot.Hash == h && !ReferenceEquals(head, Tombstone) && SameSource(head, t)) return i;
         }
     }
 
+    /// <summary>Adds a source-bound entry at the head of its chain (nf_nat_bysource's hlist_add_head: newest first).</summary>
     private void SourceAdd(ConnEntry ct)
     {
         ConnTuple o = ct.Original;
-        int i = SourceSlot(o);
+        int h = SourceHash(o);
+        int i = SourceSlot(o, h);
         if (i >= 0)
         {
-            ConnEntry head = _sourceSlots[i]!;
-            if (ReferenceEquals(head, ct)) return;
-            while (head.NextBySource is { } next)
+            ConnEntry head = _sourceSlots[i].Head!;
+            for (ConnEntry? e = head; e is not null; e = e.NextBySource)
             {
-                if (ReferenceEquals(next, ct)) return;
-                head = next;
+                if (ReferenceEquals(e, ct)) return;
             }
-            ct.NextBySource = null;
-            head.NextBySource = ct;
+            ct.NextBySource = head;
+            _sourceSlots[i].Head = ct;
             return;
         }
         if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
         int mask = _sourceSlots.Length - 1;
-        i = SourceHash(o) & mask;
-        while (_sourceSlots[i] is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
-        if (_sourceSlots[i] is null) _sourceUsed++;
+        i = h & mask;
+        while (_sourceSlots[i].Head is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        if (_sourceSlots[i].Head is null) _sourceUsed++;
         ct.NextBySource = null;
-        _sourceSlots[i] = ct;
+        _sourceSlots[i] = new SourceSlotData { Head = ct, Hash = h };
     }
 
     private void SourceRemove(ConnEntry ct)
     {
-        int i = SourceSlot(ct.Original);
+        ConnTuple o = ct.Original;
+        int i = SourceSlot(o, SourceHash(o));
         if (i < 0) return;
-        ConnEntry head = _sourceSlots[i]!;
+        ConnEntry head = _sourceSlots[i].Head!;
         if (ReferenceEquals(head, ct))
         {
-            _sourceSlots[i] = ct.NextBySource ?? Tombstone;
+            _sourceSlots[i].Head = ct.NextBySource ?? Tombstone;
             ct.NextBySource = null;
             return;
         }
@@ -220,22 +232,23 @@ public sealed class ConntrackTable
     /// <summary>Twice as large when the chains fill a quarter of the slots, else the same size without the tombstones.</summary>
     private void SourceRehash()
     {
-        ConnEntry?[] old = _sourceSlots;
+        SourceSlotData[] old = _sourceSlots;
         int heads = 0;
-        foreach (ConnEntry? h in old)
+        foreach (SourceSlotData o in old)
         {
-            if (h is not null && !ReferenceEquals(h, Tombstone)) heads++;
+            if (o.Head is not null && !ReferenceEquals(o.Head, Tombstone)) heads++;
         }
         int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
-        _sourceSlots = new ConnEntry?[size];
+        _sourceSlots = new SourceSlotData[size];
         _sourceUsed = 0;
         int mask = size - 1;
-        foreach (ConnEntry? head in old)
+        for (int j = 0; j < old.Length; j++)
         {
+            ConnEntry? head = old[j].Head;
             if (head is null || ReferenceEquals(head, Tombstone)) continue;
-            int i = SourceHash(head.Original) & mask;
-            while (_sourceSlots[i] is not null) i = (i + 1) & mask;
-            _sourceSlots[i] = head;
+            int i = old[j].Hash & mask;
+            while (_sourceSlots[i].Head is not null) i = (i + 1) & mask;
+            _sourceSlots[i] = old[j];
             _sourceUsed++;
         }
     }
@@ -246,12 +259,30 @@ public sealed class ConntrackTable
     /// </summary>
     public IReadOnlyList<ConnEntry> BySource(ConnTuple original)
     {
-        int at = SourceSlot(original);
-        if (at < 0) return [];
-        ConnEntry? head = _sourceSlots[at];
         var list = new List<ConnEntry>(2);
-        for (ConnEntry? e = head; e is not null; e = e.NextBySource) list.Add(e);
+        for (ConnEntry? e = BySourceNewest(original); e is not null; e = e.NextBySource) list.Add(e);
+        list.Reverse();
         return list;
+    }
+
+    /// <summary>
+    /// Asks the CPU to fetch the by-source slot of <paramref name="original"/>'s source key, where NAT looks when it binds
+    /// a new connection's source (find_appropriate_src) some time later in the same packet's walk: the cache miss then
+    /// overlaps the work in between instead of stalling there. Changes nothing (a hint; a stale address is harmless).
+    /// </summary>
+    internal unsafe void PrefetchBySource(in ConnTuple original)
+    {
+        if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        SourceSlotData[] slots = _sourceSlots;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(original) & (slots.Length - 1)]));
+    }
+
+    /// <summary>The newest entry of <paramref name="original"/>'s by-source chain (the others follow through NextBySource), or null.</summary>
+    internal ConnEntry? BySourceNewest(in ConnTuple original)
+    {
+        if (_sourceUsed == 0) return null;
+        int at = SourceSlot(original, SourceHash(original));
+        return at < 0 ? null : _sourceSlots[at].Head;
     }
 
     // ------------------------------------------------------------------ the table
@@ -281,12 +312,60 @@ public sealed class ConntrackTable
         TryFind(ct.Original, ct.ZoneFor(ConnDirection.Original), now, out _, out _)
         || TryFind(ct.Reply, ct.ZoneFor(ConnDirection.Reply), now, out _, out _);
 
+    /// <summary>
+    /// __nf_conntrack_confirm's clash test and insertion in one: false (nothing inserted) when a live entry holds either
+    /// tuple; an expired one is removed on the way. Each tuple is hashed and probed once (as <see cref="Clashes"/> then
+    /// <see cref="Insert"/> would do twice).
+    /// </summary>
+    public bool TryInsert(ConnEntry ct, double now)
+    {
+        ConnTuple o = ct.Original, r = ct.Reply;
+        ushort zo = ct.ZoneFor(ConnDirection.Original), zr = ct.ZoneFor(ConnDirection.Reply);
+        if (zo == zr && o == r)
+        {
+            // A tuple that is its own reply: both keys are one, the general path keeps it once.
+            if (Clashes(ct, now)) return false;
+            Insert(ct);
+            return true;
+        }
+        int ho = Hash(o, zo), hr = Hash(r, zr);
+        if (!Free(o, zo, ho, now) || !Free(r, zr, hr, now)) return false;
+        if (ct.Owner is not null)
+        {
+            // Moving from another table (or re-inserting): the general path unlinks it first.
+            Insert(ct);
+            return true;
+        }
+        ct.Status |= ConnStatus.Confirmed;
+        Put(o, zo, ho, ct, ConnDirection.Original, absent: true);
+        Put(r, zr, hr, ct, ConnDirection.Reply, absent: true);
+        Link(ct);
+        return true;
+    }
+
+    /// <summary>No live entry holds (tuple, zone); an expired holder is removed (as <see cref="TryFind"/> does).</summary>
+    private bool Free(in ConnTuple tuple, ushort zone, int h, double now)
+    {
+        int at = FindSlot(tuple, zone, h);
+        if (at < 0) return true;
+        ConnEntry hit = _slots[at].Entry!;
+        if (hit.Timeout > now) return false;
+        Remove(hit);
+        return true;
+    }
+
     /// <summary>Inserts a confirmed entry under both tuples.</summary>
     public void Insert(ConnEntry ct)
     {
         ct.Status |= ConnStatus.Confirmed;
         Put(ct.Original, ct.ZoneFor(ConnDirection.Original), ct, ConnDirection.Original);
         Put(ct.Reply, ct.ZoneFor(ConnDirection.Reply), ct, ConnDirection.Reply);
+        Link(ct);
+    }
+
+    /// <summary>The insertion-order list and the by-source index, for an entry just put in the hash.</summary>
+    private void Link(ConnEntry ct)
+    {
         if (ct.Owner is { } other && other != this) other.Remove(ct);
         if (ct.Owner != this)
         {
@@ -341,7 +420,7 @@ public sealed class ConntrackTable
         }
         _slots = new Slot[64];
         _used = _live = 0;
-        _sourceSlots = new ConnEntry?[16];
+        _sourceSlots = new SourceSlotData[16];
         _sourceUsed = 0;
         _oldest = _newest = null;
         _count = 0;

@@ -1072,14 +1072,9 @@ public sealed class Netfilter
                 if (compiled is not null)
                 {
                     TargetUse.JumpMemo? memo = target.ResolvedJump;
-                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled))
-                    {
-                        Chain? found = compiled.JumpTarget(target);
-                        string? name = found is not null && string.Equals(found.Name, target.Name, StringComparison.Ordinal) ? found.Name : null;
-                        target.ResolvedJump = memo = new TargetUse.JumpMemo(compiled, found, name);
-                    }
-                    // The chain's name is the very string it had when found equal to the target's (a rename gives it another).
-                    if (memo.Chain is { } resolved && (ReferenceEquals(resolved.Name, memo.Name) || string.Equals(resolved.Name, target.Name, StringComparison.Ordinal))) next = resolved;
+                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
+                    // Still of that name: the very string checked when the memo was made (a rename sets another), so no name is read.
+                    if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) next = resolved;
                 }
                 next ??= table.Find(target.Name);
                 if (next is null)

@@ -239,10 +239,8 @@ public static class NatCore
     {
         result = default;
         if (s.Table is null) return false;
-        IReadOnlyList<ConnEntry> same = s.Table.BySource(tuple);
-        for (int i = same.Count - 1; i >= 0; i--)
+        for (ConnEntry? ct = s.Table.BySourceNewest(tuple); ct is not null; ct = ct.NextBySource)
         {
-            ConnEntry ct = same[i];
             if (ct.Timeout <= s.Ctx.Now) continue;
             if (ct.ZoneFor(ConnDirection.Original) != s.Ct.ZoneFor(ConnDirection.Original)) continue;
             if (!ct.Reply.TryInvert(out ConnTuple inv)) continue;

@@ -46,9 +46,10 @@ public static class NatTargets
         UInt128? src;
         if (ctx.Family == IpFamily.V4)
         {
-            RouteResult route = RouteLookup.OutputShared(ctx.Host, IpFamily.V4, dst, null, outDev, ctx.Skb.Mark);
-            UInt128 nexthop = route.Ok && route.Device == outDev && route.Gateway is { } gw ? gw : dst;
-            src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
+            // The route's gateway through the out device, else the destination (on link); the mark does not change the
+            // answer with the default rules only. The address for it is remembered per host generation and device.
+            UInt128 nexthop = outDev is null ? dst : RouteLookup.OutputNextHop4(ctx.Host, dst, outDev);
+            src = Source4(ctx, outDev, nexthop);
         }
         else
         {
@@ -63,6 +64,35 @@ public static class NatTargets
         ct.MasqueradeDevice = outDev;
         var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, newsrc, newsrc, d.MinPort, d.MaxPort);
         return Bind(ctx, range, NatManip.Src, "MASQUERADE");
+    }
+
+    /// <summary>The last MASQUERADE source choice (inet_select_addr for a device and next hop) while the host is unchanged.</summary>
+    private sealed class SourceMemo
+    {
+        public Fib? Fib;
+        public string? Device;
+        public UInt128 NextHop;
+        public UInt128? Source;
+    }
+
+    [ThreadStatic]
+    private static SourceMemo? _memo;
+
+    /// <summary>
+    /// inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE), remembered for the last (host generation, device, next hop):
+    /// connections masqueraded through one gateway (the common case) ask for the same address again and again.
+    /// </summary>
+    private static UInt128? Source4(PacketContext ctx, string? outDev, UInt128 nexthop)
+    {
+        Fib fib = Fib.Of(ctx.Host);
+        SourceMemo m = _memo ??= new SourceMemo();
+        if (ReferenceEquals(m.Fib, fib) && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal)) return m.Source;
+        UInt128? src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
+        m.Fib = fib;
+        m.Device = outDev;
+        m.NextHop = nexthop;
+        m.Source = src;
+        return src;
     }
 
     /// <summary>

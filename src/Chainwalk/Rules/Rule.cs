@@ -71,14 +71,15 @@ public sealed class TargetUse
         }
     }
 
-    /// <summary>
-    /// The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it, the chain, and the chain's
-    /// name string when it was found equal to the target's (still the same string: not renamed since), one object
-    /// (written atomically).
-    /// </summary>
+    /// <summary>The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it and the chain, one object (written atomically).</summary>
     internal JumpMemo? ResolvedJump;
 
-    internal sealed record JumpMemo(object ResolvedBy, Chain? Chain, string? Name);
+    internal sealed record JumpMemo(object ResolvedBy, Chain? Chain, string? Name)
+    {
+        /// <summary>The memo of <paramref name="chain"/> when it has the jump's name <paramref name="name"/>, keeping the chain's name string as checked.</summary>
+        public static JumpMemo Of(object resolvedBy, Chain? chain, string name) =>
+            chain is not null && string.Equals(chain.Name, name, StringComparison.Ordinal) ? new(resolvedBy, chain, chain.Name) : new(resolvedBy, null, null);
+    }
 
     /// <summary>
     /// Copies the target. A standard verdict has nothing to copy, so the same object is shared, as the rules of a

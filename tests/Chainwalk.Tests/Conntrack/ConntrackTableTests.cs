@@ -176,4 +176,106 @@ public class ConntrackTableTests
         ct.MasqueradeDevice = "eth0";
         ct.MasqueradeDevice.ShouldBe("eth0");
     }
+
+    [Theory]
+    [InlineData(11, 3_000, false)]
+    [InlineData(12, 3_000, true)]
+    public void Try_insert_agrees_with_the_clash_test_then_insert_including_expired_holders(int seed, int n, bool v6)
+    {
+        // Confirmation's one-pass TryInsert against Clashes + Insert: the same refusals, the same expired entries
+        // removed on the way, the same table afterwards. Tuples are drawn from a small pool so that clashes are common.
+        var r = new Random(seed);
+        var pool = new ConnTuple[n / 4];
+        for (int i = 0; i < pool.Length; i++) pool[i] = Tuple(r, v6);
+        var a = new ConntrackTable();
+        var b = new ConntrackTable();
+        for (int i = 0; i < n; i++)
+        {
+            ConnTuple o = pool[r.Next(pool.Length)];
+            ConnTuple reply = r.Next(4) == 0 ? pool[r.Next(pool.Length)] : o.TryInvert(out ConnTuple inv) ? inv : o;
+            if (r.Next(50) == 0) reply = o;
+            double timeout = r.Next(3) == 0 ? 5 : 100;
+            double now = i < n / 2 ? 1 : 10;
+            var ea = new ConnEntry(o, reply) { Timeout = timeout };
+            var eb = new ConnEntry(o, reply) { Timeout = timeout };
+            bool clash = a.Clashes(ea, now);
+            if (!clash) a.Insert(ea);
+            b.TryInsert(eb, now).ShouldBe(!clash, $"insertion {i}");
+            b.Count.ShouldBe(a.Count);
+        }
+        b.Entries.Select(e => (e.Original, e.Reply, e.Timeout)).ShouldBe(a.Entries.Select(e => (e.Original, e.Reply, e.Timeout)));
+        foreach (ConnEntry e in a.Entries)
+        {
+            b.TryFind(e.Original, 0, 0, out ConnEntry hit, out _).ShouldBeTrue();
+            hit.Original.ShouldBe(e.Original);
+        }
+    }
+
+    [Fact]
+    public void Try_insert_moves_an_entry_from_another_table_as_insert_does()
+    {
+        var t = new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0a000001, 0x0a000002, 1000, 80);
+        t.TryInvert(out ConnTuple reply);
+        var first = new ConntrackTable();
+        var second = new ConntrackTable();
+        var ct = new ConnEntry(t, reply) { Timeout = 10 };
+        first.Insert(ct);
+        second.TryInsert(ct, 0).ShouldBeTrue();
+        first.Count.ShouldBe(0);
+        second.Count.ShouldBe(1);
+        second.TryFind(reply, 0, 0, out ConnEntry e, out ConnDirection d).ShouldBeTrue();
+        (e, d).ShouldBe((ct, ConnDirection.Reply));
+    }
+
+    [Fact]
+    public void By_source_chains_are_searched_newest_first_as_the_kernels_hlist()
+    {
+        // nf_nat_setup_info adds at the head of the bysource hlist and find_appropriate_src walks it from there.
+        var table = new ConntrackTable();
+        var entries = new List<ConnEntry>();
+        for (int i = 0; i < 5; i++)
+        {
+            var o = new ConnTuple(IpFamily.V4, IpProtocol.Udp, 0xc0a80001u, 0x08080808u + (uint)i, 5000, 53);
+            o.TryInvert(out ConnTuple reply);
+            var ct = new ConnEntry(o, reply) { Timeout = 10, Status = ConnStatus.SrcNatDone };
+            table.Insert(ct);
+            entries.Add(ct);
+        }
+        var chain = new List<ConnEntry>();
+        for (ConnEntry? e = table.BySourceNewest(entries[0].Original); e is not null; e = e.NextBySource) chain.Add(e);
+        chain.ShouldBe(Enumerable.Reverse(entries));
+        table.Remove(entries[4]);
+        table.Remove(entries[2]);
+        table.BySource(entries[0].Original).ShouldBe([entries[0], entries[1], entries[3]]);
+        table.BySourceNewest(entries[0].Original).ShouldBeSameAs(entries[3]);
+    }
+
+    public static TheoryData<string?, bool> MasqueradeDevices => new()
+    {
+        { null, false }, { "eth0", false }, { "eth0", true }, { "wg-cluster.100", false }, { "a+b", true },
+    };
+
+    [Theory]
+    [MemberData(nameof(MasqueradeDevices))]
+    public void The_masquerade_device_and_counters_survive_a_copy_without_extras_for_the_device_alone(string? device, bool accounting)
+    {
+        var t = new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0a000001, 0x0a000002, 1000, 80);
+        var ct = new ConnEntry(t, t) { MasqueradeDevice = device, Counters = accounting ? new ConnCounter[2] : null };
+        ct.Account(ConnDirection.Reply, 60);
+        ConnEntry copy = ct.Copy();
+        copy.MasqueradeDevice.ShouldBe(device);
+        ct.MasqueradeDevice.ShouldBe(device);
+        if (accounting)
+        {
+            copy.Counters![1].Bytes.ShouldBe(60UL);
+            copy.Counters.ShouldNotBeSameAs(ct.Counters);
+        }
+        else
+        {
+            copy.Counters.ShouldBeNull();
+        }
+        ct.MasqueradeDevice = null;
+        ct.MasqueradeDevice.ShouldBeNull();
+        copy.MasqueradeDevice.ShouldBe(device);
+    }
 }

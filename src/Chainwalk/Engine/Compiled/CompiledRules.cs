@@ -453,7 +453,13 @@ public sealed class CompiledRules
     {
         foreach (Rule r in chain.Rules)
         {
-            if (r.Target is { IsChainJump: true } t && table.Find(t.Name) is { } next) _jumps[t] = next;
+            if (r.Target is { IsChainJump: true } t && table.Find(t.Name) is { } next)
+            {
+                _jumps[t] = next;
+                // The walker's memo made now rather than on the jump's first use: a young memo stored into an old rule
+                // object on the hot path dirtied GC cards all over a large rule set (kube new connections at 30k services).
+                t.ResolvedJump = TargetUse.JumpMemo.Of(this, next, t.Name);
+            }
         }
     }
 

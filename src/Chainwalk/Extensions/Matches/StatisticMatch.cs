@@ -111,10 +111,18 @@ public sealed class StatisticMatch : XtExtension<StatisticData>
             if (r < d.Probability) ret = !ret;
             return ret;
         }
+        return Nth(ctx, d) ? !ret : ret;
+    }
+
+    /// <summary>
+    /// The nth mode's step. Apart from <see cref="Match"/> so that the random mode (kube-proxy's, once per endpoint
+    /// rule a new connection passes) does not allocate the closure the rule state's factory captures.
+    /// </summary>
+    private static bool Nth(PacketContext ctx, StatisticData d)
+    {
         StatisticState s = ctx.RuleState(() => new StatisticState { Count = d.Count, Initial = d.Count });
         s.Count = s.Count == d.Every ? 0 : s.Count + 1;
-        if (s.Count == 0) ret = !ret;
-        return ret;
+        return s.Count == 0;
     }
 }
 
