@@ -117,6 +117,7 @@ public sealed class RestoreReader
                     TableInfo? info = TableInfo.Find(f[0]);
                     if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
+                    _sharedJumps.Clear();
                     tableExisted = work.Find(info.Name) is not null;
                     _jumps.Clear();
                     tableTouched = false;
@@ -229,10 +230,11 @@ public sealed class RestoreReader
         {
             (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
             cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);
+            _lastPlain = cmd;
         }
-        var argv = new List<string>(cmd is null ? 24 : 0);
         if (cmd is null)
         {
+            var argv = new List<string>(24);
             argv.Add(_program);
             argv.Add("-t");
             argv.Add(current.Name);
@@ -243,20 +245,21 @@ public sealed class RestoreReader
                 argv.Add(bcnt!);
             }
             Tokenize(rest, lineNo, argv);
+            try
+            {
+                cmd = parser.Parse(argv.ToArray());
+            }
+            catch (XtablesException ex) when (ex.Preceding is { } pre)
+            {
+                // The failing line's own warnings were printed after those of the earlier lines.
+                Warnings.AddRange(pre);
+                ex.Preceding = null;
+                throw;
+            }
         }
-        try
-        {
-            cmd ??= parser.Parse(argv.ToArray());
-        }
-        catch (XtablesException ex) when (ex.Preceding is { } pre)
-        {
-            // The failing line's own warnings were printed after those of the earlier lines.
-            Warnings.AddRange(pre);
-            ex.Preceding = null;
-            throw;
-        }
-        Warnings.AddRange(cmd.Warnings);
+        if (cmd.Warnings.Count > 0) Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
+        ShareParts(cmd.Rules, matches: !ReferenceEquals(cmd, _lastPlain));
         // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
         if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
         CommandExecutor exec = _exec;
@@ -286,6 +289,49 @@ public sealed class RestoreReader
             exec.Output.Clear();
         }
     }
+
+    /// <summary>The command the plain path returned last (its tcp/udp matches are left unshared: keying them would cost the fast path more than it saves).</summary>
+    private ParsedCommand? _lastPlain;
+
+    /// <summary>
+    /// Rules of this input whose matches save to the same text share one <see cref="MatchUse"/> when the extension's
+    /// data is configuration only (<see cref="Extensions.XtExtension.SharesEqualData"/>): the comments, marks and
+    /// ctstates a kube-proxy rule set repeats are then held once. The key is the extension, revision, given options and
+    /// save text, so shared uses are indistinguishable from separate ones.
+    /// </summary>
+    private void ShareParts(List<Rule> rules, bool matches)
+    {
+        foreach (Rule r in rules)
+        {
+            List<MatchUse> uses = r.Matches;
+            for (int i = 0; matches && i < uses.Count; i++)
+            {
+                MatchUse m = uses[i];
+                if (!m.Extension.SharesEqualData) continue;
+                StringBuilder key = _shareKey.Clear();
+                key.Append(m.Extension.Name).Append('/').Append(m.Data.Revision).Append('/').Append(m.Data.Given).Append('/').Append((int)r.Family);
+                m.Extension.Save(key, m.Data, r.Family);
+                string k = key.ToString();
+                if (_sharedMatches.TryGetValue(k, out MatchUse? shared)) uses[i] = shared;
+                else _sharedMatches.Add(k, m);
+            }
+            // A plain -j/-g to a user chain: one object per chain and kind in this table block. Never across tables:
+            // the compiled form resolves each jump object to one chain (CompiledRules.JumpTarget), and two tables
+            // may have chains of the same name.
+            if (r.Target is { IsChainJump: true } t)
+            {
+                ref TargetUse? same = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_sharedJumps, (t.Name, t.Goto), out bool exists);
+                if (exists) r.Target = same;
+                else same = t;
+            }
+        }
+    }
+
+    /// <summary>The jump objects of the current table block (cleared at each <c>*table</c> line).</summary>
+    private readonly Dictionary<(string Name, bool Goto), TargetUse> _sharedJumps = new();
+
+    private readonly Dictionary<string, MatchUse> _sharedMatches = new(StringComparer.Ordinal);
+    private readonly StringBuilder _shareKey = new();
 
     private CommandLineParser? _parser;
     private CommandExecutor? _exec;
