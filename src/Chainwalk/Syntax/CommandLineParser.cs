@@ -492,7 +492,7 @@ public sealed class CommandLineParser
                             if (proto is null || (st.Options & CommandOptions.Protocol) != 0) return null;
                             SetOption(st, CommandOptions.Protocol, false);
                             st.Protocol = proto;
-                            st.Proto = Protocols.Parse(proto, _names);
+                            st.Proto = PlainProtocolNumber(proto);
                             ctx.Protocol = st.Proto;
                             ctx.ProtocolInverted = false;
                             break;
@@ -500,7 +500,7 @@ public sealed class CommandLineParser
                     case "-m":
                         {
                             if (st.Matches.Count > 0 || val is not ("tcp" or "udp")) return null;
-                            LoadMatch(st, ctx, FindMatchByName(val.ToString())!);
+                            LoadMatch(st, ctx, FindMatchByName(val is "tcp" ? "tcp" : "udp")!);
                             break;
                         }
                     case "--sport":
@@ -591,6 +591,18 @@ public sealed class CommandLineParser
         }
         return true;
     }
+
+    /// <summary><see cref="Protocols.Parse"/> of a plain -p value, remembered for the last two names (tcp, udp: every line asks).</summary>
+    private ushort PlainProtocolNumber(string proto)
+    {
+        if (ReferenceEquals(proto, _lastProtoName)) return _lastProto;
+        if (ReferenceEquals(proto, _previousProtoName)) (_lastProtoName, _lastProto, _previousProtoName, _previousProto) = (_previousProtoName, _previousProto, _lastProtoName, _lastProto);
+        else (_lastProtoName, _lastProto, _previousProtoName, _previousProto) = (proto, Protocols.Parse(proto, _names), _lastProtoName, _lastProto);
+        return _lastProto;
+    }
+
+    private string? _lastProtoName, _previousProtoName;
+    private ushort _lastProto, _previousProto;
 
     /// <summary>A protocol number 1–255 in plain decimal (no sign, no leading zero).</summary>
     private static bool IsPlainProtocolNumber(ReadOnlySpan<char> s) => IsPlainPort(s) && s[0] != '0' && int.Parse(s, CultureInfo.InvariantCulture) <= 255;
@@ -774,8 +786,15 @@ public sealed class CommandLineParser
     {
         if (name.Length >= 29) return null;
         if (name is "icmpv6" or "ipv6-icmp") name = "icmp6";
-        return ExtensionRegistry.FindMatch(name, _family);
+        // The restore path asks for the same one or two matches (tcp, udp) on every line: remembered here.
+        if (string.Equals(name, _lastMatchName, StringComparison.Ordinal)) return _lastMatch;
+        XtExtension? found = string.Equals(name, _previousMatchName, StringComparison.Ordinal) ? _previousMatch : ExtensionRegistry.FindMatch(name, _family);
+        (_lastMatchName, _lastMatch, _previousMatchName, _previousMatch) = (name, found, _lastMatchName, _lastMatch);
+        return found;
     }
+
+    private string? _lastMatchName, _previousMatchName;
+    private XtExtension? _lastMatch, _previousMatch;
 
     private Loaded LoadMatch(State st, ParseContext ctx, XtExtension m)
     {
