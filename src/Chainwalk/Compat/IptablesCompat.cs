@@ -19,7 +19,7 @@ public sealed class ToolIo
     /// </summary>
     public bool Json { get; init; }
 
-    public static ToolIo Console => new() { In = new StdinReader(), Out = System.Console.Out, Err = System.Console.Error };
+    public static ToolIo Console => new() { In = new StdinReader(), Out = new ConsoleWriter(error: false), Err = new ConsoleWriter(error: true) };
 }
 
 /// <summary>

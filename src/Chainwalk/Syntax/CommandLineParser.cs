@@ -537,7 +537,7 @@ public sealed class CommandLineParser
                                 }
                             }
                             if (option is null) return null;
-                            HandleExtensionOption(st, ctx, ext, option, val.ToString(), false);
+                            HandleExtensionOption(st, ctx, ext, option, intern(val), false);
                             break;
                         }
                     case "-j":
