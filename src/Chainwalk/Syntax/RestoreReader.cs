@@ -277,7 +277,11 @@ public sealed class RestoreReader
         };
         if (op is not null)
         {
-            foreach (Rule r in cmd.Rules) _ruleLines.Add((r, lineNo, op));
+            foreach (Rule r in cmd.Rules)
+            {
+                _lineRules.Add(r);
+                _lineNumbers.Add((lineNo << 2) | (int)(cmd.Command == CommandKind.Append ? 0 : cmd.Command == CommandKind.Insert ? 1 : 2));
+            }
             foreach (Rule r in cmd.Rules)
             {
                 if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
@@ -374,8 +378,14 @@ public sealed class RestoreReader
     private readonly List<JumpLine> _jumps = new();
 
     /// <summary>The restore line and operation that added each rule of the block, for the kernel's error report.</summary>
-    /// <remarks>A list in file order; looked up (through a dictionary built then) only when the kernel refuses rules.</remarks>
-    private readonly List<(Rule Rule, int Line, string Op)> _ruleLines = new();
+    /// <remarks>
+    /// Lists in file order (the rule, and its line number times four plus 0/1/2 for append/insert/replace); looked up
+    /// (through a dictionary built then) only when the kernel refuses rules.
+    /// </remarks>
+    private readonly List<Rule> _lineRules = new();
+    private readonly List<int> _lineNumbers = new();
+
+    private static readonly string[] LineOperations = ["RULE_APPEND", "RULE_INSERT", "RULE_REPLACE"];
 
     /// <summary>
     /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
@@ -394,7 +404,7 @@ public sealed class RestoreReader
         Dictionary<Rule, (int Line, string Op)>? lines = check.Problems.Count == 0 ? null : new(ReferenceEqualityComparer.Instance);
         if (lines is not null)
         {
-            foreach (var (r, line, op) in _ruleLines) lines[r] = (line, op);
+            for (int i = 0; i < _lineRules.Count; i++) lines[_lineRules[i]] = (_lineNumbers[i] >> 2, LineOperations[_lineNumbers[i] & 3]);
         }
         foreach (var (chain, rule, problem) in check.Problems)
         {
