@@ -1,6 +1,8 @@
 using System.Runtime;
 using System.Text;
 using Chainwalk.Engine.Compiled;
+using Chainwalk.Extensions;
+using Chainwalk.Extensions.Matches;
 using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Rules;
@@ -167,6 +169,58 @@ public class RestoreMemoryTests
             Directory.Delete(dir, true);
         }
     }
+
+    /// <summary>Single, non-inverted tcp/udp matches (the restore fast path keeps them) and ones the fold rewrites.</summary>
+    public static TheoryData<string> TcpUdpMatches() => new()
+    {
+        "-p tcp --dport 80",
+        "-p tcp --sport 1024:65535 --dport 0:1023",
+        "-p tcp --sport 5:5 --dport 7:7",
+        "-p tcp --dport 0",
+        "-p tcp --dport 0:0",
+        "-p tcp --sport 0:65534",
+        "-p tcp --dport 65535:65535",
+        "-p tcp --tcp-flags SYN,ACK SYN",
+        "-p tcp --tcp-flags SYN,ACK SYN --dport 22",
+        "-p tcp --syn",
+        "-p udp --sport 53",
+        "-p udp --dport 1:2",
+        "-p tcp ! --dport 80",
+        "-p tcp ! --dport 0:1023",
+        "-p udp ! --sport 53 --dport 1",
+        "-p tcp ! --tcp-flags SYN SYN",
+    };
+
+    /// <summary>
+    /// iptables-nft's read-back of a tcp/udp match: a rule whose only native match is folded alone (as a rule with the
+    /// same match twice is, compare by compare) ends with the same save text and data either way, and a match the fold
+    /// leaves as it is keeps its object (nothing made twice per rule).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TcpUdpMatches))]
+    public void Tcp_udp_read_back_is_the_fold_of_the_match(string options)
+    {
+        var parser = new CommandLineParser(IpFamily.V4, "iptables");
+        Rule once = parser.Parse(["iptables", "-A", "INPUT", .. options.Split(' '), "-j", "ACCEPT"]).Rules[0];
+        string proto = options.Split(' ')[1];
+        string[] twice = ["iptables", "-A", "INPUT", "-p", proto, "-m", proto, .. options.Split(' ')[2..], "-m", proto, .. options.Split(' ')[2..], "-j", "ACCEPT"];
+        Rule folded = new CommandLineParser(IpFamily.V4, "iptables").Parse(twice).Rules[0];
+        Assert.Single(once.Matches);
+        Assert.Single(folded.Matches);
+        Assert.Equal(RuleWriter.SaveBody(folded), RuleWriter.SaveBody(once));
+        Assert.Equal(Fields(folded.Matches[0].Data), Fields(once.Matches[0].Data));
+        // Read back once, "! 0:1023" is "1024:65535": only a match still inverted is rewritten again.
+        bool inverted = once.Matches[0].Data is TcpData { InvSport: true } or TcpData { InvDport: true } or TcpData { InvFlags: true }
+            or UdpData { InvSport: true } or UdpData { InvDport: true };
+        var fresh = new Rule { Family = IpFamily.V4, Protocol = once.Protocol };
+        fresh.Matches.Add(once.Matches[0]);
+        NftTcpUdpRoundTrip.Apply(fresh);
+        Assert.Equal(!inverted, ReferenceEquals(once.Matches[0], fresh.Matches[0]));
+    }
+
+    private static string Fields(object o) =>
+        string.Join(" ", o.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => f.Name + "=" + f.GetValue(o)))
+        + " given=" + ((ExtensionData)o).Given + " rev=" + ((ExtensionData)o).Revision;
 
     [Fact]
     public void Bulk_load_leaves_the_collector_alone_unless_the_process_is_short_lived()
