@@ -104,6 +104,46 @@ public static class SpeedHarness
             foreach (var (type, bytes) in prof.Top(30)) Log($"{bytes / 1e6,10:F1} MB  {type}");
             return 0;
         }
+        if (only == "restore-profile")
+        {
+            // Diagnostics: the iptables-restore verb in process (twice: cold, then warm) on the acl1_100k file, with the
+            // types it allocates; then the managed bytes per rule of the loaded rule objects (acl1_100k and kube-proxy sets).
+            string file = Arg(args, "--rules") ?? Path.Combine(cache, "acl1_100k.rules");
+            string text = File.ReadAllText(file);
+            for (int rep = 0; rep < 2; rep++)
+            {
+                string dir = Path.Combine(Path.GetTempPath(), "cw-restore-profile-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+                if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                using var prof = new AllocationProfile();
+                var io = new ToolIo { In = new StringReader(text), Out = TextWriter.Null, Err = Console.Error };
+                prof.Start();
+                var c = new Clock();
+                long a0 = GC.GetAllocatedBytesForCurrentThread();
+                int gc0 = GC.CollectionCount(0);
+                int rc = IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], new HostStore(dir), io);
+                Log($"restore verb in process ({(rep == 0 ? "cold" : "warm")}): exit {rc}, {c.CpuSeconds:F3} s CPU, {(GC.GetAllocatedBytesForCurrentThread() - a0) / 1e6:F0} MB allocated, {GC.CollectionCount(0) - gc0} GCs");
+                prof.Stop();
+                if (rep == 1) foreach (var (type, bytes) in prof.Top(25)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+                Directory.Delete(dir, true);
+            }
+            var (acl, aclBytes) = Measure(() => Restore(text));
+            Log($"ruleset bytes per rule: {Path.GetFileName(file)} {(double)aclBytes / acl.RuleCount:F1}");
+            GC.KeepAlive(text);
+            foreach (int services in new[] { 1000, 10000 })
+            {
+                var (kubeText, _, kubeRules) = KubeProxyRules.Generate(services, seed: services);
+                File.WriteAllText(Path.Combine(cache, $"kube_{services}.rules"), kubeText);
+                using var prof = new AllocationProfile();
+                prof.Start();
+                var sw = new Clock();
+                var (_, kubeBytes) = Measure(() => Restore(kubeText));
+                Log($"ruleset bytes per rule: kube {services} {(double)kubeBytes / kubeRules:F1} (load {sw.CpuSeconds:F3} s CPU)");
+                prof.Stop();
+                if (services == 10000) foreach (var (type, bytes) in prof.Top(25)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+                GC.KeepAlive(kubeText);
+            }
+            return 0;
+        }
         if (only == "replay-capture")
         {
             long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));

@@ -77,6 +77,19 @@ public sealed class RulesetEditor(Ruleset ruleset)
     {
         Table table = GetOrCreate(tableName, out bool wasNew);
         Chain chain = RequireChain(table, chainName);
+        if (DeferValidation && rules is List<Rule> list)
+        {
+            // Restore: the checks wait for COMMIT, so nothing needs the list of added rules.
+            for (int i = 0; i < list.Count; i++)
+            {
+                Rule r = list[i];
+                CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
+                chain.Rules.Add(r);
+                chain.Finder?.Appended(r);
+            }
+            table.Checked = null;
+            return;
+        }
         var added = new List<Rule>(1);
         foreach (Rule r in rules)
         {
@@ -496,7 +509,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
     private static string? CheckRule(Table table, HookMask baseHooks, Rule rule, HookMask hooks, IEnumerable<Rule> tableRules)
     {
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
-        if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
+        if ((rule.SourceInverted && rule.Source.MaskIsZero) || (rule.DestinationInverted && rule.Destination.MaskIsZero))
             return InvalidArgument;
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";
