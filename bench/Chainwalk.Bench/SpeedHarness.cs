@@ -73,6 +73,14 @@ public static class SpeedHarness
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_COST") is { Length: > 0 } cw)
+        {
+            string[] w = cw.Split(',');
+            TupleIndex.SlotWeight = double.Parse(w[0], CultureInfo.InvariantCulture);
+            TupleIndex.EntryWeight = double.Parse(w[1], CultureInfo.InvariantCulture);
+        }
+        if (Environment.GetEnvironmentVariable("CW_SLOT_LOAD") is { Length: > 0 } sload) TupleIndex.SlotLoad = double.Parse(sload, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("CW_FILTER_BITS") is { Length: > 0 } fbits) TupleIndex.FilterBitsPerKey = int.Parse(fbits, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_KEY_BATCH") is { Length: > 0 } kb) CompiledRules.KeyBatch = int.Parse(kb, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_BATCH_FROM") is { Length: > 0 } bf) CompiledRules.BatchFromBytes = long.Parse(bf, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
@@ -111,7 +119,7 @@ public static class SpeedHarness
             return 0;
         }
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
-        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
+        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null, args);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -622,7 +630,7 @@ public static class SpeedHarness
     }
 
     /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
-    private static int IndexLoop(string corpus, string set, bool old)
+    private static int IndexLoop(string corpus, string set, bool old, string[] args)
     {
         string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
         Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
@@ -637,8 +645,46 @@ public static class SpeedHarness
         }
         TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
         var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
-        var v1 = Baseline.TupleIndexV1.Build(0, flats);
+        // --hot N: the first N keys repeated to the trace's length (the index's lines hot in the cache).
+        if (Arg(args, "--hot") is { } hot)
+        {
+            int h = int.Parse(hot, CultureInfo.InvariantCulture);
+            keys = Enumerable.Range(0, keys.Length).Select(i => keys[i % h]).ToArray();
+        }
+        // --sort: the keys in address order (diagnostics: the index's lines reused by neighbouring keys).
+        if (Arg(args, "--sort") is not null) keys = keys.OrderBy(k => k.Destination).ThenBy(k => k.Source).ToArray();
+        // --old x: session 3's first layout (TupleIndexV1); --old v2: the index at the start of session 4 (filter bit,
+        // linear probing), timed in turn with the engine's in the same process.
+        string? which = Arg(args, "--old");
         var v2 = TupleIndex.Build(0, flats);
+        if (Arg(args, "--stats") is not null) Log(v2.Describe(keys));
+        if (which == "v2")
+        {
+            var prev = Baseline.TupleIndexV2.Build(0, flats);
+            var oldTimes = new List<double>();
+            var newTimes = new List<double>();
+            long s1 = 0, s2 = 0;
+            for (int rep = 0; rep < 11; rep++)
+            {
+                for (int m = 0; m < 2; m++)
+                {
+                    var cl = new Clock();
+                    if ((m + rep) % 2 == 0)
+                    {
+                        for (int i = 0; i < keys.Length; i++) s1 += prev.FirstMatch(keys[i], 0);
+                        if (rep > 0) oldTimes.Add(cl.CpuSeconds);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < keys.Length; i++) s2 += v2.FirstMatch(keys[i], 0);
+                        if (rep > 0) newTimes.Add(cl.CpuSeconds);
+                    }
+                }
+            }
+            Log($"{set}: old (session 4 start, {prev.Layout}) {keys.Length / Median(oldTimes) / 1e6:F2} Mpps, new ({v2.Layout}) {keys.Length / Median(newTimes) / 1e6:F2} Mpps, same answers: {s1 == s2}");
+            return 0;
+        }
+        var v1 = Baseline.TupleIndexV1.Build(0, flats);
         long sum = 0;
         var c = new Clock();
         for (int rep = 0; rep < 20; rep++)
