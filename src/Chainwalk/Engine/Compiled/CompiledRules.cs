@@ -39,6 +39,9 @@ public sealed class ChainIndex
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
     public int RuleCount { get; private set; }
 
+    /// <summary>The chain's <see cref="Chain.Edits"/> this index is in step with; a chain edited since is walked linearly.</summary>
+    public int Edits { get; internal set; }
+
     public IReadOnlyList<TupleIndex> Runs => _runs;
 
     /// <summary>
@@ -365,7 +368,7 @@ public sealed class ChainIndex
         if (runs.Count == 0) return null;
         bool allPlain = true;
         foreach (PlainHit h in plain) allPlain &= h.Kind != VerdictKind.Continue;
-        return new ChainIndex(rules.Count, runAt, runs.ToArray(), plain) { _allPlain = allPlain };
+        return new ChainIndex(rules.Count, runAt, runs.ToArray(), plain) { _allPlain = allPlain, Edits = chain.Edits };
     }
 
     /// <summary>The rule as flat fields when its whole condition is one the index decides; false otherwise.</summary>
@@ -424,11 +427,15 @@ public sealed class ChainIndex
 }
 
 /// <summary>
-/// The compiled form of a rule set (IPv4): a <see cref="ChainIndex"/> per chain worth one. Built from a
-/// snapshot; whoever edits the rules afterwards calls <see cref="Invalidate"/> (or builds a new one), and a
-/// chain whose length changed is walked linearly until then.
+/// The compiled form of a rule set (IPv4): a <see cref="ChainIndex"/> per chain worth one. Built from the rules as
+/// they are; it listens to the chains it indexed (<see cref="Chain.EditListener"/>), so a one-rule change made through
+/// <see cref="RulesetEditor"/> (<c>-A</c>, <c>-I</c>, <c>-R</c>, <c>-D</c>, one rule at a time in a restore) updates the
+/// chain's index in place (<see cref="Inserted"/>, <see cref="Replaced"/>, <see cref="Deleted"/>), and <c>-F</c> drops it.
+/// A chain changed any other way (its <see cref="Chain.Edits"/> moved past the index's, e.g. edited while another
+/// compiled form was listening, or its length differs) is walked linearly until recompiled; a chain object it has not
+/// seen (a table copied by a restore) has no index until <see cref="Recompile"/> or a new <see cref="Build"/>.
 /// </summary>
-public sealed class CompiledRules
+public sealed class CompiledRules : IChainEdits
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<TargetUse, Chain> _jumps = new(ReferenceEqualityComparer.Instance);
@@ -466,9 +473,32 @@ public sealed class CompiledRules
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
-        if (ci is null) _chains.Remove(chain);
-        else _chains[chain] = ci;
+        if (ci is null)
+        {
+            _chains.Remove(chain);
+            // Nothing to keep in step (a chain without an index stays walked until compiled again).
+            if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
+        }
+        else
+        {
+            _chains[chain] = ci;
+            chain.EditListener = this;
+        }
     }
+
+    /// <summary>
+    /// Where the chain's index stands against the chain's <see cref="Chain.Edits"/>: 0 in step (nothing to do), 1 one
+    /// edit behind (the one being reported), else -1 (no index, or edits missed: recompile).
+    /// </summary>
+    private int Behind(Chain chain, out ChainIndex? ci)
+    {
+        if (!_chains.TryGetValue(chain, out ci)) return -1;
+        int d = chain.Edits - ci.Edits;
+        return d is 0 or 1 ? d : -1;
+    }
+
+    /// <inheritdoc cref="IChainEdits.Cleared"/>
+    public void Cleared(Chain chain) => Recompile(chain);
 
     /// <summary>Edits kept as an overlay at most: more new rules (walked linearly) than this rebuild the chain's index.</summary>
     public static int RebuildAfterNew { get; set; } = 256;
@@ -489,13 +519,22 @@ public sealed class CompiledRules
             Recompile(chain);
             return;
         }
+        // Each appended rule is one edit: an index behind by other edits too cannot be brought along by appends.
+        int appended = chain.Rules.Count - ci.RuleCount;
+        if (chain.Edits - ci.Edits != appended)
+        {
+            Recompile(chain);
+            return;
+        }
+        if (appended == 0) return;
         int limit = rebuildAfter < 0 ? RebuildAfterNew : rebuildAfter;
-        if (ci.PendingNew + chain.Rules.Count - ci.RuleCount > limit)
+        if (ci.PendingNew + appended > limit)
         {
             Recompile(chain);
             return;
         }
         while (ci.RuleCount < chain.Rules.Count) ci.Insert(ci.RuleCount, chain.Rules[ci.RuleCount]);
+        ci.Edits = chain.Edits;
     }
 
     /// <summary>
@@ -506,10 +545,13 @@ public sealed class CompiledRules
     public void Inserted(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount + 1
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount + 1
             && (uint)position <= (uint)ci.RuleCount && ci.PendingNew < RebuildAfterNew)
         {
             ci.Insert(position, chain.Rules[position]);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -522,10 +564,13 @@ public sealed class CompiledRules
     public void Deleted(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount - 1
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount - 1
             && (uint)position < (uint)ci.RuleCount && ci.PendingDead < RebuildAfterDead)
         {
             ci.Delete(position);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -538,11 +583,14 @@ public sealed class CompiledRules
     public void Replaced(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount
             && (uint)position < (uint)ci.RuleCount && ci.PendingDead < RebuildAfterDead && ci.PendingNew < RebuildAfterNew)
         {
             ci.Delete(position);
             ci.Insert(position, chain.Rules[position]);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -553,12 +601,13 @@ public sealed class CompiledRules
     {
         _lastChain = null;
         _chains.Remove(chain);
+        if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
 
     private Chain? _lastChain;
     private ChainIndex? _lastIndex;
 
-    /// <summary>The chain's index, or null when it has none or the chain changed length since it was compiled.</summary>
+    /// <summary>The chain's index, or null when it has none or the chain was changed since without the index being told.</summary>
     public ChainIndex? For(Chain chain)
     {
         if (!ReferenceEquals(chain, _lastChain))
@@ -566,7 +615,7 @@ public sealed class CompiledRules
             _lastIndex = _chains.GetValueOrDefault(chain);
             _lastChain = chain;
         }
-        return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count ? ci : null;
+        return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
     }
 
     /// <summary>How many keys <see cref="ClassifyKeys"/> looks up together in an index larger than <see cref="BatchFromBytes"/>.</summary>
