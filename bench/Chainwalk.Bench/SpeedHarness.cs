@@ -656,8 +656,20 @@ public static class SpeedHarness
         // --old x: session 3's first layout (TupleIndexV1); --old v2: the index at the start of session 4 (filter bit,
         // linear probing), timed in turn with the engine's in the same process.
         string? which = Arg(args, "--old");
+        var buildClock = new Clock();
         var v2 = TupleIndex.Build(0, flats);
-        if (Arg(args, "--stats") is not null) Log(v2.Describe(keys));
+        double buildCpu = buildClock.CpuSeconds;
+        if (Arg(args, "--stats") is not null)
+        {
+            Log($"build {buildCpu:F3} s (thread CPU), layout {v2.Layout}");
+            foreach (var (classes, limit) in TupleIndex.Layouts)
+            {
+                buildClock.Restart();
+                TupleIndex.BuildWith(0, flats, classes, limit);
+                Log($"  BuildWith {string.Join(",", classes)}/{limit}: {buildClock.CpuSeconds:F3} s");
+            }
+            Log(v2.Describe(keys));
+        }
         if (which == "v2")
         {
             var prev = Baseline.TupleIndexV2.Build(0, flats);
