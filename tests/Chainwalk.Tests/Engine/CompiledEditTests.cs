@@ -241,7 +241,7 @@ public class CompiledEditTests
 /// <summary>
 /// The key path (<see cref="CompiledRules.ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind}, int)"/>):
 /// compact header tuples through a ClassBench chain give the linear walk's verdict for every key and the same rule
-/// and policy counters afterwards, one key at a time and in batches.
+/// and policy counters afterwards, one key at a time and in batches, over two calls.
 /// </summary>
 public class CompiledKeyPathTests
 {
@@ -279,7 +279,13 @@ public class CompiledKeyPathTests
             expected.Add(linear.RunTable(new PacketContext(linear, skb) { Hook = Hook.Forward }, lt, Hook.Forward).Kind);
         }
         var verdicts = new VerdictKind[keys.Count];
-        compiled.ClassifyKeys(forward, keys.ToArray(), lengths.ToArray(), verdicts, batch).ShouldBeTrue();
+        // In two calls: a call's counts are kept aside per rule and added to the rules when it ends (and the scratch
+        // emptied for the next call).
+        int split = keys.Count / 3;
+        FlowKey[] keyArray = keys.ToArray();
+        ushort[] lengthArray = lengths.ToArray();
+        compiled.ClassifyKeys(forward, keyArray.AsSpan(0, split), lengthArray.AsSpan(0, split), verdicts.AsSpan(0, split), batch).ShouldBeTrue();
+        compiled.ClassifyKeys(forward, keyArray.AsSpan(split), lengthArray.AsSpan(split), verdicts.AsSpan(split), batch).ShouldBeTrue();
         verdicts.ShouldBe(expected.ToArray());
         Chain lf = lt.Find("FORWARD")!;
         (forward.Counters.Packets, forward.Counters.Bytes).ShouldBe((lf.Counters.Packets, lf.Counters.Bytes));
