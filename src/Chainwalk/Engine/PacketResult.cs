@@ -5,6 +5,9 @@ namespace Chainwalk.Engine;
 /// <summary>A packet that left the host: the interface and the IP bytes as they left (after NAT and mangle).</summary>
 public sealed record OutputPacket(string Interface, byte[] Bytes, string Kind)
 {
+    /// <summary>The IP bytes as they left (a reused result's record is given the next packet's bytes).</summary>
+    public byte[] Bytes { get; internal set; } = Bytes;
+
     public Packet Packet => Packet.Parse(Bytes);
 }
 
@@ -63,8 +66,10 @@ public sealed class PacketResult
     /// <summary>The packet (and its byte array) the latest input was copied into; reused when the next is as long.</summary>
     internal Packet? SparePacket;
 
-    /// <summary>The latest packet's output records, taken again when the next packet leaves the same way with the same bytes.</summary>
+    /// <summary>Output records of earlier packets, taken again when a packet leaves the same way (interface and kind).</summary>
     private List<OutputPacket>? _spareOutputs;
+
+    private const int MaxSpareOutputs = 8;
 
     /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects.</summary>
     internal void Reset()
@@ -73,14 +78,14 @@ public sealed class PacketResult
         DropReason = null;
         if (Outputs.Count > 0)
         {
+            // Kept over packets that send nothing (a replay alternates received and sent packets); the latest few.
             _spareOutputs ??= new List<OutputPacket>(2);
-            _spareOutputs.Clear();
-            _spareOutputs.AddRange(Outputs);
+            foreach (OutputPacket o in Outputs)
+            {
+                if (_spareOutputs.Count == MaxSpareOutputs) _spareOutputs.RemoveAt(0);
+                _spareOutputs.Add(o);
+            }
             Outputs.Clear();
-        }
-        else
-        {
-            _spareOutputs?.Clear();
         }
         Logs.Clear();
         LogLevels.Clear();
@@ -94,7 +99,10 @@ public sealed class PacketResult
         Local = false;
     }
 
-    /// <summary>An output record of the previous packet equal to the one to make (same interface, kind and byte array), or a new one.</summary>
+    /// <summary>
+    /// An output record of the previous packet that left the same way (same interface and kind), given these bytes, or a
+    /// new one (a replay hands over packets of many lengths, each its own byte array).
+    /// </summary>
     internal OutputPacket Output(string device, byte[] bytes, string kind)
     {
         if (_spareOutputs is { Count: > 0 } spare)
@@ -102,9 +110,10 @@ public sealed class PacketResult
             for (int i = 0; i < spare.Count; i++)
             {
                 OutputPacket o = spare[i];
-                if (ReferenceEquals(o.Bytes, bytes) && string.Equals(o.Interface, device, StringComparison.Ordinal) && string.Equals(o.Kind, kind, StringComparison.Ordinal))
+                if (string.Equals(o.Interface, device, StringComparison.Ordinal) && string.Equals(o.Kind, kind, StringComparison.Ordinal))
                 {
                     spare.RemoveAt(i);
+                    o.Bytes = bytes;
                     return o;
                 }
             }

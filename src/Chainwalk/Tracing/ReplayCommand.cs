@@ -76,9 +76,12 @@ the host itself (OUTPUT).
         // The rules do not change during a replay: classify through the compiled form (identical to the walk; the
         // walk is used anyway for any packet whose trace is recorded).
         nf.Compiled = Chainwalk.Engine.Compiled.CompiledRules.Build(host.V4);
-        ConntrackEvents? events = ConntrackEvents.For(nf);
+        // The conntrack events (conntrack -E, -S) and kernel log lines (dmesg) only go to the host state saved at the end:
+        // a --dry-run saves nothing, so it does not record them.
+        ConntrackEvents? events = o.DryRun ? null : ConntrackEvents.For(nf);
         var counters = SnapshotCounters(host);
-        var fates = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var fates = new FateCounts();
+        UInt128[] localFrom = [.. o.LocalFrom];
         var dropped = new Dictionary<string, long>(StringComparer.Ordinal);
         // Counted by the flow's facts; their text is made once per flow, after the last packet.
         var droppedFlows = new Dictionary<FlowFacts, long>();
@@ -99,7 +102,8 @@ the host itself (OUTPUT).
                 bool ng = o.Out.EndsWith(".pcapng", StringComparison.OrdinalIgnoreCase);
                 writer = new CaptureWriter(outStream, ng ? CaptureFileFormat.PcapNg : CaptureFileFormat.Pcap, LinkType.Raw);
             }
-            using var file = new FileStream(o.File!, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            // Unbuffered: the reader reads large blocks into its own buffer and hands out records as spans into it.
+            using var file = new FileStream(o.File!, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
             long size = file.Length;
             using var reader = new CaptureReader(file);
             long lastProgress = 0;
@@ -129,7 +133,7 @@ the host itself (OUTPUT).
                 }
                 ulong? dstMac = rec.LinkType == LinkType.Ethernet && rec.Data.Length >= 6 ? ReadMac(rec.Data) : null;
                 string? iface = ChooseInterface(o, host, reader, rec.InterfaceIndex, facts, dstMac);
-                bool local = o.LocalFrom.Contains(packet.Source);
+                bool local = localFrom.Length != 0 && IsLocalSource(localFrom, packet.Source);
                 if (iface is null && !local)
                 {
                     Count(skipped, "no interface for the packet (give -i or --iface-map)");
@@ -144,11 +148,20 @@ the host itself (OUTPUT).
                 nf.RecordTrace = recorded;
                 // Nothing keeps a result past its packet: one is reused (no per-packet result, skb or output objects).
                 PacketResult r = recorded ? nf.Process(input) : nf.Process(input, reused);
-                events?.After(r, nf.State.Now);
-                KernelLogCompat.Record(nf.State, r);
+                if (!o.DryRun)
+                {
+                    events?.After(r, nf.State.Now);
+                    KernelLogCompat.Record(nf.State, r);
+                }
                 if (r.Error is not null) errors++;
-                foreach (string f in r.Fate) Count(fates, f);
-                if (r.Fate.Contains("dropped") || r.Fate.Exists(f => f.StartsWith("rejected:", StringComparison.Ordinal))) Count(droppedFlows, flow);
+                bool droppedOrRejected = false;
+                for (int i = 0; i < r.Fate.Count; i++)
+                {
+                    string f = r.Fate[i];
+                    fates.Add(f);
+                    droppedOrRejected |= f == "dropped" || f.StartsWith("rejected:", StringComparison.Ordinal);
+                }
+                if (droppedOrRejected) Count(droppedFlows, flow);
                 if (writer is not null)
                 {
                     foreach (OutputPacket p in r.Outputs)
@@ -189,8 +202,9 @@ the host itself (OUTPUT).
             string text = flow.Text();
             dropped[text] = dropped.TryGetValue(text, out long c) ? c + count : count;
         }
-        if (o.Json) io.Out.WriteLine(SummaryJson(n, seconds, fates, skipped, hits, dropped, nf, formatError, encoderOptions));
-        else io.Out.Write(Summary(o.File!, n, seconds, fates, skipped, hits, dropped, nf, formatError));
+        SortedDictionary<string, long> fateTotals = fates.Sorted();
+        if (o.Json) io.Out.WriteLine(SummaryJson(n, seconds, fateTotals, skipped, hits, dropped, nf, formatError, encoderOptions));
+        else io.Out.Write(Summary(o.File!, n, seconds, fateTotals, skipped, hits, dropped, nf, formatError));
         if (errors > 0)
         {
             io.Err.WriteLine($"chainwalk replay: {errors.ToString(CultureInfo.InvariantCulture)} packet(s) could not be evaluated; the host is left unchanged");
@@ -203,6 +217,52 @@ the host itself (OUTPUT).
             return 1;
         }
         return 0;
+    }
+
+    private static bool IsLocalSource(UInt128[] localFrom, UInt128 source)
+    {
+        foreach (UInt128 a in localFrom)
+        {
+            if (a == source) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Packets per fate. The pipeline's fates are a handful of strings, each made once ("sent:eth0" once per device), so a
+    /// short list compared by reference first counts them; the summary sorts them once at the end.
+    /// </summary>
+    private sealed class FateCounts
+    {
+        private string[] _names = new string[8];
+        private long[] _counts = new long[8];
+        private int _n;
+
+        public void Add(string fate)
+        {
+            for (int i = 0; i < _n; i++)
+            {
+                if (string.Equals(_names[i], fate, StringComparison.Ordinal))
+                {
+                    _counts[i]++;
+                    return;
+                }
+            }
+            if (_n == _names.Length)
+            {
+                Array.Resize(ref _names, _n * 2);
+                Array.Resize(ref _counts, _n * 2);
+            }
+            _names[_n] = fate;
+            _counts[_n++] = 1;
+        }
+
+        public SortedDictionary<string, long> Sorted()
+        {
+            var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            for (int i = 0; i < _n; i++) d[_names[i]] = _counts[i];
+            return d;
+        }
     }
 
     private static ulong ReadMac(ReadOnlySpan<byte> b)
@@ -315,10 +375,12 @@ the host itself (OUTPUT).
         }
         if (nf.Conntrack is ConntrackHooks ct)
         {
-            var lines = ct.Table.List(nf.State.Now).ToList();
-            sb.Append(CultureInfo.InvariantCulture, $"conntrack at the end: {lines.Count} entries\n");
-            foreach (string l in lines.Take(10)) sb.Append("  ").Append(l).Append('\n');
-            if (lines.Count > 10) sb.Append(CultureInfo.InvariantCulture, $"  … {lines.Count - 10} more (chainwalk conntrack -L)\n");
+            // Only the ten shown are formatted (a replay can leave hundreds of thousands); listing expires the old ones first.
+            var lines = ct.Table.List(nf.State.Now).Take(10).ToList();
+            int count = ct.Table.Count;
+            sb.Append(CultureInfo.InvariantCulture, $"conntrack at the end: {count} entries\n");
+            foreach (string l in lines) sb.Append("  ").Append(l).Append('\n');
+            if (count > 10) sb.Append(CultureInfo.InvariantCulture, $"  … {count - 10} more (chainwalk conntrack -L)\n");
         }
         return sb.ToString();
     }

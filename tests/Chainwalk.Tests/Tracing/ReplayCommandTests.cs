@@ -142,4 +142,122 @@ public sealed class ReplayCommandTests : IDisposable
         output.ShouldContain("packet 9: IP 10.9.0.2.39230 > 10.9.0.1.22: Flags [S]");
         output.ShouldContain("MATCH -p tcp -m tcp --dport 22 -j ACCEPT");
     }
+
+    private string Tool(Func<ToolIo, int> run)
+    {
+        var io = new ToolIo { In = TextReader.Null, Out = new StringWriter(), Err = new StringWriter() };
+        run(io).ShouldBe(0);
+        return io.Out.ToString()!;
+    }
+
+    private Dictionary<string, string> HostFiles() =>
+        Directory.GetFiles(_dir).Where(f => Path.GetFileName(f) != "lock").ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
+
+    [Fact]
+    public void A_dry_run_leaves_the_saved_host_as_it_was_and_a_replay_keeps_its_conntrack_events()
+    {
+        Dictionary<string, string> before = HostFiles();
+        Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--dry-run").Rc.ShouldBe(0);
+        HostFiles().ShouldBe(before);
+        // Without --dry-run the connections, their events (conntrack -E) and the counters are saved.
+        Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1").Rc.ShouldBe(0);
+        string events = Tool(io => ConntrackCompat.Run(["conntrack", "-E"], _store, io));
+        events.ShouldContain("[NEW] tcp      6 ");
+        events.ShouldContain("[UPDATE] tcp      6 ");
+        Counters().ShouldBe(File.ReadAllText(Path.Combine(Golden, "lab1.counters")));
+    }
+
+    /// <summary>SYNs to the Lab 1 server from <paramref name="clients"/> sources (ports 22, 80 and a closed 443 in turn), as a raw-IP capture.</summary>
+    private string Syns(int clients)
+    {
+        Directory.CreateDirectory(_dir);
+        string file = Path.Combine(_dir, "syns.pcap");
+        using var stream = File.Create(file);
+        using var w = new CaptureWriter(stream, CaptureFileFormat.Pcap, LinkType.Raw);
+        ushort[] ports = [22, 80, 443];
+        for (int i = 0; i < clients; i++)
+        {
+            byte[] syn = PacketBuilder.Ipv4($"10.9.0.{100 + i}", "10.9.0.1").Tcp((ushort)(40000 + i), ports[i % 3], TcpFlags.Syn, seq: 1000).Build();
+            w.Write(new CaptureTimestamp(1_700_000_000 + i, 0), syn);
+        }
+        return file;
+    }
+
+    [Fact]
+    public void The_summary_counts_every_connection_and_lists_ten()
+    {
+        var (rc, output, _) = Replay(Syns(15), "-i", "eth0");
+        rc.ShouldBe(0);
+        // Ten SYNs to 22 and 80 accepted (tracked), five to 443 dropped by the policy before confirmation.
+        output.ShouldContain("conntrack at the end: 10 entries\n");
+        output.Split('\n').SkipWhile(l => !l.StartsWith("conntrack at the end", StringComparison.Ordinal)).Skip(1)
+            .Count(l => l.StartsWith("  tcp ", StringComparison.Ordinal)).ShouldBe(10);
+        output.ShouldNotContain("more (chainwalk conntrack -L)");
+        var (_, more, _) = Replay(Syns(30), "-i", "eth0", "--dry-run");
+        more.ShouldContain("conntrack at the end: 20 entries\n");
+        more.ShouldContain("  … 10 more (chainwalk conntrack -L)\n");
+        Tool(io => ConntrackCompat.Run(["conntrack", "-L"], _store, io)).Split('\n').Count(l => l.StartsWith("tcp ", StringComparison.Ordinal)).ShouldBe(10);
+    }
+
+    [Fact]
+    public void The_summary_fates_are_the_tally_of_the_packets_fates()
+    {
+        var (rc, output, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--json", "--dry-run");
+        rc.ShouldBe(0);
+        string[] lines = output.TrimEnd().Split('\n');
+        var tally = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (string line in lines[..^1])
+        {
+            JsonNode fate = JsonNode.Parse(line)!["fate"]!;
+            foreach (string f in fate is JsonArray a ? a.Select(x => x!.GetValue<string>()) : [fate.GetValue<string>()])
+                tally[f] = tally.GetValueOrDefault(f) + 1;
+        }
+        JsonObject fates = JsonNode.Parse(lines[^1])!["summary"]!["fates"]!.AsObject();
+        fates.ToDictionary(p => p.Key, p => p.Value!.GetValue<long>()).ShouldBe(tally);
+        tally.Keys.Count.ShouldBeGreaterThan(1);
+        // The text summary orders them by count.
+        var (_, text, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--dry-run");
+        text.Split('\n').SkipWhile(l => l != "fates:").Skip(1).TakeWhile(l => l.StartsWith("  ", StringComparison.Ordinal) && !l.StartsWith("  skipped", StringComparison.Ordinal))
+            .Select(l => l.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[0])
+            .ShouldBe(tally.OrderByDescending(x => x.Value).Select(x => x.Key));
+    }
+
+    [Fact]
+    public void What_left_the_host_is_byte_for_byte_what_one_packet_at_a_time_gives()
+    {
+        // The replay hands over packets of many lengths and reuses one result: its --out capture must hold exactly the
+        // bytes that processing each packet on its own (a new result each time) sends.
+        string outFile = Path.Combine(_dir, "out.pcap");
+        Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--out", outFile, "--dry-run").Rc.ShouldBe(0);
+        var replayed = new List<string>();
+        using (var reader = new CaptureReader(File.OpenRead(outFile)))
+        {
+            while (reader.TryReadNext(out CaptureRecord r)) replayed.Add(Convert.ToHexString(r.Data));
+        }
+        var expected = new List<string>();
+        var nf = Chainwalk.Tracing.EngineStore.Open(_store, _store.Load());
+        using (var reader = new CaptureReader(File.OpenRead(Path.Combine(Golden, "lab1.pcap"))))
+        {
+            double offset = double.NaN;
+            while (reader.TryReadNext(out CaptureRecord r))
+            {
+                if (!LinkLayer.TryDecode(r, out Packet? p, out LinkLayerFacts facts, out _)) continue; // ARP: skipped by the replay too
+                double t = r.Timestamp.Seconds + r.Timestamp.Nanoseconds / 1e9;
+                if (double.IsNaN(offset)) offset = t < nf.State.Now ? nf.State.Now - t : 0;
+                bool local = IpNet.FormatAddress(p!.Source, IpFamily.V4) == "10.9.0.1";
+                var input = new Chainwalk.Engine.PacketInput { Bytes = p.Bytes };
+                input.Set(p.Bytes, null, local ? null : "eth0", local ? null : facts.SourceMac, local ? null : ReadMac(r.Data), t + offset);
+                foreach (var o in nf.Process(input).Outputs) expected.Add(Convert.ToHexString(o.Bytes));
+            }
+        }
+        expected.Count.ShouldBe(13);
+        replayed.ShouldBe(expected);
+    }
+
+    private static ulong ReadMac(ReadOnlySpan<byte> b)
+    {
+        ulong v = 0;
+        for (int i = 0; i < 6; i++) v = (v << 8) | b[i];
+        return v;
+    }
 }
