@@ -96,6 +96,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
             CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
             chain.Rules.Add(r);
             chain.Finder?.Appended(r);
+            chain.Edits++;
+            chain.EditListener?.Inserted(chain, chain.Rules.Count - 1);
             added.Add(r);
         }
         ValidateUnlessDeferred(table, "RULE_APPEND", chainName, chain, added, removedJump: false);
@@ -115,6 +117,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             chain.Rules.Insert(number - 1, r);
             chain.Finder?.Inserted(r);
+            chain.Edits++;
+            chain.EditListener?.Inserted(chain, number - 1);
         }
         var inChainOrder = new List<Rule>(rules);
         inChainOrder.Reverse();
@@ -131,6 +135,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         chain.Rules[number - 1] = rule;
         chain.Finder?.Removed(old);
         chain.Finder?.Inserted(rule);
+        chain.Edits++;
+        chain.EditListener?.Replaced(chain, number - 1);
         ValidateUnlessDeferred(table, "RULE_REPLACE", chainName, chain, [rule], removedJump: old.Target is { IsChainJump: true });
     }
 
@@ -198,6 +204,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Rule old = chain.Rules[index];
         chain.Rules.RemoveAt(index);
         chain.Finder?.Removed(old);
+        chain.Edits++;
+        chain.EditListener?.Deleted(chain, index);
         // Fewer jumps can only narrow which hooks reach a chain; the reach is worked out again when next needed.
         if (old.Target is { IsChainJump: true }) table.Checked = null;
     }
@@ -249,6 +257,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         }
         chain.Rules.Clear();
         chain.Finder = null;
+        chain.Edits++;
+        chain.EditListener?.Cleared(chain);
     }
 
     public void Zero(string tableName, string? chainName, int number)
