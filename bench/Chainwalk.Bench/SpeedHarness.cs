@@ -73,6 +73,14 @@ public static class SpeedHarness
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
+        if (Environment.GetEnvironmentVariable("CW_COST") is { Length: > 0 } cw)
+        {
+            string[] w = cw.Split(',');
+            TupleIndex.SlotWeight = double.Parse(w[0], CultureInfo.InvariantCulture);
+            TupleIndex.EntryWeight = double.Parse(w[1], CultureInfo.InvariantCulture);
+        }
+        if (Environment.GetEnvironmentVariable("CW_SLOT_LOAD") is { Length: > 0 } sload) TupleIndex.SlotLoad = double.Parse(sload, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("CW_FILTER_BITS") is { Length: > 0 } fbits) TupleIndex.FilterBitsPerKey = int.Parse(fbits, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_KEY_BATCH") is { Length: > 0 } kb) CompiledRules.KeyBatch = int.Parse(kb, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_BATCH_FROM") is { Length: > 0 } bf) CompiledRules.BatchFromBytes = long.Parse(bf, CultureInfo.InvariantCulture);
         if (Environment.GetEnvironmentVariable("CW_MERGE_LIMIT") is { Length: > 0 } ml) TupleIndex.MergeLimit = int.Parse(ml, CultureInfo.InvariantCulture);
@@ -104,6 +112,46 @@ public static class SpeedHarness
             foreach (var (type, bytes) in prof.Top(30)) Log($"{bytes / 1e6,10:F1} MB  {type}");
             return 0;
         }
+        if (only == "restore-profile")
+        {
+            // Diagnostics: the iptables-restore verb in process (twice: cold, then warm) on the acl1_100k file, with the
+            // types it allocates; then the managed bytes per rule of the loaded rule objects (acl1_100k and kube-proxy sets).
+            string file = Arg(args, "--rules") ?? Path.Combine(cache, "acl1_100k.rules");
+            string text = File.ReadAllText(file);
+            for (int rep = 0; rep < 2; rep++)
+            {
+                string dir = Path.Combine(Path.GetTempPath(), "cw-restore-profile-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+                if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                using var prof = new AllocationProfile();
+                var io = new ToolIo { In = new StringReader(text), Out = TextWriter.Null, Err = Console.Error };
+                prof.Start();
+                var c = new Clock();
+                long a0 = GC.GetAllocatedBytesForCurrentThread();
+                int gc0 = GC.CollectionCount(0);
+                int rc = IptablesCompat.Restore(IpFamily.V4, ["iptables-restore"], new HostStore(dir), io);
+                Log($"restore verb in process ({(rep == 0 ? "cold" : "warm")}): exit {rc}, {c.CpuSeconds:F3} s CPU, {(GC.GetAllocatedBytesForCurrentThread() - a0) / 1e6:F0} MB allocated, {GC.CollectionCount(0) - gc0} GCs");
+                prof.Stop();
+                if (rep == 1) foreach (var (type, bytes) in prof.Top(25)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+                Directory.Delete(dir, true);
+            }
+            var (acl, aclBytes) = Measure(() => Restore(text));
+            Log($"ruleset bytes per rule: {Path.GetFileName(file)} {(double)aclBytes / acl.RuleCount:F1}");
+            GC.KeepAlive(text);
+            foreach (int services in new[] { 1000, 10000 })
+            {
+                var (kubeText, _, kubeRules) = KubeProxyRules.Generate(services, seed: services);
+                File.WriteAllText(Path.Combine(cache, $"kube_{services}.rules"), kubeText);
+                using var prof = new AllocationProfile();
+                prof.Start();
+                var sw = new Clock();
+                var (_, kubeBytes) = Measure(() => Restore(kubeText));
+                Log($"ruleset bytes per rule: kube {services} {(double)kubeBytes / kubeRules:F1} (load {sw.CpuSeconds:F3} s CPU)");
+                prof.Stop();
+                if (services == 10000) foreach (var (type, bytes) in prof.Top(25)) Log($"{bytes / 1e6,10:F1} MB  {type}");
+                GC.KeepAlive(kubeText);
+            }
+            return 0;
+        }
         if (only == "replay-capture")
         {
             long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));
@@ -113,7 +161,7 @@ public static class SpeedHarness
         if (only == "established-parts") return EstablishedParts(Arg(args, "--services") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 1000, args);
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
         if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null);
-        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null);
+        if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null, args);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
         {
@@ -624,7 +672,7 @@ public static class SpeedHarness
     }
 
     /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
-    private static int IndexLoop(string corpus, string set, bool old)
+    private static int IndexLoop(string corpus, string set, bool old, string[] args)
     {
         string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
         Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
@@ -639,8 +687,58 @@ public static class SpeedHarness
         }
         TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
         var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
-        var v1 = Baseline.TupleIndexV1.Build(0, flats);
+        // --hot N: the first N keys repeated to the trace's length (the index's lines hot in the cache).
+        if (Arg(args, "--hot") is { } hot)
+        {
+            int h = int.Parse(hot, CultureInfo.InvariantCulture);
+            keys = Enumerable.Range(0, keys.Length).Select(i => keys[i % h]).ToArray();
+        }
+        // --sort: the keys in address order (diagnostics: the index's lines reused by neighbouring keys).
+        if (Arg(args, "--sort") is not null) keys = keys.OrderBy(k => k.Destination).ThenBy(k => k.Source).ToArray();
+        // --old x: session 3's first layout (TupleIndexV1); --old v2: the index at the start of session 4 (filter bit,
+        // linear probing), timed in turn with the engine's in the same process.
+        string? which = Arg(args, "--old");
+        var buildClock = new Clock();
         var v2 = TupleIndex.Build(0, flats);
+        double buildCpu = buildClock.CpuSeconds;
+        if (Arg(args, "--stats") is not null)
+        {
+            Log($"build {buildCpu:F3} s (thread CPU), layout {v2.Layout}");
+            foreach (var (classes, limit) in TupleIndex.Layouts)
+            {
+                buildClock.Restart();
+                TupleIndex.BuildWith(0, flats, classes, limit);
+                Log($"  BuildWith {string.Join(",", classes)}/{limit}: {buildClock.CpuSeconds:F3} s");
+            }
+            Log(v2.Describe(keys));
+        }
+        if (which == "v2")
+        {
+            var prev = Baseline.TupleIndexV2.Build(0, flats);
+            var oldTimes = new List<double>();
+            var newTimes = new List<double>();
+            long s1 = 0, s2 = 0;
+            for (int rep = 0; rep < 11; rep++)
+            {
+                for (int m = 0; m < 2; m++)
+                {
+                    var cl = new Clock();
+                    if ((m + rep) % 2 == 0)
+                    {
+                        for (int i = 0; i < keys.Length; i++) s1 += prev.FirstMatch(keys[i], 0);
+                        if (rep > 0) oldTimes.Add(cl.CpuSeconds);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < keys.Length; i++) s2 += v2.FirstMatch(keys[i], 0);
+                        if (rep > 0) newTimes.Add(cl.CpuSeconds);
+                    }
+                }
+            }
+            Log($"{set}: old (session 4 start, {prev.Layout}) {keys.Length / Median(oldTimes) / 1e6:F2} Mpps, new ({v2.Layout}) {keys.Length / Median(newTimes) / 1e6:F2} Mpps, same answers: {s1 == s2}");
+            return 0;
+        }
+        var v1 = Baseline.TupleIndexV1.Build(0, flats);
         long sum = 0;
         var c = new Clock();
         for (int rep = 0; rep < 20; rep++)
@@ -672,6 +770,9 @@ public static class SpeedHarness
         Ruleset rules = Restore(File.ReadAllText(rulesFile));
         CompiledRules compiled = CompiledRules.Build(rules);
         Chain forward = rules.Find("filter")!.Find("FORWARD")!;
+        // The compiled form is told of each edit by the editor (Chain.EditListener); detached here, so that the edit
+        // and the compiled update are timed apart (each edit below is followed by the update the listener would make).
+        forward.EditListener = null;
         int n = forward.Rules.Count;
         var parser = new CommandLineParser(IpFamily.V4, "iptables");
         string[] spec = ["-s", "198.51.100.7/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
@@ -712,8 +813,9 @@ public static class SpeedHarness
             sw.Restart();
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. other]));
             replaceEdit.Add(sw.CpuSeconds);
-            // (A rule replaced after the chain's indexed runs is walked linearly from the chain: nothing to update.)
+            compiled.Replaced(forward, forward.Rules.Count - 1);
             new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-R", "FORWARD", last, .. spec]));
+            compiled.Replaced(forward, forward.Rules.Count - 1);
             // Where the rule -D will remove is (the one just appended); the command finds it the same way.
             int position = forward.Rules.Count - 1;
             sw.Restart();

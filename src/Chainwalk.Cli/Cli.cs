@@ -12,6 +12,8 @@ internal static class Cli
 {
     public static int Run(string[] args)
     {
+        // One command, then exit: a large rule set is loaded without collections meanwhile (see ShortLivedProcess).
+        ShortLivedProcess.Enabled = true;
         string? hostDir = null;
         bool json = false;
         int i = 0;

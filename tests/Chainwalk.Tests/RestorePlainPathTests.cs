@@ -37,6 +37,11 @@ public class RestorePlainPathTests
         "-A FORWARD -i eth0+ -o eth1 -j DROP",
         "-A X -j RETURN",
         "[5:300] -A FORWARD -s 1.1.1.1 -j ACCEPT",
+        "-A FORWARD -s 58.118.131.87/32 -d 110.184.105.206/32 -p 1 -j ACCEPT",
+        "-A FORWARD -p 47 -j DROP",
+        "-A FORWARD -p 6 -j ACCEPT",
+        "-A FORWARD -p 17 -m udp --dport 53 -j ACCEPT",
+        "-A FORWARD -p 255 -j ACCEPT",
     };
 
     /// <summary>Lines it leaves to getopt (something not plain, a warning or an error).</summary>
@@ -66,6 +71,10 @@ public class RestorePlainPathTests
         "-A X -p tcp --dport 99999 -j ACCEPT",
         "-A FORWARD -p TCP --dport 1 -j ACCEPT",
         "-A FORWARD -p 6 --dport 1 -j ACCEPT",
+        "-A FORWARD -p 0 -j ACCEPT",
+        "-A FORWARD -p 01 -j ACCEPT",
+        "-A FORWARD -p 256 -j ACCEPT",
+        "-A FORWARD -p 0x6 -j ACCEPT",
         "-A FORWARD -p tcp --dport=1 -j ACCEPT",
         "-A FORWARD -p tcp --dp 1 -j ACCEPT",
         "-A FORWARD -p tcp -m tcp -m tcp --dport 1 -j ACCEPT",

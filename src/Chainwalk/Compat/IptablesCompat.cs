@@ -19,7 +19,7 @@ public sealed class ToolIo
     /// </summary>
     public bool Json { get; init; }
 
-    public static ToolIo Console => new() { In = System.Console.In, Out = System.Console.Out, Err = System.Console.Error };
+    public static ToolIo Console => new() { In = new StdinReader(), Out = new ConsoleWriter(error: false), Err = new ConsoleWriter(error: true) };
 }
 
 /// <summary>
@@ -325,7 +325,8 @@ public static class IptablesCompat
             var output = new StringBuilder();
             try
             {
-                Ruleset result = reader.Apply(rules, text, options, output);
+                Ruleset result;
+                using (ShortLivedProcess.BulkLoad(text.Length)) result = reader.Apply(rules, text, options, output);
                 foreach (string w in reader.Warnings) io.Err.WriteLine(w);
                 if (!test) store.SaveRules(result);
             }

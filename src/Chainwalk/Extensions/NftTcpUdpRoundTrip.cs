@@ -24,6 +24,7 @@ public static class NftTcpUdpRoundTrip
     /// <summary>Rewrites the rule's tcp/udp matches as iptables-nft reads them back.</summary>
     public static void Apply(Rule rule)
     {
+        if (ReadsBackUnchanged(rule)) return;
         TcpData? tcp = null;
         UdpData? udp = null;
         for (int i = 0; i < rule.Matches.Count; i++)
@@ -57,6 +58,31 @@ public static class NftTcpUdpRoundTrip
                     ref udp.SportMin, ref udp.SportMax, ref udp.InvSport, ref udp.DportMin, ref udp.DportMax, ref udp.InvDport);
             }
         }
+    }
+
+    /// <summary>
+    /// True when the rewrite would give back the same matches: at most one native tcp and one native udp match, none
+    /// inverted, no flag compare without a mask. Folding such a match alone into a fresh one copies its ports (a
+    /// single port, 0:N and any other range each read back as they were) and flags: the rule keeps its objects
+    /// (a restore of 100k rules then makes no second tcp data and match use per rule).
+    /// </summary>
+    private static bool ReadsBackUnchanged(Rule rule)
+    {
+        List<MatchUse> matches = rule.Matches;
+        int tcp = 0, udp = 0;
+        for (int i = 0; i < matches.Count; i++)
+        {
+            switch (matches[i].Data)
+            {
+                case TcpData { Native: true } t:
+                    if (++tcp > 1 || t.InvSport || t.InvDport || t.InvFlags || t.InvOption || t.Option != 0 || (t.FlagMask == 0 && t.FlagCompare != 0)) return false;
+                    break;
+                case UdpData { Native: true } u:
+                    if (++udp > 1 || u.InvSport || u.InvDport) return false;
+                    break;
+            }
+        }
+        return true;
     }
 
     private static void Fold(TcpData t, TcpData acc)

@@ -194,6 +194,14 @@ public abstract class XtExtension
     public virtual bool ChecksSharedObjects => false;
 
     /// <summary>
+    /// True when this match's data is configuration only: nothing changes it once the rule is built, and any per-rule
+    /// state lives in the rule's runtime state (ctx.RuleState), not in the data. Rules whose uses of such a match save
+    /// to the same text may then share one <see cref="MatchUse"/> (the restore reader does: a kube-proxy rule set
+    /// repeats the same comment, mark and ctstate matches on many rules).
+    /// </summary>
+    public virtual bool SharesEqualData => false;
+
+    /// <summary>
     /// The protocol the kernel module requires with <c>-p</c> (xt_match.proto), or 0. A rule without it,
     /// or with it inverted, is refused at load time.
     /// </summary>

@@ -15,6 +15,10 @@ public static partial class XtParse
         throw XtablesException.Param($"invalid port/service `{text}' specified");
     }
 
+    /// <summary><see cref="Port(string, string, NameDb)"/> of one end of a range: a number without making a string.</summary>
+    private static ushort Port(ReadOnlySpan<char> text, string proto, NameDb names) =>
+        NumberParsing.TryParseCUnsigned(text, ushort.MaxValue, out ulong n) ? (ushort)n : Port(text.ToString(), proto, names);
+
     /// <summary>A port or "a:b" range, empty ends meaning 0 and 65535 (parse_tcp_ports / parse_udp_ports).</summary>
     public static (ushort Min, ushort Max) PortRange(string text, string proto, NameDb names)
     {
@@ -24,9 +28,8 @@ public static partial class XtParse
             ushort p = Port(text, proto, names);
             return (p, p);
         }
-        string a = text[..colon], b = text[(colon + 1)..];
-        ushort min = a.Length > 0 ? Port(a, proto, names) : (ushort)0;
-        ushort max = b.Length > 0 ? Port(b, proto, names) : ushort.MaxValue;
+        ushort min = colon > 0 ? Port(text.AsSpan(0, colon), proto, names) : (ushort)0;
+        ushort max = colon < text.Length - 1 ? Port(text.AsSpan(colon + 1), proto, names) : ushort.MaxValue;
         if (min > max) throw XtablesException.Param("invalid portrange (min > max)");
         return (min, max);
     }

@@ -114,7 +114,8 @@ public sealed class HostStore
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore") { VerifySaveForms = true };
         try
         {
-            Ruleset loaded = reader.Apply(empty, text, new RestoreOptions { Counters = true });
+            Ruleset loaded;
+            using (ShortLivedProcess.BulkLoad(text.Length)) loaded = reader.Apply(empty, text, new RestoreOptions { Counters = true });
             _hadState.Add(family);
             return loaded;
         }
@@ -169,14 +170,12 @@ public sealed class HostStore
     /// </summary>
     public void SaveRules(Ruleset rules)
     {
-        var sb = new StringBuilder(4096);
         string program = rules.Family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore";
         RestoreReader? reader = null;
         bool hadState = _hadState.Contains(rules.Family);
         int lineNo = 0;
         foreach (Table t in rules.Tables)
         {
-            SaveWriter.WriteTable(sb, t, counters: true, NameDb.System);
             lineNo++; // *table
             foreach (Chain c in t.Chains) lineNo++;
             foreach (Chain c in t.Chains)
@@ -201,7 +200,13 @@ public sealed class HostStore
             }
             lineNo++; // COMMIT
         }
-        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), sb);
+        // Every rule checked: the text is formatted straight into the file, a few KiB at a time (not held whole).
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), sink =>
+        {
+            var sb = new StringBuilder(Utf8Sink.ChunkChars + 4096);
+            foreach (Table t in rules.Tables) SaveWriter.WriteTable(sb, t, counters: true, NameDb.System, sink.Drain);
+            sink.Drain(sb);
+        });
         _hadState.Add(rules.Family);
     }
 
@@ -234,31 +239,70 @@ public sealed class HostStore
     }
 
     /// <summary><see cref="WriteAtomic(string, string)"/> of a StringBuilder's text, encoded chunk by chunk (no copy of the whole text).</summary>
-    public static void WriteAtomic(string path, StringBuilder content)
+    public static void WriteAtomic(string path, StringBuilder content) => WriteAtomic(path, sink => sink.Drain(content));
+
+    /// <summary>
+    /// <see cref="WriteAtomic(string, string)"/> of text that <paramref name="write"/> produces piece by piece through a
+    /// <see cref="Utf8Sink"/> (UTF-8, no BOM): temp file, fsync, rename, fsync of the directory. If
+    /// <paramref name="write"/> throws, the temp file is removed and the file keeps its old content.
+    /// </summary>
+    public static void WriteAtomic(string path, Action<Utf8Sink> write)
     {
         string dir = Path.GetDirectoryName(path)!;
         System.IO.Directory.CreateDirectory(dir);
         string tmp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp");
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1))
+        try
         {
-            Encoder encoder = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetEncoder();
-            byte[] buffer = new byte[1 << 16];
-            foreach (ReadOnlyMemory<char> chunk in content.GetChunks())
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1))
+            {
+                var sink = new Utf8Sink(fs);
+                write(sink);
+                sink.Finish();
+                fs.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+        File.Move(tmp, path, overwrite: true);
+        FsyncDirectory(dir);
+    }
+
+    /// <summary>Encodes text to UTF-8 into a file through one reused buffer.</summary>
+    public sealed class Utf8Sink
+    {
+        /// <summary>How much text a producer gathers before it drains it (a few pages of the file at a time).</summary>
+        public const int ChunkChars = 1 << 16;
+
+        private readonly Stream _stream;
+        private readonly Encoder _encoder = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetEncoder();
+        private readonly byte[] _buffer = new byte[(ChunkChars * 3) + 16];
+
+        internal Utf8Sink(Stream stream) => _stream = stream;
+
+        /// <summary>Writes the text in <paramref name="sb"/> and empties it.</summary>
+        public void Drain(StringBuilder sb)
+        {
+            foreach (ReadOnlyMemory<char> chunk in sb.GetChunks())
             {
                 ReadOnlySpan<char> chars = chunk.Span;
                 while (chars.Length > 0)
                 {
-                    encoder.Convert(chars, buffer, flush: false, out int used, out int written, out _);
-                    fs.Write(buffer, 0, written);
+                    _encoder.Convert(chars, _buffer, flush: false, out int used, out int written, out _);
+                    _stream.Write(_buffer, 0, written);
                     chars = chars[used..];
                 }
             }
-            encoder.Convert(ReadOnlySpan<char>.Empty, buffer, flush: true, out _, out int last, out _);
-            fs.Write(buffer, 0, last);
-            fs.Flush(flushToDisk: true);
+            sb.Clear();
         }
-        File.Move(tmp, path, overwrite: true);
-        FsyncDirectory(dir);
+
+        internal void Finish()
+        {
+            _encoder.Convert(ReadOnlySpan<char>.Empty, _buffer, flush: true, out _, out int last, out _);
+            _stream.Write(_buffer, 0, last);
+        }
     }
 
     private static void FsyncDirectory(string dir)

@@ -10,8 +10,79 @@ namespace Chainwalk.Net;
 /// An address with a mask, as iptables stores <c>-s</c>/<c>-d</c> and many extension options:
 /// the mask may be non-contiguous (<c>1.2.3.4/255.0.255.0</c>). IPv4 lives in the low 32 bits.
 /// </summary>
-public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Family)
+/// <remarks>
+/// The address and mask are kept as 64-bit halves, not as <see cref="UInt128"/> fields: ReadyToRun (crossgen2) does not
+/// precompile code that depends on the layout of a type holding an Int128/UInt128 (its alignment is ABI-specific), so
+/// a UInt128 field here left every method touching a rule (which holds two IpNets) to the JIT at start-up. The halves
+/// also make the struct 40 bytes instead of 48 (no 16-byte alignment).
+/// </remarks>
+public readonly record struct IpNet
 {
+    private readonly ulong _addressLow, _addressHigh, _maskLow, _maskHigh;
+
+    public IpNet(UInt128 Address, UInt128 Mask, IpFamily Family)
+    {
+        _addressLow = (ulong)Address;
+        _addressHigh = (ulong)(Address >> 64);
+        _maskLow = (ulong)Mask;
+        _maskHigh = (ulong)(Mask >> 64);
+        this.Family = Family;
+    }
+
+    private IpNet(ulong addressLow, ulong maskLow, IpFamily family)
+    {
+        _addressLow = addressLow;
+        _maskLow = maskLow;
+        Family = family;
+    }
+
+    /// <summary>An IPv4 address and mask (no <see cref="UInt128"/> arithmetic: the restore path's form).</summary>
+    public static IpNet V4(uint address, uint mask) => new(address, mask, IpFamily.V4);
+
+    public UInt128 Address
+    {
+        get => new(_addressHigh, _addressLow);
+        init
+        {
+            _addressLow = (ulong)value;
+            _addressHigh = (ulong)(value >> 64);
+        }
+    }
+
+    public UInt128 Mask
+    {
+        get => new(_maskHigh, _maskLow);
+        init
+        {
+            _maskLow = (ulong)value;
+            _maskHigh = (ulong)(value >> 64);
+        }
+    }
+
+    public IpFamily Family { get; init; }
+
+    /// <summary>The low 32 bits of the address (an IPv4 address).</summary>
+    public uint AddressV4 => (uint)_addressLow;
+
+    /// <summary>The low 32 bits of the mask (an IPv4 mask).</summary>
+    public uint MaskV4 => (uint)_maskLow;
+
+    /// <summary>An IPv4 net whose address and mask fit in 32 bits (as every IPv4 -s/-d does): <see cref="AddressV4"/> and <see cref="MaskV4"/> are all of it.</summary>
+    public bool IsV4In32Bits => Family == IpFamily.V4 && ((_addressLow | _maskLow) >> 32) == 0 && (_addressHigh | _maskHigh) == 0;
+
+    /// <summary>True when address and mask are both zero (no -s/-d given).</summary>
+    public bool IsZero => (_addressLow | _addressHigh | _maskLow | _maskHigh) == 0;
+
+    /// <summary>True when the mask is zero.</summary>
+    public bool MaskIsZero => (_maskLow | _maskHigh) == 0;
+
+    public void Deconstruct(out UInt128 Address, out UInt128 Mask, out IpFamily Family)
+    {
+        Address = this.Address;
+        Mask = this.Mask;
+        Family = this.Family;
+    }
+
     public static IpNet Any(IpFamily family) => new(UInt128.Zero, UInt128.Zero, family);
 
     public static UInt128 FullMask(IpFamily family) => family == IpFamily.V4 ? uint.MaxValue : UInt128.MaxValue;
@@ -25,9 +96,19 @@ public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Fami
     }
 
     /// <summary>The prefix length when the mask is contiguous, else -1 (xtables_ipmask_to_cidr).</summary>
-    public int PrefixLength => MaskToCidr(Mask, Family);
+    public int PrefixLength => Family == IpFamily.V4 ? MaskToCidrV4((uint)_maskLow) : PrefixLengthWide();
 
-    public bool IsAny => Mask == UInt128.Zero && Address == UInt128.Zero;
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private int PrefixLengthWide() => MaskToCidr(Mask, Family);
+
+    public bool IsAny => IsZero;
+
+    /// <summary><see cref="MaskToCidr"/> of an IPv4 mask.</summary>
+    public static int MaskToCidrV4(uint mask)
+    {
+        int ones = BitOperations.PopCount(mask);
+        return ones == 0 ? 0 : mask == uint.MaxValue << (32 - ones) ? ones : -1;
+    }
 
     public bool Contains(UInt128 addr) => (addr & Mask) == Address;
 
@@ -62,7 +143,7 @@ public readonly record struct IpNet(UInt128 Address, UInt128 Mask, IpFamily Fami
             sb.Append(SaveText);
             return;
         }
-        uint v = (uint)Address;
+        uint v = AddressV4;
         sb.Append(v >> 24).Append('.').Append((v >> 16) & 0xff).Append('.').Append((v >> 8) & 0xff).Append('.').Append(v & 0xff)
           .Append('/').Append(cidr);
     }

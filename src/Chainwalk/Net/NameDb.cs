@@ -49,16 +49,41 @@ public sealed class NameDb
         public void Dispose() => _printing = previous;
     }
 
-    public static NameDb Load(string etcDirectory)
+    /// <summary>
+    /// The databases of <paramref name="etcDirectory"/>. Each file is read when first consulted (a restore of numeric
+    /// rules reads none of them), as libc opens /etc/services only when getservbyname runs.
+    /// </summary>
+    public static NameDb Load(string etcDirectory) => new(etcDirectory);
+
+    private NameDb(string etcDirectory) => _etc = etcDirectory;
+
+    private readonly string _etc;
+
+    /// <summary>The files read so far (Databases flags), set after the file's entries are in place.</summary>
+    private volatile int _loaded;
+
+    [Flags]
+    private enum Databases { Services = 1, Protocols = 2, Hosts = 4, Networks = 8, Ids = 16 }
+
+    private void Ensure(Databases which)
     {
-        var db = new NameDb();
-        db.LoadServices(Path.Combine(etcDirectory, "services"));
-        db.LoadProtocols(Path.Combine(etcDirectory, "protocols"));
-        db.LoadHosts(Path.Combine(etcDirectory, "hosts"));
-        db.LoadNetworks(Path.Combine(etcDirectory, "networks"));
-        db.LoadIds(Path.Combine(etcDirectory, "passwd"), db._userByName, db._userById);
-        db.LoadIds(Path.Combine(etcDirectory, "group"), db._groupByName, db._groupById);
-        return db;
+        if ((_loaded & (int)which) != 0) return;
+        lock (_serviceByName)
+        {
+            if ((_loaded & (int)which) != 0) return;
+            switch (which)
+            {
+                case Databases.Services: LoadServices(Path.Combine(_etc, "services")); break;
+                case Databases.Protocols: LoadProtocols(Path.Combine(_etc, "protocols")); break;
+                case Databases.Hosts: LoadHosts(Path.Combine(_etc, "hosts")); break;
+                case Databases.Networks: LoadNetworks(Path.Combine(_etc, "networks")); break;
+                case Databases.Ids:
+                    LoadIds(Path.Combine(_etc, "passwd"), _userByName, _userById);
+                    LoadIds(Path.Combine(_etc, "group"), _groupByName, _groupById);
+                    break;
+            }
+            _loaded |= (int)which;
+        }
     }
 
     private static IEnumerable<string[]> Lines(string path)
@@ -104,16 +129,32 @@ public sealed class NameDb
     }
 
     /// <summary>getpwnam: the uid of a user name.</summary>
-    public bool TryGetUserId(string name, out uint uid) => _userByName.TryGetValue(name, out uid);
+    public bool TryGetUserId(string name, out uint uid)
+    {
+        Ensure(Databases.Ids);
+        return _userByName.TryGetValue(name, out uid);
+    }
 
     /// <summary>getpwuid: the name of a uid, or null.</summary>
-    public string? UserName(uint uid) => _userById.TryGetValue(uid, out string? n) ? n : null;
+    public string? UserName(uint uid)
+    {
+        Ensure(Databases.Ids);
+        return _userById.TryGetValue(uid, out string? n) ? n : null;
+    }
 
     /// <summary>getgrnam: the gid of a group name.</summary>
-    public bool TryGetGroupId(string name, out uint gid) => _groupByName.TryGetValue(name, out gid);
+    public bool TryGetGroupId(string name, out uint gid)
+    {
+        Ensure(Databases.Ids);
+        return _groupByName.TryGetValue(name, out gid);
+    }
 
     /// <summary>getgrgid: the name of a gid, or null.</summary>
-    public string? GroupName(uint gid) => _groupById.TryGetValue(gid, out string? n) ? n : null;
+    public string? GroupName(uint gid)
+    {
+        Ensure(Databases.Ids);
+        return _groupById.TryGetValue(gid, out string? n) ? n : null;
+    }
 
     private void LoadProtocols(string path)
     {
@@ -151,20 +192,37 @@ public sealed class NameDb
     }
 
     /// <summary>getservbyname(name, proto).</summary>
-    public bool TryGetServicePort(string name, string proto, out int port) => _serviceByName.TryGetValue((name, proto), out port);
+    public bool TryGetServicePort(string name, string proto, out int port)
+    {
+        Ensure(Databases.Services);
+        return _serviceByName.TryGetValue((name, proto), out port);
+    }
 
     /// <summary>getservbyport(port, proto).</summary>
-    public string? ServiceName(int port, string proto) => _serviceByPort.TryGetValue((port, proto), out string? n) ? n : null;
+    public string? ServiceName(int port, string proto)
+    {
+        Ensure(Databases.Services);
+        return _serviceByPort.TryGetValue((port, proto), out string? n) ? n : null;
+    }
 
     /// <summary>getprotobyname.</summary>
-    public bool TryGetProtocolNumber(string name, out int number) => _protoByName.TryGetValue(name, out number);
+    public bool TryGetProtocolNumber(string name, out int number)
+    {
+        Ensure(Databases.Protocols);
+        return _protoByName.TryGetValue(name, out number);
+    }
 
     /// <summary>getprotobynumber: the official name.</summary>
-    public string? ProtocolName(int number) => _protoByNumber.TryGetValue(number, out string? n) ? n : null;
+    public string? ProtocolName(int number)
+    {
+        Ensure(Databases.Protocols);
+        return _protoByNumber.TryGetValue(number, out string? n) ? n : null;
+    }
 
     /// <summary>Addresses of a host name in /etc/hosts for one family, in file order.</summary>
     public IReadOnlyList<UInt128> HostAddresses(string name, IpFamily family)
     {
+        Ensure(Databases.Hosts);
         var list = new List<UInt128>();
         foreach (var h in _hosts)
         {
@@ -176,6 +234,7 @@ public sealed class NameDb
     /// <summary>The first host name of an address (gethostbyaddr on /etc/hosts), or null.</summary>
     public string? HostName(UInt128 address, IpFamily family)
     {
+        Ensure(Databases.Hosts);
         foreach (var h in _hosts)
         {
             if (h.Family == family && h.Address == address) return h.Name;
@@ -188,8 +247,13 @@ public sealed class NameDb
     {
         // getnetbyaddr takes the network in host order with trailing zero octets dropped, and /etc/networks
         // lists them the same way, so matching the full address against the parsed entry is equivalent.
+        Ensure(Databases.Networks);
         return _networksByAddress.TryGetValue(address, out string? n) ? n : null;
     }
 
-    public bool TryGetNetwork(string name, out uint address) => _networksByName.TryGetValue(name, out address);
+    public bool TryGetNetwork(string name, out uint address)
+    {
+        Ensure(Databases.Networks);
+        return _networksByName.TryGetValue(name, out address);
+    }
 }

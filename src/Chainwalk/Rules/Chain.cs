@@ -23,6 +23,15 @@ public sealed class Chain
     /// <summary>The rules in order. Change them through <see cref="RulesetEditor"/>, which keeps <see cref="Finder"/> and the table's <see cref="Table.Checked"/> true.</summary>
     public List<Rule> Rules { get; } = new();
 
+    /// <summary>
+    /// Changes made to <see cref="Rules"/> by <see cref="RulesetEditor"/>, counted: a compiled form remembers the count it
+    /// is in step with, and walks a chain whose count moved past it linearly.
+    /// </summary>
+    public int Edits { get; internal set; }
+
+    /// <summary>Told of each change <see cref="RulesetEditor"/> makes to <see cref="Rules"/> (the compiled form that last indexed the chain); null: none.</summary>
+    public IChainEdits? EditListener { get; set; }
+
     /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
     public RuleFinder? Finder { get; set; }
 

@@ -108,28 +108,109 @@ public sealed class TargetUse
 /// A rule: the IP header part iptables parses itself (-s -d -i -o -p -f, each invertible), a list of
 /// matches, and an optional target. Counters live with the rule as the kernel keeps them.
 /// </summary>
+/// <remarks>
+/// Large rule sets hold hundreds of thousands of rules, so the object is kept small: IPv4 addresses and masks are
+/// stored as four 32-bit fields, and what most rules do not set (interfaces, inversions, -f, IPv6 or other wide
+/// addresses) lives in a side object made on first use. The properties read and write as if every field were here.
+/// </remarks>
 public sealed class Rule
 {
     public required IpFamily Family { get; init; }
 
-    public IpNet Source { get; set; }
-    public IpNet Destination { get; set; }
-    public bool SourceInverted { get; set; }
-    public bool DestinationInverted { get; set; }
+    public IpNet Source
+    {
+        get => (_compact & SourceCompact) != 0 ? IpNet.V4(_sourceAddress, _sourceMask) : _extras?.Source ?? default;
+        set
+        {
+            if (IsCompact(value))
+            {
+                _sourceAddress = value.AddressV4;
+                _sourceMask = value.MaskV4;
+                _compact |= SourceCompact;
+                if (_extras is not null) _extras.Source = default;
+                return;
+            }
+            _compact &= unchecked((byte)~SourceCompact);
+            if (_extras is not null || value != default) Extras.Source = value;
+        }
+    }
+
+    public IpNet Destination
+    {
+        get => (_compact & DestinationCompact) != 0 ? IpNet.V4(_destinationAddress, _destinationMask) : _extras?.Destination ?? default;
+        set
+        {
+            if (IsCompact(value))
+            {
+                _destinationAddress = value.AddressV4;
+                _destinationMask = value.MaskV4;
+                _compact |= DestinationCompact;
+                if (_extras is not null) _extras.Destination = default;
+                return;
+            }
+            _compact &= unchecked((byte)~DestinationCompact);
+            if (_extras is not null || value != default) Extras.Destination = value;
+        }
+    }
+
+    public bool SourceInverted
+    {
+        get => _extras?.SourceInverted ?? false;
+        set { if (value || _extras is not null) Extras.SourceInverted = value; }
+    }
+
+    public bool DestinationInverted
+    {
+        get => _extras?.DestinationInverted ?? false;
+        set { if (value || _extras is not null) Extras.DestinationInverted = value; }
+    }
 
     /// <summary>Input interface name ("" = any); a trailing '+' is a prefix wildcard.</summary>
-    public string InInterface { get; set; } = string.Empty;
-    public string OutInterface { get; set; } = string.Empty;
-    public bool InInverted { get; set; }
-    public bool OutInverted { get; set; }
+    public string InInterface
+    {
+        get => _extras?.InInterface ?? string.Empty;
+        set { if (value.Length > 0 || _extras is not null) Extras.InInterface = value; }
+    }
+
+    public string OutInterface
+    {
+        get => _extras?.OutInterface ?? string.Empty;
+        set { if (value.Length > 0 || _extras is not null) Extras.OutInterface = value; }
+    }
+
+    public bool InInverted
+    {
+        get => _extras?.InInverted ?? false;
+        set { if (value || _extras is not null) Extras.InInverted = value; }
+    }
+
+    public bool OutInverted
+    {
+        get => _extras?.OutInverted ?? false;
+        set { if (value || _extras is not null) Extras.OutInverted = value; }
+    }
 
     /// <summary>Layer-4 protocol number; 0 = any.</summary>
     public ushort Protocol { get; set; }
-    public bool ProtocolInverted { get; set; }
+
+    public bool ProtocolInverted
+    {
+        get => _extras?.ProtocolInverted ?? false;
+        set { if (value || _extras is not null) Extras.ProtocolInverted = value; }
+    }
 
     /// <summary>IPv4 <c>-f</c>: second and further fragments only (inverted: only unfragmented or first).</summary>
-    public bool Fragment { get; set; }
-    public bool FragmentInverted { get; set; }
+    public bool Fragment
+    {
+        get => _extras?.Fragment ?? false;
+        set { if (value || _extras is not null) Extras.Fragment = value; }
+    }
+
+    public bool FragmentInverted
+    {
+        get => _extras?.FragmentInverted ?? false;
+        set { if (value || _extras is not null) Extras.FragmentInverted = value; }
+    }
 
     public List<MatchUse> Matches { get; } = new();
 
@@ -143,26 +224,44 @@ public sealed class Rule
     /// </summary>
     public bool SaveFormVerified { get; set; }
 
+    private const byte SourceCompact = 1, DestinationCompact = 2;
+
+    /// <summary>Which of -s/-d are held in the 32-bit fields (an IPv4 address and mask).</summary>
+    private byte _compact;
+
+    private uint _sourceAddress, _sourceMask, _destinationAddress, _destinationMask;
+
+    private RuleExtras? _extras;
+
+    private RuleExtras Extras => _extras ??= new RuleExtras();
+
+    private static bool IsCompact(IpNet net) => net.IsV4In32Bits;
+
+    /// <summary>The parts of a rule that most rules leave at their defaults.</summary>
+    private sealed class RuleExtras
+    {
+        public IpNet Source, Destination;
+        public string InInterface = string.Empty, OutInterface = string.Empty;
+        public bool SourceInverted, DestinationInverted, InInverted, OutInverted, ProtocolInverted, Fragment, FragmentInverted;
+
+        public RuleExtras Copy() => (RuleExtras)MemberwiseClone();
+    }
+
     public Rule Clone()
     {
         var r = new Rule
         {
             Family = Family,
-            Source = Source,
-            Destination = Destination,
-            SourceInverted = SourceInverted,
-            DestinationInverted = DestinationInverted,
-            InInterface = InInterface,
-            OutInterface = OutInterface,
-            InInverted = InInverted,
-            OutInverted = OutInverted,
             Protocol = Protocol,
-            ProtocolInverted = ProtocolInverted,
-            Fragment = Fragment,
-            FragmentInverted = FragmentInverted,
             Target = Target?.Clone(),
             Counters = Counters,
             SaveFormVerified = SaveFormVerified,
+            _compact = _compact,
+            _sourceAddress = _sourceAddress,
+            _sourceMask = _sourceMask,
+            _destinationAddress = _destinationAddress,
+            _destinationMask = _destinationMask,
+            _extras = _extras is null ? null : _extras.Copy(),
         };
         if (Matches.Count > 0) r.Matches.Capacity = Matches.Count;
         foreach (MatchUse m in Matches) r.Matches.Add(m.Clone());

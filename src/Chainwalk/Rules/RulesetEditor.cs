@@ -77,12 +77,27 @@ public sealed class RulesetEditor(Ruleset ruleset)
     {
         Table table = GetOrCreate(tableName, out bool wasNew);
         Chain chain = RequireChain(table, chainName);
+        if (DeferValidation && rules is List<Rule> list)
+        {
+            // Restore: the checks wait for COMMIT, so nothing needs the list of added rules.
+            for (int i = 0; i < list.Count; i++)
+            {
+                Rule r = list[i];
+                CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
+                chain.Rules.Add(r);
+                chain.Finder?.Appended(r);
+            }
+            table.Checked = null;
+            return;
+        }
         var added = new List<Rule>(1);
         foreach (Rule r in rules)
         {
             CheckJumps(table, r, "RULE_APPEND", chainName, wasNew);
             chain.Rules.Add(r);
             chain.Finder?.Appended(r);
+            chain.Edits++;
+            chain.EditListener?.Inserted(chain, chain.Rules.Count - 1);
             added.Add(r);
         }
         ValidateUnlessDeferred(table, "RULE_APPEND", chainName, chain, added, removedJump: false);
@@ -102,6 +117,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             chain.Rules.Insert(number - 1, r);
             chain.Finder?.Inserted(r);
+            chain.Edits++;
+            chain.EditListener?.Inserted(chain, number - 1);
         }
         var inChainOrder = new List<Rule>(rules);
         inChainOrder.Reverse();
@@ -118,6 +135,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         chain.Rules[number - 1] = rule;
         chain.Finder?.Removed(old);
         chain.Finder?.Inserted(rule);
+        chain.Edits++;
+        chain.EditListener?.Replaced(chain, number - 1);
         ValidateUnlessDeferred(table, "RULE_REPLACE", chainName, chain, [rule], removedJump: old.Target is { IsChainJump: true });
     }
 
@@ -185,6 +204,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         Rule old = chain.Rules[index];
         chain.Rules.RemoveAt(index);
         chain.Finder?.Removed(old);
+        chain.Edits++;
+        chain.EditListener?.Deleted(chain, index);
         // Fewer jumps can only narrow which hooks reach a chain; the reach is worked out again when next needed.
         if (old.Target is { IsChainJump: true }) table.Checked = null;
     }
@@ -236,6 +257,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         }
         chain.Rules.Clear();
         chain.Finder = null;
+        chain.Edits++;
+        chain.EditListener?.Cleared(chain);
     }
 
     public void Zero(string tableName, string? chainName, int number)
@@ -496,7 +519,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
     private static string? CheckRule(Table table, HookMask baseHooks, Rule rule, HookMask hooks, IEnumerable<Rule> tableRules)
     {
         // iptables-nft cannot express "not in 0.0.0.0/0": the kernel refuses the rule.
-        if ((rule.SourceInverted && rule.Source.Mask == UInt128.Zero) || (rule.DestinationInverted && rule.Destination.Mask == UInt128.Zero))
+        if ((rule.SourceInverted && rule.Source.MaskIsZero) || (rule.DestinationInverted && rule.Destination.MaskIsZero))
             return InvalidArgument;
         // iptables-nft 1.8.9 turns -j QUEUE into the "QUEUE" xt target, which no kernel module provides (ENOENT).
         if (rule.Target is { Extension: null, Name: Verdicts.Queue }) return "No such file or directory";

@@ -9,7 +9,25 @@ namespace Chainwalk.Rules;
 public sealed class Table
 {
     private readonly List<Chain> _builtins = new();
-    private readonly SortedDictionary<string, Chain> _user = new(StringComparer.Ordinal);
+
+    /// <summary>User chains by name (a kube-proxy table has tens of thousands: found without a tree walk per rule line).</summary>
+    private readonly Dictionary<string, Chain> _user = new(StringComparer.Ordinal);
+
+    /// <summary>The user chains in strcmp order, made when first enumerated after a change.</summary>
+    private List<Chain>? _sorted;
+
+    private List<Chain> SortedUser
+    {
+        get
+        {
+            List<Chain>? sorted = _sorted;
+            if (sorted is not null) return sorted;
+            sorted = new List<Chain>(_user.Values);
+            sorted.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+            _sorted = sorted;
+            return sorted;
+        }
+    }
 
     public Table(TableInfo info, IpFamily family)
     {
@@ -28,11 +46,11 @@ public sealed class Table
     public string Name => Info.Name;
 
     /// <summary>All chains: built-ins in hook order, then user chains sorted by name.</summary>
-    public IEnumerable<Chain> Chains => _builtins.Concat(_user.Values);
+    public IEnumerable<Chain> Chains => _builtins.Concat(SortedUser);
 
     public IEnumerable<Chain> BuiltinChains => _builtins;
 
-    public IEnumerable<Chain> UserChains => _user.Values;
+    public IEnumerable<Chain> UserChains => SortedUser;
 
     public int UserChainCount => _user.Count;
 
@@ -48,13 +66,22 @@ public sealed class Table
     public Chain AddUserChain(string name)
     {
         var c = new Chain(name, builtin: false);
-        _user.Add(name, c);
+        AddUserChain(c);
         return c;
     }
 
-    public void AddUserChain(Chain chain) => _user.Add(chain.Name, chain);
+    public void AddUserChain(Chain chain)
+    {
+        _user.Add(chain.Name, chain);
+        _sorted = null;
+    }
 
-    public bool RemoveUserChain(string name) => _user.Remove(name);
+    public bool RemoveUserChain(string name)
+    {
+        if (!_user.Remove(name)) return false;
+        _sorted = null;
+        return true;
+    }
 
     public void RenameUserChain(string oldName, string newName)
     {
@@ -62,6 +89,7 @@ public sealed class Table
         _user.Remove(oldName);
         c.Name = newName;
         _user.Add(newName, c);
+        _sorted = null;
     }
 
     /// <summary>Number of rules in this table that jump or go to <paramref name="chain"/>.</summary>
@@ -85,7 +113,7 @@ public sealed class Table
         var t = new Table(Info, Family);
         t._builtins.Clear();
         foreach (Chain c in _builtins) t._builtins.Add(c.Clone());
-        foreach (Chain c in _user.Values) t._user.Add(c.Name, c.Clone());
+        foreach (Chain c in SortedUser) t._user.Add(c.Name, c.Clone());
         return t;
     }
 }

@@ -12,6 +12,11 @@ public static class AddressParser
     public static List<IpNet> ParseMultiple(string text, IpFamily family, NameDb names)
     {
         if (family == IpFamily.V4 && TryParsePlainV4(text, out IpNet plain)) return new List<IpNet>(1) { plain };
+        return ParseMultipleGeneral(text, family, names);
+    }
+
+    private static List<IpNet> ParseMultipleGeneral(string text, IpFamily family, NameDb names)
+    {
         var result = new List<IpNet>();
         foreach (string piece in text.Split(','))
         {
@@ -42,7 +47,7 @@ public static class AddressParser
     /// octets without leading zeros) with an optional decimal prefix length; anything else takes the general path,
     /// which reads such text to the same result.
     /// </summary>
-    private static bool TryParsePlainV4(string text, out IpNet net)
+    internal static bool TryParsePlainV4(ReadOnlySpan<char> text, out IpNet net)
     {
         net = default;
         ReadOnlySpan<char> s = text;
@@ -66,8 +71,8 @@ public static class AddressParser
             if (!TryPlainDecimal(s, ref i, 32, out uint len) || i != s.Length) return false;
             bits = (int)len;
         }
-        UInt128 mask = IpNet.PrefixMask(IpFamily.V4, bits);
-        net = new IpNet(address & mask, mask, IpFamily.V4);
+        uint mask = bits == 0 ? 0 : uint.MaxValue << (32 - bits);
+        net = IpNet.V4(address & mask, mask);
         return true;
     }
 

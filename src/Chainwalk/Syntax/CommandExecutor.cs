@@ -31,9 +31,12 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
     /// <summary>When set (<c>chainwalk --json iptables -L|-S</c>), listings are JSON Lines chain and rule objects (<see cref="RuleJson"/>).</summary>
     public bool Json { get; init; }
 
+    private RulesetEditor? _editor;
+
     public void Execute(ParsedCommand cmd)
     {
-        var editor = new RulesetEditor(Ruleset) { DeferValidation = DeferValidation };
+        // The editor keeps nothing between commands but its settings: a restore's executor uses one for every line.
+        RulesetEditor editor = _editor ??= new RulesetEditor(Ruleset) { DeferValidation = DeferValidation };
         string table = cmd.Table;
         TableInfo info = RulesetEditor.RequireTable(table, Ruleset.Family);
         string chain = cmd.Chain ?? string.Empty;

@@ -75,13 +75,40 @@ public sealed class CommandLineParser
         public CommandOptions Inverted;
         public string? SourceText;
         public string? DestinationText;
+        /// <summary>-s/-d already read by the plain restore path (one plain dotted quad each); PostParse takes them as they are.</summary>
+        public IpNet? SourceNet;
+        public IpNet? DestinationNet;
         public string InIface = string.Empty;
         public string OutIface = string.Empty;
         public ushort Proto;
         public bool Goto;
         public ulong Pcnt;
         public ulong Bcnt;
+
+        /// <summary>Back to a new state's values (the plain restore path reuses one state for every line).</summary>
+        public void Reset()
+        {
+            Matches.Clear();
+            Target = null;
+            OptionOrder.Clear();
+            Protocol = null;
+            ProtoUsed = false;
+            Options = CommandOptions.None;
+            Inverted = CommandOptions.None;
+            SourceText = DestinationText = null;
+            SourceNet = DestinationNet = null;
+            InIface = OutIface = string.Empty;
+            Proto = 0;
+            Goto = false;
+            Pcnt = Bcnt = 0;
+        }
     }
+
+    /// <summary>The plain path's state and context, reused from line to line (see <see cref="TryParsePlainRule"/>).</summary>
+    private State? _plainState;
+    private ParsedCommand? _plainCommand;
+    private ParseContext? _plainContext;
+    private readonly List<string> _plainWarnings = new();
 
     /// <summary>Parses argv (argv[0] is the program name). Throws <see cref="XtablesException"/> on bad input.</summary>
     public ParsedCommand Parse(string[] argv)
@@ -389,20 +416,29 @@ public sealed class CommandLineParser
     /// <summary>
     /// The restore lines large rule sets are made of, read without getopt and without an argv: <c>-A CHAIN</c>
     /// followed, each at most once, by <c>-s</c>/<c>-d</c> (a plain IPv4 address or prefix), <c>-i</c>/<c>-o</c>
-    /// (a plain interface name), <c>-p tcp|udp|icmp</c>, <c>-m tcp|udp</c>, <c>--sport</c>/<c>--dport</c> (a port
+    /// (a plain interface name), <c>-p tcp|udp|icmp|1-255</c>, <c>-m tcp|udp</c>, <c>--sport</c>/<c>--dport</c> (a port
     /// or a numeric range) and <c>-j</c> (a standard verdict or a chain). Each step calls what <see cref="Parse"/>
     /// calls for the same option (SetOption, LoadMatch and the implicit protocol match, HandleExtensionOption,
     /// FinishExtension, PostParse), so the rule is the same (GenericOptionCheck is left out: -A allows all of these).
     /// Returns null for any other line, any value that is not plain, anything that would warn or fail: the caller
     /// then runs <see cref="Parse"/>, which reads every line and gives iptables' messages. <paramref name="counters"/>
-    /// is the line's [packets:bytes] when -c applies.
+    /// is the line's [packets:bytes] when -c applies. The command returned is reused by the next call.
     /// </summary>
     internal ParsedCommand? TryParsePlainRule(string table, ReadOnlySpan<char> line, (ulong Packets, ulong Bytes)? counters, Func<ReadOnlySpan<char>, string> intern)
     {
         if (_family != IpFamily.V4 || !_restore) return null;
-        var cmd = new ParsedCommand { Family = _family, Table = table };
-        var st = new State();
-        ParseContext ctx = NewContext(table, null, null, cmd.Warnings);
+        // One command, state and context serve every plain line (the caller is done with a line's command before it
+        // reads the next): a line that takes this path allocates little more than what its rule keeps.
+        ParsedCommand cmd = _plainCommand ??= new ParsedCommand { Family = _family };
+        cmd.Reset(table);
+        State st = _plainState ??= new State();
+        st.Reset();
+        _plainWarnings.Clear();
+        ParseContext ctx = _plainContext is { } pc && ReferenceEquals(pc.Table, table) ? pc : (_plainContext = NewContext(table, null, null, _plainWarnings));
+        ctx.Protocol = 0;
+        ctx.ProtocolInverted = false;
+        ctx.Command = CommandKind.None;
+        ctx.Rule = null;
         try
         {
             if (counters is { } c)
@@ -430,12 +466,12 @@ public sealed class CommandLineParser
                     case "-s":
                     case "-d":
                         {
-                            if (!IsPlainAddress(val)) return null;
+                            if (!IsPlainAddress(val) || !AddressParser.TryParsePlainV4(val, out IpNet net)) return null;
                             CommandOptions o = opt[1] == 's' ? CommandOptions.Source : CommandOptions.Destination;
                             if ((st.Options & o) != 0) return null;
                             SetOption(st, o, false);
-                            if (o == CommandOptions.Source) st.SourceText = val.ToString();
-                            else st.DestinationText = val.ToString();
+                            if (o == CommandOptions.Source) st.SourceNet = net;
+                            else st.DestinationNet = net;
                             break;
                         }
                     case "-i":
@@ -451,11 +487,12 @@ public sealed class CommandLineParser
                         }
                     case "-p":
                         {
-                            string? proto = val switch { "tcp" => "tcp", "udp" => "udp", "icmp" => "icmp", _ => null };
+                            // A protocol number (ClassBench's "-p 1", "-p 47") is read as getopt reads it: only "tcp"/"udp" load an implicit match below.
+                            string? proto = val switch { "tcp" => "tcp", "udp" => "udp", "icmp" => "icmp", _ => IsPlainProtocolNumber(val) ? intern(val) : null };
                             if (proto is null || (st.Options & CommandOptions.Protocol) != 0) return null;
                             SetOption(st, CommandOptions.Protocol, false);
                             st.Protocol = proto;
-                            st.Proto = Protocols.Parse(proto, _names);
+                            st.Proto = PlainProtocolNumber(proto);
                             ctx.Protocol = st.Proto;
                             ctx.ProtocolInverted = false;
                             break;
@@ -463,7 +500,7 @@ public sealed class CommandLineParser
                     case "-m":
                         {
                             if (st.Matches.Count > 0 || val is not ("tcp" or "udp")) return null;
-                            LoadMatch(st, ctx, FindMatchByName(val.ToString())!);
+                            LoadMatch(st, ctx, FindMatchByName(val is "tcp" ? "tcp" : "udp")!);
                             break;
                         }
                     case "--sport":
@@ -488,18 +525,19 @@ public sealed class CommandLineParser
                                 return null;
                             }
                             if (ext.Name is not ("tcp" or "udp")) return null;
-                            string name = opt[2..].ToString();
+                            ReadOnlySpan<char> name = opt[2..];
                             XtOption? option = null;
-                            foreach (XtOption x in ext.Options)
+                            IReadOnlyList<XtOption> options = ext.Options;
+                            for (int k = 0; k < options.Count; k++)
                             {
-                                if (x.Name == name)
+                                if (name.SequenceEqual(options[k].Name))
                                 {
-                                    option = x;
+                                    option = options[k];
                                     break;
                                 }
                             }
                             if (option is null) return null;
-                            HandleExtensionOption(st, ctx, ext, option, val.ToString(), false);
+                            HandleExtensionOption(st, ctx, ext, option, intern(val), false);
                             break;
                         }
                     case "-j":
@@ -526,7 +564,7 @@ public sealed class CommandLineParser
                 || (cmd.Chain is "POSTROUTING" or "OUTPUT" && (st.Options & CommandOptions.InInterface) != 0)) return null;
             PostParse(cmd, st);
             // GenericOptionCheck has nothing to refuse here: -A takes -s -d -p -j -i -o -c (commands_v_options).
-            return cmd.Warnings.Count == 0 && cmd.Rules.Count == 1 ? cmd : null;
+            return _plainWarnings.Count == 0 && cmd.Rules.Count == 1 ? cmd : null;
         }
         catch (XtablesException)
         {
@@ -553,6 +591,21 @@ public sealed class CommandLineParser
         }
         return true;
     }
+
+    /// <summary><see cref="Protocols.Parse"/> of a plain -p value, remembered for the last two names (tcp, udp: every line asks).</summary>
+    private ushort PlainProtocolNumber(string proto)
+    {
+        if (ReferenceEquals(proto, _lastProtoName)) return _lastProto;
+        if (ReferenceEquals(proto, _previousProtoName)) (_lastProtoName, _lastProto, _previousProtoName, _previousProto) = (_previousProtoName, _previousProto, _lastProtoName, _lastProto);
+        else (_lastProtoName, _lastProto, _previousProtoName, _previousProto) = (proto, Protocols.Parse(proto, _names), _lastProtoName, _lastProto);
+        return _lastProto;
+    }
+
+    private string? _lastProtoName, _previousProtoName;
+    private ushort _lastProto, _previousProto;
+
+    /// <summary>A protocol number 1–255 in plain decimal (no sign, no leading zero).</summary>
+    private static bool IsPlainProtocolNumber(ReadOnlySpan<char> s) => IsPlainPort(s) && s[0] != '0' && int.Parse(s, CultureInfo.InvariantCulture) <= 255;
 
     private static bool IsPlainPortRange(ReadOnlySpan<char> s)
     {
@@ -733,8 +786,15 @@ public sealed class CommandLineParser
     {
         if (name.Length >= 29) return null;
         if (name is "icmpv6" or "ipv6-icmp") name = "icmp6";
-        return ExtensionRegistry.FindMatch(name, _family);
+        // The restore path asks for the same one or two matches (tcp, udp) on every line: remembered here.
+        if (string.Equals(name, _lastMatchName, StringComparison.Ordinal)) return _lastMatch;
+        XtExtension? found = string.Equals(name, _previousMatchName, StringComparison.Ordinal) ? _previousMatch : ExtensionRegistry.FindMatch(name, _family);
+        (_lastMatchName, _lastMatch, _previousMatchName, _previousMatch) = (name, found, _lastMatchName, _lastMatch);
+        return found;
     }
+
+    private string? _lastMatchName, _previousMatchName;
+    private XtExtension? _lastMatch, _previousMatch;
 
     private Loaded LoadMatch(State st, ParseContext ctx, XtExtension m)
     {
@@ -777,14 +837,13 @@ public sealed class CommandLineParser
         // and is reported as, the first option with its id ("--ttl-eq"), inversion included.
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
-            int id = opt.Id;
-            opt = ext.Options.First(o => o.Id == id);
+            opt = FirstWithId(ext.Options, opt.Id)!;
         }
         ulong bit = 1UL << opt.Id;
         if ((opt.Flags & OptFlags.Manual) == 0)
         {
             // libxtables names the option by the first table entry with its id, not the alias typed.
-            string name = ext.Options.FirstOrDefault(x => x.Id == opt.Id)?.Name ?? opt.Name;
+            string name = FirstWithId(ext.Options, opt.Id)?.Name ?? opt.Name;
             if ((target.Data.Given & bit) != 0 && (opt.Flags & OptFlags.Multi) == 0)
                 throw XtablesException.Param($"{ext.Name}: option \"--{name}\" can only be used once.\n");
             if (invert && !opt.CanInvert) throw XtablesException.Param($"{ext.Name}: option \"--{name}\" cannot be inverted.\n");
@@ -820,14 +879,26 @@ public sealed class CommandLineParser
         throw XtablesException.Param($"Unknown arg \"{optarg}\"");
     }
 
+    /// <summary>The first option of the table with id <paramref name="id"/> (xtables_option_lookup), or null.</summary>
+    private static XtOption? FirstWithId(IReadOnlyList<XtOption> options, int id)
+    {
+        for (int k = 0; k < options.Count; k++)
+        {
+            if (options[k].Id == id) return options[k];
+        }
+        return null;
+    }
+
     private static void FinishExtension(ParseContext ctx, Loaded l)
     {
         XtExtension e = l.Ext;
         // xtables_option_tfcall/mfcall: the extension's own final check runs first, then the generic one.
         e.FinalCheck(ctx, l.Data);
         ulong given = l.Data.Given;
-        foreach (XtOption o in e.Options)
+        IReadOnlyList<XtOption> options = e.Options;
+        for (int k = 0; k < options.Count; k++)
         {
+            XtOption o = options[k];
             ulong bit = 1UL << o.Id;
             if ((o.Flags & OptFlags.Mandatory) != 0 && (given & bit) == 0)
                 throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" must be specified\n");
@@ -838,7 +909,7 @@ public sealed class CommandLineParser
                 if (i == o.Id) continue;
                 ulong ob = 1UL << i;
                 if ((o.Also & ob) == 0 && (o.Excludes & ob) == 0) continue;
-                XtOption? other = e.Options.FirstOrDefault(x => x.Id == i);
+                XtOption? other = FirstWithId(options, i);
                 if (other is null) continue;
                 if ((o.Also & ob) != 0 && (given & ob) == 0)
                     throw XtablesException.Param($"{e.Name}: option \"--{o.Name}\" also requires \"--{other.Name}\".\n");
@@ -882,6 +953,12 @@ public sealed class CommandLineParser
     private void PostParse(ParsedCommand cmd, State st)
     {
         bool ruleCommand = (cmd.Command & (CommandKind.Replace | CommandKind.Insert | CommandKind.Delete | CommandKind.Append | CommandKind.Check)) != 0;
+        if (ruleCommand && _family == IpFamily.V4 && st.SourceText is null && st.DestinationText is null)
+        {
+            // The plain restore path: each address read already (one each, or none: 0.0.0.0/0).
+            cmd.Rules.Add(BuildRule(cmd, st, st.SourceNet ?? IpNet.V4(0, 0), st.DestinationNet ?? IpNet.V4(0, 0), single: true));
+            return;
+        }
         string any = _family == IpFamily.V4 ? "0.0.0.0/0" : "::/0";
         string? s = st.SourceText ?? (ruleCommand ? any : null);
         string? d = st.DestinationText ?? (ruleCommand ? any : null);
@@ -901,39 +978,42 @@ public sealed class CommandLineParser
         bool single = srcs.Count == 1 && dsts.Count == 1;
         foreach (IpNet src in srcs)
         {
-            foreach (IpNet dst in dsts)
-            {
-                var r = new Rule
-                {
-                    Family = _family,
-                    Source = src,
-                    Destination = dst,
-                    SourceInverted = (st.Inverted & CommandOptions.Source) != 0,
-                    DestinationInverted = (st.Inverted & CommandOptions.Destination) != 0,
-                    InInterface = st.InIface,
-                    OutInterface = st.OutIface,
-                    InInverted = (st.Inverted & CommandOptions.InInterface) != 0,
-                    OutInverted = (st.Inverted & CommandOptions.OutInterface) != 0,
-                    Protocol = st.Proto,
-                    ProtocolInverted = (st.Inverted & CommandOptions.Protocol) != 0,
-                    Fragment = (st.Options & CommandOptions.Fragment) != 0,
-                    FragmentInverted = (st.Inverted & CommandOptions.Fragment) != 0,
-                    Counters = new Counters(st.Pcnt, st.Bcnt),
-                };
-                if (st.Matches.Count > 0) r.Matches.Capacity = st.Matches.Count;
-                foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, single ? m.Data : m.Data.Clone()));
-                NftTcpUdpRoundTrip.Apply(r);
-                if (st.Target is not null)
-                {
-                    r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = single ? st.Target.Data : st.Target.Data.Clone() };
-                }
-                else if (cmd.JumpTo is not null)
-                {
-                    r.Target = TargetUse.Jump(cmd.JumpTo, st.Goto);
-                }
-                cmd.Rules.Add(r);
-            }
+            foreach (IpNet dst in dsts) cmd.Rules.Add(BuildRule(cmd, st, src, dst, single));
         }
+    }
+
+    /// <summary>One rule of the command for a source and destination; <paramref name="single"/>: the only one (it takes the parsed extension data itself).</summary>
+    private Rule BuildRule(ParsedCommand cmd, State st, IpNet src, IpNet dst, bool single)
+    {
+        var r = new Rule
+        {
+            Family = _family,
+            Source = src,
+            Destination = dst,
+            SourceInverted = (st.Inverted & CommandOptions.Source) != 0,
+            DestinationInverted = (st.Inverted & CommandOptions.Destination) != 0,
+            InInterface = st.InIface,
+            OutInterface = st.OutIface,
+            InInverted = (st.Inverted & CommandOptions.InInterface) != 0,
+            OutInverted = (st.Inverted & CommandOptions.OutInterface) != 0,
+            Protocol = st.Proto,
+            ProtocolInverted = (st.Inverted & CommandOptions.Protocol) != 0,
+            Fragment = (st.Options & CommandOptions.Fragment) != 0,
+            FragmentInverted = (st.Inverted & CommandOptions.Fragment) != 0,
+            Counters = new Counters(st.Pcnt, st.Bcnt),
+        };
+        if (st.Matches.Count > 0) r.Matches.Capacity = st.Matches.Count;
+        foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, single ? m.Data : m.Data.Clone()));
+        NftTcpUdpRoundTrip.Apply(r);
+        if (st.Target is not null)
+        {
+            r.Target = new TargetUse { Name = st.Target.Ext.RealName, Extension = st.Target.Ext, Data = single ? st.Target.Data : st.Target.Data.Clone() };
+        }
+        else if (cmd.JumpTo is not null)
+        {
+            r.Target = TargetUse.Jump(cmd.JumpTo, st.Goto);
+        }
+        return r;
     }
 
     // Legal combinations of commands and options (commands_v_options in xshared.c): 'x' = illegal.

@@ -92,4 +92,19 @@ public sealed class ParsedCommand
 
     /// <summary>Text printed to stderr while parsing that is not an error (e.g. deprecation notices).</summary>
     public List<string> Warnings { get; } = new();
+
+    /// <summary>Back to a new command's values for <paramref name="table"/> (the plain restore path reuses one object for every line).</summary>
+    internal void Reset(string table)
+    {
+        Command = CommandKind.None;
+        Options = CommandOptions.None;
+        Table = table;
+        Chain = NewName = Policy = JumpTo = null;
+        RuleNumber = Verbose = 0;
+        Wait = false;
+        WaitSeconds = null;
+        SkipLine = HelpRequested = VersionRequested = false;
+        Rules.Clear();
+        Warnings.Clear();
+    }
 }

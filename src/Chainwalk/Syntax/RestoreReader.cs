@@ -117,6 +117,7 @@ public sealed class RestoreReader
                     TableInfo? info = TableInfo.Find(f[0]);
                     if (info is null) throw XtablesException.Param($"{_program}: line {lineNo} table name '{f[0]}' invalid");
                     inTable = true;
+                    _sharedJumps.Clear();
                     tableExisted = work.Find(info.Name) is not null;
                     _jumps.Clear();
                     tableTouched = false;
@@ -229,10 +230,11 @@ public sealed class RestoreReader
         {
             (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
             cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);
+            _lastPlain = cmd;
         }
-        var argv = new List<string>(cmd is null ? 24 : 0);
         if (cmd is null)
         {
+            var argv = new List<string>(24);
             argv.Add(_program);
             argv.Add("-t");
             argv.Add(current.Name);
@@ -243,20 +245,21 @@ public sealed class RestoreReader
                 argv.Add(bcnt!);
             }
             Tokenize(rest, lineNo, argv);
+            try
+            {
+                cmd = parser.Parse(argv.ToArray());
+            }
+            catch (XtablesException ex) when (ex.Preceding is { } pre)
+            {
+                // The failing line's own warnings were printed after those of the earlier lines.
+                Warnings.AddRange(pre);
+                ex.Preceding = null;
+                throw;
+            }
         }
-        try
-        {
-            cmd ??= parser.Parse(argv.ToArray());
-        }
-        catch (XtablesException ex) when (ex.Preceding is { } pre)
-        {
-            // The failing line's own warnings were printed after those of the earlier lines.
-            Warnings.AddRange(pre);
-            ex.Preceding = null;
-            throw;
-        }
-        Warnings.AddRange(cmd.Warnings);
+        if (cmd.Warnings.Count > 0) Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
+        ShareParts(cmd.Rules, matches: !ReferenceEquals(cmd, _lastPlain));
         // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
         if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
         CommandExecutor exec = _exec;
@@ -274,7 +277,11 @@ public sealed class RestoreReader
         };
         if (op is not null)
         {
-            foreach (Rule r in cmd.Rules) _ruleLines.Add((r, lineNo, op));
+            foreach (Rule r in cmd.Rules)
+            {
+                _lineRules.Add(r);
+                _lineNumbers.Add((lineNo << 2) | (int)(cmd.Command == CommandKind.Append ? 0 : cmd.Command == CommandKind.Insert ? 1 : 2));
+            }
             foreach (Rule r in cmd.Rules)
             {
                 if (r.Target is { IsChainJump: true } t) _jumps.Add(new JumpLine(lineNo, op, cmd.Chain!, t.Name));
@@ -286,6 +293,49 @@ public sealed class RestoreReader
             exec.Output.Clear();
         }
     }
+
+    /// <summary>The command the plain path returned last (its tcp/udp matches are left unshared: keying them would cost the fast path more than it saves).</summary>
+    private ParsedCommand? _lastPlain;
+
+    /// <summary>
+    /// Rules of this input whose matches save to the same text share one <see cref="MatchUse"/> when the extension's
+    /// data is configuration only (<see cref="Extensions.XtExtension.SharesEqualData"/>): the comments, marks and
+    /// ctstates a kube-proxy rule set repeats are then held once. The key is the extension, revision, given options and
+    /// save text, so shared uses are indistinguishable from separate ones.
+    /// </summary>
+    private void ShareParts(List<Rule> rules, bool matches)
+    {
+        foreach (Rule r in rules)
+        {
+            List<MatchUse> uses = r.Matches;
+            for (int i = 0; matches && i < uses.Count; i++)
+            {
+                MatchUse m = uses[i];
+                if (!m.Extension.SharesEqualData) continue;
+                StringBuilder key = _shareKey.Clear();
+                key.Append(m.Extension.Name).Append('/').Append(m.Data.Revision).Append('/').Append(m.Data.Given).Append('/').Append((int)r.Family);
+                m.Extension.Save(key, m.Data, r.Family);
+                string k = key.ToString();
+                if (_sharedMatches.TryGetValue(k, out MatchUse? shared)) uses[i] = shared;
+                else _sharedMatches.Add(k, m);
+            }
+            // A plain -j/-g to a user chain: one object per chain and kind in this table block. Never across tables:
+            // the compiled form resolves each jump object to one chain (CompiledRules.JumpTarget), and two tables
+            // may have chains of the same name.
+            if (r.Target is { IsChainJump: true } t)
+            {
+                ref TargetUse? same = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_sharedJumps, (t.Name, t.Goto), out bool exists);
+                if (exists) r.Target = same;
+                else same = t;
+            }
+        }
+    }
+
+    /// <summary>The jump objects of the current table block (cleared at each <c>*table</c> line).</summary>
+    private readonly Dictionary<(string Name, bool Goto), TargetUse> _sharedJumps = new();
+
+    private readonly Dictionary<string, MatchUse> _sharedMatches = new(StringComparer.Ordinal);
+    private readonly StringBuilder _shareKey = new();
 
     private CommandLineParser? _parser;
     private CommandExecutor? _exec;
@@ -328,8 +378,14 @@ public sealed class RestoreReader
     private readonly List<JumpLine> _jumps = new();
 
     /// <summary>The restore line and operation that added each rule of the block, for the kernel's error report.</summary>
-    /// <remarks>A list in file order; looked up (through a dictionary built then) only when the kernel refuses rules.</remarks>
-    private readonly List<(Rule Rule, int Line, string Op)> _ruleLines = new();
+    /// <remarks>
+    /// Lists in file order (the rule, and its line number times four plus 0/1/2 for append/insert/replace); looked up
+    /// (through a dictionary built then) only when the kernel refuses rules.
+    /// </remarks>
+    private readonly List<Rule> _lineRules = new();
+    private readonly List<int> _lineNumbers = new();
+
+    private static readonly string[] LineOperations = ["RULE_APPEND", "RULE_INSERT", "RULE_REPLACE"];
 
     /// <summary>
     /// The table checks at COMMIT. A jump loop reachable from a built-in chain is blamed, as the kernel does, on
@@ -348,7 +404,7 @@ public sealed class RestoreReader
         Dictionary<Rule, (int Line, string Op)>? lines = check.Problems.Count == 0 ? null : new(ReferenceEqualityComparer.Instance);
         if (lines is not null)
         {
-            foreach (var (r, line, op) in _ruleLines) lines[r] = (line, op);
+            for (int i = 0; i < _lineRules.Count; i++) lines[_lineRules[i]] = (_lineNumbers[i] >> 2, LineOperations[_lineNumbers[i] & 3]);
         }
         foreach (var (chain, rule, problem) in check.Problems)
         {

@@ -63,7 +63,7 @@ public static class RuleWriter
 
     private static void SaveAddress(StringBuilder sb, char letter, IpNet net, bool inverted)
     {
-        if (net.Mask == UInt128.Zero && !inverted && net.Address == UInt128.Zero) return;
+        if (!inverted && net.IsZero) return;
         if (inverted) sb.Append(" !");
         sb.Append(" -").Append(letter).Append(' ');
         net.AppendSaveText(sb);

@@ -29,7 +29,11 @@ public static class SaveWriter
         return sb.ToString();
     }
 
-    public static void WriteTable(StringBuilder sb, Table t, bool counters, NameDb names)
+    /// <summary>
+    /// Writes one table. <paramref name="drain"/>, when given, is handed <paramref name="sb"/> whenever it holds at least
+    /// 64 KiB of text (at a line end), so that a large table can go to a file without being held whole.
+    /// </summary>
+    public static void WriteTable(StringBuilder sb, Table t, bool counters, NameDb names, Action<StringBuilder>? drain = null)
     {
         sb.Append('*').Append(t.Name).Append('\n');
         foreach (Chain c in t.Chains)
@@ -50,6 +54,7 @@ public static class SaveWriter
                 sb.Append("-A ").Append(c.Name);
                 RuleWriter.AppendSaveBody(sb, r, names, inlineCounters: false);
                 sb.Append('\n');
+                if (drain is not null && sb.Length >= 1 << 16) drain(sb);
             }
         }
         sb.Append("COMMIT\n");

@@ -89,7 +89,7 @@ public class CompiledClassificationTests
 
         public ChainIndex? IndexOf(string table, string chain) => Compiled.For(_b.Find(table)!.Find(chain)!);
 
-        /// <summary>The same edit to both rule sets (the compiled form is not told).</summary>
+        /// <summary>The same edit to both rule sets (the compiled form hears of it when it listens to the chain: <see cref="Chain.EditListener"/>).</summary>
         public void Edit(Action<Ruleset> edit)
         {
             edit(_a);
@@ -193,7 +193,8 @@ public class CompiledClassificationTests
         """;
 
     /// <summary>
-    /// Editing a chain after it was compiled: a chain whose length changed is walked linearly until it is
+    /// Editing a chain after it was compiled, with the compiled form not listening (<see cref="Chain.EditListener"/>
+    /// detached; CompiledEditTests has the listening path): a chain changed since is walked linearly until it is
     /// recompiled (a rule appended before the policy here is found either way), and the recompiled index
     /// covers the new rule.
     /// </summary>
@@ -202,6 +203,7 @@ public class CompiledClassificationTests
     {
         var pair = new Pair(Acl);
         pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();
+        pair.ChainB("filter", "FORWARD").EditListener = null;
         byte[] p = PacketBuilder.Ipv4("10.9.9.9", "172.16.0.1").Tcp(5000, 8080).Build();
         pair.Walk(p, "filter", Hook.Forward);
         pair.Edit(rules => new RulesetEditor(rules).Append("filter", "FORWARD", [EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD -d 172.16.0.0/12 -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0]]));

@@ -1,6 +1,7 @@
 using Chainwalk.Bench;
 using Chainwalk.Engine;
 using Chainwalk.Engine.Compiled;
+using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Tests.Support;
@@ -26,9 +27,14 @@ public class CompiledEditTests
 
     private enum Op { Insert, Replace, Delete, Append }
 
-    /// <summary>One random edit to both rule sets and the compiled form; returns the operation done.</summary>
-    private static Op RandomEdit(Random rnd, Pair pair, Func<Random, string> condition)
+    /// <summary>
+    /// One random edit to both rule sets through <see cref="RulesetEditor"/>, and (when <paramref name="tell"/>) the same
+    /// edit reported to the compiled form by hand; returns the operation done. When the compiled form listens to the chain
+    /// (<see cref="Chain.EditListener"/>) the editor has told it already, and the report by hand changes nothing.
+    /// </summary>
+    private static Op RandomEdit(Random rnd, Pair pair, Func<Random, string> condition, bool tell = true)
     {
+        Action<Action<CompiledRules>> changed = tell ? pair.Changed : _ => { };
         Chain chain = pair.ChainB("filter", "FORWARD");
         int count = chain.Rules.Count;
         Op op = count == 0 ? Op.Append : (Op)rnd.Next(4);
@@ -38,44 +44,50 @@ public class CompiledEditTests
             case Op.Insert:
                 int at = rnd.Next(count + 1);
                 pair.Edit(rules => new RulesetEditor(rules).Insert("filter", "FORWARD", at + 1, [rule.Clone()]));
-                pair.Changed(c => c.Inserted(chain, at));
+                changed(c => c.Inserted(chain, at));
                 break;
             case Op.Replace:
                 int r = rnd.Next(count);
                 pair.Edit(rules => new RulesetEditor(rules).Replace("filter", "FORWARD", r + 1, rule.Clone()));
-                pair.Changed(c => c.Replaced(chain, r));
+                changed(c => c.Replaced(chain, r));
                 break;
             case Op.Delete:
                 int d = rnd.Next(count);
                 pair.Edit(rules => new RulesetEditor(rules).DeleteNumber("filter", "FORWARD", d + 1));
-                pair.Changed(c => c.Deleted(chain, d));
+                changed(c => c.Deleted(chain, d));
                 break;
             default:
                 pair.Edit(rules => new RulesetEditor(rules).Append("filter", "FORWARD", [rule.Clone()]));
-                pair.Changed(c => c.Appended(chain));
+                changed(c => c.Appended(chain));
                 break;
         }
         return op;
     }
 
-    /// <summary>Random mixed chains (indexable runs, other matches, jumps, MARK): random edit sequences.</summary>
+    /// <summary>
+    /// Random mixed chains (indexable runs, other matches, jumps, MARK): random edit sequences, the compiled form told by
+    /// the editor itself (listening: the library user's path, nothing called by hand) or, detached, by hand after each edit.
+    /// </summary>
     [Theory]
-    [InlineData(11)]
-    [InlineData(12)]
-    [InlineData(13)]
-    [InlineData(14)]
-    [InlineData(15)]
-    [InlineData(16)]
-    public void Random_edit_sequences_agree_with_the_linear_walk(int seed)
+    [InlineData(11, true)]
+    [InlineData(12, true)]
+    [InlineData(13, true)]
+    [InlineData(14, false)]
+    [InlineData(15, false)]
+    [InlineData(16, false)]
+    public void Random_edit_sequences_agree_with_the_linear_walk(int seed, bool listening)
     {
         var rnd = new Random(seed);
         var pair = new Pair(CompiledClassificationTests.RandomRules(rnd));
         ChainIndex? first = pair.IndexOf("filter", "FORWARD");
         first.ShouldNotBeNull();
+        Chain chain = pair.ChainB("filter", "FORWARD");
+        chain.EditListener.ShouldBeSameAs(pair.Compiled);
+        if (!listening) chain.EditListener = null;
         int overlaid = 0;
         for (int edit = 0; edit < 60; edit++)
         {
-            RandomEdit(rnd, pair, CompiledClassificationTests.Condition);
+            RandomEdit(rnd, pair, CompiledClassificationTests.Condition, tell: !listening);
             // The chain is still compiled and agrees on every packet and counter.
             ChainIndex ci = pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();
             if (ReferenceEquals(ci, first)) overlaid++;
@@ -150,12 +162,86 @@ public class CompiledEditTests
         pair.IndexOf("filter", "FORWARD").ShouldBeSameAs(first);
         (first.PendingNew, first.PendingDead).ShouldBe((2, 2));
     }
+
+    /// <summary>
+    /// The library user's path with nothing called by hand: a <see cref="Netfilter"/> with its compiled form, rules changed
+    /// by iptables commands (<see cref="Chainwalk.Syntax.CommandExecutor"/> → <see cref="RulesetEditor"/>) between packets;
+    /// the compiled form stays the index built first (an overlay, no rebuild) and agrees with the linear walk throughout;
+    /// <c>-F</c> drops the chain's index (walked linearly, nothing left to index).
+    /// </summary>
+    [Fact]
+    public void Commands_between_packets_keep_the_netfilter_compiled_form_in_step()
+    {
+        const string rules = CompiledClassificationTests.Acl;
+        var pair = new Pair(rules);
+        ChainIndex first = pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();
+        var parser = new Chainwalk.Syntax.CommandLineParser(IpFamily.V4, "iptables");
+        void Command(string line) => pair.Edit(r => new Chainwalk.Syntax.CommandExecutor(r).Execute(parser.Parse(["iptables", .. line.Split(' ')])));
+        byte[][] packets =
+        [
+            PacketBuilder.Ipv4("10.1.2.3", "10.2.0.9").Udp(5000, 53).Build(),
+            PacketBuilder.Ipv4("10.1.2.3", "192.168.1.7").Tcp(5000, 80).Build(),
+            PacketBuilder.Ipv4("10.1.2.3", "10.2.0.9").Tcp(5000, 22).Build(),
+            PacketBuilder.Ipv4("172.16.0.5", "10.2.0.9").Tcp(5000, 443).Build(),
+        ];
+        string[] commands =
+        [
+            "-R FORWARD 2 -d 10.2.0.0/16 -p tcp --dport 22 -j DROP",
+            "-I FORWARD 1 -p tcp --dport 22 -j DROP",
+            "-A FORWARD -s 172.16.0.0/12 -j ACCEPT",
+            "-D FORWARD 4",
+            "-I FORWARD 3 -s 10.1.2.3/32 -p udp --dport 53 -j DROP",
+            "-R FORWARD 1 -p tcp --dport 443 -j DROP",
+            "-D FORWARD -s 172.16.0.0/12 -j ACCEPT",
+        ];
+        foreach (string c in commands)
+        {
+            Command(c);
+            pair.IndexOf("filter", "FORWARD").ShouldBeSameAs(first, c);
+            foreach (byte[] p in packets) pair.Process(new PacketInput { Bytes = p, InInterface = "eth0" });
+            foreach (byte[] p in packets) pair.Walk(p, "filter", Hook.Forward);
+        }
+        first.PendingNew.ShouldBeGreaterThan(0);
+        Command("-F FORWARD");
+        pair.IndexOf("filter", "FORWARD").ShouldBeNull();
+        foreach (byte[] p in packets) pair.Walk(p, "filter", Hook.Forward);
+    }
+
+    /// <summary>
+    /// A compiled form that is not told of an edit never uses the stale index: after <c>-R</c> (same length) the chain's
+    /// <see cref="Chain.Edits"/> moved past it, so it walks the chain linearly, with the replaced rule's verdict and counters
+    /// (before, a same-length change went unnoticed and the old rule's index answered).
+    /// </summary>
+    [Fact]
+    public void A_compiled_form_not_told_of_an_edit_walks_the_chain_linearly()
+    {
+        const string rules = CompiledClassificationTests.Acl;
+        VirtualHost host = EngineHost.Create(rules);
+        CompiledRules stale = CompiledRules.Build(host.V4);
+        CompiledRules current = CompiledRules.Build(host.V4);
+        Chain forward = host.V4.Find("filter")!.Find("FORWARD")!;
+        forward.EditListener.ShouldBeSameAs(current);
+        new RulesetEditor(host.V4).Replace("filter", "FORWARD", 2, ParseRule(" -d 10.2.0.0/16 -p udp --dport 53 -j DROP"));
+        stale.For(forward).ShouldBeNull();
+        current.For(forward).ShouldNotBeNull();
+        byte[] dns = PacketBuilder.Ipv4("10.1.2.3", "10.2.0.9").Udp(5000, 53).Build();
+        foreach (CompiledRules c in new[] { stale, current })
+        {
+            var nf = new Netfilter(host) { Compiled = c };
+            var ctx = new PacketContext(nf, new Skb(Packet.Parse(dns)) { InDev = "eth0", OutDev = "eth1" }) { Hook = Hook.Forward };
+            nf.RunTable(ctx, host.V4.Find("filter")!, Hook.Forward).Kind.ShouldBe(VerdictKind.Drop);
+        }
+        forward.Rules[1].Counters.Packets.ShouldBe(2UL);
+        // Told by hand afterwards it catches up (one edit behind: kept as an overlay).
+        stale.Replaced(forward, 1);
+        stale.For(forward).ShouldNotBeNull();
+    }
 }
 
 /// <summary>
 /// The key path (<see cref="CompiledRules.ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind}, int)"/>):
 /// compact header tuples through a ClassBench chain give the linear walk's verdict for every key and the same rule
-/// and policy counters afterwards, one key at a time and in batches.
+/// and policy counters afterwards, one key at a time and in batches, over two calls.
 /// </summary>
 public class CompiledKeyPathTests
 {
@@ -193,7 +279,13 @@ public class CompiledKeyPathTests
             expected.Add(linear.RunTable(new PacketContext(linear, skb) { Hook = Hook.Forward }, lt, Hook.Forward).Kind);
         }
         var verdicts = new VerdictKind[keys.Count];
-        compiled.ClassifyKeys(forward, keys.ToArray(), lengths.ToArray(), verdicts, batch).ShouldBeTrue();
+        // In two calls: a call's counts are kept aside per rule and added to the rules when it ends (and the scratch
+        // emptied for the next call).
+        int split = keys.Count / 3;
+        FlowKey[] keyArray = keys.ToArray();
+        ushort[] lengthArray = lengths.ToArray();
+        compiled.ClassifyKeys(forward, keyArray.AsSpan(0, split), lengthArray.AsSpan(0, split), verdicts.AsSpan(0, split), batch).ShouldBeTrue();
+        compiled.ClassifyKeys(forward, keyArray.AsSpan(split), lengthArray.AsSpan(split), verdicts.AsSpan(split), batch).ShouldBeTrue();
         verdicts.ShouldBe(expected.ToArray());
         Chain lf = lt.Find("FORWARD")!;
         (forward.Counters.Packets, forward.Counters.Bytes).ShouldBe((lf.Counters.Packets, lf.Counters.Bytes));

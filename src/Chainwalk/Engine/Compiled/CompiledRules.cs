@@ -39,6 +39,9 @@ public sealed class ChainIndex
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
     public int RuleCount { get; private set; }
 
+    /// <summary>The chain's <see cref="Chain.Edits"/> this index is in step with; a chain edited since is walked linearly.</summary>
+    public int Edits { get; internal set; }
+
     public IReadOnlyList<TupleIndex> Runs => _runs;
 
     /// <summary>
@@ -50,11 +53,37 @@ public sealed class ChainIndex
 
     private bool _allPlain;
 
+    /// <summary>Per rule: its plain verdict (the <see cref="PlainHit"/>'s kind, one byte: the key path reads it per key).</summary>
+    private VerdictKind[] _kinds = [];
+
+    /// <summary>
+    /// The key path's counters during one call (<see cref="CompiledRules.ClassifyKeys"/>), per rule, and the rules they
+    /// hold counts for: added to the rule objects when the call ends. Made on the first call.
+    /// </summary>
+    private Counters[]? _pending;
+
+    private int[]? _touched;
+
+    /// <summary>The key path's scratch once made (its first call): per rule 16 bytes of counts and 4 of the list of rules hit.</summary>
+    public long KeyPathBytes => _pending is null ? 0 : (long)_pending.Length * 20;
+
+    /// <summary>The kinds, and the key path's scratch counters (made once).</summary>
+    internal (VerdictKind[] Kinds, Counters[] Pending, int[] Touched) KeyPathState()
+    {
+        if (_pending is null)
+        {
+            _pending = new Counters[_plain.Length];
+            _touched = new int[_plain.Length];
+        }
+        return (_kinds, _pending, _touched!);
+    }
+
     public long Bytes
     {
         get
         {
-            long n = (long)_runAt.Length * 4 + (long)_plain.Length * 16;
+            // The key path's scratch (20 bytes a rule, made on its first call) is not counted: see KeyPathBytes.
+            long n = (long)_runAt.Length * 4 + (long)_plain.Length * 16 + _kinds.Length;
             foreach (TupleIndex t in _runs) n += t.Bytes;
             return n;
         }
@@ -365,7 +394,9 @@ public sealed class ChainIndex
         if (runs.Count == 0) return null;
         bool allPlain = true;
         foreach (PlainHit h in plain) allPlain &= h.Kind != VerdictKind.Continue;
-        return new ChainIndex(rules.Count, runAt, runs.ToArray(), plain) { _allPlain = allPlain };
+        var kinds = new VerdictKind[plain.Length];
+        for (int k = 0; k < plain.Length; k++) kinds[k] = plain[k].Kind;
+        return new ChainIndex(rules.Count, runAt, runs.ToArray(), plain) { _allPlain = allPlain, Edits = chain.Edits, _kinds = kinds };
     }
 
     /// <summary>The rule as flat fields when its whole condition is one the index decides; false otherwise.</summary>
@@ -424,11 +455,15 @@ public sealed class ChainIndex
 }
 
 /// <summary>
-/// The compiled form of a rule set (IPv4): a <see cref="ChainIndex"/> per chain worth one. Built from a
-/// snapshot; whoever edits the rules afterwards calls <see cref="Invalidate"/> (or builds a new one), and a
-/// chain whose length changed is walked linearly until then.
+/// The compiled form of a rule set (IPv4): a <see cref="ChainIndex"/> per chain worth one. Built from the rules as
+/// they are; it listens to the chains it indexed (<see cref="Chain.EditListener"/>), so a one-rule change made through
+/// <see cref="RulesetEditor"/> (<c>-A</c>, <c>-I</c>, <c>-R</c>, <c>-D</c>, one rule at a time in a restore) updates the
+/// chain's index in place (<see cref="Inserted"/>, <see cref="Replaced"/>, <see cref="Deleted"/>), and <c>-F</c> drops it.
+/// A chain changed any other way (its <see cref="Chain.Edits"/> moved past the index's, e.g. edited while another
+/// compiled form was listening, or its length differs) is walked linearly until recompiled; a chain object it has not
+/// seen (a table copied by a restore) has no index until <see cref="Recompile"/> or a new <see cref="Build"/>.
 /// </summary>
-public sealed class CompiledRules
+public sealed class CompiledRules : IChainEdits
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<TargetUse, Chain> _jumps = new(ReferenceEqualityComparer.Instance);
@@ -472,9 +507,32 @@ public sealed class CompiledRules
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
-        if (ci is null) _chains.Remove(chain);
-        else _chains[chain] = ci;
+        if (ci is null)
+        {
+            _chains.Remove(chain);
+            // Nothing to keep in step (a chain without an index stays walked until compiled again).
+            if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
+        }
+        else
+        {
+            _chains[chain] = ci;
+            chain.EditListener = this;
+        }
     }
+
+    /// <summary>
+    /// Where the chain's index stands against the chain's <see cref="Chain.Edits"/>: 0 in step (nothing to do), 1 one
+    /// edit behind (the one being reported), else -1 (no index, or edits missed: recompile).
+    /// </summary>
+    private int Behind(Chain chain, out ChainIndex? ci)
+    {
+        if (!_chains.TryGetValue(chain, out ci)) return -1;
+        int d = chain.Edits - ci.Edits;
+        return d is 0 or 1 ? d : -1;
+    }
+
+    /// <inheritdoc cref="IChainEdits.Cleared"/>
+    public void Cleared(Chain chain) => Recompile(chain);
 
     /// <summary>Edits kept as an overlay at most: more new rules (walked linearly) than this rebuild the chain's index.</summary>
     public static int RebuildAfterNew { get; set; } = 256;
@@ -495,13 +553,22 @@ public sealed class CompiledRules
             Recompile(chain);
             return;
         }
+        // Each appended rule is one edit: an index behind by other edits too cannot be brought along by appends.
+        int appended = chain.Rules.Count - ci.RuleCount;
+        if (chain.Edits - ci.Edits != appended)
+        {
+            Recompile(chain);
+            return;
+        }
+        if (appended == 0) return;
         int limit = rebuildAfter < 0 ? RebuildAfterNew : rebuildAfter;
-        if (ci.PendingNew + chain.Rules.Count - ci.RuleCount > limit)
+        if (ci.PendingNew + appended > limit)
         {
             Recompile(chain);
             return;
         }
         while (ci.RuleCount < chain.Rules.Count) ci.Insert(ci.RuleCount, chain.Rules[ci.RuleCount]);
+        ci.Edits = chain.Edits;
     }
 
     /// <summary>
@@ -512,10 +579,13 @@ public sealed class CompiledRules
     public void Inserted(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount + 1
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount + 1
             && (uint)position <= (uint)ci.RuleCount && ci.PendingNew < RebuildAfterNew)
         {
             ci.Insert(position, chain.Rules[position]);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -528,10 +598,13 @@ public sealed class CompiledRules
     public void Deleted(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount - 1
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount - 1
             && (uint)position < (uint)ci.RuleCount && ci.PendingDead < RebuildAfterDead)
         {
             ci.Delete(position);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -544,11 +617,14 @@ public sealed class CompiledRules
     public void Replaced(Chain chain, int position)
     {
         _lastChain = null;
-        if (_chains.TryGetValue(chain, out ChainIndex? ci) && chain.Rules.Count == ci.RuleCount
+        int behind = Behind(chain, out ChainIndex? ci);
+        if (behind == 0) return;
+        if (behind == 1 && chain.Rules.Count == ci!.RuleCount
             && (uint)position < (uint)ci.RuleCount && ci.PendingDead < RebuildAfterDead && ci.PendingNew < RebuildAfterNew)
         {
             ci.Delete(position);
             ci.Insert(position, chain.Rules[position]);
+            ci.Edits = chain.Edits;
             return;
         }
         Recompile(chain);
@@ -559,12 +635,13 @@ public sealed class CompiledRules
     {
         _lastChain = null;
         _chains.Remove(chain);
+        if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
 
     private Chain? _lastChain;
     private ChainIndex? _lastIndex;
 
-    /// <summary>The chain's index, or null when it has none or the chain changed length since it was compiled.</summary>
+    /// <summary>The chain's index, or null when it has none or the chain was changed since without the index being told.</summary>
     public ChainIndex? For(Chain chain)
     {
         if (!ReferenceEquals(chain, _lastChain))
@@ -577,7 +654,7 @@ public sealed class CompiledRules
             _lastChain = chain;
             _lastIndex = index;
         }
-        return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count ? ci : null;
+        return _lastIndex is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
     }
 
     private Chain? _otherChain;
@@ -613,28 +690,12 @@ public sealed class CompiledRules
         batch = batch > 0 ? Math.Min(batch, 64) : run.Bytes >= BatchFromBytes ? Math.Clamp(KeyBatch, 1, 64) : -1;
         bool grouped = batch > 1;
         if (batch < 0) batch = KeyBatch;
-        if (batch == 1)
-        {
-            for (int q = 0; q < keys.Length; q++)
-            {
-                int j = run.FirstMatch(keys[q], 0);
-                ulong len = lengths[q];
-                if (j < end)
-                {
-                    ChainIndex.PlainHit h = ci.PlainVerdict(j);
-                    h.Rule!.Counters.Packets++;
-                    h.Rule.Counters.Bytes += len;
-                    verdicts[q] = h.Kind;
-                }
-                else
-                {
-                    chain.Counters.Packets++;
-                    chain.Counters.Bytes += len;
-                    verdicts[q] = policy;
-                }
-            }
-            return true;
-        }
+        // A hit is counted in a compact array (16 bytes per rule, in the cache far more often than the rule objects, one
+        // cache line of a separate object each) and the sums are added to the rules at the end: the counters are the
+        // walk's when the call returns. The verdict comes from a byte per rule.
+        var (kinds, pending, touched) = ci.KeyPathState();
+        int nTouched = 0;
+        ulong policyPackets = 0, policyBytes = 0;
         Span<int> hits = stackalloc int[64];
         for (int at = 0; at < keys.Length; at += batch)
         {
@@ -642,8 +703,6 @@ public sealed class CompiledRules
             if (grouped) run.FirstMatchBatch(keys.Slice(at, n), hits);
             else
             {
-                // One key at a time, but the counters after the chunk's lookups: the rules' counters (one cache line
-                // of a rule object each, often a miss) are then independent loads in flight together.
                 for (int q = 0; q < n; q++) hits[q] = run.FirstMatch(keys[at + q], 0);
             }
             for (int q = 0; q < n; q++)
@@ -652,19 +711,31 @@ public sealed class CompiledRules
                 ulong len = lengths[at + q];
                 if (j < end)
                 {
-                    ChainIndex.PlainHit h = ci.PlainVerdict(j);
-                    h.Rule!.Counters.Packets++;
-                    h.Rule.Counters.Bytes += len;
-                    verdicts[at + q] = h.Kind;
+                    ref Counters c = ref pending[j];
+                    if (c.Packets == 0) touched[nTouched++] = j;
+                    c.Packets++;
+                    c.Bytes += len;
+                    verdicts[at + q] = kinds[j];
                 }
                 else
                 {
-                    chain.Counters.Packets++;
-                    chain.Counters.Bytes += len;
+                    policyPackets++;
+                    policyBytes += len;
                     verdicts[at + q] = policy;
                 }
             }
         }
+        for (int t = 0; t < nTouched; t++)
+        {
+            int j = touched[t];
+            ref Counters c = ref pending[j];
+            Rule r = ci.PlainVerdict(j).Rule!;
+            r.Counters.Packets += c.Packets;
+            r.Counters.Bytes += c.Bytes;
+            c = default;
+        }
+        chain.Counters.Packets += policyPackets;
+        chain.Counters.Bytes += policyBytes;
         return true;
     }
 

@@ -50,11 +50,22 @@ public sealed class TupleIndex
     /// <summary>
     /// The layouts <see cref="Build"/> tries on a run of at least <see cref="ChooseFrom"/> rules: the prefix lengths
     /// the address fields are cut to (a /27 is filed under /24 and checked in full) and the merge limit. Finer classes
-    /// mean more groups to probe; coarser ones longer buckets. Which wins depends on the rule set (ClassBench: the
-    /// 10k sets and ipc1_100k prefer coarse classes, fw1_100k fine ones), so each run gets the one the cost model prefers.
+    /// mean more groups to probe; coarser ones and a higher limit longer buckets. Which wins depends on the rule set
+    /// (ClassBench, session 4: acl1_10k 0,16,32/16, ipc1_10k 0,16,32/32, fw1 0,8,16,24,32/32, acl1_100k 0,8,16,24,32/8,
+    /// ipc1_100k 0,16,32/8), so each run gets the one the cost model prefers.
     /// </summary>
     public static (int[] Classes, int MergeLimit)[] Layouts { get; set; } =
-        [([0, 8, 16, 24, 32], 8), ([0, 16, 24, 32], 16), ([0, 16, 32], 8)];
+        [([0, 8, 16, 24, 32], 8), ([0, 16, 32], 8), ([0, 16, 32], 16), ([0, 16, 32], 32), ([0, 8, 16, 24, 32], 32)];
+
+    /// <summary>
+    /// The cost model's weights, relative to a group probed (hash, filter word, a mispredicted branch about half the
+    /// time): a slot visited and a bucket entry checked. Fitted to ClassBench lookups timed on this VM (session 4: a
+    /// group ≈ 5–8 ns, an entry ≈ 1–1.5 ns, entries read one after another in a line or two that are already on their way).
+    /// </summary>
+    public static double SlotWeight { get; set; } = 0.25;
+
+    /// <inheritdoc cref="SlotWeight"/>
+    public static double EntryWeight { get; set; } = 0.2;
 
     /// <summary>Shorter runs get the first layout without a comparison.</summary>
     public const int ChooseFrom = 256;
@@ -73,6 +84,17 @@ public sealed class TupleIndex
     public int End { get; }
 
     public int GroupCount => _groups.Length;
+
+    /// <summary>Groups whose keys needed a salt for distinct tags (diagnostics and tests).</summary>
+    internal int SaltedGroups
+    {
+        get
+        {
+            int n = 0;
+            foreach (GroupInfo g in _groups) n += g.Salt != 0 ? 1 : 0;
+            return n;
+        }
+    }
 
     /// <summary>The layout chosen: prefix classes and merge limit, as "0,16,32/8".</summary>
     public string Layout { get; }
@@ -154,15 +176,17 @@ public sealed class TupleIndex
         uint src = k.Source, dst = k.Destination;
         ulong a = ((ulong)(src & g.SourceMask) << 32) | (dst & g.DestinationMask);
         uint b = 0x8000_0000u | ((((uint)k.Protocol << 16) | k.DestinationPort) & g.ExtraMask);
-        ulong x = Mix(a, b);
+        ulong x = Mix(a ^ g.Salt, b);
         int bit = (int)(x >> 8) & g.FilterMask;
         if ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_filter), g.FilterBase + (bit >> 6)) & (1UL << bit)) == 0) return best;
         ref Slot s0 = ref MemoryMarshal.GetArrayDataReference(_slots);
         int h = Home(x, g.SlotCount);
+        uint tag = Tag(x);
         ref Slot sl = ref Unsafe.Add(ref s0, g.SlotBase + h);
-        while (sl.B != b || sl.A != a)
+        // The first slot with the key's tag is its bucket, if the group has one (tags are unique in a group; see Slot).
+        while (sl.Tag != tag)
         {
-            if (sl.B == 0) return best;
+            if (sl.Tag == 0) return best;
             h = h + 1 == g.SlotCount ? 0 : h + 1;
             sl = ref Unsafe.Add(ref s0, g.SlotBase + h);
         }
@@ -228,7 +252,8 @@ public sealed class TupleIndex
 
     /// <summary>
     /// The modelled cost of looking up <paramref name="keys"/>: per key, the groups whose filter is tested (weight 1),
-    /// the slots visited (1) and the bucket entries checked (0.5), the steps <see cref="FirstMatch"/> takes.
+    /// the slots visited (<see cref="SlotWeight"/>) and the bucket entries checked (<see cref="EntryWeight"/>), the steps
+    /// <see cref="FirstMatch"/> takes.
     /// </summary>
     public double Cost(ReadOnlySpan<FlowKey> keys)
     {
@@ -243,20 +268,20 @@ public sealed class TupleIndex
                 cost += 1;
                 ulong a = ((ulong)(k.Source & g.SourceMask) << 32) | (k.Destination & g.DestinationMask);
                 uint b = 0x8000_0000u | ((((uint)k.Protocol << 16) | k.DestinationPort) & g.ExtraMask);
-                ulong x = Mix(a, b);
+                ulong x = Mix(a ^ g.Salt, b);
                 int bit = (int)(x >> 8) & g.FilterMask;
                 if ((_filter[g.FilterBase + (bit >> 6)] & (1UL << bit)) == 0) continue;
                 int h = Home(x, g.SlotCount);
-                cost += 1;
-                while (_slots[g.SlotBase + h].B != b || _slots[g.SlotBase + h].A != a)
+                cost += SlotWeight;
+                while (_slots[g.SlotBase + h].Tag != Tag(x))
                 {
-                    if (_slots[g.SlotBase + h].B == 0) goto NextGroup;
+                    if (_slots[g.SlotBase + h].Tag == 0) goto NextGroup;
                     h = h + 1 == g.SlotCount ? 0 : h + 1;
-                    cost += 1;
+                    cost += SlotWeight;
                 }
                 for (int j = _slots[g.SlotBase + h].First; _entries[j].Id < best; j++)
                 {
-                    cost += 0.5;
+                    cost += EntryWeight;
                     if (_entries[j].Matches(k.Source, k.Destination, k.Protocol, k.SourcePort, k.DestinationPort))
                     {
                         best = _entries[j].Id;
@@ -268,6 +293,73 @@ public sealed class TupleIndex
             }
         }
         return cost / Math.Max(1, keys.Length);
+    }
+
+    /// <summary>
+    /// Diagnostics: per group its tuple, keys, entries and rule range, and over <paramref name="keys"/> the average
+    /// groups tested, filter passes, slots visited and entries checked per key, and where the matches were found.
+    /// </summary>
+    public string Describe(ReadOnlySpan<FlowKey> keys)
+    {
+        var sb = new System.Text.StringBuilder();
+        var probed = new long[_groups.Length];
+        var passed = new long[_groups.Length];
+        var won = new long[_groups.Length];
+        long slotsVisited = 0, entriesChecked = 0, none = 0;
+        foreach (FlowKey k in keys)
+        {
+            int best = End - Start, winner = -1;
+            for (int gi = 0; gi < _groups.Length; gi++)
+            {
+                ref GroupInfo g = ref _groups[gi];
+                if (g.MinRule >= best) break;
+                probed[gi]++;
+                ulong a = ((ulong)(k.Source & g.SourceMask) << 32) | (k.Destination & g.DestinationMask);
+                uint b = 0x8000_0000u | ((((uint)k.Protocol << 16) | k.DestinationPort) & g.ExtraMask);
+                ulong x = Mix(a ^ g.Salt, b);
+                int bit = (int)(x >> 8) & g.FilterMask;
+                if ((_filter[g.FilterBase + (bit >> 6)] & (1UL << bit)) == 0) continue;
+                passed[gi]++;
+                int h = Home(x, g.SlotCount);
+                slotsVisited++;
+                while (_slots[g.SlotBase + h].Tag != Tag(x))
+                {
+                    if (_slots[g.SlotBase + h].Tag == 0) goto NextGroup;
+                    h = h + 1 == g.SlotCount ? 0 : h + 1;
+                    slotsVisited++;
+                }
+                for (int j = _slots[g.SlotBase + h].First; _entries[j].Id < best; j++)
+                {
+                    entriesChecked++;
+                    if (_entries[j].Matches(k.Source, k.Destination, k.Protocol, k.SourcePort, k.DestinationPort))
+                    {
+                        best = _entries[j].Id;
+                        winner = gi;
+                        break;
+                    }
+                    if (_entries[j].Last) break;
+                }
+            NextGroup:;
+            }
+            if (winner >= 0) won[winner]++;
+            else none++;
+        }
+        double n = Math.Max(1, keys.Length);
+        for (int gi = 0; gi < _groups.Length; gi++)
+        {
+            ref GroupInfo g = ref _groups[gi];
+            int keysIn = 0;
+            for (int s = 0; s < g.SlotCount; s++)
+            {
+                if (_slots[g.SlotBase + s].Tag != 0) keysIn++;
+            }
+            sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"group {gi}: src/{BitOperations.PopCount(g.SourceMask)} dst/{BitOperations.PopCount(g.DestinationMask)} extra {g.ExtraMask:x} keys {keysIn} rules {g.MinRule}..{g.MaxRule} probed {probed[gi] / n:F2} passed {passed[gi] / n:F2} won {won[gi] / n:F3}\n");
+        }
+        double tested = 0, pass = 0;
+        foreach (long p in probed) tested += p;
+        foreach (long p in passed) pass += p;
+        sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"per key: groups {tested / n:F2}, filter passes {pass / n:F2}, slots {slotsVisited / n:F2}, entries {entriesChecked / n:F2}, no match {none / n:F3}; bytes {Bytes}");
+        return sb.ToString();
     }
 
     /// <summary>Builds the index with one given layout (prefix classes, merge limit).</summary>
@@ -283,7 +375,7 @@ public sealed class TupleIndex
             bool useProto = PortTuples && r.Protocol != 0;
             bool useDport = useProto && r.DportLow == r.DportHigh;
             int tuple = (sc << 8) | (dc << 2) | (useProto ? 2 : 0) | (useDport ? 1 : 0);
-            if (!byTuple.TryGetValue(tuple, out var table)) byTuple[tuple] = table = new Dictionary<(ulong, uint), List<int>>();
+            if (!byTuple.TryGetValue(tuple, out var table)) byTuple[tuple] = table = new Dictionary<(ulong, uint), List<int>>(KeyComparer.Instance);
             uint sm = PrefixMask(sc), dm = PrefixMask(dc);
             var key = Key(r.SourceAddress & sm, r.DestinationAddress & dm, useProto ? r.Protocol : (byte)0, useDport ? r.DportLow : (ushort)0);
             if (!table.TryGetValue(key, out List<int>? ids)) table[key] = ids = new List<int>();
@@ -305,7 +397,7 @@ public sealed class TupleIndex
         {
             int keys = order[gi].Table.Count;
             int cap = Math.Max(4, (int)(keys / SlotLoad) + 1);
-            int bits = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, keys * 16));
+            int bits = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, keys * FilterBitsPerKey));
             infos[gi].SlotBase = slotTotal;
             infos[gi].SlotCount = cap;
             infos[gi].FilterBase = filterTotal;
@@ -327,20 +419,49 @@ public sealed class TupleIndex
             g.ExtraMask = ((tuple & 2) != 0 ? 0xFFu << 16 : 0) | ((tuple & 1) != 0 ? 0xFFFFu : 0);
             g.MinRule = min;
             g.MaxRule = -1;
+            g.Salt = SaltFor(table.Keys);
             foreach (var ((a, b), list) in table)
             {
-                ulong x = Mix(a, b);
+                ulong x = Mix(a ^ g.Salt, b);
                 int bit = (int)(x >> 8) & g.FilterMask;
                 filter[g.FilterBase + (bit >> 6)] |= 1UL << bit;
                 int h = Home(x, g.SlotCount);
-                while (slots[g.SlotBase + h].B != 0) h = h + 1 == g.SlotCount ? 0 : h + 1;
-                slots[g.SlotBase + h] = new Slot { A = a, B = b, First = next };
+                while (slots[g.SlotBase + h].Tag != 0) h = h + 1 == g.SlotCount ? 0 : h + 1;
+                slots[g.SlotBase + h] = new Slot { Tag = Tag(x), First = next };
                 for (int n = 0; n < list.Count; n++) entries[next++] = new Entry(rules[list[n]], list[n], n == list.Count - 1);
                 g.MaxRule = Math.Max(g.MaxRule, list[^1]);
             }
         }
         return new TupleIndex(start, start + rules.Length, infos, filter, slots, entries, string.Join(",", classes) + "/" + mergeLimit.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>
+    /// The bits of the first salt (0, 1, …) under which the group's keys have distinct tags (almost always 0). The salt
+    /// goes into the address word before its multiplication: two keys that differ in that word have a difference after
+    /// the mix that depends on it (a salt in the other word would cancel out: the mix is linear in XOR apart from the
+    /// products).
+    /// </summary>
+    private static ulong SaltFor(IEnumerable<(ulong, uint)> keys)
+    {
+        var seen = new HashSet<uint>();
+        for (uint salt = 0; ; salt++)
+        {
+            seen.Clear();
+            bool unique = true;
+            foreach (var (a, b) in keys)
+            {
+                if (!seen.Add(Tag(Mix(a ^ SaltBits(salt), b))))
+                {
+                    unique = false;
+                    break;
+                }
+            }
+            if (unique) return SaltBits(salt);
+            if (salt == 1000) throw new InvalidOperationException("no salt gives distinct tags");
+        }
+    }
+
+    private static ulong SaltBits(uint salt) => salt * 0xD6E8_FEB8_6659_FD93UL;
 
     private static int CountAll(Dictionary<int, Dictionary<(ulong, uint), List<int>>> byTuple)
     {
@@ -387,7 +508,7 @@ public sealed class TupleIndex
             foreach (int target in targets)
             {
                 var into = byTuple[target];
-                var added = new Dictionary<(ulong, uint), int>();
+                var added = new Dictionary<(ulong, uint), int>(KeyComparer.Instance);
                 bool fits = true;
                 foreach (List<int> ids in from.Values)
                 {
@@ -405,6 +526,9 @@ public sealed class TupleIndex
                     if (!fits) break;
                 }
                 if (!fits) continue;
+                // Only the buckets that took rules need sorting again (sorting every bucket of a large target after each
+                // merge cost a 100k-rule build most of its time).
+                var touched = new HashSet<List<int>>(ReferenceEqualityComparer.Instance);
                 foreach (List<int> ids in from.Values)
                 {
                     foreach (int id in ids)
@@ -412,9 +536,10 @@ public sealed class TupleIndex
                         var key = KeyIn(target, rules[id]);
                         if (!into.TryGetValue(key, out List<int>? list)) into[key] = list = new List<int>();
                         list.Add(id);
+                        touched.Add(list);
                     }
                 }
-                foreach (List<int> list in into.Values) list.Sort();
+                foreach (List<int> list in touched) list.Sort();
                 byTuple.Remove(tuple);
                 _ = size;
                 break;
@@ -446,6 +571,16 @@ public sealed class TupleIndex
     /// </summary>
     public static double SlotLoad { get; set; } = 0.6;
 
+    /// <summary>Bits of a group's filter per key it holds (rounded up to a power of two).</summary>
+    public static int FilterBitsPerKey { get; set; } = 16;
+
+    /// <summary>
+    /// A slot's tag: the hash's high half with the top bit set (0 marks an empty slot). The high half, because every
+    /// bit of the key reaches it (a product's low bits depend only on its factors' low bits).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Tag(ulong x) => (uint)(x >> 32) | 0x8000_0000u;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Home(ulong x, int count) => (int)(((x >> 32) * (uint)count) >> 32);
 
@@ -458,6 +593,20 @@ public sealed class TupleIndex
     }
 
     /// <summary>
+    /// The build's dictionaries of cut fields hash them with <see cref="Mix"/>: the default hash of a (ulong, uint) folds
+    /// the address word to source XOR destination, which ClassBench's structured addresses make collide by the thousand
+    /// (a 100k-rule build spent most of its time in those chains).
+    /// </summary>
+    private sealed class KeyComparer : IEqualityComparer<(ulong, uint)>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public bool Equals((ulong, uint) x, (ulong, uint) y) => x.Item1 == y.Item1 && x.Item2 == y.Item2;
+
+        public int GetHashCode((ulong, uint) k) => (int)(Mix(k.Item1, k.Item2) >> 32);
+    }
+
+    /// <summary>
     /// One tuple: the masks the packet's fields are cut to (<see cref="ExtraMask"/> selects protocol and
     /// destination port in <c>proto &lt;&lt; 16 | dport</c>), its rules' range, and where its slots and filter bits are.
     /// </summary>
@@ -466,13 +615,21 @@ public sealed class TupleIndex
         public uint SourceMask, DestinationMask, ExtraMask;
         public int MinRule, MaxRule;
         public int SlotBase, SlotCount, FilterBase, FilterMask;
+
+        /// <summary>Mixed into the hash so the group's keys have distinct tags.</summary>
+        public ulong Salt;
     }
 
-    /// <summary>A hash slot: the cut fields (B has its top bit set, 0 = empty) and its first bucket entry.</summary>
+    /// <summary>
+    /// A hash slot: its key's tag (a 31-bit hash of the cut fields, top bit set; 0 = empty) and its first bucket entry.
+    /// The key itself is not kept: the tags of one group are made distinct (<see cref="SaltFor"/>), so the first slot a
+    /// probe finds with the packet's tag is the bucket of the packet's cut fields when the group has one; when it has
+    /// none, the slot found (if any) is another key's, none of whose rules can match the packet (every rule of a bucket
+    /// has the bucket's cut fields), and its entries, checked in full, say so.
+    /// </summary>
     private struct Slot
     {
-        public ulong A;
-        public uint B;
+        public uint Tag;
         public int First;
     }
 

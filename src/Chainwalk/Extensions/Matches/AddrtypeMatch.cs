@@ -53,6 +53,9 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("src-type", OSrc, OptionArg.Required, OptFlags.Invert),

@@ -23,6 +23,9 @@ public sealed class CommentMatch : XtExtension<CommentData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("comment", OComment, OptionArg.Required, OptFlags.Mandatory),

@@ -90,6 +90,9 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("ctstate", OState, OptionArg.Required, OptFlags.Invert),

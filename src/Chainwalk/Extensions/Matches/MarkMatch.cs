@@ -23,6 +23,9 @@ public sealed class MarkMatch : XtExtension<MarkData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("mark", 0, OptionArg.Required, OptFlags.Invert | OptFlags.Mandatory),

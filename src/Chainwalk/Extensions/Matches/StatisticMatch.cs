@@ -35,6 +35,9 @@ public sealed class StatisticMatch : XtExtension<StatisticData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("mode", OMode, OptionArg.Required, OptFlags.Mandatory),

@@ -44,6 +44,9 @@ public sealed class TcpMatch : XtExtension<TcpData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("source-port", Sport, OptionArg.Required, OptFlags.Manual),

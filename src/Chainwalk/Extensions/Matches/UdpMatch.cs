@@ -38,6 +38,9 @@ public sealed class UdpMatch : XtExtension<UdpData>
 
     public override ExtensionKind Kind => ExtensionKind.Match;
 
+    /// <inheritdoc/>
+    public override bool SharesEqualData => true;
+
     public override IReadOnlyList<XtOption> Options { get; } =
     [
         new("source-port", Sport, OptionArg.Required, OptFlags.Invert),

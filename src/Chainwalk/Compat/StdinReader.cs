@@ -1,0 +1,66 @@
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Chainwalk.Compat;
+
+/// <summary>
+/// Standard input for the compat tools: <see cref="Console.In"/>, made only when a tool reads line by line, except
+/// <see cref="ReadToEnd"/> (iptables-restore reading its whole input), which reads the bytes at once and decodes
+/// them in one call with the console's input encoding, as Console.In would decode them: an 8 MB rule file then costs
+/// one buffer and one string instead of a StreamReader's chunks and their copy.
+/// </summary>
+internal sealed class StdinReader : TextReader
+{
+    private TextReader? _console;
+
+    private TextReader Console => _console ??= System.Console.In;
+
+    public override int Peek() => Console.Peek();
+
+    public override int Read() => Console.Read();
+
+    public override int Read(char[] buffer, int index, int count) => Console.Read(buffer, index, count);
+
+    public override int Read(Span<char> buffer) => Console.Read(buffer);
+
+    public override string? ReadLine() => Console.ReadLine();
+
+    public override string ReadToEnd()
+    {
+        // Console.In may hold text it has read ahead: then it must give the rest itself. A terminal stays Console.In's.
+        if (_console is not null || !System.Console.IsInputRedirected) return Console.ReadToEnd();
+        using Stream stdin = System.Console.OpenStandardInput();
+        byte[] buffer = new byte[InitialSize()];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+            int n = stdin.Read(buffer, length, buffer.Length - length);
+            if (n <= 0) break;
+            length += n;
+        }
+        Encoding encoding = System.Console.InputEncoding;
+        return encoding.GetString(buffer, 0, length);
+    }
+
+    /// <summary>The size of standard input when it is a regular file (plus one byte to see the end), else 64 KiB.</summary>
+    private static int InitialSize()
+    {
+        try
+        {
+            using var handle = new SafeFileHandle(0, ownsHandle: false);
+            long size = RandomAccess.GetLength(handle);
+            if (size > 0 && size < int.MaxValue / 2) return (int)size + 1;
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        catch (NotSupportedException)
+        {
+        }
+        return 1 << 16;
+    }
+}
