@@ -152,6 +152,32 @@ public static class SpeedHarness
             }
             return 0;
         }
+        if (only == "kube-bytes")
+        {
+            // Diagnostics: ruleset_bytes_per_rule of the kube-proxy set (--services N, 1,000 by default) and the objects
+            // reachable from the restored ruleset by type (extension objects and other shared singletons not entered).
+            int services = Arg(args, "--services") is { } ks ? int.Parse(ks, CultureInfo.InvariantCulture) : 1000;
+            var (kubeText, _, kubeRules) = KubeProxyRules.Generate(services, seed: services);
+            var (set, kubeBytes) = Measure(() => Restore(kubeText));
+            Log($"ruleset bytes per rule: kube {services} {(double)kubeBytes / kubeRules:F1} ({kubeRules} rules)");
+            {
+                // The figure of the kube runs (kube.N.ruleset_bytes_per_rule): DNAT replaced by ACCEPT as in Kube().
+                string walkable = System.Text.RegularExpressions.Regex.Replace(kubeText, "-j DNAT --to-destination [^ \\n]+", "-j ACCEPT");
+                var (w, wBytes) = Measure(() => Restore(walkable));
+                Log($"ruleset bytes per rule (kube runs' figure, DNAT as ACCEPT): kube {services} {(double)wBytes / kubeRules:F1}");
+                GC.KeepAlive(w);
+            }
+            HeapWalk.Strings = new(StringComparer.Ordinal);
+            var byType = HeapWalk.ByType(set, t => typeof(Chainwalk.Extensions.XtExtension).IsAssignableFrom(t));
+            long total = byType.Values.Sum(v => v.Bytes);
+            Log($"walked: {total} bytes, {(double)total / kubeRules:F1} per rule");
+            foreach (var (type, (count, bytes)) in byType.OrderByDescending(kv => kv.Value.Bytes).Take(30))
+                Log($"{bytes,12} {(double)bytes / kubeRules,8:F1}/rule {count,9}  {type}");
+            foreach (var (prefix, (count, bytes)) in HeapWalk.Strings.OrderByDescending(kv => kv.Value.Item2).Take(8))
+                Log($"{bytes,12} {(double)bytes / kubeRules,8:F1}/rule {count,9}  string {prefix}…");
+            GC.KeepAlive(set);
+            return 0;
+        }
         if (only == "replay-capture")
         {
             long n = ReplayCapture.Write(Arg(args, "--capture") ?? Path.Combine(cache, "replay.pcap"), int.Parse(Arg(args, "--packets") ?? "1000000", CultureInfo.InvariantCulture));

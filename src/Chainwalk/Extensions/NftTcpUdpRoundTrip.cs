@@ -68,7 +68,7 @@ public static class NftTcpUdpRoundTrip
     /// </summary>
     private static bool ReadsBackUnchanged(Rule rule)
     {
-        List<MatchUse> matches = rule.Matches;
+        MatchList matches = rule.Matches;
         int tcp = 0, udp = 0;
         for (int i = 0; i < matches.Count; i++)
         {

@@ -30,13 +30,37 @@ public sealed class Chain
     public int Edits { get; internal set; }
 
     /// <summary>Told of each change <see cref="RulesetEditor"/> makes to <see cref="Rules"/> (the compiled form that last indexed the chain); null: none.</summary>
-    public IChainEdits? EditListener { get; set; }
+    public IChainEdits? EditListener
+    {
+        get => _extras?.EditListener;
+        set { if (value is not null || _extras is not null) Extras.EditListener = value; }
+    }
 
     /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
-    public RuleFinder? Finder { get; set; }
+    public RuleFinder? Finder
+    {
+        get => _extras?.Finder;
+        set { if (value is not null || _extras is not null) Extras.Finder = value; }
+    }
 
     /// <summary>Searches by rule made without the index (the first builds none: a CLI command searches once).</summary>
-    internal int LinearFinds;
+    internal int LinearFinds
+    {
+        get => _extras?.LinearFinds ?? 0;
+        set { if (value != 0 || _extras is not null) Extras.LinearFinds = value; }
+    }
+
+    /// <summary>What most chains of a large rule set never get (a compiled form's listener, the -D/-C index), made on first use.</summary>
+    private ChainExtras? _extras;
+
+    private ChainExtras Extras => _extras ??= new ChainExtras();
+
+    private sealed class ChainExtras
+    {
+        public IChainEdits? EditListener;
+        public RuleFinder? Finder;
+        public int LinearFinds;
+    }
 
     public Chain Clone()
     {

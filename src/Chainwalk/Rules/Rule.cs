@@ -130,7 +130,7 @@ public sealed class Rule
                 if (_extras is not null) _extras.Source = default;
                 return;
             }
-            _compact &= unchecked((byte)~SourceCompact);
+            _compact &= unchecked((ushort)~SourceCompact);
             if (_extras is not null || value != default) Extras.Source = value;
         }
     }
@@ -148,21 +148,21 @@ public sealed class Rule
                 if (_extras is not null) _extras.Destination = default;
                 return;
             }
-            _compact &= unchecked((byte)~DestinationCompact);
+            _compact &= unchecked((ushort)~DestinationCompact);
             if (_extras is not null || value != default) Extras.Destination = value;
         }
     }
 
     public bool SourceInverted
     {
-        get => _extras?.SourceInverted ?? false;
-        set { if (value || _extras is not null) Extras.SourceInverted = value; }
+        get => (_compact & SourceInvertedBit) != 0;
+        set => SetBit(SourceInvertedBit, value);
     }
 
     public bool DestinationInverted
     {
-        get => _extras?.DestinationInverted ?? false;
-        set { if (value || _extras is not null) Extras.DestinationInverted = value; }
+        get => (_compact & DestinationInvertedBit) != 0;
+        set => SetBit(DestinationInvertedBit, value);
     }
 
     /// <summary>Input interface name ("" = any); a trailing '+' is a prefix wildcard.</summary>
@@ -180,14 +180,14 @@ public sealed class Rule
 
     public bool InInverted
     {
-        get => _extras?.InInverted ?? false;
-        set { if (value || _extras is not null) Extras.InInverted = value; }
+        get => (_compact & InInvertedBit) != 0;
+        set => SetBit(InInvertedBit, value);
     }
 
     public bool OutInverted
     {
-        get => _extras?.OutInverted ?? false;
-        set { if (value || _extras is not null) Extras.OutInverted = value; }
+        get => (_compact & OutInvertedBit) != 0;
+        set => SetBit(OutInvertedBit, value);
     }
 
     /// <summary>Layer-4 protocol number; 0 = any.</summary>
@@ -195,24 +195,27 @@ public sealed class Rule
 
     public bool ProtocolInverted
     {
-        get => _extras?.ProtocolInverted ?? false;
-        set { if (value || _extras is not null) Extras.ProtocolInverted = value; }
+        get => (_compact & ProtocolInvertedBit) != 0;
+        set => SetBit(ProtocolInvertedBit, value);
     }
 
     /// <summary>IPv4 <c>-f</c>: second and further fragments only (inverted: only unfragmented or first).</summary>
     public bool Fragment
     {
-        get => _extras?.Fragment ?? false;
-        set { if (value || _extras is not null) Extras.Fragment = value; }
+        get => (_compact & FragmentBit) != 0;
+        set => SetBit(FragmentBit, value);
     }
 
     public bool FragmentInverted
     {
-        get => _extras?.FragmentInverted ?? false;
-        set { if (value || _extras is not null) Extras.FragmentInverted = value; }
+        get => (_compact & FragmentInvertedBit) != 0;
+        set => SetBit(FragmentInvertedBit, value);
     }
 
-    public List<MatchUse> Matches { get; } = new();
+    /// <summary>The rule's matches (by reference: <c>rule.Matches.Add(m)</c> changes the rule).</summary>
+    public ref MatchList Matches => ref _matches;
+
+    private MatchList _matches;
 
     public TargetUse? Target { get; set; }
 
@@ -222,12 +225,20 @@ public sealed class Rule
     /// Set when the rule is known to be read back from its own iptables-save line unchanged (it was read from exactly
     /// that line, or the line was parsed again): the host store then does not check it again (see SaveFormCheck).
     /// </summary>
-    public bool SaveFormVerified { get; set; }
+    public bool SaveFormVerified
+    {
+        get => (_compact & SaveFormVerifiedBit) != 0;
+        set => SetBit(SaveFormVerifiedBit, value);
+    }
 
-    private const byte SourceCompact = 1, DestinationCompact = 2;
+    private const ushort SourceCompact = 1, DestinationCompact = 2, SourceInvertedBit = 4, DestinationInvertedBit = 8,
+        InInvertedBit = 16, OutInvertedBit = 32, ProtocolInvertedBit = 64, FragmentBit = 128, FragmentInvertedBit = 256,
+        SaveFormVerifiedBit = 512;
 
-    /// <summary>Which of -s/-d are held in the 32-bit fields (an IPv4 address and mask).</summary>
-    private byte _compact;
+    /// <summary>Which of -s/-d are held in the 32-bit fields (an IPv4 address and mask), the inversions, -f and <see cref="SaveFormVerified"/>.</summary>
+    private ushort _compact;
+
+    private void SetBit(ushort bit, bool on) => _compact = on ? (ushort)(_compact | bit) : (ushort)(_compact & ~bit);
 
     private uint _sourceAddress, _sourceMask, _destinationAddress, _destinationMask;
 
@@ -242,7 +253,6 @@ public sealed class Rule
     {
         public IpNet Source, Destination;
         public string InInterface = string.Empty, OutInterface = string.Empty;
-        public bool SourceInverted, DestinationInverted, InInverted, OutInverted, ProtocolInverted, Fragment, FragmentInverted;
 
         public RuleExtras Copy() => (RuleExtras)MemberwiseClone();
     }
@@ -255,7 +265,6 @@ public sealed class Rule
             Protocol = Protocol,
             Target = Target?.Clone(),
             Counters = Counters,
-            SaveFormVerified = SaveFormVerified,
             _compact = _compact,
             _sourceAddress = _sourceAddress,
             _sourceMask = _sourceMask,
@@ -263,8 +272,12 @@ public sealed class Rule
             _destinationMask = _destinationMask,
             _extras = _extras is null ? null : _extras.Copy(),
         };
-        if (Matches.Count > 0) r.Matches.Capacity = Matches.Count;
-        foreach (MatchUse m in Matches) r.Matches.Add(m.Clone());
+        if (Matches.Count > 0)
+        {
+            var ms = new MatchUse[Matches.Count];
+            for (int i = 0; i < ms.Length; i++) ms[i] = Matches[i].Clone();
+            r.Matches.SetAll(ms);
+        }
         return r;
     }
 }

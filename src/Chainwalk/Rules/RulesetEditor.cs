@@ -438,6 +438,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
             HookMask baseHooks = BaseHooks(c);
+            // A checked table is mostly kept as it is (a COMMIT): its rule lists hold no spare slots.
+            if (c.Rules.Capacity > c.Rules.Count) c.Rules.Capacity = c.Rules.Count;
             foreach (Rule r in c.Rules)
             {
                 string? problem = CheckRule(table, baseHooks, r, hooks, tableRules);
@@ -496,12 +498,16 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
             HookMask baseHooks = BaseHooks(c);
+            // A checked table is mostly kept as it is (a COMMIT): its rule lists hold no spare slots.
+            if (c.Rules.Capacity > c.Rules.Count) c.Rules.Capacity = c.Rules.Count;
             foreach (Rule r in c.Rules)
             {
                 string? problem = deep.Count > 0 && deep.Contains(r) ? "Too many links" : CheckRule(table, baseHooks, r, hooks, tableRules);
                 if (problem is not null) list.Add((c, r, problem));
             }
         }
+        reach.TrimExcess();
+        table.TrimExcess();
         return new TableCheckResult { Loop = loop, AnyTooDeep = deep.Count > 0, Problems = list, Reach = reach };
     }
 

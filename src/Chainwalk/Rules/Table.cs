@@ -29,6 +29,9 @@ public sealed class Table
         }
     }
 
+    /// <summary>Drops the spare slots of the chain map (a checked table is mostly kept as it is).</summary>
+    internal void TrimExcess() => _user.TrimExcess();
+
     public Table(TableInfo info, IpFamily family)
     {
         Info = info;

@@ -1002,8 +1002,12 @@ public sealed class CommandLineParser
             FragmentInverted = (st.Inverted & CommandOptions.Fragment) != 0,
             Counters = new Counters(st.Pcnt, st.Bcnt),
         };
-        if (st.Matches.Count > 0) r.Matches.Capacity = st.Matches.Count;
-        foreach (Loaded m in st.Matches) r.Matches.Add(new MatchUse(m.Ext, single ? m.Data : m.Data.Clone()));
+        if (st.Matches.Count > 0)
+        {
+            var ms = new MatchUse[st.Matches.Count];
+            for (int i = 0; i < ms.Length; i++) ms[i] = new MatchUse(st.Matches[i].Ext, single ? st.Matches[i].Data : st.Matches[i].Data.Clone());
+            r.Matches.SetAll(ms);
+        }
         NftTcpUdpRoundTrip.Apply(r);
         if (st.Target is not null)
         {

@@ -259,7 +259,7 @@ public sealed class RestoreReader
         }
         if (cmd.Warnings.Count > 0) Warnings.AddRange(cmd.Warnings);
         if (cmd.SkipLine) return;
-        ShareParts(cmd.Rules, matches: !ReferenceEquals(cmd, _lastPlain));
+        ShareParts(current, cmd.Rules, matches: !ReferenceEquals(cmd, _lastPlain));
         // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
         if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
         CommandExecutor exec = _exec;
@@ -303,21 +303,30 @@ public sealed class RestoreReader
     /// ctstates a kube-proxy rule set repeats are then held once. The key is the extension, revision, given options and
     /// save text, so shared uses are indistinguishable from separate ones.
     /// </summary>
-    private void ShareParts(List<Rule> rules, bool matches)
+    private void ShareParts(Table table, List<Rule> rules, bool matches)
     {
         foreach (Rule r in rules)
         {
-            List<MatchUse> uses = r.Matches;
-            for (int i = 0; matches && i < uses.Count; i++)
+            ref MatchList uses = ref r.Matches;
+            Span<MatchUse> fresh = uses.Unshared; // made by the parser for this rule alone
+            bool allShared = matches && fresh.Length > 0;
+            for (int i = 0; matches && i < fresh.Length; i++)
             {
-                MatchUse m = uses[i];
-                if (!m.Extension.SharesEqualData) continue;
+                MatchUse m = fresh[i];
+                if (!m.Extension.SharesEqualData) { allShared = false; continue; }
                 StringBuilder key = _shareKey.Clear();
                 key.Append(m.Extension.Name).Append('/').Append(m.Data.Revision).Append('/').Append(m.Data.Given).Append('/').Append((int)r.Family);
                 m.Extension.Save(key, m.Data, r.Family);
                 string k = key.ToString();
-                if (_sharedMatches.TryGetValue(k, out MatchUse? shared)) uses[i] = shared;
+                if (_sharedMatches.TryGetValue(k, out MatchUse? shared)) fresh[i] = shared;
                 else _sharedMatches.Add(k, m);
+            }
+            // Rules whose matches are all shared objects in the same order share one array of them.
+            if (allShared)
+            {
+                ref MatchUse[]? same = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_sharedMatchArrays, uses.Array, out bool known);
+                if (known) uses.Share(same!);
+                else same = uses.Array;
             }
             // A plain -j/-g to a user chain: one object per chain and kind in this table block. Never across tables:
             // the compiled form resolves each jump object to one chain (CompiledRules.JumpTarget), and two tables
@@ -326,6 +335,11 @@ public sealed class RestoreReader
             {
                 ref TargetUse? same = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_sharedJumps, (t.Name, t.Goto), out bool exists);
                 if (exists) r.Target = same;
+                else if (table.Find(t.Name) is { } chain && !ReferenceEquals(chain.Name, t.Name))
+                {
+                    // The name held once: the chain's own string (the jump's was read from this line).
+                    r.Target = same = TargetUse.Jump(chain.Name, t.Goto);
+                }
                 else same = t;
             }
         }
@@ -335,6 +349,29 @@ public sealed class RestoreReader
     private readonly Dictionary<(string Name, bool Goto), TargetUse> _sharedJumps = new();
 
     private readonly Dictionary<string, MatchUse> _sharedMatches = new(StringComparer.Ordinal);
+
+    /// <summary>The match arrays of this input made only of shared match objects, by their elements (see ShareParts).</summary>
+    private readonly Dictionary<MatchUse[], MatchUse[]> _sharedMatchArrays = new(SameElements.Instance);
+
+    private sealed class SameElements : IEqualityComparer<MatchUse[]>
+    {
+        public static readonly SameElements Instance = new();
+
+        public bool Equals(MatchUse[]? x, MatchUse[]? y)
+        {
+            if (x is null || y is null || x.Length != y.Length) return ReferenceEquals(x, y);
+            for (int i = 0; i < x.Length; i++)
+                if (!ReferenceEquals(x[i], y[i])) return false;
+            return true;
+        }
+
+        public int GetHashCode(MatchUse[] a)
+        {
+            var h = new HashCode();
+            foreach (MatchUse m in a) h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(m));
+            return h.ToHashCode();
+        }
+    }
     private readonly StringBuilder _shareKey = new();
 
     private CommandLineParser? _parser;
