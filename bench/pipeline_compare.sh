@@ -44,35 +44,9 @@ if [ ! -f "$capture" ]; then
   dotnet bench/Chainwalk.Bench/bin/Release/net10.0/Chainwalk.Bench.dll --speed --only replay-capture --capture "$capture" --packets "$packets" >&2
 fi
 
-# Replay: the CLI end to end (process start, load the host, read the capture, every packet, summary), best of 3.
-replay() { # TREE
-  local tree="$1" host
-  host=$(mktemp -d "$cache/host-XXXXXX")
-  for c in "ip link add eth0 type dummy" "ip link set eth0 up" "ip addr add 10.9.0.1/24 dev eth0"; do
-    "$tree/chainwalk" --host "$host" $c >/dev/null
-  done
-  "$tree/chainwalk" --host "$host" iptables-restore "$root/examples/lab1-server.rules" >/dev/null
-  # Best of 3 by wall time, with the CPU seconds (user+sys) of that run beside (the machine is shared).
-  python3 - "$tree/chainwalk" "$host" "$capture" "$packets" <<'PY'
-import json, os, re, resource, subprocess, sys, time
-cli, host, capture, packets = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-best = None
-for rep in range(3):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    out = subprocess.run(["taskset", "-c", "0", cli, "--host", host, "replay", capture, "-i", "eth0", "--local-from", "10.9.0.1", "--dry-run"],
-                         capture_output=True, text=True, check=True).stdout
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if best is None or wall < best[0]: best = (wall, cpu, out)
-wall, cpu, out = best
-fates = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"^  (\S+)\s+(\d+)$", out, re.M))
-print(json.dumps({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "packets": packets,
-                  "packets_per_s": round(packets / wall), "packets_per_cpu_s": round(packets / cpu), "fates": fates}))
-PY
-  rm -rf "$host"
-}
+# Replay: the CLI end to end (bench/replay_bench.sh: process start, load the host, read the capture, every packet,
+# summary), best of 3.
+replay() { bench/replay_bench.sh "$1" "$capture" 3; }
 
 harness() { # TREE NAME
   local tree="$1" out="$cache/$2.json"

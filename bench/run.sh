@@ -38,6 +38,14 @@ echo "== iptables-restore of 100k rules: Chainwalk CLI, iptables-legacy-restore,
 # CW_BASELINE_CLI: another Chainwalk CLI (e.g. a build of an older commit) timed in the same run, for old-vs-new figures.
 python3 bench/restore_bench.py "$rules100k" "$reps" "$root/chainwalk" ${CW_BASELINE_CLI:-} > "$parts/restore.json"
 
+# ---------------------------------------------------------------- replay of a capture (issue 7)
+capture="$cache/replay-1000000.pcap"
+echo "== chainwalk replay of a 1M-packet capture (CLI end to end, CPU 0)" >&2
+[ -f "$capture" ] || dotnet bench/Chainwalk.Bench/bin/Release/net10.0/Chainwalk.Bench.dll --speed --only replay-capture \
+  --capture "$capture" --packets 1000000 >&2
+bench/replay_bench.sh "$root" "$capture" "$reps" > "$parts/replay.json" 2>"$cache/replay.log" || \
+  echo "{\"reason\": \"replay failed: $(tail -c 300 "$cache/replay.log" | tr '\n"\\' '   ')\"}" > "$parts/replay.json"
+
 # ---------------------------------------------------------------- merge + table
 python3 - "$parts" "$results" <<'PY'
 import json, os, sys, platform, datetime
@@ -51,6 +59,8 @@ restore['note'] = ('best of the repetitions, wall and CPU (user+sys incl. the ke
     'of loading ClassBench acl1_100k from a file: chainwalk_s = the CLI (process start, parse, validate, save the host state); '
     'chainwalk_inproc_s = parse + build the rule objects in process (thread CPU); legacy/nft = the real tools in a throw-away network namespace')
 r['restore_100k'] = restore
+r['replay'] = json.load(open(os.path.join(parts, 'replay.json')))
+r['replay']['note'] = ('chainwalk replay FILE -i eth0 --local-from 10.9.0.1 --dry-run on CPU 0, Lab 1 server host, generated capture of TCP connections; best of the repetitions by wall time, process start included')
 acl = json.load(open(os.path.join(parts, 'rte_acl.json')))
 for name, c in r['classbench'].items():
     a = acl.get('sets', {}).get(name)
@@ -71,9 +81,11 @@ json.dump(r, open(out, 'w'), indent=2)
 def f(x, d=2):
     return 'null' if x is None else (f'{x:.{d}f}' if isinstance(x, float) else str(x))
 print(f"machine: {cpu}, {os.cpu_count()} cores (benchmarks pinned to one)")
-print(f"{'ClassBench':<11}{'rules':>8}{'Mpps':>8}{'linear':>9}{'x':>7}{'build s':>9}{'B/rule':>8}{'rte_acl':>9}{'scalar':>8}")
+print("ClassBench: key Mpps = header tuples classified with counters (the rte_acl-comparable figure), packets = whole packets through filter/FORWARD; B/rule = rule objects, index = the compiled form")
+print(f"{'ClassBench':<11}{'rules':>8}{'key Mpps':>9}{'packets':>8}{'linear':>9}{'build s':>9}{'B/rule':>7}{'index':>6}{'rte_acl':>9}{'scalar':>8}{'key/rte':>8}")
 for n, c in r['classbench'].items():
-    print(f"{n:<11}{c['rules']:>8}{f(c['mpps']):>8}{f(c['linear_mpps'],4):>9}{f(c['speedup'],0):>7}{f(c['build_s'],3):>9}{f(c['bytes_per_rule'],0):>8}{f(c['rte_acl_mpps']):>9}{f(c['rte_acl_scalar_mpps']):>8}")
+    ratio = c['key_mpps'] / c['rte_acl_mpps'] if c.get('key_mpps') and c.get('rte_acl_mpps') else None
+    print(f"{n:<11}{c['rules']:>8}{f(c.get('key_mpps')):>9}{f(c['mpps']):>8}{f(c['linear_mpps'],4):>9}{f(c['build_s'],3):>9}{f(c.get('ruleset_bytes_per_rule'),0):>7}{f(c['bytes_per_rule'],0):>6}{f(c['rte_acl_mpps']):>9}{f(c['rte_acl_scalar_mpps']):>8}{f(ratio):>8}")
 rs = r['restore_100k']
 if rs.get('chainwalk_baseline_s') is not None:
     print(f"restore 100k rules, baseline CLI (wall / CPU s): {f(rs.get('chainwalk_baseline_s'),3)} / {f(rs.get('chainwalk_baseline_cpu_s'),3)}")
@@ -83,7 +95,9 @@ u = r['update_us']
 print(f"one-rule update on {u['rules']} rules: -A {f(u['append'],1)} us, -D {f(u['delete'],1)} us, -I {f(u.get('insert'),1)} us, -R {f(u.get('replace_edit_only'),1)} us (edit only)")
 print(f"{'kube svcs':<10}{'rules':>8}{'load s':>8}{'new Mpps':>9}{'nat walk Mpps':>15}{'linear':>8}{'est. Mpps':>10}{'B/rule':>8}")
 for n, k in r['kube'].items():
-    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k.get('new_mpps')):>9}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k['bytes_per_rule'],0):>8}")
+    print(f"{n:<10}{k['rules']:>8}{f(k['load_s'],2):>8}{f(k.get('new_mpps')):>9}{f(k['new_nat_walk_mpps']):>15}{f(k['new_nat_walk_linear_mpps'],3):>8}{f(k['established_mpps']):>10}{f(k.get('ruleset_bytes_per_rule'),0):>8}")
 print(f"conntrack: {f(r['conntrack']['bytes_per_entry'],0)} bytes per entry")
+rp = r['replay']
+print(f"replay of {rp.get('packets')} packets, CLI end to end: {f(rp.get('wall_s'),3)} s wall / {f(rp.get('cpu_s'),3)} CPU-s = {f((rp.get('packets_per_s') or 0) / 1e6)} M packets/s" if rp.get('wall_s') else f"replay: null ({rp.get('reason')})")
 print(f"written: {out}")
 PY
