@@ -109,7 +109,7 @@ public static class ShortLivedProcess
         if (!ulong.TryParse(line[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out start)
             || !ulong.TryParse(line[(dash + 1)..space], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out end))
             return false;
-        // Five fields, then the path (if any).
+        // The range, then four fields (permissions, offset, device, inode), then the path if any.
         ReadOnlySpan<char> rest = line[space..];
         for (int f = 0; f < 4; f++)
         {
