@@ -30,7 +30,11 @@ internal sealed class StdinReader : TextReader
         // Console.In may hold text it has read ahead: then it must give the rest itself. A terminal stays Console.In's.
         if (_console is not null || !System.Console.IsInputRedirected) return Console.ReadToEnd();
         using Stream stdin = System.Console.OpenStandardInput();
-        byte[] buffer = new byte[InitialSize()];
+        int size = InitialSize();
+        // A large input (a rule file) in a one-command process: its buffer, its text and the rules built from it come
+        // faster on huge pages (see ShortLivedProcess.LargeHeap).
+        if (size >= 1 << 20) Chainwalk.Host.ShortLivedProcess.LargeHeap();
+        byte[] buffer = new byte[size];
         int length = 0;
         while (true)
         {

@@ -110,6 +110,7 @@ public sealed class HostStore
         var empty = new Ruleset(family);
         if (!File.Exists(path)) return empty;
         UseHostObjects();
+        if (ShortLivedProcess.Enabled && new FileInfo(path).Length >= 1 << 20) ShortLivedProcess.LargeHeap();
         string text = File.ReadAllText(path);
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore") { VerifySaveForms = true };
         try

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Runtime;
+using System.Runtime.InteropServices;
 
 namespace Chainwalk.Host;
 
@@ -30,6 +32,7 @@ public static class ShortLivedProcess
     {
         long bytes = Math.Min(inputChars * BytesPerInputChar, MaxRegion);
         if (!Enabled || inputChars < 1 << 16 || Interlocked.CompareExchange(ref _inRegion, 1, 0) != 0) return default;
+        LargeHeap();
         try
         {
             if (GC.TryStartNoGCRegion(bytes)) return new Scope(true);
@@ -44,6 +47,79 @@ public static class ShortLivedProcess
         }
         Volatile.Write(ref _inRegion, 0);
         return default;
+    }
+
+    private static int _hugePages;
+
+    /// <summary>
+    /// Called before a short-lived process builds a large heap (tens of MB: an 8 MB rule text, its string and 100k rules):
+    /// asks Linux to back the managed heap with transparent huge pages (<c>madvise(MADV_HUGEPAGE)</c> over the
+    /// collector's reserved range), so that it is faulted in 2 MiB at a time instead of 4 KiB (a restore of 100k rules
+    /// takes ≈ 12,000 page faults otherwise, ≈ 20 ms). Only where THP is "madvise" or "always"; once per process; any
+    /// failure leaves the heap as it was. Does nothing unless <see cref="Enabled"/>.
+    /// </summary>
+    public static void LargeHeap()
+    {
+        if (!Enabled || !OperatingSystem.IsLinux() || Interlocked.Exchange(ref _hugePages, 1) != 0) return;
+        try
+        {
+            // A small array lives in a region of the collector's single reserved range: advise the contiguous anonymous
+            // mappings around it (the range is reserved PROT_NONE and committed piecewise, so it shows as several).
+            var probe = new byte[16];
+            GCHandle h = GCHandle.Alloc(probe, GCHandleType.Pinned);
+            ulong addr;
+            try { addr = (ulong)h.AddrOfPinnedObject(); }
+            finally { h.Free(); }
+            string maps = File.ReadAllText("/proc/self/maps");
+            ulong start = 0, end = 0;
+            foreach (var lineRange in maps.AsSpan().Split('\n'))
+            {
+                ReadOnlySpan<char> line = maps.AsSpan(lineRange);
+                if (!TryMapping(line, out ulong s, out ulong e, out bool anonymous)) continue;
+                if (start != 0 && s == end && anonymous)
+                {
+                    end = e;
+                    continue;
+                }
+                if (start != 0 && end > addr) break;
+                if (anonymous) { start = s; end = e; }
+                else start = end = 0;
+            }
+            if (start == 0 || addr < start || addr >= end) return;
+            _ = Madvise((nint)start, (nuint)(end - start), MadvHugePage);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or EntryPointNotFoundException or DllNotFoundException)
+        {
+        }
+    }
+
+    private const int MadvHugePage = 14;
+
+    [DllImport("libc", EntryPoint = "madvise")]
+    private static extern int Madvise(nint addr, nuint length, int advice);
+
+    /// <summary>One line of /proc/self/maps: "start-end perms offset dev inode [path]"; anonymous when it has no path.</summary>
+    private static bool TryMapping(ReadOnlySpan<char> line, out ulong start, out ulong end, out bool anonymous)
+    {
+        start = end = 0;
+        anonymous = false;
+        int dash = line.IndexOf('-');
+        int space = line.IndexOf(' ');
+        if (dash <= 0 || space <= dash) return false;
+        if (!ulong.TryParse(line[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out start)
+            || !ulong.TryParse(line[(dash + 1)..space], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out end))
+            return false;
+        // The range, then four fields (permissions, offset, device, inode), then the path if any.
+        ReadOnlySpan<char> rest = line[space..];
+        for (int f = 0; f < 4; f++)
+        {
+            rest = rest.TrimStart(' ');
+            int sp = rest.IndexOf(' ');
+            if (sp < 0) { rest = default; break; }
+            rest = rest[sp..];
+        }
+        anonymous = rest.Trim(' ').IsEmpty;
+        return true;
     }
 
     /// <summary>Ends the no-GC region of <see cref="BulkLoad"/> (if it is still open: exceeding its size ends it).</summary>
