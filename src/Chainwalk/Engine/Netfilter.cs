@@ -107,7 +107,8 @@ public sealed class Netfilter
     /// IPv4 input decisions (ip_route_input_noref's answer) remembered for one host generation, direct-mapped by
     /// destination and source: the decision is a function of those, the input device and the host (routes,
     /// addresses, links, sysctls; any change of them moves <see cref="HostGeneration"/>), so a flow's packets ask
-    /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries.
+    /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries. The key has no mark or TOS because
+    /// the virtual host has no policy routing (<c>ip rule</c>); when it gets one, the mark joins the key.
     /// </summary>
     private InputRouteEntry[] _inputRoutes = new InputRouteEntry[64];
 
