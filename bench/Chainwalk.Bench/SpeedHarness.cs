@@ -648,46 +648,24 @@ public static class SpeedHarness
                 Log($"{set}: key read + index by slot load: " + string.Join(", ", loads.Select((l, v) => $"{l}: {Median(res[v]):F2} Mpps ({idxs[v].Bytes / 1024} KiB, {idxs[v].Layout})")));
             }
             var empty = Restore("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").Find("filter")!;
-            c.Restart();
-            for (int rep = 0; rep < 3; rep++)
+            // RunTable of FORWARD over the first `count` packets, `reps` times: Mpps per CPU-second.
+            double RunMpps(Table table, int reps, int count)
             {
-                for (int i = 0; i < skbs.Length; i++)
+                c.Restart();
+                for (int rep = 0; rep < reps; rep++)
                 {
-                    ctx.Skb = skbs[i];
-                    fast.RunTable(ctx, empty, Hook.Forward);
+                    for (int i = 0; i < count; i++)
+                    {
+                        ctx.Skb = skbs[i];
+                        fast.RunTable(ctx, table, Hook.Forward);
+                    }
                 }
+                return (double)reps * count / c.CpuSeconds / 1e6;
             }
-            double emptyMpps = 3 * skbs.Length / c.CpuSeconds / 1e6;
-            c.Restart();
-            for (int rep = 0; rep < 3; rep++)
-            {
-                for (int i = 0; i < skbs.Length; i++)
-                {
-                    ctx.Skb = skbs[i];
-                    fast.RunTable(ctx, filter, Hook.Forward);
-                }
-            }
-            double full = 3 * skbs.Length / c.CpuSeconds / 1e6;
-            c.Restart();
-            for (int rep = 0; rep < 300; rep++)
-            {
-                for (int i = 0; i < 1000; i++)
-                {
-                    ctx.Skb = skbs[i];
-                    fast.RunTable(ctx, filter, Hook.Forward);
-                }
-            }
-            double hotFull = 300_000 / c.CpuSeconds / 1e6;
-            c.Restart();
-            for (int rep = 0; rep < 300; rep++)
-            {
-                for (int i = 0; i < 1000; i++)
-                {
-                    ctx.Skb = skbs[i];
-                    fast.RunTable(ctx, empty, Hook.Forward);
-                }
-            }
-            double hotEmpty = 300_000 / c.CpuSeconds / 1e6;
+            double emptyMpps = RunMpps(empty, 3, skbs.Length);
+            double full = RunMpps(filter, 3, skbs.Length);
+            double hotFull = RunMpps(filter, 300, 1000);
+            double hotEmpty = RunMpps(empty, 300, 1000);
             Log($"{set}: 1000 packets repeated: RunTable compiled {hotFull:F2} Mpps, empty chain {hotEmpty:F2} Mpps");
             Log($"{set}: groups {index.Runs.Sum(r => r.GroupCount)}, build {CompiledBuild(rules):F3} s, index only {idx:F2} Mpps, RunTable of an empty chain {emptyMpps:F2} Mpps, RunTable compiled {full:F2} Mpps ({sum})");
         }
