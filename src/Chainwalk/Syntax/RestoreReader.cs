@@ -296,7 +296,8 @@ public sealed class RestoreReader
     private void RunRuleLine(Ruleset work, Table current, ReadOnlySpan<char> raw, bool hasNewline, int lineNo, RestoreOptions options, StringBuilder? output)
     {
         // The line's newline matters only inside an unclosed quote (it becomes part of the parameter).
-        ReadOnlySpan<char> rest = hasNewline && raw.Contains('"') ? string.Concat(raw, "\n") : raw;
+        bool quoted = raw.Contains('"'); // one scan: the newline below and the plain path both ask
+        ReadOnlySpan<char> rest = hasNewline && quoted ? string.Concat(raw, "\n") : raw;
         string? pcnt = null, bcnt = null;
         if (rest.StartsWith('['))
         {
@@ -313,7 +314,7 @@ public sealed class RestoreReader
         CommandLineParser parser = _parser ??= new CommandLineParser(_family, _program, _names, restore: true);
         parser.Line = lineNo;
         ParsedCommand? cmd = null;
-        if (PlainRulePath && rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
+        if (PlainRulePath && !(quoted && rest.Contains('"')) && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
         {
             (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
             cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);
