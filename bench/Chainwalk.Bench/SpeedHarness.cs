@@ -916,6 +916,26 @@ public static class SpeedHarness
         if (forward.Rules.Count != n || compiled.For(forward) is null) throw new InvalidOperationException("-I/-R/-D in the middle lost the compiled chain");
         ChainIndex overlaid = compiled.For(forward)!;
         int pendingNew = overlaid.PendingNew, pendingDead = overlaid.PendingDead;
+        // -I at a random position of the chain, then -D of it by number: each edit far from the one before (the chain's
+        // rule store moves the rules between its free slots and the edit: about a third of the chain on average).
+        var randomInsert = new List<double>();
+        var randomDelete = new List<double>();
+        var positions = new Random(6);
+        for (int rep = 0; rep < (_quick ? 5 : 15); rep++)
+        {
+            int at = positions.Next(1, n + 1);
+            string atText = at.ToString(CultureInfo.InvariantCulture);
+            string[] ins = ["-s", $"198.51.{100 + rep}.9/32", "-d", "203.0.113.9/32", "-p", "tcp", "--dport", "443", "-j", "DROP"];
+            var sw = new Clock();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-I", "FORWARD", atText, .. ins]));
+            compiled.Inserted(forward, at - 1);
+            randomInsert.Add(sw.CpuSeconds);
+            sw.Restart();
+            new CommandExecutor(rules).Execute(parser.Parse(["iptables", "-D", "FORWARD", atText]));
+            compiled.Deleted(forward, at - 1);
+            randomDelete.Add(sw.CpuSeconds);
+        }
+        if (forward.Rules.Count != n) throw new InvalidOperationException("-I/-D at random positions did not restore the rule count");
         return new JsonObject
         {
             ["rules"] = n,
@@ -938,12 +958,14 @@ public static class SpeedHarness
             ["insert_middle_compiled_only"] = R(Median(midInsert.Zip(midInsertEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["replace_middle_compiled_only"] = R(Median(midReplace.Zip(midReplaceEdit, (a, e) => a - e).ToList()) * 1e6, 2),
             ["delete_middle_compiled_only"] = R(Median(midDelete.Zip(midDeleteEdit, (a, e) => a - e).ToList()) * 1e6, 2),
+            ["insert_random"] = R(Median(randomInsert) * 1e6, 1),
+            ["delete_random"] = R(Median(randomDelete) * 1e6, 1),
             ["overlay_pending_new"] = pendingNew,
             ["overlay_pending_dead"] = pendingDead,
             ["rebuild_after_new"] = CompiledRules.RebuildAfterNew,
             ["rebuild_after_dead"] = CompiledRules.RebuildAfterDead,
             ["recompile_us"] = R(Recompile(compiled, forward) * 1e6, 1),
-            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Inserted / Replaced / Deleted: an overlay on the kept index, dead rules skipped, new ones walked where they stand); -I at the end position; *_middle = -I / -R / -D at the chain's middle position (inside the indexed run); *_edit_only without the compiled update, *_compiled_only the compiled update alone; replace_edit_only = -R of the last rule; overlay_pending_* = new / dead rules in the overlay after the measured edits (the chain is rebuilt past rebuild_after_*); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
+            ["note"] = "in process, thread CPU, median: parse the command, edit the rule set (RulesetEditor: only the touched rules are checked when the table was checked whole before and no jump is involved; -D by rule through the chain's RuleFinder), update the compiled form incrementally (CompiledRules.Appended / Inserted / Replaced / Deleted: an overlay on the kept index, dead rules skipped, new ones walked where they stand); -I at the end position; *_middle = -I / -R / -D at the chain's middle position (inside the indexed run), each near the one before; insert_random / delete_random = -I at a random position, then -D of it by number (each far from the edit before); *_edit_only without the compiled update, *_compiled_only the compiled update alone; replace_edit_only = -R of the last rule; overlay_pending_* = new / dead rules in the overlay after the measured edits (the chain is rebuilt past rebuild_after_*); delete_first_us = the first -D by rule on the chain (a linear search comparing addresses and protocol before formatting; the second builds the chain's RuleFinder index, which the later ones use; the median is over all but the first); recompile_us = rebuilding the chain's index instead",
         };
     }
 
