@@ -103,6 +103,40 @@ public class RuleStorageTests
         AssertSame(chain, reference, "end");
     }
 
+    [Theory]
+    [InlineData(0, 1500, 1400)]
+    [InlineData(7, 1500, 1490)]
+    [InlineData(700, 2000, 1200)]
+    public void Many_edits_at_one_place_read_back_as_a_list(int at, int inserts, int removals)
+    {
+        // More edits at one place than the gap has slots: the gap is opened again, widened by removals and closed.
+        var chain = new Chain("X", builtin: false);
+        var reference = new List<Rule>();
+        RuleList rules = chain.Rules;
+        for (int i = 0; i < 1000; i++)
+        {
+            Rule r = NewRule(i);
+            rules.Add(r);
+            reference.Add(r);
+        }
+        for (int i = 0; i < inserts; i++)
+        {
+            Rule r = NewRule(i);
+            rules.Insert(at, r);
+            reference.Insert(at, r);
+            if (i % 211 == 0) AssertSame(chain, reference, "insert " + i);
+        }
+        for (int i = 0; i < removals; i++)
+        {
+            rules.RemoveAt(at);
+            reference.RemoveAt(at);
+            if (i % 211 == 0) AssertSame(chain, reference, "removal " + i);
+        }
+        rules.Add(NewRule(-1));
+        reference.Add(rules[^1]);
+        AssertSame(chain, reference, "end");
+    }
+
     [Fact]
     public void Positions_outside_the_chain_throw_as_a_lists_do()
     {

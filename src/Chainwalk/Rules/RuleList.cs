@@ -9,11 +9,12 @@ namespace Chainwalk.Rules;
 /// <see cref="List{T}"/> would.
 /// </summary>
 /// <remarks>
-/// The storage is a gap buffer: one array whose free slots sit where the last insert or removal was, not always at
-/// the end. An insert or removal moves only the rules between the gap and the edit, so edits near each other (a
-/// script inserting at one position, <c>-I</c> then <c>-D</c> at the middle of 100k rules) do not shift the rest of
-/// the chain each time; edits far apart cost what a list's shift costs. A whole-table check closes the gap
-/// (<see cref="Capacity"/> set to <see cref="Count"/>).
+/// The storage is a gap buffer: one array with a few free slots (at most 512) where the last edit was, and a list's
+/// spare capacity at the end. An insert or removal moves only the rules between the gap and the edit: edits near
+/// each other (a script inserting at one position, <c>-I</c> then <c>-D</c> at the middle of 100k rules) do not shift
+/// the rest of the chain each time, and one far from the last edit shifts about as many rules as a list's insert
+/// would (the rules between, where a list shifts the whole tail). An append never moves the gap. A whole-table check
+/// drops the free slots (<see cref="TrimExcess"/>).
 /// </remarks>
 public readonly struct RuleList : IList<Rule>, IReadOnlyList<Rule>
 {
