@@ -165,6 +165,7 @@ public static class SpeedHarness
             // the regex's garbage make it unreliable (seen far too low), so the heap walk's figure is the one to read there.
             if (!args.Contains("--walkable")) Log($"ruleset bytes per rule: kube {services} {(double)kubeBytes / kubeRules:F1} ({kubeRules} rules)");
             HeapWalk.Strings = new(StringComparer.Ordinal);
+            HeapWalk.StringContents = new(StringComparer.Ordinal);
             var byType = HeapWalk.ByType(set, t => typeof(Chainwalk.Extensions.XtExtension).IsAssignableFrom(t));
             long total = byType.Values.Sum(v => v.Bytes);
             Log($"heap walk from the ruleset: {total} bytes, {(double)total / kubeRules:F1} per rule ({kubeRules} rules)");
@@ -172,6 +173,8 @@ public static class SpeedHarness
                 Log($"{bytes,12} {(double)bytes / kubeRules,8:F1}/rule {count,9}  {type}");
             foreach (var (prefix, (count, bytes)) in HeapWalk.Strings.OrderByDescending(kv => kv.Value.Item2).Take(8))
                 Log($"{bytes,12} {(double)bytes / kubeRules,8:F1}/rule {count,9}  string {prefix}…");
+            var dups = HeapWalk.StringContents!.Where(kv => kv.Value > 1).ToList();
+            Log($"strings held more than once: {dups.Count} texts, {dups.Sum(kv => kv.Value - 1)} extra objects, {dups.Sum(kv => (kv.Value - 1) * ((22L + 2 * kv.Key.Length + 7) & ~7L))} bytes; e.g. {string.Join(" | ", dups.Take(3).Select(kv => kv.Key + " ×" + kv.Value))}");
             GC.KeepAlive(set);
             return 0;
         }
