@@ -28,9 +28,24 @@ public sealed partial class Netfilter
         bool keyOk = true;
         Chain chain = baseChain;
         FlatChain? fc = baseFlat;
-        FlatEntry[]? entries = compiled.EntriesOf(baseFlat);
-        ChainIndex? index = entries is not null ? baseFlat.IndexInStep(chain) : compiled.For(chain);
-        int count = entries?.Length ?? chain.Rules.Count;
+        // No rule of the table changed since it was compiled (RulesetEditor counts every change in Table.RuleEdits): every
+        // chain's entries, index and jumps by number hold, and a jump reads one element of CompiledRules.Jumps. Else each
+        // chain entered is checked against its own edits (and jumps against renames), as CompiledRules.For does.
+        bool trusted = baseFlat.Owner.Edits == table.RuleEdits;
+        FlatJump[] jumps = compiled.Jumps;
+        FlatEntry[]? entries;
+        ChainIndex? index;
+        int count;
+        if (trusted)
+        {
+            entries = baseFlat.Entries;
+            index = baseFlat.Index;
+            count = entries.Length;
+        }
+        else
+        {
+            Enter(compiled, chain, fc, out entries, out index, out count);
+        }
         int sp = 0, i = 0;
         bool proven = false;
         FlatEntry scratch = default;
@@ -53,11 +68,12 @@ public sealed partial class Netfilter
             }
             if (i >= count)
             {
-                if (sp == 0 || chain.IsBuiltin) return Policy(ctx, baseChain, null, skb);
+                // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
+                if (sp == 0 || ReferenceEquals(chain, baseChain)) return Policy(ctx, baseChain, null, skb);
                 // The implicit RETURN at a user chain's end.
                 TraceLine(ctx, chain, count + 1, "return");
                 Pop(stack, ref sp, out chain, out fc, out i);
-                Enter(compiled, chain, fc, out entries, out index, out count);
+                Enter(compiled, trusted, chain, fc, out entries, out index, out count);
                 continue;
             }
             if (entries is null) scratch = FlatEntry.Generic(chain.Rules[i]);
@@ -101,13 +117,29 @@ public sealed partial class Netfilter
                 case FlatTarget.Return:
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
                     Pop(stack, ref sp, out chain, out fc, out i);
-                    Enter(compiled, chain, fc, out entries, out index, out count);
+                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
                     continue;
                 case FlatTarget.Jump:
                 case FlatTarget.Goto:
                 {
                     // By number when the entered chain still has the name it had when compiled (a rename sets another
                     // string); else by name, as Walk does.
+                    if (trusted && e.Jump >= 0)
+                    {
+                        if (e.Target == FlatTarget.Jump)
+                        {
+                            if (sp >= JumpStackSize) return Verdict.Drop;
+                            stack[sp++] = new FlatFrame(chain, fc, i + 1);
+                        }
+                        ref readonly FlatJump j = ref jumps[e.Jump];
+                        chain = j.Chain;
+                        fc = j.Flat;
+                        entries = j.Entries;
+                        index = j.Index;
+                        count = entries.Length;
+                        i = 0;
+                        continue;
+                    }
                     Chain? next = null;
                     FlatChain? nextFlat = null;
                     if (e.Jump >= 0)
@@ -141,7 +173,7 @@ public sealed partial class Netfilter
                     chain = next;
                     fc = nextFlat;
                     i = 0;
-                    Enter(compiled, chain, fc, out entries, out index, out count);
+                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
                     continue;
                 }
             }
@@ -161,7 +193,7 @@ public sealed partial class Netfilter
                     keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
                     Pop(stack, ref sp, out chain, out fc, out i);
-                    Enter(compiled, chain, fc, out entries, out index, out count);
+                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
                     continue;
                 default:
                     return v;
@@ -178,6 +210,19 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The entries (null: the rule objects) and index the walk uses in <paramref name="chain"/>.</summary>
+    private static void Enter(CompiledRules compiled, bool trusted, Chain chain, FlatChain? fc, out FlatEntry[]? entries, out ChainIndex? index, out int count)
+    {
+        if (trusted && fc is not null)
+        {
+            entries = fc.Entries;
+            index = fc.Index;
+            count = entries.Length;
+            return;
+        }
+        Enter(compiled, chain, fc, out entries, out index, out count);
+    }
+
+    /// <summary>The entries (null: the rule objects) and index the walk uses in <paramref name="chain"/>, checked against the chain's edits.</summary>
     private static void Enter(CompiledRules compiled, Chain chain, FlatChain? fc, out FlatEntry[]? entries, out ChainIndex? index, out int count)
     {
         entries = fc is null ? null : compiled.EntriesOf(fc);

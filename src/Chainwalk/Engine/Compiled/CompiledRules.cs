@@ -472,11 +472,14 @@ public sealed class CompiledRules : IChainEdits
     {
         var c = new CompiledRules();
         if (rules.Family != IpFamily.V4) return c;
+        var owners = new List<FlatTable>();
         foreach (Table t in rules.Tables)
         {
+            var owner = new FlatTable(t);
+            owners.Add(owner);
             foreach (Chain chain in t.Chains)
             {
-                var fc = new FlatChain(chain, t, c._flatList.Count);
+                var fc = new FlatChain(chain, owner, c._flatList.Count);
                 c._flatList.Add(fc);
                 c._flat[chain] = fc;
             }
@@ -486,8 +489,10 @@ public sealed class CompiledRules : IChainEdits
                 c.ResolveJumps(t, chain);
             }
         }
-        foreach (FlatChain fc in c._flatList) c.BuildFlat(fc);
         c.FlatChains = c._flatList.ToArray();
+        c.Jumps = new FlatJump[c.FlatChains.Length];
+        foreach (FlatChain fc in c._flatList) c.BuildFlat(fc);
+        foreach (FlatTable owner in owners) owner.Edits = owner.Table.RuleEdits;
         return c;
     }
 
@@ -504,7 +509,11 @@ public sealed class CompiledRules : IChainEdits
     {
         Table table = fc.Table;
         fc.Build(t => table.Find(t.Name) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1);
+        Jumps[fc.Number] = fc.Jump;
     }
+
+    /// <summary>Per chain number: its entries, index and chain, kept beside the <see cref="FlatChains"/> (a jump reads one element).</summary>
+    internal FlatJump[] Jumps { get; private set; } = [];
 
     /// <summary>
     /// The entries of <paramref name="fc"/>'s chain in step with it: as built, or built again now when the chain was
@@ -565,6 +574,7 @@ public sealed class CompiledRules : IChainEdits
         if (_flat.TryGetValue(chain, out FlatChain? flat))
         {
             flat.Index = ci;
+            if (flat.Number < Jumps.Length) Jumps[flat.Number] = flat.Jump;
             // A long chain's edits since its entries were built are walked through the rule objects until now.
             if (flat.Edits >= 0) BuildFlat(flat);
         }
@@ -696,7 +706,11 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         _chains.Remove(chain);
-        if (_flat.TryGetValue(chain, out FlatChain? flat)) flat.Index = null;
+        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        {
+            flat.Index = null;
+            Jumps[flat.Number] = flat.Jump;
+        }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
 

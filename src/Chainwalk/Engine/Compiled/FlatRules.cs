@@ -212,17 +212,20 @@ public sealed class FlatChain
     /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
     public const int RebuildLimit = 4096;
 
-    internal FlatChain(Chain chain, Table table, int number)
+    internal FlatChain(Chain chain, FlatTable owner, int number)
     {
         Chain = chain;
-        Table = table;
+        Owner = owner;
         Number = number;
         Name = chain.Name;
     }
 
-    public Chain Chain { get; }
+    /// <summary>The table's part of the compiled form: the table's <see cref="Table.RuleEdits"/> it was built at.</summary>
+    internal FlatTable Owner { get; }
 
-    internal Table Table { get; }
+    internal Table Table => Owner.Table;
+
+    public Chain Chain { get; }
 
     /// <summary>The chain's number in <see cref="CompiledRules.FlatChains"/> (what jumps to it hold).</summary>
     public int Number { get; }
@@ -258,5 +261,20 @@ public sealed class FlatChain
         Edits = Chain.Edits;
     }
 
+    /// <summary>What a walk needs of the chain it enters by number (one struct read: see <see cref="CompiledRules.Jumps"/>).</summary>
+    internal FlatJump Jump => new(Entries, Index, Chain, this);
+
     public long Bytes => (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() + 64;
 }
+
+/// <summary>A table's part of a compiled form: the table's <see cref="Table.RuleEdits"/> when every chain of it was compiled.</summary>
+internal sealed class FlatTable(Table table)
+{
+    public Table Table { get; } = table;
+
+    /// <summary>While the table's <see cref="Table.RuleEdits"/> is this, every chain's entries, index and jumps are in step (no per-chain checks).</summary>
+    public int Edits = -1;
+}
+
+/// <summary>A chain's entries, index, chain and flat form: what a jump by number reads, in one array element.</summary>
+internal readonly record struct FlatJump(FlatEntry[] Entries, ChainIndex? Index, Chain Chain, FlatChain Flat);
