@@ -15,7 +15,7 @@ namespace Chainwalk.Engine;
 public sealed partial class Netfilter
 {
     /// <summary>A return point of the flat walk: the chain, its flat form (or null: walked through the rule objects), the next rule.</summary>
-    private record struct FlatFrame(Chain Chain, FlatChain? Flat, int Next);
+    private record struct FlatFrame(Chain Chain, FlatChain? Flat, FlatEntry[]? Entries, ChainIndex? Index, int Next);
 
     private readonly List<FlatFrame[]> _flatStacks = new();
 
@@ -72,8 +72,8 @@ public sealed partial class Netfilter
                 if (sp == 0 || ReferenceEquals(chain, baseChain)) return Policy(ctx, baseChain, null, skb);
                 // The implicit RETURN at a user chain's end.
                 TraceLine(ctx, chain, count + 1, "return");
-                Pop(stack, ref sp, out chain, out fc, out i);
-                Enter(compiled, trusted, chain, fc, out entries, out index, out count);
+                Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
+                Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
                 continue;
             }
             if (entries is null) scratch = FlatEntry.Generic(chain.Rules[i]);
@@ -116,8 +116,8 @@ public sealed partial class Netfilter
                     return Verdict.Queue(0);
                 case FlatTarget.Return:
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(stack, ref sp, out chain, out fc, out i);
-                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
+                    Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
+                    Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
                     continue;
                 case FlatTarget.Jump:
                 case FlatTarget.Goto:
@@ -129,7 +129,7 @@ public sealed partial class Netfilter
                         if (e.Target == FlatTarget.Jump)
                         {
                             if (sp >= JumpStackSize) return Verdict.Drop;
-                            stack[sp++] = new FlatFrame(chain, fc, i + 1);
+                            stack[sp++] = new FlatFrame(chain, fc, entries, index, i + 1);
                         }
                         ref readonly FlatJump j = ref jumps[e.Jump];
                         chain = j.Chain;
@@ -168,7 +168,7 @@ public sealed partial class Netfilter
                     if (e.Target == FlatTarget.Jump)
                     {
                         if (sp >= JumpStackSize) return Verdict.Drop;
-                        stack[sp++] = new FlatFrame(chain, fc, i + 1);
+                        stack[sp++] = new FlatFrame(chain, fc, entries, index, i + 1);
                     }
                     chain = next;
                     fc = nextFlat;
@@ -178,10 +178,9 @@ public sealed partial class Netfilter
                 }
             }
             // A target extension.
-            TargetUse ext = rule.Target!;
             ctx.RuleIndex = i;
             ctx.Slot = -1;
-            Verdict v = ext.Extension!.Execute(ctx, ext.Data!);
+            Verdict v = e.TargetExtension!.Execute(ctx, e.TargetData!);
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -192,8 +191,8 @@ public sealed partial class Netfilter
                 case VerdictKind.Return:
                     keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(stack, ref sp, out chain, out fc, out i);
-                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
+                    Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
+                    Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
                     continue;
                 default:
                     return v;
@@ -201,12 +200,28 @@ public sealed partial class Netfilter
         }
     }
 
-    private static void Pop(FlatFrame[] stack, ref int sp, out Chain chain, out FlatChain? fc, out int i)
+    private static void Pop(FlatFrame[] stack, ref int sp, out Chain chain, out FlatChain? fc, out int i, out FlatEntry[]? entries, out ChainIndex? index)
     {
         FlatFrame f = stack[--sp];
         chain = f.Chain;
         fc = f.Flat;
         i = f.Next;
+        entries = f.Entries;
+        index = f.Index;
+    }
+
+    /// <summary>
+    /// Back in a calling chain: trusted, its entries and index as they were when the walk left it (kept in the return
+    /// point: no read of the chain's flat form); else checked again (a target may not change rules, but stay exact).
+    /// </summary>
+    private static void Return(CompiledRules compiled, bool trusted, Chain chain, FlatChain? fc, ref FlatEntry[]? entries, ref ChainIndex? index, out int count)
+    {
+        if (trusted && entries is not null)
+        {
+            count = entries.Length;
+            return;
+        }
+        Enter(compiled, chain, fc, out entries, out index, out count);
     }
 
     /// <summary>The entries (null: the rule objects) and index the walk uses in <paramref name="chain"/>.</summary>

@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (64 bytes, one cache line) per rule with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (80 bytes) per rule with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
 /// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
@@ -23,8 +23,13 @@ namespace Chainwalk.Engine.Compiled;
 [StructLayout(LayoutKind.Auto)]
 public struct FlatEntry
 {
-    /// <summary>The rule: its counters, its generic matches and its target extension.</summary>
+    /// <summary>The rule: its counters and its generic matches.</summary>
     public Rule Rule;
+
+    /// <summary>A target extension and its data (the rule's <see cref="TargetUse"/>'s, so that the walk does not read that object).</summary>
+    public Extensions.XtExtension? TargetExtension;
+
+    public Extensions.ExtensionData? TargetData;
 
     public uint Source, SourceMask, Destination, DestinationMask;
     public ushort SportLow, SportHigh, DportLow, DportHigh;
@@ -49,6 +54,8 @@ public struct FlatEntry
         Rule = rule,
         Flags = FlatFlags.Generic,
         Target = TargetOf(rule.Target),
+        TargetExtension = rule.Target?.Extension,
+        TargetData = rule.Target?.Data,
         Jump = -1,
     };
 
