@@ -154,6 +154,10 @@ public struct FlatEntry
         }
         // Trailing comments test nothing: the list ends after the last position that tests something.
         e.Ops = last < 0 ? 0 : last == 15 ? ops : ops & ((1UL << (4 * (last + 1))) - 1);
+        for (ulong o = e.Ops; o != 0; o >>= 4)
+        {
+            if ((FlatOp)(o & 0xF) == FlatOp.Generic) f |= FlatFlags.GenericOps;
+        }
         e.Flags = f;
         return true;
     }
@@ -174,6 +178,9 @@ public enum FlatFlags : byte
 
     /// <summary>The rule is tested through its objects (the walker's generic rule test): nothing else of the entry is read but the target.</summary>
     Generic = 16,
+
+    /// <summary>Some match position is <see cref="FlatOp.Generic"/>: the walker sets the context's rule and chain before testing it.</summary>
+    GenericOps = 32,
 }
 
 /// <summary>One match position of a <see cref="FlatEntry"/>.</summary>
