@@ -507,10 +507,13 @@ public sealed class CompiledRules : IChainEdits
     /// <summary>(Re)builds a chain's entries from its rules, resolving each jump to the entered chain's number.</summary>
     internal void BuildFlat(FlatChain fc)
     {
-        Table table = fc.Table;
-        fc.Build(t => table.Find(t.Name) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1);
+        fc.Build(this);
         Jumps[fc.Number] = fc.Jump;
     }
+
+    /// <summary>The number of the chain a jump enters (resolved by <see cref="ResolveJumps"/> when it was, else by name), or -1.</summary>
+    internal int JumpNumber(Table table, TargetUse t) =>
+        (JumpTarget(t) ?? table.Find(t.Name)) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1;
 
     /// <summary>Per chain number: its entries, index and chain, kept beside the <see cref="FlatChains"/> (a jump reads one element).</summary>
     internal FlatJump[] Jumps { get; private set; } = [];

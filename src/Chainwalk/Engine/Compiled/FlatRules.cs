@@ -60,10 +60,13 @@ public struct FlatEntry
     };
 
     /// <summary>The rule's flat entry; jumps are resolved by <paramref name="jump"/> (the chain's number, or -1).</summary>
-    public static FlatEntry Of(Rule rule, Func<TargetUse, int> jump)
+    public static FlatEntry Of(Rule rule, Func<TargetUse, int> jump) => Of(rule, jump, static (f, t) => f(t));
+
+    /// <summary>The rule's flat entry, jumps resolved by <paramref name="jump"/> with <paramref name="state"/> (no closure per chain).</summary>
+    internal static FlatEntry Of<TState>(Rule rule, TState state, Func<TState, TargetUse, int> jump)
     {
         FlatEntry e = Generic(rule);
-        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) e.Jump = jump(rule.Target!);
+        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) e.Jump = jump(state, rule.Target!);
         if (!TryInline(rule, ref e)) e.Flags = FlatFlags.Generic;
         return e;
     }
@@ -266,11 +269,11 @@ public sealed class FlatChain
         Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
 
     /// <summary>Builds the entries from the chain's rules as they are now.</summary>
-    internal void Build(Func<TargetUse, int> jump)
+    internal void Build(CompiledRules owner)
     {
         List<Rule> rules = Chain.Rules;
         var entries = new FlatEntry[rules.Count];
-        for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], jump);
+        for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
         Entries = entries;
         Edits = Chain.Edits;
     }
