@@ -970,8 +970,8 @@ public sealed partial class Netfilter
         ctx.Table = table.Name;
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
-        // The flat walk (FlatWalk.cs) when the base chain has a flat form and the packet a flow key.
-        if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm && flatForm.FlatFor(chain) is { } flat
+        // The flat walk (FlatWalk.cs) when the base chain has a flat form worth it (FlatChain.Worth) and the packet a flow key.
+        if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm && flatForm.FlatFor(chain) is { Worth: true } flat
             && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
             return WalkFlat(ctx, table, chain, flat, flatForm, flatKey);
         int sp = 0;

@@ -577,6 +577,7 @@ public sealed class CompiledRules : IChainEdits
         if (_flat.TryGetValue(chain, out FlatChain? flat))
         {
             flat.Index = ci;
+            flat.Rate();
             if (flat.Number < Jumps.Length) Jumps[flat.Number] = flat.Jump;
             // A long chain's edits since its entries were built are walked through the rule objects until now.
             if (flat.Edits >= 0) BuildFlat(flat);
@@ -712,6 +713,7 @@ public sealed class CompiledRules : IChainEdits
         if (_flat.TryGetValue(chain, out FlatChain? flat))
         {
             flat.Index = null;
+            flat.Rate();
             Jumps[flat.Number] = flat.Jump;
         }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;

@@ -276,7 +276,19 @@ public sealed class FlatChain
         for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
         Entries = entries;
         Edits = Chain.Edits;
+        Rate();
     }
+
+    /// <summary>Sets <see cref="Worth"/> from the entries and the index.</summary>
+    internal void Rate() => Worth = Entries.Length > 0 && Index is not { FullyPlain: true };
+
+    /// <summary>
+    /// Whether a walk starting in this chain (a base chain) goes the flat way: not for a chain without rules, nor for one
+    /// its index decides alone (one indexed run, every target a plain ACCEPT or DROP: ClassBench's shape), where the
+    /// index walk reads nothing the entries would save and the flat walk's set-up cost more (measured with
+    /// <c>--only probe</c>: acl1_10k 9.6 → 7.1 Mpps cold). Set when the entries or the index are built.
+    /// </summary>
+    internal bool Worth;
 
     /// <summary>What a walk needs of the chain it enters by number (one struct read: see <see cref="CompiledRules.Jumps"/>).</summary>
     internal FlatJump Jump => new(Entries, Index, Chain, this);
