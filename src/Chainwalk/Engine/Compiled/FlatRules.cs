@@ -271,7 +271,7 @@ public sealed class FlatChain
     /// <summary>Builds the entries from the chain's rules as they are now.</summary>
     internal void Build(CompiledRules owner)
     {
-        List<Rule> rules = Chain.Rules;
+        RuleList rules = Chain.Rules;
         var entries = new FlatEntry[rules.Count];
         for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
         Entries = entries;
