@@ -135,6 +135,39 @@ public class FlatWalkTests
         ReferenceEquals(e.Rule, r).ShouldBeTrue();
     }
 
+    /// <summary>
+    /// A built-in chain its index decides alone (one run of plain ACCEPT/DROP rules: ClassBench's shape) gets no flat
+    /// entries (never walked the flat way, nothing jumps to a built-in chain); a user chain of the same rules does. Both
+    /// still agree with the linear walk, also after an edit that makes the built-in chain no longer index-decided.
+    /// </summary>
+    [Fact]
+    public void Index_decided_built_in_chain_has_no_entries_and_agrees()
+    {
+        var sb = new StringBuilder("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:USER - [0:0]\n");
+        for (int i = 0; i < 64; i++)
+        {
+            string rule = $"-s 10.{i}.0.0/16 -d 192.168.{i}.0/24 -p tcp -m tcp --dport {1000 + i} -j {(i % 3 == 0 ? "DROP" : "ACCEPT")}";
+            sb.Append("-A FORWARD ").Append(rule).Append('\n').Append("-A USER ").Append(rule).Append('\n');
+        }
+        sb.Append("-A INPUT -j USER\nCOMMIT\n");
+        var pair = new Pair(sb.ToString());
+        FlatChain forward = pair.Compiled.FlatChains.Single(f => f.Chain.Name == "FORWARD");
+        FlatChain user = pair.Compiled.FlatChains.Single(f => f.Chain.Name == "USER");
+        forward.Index.ShouldNotBeNull().FullyPlain.ShouldBeTrue();
+        forward.Entries.Length.ShouldBe(0);
+        forward.Worth.ShouldBeFalse();
+        user.Entries.Length.ShouldBe(64);
+        var rnd = new Random(5);
+        for (int n = 0; n < 300; n++)
+        {
+            int i = rnd.Next(70);
+            byte[] p = PacketBuilder.Ipv4($"10.{i % 64}.1.2", $"192.168.{i % 64}.9").Tcp(4000, (ushort)(1000 + i), TcpFlags.Syn).Build();
+            pair.Walk(p, "filter", Hook.Forward);
+            pair.Walk(p, "filter", Hook.Input, outDev: null);
+        }
+        pair.MatchedPackets("filter", "FORWARD").ShouldBeGreaterThan(0UL);
+    }
+
     /// <summary>The kube-proxy shapes through the whole pipeline (nat and filter): the flat walk's fates and counters.</summary>
     [Fact]
     public void Kube_proxy_rules_through_the_pipeline_agree()
