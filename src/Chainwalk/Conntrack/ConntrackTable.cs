@@ -104,6 +104,52 @@ public sealed class ConntrackTable
         }
     }
 
+    /// <summary>
+    /// Asks the CPU to fetch the hash slot where (<paramref name="tuple"/>, <paramref name="zone"/>) is looked for, so that the
+    /// lookup a little later (conntrack at PREROUTING) finds it in the cache: the miss overlaps the input's parse and the
+    /// receive checks. Returns a token for <see cref="PrefetchEntry"/> (the slot and the key), or -1. Changes nothing (a
+    /// hint; a wrong guess costs one fetch).
+    /// </summary>
+    internal unsafe long Prefetch(in ConnTuple tuple, ushort zone)
+    {
+        if (_live == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
+        Slot[] slots = _slots;
+        int h = Hash(tuple, zone);
+        int i = h & (slots.Length - 1);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        return ((long)(uint)h << 32) | (uint)i;
+    }
+
+    /// <summary>Any object seen as its first field's bytes (for the address a prefetch hint needs).</summary>
+    private sealed class RawObject
+    {
+#pragma warning disable CS0649 // never written: only its address is taken
+        public byte Data;
+#pragma warning restore CS0649
+    }
+
+    /// <summary>
+    /// The second step of <see cref="Prefetch"/>, some time later (<paramref name="token"/> is what it returned): the slot
+    /// fetched then is read now, and when its stored key is the packet's, the entry it holds is fetched in turn: its
+    /// first four cache lines, which hold the entry's tuples, status and timeout and, allocated right after it when the
+    /// connection began, its TCP state. A hint as well: nothing is changed and nothing is decided from it (a slot index of
+    /// a table since grown is only range-checked).
+    /// </summary>
+    internal unsafe void PrefetchEntry(long token)
+    {
+        if (token < 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        Slot[] slots = _slots;
+        int i = (int)(uint)token;
+        if ((uint)i >= (uint)slots.Length) return;
+        ref Slot slot = ref slots[i];
+        if (slot.Entry is not { } e || (slot.Key & ~1) != (int)(token >> 32)) return;
+        byte* at = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.As<RawObject>(e).Data);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 64);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 128);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 192);
+    }
+
     /// <summary>Sets (tuple, zone) → (entry, dir): the slot of the same key is overwritten, as a dictionary would.</summary>
     private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir) => Put(tuple, zone, Hash(tuple, zone), ct, dir, absent: false);
 

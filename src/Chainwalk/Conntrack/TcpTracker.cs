@@ -131,8 +131,14 @@ public static class TcpTracker
 
     private static readonly int[] DefaultTimeouts = [0, 120, 60, 432000, 120, 60, 30, 120, 10, 120];
 
-    private static int StateTimeout(VirtualHost host, TcpCtState s) =>
+    /// <summary>How many states have a timeout (<see cref="TcpCtState.None"/> … <see cref="TcpCtState.SynSent2"/>).</summary>
+    internal const int StateCount = 10;
+
+    /// <summary>A state's timeout sysctl as the host has it now (<see cref="ConntrackSysctls"/> keeps them per host generation).</summary>
+    internal static int ReadStateTimeout(VirtualHost host, TcpCtState s) =>
         TimeoutKeys[(int)s] is { } key ? Sysctls.Int(host, key, DefaultTimeouts[(int)s]) : DefaultTimeouts[(int)s];
+
+    private static int StateTimeout(VirtualHost host, TcpCtState s) => ConntrackSysctls.For(host).TcpTimeouts[(int)s];
 
     /// <summary>
     /// nf_conntrack_tcp_set_closing (nf_conntrack_proto_tcp.c), which REJECT's nf_send_reset calls on the
@@ -148,9 +154,7 @@ public static class TcpTracker
         ct.Timeout = now + StateTimeout(host, TcpCtState.Close);
     }
 
-    private static int RetransTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
-
-    private static int UnackTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);
+    private static int UnackTimeout(VirtualHost host) => ConntrackSysctls.For(host).TcpUnackTimeout;
 
     public static byte Index(TcpFlags f)
     {
@@ -434,7 +438,8 @@ public static class TcpTracker
         TcpCtState oldState = st.State;
         byte index = Index(p.TcpFlags);
         TcpCtState newState = Table[dir][index][(int)oldState];
-        bool liberal = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_be_liberal", 0) != 0;
+        ConntrackSysctls sys = ConntrackSysctls.For(host);
+        bool liberal = sys.TcpLiberal;
         bool skipWindow = false;
 
         switch (newState)
@@ -549,16 +554,16 @@ public static class TcpTracker
         st.State = newState;
         if (oldState != newState && newState == TcpCtState.FinWait) st.Seen[dir].Flags |= TcpSide.FlagCloseInit;
 
-        int stateTimeout = StateTimeout(host, newState);
+        int stateTimeout = sys.TcpTimeouts[(int)newState];
         int t;
-        if (st.Retrans >= Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_max_retrans", 3) && stateTimeout > RetransTimeout(host))
-            t = RetransTimeout(host);
+        if (st.Retrans >= sys.TcpMaxRetrans && stateTimeout > sys.TcpRetransTimeout)
+            t = sys.TcpRetransTimeout;
         else if (index == RstSet)
-            t = StateTimeout(host, TcpCtState.Close);
-        else if (((st.Seen[0].Flags | st.Seen[1].Flags) & TcpSide.FlagDataUnacknowledged) != 0 && stateTimeout > UnackTimeout(host))
-            t = UnackTimeout(host);
-        else if (st.LastWin == 0 && stateTimeout > RetransTimeout(host))
-            t = RetransTimeout(host);
+            t = sys.TcpTimeouts[(int)TcpCtState.Close];
+        else if (((st.Seen[0].Flags | st.Seen[1].Flags) & TcpSide.FlagDataUnacknowledged) != 0 && stateTimeout > sys.TcpUnackTimeout)
+            t = sys.TcpUnackTimeout;
+        else if (st.LastWin == 0 && stateTimeout > sys.TcpRetransTimeout)
+            t = sys.TcpRetransTimeout;
         else
             t = stateTimeout;
 
@@ -566,7 +571,7 @@ public static class TcpTracker
         {
             if ((p.TcpFlags & TcpFlags.Rst) != 0) return Outcome.Kill;
             if (index == SynSet && oldState == TcpCtState.SynSent) return Outcome.AcceptQuiet;
-            if (newState == TcpCtState.Established && t > UnackTimeout(host)) t = UnackTimeout(host);
+            if (newState == TcpCtState.Established && t > sys.TcpUnackTimeout) t = sys.TcpUnackTimeout;
         }
         else if ((ct.Status & ConnStatus.Assured) == 0 && oldState is TcpCtState.SynRecv or TcpCtState.Established
                  && newState == TcpCtState.Established)

@@ -27,6 +27,18 @@ public interface IConntrackHooks
 
     /// <summary>Called when a generated packet (REJECT reply, ICMP error) is attached to the packet it answers (nf_ct_attach).</summary>
     void Attach(Skb generated, Skb original);
+
+    /// <summary>
+    /// A hint given when a packet arrives, before it is parsed (<paramref name="ipPacket"/>: its IP bytes, unchecked): the
+    /// connection lookup it will need may be fetched into the cache meanwhile. Returns a token for <see cref="PrefetchMore"/>
+    /// (-1: nothing to follow). Changes nothing.
+    /// </summary>
+    long Prefetch(ReadOnlySpan<byte> ipPacket) => -1;
+
+    /// <summary>The second step of <see cref="Prefetch"/>, a little later: what the first fetched leads to. Changes nothing.</summary>
+    void PrefetchMore(long token)
+    {
+    }
 }
 
 /// <summary>
@@ -210,6 +222,8 @@ public sealed class Netfilter
         Current = result;
         try
         {
+            // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
+            long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -256,6 +270,7 @@ public sealed class Netfilter
                 skb.InDev = input.InInterface;
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
+                if (hint >= 0) Conntrack!.PrefetchMore(hint);
                 Receive(skb, result);
             }
         }
