@@ -148,6 +148,9 @@ public sealed class ConnEntry
     internal bool OriginalSourceIs(UInt128 source, ushort port) =>
         _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);
 
+    /// <summary>The IPv4 source address of the tuple of <paramref name="dir"/> (without building the tuple); 0 for a wider address.</summary>
+    internal uint SourceV4(ConnDirection dir) => _v6 is not null ? 0 : dir == ConnDirection.Original ? _os : _rs;
+
     public IpFamily Family => _family;
 
     public byte Protocol => _proto;

@@ -367,6 +367,18 @@ public sealed class ConntrackHooks : IConntrackHooks
         return 0;
     }
 
+    /// <summary>
+    /// The destination after PREROUTING's NAT: the other direction's tuple's source (nf_nat_packet makes the packet the
+    /// inverse of that tuple; without a destination binding it is the packet's own destination anyway). IPv4 only.
+    /// </summary>
+    public uint? RoutedDestination4(Skb skb) =>
+        skb.Conntrack is ConnEntry ct && ct.Family == IpFamily.V4 && skb.CtInfo is not (CtInfo.None or CtInfo.Untracked)
+            ? ct.SourceV4(skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? ConnDirection.Original : ConnDirection.Reply)
+            : null;
+
+    /// <summary>Only an unconfirmed connection's packet has anything to confirm (see <see cref="Confirm"/>).</summary>
+    public bool NeedsConfirm(Skb skb) => skb.Conntrack is ConnEntry { IsConfirmed: false };
+
     public bool Confirm(PacketContext ctx)
     {
         Skb skb = ctx.Skb;

@@ -11,7 +11,8 @@ namespace Chainwalk.Conntrack;
 /// </summary>
 internal sealed class ConntrackSysctls
 {
-    /// <summary>The last snapshot made (any thread): immutable, replaced whole.</summary>
+    /// <summary>The last snapshot this thread made (per thread: hosts processed on other threads do not replace it).</summary>
+    [ThreadStatic]
     private static ConntrackSysctls? _last;
 
     private readonly VirtualHost _host;
@@ -33,11 +34,11 @@ internal sealed class ConntrackSysctls
     /// <summary>The snapshot for <paramref name="host"/> as it is now.</summary>
     public static ConntrackSysctls For(VirtualHost host)
     {
-        ConntrackSysctls? s = Volatile.Read(ref _last);
+        ConntrackSysctls? s = _last;
         long g = HostGeneration.Value;
         if (s is not null && ReferenceEquals(s._host, host) && s._generation == g) return s;
         s = new ConntrackSysctls(host, g);
-        Volatile.Write(ref _last, s);
+        _last = s;
         return s;
     }
 

@@ -58,4 +58,14 @@ public class ChecksumTests
         else Array.Fill(data, (byte)fill);
         Assert.Equal(WordByWord(start, data), Checksum.Add(start, data));
     }
+
+    [Theory]
+    [InlineData("c0a80002", "0a000001", 6, 20)]
+    [InlineData("ffffffff", "ffffffff", 17, 65535)]
+    [InlineData("00000000", "00000000", 1, 0)]
+    public void PseudoV4_gives_the_same_sum_as_adding_the_address_words(string src, string dst, byte protocol, int length)
+    {
+        byte[] s = Convert.FromHexString(src), d = Convert.FromHexString(dst);
+        Assert.Equal(WordByWord(WordByWord(0, s), d) + protocol + (uint)length, Checksum.PseudoV4(s, d, protocol, length));
+    }
 }
