@@ -513,7 +513,7 @@ public sealed class ConntrackTable
         string name = ProtocolName(ct.Protocol);
         sb.Append(name.PadRight(8)).Append(' ').Append(ct.Protocol.ToString(CultureInfo.InvariantCulture)).Append(' ');
         sb.Append(ct.SecondsLeft(now).ToString(CultureInfo.InvariantCulture)).Append(' ');
-        if (ct.Tcp is { } tcp) sb.Append(TcpTracker.Name(tcp.State)).Append(' ');
+        if (ct.TcpState is { } tcp) sb.Append(TcpTracker.Name(tcp)).Append(' ');
         AppendTuple(sb, ct.Original);
         AppendCounter(sb, ct, ConnDirection.Original);
         if (!ct.Has(ConnStatus.SeenReply)) sb.Append("[UNREPLIED] ");

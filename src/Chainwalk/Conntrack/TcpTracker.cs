@@ -53,8 +53,11 @@ public struct TcpSidePair
     private TcpSide _side;
 }
 
-/// <summary>The TCP part of a connection (struct ip_ct_tcp).</summary>
-public sealed class TcpConnState
+/// <summary>
+/// The TCP part of a connection (struct ip_ct_tcp), kept inline in its <see cref="ConnEntry"/> as the kernel keeps it in
+/// nf_conn's proto union: no object of its own, no pointer to follow per packet.
+/// </summary>
+public struct TcpConnState
 {
     public const byte LastFlagExpChallengeAck = 0x40, LastFlagSimultaneousOpen = 0x80;
 
@@ -62,7 +65,8 @@ public sealed class TcpConnState
     public TcpSidePair Seen;
     public TcpCtState State;
     public byte LastDir;
-    public byte LastIndex = TcpTracker.NoneSet;
+    /// <summary>The last packet's flag index (<see cref="TcpTracker.NoneSet"/> in a new connection: tcp_new sets it).</summary>
+    public byte LastIndex;
     public uint LastSeq;
     public uint LastAck;
     public uint LastEnd;
@@ -70,9 +74,6 @@ public sealed class TcpConnState
     public byte LastWscale;
     public byte LastFlags;
     public byte Retrans;
-
-    /// <summary>A copy (the window state is inline, so a shallow copy is a whole one).</summary>
-    public TcpConnState Copy() => (TcpConnState)MemberwiseClone();
 }
 
 /// <summary>
@@ -147,7 +148,8 @@ public static class TcpTracker
     /// </summary>
     public static void SetClosing(VirtualHost host, ConnEntry ct, double now)
     {
-        if (!ct.IsConfirmed || ct.Tcp is not { } st) return;
+        if (!ct.IsConfirmed || !ct.HasTcp) return;
+        ref TcpConnState st = ref ct.Tcp;
         TcpCtState old = st.State;
         st.State = TcpCtState.Close;
         if (old == TcpCtState.Close || (ct.Status & ConnStatus.FixedTimeout) != 0) return;
@@ -254,7 +256,7 @@ public static class TcpTracker
     /// <summary>tcp_new: the state of a new connection from its first packet; false = invalid (or not picked up).</summary>
     public static bool New(ConnEntry ct, Packet p, VirtualHost host)
     {
-        var st = new TcpConnState();
+        var st = default(TcpConnState);
         TcpCtState first = Table[0][Index(p.TcpFlags)][(int)TcpCtState.None];
         if (first >= TcpCtState.Invalid) return false;
         ref TcpSide s0 = ref st.Seen[0];
@@ -275,7 +277,7 @@ public static class TcpTracker
             s0.Flags = st.Seen[1].Flags = TcpSide.FlagSackPerm | TcpSide.FlagBeLiberal;
         }
         st.LastIndex = NoneSet;
-        ct.Tcp = st;
+        ct.SetTcp(st);
         return true;
     }
 
@@ -304,7 +306,7 @@ public static class TcpTracker
     private static uint MaxAckWindow(in TcpSide sender) => sender.MaxWin > 66000 ? sender.MaxWin : 66000;
 
     /// <summary>tcp_in_window.</summary>
-    private static WindowResult InWindow(TcpConnState state, int dir, byte index, Packet p, bool liberal)
+    private static WindowResult InWindow(ref TcpConnState state, int dir, byte index, Packet p, bool liberal)
     {
         ref TcpSide sender = ref state.Seen[dir];
         ref TcpSide receiver = ref state.Seen[1 - dir];
@@ -434,7 +436,7 @@ public static class TcpTracker
     public static Outcome Packet(ConnEntry ct, Packet p, int dir, VirtualHost host, double now, out double timeout)
     {
         timeout = 0;
-        TcpConnState st = ct.Tcp!;
+        ref TcpConnState st = ref ct.Tcp;
         TcpCtState oldState = st.State;
         byte index = Index(p.TcpFlags);
         TcpCtState newState = Table[dir][index][(int)oldState];
@@ -540,7 +542,7 @@ public static class TcpTracker
 
         if (!skipWindow)
         {
-            WindowResult res = InWindow(st, dir, index, p, liberal);
+            WindowResult res = InWindow(ref st, dir, index, p, liberal);
             if (res == WindowResult.Ignore) return Outcome.AcceptQuiet;
             if (res == WindowResult.Invalid)
             {
@@ -587,7 +589,7 @@ public static class TcpTracker
     {
         if ((ct.Status & ConnStatus.Assured) == 0 || (ct.Status & ConnStatus.FixedTimeout) != 0) return;
         if (index is not (RstSet or FinSet)) return;
-        TcpConnState st = ct.Tcp!;
+        ref TcpConnState st = ref ct.Tcp;
         if (st.LastDir != dir && st.LastIndex is FinSet or RstSet)
         {
             double left = ct.Timeout - now;
@@ -604,7 +606,7 @@ public static class TcpTracker
 
     /// <summary>tcp_can_early_drop: closing connections may be evicted even when assured.</summary>
     public static bool CanEarlyDrop(ConnEntry ct) =>
-        ct.Tcp?.State is TcpCtState.FinWait or TcpCtState.LastAck or TcpCtState.TimeWait or TcpCtState.Close or TcpCtState.CloseWait;
+        ct.TcpState is TcpCtState.FinWait or TcpCtState.LastAck or TcpCtState.TimeWait or TcpCtState.Close or TcpCtState.CloseWait;
 }
 
 /// <summary>Reads the integer sysctls conntrack uses (a missing or unreadable value is the kernel's default).</summary>

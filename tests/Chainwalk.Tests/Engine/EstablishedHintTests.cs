@@ -220,4 +220,62 @@ public class EstablishedHintTests
         skb.Conntrack = null;
         rig.Ct.NeedsConfirm(skb).ShouldBeFalse();
     }
+
+    public static TheoryData<string, string> TcpStages => new()
+    {
+        // after which packets, the state conntrack -L shows
+        { "syn", "SYN_SENT" },
+        { "syn,synack", "SYN_RECV" },
+        { "syn,synack,ack", "ESTABLISHED" },
+        { "syn,synack,ack,fin", "FIN_WAIT" },
+    };
+
+    [Theory]
+    [MemberData(nameof(TcpStages))]
+    public void The_inline_tcp_state_survives_save_and_load_and_the_listing_is_unchanged(string packets, string state)
+    {
+        var rig = new Rig();
+        foreach (string step in packets.Split(','))
+        {
+            ConnEntry? ct = rig.Ct.Table.Entries.FirstOrDefault();
+            ConnTuple r = ct?.Reply ?? default;
+            byte[] bytes = step switch
+            {
+                "syn" => PacketBuilder.Ipv4("10.0.1.10", "93.184.216.34").Tcp(40000, 80, TcpFlags.Syn, seq: 1000).Build(),
+                "synack" => PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Tcp(r.SourcePort, r.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(),
+                "ack" => Rig.Ack(),
+                _ => PacketBuilder.Ipv4("10.0.1.10", "93.184.216.34").Tcp(40000, 80, TcpFlags.Fin | TcpFlags.Ack, seq: 1001, ack: 5001).Build(),
+            };
+            rig.Send(step is "synack" ? "eth0" : "eth1", bytes).Fate.ShouldBe([step is "synack" ? "forwarded:eth1" : "forwarded:eth0"]);
+        }
+        double now = rig.Nf.State.Now;
+        ConnEntry entry = rig.Ct.Table.Entries.Single();
+        entry.HasTcp.ShouldBeTrue();
+        entry.TcpState.ShouldBe(Enum.Parse<TcpCtState>(state.Replace("_", "", StringComparison.Ordinal), ignoreCase: true));
+        string listing = string.Join("\n", rig.Ct.Table.List(now));
+        listing.ShouldContain(" " + state + " ");
+        string saved = ConntrackStore.Format(rig.Ct.Table, now);
+        ConntrackTable loaded = ConntrackStore.Parse(saved);
+        string.Join("\n", loaded.List(now)).ShouldBe(listing);
+        ConntrackStore.Format(loaded, now).ShouldBe(saved);
+        ConnEntry back = loaded.Entries.Single();
+        back.Tcp.Seen[0].End.ShouldBe(entry.Tcp.Seen[0].End);
+        back.Tcp.Seen[1].MaxWin.ShouldBe(entry.Tcp.Seen[1].MaxWin);
+        back.Tcp.LastIndex.ShouldBe(entry.Tcp.LastIndex);
+        // A copy (what an event reports) has its own TCP state: changing the entry later does not change it.
+        ConnEntry copy = entry.Copy();
+        entry.Tcp.State = TcpCtState.Close;
+        copy.TcpState.ShouldBe(back.TcpState);
+    }
+
+    [Fact]
+    public void A_udp_connection_has_no_tcp_state()
+    {
+        var rig = new Rig();
+        PacketResult r = rig.Send("eth1", PacketBuilder.Ipv4("10.0.1.10", "93.184.216.34").Udp(5353, 53).Build());
+        var ct = (ConnEntry)r.Connection!;
+        ct.HasTcp.ShouldBeFalse();
+        ct.TcpState.ShouldBeNull();
+        string.Join("\n", rig.Ct.Table.List(rig.Nf.State.Now)).ShouldStartWith("udp      17 30 src=10.0.1.10 ");
+    }
 }
