@@ -159,8 +159,9 @@ public sealed class ConntrackTable
         int at = absent ? -1 : FindSlot(tuple, zone, h);
         if (at < 0)
         {
-            // At most half full (tombstones included): a miss, the common case for a new connection, ends after a few probes.
-            if ((_used + 1) * 2 > _slots.Length) Rehash();
+            // At most two thirds full (tombstones included): a miss, the common case for a new connection, ends after a few
+            // probes (about four at that load), each reading only the slot's stored key.
+            if ((_used + 1) * 3 > _slots.Length * 2) Rehash();
             int mask = _slots.Length - 1;
             at = h & mask;
             while (_slots[at].Entry is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
@@ -179,11 +180,15 @@ public sealed class ConntrackTable
         _live--;
     }
 
-    /// <summary>A table twice as large when the live entries fill a quarter of it, else the same size without the tombstones.</summary>
+    /// <summary>
+    /// A table twice as large when the live entries fill a third of it, else the same size without the tombstones. The
+    /// live load stays between a sixth and two thirds (about 45 % on average): the slot array an established packet's
+    /// lookup misses in is half what a quarter-full table needed (20k connections: 1 MiB instead of 2–4 MiB).
+    /// </summary>
     private void Rehash()
     {
         Slot[] oldSlots = _slots;
-        int size = _live * 4 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
+        int size = _live * 3 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
         _slots = new Slot[size];
         _used = 0;
         int mask = size - 1;
