@@ -12,6 +12,9 @@ public static class HeapWalk
 {
     public static Dictionary<string, (long, long)>? Strings;
 
+    /// <summary>When set, the walk counts the string objects of each content (duplicates: the same text held twice).</summary>
+    public static Dictionary<string, int>? StringContents;
+
     public static Dictionary<string, (long Count, long Bytes)> ByType(object root, Func<Type, bool> stopAt)
     {
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
@@ -26,6 +29,7 @@ public static class HeapWalk
             long size = SizeOf(o);
             string name = Name(t);
             result[name] = result.TryGetValue(name, out var v) ? (v.Item1 + 1, v.Item2 + size) : (1, size);
+            if (o is string str0 && StringContents is not null) StringContents[str0] = StringContents.TryGetValue(str0, out int sc) ? sc + 1 : 1;
             if (o is string str) { if (Strings is not null) { string k = str.Length > 6 ? str[..6] : str; Strings[k] = Strings.TryGetValue(k, out var sv) ? (sv.Item1 + 1, sv.Item2 + size) : (1, size); } continue; }
             if (o is Array a)
             {

@@ -50,7 +50,7 @@ internal static class Cli
         string verb = args[i];
         string[] rest = args[(i + 1)..];
         var store = new HostStore(HostStore.ResolveDirectory(hostDir));
-        ToolIo io = json ? new ToolIo { In = Console.In, Out = Console.Out, Err = Console.Error, Json = true } : ToolIo.Console;
+        ToolIo io = json ? new ToolIo { In = new StdinReader(), Out = Console.Out, Err = Console.Error, Json = true } : ToolIo.Console;
         // chainwalk's own verbs take --json after the verb too; the global option is passed on as that.
         if (json && verb is "trace" or "replay" or "demo" or "clock" or "graph" or "extensions" or "env" && !rest.Contains("--json")) rest = [.. rest, "--json"];
         string[] Argv(string name) => [name, .. rest];

@@ -40,7 +40,8 @@ internal static class Shims
         {
             string verb = tool.Replace("-nft", string.Empty, StringComparison.Ordinal).Replace("-legacy", string.Empty, StringComparison.Ordinal);
             // Pinned: the binary and the host are fixed when the shim is written, so a call is one exec.
-            string script = $"#!/bin/sh\n# Chainwalk shim: runs '{verb}' on the virtual host {store.Directory}\nexec {command} --host {Quote(store.Directory)} {verb} \"$@\"\n";
+            // Standard input closed (tool <&-): /dev/null instead, as in ./chainwalk (Compat/StandardInput.cs says why).
+            string script = $"#!/bin/sh\n# Chainwalk shim: runs '{verb}' on the virtual host {store.Directory}\n{{ true 3<&0; }} 2>/dev/null || exec 0</dev/null\nexec {command} --host {Quote(store.Directory)} {verb} \"$@\"\n";
             Write(Path.Combine(dir, tool), script);
         }
         Write(Path.Combine(dir, "sudo"), SudoShim);

@@ -111,8 +111,8 @@ public class RestoreMemoryTests
     public void Restore_shares_config_only_matches_that_save_alike()
     {
         Ruleset rules = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), Shared, new RestoreOptions());
-        List<Rule> input = rules.Find("filter")!.Find("INPUT")!.Rules;
-        List<Rule> forward = rules.Find("filter")!.Find("FORWARD")!.Rules;
+        RuleList input = rules.Find("filter")!.Find("INPUT")!.Rules;
+        RuleList forward = rules.Find("filter")!.Find("FORWARD")!.Rules;
         Rule natRule = rules.Find("nat")!.Find("PREROUTING")!.Rules[0];
         // The same comment (and tcp --dport 80) on several rules: one MatchUse; another comment: its own.
         Assert.Same(input[0].Matches[0], input[1].Matches[0]);
@@ -130,7 +130,7 @@ public class RestoreMemoryTests
     {
         Ruleset rules = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), Shared, new RestoreOptions());
         Table filter = rules.Find("filter")!, nat = rules.Find("nat")!;
-        List<Rule> input = filter.Find("INPUT")!.Rules;
+        RuleList input = filter.Find("INPUT")!.Rules;
         Rule gotoRule = filter.Find("FORWARD")!.Rules[1];
         Rule natRule = nat.Find("PREROUTING")!.Rules[0];
         Assert.Same(input[0].Target, input[1].Target);

@@ -128,27 +128,4 @@ public class RoutingDecisionTests
         RouteLookup.AddressTypes6(h, A("::")).ShouldContain(RouteType.Unspec);
         RouteLookup.AddressTypes6(h, A("2001:db8:1::1")).ShouldContain(RouteType.Local);
     }
-
-    public static TheoryData<string, string> NextHopCases => new()
-    {
-        // A gateway route, on-link, local, broadcast, multicast (local and not), zero net, limited broadcast, 0.0.0.0.
-        { "8.8.8.8", "eth0" }, { "8.8.8.8", "eth1" }, { "10.0.0.77", "eth0" }, { "10.0.0.77", "eth1" }, { "192.168.1.10", "eth1" },
-        { "192.168.1.255", "eth1" }, { "10.0.0.255", "eth0" }, { "224.0.0.5", "eth0" }, { "239.1.2.3", "eth0" }, { "0.1.2.3", "eth0" },
-        { "255.255.255.255", "eth1" }, { "0.0.0.0", "eth0" }, { "172.16.5.5", "eth1" }, { "172.16.5.5", "eth0" }, { "10.9.9.9", "eth0" },
-        { "8.8.8.8", "lo" }, { "8.8.8.8", "eth2" }, { "8.8.8.8", "nosuch" }, { "203.0.113.9", "eth0" }, { "203.0.113.9", "eth1" },
-    };
-
-    [Theory]
-    [MemberData(nameof(NextHopCases))]
-    public void The_output_next_hop_for_masquerade_is_the_output_routes_gateway_through_the_device_else_the_destination(string dst, string oif)
-    {
-        // OutputNextHop4 (MASQUERADE's nexthop without the route object) must answer what Output's route says.
-        VirtualHost h = Build([.. TwoLinks, "ip link add eth2 type dummy", "ip addr add 172.16.0.1/16 dev eth2",
-            "ip route add 172.16.5.0/24 via 192.168.1.1", "ip route add 10.9.0.0/16 via 10.0.0.253 dev eth0",
-            "ip route add 203.0.113.0/24 dev eth1 metric 5", "ip route add 239.0.0.0/8 via 10.0.0.252"]);
-        UInt128 d = A(dst);
-        RouteResult route = RouteLookup.Output(h, new RouteQuery(IpFamily.V4, d) { OutputInterface = oif });
-        UInt128 expected = route.Ok && route.Device == oif && route.Gateway is { } gw ? gw : d;
-        RouteLookup.OutputNextHop4(h, d, oif).ShouldBe(expected);
-    }
 }

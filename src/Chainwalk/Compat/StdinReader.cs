@@ -9,11 +9,12 @@ namespace Chainwalk.Compat;
 /// them in one call with the console's input encoding, as Console.In would decode them: an 8 MB rule file then costs
 /// one buffer and one string instead of a StreamReader's chunks and their copy.
 /// </summary>
-internal sealed class StdinReader : TextReader
+public sealed class StdinReader : TextReader
 {
     private TextReader? _console;
 
-    private TextReader Console => _console ??= System.Console.In;
+    // Closed at exec (tool <&-), fd 0 is now some file of the runtime's: nothing is read from it (StandardInput).
+    private TextReader Console => _console ??= StandardInput.WasClosed ? TextReader.Null : System.Console.In;
 
     public override int Peek() => Console.Peek();
 
@@ -28,7 +29,7 @@ internal sealed class StdinReader : TextReader
     public override string ReadToEnd()
     {
         // Console.In may hold text it has read ahead: then it must give the rest itself. A terminal stays Console.In's.
-        if (_console is not null || !System.Console.IsInputRedirected) return Console.ReadToEnd();
+        if (_console is not null || !System.Console.IsInputRedirected || StandardInput.WasClosed) return Console.ReadToEnd();
         using Stream stdin = System.Console.OpenStandardInput();
         int size = InitialSize();
         // A large input (a rule file) in a one-command process: its buffer, its text and the rules built from it come

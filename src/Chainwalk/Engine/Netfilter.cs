@@ -424,6 +424,8 @@ public sealed class Netfilter
         InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
             : skb.Family == IpFamily.V4 ? InputRoute4((uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
             : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
+        // The skb carries its input route from here on (skb_dst_set): its gateway is what rt_nexthop reads in POSTROUTING.
+        skb.RouteGateway = decision.Route.Gateway ?? UInt128.Zero;
         switch (decision.Verdict)
         {
             case InputVerdict.Local:
@@ -641,6 +643,7 @@ public sealed class Netfilter
             return;
         }
         skb.OutDev = route.Device;
+        skb.RouteGateway = route.Gateway ?? UInt128.Zero;
         if (Tracing) Event(new RouteEvent($"output route via {route.Device}" + (route.Gateway is { } gw ? " gateway " + IpNet.FormatAddress(gw, skb.Family) : "")));
         if (answering is not null) Conntrack?.Attach(skb, answering);
 
@@ -660,6 +663,7 @@ public sealed class Netfilter
             }
             if (again.Device != skb.OutDev) Event(new RouteEvent($"re-routed via {again.Device}"));
             skb.OutDev = again.Device;
+            skb.RouteGateway = again.Gateway ?? UInt128.Zero;
         }
         if (!Postrouting(skb, result, generated)) return;
         if (skb.OutDev == "lo")
@@ -771,7 +775,9 @@ public sealed class Netfilter
             Event(new GeneratedEvent("TEE duplicate to " + IpNet.FormatAddress(gateway, clone.Family)));
             clone.InDev = null;
             clone.OutDev = route.Device;
-            clone.NextHop = gateway;
+            // nf_dup_ipv4_route routes with FLOWI_FLAG_KNOWN_NH: a route without a gateway is not cached and takes the
+            // looked-up address (the TEE gateway) as its rt_gw4 (rt_set_nexthop, net/ipv4/route.c); a gateway route keeps its own.
+            clone.RouteGateway = route.Gateway ?? gateway;
             if (!RunHook(clone, Hook.Output, result, generated: true)) return true;
             if (!Postrouting(clone, result, generated: true)) return true;
             Emit(clone, result, "tee");

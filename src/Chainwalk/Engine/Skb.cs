@@ -108,8 +108,18 @@ public sealed class Skb
     /// <summary>The CPU the packet is processed on (-m cpu); a virtual host has one, CPU 0.</summary>
     public int Cpu { get; set; }
 
-    /// <summary>The route's "next hop" address when known, for LOG's and TEE's benefit.</summary>
-    public UInt128? NextHop { get; set; }
+    /// <summary>
+    /// The gateway of the route the packet carries (the kernel's rt_gw4 / rt6i_gateway): set at every routing decision
+    /// (input route, output route, the re-route after OUTPUT, TEE's route to its gateway); zero when the route has no
+    /// gateway (the destination is on link) or the packet is not routed yet. A gateway is never the all-zero address.
+    /// </summary>
+    public UInt128 RouteGateway { get; set; }
+
+    /// <summary>
+    /// rt_nexthop / rt6_nexthop (include/net/route.h, include/net/ip6_route.h): the route's gateway, else the packet's
+    /// destination as it is now. MASQUERADE picks its IPv4 source for this address.
+    /// </summary>
+    public UInt128 NextHop => RouteGateway != UInt128.Zero ? RouteGateway : Packet.Destination;
 
     /// <summary>For a reassembled datagram, the largest fragment it was made of (IPCB(skb)->frag_max_size); 0 otherwise.</summary>
     public int FragMaxSize { get; set; }
@@ -141,7 +151,7 @@ public sealed class Skb
         CtInfo = default;
         Conntrack = null;
         Cpu = 0;
-        NextHop = null;
+        RouteGateway = UInt128.Zero;
         FragMaxSize = 0;
     }
 
@@ -185,6 +195,7 @@ public sealed class Skb
         CtInfo = CtInfo,
         Conntrack = Conntrack,
         Cpu = Cpu,
+        RouteGateway = RouteGateway,
         FragMaxSize = FragMaxSize,
     };
 }

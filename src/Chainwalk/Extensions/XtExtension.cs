@@ -62,13 +62,32 @@ public sealed record XtOption(string Name, int Id, OptionArg Arg = OptionArg.Req
 }
 
 /// <summary>The parsed options of one use of an extension in a rule. Data must be cloneable for rule copies.</summary>
+/// <remarks>
+/// Every rule's match and target data derives from this, so its own fields take 8 bytes (a kube-proxy set has a
+/// comment object per rule or two): option ids are below 32 (<see cref="MaxOptionId"/>, a test holds every extension
+/// to it), revisions below 256.
+/// </remarks>
 public abstract class ExtensionData
 {
+    /// <summary>The highest option id an extension may declare (the bits of <see cref="Given"/>).</summary>
+    public const int MaxOptionId = 31;
+
     /// <summary>Bit i set when the option with id i was given (the <c>xflags</c> of libxtables).</summary>
-    public ulong Given { get; set; }
+    public ulong Given
+    {
+        get => _given;
+        set => _given = checked((uint)value);
+    }
 
     /// <summary>The revision the rule uses; most extensions have one.</summary>
-    public int Revision { get; set; }
+    public int Revision
+    {
+        get => _revision;
+        set => _revision = checked((byte)value);
+    }
+
+    private uint _given;
+    private byte _revision;
 
     public virtual ExtensionData Clone() => (ExtensionData)MemberwiseClone();
 }

@@ -32,9 +32,11 @@ public static class NatTargets
     }
 
     /// <summary>
-    /// nf_nat_masquerade_ipv4 / _ipv6: the source becomes the out interface's address for the route's next hop
-    /// (inet_select_addr with the gateway, or the destination when on-link; ipv6_dev_get_saddr for IPv6). The
-    /// connection remembers the interface: leaving by another one later kills it (nf_nat_oif_changed).
+    /// nf_nat_masquerade_ipv4 / _ipv6 (net/netfilter/nf_nat_masquerade.c): IPv4, the out interface's address for the next
+    /// hop of the route the packet carries (rt_nexthop: the route's gateway, else the destination when on link), as
+    /// inet_select_addr picks it; IPv6, ipv6_dev_get_saddr on the out interface for the packet's destination (the
+    /// route's gateway plays no part). The connection remembers the interface: leaving by another one later kills it
+    /// (nf_nat_oif_changed).
     /// </summary>
     public static Verdict Masquerade(PacketContext ctx, NatRangeData d)
     {
@@ -42,19 +44,9 @@ public static class NatTargets
         // A locally generated packet with source 0.0.0.0 is probably not meant to be masqueraded.
         if (ctx.Family == IpFamily.V4 && ct.Original.Source == UInt128.Zero) return Verdict.Accept;
         string? outDev = ctx.OutDev;
-        UInt128 dst = ctx.Packet.Destination;
-        UInt128? src;
-        if (ctx.Family == IpFamily.V4)
-        {
-            // The route's gateway through the out device, else the destination (on link); the mark does not change the
-            // answer with the default rules only. The address for it is remembered per host generation and device.
-            UInt128 nexthop = outDev is null ? dst : RouteLookup.OutputNextHop4(ctx.Host, dst, outDev);
-            src = Source4(ctx, outDev, nexthop);
-        }
-        else
-        {
-            src = RouteLookup.SelectSource6(ctx.Host, outDev, dst);
-        }
+        UInt128? src = ctx.Family == IpFamily.V4
+            ? Source4(ctx, outDev, ctx.Skb.NextHop)
+            : RouteLookup.SelectSource6(ctx.Host, outDev, ctx.Packet.Destination);
         if (src is not { } newsrc)
         {
             if (ctx.Family == IpFamily.V4) ctx.Log((outDev ?? "") + " ate my IP address", 6); // pr_info

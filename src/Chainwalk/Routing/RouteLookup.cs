@@ -40,31 +40,6 @@ public static class RouteLookup
         return r;
     }
 
-    /// <summary>
-    /// The next hop of the IPv4 output route to <paramref name="dst"/> bound to <paramref name="oif"/>: the route's gateway
-    /// when <see cref="Output(VirtualHost, RouteQuery)"/> (without a source) answers with one through that device, else the
-    /// destination itself. MASQUERADE's nexthop (rt_nexthop in nf_nat_masquerade.c) for every new connection, without the
-    /// route object and its cache: the same branches as Output4 and Make4 (RouteLookupTests checks the two agree).
-    /// </summary>
-    internal static UInt128 OutputNextHop4(VirtualHost host, UInt128 dst, string oif)
-    {
-        if (host.FindLink(oif) is not { Up: true }) return dst;
-        if (IsLocalMulticast4(dst) || IsLimitedBroadcast(dst) || dst == UInt128.Zero) return dst;
-        (RouteView? r, RouteError err) = FibLookup4(host, dst, oif);
-        if (err != RouteError.None || r is null) return dst;
-        RouteType type = TypeOf(r.Type);
-        if (type == RouteType.Local) return dst;
-        if (IsMulticast4(dst))
-        {
-            if (r.PrefixLength < 4) return dst;
-        }
-        else if (IsZeroNet(dst) || type == RouteType.Broadcast)
-        {
-            return dst;
-        }
-        return r.Via ?? dst;
-    }
-
     /// <summary>The decision for a packet arriving on <see cref="RouteQuery.InputInterface"/> (<c>ip route get DST from SRC iif DEV</c>).</summary>
     public static InputDecision Input(VirtualHost host, RouteQuery q)
     {

@@ -6,22 +6,213 @@ public sealed class Chain
     public Chain(string name, bool builtin)
     {
         Name = name;
-        IsBuiltin = builtin;
+        _flags = builtin ? BuiltinFlag : (byte)0;
         Policy = builtin ? Verdicts.Accept : null;
     }
 
     public string Name { get; set; }
 
-    public bool IsBuiltin { get; }
+    public bool IsBuiltin => (_flags & BuiltinFlag) != 0;
 
     /// <summary>ACCEPT or DROP for a built-in chain; null for a user chain.</summary>
-    public string? Policy { get; set; }
+    public string? Policy
+    {
+        get => (_flags & PolicyMask) switch
+        {
+            AcceptPolicy => Verdicts.Accept,
+            DropPolicy => Verdicts.Drop,
+            OtherPolicy => _extras!.OtherPolicy,
+            _ => null,
+        };
+        set
+        {
+            byte kind = value switch
+            {
+                null => 0,
+                Verdicts.Accept => AcceptPolicy,
+                Verdicts.Drop => DropPolicy,
+                _ => OtherPolicy,
+            };
+            if (kind == OtherPolicy) Extras.OtherPolicy = value;
+            else if (_extras is not null) _extras.OtherPolicy = null;
+            _flags = (byte)((_flags & ~PolicyMask) | kind);
+        }
+    }
+
+    /// <summary>
+    /// Whether the chain is built in, and its policy as ACCEPT, DROP or another name (kept aside): a byte, not a
+    /// bool and a string field (a kube-proxy set has a chain per endpoint, so the object stays at 72 bytes).
+    /// </summary>
+    private byte _flags;
+
+    private const byte BuiltinFlag = 1, PolicyMask = 6, AcceptPolicy = 2, DropPolicy = 4, OtherPolicy = 6;
 
     /// <summary>The policy's counters (built-in chains); kept for user chains as iptables-save -c shows [0:0].</summary>
     public Counters Counters;
 
     /// <summary>The rules in order. Change them through <see cref="RulesetEditor"/>, which keeps <see cref="Finder"/> and the table's <see cref="Table.Checked"/> true.</summary>
-    public List<Rule> Rules { get; } = new();
+    public RuleList Rules => new(this);
+
+    /// <summary>
+    /// The rules (see <see cref="RuleList"/>): <c>[0, _gapStart)</c>, then <see cref="_gapSize"/> free slots, then the
+    /// rest, then free slots to the end of the array (a list's spare capacity). Free slots hold null.
+    /// </summary>
+    private Rule[] _rules = [];
+    private int _ruleCount;
+    private int _gapStart;
+
+    /// <summary>At most <see cref="MaxGap"/> (+1 while a removal closes it): a move of the gap clears at most that many slots.</summary>
+    private ushort _gapSize;
+
+    /// <summary>
+    /// The free slots opened at an edit position. Small, so that moving the gap far costs a shift of the rules between
+    /// (a list's insert shifts the whole tail) and not also the clearing of a wide gap; large enough that edits at one
+    /// place open it rarely.
+    /// </summary>
+    private const int MaxGap = 512;
+
+    internal int RuleCount => _ruleCount;
+
+    internal int RuleCapacity => _rules.Length;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal Rule RuleAt(int index)
+    {
+        if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
+        if (index >= _gapStart) index += _gapSize;
+        return _rules[index];
+    }
+
+    internal void SetRuleAt(int index, Rule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
+        if (index >= _gapStart) index += _gapSize;
+        _rules[index] = rule;
+    }
+
+    internal void InsertRule(int index, Rule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if ((uint)index > (uint)_ruleCount) ThrowIndex(index);
+        if (_gapSize == 0 || index != _gapStart)
+        {
+            if (index == _ruleCount && _ruleCount + _gapSize < _rules.Length)
+            {
+                // An append into the spare slots at the end, wherever the gap is (a restore appends 100k rules).
+                _rules[_ruleCount + _gapSize] = rule;
+                _ruleCount++;
+                return;
+            }
+            if (_gapSize == 0) OpenGap(index);
+            else MoveGap(index);
+        }
+        _rules[_gapStart++] = rule;
+        _gapSize--;
+        _ruleCount++;
+    }
+
+    internal void RemoveRuleAt(int index)
+    {
+        if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
+        if (_gapSize == 0) _gapStart = index + 1; // the rule's own slot becomes the gap
+        else if (index == _gapStart) index += _gapSize; // the rule just after the gap: its slot joins it from above
+        else MoveGap(index + 1); // the gap just after the rule, which joins it from below
+        if (index < _gapStart)
+        {
+            _rules[index] = null!;
+            _gapStart--;
+        }
+        else
+        {
+            _rules[index] = null!;
+        }
+        _gapSize++;
+        _ruleCount--;
+        if (_gapSize > MaxGap) CloseGap();
+    }
+
+    internal void ClearRules()
+    {
+        _rules = [];
+        _ruleCount = _gapStart = 0;
+        _gapSize = 0;
+    }
+
+    internal void SetRuleCapacity(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, _ruleCount);
+        if (capacity == _rules.Length && _gapSize == 0) return;
+        Rule[] a = capacity == 0 ? [] : new Rule[capacity];
+        Array.Copy(_rules, 0, a, 0, _gapStart);
+        Array.Copy(_rules, _gapStart + _gapSize, a, _gapStart, _ruleCount - _gapStart);
+        _rules = a;
+        _gapStart = _ruleCount;
+        _gapSize = 0;
+    }
+
+    /// <summary>Moves the gap so that it starts at <paramref name="index"/>, shifting the rules between.</summary>
+    private void MoveGap(int index)
+    {
+        int gap = _gapSize;
+        if (index < _gapStart)
+        {
+            // Rules [index, gapStart) move up behind the gap; the slots they leave that the move did not cover are cleared.
+            Array.Copy(_rules, index, _rules, index + gap, _gapStart - index);
+            Array.Clear(_rules, index, Math.Min(gap, _gapStart - index));
+        }
+        else if (index > _gapStart)
+        {
+            // Rules [gapStart + gap, index + gap) move down in front of the gap.
+            Array.Copy(_rules, _gapStart + gap, _rules, _gapStart, index - _gapStart);
+            int from = Math.Max(index, _gapStart + gap);
+            Array.Clear(_rules, from, index + gap - from);
+        }
+        _gapStart = index;
+    }
+
+    /// <summary>Opens a gap at <paramref name="index"/> (there is none): the rules after it shift up, as a list's insert shifts them.</summary>
+    private void OpenGap(int index)
+    {
+        int spare = _rules.Length - _ruleCount;
+        if (spare == 0)
+        {
+            Grow(index);
+            return;
+        }
+        int k = Math.Min(spare, MaxGap);
+        Array.Copy(_rules, index, _rules, index + k, _ruleCount - index);
+        Array.Clear(_rules, index, Math.Min(k, _ruleCount - index));
+        _gapStart = index;
+        _gapSize = (ushort)k;
+    }
+
+    /// <summary>A larger array (twice the size, as a list grows; the array is full and has no gap), the gap opened at <paramref name="index"/>.</summary>
+    private void Grow(int index)
+    {
+        int capacity = Math.Max(4, _rules.Length * 2);
+        var a = new Rule[capacity];
+        int k = Math.Min(capacity - _ruleCount, MaxGap);
+        Array.Copy(_rules, 0, a, 0, index);
+        Array.Copy(_rules, index, a, index + k, _ruleCount - index);
+        _rules = a;
+        _gapStart = index;
+        _gapSize = (ushort)k;
+    }
+
+    /// <summary>Closes a gap that removals widened: the rules after it shift down (once per <see cref="MaxGap"/> removals at most).</summary>
+    private void CloseGap()
+    {
+        int gap = _gapSize;
+        int tail = _ruleCount - _gapStart;
+        Array.Copy(_rules, _gapStart + gap, _rules, _gapStart, tail);
+        int from = Math.Max(_ruleCount, _gapStart + gap);
+        Array.Clear(_rules, from, _ruleCount + gap - from);
+        _gapStart = _ruleCount;
+        _gapSize = 0;
+    }
+
+    private static void ThrowIndex(int index) => throw new ArgumentOutOfRangeException(nameof(index), index, "Index was out of range.");
 
     /// <summary>
     /// Changes made to <see cref="Rules"/> by <see cref="RulesetEditor"/>, counted: a compiled form remembers the count it
@@ -43,6 +234,12 @@ public sealed class Chain
         set { if (value is not null || _extras is not null) Extras.Finder = value; }
     }
 
+    /// <summary>
+    /// The hooks whose built-in chain reached this chain when its table was last checked whole; meaningful while the
+    /// table's <see cref="Table.Checked"/> is set (a chain added since is reached by nothing: no jump to it was checked).
+    /// </summary>
+    internal HookMask CheckedReach { get; set; }
+
     /// <summary>Searches by rule made without the index (the first builds none: a CLI command searches once).</summary>
     internal int LinearFinds
     {
@@ -60,11 +257,13 @@ public sealed class Chain
         public IChainEdits? EditListener;
         public RuleFinder? Finder;
         public int LinearFinds;
+        public string? OtherPolicy;
     }
 
     public Chain Clone()
     {
         var c = new Chain(Name, IsBuiltin) { Policy = Policy, Counters = Counters };
+        c.SetRuleCapacity(_ruleCount);
         foreach (Rule r in Rules) c.Rules.Add(r.Clone());
         return c;
     }

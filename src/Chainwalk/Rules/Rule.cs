@@ -50,7 +50,19 @@ public sealed class TargetUse
     /// <summary>The target extension, or null for a standard verdict or a user chain.</summary>
     public XtExtension? Extension { get; init; }
 
-    public ExtensionData? Data { get; init; }
+    /// <summary>The target extension's options; null for a standard verdict or a chain jump.</summary>
+    public ExtensionData? Data
+    {
+        // Only data or a memo is ever stored: one method-table compare instead of a cast to the abstract type.
+        get => _dataOrMemo is JumpMemo ? null : System.Runtime.CompilerServices.Unsafe.As<ExtensionData?>(_dataOrMemo);
+        init => _dataOrMemo = value;
+    }
+
+    /// <summary>
+    /// <see cref="Data"/> of a target extension, or <see cref="ResolvedJump"/> of a chain jump (which has no data): one
+    /// field for both keeps the object at 48 bytes (a kube-proxy set has a jump object per chain and a DNAT per endpoint).
+    /// </summary>
+    private object? _dataOrMemo;
 
     public bool IsStandardVerdict => Kind == TargetKind.Standard;
 
@@ -72,7 +84,15 @@ public sealed class TargetUse
     }
 
     /// <summary>The walker's memo of a chain jump (Engine.Netfilter): the compiled form that resolved it and the chain, one object (written atomically).</summary>
-    internal JumpMemo? ResolvedJump;
+    internal JumpMemo? ResolvedJump
+    {
+        get => _dataOrMemo as JumpMemo;
+        set
+        {
+            // Only a target without data has room for the memo (chain jumps, the only ones the walker remembers).
+            if (_dataOrMemo is null or JumpMemo) _dataOrMemo = value;
+        }
+    }
 
     internal sealed record JumpMemo(object ResolvedBy, Chain? Chain, string? Name)
     {

@@ -132,7 +132,8 @@ public sealed class RulesetEditor(Ruleset ruleset)
         CheckJumps(table, rule, "RULE_REPLACE", chainName, tableWasNew: false);
         if (number > chain.Rules.Count) throw XtablesException.Other($"{Tool}: Index of replacement too big.");
         Rule old = chain.Rules[number - 1];
-        chain.Rules[number - 1] = rule;
+        RuleList list = chain.Rules;
+        list[number - 1] = rule;
         chain.Finder?.Removed(old);
         chain.Finder?.Inserted(rule);
         chain.Edits++;
@@ -381,7 +382,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             if (table.Checked is { SharedObjects: false } state && !removedJump && !NeedsWholeCheck(added))
             {
-                HookMask hooks = state.Reach.TryGetValue(edited.Name, out HookMask h) ? h : HookMask.None;
+                HookMask hooks = edited.CheckedReach;
                 HookMask baseHooks = BaseHooks(edited);
                 IEnumerable<Rule> tableRules = table.Chains.SelectMany(c => c.Rules);
                 foreach (Rule r in added)
@@ -439,7 +440,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
             HookMask baseHooks = BaseHooks(c);
             // A checked table is mostly kept as it is (a COMMIT): its rule lists hold no spare slots.
-            if (c.Rules.Capacity > c.Rules.Count) c.Rules.Capacity = c.Rules.Count;
+            c.Rules.TrimExcess();
             foreach (Rule r in c.Rules)
             {
                 string? problem = CheckRule(table, baseHooks, r, hooks, tableRules);
@@ -450,7 +451,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
                 shared |= UsesSharedObjects(r);
             }
         }
-        table.Checked = new TableCheckState(reach, shared);
+        Remember(table, reach, shared);
     }
 
     /// <summary>Remembers a table that was just checked whole without a problem (iptables-restore's COMMIT).</summary>
@@ -462,7 +463,17 @@ public sealed class RulesetEditor(Ruleset ruleset)
         {
             foreach (Rule r in c.Rules) shared |= UsesSharedObjects(r);
         }
-        table.Checked = new TableCheckState(check.Reach, shared);
+        Remember(table, check.Reach, shared);
+    }
+
+    /// <summary>
+    /// Marks <paramref name="table"/> checked whole: each chain keeps the hooks that reach it (<see cref="Chain.CheckedReach"/>,
+    /// a byte in the chain rather than a map by name beside the table: 9 bytes per rule of a kube-proxy set).
+    /// </summary>
+    private static void Remember(Table table, Dictionary<string, HookMask> reach, bool shared)
+    {
+        foreach (Chain c in table.Chains) c.CheckedReach = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
+        table.Checked = new TableCheckState(shared);
     }
 
     /// <summary>Every rule the kernel's checks refuse, with its chain and the errno text, in chain order.</summary>
@@ -499,14 +510,13 @@ public sealed class RulesetEditor(Ruleset ruleset)
             HookMask hooks = reach.TryGetValue(c.Name, out HookMask h) ? h : HookMask.None;
             HookMask baseHooks = BaseHooks(c);
             // A checked table is mostly kept as it is (a COMMIT): its rule lists hold no spare slots.
-            if (c.Rules.Capacity > c.Rules.Count) c.Rules.Capacity = c.Rules.Count;
+            c.Rules.TrimExcess();
             foreach (Rule r in c.Rules)
             {
                 string? problem = deep.Count > 0 && deep.Contains(r) ? "Too many links" : CheckRule(table, baseHooks, r, hooks, tableRules);
                 if (problem is not null) list.Add((c, r, problem));
             }
         }
-        reach.TrimExcess();
         table.TrimExcess();
         return new TableCheckResult { Loop = loop, AnyTooDeep = deep.Count > 0, Problems = list, Reach = reach };
     }
@@ -654,10 +664,11 @@ public sealed class RulesetEditor(Ruleset ruleset)
 }
 
 /// <summary>
-/// What <see cref="RulesetEditor"/> remembers about a table it checked whole: the hooks reaching each chain, and
-/// whether a rule's check depends on other rules or host objects. Dropped (null) by any change it cannot follow.
+/// What <see cref="RulesetEditor"/> remembers about a table it checked whole: whether a rule's check depends on other
+/// rules or host objects (and, in each chain, <see cref="Chain.CheckedReach"/>: the hooks reaching it). Dropped (null)
+/// by any change it cannot follow.
 /// </summary>
-public sealed record TableCheckState(Dictionary<string, HookMask> Reach, bool SharedObjects);
+public sealed record TableCheckState(bool SharedObjects);
 
 /// <summary>
 /// An index of a long chain for <c>-D</c>/<c>-C</c> with a rule: the rules by a key of their addresses and

@@ -360,7 +360,7 @@ public sealed class ChainIndex
     /// <summary>Compiles <paramref name="chain"/>; null when it has no run worth indexing.</summary>
     public static ChainIndex? Build(Chain chain)
     {
-        List<Rule> rules = chain.Rules;
+        RuleList rules = chain.Rules;
         if (rules.Count < MinRun) return null;
         var runAt = new int[rules.Count];
         Array.Fill(runAt, -1);

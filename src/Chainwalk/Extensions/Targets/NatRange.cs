@@ -21,18 +21,63 @@ public enum NatRangeFlags : uint
 /// A NAT range (struct nf_nat_range2) as DNAT, SNAT, MASQUERADE and REDIRECT hold it: an address range
 /// (host order, IPv4 in the low 32 bits), a port range and, for shifted port maps, a base port.
 /// </summary>
+/// <remarks>
+/// A kube-proxy rule set has a DNAT rule per endpoint, so the object is kept small: a range whose two addresses fit
+/// in 32 bits (every IPv4 range, and IPv6's <c>::</c>-prefixed ones: the value is the same either way) is held in two
+/// 32-bit fields, a wider one in an immutable side object (shared by copies). The properties read and write full
+/// 128-bit values as if they were fields.
+/// </remarks>
 public sealed class NatRangeData : ExtensionData
 {
-    public NatRangeFlags Flags;
-    public UInt128 MinAddress;
-    public UInt128 MaxAddress;
-    public ushort MinPort;
-    public ushort MaxPort;
+    public NatRangeFlags Flags
+    {
+        get => (NatRangeFlags)_flags;
+        set => _flags = checked((byte)value); // the NF_NAT_RANGE_* bits end at 32 (NatRangeFlags)
+    }
+
+    public UInt128 MinAddress
+    {
+        get => _wide?.Min ?? _min;
+        set => SetAddresses(value, MaxAddress);
+    }
+
+    public UInt128 MaxAddress
+    {
+        get => _wide?.Max ?? _max;
+        set => SetAddresses(MinAddress, value);
+    }
+
+    public ushort MinPort { get; set; }
+
+    public ushort MaxPort { get; set; }
 
     /// <summary>The base port of a shifted port map (DNAT only keeps it; the other targets' structs have no room).</summary>
-    public ushort BasePort;
+    public ushort BasePort { get; set; }
 
     public bool Has(NatRangeFlags f) => (Flags & f) != 0;
+
+    private uint _min, _max;
+    private byte _flags;
+
+    /// <summary>Both addresses when one of them needs more than 32 bits; null otherwise.</summary>
+    private WideRange? _wide;
+
+    private sealed record WideRange(UInt128 Min, UInt128 Max);
+
+    private void SetAddresses(UInt128 min, UInt128 max)
+    {
+        if (min <= uint.MaxValue && max <= uint.MaxValue)
+        {
+            _min = (uint)min;
+            _max = (uint)max;
+            _wide = null;
+        }
+        else
+        {
+            _min = _max = 0;
+            _wide = new WideRange(min, max);
+        }
+    }
 }
 
 /// <summary>Parsing and printing shared by the NAT targets (libxt_NAT.c of iptables 1.8.9).</summary>
