@@ -1233,9 +1233,14 @@ public static class SpeedHarness
         }
         var reused = new PacketResult();
         string? fate = null;
+        // CW_FLAT_AB=1: rounds alternate the flat walk on and off (Netfilter.FlatWalk, found by reflection so that this
+        // harness still builds against a tree without it): old and new walk interleaved in one process.
+        System.Reflection.PropertyInfo? flatWalk = Environment.GetEnvironmentVariable("CW_FLAT_AB") == "1" ? typeof(Netfilter).GetProperty("FlatWalk") : null;
         for (int round = 0; round < rounds; round++)
         {
             pipe.Conntrack = new ConntrackHooks();
+            flatWalk?.SetValue(pipe, round % 2 == 0);
+            if (flatWalk is not null) FullCollection();
             long a0 = GC.GetAllocatedBytesForCurrentThread();
             int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
             var sw = new Clock();
@@ -1245,7 +1250,7 @@ public static class SpeedHarness
                 fate ??= FateOf(res);
             }
             double s = sw.CpuSeconds;
-            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}");
+            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}{(flatWalk is null ? "" : round % 2 == 0 ? ", flat walk" : ", index walk")}");
         }
         return 0;
     }

@@ -289,16 +289,21 @@ public static class IptablesCompat
             }
         }
         _ = verbose;
-        string text;
+        // The input as text, or as UTF-8 bytes that the reader decodes a line at a time (no string of the whole input).
+        string? text = null;
+        ReadOnlyMemory<byte> utf8 = default;
         if (file is null || file == "-")
         {
-            text = io.In.ReadToEnd();
+            if (io.In is not StdinReader stdin || !stdin.TryReadToEndUtf8(out utf8)) text = io.In.ReadToEnd();
         }
         else
         {
             try
             {
-                text = File.ReadAllText(file);
+                byte[] bytes = File.ReadAllBytes(file);
+                int body = RestoreReader.Utf8Body(bytes);
+                if (body >= 0) utf8 = bytes.AsMemory(body);
+                else text = File.ReadAllText(file);
             }
             catch (IOException ex)
             {
@@ -326,7 +331,10 @@ public static class IptablesCompat
             try
             {
                 Ruleset result;
-                using (ShortLivedProcess.BulkLoad(text.Length)) result = reader.Apply(rules, text, options, output);
+                using (ShortLivedProcess.BulkLoad(text?.Length ?? utf8.Length))
+                {
+                    result = text is not null ? reader.Apply(rules, text, options, output) : reader.ApplyUtf8(rules, utf8.Span, options, output);
+                }
                 foreach (string w in reader.Warnings) io.Err.WriteLine(w);
                 if (!test) store.SaveRules(result);
             }

@@ -30,6 +30,41 @@ public sealed class StdinReader : TextReader
     {
         // Console.In may hold text it has read ahead: then it must give the rest itself. A terminal stays Console.In's.
         if (_console is not null || !System.Console.IsInputRedirected || StandardInput.WasClosed) return Console.ReadToEnd();
+        (byte[] buffer, int length) = ReadAllBytes();
+        Encoding encoding = System.Console.InputEncoding;
+        return encoding.GetString(buffer, 0, length);
+    }
+
+    /// <summary>
+    /// The rest of standard input as bytes when <see cref="ReadToEnd"/> would decode them as UTF-8 (the console's input
+    /// encoding is UTF-8, as it is under a UTF-8 or unset locale), so that the caller can decode them itself (see
+    /// RestoreReader.ApplyUtf8); false (nothing read) otherwise.
+    /// </summary>
+    public bool TryReadToEndUtf8(out ReadOnlyMemory<byte> bytes)
+    {
+        bytes = default;
+        if (_console is not null || !System.Console.IsInputRedirected || StandardInput.WasClosed) return false;
+        Encoding encoding = System.Console.InputEncoding;
+        if (!DecodesAsUtf8(encoding)) return false;
+        (byte[] buffer, int length) = ReadAllBytes();
+        bytes = buffer.AsMemory(0, length);
+        return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="encoding"/> decodes as <see cref="Encoding.UTF8"/> does. Under a UTF-8 locale the console's
+    /// encoding is a wrapper of UTF-8 (its preamble removed) whose own fallback properties are not the ones it decodes
+    /// with, so the invalid sequences are tried instead: they must become the same U+FFFDs.
+    /// </summary>
+    private static bool DecodesAsUtf8(Encoding encoding)
+    {
+        if (encoding.CodePage != Encoding.UTF8.CodePage) return false;
+        ReadOnlySpan<byte> probe = [0x61, 0xC3, 0x28, 0xE2, 0x82, 0x0A, 0xF0, 0x9D, 0x84, 0x9E, 0xED, 0xA0, 0x80, 0xFF, 0xE2, 0x82];
+        return encoding.GetString(probe) == Encoding.UTF8.GetString(probe);
+    }
+
+    private static (byte[] Buffer, int Length) ReadAllBytes()
+    {
         using Stream stdin = System.Console.OpenStandardInput();
         int size = InitialSize();
         // A large input (a rule file) in a one-command process: its buffer, its text and the rules built from it come
@@ -44,8 +79,7 @@ public sealed class StdinReader : TextReader
             if (n <= 0) break;
             length += n;
         }
-        Encoding encoding = System.Console.InputEncoding;
-        return encoding.GetString(buffer, 0, length);
+        return (buffer, length);
     }
 
     /// <summary>The size of standard input when it is a regular file (plus one byte to see the end), else 64 KiB.</summary>

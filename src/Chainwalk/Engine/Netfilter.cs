@@ -55,7 +55,7 @@ public interface IConntrackHooks
 /// the routing decisions between them, and the chain walker (ipt_do_table / nft_do_chain). One instance
 /// per host and batch of packets; packets are processed in order against the same state.
 /// </summary>
-public sealed class Netfilter
+public sealed partial class Netfilter
 {
     /// <summary>A table registered at a hook, with the kernel's priority (NF_IP_PRI_*).</summary>
     private readonly record struct Registration(string Table, int Priority)
@@ -203,6 +203,12 @@ public sealed class Netfilter
     /// recompiles the chain or drops this.
     /// </summary>
     public Compiled.CompiledRules? Compiled { get; set; }
+
+    /// <summary>
+    /// Whether a compiled walk reads the flat entries (<see cref="Compiled.FlatEntry"/>, FlatWalk.cs) rather than the rule
+    /// objects with the index alone (default true; false: the compiled walk as before, for comparisons).
+    /// </summary>
+    public bool FlatWalk { get; set; } = true;
 
     /// <summary>Record the trace events of every packet (for explanations); off on the fast path.</summary>
     public bool RecordTrace { get; set; }
@@ -1018,6 +1024,10 @@ public sealed class Netfilter
         ctx.Table = table.Name;
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
+        // The flat walk (FlatWalk.cs) when the base chain has a flat form worth it (FlatChain.Worth) and the packet a flow key.
+        if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm && flatForm.FlatFor(chain) is { Worth: true } flat
+            && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
+            return WalkFlat(ctx, table, chain, flat, flatForm, flatKey);
         int sp = 0;
         int i = 0;
         // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and

@@ -111,12 +111,18 @@ public sealed class HostStore
         if (!File.Exists(path)) return empty;
         UseHostObjects();
         if (ShortLivedProcess.Enabled && new FileInfo(path).Length >= 1 << 20) ShortLivedProcess.LargeHeap();
-        string text = File.ReadAllText(path);
+        // Read as File.ReadAllText would, but decoded a line at a time (RestoreReader.ApplyUtf8): no string of the whole file.
+        byte[] bytes = File.ReadAllBytes(path);
+        int body = RestoreReader.Utf8Body(bytes);
         var reader = new RestoreReader(family, family == IpFamily.V4 ? "iptables-restore" : "ip6tables-restore") { VerifySaveForms = true };
         try
         {
             Ruleset loaded;
-            using (ShortLivedProcess.BulkLoad(text.Length)) loaded = reader.Apply(empty, text, new RestoreOptions { Counters = true });
+            var options = new RestoreOptions { Counters = true };
+            using (ShortLivedProcess.BulkLoad(bytes.Length))
+            {
+                loaded = body >= 0 ? reader.ApplyUtf8(empty, bytes.AsSpan(body), options) : reader.Apply(empty, File.ReadAllText(path), options);
+            }
             _hadState.Add(family);
             return loaded;
         }
@@ -201,12 +207,12 @@ public sealed class HostStore
             }
             lineNo++; // COMMIT
         }
-        // Every rule checked: the text is formatted straight into the file, a few KiB at a time (not held whole).
-        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), sink =>
+        // Every rule checked: the text is written straight into the file as UTF-8, 64 KiB at a time (not held whole).
+        WriteAtomic(Path.Combine(Directory, RulesFile(rules.Family)), (Stream stream) =>
         {
-            var sb = new StringBuilder(Utf8Sink.ChunkChars + 4096);
-            foreach (Table t in rules.Tables) SaveWriter.WriteTable(sb, t, counters: true, NameDb.System, sink.Drain);
-            sink.Drain(sb);
+            var writer = new Utf8SaveWriter(stream, NameDb.System);
+            foreach (Table t in rules.Tables) writer.WriteTable(t, counters: true);
+            writer.Flush();
         });
         _hadState.Add(rules.Family);
     }
@@ -247,7 +253,19 @@ public sealed class HostStore
     /// <see cref="Utf8Sink"/> (UTF-8, no BOM): temp file, fsync, rename, fsync of the directory. If
     /// <paramref name="write"/> throws, the temp file is removed and the file keeps its old content.
     /// </summary>
-    public static void WriteAtomic(string path, Action<Utf8Sink> write)
+    public static void WriteAtomic(string path, Action<Utf8Sink> write) => WriteAtomic(path, (Stream stream) =>
+    {
+        var sink = new Utf8Sink(stream);
+        write(sink);
+        sink.Finish();
+    });
+
+    /// <summary>
+    /// <see cref="WriteAtomic(string, string)"/> of bytes that <paramref name="write"/> writes into the (unbuffered) temp
+    /// file stream: temp file, fsync, rename, fsync of the directory. If <paramref name="write"/> throws, the temp file
+    /// is removed and the file keeps its old content.
+    /// </summary>
+    public static void WriteAtomic(string path, Action<Stream> write)
     {
         string dir = Path.GetDirectoryName(path)!;
         System.IO.Directory.CreateDirectory(dir);
@@ -256,9 +274,7 @@ public sealed class HostStore
         {
             using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1))
             {
-                var sink = new Utf8Sink(fs);
-                write(sink);
-                sink.Finish();
+                write(fs);
                 fs.Flush(flushToDisk: true);
             }
         }

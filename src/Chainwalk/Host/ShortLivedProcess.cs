@@ -70,11 +70,15 @@ public static class ShortLivedProcess
             ulong addr;
             try { addr = (ulong)h.AddrOfPinnedObject(); }
             finally { h.Free(); }
-            string maps = File.ReadAllText("/proc/self/maps");
+            // Read as bytes through a file handle: the stream, reader and decoder of File.ReadAllText were a few ms of
+            // start-up work (their first use) in a command that has no other use for them.
+            ReadOnlySpan<byte> maps = ReadProcFile("/proc/self/maps");
             ulong start = 0, end = 0;
-            foreach (var lineRange in maps.AsSpan().Split('\n'))
+            while (!maps.IsEmpty)
             {
-                ReadOnlySpan<char> line = maps.AsSpan(lineRange);
+                int nl = maps.IndexOf((byte)'\n');
+                ReadOnlySpan<byte> line = nl < 0 ? maps : maps[..nl];
+                maps = nl < 0 ? default : maps[(nl + 1)..];
                 if (!TryMapping(line, out ulong s, out ulong e, out bool anonymous)) continue;
                 if (start != 0 && s == end && anonymous)
                 {
@@ -98,27 +102,54 @@ public static class ShortLivedProcess
     [DllImport("libc", EntryPoint = "madvise")]
     private static extern int Madvise(nint addr, nuint length, int advice);
 
+    /// <summary>A /proc file's content (its size is not known beforehand: read until the end).</summary>
+    private static ReadOnlySpan<byte> ReadProcFile(string path)
+    {
+        using Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path);
+        byte[] buffer = new byte[64 << 10];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+            int n = RandomAccess.Read(handle, buffer.AsSpan(length), length);
+            if (n <= 0) break;
+            length += n;
+        }
+        return buffer.AsSpan(0, length);
+    }
+
     /// <summary>One line of /proc/self/maps: "start-end perms offset dev inode [path]"; anonymous when it has no path.</summary>
-    private static bool TryMapping(ReadOnlySpan<char> line, out ulong start, out ulong end, out bool anonymous)
+    internal static bool TryMapping(ReadOnlySpan<byte> line, out ulong start, out ulong end, out bool anonymous)
     {
         start = end = 0;
         anonymous = false;
-        int dash = line.IndexOf('-');
-        int space = line.IndexOf(' ');
+        int dash = line.IndexOf((byte)'-');
+        int space = line.IndexOf((byte)' ');
         if (dash <= 0 || space <= dash) return false;
-        if (!ulong.TryParse(line[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out start)
-            || !ulong.TryParse(line[(dash + 1)..space], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out end))
-            return false;
+        if (!TryHex(line[..dash], out start) || !TryHex(line[(dash + 1)..space], out end)) return false;
         // The range, then four fields (permissions, offset, device, inode), then the path if any.
-        ReadOnlySpan<char> rest = line[space..];
+        ReadOnlySpan<byte> rest = line[space..];
         for (int f = 0; f < 4; f++)
         {
-            rest = rest.TrimStart(' ');
-            int sp = rest.IndexOf(' ');
+            rest = rest.TrimStart((byte)' ');
+            int sp = rest.IndexOf((byte)' ');
             if (sp < 0) { rest = default; break; }
             rest = rest[sp..];
         }
-        anonymous = rest.Trim(' ').IsEmpty;
+        anonymous = rest.Trim((byte)' ').IsEmpty;
+        return true;
+    }
+
+    private static bool TryHex(ReadOnlySpan<byte> s, out ulong value)
+    {
+        value = 0;
+        if (s.IsEmpty || s.Length > 16) return false;
+        foreach (byte b in s)
+        {
+            int d = b is >= (byte)'0' and <= (byte)'9' ? b - '0' : b is >= (byte)'a' and <= (byte)'f' ? b - 'a' + 10 : b is >= (byte)'A' and <= (byte)'F' ? b - 'A' + 10 : -1;
+            if (d < 0) return false;
+            value = (value << 4) | (uint)d;
+        }
         return true;
     }
 

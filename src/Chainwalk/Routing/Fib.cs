@@ -146,8 +146,21 @@ internal sealed class Fib
     /// <summary>An integer sysctl, parsed once per generation; <paramref name="fallback"/> when absent or not a number.</summary>
     public int Int(string key, int fallback)
     {
-        int slot = System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(key) & (64 - 1);
-        if (_intSlots[slot] is { } e && ReferenceEquals(e.Key, key)) return e.Value ?? fallback;
+        // Up to four slots from the key's: identity hash codes are pseudo-random per object, so two keys used on every
+        // packet may share a slot; one slot each made them replace each other (an entry allocated per packet).
+        int home = System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(key);
+        int slot = home & (64 - 1);
+        for (int probe = 0; probe < 4; probe++)
+        {
+            int s = (home + probe) & (64 - 1);
+            IntEntry? e = _intSlots[s];
+            if (e is null)
+            {
+                slot = s;
+                break;
+            }
+            if (ReferenceEquals(e.Key, key)) return e.Value ?? fallback;
+        }
         if (_intsByReference.TryGetValue(key, out int? v))
         {
             _intSlots[slot] = new IntEntry(key, v);

@@ -97,6 +97,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
             chain.Rules.Add(r);
             chain.Finder?.Appended(r);
             chain.Edits++;
+            table.RuleEdits++;
             chain.EditListener?.Inserted(chain, chain.Rules.Count - 1);
             added.Add(r);
         }
@@ -118,6 +119,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
             chain.Rules.Insert(number - 1, r);
             chain.Finder?.Inserted(r);
             chain.Edits++;
+            table.RuleEdits++;
             chain.EditListener?.Inserted(chain, number - 1);
         }
         var inChainOrder = new List<Rule>(rules);
@@ -137,6 +139,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         chain.Finder?.Removed(old);
         chain.Finder?.Inserted(rule);
         chain.Edits++;
+        table.RuleEdits++;
         chain.EditListener?.Replaced(chain, number - 1);
         ValidateUnlessDeferred(table, "RULE_REPLACE", chainName, chain, [rule], removedJump: old.Target is { IsChainJump: true });
     }
@@ -206,6 +209,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         chain.Rules.RemoveAt(index);
         chain.Finder?.Removed(old);
         chain.Edits++;
+        table.RuleEdits++;
         chain.EditListener?.Deleted(chain, index);
         // Fewer jumps can only narrow which hooks reach a chain; the reach is worked out again when next needed.
         if (old.Target is { IsChainJump: true }) table.Checked = null;
@@ -259,6 +263,7 @@ public sealed class RulesetEditor(Ruleset ruleset)
         chain.Rules.Clear();
         chain.Finder = null;
         chain.Edits++;
+        table.RuleEdits++;
         chain.EditListener?.Cleared(chain);
     }
 

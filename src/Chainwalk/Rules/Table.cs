@@ -86,8 +86,15 @@ public sealed class Table
         return true;
     }
 
+    /// <summary>
+    /// Changes to this table's rules (every <see cref="Chain.Edits"/> step <see cref="RulesetEditor"/> makes) and chain
+    /// renames, counted: a compiled form built at this count trusts every chain it compiled without checking each one.
+    /// </summary>
+    public int RuleEdits { get; internal set; }
+
     public void RenameUserChain(string oldName, string newName)
     {
+        RuleEdits++;
         Chain c = _user[oldName];
         _user.Remove(oldName);
         c.Name = newName;

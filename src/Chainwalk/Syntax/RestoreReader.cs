@@ -69,6 +69,103 @@ public sealed class RestoreReader
     /// <summary>Applies <paramref name="text"/> to a clone of <paramref name="ruleset"/> and returns the new ruleset.</summary>
     public Ruleset Apply(Ruleset ruleset, string text, RestoreOptions options, StringBuilder? output = null)
     {
+        var lines = new Lines(text);
+        return Apply(ruleset, ref lines, options, output);
+    }
+
+    /// <summary>
+    /// <see cref="Apply(Ruleset, string, RestoreOptions, StringBuilder?)"/> of UTF-8 input (no byte order mark; see
+    /// <see cref="Utf8Body"/>), decoded a line at a time into one reused buffer instead of into one string of the whole
+    /// input: the same text, since a line break is never part of a UTF-8 sequence (an invalid one becomes U+FFFD either
+    /// way, as Encoding.UTF8 decodes it).
+    /// </summary>
+    public Ruleset ApplyUtf8(Ruleset ruleset, ReadOnlySpan<byte> utf8, RestoreOptions options, StringBuilder? output = null)
+    {
+        var lines = new Lines(utf8);
+        return Apply(ruleset, ref lines, options, output);
+    }
+
+    /// <summary>
+    /// Where the text of a file read as File.ReadAllText reads it (UTF-8, a UTF-8 byte order mark skipped) starts in its
+    /// bytes, or -1 when it starts with another byte order mark (UTF-16/32: read it as text instead).
+    /// </summary>
+    public static int Utf8Body(ReadOnlySpan<byte> file)
+    {
+        if (file.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) return 3;
+        if (file.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF]) || file.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE])
+            || file.StartsWith((ReadOnlySpan<byte>)[0, 0, 0xFE, 0xFF])) return -1;
+        return 0;
+    }
+
+    /// <summary>
+    /// The input's lines: the text split at '\n' (a final newline ends the last line), read in place from a string, or
+    /// from UTF-8 bytes a line at a time into a reused buffer.
+    /// </summary>
+    private ref struct Lines
+    {
+        private readonly ReadOnlySpan<char> _text;
+        private readonly ReadOnlySpan<byte> _utf8;
+        private readonly bool _bytes;
+        private readonly bool _lastHasNewline;
+        private readonly int _end;
+        private int _pos;
+        private bool _more;
+        private char[]? _chars;
+
+        public Lines(string text)
+        {
+            _text = text;
+            _lastHasNewline = text.EndsWith('\n');
+            _end = _lastHasNewline ? text.Length - 1 : text.Length;
+            _more = text.Length > 0;
+        }
+
+        public Lines(ReadOnlySpan<byte> utf8)
+        {
+            _utf8 = utf8;
+            _bytes = true;
+            _lastHasNewline = utf8.Length > 0 && utf8[^1] == (byte)'\n';
+            _end = _lastHasNewline ? utf8.Length - 1 : utf8.Length;
+            _more = utf8.Length > 0;
+        }
+
+        /// <summary>The next line (valid until the next call) and whether a newline followed it.</summary>
+        public bool Next(out ReadOnlySpan<char> line, out bool hasNewline)
+        {
+            if (!_more)
+            {
+                line = default;
+                hasNewline = false;
+                return false;
+            }
+            int nl;
+            if (!_bytes)
+            {
+                nl = _text[_pos.._end].IndexOf('\n');
+                line = _text.Slice(_pos, (nl < 0 ? _end - _pos : nl));
+            }
+            else
+            {
+                nl = _utf8[_pos.._end].IndexOf((byte)'\n');
+                line = Decode(_utf8.Slice(_pos, (nl < 0 ? _end - _pos : nl)));
+            }
+            hasNewline = nl >= 0 || _lastHasNewline;
+            _more = nl >= 0;
+            _pos += nl + 1;
+            return true;
+        }
+
+        private ReadOnlySpan<char> Decode(ReadOnlySpan<byte> bytes)
+        {
+            if (_chars is null || _chars.Length < bytes.Length + 1) _chars = new char[Math.Max(256, (bytes.Length + 1) * 2)];
+            if (System.Text.Ascii.ToUtf16(bytes, _chars, out int n) == System.Buffers.OperationStatus.Done) return _chars.AsSpan(0, n);
+            n = Encoding.UTF8.GetChars(bytes, _chars);
+            return _chars.AsSpan(0, n);
+        }
+    }
+
+    private Ruleset Apply(Ruleset ruleset, ref Lines lines, RestoreOptions options, StringBuilder? output)
+    {
         Committed = null;
         Ruleset work = ruleset.Clone();
         // Tables of `work` this Apply may change in place: those it cloned or created since the last COMMIT. A
@@ -80,18 +177,8 @@ public sealed class RestoreReader
         bool tableExisted = true, tableTouched = false;
         bool skipTable = false;
         int lineNo = 0;
-        // The lines are the text split at '\n' (a final newline ends the last line), read in place.
-        bool lastHasNewline = text.EndsWith('\n');
-        int end = lastHasNewline ? text.Length - 1 : text.Length;
-        int pos = 0;
-        bool more = text.Length > 0;
-        while (more)
+        while (lines.Next(out ReadOnlySpan<char> line, out bool hasNewline))
         {
-            int nl = text.IndexOf('\n', pos, end - pos);
-            ReadOnlySpan<char> line = text.AsSpan(pos, (nl < 0 ? end : nl) - pos);
-            bool hasNewline = nl >= 0 || lastHasNewline;
-            more = nl >= 0;
-            pos = nl + 1;
             lineNo++;
             try
             {
@@ -209,7 +296,8 @@ public sealed class RestoreReader
     private void RunRuleLine(Ruleset work, Table current, ReadOnlySpan<char> raw, bool hasNewline, int lineNo, RestoreOptions options, StringBuilder? output)
     {
         // The line's newline matters only inside an unclosed quote (it becomes part of the parameter).
-        ReadOnlySpan<char> rest = hasNewline && raw.Contains('"') ? string.Concat(raw, "\n") : raw;
+        bool quoted = raw.Contains('"'); // one scan: the newline below and the plain path both ask
+        ReadOnlySpan<char> rest = hasNewline && quoted ? string.Concat(raw, "\n") : raw;
         string? pcnt = null, bcnt = null;
         if (rest.StartsWith('['))
         {
@@ -226,7 +314,7 @@ public sealed class RestoreReader
         CommandLineParser parser = _parser ??= new CommandLineParser(_family, _program, _names, restore: true);
         parser.Line = lineNo;
         ParsedCommand? cmd = null;
-        if (PlainRulePath && rest.IndexOf('"') < 0 && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
+        if (PlainRulePath && !(quoted && rest.Contains('"')) && (!withCounters || (IsPlainCount(pcnt!) && IsPlainCount(bcnt!))))
         {
             (ulong, ulong)? counters = withCounters ? (ulong.Parse(pcnt!, CultureInfo.InvariantCulture), ulong.Parse(bcnt!, CultureInfo.InvariantCulture)) : null;
             cmd = parser.TryParsePlainRule(current.Name, rest, counters, _intern);

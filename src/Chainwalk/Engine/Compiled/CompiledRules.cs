@@ -472,16 +472,83 @@ public sealed class CompiledRules : IChainEdits
     {
         var c = new CompiledRules();
         if (rules.Family != IpFamily.V4) return c;
+        var owners = new List<FlatTable>();
         foreach (Table t in rules.Tables)
         {
+            var owner = new FlatTable(t);
+            owners.Add(owner);
+            foreach (Chain chain in t.Chains)
+            {
+                var fc = new FlatChain(chain, owner, c._flatList.Count);
+                c._flatList.Add(fc);
+                c._flat[chain] = fc;
+            }
             foreach (Chain chain in t.Chains)
             {
                 c.Recompile(chain);
                 c.ResolveJumps(t, chain);
             }
         }
+        c.FlatChains = c._flatList.ToArray();
+        c.Jumps = new FlatJump[c.FlatChains.Length];
+        foreach (FlatChain fc in c._flatList) c.BuildFlat(fc);
+        foreach (FlatTable owner in owners) owner.Edits = owner.Table.RuleEdits;
         return c;
     }
+
+    // ------------------------------------------------------------------ the flat form (FlatChain per chain)
+
+    private readonly Dictionary<Chain, FlatChain> _flat = new(ReferenceEqualityComparer.Instance);
+    private readonly List<FlatChain> _flatList = [];
+
+    /// <summary>Every chain's flat form, by number (what a <see cref="FlatEntry.Jump"/> holds).</summary>
+    public FlatChain[] FlatChains { get; private set; } = [];
+
+    /// <summary>(Re)builds a chain's entries from its rules, resolving each jump to the entered chain's number.</summary>
+    internal void BuildFlat(FlatChain fc)
+    {
+        fc.Build(this);
+        Jumps[fc.Number] = fc.Jump;
+    }
+
+    /// <summary>The number of the chain a jump enters (resolved by <see cref="ResolveJumps"/> when it was, else by name), or -1.</summary>
+    internal int JumpNumber(Table table, TargetUse t) =>
+        (JumpTarget(t) ?? table.Find(t.Name)) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1;
+
+    /// <summary>Per chain number: its entries, index and chain, kept beside the <see cref="FlatChains"/> (a jump reads one element).</summary>
+    internal FlatJump[] Jumps { get; private set; } = [];
+
+    /// <summary>
+    /// The entries of <paramref name="fc"/>'s chain in step with it: as built, or built again now when the chain was
+    /// edited since and is at most <see cref="FlatChain.RebuildLimit"/> rules long; null: walk the rule objects.
+    /// </summary>
+    internal FlatEntry[]? EntriesOf(FlatChain fc)
+    {
+        if (fc.InStep(fc.Chain) is { } e) return e;
+        if (fc.Chain.Rules.Count > FlatChain.RebuildLimit) return null;
+        BuildFlat(fc);
+        return fc.Entries;
+    }
+
+    private readonly (Chain? Chain, FlatChain? Flat)[] _flatMemo = new (Chain?, FlatChain?)[8];
+    private int _flatMemoNext;
+
+    /// <summary>The chain's flat form, or null when it has none (a chain made after the build, or of a copied table).</summary>
+    public FlatChain? FlatFor(Chain chain)
+    {
+        (Chain? Chain, FlatChain? Flat)[] memo = _flatMemo;
+        for (int i = 0; i < memo.Length; i++)
+        {
+            if (ReferenceEquals(memo[i].Chain, chain)) return memo[i].Flat;
+        }
+        _flat.TryGetValue(chain, out FlatChain? fc);
+        memo[_flatMemoNext] = (chain, fc);
+        _flatMemoNext = (_flatMemoNext + 1) & (memo.Length - 1);
+        return fc;
+    }
+
+    /// <summary>The flat form of a chain a walk enters by a jump looked up by name (not the memo: those are many).</summary>
+    internal FlatChain? FlatOf(Chain chain) => _flat.GetValueOrDefault(chain);
 
     /// <summary>Remembers the chain each jump or goto of <paramref name="chain"/> enters (no lookup by name per packet).</summary>
     public void ResolveJumps(Table table, Chain chain)
@@ -507,6 +574,14 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
+        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        {
+            flat.Index = ci;
+            flat.Rate();
+            if (flat.Number < Jumps.Length) Jumps[flat.Number] = flat.Jump;
+            // A long chain's edits since its entries were built are walked through the rule objects until now.
+            if (flat.Edits >= 0) BuildFlat(flat);
+        }
         if (ci is null)
         {
             _chains.Remove(chain);
@@ -635,6 +710,12 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         _chains.Remove(chain);
+        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        {
+            flat.Index = null;
+            flat.Rate();
+            Jumps[flat.Number] = flat.Jump;
+        }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
 
@@ -747,6 +828,7 @@ public sealed class CompiledRules : IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
+            foreach (FlatChain fc in _flatList) n += fc.Bytes;
             return n;
         }
     }

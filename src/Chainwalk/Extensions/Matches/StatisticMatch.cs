@@ -108,13 +108,15 @@ public sealed class StatisticMatch : XtExtension<StatisticData>
     protected override bool Match(PacketContext ctx, StatisticData d)
     {
         bool ret = d.Invert;
-        if (!d.Nth)
-        {
-            uint r = (uint)ctx.Random.NextInt64(0, 1L << 32) & 0x7FFFFFFF;
-            if (r < d.Probability) ret = !ret;
-            return ret;
-        }
+        if (!d.Nth) return RandomMode(ctx, d.Probability, d.Invert);
         return Nth(ctx, d) ? !ret : ret;
+    }
+
+    /// <summary>The random mode: get_random_u32() &amp; 0x7FFFFFFF below the probability (also the flat walk's inline test).</summary>
+    internal static bool RandomMode(PacketContext ctx, uint probability, bool invert)
+    {
+        uint r = (uint)ctx.Random.NextInt64(0, 1L << 32) & 0x7FFFFFFF;
+        return (r < probability) != invert;
     }
 
     /// <summary>

@@ -1,0 +1,309 @@
+using System.Runtime.InteropServices;
+using Chainwalk.Extensions.Matches;
+using Chainwalk.Rules;
+
+namespace Chainwalk.Engine.Compiled;
+
+/// <summary>
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (80 bytes) per rule with what the
+/// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
+/// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
+/// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
+/// rule (what -L/-S/-Z/save read), a match or target the entry does not hold inline is evaluated through the rule's own
+/// <see cref="MatchUse"/> / <see cref="TargetUse"/>.
+/// </summary>
+/// <remarks>
+/// Inline: the IPv4 header part (-s/-d with masks and inversions, -p with its inversion), and per match position, in
+/// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
+/// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
+/// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
+/// -f, an IPv6 or wide address, or more than 16 matches is tested whole by the walker's generic rule test.
+/// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension).
+/// </remarks>
+[StructLayout(LayoutKind.Auto)]
+public struct FlatEntry
+{
+    /// <summary>The rule: its counters and its generic matches.</summary>
+    public Rule Rule;
+
+    /// <summary>A target extension and its data (the rule's <see cref="TargetUse"/>'s, so that the walk does not read that object).</summary>
+    public Extensions.XtExtension? TargetExtension;
+
+    public Extensions.ExtensionData? TargetData;
+
+    public uint Source, SourceMask, Destination, DestinationMask;
+    public ushort SportLow, SportHigh, DportLow, DportHigh;
+    public uint MarkValue, MarkMask;
+
+    /// <summary>statistic --mode random: the probability scaled by 2^31 (xt_statistic.c).</summary>
+    public uint Probability;
+
+    /// <summary>Per match position, lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
+    public ulong Ops;
+
+    public ushort Protocol;
+    public FlatFlags Flags;
+    public FlatTarget Target;
+
+    /// <summary>For a jump or goto: the entered chain's number in <see cref="CompiledRules.FlatChains"/>; -1: looked up by name.</summary>
+    public int Jump;
+
+    /// <summary>An entry that only names the rule: tested whole through the rule objects (a chain whose flat form is behind its edits).</summary>
+    public static FlatEntry Generic(Rule rule) => new()
+    {
+        Rule = rule,
+        Flags = FlatFlags.Generic,
+        Target = TargetOf(rule.Target),
+        TargetExtension = rule.Target?.Extension,
+        TargetData = rule.Target?.Data,
+        Jump = -1,
+    };
+
+    /// <summary>The rule's flat entry; jumps are resolved by <paramref name="jump"/> (the chain's number, or -1).</summary>
+    public static FlatEntry Of(Rule rule, Func<TargetUse, int> jump) => Of(rule, jump, static (f, t) => f(t));
+
+    /// <summary>The rule's flat entry, jumps resolved by <paramref name="jump"/> with <paramref name="state"/> (no closure per chain).</summary>
+    internal static FlatEntry Of<TState>(Rule rule, TState state, Func<TState, TargetUse, int> jump)
+    {
+        FlatEntry e = Generic(rule);
+        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) e.Jump = jump(state, rule.Target!);
+        if (!TryInline(rule, ref e)) e.Flags = FlatFlags.Generic;
+        return e;
+    }
+
+    internal static FlatTarget TargetOf(TargetUse? t)
+    {
+        if (t is null) return FlatTarget.None;
+        if (t.IsStandardVerdict)
+        {
+            return t.Name switch
+            {
+                Verdicts.Accept => FlatTarget.Accept,
+                Verdicts.Drop => FlatTarget.Drop,
+                Verdicts.Queue => FlatTarget.Queue,
+                _ => FlatTarget.Return,
+            };
+        }
+        if (t.IsChainJump) return t.Goto ? FlatTarget.Goto : FlatTarget.Jump;
+        return FlatTarget.Extension;
+    }
+
+    private static bool TryInline(Rule r, ref FlatEntry e)
+    {
+        if (r.Family != Net.IpFamily.V4 || r.Fragment || r.FragmentInverted) return false;
+        if (r.InInterface.Length != 0 || r.OutInterface.Length != 0 || r.InInverted || r.OutInverted) return false;
+        Net.IpNet s = r.Source, d = r.Destination;
+        if (!s.IsV4In32Bits && !s.IsAny) return false;
+        if (!d.IsV4In32Bits && !d.IsAny) return false;
+        // ip_packet_match: (addr & mask) != rule address (an address with bits outside its mask never matches, as here).
+        e.Source = (uint)s.Address;
+        e.SourceMask = (uint)s.Mask;
+        e.Destination = (uint)d.Address;
+        e.DestinationMask = (uint)d.Mask;
+        FlatFlags f = FlatFlags.None;
+        if (r.SourceInverted) f |= FlatFlags.SourceInverted;
+        if (r.DestinationInverted) f |= FlatFlags.DestinationInverted;
+        if (r.Protocol != 0 || r.ProtocolInverted) f |= FlatFlags.Protocol;
+        if (r.ProtocolInverted) f |= FlatFlags.ProtocolInverted;
+        e.Protocol = r.Protocol;
+        e.SportHigh = e.DportHigh = ushort.MaxValue;
+        int n = r.Matches.Count;
+        if (n > 16) return false;
+        ulong ops = 0;
+        int last = -1;
+        bool ports = false, mark = false, statistic = false;
+        for (int m = 0; m < n; m++)
+        {
+            MatchUse use = r.Matches[m];
+            FlatOp op = FlatOp.Generic;
+            switch (use.Data)
+            {
+                case CommentData when use.Extension is CommentMatch:
+                    op = FlatOp.Skip;
+                    break;
+                case TcpData t when use.Extension is TcpMatch && !ports:
+                    // Inline only with -p tcp (not inverted): the walker then has the packet's TCP header (FlowKey), so
+                    // xt_tcpudp's and nft's port compares agree and neither can hot-drop.
+                    if (r.Protocol == 6 && !r.ProtocolInverted && !t.InvSport && !t.InvDport && !t.InvOption && t.Option == 0
+                        && t.FlagMask == 0 && t.FlagCompare == 0 && !t.InvFlags)
+                    {
+                        ports = true;
+                        op = FlatOp.Ports;
+                        (e.SportLow, e.SportHigh, e.DportLow, e.DportHigh) = (t.SportMin, t.SportMax, t.DportMin, t.DportMax);
+                    }
+                    break;
+                case UdpData u when use.Extension is UdpMatch && !ports:
+                    if (r.Protocol == 17 && !r.ProtocolInverted && !u.InvSport && !u.InvDport)
+                    {
+                        ports = true;
+                        op = FlatOp.Ports;
+                        (e.SportLow, e.SportHigh, e.DportLow, e.DportHigh) = (u.SportMin, u.SportMax, u.DportMin, u.DportMax);
+                    }
+                    break;
+                case MarkData md when use.Extension is MarkMatch && !mark:
+                    mark = true;
+                    op = md.Invert ? FlatOp.MarkInverted : FlatOp.Mark;
+                    e.MarkValue = md.Mark;
+                    e.MarkMask = md.Mask;
+                    break;
+                case StatisticData sd when use.Extension is StatisticMatch && !sd.Nth && !statistic:
+                    statistic = true;
+                    op = sd.Invert ? FlatOp.RandomInverted : FlatOp.Random;
+                    e.Probability = sd.Probability;
+                    break;
+            }
+            ops |= (ulong)op << (4 * m);
+            if (op != FlatOp.Skip) last = m;
+        }
+        // Trailing comments test nothing: the list ends after the last position that tests something.
+        e.Ops = last < 0 ? 0 : last == 15 ? ops : ops & ((1UL << (4 * (last + 1))) - 1);
+        for (ulong o = e.Ops; o != 0; o >>= 4)
+        {
+            if ((FlatOp)(o & 0xF) == FlatOp.Generic) f |= FlatFlags.GenericOps;
+        }
+        e.Flags = f;
+        return true;
+    }
+
+}
+
+/// <summary>What a <see cref="FlatEntry"/> tests of the IP header, and whether the rule is tested whole instead.</summary>
+[Flags]
+public enum FlatFlags : byte
+{
+    None = 0,
+    SourceInverted = 1,
+    DestinationInverted = 2,
+
+    /// <summary>-p given (or inverted): the protocol is compared.</summary>
+    Protocol = 4,
+    ProtocolInverted = 8,
+
+    /// <summary>The rule is tested through its objects (the walker's generic rule test): nothing else of the entry is read but the target.</summary>
+    Generic = 16,
+
+    /// <summary>Some match position is <see cref="FlatOp.Generic"/>: the walker sets the context's rule and chain before testing it.</summary>
+    GenericOps = 32,
+}
+
+/// <summary>One match position of a <see cref="FlatEntry"/>.</summary>
+public enum FlatOp : byte
+{
+    End = 0,
+
+    /// <summary>-m comment: matches every packet.</summary>
+    Skip = 1,
+    Ports = 2,
+    Mark = 3,
+    MarkInverted = 4,
+    Random = 5,
+    RandomInverted = 6,
+
+    /// <summary>Evaluated through the rule's <see cref="MatchUse"/> at this position.</summary>
+    Generic = 7,
+}
+
+/// <summary>A <see cref="FlatEntry"/>'s target.</summary>
+public enum FlatTarget : byte
+{
+    /// <summary>No target: the rule is counted and the walk goes on.</summary>
+    None,
+    Accept,
+    Drop,
+    Queue,
+    Return,
+    Jump,
+    Goto,
+
+    /// <summary>A target extension (the rule's <see cref="TargetUse"/>).</summary>
+    Extension,
+}
+
+/// <summary>
+/// One chain's flat form (<see cref="FlatEntry"/> per rule), in step with the chain while its <see cref="Chain.Edits"/>
+/// and length are those it was built at; behind, it is built again on the next walk (a chain of at most
+/// <see cref="RebuildLimit"/> rules) or the walker reads the rule objects (a longer chain, until recompiled).
+/// </summary>
+public sealed class FlatChain
+{
+    /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
+    public const int RebuildLimit = 4096;
+
+    internal FlatChain(Chain chain, FlatTable owner, int number)
+    {
+        Chain = chain;
+        Owner = owner;
+        Number = number;
+        Name = chain.Name;
+    }
+
+    /// <summary>The table's part of the compiled form: the table's <see cref="Table.RuleEdits"/> it was built at.</summary>
+    internal FlatTable Owner { get; }
+
+    internal Table Table => Owner.Table;
+
+    public Chain Chain { get; }
+
+    /// <summary>The chain's number in <see cref="CompiledRules.FlatChains"/> (what jumps to it hold).</summary>
+    public int Number { get; }
+
+    /// <summary>The chain's name string when compiled: a jump to it holds while the chain still has that very string (a rename sets another).</summary>
+    internal string Name;
+
+    internal FlatEntry[] Entries = [];
+
+    /// <summary>The chain's <see cref="Chain.Edits"/> when <see cref="Entries"/> were built.</summary>
+    internal int Edits = -1;
+
+    /// <summary>The chain's index (<see cref="CompiledRules"/> keeps it here too); checked against the chain per use, as <see cref="CompiledRules.For"/> does.</summary>
+    internal ChainIndex? Index;
+
+    /// <summary>The entries when they are in step with the chain, else null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal FlatEntry[]? InStep(Chain chain) =>
+        Edits == chain.Edits && Entries.Length == chain.Rules.Count ? Entries : null;
+
+    /// <summary>The index when in step with the chain.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ChainIndex? IndexInStep(Chain chain) =>
+        Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
+
+    /// <summary>Builds the entries from the chain's rules as they are now.</summary>
+    internal void Build(CompiledRules owner)
+    {
+        RuleList rules = Chain.Rules;
+        var entries = new FlatEntry[rules.Count];
+        for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
+        Entries = entries;
+        Edits = Chain.Edits;
+        Rate();
+    }
+
+    /// <summary>Sets <see cref="Worth"/> from the entries and the index.</summary>
+    internal void Rate() => Worth = Entries.Length > 0 && Index is not { FullyPlain: true };
+
+    /// <summary>
+    /// Whether a walk starting in this chain (a base chain) goes the flat way: not for a chain without rules, nor for one
+    /// its index decides alone (one indexed run, every target a plain ACCEPT or DROP: ClassBench's shape), where the
+    /// index walk reads nothing the entries would save and the flat walk's set-up cost more (measured with
+    /// <c>--only probe</c>: acl1_10k 9.6 → 7.1 Mpps cold). Set when the entries or the index are built.
+    /// </summary>
+    internal bool Worth;
+
+    /// <summary>What a walk needs of the chain it enters by number (one struct read: see <see cref="CompiledRules.Jumps"/>).</summary>
+    internal FlatJump Jump => new(Entries, Index, Chain, this);
+
+    public long Bytes => (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() + 64;
+}
+
+/// <summary>A table's part of a compiled form: the table's <see cref="Table.RuleEdits"/> when every chain of it was compiled.</summary>
+internal sealed class FlatTable(Table table)
+{
+    public Table Table { get; } = table;
+
+    /// <summary>While the table's <see cref="Table.RuleEdits"/> is this, every chain's entries, index and jumps are in step (no per-chain checks).</summary>
+    public int Edits = -1;
+}
+
+/// <summary>A chain's entries, index, chain and flat form: what a jump by number reads, in one array element.</summary>
+internal readonly record struct FlatJump(FlatEntry[] Entries, ChainIndex? Index, Chain Chain, FlatChain Flat);
