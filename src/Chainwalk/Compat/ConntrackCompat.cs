@@ -45,7 +45,7 @@ public static class ConntrackCompat
             if (OrigDport is { } dp && e.Original.DestinationPort != dp) return false;
             if (ReplSport is { } rsp && e.Reply.SourcePort != rsp) return false;
             if (ReplDport is { } rdp && e.Reply.DestinationPort != rdp) return false;
-            if (State is { } st && (e.Tcp is null || e.Tcp.State != st)) return false;
+            if (State is { } st && e.TcpState != st) return false;
             if (Mark is var (mv, mm) && (e.Mark & mm) != mv) return false;
             if (Status is { } s && (e.Status & s) != s) return false;
             bool snat = e.Has(ConnStatus.SrcNat), dnat = e.Has(ConnStatus.DstNat);
@@ -427,7 +427,7 @@ public static class ConntrackCompat
         Meta("original", e.Original);
         Meta("reply", e.Reply);
         sb.Append("<meta direction=\"independent\">");
-        if (e.Tcp is { } tcp) sb.Append("<state>").Append(TcpTracker.Name(tcp.State)).Append("</state>");
+        if (e.TcpState is { } tcp) sb.Append("<state>").Append(TcpTracker.Name(tcp)).Append("</state>");
         sb.Append("<timeout>").Append(e.SecondsLeft(now).ToString(CultureInfo.InvariantCulture)).Append("</timeout><mark>")
           .Append(e.Mark.ToString(CultureInfo.InvariantCulture)).Append("</mark><use>1</use><id>").Append(Id(e).ToString(CultureInfo.InvariantCulture)).Append("</id>");
         if (e.Has(ConnStatus.Assured)) sb.Append("<assured/>");

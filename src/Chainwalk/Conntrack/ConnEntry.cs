@@ -148,6 +148,9 @@ public sealed class ConnEntry
     internal bool OriginalSourceIs(UInt128 source, ushort port) =>
         _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);
 
+    /// <summary>The IPv4 source address of the tuple of <paramref name="dir"/> (without building the tuple); 0 for a wider address.</summary>
+    internal uint SourceV4(ConnDirection dir) => _v6 is not null ? 0 : dir == ConnDirection.Original ? _os : _rs;
+
     public IpFamily Family => _family;
 
     public byte Protocol => _proto;
@@ -250,8 +253,26 @@ public sealed class ConnEntry
         }
     }
 
-    /// <summary>TCP tracking state (null for other protocols).</summary>
-    public TcpConnState? Tcp { get; set; }
+    /// <summary>The TCP tracking state, inline (meaningful when <see cref="HasTcp"/>: TCP connections from tcp_new on).</summary>
+    private TcpConnState _tcp;
+
+    private bool _hasTcp;
+
+    /// <summary>Whether the entry has TCP tracking state (a TCP connection tcp_new accepted, or one loaded with its state).</summary>
+    public bool HasTcp => _hasTcp;
+
+    /// <summary>The TCP tracking state itself, changed in place by the tracker (read it only when <see cref="HasTcp"/>).</summary>
+    public ref TcpConnState Tcp => ref _tcp;
+
+    /// <summary>The TCP conntrack state, or null for a connection without TCP state.</summary>
+    public TcpCtState? TcpState => _hasTcp ? _tcp.State : null;
+
+    /// <summary>Gives the entry its TCP state (tcp_new, or a saved table loaded).</summary>
+    public void SetTcp(in TcpConnState state)
+    {
+        _tcp = state;
+        _hasTcp = true;
+    }
 
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
@@ -296,7 +317,6 @@ public sealed class ConnEntry
             c._extras = new ConnExtras { Secmark = x.Secmark, Labels = x.Labels, Helper = x.Helper, EventMask = x.EventMask, MasqueradeDevice = x.MasqueradeDevice, Counters = x.Counters?.ToArray() };
         }
         c._nextBySource = null;
-        c.Tcp = Tcp?.Copy();
         c.Owner = null;
         c.Older = c.Newer = null;
         return c;

@@ -28,7 +28,6 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
 
-    private const string KeyChecksum = "net.netfilter.nf_conntrack_checksum";
     private const string KeyMax = "net.netfilter.nf_conntrack_max";
     private const string KeyAcct = "net.netfilter.nf_conntrack_acct";
     private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
@@ -78,7 +77,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     private bool CheckChecksums(PacketContext ctx) =>
-        ctx.Hook == Hook.Prerouting && Sysctls.Int(ctx.Host, KeyChecksum, 1) != 0;
+        ctx.Hook == Hook.Prerouting && ConntrackSysctls.For(ctx.Host).Checksum;
 
     /// <summary>nf_conntrack_in: false = drop (table full).</summary>
     private bool In(PacketContext ctx, ConnTemplate? template)
@@ -368,6 +367,18 @@ public sealed class ConntrackHooks : IConntrackHooks
         return 0;
     }
 
+    /// <summary>
+    /// The destination after PREROUTING's NAT: the other direction's tuple's source (nf_nat_packet makes the packet the
+    /// inverse of that tuple; without a destination binding it is the packet's own destination anyway). IPv4 only.
+    /// </summary>
+    public uint? RoutedDestination4(Skb skb) =>
+        skb.Conntrack is ConnEntry ct && ct.Family == IpFamily.V4 && skb.CtInfo is not (CtInfo.None or CtInfo.Untracked)
+            ? ct.SourceV4(skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply ? ConnDirection.Original : ConnDirection.Reply)
+            : null;
+
+    /// <summary>Only an unconfirmed connection's packet has anything to confirm (see <see cref="Confirm"/>).</summary>
+    public bool NeedsConfirm(Skb skb) => skb.Conntrack is ConnEntry { IsConfirmed: false };
+
     public bool Confirm(PacketContext ctx)
     {
         Skb skb = ctx.Skb;
@@ -381,6 +392,30 @@ public sealed class ConntrackHooks : IConntrackHooks
         }
         return true;
     }
+
+    /// <summary>
+    /// The conntrack hash slot of an arriving IPv4 TCP or UDP packet's tuple (default zone), fetched while the packet is
+    /// parsed and checked: read from the bytes as they came (no options assumed beyond the IHL, no fragment); anything
+    /// else is left alone. Only a hint: the lookup itself works from the parsed packet.
+    /// </summary>
+    public long Prefetch(ReadOnlySpan<byte> b)
+    {
+        if (!TrackV4 || b.Length < 20 || (b[0] >> 4) != 4) return -1;
+        byte proto = b[9];
+        if (proto is not (IpProtocol.Tcp or IpProtocol.Udp)) return -1;
+        // A fragment (offset or more-fragments set) has no tuple of its own here.
+        if ((b[6] & 0x3f) != 0 || b[7] != 0) return -1;
+        int ihl = (b[0] & 0x0f) * 4;
+        if (ihl < 20 || b.Length < ihl + 4) return -1;
+        uint src = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[12..]);
+        uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
+        ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
+        ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
+        return Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
+    }
+
+    /// <inheritdoc/>
+    public void PrefetchMore(long token) => Table.PrefetchEntry(token);
 
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
     public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);

@@ -38,8 +38,9 @@ public static class ConntrackStore
             if (ct.Helper is { Length: > 0 } h) sb.Append(" helper=").Append(h);
             if (ct.MasqueradeDevice is { Length: > 0 } masq) sb.Append(" masq=").Append(masq);
             if (ct.Counters is { } c) sb.Append(" acct=").Append(D(c[0].Packets)).Append(',').Append(D(c[0].Bytes)).Append(',').Append(D(c[1].Packets)).Append(',').Append(D(c[1].Bytes));
-            if (ct.Tcp is { } t)
+            if (ct.HasTcp)
             {
+                ref TcpConnState t = ref ct.Tcp;
                 sb.Append(" tcp=").Append(D((byte)t.State)).Append(',').Append(D(t.LastDir)).Append(',').Append(D(t.LastIndex)).Append(',')
                   .Append(D(t.LastSeq)).Append(',').Append(D(t.LastAck)).Append(',').Append(D(t.LastEnd)).Append(',').Append(D(t.LastWin)).Append(',')
                   .Append(D(t.LastWscale)).Append(',').Append(D(t.LastFlags)).Append(',').Append(D(t.Retrans));
@@ -116,7 +117,7 @@ public static class ConntrackStore
                                 side.Scale = (byte)n[b + 4];
                                 side.Flags = (byte)n[b + 5];
                             }
-                            ct.Tcp = t;
+                            ct.SetTcp(t);
                             break;
                         }
                 }

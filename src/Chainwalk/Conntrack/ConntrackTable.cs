@@ -104,6 +104,52 @@ public sealed class ConntrackTable
         }
     }
 
+    /// <summary>
+    /// Asks the CPU to fetch the hash slot where (<paramref name="tuple"/>, <paramref name="zone"/>) is looked for, so that the
+    /// lookup a little later (conntrack at PREROUTING) finds it in the cache: the miss overlaps the input's parse and the
+    /// receive checks. Returns a token for <see cref="PrefetchEntry"/> (the slot and the key), or -1. Changes nothing (a
+    /// hint; a wrong guess costs one fetch).
+    /// </summary>
+    internal unsafe long Prefetch(in ConnTuple tuple, ushort zone)
+    {
+        if (_live == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
+        Slot[] slots = _slots;
+        int h = Hash(tuple, zone);
+        int i = h & (slots.Length - 1);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        return ((long)(uint)h << 32) | (uint)i;
+    }
+
+    /// <summary>Any object seen as its first field's bytes (for the address a prefetch hint needs).</summary>
+    private sealed class RawObject
+    {
+#pragma warning disable CS0649 // never written: only its address is taken
+        public byte Data;
+#pragma warning restore CS0649
+    }
+
+    /// <summary>
+    /// The second step of <see cref="Prefetch"/>, some time later (<paramref name="token"/> is what it returned): the slot
+    /// fetched then is read now, and when its stored key is the packet's, the entry it holds is fetched in turn: its
+    /// first four cache lines, which hold the entry's tuples, status and timeout and, allocated right after it when the
+    /// connection began, its TCP state. A hint as well: nothing is changed and nothing is decided from it (a slot index of
+    /// a table since grown is only range-checked).
+    /// </summary>
+    internal unsafe void PrefetchEntry(long token)
+    {
+        if (token < 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        Slot[] slots = _slots;
+        int i = (int)(uint)token;
+        if ((uint)i >= (uint)slots.Length) return;
+        ref Slot slot = ref slots[i];
+        if (slot.Entry is not { } e || (slot.Key & ~1) != (int)(token >> 32)) return;
+        byte* at = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.As<RawObject>(e).Data);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 64);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 128);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 192);
+    }
+
     /// <summary>Sets (tuple, zone) → (entry, dir): the slot of the same key is overwritten, as a dictionary would.</summary>
     private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir) => Put(tuple, zone, Hash(tuple, zone), ct, dir, absent: false);
 
@@ -113,8 +159,9 @@ public sealed class ConntrackTable
         int at = absent ? -1 : FindSlot(tuple, zone, h);
         if (at < 0)
         {
-            // At most half full (tombstones included): a miss, the common case for a new connection, ends after a few probes.
-            if ((_used + 1) * 2 > _slots.Length) Rehash();
+            // At most two thirds full (tombstones included): a miss, the common case for a new connection, ends after a few
+            // probes (about four at that load), each reading only the slot's stored key.
+            if ((_used + 1) * 3 > _slots.Length * 2) Rehash();
             int mask = _slots.Length - 1;
             at = h & mask;
             while (_slots[at].Entry is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
@@ -133,11 +180,15 @@ public sealed class ConntrackTable
         _live--;
     }
 
-    /// <summary>A table twice as large when the live entries fill a quarter of it, else the same size without the tombstones.</summary>
+    /// <summary>
+    /// A table twice as large when the live entries fill a third of it, else the same size without the tombstones. The
+    /// live load stays between a sixth and two thirds (about 45 % on average): the slot array an established packet's
+    /// lookup misses in is half what a quarter-full table needed (20k connections: 1 MiB instead of 2–4 MiB).
+    /// </summary>
     private void Rehash()
     {
         Slot[] oldSlots = _slots;
-        int size = _live * 4 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
+        int size = _live * 3 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
         _slots = new Slot[size];
         _used = 0;
         int mask = size - 1;
@@ -467,7 +518,7 @@ public sealed class ConntrackTable
         string name = ProtocolName(ct.Protocol);
         sb.Append(name.PadRight(8)).Append(' ').Append(ct.Protocol.ToString(CultureInfo.InvariantCulture)).Append(' ');
         sb.Append(ct.SecondsLeft(now).ToString(CultureInfo.InvariantCulture)).Append(' ');
-        if (ct.Tcp is { } tcp) sb.Append(TcpTracker.Name(tcp.State)).Append(' ');
+        if (ct.TcpState is { } tcp) sb.Append(TcpTracker.Name(tcp)).Append(' ');
         AppendTuple(sb, ct.Original);
         AppendCounter(sb, ct, ConnDirection.Original);
         if (!ct.Has(ConnStatus.SeenReply)) sb.Append("[UNREPLIED] ");

@@ -53,8 +53,11 @@ public struct TcpSidePair
     private TcpSide _side;
 }
 
-/// <summary>The TCP part of a connection (struct ip_ct_tcp).</summary>
-public sealed class TcpConnState
+/// <summary>
+/// The TCP part of a connection (struct ip_ct_tcp), kept inline in its <see cref="ConnEntry"/> as the kernel keeps it in
+/// nf_conn's proto union: no object of its own, no pointer to follow per packet.
+/// </summary>
+public struct TcpConnState
 {
     public const byte LastFlagExpChallengeAck = 0x40, LastFlagSimultaneousOpen = 0x80;
 
@@ -62,7 +65,8 @@ public sealed class TcpConnState
     public TcpSidePair Seen;
     public TcpCtState State;
     public byte LastDir;
-    public byte LastIndex = TcpTracker.NoneSet;
+    /// <summary>The last packet's flag index (<see cref="TcpTracker.NoneSet"/> in a new connection: tcp_new sets it).</summary>
+    public byte LastIndex;
     public uint LastSeq;
     public uint LastAck;
     public uint LastEnd;
@@ -70,9 +74,6 @@ public sealed class TcpConnState
     public byte LastWscale;
     public byte LastFlags;
     public byte Retrans;
-
-    /// <summary>A copy (the window state is inline, so a shallow copy is a whole one).</summary>
-    public TcpConnState Copy() => (TcpConnState)MemberwiseClone();
 }
 
 /// <summary>
@@ -131,8 +132,14 @@ public static class TcpTracker
 
     private static readonly int[] DefaultTimeouts = [0, 120, 60, 432000, 120, 60, 30, 120, 10, 120];
 
-    private static int StateTimeout(VirtualHost host, TcpCtState s) =>
+    /// <summary>How many states have a timeout (<see cref="TcpCtState.None"/> … <see cref="TcpCtState.SynSent2"/>).</summary>
+    internal const int StateCount = 10;
+
+    /// <summary>A state's timeout sysctl as the host has it now (<see cref="ConntrackSysctls"/> keeps them per host generation).</summary>
+    internal static int ReadStateTimeout(VirtualHost host, TcpCtState s) =>
         TimeoutKeys[(int)s] is { } key ? Sysctls.Int(host, key, DefaultTimeouts[(int)s]) : DefaultTimeouts[(int)s];
+
+    private static int StateTimeout(VirtualHost host, TcpCtState s) => ConntrackSysctls.For(host).TcpTimeouts[(int)s];
 
     /// <summary>
     /// nf_conntrack_tcp_set_closing (nf_conntrack_proto_tcp.c), which REJECT's nf_send_reset calls on the
@@ -141,16 +148,15 @@ public static class TcpTracker
     /// </summary>
     public static void SetClosing(VirtualHost host, ConnEntry ct, double now)
     {
-        if (!ct.IsConfirmed || ct.Tcp is not { } st) return;
+        if (!ct.IsConfirmed || !ct.HasTcp) return;
+        ref TcpConnState st = ref ct.Tcp;
         TcpCtState old = st.State;
         st.State = TcpCtState.Close;
         if (old == TcpCtState.Close || (ct.Status & ConnStatus.FixedTimeout) != 0) return;
         ct.Timeout = now + StateTimeout(host, TcpCtState.Close);
     }
 
-    private static int RetransTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
-
-    private static int UnackTimeout(VirtualHost host) => Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);
+    private static int UnackTimeout(VirtualHost host) => ConntrackSysctls.For(host).TcpUnackTimeout;
 
     public static byte Index(TcpFlags f)
     {
@@ -250,7 +256,7 @@ public static class TcpTracker
     /// <summary>tcp_new: the state of a new connection from its first packet; false = invalid (or not picked up).</summary>
     public static bool New(ConnEntry ct, Packet p, VirtualHost host)
     {
-        var st = new TcpConnState();
+        var st = default(TcpConnState);
         TcpCtState first = Table[0][Index(p.TcpFlags)][(int)TcpCtState.None];
         if (first >= TcpCtState.Invalid) return false;
         ref TcpSide s0 = ref st.Seen[0];
@@ -271,7 +277,7 @@ public static class TcpTracker
             s0.Flags = st.Seen[1].Flags = TcpSide.FlagSackPerm | TcpSide.FlagBeLiberal;
         }
         st.LastIndex = NoneSet;
-        ct.Tcp = st;
+        ct.SetTcp(st);
         return true;
     }
 
@@ -300,7 +306,7 @@ public static class TcpTracker
     private static uint MaxAckWindow(in TcpSide sender) => sender.MaxWin > 66000 ? sender.MaxWin : 66000;
 
     /// <summary>tcp_in_window.</summary>
-    private static WindowResult InWindow(TcpConnState state, int dir, byte index, Packet p, bool liberal)
+    private static WindowResult InWindow(ref TcpConnState state, int dir, byte index, Packet p, bool liberal)
     {
         ref TcpSide sender = ref state.Seen[dir];
         ref TcpSide receiver = ref state.Seen[1 - dir];
@@ -430,11 +436,12 @@ public static class TcpTracker
     public static Outcome Packet(ConnEntry ct, Packet p, int dir, VirtualHost host, double now, out double timeout)
     {
         timeout = 0;
-        TcpConnState st = ct.Tcp!;
+        ref TcpConnState st = ref ct.Tcp;
         TcpCtState oldState = st.State;
         byte index = Index(p.TcpFlags);
         TcpCtState newState = Table[dir][index][(int)oldState];
-        bool liberal = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_be_liberal", 0) != 0;
+        ConntrackSysctls sys = ConntrackSysctls.For(host);
+        bool liberal = sys.TcpLiberal;
         bool skipWindow = false;
 
         switch (newState)
@@ -535,7 +542,7 @@ public static class TcpTracker
 
         if (!skipWindow)
         {
-            WindowResult res = InWindow(st, dir, index, p, liberal);
+            WindowResult res = InWindow(ref st, dir, index, p, liberal);
             if (res == WindowResult.Ignore) return Outcome.AcceptQuiet;
             if (res == WindowResult.Invalid)
             {
@@ -549,16 +556,16 @@ public static class TcpTracker
         st.State = newState;
         if (oldState != newState && newState == TcpCtState.FinWait) st.Seen[dir].Flags |= TcpSide.FlagCloseInit;
 
-        int stateTimeout = StateTimeout(host, newState);
+        int stateTimeout = sys.TcpTimeouts[(int)newState];
         int t;
-        if (st.Retrans >= Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_max_retrans", 3) && stateTimeout > RetransTimeout(host))
-            t = RetransTimeout(host);
+        if (st.Retrans >= sys.TcpMaxRetrans && stateTimeout > sys.TcpRetransTimeout)
+            t = sys.TcpRetransTimeout;
         else if (index == RstSet)
-            t = StateTimeout(host, TcpCtState.Close);
-        else if (((st.Seen[0].Flags | st.Seen[1].Flags) & TcpSide.FlagDataUnacknowledged) != 0 && stateTimeout > UnackTimeout(host))
-            t = UnackTimeout(host);
-        else if (st.LastWin == 0 && stateTimeout > RetransTimeout(host))
-            t = RetransTimeout(host);
+            t = sys.TcpTimeouts[(int)TcpCtState.Close];
+        else if (((st.Seen[0].Flags | st.Seen[1].Flags) & TcpSide.FlagDataUnacknowledged) != 0 && stateTimeout > sys.TcpUnackTimeout)
+            t = sys.TcpUnackTimeout;
+        else if (st.LastWin == 0 && stateTimeout > sys.TcpRetransTimeout)
+            t = sys.TcpRetransTimeout;
         else
             t = stateTimeout;
 
@@ -566,7 +573,7 @@ public static class TcpTracker
         {
             if ((p.TcpFlags & TcpFlags.Rst) != 0) return Outcome.Kill;
             if (index == SynSet && oldState == TcpCtState.SynSent) return Outcome.AcceptQuiet;
-            if (newState == TcpCtState.Established && t > UnackTimeout(host)) t = UnackTimeout(host);
+            if (newState == TcpCtState.Established && t > sys.TcpUnackTimeout) t = sys.TcpUnackTimeout;
         }
         else if ((ct.Status & ConnStatus.Assured) == 0 && oldState is TcpCtState.SynRecv or TcpCtState.Established
                  && newState == TcpCtState.Established)
@@ -582,7 +589,7 @@ public static class TcpTracker
     {
         if ((ct.Status & ConnStatus.Assured) == 0 || (ct.Status & ConnStatus.FixedTimeout) != 0) return;
         if (index is not (RstSet or FinSet)) return;
-        TcpConnState st = ct.Tcp!;
+        ref TcpConnState st = ref ct.Tcp;
         if (st.LastDir != dir && st.LastIndex is FinSet or RstSet)
         {
             double left = ct.Timeout - now;
@@ -599,7 +606,7 @@ public static class TcpTracker
 
     /// <summary>tcp_can_early_drop: closing connections may be evicted even when assured.</summary>
     public static bool CanEarlyDrop(ConnEntry ct) =>
-        ct.Tcp?.State is TcpCtState.FinWait or TcpCtState.LastAck or TcpCtState.TimeWait or TcpCtState.Close or TcpCtState.CloseWait;
+        ct.TcpState is TcpCtState.FinWait or TcpCtState.LastAck or TcpCtState.TimeWait or TcpCtState.Close or TcpCtState.CloseWait;
 }
 
 /// <summary>Reads the integer sysctls conntrack uses (a missing or unreadable value is the kernel's default).</summary>

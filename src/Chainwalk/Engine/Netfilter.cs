@@ -27,6 +27,27 @@ public interface IConntrackHooks
 
     /// <summary>Called when a generated packet (REJECT reply, ICMP error) is attached to the packet it answers (nf_ct_attach).</summary>
     void Attach(Skb generated, Skb original);
+
+    /// <summary>
+    /// A hint given when a packet arrives, before it is parsed (<paramref name="ipPacket"/>: its IP bytes, unchecked): the
+    /// connection lookup it will need may be fetched into the cache meanwhile. Returns a token for <see cref="PrefetchMore"/>
+    /// (-1: nothing to follow). Changes nothing.
+    /// </summary>
+    long Prefetch(ReadOnlySpan<byte> ipPacket) => -1;
+
+    /// <summary>The second step of <see cref="Prefetch"/>, a little later: what the first fetched leads to. Changes nothing.</summary>
+    void PrefetchMore(long token)
+    {
+    }
+
+    /// <summary>
+    /// A hint for the input route: the IPv4 destination the packet will have once PREROUTING's NAT has applied its
+    /// connection's binding (null: not known). Decides nothing; the route is looked up with the packet as it is then.
+    /// </summary>
+    uint? RoutedDestination4(Skb skb) => null;
+
+    /// <summary>Whether <see cref="Confirm"/> has anything to do for the packet (false: it would return true at once, e.g. an already confirmed connection).</summary>
+    bool NeedsConfirm(Skb skb) => true;
 }
 
 /// <summary>
@@ -128,8 +149,7 @@ public sealed partial class Netfilter
             _inputRoutesGeneration = g;
             _inputRouteMisses = 0;
         }
-        uint h = (dst * 0x9E3779B1u) ^ (src * 0x85EBCA77u);
-        ref InputRouteEntry e = ref cache[(int)((h ^ (h >> 15)) & (uint)(cache.Length - 1))];
+        ref InputRouteEntry e = ref cache[InputRouteSlot(dst, src, cache.Length)];
         if (e.Decision is { } known && e.Destination == dst && e.Source == src
             && (ReferenceEquals(e.Device, dev) || string.Equals(e.Device, dev, StringComparison.Ordinal)))
         {
@@ -154,6 +174,25 @@ public sealed partial class Netfilter
     }
 
     private static bool IsMulticast4(uint a) => (a >> 28) == 0xe;
+
+    /// <summary>Where (destination, source) is remembered in an input route memo of <paramref name="length"/> entries.</summary>
+    private static int InputRouteSlot(uint dst, uint src, int length)
+    {
+        uint h = (dst * 0x9E3779B1u) ^ (src * 0x85EBCA77u);
+        return (int)((h ^ (h >> 15)) & (uint)(length - 1));
+    }
+
+    /// <summary>
+    /// A hint: fetches the input route memo's entry for (<paramref name="dst"/>, <paramref name="src"/>) into the cache,
+    /// where <see cref="InputRoute4"/> will look once PREROUTING is done (the NAT rewrite and the tables in between
+    /// overlap the fetch). Changes nothing.
+    /// </summary>
+    private unsafe void PrefetchInputRoute(uint dst, uint src)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        InputRouteEntry[] cache = _inputRoutes;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[InputRouteSlot(dst, src, cache.Length)]));
+    }
 
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
@@ -200,8 +239,9 @@ public sealed partial class Netfilter
 
     private PacketResult Run(PacketInput input, PacketResult result, bool reuse)
     {
-        result.Input = input.Bytes;
-        result.InputInterface = input.InInterface;
+        // A reused result keeps the previous packet's input references (Reset leaves them): stored only when they change.
+        if (!ReferenceEquals(result.Input, input.Bytes)) result.Input = input.Bytes;
+        if (!ReferenceEquals(result.InputInterface, input.InInterface)) result.InputInterface = input.InInterface;
         result.Local = input.Local;
         result.Trace = RecordTrace ? new List<TraceEvent>() : null;
         // The reused result's objects serve the next packet only on the fast path (no trace kept).
@@ -216,6 +256,8 @@ public sealed partial class Netfilter
         Current = result;
         try
         {
+            // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
+            long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -262,6 +304,7 @@ public sealed partial class Netfilter
                 skb.InDev = input.InInterface;
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
+                if (hint >= 0) Conntrack!.PrefetchMore(hint);
                 Receive(skb, result);
             }
         }
@@ -669,7 +712,8 @@ public sealed partial class Netfilter
 
     private bool ConfirmConntrack(Skb skb, Hook hook, PacketResult result, bool generated = false)
     {
-        if (Conntrack is null) return true;
+        // Most packets belong to a confirmed connection: nothing to do, no context to set up.
+        if (Conntrack is null || !Conntrack.NeedsConfirm(skb)) return true;
         PacketContext ctx = RentContext(skb, hook);
         try
         {
@@ -847,6 +891,8 @@ public sealed partial class Netfilter
                     {
                         result.CtState ??= CtStateName(skb.CtInfo);
                         result.Connection ??= skb.Conntrack;
+                        // The input route will be asked for the destination the connection's binding gives the packet.
+                        if (hook == Hook.Prerouting && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
                     }
                     if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
                     if (!ok)
@@ -862,10 +908,12 @@ public sealed partial class Netfilter
             Table? table = _tables[reg.Slot];
             if (nat)
             {
-                // The nat table is consulted only for a connection's first packet; later ones get its binding.
-                if (Conntrack is null) continue;
+                // The nat table is consulted only for a connection's first packet; later ones get its binding. Without a
+                // nat table the nat hooks are not registered at all (nf_nat_register_fn comes with the first nat chain):
+                // nothing is bound or translated.
+                if (Conntrack is null || table is null) continue;
                 ctx.Table = "nat";
-                if (table is not null && Conntrack.NeedsNatRules(ctx))
+                if (Conntrack.NeedsNatRules(ctx))
                 {
                     Verdict nv = RunTable(ctx, table, hook);
                     if (!Survives(nv, result, generated)) return false;

@@ -23,13 +23,15 @@ public sealed class PacketContext
     /// <summary>Makes a reused context new for another packet or hook (the pipeline keeps one per nesting level).</summary>
     internal void Reset(Skb skb, Hook hook)
     {
-        Skb = skb;
+        // References are stored only when they change: a packet's four hooks reuse the context with the same skb, and
+        // each store of a reference costs a GC write barrier.
+        if (!ReferenceEquals(Skb, skb)) Skb = skb;
         Hook = hook;
-        Table = "";
+        if (Table.Length != 0) Table = "";
         RuleNumber = 0;
-        Rule = null;
+        if (Rule is not null) Rule = null;
         HotDrop = false;
-        CurrentChain = null;
+        if (CurrentChain is not null) CurrentChain = null;
         RuleIndex = 0;
         Slot = 0;
     }

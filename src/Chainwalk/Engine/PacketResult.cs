@@ -71,7 +71,7 @@ public sealed class PacketResult
 
     private const int MaxSpareOutputs = 8;
 
-    /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects.</summary>
+    /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects (called only by Netfilter.Process, which then sets the input's fields).</summary>
     internal void Reset()
     {
         Fate.Clear();
@@ -94,8 +94,7 @@ public sealed class PacketResult
         Connection = null;
         RejectedWith = null;
         Error = null;
-        Input = null;
-        InputInterface = null;
+        // Input and InputInterface are not cleared: Netfilter.Process sets both for the next packet right after.
         Local = false;
     }
 

@@ -133,7 +133,8 @@ public sealed class Skb
     /// </summary>
     internal void ResetFor(Packet packet)
     {
-        Packet = packet;
+        // Usually the same packet object read again (the result's spare copy): a reference is stored only when it changes.
+        if (!ReferenceEquals(Packet, packet)) Packet = packet;
         InDev = null;
         OutDev = null;
         Mark = 0;

@@ -441,15 +441,15 @@ public static class NatCore
     /// </summary>
     private static bool UsedTupleHarder(ref Search s, ConnTuple t, uint attemptsLeft)
     {
-        if (attemptsLeft > HarderThreshold || t.Protocol != IpProtocol.Tcp || s.Ct.Tcp is not { State: TcpCtState.SynSent } mine)
+        if (attemptsLeft > HarderThreshold || t.Protocol != IpProtocol.Tcp || s.Ct.TcpState != TcpCtState.SynSent)
             return UsedTuple(ref s, t);
         if (s.Table is null || !t.TryInvert(out ConnTuple reply)) return false;
         if (!s.Table.TryFind(reply, s.Ct.ZoneFor(ConnDirection.Reply), s.Ctx.Now, out ConnEntry other, out ConnDirection dir)) return false;
         if (dir == ConnDirection.Original || ReferenceEquals(other, s.Ct)) return true;
         // nf_nat_may_kill and nf_seq_has_advanced.
-        if (other.Tcp is not { } old || old.State < TcpCtState.TimeWait) return true;
+        if (other.TcpState is not { } old || old < TcpCtState.TimeWait) return true;
         if ((other.Status & (ConnStatus.FixedTimeout | ConnStatus.Dying)) != 0 || (other.Status & ConnStatus.SrcNat) == 0) return true;
-        if ((int)(mine.Seen[0].End - old.Seen[0].End) <= 0) return true;
+        if ((int)(s.Ct.Tcp.Seen[0].End - other.Tcp.Seen[0].End) <= 0) return true;
         s.Table.Remove(other);
         if (s.Ctx.Netfilter.Current?.Trace is not null) s.Ctx.Note("nat: a closing connection holding the tuple was evicted (nf_nat_used_tuple_harder)");
         return (other.Status & ConnStatus.Offload) != 0;

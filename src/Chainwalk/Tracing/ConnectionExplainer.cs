@@ -30,7 +30,7 @@ public sealed class ConnectionExplainer
     private static string State(ConnEntry e)
     {
         var parts = new List<string>();
-        if (e.Tcp is { } t) parts.Add(TcpTracker.Name(t.State));
+        if (e.TcpState is { } t) parts.Add(TcpTracker.Name(t));
         if (!e.Has(ConnStatus.SeenReply)) parts.Add("UNREPLIED");
         if (e.Has(ConnStatus.Assured)) parts.Add("ASSURED");
         return parts.Count == 0 ? "replied" : string.Join(' ', parts);
@@ -104,7 +104,7 @@ public sealed class ConnectionExplainer
         }
         w.WriteEndArray();
         // Always present (null when the connection is not TCP), so every object has the same fields (docs/json.md).
-        if (ct.Tcp is { } t) w.WriteString("tcp_state", TcpTracker.Name(t.State));
+        if (ct.TcpState is { } t) w.WriteString("tcp_state", TcpTracker.Name(t));
         else w.WriteNull("tcp_state");
         // The NAT mapping, read from the tuples as the kernel keeps it: SNAT changes the reply's destination, DNAT its source.
         w.WriteStartObject("nat");

@@ -29,7 +29,7 @@ public sealed class ConntrackEvents
     public static ConntrackEvents? For(Netfilter nf) => nf.Conntrack is ConntrackHooks h ? new ConntrackEvents(h, nf.State) : null;
 
     private static (TcpCtState?, ConnStatus) Snapshot(ConnEntry e) =>
-        (e.Tcp?.State, e.Status & (ConnStatus.SeenReply | ConnStatus.Assured | ConnStatus.SrcNat | ConnStatus.DstNat));
+        (e.TcpState, e.Status & (ConnStatus.SeenReply | ConnStatus.Assured | ConnStatus.SrcNat | ConnStatus.DstNat));
 
     /// <summary>An event's text, made when the log is read (the closure made here, so that a packet that changes nothing allocates none).</summary>
     private static Func<string> Event(string kind, ConnEntry copy, double now) => () => kind + ConntrackCompat.EventBody(copy, now);

@@ -29,4 +29,43 @@ public class ChecksumTests
     {
         Assert.False(Ipv4Header.TryCreate(Convert.FromHexString(hex), out _));
     }
+
+    /// <summary>The sum as RFC 1071 writes it: one 16-bit big-endian word at a time (the reference for the wide loop).</summary>
+    private static uint WordByWord(uint sum, byte[] data)
+    {
+        int i = 0;
+        for (; i + 1 < data.Length; i += 2) sum += (uint)((data[i] << 8) | data[i + 1]);
+        if (i < data.Length) sum += (uint)(data[i] << 8);
+        return sum;
+    }
+
+    [Theory]
+    [InlineData(0, 0u, 0)]
+    [InlineData(1, 0u, 0xff)]
+    [InlineData(7, 5u, 0xff)]
+    [InlineData(8, 0u, 0xff)]
+    [InlineData(9, 0xffff_fff0u, 0xff)]
+    [InlineData(20, 0u, -1)]
+    [InlineData(41, 12345u, -1)]
+    [InlineData(1500, 0u, 0xff)]
+    [InlineData(65535, 0u, 0xff)]
+    [InlineData(65535, 0xffff_0000u, -1)]
+    public void Add_gives_the_same_integer_sum_as_a_word_by_word_loop(int length, uint start, int fill)
+    {
+        // fill -1: seeded random bytes; else every byte is fill (0xff: the largest words, the lanes' worst case).
+        byte[] data = new byte[length];
+        if (fill < 0) new Random(length).NextBytes(data);
+        else Array.Fill(data, (byte)fill);
+        Assert.Equal(WordByWord(start, data), Checksum.Add(start, data));
+    }
+
+    [Theory]
+    [InlineData("c0a80002", "0a000001", 6, 20)]
+    [InlineData("ffffffff", "ffffffff", 17, 65535)]
+    [InlineData("00000000", "00000000", 1, 0)]
+    public void PseudoV4_gives_the_same_sum_as_adding_the_address_words(string src, string dst, byte protocol, int length)
+    {
+        byte[] s = Convert.FromHexString(src), d = Convert.FromHexString(dst);
+        Assert.Equal(WordByWord(WordByWord(0, s), d) + protocol + (uint)length, Checksum.PseudoV4(s, d, protocol, length));
+    }
 }

@@ -105,7 +105,7 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
             ConnEntry? live = null;
             if (table is not null && table.TryFind(t, 0, ctx.Now, out ConnEntry found, out _)) live = found;
             else if (ent is not null && ent == own && !ent.IsConfirmed) live = ent;
-            if (live is null || live.Tcp?.State is TcpCtState.TimeWait or TcpCtState.Close)
+            if (live is null || live.TcpState is TcpCtState.TimeWait or TcpCtState.Close)
             {
                 list.RemoveAt(i);
                 continue;

@@ -1,0 +1,62 @@
+using Chainwalk.Host;
+
+namespace Chainwalk.Conntrack;
+
+/// <summary>
+/// The conntrack sysctls a tracked packet reads (nf_conntrack_checksum, _acct, _max, the TCP tracker's be_liberal,
+/// loose, max_retrans, ignore_invalid_rst and its timeouts, the UDP/ICMP/generic timeouts), read once per host and
+/// host generation instead of one lookup per value per packet. The kernel keeps them in struct nf_conntrack_net and
+/// nf_tcp_net (per namespace, read straight from memory); any change of the host's sysctls moves
+/// <see cref="HostGeneration"/>, after which the next packet reads them again.
+/// </summary>
+internal sealed class ConntrackSysctls
+{
+    /// <summary>The last snapshot this thread made (per thread: hosts processed on other threads do not replace it).</summary>
+    [ThreadStatic]
+    private static ConntrackSysctls? _last;
+
+    private readonly VirtualHost _host;
+    private readonly long _generation;
+
+    private ConntrackSysctls(VirtualHost host, long generation)
+    {
+        _host = host;
+        _generation = generation;
+        Checksum = Sysctls.Int(host, "net.netfilter.nf_conntrack_checksum", 1) != 0;
+        TcpLiberal = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_be_liberal", 0) != 0;
+        TcpMaxRetrans = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_max_retrans", 3);
+        TcpRetransTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
+        TcpUnackTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);
+        TcpTimeouts = new int[TcpTracker.StateCount];
+        for (int s = 0; s < TcpTimeouts.Length; s++) TcpTimeouts[s] = TcpTracker.ReadStateTimeout(host, (TcpCtState)s);
+    }
+
+    /// <summary>The snapshot for <paramref name="host"/> as it is now.</summary>
+    public static ConntrackSysctls For(VirtualHost host)
+    {
+        ConntrackSysctls? s = _last;
+        long g = HostGeneration.Value;
+        if (s is not null && ReferenceEquals(s._host, host) && s._generation == g) return s;
+        s = new ConntrackSysctls(host, g);
+        _last = s;
+        return s;
+    }
+
+    /// <summary>nf_conntrack_checksum.</summary>
+    public bool Checksum { get; }
+
+    /// <summary>nf_conntrack_tcp_be_liberal.</summary>
+    public bool TcpLiberal { get; }
+
+    /// <summary>nf_conntrack_tcp_max_retrans.</summary>
+    public int TcpMaxRetrans { get; }
+
+    /// <summary>nf_conntrack_tcp_timeout_max_retrans.</summary>
+    public int TcpRetransTimeout { get; }
+
+    /// <summary>nf_conntrack_tcp_timeout_unacknowledged.</summary>
+    public int TcpUnackTimeout { get; }
+
+    /// <summary>The timeout of each TCP conntrack state (nf_conntrack_tcp_timeout_*), by <see cref="TcpCtState"/>.</summary>
+    public int[] TcpTimeouts { get; }
+}
