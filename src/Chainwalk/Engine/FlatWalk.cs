@@ -56,15 +56,7 @@ public sealed partial class Netfilter
                 i = index.Next(i, key, out proven);
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                {
-                    ctx.RuleNumber = i + 1;
-                    ctx.Rule = hit;
-                    ctx.CurrentChain = chain;
-                    ctx.RuleIndex = i;
-                    hit.Counters.Packets++;
-                    hit.Counters.Bytes += (ulong)skb.Length;
-                    return new Verdict(plain.Kind);
-                }
+                    return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
             }
             if (i >= count)
             {

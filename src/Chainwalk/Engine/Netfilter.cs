@@ -1013,6 +1013,23 @@ public sealed partial class Netfilter
         }
     }
 
+    /// <summary>
+    /// A rule the index proved first and whose target is a plain ACCEPT or DROP (<see cref="ChainIndex.PlainVerdict"/>):
+    /// counted, and the walk ends with its verdict, without the general target dispatch (the same counters and verdict
+    /// as the linear walk). Shared by <c>Walk</c> and the flat walk.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Verdict PlainHit(PacketContext ctx, Chain chain, int i, Rule hit, VerdictKind kind, int length)
+    {
+        ctx.RuleNumber = i + 1;
+        ctx.Rule = hit;
+        ctx.CurrentChain = chain;
+        ctx.RuleIndex = i;
+        hit.Counters.Packets++;
+        hit.Counters.Bytes += (ulong)length;
+        return new Verdict(kind);
+    }
+
     private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
         Chain? chain = BaseChain(table, hook);
@@ -1056,15 +1073,7 @@ public sealed partial class Netfilter
                     // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
                     // without the general target dispatch below (the same counters and verdict as the linear walk).
                     if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                    {
-                        ctx.RuleNumber = i + 1;
-                        ctx.Rule = hit;
-                        ctx.CurrentChain = chain;
-                        ctx.RuleIndex = i;
-                        hit.Counters.Packets++;
-                        hit.Counters.Bytes += (ulong)skb.Length;
-                        return new Verdict(plain.Kind);
-                    }
+                        return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
                 }
             }
             if (i >= chain.Rules.Count)
