@@ -61,6 +61,16 @@ public static class SpeedHarness
         public double CpuSeconds => Cpu() - _cpu;
     }
 
+    /// <summary>
+    /// Flow <paramref name="f"/>'s client packet to service <paramref name="s"/>, as it arrives on eth1: client
+    /// 192.168.0.(2 + f / 60000), source port 1024 + f % 60000 (so flows never share a tuple).
+    /// </summary>
+    private static PacketInput ClientPacket(KubeProxyRules.Service s, int f, TcpFlags flags, uint seq, uint ack = 0) => new()
+    {
+        Bytes = PacketBuilder.Ipv4(0xC0A80000u + (uint)(2 + f / 60000), s.ClusterIp).Tcp((ushort)(1024 + f % 60000), s.Port, flags, seq: seq, ack: ack).Build(),
+        InInterface = "eth1",
+    };
+
     public static int Run(string[] args)
     {
         _quick = args.Contains("--quick");
@@ -1142,13 +1152,11 @@ public static class SpeedHarness
         for (int f = 0; f < flows; f++)
         {
             KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
-            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
-            ushort sport = (ushort)(1024 + f % 60000);
-            PacketResult r = pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" });
+            PacketResult r = pipe.Process(ClientPacket(s, f, TcpFlags.Syn, seq: 1000));
             conns[f] = (ConnEntry)r.Connection!;
             ConnTuple t = conns[f].Reply;
             pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4((uint)t.Source, (uint)t.Destination).Tcp(t.SourcePort, t.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" });
-            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
+            ackIn[f] = ClientPacket(s, f, TcpFlags.Ack, seq: 1001, ack: 5001);
         }
         double Best(Func<double> run)
         {
@@ -1227,9 +1235,7 @@ public static class SpeedHarness
         for (int f = 0; f < flows; f++)
         {
             KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
-            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
-            ushort sport = (ushort)(1024 + f % 60000);
-            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
+            synIn[f] = ClientPacket(s, f, TcpFlags.Syn, seq: 1000);
         }
         var reused = new PacketResult();
         string? fate = null;
@@ -1310,10 +1316,8 @@ public static class SpeedHarness
         for (int f = 0; f < flows; f++)
         {
             KubeProxyRules.Service s = svcs[rnd.Next(svcs.Length)];
-            uint src = 0xC0A80000u + (uint)(2 + f / 60000);
-            ushort sport = (ushort)(1024 + f % 60000);
-            synIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Syn, seq: 1000).Build(), InInterface = "eth1" };
-            ackIn[f] = new PacketInput { Bytes = PacketBuilder.Ipv4(src, s.ClusterIp).Tcp(sport, s.Port, TcpFlags.Ack, seq: 1001, ack: 5001).Build(), InInterface = "eth1" };
+            synIn[f] = ClientPacket(s, f, TcpFlags.Syn, seq: 1000);
+            ackIn[f] = ClientPacket(s, f, TcpFlags.Ack, seq: 1001, ack: 5001);
         }
         // Warm-up on other flows (JIT, caches), not counted.
         for (int f = 0; f < Math.Min(flows, 2000); f++)

@@ -161,11 +161,7 @@ public sealed partial class Netfilter
                     }
                     if (next is null)
                     {
-                        TargetUse target = rule.Target!;
-                        TargetUse.JumpMemo? memo = target.ResolvedJump;
-                        if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
-                        if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) next = resolved;
-                        next ??= table.Find(target.Name);
+                        next = JumpChain(compiled, table, rule.Target!);
                         if (next is null)
                         {
                             i++;

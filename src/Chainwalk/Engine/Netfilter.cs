@@ -1030,6 +1030,23 @@ public sealed partial class Netfilter
         return new Verdict(kind);
     }
 
+    /// <summary>
+    /// The chain a jump or goto enters, or null when the table has no chain of that name. With a compiled form, its
+    /// answer for the jump never changes: remembered on the target and used while the chain still has the very name
+    /// string checked when the memo was made (a rename sets another), so no name is read; else looked up by name.
+    /// Shared by <c>Walk</c> and the flat walk.
+    /// </summary>
+    private static Chain? JumpChain(Chainwalk.Engine.Compiled.CompiledRules? compiled, Table table, TargetUse target)
+    {
+        if (compiled is not null)
+        {
+            TargetUse.JumpMemo? memo = target.ResolvedJump;
+            if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
+            if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) return resolved;
+        }
+        return table.Find(target.Name);
+    }
+
     private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
         Chain? chain = BaseChain(table, hook);
@@ -1141,16 +1158,7 @@ public sealed partial class Netfilter
             }
             if (target.IsChainJump)
             {
-                // The compiled form's answer for this jump never changes: remembered on the target, checked by name.
-                Chain? next = null;
-                if (compiled is not null)
-                {
-                    TargetUse.JumpMemo? memo = target.ResolvedJump;
-                    if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
-                    // Still of that name: the very string checked when the memo was made (a rename sets another), so no name is read.
-                    if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) next = resolved;
-                }
-                next ??= table.Find(target.Name);
+                Chain? next = JumpChain(compiled, table, target);
                 if (next is null)
                 {
                     i++;

@@ -118,12 +118,7 @@ public sealed class Utf8SaveWriter
     private void Address(char letter, IpNet net, bool inverted)
     {
         if (!inverted && net.IsZero) return;
-        if (inverted) Ascii(" !");
-        Room(4);
-        _buffer[_length++] = (byte)' ';
-        _buffer[_length++] = (byte)'-';
-        _buffer[_length++] = (byte)letter;
-        _buffer[_length++] = (byte)' ';
+        Option(letter, inverted);
         int cidr = net.PrefixLength;
         if (net.Family != IpFamily.V4 || cidr < 0)
         {
@@ -176,12 +171,7 @@ public sealed class Utf8SaveWriter
     private void Interface(char letter, string name, bool inverted)
     {
         if (name.Length == 0 || (name == "+" && !inverted)) return;
-        if (inverted) Ascii(" !");
-        Room(4);
-        _buffer[_length++] = (byte)' ';
-        _buffer[_length++] = (byte)'-';
-        _buffer[_length++] = (byte)letter;
-        _buffer[_length++] = (byte)' ';
+        Option(letter, inverted);
         Text(name);
     }
 
@@ -204,6 +194,17 @@ public sealed class Utf8SaveWriter
     }
 
     /// <summary>Text known to be ASCII (this file's literals).</summary>
+    /// <summary>A one-letter option as the save format writes it: " -s ", or " ! -s " when inverted.</summary>
+    private void Option(char letter, bool inverted)
+    {
+        if (inverted) Ascii(" !");
+        Room(4);
+        _buffer[_length++] = (byte)' ';
+        _buffer[_length++] = (byte)'-';
+        _buffer[_length++] = (byte)letter;
+        _buffer[_length++] = (byte)' ';
+    }
+
     private void Ascii(string s)
     {
         Room(s.Length);
