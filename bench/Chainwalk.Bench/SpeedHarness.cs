@@ -590,14 +590,16 @@ public static class SpeedHarness
             int j = index.Next(0, keys[i], out bool proven);
             if (proven && index.PlainVerdict(j) is { Rule: { } hit } h)
             {
-                hit.Counters.Packets++;
-                hit.Counters.Bytes += lengths[i];
+                ref Counters hitCounts = ref hit.CountersCell;
+                hitCounts.Packets++;
+                hitCounts.Bytes += lengths[i];
                 verdicts[i] = h.Kind;
             }
             else
             {
-                chain.Counters.Packets++;
-                chain.Counters.Bytes += lengths[i];
+                ref Counters chainCounts = ref chain.CountersCell;
+                chainCounts.Packets++;
+                chainCounts.Bytes += lengths[i];
                 verdicts[i] = policy;
             }
         }

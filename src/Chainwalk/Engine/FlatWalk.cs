@@ -103,8 +103,9 @@ public sealed partial class Netfilter
             }
             if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
+            ref Counters ruleCounts = ref rule.CountersCell;
+            ruleCounts.Packets++;
+            ruleCounts.Bytes += (ulong)skb.Length;
             if (skb.Trace)
             {
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return
@@ -216,8 +217,9 @@ public sealed partial class Netfilter
         int n = Math.Min(entries.Length, 4);
         for (int k = 0; k < n; k++)
         {
-            // A hint only: the address is the rule's counters now (were the object moved meanwhile, nothing happens).
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref entries[k].Rule.Counters));
+            // A hint only: the address of the rule's counters now (in their side object; a rule never counted has none: a null
+            // address, which a prefetch ignores; were the object moved meanwhile, nothing happens).
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref entries[k].Rule.CountersIfAny));
         }
     }
 

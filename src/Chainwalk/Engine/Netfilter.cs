@@ -1025,8 +1025,9 @@ public sealed partial class Netfilter
         ctx.Rule = hit;
         ctx.CurrentChain = chain;
         ctx.RuleIndex = i;
-        hit.Counters.Packets++;
-        hit.Counters.Bytes += (ulong)length;
+        ref Counters hitCounts = ref hit.CountersCell;
+        hitCounts.Packets++;
+        hitCounts.Bytes += (ulong)length;
         return new Verdict(kind);
     }
 
@@ -1126,8 +1127,9 @@ public sealed partial class Netfilter
                 i++;
                 continue;
             }
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
+            ref Counters ruleCounts = ref rule.CountersCell;
+            ruleCounts.Packets++;
+            ruleCounts.Bytes += (ulong)skb.Length;
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);
             if (skb.Trace)
@@ -1230,8 +1232,9 @@ public sealed partial class Netfilter
 
     private Verdict Policy(PacketContext ctx, Chain baseChain, List<TraceEvent>? trace, Skb skb)
     {
-        baseChain.Counters.Packets++;
-        baseChain.Counters.Bytes += (ulong)skb.Length;
+        ref Counters baseChainCounts = ref baseChain.CountersCell;
+        baseChainCounts.Packets++;
+        baseChainCounts.Bytes += (ulong)skb.Length;
         string policy = baseChain.Policy ?? Verdicts.Accept;
         trace?.Add(new ChainEndEvent(ctx.Table, baseChain.Name, baseChain.Rules.Count + 1, true, policy));
         TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy");

@@ -41,14 +41,24 @@ public sealed class Chain
 
     /// <summary>
     /// Whether the chain is built in, and its policy as ACCEPT, DROP or another name (kept aside): a byte, not a
-    /// bool and a string field (a kube-proxy set has a chain per endpoint, so the object stays at 72 bytes).
+    /// bool and a string field (a kube-proxy set has a chain per endpoint, so the object stays small).
     /// </summary>
     private byte _flags;
 
     private const byte BuiltinFlag = 1, PolicyMask = 6, AcceptPolicy = 2, DropPolicy = 4, OtherPolicy = 6;
 
-    /// <summary>The policy's counters (built-in chains); kept for user chains as iptables-save -c shows [0:0].</summary>
-    public Counters Counters;
+    /// <summary>
+    /// The policy's counters (built-in chains; a user chain's stay zero, as iptables-save -c shows [0:0]): a copy, zero
+    /// when never counted or set. To count a packet, add through <see cref="CountersCell"/>.
+    /// </summary>
+    public Counters Counters
+    {
+        get => _extras is { } x ? x.Counters : default;
+        set { if ((value.Packets | value.Bytes) != 0 || _extras is not null) Extras.Counters = value; }
+    }
+
+    /// <summary>The policy's counters themselves, to add a packet in place (held aside: most chains are user chains).</summary>
+    public ref Counters CountersCell => ref Extras.Counters;
 
     /// <summary>The rules in order. Change them through <see cref="RulesetEditor"/>, which keeps <see cref="Finder"/> and the table's <see cref="Table.Checked"/> true.</summary>
     public RuleList Rules => new(this);
@@ -258,6 +268,7 @@ public sealed class Chain
         public RuleFinder? Finder;
         public int LinearFinds;
         public string? OtherPolicy;
+        public Counters Counters;
     }
 
     public Chain Clone()

@@ -126,50 +126,57 @@ public sealed class TargetUse
 
 /// <summary>
 /// A rule: the IP header part iptables parses itself (-s -d -i -o -p -f, each invertible), a list of
-/// matches, and an optional target. Counters live with the rule as the kernel keeps them.
+/// matches, and an optional target, with its packet and byte counters.
 /// </summary>
 /// <remarks>
-/// Large rule sets hold hundreds of thousands of rules, so the object is kept small: IPv4 addresses and masks are
-/// stored as four 32-bit fields, and what most rules do not set (interfaces, inversions, -f, IPv6 or other wide
-/// addresses) lives in a side object made on first use. The properties read and write as if every field were here.
+/// Large rule sets hold hundreds of thousands of rules, so the object is kept at 56 bytes: an IPv4 -s/-d with a
+/// prefix mask (every one iptables-save writes as /N) is a 32-bit address and a prefix length, and what most rules
+/// do not have (counters that are not zero, interfaces, IPv6 or other wide addresses, masks that are not prefixes)
+/// lives in a side object made on first use. The properties read and write as if every field were here.
 /// </remarks>
 public sealed class Rule
 {
-    public required IpFamily Family { get; init; }
+    public required IpFamily Family
+    {
+        get => (IpFamily)_family;
+        init => _family = (byte)value;
+    }
+
+    private byte _family;
 
     public IpNet Source
     {
-        get => (_compact & SourceCompact) != 0 ? IpNet.V4(_sourceAddress, _sourceMask) : _extras?.Source ?? default;
+        get => (_compact & SourceCompact) != 0 ? IpNet.V4(_sourceAddress, PrefixMask(_sourcePrefix)) : (_side as RuleExtras)?.Source ?? default;
         set
         {
             if (IsCompact(value))
             {
                 _sourceAddress = value.AddressV4;
-                _sourceMask = value.MaskV4;
+                _sourcePrefix = Prefix(value.MaskV4);
                 _compact |= SourceCompact;
-                if (_extras is not null) _extras.Source = default;
+                if (_side is RuleExtras x) x.Source = default;
                 return;
             }
             _compact &= unchecked((ushort)~SourceCompact);
-            if (_extras is not null || value != default) Extras.Source = value;
+            if (_side is RuleExtras || value != default) Extras.Source = value;
         }
     }
 
     public IpNet Destination
     {
-        get => (_compact & DestinationCompact) != 0 ? IpNet.V4(_destinationAddress, _destinationMask) : _extras?.Destination ?? default;
+        get => (_compact & DestinationCompact) != 0 ? IpNet.V4(_destinationAddress, PrefixMask(_destinationPrefix)) : (_side as RuleExtras)?.Destination ?? default;
         set
         {
             if (IsCompact(value))
             {
                 _destinationAddress = value.AddressV4;
-                _destinationMask = value.MaskV4;
+                _destinationPrefix = Prefix(value.MaskV4);
                 _compact |= DestinationCompact;
-                if (_extras is not null) _extras.Destination = default;
+                if (_side is RuleExtras x) x.Destination = default;
                 return;
             }
             _compact &= unchecked((ushort)~DestinationCompact);
-            if (_extras is not null || value != default) Extras.Destination = value;
+            if (_side is RuleExtras || value != default) Extras.Destination = value;
         }
     }
 
@@ -188,14 +195,14 @@ public sealed class Rule
     /// <summary>Input interface name ("" = any); a trailing '+' is a prefix wildcard.</summary>
     public string InInterface
     {
-        get => _extras?.InInterface ?? string.Empty;
-        set { if (value.Length > 0 || _extras is not null) Extras.InInterface = value; }
+        get => (_side as RuleExtras)?.InInterface ?? string.Empty;
+        set { if (value.Length > 0 || _side is RuleExtras) Extras.InInterface = value; }
     }
 
     public string OutInterface
     {
-        get => _extras?.OutInterface ?? string.Empty;
-        set { if (value.Length > 0 || _extras is not null) Extras.OutInterface = value; }
+        get => (_side as RuleExtras)?.OutInterface ?? string.Empty;
+        set { if (value.Length > 0 || _side is RuleExtras) Extras.OutInterface = value; }
     }
 
     public bool InInverted
@@ -239,7 +246,28 @@ public sealed class Rule
 
     public TargetUse? Target { get; set; }
 
-    public Counters Counters;
+    /// <summary>
+    /// The rule's packet and byte counters (a copy; zero when none were ever counted or set, and then no object is
+    /// made to read them). To count a packet, add through <see cref="CountersCell"/>.
+    /// </summary>
+    public Counters Counters
+    {
+        get => _side is { } s ? s.Counters : default;
+        set
+        {
+            if (_side is { } s) s.Counters = value;
+            else if ((value.Packets | value.Bytes) != 0) _side = new RuleSide { Counters = value };
+        }
+    }
+
+    /// <summary>
+    /// The counters themselves, to add a packet in place (the packet path): the side object holding them is made on
+    /// the first use, so a rule set as loaded (counters zero) holds 16 bytes less per rule.
+    /// </summary>
+    public ref Counters CountersCell => ref (_side ??= new RuleSide()).Counters;
+
+    /// <summary>The counters' place when they have one (else a null reference): a hint to prefetch, never made here.</summary>
+    internal ref Counters CountersIfAny => ref _side is { } s ? ref s.Counters : ref System.Runtime.CompilerServices.Unsafe.NullRef<Counters>();
 
     /// <summary>
     /// Set when the rule is known to be read back from its own iptables-save line unchanged (it was read from exactly
@@ -255,26 +283,52 @@ public sealed class Rule
         InInvertedBit = 16, OutInvertedBit = 32, ProtocolInvertedBit = 64, FragmentBit = 128, FragmentInvertedBit = 256,
         SaveFormVerifiedBit = 512;
 
-    /// <summary>Which of -s/-d are held in the 32-bit fields (an IPv4 address and mask), the inversions, -f and <see cref="SaveFormVerified"/>.</summary>
+    /// <summary>Which of -s/-d are held in the 32-bit fields (an IPv4 address and prefix), the inversions, -f and <see cref="SaveFormVerified"/>.</summary>
     private ushort _compact;
 
     private void SetBit(ushort bit, bool on) => _compact = on ? (ushort)(_compact | bit) : (ushort)(_compact & ~bit);
 
-    private uint _sourceAddress, _sourceMask, _destinationAddress, _destinationMask;
+    private uint _sourceAddress, _destinationAddress;
 
-    private RuleExtras? _extras;
+    /// <summary>The prefix lengths (0–32) of the compact -s/-d masks.</summary>
+    private byte _sourcePrefix, _destinationPrefix;
 
-    private RuleExtras Extras => _extras ??= new RuleExtras();
+    /// <summary>Null, the counters alone (<see cref="RuleSide"/>), or the counters with the rarer fields (<see cref="RuleExtras"/>).</summary>
+    private RuleSide? _side;
 
-    private static bool IsCompact(IpNet net) => net.IsV4In32Bits;
+    private RuleExtras Extras
+    {
+        get
+        {
+            if (_side is RuleExtras x) return x;
+            x = new RuleExtras { Counters = _side?.Counters ?? default };
+            _side = x;
+            return x;
+        }
+    }
 
-    /// <summary>The parts of a rule that most rules leave at their defaults.</summary>
-    private sealed class RuleExtras
+    /// <summary>An IPv4 net held in the compact fields: address and mask in 32 bits, the mask a prefix (ones then zeros).</summary>
+    private static bool IsCompact(IpNet net) => net.IsV4In32Bits && (~net.MaskV4 & (~net.MaskV4 + 1)) == 0;
+
+    private static byte Prefix(uint mask) => (byte)System.Numerics.BitOperations.PopCount(mask);
+
+    private static uint PrefixMask(byte prefix) => prefix == 0 ? 0u : uint.MaxValue << (32 - prefix);
+
+    /// <summary>What a rule holds beside its object once it has counters that are not zero.</summary>
+    private class RuleSide
+    {
+        public Counters Counters;
+
+        public virtual RuleSide Copy() => new() { Counters = Counters };
+    }
+
+    /// <summary>The counters and the parts of a rule that most rules leave at their defaults.</summary>
+    private sealed class RuleExtras : RuleSide
     {
         public IpNet Source, Destination;
         public string InInterface = string.Empty, OutInterface = string.Empty;
 
-        public RuleExtras Copy() => (RuleExtras)MemberwiseClone();
+        public override RuleSide Copy() => (RuleExtras)MemberwiseClone();
     }
 
     public Rule Clone()
@@ -284,13 +338,12 @@ public sealed class Rule
             Family = Family,
             Protocol = Protocol,
             Target = Target?.Clone(),
-            Counters = Counters,
             _compact = _compact,
             _sourceAddress = _sourceAddress,
-            _sourceMask = _sourceMask,
+            _sourcePrefix = _sourcePrefix,
             _destinationAddress = _destinationAddress,
-            _destinationMask = _destinationMask,
-            _extras = _extras is null ? null : _extras.Copy(),
+            _destinationPrefix = _destinationPrefix,
+            _side = _side is RuleExtras || (_side is { } s && (s.Counters.Packets | s.Counters.Bytes) != 0) ? _side.Copy() : null,
         };
         if (Matches.Count > 0)
         {

@@ -819,12 +819,14 @@ public sealed class CompiledRules : IChainEdits
             int j = touched[t];
             ref Counters c = ref pending[j];
             Rule r = ci.PlainVerdict(j).Rule!;
-            r.Counters.Packets += c.Packets;
-            r.Counters.Bytes += c.Bytes;
+            ref Counters rCounts = ref r.CountersCell;
+            rCounts.Packets += c.Packets;
+            rCounts.Bytes += c.Bytes;
             c = default;
         }
-        chain.Counters.Packets += policyPackets;
-        chain.Counters.Bytes += policyBytes;
+        ref Counters chainCounts = ref chain.CountersCell;
+        chainCounts.Packets += policyPackets;
+        chainCounts.Bytes += policyBytes;
         return true;
     }
 
