@@ -9,7 +9,7 @@ namespace Chainwalk.Extensions;
 public static partial class XtParse
 {
     /// <summary>xtables_save_string: bare when only [A-Za-z0-9_-], else double-quoted with " \ ' escaped.</summary>
-    public static void SaveString(StringBuilder sb, string value)
+    public static void SaveString(StringBuilder sb, ReadOnlySpan<char> value)
     {
         sb.Append(' ');
         bool plain = value.Length > 0;

@@ -42,13 +42,43 @@ public static class Verdicts
 /// </summary>
 public sealed class TargetUse
 {
-    public required string Name { get; init; }
+    /// <summary>The verdict's or chain's name, or the target extension's (its <see cref="XtExtension.RealName"/>).</summary>
+    public required string Name
+    {
+        get => _nameOrExtension is string name ? name : _nameOrExtension is { } e ? System.Runtime.CompilerServices.Unsafe.As<XtExtension>(e).RealName : string.Empty;
+        init
+        {
+            if (_nameOrExtension is XtExtension e) CheckName(value, e);
+            else _nameOrExtension = value;
+        }
+    }
 
     /// <summary>True for <c>-g</c>: the chain is entered without a return address.</summary>
     public bool Goto { get; init; }
 
     /// <summary>The target extension, or null for a standard verdict or a user chain.</summary>
-    public XtExtension? Extension { get; init; }
+    public XtExtension? Extension
+    {
+        get => _nameOrExtension is string ? null : System.Runtime.CompilerServices.Unsafe.As<XtExtension?>(_nameOrExtension);
+        init
+        {
+            if (value is null) return;
+            if (_nameOrExtension is string name) CheckName(name, value);
+            _nameOrExtension = value;
+        }
+    }
+
+    /// <summary>
+    /// The name of a verdict or chain, or the extension of a target extension (whose name is the extension's): one field
+    /// for both keeps the object at 40 bytes (a kube-proxy set has a jump object per chain and a DNAT per endpoint).
+    /// </summary>
+    private object? _nameOrExtension;
+
+    private static void CheckName(string name, XtExtension extension)
+    {
+        if (!string.Equals(name, extension.RealName, StringComparison.Ordinal))
+            throw new ArgumentException($"a target extension's use is named as the extension ({extension.RealName}), not {name}", nameof(name));
+    }
 
     /// <summary>The target extension's options; null for a standard verdict or a chain jump.</summary>
     public ExtensionData? Data
@@ -60,7 +90,7 @@ public sealed class TargetUse
 
     /// <summary>
     /// <see cref="Data"/> of a target extension, or <see cref="ResolvedJump"/> of a chain jump (which has no data): one
-    /// field for both keeps the object at 48 bytes (a kube-proxy set has a jump object per chain and a DNAT per endpoint).
+    /// field for both keeps the object small (a kube-proxy set has a jump object per chain and a DNAT per endpoint).
     /// </summary>
     private object? _dataOrMemo;
 

@@ -11,7 +11,7 @@ public sealed class Table
     private readonly List<Chain> _builtins = new();
 
     /// <summary>User chains by name (a kube-proxy table has tens of thousands: found without a tree walk per rule line).</summary>
-    private readonly Dictionary<string, Chain> _user = new(StringComparer.Ordinal);
+    private readonly ChainMap _user = new();
 
     /// <summary>The user chains in strcmp order, made when first enumerated after a change.</summary>
     private List<Chain>? _sorted;
@@ -22,7 +22,7 @@ public sealed class Table
         {
             List<Chain>? sorted = _sorted;
             if (sorted is not null) return sorted;
-            sorted = new List<Chain>(_user.Values);
+            sorted = _user.ToList();
             sorted.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
             _sorted = sorted;
             return sorted;
@@ -63,7 +63,7 @@ public sealed class Table
         {
             if (c.Name == name) return c;
         }
-        return _user.TryGetValue(name, out Chain? u) ? u : null;
+        return _user.Find(name);
     }
 
     public Chain AddUserChain(string name)
@@ -75,13 +75,13 @@ public sealed class Table
 
     public void AddUserChain(Chain chain)
     {
-        _user.Add(chain.Name, chain);
+        _user.Add(chain);
         _sorted = null;
     }
 
     public bool RemoveUserChain(string name)
     {
-        if (!_user.Remove(name)) return false;
+        if (_user.Remove(name) is null) return false;
         _sorted = null;
         return true;
     }
@@ -95,10 +95,9 @@ public sealed class Table
     public void RenameUserChain(string oldName, string newName)
     {
         RuleEdits++;
-        Chain c = _user[oldName];
-        _user.Remove(oldName);
+        Chain c = _user.Remove(oldName) ?? throw new KeyNotFoundException($"The given key '{oldName}' was not present in the dictionary.");
         c.Name = newName;
-        _user.Add(newName, c);
+        _user.Add(c);
         _sorted = null;
     }
 
@@ -123,7 +122,7 @@ public sealed class Table
         var t = new Table(Info, Family);
         t._builtins.Clear();
         foreach (Chain c in _builtins) t._builtins.Add(c.Clone());
-        foreach (Chain c in SortedUser) t._user.Add(c.Name, c.Clone());
+        foreach (Chain c in SortedUser) t._user.Add(c.Clone());
         return t;
     }
 }

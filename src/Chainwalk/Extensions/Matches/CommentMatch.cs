@@ -8,7 +8,44 @@ namespace Chainwalk.Extensions.Matches;
 public sealed class CommentData : ExtensionData
 {
     /// <summary>The comment, at most 255 characters (longer ones are cut, as the 256-byte field does).</summary>
-    public string Comment = string.Empty;
+    public string Comment
+    {
+        get => _text switch
+        {
+            byte[] ascii => System.Text.Encoding.Latin1.GetString(ascii),
+            string s => s,
+            _ => string.Empty,
+        };
+        set => _text = Ascii.IsValid(value) ? System.Text.Encoding.Latin1.GetBytes(value) : value;
+    }
+
+    /// <summary>
+    /// The comment's text: its bytes when it is ASCII (as a kube-proxy set's per-endpoint comments are: half the size of
+    /// the string, and the same text back), else the string. Never written in place: a clone may share it.
+    /// </summary>
+    private object _text = System.Array.Empty<byte>();
+
+    /// <summary>Writes the comment as iptables-save quotes it, without making its string.</summary>
+    internal void SaveTo(StringBuilder sb)
+    {
+        if (_text is byte[] ascii)
+        {
+            Span<char> chars = ascii.Length <= 1024 ? stackalloc char[ascii.Length] : new char[ascii.Length];
+            System.Text.Encoding.Latin1.GetChars(ascii, chars);
+            XtParse.SaveString(sb, chars);
+        }
+        else XtParse.SaveString(sb, (string)_text);
+    }
+
+    /// <summary>Writes the comment to <paramref name="sb"/> without making its string.</summary>
+    internal void AppendTo(StringBuilder sb)
+    {
+        if (_text is byte[] ascii)
+        {
+            foreach (byte b in ascii) sb.Append((char)b);
+        }
+        else sb.Append((string)_text);
+    }
 }
 
 /// <summary><c>-m comment --comment TEXT</c> (libxt_comment.c): never affects matching.</summary>
@@ -48,12 +85,14 @@ public sealed class CommentMatch : XtExtension<CommentData>
     protected override void Save(StringBuilder sb, CommentData d, IpFamily family)
     {
         sb.Append(" --comment");
-        XtParse.SaveString(sb, d.Comment);
+        d.SaveTo(sb);
     }
 
     protected override void Print(StringBuilder sb, CommentData d, IpFamily family, bool numeric)
     {
-        sb.Append(" /* ").Append(d.Comment).Append(" */");
+        sb.Append(" /* ");
+        d.AppendTo(sb);
+        sb.Append(" */");
     }
 
     /// <summary>A comment always matches (xt_comment.c).</summary>
