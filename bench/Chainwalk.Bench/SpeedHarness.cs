@@ -590,16 +590,19 @@ public static class SpeedHarness
             int j = index.Next(0, keys[i], out bool proven);
             if (proven && index.PlainVerdict(j) is { Rule: { } hit } h)
             {
-                ref Counters hitCounts = ref hit.CountersCell;
+                // Read, add, write back: the same code whether Counters is a field (older trees, see pipeline_compare.sh) or a property.
+                Counters hitCounts = hit.Counters;
                 hitCounts.Packets++;
                 hitCounts.Bytes += lengths[i];
+                hit.Counters = hitCounts;
                 verdicts[i] = h.Kind;
             }
             else
             {
-                ref Counters chainCounts = ref chain.CountersCell;
+                Counters chainCounts = chain.Counters;
                 chainCounts.Packets++;
                 chainCounts.Bytes += lengths[i];
+                chain.Counters = chainCounts;
                 verdicts[i] = policy;
             }
         }
