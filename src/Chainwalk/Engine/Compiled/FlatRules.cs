@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (48 bytes) per rule with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (40 bytes) per rule with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
 /// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
@@ -17,7 +17,7 @@ namespace Chainwalk.Engine.Compiled;
 /// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
 /// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
 /// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
-/// -f, an IPv6 or wide address, or more than 16 matches is tested whole by the walker's generic rule test.
+/// -f, an IPv6 or wide address, a non-prefix mask, or more than 8 matches is tested whole by the walker's generic rule test.
 /// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension); a target
 /// extension and its data are read from the rule's <see cref="TargetUse"/> when the rule matches (one more object then,
 /// 16 bytes less per entry for every rule).
@@ -28,10 +28,11 @@ public struct FlatEntry
     /// <summary>The rule: its counters, its generic matches, and its target extension and data (read only when the rule matches).</summary>
     public Rule Rule;
 
-    public uint Source, SourceMask, Destination, DestinationMask;
+    /// <summary>-s and -d: the network's address (no bits outside its prefix), compared on the bits above its shift.</summary>
+    public uint Source, Destination;
 
-    /// <summary>Per match position, lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
-    public ulong Ops;
+    /// <summary>Per match position (at most 8), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
+    public uint Ops;
 
     /// <summary>
     /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic in the rule's order;
@@ -45,8 +46,18 @@ public struct FlatEntry
     public int Jump;
 
     public ushort Protocol;
+
+    /// <summary>32 minus the prefix length of -s / -d (32: any address): a packet's address is in the network when it
+    /// differs from <see cref="Source"/> / <see cref="Destination"/> only in the bits below the shift.</summary>
+    public byte SourceShift, DestinationShift;
+
     public FlatFlags Flags;
     public FlatTarget Target;
+
+    public readonly uint SourceMask => Mask(SourceShift);
+    public readonly uint DestinationMask => Mask(DestinationShift);
+
+    private static uint Mask(byte shift) => shift >= 32 ? 0u : uint.MaxValue << shift;
 
     public readonly ushort SportLow => (ushort)A;
     public readonly ushort SportHigh => (ushort)(A >> 16);
@@ -101,11 +112,11 @@ public struct FlatEntry
         Net.IpNet s = r.Source, d = r.Destination;
         if (!s.IsV4In32Bits && !s.IsAny) return false;
         if (!d.IsV4In32Bits && !d.IsAny) return false;
-        // ip_packet_match: (addr & mask) != rule address (an address with bits outside its mask never matches, as here).
+        // ip_packet_match: (addr & mask) != rule address. Inline for a prefix mask and an address without bits outside
+        // it (what iptables writes); any other (a non-contiguous mask, or an address that then never matches) is generic.
+        if (!Prefix((uint)s.Address, (uint)s.Mask, out e.SourceShift) || !Prefix((uint)d.Address, (uint)d.Mask, out e.DestinationShift)) return false;
         e.Source = (uint)s.Address;
-        e.SourceMask = (uint)s.Mask;
         e.Destination = (uint)d.Address;
-        e.DestinationMask = (uint)d.Mask;
         FlatFlags f = FlatFlags.None;
         if (r.SourceInverted) f |= FlatFlags.SourceInverted;
         if (r.DestinationInverted) f |= FlatFlags.DestinationInverted;
@@ -113,8 +124,8 @@ public struct FlatEntry
         if (r.ProtocolInverted) f |= FlatFlags.ProtocolInverted;
         e.Protocol = r.Protocol;
         int n = r.Matches.Count;
-        if (n > 16) return false;
-        ulong ops = 0;
+        if (n > 8) return false;
+        uint ops = 0;
         int last = -1;
         // The entry holds the operands of one inline test (A, B): a second match that needs some is generic.
         bool operands = false;
@@ -157,12 +168,12 @@ public struct FlatEntry
                     e.A = sd.Probability;
                     break;
             }
-            ops |= (ulong)op << (4 * m);
+            ops |= (uint)op << (4 * m);
             if (op != FlatOp.Skip) last = m;
         }
         // Trailing comments test nothing: the list ends after the last position that tests something.
-        e.Ops = last < 0 ? 0 : last == 15 ? ops : ops & ((1UL << (4 * (last + 1))) - 1);
-        for (ulong o = e.Ops; o != 0; o >>= 4)
+        e.Ops = last < 0 ? 0 : (uint)(ops & ((1UL << (4 * (last + 1))) - 1));
+        for (uint o = e.Ops; o != 0; o >>= 4)
         {
             if ((FlatOp)(o & 0xF) == FlatOp.Generic) f |= FlatFlags.GenericOps;
         }
@@ -171,6 +182,14 @@ public struct FlatEntry
     }
 
     private static uint Range(ushort low, ushort high) => low | (uint)high << 16;
+
+    /// <summary>Whether <paramref name="mask"/> is a prefix and <paramref name="address"/> has no bits outside it; the shift (32 minus the prefix length).</summary>
+    private static bool Prefix(uint address, uint mask, out byte shift)
+    {
+        int bits = System.Numerics.BitOperations.PopCount(mask);
+        shift = (byte)(32 - bits);
+        return Mask(shift) == mask && (address & ~mask) == 0;
+    }
 
 }
 
