@@ -58,6 +58,7 @@ public sealed partial class Netfilter
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
                     return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
             }
+            if (index is not null && i < count && entries is not null) PrefetchCandidate(entries, i, jumps, trusted);
             if (i >= count)
             {
                 // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
@@ -145,7 +146,7 @@ public sealed partial class Netfilter
                         index = j.Index;
                         count = entries.Length;
                         i = 0;
-                        if (index is null) PrefetchCounters(entries);
+                        if (index is null) PrefetchCounters(entries, jumps);
                         continue;
                     }
                     Chain? next = null;
@@ -211,15 +212,35 @@ public sealed partial class Netfilter
     /// overlap instead of each waiting in turn when its rule matches (kube-proxy: KUBE-SVC-…'s masquerade and endpoint
     /// rules, KUBE-SEP-…'s DNAT).
     /// </summary>
-    private static unsafe void PrefetchCounters(FlatEntry[] entries)
+    private static unsafe void PrefetchCounters(FlatEntry[] entries, FlatJump[] jumps)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         int n = Math.Min(entries.Length, 4);
         for (int k = 0; k < n; k++)
         {
             // A hint only: the address is the rule's counters now (were the object moved meanwhile, nothing happens).
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref entries[k].Rule.Counters));
+            ref FlatEntry e = ref entries[k];
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
+            // A jump's element of CompiledRules.Jumps too (KUBE-SVC-…'s endpoint rules jump to cold KUBE-SEP-… chains).
+            // Called on the trusted path only (the element is read by number there).
+            if (e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
         }
+    }
+
+    /// <summary>
+    /// The index named a candidate rule of a chain: its counters (on the rule object, cold in a large rule set) and, for a
+    /// jump, the entered chain's element of <see cref="CompiledRules.Jumps"/> start loading together, before the entry is
+    /// tested (kube-proxy's KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain:
+    /// two misses in turn otherwise). Hints only.
+    /// </summary>
+    private static unsafe void PrefetchCandidate(FlatEntry[] entries, int i, FlatJump[] jumps, bool trusted)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        ref FlatEntry e = ref entries[i];
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
+        if (trusted && e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
     }
 
     private static void Pop(FlatFrame[] stack, ref int sp, out Chain chain, out FlatChain? fc, out int i, out FlatEntry[]? entries, out ChainIndex? index)
