@@ -1025,9 +1025,8 @@ public sealed partial class Netfilter
         ctx.Rule = hit;
         ctx.CurrentChain = chain;
         ctx.RuleIndex = i;
-        ref Counters hitCounts = ref hit.CountersCell;
-        hitCounts.Packets++;
-        hitCounts.Bytes += (ulong)length;
+        hit.Counters.Packets++;
+        hit.Counters.Bytes += (ulong)length;
         return new Verdict(kind);
     }
 
@@ -1127,9 +1126,8 @@ public sealed partial class Netfilter
                 i++;
                 continue;
             }
-            ref Counters ruleCounts = ref rule.CountersCell;
-            ruleCounts.Packets++;
-            ruleCounts.Bytes += (ulong)skb.Length;
+            rule.Counters.Packets++;
+            rule.Counters.Bytes += (ulong)skb.Length;
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);
             if (skb.Trace)

@@ -159,10 +159,10 @@ public sealed class TargetUse
 /// matches, and an optional target, with its packet and byte counters.
 /// </summary>
 /// <remarks>
-/// Large rule sets hold hundreds of thousands of rules, so the object is kept at 56 bytes: an IPv4 -s/-d with a
+/// Large rule sets hold hundreds of thousands of rules, so the object is kept at 72 bytes: an IPv4 -s/-d with a
 /// prefix mask (every one iptables-save writes as /N) is a 32-bit address and a prefix length, and what most rules
-/// do not have (counters that are not zero, interfaces, IPv6 or other wide addresses, masks that are not prefixes)
-/// lives in a side object made on first use. The properties read and write as if every field were here.
+/// do not have (interfaces, IPv6 or other wide addresses, masks that are not prefixes) lives in a side object made
+/// on first use. The properties read and write as if every field were here.
 /// </remarks>
 public sealed class Rule
 {
@@ -176,7 +176,7 @@ public sealed class Rule
 
     public IpNet Source
     {
-        get => (_compact & SourceCompact) != 0 ? IpNet.V4(_sourceAddress, PrefixMask(_sourcePrefix)) : (_side as RuleExtras)?.Source ?? default;
+        get => (_compact & SourceCompact) != 0 ? IpNet.V4(_sourceAddress, PrefixMask(_sourcePrefix)) : _extras?.Source ?? default;
         set
         {
             if (IsCompact(value))
@@ -184,17 +184,17 @@ public sealed class Rule
                 _sourceAddress = value.AddressV4;
                 _sourcePrefix = Prefix(value.MaskV4);
                 _compact |= SourceCompact;
-                if (_side is RuleExtras x) x.Source = default;
+                if (_extras is { } x) x.Source = default;
                 return;
             }
             _compact &= unchecked((ushort)~SourceCompact);
-            if (_side is RuleExtras || value != default) Extras.Source = value;
+            if (_extras is not null || value != default) Extras.Source = value;
         }
     }
 
     public IpNet Destination
     {
-        get => (_compact & DestinationCompact) != 0 ? IpNet.V4(_destinationAddress, PrefixMask(_destinationPrefix)) : (_side as RuleExtras)?.Destination ?? default;
+        get => (_compact & DestinationCompact) != 0 ? IpNet.V4(_destinationAddress, PrefixMask(_destinationPrefix)) : _extras?.Destination ?? default;
         set
         {
             if (IsCompact(value))
@@ -202,11 +202,11 @@ public sealed class Rule
                 _destinationAddress = value.AddressV4;
                 _destinationPrefix = Prefix(value.MaskV4);
                 _compact |= DestinationCompact;
-                if (_side is RuleExtras x) x.Destination = default;
+                if (_extras is { } x) x.Destination = default;
                 return;
             }
             _compact &= unchecked((ushort)~DestinationCompact);
-            if (_side is RuleExtras || value != default) Extras.Destination = value;
+            if (_extras is not null || value != default) Extras.Destination = value;
         }
     }
 
@@ -225,14 +225,14 @@ public sealed class Rule
     /// <summary>Input interface name ("" = any); a trailing '+' is a prefix wildcard.</summary>
     public string InInterface
     {
-        get => (_side as RuleExtras)?.InInterface ?? string.Empty;
-        set { if (value.Length > 0 || _side is RuleExtras) Extras.InInterface = value; }
+        get => _extras?.InInterface ?? string.Empty;
+        set { if (value.Length > 0 || _extras is not null) Extras.InInterface = value; }
     }
 
     public string OutInterface
     {
-        get => (_side as RuleExtras)?.OutInterface ?? string.Empty;
-        set { if (value.Length > 0 || _side is RuleExtras) Extras.OutInterface = value; }
+        get => _extras?.OutInterface ?? string.Empty;
+        set { if (value.Length > 0 || _extras is not null) Extras.OutInterface = value; }
     }
 
     public bool InInverted
@@ -277,27 +277,11 @@ public sealed class Rule
     public TargetUse? Target { get; set; }
 
     /// <summary>
-    /// The rule's packet and byte counters (a copy; zero when none were ever counted or set, and then no object is
-    /// made to read them). To count a packet, add through <see cref="CountersCell"/>.
+    /// The rule's packet and byte counters, in the rule itself: the packet path adds to them where it has just read the
+    /// rule, and the flat walk prefetches them with the rule's line (held aside, in an object of their own made on the
+    /// first count, a loaded rule would be 16 bytes smaller, but a counted rule would cost a second cold load).
     /// </summary>
-    public Counters Counters
-    {
-        get => _side is { } s ? s.Counters : default;
-        set
-        {
-            if (_side is { } s) s.Counters = value;
-            else if ((value.Packets | value.Bytes) != 0) _side = new RuleSide { Counters = value };
-        }
-    }
-
-    /// <summary>
-    /// The counters themselves, to add a packet in place (the packet path): the side object holding them is made on
-    /// the first use, so a rule set as loaded (counters zero) holds 16 bytes less per rule.
-    /// </summary>
-    public ref Counters CountersCell => ref (_side ??= new RuleSide()).Counters;
-
-    /// <summary>The counters' place when they have one (else a null reference): a hint to prefetch, never made here.</summary>
-    internal ref Counters CountersIfAny => ref _side is { } s ? ref s.Counters : ref System.Runtime.CompilerServices.Unsafe.NullRef<Counters>();
+    public Counters Counters;
 
     /// <summary>
     /// Set when the rule is known to be read back from its own iptables-save line unchanged (it was read from exactly
@@ -323,19 +307,9 @@ public sealed class Rule
     /// <summary>The prefix lengths (0–32) of the compact -s/-d masks.</summary>
     private byte _sourcePrefix, _destinationPrefix;
 
-    /// <summary>Null, the counters alone (<see cref="RuleSide"/>), or the counters with the rarer fields (<see cref="RuleExtras"/>).</summary>
-    private RuleSide? _side;
+    private RuleExtras? _extras;
 
-    private RuleExtras Extras
-    {
-        get
-        {
-            if (_side is RuleExtras x) return x;
-            x = new RuleExtras { Counters = _side?.Counters ?? default };
-            _side = x;
-            return x;
-        }
-    }
+    private RuleExtras Extras => _extras ??= new RuleExtras();
 
     /// <summary>An IPv4 net held in the compact fields: address and mask in 32 bits, the mask a prefix (ones then zeros).</summary>
     private static bool IsCompact(IpNet net) => net.IsV4In32Bits && (~net.MaskV4 & (~net.MaskV4 + 1)) == 0;
@@ -344,21 +318,13 @@ public sealed class Rule
 
     private static uint PrefixMask(byte prefix) => prefix == 0 ? 0u : uint.MaxValue << (32 - prefix);
 
-    /// <summary>What a rule holds beside its object once it has counters that are not zero.</summary>
-    private class RuleSide
-    {
-        public Counters Counters;
-
-        public virtual RuleSide Copy() => new() { Counters = Counters };
-    }
-
-    /// <summary>The counters and the parts of a rule that most rules leave at their defaults.</summary>
-    private sealed class RuleExtras : RuleSide
+    /// <summary>The parts of a rule that most rules leave at their defaults.</summary>
+    private sealed class RuleExtras
     {
         public IpNet Source, Destination;
         public string InInterface = string.Empty, OutInterface = string.Empty;
 
-        public override RuleSide Copy() => (RuleExtras)MemberwiseClone();
+        public RuleExtras Copy() => (RuleExtras)MemberwiseClone();
     }
 
     public Rule Clone()
@@ -373,7 +339,8 @@ public sealed class Rule
             _sourcePrefix = _sourcePrefix,
             _destinationAddress = _destinationAddress,
             _destinationPrefix = _destinationPrefix,
-            _side = _side is RuleExtras || (_side is { } s && (s.Counters.Packets | s.Counters.Bytes) != 0) ? _side.Copy() : null,
+            Counters = Counters,
+            _extras = _extras?.Copy(),
         };
         if (Matches.Count > 0)
         {
