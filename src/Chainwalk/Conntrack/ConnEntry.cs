@@ -284,6 +284,9 @@ public sealed class ConnEntry
 
     internal ConnEntry? Newer { get; set; }
 
+    /// <summary>The flow path's remembered table walks of this connection's established packets (Engine.FlowPath.cs); not saved.</summary>
+    internal Engine.FlowWalkMemo? WalkMemos;
+
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 
     public bool Has(ConnStatus s) => (Status & s) != 0;

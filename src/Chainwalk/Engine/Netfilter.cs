@@ -937,7 +937,7 @@ public sealed partial class Netfilter
             }
             else
             {
-                v = RunTable(ctx, table, hook);
+                v = RunTableFlow(ctx, skb, table, hook);
             }
             if (!Survives(v, result, generated)) return false;
         }
@@ -1027,6 +1027,7 @@ public sealed partial class Netfilter
         ctx.RuleIndex = i;
         hit.Counters.Packets++;
         hit.Counters.Bytes += (ulong)length;
+        ctx.Recording?.Hit(hit);
         return new Verdict(kind);
     }
 
@@ -1128,6 +1129,7 @@ public sealed partial class Netfilter
             }
             rule.Counters.Packets++;
             rule.Counters.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(rule);
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);
             if (skb.Trace)
@@ -1232,6 +1234,7 @@ public sealed partial class Netfilter
     {
         baseChain.Counters.Packets++;
         baseChain.Counters.Bytes += (ulong)skb.Length;
+        ctx.Recording?.PolicyHit(baseChain);
         string policy = baseChain.Policy ?? Verdicts.Accept;
         trace?.Add(new ChainEndEvent(ctx.Table, baseChain.Name, baseChain.Rules.Count + 1, true, policy));
         TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy");
