@@ -501,6 +501,32 @@ public class FlowPathTests
         }
     }
 
+    /// <summary>UDP through MASQUERADE and the reply back, with a checksum and with none (zero stays zero): the flow path's rewrite gives the same bytes.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Udp_flows_are_rewritten_as_the_slow_path_does(bool zeroChecksum)
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        byte[] Zeroed(byte[] b)
+        {
+            if (zeroChecksum) b[26] = b[27] = 0;
+            return b;
+        }
+        for (int n = 0; n < 3; n++)
+        {
+            PacketResult first = pair.Send("eth1", Zeroed(PacketBuilder.Ipv4("10.0.1." + (30 + n), "93.184.216.34").Udp((ushort)(5000 + n), 53).PayloadLength(20 + n).Build()));
+            var ct = (ConnEntry)first.Connection!;
+            ConnTuple r = ct.Reply;
+            for (int i = 0; i < 4; i++)
+            {
+                pair.Send("eth0", Zeroed(PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Udp(r.SourcePort, r.DestinationPort).PayloadLength(40 + i).Build()));
+                pair.Send("eth1", Zeroed(PacketBuilder.Ipv4("10.0.1." + (30 + n), "93.184.216.34").Udp((ushort)(5000 + n), 53).PayloadLength(i).Build()));
+                pair.Same();
+            }
+        }
+    }
+
     [Fact]
     public void A_traced_packet_is_walked_and_shows_the_walk()
     {
