@@ -310,8 +310,8 @@ public sealed class ConnEntry
 
     internal ConnEntry? Newer { get; set; }
 
-    /// <summary>The flow path's remembered table walks of this connection's established packets (Engine.FlowPath.cs); not saved.</summary>
-    internal Engine.FlowWalkMemo? WalkMemos;
+    /// <summary>The flow path's memos for this connection's established packets (Engine.FlowPath.cs: input routes, table walks); not saved.</summary>
+    internal Engine.FlowState? Flow;
 
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 

@@ -5,9 +5,34 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine;
 
 /// <summary>
+/// What the flow path (<see cref="Netfilter.FlowPath"/>) keeps in a conntrack entry (<see cref="ConnEntry.Flow"/>), made
+/// with its first established packet: per direction the input route decision, and the table walks.
+/// </summary>
+internal sealed class FlowState
+{
+    public FlowWalkMemo? Walks;
+    public FlowRoute Original;
+    public FlowRoute Reply;
+}
+
+/// <summary>
+/// An IPv4 input route decision for one connection direction (the route cached with the flow, as the kernel keeps a
+/// socket's or an early-demuxed packet's dst): the FIB's answer for this destination, source and input device while the
+/// host generation (<see cref="HostGeneration"/>) stands.
+/// </summary>
+internal struct FlowRoute
+{
+    public long Generation;
+    public uint Destination;
+    public uint Source;
+    public string? Device;
+    public Routing.InputDecision? Decision;
+}
+
+/// <summary>
 /// What one walk of a table did for an established packet of one connection direction: the rules (and the built-in
 /// policy) whose counters it moved and its verdict (ACCEPT), with everything the walk's path depended on. Kept in the
-/// conntrack entry (<see cref="ConnEntry.WalkMemos"/>, a short list by hook, table and ctinfo) and replayed for the
+/// conntrack entry (<see cref="FlowState.Walks"/>, a short list by hook, table and ctinfo) and replayed for the
 /// direction's next packets while it all holds (<see cref="Netfilter.FlowPath"/>).
 /// </summary>
 internal sealed class FlowWalkMemo
@@ -87,7 +112,8 @@ public sealed partial class Netfilter
             return RunTable(ctx, table, hook);
         long rulesGeneration = RulesGeneration.Value, hostGeneration = HostGeneration.Value;
         Ruleset rules = Host.Rules(skb.Family);
-        FlowWalkMemo? memo = ct.WalkMemos;
+        FlowState flow = ct.Flow ??= new FlowState();
+        FlowWalkMemo? memo = flow.Walks;
         while (memo is not null && !(memo.Hook == hook && memo.CtInfo == skb.CtInfo && ReferenceEquals(memo.Table, table))) memo = memo.Next;
         if (memo is not null && memo.RulesGeneration == rulesGeneration && memo.HostGeneration == hostGeneration
             && ReferenceEquals(memo.Rules, rules) && memo.Mark == skb.Mark
@@ -128,8 +154,8 @@ public sealed partial class Netfilter
             return v;
         if (memo is null)
         {
-            memo = new FlowWalkMemo { Hook = hook, CtInfo = skb.CtInfo, Table = table, Next = ct.WalkMemos };
-            ct.WalkMemos = memo;
+            memo = new FlowWalkMemo { Hook = hook, CtInfo = skb.CtInfo, Table = table, Next = flow.Walks };
+            flow.Walks = memo;
         }
         memo.Rules = rules;
         memo.RulesGeneration = rulesGeneration;
@@ -140,6 +166,34 @@ public sealed partial class Netfilter
         memo.Hits = rec.Hits();
         memo.Policy = rec.Policy;
         return v;
+    }
+
+    /// <summary>
+    /// <see cref="InputRoute4"/> for an established packet, kept per connection direction (<see cref="FlowRoute"/>): the
+    /// same decision while the host generation, destination, source and input device are the recorded ones (a packet of
+    /// the direction has them all, unless NAT was set up since or the host changed), without the shared memo's lookup.
+    /// </summary>
+    private Routing.InputDecision InputRouteFlow4(Skb skb, uint dst, uint src, string dev)
+    {
+        if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct)
+            return InputRoute4(dst, src, dev);
+        long g = HostGeneration.Value;
+        FlowState flow = ct.Flow ??= new FlowState();
+        ref FlowRoute r = ref skb.CtInfo == CtInfo.EstablishedReply ? ref flow.Reply : ref flow.Original;
+        if (r.Decision is { } known && r.Generation == g && r.Destination == dst && r.Source == src
+            && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
+            return known;
+        Routing.InputDecision d = InputRoute4(dst, src, dev);
+        // The decisions the shared memo keeps (forward, local unicast) are kept here too.
+        if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !IsMulticast4(dst))
+        {
+            r.Generation = g;
+            r.Destination = dst;
+            r.Source = src;
+            r.Device = dev;
+            r.Decision = d;
+        }
+        return d;
     }
 
     /// <summary>Whether every rule of the table has only flow-stable parts (no -f, only flow-stable matches); found once per rules generation.</summary>

@@ -402,8 +402,10 @@ public class FlowPathTests
         pair.Same();
         // The memo is made and used: the flow path's entry has remembered walks, the slow path's none.
         var fastCt = (ConnEntry)pair.Fast.Ct.Table.Entries.Single();
-        fastCt.WalkMemos.ShouldNotBeNull();
-        ((ConnEntry)pair.Slow.Ct.Table.Entries.Single()).WalkMemos.ShouldBeNull();
+        fastCt.Flow.ShouldNotBeNull();
+        fastCt.Flow.Walks.ShouldNotBeNull();
+        fastCt.Flow.Original.Decision.ShouldNotBeNull();
+        ((ConnEntry)pair.Slow.Ct.Table.Entries.Single()).Flow.ShouldBeNull();
         (string What, Action<VirtualHost> Edit)[] edits =
         [
             ("-P FORWARD DROP + flush", h => { new RulesetEditor(h.V4).Flush("filter", "FORWARD"); new RulesetEditor(h.V4).SetPolicy("filter", "FORWARD", "DROP"); }),
@@ -450,7 +452,7 @@ public class FlowPathTests
         pair.Same();
         var ct = (ConnEntry)pair.Fast.Ct.Table.Entries.Single();
         bool filterMemo = false;
-        for (FlowWalkMemo? m = ct.WalkMemos; m is not null; m = m.Next) filterMemo |= m.Table.Name == "filter" && m.CtInfo == CtInfo.Established;
+        for (FlowWalkMemo? m = ct.Flow?.Walks; m is not null; m = m.Next) filterMemo |= m.Table.Name == "filter" && m.CtInfo == CtInfo.Established;
         filterMemo.ShouldBe(memoised);
     }
 
