@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, one cache line per rule): the same walk as
+/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, 40 bytes per rule): the same walk as
 /// <c>Walk</c> (ipt_do_table: first match, jumps, gotos, RETURN, policy; counters on the rules), reading per rule
 /// the entry instead of the rule objects, and jumping by chain number. The linear walk stays the reference: this one is
 /// used only without a recorded trace, for a packet with a flow key (IPv4, not a fragment, TCP/UDP header present),
@@ -58,6 +58,7 @@ public sealed partial class Netfilter
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
                     return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
             }
+            if (index is not null && i < count && entries is not null) PrefetchCandidate(entries, i, jumps, trusted);
             if (i >= count)
             {
                 // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
@@ -146,7 +147,7 @@ public sealed partial class Netfilter
                         index = j.Index;
                         count = entries.Length;
                         i = 0;
-                        if (index is null) PrefetchCounters(entries);
+                        if (index is null) PrefetchCounters(entries, jumps);
                         continue;
                     }
                     Chain? next = null;
@@ -185,7 +186,8 @@ public sealed partial class Netfilter
             // A target extension.
             ctx.RuleIndex = i;
             ctx.Slot = -1;
-            Verdict v = e.TargetExtension!.Execute(ctx, e.TargetData!);
+            TargetUse target = rule.Target!;
+            Verdict v = target.Extension!.Execute(ctx, target.Data!);
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -211,15 +213,35 @@ public sealed partial class Netfilter
     /// overlap instead of each waiting in turn when its rule matches (kube-proxy: KUBE-SVC-…'s masquerade and endpoint
     /// rules, KUBE-SEP-…'s DNAT).
     /// </summary>
-    private static unsafe void PrefetchCounters(FlatEntry[] entries)
+    private static unsafe void PrefetchCounters(FlatEntry[] entries, FlatJump[] jumps)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         int n = Math.Min(entries.Length, 4);
         for (int k = 0; k < n; k++)
         {
             // A hint only: the address is the rule's counters now (were the object moved meanwhile, nothing happens).
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref entries[k].Rule.Counters));
+            ref FlatEntry e = ref entries[k];
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
+            // A jump's element of CompiledRules.Jumps too (KUBE-SVC-…'s endpoint rules jump to cold KUBE-SEP-… chains).
+            // Called on the trusted path only (the element is read by number there).
+            if (e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
         }
+    }
+
+    /// <summary>
+    /// The index named a candidate rule of a chain: its counters (on the rule object, cold in a large rule set) and, for a
+    /// jump, the entered chain's element of <see cref="CompiledRules.Jumps"/> start loading together, before the entry is
+    /// tested (kube-proxy's KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain:
+    /// two misses in turn otherwise). Hints only.
+    /// </summary>
+    private static unsafe void PrefetchCandidate(FlatEntry[] entries, int i, FlatJump[] jumps, bool trusted)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        ref FlatEntry e = ref entries[i];
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
+        if (trusted && e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
     }
 
     private static void Pop(FlatFrame[] stack, ref int sp, out Chain chain, out FlatChain? fc, out int i, out FlatEntry[]? entries, out ChainIndex? index)
@@ -273,10 +295,11 @@ public sealed partial class Netfilter
     /// </summary>
     private static bool MatchFlat(PacketContext ctx, in FlatEntry e, in FlowKey key)
     {
-        if (((key.Source & e.SourceMask) == e.Source) == ((e.Flags & FlatFlags.SourceInverted) != 0)) return false;
-        if (((key.Destination & e.DestinationMask) == e.Destination) == ((e.Flags & FlatFlags.DestinationInverted) != 0)) return false;
+        // In the network: equal above the shift (a 64-bit shift, so that 32, any address, leaves nothing to compare).
+        if ((((ulong)(key.Source ^ e.Source) >> e.SourceShift) == 0) == ((e.Flags & FlatFlags.SourceInverted) != 0)) return false;
+        if ((((ulong)(key.Destination ^ e.Destination) >> e.DestinationShift) == 0) == ((e.Flags & FlatFlags.DestinationInverted) != 0)) return false;
         if ((e.Flags & FlatFlags.Protocol) != 0 && ((key.Protocol == e.Protocol) == ((e.Flags & FlatFlags.ProtocolInverted) != 0))) return false;
-        ulong ops = e.Ops;
+        uint ops = e.Ops;
         for (int m = 0; ops != 0; m++, ops >>= 4)
         {
             switch ((FlatOp)(ops & 0xF))
@@ -285,20 +308,21 @@ public sealed partial class Netfilter
                     break;
                 case FlatOp.Ports:
                     // The rule's -p tcp/udp matched and the key has that header (FlowKey.TryRead).
-                    if (key.SourcePort < e.SportLow || key.SourcePort > e.SportHigh) return false;
-                    if (key.DestinationPort < e.DportLow || key.DestinationPort > e.DportHigh) return false;
+                    // A: the source range, B: the destination range (low 16 bits the lowest port, high 16 bits the highest).
+                    if (key.SourcePort < (ushort)e.A || key.SourcePort > e.A >> 16) return false;
+                    if (key.DestinationPort < (ushort)e.B || key.DestinationPort > e.B >> 16) return false;
                     break;
                 case FlatOp.Mark:
-                    if ((ctx.Skb.Mark & e.MarkMask) != e.MarkValue) return false;
+                    if ((ctx.Skb.Mark & e.B) != e.A) return false;
                     break;
                 case FlatOp.MarkInverted:
-                    if ((ctx.Skb.Mark & e.MarkMask) == e.MarkValue) return false;
+                    if ((ctx.Skb.Mark & e.B) == e.A) return false;
                     break;
                 case FlatOp.Random:
-                    if (!StatisticMatch.RandomMode(ctx, e.Probability, invert: false)) return false;
+                    if (!StatisticMatch.RandomMode(ctx, e.A, invert: false)) return false;
                     break;
                 case FlatOp.RandomInverted:
-                    if (!StatisticMatch.RandomMode(ctx, e.Probability, invert: true)) return false;
+                    if (!StatisticMatch.RandomMode(ctx, e.A, invert: true)) return false;
                     break;
                 default:
                 {

@@ -126,13 +126,58 @@ public class FlatWalkTests
     [InlineData(" -p tcp -m tcp ! --dport 80 -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x7)]
     [InlineData(" -p tcp -m tcp --syn -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x7)]
     [InlineData(" -i eth0 -p tcp -j ACCEPT", FlatFlags.Generic, 0x0)]
-    public void A_rule_is_lowered_to_its_inline_parts_in_order(string rule, FlatFlags flags, ulong ops)
+    // One inline test with operands per entry: the second (mark after ports, ports after statistic) is generic.
+    [InlineData(" -p tcp -m tcp --dport 80 -m mark --mark 1 -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x72)]
+    [InlineData(" -p udp -m statistic --mode random --probability 0.5 -m udp --sport 53 -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x75)]
+    public void A_rule_is_lowered_to_its_inline_parts_in_order(string rule, FlatFlags flags, uint ops)
     {
         Rule r = EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD" + rule + "\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0];
         FlatEntry e = FlatEntry.Of(r, _ => -1);
         e.Flags.ShouldBe(flags);
         e.Ops.ShouldBe(ops);
         ReferenceEquals(e.Rule, r).ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData(" -p tcp -m tcp --sport 1000:2000 --dport 80 -j ACCEPT", 1000u, 2000u, 80u, 80u)]
+    [InlineData(" -p udp -m udp --dport 5000: -j ACCEPT", 0u, 65535u, 5000u, 65535u)]
+    [InlineData(" -m mark --mark 0x4000/0xc000 -j ACCEPT", 0x4000u, 0u, 0xc000u, 0u)]
+    [InlineData(" -m statistic --mode random --probability 0.25 -j ACCEPT", 0x20000000u, 0u, 0u, 0u)]
+    public void An_entry_keeps_its_one_inline_test_s_operands(string rule, uint a, uint aHigh, uint b, uint bHigh)
+    {
+        Rule r = EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD" + rule + "\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0];
+        FlatEntry e = FlatEntry.Of(r, _ => -1);
+        bool ports = (FlatOp)(e.Ops & 0xF) == FlatOp.Ports;
+        if (ports)
+        {
+            (e.SportLow, e.SportHigh, e.DportLow, e.DportHigh).ShouldBe(((ushort)a, (ushort)aHigh, (ushort)b, (ushort)bHigh));
+        }
+        else
+        {
+            (e.A, e.B).ShouldBe((a, b));
+        }
+    }
+
+    /// <summary>The entry's size (the compiled form's bytes per rule): a rule the walk passes reads 40 bytes.</summary>
+    [Fact]
+    public void An_entry_is_40_bytes() => System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>().ShouldBe(40);
+
+    /// <summary>
+    /// -s/-d inline as a prefix (shift) only: a prefix mask and an address without bits outside it; a non-contiguous mask
+    /// is tested whole (generic). The walk agrees with the linear walk either way (the random sets, below).
+    /// </summary>
+    [Theory]
+    [InlineData(" -s 10.1.2.0/24 -j ACCEPT", false, 8, 32)]
+    [InlineData(" -d 172.30.0.1/32 -j ACCEPT", false, 32, 0)]
+    [InlineData(" ! -s 10.0.0.0/8 -j ACCEPT", false, 24, 32)]
+    [InlineData(" -s 10.0.0.0/1 -d 0.0.0.0/0 -j ACCEPT", false, 31, 32)]
+    [InlineData(" -s 10.0.3.0/255.0.255.0 -j ACCEPT", true, 0, 0)]
+    public void Addresses_are_inline_as_prefixes(string rule, bool generic, int sourceShift, int destinationShift)
+    {
+        Rule r = EngineHost.Rules(IpFamily.V4, "*filter\n-A FORWARD" + rule + "\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0];
+        FlatEntry e = FlatEntry.Of(r, _ => -1);
+        ((e.Flags & FlatFlags.Generic) != 0).ShouldBe(generic);
+        if (!generic) (e.SourceShift, e.DestinationShift).ShouldBe(((byte)sourceShift, (byte)destinationShift));
     }
 
     /// <summary>

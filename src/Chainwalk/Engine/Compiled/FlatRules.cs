@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (80 bytes) per rule with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (40 bytes) per rule with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
 /// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
@@ -17,36 +17,55 @@ namespace Chainwalk.Engine.Compiled;
 /// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
 /// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
 /// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
-/// -f, an IPv6 or wide address, or more than 16 matches is tested whole by the walker's generic rule test.
-/// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension).
+/// -f, an IPv6 or wide address, a non-prefix mask, or more than 8 matches is tested whole by the walker's generic rule test.
+/// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension); a target
+/// extension and its data are read from the rule's <see cref="TargetUse"/> when the rule matches (one more object then,
+/// 16 bytes less per entry for every rule).
 /// </remarks>
 [StructLayout(LayoutKind.Auto)]
 public struct FlatEntry
 {
-    /// <summary>The rule: its counters and its generic matches.</summary>
+    /// <summary>The rule: its counters, its generic matches, and its target extension and data (read only when the rule matches).</summary>
     public Rule Rule;
 
-    /// <summary>A target extension and its data (the rule's <see cref="TargetUse"/>'s, so that the walk does not read that object).</summary>
-    public Extensions.XtExtension? TargetExtension;
+    /// <summary>-s and -d: the network's address (no bits outside its prefix), compared on the bits above its shift.</summary>
+    public uint Source, Destination;
 
-    public Extensions.ExtensionData? TargetData;
+    /// <summary>Per match position (at most 8), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
+    public uint Ops;
 
-    public uint Source, SourceMask, Destination, DestinationMask;
-    public ushort SportLow, SportHigh, DportLow, DportHigh;
-    public uint MarkValue, MarkMask;
-
-    /// <summary>statistic --mode random: the probability scaled by 2^31 (xt_statistic.c).</summary>
-    public uint Probability;
-
-    /// <summary>Per match position, lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
-    public ulong Ops;
-
-    public ushort Protocol;
-    public FlatFlags Flags;
-    public FlatTarget Target;
+    /// <summary>
+    /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic in the rule's order;
+    /// a second such match is evaluated through its <see cref="MatchUse"/>): ports: <see cref="A"/> the source range,
+    /// <see cref="B"/> the destination range (low 16 bits the lowest port, high 16 bits the highest); mark: the value and
+    /// the mask; statistic --mode random: the probability scaled by 2^31 (xt_statistic.c) in <see cref="A"/>.
+    /// </summary>
+    public uint A, B;
 
     /// <summary>For a jump or goto: the entered chain's number in <see cref="CompiledRules.FlatChains"/>; -1: looked up by name.</summary>
     public int Jump;
+
+    public ushort Protocol;
+
+    /// <summary>32 minus the prefix length of -s / -d (32: any address): a packet's address is in the network when it
+    /// differs from <see cref="Source"/> / <see cref="Destination"/> only in the bits below the shift.</summary>
+    public byte SourceShift, DestinationShift;
+
+    public FlatFlags Flags;
+    public FlatTarget Target;
+
+    public readonly uint SourceMask => Mask(SourceShift);
+    public readonly uint DestinationMask => Mask(DestinationShift);
+
+    private static uint Mask(byte shift) => shift >= 32 ? 0u : uint.MaxValue << shift;
+
+    public readonly ushort SportLow => (ushort)A;
+    public readonly ushort SportHigh => (ushort)(A >> 16);
+    public readonly ushort DportLow => (ushort)B;
+    public readonly ushort DportHigh => (ushort)(B >> 16);
+    public readonly uint MarkValue => A;
+    public readonly uint MarkMask => B;
+    public readonly uint Probability => A;
 
     /// <summary>An entry that only names the rule: tested whole through the rule objects (a chain whose flat form is behind its edits).</summary>
     public static FlatEntry Generic(Rule rule) => new()
@@ -54,8 +73,6 @@ public struct FlatEntry
         Rule = rule,
         Flags = FlatFlags.Generic,
         Target = TargetOf(rule.Target),
-        TargetExtension = rule.Target?.Extension,
-        TargetData = rule.Target?.Data,
         Jump = -1,
     };
 
@@ -95,23 +112,23 @@ public struct FlatEntry
         Net.IpNet s = r.Source, d = r.Destination;
         if (!s.IsV4In32Bits && !s.IsAny) return false;
         if (!d.IsV4In32Bits && !d.IsAny) return false;
-        // ip_packet_match: (addr & mask) != rule address (an address with bits outside its mask never matches, as here).
+        // ip_packet_match: (addr & mask) != rule address. Inline for a prefix mask and an address without bits outside
+        // it (what iptables writes); any other (a non-contiguous mask, or an address that then never matches) is generic.
+        if (!Prefix((uint)s.Address, (uint)s.Mask, out e.SourceShift) || !Prefix((uint)d.Address, (uint)d.Mask, out e.DestinationShift)) return false;
         e.Source = (uint)s.Address;
-        e.SourceMask = (uint)s.Mask;
         e.Destination = (uint)d.Address;
-        e.DestinationMask = (uint)d.Mask;
         FlatFlags f = FlatFlags.None;
         if (r.SourceInverted) f |= FlatFlags.SourceInverted;
         if (r.DestinationInverted) f |= FlatFlags.DestinationInverted;
         if (r.Protocol != 0 || r.ProtocolInverted) f |= FlatFlags.Protocol;
         if (r.ProtocolInverted) f |= FlatFlags.ProtocolInverted;
         e.Protocol = r.Protocol;
-        e.SportHigh = e.DportHigh = ushort.MaxValue;
         int n = r.Matches.Count;
-        if (n > 16) return false;
-        ulong ops = 0;
+        if (n > 8) return false;
+        uint ops = 0;
         int last = -1;
-        bool ports = false, mark = false, statistic = false;
+        // The entry holds the operands of one inline test (A, B): a second match that needs some is generic.
+        bool operands = false;
         for (int m = 0; m < n; m++)
         {
             MatchUse use = r.Matches[m];
@@ -121,48 +138,57 @@ public struct FlatEntry
                 case CommentData when use.Extension is CommentMatch:
                     op = FlatOp.Skip;
                     break;
-                case TcpData t when use.Extension is TcpMatch && !ports:
+                case TcpData t when use.Extension is TcpMatch && !operands:
                     // Inline only with -p tcp (not inverted): the walker then has the packet's TCP header (FlowKey), so
                     // xt_tcpudp's and nft's port compares agree and neither can hot-drop.
                     if (r.Protocol == 6 && !r.ProtocolInverted && !t.InvSport && !t.InvDport && !t.InvOption && t.Option == 0
                         && t.FlagMask == 0 && t.FlagCompare == 0 && !t.InvFlags)
                     {
-                        ports = true;
+                        operands = true;
                         op = FlatOp.Ports;
-                        (e.SportLow, e.SportHigh, e.DportLow, e.DportHigh) = (t.SportMin, t.SportMax, t.DportMin, t.DportMax);
+                        (e.A, e.B) = (Range(t.SportMin, t.SportMax), Range(t.DportMin, t.DportMax));
                     }
                     break;
-                case UdpData u when use.Extension is UdpMatch && !ports:
+                case UdpData u when use.Extension is UdpMatch && !operands:
                     if (r.Protocol == 17 && !r.ProtocolInverted && !u.InvSport && !u.InvDport)
                     {
-                        ports = true;
+                        operands = true;
                         op = FlatOp.Ports;
-                        (e.SportLow, e.SportHigh, e.DportLow, e.DportHigh) = (u.SportMin, u.SportMax, u.DportMin, u.DportMax);
+                        (e.A, e.B) = (Range(u.SportMin, u.SportMax), Range(u.DportMin, u.DportMax));
                     }
                     break;
-                case MarkData md when use.Extension is MarkMatch && !mark:
-                    mark = true;
+                case MarkData md when use.Extension is MarkMatch && !operands:
+                    operands = true;
                     op = md.Invert ? FlatOp.MarkInverted : FlatOp.Mark;
-                    e.MarkValue = md.Mark;
-                    e.MarkMask = md.Mask;
+                    (e.A, e.B) = (md.Mark, md.Mask);
                     break;
-                case StatisticData sd when use.Extension is StatisticMatch && !sd.Nth && !statistic:
-                    statistic = true;
+                case StatisticData sd when use.Extension is StatisticMatch && !sd.Nth && !operands:
+                    operands = true;
                     op = sd.Invert ? FlatOp.RandomInverted : FlatOp.Random;
-                    e.Probability = sd.Probability;
+                    e.A = sd.Probability;
                     break;
             }
-            ops |= (ulong)op << (4 * m);
+            ops |= (uint)op << (4 * m);
             if (op != FlatOp.Skip) last = m;
         }
         // Trailing comments test nothing: the list ends after the last position that tests something.
-        e.Ops = last < 0 ? 0 : last == 15 ? ops : ops & ((1UL << (4 * (last + 1))) - 1);
-        for (ulong o = e.Ops; o != 0; o >>= 4)
+        e.Ops = last < 0 ? 0 : (uint)(ops & ((1UL << (4 * (last + 1))) - 1));
+        for (uint o = e.Ops; o != 0; o >>= 4)
         {
             if ((FlatOp)(o & 0xF) == FlatOp.Generic) f |= FlatFlags.GenericOps;
         }
         e.Flags = f;
         return true;
+    }
+
+    private static uint Range(ushort low, ushort high) => low | (uint)high << 16;
+
+    /// <summary>Whether <paramref name="mask"/> is a prefix and <paramref name="address"/> has no bits outside it; the shift (32 minus the prefix length).</summary>
+    private static bool Prefix(uint address, uint mask, out byte shift)
+    {
+        int bits = System.Numerics.BitOperations.PopCount(mask);
+        shift = (byte)(32 - bits);
+        return Mask(shift) == mask && (address & ~mask) == 0;
     }
 
 }
