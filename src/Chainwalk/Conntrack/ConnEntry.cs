@@ -313,6 +313,9 @@ public sealed class ConnEntry
     /// <summary>The flow path's memos for this connection's established packets (Engine.FlowPath.cs: input routes, table walks); not saved.</summary>
     internal Engine.FlowState? Flow;
 
+    /// <summary>Which directions have had an established packet (bit 1 original, bit 2 reply): the flow path remembers from a direction's second one.</summary>
+    internal byte FlowSeen;
+
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 
     public bool Has(ConnStatus s) => (Status & s) != 0;

@@ -110,6 +110,7 @@ public sealed partial class Netfilter
         if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct
             || skb.Trace || Current?.Trace is not null)
             return RunTable(ctx, table, hook);
+        if (!LaterFlowPacket(skb, ct)) return RunTable(ctx, table, hook);
         long rulesGeneration = RulesGeneration.Value, hostGeneration = HostGeneration.Value;
         Ruleset rules = Host.Rules(skb.Family);
         FlowState flow = ct.Flow ??= new FlowState();
@@ -177,6 +178,7 @@ public sealed partial class Netfilter
     {
         if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct)
             return InputRoute4(dst, src, dev);
+        if (!LaterFlowPacket(skb, ct)) return InputRoute4(dst, src, dev);
         long g = HostGeneration.Value;
         FlowState flow = ct.Flow ??= new FlowState();
         ref FlowRoute r = ref skb.CtInfo == CtInfo.EstablishedReply ? ref flow.Reply : ref flow.Original;
@@ -194,6 +196,22 @@ public sealed partial class Netfilter
             r.Decision = d;
         }
         return d;
+    }
+
+    /// <summary>
+    /// Whether the packet is a later established packet of its connection direction: the first one (a SYN-ACK, the
+    /// handshake's last ACK) goes the slow way and remembers nothing, so a connection that sends one packet each way costs
+    /// no memo; the direction's second one makes the memos, the rest replay them.
+    /// </summary>
+    private static bool LaterFlowPacket(Skb skb, ConnEntry ct)
+    {
+        if (skb.FlowPacket == 0)
+        {
+            byte bit = skb.CtInfo == CtInfo.EstablishedReply ? (byte)2 : (byte)1;
+            skb.FlowPacket = (ct.FlowSeen & bit) != 0 ? (byte)2 : (byte)1;
+            ct.FlowSeen |= bit;
+        }
+        return skb.FlowPacket == 2;
     }
 
     /// <summary>Whether every rule of the table has only flow-stable parts (no -f, only flow-stable matches); found once per rules generation.</summary>
