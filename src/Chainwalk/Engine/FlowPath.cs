@@ -5,50 +5,132 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// What the flow path (<see cref="Netfilter.FlowPath"/>) keeps in a conntrack entry (<see cref="ConnEntry.Flow"/>), made
-/// with its first established packet: per direction the input route decision, and the table walks.
+/// What the flow path (<see cref="Netfilter.FlowPath"/>) keeps for a connection (<see cref="ConnEntry.Flow"/>), made
+/// with its established packets: per direction the input route decision, and the table walks. Immutable and shared:
+/// connections whose walks and routes came out the same hold the same object (<see cref="Netfilter"/> interns them), so
+/// a connection pays one reference for it, not a memo per walk (a kube node's connections all share a handful).
 /// </summary>
-internal sealed class FlowState
+internal sealed class FlowState : IEquatable<FlowState>
 {
-    public FlowWalkMemo? Walks;
-    public FlowRoute Original;
-    public FlowRoute Reply;
+    public static readonly FlowState Empty = new([], default, default);
+
+    public FlowState(FlowWalkMemo[] walks, FlowRoute original, FlowRoute reply)
+    {
+        Walks = walks;
+        Original = original;
+        Reply = reply;
+        var h = new HashCode();
+        foreach (FlowWalkMemo w in walks) h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(w));
+        h.Add(original);
+        h.Add(reply);
+        _hash = h.ToHashCode();
+    }
+
+    private readonly int _hash;
+
+    /// <summary>The remembered walks (interned memos), at most one per hook, table and ctinfo.</summary>
+    public FlowWalkMemo[] Walks { get; }
+
+    public FlowRoute Original { get; }
+
+    public FlowRoute Reply { get; }
+
+    /// <summary>This state with <paramref name="memo"/> in place of the walk memo of its hook, table and ctinfo.</summary>
+    public FlowState WithWalk(FlowWalkMemo memo)
+    {
+        int i = Array.FindIndex(Walks, w => w.Hook == memo.Hook && w.CtInfo == memo.CtInfo && ReferenceEquals(w.Table, memo.Table));
+        FlowWalkMemo[] walks;
+        if (i >= 0)
+        {
+            walks = (FlowWalkMemo[])Walks.Clone();
+            walks[i] = memo;
+        }
+        else
+        {
+            // In one order whatever order the directions' packets came in, so that equal states are equal arrays.
+            walks = [.. Walks, memo];
+            Array.Sort(walks, static (a, b) => a.Hook != b.Hook ? a.Hook.CompareTo(b.Hook)
+                : a.CtInfo != b.CtInfo ? a.CtInfo.CompareTo(b.CtInfo) : string.CompareOrdinal(a.Table.Name, b.Table.Name));
+        }
+        return new FlowState(walks, Original, Reply);
+    }
+
+    /// <summary>This state with <paramref name="route"/> as the route of the reply or the original direction.</summary>
+    public FlowState WithRoute(bool reply, FlowRoute route) => reply ? new(Walks, Original, route) : new(Walks, route, Reply);
+
+    public bool Equals(FlowState? other) =>
+        other is not null && _hash == other._hash && Original.Equals(other.Original) && Reply.Equals(other.Reply)
+        && Walks.AsSpan().SequenceEqual(other.Walks, ReferenceComparer.Instance);
+
+    public override bool Equals(object? obj) => Equals(obj as FlowState);
+
+    public override int GetHashCode() => _hash;
+
+    /// <summary>Equality by reference (interned memos).</summary>
+    internal sealed class ReferenceComparer : IEqualityComparer<FlowWalkMemo>, IEqualityComparer<Rule>
+    {
+        public static readonly ReferenceComparer Instance = new();
+
+        public bool Equals(FlowWalkMemo? x, FlowWalkMemo? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(FlowWalkMemo obj) => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj);
+
+        public bool Equals(Rule? x, Rule? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(Rule obj) => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj);
+    }
 }
 
 /// <summary>
 /// An IPv4 input route decision for one connection direction (the route cached with the flow, as the kernel keeps a
-/// socket's or an early-demuxed packet's dst): the FIB's answer for this destination, source and input device while the
-/// host generation (<see cref="HostGeneration"/>) stands.
+/// socket's or an early-demuxed packet's dst): the FIB's answer while the host and the rule sets are as they were and the
+/// packet comes in on the same device. A confirmed connection's direction always has the same addresses after
+/// PREROUTING (its NAT binding is fixed once confirmed: nf_nat_inet_fn walks no rules for an established packet), so the
+/// addresses need no check; the rules generation is held as well, so a nat table made since cannot slip past it.
 /// </summary>
-internal struct FlowRoute
-{
-    public long Generation;
-    public uint Destination;
-    public uint Source;
-    public string? Device;
-    public Routing.InputDecision? Decision;
-}
+internal readonly record struct FlowRoute(long HostGeneration, long RulesGeneration, string? Device, Routing.InputDecision? Decision);
 
 /// <summary>
 /// What one walk of a table did for an established packet of one connection direction: the rules (and the built-in
-/// policy) whose counters it moved and its verdict (ACCEPT), with everything the walk's path depended on. Kept in the
-/// conntrack entry (<see cref="FlowState.Walks"/>, a short list by hook, table and ctinfo) and replayed for the
-/// direction's next packets while it all holds (<see cref="Netfilter.FlowPath"/>).
+/// policy) whose counters it moved and its verdict (ACCEPT), with everything the walk's path depended on. Immutable and
+/// interned by content (<see cref="Netfilter"/>), held in <see cref="FlowState.Walks"/> and replayed for the direction's
+/// next packets while it all holds (<see cref="Netfilter.FlowPath"/>).
 /// </summary>
-internal sealed class FlowWalkMemo
+internal sealed class FlowWalkMemo : IEquatable<FlowWalkMemo>
 {
-    public FlowWalkMemo? Next;
-    public Hook Hook;
-    public CtInfo CtInfo;
-    public Table Table = null!;
-    public Ruleset Rules = null!;
-    public long RulesGeneration;
-    public long HostGeneration;
-    public uint Mark;
-    public string? InDev;
-    public string? OutDev;
-    public Rule[] Hits = [];
-    public Chain? Policy;
+    public required Hook Hook { get; init; }
+    public required CtInfo CtInfo { get; init; }
+    public required Table Table { get; init; }
+    public required Ruleset Rules { get; init; }
+    public required long RulesGeneration { get; init; }
+    public required long HostGeneration { get; init; }
+    public required uint Mark { get; init; }
+    public required string? InDev { get; init; }
+    public required string? OutDev { get; init; }
+    public required Rule[] Hits { get; init; }
+    public required Chain? Policy { get; init; }
+
+    public bool Equals(FlowWalkMemo? o) =>
+        o is not null && Hook == o.Hook && CtInfo == o.CtInfo && ReferenceEquals(Table, o.Table) && ReferenceEquals(Rules, o.Rules)
+        && RulesGeneration == o.RulesGeneration && HostGeneration == o.HostGeneration && Mark == o.Mark
+        && string.Equals(InDev, o.InDev, StringComparison.Ordinal) && string.Equals(OutDev, o.OutDev, StringComparison.Ordinal)
+        && ReferenceEquals(Policy, o.Policy) && Hits.AsSpan().SequenceEqual(o.Hits, FlowState.ReferenceComparer.Instance);
+
+    public override bool Equals(object? obj) => Equals(obj as FlowWalkMemo);
+
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        h.Add(Hook);
+        h.Add(CtInfo);
+        h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Table));
+        h.Add(RulesGeneration);
+        h.Add(Mark);
+        h.Add(InDev, StringComparer.Ordinal);
+        h.Add(OutDev, StringComparer.Ordinal);
+        foreach (Rule r in Hits) h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(r));
+        return h.ToHashCode();
+    }
 }
 
 /// <summary>Collects, during one walk, the rules it counted and whether every counted rule's target was pure.</summary>
@@ -113,9 +195,16 @@ public sealed partial class Netfilter
         if (!LaterFlowPacket(skb, ct)) return RunTable(ctx, table, hook);
         long rulesGeneration = RulesGeneration.Value, hostGeneration = HostGeneration.Value;
         Ruleset rules = Host.Rules(skb.Family);
-        FlowState flow = ct.Flow ??= new FlowState();
-        FlowWalkMemo? memo = flow.Walks;
-        while (memo is not null && !(memo.Hook == hook && memo.CtInfo == skb.CtInfo && ReferenceEquals(memo.Table, table))) memo = memo.Next;
+        FlowState flow = ct.Flow ?? FlowState.Empty;
+        FlowWalkMemo? memo = null;
+        foreach (FlowWalkMemo w in flow.Walks)
+        {
+            if (w.Hook == hook && w.CtInfo == skb.CtInfo && ReferenceEquals(w.Table, table))
+            {
+                memo = w;
+                break;
+            }
+        }
         if (memo is not null && memo.RulesGeneration == rulesGeneration && memo.HostGeneration == hostGeneration
             && ReferenceEquals(memo.Rules, rules) && memo.Mark == skb.Mark
             && string.Equals(memo.InDev, skb.InDev, StringComparison.Ordinal) && string.Equals(memo.OutDev, skb.OutDev, StringComparison.Ordinal))
@@ -153,49 +242,61 @@ public sealed partial class Netfilter
         if (v.Kind != VerdictKind.Accept || !rec.Pure || skb.Mark != mark || RulesGeneration.Value != rulesGeneration
             || HostGeneration.Value != hostGeneration || !TableFlowStable(table, rulesGeneration))
             return v;
-        if (memo is null)
+        memo = InternFlow(_flowMemos, new FlowWalkMemo
         {
-            memo = new FlowWalkMemo { Hook = hook, CtInfo = skb.CtInfo, Table = table, Next = flow.Walks };
-            flow.Walks = memo;
-        }
-        memo.Rules = rules;
-        memo.RulesGeneration = rulesGeneration;
-        memo.HostGeneration = hostGeneration;
-        memo.Mark = mark;
-        memo.InDev = inDev;
-        memo.OutDev = outDev;
-        memo.Hits = rec.Hits();
-        memo.Policy = rec.Policy;
+            Hook = hook, CtInfo = skb.CtInfo, Table = table, Rules = rules, RulesGeneration = rulesGeneration,
+            HostGeneration = hostGeneration, Mark = mark, InDev = inDev, OutDev = outDev, Hits = rec.Hits(), Policy = rec.Policy,
+        });
+        ct.Flow = InternFlow(_flowStates, flow.WithWalk(memo));
         return v;
     }
 
     /// <summary>
     /// <see cref="InputRoute4"/> for an established packet, kept per connection direction (<see cref="FlowRoute"/>): the
-    /// same decision while the host generation, destination, source and input device are the recorded ones (a packet of
-    /// the direction has them all, unless NAT was set up since or the host changed), without the shared memo's lookup.
+    /// same decision while the host and rules generations and the input device are the recorded ones (the direction's
+    /// addresses are fixed once the connection is confirmed), without the shared memo's lookup.
     /// </summary>
     private Routing.InputDecision InputRouteFlow4(Skb skb, uint dst, uint src, string dev)
     {
         if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct)
             return InputRoute4(dst, src, dev);
         if (!LaterFlowPacket(skb, ct)) return InputRoute4(dst, src, dev);
-        long g = HostGeneration.Value;
-        FlowState flow = ct.Flow ??= new FlowState();
-        ref FlowRoute r = ref skb.CtInfo == CtInfo.EstablishedReply ? ref flow.Reply : ref flow.Original;
-        if (r.Decision is { } known && r.Generation == g && r.Destination == dst && r.Source == src
+        long g = HostGeneration.Value, rg = RulesGeneration.Value;
+        FlowState flow = ct.Flow ?? FlowState.Empty;
+        bool reply = skb.CtInfo == CtInfo.EstablishedReply;
+        FlowRoute r = reply ? flow.Reply : flow.Original;
+        if (r.Decision is { } known && r.HostGeneration == g && r.RulesGeneration == rg
             && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
             return known;
         Routing.InputDecision d = InputRoute4(dst, src, dev);
         // The decisions the shared memo keeps (forward, local unicast) are kept here too.
         if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !IsMulticast4(dst))
-        {
-            r.Generation = g;
-            r.Destination = dst;
-            r.Source = src;
-            r.Device = dev;
-            r.Decision = d;
-        }
+            ct.Flow = InternFlow(_flowStates, flow.WithRoute(reply, new FlowRoute(g, rg, dev, d)));
         return d;
+    }
+
+    /// <summary>The interned walk memos and flow states (<see cref="FlowState"/>), dropped whole when the rule sets or the host changed (every one held then is stale) or when they grew past a bound.</summary>
+    private readonly Dictionary<FlowWalkMemo, FlowWalkMemo> _flowMemos = [];
+
+    private readonly Dictionary<FlowState, FlowState> _flowStates = [];
+
+    private (long Rules, long Host) _flowInternedAt;
+
+    private const int FlowInternLimit = 1 << 14;
+
+    private T InternFlow<T>(Dictionary<T, T> interned, T value)
+        where T : class
+    {
+        (long, long) now = (RulesGeneration.Value, HostGeneration.Value);
+        if (now != _flowInternedAt || _flowMemos.Count + _flowStates.Count > FlowInternLimit)
+        {
+            _flowMemos.Clear();
+            _flowStates.Clear();
+            _flowInternedAt = now;
+        }
+        if (interned.TryGetValue(value, out T? known)) return known;
+        interned.Add(value, value);
+        return value;
     }
 
     /// <summary>

@@ -452,8 +452,32 @@ public class FlowPathTests
         pair.Same();
         var ct = (ConnEntry)pair.Fast.Ct.Table.Entries.Single();
         bool filterMemo = false;
-        for (FlowWalkMemo? m = ct.Flow?.Walks; m is not null; m = m.Next) filterMemo |= m.Table.Name == "filter" && m.CtInfo == CtInfo.Established;
+        foreach (FlowWalkMemo m in ct.Flow?.Walks ?? []) filterMemo |= m.Table.Name == "filter" && m.CtInfo == CtInfo.Established;
         filterMemo.ShouldBe(memoised);
+    }
+
+    /// <summary>
+    /// Connections whose walks and routes come out the same share one flow state (a connection pays a reference, not a
+    /// memo per walk: the conntrack entry stays within its bytes); a connection whose walk differs (its client is caught
+    /// by FWD-IN's DROP rule's neighbour, here a port the multiport rule names) holds its own, and the results stay equal.
+    /// </summary>
+    [Fact]
+    public void Connections_that_walk_alike_share_one_flow_state()
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        var flows = Enumerable.Range(0, 6).Select(n => new Flow(pair, n, inbound: n == 5)).ToArray();
+        foreach (Flow f in flows)
+        {
+            f.Open();
+            var rnd = new Random(f == flows[0] ? 5 : 6); // both directions twice or more, in different orders
+            for (int i = 0; i < 12; i++) f.Data(rnd);
+        }
+        pair.Same();
+        ConnEntry[] cts = pair.Fast.Ct.Table.Entries.Cast<ConnEntry>().OrderBy(c => c.Original.SourcePort).ToArray();
+        cts.Length.ShouldBe(6);
+        cts.ShouldAllBe(c => c.Flow != null && c.Flow.Walks.Length > 0);
+        for (int i = 1; i < 5; i++) cts[i].Flow.ShouldBeSameAs(cts[0].Flow);
+        cts[5].Flow.ShouldNotBeSameAs(cts[0].Flow);
     }
 
     /// <summary>
