@@ -151,6 +151,32 @@ public sealed class ConnEntry
     /// <summary>The IPv4 source address of the tuple of <paramref name="dir"/> (without building the tuple); 0 for a wider address.</summary>
     internal uint SourceV4(ConnDirection dir) => _v6 is not null ? 0 : dir == ConnDirection.Original ? _os : _rs;
 
+    /// <summary>
+    /// What nf_nat_packet makes a TCP or UDP packet of <paramref name="dir"/> carry for <paramref name="manip"/> (the
+    /// inverse of the other direction's tuple: its destination as the new source, its source as the new destination), read
+    /// from the fields without building or inverting a tuple. False for anything but an IPv4 TCP/UDP connection.
+    /// </summary>
+    internal bool TryNatTargetV4(ConnDirection dir, Nat.NatManip manip, out uint address, out ushort port)
+    {
+        address = 0;
+        port = 0;
+        if (_v6 is not null || _family != IpFamily.V4 || _replyFamily != IpFamily.V4) return false;
+        bool original = dir == ConnDirection.Original;
+        byte otherProto = original ? _replyProto : _proto;
+        if (otherProto is not (Wire.IpProtocol.Tcp or Wire.IpProtocol.Udp)) return false;
+        if (manip == Nat.NatManip.Src)
+        {
+            address = original ? _rd : _od;
+            port = original ? _rdp : _odp;
+        }
+        else
+        {
+            address = original ? _rs : _os;
+            port = original ? _rsp : _osp;
+        }
+        return true;
+    }
+
     public IpFamily Family => _family;
 
     public byte Protocol => _proto;
@@ -283,6 +309,12 @@ public sealed class ConnEntry
     internal ConnEntry? Older { get; set; }
 
     internal ConnEntry? Newer { get; set; }
+
+    /// <summary>The flow path's memos for this connection's established packets (Engine.FlowPath.cs: input routes, table walks); not saved.</summary>
+    internal Engine.FlowState? Flow;
+
+    /// <summary>Which directions have had an established packet (bit 1 original, bit 2 reply): the flow path remembers from a direction's second one.</summary>
+    internal byte FlowSeen;
 
     public bool IsConfirmed => (Status & ConnStatus.Confirmed) != 0;
 

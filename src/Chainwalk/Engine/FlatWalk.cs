@@ -106,6 +106,7 @@ public sealed partial class Netfilter
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             rule.Counters.Packets++;
             rule.Counters.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(rule);
             if (skb.Trace)
             {
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return

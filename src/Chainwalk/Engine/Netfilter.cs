@@ -428,7 +428,7 @@ public sealed partial class Netfilter
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
         InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
-            : skb.Family == IpFamily.V4 ? InputRoute4((uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
+            : skb.Family == IpFamily.V4 ? InputRouteFlow4(skb, (uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
             : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
         // The skb carries its input route from here on (skb_dst_set): its gateway is what rt_nexthop reads in POSTROUTING.
         skb.RouteGateway = decision.Route.Gateway ?? UInt128.Zero;
@@ -937,7 +937,7 @@ public sealed partial class Netfilter
             }
             else
             {
-                v = RunTable(ctx, table, hook);
+                v = RunTableFlow(ctx, skb, table, hook);
             }
             if (!Survives(v, result, generated)) return false;
         }
@@ -1027,6 +1027,7 @@ public sealed partial class Netfilter
         ctx.RuleIndex = i;
         hit.Counters.Packets++;
         hit.Counters.Bytes += (ulong)length;
+        ctx.Recording?.Hit(hit);
         return new Verdict(kind);
     }
 
@@ -1128,6 +1129,7 @@ public sealed partial class Netfilter
             }
             rule.Counters.Packets++;
             rule.Counters.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(rule);
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);
             if (skb.Trace)
@@ -1232,6 +1234,7 @@ public sealed partial class Netfilter
     {
         baseChain.Counters.Packets++;
         baseChain.Counters.Bytes += (ulong)skb.Length;
+        ctx.Recording?.PolicyHit(baseChain);
         string policy = baseChain.Policy ?? Verdicts.Accept;
         trace?.Add(new ChainEndEvent(ctx.Table, baseChain.Name, baseChain.Rules.Count + 1, true, policy));
         TraceLine(ctx, baseChain, baseChain.Rules.Count + 1, "policy");

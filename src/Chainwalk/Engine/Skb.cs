@@ -153,7 +153,14 @@ public sealed class Skb
         Cpu = 0;
         RouteGateway = UInt128.Zero;
         FragMaxSize = 0;
+        FlowPacket = 0;
     }
+
+    /// <summary>
+    /// The flow path's view of this packet (<see cref="Netfilter.FlowPath"/>): 0 not asked yet, 1 the first established
+    /// packet of its connection direction (walked and routed as before, nothing remembered), 2 a later one.
+    /// </summary>
+    internal byte FlowPacket;
 
     /// <summary>Re-reads the bytes after a change (TTL, TOS, NAT, TCPMSS …), keeping the link-layer facts.</summary>
     /// <remarks>

@@ -104,10 +104,24 @@ public static class NatHooks
     {
         ConnDirection dir = DirOf(info);
         if (!Applies(ct, manip, dir)) return true;
-        ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;
-        if (!other.TryInvert(out ConnTuple target)) return true;
         Skb skb = ctx.Skb;
         Packet p = skb.Packet;
+        // The flow path (Netfilter.FlowPath): an established IPv4 TCP/UDP packet gets its binding's address and port read
+        // from the entry's fields, no tuple built and inverted; the same rewrite (NatPacket.ManipV4), the facts re-read.
+        if (info is CtInfo.Established or CtInfo.EstablishedReply && ctx.Netfilter.FlowPath && p.Family == IpFamily.V4
+            && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && ctx.Netfilter.Current?.Trace is null
+            && ct.TryNatTargetV4(dir, manip, out uint newIp, out ushort newPort))
+        {
+            if (!NatPacket.ManipV4(skb.Bytes, p.TotalLength, p.Protocol, newIp, newPort, manip))
+            {
+                ctx.Note("nat: the packet is too short to rewrite: dropped");
+                return false;
+            }
+            skb.AddressesChanged();
+            return true;
+        }
+        ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;
+        if (!other.TryInvert(out ConnTuple target)) return true;
         bool trace = ctx.Netfilter.Current?.Trace is not null;
         string? before = trace ? Side(p, manip) : null;
         if (!NatPacket.Manip(skb.Bytes, 0, p.TotalLength, target, manip))

@@ -40,6 +40,49 @@ public static class NatPacket
         return true;
     }
 
+    /// <summary>
+    /// <see cref="Manip"/> for an IPv4 TCP or UDP packet at offset 0 whose new address and port are known (an established
+    /// connection's binding, <see cref="ConnEntry.TryNatTargetV4"/>): the same steps and checksum arithmetic, without a tuple.
+    /// </summary>
+    public static bool ManipV4(Span<byte> b, int length, byte protocol, uint newIp, ushort newPort, NatManip manip)
+    {
+        if (length < 20 || b.Length < length) return false;
+        int hdroff = (b[0] & 0x0f) * 4;
+        int addrOff = manip == NatManip.Src ? 12 : 16;
+        int portOff = hdroff + (manip == NatManip.Src ? 0 : 2);
+        uint oldIp = BinaryPrimitives.ReadUInt32BigEndian(b[addrOff..]);
+        if (protocol == IpProtocol.Tcp)
+        {
+            int hdrsize = length >= hdroff + 20 ? 20 : 8;
+            if (length < hdroff + hdrsize) return false;
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
+            BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
+            if (hdrsize == 20)
+            {
+                ushort c = Replace(ReadCheck(b, hdroff + 16), oldIp, newIp);
+                WriteCheck(b, hdroff + 16, Replace(c, oldPort, newPort));
+            }
+        }
+        else if (protocol is IpProtocol.Udp or IpProtocol.UdpLite)
+        {
+            if (length < hdroff + 8) return false;
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
+            if (protocol == IpProtocol.UdpLite || ReadCheck(b, hdroff + 6) != 0)
+            {
+                ushort c = Replace(Replace(ReadCheck(b, hdroff + 6), oldIp, newIp), oldPort, newPort);
+                WriteCheck(b, hdroff + 6, c == 0 ? (ushort)0xffff : c);
+            }
+            BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
+        }
+        else
+        {
+            return false;
+        }
+        WriteCheck(b, 10, Replace(ReadCheck(b, 10), oldIp, newIp));
+        BinaryPrimitives.WriteUInt32BigEndian(b[addrOff..], newIp);
+        return true;
+    }
+
     /// <summary>ipv6_skip_exthdr from the fixed header: the upper-layer offset (-1 when none), and whether it is a first fragment.</summary>
     private static int SkipExtensionHeaders(ReadOnlySpan<byte> b, int ipOffset, int length, out bool firstFragment)
     {

@@ -10,7 +10,17 @@ public sealed class Chain
         Policy = builtin ? Verdicts.Accept : null;
     }
 
-    public string Name { get; set; }
+    public string Name
+    {
+        get => _name;
+        set
+        {
+            _name = value;
+            RulesGeneration.Changed();
+        }
+    }
+
+    private string _name = "";
 
     public bool IsBuiltin => (_flags & BuiltinFlag) != 0;
 
@@ -36,6 +46,7 @@ public sealed class Chain
             if (kind == OtherPolicy) Extras.OtherPolicy = value;
             else if (_extras is not null) _extras.OtherPolicy = null;
             _flags = (byte)((_flags & ~PolicyMask) | kind);
+            RulesGeneration.Changed();
         }
     }
 
@@ -89,12 +100,14 @@ public sealed class Chain
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
         if (index >= _gapStart) index += _gapSize;
         _rules[index] = rule;
+        RulesGeneration.Changed();
     }
 
     internal void InsertRule(int index, Rule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
         if ((uint)index > (uint)_ruleCount) ThrowIndex(index);
+        RulesGeneration.Changed();
         if (_gapSize == 0 || index != _gapStart)
         {
             if (index == _ruleCount && _ruleCount + _gapSize < _rules.Length)
@@ -115,6 +128,7 @@ public sealed class Chain
     internal void RemoveRuleAt(int index)
     {
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
+        RulesGeneration.Changed();
         if (_gapSize == 0) _gapStart = index + 1; // the rule's own slot becomes the gap
         else if (index == _gapStart) index += _gapSize; // the rule just after the gap: its slot joins it from above
         else MoveGap(index + 1); // the gap just after the rule, which joins it from below
@@ -134,6 +148,7 @@ public sealed class Chain
 
     internal void ClearRules()
     {
+        RulesGeneration.Changed();
         _rules = [];
         _ruleCount = _gapStart = 0;
         _gapSize = 0;

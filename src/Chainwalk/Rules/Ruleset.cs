@@ -42,6 +42,7 @@ public sealed class Ruleset
             t = new Table(info, Family);
             _tables.Add(info.Name, t);
             Version++;
+            RulesGeneration.Changed();
         }
         return t;
     }
@@ -50,12 +51,14 @@ public sealed class Ruleset
     {
         _tables[table.Name] = table;
         Version++;
+        RulesGeneration.Changed();
     }
 
     public void Remove(string name)
     {
         _tables.Remove(name);
         Version++;
+        RulesGeneration.Changed();
     }
 
     public Ruleset Clone()

@@ -77,12 +77,14 @@ public sealed class Table
     {
         _user.Add(chain.Name, chain);
         _sorted = null;
+        RulesGeneration.Changed();
     }
 
     public bool RemoveUserChain(string name)
     {
         if (!_user.Remove(name)) return false;
         _sorted = null;
+        RulesGeneration.Changed();
         return true;
     }
 

@@ -183,6 +183,9 @@ public sealed class AddrtypeMatch : XtExtension<AddrtypeData>
     /// device with --limit-iface-*), one type per address; IPv6 requires each of MULTICAST/UNICAST/UNSPEC
     /// asked for and then any of LOCAL/ANYCAST/UNREACHABLE from a route lookup.
     /// </summary>
+    /// <summary>Addresses and devices, read against the host's addresses and routes (the walk memo checks the host generation).</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, AddrtypeData d)
     {
         string? dev = d.LimitIfaceIn ? ctx.InDev : d.LimitIfaceOut ? ctx.OutDev : null;

@@ -230,6 +230,14 @@ public sealed class ConntrackMatch : XtExtension<ConntrackData>
     public override string SaveName(ExtensionData data) =>
         (((ConntrackData)data).MatchFlags & ConntrackFlags.StateAlias) != 0 ? "state" : Name;
 
+    /// <summary>
+    /// State, direction, the tuples and the protocol are the same for every packet of a connection's direction (the state
+    /// by ctinfo, which the walk memo compares; SNAT/DNAT status bits are set with the binding, before the connection is
+    /// established); --ctstatus (ASSURED comes later) and --ctexpire are not.
+    /// </summary>
+    public override bool FlowStable(ExtensionData data) =>
+        (((ConntrackData)data).MatchFlags & (ConntrackFlags.Status | ConntrackFlags.Expires)) == 0;
+
     protected override bool Match(PacketContext ctx, ConntrackData d) => Evaluate(ctx, d);
 
     /// <summary>conntrack_mt (xt_conntrack.c, revision 3; revisions 1 and 2 are converted to it): also the state match.</summary>

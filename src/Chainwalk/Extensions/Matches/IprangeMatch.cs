@@ -116,6 +116,9 @@ public sealed class IprangeMatch : XtExtension<IprangeData>
     }
 
     /// <summary>Evaluates the match (xt_iprange.c, both revisions): each given range must hold its address, or not when inverted.</summary>
+    /// <summary>Addresses: the same for a connection's packets at a given hook.</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, IprangeData d)
     {
         Packet p = ctx.Packet;

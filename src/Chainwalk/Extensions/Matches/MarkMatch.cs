@@ -59,5 +59,8 @@ public sealed class MarkMatch : XtExtension<MarkData>
     }
 
     /// <summary>xt_mark.c: (skb->mark &amp; mask) == mark, inverted by !.</summary>
+    /// <summary>The skb mark as the walk finds it, which the walk memo compares.</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, MarkData d) => ((ctx.Skb.Mark & d.Mask) == d.Mark) ^ d.Invert;
 }

@@ -176,6 +176,9 @@ public sealed class MultiportMatch : XtExtension<MultiportData>
     /// listed port or range that fits decides; non-first fragments never match; fewer than 4 bytes of ports
     /// drop the packet.
     /// </summary>
+    /// <summary>Ports: the same for a connection's packets (the kernel requires a protocol with ports).</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, MultiportData d)
     {
         Packet p = ctx.Packet;

@@ -55,6 +55,9 @@ public sealed class StateMatch : XtExtension<ConntrackData>
     }
 
     /// <summary>state_mt (xt_state.c): the state bit of the packet's ctinfo, UNTRACKED or INVALID.</summary>
+    /// <summary>The state by ctinfo, which the walk memo compares.</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, ConntrackData d) => ConntrackMatch.Evaluate(ctx, d);
 
     protected override void Save(StringBuilder sb, ConntrackData d, IpFamily family) => ConntrackMatch.Dump(sb, d, "--", family, true);

@@ -231,6 +231,13 @@ public sealed class TcpMatch : XtExtension<TcpData>
     /// "tcp" match runs (xt_tcpudp.c): fragments do not match, one at offset 1 and a truncated header drop the
     /// packet. Both recorded on Linux 6.18 with iptables 1.8.9 (nft).
     /// </summary>
+    /// <summary>
+    /// Ports only: the same for a connection's packets (an established one is never a later fragment nor cut short:
+    /// conntrack makes those INVALID). Flags (--syn) and --tcp-option differ from packet to packet.
+    /// </summary>
+    public override bool FlowStable(ExtensionData data) =>
+        data is TcpData { FlagMask: 0, FlagCompare: 0, InvFlags: false, Option: 0, InvOption: false };
+
     protected override bool Match(PacketContext ctx, TcpData d)
     {
         Packet p = ctx.Packet;

@@ -105,6 +105,9 @@ public sealed class UdpMatch : XtExtension<UdpData>
     /// hot drop (nft_payload.c). With no option the xt "udp" match runs (xt_tcpudp.c): fragments do not match,
     /// a truncated header is dropped. Both recorded on Linux 6.18 with iptables 1.8.9 (nft).
     /// </summary>
+    /// <summary>Ports: the same for a connection's packets.</summary>
+    public override bool FlowStable(ExtensionData data) => true;
+
     protected override bool Match(PacketContext ctx, UdpData d)
     {
         Packet p = ctx.Packet;

@@ -1,0 +1,568 @@
+using System.Text;
+using Chainwalk.Conntrack;
+using Chainwalk.Engine;
+using Chainwalk.Engine.Compiled;
+using Chainwalk.Host;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Tests.Support;
+using Chainwalk.Wire;
+using Shouldly;
+using Xunit;
+
+namespace Chainwalk.Tests.Engine;
+
+/// <summary>
+/// The established flow path (<see cref="Netfilter.FlowPath"/>: a table walk of an ESTABLISHED packet remembered per
+/// connection direction and replayed) against the slow path: the same packet sequences (NAT both ways, data of varying
+/// length, teardown, INVALID packets, rule edits, flushes, policies, renames, zeroing, host and sysctl changes between
+/// packets, rule sets with volatile matches and non-pure targets mixed in) through two hosts, one with the flow path and
+/// one without, must give the same result for every packet and the same counters and conntrack table after every step.
+/// </summary>
+public class FlowPathTests
+{
+    /// <summary>The NAT gateway: LAN eth1 10.0.1.0/24 masqueraded out of eth0, a port forward to 10.0.1.20:80.</summary>
+    private const string GatewayRules = """
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :FWD-IN - [0:0]
+        :OTHER - [0:0]
+        -A FORWARD -m conntrack --ctstate INVALID -j DROP
+        -A FORWARD -m comment --comment "lan side" -j FWD-IN
+        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+        -A FORWARD -i eth1 -j ACCEPT
+        -A FORWARD -i eth0 -d 10.0.1.20/32 -p tcp -m tcp --dport 80 -j ACCEPT
+        -A FWD-IN -i eth1 -s 10.0.1.99/32 -j DROP
+        -A FWD-IN -m mark --mark 0x1/0x1 -j RETURN
+        -A FWD-IN -p tcp -m multiport --dports 22,23 -j DROP
+        -A OTHER -p tcp -m tcp --dport 80 -j ACCEPT
+        COMMIT
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -d 198.51.100.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.20:80
+        -A POSTROUTING -o eth0 -j MASQUERADE
+        COMMIT
+        *mangle
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :FORWARD ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -i eth0 -p tcp -m tcp --sport 80 -j ACCEPT
+        -A POSTROUTING -o eth0 -m conntrack --ctstate ESTABLISHED
+        COMMIT
+        """;
+
+    private static readonly string[] Gateway =
+    [
+        "ip link add eth0 type dummy", "ip link add eth1 type dummy", "ip link set eth0 up", "ip link set eth1 up",
+        "ip addr add 198.51.100.2/24 dev eth0", "ip addr add 10.0.1.1/24 dev eth1",
+        "ip route add default via 198.51.100.1", "sysctl -w net.ipv4.ip_forward=1",
+    ];
+
+    /// <summary>One host with the flow path, one without; every step is done to both.</summary>
+    private sealed class Pair
+    {
+        public Pair(string rules, bool compiled)
+        {
+            Fast = new Side(rules, compiled, flowPath: true);
+            Slow = new Side(rules, compiled, flowPath: false);
+        }
+
+        public Side Fast { get; }
+
+        public Side Slow { get; }
+
+        public double Now { get; set; } = 1000;
+
+        public readonly List<string> Steps = new();
+
+        /// <summary>Sends the packet to both; their results must be the same. Returns the slow side's result.</summary>
+        public PacketResult Send(string iface, byte[] bytes)
+        {
+            Now += 0.25;
+            PacketResult f = Fast.Nf.Process(EngineHost.In(iface, (byte[])bytes.Clone(), Now));
+            PacketResult s = Slow.Nf.Process(EngineHost.In(iface, (byte[])bytes.Clone(), Now));
+            Steps.Add("packet on " + iface + ": " + Describe(s));
+            Describe(f).ShouldBe(Describe(s), string.Join('\n', Steps));
+            return s;
+        }
+
+        public void Edit(string what, Action<VirtualHost> edit)
+        {
+            Steps.Add(what);
+            // An edit iptables refuses (a chain that is not there, -o at PREROUTING …) is refused on both sides alike.
+            string? f = Try(edit, Fast.Host), s = Try(edit, Slow.Host);
+            f.ShouldBe(s, string.Join('\n', Steps));
+            Fast.Refresh();
+            Slow.Refresh();
+        }
+
+        private static string? Try(Action<VirtualHost> edit, VirtualHost host)
+        {
+            try
+            {
+                edit(host);
+                return null;
+            }
+            catch (Chainwalk.Syntax.XtablesException ex)
+            {
+                return ex.Message;
+            }
+        }
+
+        /// <summary>The counters of every table and the conntrack table, the same on both sides.</summary>
+        public void Same()
+        {
+            string history = string.Join('\n', Steps);
+            EngineHost.Counters(Fast.Host).ShouldBe(EngineHost.Counters(Slow.Host), history);
+            ConntrackStore.Format(Fast.Ct.Table, Now).ShouldBe(ConntrackStore.Format(Slow.Ct.Table, Now), history);
+        }
+    }
+
+    private sealed class Side
+    {
+        private readonly bool _compiled;
+
+        public Side(string rules, bool compiled, bool flowPath)
+        {
+            _compiled = compiled;
+            Host = EngineHost.Create(rules, "", Gateway);
+            Nf = new Netfilter(Host) { FlowPath = flowPath };
+            Ct = ConntrackLoader.Enable(Nf) ?? throw new InvalidOperationException("conntrack not loaded");
+            Refresh();
+        }
+
+        public VirtualHost Host { get; }
+
+        public Netfilter Nf { get; }
+
+        public ConntrackHooks Ct { get; }
+
+        /// <summary>A compiled form of the rules as they are now (as the CLI builds one per command), when asked.</summary>
+        public void Refresh()
+        {
+            if (_compiled) Nf.Compiled = CompiledRules.Build(Host.V4);
+        }
+    }
+
+    private static string Describe(PacketResult r)
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Join(',', r.Fate)).Append(" ct=").Append(r.CtState).Append(" err=").Append(r.Error).Append(" trace=").Append(r.Trace?.Count);
+        foreach (var o in r.Outputs) sb.Append(" out ").Append(o.Interface).Append(' ').Append(Convert.ToHexString(o.Bytes));
+        foreach (string l in r.Logs) sb.Append(" log ").Append(l);
+        return sb.ToString();
+    }
+
+    /// <summary>A TCP connection from a LAN client through MASQUERADE (or from outside to the port forward) and its packets.</summary>
+    private sealed class Flow(Pair pair, int n, bool inbound)
+    {
+        private uint _cseq = 1000, _sseq = 5000;
+        private ConnTuple _reply;
+
+        private string ClientIf => inbound ? "eth0" : "eth1";
+
+        private string ServerIf => inbound ? "eth1" : "eth0";
+
+        private byte[] Client(TcpFlags flags, int payload, uint? seq = null) =>
+            (inbound ? PacketBuilder.Ipv4("203.0.113." + (10 + n), "198.51.100.2") : PacketBuilder.Ipv4("10.0.1." + (10 + n), "93.184.216.34"))
+                .Tcp((ushort)(40000 + n), (ushort)(inbound ? 8080 : 80), flags, seq: seq ?? _cseq, ack: flags.HasFlag(TcpFlags.Ack) ? _sseq : 0)
+                .PayloadLength(payload).Build();
+
+        private byte[] Server(TcpFlags flags, int payload) =>
+            PacketBuilder.Ipv4((uint)_reply.Source, (uint)_reply.Destination)
+                .Tcp(_reply.SourcePort, _reply.DestinationPort, flags, seq: _sseq, ack: _cseq).PayloadLength(payload).Build();
+
+        public void Open()
+        {
+            PacketResult syn = pair.Send(ClientIf, Client(TcpFlags.Syn, 0));
+            _cseq++;
+            if (syn.Connection is not ConnEntry ct) return;
+            _reply = ct.Reply;
+            pair.Send(ServerIf, Server(TcpFlags.Syn | TcpFlags.Ack, 0));
+            _sseq++;
+            pair.Send(ClientIf, Client(TcpFlags.Ack, 0));
+        }
+
+        public void Data(Random rnd)
+        {
+            int len = rnd.Next(0, 3) == 0 ? 0 : rnd.Next(1, 200);
+            if (rnd.Next(2) == 0)
+            {
+                pair.Send(ClientIf, Client(TcpFlags.Ack | TcpFlags.Psh, len));
+                _cseq += (uint)len;
+            }
+            else if (_reply.Family == IpFamily.V4)
+            {
+                pair.Send(ServerIf, Server(TcpFlags.Ack | TcpFlags.Psh, len));
+                _sseq += (uint)len;
+            }
+        }
+
+        /// <summary>A segment far outside the window: conntrack calls it INVALID.</summary>
+        public void Invalid() => pair.Send(ClientIf, Client(TcpFlags.Ack, 10, seq: _cseq + 0x4000_0000));
+
+        public void Close()
+        {
+            pair.Send(ClientIf, Client(TcpFlags.Fin | TcpFlags.Ack, 0));
+            _cseq++;
+            if (_reply.Family == IpFamily.V4)
+            {
+                pair.Send(ServerIf, Server(TcpFlags.Fin | TcpFlags.Ack, 0));
+                _sseq++;
+            }
+            pair.Send(ClientIf, Client(TcpFlags.Ack, 0));
+        }
+    }
+
+    private static Rule ParseRule(string table, string chain, string text) =>
+        EngineHost.Rules(IpFamily.V4, "*" + table + "\n:FWD-IN - [0:0]\n:OTHER - [0:0]\n:RENAMED - [0:0]\n-A " + chain + text + "\nCOMMIT\n").Find(table)!.Find(chain)!.Rules[0];
+
+    /// <summary>Conditions: flow-stable ones and volatile ones (flags, length, TTL, rates, random, connbytes, status).</summary>
+    private static readonly string[] Conditions =
+    [
+        "", " -i eth1", " -o eth0", " -s 10.0.1.11/32", " -d 10.0.1.20/32", " -p tcp -m tcp --dport 80", " -p tcp -m tcp --sport 80",
+        " -m conntrack --ctstate ESTABLISHED", " -m conntrack --ctstate ESTABLISHED --ctdir REPLY", " -m state --state ESTABLISHED",
+        " -m mark --mark 0x1/0x1", " -p tcp -m multiport --ports 80,8080", " -m addrtype --dst-type LOCAL", " -m conntrack --ctstate DNAT",
+        " -m iprange --src-range 10.0.1.10-10.0.1.12",
+        " -p tcp -m tcp --tcp-flags FIN FIN", " -p tcp -m tcp --syn", " -m length --length 0:80", " -m ttl --ttl-gt 63",
+        " -m limit --limit 3/sec --limit-burst 2", " -m statistic --mode nth --every 3 --packet 0", " -m connbytes --connbytes 0:400 --connbytes-dir both --connbytes-mode bytes",
+        " -m conntrack --ctstatus ASSURED", " -m tos --tos 0x10", " -p tcp -m tcp --tcp-option 2",
+    ];
+
+    private static readonly string[] Targets =
+    [
+        " -j ACCEPT", " -j ACCEPT", " -j DROP", " -j RETURN", "", " -j FWD-IN", " -g OTHER", " -j MARK --set-mark 0x1",
+        " -j LOG --log-prefix fp:", " -j CONNMARK --set-mark 0x2", " -j REJECT",
+    ];
+
+    /// <summary>One random change to both hosts: a rule edit, flush, policy, rename, zeroing, or a host or sysctl change.</summary>
+    private static void RandomChange(Pair pair, Random rnd, ref bool renamed)
+    {
+        string cond = Conditions[rnd.Next(Conditions.Length)];
+        string target = Targets[rnd.Next(Targets.Length)];
+        string table = rnd.Next(4) == 0 ? "mangle" : "filter";
+        string chain = table == "mangle" ? (rnd.Next(2) == 0 ? "PREROUTING" : "FORWARD") : (rnd.Next(3) == 0 ? "FWD-IN" : "FORWARD");
+        if (table == "mangle" && target is " -j FWD-IN" or " -g OTHER" or " -j REJECT") target = " -j ACCEPT";
+        if (table == "filter" && chain == "FWD-IN" && target == " -j FWD-IN") target = " -j RETURN";
+        if (renamed && target == " -g OTHER") target = " -g RENAMED";
+        string edit = "-A " + chain + cond + target;
+        switch (rnd.Next(12))
+        {
+            case 0:
+            case 1:
+                {
+                    int pos = rnd.Next(5);
+                    pair.Edit("-I " + table + " " + pos + " " + edit, h =>
+                    {
+                        if (h.V4.Find(table)!.Find(chain) is not { } c) return;
+                        new RulesetEditor(h.V4).Insert(table, chain, Math.Min(pos, c.Rules.Count) + 1, [ParseRule(table, chain, cond + target)]);
+                    });
+                    return;
+                }
+            case 2:
+                pair.Edit("-A " + table + " " + edit, h =>
+                {
+                    if (h.V4.Find(table)!.Find(chain) is null) return;
+                    new RulesetEditor(h.V4).Append(table, chain, [ParseRule(table, chain, cond + target)]);
+                });
+                return;
+            case 3:
+                {
+                    int at = rnd.Next(8);
+                    pair.Edit("-D/-R " + table + " " + chain + " " + at + edit, h =>
+                    {
+                        if (h.V4.Find(table)!.Find(chain) is not { } c || c.Rules.Count == 0) return;
+                        int k = at % c.Rules.Count + 1;
+                        if (at % 2 == 0) new RulesetEditor(h.V4).DeleteNumber(table, chain, k);
+                        else new RulesetEditor(h.V4).Replace(table, chain, k, ParseRule(table, chain, cond + target));
+                    });
+                    return;
+                }
+            case 4:
+                pair.Edit("-F " + table + " " + chain, h =>
+                {
+                    if (h.V4.Find(table)!.Find(chain) is not null) new RulesetEditor(h.V4).Flush(table, chain);
+                });
+                return;
+            case 5:
+                {
+                    string policy = rnd.Next(3) == 0 ? "DROP" : "ACCEPT";
+                    pair.Edit("-P FORWARD " + policy, h => new RulesetEditor(h.V4).SetPolicy("filter", "FORWARD", policy));
+                    return;
+                }
+            case 6:
+                {
+                    bool back = renamed;
+                    pair.Edit("-E OTHER", h =>
+                    {
+                        if (back) new RulesetEditor(h.V4).RenameChain("filter", "RENAMED", "OTHER");
+                        else if (h.V4.Find("filter")!.Find("OTHER") is not null) new RulesetEditor(h.V4).RenameChain("filter", "OTHER", "RENAMED");
+                    });
+                    renamed = !renamed && pair.Slow.Host.V4.Find("filter")!.Find("RENAMED") is not null;
+                    return;
+                }
+            case 7:
+                pair.Edit("-Z", h => new RulesetEditor(h.V4).Zero("filter", null, 0));
+                return;
+            case 8:
+                {
+                    int mtu = rnd.Next(2) == 0 ? 100 : 1500;
+                    pair.Edit("mtu eth0 " + mtu, h => h.Links.First(l => l.Name == "eth0").Mtu = mtu);
+                    return;
+                }
+            case 9:
+                {
+                    string v = rnd.Next(2) == 0 ? "1" : "0";
+                    pair.Edit("sysctl tcp_be_liberal " + v, h => h.Sysctls["net.netfilter.nf_conntrack_tcp_be_liberal"] = v);
+                    return;
+                }
+            case 10:
+                {
+                    string addr = rnd.Next(2) == 0 ? "10.0.1.20" : "10.0.1.21";
+                    pair.Edit("-R FORWARD 5 -d " + addr, h =>
+                    {
+                        Chain f = h.V4.Find("filter")!.Find("FORWARD")!;
+                        if (f.Rules.Count >= 5) new RulesetEditor(h.V4).Replace("filter", "FORWARD", 5, ParseRule("filter", "FORWARD", " -i eth0 -d " + addr + "/32 -p tcp -m tcp --dport 80 -j ACCEPT"));
+                    });
+                    return;
+                }
+            default:
+                pair.Edit("restore", h =>
+                {
+                    Ruleset fresh = EngineHost.Rules(IpFamily.V4, GatewayRules);
+                    h.V4 = fresh;
+                });
+                return;
+        }
+    }
+
+    public static TheoryData<int, bool> Seeds()
+    {
+        var d = new TheoryData<int, bool>();
+        for (int seed = 1; seed <= 12; seed++) d.Add(seed, seed % 3 == 0);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Random_sequences_with_changes_between_packets_give_the_slow_paths_results_and_counters(int seed, bool compiled)
+    {
+        var rnd = new Random(seed);
+        var pair = new Pair(GatewayRules, compiled);
+        var flows = new List<Flow>();
+        bool renamed = false;
+        for (int step = 0; step < 160; step++)
+        {
+            int what = rnd.Next(20);
+            if (what < 2 || flows.Count == 0)
+            {
+                var f = new Flow(pair, flows.Count, inbound: rnd.Next(3) == 0);
+                f.Open();
+                flows.Add(f);
+            }
+            else if (what < 14)
+            {
+                flows[rnd.Next(flows.Count)].Data(rnd);
+            }
+            else if (what == 14)
+            {
+                flows[rnd.Next(flows.Count)].Invalid();
+            }
+            else if (what == 15)
+            {
+                int k = rnd.Next(flows.Count);
+                flows[k].Close();
+                flows.RemoveAt(k);
+            }
+            else
+            {
+                RandomChange(pair, rnd, ref renamed);
+            }
+            pair.Same();
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_established_flow_is_replayed_and_every_edit_kind_is_seen_by_the_next_packet(bool compiled)
+    {
+        var pair = new Pair(GatewayRules, compiled);
+        var flow = new Flow(pair, 1, inbound: false);
+        flow.Open();
+        var rnd = new Random(7);
+        for (int i = 0; i < 6; i++) flow.Data(rnd);
+        pair.Same();
+        // The memo is made and used: the flow path's entry has remembered walks, the slow path's none.
+        var fastCt = (ConnEntry)pair.Fast.Ct.Table.Entries.Single();
+        fastCt.Flow.ShouldNotBeNull();
+        fastCt.Flow.Walks.ShouldNotBeNull();
+        fastCt.Flow.Original.Decision.ShouldNotBeNull();
+        ((ConnEntry)pair.Slow.Ct.Table.Entries.Single()).Flow.ShouldBeNull();
+        (string What, Action<VirtualHost> Edit)[] edits =
+        [
+            ("-P FORWARD DROP + flush", h => { new RulesetEditor(h.V4).Flush("filter", "FORWARD"); new RulesetEditor(h.V4).SetPolicy("filter", "FORWARD", "DROP"); }),
+            ("restore", h => h.V4 = EngineHost.Rules(IpFamily.V4, GatewayRules)),
+            ("-I FORWARD 1 -o eth0 -j DROP", h => new RulesetEditor(h.V4).Insert("filter", "FORWARD", 1, [ParseRule("filter", "FORWARD", " -o eth0 -j DROP")])),
+            ("-D FORWARD 1", h => new RulesetEditor(h.V4).DeleteNumber("filter", "FORWARD", 1)),
+            ("-I FWD-IN 1 -s 10.0.1.11 -j DROP", h => new RulesetEditor(h.V4).Insert("filter", "FWD-IN", 1, [ParseRule("filter", "FWD-IN", " -s 10.0.1.11/32 -j DROP")])),
+            ("-F FWD-IN", h => new RulesetEditor(h.V4).Flush("filter", "FWD-IN")),
+            ("-R mangle POSTROUTING 1 -j MARK", h => new RulesetEditor(h.V4).Replace("mangle", "POSTROUTING", 1, ParseRule("mangle", "POSTROUTING", " -o eth0 -j MARK --set-mark 0x5"))),
+            ("-Z", h => new RulesetEditor(h.V4).Zero("filter", null, 0)),
+            ("eth0 down", h => h.Links.First(l => l.Name == "eth0").Up = false),
+            ("eth0 up", h => h.Links.First(l => l.Name == "eth0").Up = true),
+        ];
+        foreach (var (what, edit) in edits)
+        {
+            pair.Edit(what, edit);
+            for (int i = 0; i < 3; i++) flow.Data(rnd);
+            pair.Same();
+        }
+        flow.Close();
+        pair.Same();
+    }
+
+    /// <summary>
+    /// What is not replayed: a table with a volatile match anywhere, a non-pure target on the walk, a traced packet. The
+    /// memo is then not made (or not used), and the results stay the slow path's.
+    /// </summary>
+    [Theory]
+    [InlineData(" -m length --length 0:60 -j ACCEPT", false)]
+    [InlineData(" -p tcp -m tcp --syn -j DROP", false)]
+    [InlineData(" -m statistic --mode nth --every 2 --packet 0 -j ACCEPT", false)]
+    [InlineData(" -o eth0 -j LOG --log-prefix fp:", false)]
+    [InlineData(" -o eth0 -j MARK --set-mark 0x1", false)]
+    [InlineData(" -i eth9 -j LOG --log-prefix never:", true)]
+    [InlineData(" -m conntrack --ctstate ESTABLISHED --ctdir ORIGINAL", true)]
+    public void Volatile_matches_and_non_pure_targets_keep_the_slow_path(string rule, bool memoised)
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        pair.Edit("-I FORWARD 1" + rule, h => new RulesetEditor(h.V4).Insert("filter", "FORWARD", 1, [ParseRule("filter", "FORWARD", rule)]));
+        var flow = new Flow(pair, 2, inbound: false);
+        flow.Open();
+        var rnd = new Random(3);
+        for (int i = 0; i < 8; i++) flow.Data(rnd);
+        pair.Same();
+        var ct = (ConnEntry)pair.Fast.Ct.Table.Entries.Single();
+        bool filterMemo = false;
+        foreach (FlowWalkMemo m in ct.Flow?.Walks ?? []) filterMemo |= m.Table.Name == "filter" && m.CtInfo == CtInfo.Established;
+        filterMemo.ShouldBe(memoised);
+    }
+
+    /// <summary>
+    /// Connections whose walks and routes come out the same share one flow state (a connection pays a reference, not a
+    /// memo per walk: the conntrack entry stays within its bytes); a connection whose walk differs (its client is caught
+    /// by FWD-IN's DROP rule's neighbour, here a port the multiport rule names) holds its own, and the results stay equal.
+    /// </summary>
+    [Fact]
+    public void Connections_that_walk_alike_share_one_flow_state()
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        var flows = Enumerable.Range(0, 6).Select(n => new Flow(pair, n, inbound: n == 5)).ToArray();
+        foreach (Flow f in flows)
+        {
+            f.Open();
+            var rnd = new Random(f == flows[0] ? 5 : 6); // both directions twice or more, in different orders
+            for (int i = 0; i < 12; i++) f.Data(rnd);
+        }
+        pair.Same();
+        ConnEntry[] cts = pair.Fast.Ct.Table.Entries.Cast<ConnEntry>().OrderBy(c => c.Original.SourcePort).ToArray();
+        cts.Length.ShouldBe(6);
+        cts.ShouldAllBe(c => c.Flow != null && c.Flow.Walks.Length > 0);
+        for (int i = 1; i < 5; i++) cts[i].Flow.ShouldBeSameAs(cts[0].Flow);
+        cts[5].Flow.ShouldNotBeSameAs(cts[0].Flow);
+    }
+
+    /// <summary>
+    /// The mark as the walk finds it is part of the memo's key: mangle marks short packets (a volatile match, so mangle is
+    /// walked every time), and filter FORWARD's first rule accepts marked packets, so the flow's packets go two ways.
+    /// </summary>
+    [Fact]
+    public void The_mark_at_the_walk_decides_which_memo_applies()
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        pair.Edit("mark short packets", h =>
+        {
+            new RulesetEditor(h.V4).Insert("mangle", "PREROUTING", 1, [ParseRule("mangle", "PREROUTING", " -i eth1 -m length --length 0:80 -j MARK --set-mark 0x1")]);
+            new RulesetEditor(h.V4).Insert("filter", "FORWARD", 1, [ParseRule("filter", "FORWARD", " -m mark --mark 0x1/0x1 -j ACCEPT")]);
+        });
+        var flow = new Flow(pair, 4, inbound: false);
+        flow.Open();
+        var rnd = new Random(11);
+        for (int i = 0; i < 30; i++)
+        {
+            flow.Data(rnd);
+            pair.Same();
+        }
+    }
+
+    /// <summary>
+    /// The host is part of the memo's key (addrtype reads the host's addresses): mangle PREROUTING counts packets for a
+    /// local destination; once the server's address is made one of the host's own, the next packet's walk differs.
+    /// </summary>
+    [Fact]
+    public void A_host_change_is_seen_by_the_next_packet()
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        pair.Edit("count local destinations", h =>
+            new RulesetEditor(h.V4).Insert("mangle", "PREROUTING", 1, [ParseRule("mangle", "PREROUTING", " -i eth1 -m addrtype --dst-type LOCAL -j ACCEPT")]));
+        var flow = new Flow(pair, 5, inbound: false);
+        flow.Open();
+        var rnd = new Random(13);
+        for (int i = 0; i < 4; i++) flow.Data(rnd);
+        pair.Same();
+        IpNet.TryParseStrict("93.184.216.34", IpFamily.V4, out UInt128 server).ShouldBeTrue();
+        pair.Edit("ip addr add 93.184.216.34/32 dev eth1", h => h.Addresses.Add(new InterfaceAddress("eth1", IpFamily.V4, server, 32)));
+        for (int i = 0; i < 4; i++)
+        {
+            flow.Data(rnd);
+            pair.Same();
+        }
+    }
+
+    /// <summary>UDP through MASQUERADE and the reply back, with a checksum and with none (zero stays zero): the flow path's rewrite gives the same bytes.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Udp_flows_are_rewritten_as_the_slow_path_does(bool zeroChecksum)
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        byte[] Zeroed(byte[] b)
+        {
+            if (zeroChecksum) b[26] = b[27] = 0;
+            return b;
+        }
+        for (int n = 0; n < 3; n++)
+        {
+            PacketResult first = pair.Send("eth1", Zeroed(PacketBuilder.Ipv4("10.0.1." + (30 + n), "93.184.216.34").Udp((ushort)(5000 + n), 53).PayloadLength(20 + n).Build()));
+            var ct = (ConnEntry)first.Connection!;
+            ConnTuple r = ct.Reply;
+            for (int i = 0; i < 4; i++)
+            {
+                pair.Send("eth0", Zeroed(PacketBuilder.Ipv4((uint)r.Source, (uint)r.Destination).Udp(r.SourcePort, r.DestinationPort).PayloadLength(40 + i).Build()));
+                pair.Send("eth1", Zeroed(PacketBuilder.Ipv4("10.0.1." + (30 + n), "93.184.216.34").Udp((ushort)(5000 + n), 53).PayloadLength(i).Build()));
+                pair.Same();
+            }
+        }
+    }
+
+    [Fact]
+    public void A_traced_packet_is_walked_and_shows_the_walk()
+    {
+        var pair = new Pair(GatewayRules, compiled: false);
+        var flow = new Flow(pair, 3, inbound: false);
+        flow.Open();
+        var rnd = new Random(5);
+        for (int i = 0; i < 3; i++) flow.Data(rnd);
+        pair.Fast.Nf.RecordTrace = pair.Slow.Nf.RecordTrace = true;
+        for (int i = 0; i < 3; i++) flow.Data(rnd);
+        pair.Same();
+    }
+}
