@@ -165,6 +165,8 @@ public sealed class ConntrackHooks : IConntrackHooks
     private bool MakeRoom(PacketContext ctx)
     {
         int max = Sysctls.Int(ctx.Host, KeyMax, 262144);
+        // The hash's size follows nf_conntrack_buckets (a changed value rehashes it, as the sysctl's write does).
+        Table.UseBuckets(ConntrackSysctls.For(ctx.Host).Buckets);
         if (max <= 0 || Table.Count < max) return true;
         Table.Expire(ctx.Now);
         if (Table.Count < max) return true;

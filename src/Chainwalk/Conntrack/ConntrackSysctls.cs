@@ -3,7 +3,7 @@ using Chainwalk.Host;
 namespace Chainwalk.Conntrack;
 
 /// <summary>
-/// The conntrack sysctls a tracked packet reads (nf_conntrack_checksum, _acct, _max, the TCP tracker's be_liberal,
+/// The conntrack sysctls a tracked packet reads (nf_conntrack_checksum, _acct, _max, _buckets, the TCP tracker's be_liberal,
 /// loose, max_retrans, ignore_invalid_rst and its timeouts, the UDP/ICMP/generic timeouts), read once per host and
 /// host generation instead of one lookup per value per packet. The kernel keeps them in struct nf_conntrack_net and
 /// nf_tcp_net (per namespace, read straight from memory); any change of the host's sysctls moves
@@ -27,6 +27,7 @@ internal sealed class ConntrackSysctls
         TcpMaxRetrans = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_max_retrans", 3);
         TcpRetransTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
         TcpUnackTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);
+        Buckets = Sysctls.Int(host, "net.netfilter.nf_conntrack_buckets", 262144);
         TcpTimeouts = new int[TcpTracker.StateCount];
         for (int s = 0; s < TcpTimeouts.Length; s++) TcpTimeouts[s] = TcpTracker.ReadStateTimeout(host, (TcpCtState)s);
     }
@@ -44,6 +45,9 @@ internal sealed class ConntrackSysctls
 
     /// <summary>nf_conntrack_checksum.</summary>
     public bool Checksum { get; }
+
+    /// <summary>nf_conntrack_buckets: the size of the conntrack hash (<see cref="ConntrackTable.UseBuckets"/>).</summary>
+    public int Buckets { get; }
 
     /// <summary>nf_conntrack_tcp_be_liberal.</summary>
     public bool TcpLiberal { get; }

@@ -14,6 +14,16 @@ namespace Chainwalk.Conntrack;
 /// The hash is open addressing over two parallel arrays (the entry and its tuple's hash with the direction in the
 /// low bit): a lookup reads the entry's own tuple to confirm a hit, so no tuple is stored twice and nothing is
 /// allocated per entry beyond the entry itself. The insertion order is a list threaded through the entries.
+/// <para>
+/// Size: the kernel allocates its bucket array once, nf_conntrack_buckets long (nf_ct_alloc_hashtable in
+/// nf_conntrack_core.c), and entries chain in it; a write to the sysctl rehashes everything into a new array of that
+/// size (nf_conntrack_hash_resize). Here the slot array has one slot per kernel bucket (the next power of two), taken
+/// at once when the table outgrows a small start (<see cref="SmallSlots"/>, so that a CLI command on a host with a
+/// few connections does not pay megabytes), and it is not given back by a flush. An open-addressed array cannot chain
+/// past it: at two thirds full (the kernel's chains would average 4/3) it doubles, as before. NAT's by-source index
+/// likewise takes nf_nat_htable_size = the bucket count once (nf_nat_init, nf_nat_core.c; not resized with the
+/// sysctl). Nothing of this is visible: listings use the insertion order, not the hash's.
+/// </para>
 /// </remarks>
 public sealed class ConntrackTable
 {
@@ -27,9 +37,21 @@ public sealed class ConntrackTable
         public int Key;
     }
 
+    /// <summary>
+    /// The largest slot array (conntrack hash and by-source index alike) grown step by step from the start (64 KiB of
+    /// slots: below the large object heap); past it the array takes the bucket count's size at once.
+    /// </summary>
+    internal const int SmallSlots = 4096;
+
+    /// <summary>The default nf_conntrack_buckets (Host/Sysctl.cs), until the hooks tell the table the host's.</summary>
+    private const int DefaultBuckets = 262144;
+
     private Slot[] _slots = new Slot[64];
     private int _used;
     private int _live;
+
+    /// <summary>The slot count nf_conntrack_buckets asks for (<see cref="SlotsFor"/>).</summary>
+    private int _bucketSlots = SlotsFor(DefaultBuckets);
 
     /// <summary>NAT's by-source index (nf_nat_bysource): chain heads by source key, chains threaded through the entries, oldest first.</summary>
     private SourceSlotData[] _sourceSlots = new SourceSlotData[16];
@@ -181,14 +203,46 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
-    /// A table twice as large when the live entries fill a third of it, else the same size without the tombstones. The
-    /// live load stays between a sixth and two thirds (about 45 % on average): the slot array an established packet's
-    /// lookup misses in is half what a quarter-full table needed (20k connections: 1 MiB instead of 2–4 MiB).
+    /// A table twice as large when the live entries fill a third of it, else the same size without the tombstones; past
+    /// <see cref="SmallSlots"/> at least the bucket count's size (taken once). The live load stays below two thirds.
     /// </summary>
     private void Rehash()
     {
+        int size = _live * 3 >= _slots.Length ? _slots.Length * 2 : _slots.Length;
+        if (size > SmallSlots && size < _bucketSlots) size = _bucketSlots;
+        Resize(size);
+    }
+
+    /// <summary>The slot count for <paramref name="buckets"/> kernel buckets: the next power of two (64 to 2^28).</summary>
+    internal static int SlotsFor(int buckets) =>
+        (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(buckets, 64, 1 << 28));
+
+    /// <summary>The slot array's length (tests, bench).</summary>
+    internal int Capacity => _slots.Length;
+
+    /// <summary>The by-source index's slot count (tests, bench).</summary>
+    internal int SourceCapacity => _sourceSlots.Length;
+
+    /// <summary>
+    /// The host's nf_conntrack_buckets (the hooks pass it before a new connection is made). A changed count rehashes a
+    /// table past its small start into the new size at once, as a write to the sysctl does in the kernel
+    /// (nf_conntrack_hash_resize: every entry moves to the new array); never below what the live entries need.
+    /// </summary>
+    internal void UseBuckets(int buckets)
+    {
+        int slots = SlotsFor(buckets);
+        if (slots == _bucketSlots) return;
+        _bucketSlots = slots;
+        if (_slots.Length <= SmallSlots) return;
+        int size = slots;
+        while (size * 2 < (_live + 1) * 3) size *= 2;
+        if (size != _slots.Length) Resize(size);
+    }
+
+    /// <summary>Every live slot moved into a new array of <paramref name="size"/> slots (a power of two); tombstones dropped.</summary>
+    private void Resize(int size)
+    {
         Slot[] oldSlots = _slots;
-        int size = _live * 3 >= oldSlots.Length ? oldSlots.Length * 2 : oldSlots.Length;
         _slots = new Slot[size];
         _used = 0;
         int mask = size - 1;
@@ -280,7 +334,10 @@ public sealed class ConntrackTable
         }
     }
 
-    /// <summary>Twice as large when the chains fill a quarter of the slots, else the same size without the tombstones.</summary>
+    /// <summary>
+    /// Twice as large when the chains fill a quarter of the slots, else the same size without the tombstones; past
+    /// <see cref="SmallSlots"/> at least the bucket count's size (taken once, as nf_nat_init sizes nf_nat_bysource).
+    /// </summary>
     private void SourceRehash()
     {
         SourceSlotData[] old = _sourceSlots;
@@ -290,6 +347,7 @@ public sealed class ConntrackTable
             if (o.Head is not null && !ReferenceEquals(o.Head, Tombstone)) heads++;
         }
         int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
+        if (size > SmallSlots && size < _bucketSlots) size = _bucketSlots;
         _sourceSlots = new SourceSlotData[size];
         _sourceUsed = 0;
         int mask = size - 1;
@@ -459,6 +517,7 @@ public sealed class ConntrackTable
         }
     }
 
+    /// <summary>Removes every entry (conntrack -F); the hash keeps its size.</summary>
     public void Clear()
     {
         for (ConnEntry? e = _oldest; e is not null;)
@@ -469,9 +528,10 @@ public sealed class ConntrackTable
             e.NextBySource = null;
             e = next;
         }
-        _slots = new Slot[64];
+        // The arrays are kept (a flush leaves the kernel's hash as it is), emptied.
+        Array.Clear(_slots);
         _used = _live = 0;
-        _sourceSlots = new SourceSlotData[16];
+        Array.Clear(_sourceSlots);
         _sourceUsed = 0;
         _oldest = _newest = null;
         _count = 0;

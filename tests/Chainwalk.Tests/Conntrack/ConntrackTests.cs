@@ -380,6 +380,23 @@ public class ConntrackTests
     }
 
     [Fact]
+    public void The_hash_follows_nf_conntrack_buckets_and_a_write_resizes_it_without_changing_the_listing()
+    {
+        var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_buckets=16384");
+        for (int i = 0; i < 1500; i++) Send(nf, PacketBuilder.Ipv4(C, S).Udp((ushort)(20000 + i), 53).Build(), true).CtState.ShouldBe("NEW");
+        // 3000 keys: past the small start, the bucket count's size.
+        ct.Table.Capacity.ShouldBe(16384);
+        string before = Listing(ct, nf);
+        // sysctl -w net.netfilter.nf_conntrack_buckets=65536: the next new connection finds the hash rehashed.
+        nf.Host.Sysctls["net.netfilter.nf_conntrack_buckets"] = "65536";
+        Send(nf, PacketBuilder.Ipv4(C, S).Udp(5000, 53).Build(), true).CtState.ShouldBe("NEW");
+        ct.Table.Capacity.ShouldBe(65536);
+        Listing(ct, nf).ShouldBe(ct.Table.List(nf.State.Now).First() + "\n" + before);
+        // A connection made before the resize is found in it (the server's reply).
+        Send(nf, PacketBuilder.Ipv4(S, C).Udp(53, 20007).Build(), false).CtState.ShouldBe("ESTABLISHED");
+    }
+
+    [Fact]
     public void After_table_full_the_gc_evicts_a_closing_assured_tcp_connection()
     {
         var (nf, ct) = Engine(StateRules, "net.netfilter.nf_conntrack_max=1");
