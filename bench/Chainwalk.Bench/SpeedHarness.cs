@@ -176,9 +176,16 @@ public static class SpeedHarness
             if (!args.Contains("--walkable")) Log($"ruleset bytes per rule: kube {services} {(double)kubeBytes / kubeRules:F1} ({kubeRules} rules)");
             HeapWalk.Strings = new(StringComparer.Ordinal);
             HeapWalk.StringContents = new(StringComparer.Ordinal);
-            var byType = HeapWalk.ByType(set, t => typeof(Chainwalk.Extensions.XtExtension).IsAssignableFrom(t));
+            // --compiled: the compiled form's own objects instead (walked from CompiledRules, not entering the rule
+            // objects, chains, tables, rule lists and extensions it points at): what compiled_heap_bytes_per_rule holds.
+            bool compiledOnly = args.Contains("--compiled");
+            var byType = compiledOnly
+                ? HeapWalk.ByType(CompiledRules.Build(set), t => typeof(Chainwalk.Extensions.XtExtension).IsAssignableFrom(t)
+                    || t == typeof(Rule) || t == typeof(Chain) || t == typeof(Table) || t == typeof(Ruleset) || t == typeof(RuleList)
+                    || t == typeof(TargetUse) || t == typeof(MatchUse))
+                : HeapWalk.ByType(set, t => typeof(Chainwalk.Extensions.XtExtension).IsAssignableFrom(t));
             long total = byType.Values.Sum(v => v.Bytes);
-            Log($"heap walk from the ruleset: {total} bytes, {(double)total / kubeRules:F1} per rule ({kubeRules} rules)");
+            Log($"heap walk from the {(compiledOnly ? "compiled form" : "ruleset")}: {total} bytes, {(double)total / kubeRules:F1} per rule ({kubeRules} rules)");
             foreach (var (type, (count, bytes)) in byType.OrderByDescending(kv => kv.Value.Bytes).Take(30))
                 Log($"{bytes,12} {(double)bytes / kubeRules,8:F1}/rule {count,9}  {type}");
             foreach (var (prefix, (count, bytes)) in HeapWalk.Strings.OrderByDescending(kv => kv.Value.Item2).Take(8))

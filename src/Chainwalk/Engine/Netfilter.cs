@@ -1042,7 +1042,7 @@ public sealed partial class Netfilter
         if (compiled is not null)
         {
             TargetUse.JumpMemo? memo = target.ResolvedJump;
-            if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, compiled.JumpTarget(target), target.Name);
+            if (memo is null || !ReferenceEquals(memo.ResolvedBy, compiled)) target.ResolvedJump = memo = TargetUse.JumpMemo.Of(compiled, table.Find(target.Name), target.Name);
             if (memo.Chain is { } resolved && ReferenceEquals(resolved.Name, memo.Name)) return resolved;
         }
         return table.Find(target.Name);

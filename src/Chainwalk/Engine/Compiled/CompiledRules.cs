@@ -466,7 +466,6 @@ public sealed class ChainIndex
 public sealed class CompiledRules : IChainEdits
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<TargetUse, Chain> _jumps = new(ReferenceEqualityComparer.Instance);
 
     public static CompiledRules Build(Ruleset rules)
     {
@@ -565,17 +564,21 @@ public sealed class CompiledRules : IChainEdits
         {
             if (r.Target is { IsChainJump: true } t && table.Find(t.Name) is { } next)
             {
-                _jumps[t] = next;
-                // The walker's memo made now rather than on the jump's first use: a young memo stored into an old rule
+                // The memo on the target is the one record of what this form resolved (no map of its own beside: 10
+                // bytes per kube rule). The walker's memo made now rather than on the jump's first use: a young memo stored into an old rule
                 // object on the hot path dirtied GC cards all over a large rule set (kube new connections at 30k services).
                 t.ResolvedJump = TargetUse.JumpMemo.Of(this, next, t.Name);
             }
         }
     }
 
-    /// <summary>The chain a jump enters, when resolved and still of that name; null: look it up.</summary>
+    /// <summary>
+    /// The chain a jump enters, when this form resolved it (the target's memo is this form's: another form compiled
+    /// over the same rules since takes the memo over) and it still has that name; null: look it up.
+    /// </summary>
     public Chain? JumpTarget(TargetUse target) =>
-        _jumps.TryGetValue(target, out Chain? c) && string.Equals(c.Name, target.Name, StringComparison.Ordinal) ? c : null;
+        target.ResolvedJump is { } memo && ReferenceEquals(memo.ResolvedBy, this) && memo.Chain is { } c
+        && string.Equals(c.Name, target.Name, StringComparison.Ordinal) ? c : null;
 
     /// <summary>Compiles (again) one chain, after it was edited.</summary>
     public void Recompile(Chain chain)
