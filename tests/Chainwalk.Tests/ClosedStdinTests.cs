@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Chainwalk.Compat;
+using Chainwalk.Tests.Support;
 using Shouldly;
 using Xunit;
 
@@ -14,18 +15,9 @@ namespace Chainwalk.Tests;
 /// </summary>
 public class ClosedStdinTests
 {
-    private static string Cli
-    {
-        get
-        {
-            string apphost = Path.Combine(AppContext.BaseDirectory, "Chainwalk.Cli");
-            if (File.Exists(apphost)) return Quote(apphost);
-            string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } d ? d : "dotnet";
-            return Quote(dotnet) + " " + Quote(Path.Combine(AppContext.BaseDirectory, "Chainwalk.Cli.dll"));
-        }
-    }
+    private static string Cli => CliCommand.Shell;
 
-    private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    private static string Quote(string s) => CliCommand.Quote(s);
 
     /// <summary>Runs <paramref name="command"/> (the CLI itself, or a shim on PATH) with stdin as <paramref name="stdin"/>, at most 60 s.</summary>
     private static (int Rc, string Out, string Err) Run(string hostDir, bool shim, string command, string stdin)

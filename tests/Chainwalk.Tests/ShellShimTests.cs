@@ -15,18 +15,9 @@ public class ShellShimTests
     private static readonly string[] ShimmedTools =
         ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ip", "sysctl", "ipset"];
 
-    private static string Cli
-    {
-        get
-        {
-            string apphost = Path.Combine(AppContext.BaseDirectory, "Chainwalk.Cli");
-            if (File.Exists(apphost)) return Quote(apphost);
-            string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } d ? d : "dotnet";
-            return Quote(dotnet) + " " + Quote(Path.Combine(AppContext.BaseDirectory, "Chainwalk.Cli.dll"));
-        }
-    }
+    private static string Cli => CliCommand.Shell;
 
-    private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    private static string Quote(string s) => CliCommand.Quote(s);
 
     /// <summary>Runs a bash snippet with $HOSTDIR set; returns stdout+stderr and the exit code.</summary>
     /// <summary>Runs a bash snippet with $CLI and $HOSTDIR set (for other tests that drive the shims).</summary>

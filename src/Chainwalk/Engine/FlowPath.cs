@@ -189,10 +189,7 @@ public sealed partial class Netfilter
     /// <summary><see cref="RunTable"/>, or the replay of the connection direction's memo of it, or a walk that records one.</summary>
     private Verdict RunTableFlow(PacketContext ctx, Skb skb, Table table, Hook hook)
     {
-        if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct
-            || skb.Trace || Current?.Trace is not null)
-            return RunTable(ctx, table, hook);
-        if (!LaterFlowPacket(skb, ct)) return RunTable(ctx, table, hook);
+        if (skb.Trace || Current?.Trace is not null || FlowConnection(skb) is not { } ct) return RunTable(ctx, table, hook);
         long rulesGeneration = RulesGeneration.Value, hostGeneration = HostGeneration.Value;
         Ruleset rules = Host.Rules(skb.Family);
         FlowState flow = ct.Flow ?? FlowState.Empty;
@@ -259,9 +256,7 @@ public sealed partial class Netfilter
     /// </summary>
     private Routing.InputDecision InputRouteFlow4(Skb skb, uint dst, uint src, string dev)
     {
-        if (!FlowPath || skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct)
-            return InputRoute4(dst, src, dev);
-        if (!LaterFlowPacket(skb, ct)) return InputRoute4(dst, src, dev);
+        if (FlowConnection(skb) is not { } ct) return InputRoute4(dst, src, dev);
         long g = HostGeneration.Value, rg = RulesGeneration.Value;
         FlowState flow = ct.Flow ?? FlowState.Empty;
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
@@ -299,6 +294,10 @@ public sealed partial class Netfilter
         interned.Add(value, value);
         return value;
     }
+
+    /// <summary>The packet's connection when the flow path serves it: on, an established packet, a later one of its direction.</summary>
+    private ConnEntry? FlowConnection(Skb skb) =>
+        FlowPath && skb.CtInfo is (CtInfo.Established or CtInfo.EstablishedReply) && skb.Conntrack is ConnEntry ct && LaterFlowPacket(skb, ct) ? ct : null;
 
     /// <summary>
     /// Whether the packet is a later established packet of its connection direction: the first one (a SYN-ACK, the

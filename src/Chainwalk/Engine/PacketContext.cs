@@ -20,10 +20,10 @@ public sealed class PacketContext
 
     public Netfilter Netfilter { get; }
 
-    /// <summary>Makes a reused context new for another packet or hook (the pipeline keeps one per nesting level).</summary>
     /// <summary>Set while a walk is recorded for the flow path's memo (<see cref="Netfilter.FlowPath"/>): the walker reports each counter it moves.</summary>
     internal FlowWalkRecorder? Recording;
 
+    /// <summary>Makes a reused context new for another packet or hook (the pipeline keeps one per nesting level).</summary>
     internal void Reset(Skb skb, Hook hook)
     {
         // References are stored only when they change: a packet's four hooks reuse the context with the same skb, and

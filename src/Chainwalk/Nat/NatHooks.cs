@@ -112,7 +112,7 @@ public static class NatHooks
             && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && ctx.Netfilter.Current?.Trace is null
             && ct.TryNatTargetV4(dir, manip, out uint newIp, out ushort newPort))
         {
-            if (!NatPacket.ManipV4(skb.Bytes, p.TotalLength, p.Protocol, newIp, newPort, manip))
+            if (!NatPacket.ManipV4(skb.Bytes, 0, p.TotalLength, p.Protocol, newIp, newPort, manip))
             {
                 ctx.Note("nat: the packet is too short to rewrite: dropped");
                 return false;

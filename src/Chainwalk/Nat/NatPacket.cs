@@ -23,6 +23,9 @@ public static class NatPacket
     {
         if (target.Family == IpFamily.V4)
         {
+            if (target.Protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.UdpLite)
+                return ManipV4(b, ipOffset, length, target.Protocol, (uint)(manip == NatManip.Src ? target.Source : target.Destination),
+                    manip == NatManip.Src ? target.SourcePort : target.DestinationPort, manip);
             if (length < ipOffset + 20) return false;
             int hdroff = ipOffset + (b[ipOffset] & 0x0f) * 4;
             if (!L4Manip(b, ipOffset, hdroff, length, target, manip)) return false;
@@ -41,18 +44,21 @@ public static class NatPacket
     }
 
     /// <summary>
-    /// <see cref="Manip"/> for an IPv4 TCP or UDP packet at offset 0 whose new address and port are known (an established
-    /// connection's binding, <see cref="ConnEntry.TryNatTargetV4"/>): the same steps and checksum arithmetic, without a tuple.
+    /// <see cref="Manip"/> of an IPv4 TCP, UDP or UDP-Lite packet at <paramref name="ipOffset"/> to a known address and
+    /// port: the one implementation of it, used by <see cref="Manip"/> (the port, the transport checksum for the pseudo
+    /// header's address and the port, then the IP header's address and checksum) and by an established connection's
+    /// rewrite, which reads the binding from the entry's fields (<see cref="ConnEntry.TryNatTargetV4"/>) instead of a tuple.
     /// </summary>
-    public static bool ManipV4(Span<byte> b, int length, byte protocol, uint newIp, ushort newPort, NatManip manip)
+    public static bool ManipV4(Span<byte> b, int ipOffset, int length, byte protocol, uint newIp, ushort newPort, NatManip manip)
     {
-        if (length < 20 || b.Length < length) return false;
-        int hdroff = (b[0] & 0x0f) * 4;
-        int addrOff = manip == NatManip.Src ? 12 : 16;
+        if (length < ipOffset + 20 || b.Length < length) return false;
+        int hdroff = ipOffset + (b[ipOffset] & 0x0f) * 4;
+        int addrOff = ipOffset + (manip == NatManip.Src ? 12 : 16);
         int portOff = hdroff + (manip == NatManip.Src ? 0 : 2);
         uint oldIp = BinaryPrimitives.ReadUInt32BigEndian(b[addrOff..]);
         if (protocol == IpProtocol.Tcp)
         {
+            // Conntrack guarantees 8 bytes; the checksum is only there with the whole 20.
             int hdrsize = length >= hdroff + 20 ? 20 : 8;
             if (length < hdroff + hdrsize) return false;
             ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
@@ -67,6 +73,7 @@ public static class NatPacket
         {
             if (length < hdroff + 8) return false;
             ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
+            // A UDP checksum of zero means "none" and stays so; UDP-Lite always has one.
             if (protocol == IpProtocol.UdpLite || ReadCheck(b, hdroff + 6) != 0)
             {
                 ushort c = Replace(Replace(ReadCheck(b, hdroff + 6), oldIp, newIp), oldPort, newPort);
@@ -78,7 +85,7 @@ public static class NatPacket
         {
             return false;
         }
-        WriteCheck(b, 10, Replace(ReadCheck(b, 10), oldIp, newIp));
+        WriteCheck(b, ipOffset + 10, Replace(ReadCheck(b, ipOffset + 10), oldIp, newIp));
         BinaryPrimitives.WriteUInt32BigEndian(b[addrOff..], newIp);
         return true;
     }
@@ -118,7 +125,7 @@ public static class NatPacket
         return off;
     }
 
-    /// <summary>l4proto_manip_pkt: by the target's protocol.</summary>
+    /// <summary>l4proto_manip_pkt: by the target's protocol (IPv4 TCP/UDP go through <see cref="ManipV4"/> instead).</summary>
     private static bool L4Manip(Span<byte> b, int ipOffset, int hdroff, int length, in ConnTuple t, NatManip manip)
     {
         switch (t.Protocol)

@@ -38,12 +38,7 @@ public class EstablishedHintTests
         COMMIT
         """;
 
-    private static readonly string[] Gateway =
-    [
-        "ip link add eth0 type dummy", "ip link add eth1 type dummy", "ip link set eth0 up", "ip link set eth1 up",
-        "ip addr add 198.51.100.2/24 dev eth0", "ip addr add 10.0.1.1/24 dev eth1",
-        "ip route add default via 198.51.100.1", "sysctl -w net.ipv4.ip_forward=1",
-    ];
+    private static readonly string[] Gateway = Chainwalk.Tests.Nat.NatRig.Gateway4;
 
     private sealed class Rig
     {

@@ -25,6 +25,14 @@ internal sealed class NatRig
         "sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1",
     ];
 
+    /// <summary>The same gateway with IPv4 only (the established-path tests' host).</summary>
+    public static readonly string[] Gateway4 =
+    [
+        "ip link add eth0 type dummy", "ip link add eth1 type dummy", "ip link set eth0 up", "ip link set eth1 up",
+        "ip addr add 198.51.100.2/24 dev eth0", "ip addr add 10.0.1.1/24 dev eth1",
+        "ip route add default via 198.51.100.1", "sysctl -w net.ipv4.ip_forward=1",
+    ];
+
     public NatRig(string rules, string rules6 = "", string[]? network = null, params string[] extra)
     {
         Host = EngineHost.Create(rules, rules6, [.. network ?? Gateway, .. extra]);
