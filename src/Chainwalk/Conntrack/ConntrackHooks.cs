@@ -108,15 +108,13 @@ public sealed class ConntrackHooks : IConntrackHooks
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
                 if (!MakeRoom(ctx)) return false;
-                ct = new ConnEntry(tuple, reply)
-                {
-                    Zone = zone,
-                    ZoneDirections = zoneDirs,
-                    Helper = template?.Helper,
-                    EventMask = template?.EventMask ?? 0,
-                    Mark = 0,
-                    Counters = Accounting(ctx) ? new ConnCounter[2] : null,
-                };
+                // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
+                ct = Table.NewEntry(tuple, reply);
+                ct.Zone = zone;
+                ct.ZoneDirections = zoneDirs;
+                ct.Helper = template?.Helper;
+                ct.EventMask = template?.EventMask ?? 0;
+                ct.Counters = Accounting(ctx) ? new ConnCounter[2] : null;
                 dir = ConnDirection.Original;
                 isNew = true;
                 // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
@@ -418,6 +416,9 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     /// <inheritdoc/>
     public void PrefetchMore(long token) => Table.PrefetchEntry(token);
+
+    /// <inheritdoc/>
+    public void PacketStarts() => Table.PacketBoundary();
 
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
     public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);

@@ -48,6 +48,14 @@ public interface IConntrackHooks
 
     /// <summary>Whether <see cref="Confirm"/> has anything to do for the packet (false: it would return true at once, e.g. an already confirmed connection).</summary>
     bool NeedsConfirm(Skb skb) => true;
+
+    /// <summary>
+    /// A top-level packet starts (not one generated while another is processed): what the previous packets were done with
+    /// may be reused (the conntrack table's pool of removed entries).
+    /// </summary>
+    void PacketStarts()
+    {
+    }
 }
 
 /// <summary>
@@ -253,6 +261,7 @@ public sealed partial class Netfilter
             Host.Clock = at;
         }
         PacketResult? outer = Current;
+        if (outer is null) Conntrack?.PacketStarts();
         Current = result;
         try
         {
