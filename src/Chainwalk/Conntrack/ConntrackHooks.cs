@@ -420,6 +420,24 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// <inheritdoc/>
     public void PacketStarts() => Table.PacketBoundary();
 
+    /// <summary>
+    /// For a new IPv4 connection about to be forwarded: the conntrack hash slots POSTROUTING will probe, fetched while
+    /// FORWARD is walked. Its binding at POSTROUTING checks that the reply tuple it would give is free
+    /// (nf_nat_used_tuple): without source NAT (the null binding) that is the connection's reply tuple as it is now, the
+    /// one confirmation inserts; with MASQUERADE it is that tuple with the device's address as its destination (the
+    /// address MASQUERADE chose last for this device and next hop, when known). Hints only: a wrong guess costs a fetch.
+    /// </summary>
+    public void PrefetchForward(Skb skb)
+    {
+        if (skb.Conntrack is not ConnEntry { IsConfirmed: false } ct || skb.CtInfo != CtInfo.New || ct.Family != IpFamily.V4
+            || ct.Has(ConnStatus.SrcNatDone | ConnStatus.Dying)) return;
+        ConnTuple reply = ct.Reply;
+        ushort zone = ct.ZoneFor(ConnDirection.Reply);
+        Table.Prefetch(reply, zone);
+        if (Nat.NatTargets.LastMasqueradeSource4(skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
+            Table.Prefetch(reply with { Destination = masq }, zone);
+    }
+
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
     public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);
 

@@ -56,6 +56,15 @@ public interface IConntrackHooks
     void PacketStarts()
     {
     }
+
+    /// <summary>
+    /// A hint given when a packet is about to be forwarded (its output device and route known, FORWARD and POSTROUTING
+    /// still to walk): what POSTROUTING's source NAT and the confirmation will look up may be fetched meanwhile. Changes
+    /// nothing.
+    /// </summary>
+    void PrefetchForward(Skb skb)
+    {
+    }
 }
 
 /// <summary>
@@ -616,6 +625,7 @@ public sealed partial class Netfilter
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
         skb.OutDev = outDev;
+        Conntrack?.PrefetchForward(skb);
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
         Emit(skb, result, "forwarded");

@@ -88,6 +88,14 @@ public static class NatTargets
     }
 
     /// <summary>
+    /// The address MASQUERADE chose last (<see cref="Source4"/>'s memo) when it was for this device and next hop, else null;
+    /// no route lookup (a hint for the conntrack slot NAT will probe; the host generation is not checked: a stale answer
+    /// only fetches another slot).
+    /// </summary>
+    internal static UInt128? LastMasqueradeSource4(string? outDev, UInt128 nexthop) =>
+        _memo is { Fib: not null } m && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
+
+    /// <summary>
     /// nf_nat_redirect_ipv4 / _ipv6: the destination becomes the incoming interface's first address (127.0.0.1 or
     /// ::1 for locally generated packets); an interface without one drops the packet.
     /// </summary>
