@@ -28,8 +28,6 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
 
-    private const string KeyMax = "net.netfilter.nf_conntrack_max";
-    private const string KeyAcct = "net.netfilter.nf_conntrack_acct";
     private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
     private const string KeyUdpStream = "net.netfilter.nf_conntrack_udp_timeout_stream";
     private const string KeyIcmp = "net.netfilter.nf_conntrack_icmp_timeout";
@@ -157,14 +155,15 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// <summary>Set after a "table full": the gc worker then also evicts assured connections its protocol says may go (conntrack_gc_work.early_drop).</summary>
     private bool _gcEarlyDrop;
 
-    private bool Accounting(PacketContext ctx) => ForceAccounting || Sysctls.Int(ctx.Host, KeyAcct, 0) != 0;
+    private bool Accounting(PacketContext ctx) => ForceAccounting || ConntrackSysctls.For(ctx.Host).Accounting;
 
     /// <summary>__nf_conntrack_alloc's limit: nf_conntrack_max, early drop, else "table full".</summary>
     private bool MakeRoom(PacketContext ctx)
     {
-        int max = Sysctls.Int(ctx.Host, KeyMax, 262144);
+        ConntrackSysctls sysctls = ConntrackSysctls.For(ctx.Host);
+        int max = sysctls.Max;
         // The hash's size follows nf_conntrack_buckets (a changed value rehashes it, as the sysctl's write does).
-        Table.UseBuckets(ConntrackSysctls.For(ctx.Host).Buckets);
+        Table.UseBuckets(sysctls.Buckets);
         if (max <= 0 || Table.Count < max) return true;
         Table.Expire(ctx.Now);
         if (Table.Count < max) return true;
@@ -411,7 +410,11 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        return Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
+        long token = Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
+        // A TCP SYN (without ACK) nearly always starts a connection: its slot holds no entry to follow, and reading the slot
+        // in PrefetchMore, right after this fetch, would only wait for it there instead of in the lookup, later.
+        if (proto == IpProtocol.Tcp && b.Length >= ihl + 14 && (b[ihl + 13] & 0x12) == 0x02) return -1;
+        return token;
     }
 
     /// <inheritdoc/>

@@ -936,6 +936,10 @@ public sealed partial class Netfilter
                 {
                     Verdict nv = RunTable(ctx, table, hook);
                     if (!Survives(nv, result, generated)) return false;
+                    // A new connection's destination binding was just made: the input route memo's entry for the address it
+                    // gives is fetched while the packet is rewritten (the one fetched after conntrack was for the old one).
+                    if (hook == Hook.Prerouting && !generated && Conntrack.RoutedDestination4(skb) is uint bound && bound != (uint)skb.Packet.Destination)
+                        PrefetchInputRoute(bound, (uint)skb.Packet.Source);
                 }
                 if (!Conntrack.ApplyNat(ctx))
                 {
