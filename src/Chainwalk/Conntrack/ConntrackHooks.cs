@@ -410,11 +410,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        long token = Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
-        // A TCP SYN (without ACK) nearly always starts a connection: its slot holds no entry to follow, and reading the slot
-        // in PrefetchMore, right after this fetch, would only wait for it there instead of in the lookup, later.
-        if (proto == IpProtocol.Tcp && b.Length >= ihl + 14 && (b[ihl + 13] & 0x12) == 0x02) return -1;
-        return token;
+        return Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
     }
 
     /// <inheritdoc/>
