@@ -18,6 +18,9 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     public ConntrackTable Table { get; }
 
+    /// <summary>MASQUERADE's last source address choice for this netfilter (Nat.NatTargets.Source4).</summary>
+    internal Nat.NatTargets.SourceMemo MasqueradeSource { get; } = new();
+
     /// <summary>Whether IPv4 packets are tracked (nf_conntrack_ipv4's hooks registered in the namespace).</summary>
     public bool TrackV4 { get; set; } = true;
 
@@ -75,7 +78,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     private bool CheckChecksums(PacketContext ctx) =>
-        ctx.Hook == Hook.Prerouting && ConntrackSysctls.For(ctx.Host).Checksum;
+        ctx.Hook == Hook.Prerouting && SysctlsFor(ctx.Host).Checksum;
 
     /// <summary>nf_conntrack_in: false = drop (table full).</summary>
     private bool In(PacketContext ctx, ConnTemplate? template)
@@ -152,15 +155,25 @@ public sealed class ConntrackHooks : IConntrackHooks
         return false;
     }
 
+    /// <summary>The sysctl snapshot last used here (an instance field: no static or thread-static read per packet).</summary>
+    private ConntrackSysctls? _sysctls;
+
+    private ConntrackSysctls SysctlsFor(VirtualHost host)
+    {
+        ConntrackSysctls? s = _sysctls;
+        if (s is not null && s.IsCurrentFor(host)) return s;
+        return _sysctls = ConntrackSysctls.For(host);
+    }
+
     /// <summary>Set after a "table full": the gc worker then also evicts assured connections its protocol says may go (conntrack_gc_work.early_drop).</summary>
     private bool _gcEarlyDrop;
 
-    private bool Accounting(PacketContext ctx) => ForceAccounting || ConntrackSysctls.For(ctx.Host).Accounting;
+    private bool Accounting(PacketContext ctx) => ForceAccounting || SysctlsFor(ctx.Host).Accounting;
 
     /// <summary>__nf_conntrack_alloc's limit: nf_conntrack_max, early drop, else "table full".</summary>
     private bool MakeRoom(PacketContext ctx)
     {
-        ConntrackSysctls sysctls = ConntrackSysctls.For(ctx.Host);
+        ConntrackSysctls sysctls = SysctlsFor(ctx.Host);
         int max = sysctls.Max;
         // The hash's size follows nf_conntrack_buckets (a changed value rehashes it, as the sysctl's write does).
         Table.UseBuckets(sysctls.Buckets);
@@ -433,7 +446,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         ConnTuple reply = ct.Reply;
         ushort zone = ct.ZoneFor(ConnDirection.Reply);
         Table.Prefetch(reply, zone);
-        if (Nat.NatTargets.LastMasqueradeSource4(skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
+        if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
             Table.Prefetch(reply with { Destination = masq }, zone);
     }
 

@@ -45,6 +45,9 @@ internal sealed class ConntrackSysctls
         return s;
     }
 
+    /// <summary>Whether this is the snapshot of <paramref name="host"/> as it is now.</summary>
+    public bool IsCurrentFor(VirtualHost host) => ReferenceEquals(_host, host) && _generation == HostGeneration.Value;
+
     /// <summary>nf_conntrack_checksum.</summary>
     public bool Checksum { get; }
 

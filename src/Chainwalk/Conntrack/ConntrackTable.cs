@@ -459,9 +459,24 @@ public sealed class ConntrackTable
         if (e is null) return new ConnEntry(original, reply);
         _free.Head = e.Older;
         if (_free.Head is null) _free.Tail = null;
+        else PrefetchLines(_free.Head);
         _free.Count--;
         e.Reuse(original, reply);
         return e;
+    }
+
+    /// <summary>
+    /// Asks the CPU to fetch the entry's first four cache lines (a hint: the next free entry, whose fields the next new
+    /// connection writes; a pooled entry has long left the cache, a new object's memory had not).
+    /// </summary>
+    private static unsafe void PrefetchLines(ConnEntry e)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        byte* at = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.As<RawObject>(e).Data);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 64);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 128);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 192);
     }
 
     // ------------------------------------------------------------------ the table
