@@ -211,6 +211,16 @@ public sealed partial class Netfilter
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[InputRouteSlot(dst, src, cache.Length)]));
     }
 
+    /// <summary>
+    /// A hint from NAT when a new connection's destination binding is made at PREROUTING (DNAT, REDIRECT, NETMAP): the
+    /// input route memo's entry for the address the packet will carry is fetched while the rest of the nat chain, the
+    /// rewrite and the hook run (the entry fetched after conntrack was for the old destination). Changes nothing.
+    /// </summary>
+    internal void PrefetchInputRouteAfterDnat(uint dst, uint src)
+    {
+        if (Current?.Trace is null) PrefetchInputRoute(dst, src);
+    }
+
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
 
@@ -936,10 +946,6 @@ public sealed partial class Netfilter
                 {
                     Verdict nv = RunTable(ctx, table, hook);
                     if (!Survives(nv, result, generated)) return false;
-                    // A new connection's destination binding was just made: the input route memo's entry for the address it
-                    // gives is fetched while the packet is rewritten (the one fetched after conntrack was for the old one).
-                    if (hook == Hook.Prerouting && !generated && Conntrack.RoutedDestination4(skb) is uint bound && bound != (uint)skb.Packet.Destination)
-                        PrefetchInputRoute(bound, (uint)skb.Packet.Source);
                 }
                 if (!Conntrack.ApplyNat(ctx))
                 {

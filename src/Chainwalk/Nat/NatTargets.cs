@@ -21,6 +21,9 @@ public static class NatTargets
         bool trace = ctx.Netfilter.Current?.Trace is not null;
         ct.Reply.TryInvert(out ConnTuple before);
         Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
+        // The input route will be asked for the bound destination of this IPv4 packet, after the rewrite.
+        if (manip == NatManip.Dst && ctx.Hook == Rules.Hook.Prerouting && ct.Family == IpFamily.V4 && ctx.Skb.InDev is not null)
+            ctx.Netfilter.PrefetchInputRouteAfterDnat(ct.SourceV4(ConnDirection.Reply), (uint)ctx.Packet.Source);
         if (trace)
         {
             ct.Reply.TryInvert(out ConnTuple after);
