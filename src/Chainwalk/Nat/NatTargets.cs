@@ -19,7 +19,9 @@ public static class NatTargets
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
         bool trace = ctx.Netfilter.Current?.Trace is not null;
-        ct.Reply.TryInvert(out ConnTuple before);
+        // What the packet looked like before the binding, for the explanation only.
+        ConnTuple before = default;
+        if (trace) ct.Reply.TryInvert(out before);
         Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
         // The input route will be asked for the bound destination of this IPv4 packet, after the rewrite.
         if (manip == NatManip.Dst && ctx.Hook == Rules.Hook.Prerouting && ct.Family == IpFamily.V4 && ctx.Skb.InDev is not null)
