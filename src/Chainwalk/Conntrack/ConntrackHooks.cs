@@ -391,6 +391,17 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// <summary>Only an unconfirmed connection's packet has anything to confirm (see <see cref="Confirm"/>).</summary>
     public bool NeedsConfirm(Skb skb) => skb.Conntrack is ConnEntry { IsConfirmed: false };
 
+    /// <inheritdoc/>
+    public bool TryConfirmQuick(Skb skb, double now)
+    {
+        if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
+        if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
+        if (ct.Has(ConnStatus.Dying)) return true;
+        // A clash leaves the table as it was (expired holders aside, which Confirm would remove the same way): Confirm
+        // then meets it again and explains the drop.
+        return Table.TryInsert(ct, now);
+    }
+
     public bool Confirm(PacketContext ctx)
     {
         Skb skb = ctx.Skb;

@@ -65,6 +65,12 @@ public interface IConntrackHooks
     void PrefetchForward(Skb skb)
     {
     }
+
+    /// <summary>
+    /// <see cref="Confirm"/> without a context, for the common case: true when the packet's connection was confirmed or
+    /// had nothing to confirm; false when <see cref="Confirm"/> must decide (it explains a refusal), the state unchanged.
+    /// </summary>
+    bool TryConfirmQuick(Skb skb, double now) => false;
 }
 
 /// <summary>
@@ -743,6 +749,8 @@ public sealed partial class Netfilter
     {
         // Most packets belong to a confirmed connection: nothing to do, no context to set up.
         if (Conntrack is null || !Conntrack.NeedsConfirm(skb)) return true;
+        // A new connection's confirmation needs no context unless it is refused (then explained).
+        if (!Tracing && Conntrack.TryConfirmQuick(skb, State.Now)) return true;
         PacketContext ctx = RentContext(skb, hook);
         try
         {

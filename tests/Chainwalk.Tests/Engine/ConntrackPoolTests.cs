@@ -264,6 +264,36 @@ public class ConntrackPoolTests
         old.Original.ShouldBe(((ConnEntry)second.Connection!).Original);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Confirmation_without_a_context_inserts_or_leaves_a_clash_to_the_explained_path(bool clash)
+    {
+        // Netfilter.ConfirmConntrack tries IConntrackHooks.TryConfirmQuick first and rents a context for Confirm only when
+        // it refuses: a refusal must leave the table as it was, so that Confirm meets the same clash and explains it.
+        var g = new Gateway();
+        ConntrackTable table = g.Ct.Table;
+        var o = new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0A00010Au, 0x5DB8D822u, 5000, 80);
+        o.TryInvert(out ConnTuple r).ShouldBeTrue();
+        ConnEntry? holder = null;
+        if (clash)
+        {
+            holder = new ConnEntry(o, r) { Timeout = 1e9 };
+            table.Insert(holder);
+        }
+        var ct = new ConnEntry(o, r) { Timeout = 1e9 };
+        var skb = new Skb(PacketBuilder.Ipv4("10.0.1.10", "93.184.216.34").Tcp(5000, 80, TcpFlags.Syn).BuildPacket()) { Conntrack = ct, CtInfo = CtInfo.New };
+        g.Ct.TryConfirmQuick(skb, 1000).ShouldBe(!clash);
+        ct.IsConfirmed.ShouldBe(!clash);
+        table.Count.ShouldBe(1);
+        table.Entries.Single().ShouldBeSameAs(clash ? holder : ct);
+        if (!clash) return;
+        var ctx = new PacketContext(g.Nf, skb);
+        ctx.Reset(skb, Chainwalk.Rules.Hook.Postrouting);
+        g.Ct.Confirm(ctx).ShouldBeFalse();
+        table.Entries.Single().ShouldBeSameAs(holder);
+    }
+
     /// <summary>
     /// Every field of <see cref="ConnEntry"/> (found by reflection, so a field added later is covered) set to a value other
     /// than its default, then <see cref="ConnEntry.Reuse"/>: the entry equals a new one field by field.
