@@ -444,6 +444,8 @@ public sealed class ConntrackTable
     /// </summary>
     internal void PacketBoundary()
     {
+        // Most packets remove nothing: no list to move (and no reference stored).
+        if (_retiredBefore.Head is null && _retiredNow.Head is null) return;
         _free.Join(ref _retiredBefore);
         _retiredBefore = _retiredNow;
         _retiredNow = default;
