@@ -18,7 +18,7 @@ public class RuleStorageTests
 {
     private static Rule NewRule(int i) => new() { Family = IpFamily.V4, Protocol = (ushort)(i % 250), Target = TargetUse.Jump(Verdicts.Accept, false) };
 
-    /// <summary>Edit scripts: I = insert at, D = remove at, S = set at, A = append, T = trim, C = clear; positions as given.</summary>
+    /// <summary>Edit scripts: I = insert at, D = remove at, S = set at, A = append, T = trim, C = clear, K = set the capacity; positions as given.</summary>
     public static TheoryData<string, string> Scripts() => new()
     {
         { "appends", "A A A A A A A A A" },
@@ -31,6 +31,12 @@ public class RuleStorageTests
         { "remove everything from both ends", "A A A A A A D0 D4 D0 D2 D0 D0" },
         { "clear and start again", "A A I1 D0 C A I0 I1" },
         { "set on both sides of the gap", "A A A A A A I3 S0 S2 S3 S4 S6" },
+        // A chain of at most two rules holds them without an array; a third rule or a larger capacity makes one.
+        { "two rules held by the chain, edited in place", "A I0 S0 S1 D1 I1 D0 I0 S1 D0 D0 A" },
+        { "a third rule moves two into an array", "A A A D0 I2 T D1 T A I0 I1" },
+        { "trim back to the chain from a gapped array", "A A A A A I2 D0 D0 D0 T S0 S1 A A" },
+        { "capacity set above and back to the count", "A K5 A A K3 D2 K2 D0 K1 D0 K0 A" },
+        { "clear while held by the chain", "A A C A I0 C I0" },
     };
 
     [Theory]
@@ -52,6 +58,7 @@ public class RuleStorageTests
                 case 'D': rules.RemoveAt(at); reference.RemoveAt(at); break;
                 case 'S': { Rule r = NewRule(made++); rules[at] = r; reference[at] = r; break; }
                 case 'T': rules.TrimExcess(); rules.Capacity.ShouldBe(reference.Count); break;
+                case 'K': rules.Capacity = at; rules.Capacity.ShouldBe(at); break;
                 case 'C': rules.Clear(); reference.Clear(); break;
             }
             AssertSame(chain, reference, step);
@@ -174,8 +181,7 @@ public class RuleStorageTests
         n.ShouldBe(reference.Count, where);
         rules.ToArray().ShouldBe(reference.ToArray(), where);
         // Free slots hold no rule (a removed rule must not stay reachable from the chain).
-        var slots = (Rule?[])typeof(Chain).GetField("_rules", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(chain)!;
-        slots.Count(s => s is not null).ShouldBe(reference.Count, where);
+        chain.HeldRules().ShouldBe(reference.Count, where);
     }
 
     /// <summary>Address ranges a NAT target may hold: both in 32 bits (IPv4, IPv6 near ::), both wide, or one of each.</summary>

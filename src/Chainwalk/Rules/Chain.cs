@@ -75,10 +75,18 @@ public sealed class Chain
     public RuleList Rules => new(this);
 
     /// <summary>
-    /// The rules (see <see cref="RuleList"/>): <c>[0, _gapStart)</c>, then <see cref="_gapSize"/> free slots, then the
-    /// rest, then free slots to the end of the array (a list's spare capacity). Free slots hold null.
+    /// The rules (see <see cref="RuleList"/>), held one of two ways. A chain of at most two rules and no spare slots holds
+    /// them itself: this field is the first rule (null when there is none) and <see cref="_second"/> the second (a
+    /// kube-proxy set has two-rule KUBE-SEP chains, one per endpoint: an array per chain would cost 40 bytes where the
+    /// second field costs 8). Otherwise this is a <c>Rule[]</c> gap buffer: <c>[0, _gapStart)</c>, then
+    /// <see cref="_gapSize"/> free slots, then the rest, then free slots to the end of the array (a list's spare
+    /// capacity); free slots hold null. A third rule, or a capacity set above two, moves the rules into an array.
     /// </summary>
-    private Rule[] _rules = [];
+    private object? _store;
+
+    /// <summary>The second rule while the chain holds its rules itself (see <see cref="_store"/>); else null.</summary>
+    private Rule? _second;
+
     private int _ruleCount;
     private int _gapStart;
 
@@ -92,24 +100,44 @@ public sealed class Chain
     /// </summary>
     private const int MaxGap = 512;
 
+    /// <summary>The most rules a chain holds without an array (see <see cref="_store"/>).</summary>
+    private const int InlineRules = 2;
+
     internal int RuleCount => _ruleCount;
 
-    internal int RuleCapacity => _rules.Length;
+    /// <summary>Slots held: the array's length, or the rule count while the chain holds its rules itself (no spare slots).</summary>
+    internal int RuleCapacity => _store is Rule[] a ? a.Length : _ruleCount;
+
+    /// <summary>Rules held (not free slots) in the storage, for tests: a removed rule must not stay reachable.</summary>
+    internal int HeldRules()
+    {
+        if (_store is Rule[] a) return a.Count(r => r is not null);
+        return (_store is null ? 0 : 1) + (_second is null ? 0 : 1);
+    }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal Rule RuleAt(int index)
     {
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
-        if (index >= _gapStart) index += _gapSize;
-        return _rules[index];
+        if (_store is Rule[] a)
+        {
+            if (index >= _gapStart) index += _gapSize;
+            return a[index];
+        }
+        return index == 0 ? System.Runtime.CompilerServices.Unsafe.As<Rule>(_store)! : _second!;
     }
 
     internal void SetRuleAt(int index, Rule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
-        if (index >= _gapStart) index += _gapSize;
-        _rules[index] = rule;
+        if (_store is Rule[] a)
+        {
+            if (index >= _gapStart) index += _gapSize;
+            a[index] = rule;
+        }
+        else if (index == 0) _store = rule;
+        else _second = rule;
         RulesGeneration.Changed();
     }
 
@@ -118,19 +146,37 @@ public sealed class Chain
         ArgumentNullException.ThrowIfNull(rule);
         if ((uint)index > (uint)_ruleCount) ThrowIndex(index);
         RulesGeneration.Changed();
+        if (_store is not Rule[] rules)
+        {
+            if (_ruleCount < InlineRules)
+            {
+                if (_ruleCount == 0) _store = rule;
+                else if (index == 1) _second = rule;
+                else
+                {
+                    _second = System.Runtime.CompilerServices.Unsafe.As<Rule>(_store);
+                    _store = rule;
+                }
+                _ruleCount++;
+                return;
+            }
+            // A third rule: into an array (a list's first capacity, as Grow makes it), no gap yet.
+            rules = ToArray(Math.Max(4, _ruleCount * 2));
+        }
         if (_gapSize == 0 || index != _gapStart)
         {
-            if (index == _ruleCount && _ruleCount + _gapSize < _rules.Length)
+            if (index == _ruleCount && _ruleCount + _gapSize < rules.Length)
             {
                 // An append into the spare slots at the end, wherever the gap is (a restore appends 100k rules).
-                _rules[_ruleCount + _gapSize] = rule;
+                rules[_ruleCount + _gapSize] = rule;
                 _ruleCount++;
                 return;
             }
             if (_gapSize == 0) OpenGap(index);
             else MoveGap(index);
+            rules = Slots;
         }
-        _rules[_gapStart++] = rule;
+        rules[_gapStart++] = rule;
         _gapSize--;
         _ruleCount++;
     }
@@ -139,17 +185,24 @@ public sealed class Chain
     {
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
         RulesGeneration.Changed();
+        if (_store is not Rule[] rules)
+        {
+            if (index == 0) _store = _second;
+            _second = null;
+            _ruleCount--;
+            return;
+        }
         if (_gapSize == 0) _gapStart = index + 1; // the rule's own slot becomes the gap
         else if (index == _gapStart) index += _gapSize; // the rule just after the gap: its slot joins it from above
         else MoveGap(index + 1); // the gap just after the rule, which joins it from below
         if (index < _gapStart)
         {
-            _rules[index] = null!;
+            rules[index] = null!;
             _gapStart--;
         }
         else
         {
-            _rules[index] = null!;
+            rules[index] = null!;
         }
         _gapSize++;
         _ruleCount--;
@@ -159,22 +212,52 @@ public sealed class Chain
     internal void ClearRules()
     {
         RulesGeneration.Changed();
-        _rules = [];
+        _store = null;
+        _second = null;
         _ruleCount = _gapStart = 0;
         _gapSize = 0;
     }
 
+    /// <summary>Sets the slots held: at most <see cref="InlineRules"/> (and no more than the rules) holds them in the chain itself.</summary>
     internal void SetRuleCapacity(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, _ruleCount);
-        if (capacity == _rules.Length && _gapSize == 0) return;
-        Rule[] a = capacity == 0 ? [] : new Rule[capacity];
-        Array.Copy(_rules, 0, a, 0, _gapStart);
-        Array.Copy(_rules, _gapStart + _gapSize, a, _gapStart, _ruleCount - _gapStart);
-        _rules = a;
+        if (capacity <= InlineRules && capacity == _ruleCount)
+        {
+            if (_store is not Rule[]) return;
+            Rule? first = _ruleCount > 0 ? RuleAt(0) : null, second = _ruleCount > 1 ? RuleAt(1) : null;
+            _store = first;
+            _second = second;
+            _gapStart = _gapSize = 0;
+            return;
+        }
+        if (_store is Rule[] old && capacity == old.Length && _gapSize == 0) return;
+        _store = ToArray(capacity);
+    }
+
+    /// <summary>The rules in a new array of <paramref name="capacity"/> slots without a gap, held from now on (_store).</summary>
+    private Rule[] ToArray(int capacity)
+    {
+        var a = new Rule[capacity];
+        if (_store is Rule[] old)
+        {
+            Array.Copy(old, 0, a, 0, _gapStart);
+            Array.Copy(old, _gapStart + _gapSize, a, _gapStart, _ruleCount - _gapStart);
+        }
+        else
+        {
+            if (_ruleCount > 0) a[0] = System.Runtime.CompilerServices.Unsafe.As<Rule>(_store)!;
+            if (_ruleCount > 1) a[1] = _second!;
+            _second = null;
+        }
+        _store = a;
         _gapStart = _ruleCount;
         _gapSize = 0;
+        return a;
     }
+
+    /// <summary>The array while the rules are held in one (the gap buffer's methods below are called only then).</summary>
+    private Rule[] Slots => System.Runtime.CompilerServices.Unsafe.As<Rule[]>(_store!);
 
     /// <summary>Moves the gap so that it starts at <paramref name="index"/>, shifting the rules between.</summary>
     private void MoveGap(int index)
@@ -183,15 +266,15 @@ public sealed class Chain
         if (index < _gapStart)
         {
             // Rules [index, gapStart) move up behind the gap; the slots they leave that the move did not cover are cleared.
-            Array.Copy(_rules, index, _rules, index + gap, _gapStart - index);
-            Array.Clear(_rules, index, Math.Min(gap, _gapStart - index));
+            Array.Copy(Slots, index, Slots, index + gap, _gapStart - index);
+            Array.Clear(Slots, index, Math.Min(gap, _gapStart - index));
         }
         else if (index > _gapStart)
         {
             // Rules [gapStart + gap, index + gap) move down in front of the gap.
-            Array.Copy(_rules, _gapStart + gap, _rules, _gapStart, index - _gapStart);
+            Array.Copy(Slots, _gapStart + gap, Slots, _gapStart, index - _gapStart);
             int from = Math.Max(index, _gapStart + gap);
-            Array.Clear(_rules, from, index + gap - from);
+            Array.Clear(Slots, from, index + gap - from);
         }
         _gapStart = index;
     }
@@ -199,15 +282,15 @@ public sealed class Chain
     /// <summary>Opens a gap at <paramref name="index"/> (there is none): the rules after it shift up, as a list's insert shifts them.</summary>
     private void OpenGap(int index)
     {
-        int spare = _rules.Length - _ruleCount;
+        int spare = Slots.Length - _ruleCount;
         if (spare == 0)
         {
             Grow(index);
             return;
         }
         int k = Math.Min(spare, MaxGap);
-        Array.Copy(_rules, index, _rules, index + k, _ruleCount - index);
-        Array.Clear(_rules, index, Math.Min(k, _ruleCount - index));
+        Array.Copy(Slots, index, Slots, index + k, _ruleCount - index);
+        Array.Clear(Slots, index, Math.Min(k, _ruleCount - index));
         _gapStart = index;
         _gapSize = (ushort)k;
     }
@@ -215,12 +298,12 @@ public sealed class Chain
     /// <summary>A larger array (twice the size, as a list grows; the array is full and has no gap), the gap opened at <paramref name="index"/>.</summary>
     private void Grow(int index)
     {
-        int capacity = Math.Max(4, _rules.Length * 2);
+        int capacity = Math.Max(4, Slots.Length * 2);
         var a = new Rule[capacity];
         int k = Math.Min(capacity - _ruleCount, MaxGap);
-        Array.Copy(_rules, 0, a, 0, index);
-        Array.Copy(_rules, index, a, index + k, _ruleCount - index);
-        _rules = a;
+        Array.Copy(Slots, 0, a, 0, index);
+        Array.Copy(Slots, index, a, index + k, _ruleCount - index);
+        _store = a;
         _gapStart = index;
         _gapSize = (ushort)k;
     }
@@ -230,9 +313,9 @@ public sealed class Chain
     {
         int gap = _gapSize;
         int tail = _ruleCount - _gapStart;
-        Array.Copy(_rules, _gapStart + gap, _rules, _gapStart, tail);
+        Array.Copy(Slots, _gapStart + gap, Slots, _gapStart, tail);
         int from = Math.Max(_ruleCount, _gapStart + gap);
-        Array.Clear(_rules, from, _ruleCount + gap - from);
+        Array.Clear(Slots, from, _ruleCount + gap - from);
         _gapStart = _ruleCount;
         _gapSize = 0;
     }

@@ -14,7 +14,8 @@ namespace Chainwalk.Rules;
 /// each other (a script inserting at one position, <c>-I</c> then <c>-D</c> at the middle of 100k rules) do not shift
 /// the rest of the chain each time, and one far from the last edit shifts about as many rules as a list's insert
 /// would (the rules between, where a list shifts the whole tail). An append never moves the gap. A whole-table check
-/// drops the free slots (<see cref="TrimExcess"/>).
+/// drops the free slots (<see cref="TrimExcess"/>). A chain of at most two rules without spare slots holds them in two
+/// fields of its own instead of an array (a kube-proxy set's KUBE-SEP chains); its <see cref="Capacity"/> is its count.
 /// </remarks>
 public readonly struct RuleList : IList<Rule>, IReadOnlyList<Rule>
 {
