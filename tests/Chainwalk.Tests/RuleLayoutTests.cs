@@ -109,6 +109,59 @@ public class RuleLayoutTests
         Assert.Equal((text, "changed"), (copy.Comment, d.Comment));
     }
 
+    /// <summary>Comment texts at the compact form's size edges (1, 7, 8, 9, 16, 17, 63, 64, 65 bytes), and ones it leaves as they are.</summary>
+    public static TheoryData<string, bool> CompactComments()
+    {
+        var d = new TheoryData<string, bool>();
+        foreach (int n in new[] { 1, 7, 8, 9, 16, 17, 40, 63, 64 }) d.Add(string.Concat(Enumerable.Range(0, n).Select(i => (char)('a' + (i % 26)))), true);
+        d.Add("ns0/svc0:p80 -> 10.180.60.103:80", true);
+        d.Add("a \"b\" \\c 'd'", true);
+        d.Add(new string('x', 65), false);
+        d.Add("café ☕", false);
+        d.Add("nul\0inside", false);
+        d.Add("", false);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(CompactComments))]
+    public void A_compact_comment_reads_saves_lists_and_clones_as_the_comment_it_came_from(string text, bool compacts)
+    {
+        var d = new CommentData { Comment = text, Revision = 0 };
+        d.Given = 1;
+        CommentData c = CommentData.Compact(d);
+        Assert.Equal(compacts, !ReferenceEquals(c, d));
+        Assert.Equal((text, d.Given, d.Revision), (c.Comment, c.Given, c.Revision));
+        XtExtension ext = ExtensionRegistry.FindMatch("comment", IpFamily.V4)!;
+        var want = new System.Text.StringBuilder();
+        var got = new System.Text.StringBuilder();
+        ext.Save(want, d, IpFamily.V4);
+        ext.Save(got, c, IpFamily.V4);
+        ext.Print(want, d, IpFamily.V4, numeric: true);
+        ext.Print(got, c, IpFamily.V4, numeric: true);
+        Assert.Equal(want.ToString(), got.ToString());
+        // A clone is its own: a new text on either leaves the other as it was.
+        var copy = (CommentData)c.Clone();
+        c.Comment = "changed";
+        Assert.Equal((text, "changed"), (copy.Comment, c.Comment));
+        copy.Comment = "other";
+        Assert.Equal("changed", c.Comment);
+    }
+
+    [Fact]
+    public void A_restore_holds_its_comments_compact_and_saves_them_as_read()
+    {
+        string text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+            string.Concat(new[] { 1, 8, 9, 33, 64, 65 }.Select(n => $"-A INPUT -m comment --comment \"{new string((char)('a' + n % 26), n)} x\" -j ACCEPT\n")) +
+            "-A INPUT -m comment --comment \"café\" -j ACCEPT\nCOMMIT\n";
+        Ruleset rs = new RestoreReader(IpFamily.V4, "iptables-restore").Apply(new Ruleset(IpFamily.V4), text, new RestoreOptions());
+        string saved = SaveWriter.Write(rs, counters: false, onlyTable: "filter");
+        Assert.Equal(text, string.Join('\n', saved.Split('\n').Where(l => !l.StartsWith('#'))));
+        var kinds = rs.Find("filter")!.Find("INPUT")!.Rules.Select(r => r.Matches[0].Data.GetType() == typeof(CommentData)).ToArray();
+        // Up to 64 ASCII bytes are held in the data object; the 66- and 67-byte and the non-ASCII comment are not.
+        Assert.Equal([false, false, false, false, true, true, true], kinds);
+    }
+
     private const string Shared =
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n" +
         "-A KUBE-SEP-A -s 10.1.0.1/32 -m comment --comment \"ns0/svc0:p80\" -j MARK --set-xmark 0x4000/0x4000\n" +

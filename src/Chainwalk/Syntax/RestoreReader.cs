@@ -407,7 +407,13 @@ public sealed class RestoreReader
                 m.Extension.Save(key, m.Data, r.Family);
                 string k = key.ToString();
                 if (_sharedMatches.TryGetValue(k, out MatchUse? shared)) fresh[i] = shared;
-                else _sharedMatches.Add(k, m);
+                else
+                {
+                    // A comment held once from here on: in its compact form (its bytes in the data object).
+                    if (m.Data is Extensions.Matches.CommentData text && Extensions.Matches.CommentData.Compact(text) is var compact && !ReferenceEquals(compact, text))
+                        fresh[i] = m = new MatchUse(m.Extension, compact);
+                    _sharedMatches.Add(k, m);
+                }
             }
             // Rules whose matches are all shared objects in the same order share one array of them.
             if (allShared)
