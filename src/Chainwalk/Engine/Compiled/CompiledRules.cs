@@ -471,91 +471,202 @@ public sealed class CompiledRules : IChainEdits
     {
         var c = new CompiledRules();
         if (rules.Family != IpFamily.V4) return c;
-        var owners = new List<FlatTable>();
+        int n = 0, nt = 0;
         foreach (Table t in rules.Tables)
         {
-            var owner = new FlatTable(t);
-            owners.Add(owner);
+            nt++;
+            foreach (Chain _ in t.Chains) n++;
+        }
+        var spans = new FlatSpan[n];
+        var tables = new FlatTable[nt];
+        var builtins = new List<(Chain, int)>();
+        // The map of chains to numbers is the build's: dropped at its end (10 bytes a kube rule), made again when asked.
+        var numbers = new Dictionary<Chain, int>(n, ReferenceEqualityComparer.Instance);
+        c.Spans = spans;
+        c._numbers = numbers;
+        int k = 0, ti = 0;
+        foreach (Table t in rules.Tables)
+        {
+            tables[ti] = new FlatTable(t);
             foreach (Chain chain in t.Chains)
             {
-                var fc = new FlatChain(chain, owner, c._flatList.Count);
-                c._flatList.Add(fc);
-                c._flat[chain] = fc;
+                spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, Table = (short)ti };
+                numbers[chain] = k;
+                if (chain.IsBuiltin) builtins.Add((chain, k));
+                k++;
             }
             foreach (Chain chain in t.Chains)
             {
                 c.Recompile(chain);
                 c.ResolveJumps(t, chain);
             }
+            ti++;
         }
-        c.FlatChains = c._flatList.ToArray();
-        c.Jumps = new FlatJump[c.FlatChains.Length];
-        foreach (FlatChain fc in c._flatList)
+        c._tables = tables;
+        c._builtins = builtins.ToArray();
+        // Every chain's entries in one array, chain after chain in the tables' order, each at the length it has (room is
+        // made when an edit outgrows it: see BuildEntries). Where each starts is known before any is built, so a jump's
+        // entry holds where the entered chain's entries are (JumpStart) as well as its number.
+        // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base chain
+        // (Worth), and nothing jumps to a built-in chain. Its entries would be 48 bytes per rule and half the build time
+        // of a 100k-rule chain for nothing; left unbuilt (Worth stays false, also after an edit: such a chain keeps the
+        // index walk until the next Build).
+        int used = 0;
+        for (int x = 0; x < spans.Length; x++)
         {
-            // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base
-            // chain (FlatChain.Worth), and nothing jumps to a built-in chain. Its entries would be 40 bytes per rule and
-            // half the build time of a 100k-rule chain for nothing; left unbuilt (Worth stays false, also after an edit:
-            // such a chain keeps the index walk until the next Build).
-            if (fc.Chain.IsBuiltin && fc.Index is { FullyPlain: true }) continue;
-            c.BuildFlat(fc);
+            ref FlatSpan s = ref spans[x];
+            if (s.Chain.IsBuiltin && s.Index is { FullyPlain: true }) continue;
+            s.Start = used;
+            s.Capacity = s.Chain.Rules.Count;
+            used += s.Capacity;
         }
-        foreach (FlatTable owner in owners) owner.Edits = owner.Table.RuleEdits;
+        c.Entries = new FlatEntry[used];
+        c._used = used;
+        for (int x = 0; x < spans.Length; x++)
+        {
+            if (spans[x].Start >= 0) c.BuildEntries(x);
+        }
+        foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
+        c._numbers = null;
         return c;
     }
 
-    // ------------------------------------------------------------------ the flat form (FlatChain per chain)
+    // ------------------------------------------------------------------ the flat form (one entries array, a span per chain)
 
-    private readonly Dictionary<Chain, FlatChain> _flat = new(ReferenceEqualityComparer.Instance);
-    private readonly List<FlatChain> _flatList = [];
+    /// <summary>Per chain, by number: where its entries are, its index, its edits (no object per chain).</summary>
+    internal FlatSpan[] Spans { get; private set; } = [];
 
-    /// <summary>Every chain's flat form, by number (what a <see cref="FlatEntry.Jump"/> holds).</summary>
-    public FlatChain[] FlatChains { get; private set; } = [];
+    /// <summary>Every chain's entries, each chain a range (<see cref="FlatSpan"/>); jumps hold the entered chain's number and where its entries start.</summary>
+    public FlatEntry[] Entries { get; private set; } = [];
 
-    /// <summary>(Re)builds a chain's entries from its rules, resolving each jump to the entered chain's number.</summary>
-    internal void BuildFlat(FlatChain fc)
+    /// <summary>Entries in use or held as a chain's room (the rest of <see cref="Entries"/> is free, at its end).</summary>
+    private int _used;
+
+    /// <summary>Entries left behind by chains rebuilt elsewhere (reclaimed by the next <see cref="Build"/>).</summary>
+    public int AbandonedEntries => _abandoned;
+
+    private int _abandoned;
+
+    private FlatTable[] _tables = [];
+
+    /// <summary>The built-in chains and their numbers (where a walk starts: found without the map).</summary>
+    private (Chain Chain, int Number)[] _builtins = [];
+
+    /// <summary>Chains to numbers: during the build, and made again on first need after it (a jump by name after an edit).</summary>
+    private Dictionary<Chain, int>? _numbers;
+
+    /// <summary>Every chain's flat form, by number.</summary>
+    public FlatChain[] FlatChains
     {
-        fc.Build(this);
-        Jumps[fc.Number] = fc.Jump;
+        get
+        {
+            var a = new FlatChain[Spans.Length];
+            for (int i = 0; i < a.Length; i++) a[i] = new FlatChain(this, i);
+            return a;
+        }
     }
+
+    /// <summary>The chain's number in this form, or -1 (a chain made after the build, or of a copied table).</summary>
+    internal int NumberOf(Chain chain)
+    {
+        foreach ((Chain c, int number) in _builtins)
+        {
+            if (ReferenceEquals(c, chain)) return number;
+        }
+        if (_numbers is null)
+        {
+            var m = new Dictionary<Chain, int>(Spans.Length, ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < Spans.Length; i++) m[Spans[i].Chain] = i;
+            _numbers = m;
+        }
+        return _numbers.TryGetValue(chain, out int n) ? n : -1;
+    }
+
+    /// <summary>Whether the table of chain <paramref name="number"/> had no rule changed since it was compiled (its entries, indexes and jumps then hold, unchecked).</summary>
+    internal bool Trusted(int number, Table table) => _tables[Spans[number].Table].Edits == table.RuleEdits;
+
+    /// <summary>
+    /// (Re)builds chain <paramref name="number"/>'s entries from its rules, resolving each jump to the entered chain's
+    /// number and entries. In place when the chain still fits its room; else at the array's end (grown by half when
+    /// full) with room for half as many again, so that a chain edited often moves O(log n) times; the old range is left
+    /// (<see cref="_abandoned"/>, reclaimed by the next build: a walk in progress may still read it, see FlatWalk).
+    /// </summary>
+    internal void BuildEntries(int number)
+    {
+        ref FlatSpan s = ref Spans[number];
+        RuleList rules = s.Chain.Rules;
+        int count = rules.Count;
+        if (s.Start < 0 || count > s.Capacity)
+        {
+            int room = s.Start < 0 && s.Edits < 0 ? count : count + count / 2 + 2;
+            if (_used + room > Entries.Length)
+            {
+                var grown = new FlatEntry[Math.Max(_used + room, Entries.Length + Entries.Length / 2)];
+                Array.Copy(Entries, grown, _used);
+                Entries = grown;
+            }
+            if (s.Start >= 0) _abandoned += s.Capacity;
+            s.Start = _used;
+            s.Capacity = room;
+            _used += room;
+        }
+        FlatEntry[] entries = Entries;
+        Table table = _tables[s.Table].Table;
+        for (int i = 0; i < count; i++)
+        {
+            ref FlatEntry e = ref entries[s.Start + i];
+            e = FlatEntry.Of(rules[i], (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
+            if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
+        }
+        // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
+        Array.Clear(entries, s.Start + count, s.Capacity - count);
+        s.Count = count;
+        s.Edits = s.Chain.Edits;
+        Rate(ref s);
+    }
+
+    private static void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && s.Index is not { FullyPlain: true };
 
     /// <summary>The number of the chain a jump enters (resolved by <see cref="ResolveJumps"/> when it was, else by name), or -1.</summary>
     internal int JumpNumber(Table table, TargetUse t) =>
-        (JumpTarget(t) ?? table.Find(t.Name)) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1;
-
-    /// <summary>Per chain number: its entries, index and chain, kept beside the <see cref="FlatChains"/> (a jump reads one element).</summary>
-    internal FlatJump[] Jumps { get; private set; } = [];
+        (JumpTarget(t) ?? table.Find(t.Name)) is { } next ? NumberOf(next) : -1;
 
     /// <summary>
-    /// The entries of <paramref name="fc"/>'s chain in step with it: as built, or built again now when the chain was
-    /// edited since and is at most <see cref="FlatChain.RebuildLimit"/> rules long; null: walk the rule objects.
+    /// Where chain <paramref name="number"/>'s entries start, in step with the chain: as built, or built again now when the
+    /// chain was edited since and is at most <see cref="FlatChain.RebuildLimit"/> rules long; -1: walk the rule objects.
+    /// A rebuild may move the chain's entries or replace <see cref="Entries"/>: read it again after this.
     /// </summary>
-    internal FlatEntry[]? EntriesOf(FlatChain fc)
+    internal int StartOf(int number)
     {
-        if (fc.InStep(fc.Chain) is { } e) return e;
-        if (fc.Chain.Rules.Count > FlatChain.RebuildLimit) return null;
-        BuildFlat(fc);
-        return fc.Entries;
+        ref FlatSpan s = ref Spans[number];
+        if (s.Start >= 0 && s.Edits == s.Chain.Edits && s.Count == s.Chain.Rules.Count) return s.Start;
+        // Not built at the build (an index-decided built-in chain) stays so; a long chain waits for Recompile.
+        if (s.Edits < 0 || s.Chain.Rules.Count > FlatChain.RebuildLimit) return -1;
+        BuildEntries(number);
+        return s.Start;
     }
 
-    private readonly (Chain? Chain, FlatChain? Flat)[] _flatMemo = new (Chain?, FlatChain?)[8];
+    /// <summary>The index of chain <paramref name="number"/> when in step with the chain.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ChainIndex? IndexInStep(int number, Chain chain) =>
+        Spans[number].Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
+
+    private readonly (Chain? Chain, int Number)[] _flatMemo = new (Chain?, int)[8];
     private int _flatMemoNext;
 
     /// <summary>The chain's flat form, or null when it has none (a chain made after the build, or of a copied table).</summary>
     public FlatChain? FlatFor(Chain chain)
     {
-        (Chain? Chain, FlatChain? Flat)[] memo = _flatMemo;
+        (Chain? Chain, int Number)[] memo = _flatMemo;
         for (int i = 0; i < memo.Length; i++)
         {
-            if (ReferenceEquals(memo[i].Chain, chain)) return memo[i].Flat;
+            if (ReferenceEquals(memo[i].Chain, chain)) return memo[i].Number < 0 ? null : new FlatChain(this, memo[i].Number);
         }
-        _flat.TryGetValue(chain, out FlatChain? fc);
-        memo[_flatMemoNext] = (chain, fc);
+        int n = NumberOf(chain);
+        memo[_flatMemoNext] = (chain, n);
         _flatMemoNext = (_flatMemoNext + 1) & (memo.Length - 1);
-        return fc;
+        return n < 0 ? null : new FlatChain(this, n);
     }
-
-    /// <summary>The flat form of a chain a walk enters by a jump looked up by name (not the memo: those are many).</summary>
-    internal FlatChain? FlatOf(Chain chain) => _flat.GetValueOrDefault(chain);
 
     /// <summary>Remembers the chain each jump or goto of <paramref name="chain"/> enters (no lookup by name per packet).</summary>
     public void ResolveJumps(Table table, Chain chain)
@@ -585,13 +696,13 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
-        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        if (NumberOf(chain) is var number and >= 0)
         {
-            flat.Index = ci;
-            flat.Rate();
-            if (flat.Number < Jumps.Length) Jumps[flat.Number] = flat.Jump;
+            ref FlatSpan s = ref Spans[number];
+            s.Index = ci;
+            Rate(ref s);
             // A long chain's edits since its entries were built are walked through the rule objects until now.
-            if (flat.Edits >= 0) BuildFlat(flat);
+            if (s.Edits >= 0) BuildEntries(number);
         }
         if (ci is null)
         {
@@ -721,11 +832,11 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         _chains.Remove(chain);
-        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        if (NumberOf(chain) is var number and >= 0)
         {
-            flat.Index = null;
-            flat.Rate();
-            Jumps[flat.Number] = flat.Jump;
+            ref FlatSpan s = ref Spans[number];
+            s.Index = null;
+            Rate(ref s);
         }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
@@ -840,7 +951,9 @@ public sealed class CompiledRules : IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            foreach (FlatChain fc in _flatList) n += fc.Bytes;
+            // The entries array whole (room and abandoned ranges included) and the spans.
+            n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
+                + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>();
             return n;
         }
     }

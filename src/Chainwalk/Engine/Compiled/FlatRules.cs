@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (40 bytes) per rule with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (48 bytes) per rule, all of a compiled form's chains in one array with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
 /// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
@@ -42,8 +42,15 @@ public struct FlatEntry
     /// </summary>
     public uint A, B;
 
-    /// <summary>For a jump or goto: the entered chain's number in <see cref="CompiledRules.FlatChains"/>; -1: looked up by name.</summary>
+    /// <summary>For a jump or goto: the entered chain's number in the compiled form (its <see cref="FlatSpan"/>); -1: looked up by name.</summary>
     public int Jump;
+
+    /// <summary>
+    /// For a jump or goto: where the entered chain's entries were in <see cref="CompiledRules.Entries"/> when this entry
+    /// was built (-1: none). A hint for prefetching them together with the chain's span, before the jump is taken (the
+    /// span is the truth: a chain rebuilt elsewhere after an edit leaves the hint stale, which costs a wasted prefetch only).
+    /// </summary>
+    public int JumpStart;
 
     public ushort Protocol;
 
@@ -74,6 +81,7 @@ public struct FlatEntry
         Flags = FlatFlags.Generic,
         Target = TargetOf(rule.Target),
         Jump = -1,
+        JumpStart = -1,
     };
 
     /// <summary>The rule's flat entry; jumps are resolved by <paramref name="jump"/> (the chain's number, or -1).</summary>
@@ -246,67 +254,29 @@ public enum FlatTarget : byte
 }
 
 /// <summary>
-/// One chain's flat form (<see cref="FlatEntry"/> per rule), in step with the chain while its <see cref="Chain.Edits"/>
-/// and length are those it was built at; behind, it is built again on the next walk (a chain of at most
-/// <see cref="RebuildLimit"/> rules) or the walker reads the rule objects (a longer chain, until recompiled).
+/// What the compiled form keeps per chain (by the chain's number): where its entries are in the form's one
+/// <see cref="CompiledRules.Entries"/> array (<c>[Start, Start + Count)</c>, room up to <see cref="Capacity"/>), the
+/// chain's <see cref="Chain.Edits"/> they were built at, its index, and whether a walk starting in it goes the flat way.
+/// No object per chain: a kube-proxy set has a chain per endpoint (≈ 195k chains at 30k services).
 /// </summary>
-public sealed class FlatChain
+internal struct FlatSpan
 {
-    /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
-    public const int RebuildLimit = 4096;
-
-    internal FlatChain(Chain chain, FlatTable owner, int number)
-    {
-        Chain = chain;
-        Owner = owner;
-        Number = number;
-        Name = chain.Name;
-    }
-
-    /// <summary>The table's part of the compiled form: the table's <see cref="Table.RuleEdits"/> it was built at.</summary>
-    internal FlatTable Owner { get; }
-
-    internal Table Table => Owner.Table;
-
-    public Chain Chain { get; }
-
-    /// <summary>The chain's number in <see cref="CompiledRules.FlatChains"/> (what jumps to it hold).</summary>
-    public int Number { get; }
-
-    /// <summary>The chain's name string when compiled: a jump to it holds while the chain still has that very string (a rename sets another).</summary>
-    internal string Name;
-
-    internal FlatEntry[] Entries = [];
-
-    /// <summary>The chain's <see cref="Chain.Edits"/> when <see cref="Entries"/> were built.</summary>
-    internal int Edits = -1;
+    public Chain Chain;
 
     /// <summary>The chain's index (<see cref="CompiledRules"/> keeps it here too); checked against the chain per use, as <see cref="CompiledRules.For"/> does.</summary>
-    internal ChainIndex? Index;
+    public ChainIndex? Index;
 
-    /// <summary>The entries when they are in step with the chain, else null.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal FlatEntry[]? InStep(Chain chain) =>
-        Edits == chain.Edits && Entries.Length == chain.Rules.Count ? Entries : null;
+    /// <summary>The chain's first entry in <see cref="CompiledRules.Entries"/>; -1: no entries built (an index-decided built-in chain).</summary>
+    public int Start;
 
-    /// <summary>The index when in step with the chain.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal ChainIndex? IndexInStep(Chain chain) =>
-        Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
+    /// <summary>Entries in use (the chain's length when built) and slots held at <see cref="Start"/>.</summary>
+    public int Count, Capacity;
 
-    /// <summary>Builds the entries from the chain's rules as they are now.</summary>
-    internal void Build(CompiledRules owner)
-    {
-        RuleList rules = Chain.Rules;
-        var entries = new FlatEntry[rules.Count];
-        for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
-        Entries = entries;
-        Edits = Chain.Edits;
-        Rate();
-    }
+    /// <summary>The chain's <see cref="Chain.Edits"/> when its entries were built (-1: not built).</summary>
+    public int Edits;
 
-    /// <summary>Sets <see cref="Worth"/> from the entries and the index.</summary>
-    internal void Rate() => Worth = Entries.Length > 0 && Index is not { FullyPlain: true };
+    /// <summary>The chain's table (its <see cref="FlatTable"/> in the form).</summary>
+    public short Table;
 
     /// <summary>
     /// Whether a walk starting in this chain (a base chain) goes the flat way: not for a chain without rules, nor for one
@@ -314,12 +284,46 @@ public sealed class FlatChain
     /// index walk reads nothing the entries would save and the flat walk's set-up cost more (measured with
     /// <c>--only probe</c>: acl1_10k 9.6 → 7.1 Mpps cold). Set when the entries or the index are built.
     /// </summary>
-    internal bool Worth;
+    public bool Worth;
+}
 
-    /// <summary>What a walk needs of the chain it enters by number (one struct read: see <see cref="CompiledRules.Jumps"/>).</summary>
-    internal FlatJump Jump => new(Entries, Index, Chain, this);
+/// <summary>
+/// A view of one chain's flat form in a <see cref="CompiledRules"/> (its number there): the entries, index and edits
+/// the form holds for it. Read live (not a copy): after an edit and a rebuild it shows the entries as they are then.
+/// </summary>
+public readonly struct FlatChain
+{
+    /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
+    public const int RebuildLimit = 4096;
 
-    public long Bytes => (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() + 64;
+    private readonly CompiledRules _form;
+
+    internal FlatChain(CompiledRules form, int number)
+    {
+        _form = form;
+        Number = number;
+    }
+
+    /// <summary>The chain's number in the compiled form (what jumps to it hold).</summary>
+    public int Number { get; }
+
+    private ref FlatSpan Span => ref _form.Spans[Number];
+
+    public Chain Chain => Span.Chain;
+
+    /// <summary>The chain's entries as built (empty when none were built).</summary>
+    public ReadOnlySpan<FlatEntry> Entries => Span.Start < 0 ? default : _form.Entries.AsSpan(Span.Start, Span.Count);
+
+    /// <summary>Where the entries start in <see cref="CompiledRules.Entries"/> (-1: none built).</summary>
+    public int Start => Span.Start;
+
+    /// <summary>The chain's <see cref="Chain.Edits"/> when its entries were built (-1: not built).</summary>
+    public int Edits => Span.Edits;
+
+    public ChainIndex? Index => Span.Index;
+
+    /// <inheritdoc cref="FlatSpan.Worth"/>
+    public bool Worth => Span.Worth;
 }
 
 /// <summary>A table's part of a compiled form: the table's <see cref="Table.RuleEdits"/> when every chain of it was compiled.</summary>
@@ -330,6 +334,3 @@ internal sealed class FlatTable(Table table)
     /// <summary>While the table's <see cref="Table.RuleEdits"/> is this, every chain's entries, index and jumps are in step (no per-chain checks).</summary>
     public int Edits = -1;
 }
-
-/// <summary>A chain's entries, index, chain and flat form: what a jump by number reads, in one array element.</summary>
-internal readonly record struct FlatJump(FlatEntry[] Entries, ChainIndex? Index, Chain Chain, FlatChain Flat);
