@@ -52,6 +52,9 @@ public sealed partial class Netfilter
             Enter(compiled, chain, cn, out start, out index, out count);
             all = compiled.Entries;
         }
+        // The form holds the counters of the rules in its entries (beside each entry); a form whose rules another took
+        // (or that gave them back) counts through the rule objects.
+        bool countHere = !compiled.Superseded;
         int sp = 0, i = 0;
         bool proven = false;
         FlatEntry scratch = default;
@@ -62,7 +65,21 @@ public sealed partial class Netfilter
                 i = index.Next(i, key, out proven);
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                    return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                {
+                    if (start < 0 || !countHere) return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                    ctx.RuleNumber = i + 1;
+                    ctx.Rule = hit;
+                    ctx.CurrentChain = chain;
+                    ctx.RuleIndex = i;
+                    int at = start + i;
+                    ref FlatEntry pe = ref all[at];
+                    if ((pe.Flags & FlatFlags.CountOnRule) != 0) at = -1;
+                    ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
+                    pc.Packets++;
+                    pc.Bytes += (ulong)skb.Length;
+                    ctx.Recording?.Hit(hit, at);
+                    return new Verdict(plain.Kind);
+                }
                 if (i < count && start >= 0) PrefetchCandidate(all, spans, start + i, trusted);
             }
             if (i >= count)
@@ -110,9 +127,12 @@ public sealed partial class Netfilter
             }
             if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
-            ctx.Recording?.Hit(rule);
+            // Counted beside the entry (its home), else on the rule (walked through the rule objects, or not this form's).
+            int slot = start >= 0 && countHere && (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
+            ref Counters counts = ref slot >= 0 ? ref all[slot].Counters : ref rule.CountersCell;
+            counts.Packets++;
+            counts.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(rule, slot);
             if (skb.Trace)
             {
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return
@@ -181,9 +201,11 @@ public sealed partial class Netfilter
             ctx.Slot = -1;
             TargetUse target = rule.Target!;
             Verdict v = target.Extension!.Execute(ctx, target.Data!);
-            // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain of another table:
-            // the entries array then may be a new one (chains not rebuilt keep their places in it).
+            // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain: the entries array then
+            // may be a new one (chains not rebuilt keep their places in it), and after an edit (not trusted) this chain's
+            // entries may have moved: found again, the position kept.
             all = compiled.Entries;
+            if (!trusted) Enter(compiled, chain, cn, out start, out index, out count);
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -203,36 +225,28 @@ public sealed partial class Netfilter
     }
 
     /// <summary>
-    /// On entering a chain without an index: starts loading what its first rules lead to. A rule that matches is counted
-    /// on its object (elsewhere in the heap, cold in a large rule set), and a jump reads the entered chain's span and then
-    /// its entries: the loads of several rules then overlap instead of each waiting in turn when its rule matches
-    /// (kube-proxy: KUBE-SVC-…'s masquerade and endpoint rules, which jump to cold KUBE-SEP-… chains). Hints only.
+    /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
+    /// chain's span and then its entries: the loads of several rules then overlap instead of each waiting in turn when its
+    /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). Hints only.
     /// </summary>
-    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, int start, int count)
+    private static void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, int start, int count)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         int n = Math.Min(count, 4);
         for (int k = 0; k < n; k++)
         {
-            // A hint only: the address is the rule's counters now (were the object moved meanwhile, nothing happens).
-            ref FlatEntry e = ref all[start + k];
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
-            PrefetchJump(all, spans, in e);
+            PrefetchJump(all, spans, in all[start + k]);
         }
     }
 
     /// <summary>
-    /// The index named a candidate rule of a chain (entry <paramref name="at"/>): its counters (on the rule object, cold
-    /// in a large rule set) and, for a jump, the entered chain's span and first entries start loading together, before the
-    /// entry is tested (kube-proxy's KUBE-SERVICES: the service's rule, proven by the index, then the jump to its
-    /// KUBE-SVC-… chain). Hints only.
+    /// The index named a candidate rule of a chain (entry <paramref name="at"/>, its counters inside) and, for a jump, the
+    /// entered chain's span and first entries start loading together, before the entry is tested (kube-proxy's
+    /// KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain). Hints only.
     /// </summary>
-    private static unsafe void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, int at, bool trusted)
+    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, int at, bool trusted)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        ref FlatEntry e = ref all[at];
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
-        if (trusted) PrefetchJump(all, spans, in e);
+        if (trusted) PrefetchJump(all, spans, in all[at]);
     }
 
     /// <summary>A jump's entered chain: its span and its first entries (by the entry's hint of where they are), in parallel.</summary>

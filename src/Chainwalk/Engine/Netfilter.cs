@@ -1025,8 +1025,9 @@ public sealed partial class Netfilter
         ctx.Rule = hit;
         ctx.CurrentChain = chain;
         ctx.RuleIndex = i;
-        hit.Counters.Packets++;
-        hit.Counters.Bytes += (ulong)length;
+        ref Counters counts = ref hit.CountersCell;
+        counts.Packets++;
+        counts.Bytes += (ulong)length;
         ctx.Recording?.Hit(hit);
         return new Verdict(kind);
     }
@@ -1127,8 +1128,9 @@ public sealed partial class Netfilter
                 i++;
                 continue;
             }
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
+            ref Counters counts = ref rule.CountersCell;
+            counts.Packets++;
+            counts.Bytes += (ulong)skb.Length;
             ctx.Recording?.Hit(rule);
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);

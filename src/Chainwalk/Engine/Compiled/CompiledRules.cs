@@ -463,7 +463,7 @@ public sealed class ChainIndex
 /// compiled form was listening, or its length differs) is walked linearly until recompiled; a chain object it has not
 /// seen (a table copied by a restore) has no index until <see cref="Recompile"/> or a new <see cref="Build"/>.
 /// </summary>
-public sealed class CompiledRules : IChainEdits
+public sealed class CompiledRules : RuleCounterHome, IChainEdits
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
 
@@ -596,6 +596,10 @@ public sealed class CompiledRules : IChainEdits
         ref FlatSpan s = ref Spans[number];
         RuleList rules = s.Chain.Rules;
         int count = rules.Count;
+        _slots = null;
+        // The rules the entries held (the chain as it was) take their counters back first; the chain's rules now are
+        // adopted below (a rule in both: back and forth, its counts unchanged).
+        if (s.Start >= 0 && s.Edits >= 0) GiveBack(s.Start, s.Count);
         if (s.Start < 0 || count > s.Capacity)
         {
             int room = s.Start < 0 && s.Edits < 0 ? count : count + count / 2 + 2;
@@ -615,14 +619,114 @@ public sealed class CompiledRules : IChainEdits
         for (int i = 0; i < count; i++)
         {
             ref FlatEntry e = ref entries[s.Start + i];
-            e = FlatEntry.Of(rules[i], (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
+            Rule r = rules[i];
+            e = FlatEntry.Of(r, (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
             if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
+            Adopt(ref e, r);
         }
         // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
         Array.Clear(entries, s.Start + count, s.Capacity - count);
         s.Count = count;
         s.Edits = s.Chain.Edits;
         Rate(ref s);
+    }
+
+    // ------------------------------------------------------------------ counters beside the entries
+
+    /// <summary>
+    /// Another form took this one's rules (built later over the same rules), or <see cref="Release"/> gave them back:
+    /// walks with this form count through the rule objects (wherever their counters are now), never in its entries.
+    /// </summary>
+    public bool Superseded { get; private set; }
+
+    /// <summary>The entry <paramref name="e"/> becomes the home of <paramref name="rule"/>'s counters (they move from the rule, or from the form that held them).</summary>
+    private void Adopt(ref FlatEntry e, Rule rule)
+    {
+        RuleCounterHome? home = rule.CounterHome;
+        // Held by another entry of this form (one rule object in two chains), or this form's rules were taken: count on the rule.
+        if (Superseded || ReferenceEquals(home, this))
+        {
+            e.Flags |= FlatFlags.CountOnRule;
+            return;
+        }
+        if (home is CompiledRules other) other.Superseded = true;
+        e.Counters = rule.MoveCountersTo(this);
+    }
+
+    /// <summary>The rules of entries [<paramref name="start"/>, +<paramref name="count"/>) whose counters are here take them back; the entries are cleared.</summary>
+    private void GiveBack(int start, int count)
+    {
+        FlatEntry[] all = Entries;
+        for (int k = start; k < start + count; k++)
+        {
+            ref FlatEntry e = ref all[k];
+            if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this)) r.TakeCountersBack(e.Counters);
+            e = default;
+        }
+    }
+
+    /// <summary>
+    /// Gives every rule its counters back (they leave the entries: a form no longer used, so that its rules do not keep it
+    /// alive or read through it). The form still walks, counting on the rules.
+    /// </summary>
+    public void Release()
+    {
+        _slots = null;
+        FlatSpan[] spans = Spans;
+        for (int n = 0; n < spans.Length; n++)
+        {
+            ref FlatSpan s = ref spans[n];
+            if (s.Start < 0 || s.Edits < 0) continue;
+            FlatEntry[] all = Entries;
+            for (int k = s.Start; k < s.Start + s.Count; k++)
+            {
+                ref FlatEntry e = ref all[k];
+                if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this))
+                {
+                    r.TakeCountersBack(e.Counters);
+                    e.Counters = default;
+                }
+                e.Flags |= FlatFlags.CountOnRule;
+            }
+        }
+        Superseded = true;
+    }
+
+    /// <summary>Where <see cref="CountersOf"/> found a rule last: reads in the entries' order (save, -L of a chain) find the next at once.</summary>
+    private int _hint;
+
+    /// <summary>Rules to their entries (made when a rule is not found near <see cref="_hint"/>; dropped when entries move).</summary>
+    private Dictionary<Rule, int>? _slots;
+
+    /// <inheritdoc/>
+    protected internal override ref Counters CountersOf(Rule rule)
+    {
+        FlatEntry[] all = Entries;
+        int h = _hint;
+        for (int k = h; k <= h + 1; k++)
+        {
+            if ((uint)k < (uint)all.Length && ReferenceEquals(all[k].Rule, rule) && (all[k].Flags & FlatFlags.CountOnRule) == 0)
+            {
+                _hint = k;
+                return ref all[k].Counters;
+            }
+        }
+        if (_slots is null)
+        {
+            var m = new Dictionary<Rule, int>(ReferenceEqualityComparer.Instance);
+            foreach (FlatSpan s in Spans)
+            {
+                if (s.Start < 0 || s.Edits < 0) continue;
+                for (int k = s.Start; k < s.Start + s.Count; k++)
+                {
+                    if (all[k].Rule is { } r && (all[k].Flags & FlatFlags.CountOnRule) == 0) m[r] = k;
+                }
+            }
+            _slots = m;
+        }
+        if (!_slots.TryGetValue(rule, out int slot)) throw new InvalidOperationException("A rule names a compiled form as its counters' home that holds no entry of it.");
+        _hint = slot;
+        return ref all[slot].Counters;
     }
 
     private static void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && s.Index is not { FullyPlain: true };
@@ -932,9 +1036,9 @@ public sealed class CompiledRules : IChainEdits
         {
             int j = touched[t];
             ref Counters c = ref pending[j];
-            Rule r = ci.PlainVerdict(j).Rule!;
-            r.Counters.Packets += c.Packets;
-            r.Counters.Bytes += c.Bytes;
+            ref Counters rc = ref ci.PlainVerdict(j).Rule!.CountersCell;
+            rc.Packets += c.Packets;
+            rc.Bytes += c.Bytes;
             c = default;
         }
         ref Counters chainCounts = ref chain.CountersCell;

@@ -5,12 +5,12 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (48 bytes) per rule, all of a compiled form's chains in one array with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (64 bytes, the rule's counters included) per rule, all of a compiled form's chains in one array with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
-/// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
-/// rule (what -L/-S/-Z/save read), a match or target the entry does not hold inline is evaluated through the rule's own
-/// <see cref="MatchUse"/> / <see cref="TargetUse"/>.
+/// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth for everything but the
+/// counters: those move into the entry (the rule reads through to them: what -L/-S/-Z/save read), and a match or target
+/// the entry does not hold inline is evaluated through the rule's own <see cref="MatchUse"/> / <see cref="TargetUse"/>.
 /// </summary>
 /// <remarks>
 /// Inline: the IPv4 header part (-s/-d with masks and inversions, -p with its inversion), and per match position, in
@@ -25,8 +25,15 @@ namespace Chainwalk.Engine.Compiled;
 [StructLayout(LayoutKind.Auto)]
 public struct FlatEntry
 {
-    /// <summary>The rule: its counters, its generic matches, and its target extension and data (read only when the rule matches).</summary>
+    /// <summary>The rule: its generic matches, and its target extension and data (read only when the rule matches).</summary>
     public Rule Rule;
+
+    /// <summary>
+    /// The rule's counters while this entry is their home (the rule names the compiled form: <see cref="Rule.CountersCell"/>
+    /// reads through to here): a matching rule is counted beside the entry the walk has just read, without a load of the
+    /// rule object. Not used when <see cref="FlatFlags.CountOnRule"/> is set.
+    /// </summary>
+    public Counters Counters;
 
     /// <summary>-s and -d: the network's address (no bits outside its prefix), compared on the bits above its shift.</summary>
     public uint Source, Destination;
@@ -218,6 +225,9 @@ public enum FlatFlags : byte
 
     /// <summary>Some match position is <see cref="FlatOp.Generic"/>: the walker sets the context's rule and chain before testing it.</summary>
     GenericOps = 32,
+
+    /// <summary>The rule's counters are not this entry's (<see cref="FlatEntry.Counters"/>): counted through the rule (a rule object met twice in the form, or a form whose rules another took).</summary>
+    CountOnRule = 64,
 }
 
 /// <summary>One match position of a <see cref="FlatEntry"/>.</summary>
