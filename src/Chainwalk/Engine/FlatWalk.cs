@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, 48 bytes per rule, every chain's in one array): the same walk as
+/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, 56 bytes per rule with its counters, every chain's in one array): the same walk as
 /// <c>Walk</c> (ipt_do_table: first match, jumps, gotos, RETURN, policy; counters on the rules), reading per rule
 /// the entry instead of the rule objects, and jumping by chain number (the chain's span: where its entries are). The linear walk stays the reference: this one is
 /// used only without a recorded trace, for a packet with a flow key (IPv4, not a fragment, TCP/UDP header present),
@@ -176,20 +176,22 @@ public sealed partial class Netfilter
                         if (index is null) PrefetchFirst(all, spans, start, count);
                         continue;
                     }
-                    // After an edit: by name, as Walk does (a renamed chain, a chain made since).
-                    Chain? next = JumpChain(compiled, table, rule.Target!);
+                    // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
+                    // when it names that chain still.
+                    Chain? next = table.Find(rule.Target!.Name);
                     if (next is null)
                     {
                         i++;
                         continue;
                     }
+                    int nextNumber = e.Jump >= 0 && ReferenceEquals(spans[e.Jump].Chain, next) ? e.Jump : compiled.NumberOf(next);
                     if (e.Target == FlatTarget.Jump)
                     {
                         if (sp >= JumpStackSize) return Verdict.Drop;
                         stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
                     }
                     chain = next;
-                    cn = compiled.NumberOf(next);
+                    cn = nextNumber;
                     i = 0;
                     Enter(compiled, chain, cn, out start, out index, out count);
                     all = compiled.Entries;

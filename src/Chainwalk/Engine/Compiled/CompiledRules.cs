@@ -495,11 +495,9 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 if (chain.IsBuiltin) builtins.Add((chain, k));
                 k++;
             }
-            foreach (Chain chain in t.Chains)
-            {
-                c.Recompile(chain);
-                c.ResolveJumps(t, chain);
-            }
+            // Jumps are resolved to chain numbers in the entries; no memo is left on the jump targets (40 bytes per jump
+            // rule: a walk through the rule objects makes one on a jump's first use, as without a compiled form).
+            foreach (Chain chain in t.Chains) c.Recompile(chain);
             ti++;
         }
         c._tables = tables;

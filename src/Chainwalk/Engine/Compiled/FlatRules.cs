@@ -5,7 +5,7 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (64 bytes, the rule's counters included) per rule, all of a compiled form's chains in one array with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (56 bytes, the rule's counters included) per rule, all of a compiled form's chains in one array with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
 /// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth for everything but the
@@ -17,7 +17,7 @@ namespace Chainwalk.Engine.Compiled;
 /// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
 /// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
 /// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
-/// -f, an IPv6 or wide address, a non-prefix mask, or more than 8 matches is tested whole by the walker's generic rule test.
+/// -f, an IPv6 or wide address, a non-prefix mask, or more than 7 matches is tested whole by the walker's generic rule test.
 /// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension); a target
 /// extension and its data are read from the rule's <see cref="TargetUse"/> when the rule matches (one more object then,
 /// 16 bytes less per entry for every rule).
@@ -38,8 +38,24 @@ public struct FlatEntry
     /// <summary>-s and -d: the network's address (no bits outside its prefix), compared on the bits above its shift.</summary>
     public uint Source, Destination;
 
-    /// <summary>Per match position (at most 8), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
-    public uint Ops;
+    /// <summary>Per match position (at most 7), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
+    public uint Ops
+    {
+        readonly get => _opsAndTarget & OpsMask;
+        set => _opsAndTarget = (_opsAndTarget & ~OpsMask) | (value & OpsMask);
+    }
+
+    /// <summary>The rule's target kind (what the walk does when the rule matches).</summary>
+    public FlatTarget Target
+    {
+        readonly get => (FlatTarget)(_opsAndTarget >> 28);
+        set => _opsAndTarget = (_opsAndTarget & OpsMask) | (uint)value << 28;
+    }
+
+    private const uint OpsMask = 0x0FFF_FFFF;
+
+    /// <summary><see cref="Ops"/> in the low 28 bits, <see cref="Target"/> in the top 4 (the entry stays 56 bytes with its counters).</summary>
+    private uint _opsAndTarget;
 
     /// <summary>
     /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic in the rule's order;
@@ -59,14 +75,14 @@ public struct FlatEntry
     /// </summary>
     public int JumpStart;
 
-    public ushort Protocol;
+    /// <summary>-p (an IPv4 protocol number; a rule naming another is generic).</summary>
+    public byte Protocol;
 
     /// <summary>32 minus the prefix length of -s / -d (32: any address): a packet's address is in the network when it
     /// differs from <see cref="Source"/> / <see cref="Destination"/> only in the bits below the shift.</summary>
     public byte SourceShift, DestinationShift;
 
     public FlatFlags Flags;
-    public FlatTarget Target;
 
     public readonly uint SourceMask => Mask(SourceShift);
     public readonly uint DestinationMask => Mask(DestinationShift);
@@ -137,9 +153,10 @@ public struct FlatEntry
         if (r.DestinationInverted) f |= FlatFlags.DestinationInverted;
         if (r.Protocol != 0 || r.ProtocolInverted) f |= FlatFlags.Protocol;
         if (r.ProtocolInverted) f |= FlatFlags.ProtocolInverted;
-        e.Protocol = r.Protocol;
+        if (r.Protocol > byte.MaxValue) return false;
+        e.Protocol = (byte)r.Protocol;
         int n = r.Matches.Count;
-        if (n > 8) return false;
+        if (n > 7) return false;
         uint ops = 0;
         int last = -1;
         // The entry holds the operands of one inline test (A, B): a second match that needs some is generic.
