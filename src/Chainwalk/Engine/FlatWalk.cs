@@ -66,7 +66,7 @@ public sealed partial class Netfilter
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
                 {
-                    if (start < 0 || !countHere) return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                    if (start < 0 || !countHere) return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
                     ctx.RuleNumber = i + 1;
                     ctx.Rule = hit;
                     ctx.CurrentChain = chain;
@@ -206,8 +206,8 @@ public sealed partial class Netfilter
             // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain: the entries array then
             // may be a new one (chains not rebuilt keep their places in it), and after an edit (not trusted) this chain's
             // entries may have moved: found again, the position kept.
-            all = compiled.Entries;
             if (!trusted) Enter(compiled, chain, cn, out start, out index, out count);
+            all = compiled.Entries;
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -219,6 +219,7 @@ public sealed partial class Netfilter
                     keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
                     Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                    all = compiled.Entries;
                     continue;
                 default:
                     return v;

@@ -1019,13 +1019,14 @@ public sealed partial class Netfilter
     /// as the linear walk). Shared by <c>Walk</c> and the flat walk.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Verdict PlainHit(PacketContext ctx, Chain chain, int i, Rule hit, VerdictKind kind, int length)
+    private static Verdict PlainHit(PacketContext ctx, Chain chain, int i, Compiled.ChainIndex index, Rule hit, VerdictKind kind, int length)
     {
         ctx.RuleNumber = i + 1;
         ctx.Rule = hit;
         ctx.CurrentChain = chain;
         ctx.RuleIndex = i;
-        ref Counters counts = ref hit.CountersCell;
+        // In the index's line when the rule's counters live there (a chain without flat entries), else the rule's.
+        ref Counters counts = ref index.PlainCounters(i, hit);
         counts.Packets++;
         counts.Bytes += (ulong)length;
         ctx.Recording?.Hit(hit);
@@ -1092,7 +1093,7 @@ public sealed partial class Netfilter
                     // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
                     // without the general target dispatch below (the same counters and verdict as the linear walk).
                     if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                        return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                        return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
                 }
             }
             if (i >= chain.Rules.Count)

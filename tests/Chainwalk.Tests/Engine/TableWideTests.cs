@@ -62,6 +62,7 @@ public class TableWideTests
         var rnd = new Random(seed);
         var pair = new CompiledClassificationTests.Pair(Base);
         // The loaded counters moved into the entries and read back through the rules.
+        pair.ChainB("filter", "U1").Rules[0].CounterHome.ShouldBeSameAs(pair.Compiled);
         pair.SameCounters();
         SameSave(pair);
         pair.Compiled.FlatFor(pair.ChainB("filter", "U1"))!.Value.Entries[0].Counters.ShouldBe(new Counters(9, 900));
@@ -174,5 +175,56 @@ public class TableWideTests
         all[jump.Jump].Chain.Name.ShouldBe("U1");
         jump.JumpStart.ShouldBe(all[jump.Jump].Start);
         pair.Compiled.Entries.AsSpan(jump.JumpStart, 3).ToArray().Select(e => e.Rule).ShouldBe(pair.ChainB("filter", "U1").Rules.ToArray());
+    }
+    /// <summary>
+    /// A built-in chain its index decides alone (ClassBench's shape) has no entries: its rules' counters live in the index,
+    /// beside each rule's verdict; they follow an edit (overlay), a recompile, the key path, a second form and a release.
+    /// </summary>
+    [Fact]
+    public void An_index_decided_chain_keeps_its_rules_counters_in_the_index()
+    {
+        var sb = new StringBuilder("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+        for (int i = 0; i < 64; i++)
+            sb.Append('[').Append(i).Append(':').Append(i * 40).Append("] -A FORWARD -s 10.").Append(i % 4).Append('.').Append(i).Append(".0/24 -p tcp -m tcp --dport ")
+                .Append(20 + i % 5).Append(" -j ").Append(i % 3 == 0 ? "DROP" : "ACCEPT").Append('\n');
+        sb.Append("COMMIT\n");
+        var rnd = new Random(3);
+        var pair = new CompiledClassificationTests.Pair(sb.ToString());
+        Chain fwd = pair.ChainB("filter", "FORWARD");
+        FlatChain flat = pair.Compiled.FlatFor(fwd)!.Value;
+        flat.Start.ShouldBe(-1);
+        ChainIndex index = pair.IndexOf("filter", "FORWARD").ShouldNotBeNull();
+        index.FullyPlain.ShouldBeTrue();
+        fwd.Rules[3].CounterHome.ShouldBeSameAs(index);
+        pair.SameCounters();
+        void Walk(int n)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                int i = rnd.Next(70);
+                pair.Walk(PacketBuilder.Ipv4($"10.{i % 4}.{i}.7", "192.168.1.1").Tcp(4000, (ushort)(20 + rnd.Next(6)), TcpFlags.Syn).Build(), "filter", Hook.Forward);
+            }
+        }
+        Walk(300);
+        SameSave(pair);
+        pair.Edit(r => new RulesetEditor(r).Insert("filter", "FORWARD", 5, [ParseRule("-s 10.1.5.0/24 -p tcp -m tcp --dport 22 -j ACCEPT")]));
+        Walk(200);
+        pair.Edit(r => new RulesetEditor(r).DeleteNumber("filter", "FORWARD", 9));
+        Walk(200);
+        SameSave(pair);
+        pair.Recompile("filter", "FORWARD");
+        Walk(200);
+        SameSave(pair);
+        pair.Edit(r => new RulesetEditor(r).Zero("filter", "FORWARD", 7));
+        Walk(100);
+        CompiledRules second = CompiledRules.Build(pair.B);
+        Walk(100);
+        pair.Use(second);
+        Walk(100);
+        fwd.Rules[3].CounterHome.ShouldBeSameAs(second.For(fwd));
+        second.Release();
+        fwd.Rules[3].CounterHome.ShouldBeNull();
+        Walk(100);
+        SameSave(pair);
     }
 }

@@ -11,7 +11,7 @@ namespace Chainwalk.Engine.Compiled;
 /// <see cref="Next"/> where the next rule worth testing is; it then tests that rule itself, so a rule is
 /// only ever skipped when the index proved it cannot match.
 /// </summary>
-public sealed class ChainIndex
+public sealed class ChainIndex : RuleCounterHome
 {
     /// <summary>Shorter runs are not worth an index: they are walked.</summary>
     public const int MinRun = 4;
@@ -23,7 +23,22 @@ public sealed class ChainIndex
     /// Per rule of an indexed run: the rule and ACCEPT or DROP when its target is that standard verdict, else
     /// Continue; one array read for the walker's fast return instead of the chain's list and the rule's target.
     /// </summary>
-    private readonly PlainHit[] _plain;
+    private readonly PlainSlot[] _plain;
+
+    /// <summary>
+    /// A rule of an indexed run: the rule and its plain verdict (ACCEPT or DROP, else Continue), and, for a chain with no
+    /// flat entries (a built-in chain its index decides alone: ClassBench's shape), the rule's counters (<see cref="Home"/>):
+    /// a proven rule is counted in the line the walk read its verdict from, without a load of the rule object.
+    /// </summary>
+    private struct PlainSlot
+    {
+        public Rule? Rule;
+        public Counters Counters;
+        public VerdictKind Kind;
+
+        /// <summary>The rule's counters are here (the rule names this index as their home).</summary>
+        public bool Home;
+    }
 
     /// <summary>A rule of an indexed run and its verdict when that is a plain ACCEPT or DROP (else Continue).</summary>
     public readonly record struct PlainHit(Rule? Rule, VerdictKind Kind);
@@ -33,7 +48,97 @@ public sealed class ChainIndex
         RuleCount = count;
         _runAt = runAt;
         _runs = runs;
-        _plain = plain;
+        _plain = new PlainSlot[plain.Length];
+        for (int i = 0; i < plain.Length; i++) _plain[i] = new PlainSlot { Rule = plain[i].Rule, Kind = plain[i].Kind };
+    }
+
+    // ------------------------------------------------------------------ counters of an index-decided chain
+
+    /// <summary>Another index took the rules' counters: count through the rules (wherever their counters are now).</summary>
+    private bool _homeless;
+
+    internal void MarkHomeless() => _homeless = true;
+
+    /// <summary>The plain rules' counters move here (a chain without flat entries: its walk reads nothing else of a rule).</summary>
+    internal void AdoptCounters()
+    {
+        _slots = null;
+        for (int i = 0; i < _plain.Length; i++)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (p.Rule is not { } r || p.Home) continue;
+            RuleCounterHome? home = r.CounterHome;
+            if (ReferenceEquals(home, this)) continue;
+            if (home is ChainIndex other) other.MarkHomeless();
+            else if (home is CompiledRules form) form.Supersede();
+            p.Counters = r.MoveCountersTo(this);
+            p.Home = true;
+        }
+        _homeless = false;
+    }
+
+    /// <summary>The rules whose counters are here take them back (the index is replaced or dropped).</summary>
+    internal void GiveBackCounters()
+    {
+        _slots = null;
+        for (int i = 0; i < _plain.Length; i++)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (!p.Home) continue;
+            if (ReferenceEquals(p.Rule!.CounterHome, this)) p.Rule.TakeCountersBack(p.Counters);
+            p.Home = false;
+            p.Counters = default;
+        }
+    }
+
+    /// <summary>
+    /// The counters of the rule at <paramref name="i"/> (as <see cref="PlainVerdict"/> maps it), <paramref name="hit"/>: here
+    /// when they live here, else the rule's own.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ref Counters PlainCounters(int i, Rule hit)
+    {
+        if (_segs is not null)
+        {
+            ref readonly Segment s = ref _segs[SegmentAt(i)];
+            if (s.Old < 0) return ref hit.CountersCell;
+            i = s.Old + (i - s.Cur);
+        }
+        if ((uint)i < (uint)_plain.Length)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (p.Home && !_homeless && ReferenceEquals(p.Rule, hit)) return ref p.Counters;
+        }
+        return ref hit.CountersCell;
+    }
+
+    private int _hint;
+    private Dictionary<Rule, int>? _slots;
+
+    /// <inheritdoc/>
+    protected internal override ref Counters CountersOf(Rule rule)
+    {
+        PlainSlot[] plain = _plain;
+        for (int k = _hint; k <= _hint + 1; k++)
+        {
+            if ((uint)k < (uint)plain.Length && plain[k].Home && ReferenceEquals(plain[k].Rule, rule))
+            {
+                _hint = k;
+                return ref plain[k].Counters;
+            }
+        }
+        if (_slots is null)
+        {
+            var m = new Dictionary<Rule, int>(ReferenceEqualityComparer.Instance);
+            for (int k = 0; k < plain.Length; k++)
+            {
+                if (plain[k].Home) m[plain[k].Rule!] = k;
+            }
+            _slots = m;
+        }
+        if (!_slots.TryGetValue(rule, out int slot)) throw new InvalidOperationException("A rule names a chain index as its counters' home that does not hold it.");
+        _hint = slot;
+        return ref plain[slot].Counters;
     }
 
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
@@ -83,7 +188,7 @@ public sealed class ChainIndex
         get
         {
             // The key path's scratch (20 bytes a rule, made on its first call) is not counted: see KeyPathBytes.
-            long n = (long)_runAt.Length * 4 + (long)_plain.Length * 16 + _kinds.Length;
+            long n = (long)_runAt.Length * 4 + (long)_plain.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<PlainSlot>() + _kinds.Length;
             foreach (TupleIndex t in _runs) n += t.Bytes;
             return n;
         }
@@ -127,7 +232,9 @@ public sealed class ChainIndex
             if (s.Old < 0) return s.NewIndex >= 0 ? _newRules[s.NewIndex].Plain : default;
             i = s.Old + (i - s.Cur);
         }
-        return (uint)i < (uint)_plain.Length ? _plain[i] : default;
+        if ((uint)i >= (uint)_plain.Length) return default;
+        ref readonly PlainSlot p = ref _plain[i];
+        return new PlainHit(p.Rule, p.Kind);
     }
 
     // ------------------------------------------------------------------ edits without a rebuild
@@ -524,8 +631,14 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             if (spans[x].Start >= 0) c.BuildEntries(x);
         }
+        // A chain without entries (index-decided) has its rules' counters in its index.
+        for (int x = 0; x < spans.Length; x++)
+        {
+            if (spans[x].Start < 0) spans[x].Index?.AdoptCounters();
+        }
         foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
         c._numbers = null;
+        c._built = true;
         return c;
     }
 
@@ -585,7 +698,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 
     /// <summary>
     /// (Re)builds chain <paramref name="number"/>'s entries from its rules, resolving each jump to the entered chain's
-    /// number and entries. In place when the chain still fits its room; else at the array's end (grown by half when
+    /// number and entries. In place when the chain still fits its room; else at the array's end (grown by an eighth when
     /// full) with room for half as many again, so that a chain edited often moves O(log n) times; the old range is left
     /// (<see cref="_abandoned"/>, reclaimed by the next build: a walk in progress may still read it, see FlatWalk).
     /// </summary>
@@ -603,7 +716,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             int room = s.Start < 0 && s.Edits < 0 ? count : count + count / 2 + 2;
             if (_used + room > Entries.Length)
             {
-                var grown = new FlatEntry[Math.Max(_used + room, Entries.Length + Entries.Length / 2)];
+                // An eighth more (and the room): a large form copied now and then, not half again of it kept free.
+                var grown = new FlatEntry[Math.Max(_used + room, Entries.Length + Entries.Length / 8 + room)];
                 Array.Copy(Entries, grown, _used);
                 Entries = grown;
             }
@@ -637,6 +751,12 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// </summary>
     public bool Superseded { get; private set; }
 
+    /// <summary>Set at the end of <see cref="Build"/>: from then on a recompiled chain without entries hands its counters to its new index at once (during the build, after the entries are laid out).</summary>
+    private bool _built;
+
+    /// <summary>Another form took (some of) this one's rules: it counts through the rule objects from now on.</summary>
+    internal void Supersede() => Superseded = true;
+
     /// <summary>The entry <paramref name="e"/> becomes the home of <paramref name="rule"/>'s counters (they move from the rule, or from the form that held them).</summary>
     private void Adopt(ref FlatEntry e, Rule rule)
     {
@@ -648,6 +768,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             return;
         }
         if (home is CompiledRules other) other.Superseded = true;
+        else if (home is ChainIndex index) index.MarkHomeless();
         e.Counters = rule.MoveCountersTo(this);
     }
 
@@ -687,6 +808,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 e.Flags |= FlatFlags.CountOnRule;
             }
         }
+        foreach (ChainIndex ci in _chains.Values) ci.GiveBackCounters();
         Superseded = true;
     }
 
@@ -798,9 +920,12 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
+        // An index holding counters (a chain without entries) gives them to its successor.
+        _chains.GetValueOrDefault(chain)?.GiveBackCounters();
         if (NumberOf(chain) is var number and >= 0)
         {
             ref FlatSpan s = ref Spans[number];
+            if (s.Start < 0 && _built && !Superseded) ci?.AdoptCounters();
             s.Index = ci;
             Rate(ref s);
             // A long chain's edits since its entries were built are walked through the rule objects until now.
@@ -933,7 +1058,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     public void Invalidate(Chain chain)
     {
         _lastChain = null;
-        _chains.Remove(chain);
+        if (_chains.Remove(chain, out ChainIndex? old)) old.GiveBackCounters();
         if (NumberOf(chain) is var number and >= 0)
         {
             ref FlatSpan s = ref Spans[number];
@@ -1034,7 +1159,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             int j = touched[t];
             ref Counters c = ref pending[j];
-            ref Counters rc = ref ci.PlainVerdict(j).Rule!.CountersCell;
+            ref Counters rc = ref ci.PlainCounters(j, ci.PlainVerdict(j).Rule!);
             rc.Packets += c.Packets;
             rc.Bytes += c.Bytes;
             c = default;
