@@ -54,6 +54,7 @@ public sealed partial class Netfilter
         }
         // The form holds the counters of the rules in its entries (beside each entry); a form whose rules another took
         // (or that gave them back) counts through the rule objects.
+        if (compiled.Superseded) compiled.Reclaim();
         bool countHere = !compiled.Superseded;
         int sp = 0, i = 0;
         bool proven = false;

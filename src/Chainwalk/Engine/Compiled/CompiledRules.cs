@@ -66,9 +66,13 @@ public sealed class ChainIndex : RuleCounterHome
         for (int i = 0; i < _plain.Length; i++)
         {
             ref PlainSlot p = ref _plain[i];
-            if (p.Rule is not { } r || p.Home) continue;
+            if (p.Rule is not { } r) continue;
             RuleCounterHome? home = r.CounterHome;
-            if (ReferenceEquals(home, this)) continue;
+            if (ReferenceEquals(home, this))
+            {
+                // Held here already, or (one rule object twice in the chain) at an earlier slot.
+                continue;
+            }
             if (home is ChainIndex other) other.MarkHomeless();
             else if (home is CompiledRules form) form.Supersede();
             p.Counters = r.MoveCountersTo(this);
@@ -107,7 +111,13 @@ public sealed class ChainIndex : RuleCounterHome
         if ((uint)i < (uint)_plain.Length)
         {
             ref PlainSlot p = ref _plain[i];
-            if (p.Home && !_homeless && ReferenceEquals(p.Rule, hit)) return ref p.Counters;
+            if (p.Home && ReferenceEquals(p.Rule, hit))
+            {
+                if (!_homeless) return ref p.Counters;
+                // Another index took the counters (a form built later over the same rules): the index in use takes them back.
+                AdoptCounters();
+                if (p.Home && ReferenceEquals(p.Rule.CounterHome, this)) return ref p.Counters;
+            }
         }
         return ref hit.CountersCell;
     }
@@ -746,27 +756,35 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     // ------------------------------------------------------------------ counters beside the entries
 
     /// <summary>
-    /// Another form took this one's rules (built later over the same rules), or <see cref="Release"/> gave them back:
-    /// walks with this form count through the rule objects (wherever their counters are now), never in its entries.
+    /// Another form took (some of) this one's rules' counters (built later over the same rules), or <see cref="Release"/>
+    /// gave them back: the walk counts through the rule objects. A walk with a form whose counters another took takes them
+    /// back first (<see cref="Reclaim"/>: the form in use holds them; one that was released does not).
     /// </summary>
     public bool Superseded { get; private set; }
 
     /// <summary>Set at the end of <see cref="Build"/>: from then on a recompiled chain without entries hands its counters to its new index at once (during the build, after the entries are laid out).</summary>
     private bool _built;
 
-    /// <summary>Another form took (some of) this one's rules: it counts through the rule objects from now on.</summary>
+    /// <summary><see cref="Release"/> was called: the form counts on the rules from now on and takes nothing back.</summary>
+    private bool _released;
+
+    /// <summary>Another form took (some of) this one's rules' counters.</summary>
     internal void Supersede() => Superseded = true;
 
-    /// <summary>The entry <paramref name="e"/> becomes the home of <paramref name="rule"/>'s counters (they move from the rule, or from the form that held them).</summary>
+    /// <summary>
+    /// The entry <paramref name="e"/> becomes the home of <paramref name="rule"/>'s counters (they move from the rule, or
+    /// from the form or index that held them). A rule already held here (one rule object in two chains) is counted on the
+    /// rule at its second entry; while <see cref="Superseded"/> nothing is taken.
+    /// </summary>
     private void Adopt(ref FlatEntry e, Rule rule)
     {
         RuleCounterHome? home = rule.CounterHome;
-        // Held by another entry of this form (one rule object in two chains), or this form's rules were taken: count on the rule.
-        if (Superseded || ReferenceEquals(home, this))
+        if (ReferenceEquals(home, this))
         {
             e.Flags |= FlatFlags.CountOnRule;
             return;
         }
+        if (Superseded) return;
         if (home is CompiledRules other) other.Superseded = true;
         else if (home is ChainIndex index) index.MarkHomeless();
         e.Counters = rule.MoveCountersTo(this);
@@ -784,32 +802,63 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
     }
 
+    /// <summary>Gives every rule held here its counters back, and forgets which entries held a rule twice.</summary>
+    private void GiveBackAll()
+    {
+        _slots = null;
+        FlatSpan[] spans = Spans;
+        FlatEntry[] all = Entries;
+        for (int n = 0; n < spans.Length; n++)
+        {
+            ref FlatSpan s = ref spans[n];
+            if (s.Start < 0 || s.Edits < 0) continue;
+            for (int k = s.Start; k < s.Start + s.Count; k++)
+            {
+                ref FlatEntry e = ref all[k];
+                if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this)) r.TakeCountersBack(e.Counters);
+                e.Counters = default;
+                e.Flags &= ~FlatFlags.CountOnRule;
+            }
+        }
+        foreach (ChainIndex ci in _chains.Values) ci.GiveBackCounters();
+    }
+
     /// <summary>
     /// Gives every rule its counters back (they leave the entries: a form no longer used, so that its rules do not keep it
     /// alive or read through it). The form still walks, counting on the rules.
     /// </summary>
     public void Release()
     {
-        _slots = null;
+        GiveBackAll();
+        _released = true;
+        Superseded = true;
+    }
+
+    /// <summary>
+    /// Takes the counters of this form's rules back from the form that took them (the walk of a form in use: it counts
+    /// beside its entries again; the other form, if walked, takes them back in turn). O(rules), once per switch.
+    /// </summary>
+    internal void Reclaim()
+    {
+        if (!Superseded || _released) return;
+        GiveBackAll();
+        Superseded = false;
         FlatSpan[] spans = Spans;
+        FlatEntry[] all = Entries;
         for (int n = 0; n < spans.Length; n++)
         {
             ref FlatSpan s = ref spans[n];
-            if (s.Start < 0 || s.Edits < 0) continue;
-            FlatEntry[] all = Entries;
+            if (s.Start < 0)
+            {
+                s.Index?.AdoptCounters();
+                continue;
+            }
+            if (s.Edits < 0) continue;
             for (int k = s.Start; k < s.Start + s.Count; k++)
             {
-                ref FlatEntry e = ref all[k];
-                if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this))
-                {
-                    r.TakeCountersBack(e.Counters);
-                    e.Counters = default;
-                }
-                e.Flags |= FlatFlags.CountOnRule;
+                if (all[k].Rule is { } r) Adopt(ref all[k], r);
             }
         }
-        foreach (ChainIndex ci in _chains.Values) ci.GiveBackCounters();
-        Superseded = true;
     }
 
     /// <summary>Where <see cref="CountersOf"/> found a rule last: reads in the entries' order (save, -L of a chain) find the next at once.</summary>
