@@ -579,6 +579,13 @@ public sealed class ChainIndex : RuleCounterHome
 /// A chain changed any other way (its <see cref="Chain.Edits"/> moved past the index's, e.g. edited while another
 /// compiled form was listening, or its length differs) is walked linearly until recompiled; a chain object it has not
 /// seen (a table copied by a restore) has no index until <see cref="Recompile"/> or a new <see cref="Build"/>.
+/// <para>
+/// Beside the indexes: every chain's flat entries in one array (<see cref="Entries"/>, a <see cref="FlatSpan"/> per
+/// chain), and the counters of the rules in them (<see cref="RuleCounterHome"/>: each rule's counters live in its entry,
+/// or for a chain without entries in its index, and the rule reads through to them). One place holds a rule's counters
+/// at a time: a rebuilt chain gives back and adopts, a later form over the same rules takes them (the form walked takes
+/// them back: <see cref="Reclaim"/>), <see cref="Release"/> gives them all back.
+/// </para>
 /// </summary>
 public sealed class CompiledRules : RuleCounterHome, IChainEdits
 {
@@ -900,7 +907,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 
     private static void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && s.Index is not { FullyPlain: true };
 
-    /// <summary>The number of the chain a jump enters (resolved by <see cref="ResolveJumps"/> when it was, else by name), or -1.</summary>
+    /// <summary>The number of the chain a jump enters (its memo when this form made one, else by name), or -1.</summary>
     internal int JumpNumber(Table table, TargetUse t) =>
         (JumpTarget(t) ?? table.Find(t.Name)) is { } next ? NumberOf(next) : -1;
 
@@ -941,7 +948,11 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         return n < 0 ? null : new FlatChain(this, n);
     }
 
-    /// <summary>Remembers the chain each jump or goto of <paramref name="chain"/> enters (no lookup by name per packet).</summary>
+    /// <summary>
+    /// Remembers on each jump or goto target of <paramref name="chain"/> the chain it enters (a memo the walk through the
+    /// rule objects reads, <c>Netfilter.JumpChain</c>). <see cref="Build"/> no longer calls it (the flat entries jump by
+    /// number; 40 bytes per jump rule): the walk makes a memo on a jump's first use.
+    /// </summary>
     public void ResolveJumps(Table table, Chain chain)
     {
         foreach (Rule r in chain.Rules)
