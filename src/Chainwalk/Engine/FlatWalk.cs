@@ -44,7 +44,7 @@ public sealed partial class Netfilter
             ref FlatSpan s0 = ref spans[cn];
             start = s0.Start;
             count = s0.Count;
-            index = s0.Index;
+            index = compiled.IndexOf(in s0);
             all = compiled.Entries;
         }
         else
@@ -172,7 +172,7 @@ public sealed partial class Netfilter
                         chain = s.Chain;
                         start = s.Start;
                         count = s.Count;
-                        index = s.Index;
+                        index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
                         if (index is null) PrefetchFirst(all, spans, start, count);
                         continue;

@@ -163,6 +163,10 @@ public class TableWideTests
         SameSave(pair);
     }
 
+    /// <summary>What the form keeps per chain (a kube-proxy set has a chain per 2.8 rules): 32 bytes.</summary>
+    [Fact]
+    public void A_span_is_32_bytes() => System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>().ShouldBe(32);
+
     /// <summary>Every chain's entries are one array: the jumps hold the entered chain's number and where its entries start.</summary>
     [Fact]
     public void Jumps_hold_the_entered_chains_number_and_first_entry()

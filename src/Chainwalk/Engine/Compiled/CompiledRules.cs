@@ -614,7 +614,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             tables[ti] = new FlatTable(t);
             foreach (Chain chain in t.Chains)
             {
-                spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, Table = (short)ti };
+                spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, IndexNo = -1, Table = (short)ti };
                 numbers[chain] = k;
                 if (chain.IsBuiltin) builtins.Add((chain, k));
                 k++;
@@ -637,7 +637,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         for (int x = 0; x < spans.Length; x++)
         {
             ref FlatSpan s = ref spans[x];
-            if (s.Chain.IsBuiltin && s.Index is { FullyPlain: true }) continue;
+            if (s.Chain.IsBuiltin && c.IndexOf(in s) is { FullyPlain: true }) continue;
             s.Start = used;
             s.Capacity = s.Chain.Rules.Count;
             used += s.Capacity;
@@ -651,7 +651,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         // A chain without entries (index-decided) has its rules' counters in its index.
         for (int x = 0; x < spans.Length; x++)
         {
-            if (spans[x].Start < 0) spans[x].Index?.AdoptCounters();
+            if (spans[x].Start < 0) c.IndexOf(in spans[x])?.AdoptCounters();
         }
         foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
         c._numbers = null;
@@ -663,6 +663,31 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 
     /// <summary>Per chain, by number: where its entries are, its index, its edits (no object per chain).</summary>
     internal FlatSpan[] Spans { get; private set; } = [];
+
+    /// <summary>The indexes of the chains that have one, by <see cref="FlatSpan.IndexNo"/> (a slot stays its chain's).</summary>
+    internal ChainIndex?[] SpanIndexes { get; private set; } = [];
+
+    private int _spanIndexCount;
+
+    /// <summary>The span's chain's index, or null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ChainIndex? IndexOf(in FlatSpan s) => s.IndexNo < 0 ? null : SpanIndexes[s.IndexNo];
+
+    private void SetIndex(ref FlatSpan s, ChainIndex? ci)
+    {
+        if (s.IndexNo < 0)
+        {
+            if (ci is null) return;
+            if (_spanIndexCount == SpanIndexes.Length)
+            {
+                ChainIndex?[] grown = new ChainIndex?[Math.Max(4, SpanIndexes.Length * 2)];
+                Array.Copy(SpanIndexes, grown, _spanIndexCount);
+                SpanIndexes = grown;
+            }
+            s.IndexNo = _spanIndexCount++;
+        }
+        SpanIndexes[s.IndexNo] = ci;
+    }
 
     /// <summary>Every chain's entries, each chain a range (<see cref="FlatSpan"/>); jumps hold the entered chain's number and where its entries start.</summary>
     public FlatEntry[] Entries { get; private set; } = [];
@@ -857,7 +882,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             ref FlatSpan s = ref spans[n];
             if (s.Start < 0)
             {
-                s.Index?.AdoptCounters();
+                IndexOf(in s)?.AdoptCounters();
                 continue;
             }
             if (s.Edits < 0) continue;
@@ -905,7 +930,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         return ref all[slot].Counters;
     }
 
-    private static void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && s.Index is not { FullyPlain: true };
+    private void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && IndexOf(in s) is not { FullyPlain: true };
 
     /// <summary>The number of the chain a jump enters (its memo when this form made one, else by name), or -1.</summary>
     internal int JumpNumber(Table table, TargetUse t) =>
@@ -929,7 +954,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// <summary>The index of chain <paramref name="number"/> when in step with the chain.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal ChainIndex? IndexInStep(int number, Chain chain) =>
-        Spans[number].Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
+        IndexOf(in Spans[number]) is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
 
     private readonly (Chain? Chain, int Number)[] _flatMemo = new (Chain?, int)[8];
     private int _flatMemoNext;
@@ -986,7 +1011,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             ref FlatSpan s = ref Spans[number];
             if (s.Start < 0 && _built && !Superseded) ci?.AdoptCounters();
-            s.Index = ci;
+            SetIndex(ref s, ci);
             Rate(ref s);
             // A long chain's edits since its entries were built are walked through the rule objects until now.
             if (s.Edits >= 0) BuildEntries(number);
@@ -1122,7 +1147,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         if (NumberOf(chain) is var number and >= 0)
         {
             ref FlatSpan s = ref Spans[number];
-            s.Index = null;
+            SetIndex(ref s, null);
             Rate(ref s);
         }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;

@@ -281,7 +281,7 @@ public enum FlatTarget : byte
 }
 
 /// <summary>
-/// What the compiled form keeps per chain (by the chain's number): where its entries are in the form's one
+/// What the compiled form keeps per chain (by the chain's number, 32 bytes): where its entries are in the form's one
 /// <see cref="CompiledRules.Entries"/> array (<c>[Start, Start + Count)</c>, room up to <see cref="Capacity"/>), the
 /// chain's <see cref="Chain.Edits"/> they were built at, its index, and whether a walk starting in it goes the flat way.
 /// No object per chain: a kube-proxy set has a chain per endpoint (≈ 195k chains at 30k services).
@@ -290,8 +290,11 @@ internal struct FlatSpan
 {
     public Chain Chain;
 
-    /// <summary>The chain's index (<see cref="CompiledRules"/> keeps it here too); checked against the chain per use, as <see cref="CompiledRules.For"/> does.</summary>
-    public ChainIndex? Index;
+    /// <summary>
+    /// The chain's index: its number in <see cref="CompiledRules.SpanIndexes"/> (-1: none; few chains have one, so the span
+    /// holds 4 bytes, not a reference). Checked against the chain per use, as <see cref="CompiledRules.For"/> does.
+    /// </summary>
+    public int IndexNo;
 
     /// <summary>The chain's first entry in <see cref="CompiledRules.Entries"/>; -1: no entries built (an index-decided built-in chain).</summary>
     public int Start;
@@ -347,7 +350,7 @@ public readonly struct FlatChain
     /// <summary>The chain's <see cref="Chain.Edits"/> when its entries were built (-1: not built).</summary>
     public int Edits => Span.Edits;
 
-    public ChainIndex? Index => Span.Index;
+    public ChainIndex? Index => _form.IndexOf(in Span);
 
     /// <inheritdoc cref="FlatSpan.Worth"/>
     public bool Worth => Span.Worth;
