@@ -201,7 +201,10 @@ public class RuleStorageTests
     {
         _ = name;
         UInt128 lo = Address(min), hi = Address(max);
-        var d = new NatRangeData { Flags = NatRangeFlags.MapIps | NatRangeFlags.ProtoSpecified, MinPort = 80, MaxPort = 90, BasePort = 7 };
+        bool v6 = min.Contains(':', StringComparison.Ordinal);
+        NatRangeData d = NatRangeData.For(v6 ? IpFamily.V6 : IpFamily.V4);
+        d.Flags = NatRangeFlags.MapIps | NatRangeFlags.ProtoSpecified;
+        (d.MinPort, d.MaxPort, d.BasePort) = ((ushort)80, (ushort)90, (ushort)7);
         d.MinAddress = lo;
         d.MaxAddress = hi;
         (d.MinAddress, d.MaxAddress).ShouldBe((lo, hi));
@@ -216,6 +219,29 @@ public class RuleStorageTests
         copy.MinAddress = 1;
         copy.MaxAddress = 2;
         (copy.MinAddress, copy.MaxAddress).ShouldBe(((UInt128)1, (UInt128)2));
+    }
+
+    /// <summary>The IPv4 form (40 bytes) refuses a range wider than 32 bits and keeps what it held; an IPv6 rule's NAT target gets the wide form.</summary>
+    [Theory]
+    [InlineData("DNAT", "--to-destination", "2001:db8::1-2001:db8::ff", "--to-destination 2001:db8::1-2001:db8::ff")]
+    [InlineData("DNAT", "--to-destination", "[2001:db8::1]:80", "--to-destination [2001:db8::1]:80")]
+    [InlineData("SNAT", "--to-source", "::1-::ffff", "--to-source ::1-::ffff")]
+    public void An_ipv6_nat_range_is_held_wide_and_the_ipv4_form_refuses_one(string target, string option, string range, string saved)
+    {
+        var narrow = new NatRangeData { MinAddress = 5, MaxAddress = 6 };
+        Should.Throw<InvalidOperationException>(() => narrow.MaxAddress = Address("2001:db8::1"));
+        (narrow.MinAddress, narrow.MaxAddress).ShouldBe(((UInt128)5, (UInt128)6));
+
+        var rs = new Ruleset(IpFamily.V6);
+        string chain = target == "SNAT" ? "POSTROUTING" : "PREROUTING";
+        new Syntax.CommandExecutor(rs).Execute(new Syntax.CommandLineParser(IpFamily.V6, "ip6tables").Parse(["ip6tables", "-t", "nat", "-A", chain, "-p", "tcp", "-j", target, option, range]));
+        Rule r = rs.Find("nat")!.Find(chain)!.Rules[0];
+        r.Target!.Data.ShouldBeOfType<WideNatRangeData>();
+        Syntax.SaveWriter.Write(rs, counters: false, onlyTable: "nat").ShouldContain($"-A {chain} -p tcp -j {target} {saved}\n");
+        var copy = (NatRangeData)r.Target.Data!.Clone();
+        copy.MinAddress = 1;
+        copy.MaxAddress = 1;
+        Syntax.SaveWriter.Write(rs, counters: false, onlyTable: "nat").ShouldContain($"-A {chain} -p tcp -j {target} {saved}\n");
     }
 
     private static UInt128 Address(string text) =>

@@ -22,13 +22,17 @@ public enum NatRangeFlags : uint
 /// (host order, IPv4 in the low 32 bits), a port range and, for shifted port maps, a base port.
 /// </summary>
 /// <remarks>
-/// A kube-proxy rule set has a DNAT rule per endpoint, so the object is kept small: a range whose two addresses fit
-/// in 32 bits (every IPv4 range, and IPv6's <c>::</c>-prefixed ones: the value is the same either way) is held in two
-/// 32-bit fields, a wider one in an immutable side object (shared by copies). The properties read and write full
-/// 128-bit values as if they were fields.
+/// A kube-proxy rule set has a DNAT rule per endpoint, so the object is kept small (40 bytes): a range whose two
+/// addresses fit in 32 bits (every IPv4 range, and IPv6's <c>::</c>-prefixed ones: the value is the same either way) is
+/// held in two 32-bit fields. A wider range needs the IPv6 form, <see cref="WideNatRangeData"/> (made by
+/// <see cref="For"/> and by the NAT targets' <c>CreateData</c> for IPv6 rules); this one refuses it. The properties read
+/// and write full 128-bit values as if they were fields.
 /// </remarks>
-public sealed class NatRangeData : ExtensionData
+public class NatRangeData : ExtensionData
 {
+    /// <summary>The data for a NAT range of <paramref name="family"/>: the IPv6 form holds 128-bit addresses.</summary>
+    public static NatRangeData For(IpFamily family) => family == IpFamily.V6 ? new WideNatRangeData() : new NatRangeData();
+
     public NatRangeFlags Flags
     {
         get => (NatRangeFlags)_flags;
@@ -37,13 +41,13 @@ public sealed class NatRangeData : ExtensionData
 
     public UInt128 MinAddress
     {
-        get => _wide?.Min ?? _min;
+        get => this is WideNatRangeData { IsWide: true } w ? w.WideMin : _min;
         set => SetAddresses(value, MaxAddress);
     }
 
     public UInt128 MaxAddress
     {
-        get => _wide?.Max ?? _max;
+        get => this is WideNatRangeData { IsWide: true } w ? w.WideMax : _max;
         set => SetAddresses(MinAddress, value);
     }
 
@@ -51,7 +55,7 @@ public sealed class NatRangeData : ExtensionData
 
     public ushort MaxPort { get; set; }
 
-    /// <summary>The base port of a shifted port map (DNAT only keeps it; the other targets' structs have no room).</summary>
+    /// <summary>The base port of a shifted port map (NF_NAT_RANGE_PROTO_OFFSET, nf_nat_range2.base_proto).</summary>
     public ushort BasePort { get; set; }
 
     public bool Has(NatRangeFlags f) => (Flags & f) != 0;
@@ -59,24 +63,41 @@ public sealed class NatRangeData : ExtensionData
     private uint _min, _max;
     private byte _flags;
 
-    /// <summary>Both addresses when one of them needs more than 32 bits; null otherwise.</summary>
-    private WideRange? _wide;
-
-    private sealed record WideRange(UInt128 Min, UInt128 Max);
-
-    private void SetAddresses(UInt128 min, UInt128 max)
+    /// <summary>Holds the addresses in the 32-bit fields when both fit; else the IPv6 form holds them and this one throws.</summary>
+    private protected virtual void SetAddresses(UInt128 min, UInt128 max)
     {
-        if (min <= uint.MaxValue && max <= uint.MaxValue)
-        {
-            _min = (uint)min;
-            _max = (uint)max;
-            _wide = null;
-        }
-        else
-        {
-            _min = _max = 0;
-            _wide = new WideRange(min, max);
-        }
+        if (!SetNarrow(min, max))
+            throw new InvalidOperationException("a NAT range wider than 32 bits needs the IPv6 form (NatRangeData.For(IpFamily.V6))");
+    }
+
+    /// <summary>Sets the 32-bit fields when both addresses fit (true), else leaves them (false).</summary>
+    private protected bool SetNarrow(UInt128 min, UInt128 max)
+    {
+        if (min > uint.MaxValue || max > uint.MaxValue) return false;
+        _min = (uint)min;
+        _max = (uint)max;
+        return true;
+    }
+}
+
+/// <summary>
+/// The NAT range of an IPv6 rule: 128-bit addresses in fields of their own when they do not both fit in 32 bits
+/// (<see cref="NatRangeData"/> keeps the IPv4 form at 40 bytes).
+/// </summary>
+public sealed class WideNatRangeData : NatRangeData
+{
+    private UInt128 _wideMin, _wideMax;
+
+    internal bool IsWide { get; private set; }
+
+    internal UInt128 WideMin => _wideMin;
+
+    internal UInt128 WideMax => _wideMax;
+
+    private protected override void SetAddresses(UInt128 min, UInt128 max)
+    {
+        IsWide = !SetNarrow(min, max);
+        (_wideMin, _wideMax) = IsWide ? (min, max) : (UInt128.Zero, UInt128.Zero);
     }
 }
 

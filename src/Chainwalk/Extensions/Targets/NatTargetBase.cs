@@ -29,6 +29,14 @@ public abstract class NatTargetBase : XtExtension<NatRangeData>
     /// <summary>Whether the kernel struct of this target and family keeps the base port (nf_nat_range2).</summary>
     protected virtual bool KeepsBasePort(IpFamily family) => false;
 
+    /// <summary>The range of an IPv6 rule in its 128-bit form (<see cref="WideNatRangeData"/>), an IPv4 rule's in the 40-byte one.</summary>
+    public override ExtensionData CreateData(ParseContext ctx)
+    {
+        NatRangeData d = NatRangeData.For(ctx.Family);
+        Init(ctx, d);
+        return d;
+    }
+
     protected override void Parse(ParseContext ctx, XtOption option, string? argument, bool invert, NatRangeData d)
     {
         bool portOk = NatRange.PortsAllowed(ctx.Protocol);
@@ -37,7 +45,7 @@ public abstract class NatTargetBase : XtExtension<NatRangeData>
             case ToDest:
             case ToSrc:
                 {
-                    var r = new NatRangeData();
+                    var r = NatRangeData.For(ctx.Family);
                     NatRange.ParseTo(argument!, portOk, r, ctx.Family, ctx.Names);
                     d.MinAddress = r.MinAddress;
                     d.MaxAddress = r.MaxAddress;
@@ -49,7 +57,7 @@ public abstract class NatTargetBase : XtExtension<NatRangeData>
                 }
             case ToPorts:
                 {
-                    var r = new NatRangeData();
+                    var r = NatRangeData.For(ctx.Family);
                     NatRange.ParsePorts(argument!, portOk, r, ctx.Names);
                     d.MinPort = r.MinPort;
                     d.MaxPort = r.MaxPort;
