@@ -35,6 +35,12 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public FlowRoute Reply { get; }
 
+    /// <summary>
+    /// The one pass's plan for each direction (<see cref="OnePassPlan"/>, OnePass.cs), made from this state on its first
+    /// use and made again when the rule sets or the host moved: a cache beside the state, not part of its identity.
+    /// </summary>
+    internal OnePassPlan? OriginalPlan, ReplyPlan;
+
     /// <summary>This state with <paramref name="memo"/> in place of the walk memo of its hook, table and ctinfo.</summary>
     public FlowState WithWalk(FlowWalkMemo memo)
     {

@@ -423,7 +423,16 @@ public sealed partial class Netfilter
         }
         // nf_defrag_ipv4 / nf_defrag_ipv6 (priority -400): with conntrack, netfilter sees whole datagrams only.
         if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
-        if (!RunHook(skb, Hook.Prerouting, result)) return;
+        // A confirmed flow whose memos all hold goes through in one pass (OnePass.cs); else on hook by hook, after the
+        // conntrack lookup when the one pass made it already.
+        bool afterConntrack = false;
+        if (FlowPath && Conntrack is not null)
+        {
+            OnePassOutcome pass = OnePass(skb, result);
+            if (pass == OnePassOutcome.Done) return;
+            afterConntrack = pass == OnePassOutcome.AfterConntrack;
+        }
+        if (!RunHook(skb, Hook.Prerouting, result, afterConntrack: afterConntrack)) return;
 
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
@@ -817,13 +826,13 @@ public sealed partial class Netfilter
     // ------------------------------------------------------------------ hooks and tables
 
     /// <summary>Runs every table registered at <paramref name="hook"/> in priority order; false when the packet did not survive.</summary>
-    private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false)
+    private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false, bool afterConntrack = false)
     {
         if (Tracing) Event(new HookEvent(hook, skb.InDev, skb.OutDev));
         PacketContext ctx = RentContext(skb, hook);
         try
         {
-            return RunHook(ctx, skb, hook, result, generated);
+            return RunHook(ctx, skb, hook, result, generated, afterConntrack);
         }
         finally
         {
@@ -875,12 +884,17 @@ public sealed partial class Netfilter
         }
     }
 
-    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
+    /// <param name="afterConntrack">
+    /// The tables before conntrack and conntrack itself were done already (by the one pass, <see cref="OnePass"/>): the
+    /// hook goes on from the first table after it.
+    /// </param>
+    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated, bool afterConntrack = false)
     {
         Ruleset rules = Host.Rules(skb.Family);
-        bool conntrackDone = hook is not (Hook.Prerouting or Hook.Output);
+        bool conntrackDone = afterConntrack || hook is not (Hook.Prerouting or Hook.Output);
         foreach (Registration reg in Order[(int)hook])
         {
+            if (afterConntrack && reg.Priority < PriorityConntrack) continue;
             if (!conntrackDone && reg.Priority > PriorityConntrack)
             {
                 conntrackDone = true;

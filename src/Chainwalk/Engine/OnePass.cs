@@ -1,0 +1,256 @@
+using Chainwalk.Conntrack;
+using Chainwalk.Host;
+using Chainwalk.Nat;
+using Chainwalk.Net;
+using Chainwalk.Rules;
+using Chainwalk.Wire;
+
+namespace Chainwalk.Engine;
+
+/// <summary>
+/// Everything the one pass (<see cref="Netfilter"/>, OnePass.cs) needs for an established IPv4 packet of one connection
+/// direction, made once from the direction's <see cref="FlowState"/> (its walk memos and its input route) and the rule
+/// sets as they were: the rules and built-in policies whose counters every table of every hook after conntrack moves
+/// (the memos' and the empty built-in chains' policies), the route's verdict, device, gateway and MTU, whether the nat
+/// hooks are registered. Shared by the connections that share the state. <see cref="Usable"/> false: some table's walk is
+/// not remembered (or not replayable) for this direction; remembered as such while the generations stand.
+/// </summary>
+internal sealed class OnePassPlan
+{
+    public required long RulesGeneration { get; init; }
+    public required long HostGeneration { get; init; }
+    public required Ruleset Rules { get; init; }
+    public required string InDev { get; init; }
+    public bool Usable { get; init; }
+
+    /// <summary>Delivered to this host (INPUT) rather than forwarded.</summary>
+    public bool Local { get; init; }
+
+    /// <summary>The nat table exists: the nat hooks are registered and the connection's bindings are applied.</summary>
+    public bool Nat { get; init; }
+
+    /// <summary>The output device of a forwarded packet.</summary>
+    public string? OutDev { get; init; }
+
+    public UInt128 Gateway { get; init; }
+
+    public int Mtu { get; init; }
+
+    /// <summary>"forwarded:DEV" or "delivered-local".</summary>
+    public string Fate { get; init; } = "";
+
+    public Rule[] Hits { get; init; } = [];
+
+    public Chain[] Policies { get; init; } = [];
+
+    /// <summary>Whether the plan (usable or not) was made for the rule sets, host and input device as they are now.</summary>
+    public bool Holds(Ruleset rules, string inDev) =>
+        RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
+        && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal));
+}
+
+public sealed partial class Netfilter
+{
+    /// <summary>What <see cref="OnePass"/> did with a received packet.</summary>
+    private enum OnePassOutcome : byte
+    {
+        /// <summary>Nothing: the packet goes hook by hook from the start.</summary>
+        NotTaken,
+
+        /// <summary>The tables before conntrack and the conntrack lookup are done; the rest goes hook by hook.</summary>
+        AfterConntrack,
+
+        /// <summary>The packet went through (or conntrack dropped it): its result is complete.</summary>
+        Done,
+    }
+
+    /// <summary>
+    /// The one pass for a received packet of a confirmed flow whose memos all hold (<see cref="FlowPath"/>): raw's
+    /// PREROUTING (absent, or an empty built-in chain: its policy counted), the conntrack lookup and TCP tracking (always,
+    /// as the slow path: it may find the packet INVALID or drop it), then — only when everything below holds for this
+    /// packet — every table's remembered walk replayed at once (<see cref="OnePassPlan.Hits"/>), the connection's bindings
+    /// and the TTL decrement in one rewrite (<see cref="NatPacket.RewriteEstablishedV4"/>), the kept route, the output and
+    /// the fate: the same result, counters, conntrack state and bytes as the hooks one by one. Whatever does not hold is
+    /// found before anything after conntrack changed, and the packet then goes on hook by hook from after conntrack
+    /// (<see cref="OnePassOutcome.AfterConntrack"/>): nothing is done twice.
+    /// </summary>
+    private OnePassOutcome OnePass(Skb skb, PacketResult result)
+    {
+        Packet p = skb.Packet;
+        if (RecordTrace || skb.Trace || Current?.Trace is not null || p.Family != IpFamily.V4 || p.IsFragment
+            || p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || skb.InDev is not { } inDev || inDev == "lo")
+            return OnePassOutcome.NotTaken;
+        Ruleset rules = Host.Rules(IpFamily.V4);
+        TablesOf(rules);
+        // raw (-300) comes before conntrack: taken only when it decides nothing (no table, no chain, or an empty chain
+        // whose policy accepts; that policy is counted as the slow path counts it).
+        Chain? rawPolicy = null;
+        if (_tables[0] is { } raw && BaseChain(raw, Hook.Prerouting) is { } rawChain)
+        {
+            if (rawChain.Rules.Count != 0 || rawChain.Policy == Verdicts.Drop) return OnePassOutcome.NotTaken;
+            rawPolicy = rawChain;
+        }
+        PacketContext ctx = RentContext(skb, Hook.Prerouting);
+        try
+        {
+            if (rawPolicy is not null)
+            {
+                ctx.Table = "raw";
+                Policy(ctx, rawPolicy, null, skb);
+            }
+            bool ok = Conntrack!.Track(ctx);
+            result.CtState ??= CtStateName(skb.CtInfo);
+            result.Connection ??= skb.Conntrack;
+            if (!ok)
+            {
+                Drop(result, "dropped by connection tracking");
+                return OnePassOutcome.Done;
+            }
+        }
+        finally
+        {
+            _contextDepth--;
+        }
+        return OnePassAfterTrack(skb, p, rules, inDev, result) ? OnePassOutcome.Done : OnePassOutcome.AfterConntrack;
+    }
+
+    /// <summary>The one pass after the conntrack lookup: false (nothing changed) when the packet must go hook by hook.</summary>
+    private bool OnePassAfterTrack(Skb skb, Packet p, Ruleset rules, string inDev, PacketResult result)
+    {
+        if (skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct
+            || !ct.IsConfirmed || skb.Mark != 0)
+            return false;
+        bool reply = skb.CtInfo == CtInfo.EstablishedReply;
+        // Memos are made from a direction's second packet on (LaterFlowPacket): a plan implies this bit; checked anyway.
+        if ((ct.FlowSeen & (reply ? 2 : 1)) == 0 || ct.Flow is not { } flow) return false;
+        OnePassPlan? plan = reply ? flow.ReplyPlan : flow.OriginalPlan;
+        if (plan is null || !plan.Holds(rules, inDev))
+        {
+            plan = MakeOnePassPlan(flow, reply, rules, inDev);
+            if (reply) flow.ReplyPlan = plan;
+            else flow.OriginalPlan = plan;
+        }
+        if (!plan.Usable) return false;
+
+        // This packet: everything the hooks would decide otherwise than the plan is found before anything changes.
+        byte[] b = skb.Bytes;
+        int length = p.TotalLength;
+        byte proto = p.Protocol;
+        if (b.Length < length || length < p.IpHeaderLength + (proto == IpProtocol.Tcp ? 20 : 8)) return false;
+        ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
+        bool dnat = plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir);
+        bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
+        uint newDst = 0, newSrc = 0;
+        ushort newDstPort = 0, newSrcPort = 0;
+        if (dnat && !ct.TryNatTargetV4(dir, NatManip.Dst, out newDst, out newDstPort)) return false;
+        if (snat && !ct.TryNatTargetV4(dir, NatManip.Src, out newSrc, out newSrcPort)) return false;
+        if (!plan.Local)
+        {
+            // ip_forward's checks (TTL expiry, fragmentation needed) answer with an ICMP error: the slow path does that.
+            if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && p.DontFragment)) return false;
+            // nf_nat_oif_changed: a masqueraded connection leaving by another device is killed (NatHooks.Apply).
+            if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !string.Equals(masq, plan.OutDev, StringComparison.Ordinal)) return false;
+        }
+
+        // From here the packet goes through.
+        skb.FlowPacket = 2;
+        AddFlowCounters(plan, (ulong)length);
+        NatPacket.RewriteEstablishedV4(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementTtl: !plan.Local);
+        if (snat || dnat) skb.AddressesChanged();
+        if (!plan.Local) skb.Packet.TtlChanged();
+        skb.RouteGateway = plan.Gateway;
+        if (plan.Local)
+        {
+            skb.OutDev = null;
+            result.Fate.Add("delivered-local");
+            return true;
+        }
+        skb.OutDev = plan.OutDev;
+        Emit(skb, result, "forwarded");
+        result.Fate.Add(plan.Fate);
+        return true;
+    }
+
+    /// <summary>
+    /// The counters of one packet of <paramref name="length"/> bytes on every rule and built-in policy the plan's walks
+    /// moved (what each table's walk, or its memo's replay, adds). The one place the one pass touches counters.
+    /// </summary>
+    private static void AddFlowCounters(OnePassPlan plan, ulong length)
+    {
+        foreach (Rule r in plan.Hits)
+        {
+            r.Counters.Packets++;
+            r.Counters.Bytes += length;
+        }
+        foreach (Chain c in plan.Policies)
+        {
+            ref Counters cell = ref c.CountersCell;
+            cell.Packets++;
+            cell.Bytes += length;
+        }
+    }
+
+    /// <summary>
+    /// The plan of one direction from its flow state and the rule sets as they are now: usable when the direction's
+    /// input route is kept (forward or local, no redirect) and every table registered after conntrack at every hook the
+    /// packet passes has a current memo for the direction, or an empty built-in chain whose policy accepts.
+    /// </summary>
+    private OnePassPlan MakeOnePassPlan(FlowState flow, bool reply, Ruleset rules, string inDev)
+    {
+        long rg = RulesGeneration.Value, hg = HostGeneration.Value;
+        var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = inDev };
+        FlowRoute route = reply ? flow.Reply : flow.Original;
+        if (route.Decision is not { } d || route.HostGeneration != hg || route.RulesGeneration != rg
+            || !string.Equals(route.Device, inDev, StringComparison.Ordinal) || d.Redirect)
+            return unusable;
+        bool local = d.Verdict == Routing.InputVerdict.Local;
+        if (!local && d.Verdict != Routing.InputVerdict.Forward) return unusable;
+        string? outDev = local ? null : d.Route.Device ?? "";
+        CtInfo info = reply ? CtInfo.EstablishedReply : CtInfo.Established;
+        TablesOf(rules);
+        var hits = new List<Rule>();
+        var policies = new List<Chain>();
+        bool Add(Hook hook, string? outDevAt)
+        {
+            foreach (Registration reg in Order[(int)hook])
+            {
+                // raw and conntrack were done before the plan is asked; nat is not walked for an established packet
+                // (nf_nat_inet_fn): its bindings are applied by the rewrite.
+                if (reg.Priority < PriorityConntrack || reg.Slot == 2) continue;
+                if (_tables[reg.Slot] is not { } table) continue;
+                if (BaseChain(table, hook) is { Rules.Count: 0 } empty)
+                {
+                    if (empty.Policy == Verdicts.Drop) return false;
+                    policies.Add(empty);
+                    continue;
+                }
+                FlowWalkMemo? memo = null;
+                foreach (FlowWalkMemo w in flow.Walks)
+                {
+                    if (w.Hook == hook && w.CtInfo == info && ReferenceEquals(w.Table, table))
+                    {
+                        memo = w;
+                        break;
+                    }
+                }
+                if (memo is null || memo.RulesGeneration != rg || memo.HostGeneration != hg || !ReferenceEquals(memo.Rules, rules)
+                    || memo.Mark != 0 || !string.Equals(memo.InDev, inDev, StringComparison.Ordinal)
+                    || !string.Equals(memo.OutDev, outDevAt, StringComparison.Ordinal))
+                    return false;
+                hits.AddRange(memo.Hits);
+                if (memo.Policy is { } policy) policies.Add(policy);
+            }
+            return true;
+        }
+        if (!Add(Hook.Prerouting, null)) return unusable;
+        if (local ? !Add(Hook.Input, null) : !(Add(Hook.Forward, outDev) && Add(Hook.Postrouting, outDev))) return unusable;
+        return new OnePassPlan
+        {
+            RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = inDev, Usable = true, Local = local,
+            Nat = _tables[2] is not null, OutDev = outDev, Gateway = d.Route.Gateway ?? UInt128.Zero,
+            Mtu = local ? 0 : LinkNamed(outDev!)?.Mtu ?? 1500,
+            Fate = local ? "delivered-local" : FateName("forwarded:", outDev),
+            Hits = [.. hits], Policies = [.. policies],
+        };
+    }
+}
