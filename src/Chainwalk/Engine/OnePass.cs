@@ -51,6 +51,9 @@ internal sealed class OnePassPlan
 
 public sealed partial class Netfilter
 {
+    /// <summary>Packets that went through the one pass (for tests and diagnostics).</summary>
+    internal long OnePassPackets { get; private set; }
+
     /// <summary>What <see cref="OnePass"/> did with a received packet.</summary>
     private enum OnePassOutcome : byte
     {
@@ -153,6 +156,7 @@ public sealed partial class Netfilter
         }
 
         // From here the packet goes through.
+        OnePassPackets++;
         skb.FlowPacket = 2;
         AddFlowCounters(plan, (ulong)length);
         NatPacket.RewriteEstablishedV4(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementTtl: !plan.Local);
