@@ -152,7 +152,8 @@ public sealed partial class Netfilter
             // ip_forward's checks (TTL expiry, fragmentation needed) answer with an ICMP error: the slow path does that.
             if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && p.DontFragment)) return false;
             // nf_nat_oif_changed: a masqueraded connection leaving by another device is killed (NatHooks.Apply).
-            if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !string.Equals(masq, plan.OutDev, StringComparison.Ordinal)) return false;
+            if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !ReferenceEquals(masq, plan.OutDev)
+                && !string.Equals(masq, plan.OutDev, StringComparison.Ordinal)) return false;
         }
 
         // From here the packet goes through.
@@ -160,8 +161,9 @@ public sealed partial class Netfilter
         skb.FlowPacket = 2;
         AddFlowCounters(plan, (ulong)length);
         NatPacket.RewriteEstablishedV4(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementTtl: !plan.Local);
-        if (snat || dnat) skb.AddressesChanged();
-        if (!plan.Local) skb.Packet.TtlChanged();
+        // The packet's facts as a re-read would give them (IPv4, whole, TCP/UDP: the addresses and ports written, the TTL).
+        p.RewrittenV4(snat || dnat, snat ? newSrc : (uint)p.Source, dnat ? newDst : (uint)p.Destination,
+            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, b[8]);
         skb.RouteGateway = plan.Gateway;
         if (plan.Local)
         {
@@ -170,7 +172,15 @@ public sealed partial class Netfilter
             return true;
         }
         skb.OutDev = plan.OutDev;
-        Emit(skb, result, "forwarded");
+        if (b.Length == length && length <= plan.Mtu && skb.FragMaxSize == 0)
+        {
+            // Emit's common case: the whole packet leaves as it is (no copy, no fragments).
+            result.Outputs.Add(result.Output(plan.OutDev!, b, "forwarded"));
+        }
+        else
+        {
+            Emit(skb, result, "forwarded");
+        }
         result.Fate.Add(plan.Fate);
         return true;
     }
