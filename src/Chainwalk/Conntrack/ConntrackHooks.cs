@@ -65,7 +65,9 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (skb.Conntrack is ConnTemplate tpl) template = tpl;
         skb.Conntrack = null;
         skb.CtInfo = CtInfo.None;
-        bool ok = In(ctx, template);
+        long hint = skb.TupleHint;
+        skb.TupleHint = -1;
+        bool ok = In(ctx, template, hint);
         Record(ctx);
         return ok;
     }
@@ -80,7 +82,8 @@ public sealed class ConntrackHooks : IConntrackHooks
         ctx.Hook == Hook.Prerouting && ConntrackSysctls.For(ctx.Host).Checksum;
 
     /// <summary>nf_conntrack_in: false = drop (table full).</summary>
-    private bool In(PacketContext ctx, ConnTemplate? template)
+    /// <param name="hint">The tuple's hash from the arrival's prefetch (<see cref="Skb.TupleHint"/>, the bytes unchanged since), or -1.</param>
+    private bool In(PacketContext ctx, ConnTemplate? template, long hint = -1)
     {
         Skb skb = ctx.Skb;
         Packet p = skb.Packet;
@@ -104,7 +107,7 @@ public sealed class ConntrackHooks : IConntrackHooks
             ConnEntry ct;
             ConnDirection dir;
             bool isNew = false;
-            if (!Lookup(tuple, zone, zoneDirs, now, out ct, out dir))
+            if (!Lookup(tuple, zone, zoneDirs, now, out ct, out dir, attempt == 0 ? hint : -1))
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
                 if (!MakeRoom(ctx)) return false;
@@ -145,12 +148,22 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     /// <summary>The hash lookup with the packet's zone: the entry's zone id in the direction found must be the packet's.</summary>
-    private bool Lookup(ConnTuple tuple, ushort zone, byte zoneDirs, double now, out ConnEntry ct, out ConnDirection dir)
+    private bool Lookup(ConnTuple tuple, ushort zone, byte zoneDirs, double now, out ConnEntry ct, out ConnDirection dir, long hint = -1)
     {
         ushort zo = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Original);
         ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
+        // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
+        if (hint >= 0 && zo == 0 && zr == 0 && tuple.Family == IpFamily.V4)
+            return Table.TryFind(tuple, 0, (int)(hint >> 32), now, out ct, out dir) && ct.ZoneFor(dir) == 0 || Miss(out ct, out dir);
         if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
+        ct = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
+
+    private static bool Miss(out ConnEntry ct, out ConnDirection dir)
+    {
         ct = null!;
         dir = ConnDirection.Original;
         return false;

@@ -397,9 +397,16 @@ public sealed class ConntrackTable
     // ------------------------------------------------------------------ the table
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
-    public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
+    public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir) =>
+        TryFind(tuple, zone, Hash(tuple, zone), now, out entry, out dir);
+
+    /// <summary>
+    /// <see cref="TryFind(ConnTuple, ushort, double, out ConnEntry, out ConnDirection)"/> with the tuple's hash known
+    /// (<paramref name="hash"/>: what <see cref="Prefetch"/> computed for the same tuple and zone, the upper half of its token).
+    /// </summary>
+    internal bool TryFind(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
     {
-        int at = FindSlot(tuple, zone, Hash(tuple, zone));
+        int at = FindSlot(tuple, zone, hash);
         if (at >= 0)
         {
             ConnEntry hit = _slots[at].Entry!;

@@ -258,6 +258,7 @@ public sealed partial class Netfilter
         {
             // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
             long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
+            _arrivalToken = hint;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {

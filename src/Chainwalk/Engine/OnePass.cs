@@ -51,6 +51,9 @@ internal sealed class OnePassPlan
 
 public sealed partial class Netfilter
 {
+    /// <summary>The token the conntrack prefetch gave for the packet being processed (<see cref="Skb.TupleHint"/>).</summary>
+    private long _arrivalToken = -1;
+
     /// <summary>Packets that went through the one pass (for tests and diagnostics).</summary>
     internal long OnePassPackets { get; private set; }
 
@@ -101,6 +104,8 @@ public sealed partial class Netfilter
                 ctx.Table = "raw";
                 Policy(ctx, rawPolicy, null, skb);
             }
+            // The bytes are as they arrived (raw walked nothing): the prefetch's hash of the tuple is the lookup's.
+            skb.TupleHint = _arrivalToken;
             bool ok = Conntrack!.Track(ctx);
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
