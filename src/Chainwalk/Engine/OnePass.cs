@@ -119,7 +119,11 @@ public sealed partial class Netfilter
         {
             _contextDepth--;
         }
-        return OnePassAfterTrack(skb, p, rules, inDev, result) ? OnePassOutcome.Done : OnePassOutcome.AfterConntrack;
+        if (OnePassAfterTrack(skb, p, rules, inDev, result)) return OnePassOutcome.Done;
+        // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
+        // (the hint RunHook gives after conntrack).
+        if (Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+        return OnePassOutcome.AfterConntrack;
     }
 
     /// <summary>The one pass after the conntrack lookup: false (nothing changed) when the packet must go hook by hook.</summary>
