@@ -277,6 +277,28 @@ public sealed partial class Netfilter
         return d;
     }
 
+    /// <summary>
+    /// The IPv6 input route (ip6_route_input) for an established packet, kept per connection direction as
+    /// <see cref="InputRouteFlow4"/> keeps IPv4's: the same decision while the host and rules generations and the input
+    /// device are the recorded ones. Only forward and local unicast decisions are kept.
+    /// </summary>
+    private Routing.InputDecision InputRouteFlow6(Skb skb)
+    {
+        var q = new Routing.RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark };
+        if (FlowConnection(skb) is not { } ct || skb.InDev is not { } dev) return InputRoute(q);
+        long g = HostGeneration.Value, rg = RulesGeneration.Value;
+        FlowState flow = ct.Flow ?? FlowState.Empty;
+        bool reply = skb.CtInfo == CtInfo.EstablishedReply;
+        FlowRoute r = reply ? flow.Reply : flow.Original;
+        if (r.Decision is { } known && r.HostGeneration == g && r.RulesGeneration == rg
+            && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
+            return known;
+        Routing.InputDecision d = InputRoute(q);
+        if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !d.BeforePrerouting && (skb.Packet.Destination >> 120) != 0xff)
+            ct.Flow = InternFlow(_flowStates, flow.WithRoute(reply, new FlowRoute(g, rg, dev, d)));
+        return d;
+    }
+
     /// <summary>The interned walk memos and flow states (<see cref="FlowState"/>), dropped whole when the rule sets or the host changed (every one held then is stale) or when they grew past a bound.</summary>
     private readonly Dictionary<FlowWalkMemo, FlowWalkMemo> _flowMemos = [];
 

@@ -439,7 +439,7 @@ public sealed partial class Netfilter
         // lookup when the skb already has a dst): it is for one of our addresses.
         InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
             : skb.Family == IpFamily.V4 ? InputRouteFlow4(skb, (uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
-            : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
+            : InputRouteFlow6(skb);
         // The skb carries its input route from here on (skb_dst_set): its gateway is what rt_nexthop reads in POSTROUTING.
         skb.RouteGateway = decision.Route.Gateway ?? UInt128.Zero;
         switch (decision.Verdict)

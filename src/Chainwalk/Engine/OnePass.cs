@@ -83,10 +83,12 @@ public sealed partial class Netfilter
     private OnePassOutcome OnePass(Skb skb, PacketResult result)
     {
         Packet p = skb.Packet;
-        if (RecordTrace || skb.Trace || Current?.Trace is not null || p.Family != IpFamily.V4 || p.IsFragment
-            || p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || skb.InDev is not { } inDev || inDev == "lo")
+        // IPv4, or IPv6 without extension headers (the transport header right after the fixed one), TCP or UDP, whole.
+        if (RecordTrace || skb.Trace || Current?.Trace is not null || p.IsFragment
+            || p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || skb.InDev is not { } inDev || inDev == "lo"
+            || (p.Family == IpFamily.V6 && (p.TransportOffset != 40 || p.Bytes[6] != p.Protocol)))
             return OnePassOutcome.NotTaken;
-        Ruleset rules = Host.Rules(IpFamily.V4);
+        Ruleset rules = Host.Rules(p.Family);
         TablesOf(rules);
         // raw (-300) comes before conntrack: taken only when it decides nothing (no table, no chain, or an empty chain
         // whose policy accepts; that policy is counted as the slow path counts it).
@@ -122,7 +124,7 @@ public sealed partial class Netfilter
         if (OnePassAfterTrack(skb, p, rules, inDev, result)) return OnePassOutcome.Done;
         // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
         // (the hint RunHook gives after conntrack).
-        if (Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+        if (p.Family == IpFamily.V4 && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
         return OnePassOutcome.AfterConntrack;
     }
 
@@ -150,16 +152,31 @@ public sealed partial class Netfilter
         byte proto = p.Protocol;
         if (b.Length < length || length < p.IpHeaderLength + (proto == IpProtocol.Tcp ? 20 : 8)) return false;
         ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
+        bool v4 = p.Family == IpFamily.V4;
         bool dnat = plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir);
         bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
-        uint newDst = 0, newSrc = 0;
+        UInt128 newDst = 0, newSrc = 0;
         ushort newDstPort = 0, newSrcPort = 0;
-        if (dnat && !ct.TryNatTargetV4(dir, NatManip.Dst, out newDst, out newDstPort)) return false;
-        if (snat && !ct.TryNatTargetV4(dir, NatManip.Src, out newSrc, out newSrcPort)) return false;
+        if (v4)
+        {
+            uint a = 0;
+            if (dnat && !ct.TryNatTargetV4(dir, NatManip.Dst, out a, out newDstPort)) return false;
+            newDst = a;
+            if (snat && !ct.TryNatTargetV4(dir, NatManip.Src, out a, out newSrcPort)) return false;
+            newSrc = a;
+        }
+        else if (dnat || snat)
+        {
+            // nf_nat_packet: the packet made the inverse of the other direction's tuple (NatHooks.Packet's general way).
+            ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;
+            if (!other.TryInvert(out ConnTuple target) || target.Protocol != proto) return false;
+            (newSrc, newSrcPort, newDst, newDstPort) = (target.Source, target.SourcePort, target.Destination, target.DestinationPort);
+        }
         if (!plan.Local)
         {
             // ip_forward's checks (TTL expiry, fragmentation needed) answer with an ICMP error: the slow path does that.
-            if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && p.DontFragment)) return false;
+            // ip6_forward: a packet larger than the MTU is always too big.
+            if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && (!v4 || p.DontFragment))) return false;
             // nf_nat_oif_changed: a masqueraded connection leaving by another device is killed (NatHooks.Apply).
             if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !ReferenceEquals(masq, plan.OutDev)
                 && !string.Equals(masq, plan.OutDev, StringComparison.Ordinal)) return false;
@@ -169,10 +186,11 @@ public sealed partial class Netfilter
         OnePassPackets++;
         skb.FlowPacket = 2;
         AddFlowCounters(plan, (ulong)length);
-        NatPacket.RewriteEstablishedV4(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementTtl: !plan.Local);
-        // The packet's facts as a re-read would give them (IPv4, whole, TCP/UDP: the addresses and ports written, the TTL).
-        p.RewrittenV4(snat || dnat, snat ? newSrc : (uint)p.Source, dnat ? newDst : (uint)p.Destination,
-            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, b[8]);
+        if (v4) NatPacket.RewriteEstablishedV4(b, proto, snat, (uint)newSrc, newSrcPort, dnat, (uint)newDst, newDstPort, decrementTtl: !plan.Local);
+        else NatPacket.RewriteEstablishedV6(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementHopLimit: !plan.Local);
+        // The packet's facts as a re-read would give them (whole, TCP/UDP: the addresses and ports written, the TTL).
+        p.Rewritten(snat || dnat, snat ? newSrc : p.Source, dnat ? newDst : p.Destination,
+            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, v4 ? b[8] : b[7]);
         skb.RouteGateway = plan.Gateway;
         if (plan.Local)
         {

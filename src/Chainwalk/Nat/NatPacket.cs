@@ -145,6 +145,58 @@ public static class NatPacket
         if (src || dst || decrementTtl) WriteCheck(b, 10, Fold((0xffff0000u | (ushort)~ReadCheck(b, 10)) + ipDelta));
     }
 
+    /// <summary>
+    /// <see cref="RewriteEstablishedV4"/> for IPv6 without extension headers (the transport header at 40): the destination
+    /// and source manips (<see cref="Manip"/>: the port, the transport checksum for the pseudo header's address
+    /// (inet_proto_csum_replace16) and the port) and ip6_forward's hop limit decrement (no header checksum), the
+    /// transport checksum updated once by the sum of the changes: the same bytes as the steps one after the other.
+    /// </summary>
+    public static void RewriteEstablishedV6(Span<byte> b, byte protocol, bool src, UInt128 newSrc, ushort newSrcPort,
+        bool dst, UInt128 newDst, ushort newDstPort, bool decrementHopLimit)
+    {
+        const int hdroff = 40;
+        ulong l4Delta = 0;
+        if (src)
+        {
+            UInt128 oldSrc = BinaryPrimitives.ReadUInt128BigEndian(b[8..]);
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[hdroff..]);
+            l4Delta += Delta128(oldSrc, newSrc) + (ulong)~(uint)oldPort + newSrcPort;
+            WriteAddress6(b, 8, newSrc);
+            BinaryPrimitives.WriteUInt16BigEndian(b[hdroff..], newSrcPort);
+        }
+        if (dst)
+        {
+            UInt128 oldDst = BinaryPrimitives.ReadUInt128BigEndian(b[24..]);
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[(hdroff + 2)..]);
+            l4Delta += Delta128(oldDst, newDst) + (ulong)~(uint)oldPort + newDstPort;
+            WriteAddress6(b, 24, newDst);
+            BinaryPrimitives.WriteUInt16BigEndian(b[(hdroff + 2)..], newDstPort);
+        }
+        if (decrementHopLimit) b[7]--;
+        if (src || dst)
+        {
+            int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
+            ushort check = ReadCheck(b, checkOff);
+            if (protocol == IpProtocol.Tcp || check != 0)
+            {
+                ushort c = Fold((0xffff0000u | (ushort)~check) + l4Delta);
+                WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
+            }
+        }
+    }
+
+    /// <summary>An IPv6 address's change as <see cref="Replace128"/> adds it: ~from + to, word by word.</summary>
+    private static ulong Delta128(UInt128 from, UInt128 to)
+    {
+        ulong sum = 0;
+        for (int i = 0; i < 4; i++)
+        {
+            sum += ~(uint)(from >> (96 - 32 * i));
+            sum += (uint)(to >> (96 - 32 * i));
+        }
+        return sum;
+    }
+
     /// <summary>ipv6_skip_exthdr from the fixed header: the upper-layer offset (-1 when none), and whether it is a first fragment.</summary>
     private static int SkipExtensionHeaders(ReadOnlySpan<byte> b, int ipOffset, int length, out bool firstFragment)
     {

@@ -364,12 +364,13 @@ public sealed partial class Packet
     }
 
     /// <summary>
-    /// After an established IPv4 TCP/UDP packet's addresses, ports and (when forwarded) TTL were rewritten in place with
-    /// the checksums kept valid incrementally (Nat.NatPacket.RewriteEstablishedV4): the facts a re-read would give
-    /// (<see cref="TryRereadAddresses"/> then <see cref="TtlChanged"/>), set from the values written instead of read again.
+    /// After an established TCP/UDP packet's addresses, ports and (when forwarded) TTL or hop limit were rewritten in place
+    /// with the checksums kept valid incrementally (Nat.NatPacket.RewriteEstablishedV4 / V6; IPv6 without extension
+    /// headers): the facts a re-read would give (<see cref="TryRereadAddresses"/> or a whole re-read, then
+    /// <see cref="TtlChanged"/>), set from the values written instead of read again.
     /// <paramref name="addresses"/> false: only the TTL changed (the link-layer facts then stay, as after TtlChanged alone).
     /// </summary>
-    internal void RewrittenV4(bool addresses, uint source, uint destination, ushort sourcePort, ushort destinationPort, byte ttl)
+    internal void Rewritten(bool addresses, UInt128 source, UInt128 destination, ushort sourcePort, ushort destinationPort, byte ttl)
     {
         Ttl = ttl;
         if (!addresses) return;

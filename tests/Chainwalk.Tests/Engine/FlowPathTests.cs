@@ -64,10 +64,10 @@ public class FlowPathTests
     /// <summary>One host with the flow path, one without; every step is done to both.</summary>
     private sealed class Pair
     {
-        public Pair(string rules, bool compiled, string[]? network = null)
+        public Pair(string rules, bool compiled, string[]? network = null, string rules6 = "")
         {
-            Fast = new Side(rules, compiled, flowPath: true, network);
-            Slow = new Side(rules, compiled, flowPath: false, network);
+            Fast = new Side(rules, compiled, flowPath: true, network, rules6);
+            Slow = new Side(rules, compiled, flowPath: false, network, rules6);
         }
 
         public Side Fast { get; }
@@ -128,6 +128,7 @@ public class FlowPathTests
         {
             string history = string.Join('\n', Steps);
             EngineHost.Counters(Fast.Host).ShouldBe(EngineHost.Counters(Slow.Host), history);
+            EngineHost.Counters(Fast.Host, IpFamily.V6).ShouldBe(EngineHost.Counters(Slow.Host, IpFamily.V6), history);
             ConntrackStore.Format(Fast.Ct.Table, Now).ShouldBe(ConntrackStore.Format(Slow.Ct.Table, Now), history);
         }
     }
@@ -136,10 +137,10 @@ public class FlowPathTests
     {
         private readonly bool _compiled;
 
-        public Side(string rules, bool compiled, bool flowPath, string[]? network = null)
+        public Side(string rules, bool compiled, bool flowPath, string[]? network = null, string rules6 = "")
         {
             _compiled = compiled;
-            Host = EngineHost.Create(rules, "", network ?? Gateway);
+            Host = EngineHost.Create(rules, rules6, network ?? Gateway);
             Nf = new Netfilter(Host) { FlowPath = flowPath };
             Ct = ConntrackLoader.Enable(Nf) ?? throw new InvalidOperationException("conntrack not loaded");
             Refresh();
@@ -928,6 +929,146 @@ public class FlowPathTests
             Chainwalk.Nat.NatPacket.RewriteEstablishedV4(c, proto, src, newSrc, newSport, dst, newDst, newDport, ttl);
             if (!c.AsSpan().SequenceEqual(b))
                 Convert.ToHexString(c).ShouldBe(Convert.ToHexString(b), $"round {round}: ip 0x{ipCheck:x4} l4 0x{l4Check:x4} src {src} dst {dst} ttl {ttl}");
+        }
+    }
+
+    private const string GatewayRules6 = """
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        -A FORWARD -m conntrack --ctstate INVALID -j DROP
+        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+        -A FORWARD -i eth1 -j ACCEPT
+        -A FORWARD -i eth0 -d fd00:1::20/128 -p tcp -m tcp --dport 80 -j ACCEPT
+        -A FORWARD -i eth0 -d fd00:1::20/128 -p udp -m udp --dport 53 -j ACCEPT
+        COMMIT
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -d 2001:db8:100::2/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:1::20]:80
+        -A PREROUTING -d 2001:db8:100::2/128 -p udp -m udp --dport 5353 -j DNAT --to-destination [fd00:1::20]:53
+        -A POSTROUTING -o eth0 -j MASQUERADE
+        COMMIT
+        *mangle
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :FORWARD ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A POSTROUTING -o eth0 -m conntrack --ctstate ESTABLISHED
+        COMMIT
+        """;
+
+    /// <summary>
+    /// IPv6 flows (MASQUERADE out, a port forward in; TCP and UDP, a UDP checksum of zero among them) through the one pass:
+    /// the same results (bytes, hop limit, checksums), counters of both families and conntrack table as the slow path,
+    /// a hop limit of 1 and a packet over the MTU mid-flow going the slow way (ICMPv6 errors as there).
+    /// </summary>
+    [Theory]
+    [InlineData(false, IpProtocol.Tcp)]
+    [InlineData(true, IpProtocol.Tcp)]
+    [InlineData(false, IpProtocol.Udp)]
+    [InlineData(true, IpProtocol.Udp)]
+    public void Ipv6_flows_go_through_the_one_pass_with_the_slow_paths_results(bool inbound, byte proto)
+    {
+        var pair = new Pair(GatewayRules, compiled: false, Chainwalk.Tests.Nat.NatRig.Gateway, GatewayRules6);
+        string client = inbound ? "2001:db8:300::10" : "fd00:1::10", server = inbound ? "2001:db8:100::2" : "2001:db8:200::34";
+        string clientIf = inbound ? "eth0" : "eth1", serverIf = inbound ? "eth1" : "eth0";
+        ushort sport = 41000, dport = (ushort)(proto == IpProtocol.Tcp ? (inbound ? 8080 : 80) : (inbound ? 5353 : 53));
+        uint cseq = 1000, sseq = 7000;
+        ConnTuple reply = default;
+        byte[] Build(bool fromClient, TcpFlags flags, int len, byte hops = 64, bool zeroUdp = false)
+        {
+            PacketBuilder pb = fromClient ? PacketBuilder.Ipv6(client, server) : PacketBuilder.Ipv6(IpNet.FormatAddress(reply.Source, IpFamily.V6), IpNet.FormatAddress(reply.Destination, IpFamily.V6));
+            pb = pb.Ttl(hops);
+            (ushort s, ushort d) = fromClient ? (sport, dport) : (reply.SourcePort, reply.DestinationPort);
+            pb = proto == IpProtocol.Tcp
+                ? pb.Tcp(s, d, flags, seq: fromClient ? cseq : sseq, ack: flags.HasFlag(TcpFlags.Ack) ? (fromClient ? sseq : cseq) : 0)
+                : pb.Udp(s, d);
+            byte[] b = pb.PayloadLength(len).Build();
+            if (zeroUdp && proto == IpProtocol.Udp) b[46] = b[47] = 0;
+            return b;
+        }
+        void Send(bool fromClient, TcpFlags flags, int len, byte hops = 64, bool zeroUdp = false)
+        {
+            pair.Send(fromClient ? clientIf : serverIf, Build(fromClient, flags, len, hops, zeroUdp));
+            if (fromClient) cseq += (uint)len + (flags.HasFlag(TcpFlags.Syn) ? 1u : 0);
+            else sseq += (uint)len + (flags.HasFlag(TcpFlags.Syn) ? 1u : 0);
+            pair.Same();
+        }
+        PacketResult first = pair.Send(clientIf, Build(true, TcpFlags.Syn, 0));
+        cseq++;
+        reply = ((ConnEntry)first.Connection!).Reply;
+        Send(false, TcpFlags.Syn | TcpFlags.Ack, 0);
+        Send(true, TcpFlags.Ack, 0);
+        for (int i = 0; i < 10; i++)
+        {
+            Send(true, TcpFlags.Ack | TcpFlags.Psh, 10 + i * 13, zeroUdp: i % 3 == 2);
+            Send(false, TcpFlags.Ack | TcpFlags.Psh, 5 + i * 7, zeroUdp: i % 4 == 1);
+        }
+        pair.Fast.Nf.OnePassPackets.ShouldBeGreaterThanOrEqualTo(14);
+        long before = pair.Fast.Nf.OnePassPackets;
+        Send(true, TcpFlags.Ack | TcpFlags.Psh, 10, hops: 1);
+        Send(false, TcpFlags.Ack | TcpFlags.Psh, 1500);
+        pair.Fast.Nf.OnePassPackets.ShouldBe(before);
+        for (int i = 0; i < 3; i++)
+        {
+            Send(true, TcpFlags.Ack | TcpFlags.Psh, 20);
+            Send(false, TcpFlags.Ack | TcpFlags.Psh, 20);
+        }
+        pair.Fast.Nf.OnePassPackets.ShouldBe(before + 6);
+        // The route of the client's packets moves (a host change between packets): the next ones follow it.
+        IpNet.TryParseStrict(inbound ? "fd00:1::20" : "2001:db8:200::", IpFamily.V6, out UInt128 moved).ShouldBeTrue();
+        var detour = new Route(IpFamily.V6, moved, inbound ? 128 : 48, inbound ? "eth0" : "eth1", null, null);
+        pair.Edit("ip -6 route add (the client's destination) dev " + detour.Device, h => h.Routes.Add(detour));
+        for (int i = 0; i < 3; i++)
+        {
+            Send(true, TcpFlags.Ack | TcpFlags.Psh, 20);
+            Send(false, TcpFlags.Ack | TcpFlags.Psh, 20);
+        }
+        pair.Edit("ip -6 route del", h => h.Routes.Remove(detour));
+        for (int i = 0; i < 3; i++)
+        {
+            Send(true, TcpFlags.Ack | TcpFlags.Psh, 20);
+            Send(false, TcpFlags.Ack | TcpFlags.Psh, 20);
+        }
+    }
+
+    /// <summary>The IPv6 folded rewrite against the two manips and the hop limit one after the other (NatPacket.Manip).</summary>
+    [Theory]
+    [InlineData(IpProtocol.Tcp)]
+    [InlineData(IpProtocol.Udp)]
+    public void The_folded_ipv6_rewrite_writes_the_bytes_of_the_steps_one_by_one(byte proto)
+    {
+        var rnd = new Random(proto + 6);
+        byte[] template = proto == IpProtocol.Tcp
+            ? PacketBuilder.Ipv6("fd00:1::10", "2001:db8:100::2").Tcp(40000, 8080, TcpFlags.Ack).PayloadLength(9).Build()
+            : PacketBuilder.Ipv6("fd00:1::10", "2001:db8:100::2").Udp(40000, 8080).PayloadLength(9).Build();
+        int checkOff = 40 + (proto == IpProtocol.Tcp ? 16 : 6);
+        UInt128 R() => new((ulong)rnd.NextInt64(), (ulong)rnd.NextInt64());
+        for (int round = 0; round < 70_000; round++)
+        {
+            byte[] a = (byte[])template.Clone();
+            ushort l4Check = (round % 7) switch { 0 => 0, 1 => 0xffff, 2 => 1, _ => (ushort)round };
+            a[checkOff] = (byte)(l4Check >> 8);
+            a[checkOff + 1] = (byte)l4Check;
+            a[7] = (byte)rnd.Next(2, 256);
+            bool src = rnd.Next(3) != 0, dst = rnd.Next(3) != 0, hop = rnd.Next(4) != 0;
+            var target = new ConnTuple(IpFamily.V6, proto, R(), R(), (ushort)rnd.Next(0x10000), (ushort)rnd.Next(0x10000));
+            if (round % 11 == 0)
+                target = new ConnTuple(IpFamily.V6, proto, System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(a.AsSpan(8)),
+                    System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(a.AsSpan(24)), 40000, 8080);
+            byte[] b = (byte[])a.Clone();
+            if (dst) Chainwalk.Nat.NatPacket.Manip(b, 0, b.Length, target, Chainwalk.Nat.NatManip.Dst).ShouldBeTrue();
+            if (hop) b[7]--;
+            if (src) Chainwalk.Nat.NatPacket.Manip(b, 0, b.Length, target, Chainwalk.Nat.NatManip.Src).ShouldBeTrue();
+            byte[] c = (byte[])a.Clone();
+            Chainwalk.Nat.NatPacket.RewriteEstablishedV6(c, proto, src, target.Source, target.SourcePort, dst, target.Destination, target.DestinationPort, hop);
+            if (!c.AsSpan().SequenceEqual(b))
+                Convert.ToHexString(c).ShouldBe(Convert.ToHexString(b), $"round {round}: l4 0x{l4Check:x4} src {src} dst {dst} hop {hop}");
         }
     }
 }
