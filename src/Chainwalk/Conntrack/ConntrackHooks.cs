@@ -66,7 +66,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         skb.Conntrack = null;
         skb.CtInfo = CtInfo.None;
         long hint = skb.TupleHint;
-        skb.TupleHint = -1;
+        if (hint >= 0) skb.TupleHint = -1;
         bool ok = In(ctx, template, hint);
         Record(ctx);
         return ok;
@@ -107,7 +107,11 @@ public sealed class ConntrackHooks : IConntrackHooks
             ConnEntry ct;
             ConnDirection dir;
             bool isNew = false;
-            if (!Lookup(tuple, zone, zoneDirs, now, out ct, out dir, attempt == 0 ? hint : -1))
+            // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
+            bool found = attempt == 0 && hint >= 0 && zone == 0 && zoneDirs == 0 && tuple.Family == IpFamily.V4
+                ? LookupHashed(tuple, (int)(hint >> 32), now, out ct, out dir)
+                : Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            if (!found)
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
                 if (!MakeRoom(ctx)) return false;
@@ -148,13 +152,10 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     /// <summary>The hash lookup with the packet's zone: the entry's zone id in the direction found must be the packet's.</summary>
-    private bool Lookup(ConnTuple tuple, ushort zone, byte zoneDirs, double now, out ConnEntry ct, out ConnDirection dir, long hint = -1)
+    private bool Lookup(ConnTuple tuple, ushort zone, byte zoneDirs, double now, out ConnEntry ct, out ConnDirection dir)
     {
         ushort zo = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Original);
         ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
-        // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
-        if (hint >= 0 && zo == 0 && zr == 0 && tuple.Family == IpFamily.V4)
-            return Table.TryFind(tuple, 0, (int)(hint >> 32), now, out ct, out dir) && ct.ZoneFor(dir) == 0 || Miss(out ct, out dir);
         if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         ct = null!;
@@ -162,8 +163,10 @@ public sealed class ConntrackHooks : IConntrackHooks
         return false;
     }
 
-    private static bool Miss(out ConnEntry ct, out ConnDirection dir)
+    /// <summary><see cref="Lookup"/> in the default zone (both directions' zone ids 0) with the tuple's hash known.</summary>
+    private bool LookupHashed(in ConnTuple tuple, int hash, double now, out ConnEntry ct, out ConnDirection dir)
     {
+        if (Table.TryFindHashed(tuple, 0, hash, now, out ct, out dir) && ct.ZoneFor(dir) == 0) return true;
         ct = null!;
         dir = ConnDirection.Original;
         return false;

@@ -397,14 +397,30 @@ public sealed class ConntrackTable
     // ------------------------------------------------------------------ the table
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
-    public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir) =>
-        TryFind(tuple, zone, Hash(tuple, zone), now, out entry, out dir);
+    public bool TryFind(ConnTuple tuple, ushort zone, double now, out ConnEntry entry, out ConnDirection dir)
+    {
+        int at = FindSlot(tuple, zone, Hash(tuple, zone));
+        if (at >= 0)
+        {
+            ConnEntry hit = _slots[at].Entry!;
+            if (hit.Timeout > now)
+            {
+                entry = hit;
+                dir = (ConnDirection)(_slots[at].Key & 1);
+                return true;
+            }
+            Remove(hit);
+        }
+        entry = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
 
     /// <summary>
     /// <see cref="TryFind(ConnTuple, ushort, double, out ConnEntry, out ConnDirection)"/> with the tuple's hash known
     /// (<paramref name="hash"/>: what <see cref="Prefetch"/> computed for the same tuple and zone, the upper half of its token).
     /// </summary>
-    internal bool TryFind(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
+    internal bool TryFindHashed(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
     {
         int at = FindSlot(tuple, zone, hash);
         if (at >= 0)
