@@ -666,7 +666,15 @@ public sealed partial class Netfilter
         uint mark = skb.Mark;
         UInt128 src = skb.Packet.Source, dst = skb.Packet.Destination;
         byte tos = skb.Packet.Tos;
-        if (!RunHook(skb, Hook.Output, result, generated)) return;
+        // A local process's packet of a confirmed flow whose memos all hold goes out in one pass (OnePass.cs).
+        bool afterConntrack = false;
+        if (!generated && answering is null && FlowPath && Conntrack is not null)
+        {
+            OnePassOutcome pass = OnePass(skb, result, Hook.Output);
+            if (pass == OnePassOutcome.Done) return;
+            afterConntrack = pass == OnePassOutcome.AfterConntrack;
+        }
+        if (!RunHook(skb, Hook.Output, result, generated, afterConntrack)) return;
         // ip_route_me_harder: mangle (mark, addresses, TOS) or nat (DNAT) changed what the route depends on.
         if (skb.Mark != mark || skb.Packet.Source != src || skb.Packet.Destination != dst || skb.Packet.Tos != tos)
         {

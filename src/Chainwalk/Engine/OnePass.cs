@@ -26,6 +26,12 @@ internal sealed class OnePassPlan
     /// <summary>Delivered to this host (INPUT) rather than forwarded.</summary>
     public bool Local { get; init; }
 
+    /// <summary>Sent by a local process (OUTPUT, POSTROUTING); <see cref="InDev"/> is then the output route's device.</summary>
+    public bool Output { get; init; }
+
+    /// <summary>The skb mark every walk saw (a local sender's; 0 for received packets).</summary>
+    public uint Mark { get; init; }
+
     /// <summary>The nat table exists: the nat hooks are registered and the connection's bindings are applied.</summary>
     public bool Nat { get; init; }
 
@@ -46,7 +52,12 @@ internal sealed class OnePassPlan
     /// <summary>Whether the plan (usable or not) was made for the rule sets, host and input device as they are now.</summary>
     public bool Holds(Ruleset rules, string inDev) =>
         RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
-        && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal));
+        && !Output && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal));
+
+    /// <summary>Whether the output plan (usable or not) was made for the rule sets, host, output device and mark as they are now.</summary>
+    public bool HoldsOutput(Ruleset rules, string outDev, uint mark) =>
+        RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
+        && Output && Mark == mark && (ReferenceEquals(InDev, outDev) || string.Equals(InDev, outDev, StringComparison.Ordinal));
 }
 
 public sealed partial class Netfilter
@@ -80,12 +91,19 @@ public sealed partial class Netfilter
     /// found before anything after conntrack changed, and the packet then goes on hook by hook from after conntrack
     /// (<see cref="OnePassOutcome.AfterConntrack"/>): nothing is done twice.
     /// </summary>
-    private OnePassOutcome OnePass(Skb skb, PacketResult result)
+    /// <remarks>
+    /// <paramref name="hook"/> is PREROUTING for a received packet, OUTPUT for one a local process sends (routed already:
+    /// <see cref="Skb.OutDev"/> is the output route's device; the pass then ends in POSTROUTING and <c>sent:DEV</c>).
+    /// </remarks>
+    private OnePassOutcome OnePass(Skb skb, PacketResult result, Hook hook = Hook.Prerouting)
     {
         Packet p = skb.Packet;
-        // IPv4, or IPv6 without extension headers (the transport header right after the fixed one), TCP or UDP, whole.
+        bool output = hook == Hook.Output;
+        // IPv4, or IPv6 without extension headers (the transport header right after the fixed one), TCP or UDP, whole;
+        // nothing looped back (lo).
+        string? dev = output ? skb.OutDev : skb.InDev;
         if (RecordTrace || skb.Trace || Current?.Trace is not null || p.IsFragment
-            || p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || skb.InDev is not { } inDev || inDev == "lo"
+            || p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || dev is null || dev == "lo"
             || (p.Family == IpFamily.V6 && (p.TransportOffset != 40 || p.Bytes[6] != p.Protocol)))
             return OnePassOutcome.NotTaken;
         Ruleset rules = Host.Rules(p.Family);
@@ -93,12 +111,12 @@ public sealed partial class Netfilter
         // raw (-300) comes before conntrack: taken only when it decides nothing (no table, no chain, or an empty chain
         // whose policy accepts; that policy is counted as the slow path counts it).
         Chain? rawPolicy = null;
-        if (_tables[0] is { } raw && BaseChain(raw, Hook.Prerouting) is { } rawChain)
+        if (_tables[0] is { } raw && BaseChain(raw, hook) is { } rawChain)
         {
             if (rawChain.Rules.Count != 0 || rawChain.Policy == Verdicts.Drop) return OnePassOutcome.NotTaken;
             rawPolicy = rawChain;
         }
-        PacketContext ctx = RentContext(skb, Hook.Prerouting);
+        PacketContext ctx = RentContext(skb, hook);
         try
         {
             if (rawPolicy is not null)
@@ -121,7 +139,8 @@ public sealed partial class Netfilter
         {
             _contextDepth--;
         }
-        if (OnePassAfterTrack(skb, p, rules, inDev, result)) return OnePassOutcome.Done;
+        if (output) return OnePassOutAfterTrack(skb, p, rules, dev, result) ? OnePassOutcome.Done : OnePassOutcome.AfterConntrack;
+        if (OnePassAfterTrack(skb, p, rules, dev, result)) return OnePassOutcome.Done;
         // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
         // (the hint RunHook gives after conntrack).
         if (p.Family == IpFamily.V4 && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
@@ -212,6 +231,135 @@ public sealed partial class Netfilter
         return true;
     }
 
+    /// <summary>A flow state for connections that have none yet (no memo, no route): output plans that need no memo are kept on it.</summary>
+    private readonly FlowState _noFlow = new([], default, default);
+
+    /// <summary>
+    /// The one pass after the conntrack lookup at OUTPUT, for a packet a local process sends: false (nothing changed) when
+    /// it must go hook by hook. OUTPUT's destination binding (a DNAT of a local connection) makes the kernel route again
+    /// (ip_route_me_harder): left to the slow path, as is anything leaving by lo.
+    /// </summary>
+    private bool OnePassOutAfterTrack(Skb skb, Packet p, Ruleset rules, string outDev, PacketResult result)
+    {
+        if (skb.CtInfo is not (CtInfo.Established or CtInfo.EstablishedReply) || skb.Conntrack is not ConnEntry ct || !ct.IsConfirmed)
+            return false;
+        bool reply = skb.CtInfo == CtInfo.EstablishedReply;
+        // A connection without a flow state has remembered nothing: only a plan that needs no memo can serve it. Its
+        // first packets are not told apart (FlowSeen is left alone): with no memo to make, the slow path would do the same.
+        FlowState flow = ct.Flow ?? _noFlow;
+        OnePassPlan? plan = reply ? flow.ReplyPlan : flow.OriginalPlan;
+        if (plan is null || !plan.HoldsOutput(rules, outDev, skb.Mark))
+        {
+            plan = MakeOnePassOutputPlan(flow, reply, rules, outDev, skb.Mark);
+            if (reply) flow.ReplyPlan = plan;
+            else flow.OriginalPlan = plan;
+        }
+        if (!plan.Usable) return false;
+        byte[] b = skb.Bytes;
+        int length = p.TotalLength;
+        byte proto = p.Protocol;
+        if (b.Length < length || length < p.IpHeaderLength + (proto == IpProtocol.Tcp ? 20 : 8)) return false;
+        ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
+        if (plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir)) return false;
+        bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
+        bool v4 = p.Family == IpFamily.V4;
+        UInt128 newSrc = 0;
+        ushort newSrcPort = 0;
+        if (snat)
+        {
+            if (v4)
+            {
+                if (!ct.TryNatTargetV4(dir, NatManip.Src, out uint a, out newSrcPort)) return false;
+                newSrc = a;
+            }
+            else
+            {
+                ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;
+                if (!other.TryInvert(out ConnTuple target) || target.Protocol != proto) return false;
+                (newSrc, newSrcPort) = (target.Source, target.SourcePort);
+            }
+            // nf_nat_oif_changed (NatHooks.Apply at POSTROUTING).
+            if (!reply && ct.MasqueradeDevice is { } masq && !ReferenceEquals(masq, outDev) && !string.Equals(masq, outDev, StringComparison.Ordinal)) return false;
+        }
+        else if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !ReferenceEquals(masq, outDev) && !string.Equals(masq, outDev, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        OnePassPackets++;
+        skb.FlowPacket = 2;
+        AddFlowCounters(plan, (ulong)length);
+        if (snat)
+        {
+            if (v4) NatPacket.RewriteEstablishedV4(b, proto, true, (uint)newSrc, newSrcPort, false, 0, 0, decrementTtl: false);
+            else NatPacket.RewriteEstablishedV6(b, proto, true, newSrc, newSrcPort, false, 0, 0, decrementHopLimit: false);
+            p.Rewritten(true, newSrc, p.Destination, newSrcPort, p.DestinationPort, p.Ttl);
+        }
+        Emit(skb, result, "sent");
+        result.Fate.Add(plan.Fate);
+        return true;
+    }
+
+    /// <summary>
+    /// The plan of a locally sent direction: usable when every table after conntrack at OUTPUT and POSTROUTING has a
+    /// current memo for the direction (with the output device and the mark) or an empty built-in chain whose policy accepts.
+    /// </summary>
+    private OnePassPlan MakeOnePassOutputPlan(FlowState flow, bool reply, Ruleset rules, string outDev, uint mark)
+    {
+        long rg = RulesGeneration.Value, hg = HostGeneration.Value;
+        var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = outDev, Output = true, Mark = mark };
+        CtInfo info = reply ? CtInfo.EstablishedReply : CtInfo.Established;
+        TablesOf(rules);
+        var hits = new List<Rule>();
+        var policies = new List<Chain>();
+        if (!AddPlanHook(flow, info, rules, rg, hg, Hook.Output, null, outDev, mark, hits, policies)
+            || !AddPlanHook(flow, info, rules, rg, hg, Hook.Postrouting, null, outDev, mark, hits, policies))
+            return unusable;
+        return new OnePassPlan
+        {
+            RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = outDev, Usable = true, Output = true, Mark = mark,
+            Nat = _tables[2] is not null, OutDev = outDev, Fate = FateName("sent:", outDev), Hits = [.. hits], Policies = [.. policies],
+        };
+    }
+
+    /// <summary>
+    /// Adds to a plan what the tables after conntrack at <paramref name="hook"/> count for the direction: an empty built-in
+    /// chain's policy (false when it drops), else the current memo's rules and policy (false when there is none).
+    /// </summary>
+    private bool AddPlanHook(FlowState flow, CtInfo info, Ruleset rules, long rg, long hg, Hook hook, string? inDev, string? outDev,
+        uint mark, List<Rule> hits, List<Chain> policies)
+    {
+        foreach (Registration reg in Order[(int)hook])
+        {
+            // raw and conntrack were done before the plan is asked; nat is not walked for an established packet
+            // (nf_nat_inet_fn): its bindings are applied by the rewrite.
+            if (reg.Priority < PriorityConntrack || reg.Slot == 2) continue;
+            if (_tables[reg.Slot] is not { } table) continue;
+            if (BaseChain(table, hook) is { Rules.Count: 0 } empty)
+            {
+                if (empty.Policy == Verdicts.Drop) return false;
+                policies.Add(empty);
+                continue;
+            }
+            FlowWalkMemo? memo = null;
+            foreach (FlowWalkMemo w in flow.Walks)
+            {
+                if (w.Hook == hook && w.CtInfo == info && ReferenceEquals(w.Table, table))
+                {
+                    memo = w;
+                    break;
+                }
+            }
+            if (memo is null || memo.RulesGeneration != rg || memo.HostGeneration != hg || !ReferenceEquals(memo.Rules, rules)
+                || memo.Mark != mark || !string.Equals(memo.InDev, inDev, StringComparison.Ordinal)
+                || !string.Equals(memo.OutDev, outDev, StringComparison.Ordinal))
+                return false;
+            hits.AddRange(memo.Hits);
+            if (memo.Policy is { } policy) policies.Add(policy);
+        }
+        return true;
+    }
+
     /// <summary>
     /// The counters of one packet of <paramref name="length"/> bytes on every rule and built-in policy the plan's walks
     /// moved (what each table's walk, or its memo's replay, adds). The one place the one pass touches counters.
@@ -251,38 +399,7 @@ public sealed partial class Netfilter
         TablesOf(rules);
         var hits = new List<Rule>();
         var policies = new List<Chain>();
-        bool Add(Hook hook, string? outDevAt)
-        {
-            foreach (Registration reg in Order[(int)hook])
-            {
-                // raw and conntrack were done before the plan is asked; nat is not walked for an established packet
-                // (nf_nat_inet_fn): its bindings are applied by the rewrite.
-                if (reg.Priority < PriorityConntrack || reg.Slot == 2) continue;
-                if (_tables[reg.Slot] is not { } table) continue;
-                if (BaseChain(table, hook) is { Rules.Count: 0 } empty)
-                {
-                    if (empty.Policy == Verdicts.Drop) return false;
-                    policies.Add(empty);
-                    continue;
-                }
-                FlowWalkMemo? memo = null;
-                foreach (FlowWalkMemo w in flow.Walks)
-                {
-                    if (w.Hook == hook && w.CtInfo == info && ReferenceEquals(w.Table, table))
-                    {
-                        memo = w;
-                        break;
-                    }
-                }
-                if (memo is null || memo.RulesGeneration != rg || memo.HostGeneration != hg || !ReferenceEquals(memo.Rules, rules)
-                    || memo.Mark != 0 || !string.Equals(memo.InDev, inDev, StringComparison.Ordinal)
-                    || !string.Equals(memo.OutDev, outDevAt, StringComparison.Ordinal))
-                    return false;
-                hits.AddRange(memo.Hits);
-                if (memo.Policy is { } policy) policies.Add(policy);
-            }
-            return true;
-        }
+        bool Add(Hook hook, string? outDevAt) => AddPlanHook(flow, info, rules, rg, hg, hook, inDev, outDevAt, 0, hits, policies);
         if (!Add(Hook.Prerouting, null)) return unusable;
         if (local ? !Add(Hook.Input, null) : !(Add(Hook.Forward, outDev) && Add(Hook.Postrouting, outDev))) return unusable;
         return new OnePassPlan
