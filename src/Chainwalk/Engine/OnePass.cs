@@ -8,11 +8,11 @@ using Chainwalk.Wire;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// Everything the one pass (<see cref="Netfilter"/>, OnePass.cs) needs for an established IPv4 packet of one connection
-/// direction, made once from the direction's <see cref="FlowState"/> (its walk memos and its input route) and the rule
-/// sets as they were: the rules and built-in policies whose counters every table of every hook after conntrack moves
-/// (the memos' and the empty built-in chains' policies), the route's verdict, device, gateway and MTU, whether the nat
-/// hooks are registered. Shared by the connections that share the state. <see cref="Usable"/> false: some table's walk is
+/// Everything the one pass (<see cref="Netfilter"/>, OnePass.cs) needs for an established TCP/UDP packet of one connection
+/// direction (received: forwarded or delivered; or sent by a local process), made once from the direction's
+/// <see cref="FlowState"/> (its walk memos and its input route) and the rule sets as they were: the rules and built-in
+/// policies whose counters every table of every hook after conntrack moves (the memos' and the empty built-in chains'
+/// policies), the route's verdict, device, gateway and MTU, whether the nat hooks are registered. Shared by the connections that share the state. <see cref="Usable"/> false: some table's walk is
 /// not remembered (or not replayable) for this direction; remembered as such while the generations stand.
 /// </summary>
 internal sealed class OnePassPlan
@@ -35,14 +35,16 @@ internal sealed class OnePassPlan
     /// <summary>The nat table exists: the nat hooks are registered and the connection's bindings are applied.</summary>
     public bool Nat { get; init; }
 
-    /// <summary>The output device of a forwarded packet.</summary>
+    /// <summary>The output device of a forwarded or sent packet.</summary>
     public string? OutDev { get; init; }
 
+    /// <summary>The input route's gateway (what the skb carries on: rt_nexthop), zero without one.</summary>
     public UInt128 Gateway { get; init; }
 
+    /// <summary>The output device's MTU (forwarded packets: ip_forward's check and the output).</summary>
     public int Mtu { get; init; }
 
-    /// <summary>"forwarded:DEV" or "delivered-local".</summary>
+    /// <summary>"forwarded:DEV", "delivered-local" or "sent:DEV".</summary>
     public string Fate { get; init; } = "";
 
     public Rule[] Hits { get; init; } = [];
@@ -68,7 +70,7 @@ public sealed partial class Netfilter
     /// <summary>Packets that went through the one pass (for tests and diagnostics).</summary>
     internal long OnePassPackets { get; private set; }
 
-    /// <summary>What <see cref="OnePass"/> did with a received packet.</summary>
+    /// <summary>What <see cref="OnePass"/> did with a received or locally sent packet.</summary>
     private enum OnePassOutcome : byte
     {
         /// <summary>Nothing: the packet goes hook by hook from the start.</summary>

@@ -932,6 +932,7 @@ public class FlowPathTests
     [Theory]
     [InlineData("", true)]
     [InlineData("-A PREROUTING -p udp -j ACCEPT\n", false)]
+    [InlineData("-A PREROUTING -i eth1 -p tcp -j TRACE\n", false)]
     public void The_raw_table_before_conntrack(string rawRules, bool onePass)
     {
         string rules = GatewayRules + "\n*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" + rawRules + "COMMIT\n";
