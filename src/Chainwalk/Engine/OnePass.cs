@@ -319,8 +319,18 @@ public sealed partial class Netfilter
             return unusable;
         return new OnePassPlan
         {
-            RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = outDev, Usable = true, Output = true, Mark = mark,
-            Nat = _tables[2] is not null, OutDev = outDev, Fate = FateName("sent:", outDev), Hits = [.. hits], Policies = [.. policies],
+            RulesGeneration = rg,
+            HostGeneration = hg,
+            Rules = rules,
+            InDev = outDev,
+            Usable = true,
+            Output = true,
+            Mark = mark,
+            Nat = _tables[2] is not null,
+            OutDev = outDev,
+            Fate = FateName("sent:", outDev),
+            Hits = [.. hits],
+            Policies = [.. policies],
         };
     }
 
@@ -406,11 +416,19 @@ public sealed partial class Netfilter
         if (local ? !Add(Hook.Input, null) : !(Add(Hook.Forward, outDev) && Add(Hook.Postrouting, outDev))) return unusable;
         return new OnePassPlan
         {
-            RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = inDev, Usable = true, Local = local,
-            Nat = _tables[2] is not null, OutDev = outDev, Gateway = d.Route.Gateway ?? UInt128.Zero,
+            RulesGeneration = rg,
+            HostGeneration = hg,
+            Rules = rules,
+            InDev = inDev,
+            Usable = true,
+            Local = local,
+            Nat = _tables[2] is not null,
+            OutDev = outDev,
+            Gateway = d.Route.Gateway ?? UInt128.Zero,
             Mtu = local ? 0 : LinkNamed(outDev!)?.Mtu ?? 1500,
             Fate = local ? "delivered-local" : FateName("forwarded:", outDev),
-            Hits = [.. hits], Policies = [.. policies],
+            Hits = [.. hits],
+            Policies = [.. policies],
         };
     }
 }
