@@ -237,7 +237,7 @@ public static class SpeedHarness
         }
         if (only == "established-parts") return EstablishedParts(Arg(args, "--services") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 1000, args);
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
-        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null);
+        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null, Arg(args, "--fresh") is not null);
         if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null, args);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
@@ -1253,7 +1253,13 @@ public static class SpeedHarness
     /// Diagnostics (for perf and quick experiments): the new-connection phase of the kube pipeline repeated, each round
     /// with an empty conntrack table, so the profile is the SYN path's and not the set-up's. Prints Mpps per round.
     /// </summary>
-    private static int NewLoop(int services, int rounds, bool noNat)
+    /// <summary>
+    /// The new-connection phase alone, <paramref name="rounds"/> rounds of the same SYNs. Each round after the first starts
+    /// with the table flushed (conntrack -F): what a node in its steady state has, a table at its nf_conntrack_buckets size
+    /// and the entries of ended connections (a pooling tree reuses them); round 0 starts cold. <paramref name="fresh"/>
+    /// (--fresh 1): a new, empty table every round instead (sessions 4-6: the hash grows and every entry is new each round).
+    /// </summary>
+    private static int NewLoop(int services, int rounds, bool noNat, bool fresh)
     {
         var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
         VirtualHost fwd = ForwardingHost();
@@ -1274,7 +1280,8 @@ public static class SpeedHarness
         System.Reflection.PropertyInfo? flatWalk = Environment.GetEnvironmentVariable("CW_FLAT_AB") == "1" ? typeof(Netfilter).GetProperty("FlatWalk") : null;
         for (int round = 0; round < rounds; round++)
         {
-            pipe.Conntrack = new ConntrackHooks();
+            if (fresh || pipe.Conntrack is not ConntrackHooks hooks) pipe.Conntrack = new ConntrackHooks();
+            else hooks.Table.Clear();
             flatWalk?.SetValue(pipe, round % 2 == 0);
             if (flatWalk is not null) FullCollection();
             long a0 = GC.GetAllocatedBytesForCurrentThread();
@@ -1349,12 +1356,17 @@ public static class SpeedHarness
             synIn[f] = ClientPacket(s, f, TcpFlags.Syn, seq: 1000);
             ackIn[f] = ClientPacket(s, f, TcpFlags.Ack, seq: 1001, ack: 5001);
         }
-        // Warm-up on other flows (JIT, caches), not counted.
-        for (int f = 0; f < Math.Min(flows, 2000); f++)
+        // Warm-up on other flows (JIT, caches), not counted: as many connections as the timed phase makes, then a flush
+        // (conntrack -F). The timed SYNs then meet what a node in its steady state has: a conntrack table at its
+        // nf_conntrack_buckets size (a node's is allocated at start; ours takes that size past a small start) and the
+        // entries of ended connections (a tree that pools them reuses them). Until session 6 the warm-up was 2,000 SYNs and
+        // no flush: the hash grew to its full size inside the timed window and every entry was new.
+        for (int f = 0; f < flows; f++)
         {
             KubeProxyRules.Service s = svcs[f % svcs.Length];
-            pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(0xC0A8F000u + (uint)f, s.ClusterIp).Tcp(40000, s.Port, TcpFlags.Syn, seq: 1).Build(), InInterface = "eth1" });
+            pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(0xC0A8F000u + (uint)(f / 30000), s.ClusterIp).Tcp((ushort)(2000 + f % 30000), s.Port, TcpFlags.Syn, seq: 1).Build(), InInterface = "eth1" });
         }
+        ct.Table.Clear();
         var conns = new object?[flows];
         var reused = new PacketResult();
         FullCollection();

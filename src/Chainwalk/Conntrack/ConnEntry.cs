@@ -306,6 +306,7 @@ public sealed class ConnEntry
     /// <summary>The table holding the entry (null when in none), and its neighbours in the table's insertion order.</summary>
     internal ConntrackTable? Owner { get; set; }
 
+    /// <summary>The next older entry in the table's insertion order; for a removed entry, the next one in the table's pool list.</summary>
     internal ConnEntry? Older { get; set; }
 
     internal ConnEntry? Newer { get; set; }
@@ -352,6 +353,38 @@ public sealed class ConnEntry
         c.Owner = null;
         c.Older = c.Newer = null;
         return c;
+    }
+
+    /// <summary>
+    /// Makes a removed entry (out of every table, its grace over: <see cref="ConntrackTable.NewEntry"/>) a new connection
+    /// with these tuples: every field as <c>new ConnEntry(original, reply)</c> leaves it, so nothing of the connection it
+    /// held before (status, timeout, marks, labels, helper, zone, TCP state, NAT links, flow memos, counters) survives.
+    /// A field added to the class must be reset here too (ConntrackPoolTests checks every field by reflection).
+    /// </summary>
+    internal void Reuse(in ConnTuple original, in ConnTuple reply)
+    {
+        _os = _od = _rs = _rd = 0;
+        _v6 = null;
+        _osp = _odp = _rsp = _rdp = 0;
+        _family = _replyFamily = default;
+        _proto = _replyProto = 0;
+        _extras = null;
+        _nextBySource = null;
+        _masqueradeDevice = 0;
+        Status = ConnStatus.None;
+        Timeout = 0;
+        Mark = 0;
+        Zone = 0;
+        ZoneDirections = 0;
+        _tcp = default;
+        _hasTcp = false;
+        UdpStreamAt = 0;
+        Owner = null;
+        Older = Newer = null;
+        Flow = null;
+        FlowSeen = 0;
+        Original = original;
+        Reply = reply;
     }
 
     /// <summary>Adds a packet to the direction's counters (nf_ct_acct_update), when accounting is on.</summary>

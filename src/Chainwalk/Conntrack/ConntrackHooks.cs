@@ -18,6 +18,9 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     public ConntrackTable Table { get; }
 
+    /// <summary>MASQUERADE's last source address choice for this netfilter (Nat.NatTargets.Source4).</summary>
+    internal Nat.NatTargets.SourceMemo MasqueradeSource { get; } = new();
+
     /// <summary>Whether IPv4 packets are tracked (nf_conntrack_ipv4's hooks registered in the namespace).</summary>
     public bool TrackV4 { get; set; } = true;
 
@@ -28,8 +31,6 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
 
-    private const string KeyMax = "net.netfilter.nf_conntrack_max";
-    private const string KeyAcct = "net.netfilter.nf_conntrack_acct";
     private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
     private const string KeyUdpStream = "net.netfilter.nf_conntrack_udp_timeout_stream";
     private const string KeyIcmp = "net.netfilter.nf_conntrack_icmp_timeout";
@@ -79,7 +80,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     private bool CheckChecksums(PacketContext ctx) =>
-        ctx.Hook == Hook.Prerouting && ConntrackSysctls.For(ctx.Host).Checksum;
+        ctx.Hook == Hook.Prerouting && SysctlsFor(ctx.Host).Checksum;
 
     /// <summary>nf_conntrack_in: false = drop (table full).</summary>
     /// <param name="hint">The tuple's hash from the arrival's prefetch (<see cref="Skb.TupleHint"/>, the bytes unchanged since), or -1.</param>
@@ -115,15 +116,13 @@ public sealed class ConntrackHooks : IConntrackHooks
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
                 if (!MakeRoom(ctx)) return false;
-                ct = new ConnEntry(tuple, reply)
-                {
-                    Zone = zone,
-                    ZoneDirections = zoneDirs,
-                    Helper = template?.Helper,
-                    EventMask = template?.EventMask ?? 0,
-                    Mark = 0,
-                    Counters = Accounting(ctx) ? new ConnCounter[2] : null,
-                };
+                // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
+                ct = Table.NewEntry(tuple, reply);
+                ct.Zone = zone;
+                ct.ZoneDirections = zoneDirs;
+                ct.Helper = template?.Helper;
+                ct.EventMask = template?.EventMask ?? 0;
+                ct.Counters = Accounting(ctx) ? new ConnCounter[2] : null;
                 dir = ConnDirection.Original;
                 isNew = true;
                 // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
@@ -172,17 +171,28 @@ public sealed class ConntrackHooks : IConntrackHooks
         return false;
     }
 
+    /// <summary>The sysctl snapshot last used here (an instance field: no static or thread-static read per packet).</summary>
+    private ConntrackSysctls? _sysctls;
+
+    private ConntrackSysctls SysctlsFor(VirtualHost host)
+    {
+        ConntrackSysctls? s = _sysctls;
+        if (s is not null && s.IsCurrentFor(host)) return s;
+        return _sysctls = ConntrackSysctls.For(host);
+    }
+
     /// <summary>Set after a "table full": the gc worker then also evicts assured connections its protocol says may go (conntrack_gc_work.early_drop).</summary>
     private bool _gcEarlyDrop;
 
-    private bool Accounting(PacketContext ctx) => ForceAccounting || Sysctls.Int(ctx.Host, KeyAcct, 0) != 0;
+    private bool Accounting(PacketContext ctx) => ForceAccounting || SysctlsFor(ctx.Host).Accounting;
 
     /// <summary>__nf_conntrack_alloc's limit: nf_conntrack_max, early drop, else "table full".</summary>
     private bool MakeRoom(PacketContext ctx)
     {
-        int max = Sysctls.Int(ctx.Host, KeyMax, 262144);
+        ConntrackSysctls sysctls = SysctlsFor(ctx.Host);
+        int max = sysctls.Max;
         // The hash's size follows nf_conntrack_buckets (a changed value rehashes it, as the sysctl's write does).
-        Table.UseBuckets(ConntrackSysctls.For(ctx.Host).Buckets);
+        Table.UseBuckets(sysctls.Buckets);
         if (max <= 0 || Table.Count < max) return true;
         Table.Expire(ctx.Now);
         if (Table.Count < max) return true;
@@ -397,6 +407,17 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// <summary>Only an unconfirmed connection's packet has anything to confirm (see <see cref="Confirm"/>).</summary>
     public bool NeedsConfirm(Skb skb) => skb.Conntrack is ConnEntry { IsConfirmed: false };
 
+    /// <inheritdoc/>
+    public bool TryConfirmQuick(Skb skb, double now)
+    {
+        if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
+        if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
+        if (ct.Has(ConnStatus.Dying)) return true;
+        // A clash leaves the table as it was (expired holders aside, which Confirm would remove the same way): Confirm
+        // then meets it again and explains the drop.
+        return Table.TryInsert(ct, now);
+    }
+
     public bool Confirm(PacketContext ctx)
     {
         Skb skb = ctx.Skb;
@@ -434,6 +455,27 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     /// <inheritdoc/>
     public void PrefetchMore(long token) => Table.PrefetchEntry(token);
+
+    /// <inheritdoc/>
+    public void PacketStarts() => Table.PacketBoundary();
+
+    /// <summary>
+    /// For a new IPv4 connection about to be forwarded: the conntrack hash slots POSTROUTING will probe, fetched while
+    /// FORWARD is walked. Its binding at POSTROUTING checks that the reply tuple it would give is free
+    /// (nf_nat_used_tuple): without source NAT (the null binding) that is the connection's reply tuple as it is now, the
+    /// one confirmation inserts; with MASQUERADE it is that tuple with the device's address as its destination (the
+    /// address MASQUERADE chose last for this device and next hop, when known). Hints only: a wrong guess costs a fetch.
+    /// </summary>
+    public void PrefetchForward(Skb skb)
+    {
+        if (skb.Conntrack is not ConnEntry { IsConfirmed: false } ct || skb.CtInfo != CtInfo.New || ct.Family != IpFamily.V4
+            || ct.Has(ConnStatus.SrcNatDone | ConnStatus.Dying)) return;
+        ConnTuple reply = ct.Reply;
+        ushort zone = ct.ZoneFor(ConnDirection.Reply);
+        Table.Prefetch(reply, zone);
+        if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
+            Table.Prefetch(reply with { Destination = masq }, zone);
+    }
 
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
     public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);

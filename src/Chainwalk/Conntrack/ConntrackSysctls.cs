@@ -28,6 +28,8 @@ internal sealed class ConntrackSysctls
         TcpRetransTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_max_retrans", 300);
         TcpUnackTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged", 300);
         Buckets = Sysctls.Int(host, "net.netfilter.nf_conntrack_buckets", 262144);
+        Max = Sysctls.Int(host, "net.netfilter.nf_conntrack_max", 262144);
+        Accounting = Sysctls.Int(host, "net.netfilter.nf_conntrack_acct", 0) != 0;
         TcpTimeouts = new int[TcpTracker.StateCount];
         for (int s = 0; s < TcpTimeouts.Length; s++) TcpTimeouts[s] = TcpTracker.ReadStateTimeout(host, (TcpCtState)s);
     }
@@ -43,11 +45,20 @@ internal sealed class ConntrackSysctls
         return s;
     }
 
+    /// <summary>Whether this is the snapshot of <paramref name="host"/> as it is now.</summary>
+    public bool IsCurrentFor(VirtualHost host) => ReferenceEquals(_host, host) && _generation == HostGeneration.Value;
+
     /// <summary>nf_conntrack_checksum.</summary>
     public bool Checksum { get; }
 
     /// <summary>nf_conntrack_buckets: the size of the conntrack hash (<see cref="ConntrackTable.UseBuckets"/>).</summary>
     public int Buckets { get; }
+
+    /// <summary>nf_conntrack_max (0 or less: no limit).</summary>
+    public int Max { get; }
+
+    /// <summary>nf_conntrack_acct: new connections get per-direction counters.</summary>
+    public bool Accounting { get; }
 
     /// <summary>nf_conntrack_tcp_be_liberal.</summary>
     public bool TcpLiberal { get; }

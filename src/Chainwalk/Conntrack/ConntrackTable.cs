@@ -394,6 +394,93 @@ public sealed class ConntrackTable
         return at < 0 ? null : _sourceSlots[at].Head;
     }
 
+    // ------------------------------------------------------------------ the entries' pool
+
+    /// <summary>A list of removed entries threaded through <see cref="ConnEntry.Older"/> (head and tail: lists are joined whole).</summary>
+    private struct PoolList
+    {
+        public ConnEntry? Head, Tail;
+        public int Count;
+
+        public void Push(ConnEntry e)
+        {
+            e.Older = Head;
+            Head = e;
+            Tail ??= e;
+            Count++;
+        }
+
+        /// <summary>Moves every entry of <paramref name="other"/> to this list's end.</summary>
+        public void Join(ref PoolList other)
+        {
+            if (other.Head is null) return;
+            if (Tail is null) Head = other.Head;
+            else Tail.Older = other.Head;
+            Tail = other.Tail;
+            Count += other.Count;
+            other = default;
+        }
+    }
+
+    // Removed entries (expired, deleted, flushed, early-dropped, killed by TCP, evicted by NAT) become new connections
+    // again instead of garbage: no allocation per new connection once a table has seen connections end, as the kernel
+    // takes nf_conn from its slab cache (nf_conntrack_cachep in nf_conntrack_core.c, SLAB_TYPESAFE_BY_RCU: a freed
+    // entry may be reused while a reader still holds it, so readers check the tuple again). Here an entry is reused only
+    // after a grace of two packet boundaries (PacketBoundary, called when a top-level packet starts): the packet that
+    // removed it, anything attached to it, its result and the observers that run after each packet (conntrack events,
+    // PacketResult.Connection of a reused result) are done with it by then. Whoever keeps a ConnEntry longer (a
+    // connlimit list, an API user) must compare its tuples again, as the kernel's readers do.
+    private PoolList _retiredNow, _retiredBefore, _free;
+
+    /// <summary>Entries removed from the table so far (conntrack events compare it to find destroyed connections).</summary>
+    internal long Removals { get; private set; }
+
+    /// <summary>Removed entries waiting for their grace to end, and free ones (tests).</summary>
+    internal (int Waiting, int Free) PoolCounts => (_retiredNow.Count + _retiredBefore.Count, _free.Count);
+
+    /// <summary>
+    /// A top-level packet starts: entries removed before the previous boundary become free, those removed since wait one
+    /// more (see the pool's comment).
+    /// </summary>
+    internal void PacketBoundary()
+    {
+        // Most packets remove nothing: no list to move (and no reference stored).
+        if (_retiredBefore.Head is null && _retiredNow.Head is null) return;
+        _free.Join(ref _retiredBefore);
+        _retiredBefore = _retiredNow;
+        _retiredNow = default;
+    }
+
+    /// <summary>
+    /// A new, unconfirmed entry for these tuples (__nf_conntrack_alloc): a free pooled entry made new, else a new object.
+    /// Either is what <c>new ConnEntry(original, reply)</c> gives.
+    /// </summary>
+    internal ConnEntry NewEntry(in ConnTuple original, in ConnTuple reply)
+    {
+        ConnEntry? e = _free.Head;
+        if (e is null) return new ConnEntry(original, reply);
+        _free.Head = e.Older;
+        if (_free.Head is null) _free.Tail = null;
+        else PrefetchLines(_free.Head);
+        _free.Count--;
+        e.Reuse(original, reply);
+        return e;
+    }
+
+    /// <summary>
+    /// Asks the CPU to fetch the entry's first four cache lines (a hint: the next free entry, whose fields the next new
+    /// connection writes; a pooled entry has long left the cache, a new object's memory had not).
+    /// </summary>
+    private static unsafe void PrefetchLines(ConnEntry e)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        byte* at = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.As<RawObject>(e).Data);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 64);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 128);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 192);
+    }
+
     // ------------------------------------------------------------------ the table
 
     /// <summary>nf_conntrack_find_get: the live entry holding <paramref name="tuple"/> and the direction it was found in.</summary>
@@ -498,7 +585,7 @@ public sealed class ConntrackTable
     /// <summary>The insertion-order list and the by-source index, for an entry just put in the hash.</summary>
     private void Link(ConnEntry ct)
     {
-        if (ct.Owner is { } other && other != this) other.Remove(ct);
+        if (ct.Owner is { } other && other != this) other.Unlink(ct, retire: false);
         if (ct.Owner != this)
         {
             ct.Owner = this;
@@ -512,7 +599,10 @@ public sealed class ConntrackTable
         if (ct.Has(ConnStatus.SrcNatDone)) SourceAdd(ct);
     }
 
-    public void Remove(ConnEntry ct)
+    public void Remove(ConnEntry ct) => Unlink(ct, retire: true);
+
+    /// <summary>Takes the entry out of the table; <paramref name="retire"/>: into the pool (not when it moves to another table).</summary>
+    private void Unlink(ConnEntry ct, bool retire)
     {
         if (ct.Owner != this) return;
         ct.Owner = null;
@@ -526,6 +616,8 @@ public sealed class ConntrackTable
         Unput(ct.Reply, ct.ZoneFor(ConnDirection.Reply), ct);
         SourceRemove(ct);
         ct.Status |= ConnStatus.Dying;
+        Removals++;
+        if (retire) _retiredNow.Push(ct);
     }
 
     /// <summary>Removes the entries whose timeout has passed (the gc worker).</summary>
@@ -549,6 +641,8 @@ public sealed class ConntrackTable
             e.Owner = null;
             e.Older = e.Newer = null;
             e.NextBySource = null;
+            _retiredNow.Push(e);
+            Removals++;
             e = next;
         }
         // The arrays are kept (a flush leaves the kernel's hash as it is), emptied.

@@ -48,6 +48,29 @@ public interface IConntrackHooks
 
     /// <summary>Whether <see cref="Confirm"/> has anything to do for the packet (false: it would return true at once, e.g. an already confirmed connection).</summary>
     bool NeedsConfirm(Skb skb) => true;
+
+    /// <summary>
+    /// A top-level packet starts (not one generated while another is processed): what the previous packets were done with
+    /// may be reused (the conntrack table's pool of removed entries).
+    /// </summary>
+    void PacketStarts()
+    {
+    }
+
+    /// <summary>
+    /// A hint given when a packet is about to be forwarded (its output device and route known, FORWARD and POSTROUTING
+    /// still to walk): what POSTROUTING's source NAT and the confirmation will look up may be fetched meanwhile. Changes
+    /// nothing.
+    /// </summary>
+    void PrefetchForward(Skb skb)
+    {
+    }
+
+    /// <summary>
+    /// <see cref="Confirm"/> without a context, for the common case: true when the packet's connection was confirmed or
+    /// had nothing to confirm; false when <see cref="Confirm"/> must decide (it explains a refusal), the state unchanged.
+    /// </summary>
+    bool TryConfirmQuick(Skb skb, double now) => false;
 }
 
 /// <summary>
@@ -194,6 +217,16 @@ public sealed partial class Netfilter
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[InputRouteSlot(dst, src, cache.Length)]));
     }
 
+    /// <summary>
+    /// A hint from NAT when a new connection's destination binding is made at PREROUTING (DNAT, REDIRECT, NETMAP): the
+    /// input route memo's entry for the address the packet will carry is fetched while the rest of the nat chain, the
+    /// rewrite and the hook run (the entry fetched after conntrack was for the old destination). Changes nothing.
+    /// </summary>
+    internal void PrefetchInputRouteAfterDnat(uint dst, uint src)
+    {
+        if (Current?.Trace is null) PrefetchInputRoute(dst, src);
+    }
+
     /// <summary>Called after the conntrack lookup when a trace is recorded, to explain it (set by the front end).</summary>
     public Action<PacketContext>? ConnectionExplainer { get; set; }
 
@@ -253,6 +286,7 @@ public sealed partial class Netfilter
             Host.Clock = at;
         }
         PacketResult? outer = Current;
+        if (outer is null) Conntrack?.PacketStarts();
         Current = result;
         try
         {
@@ -617,6 +651,7 @@ public sealed partial class Netfilter
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
         skb.OutDev = outDev;
+        Conntrack?.PrefetchForward(skb);
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
         Emit(skb, result, "forwarded");
@@ -732,6 +767,8 @@ public sealed partial class Netfilter
     {
         // Most packets belong to a confirmed connection: nothing to do, no context to set up.
         if (Conntrack is null || !Conntrack.NeedsConfirm(skb)) return true;
+        // A new connection's confirmation needs no context unless it is refused (then explained).
+        if (!Tracing && Conntrack.TryConfirmQuick(skb, State.Now)) return true;
         PacketContext ctx = RentContext(skb, hook);
         try
         {

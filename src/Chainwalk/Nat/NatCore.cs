@@ -114,7 +114,7 @@ public static class NatCore
 
     // ------------------------------------------------------------------ get_unique_tuple
 
-    private static ConnTuple UniqueTuple(ref Search s, ConnTuple orig, in NatRange2 range, NatManip manip)
+    private static ConnTuple UniqueTuple(ref Search s, in ConnTuple orig, in NatRange2 range, NatManip manip)
     {
         bool trace = s.Ctx.Netfilter.Current?.Trace is not null;
         // 1) Source NAT: the original tuple when it is in range and free; else an earlier mapping of the same source.
@@ -175,11 +175,11 @@ public static class NatCore
         return t;
     }
 
-    private static ushort KeyOf(ConnTuple t, NatManip manip) =>
+    private static ushort KeyOf(in ConnTuple t, NatManip manip) =>
         t.IsIcmp || manip == NatManip.Src ? t.SourcePort : t.DestinationPort;
 
     /// <summary>nf_nat_inet_in_range + in_range: the source address (with MAP_IPS) and the source port (with PROTO_SPECIFIED).</summary>
-    private static bool InRange(ConnTuple t, in NatRange2 range)
+    private static bool InRange(in ConnTuple t, in NatRange2 range)
     {
         if (range.Has(NatRangeFlags.MapIps) && (t.Source < range.MinAddress || t.Source > range.MaxAddress)) return false;
         if (!range.Has(NatRangeFlags.ProtoSpecified)) return true;
@@ -187,7 +187,7 @@ public static class NatCore
     }
 
     /// <summary>l4proto_in_range: the ICMP id, or the port the manip changes; other protocols are always in range.</summary>
-    private static bool L4InRange(ConnTuple t, NatManip manip, ushort min, ushort max)
+    private static bool L4InRange(in ConnTuple t, NatManip manip, ushort min, ushort max)
     {
         if (t.IsIcmp) return t.SourcePort >= min && t.SourcePort <= max;
         if (t.Protocol == IpProtocol.Gre || ConnTuple.HasPortTuple(t.Protocol))
@@ -199,14 +199,14 @@ public static class NatCore
     }
 
     /// <summary>nf_nat_used_tuple: another connection already expects replies to the inverse of <paramref name="t"/>.</summary>
-    private static bool UsedTuple(ref Search s, ConnTuple t)
+    private static bool UsedTuple(ref Search s, in ConnTuple t)
     {
         if (s.Table is null || !t.TryInvert(out ConnTuple reply)) return false;
         return TupleTaken(ref s, reply);
     }
 
     /// <summary>nf_conntrack_tuple_taken: a live entry holds the tuple, unless it is the same flow (identical original tuples).</summary>
-    private static bool TupleTaken(ref Search s, ConnTuple tuple)
+    private static bool TupleTaken(ref Search s, in ConnTuple tuple)
     {
         ConnEntry ignored = s.Ct;
         if (!s.Table!.TryFind(tuple, ignored.ZoneFor(ConnDirection.Reply), s.Ctx.Now, out ConnEntry other, out _)) return false;
@@ -220,7 +220,7 @@ public static class NatCore
     /// connection without NAT whose original tuple is our reply (the same flow seen from the other side first)
     /// does not count.
     /// </summary>
-    private static bool UsedTupleNew(ref Search s, ConnTuple t)
+    private static bool UsedTupleNew(ref Search s, in ConnTuple t)
     {
         if (!UsedTuple(ref s, t)) return false;
         if (t.Protocol is not (IpProtocol.Udp or IpProtocol.UdpLite)) return true;
@@ -235,7 +235,7 @@ public static class NatCore
     /// find_appropriate_src: a connection from the same source (protocol, address, port) already source-mapped
     /// (nf_nat_bysource, newest first; ConntrackTable keeps the index) whose mapping is in range: the same mapping again.
     /// </summary>
-    private static bool FindAppropriateSource(ref Search s, ConnTuple tuple, in NatRange2 range, out ConnTuple result)
+    private static bool FindAppropriateSource(ref Search s, in ConnTuple tuple, in NatRange2 range, out ConnTuple result)
     {
         result = default;
         if (s.Table is null) return false;
@@ -259,12 +259,19 @@ public static class NatCore
     /// the source address (seeded with the destination's last word and the zone, unless --persistent) scaled
     /// into the range word by word, as the kernel computes it on a little-endian machine.
     /// </summary>
-    private static ConnTuple FindBestIps(ref Search s, ConnTuple t, in NatRange2 range, NatManip manip)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ConnTuple FindBestIps(ref Search s, in ConnTuple t, in NatRange2 range, NatManip manip)
     {
         if (!range.Has(NatRangeFlags.MapIps)) return t;
         if (range.MinAddress == range.MaxAddress)
             return manip == NatManip.Src ? t with { Source = range.MinAddress } : t with { Destination = range.MinAddress };
+        return HashedIps(ref s, t, range, manip);
+    }
 
+    /// <summary><see cref="FindBestIps"/> for a range of more than one address (kept out of the one-address path).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ConnTuple HashedIps(ref Search s, in ConnTuple t, in NatRange2 range, NatManip manip)
+    {
         bool v4 = t.Family == IpFamily.V4;
         int max = v4 ? 0 : 3;
         Span<uint> src = stackalloc uint[4];

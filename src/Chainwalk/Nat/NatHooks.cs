@@ -108,7 +108,8 @@ public static class NatHooks
         Packet p = skb.Packet;
         // The flow path (Netfilter.FlowPath): an established IPv4 TCP/UDP packet gets its binding's address and port read
         // from the entry's fields, no tuple built and inverted; the same rewrite (NatPacket.ManipV4), the facts re-read.
-        if (info is CtInfo.Established or CtInfo.EstablishedReply && ctx.Netfilter.FlowPath && p.Family == IpFamily.V4
+        // A new connection's first packet (its bindings just made) is rewritten the same way.
+        if ((info == CtInfo.New || info is CtInfo.Established or CtInfo.EstablishedReply && ctx.Netfilter.FlowPath) && p.Family == IpFamily.V4
             && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && ctx.Netfilter.Current?.Trace is null
             && ct.TryNatTargetV4(dir, manip, out uint newIp, out ushort newPort))
         {

@@ -19,8 +19,13 @@ public static class NatTargets
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
         bool trace = ctx.Netfilter.Current?.Trace is not null;
-        ct.Reply.TryInvert(out ConnTuple before);
+        // What the packet looked like before the binding, for the explanation only.
+        ConnTuple before = default;
+        if (trace) ct.Reply.TryInvert(out before);
         Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
+        // The input route will be asked for the bound destination of this IPv4 packet, after the rewrite.
+        if (manip == NatManip.Dst && ctx.Hook == Rules.Hook.Prerouting && ct.Family == IpFamily.V4 && ctx.Skb.InDev is not null)
+            ctx.Netfilter.PrefetchInputRouteAfterDnat(ct.SourceV4(ConnDirection.Reply), (uint)ctx.Packet.Source);
         if (trace)
         {
             ct.Reply.TryInvert(out ConnTuple after);
@@ -59,7 +64,7 @@ public static class NatTargets
     }
 
     /// <summary>The last MASQUERADE source choice (inet_select_addr for a device and next hop) while the host is unchanged.</summary>
-    private sealed class SourceMemo
+    internal sealed class SourceMemo
     {
         public Fib? Fib;
         public string? Device;
@@ -67,6 +72,7 @@ public static class NatTargets
         public UInt128? Source;
     }
 
+    /// <summary>The memo of a netfilter without conntrack hooks of its own (per thread).</summary>
     [ThreadStatic]
     private static SourceMemo? _memo;
 
@@ -77,7 +83,8 @@ public static class NatTargets
     private static UInt128? Source4(PacketContext ctx, string? outDev, UInt128 nexthop)
     {
         Fib fib = Fib.Of(ctx.Host);
-        SourceMemo m = _memo ??= new SourceMemo();
+        // The netfilter's own memo (no thread-static read: that is a call into the runtime per packet).
+        SourceMemo m = (ctx.Netfilter.Conntrack as ConntrackHooks)?.MasqueradeSource ?? (_memo ??= new SourceMemo());
         if (ReferenceEquals(m.Fib, fib) && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal)) return m.Source;
         UInt128? src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
         m.Fib = fib;
@@ -86,6 +93,14 @@ public static class NatTargets
         m.Source = src;
         return src;
     }
+
+    /// <summary>
+    /// The address MASQUERADE chose last (<see cref="Source4"/>'s memo) when it was for this device and next hop, else null;
+    /// no route lookup (a hint for the conntrack slot NAT will probe; the host generation is not checked: a stale answer
+    /// only fetches another slot).
+    /// </summary>
+    internal static UInt128? LastMasqueradeSource4(SourceMemo m, string? outDev, UInt128 nexthop) =>
+        m.Fib is not null && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
 
     /// <summary>
     /// nf_nat_redirect_ipv4 / _ipv6: the destination becomes the incoming interface's first address (127.0.0.1 or

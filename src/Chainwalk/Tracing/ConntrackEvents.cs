@@ -17,12 +17,16 @@ public sealed class ConntrackEvents
     private readonly ConntrackCompat.ConntrackEventLog _log;
     private readonly ConntrackCompat.ConntrackStats _stats;
 
+    /// <summary>The table's removal count when the known entries were last compared with it.</summary>
+    private long _removals;
+
     private ConntrackEvents(ConntrackHooks hooks, RuntimeState state)
     {
         _hooks = hooks;
         _log = state.Get(ConntrackCompat.ConntrackEventLog.Key, () => new ConntrackCompat.ConntrackEventLog());
         _stats = state.Get(ConntrackCompat.ConntrackStats.Key, () => new ConntrackCompat.ConntrackStats());
         foreach (ConnEntry e in hooks.Table.Entries) _known[e] = Snapshot(e);
+        _removals = hooks.Table.Removals;
     }
 
     /// <summary>An observer for the netfilter's conntrack, or null when conntrack is not loaded.</summary>
@@ -39,8 +43,12 @@ public sealed class ConntrackEvents
     {
         if (r.CtState == "INVALID") _stats.Invalid++;
         if (r.DropReason is "dropped by connection tracking" or "conntrack confirmation failed") _stats.Drop++;
-        if (_known.Count > _hooks.Table.Count || r.Connection is null)
+        // Entries left the table (or it shrank, or the packet had no connection): find which. The removal count also
+        // catches a removal and an insertion in one packet (a SYN reopening a closed connection's tuple), whose entry
+        // the table may later reuse for another connection (ConntrackTable's pool).
+        if (_known.Count > _hooks.Table.Count || r.Connection is null || _hooks.Table.Removals != _removals)
         {
+            _removals = _hooks.Table.Removals;
             var live = new HashSet<ConnEntry>(_hooks.Table.Entries, ReferenceEqualityComparer.Instance);
             foreach (ConnEntry gone in _known.Keys.Where(k => !live.Contains(k)).ToList())
             {

@@ -104,7 +104,9 @@ public sealed class ConnlimitMatch : XtExtension<ConnlimitData>
             var (t, ent) = list[i];
             ConnEntry? live = null;
             if (table is not null && table.TryFind(t, 0, ctx.Now, out ConnEntry found, out _)) live = found;
-            else if (ent is not null && ent == own && !ent.IsConfirmed) live = ent;
+            // The entry kept is still that connection only while it holds the tuple (the conntrack table reuses removed
+            // entries for new connections, as the kernel's slab does: nf_conncount compares tuples, not pointers).
+            else if (ent is not null && ent == own && !ent.IsConfirmed && ent.TupleIs(ConnDirection.Original, t)) live = ent;
             if (live is null || live.TcpState is TcpCtState.TimeWait or TcpCtState.Close)
             {
                 list.RemoveAt(i);
