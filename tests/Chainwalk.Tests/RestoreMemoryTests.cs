@@ -138,9 +138,11 @@ public class RestoreMemoryTests
         Assert.NotSame(input[0].Target, gotoRule.Target);
         Assert.True(gotoRule.Target!.Goto);
         Assert.NotSame(input[0].Target, natRule.Target);
+        // The compiled form resolves each jump to its own table's chain (the entry's chain number).
         CompiledRules compiled = CompiledRules.Build(rules);
-        Assert.Same(filter.Find("X"), compiled.JumpTarget(input[1].Target!));
-        Assert.Same(nat.Find("X"), compiled.JumpTarget(natRule.Target!));
+        FlatChain[] flat = compiled.FlatChains;
+        Assert.Same(filter.Find("X"), flat[compiled.FlatFor(filter.Find("INPUT")!)!.Value.Entries[1].Jump].Chain);
+        Assert.Same(nat.Find("X"), flat[compiled.FlatFor(nat.Find("PREROUTING")!)!.Value.Entries[0].Jump].Chain);
     }
 
     [Fact]

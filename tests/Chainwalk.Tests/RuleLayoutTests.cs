@@ -41,10 +41,10 @@ public class RuleLayoutTests
     public void A_clone_has_its_own_counters()
     {
         var r = new Rule { Family = IpFamily.V4, InInterface = "eth0" };
-        r.Counters.Packets = 3;
+        r.CountersCell.Packets = 3;
         Rule copy = r.Clone();
-        r.Counters.Packets++;
-        copy.Counters.Bytes++;
+        r.CountersCell.Packets++;
+        copy.CountersCell.Bytes++;
         r.InInterface = "";
         Assert.Equal((4ul, 0ul, 3ul, 1ul, "eth0"), (r.Counters.Packets, r.Counters.Bytes, copy.Counters.Packets, copy.Counters.Bytes, copy.InInterface));
     }

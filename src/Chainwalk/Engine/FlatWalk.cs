@@ -5,17 +5,20 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine;
 
 /// <summary>
-/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, 40 bytes per rule): the same walk as
+/// The walker over the compiled form's flat entries (<see cref="FlatEntry"/>, 56 bytes per rule with its counters, every chain's in one array): the same walk as
 /// <c>Walk</c> (ipt_do_table: first match, jumps, gotos, RETURN, policy; counters on the rules), reading per rule
-/// the entry instead of the rule objects, and jumping by chain number. The linear walk stays the reference: this one is
+/// the entry instead of the rule objects, and jumping by chain number (the chain's span: where its entries are). The linear walk stays the reference: this one is
 /// used only without a recorded trace, for a packet with a flow key (IPv4, not a fragment, TCP/UDP header present),
 /// and when the base chain has a flat form; a chain without one (made after the build) or behind its edits is walked
 /// through its rule objects here, and so is every rule once a target changed the packet so that it has no key.
 /// </summary>
 public sealed partial class Netfilter
 {
-    /// <summary>A return point of the flat walk: the chain, its flat form (or null: walked through the rule objects), the next rule.</summary>
-    private record struct FlatFrame(Chain Chain, FlatChain? Flat, FlatEntry[]? Entries, ChainIndex? Index, int Next);
+    /// <summary>
+    /// A return point of the flat walk: the chain, its number in the compiled form (-1: none), where its entries start
+    /// (-1: walked through the rule objects), their count, its index, the next rule.
+    /// </summary>
+    private record struct FlatFrame(Chain Chain, int Number, int Start, int Count, ChainIndex? Index, int Next);
 
     private readonly List<FlatFrame[]> _flatStacks = new();
 
@@ -27,25 +30,32 @@ public sealed partial class Netfilter
         Skb skb = ctx.Skb;
         bool keyOk = true;
         Chain chain = baseChain;
-        FlatChain? fc = baseFlat;
+        int cn = baseFlat.Number;
         // No rule of the table changed since it was compiled (RulesetEditor counts every change in Table.RuleEdits): every
-        // chain's entries, index and jumps by number hold, and a jump reads one element of CompiledRules.Jumps. Else each
-        // chain entered is checked against its own edits (and jumps against renames), as CompiledRules.For does.
-        bool trusted = baseFlat.Owner.Edits == table.RuleEdits;
-        FlatJump[] jumps = compiled.Jumps;
-        FlatEntry[]? entries;
+        // chain's entries, index and jumps by number hold, and a jump reads the entered chain's span. Else each chain
+        // entered is checked against its own edits (and jumps go by name), as CompiledRules.For does.
+        bool trusted = compiled.Trusted(cn, table);
+        FlatSpan[] spans = compiled.Spans;
+        FlatEntry[] all;
+        int start, count;
         ChainIndex? index;
-        int count;
         if (trusted)
         {
-            entries = baseFlat.Entries;
-            index = baseFlat.Index;
-            count = entries.Length;
+            ref FlatSpan s0 = ref spans[cn];
+            start = s0.Start;
+            count = s0.Count;
+            index = compiled.IndexOf(in s0);
+            all = compiled.Entries;
         }
         else
         {
-            Enter(compiled, chain, fc, out entries, out index, out count);
+            Enter(compiled, chain, cn, out start, out index, out count);
+            all = compiled.Entries;
         }
+        // The form holds the counters of the rules in its entries (beside each entry); a form whose rules another took
+        // (or that gave them back) counts through the rule objects.
+        if (compiled.Superseded) compiled.Reclaim();
+        bool countHere = !compiled.Superseded;
         int sp = 0, i = 0;
         bool proven = false;
         FlatEntry scratch = default;
@@ -56,21 +66,35 @@ public sealed partial class Netfilter
                 i = index.Next(i, key, out proven);
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
                 if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                    return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                {
+                    if (start < 0 || !countHere) return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
+                    ctx.RuleNumber = i + 1;
+                    ctx.Rule = hit;
+                    ctx.CurrentChain = chain;
+                    ctx.RuleIndex = i;
+                    int at = start + i;
+                    ref FlatEntry pe = ref all[at];
+                    if ((pe.Flags & FlatFlags.CountOnRule) != 0) at = -1;
+                    ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
+                    pc.Packets++;
+                    pc.Bytes += (ulong)skb.Length;
+                    ctx.Recording?.Hit(hit, at);
+                    return new Verdict(plain.Kind);
+                }
+                if (i < count && start >= 0) PrefetchCandidate(all, spans, start + i, trusted);
             }
-            if (index is not null && i < count && entries is not null) PrefetchCandidate(entries, i, jumps, trusted);
             if (i >= count)
             {
                 // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
                 if (sp == 0 || ReferenceEquals(chain, baseChain)) return Policy(ctx, baseChain, null, skb);
                 // The implicit RETURN at a user chain's end.
                 TraceLine(ctx, chain, count + 1, "return");
-                Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
-                Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
+                Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                all = compiled.Entries;
                 continue;
             }
-            if (entries is null) scratch = FlatEntry.Generic(chain.Rules[i]);
-            ref readonly FlatEntry e = ref entries is null ? ref scratch : ref entries[i];
+            if (start < 0) scratch = FlatEntry.Generic(chain.Rules[i]);
+            ref readonly FlatEntry e = ref start < 0 ? ref scratch : ref all[start + i];
             Rule rule = e.Rule;
             ctx.RuleNumber = i + 1;
             ctx.RuleIndex = i;
@@ -104,9 +128,12 @@ public sealed partial class Netfilter
             }
             if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
-            ctx.Recording?.Hit(rule);
+            // Counted beside the entry (its home), else on the rule (walked through the rule objects, or not this form's).
+            int slot = start >= 0 && countHere && (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
+            ref Counters counts = ref slot >= 0 ? ref all[slot].Counters : ref rule.CountersCell;
+            counts.Packets++;
+            counts.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(rule, slot);
             if (skb.Trace)
             {
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return
@@ -125,61 +152,50 @@ public sealed partial class Netfilter
                     return Verdict.Queue(0);
                 case FlatTarget.Return:
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
-                    Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
+                    Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                    all = compiled.Entries;
                     continue;
                 case FlatTarget.Jump:
                 case FlatTarget.Goto:
                 {
-                    // By number when the entered chain still has the name it had when compiled (a rename sets another
-                    // string); else by name, as Walk does.
                     if (trusted && e.Jump >= 0)
                     {
+                        // By number: the entered chain's span (its entries were prefetched with it when the index named this rule).
+                        int to = e.Jump;
                         if (e.Target == FlatTarget.Jump)
                         {
                             if (sp >= JumpStackSize) return Verdict.Drop;
-                            stack[sp++] = new FlatFrame(chain, fc, entries, index, i + 1);
+                            stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
                         }
-                        ref readonly FlatJump j = ref jumps[e.Jump];
-                        chain = j.Chain;
-                        fc = j.Flat;
-                        entries = j.Entries;
-                        index = j.Index;
-                        count = entries.Length;
+                        ref FlatSpan s = ref spans[to];
+                        cn = to;
+                        chain = s.Chain;
+                        start = s.Start;
+                        count = s.Count;
+                        index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
-                        if (index is null) PrefetchCounters(entries, jumps);
+                        if (index is null) PrefetchFirst(all, spans, start, count);
                         continue;
                     }
-                    Chain? next = null;
-                    FlatChain? nextFlat = null;
-                    if (e.Jump >= 0)
-                    {
-                        FlatChain to = compiled.FlatChains[e.Jump];
-                        if (ReferenceEquals(to.Chain.Name, to.Name))
-                        {
-                            next = to.Chain;
-                            nextFlat = to;
-                        }
-                    }
+                    // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
+                    // when it names that chain still.
+                    Chain? next = table.Find(rule.Target!.Name);
                     if (next is null)
                     {
-                        next = JumpChain(compiled, table, rule.Target!);
-                        if (next is null)
-                        {
-                            i++;
-                            continue;
-                        }
-                        nextFlat = compiled.FlatOf(next);
+                        i++;
+                        continue;
                     }
+                    int nextNumber = e.Jump >= 0 && ReferenceEquals(spans[e.Jump].Chain, next) ? e.Jump : compiled.NumberOf(next);
                     if (e.Target == FlatTarget.Jump)
                     {
                         if (sp >= JumpStackSize) return Verdict.Drop;
-                        stack[sp++] = new FlatFrame(chain, fc, entries, index, i + 1);
+                        stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
                     }
                     chain = next;
-                    fc = nextFlat;
+                    cn = nextNumber;
                     i = 0;
-                    Enter(compiled, trusted, chain, fc, out entries, out index, out count);
+                    Enter(compiled, chain, cn, out start, out index, out count);
+                    all = compiled.Entries;
                     continue;
                 }
             }
@@ -188,6 +204,11 @@ public sealed partial class Netfilter
             ctx.Slot = -1;
             TargetUse target = rule.Target!;
             Verdict v = target.Extension!.Execute(ctx, target.Data!);
+            // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain: the entries array then
+            // may be a new one (chains not rebuilt keep their places in it), and after an edit (not trusted) this chain's
+            // entries may have moved: found again, the position kept.
+            if (!trusted) Enter(compiled, chain, cn, out start, out index, out count);
+            all = compiled.Entries;
             switch (v.Kind)
             {
                 case VerdictKind.Continue:
@@ -198,8 +219,8 @@ public sealed partial class Netfilter
                 case VerdictKind.Return:
                     keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(stack, ref sp, out chain, out fc, out i, out entries, out index);
-                    Return(compiled, trusted, chain, fc, ref entries, ref index, out count);
+                    Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                    all = compiled.Entries;
                     continue;
                 default:
                     return v;
@@ -208,85 +229,66 @@ public sealed partial class Netfilter
     }
 
     /// <summary>
-    /// Starts loading the counters of the first rules of a chain just entered (the rule objects are elsewhere in the heap,
-    /// and cold in a large rule set): a rule that matches is counted on its object, and the loads of several rules then
-    /// overlap instead of each waiting in turn when its rule matches (kube-proxy: KUBE-SVC-…'s masquerade and endpoint
-    /// rules, KUBE-SEP-…'s DNAT).
+    /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
+    /// chain's span and then its entries: the loads of several rules then overlap instead of each waiting in turn when its
+    /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). Hints only.
     /// </summary>
-    private static unsafe void PrefetchCounters(FlatEntry[] entries, FlatJump[] jumps)
+    private static void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, int start, int count)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        int n = Math.Min(entries.Length, 4);
+        int n = Math.Min(count, 4);
         for (int k = 0; k < n; k++)
         {
-            // A hint only: the address is the rule's counters now (were the object moved meanwhile, nothing happens).
-            ref FlatEntry e = ref entries[k];
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
-            // A jump's element of CompiledRules.Jumps too (KUBE-SVC-…'s endpoint rules jump to cold KUBE-SEP-… chains).
-            // Called on the trusted path only (the element is read by number there).
-            if (e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
+            PrefetchJump(all, spans, in all[start + k]);
         }
     }
 
     /// <summary>
-    /// The index named a candidate rule of a chain: its counters (on the rule object, cold in a large rule set) and, for a
-    /// jump, the entered chain's element of <see cref="CompiledRules.Jumps"/> start loading together, before the entry is
-    /// tested (kube-proxy's KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain:
-    /// two misses in turn otherwise). Hints only.
+    /// The index named a candidate rule of a chain (entry <paramref name="at"/>, its counters inside) and, for a jump, the
+    /// entered chain's span and first entries start loading together, before the entry is tested (kube-proxy's
+    /// KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain). Hints only.
     /// </summary>
-    private static unsafe void PrefetchCandidate(FlatEntry[] entries, int i, FlatJump[] jumps, bool trusted)
+    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, int at, bool trusted)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        ref FlatEntry e = ref entries[i];
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref e.Rule.Counters));
-        if (trusted && e.Target is FlatTarget.Jump or FlatTarget.Goto && (uint)e.Jump < (uint)jumps.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref jumps[e.Jump]));
+        if (trusted) PrefetchJump(all, spans, in all[at]);
     }
 
-    private static void Pop(FlatFrame[] stack, ref int sp, out Chain chain, out FlatChain? fc, out int i, out FlatEntry[]? entries, out ChainIndex? index)
+    /// <summary>A jump's entered chain: its span and its first entries (by the entry's hint of where they are), in parallel.</summary>
+    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, in FlatEntry e)
     {
-        FlatFrame f = stack[--sp];
-        chain = f.Chain;
-        fc = f.Flat;
-        i = f.Next;
-        entries = f.Entries;
-        index = f.Index;
+        if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto)) return;
+        if ((uint)e.Jump < (uint)spans.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[e.Jump]));
+        if ((uint)e.JumpStart < (uint)all.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[e.JumpStart]));
     }
 
     /// <summary>
     /// Back in a calling chain: trusted, its entries and index as they were when the walk left it (kept in the return
-    /// point: no read of the chain's flat form); else checked again (a target may not change rules, but stay exact).
+    /// point); else checked again (a target may not change rules, but stay exact).
     /// </summary>
-    private static void Return(CompiledRules compiled, bool trusted, Chain chain, FlatChain? fc, ref FlatEntry[]? entries, ref ChainIndex? index, out int count)
+    private static void Pop(CompiledRules compiled, bool trusted, FlatFrame[] stack, ref int sp, out Chain chain, out int cn, out int start, out int count, out ChainIndex? index, out int i)
     {
-        if (trusted && entries is not null)
+        FlatFrame f = stack[--sp];
+        chain = f.Chain;
+        cn = f.Number;
+        i = f.Next;
+        if (trusted && f.Start >= 0)
         {
-            count = entries.Length;
+            start = f.Start;
+            count = f.Count;
+            index = f.Index;
             return;
         }
-        Enter(compiled, chain, fc, out entries, out index, out count);
+        Enter(compiled, chain, cn, out start, out index, out count);
     }
 
-    /// <summary>The entries (null: the rule objects) and index the walk uses in <paramref name="chain"/>.</summary>
-    private static void Enter(CompiledRules compiled, bool trusted, Chain chain, FlatChain? fc, out FlatEntry[]? entries, out ChainIndex? index, out int count)
+    /// <summary>Where the entries the walk uses in <paramref name="chain"/> start (-1: the rule objects), and its index, checked against the chain's edits.</summary>
+    private static void Enter(CompiledRules compiled, Chain chain, int cn, out int start, out ChainIndex? index, out int count)
     {
-        if (trusted && fc is not null)
-        {
-            entries = fc.Entries;
-            index = fc.Index;
-            count = entries.Length;
-            return;
-        }
-        Enter(compiled, chain, fc, out entries, out index, out count);
-    }
-
-    /// <summary>The entries (null: the rule objects) and index the walk uses in <paramref name="chain"/>, checked against the chain's edits.</summary>
-    private static void Enter(CompiledRules compiled, Chain chain, FlatChain? fc, out FlatEntry[]? entries, out ChainIndex? index, out int count)
-    {
-        entries = fc is null ? null : compiled.EntriesOf(fc);
-        index = entries is not null ? fc!.IndexInStep(chain) : compiled.For(chain);
-        count = entries?.Length ?? chain.Rules.Count;
+        start = cn < 0 ? -1 : compiled.StartOf(cn);
+        index = start >= 0 ? compiled.IndexInStep(cn, chain) : compiled.For(chain);
+        count = start >= 0 ? compiled.Spans[cn].Count : chain.Rules.Count;
     }
 
     /// <summary>

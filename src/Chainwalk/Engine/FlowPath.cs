@@ -116,11 +116,26 @@ internal sealed class FlowWalkMemo : IEquatable<FlowWalkMemo>
     public required Rule[] Hits { get; init; }
     public required Chain? Policy { get; init; }
 
+    /// <summary>
+    /// Per hit, where its counters are in <see cref="Entries"/> (the compiled form's entries, <see cref="Form"/>) when the
+    /// walk counted them there, else -1 (counted through the rule); null: none there. The replay adds to them directly
+    /// while the form's entries are still that array and the form still holds the counters (<see cref="SlotsHold"/>).
+    /// </summary>
+    public int[]? Slots { get; init; }
+
+    public Compiled.CompiledRules? Form { get; init; }
+
+    public Compiled.FlatEntry[]? Entries { get; init; }
+
+    /// <summary>The slots are where the hits' counters are (the rules generation is checked beside: an edit may move them).</summary>
+    public bool SlotsHold => Slots is null || Form is { Superseded: false } f && ReferenceEquals(f.Entries, Entries);
+
     public bool Equals(FlowWalkMemo? o) =>
         o is not null && Hook == o.Hook && CtInfo == o.CtInfo && ReferenceEquals(Table, o.Table) && ReferenceEquals(Rules, o.Rules)
         && RulesGeneration == o.RulesGeneration && HostGeneration == o.HostGeneration && Mark == o.Mark
         && string.Equals(InDev, o.InDev, StringComparison.Ordinal) && string.Equals(OutDev, o.OutDev, StringComparison.Ordinal)
-        && ReferenceEquals(Policy, o.Policy) && Hits.AsSpan().SequenceEqual(o.Hits, FlowState.ReferenceComparer.Instance);
+        && ReferenceEquals(Policy, o.Policy) && Hits.AsSpan().SequenceEqual(o.Hits, FlowState.ReferenceComparer.Instance)
+        && ReferenceEquals(Form, o.Form) && ReferenceEquals(Entries, o.Entries) && (Slots ?? []).AsSpan().SequenceEqual(o.Slots ?? []);
 
     public override bool Equals(object? obj) => Equals(obj as FlowWalkMemo);
 
@@ -144,6 +159,11 @@ internal sealed class FlowWalkRecorder
 {
     private Rule[] _hits = new Rule[16];
 
+    /// <summary>Per hit: its counters' entry in the compiled form (-1: on the rule).</summary>
+    private int[] _slots = new int[16];
+
+    private bool _anySlot;
+
     public int Count { get; private set; }
 
     public Chain? Policy { get; private set; }
@@ -156,15 +176,28 @@ internal sealed class FlowWalkRecorder
         Count = 0;
         Policy = null;
         Pure = true;
+        _anySlot = false;
     }
 
-    public void Hit(Rule rule)
+    public void Hit(Rule rule) => Hit(rule, -1);
+
+    /// <summary>A counted rule; <paramref name="slot"/>: its counters' entry in the walk's compiled form (-1: counted on the rule).</summary>
+    public void Hit(Rule rule, int slot)
     {
         TargetUse? t = rule.Target;
         if (t is not null && !(t.IsChainJump || (t.IsStandardVerdict && t.Name != Verdicts.Queue))) Pure = false;
-        if (Count == _hits.Length) Array.Resize(ref _hits, _hits.Length * 2);
+        if (Count == _hits.Length)
+        {
+            Array.Resize(ref _hits, _hits.Length * 2);
+            Array.Resize(ref _slots, _hits.Length);
+        }
+        _slots[Count] = slot;
+        _anySlot |= slot >= 0;
         _hits[Count++] = rule;
     }
+
+    /// <summary>The hits' entries, or null when none was counted in a compiled form's entries.</summary>
+    public int[]? Slots() => _anySlot ? _slots.AsSpan(0, Count).ToArray() : null;
 
     public void PolicyHit(Chain chain)
     {
@@ -210,13 +243,20 @@ public sealed partial class Netfilter
         }
         if (memo is not null && memo.RulesGeneration == rulesGeneration && memo.HostGeneration == hostGeneration
             && ReferenceEquals(memo.Rules, rules) && memo.Mark == skb.Mark
-            && string.Equals(memo.InDev, skb.InDev, StringComparison.Ordinal) && string.Equals(memo.OutDev, skb.OutDev, StringComparison.Ordinal))
+            && string.Equals(memo.InDev, skb.InDev, StringComparison.Ordinal) && string.Equals(memo.OutDev, skb.OutDev, StringComparison.Ordinal)
+            && memo.SlotsHold)
         {
             ulong length = (ulong)skb.Length;
-            foreach (Rule r in memo.Hits)
+            Rule[] hits = memo.Hits;
+            int[]? slots = memo.Slots;
+            // Counted beside the compiled entries where the walk counted them (no load of the rule objects), else on the rules.
+            Compiled.FlatEntry[]? entries = memo.Entries;
+            for (int k = 0; k < hits.Length; k++)
             {
-                r.Counters.Packets++;
-                r.Counters.Bytes += length;
+                int slot = slots is null ? -1 : slots[k];
+                ref Counters c = ref slot >= 0 ? ref entries![slot].Counters : ref hits[k].CountersCell;
+                c.Packets++;
+                c.Bytes += length;
             }
             if (memo.Policy is { } policy)
             {
@@ -250,6 +290,7 @@ public sealed partial class Netfilter
         {
             Hook = hook, CtInfo = skb.CtInfo, Table = table, Rules = rules, RulesGeneration = rulesGeneration,
             HostGeneration = hostGeneration, Mark = mark, InDev = inDev, OutDev = outDev, Hits = rec.Hits(), Policy = rec.Policy,
+            Slots = rec.Slots(), Form = Compiled, Entries = Compiled?.Entries,
         });
         ct.Flow = InternFlow(_flowStates, flow.WithWalk(memo));
         return v;

@@ -1079,14 +1079,16 @@ public sealed partial class Netfilter
     /// as the linear walk). Shared by <c>Walk</c> and the flat walk.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Verdict PlainHit(PacketContext ctx, Chain chain, int i, Rule hit, VerdictKind kind, int length)
+    private static Verdict PlainHit(PacketContext ctx, Chain chain, int i, Compiled.ChainIndex index, Rule hit, VerdictKind kind, int length)
     {
         ctx.RuleNumber = i + 1;
         ctx.Rule = hit;
         ctx.CurrentChain = chain;
         ctx.RuleIndex = i;
-        hit.Counters.Packets++;
-        hit.Counters.Bytes += (ulong)length;
+        // In the index's line when the rule's counters live there (a chain without flat entries), else the rule's.
+        ref Counters counts = ref index.PlainCounters(i, hit);
+        counts.Packets++;
+        counts.Bytes += (ulong)length;
         ctx.Recording?.Hit(hit);
         return new Verdict(kind);
     }
@@ -1151,7 +1153,7 @@ public sealed partial class Netfilter
                     // A proven rule whose target is a plain ACCEPT or DROP ends the walk here: count it and return,
                     // without the general target dispatch below (the same counters and verdict as the linear walk).
                     if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                        return PlainHit(ctx, chain, i, hit, plain.Kind, skb.Length);
+                        return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
                 }
             }
             if (i >= chain.Rules.Count)
@@ -1187,8 +1189,9 @@ public sealed partial class Netfilter
                 i++;
                 continue;
             }
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += (ulong)skb.Length;
+            ref Counters counts = ref rule.CountersCell;
+            counts.Packets++;
+            counts.Bytes += (ulong)skb.Length;
             ctx.Recording?.Hit(rule);
             var ev = trace is null ? null : new RuleEvent(table.Name, chain.Name, i + 1, rule, true, null);
             if (ev is not null) trace!.Add(ev);

@@ -16,6 +16,16 @@ public struct Counters
     }
 }
 
+/// <summary>
+/// Where rules' counters live while they are in a compiled form (Engine/Compiled: beside the rule's flat entry). A rule
+/// names its home (<see cref="Rule.CountersCell"/> reads through to it); the home finds the rule's counters.
+/// </summary>
+public abstract class RuleCounterHome
+{
+    /// <summary>The counters of <paramref name="rule"/>, which names this home.</summary>
+    protected internal abstract ref Counters CountersOf(Rule rule);
+}
+
 /// <summary>One <c>-m NAME …</c> of a rule: the extension and its parsed options.</summary>
 public sealed class MatchUse(XtExtension extension, ExtensionData data)
 {
@@ -159,10 +169,11 @@ public sealed class TargetUse
 /// matches, and an optional target, with its packet and byte counters.
 /// </summary>
 /// <remarks>
-/// Large rule sets hold hundreds of thousands of rules, so the object is kept at 72 bytes: an IPv4 -s/-d with a
+/// Large rule sets hold hundreds of thousands of rules, so the object is kept at 56 bytes: an IPv4 -s/-d with a
 /// prefix mask (every one iptables-save writes as /N) is a 32-bit address and a prefix length, and what most rules
 /// do not have (interfaces, IPv6 or other wide addresses, masks that are not prefixes) lives in a side object made
-/// on first use. The properties read and write as if every field were here.
+/// on first use; the counters are in a compiled form's entry while the rule is in one, else in a cell made on the first
+/// count. The properties read and write as if every field were here.
 /// </remarks>
 public sealed class Rule
 {
@@ -277,11 +288,84 @@ public sealed class Rule
     public TargetUse? Target { get; set; }
 
     /// <summary>
-    /// The rule's packet and byte counters, in the rule itself: the packet path adds to them where it has just read the
-    /// rule, and the flat walk prefetches them with the rule's line (held aside, in an object of their own made on the
-    /// first count, a loaded rule would be 16 bytes smaller, but a counted rule would cost a second cold load).
+    /// The rule's packet and byte counters (a copy; <see cref="CountersCell"/> to add to them). One place holds them at a
+    /// time: a compiled form's entry while the rule is in one (<see cref="RuleCounterHome"/>: the flat walk counts beside
+    /// the entry it has just read, no load of the rule object), else a small object of the rule's own made on the first
+    /// count (a rule never counted holds none: [0:0]). Reads and writes go to wherever they are now.
     /// </summary>
-    public Counters Counters;
+    public Counters Counters
+    {
+        get => _side switch
+        {
+            null => default,
+            RuleCounterHome h => h.CountersOf(this),
+            CounterCell c => c.Value,
+            RuleExtras x => x.Home is { } h ? h.CountersOf(this) : x.Counters,
+            _ => default,
+        };
+        set
+        {
+            if ((value.Packets | value.Bytes) == 0 && _side is null) return;
+            CountersCell = value;
+        }
+    }
+
+    /// <summary>The rule's counters, to add to (made on first use when the rule has none yet).</summary>
+    public ref Counters CountersCell
+    {
+        get
+        {
+            object? s = _side;
+            if (s is RuleCounterHome h) return ref h.CountersOf(this);
+            if (s is CounterCell c) return ref c.Value;
+            return ref CountersCellSlow();
+        }
+    }
+
+    private ref Counters CountersCellSlow()
+    {
+        if (_side is RuleExtras x)
+        {
+            if (x.Home is { } h) return ref h.CountersOf(this);
+            return ref x.Counters;
+        }
+        var cell = new CounterCell();
+        _side = cell;
+        return ref cell.Value;
+    }
+
+    /// <summary>The compiled form holding the rule's counters, or null (the rule holds them).</summary>
+    internal RuleCounterHome? CounterHome => _side is RuleCounterHome h ? h : (_side as RuleExtras)?.Home;
+
+    /// <summary>Hands the rule's counters to <paramref name="home"/>: returns them as they are now (the home holds them from now on).</summary>
+    internal Counters MoveCountersTo(RuleCounterHome home)
+    {
+        Counters now = Counters;
+        if (_side is RuleExtras x)
+        {
+            x.Home = home;
+            x.Counters = default;
+        }
+        else
+        {
+            _side = home;
+        }
+        return now;
+    }
+
+    /// <summary>Takes the counters back from the home that held them (<paramref name="value"/>: their value there).</summary>
+    internal void TakeCountersBack(Counters value)
+    {
+        if (_side is RuleExtras x)
+        {
+            x.Home = null;
+            x.Counters = value;
+        }
+        else
+        {
+            _side = (value.Packets | value.Bytes) != 0 ? new CounterCell { Value = value } : null;
+        }
+    }
 
     /// <summary>
     /// Set when the rule is known to be read back from its own iptables-save line unchanged (it was read from exactly
@@ -307,9 +391,33 @@ public sealed class Rule
     /// <summary>The prefix lengths (0–32) of the compact -s/-d masks.</summary>
     private byte _sourcePrefix, _destinationPrefix;
 
-    private RuleExtras? _extras;
+    /// <summary>
+    /// What the rule holds aside, in one field: nothing, its own counters (<see cref="CounterCell"/>), the compiled form
+    /// holding them (<see cref="RuleCounterHome"/>), or the rarer fields (<see cref="RuleExtras"/>, with the counters or
+    /// their home inside). The rule stays 56 bytes.
+    /// </summary>
+    private object? _side;
 
-    private RuleExtras Extras => _extras ??= new RuleExtras();
+    private RuleExtras? _extras => _side as RuleExtras;
+
+    private RuleExtras Extras
+    {
+        get
+        {
+            if (_side is RuleExtras x) return x;
+            x = new RuleExtras();
+            if (_side is CounterCell c) x.Counters = c.Value;
+            else if (_side is RuleCounterHome h) x.Home = h;
+            _side = x;
+            return x;
+        }
+    }
+
+    /// <summary>A rule's own counters, when it has counted and is in no compiled form.</summary>
+    private sealed class CounterCell
+    {
+        public Counters Value;
+    }
 
     /// <summary>An IPv4 net held in the compact fields: address and mask in 32 bits, the mask a prefix (ones then zeros).</summary>
     private static bool IsCompact(IpNet net) => net.IsV4In32Bits && (~net.MaskV4 & (~net.MaskV4 + 1)) == 0;
@@ -324,7 +432,20 @@ public sealed class Rule
         public IpNet Source, Destination;
         public string InInterface = string.Empty, OutInterface = string.Empty;
 
-        public RuleExtras Copy() => (RuleExtras)MemberwiseClone();
+        /// <summary>The rule's counters (when <see cref="Home"/> is null).</summary>
+        public Counters Counters;
+
+        /// <summary>The compiled form holding the rule's counters, or null.</summary>
+        public RuleCounterHome? Home;
+
+        /// <summary>A copy with its own counters, <paramref name="counters"/>.</summary>
+        public RuleExtras Copy(Counters counters)
+        {
+            var x = (RuleExtras)MemberwiseClone();
+            x.Home = null;
+            x.Counters = counters;
+            return x;
+        }
     }
 
     public Rule Clone()
@@ -339,9 +460,10 @@ public sealed class Rule
             _sourcePrefix = _sourcePrefix,
             _destinationAddress = _destinationAddress,
             _destinationPrefix = _destinationPrefix,
-            Counters = Counters,
-            _extras = _extras?.Copy(),
         };
+        Counters counters = Counters;
+        if (_side is RuleExtras x) r._side = x.Copy(counters);
+        else r.Counters = counters;
         if (Matches.Count > 0)
         {
             var ms = new MatchUse[Matches.Count];

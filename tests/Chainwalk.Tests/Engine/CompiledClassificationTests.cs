@@ -36,7 +36,19 @@ public class CompiledClassificationTests
             _compiled = new Netfilter(hb) { Compiled = Compiled };
         }
 
-        public CompiledRules Compiled { get; }
+        public CompiledRules Compiled { get; private set; }
+
+        /// <summary>The linear side's rules and the compiled side's.</summary>
+        public Ruleset A => _a;
+
+        public Ruleset B => _b;
+
+        /// <summary>Walks the compiled side with <paramref name="form"/> from now on (null: linearly).</summary>
+        public void Use(CompiledRules? form)
+        {
+            _compiled.Compiled = form;
+            if (form is not null) Compiled = form;
+        }
 
         public int Packets { get; private set; }
 

@@ -11,7 +11,7 @@ namespace Chainwalk.Engine.Compiled;
 /// <see cref="Next"/> where the next rule worth testing is; it then tests that rule itself, so a rule is
 /// only ever skipped when the index proved it cannot match.
 /// </summary>
-public sealed class ChainIndex
+public sealed class ChainIndex : RuleCounterHome
 {
     /// <summary>Shorter runs are not worth an index: they are walked.</summary>
     public const int MinRun = 4;
@@ -23,7 +23,22 @@ public sealed class ChainIndex
     /// Per rule of an indexed run: the rule and ACCEPT or DROP when its target is that standard verdict, else
     /// Continue; one array read for the walker's fast return instead of the chain's list and the rule's target.
     /// </summary>
-    private readonly PlainHit[] _plain;
+    private readonly PlainSlot[] _plain;
+
+    /// <summary>
+    /// A rule of an indexed run: the rule and its plain verdict (ACCEPT or DROP, else Continue), and, for a chain with no
+    /// flat entries (a built-in chain its index decides alone: ClassBench's shape), the rule's counters (<see cref="Home"/>):
+    /// a proven rule is counted in the line the walk read its verdict from, without a load of the rule object.
+    /// </summary>
+    private struct PlainSlot
+    {
+        public Rule? Rule;
+        public Counters Counters;
+        public VerdictKind Kind;
+
+        /// <summary>The rule's counters are here (the rule names this index as their home).</summary>
+        public bool Home;
+    }
 
     /// <summary>A rule of an indexed run and its verdict when that is a plain ACCEPT or DROP (else Continue).</summary>
     public readonly record struct PlainHit(Rule? Rule, VerdictKind Kind);
@@ -33,7 +48,107 @@ public sealed class ChainIndex
         RuleCount = count;
         _runAt = runAt;
         _runs = runs;
-        _plain = plain;
+        _plain = new PlainSlot[plain.Length];
+        for (int i = 0; i < plain.Length; i++) _plain[i] = new PlainSlot { Rule = plain[i].Rule, Kind = plain[i].Kind };
+    }
+
+    // ------------------------------------------------------------------ counters of an index-decided chain
+
+    /// <summary>Another index took the rules' counters: count through the rules (wherever their counters are now).</summary>
+    private bool _homeless;
+
+    internal void MarkHomeless() => _homeless = true;
+
+    /// <summary>The plain rules' counters move here (a chain without flat entries: its walk reads nothing else of a rule).</summary>
+    internal void AdoptCounters()
+    {
+        _slots = null;
+        for (int i = 0; i < _plain.Length; i++)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (p.Rule is not { } r) continue;
+            RuleCounterHome? home = r.CounterHome;
+            if (ReferenceEquals(home, this))
+            {
+                // Held here already, or (one rule object twice in the chain) at an earlier slot.
+                continue;
+            }
+            if (home is ChainIndex other) other.MarkHomeless();
+            else if (home is CompiledRules form) form.Supersede();
+            p.Counters = r.MoveCountersTo(this);
+            p.Home = true;
+        }
+        _homeless = false;
+    }
+
+    /// <summary>The rules whose counters are here take them back (the index is replaced or dropped).</summary>
+    internal void GiveBackCounters()
+    {
+        _slots = null;
+        for (int i = 0; i < _plain.Length; i++)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (!p.Home) continue;
+            if (ReferenceEquals(p.Rule!.CounterHome, this)) p.Rule.TakeCountersBack(p.Counters);
+            p.Home = false;
+            p.Counters = default;
+        }
+    }
+
+    /// <summary>
+    /// The counters of the rule at <paramref name="i"/> (as <see cref="PlainVerdict"/> maps it), <paramref name="hit"/>: here
+    /// when they live here, else the rule's own.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ref Counters PlainCounters(int i, Rule hit)
+    {
+        if (_segs is not null)
+        {
+            ref readonly Segment s = ref _segs[SegmentAt(i)];
+            if (s.Old < 0) return ref hit.CountersCell;
+            i = s.Old + (i - s.Cur);
+        }
+        if ((uint)i < (uint)_plain.Length)
+        {
+            ref PlainSlot p = ref _plain[i];
+            if (p.Home && ReferenceEquals(p.Rule, hit))
+            {
+                if (!_homeless) return ref p.Counters;
+                // Another index took the counters (a form built later over the same rules): the index in use takes them back.
+                AdoptCounters();
+                if (p.Home && ReferenceEquals(p.Rule.CounterHome, this)) return ref p.Counters;
+            }
+        }
+        return ref hit.CountersCell;
+    }
+
+    private int _hint;
+    private Dictionary<Rule, int>? _slots;
+
+    /// <inheritdoc/>
+    protected internal override ref Counters CountersOf(Rule rule)
+    {
+        PlainSlot[] plain = _plain;
+        for (int k = _hint; k <= _hint + 1; k++)
+        {
+            if ((uint)k < (uint)plain.Length && plain[k].Home && ReferenceEquals(plain[k].Rule, rule))
+            {
+                _hint = k;
+                return ref plain[k].Counters;
+            }
+        }
+        if (_slots is null)
+        {
+            var m = new Dictionary<Rule, int>(ReferenceEqualityComparer.Instance);
+            for (int k = 0; k < plain.Length; k++)
+            {
+                if (plain[k].Home) m[plain[k].Rule!] = k;
+            }
+            _slots = m;
+        }
+        if (!_slots.TryGetValue(rule, out int slot)) throw new InvalidOperationException("A rule names a chain index as its counters' home that does not hold it.");
+        _hint = slot;
+        return ref plain[slot].Counters;
     }
 
     /// <summary>The chain's length when compiled; a chain of another length is walked linearly.</summary>
@@ -83,7 +198,7 @@ public sealed class ChainIndex
         get
         {
             // The key path's scratch (20 bytes a rule, made on its first call) is not counted: see KeyPathBytes.
-            long n = (long)_runAt.Length * 4 + (long)_plain.Length * 16 + _kinds.Length;
+            long n = (long)_runAt.Length * 4 + (long)_plain.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<PlainSlot>() + _kinds.Length;
             foreach (TupleIndex t in _runs) n += t.Bytes;
             return n;
         }
@@ -127,7 +242,9 @@ public sealed class ChainIndex
             if (s.Old < 0) return s.NewIndex >= 0 ? _newRules[s.NewIndex].Plain : default;
             i = s.Old + (i - s.Cur);
         }
-        return (uint)i < (uint)_plain.Length ? _plain[i] : default;
+        if ((uint)i >= (uint)_plain.Length) return default;
+        ref readonly PlainSlot p = ref _plain[i];
+        return new PlainHit(p.Rule, p.Kind);
     }
 
     // ------------------------------------------------------------------ edits without a rebuild
@@ -462,8 +579,15 @@ public sealed class ChainIndex
 /// A chain changed any other way (its <see cref="Chain.Edits"/> moved past the index's, e.g. edited while another
 /// compiled form was listening, or its length differs) is walked linearly until recompiled; a chain object it has not
 /// seen (a table copied by a restore) has no index until <see cref="Recompile"/> or a new <see cref="Build"/>.
+/// <para>
+/// Beside the indexes: every chain's flat entries in one array (<see cref="Entries"/>, a <see cref="FlatSpan"/> per
+/// chain), and the counters of the rules in them (<see cref="RuleCounterHome"/>: each rule's counters live in its entry,
+/// or for a chain without entries in its index, and the rule reads through to them). One place holds a rule's counters
+/// at a time: a rebuilt chain gives back and adopts, a later form over the same rules takes them (the form walked takes
+/// them back: <see cref="Reclaim"/>), <see cref="Release"/> gives them all back.
+/// </para>
 /// </summary>
-public sealed class CompiledRules : IChainEdits
+public sealed class CompiledRules : RuleCounterHome, IChainEdits
 {
     private readonly Dictionary<Chain, ChainIndex> _chains = new(ReferenceEqualityComparer.Instance);
 
@@ -471,93 +595,389 @@ public sealed class CompiledRules : IChainEdits
     {
         var c = new CompiledRules();
         if (rules.Family != IpFamily.V4) return c;
-        var owners = new List<FlatTable>();
+        int n = 0, nt = 0;
         foreach (Table t in rules.Tables)
         {
-            var owner = new FlatTable(t);
-            owners.Add(owner);
-            foreach (Chain chain in t.Chains)
-            {
-                var fc = new FlatChain(chain, owner, c._flatList.Count);
-                c._flatList.Add(fc);
-                c._flat[chain] = fc;
-            }
-            foreach (Chain chain in t.Chains)
-            {
-                c.Recompile(chain);
-                c.ResolveJumps(t, chain);
-            }
+            nt++;
+            foreach (Chain _ in t.Chains) n++;
         }
-        c.FlatChains = c._flatList.ToArray();
-        c.Jumps = new FlatJump[c.FlatChains.Length];
-        foreach (FlatChain fc in c._flatList)
+        var spans = new FlatSpan[n];
+        var tables = new FlatTable[nt];
+        var builtins = new List<(Chain, int)>();
+        // The map of chains to numbers is the build's: dropped at its end (10 bytes a kube rule), made again when asked.
+        var numbers = new Dictionary<Chain, int>(n, ReferenceEqualityComparer.Instance);
+        c.Spans = spans;
+        c._numbers = numbers;
+        int k = 0, ti = 0;
+        foreach (Table t in rules.Tables)
         {
-            // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base
-            // chain (FlatChain.Worth), and nothing jumps to a built-in chain. Its entries would be 40 bytes per rule and
-            // half the build time of a 100k-rule chain for nothing; left unbuilt (Worth stays false, also after an edit:
-            // such a chain keeps the index walk until the next Build).
-            if (fc.Chain.IsBuiltin && fc.Index is { FullyPlain: true }) continue;
-            c.BuildFlat(fc);
+            tables[ti] = new FlatTable(t);
+            foreach (Chain chain in t.Chains)
+            {
+                spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, IndexNo = -1, Table = (short)ti };
+                numbers[chain] = k;
+                if (chain.IsBuiltin) builtins.Add((chain, k));
+                k++;
+            }
+            // Jumps are resolved to chain numbers in the entries; no memo is left on the jump targets (40 bytes per jump
+            // rule: a walk through the rule objects makes one on a jump's first use, as without a compiled form).
+            foreach (Chain chain in t.Chains) c.Recompile(chain);
+            ti++;
         }
-        foreach (FlatTable owner in owners) owner.Edits = owner.Table.RuleEdits;
+        c._tables = tables;
+        c._builtins = builtins.ToArray();
+        // Every chain's entries in one array, chain after chain in the tables' order, each at the length it has (room is
+        // made when an edit outgrows it: see BuildEntries). Where each starts is known before any is built, so a jump's
+        // entry holds where the entered chain's entries are (JumpStart) as well as its number.
+        // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base chain
+        // (Worth), and nothing jumps to a built-in chain. Its entries would be 48 bytes per rule and half the build time
+        // of a 100k-rule chain for nothing; left unbuilt (Worth stays false, also after an edit: such a chain keeps the
+        // index walk until the next Build).
+        int used = 0;
+        for (int x = 0; x < spans.Length; x++)
+        {
+            ref FlatSpan s = ref spans[x];
+            if (s.Chain.IsBuiltin && c.IndexOf(in s) is { FullyPlain: true }) continue;
+            s.Start = used;
+            s.Capacity = s.Chain.Rules.Count;
+            used += s.Capacity;
+        }
+        c.Entries = new FlatEntry[used];
+        c._used = used;
+        for (int x = 0; x < spans.Length; x++)
+        {
+            if (spans[x].Start >= 0) c.BuildEntries(x);
+        }
+        // A chain without entries (index-decided) has its rules' counters in its index.
+        for (int x = 0; x < spans.Length; x++)
+        {
+            if (spans[x].Start < 0) c.IndexOf(in spans[x])?.AdoptCounters();
+        }
+        foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
+        c._numbers = null;
+        c._built = true;
         return c;
     }
 
-    // ------------------------------------------------------------------ the flat form (FlatChain per chain)
+    // ------------------------------------------------------------------ the flat form (one entries array, a span per chain)
 
-    private readonly Dictionary<Chain, FlatChain> _flat = new(ReferenceEqualityComparer.Instance);
-    private readonly List<FlatChain> _flatList = [];
+    /// <summary>Per chain, by number: where its entries are, its index, its edits (no object per chain).</summary>
+    internal FlatSpan[] Spans { get; private set; } = [];
 
-    /// <summary>Every chain's flat form, by number (what a <see cref="FlatEntry.Jump"/> holds).</summary>
-    public FlatChain[] FlatChains { get; private set; } = [];
+    /// <summary>The indexes of the chains that have one, by <see cref="FlatSpan.IndexNo"/> (a slot stays its chain's).</summary>
+    internal ChainIndex?[] SpanIndexes { get; private set; } = [];
 
-    /// <summary>(Re)builds a chain's entries from its rules, resolving each jump to the entered chain's number.</summary>
-    internal void BuildFlat(FlatChain fc)
+    private int _spanIndexCount;
+
+    /// <summary>The span's chain's index, or null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ChainIndex? IndexOf(in FlatSpan s) => s.IndexNo < 0 ? null : SpanIndexes[s.IndexNo];
+
+    private void SetIndex(ref FlatSpan s, ChainIndex? ci)
     {
-        fc.Build(this);
-        Jumps[fc.Number] = fc.Jump;
+        if (s.IndexNo < 0)
+        {
+            if (ci is null) return;
+            if (_spanIndexCount == SpanIndexes.Length)
+            {
+                ChainIndex?[] grown = new ChainIndex?[Math.Max(4, SpanIndexes.Length * 2)];
+                Array.Copy(SpanIndexes, grown, _spanIndexCount);
+                SpanIndexes = grown;
+            }
+            s.IndexNo = _spanIndexCount++;
+        }
+        SpanIndexes[s.IndexNo] = ci;
     }
 
-    /// <summary>The number of the chain a jump enters (resolved by <see cref="ResolveJumps"/> when it was, else by name), or -1.</summary>
-    internal int JumpNumber(Table table, TargetUse t) =>
-        (JumpTarget(t) ?? table.Find(t.Name)) is { } next && _flat.TryGetValue(next, out FlatChain? to) ? to.Number : -1;
+    /// <summary>Every chain's entries, each chain a range (<see cref="FlatSpan"/>); jumps hold the entered chain's number and where its entries start.</summary>
+    public FlatEntry[] Entries { get; private set; } = [];
 
-    /// <summary>Per chain number: its entries, index and chain, kept beside the <see cref="FlatChains"/> (a jump reads one element).</summary>
-    internal FlatJump[] Jumps { get; private set; } = [];
+    /// <summary>Entries in use or held as a chain's room (the rest of <see cref="Entries"/> is free, at its end).</summary>
+    private int _used;
+
+    /// <summary>Entries left behind by chains rebuilt elsewhere (reclaimed by the next <see cref="Build"/>).</summary>
+    public int AbandonedEntries => _abandoned;
+
+    private int _abandoned;
+
+    private FlatTable[] _tables = [];
+
+    /// <summary>The built-in chains and their numbers (where a walk starts: found without the map).</summary>
+    private (Chain Chain, int Number)[] _builtins = [];
+
+    /// <summary>Chains to numbers: during the build, and made again on first need after it (a jump by name after an edit).</summary>
+    private Dictionary<Chain, int>? _numbers;
+
+    /// <summary>Every chain's flat form, by number.</summary>
+    public FlatChain[] FlatChains
+    {
+        get
+        {
+            var a = new FlatChain[Spans.Length];
+            for (int i = 0; i < a.Length; i++) a[i] = new FlatChain(this, i);
+            return a;
+        }
+    }
+
+    /// <summary>The chain's number in this form, or -1 (a chain made after the build, or of a copied table).</summary>
+    internal int NumberOf(Chain chain)
+    {
+        foreach ((Chain c, int number) in _builtins)
+        {
+            if (ReferenceEquals(c, chain)) return number;
+        }
+        if (_numbers is null)
+        {
+            var m = new Dictionary<Chain, int>(Spans.Length, ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < Spans.Length; i++) m[Spans[i].Chain] = i;
+            _numbers = m;
+        }
+        return _numbers.TryGetValue(chain, out int n) ? n : -1;
+    }
+
+    /// <summary>Whether the table of chain <paramref name="number"/> had no rule changed since it was compiled (its entries, indexes and jumps then hold, unchecked).</summary>
+    internal bool Trusted(int number, Table table) => _tables[Spans[number].Table].Edits == table.RuleEdits;
 
     /// <summary>
-    /// The entries of <paramref name="fc"/>'s chain in step with it: as built, or built again now when the chain was
-    /// edited since and is at most <see cref="FlatChain.RebuildLimit"/> rules long; null: walk the rule objects.
+    /// (Re)builds chain <paramref name="number"/>'s entries from its rules, resolving each jump to the entered chain's
+    /// number and entries. In place when the chain still fits its room; else at the array's end (grown by an eighth when
+    /// full) with room for half as many again, so that a chain edited often moves O(log n) times; the old range is left
+    /// (<see cref="_abandoned"/>, reclaimed by the next build: a walk in progress may still read it, see FlatWalk).
     /// </summary>
-    internal FlatEntry[]? EntriesOf(FlatChain fc)
+    internal void BuildEntries(int number)
     {
-        if (fc.InStep(fc.Chain) is { } e) return e;
-        if (fc.Chain.Rules.Count > FlatChain.RebuildLimit) return null;
-        BuildFlat(fc);
-        return fc.Entries;
+        ref FlatSpan s = ref Spans[number];
+        RuleList rules = s.Chain.Rules;
+        int count = rules.Count;
+        _slots = null;
+        // The rules the entries held (the chain as it was) take their counters back first; the chain's rules now are
+        // adopted below (a rule in both: back and forth, its counts unchanged).
+        if (s.Start >= 0 && s.Edits >= 0) GiveBack(s.Start, s.Count);
+        if (s.Start < 0 || count > s.Capacity)
+        {
+            int room = s.Start < 0 && s.Edits < 0 ? count : count + count / 2 + 2;
+            if (_used + room > Entries.Length)
+            {
+                // An eighth more (and the room): a large form copied now and then, not half again of it kept free.
+                var grown = new FlatEntry[Math.Max(_used + room, Entries.Length + Entries.Length / 8 + room)];
+                Array.Copy(Entries, grown, _used);
+                Entries = grown;
+            }
+            if (s.Start >= 0) _abandoned += s.Capacity;
+            s.Start = _used;
+            s.Capacity = room;
+            _used += room;
+        }
+        FlatEntry[] entries = Entries;
+        Table table = _tables[s.Table].Table;
+        for (int i = 0; i < count; i++)
+        {
+            ref FlatEntry e = ref entries[s.Start + i];
+            Rule r = rules[i];
+            e = FlatEntry.Of(r, (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
+            if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
+            Adopt(ref e, r);
+        }
+        // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
+        Array.Clear(entries, s.Start + count, s.Capacity - count);
+        s.Count = count;
+        s.Edits = s.Chain.Edits;
+        Rate(ref s);
     }
 
-    private readonly (Chain? Chain, FlatChain? Flat)[] _flatMemo = new (Chain?, FlatChain?)[8];
+    // ------------------------------------------------------------------ counters beside the entries
+
+    /// <summary>
+    /// Another form took (some of) this one's rules' counters (built later over the same rules), or <see cref="Release"/>
+    /// gave them back: the walk counts through the rule objects. A walk with a form whose counters another took takes them
+    /// back first (<see cref="Reclaim"/>: the form in use holds them; one that was released does not).
+    /// </summary>
+    public bool Superseded { get; private set; }
+
+    /// <summary>Set at the end of <see cref="Build"/>: from then on a recompiled chain without entries hands its counters to its new index at once (during the build, after the entries are laid out).</summary>
+    private bool _built;
+
+    /// <summary><see cref="Release"/> was called: the form counts on the rules from now on and takes nothing back.</summary>
+    private bool _released;
+
+    /// <summary>Another form took (some of) this one's rules' counters.</summary>
+    internal void Supersede() => Superseded = true;
+
+    /// <summary>
+    /// The entry <paramref name="e"/> becomes the home of <paramref name="rule"/>'s counters (they move from the rule, or
+    /// from the form or index that held them). A rule already held here (one rule object in two chains) is counted on the
+    /// rule at its second entry; while <see cref="Superseded"/> nothing is taken.
+    /// </summary>
+    private void Adopt(ref FlatEntry e, Rule rule)
+    {
+        RuleCounterHome? home = rule.CounterHome;
+        if (ReferenceEquals(home, this))
+        {
+            e.Flags |= FlatFlags.CountOnRule;
+            return;
+        }
+        if (Superseded) return;
+        if (home is CompiledRules other) other.Superseded = true;
+        else if (home is ChainIndex index) index.MarkHomeless();
+        e.Counters = rule.MoveCountersTo(this);
+    }
+
+    /// <summary>The rules of entries [<paramref name="start"/>, +<paramref name="count"/>) whose counters are here take them back; the entries are cleared.</summary>
+    private void GiveBack(int start, int count)
+    {
+        FlatEntry[] all = Entries;
+        for (int k = start; k < start + count; k++)
+        {
+            ref FlatEntry e = ref all[k];
+            if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this)) r.TakeCountersBack(e.Counters);
+            e = default;
+        }
+    }
+
+    /// <summary>Gives every rule held here its counters back, and forgets which entries held a rule twice.</summary>
+    private void GiveBackAll()
+    {
+        _slots = null;
+        FlatSpan[] spans = Spans;
+        FlatEntry[] all = Entries;
+        for (int n = 0; n < spans.Length; n++)
+        {
+            ref FlatSpan s = ref spans[n];
+            if (s.Start < 0 || s.Edits < 0) continue;
+            for (int k = s.Start; k < s.Start + s.Count; k++)
+            {
+                ref FlatEntry e = ref all[k];
+                if (e.Rule is { } r && (e.Flags & FlatFlags.CountOnRule) == 0 && ReferenceEquals(r.CounterHome, this)) r.TakeCountersBack(e.Counters);
+                e.Counters = default;
+                e.Flags &= ~FlatFlags.CountOnRule;
+            }
+        }
+        foreach (ChainIndex ci in _chains.Values) ci.GiveBackCounters();
+    }
+
+    /// <summary>
+    /// Gives every rule its counters back (they leave the entries: a form no longer used, so that its rules do not keep it
+    /// alive or read through it). The form still walks, counting on the rules.
+    /// </summary>
+    public void Release()
+    {
+        GiveBackAll();
+        _released = true;
+        Superseded = true;
+    }
+
+    /// <summary>
+    /// Takes the counters of this form's rules back from the form that took them (the walk of a form in use: it counts
+    /// beside its entries again; the other form, if walked, takes them back in turn). O(rules), once per switch.
+    /// </summary>
+    internal void Reclaim()
+    {
+        if (!Superseded || _released) return;
+        GiveBackAll();
+        Superseded = false;
+        FlatSpan[] spans = Spans;
+        FlatEntry[] all = Entries;
+        for (int n = 0; n < spans.Length; n++)
+        {
+            ref FlatSpan s = ref spans[n];
+            if (s.Start < 0)
+            {
+                IndexOf(in s)?.AdoptCounters();
+                continue;
+            }
+            if (s.Edits < 0) continue;
+            for (int k = s.Start; k < s.Start + s.Count; k++)
+            {
+                if (all[k].Rule is { } r) Adopt(ref all[k], r);
+            }
+        }
+    }
+
+    /// <summary>Where <see cref="CountersOf"/> found a rule last: reads in the entries' order (save, -L of a chain) find the next at once.</summary>
+    private int _hint;
+
+    /// <summary>Rules to their entries (made when a rule is not found near <see cref="_hint"/>; dropped when entries move).</summary>
+    private Dictionary<Rule, int>? _slots;
+
+    /// <inheritdoc/>
+    protected internal override ref Counters CountersOf(Rule rule)
+    {
+        FlatEntry[] all = Entries;
+        int h = _hint;
+        for (int k = h; k <= h + 1; k++)
+        {
+            if ((uint)k < (uint)all.Length && ReferenceEquals(all[k].Rule, rule) && (all[k].Flags & FlatFlags.CountOnRule) == 0)
+            {
+                _hint = k;
+                return ref all[k].Counters;
+            }
+        }
+        if (_slots is null)
+        {
+            var m = new Dictionary<Rule, int>(ReferenceEqualityComparer.Instance);
+            foreach (FlatSpan s in Spans)
+            {
+                if (s.Start < 0 || s.Edits < 0) continue;
+                for (int k = s.Start; k < s.Start + s.Count; k++)
+                {
+                    if (all[k].Rule is { } r && (all[k].Flags & FlatFlags.CountOnRule) == 0) m[r] = k;
+                }
+            }
+            _slots = m;
+        }
+        if (!_slots.TryGetValue(rule, out int slot)) throw new InvalidOperationException("A rule names a compiled form as its counters' home that holds no entry of it.");
+        _hint = slot;
+        return ref all[slot].Counters;
+    }
+
+    private void Rate(ref FlatSpan s) => s.Worth = s.Start >= 0 && s.Count > 0 && IndexOf(in s) is not { FullyPlain: true };
+
+    /// <summary>The number of the chain a jump enters (its memo when this form made one, else by name), or -1.</summary>
+    internal int JumpNumber(Table table, TargetUse t) =>
+        (JumpTarget(t) ?? table.Find(t.Name)) is { } next ? NumberOf(next) : -1;
+
+    /// <summary>
+    /// Where chain <paramref name="number"/>'s entries start, in step with the chain: as built, or built again now when the
+    /// chain was edited since and is at most <see cref="FlatChain.RebuildLimit"/> rules long; -1: walk the rule objects.
+    /// A rebuild may move the chain's entries or replace <see cref="Entries"/>: read it again after this.
+    /// </summary>
+    internal int StartOf(int number)
+    {
+        ref FlatSpan s = ref Spans[number];
+        if (s.Start >= 0 && s.Edits == s.Chain.Edits && s.Count == s.Chain.Rules.Count) return s.Start;
+        // Not built at the build (an index-decided built-in chain) stays so; a long chain waits for Recompile.
+        if (s.Edits < 0 || s.Chain.Rules.Count > FlatChain.RebuildLimit) return -1;
+        BuildEntries(number);
+        return s.Start;
+    }
+
+    /// <summary>The index of chain <paramref name="number"/> when in step with the chain.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ChainIndex? IndexInStep(int number, Chain chain) =>
+        IndexOf(in Spans[number]) is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
+
+    private readonly (Chain? Chain, int Number)[] _flatMemo = new (Chain?, int)[8];
     private int _flatMemoNext;
 
     /// <summary>The chain's flat form, or null when it has none (a chain made after the build, or of a copied table).</summary>
     public FlatChain? FlatFor(Chain chain)
     {
-        (Chain? Chain, FlatChain? Flat)[] memo = _flatMemo;
+        (Chain? Chain, int Number)[] memo = _flatMemo;
         for (int i = 0; i < memo.Length; i++)
         {
-            if (ReferenceEquals(memo[i].Chain, chain)) return memo[i].Flat;
+            if (ReferenceEquals(memo[i].Chain, chain)) return memo[i].Number < 0 ? null : new FlatChain(this, memo[i].Number);
         }
-        _flat.TryGetValue(chain, out FlatChain? fc);
-        memo[_flatMemoNext] = (chain, fc);
+        int n = NumberOf(chain);
+        memo[_flatMemoNext] = (chain, n);
         _flatMemoNext = (_flatMemoNext + 1) & (memo.Length - 1);
-        return fc;
+        return n < 0 ? null : new FlatChain(this, n);
     }
 
-    /// <summary>The flat form of a chain a walk enters by a jump looked up by name (not the memo: those are many).</summary>
-    internal FlatChain? FlatOf(Chain chain) => _flat.GetValueOrDefault(chain);
-
-    /// <summary>Remembers the chain each jump or goto of <paramref name="chain"/> enters (no lookup by name per packet).</summary>
+    /// <summary>
+    /// Remembers on each jump or goto target of <paramref name="chain"/> the chain it enters (a memo the walk through the
+    /// rule objects reads, <c>Netfilter.JumpChain</c>). <see cref="Build"/> no longer calls it (the flat entries jump by
+    /// number; 40 bytes per jump rule): the walk makes a memo on a jump's first use.
+    /// </summary>
     public void ResolveJumps(Table table, Chain chain)
     {
         foreach (Rule r in chain.Rules)
@@ -585,13 +1005,16 @@ public sealed class CompiledRules : IChainEdits
     {
         _lastChain = null;
         ChainIndex? ci = ChainIndex.Build(chain);
-        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        // An index holding counters (a chain without entries) gives them to its successor.
+        _chains.GetValueOrDefault(chain)?.GiveBackCounters();
+        if (NumberOf(chain) is var number and >= 0)
         {
-            flat.Index = ci;
-            flat.Rate();
-            if (flat.Number < Jumps.Length) Jumps[flat.Number] = flat.Jump;
+            ref FlatSpan s = ref Spans[number];
+            if (s.Start < 0 && _built && !Superseded) ci?.AdoptCounters();
+            SetIndex(ref s, ci);
+            Rate(ref s);
             // A long chain's edits since its entries were built are walked through the rule objects until now.
-            if (flat.Edits >= 0) BuildFlat(flat);
+            if (s.Edits >= 0) BuildEntries(number);
         }
         if (ci is null)
         {
@@ -720,12 +1143,12 @@ public sealed class CompiledRules : IChainEdits
     public void Invalidate(Chain chain)
     {
         _lastChain = null;
-        _chains.Remove(chain);
-        if (_flat.TryGetValue(chain, out FlatChain? flat))
+        if (_chains.Remove(chain, out ChainIndex? old)) old.GiveBackCounters();
+        if (NumberOf(chain) is var number and >= 0)
         {
-            flat.Index = null;
-            flat.Rate();
-            Jumps[flat.Number] = flat.Jump;
+            ref FlatSpan s = ref Spans[number];
+            SetIndex(ref s, null);
+            Rate(ref s);
         }
         if (ReferenceEquals(chain.EditListener, this)) chain.EditListener = null;
     }
@@ -821,9 +1244,9 @@ public sealed class CompiledRules : IChainEdits
         {
             int j = touched[t];
             ref Counters c = ref pending[j];
-            Rule r = ci.PlainVerdict(j).Rule!;
-            r.Counters.Packets += c.Packets;
-            r.Counters.Bytes += c.Bytes;
+            ref Counters rc = ref ci.PlainCounters(j, ci.PlainVerdict(j).Rule!);
+            rc.Packets += c.Packets;
+            rc.Bytes += c.Bytes;
             c = default;
         }
         ref Counters chainCounts = ref chain.CountersCell;
@@ -840,7 +1263,9 @@ public sealed class CompiledRules : IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            foreach (FlatChain fc in _flatList) n += fc.Bytes;
+            // The entries array whole (room and abandoned ranges included) and the spans.
+            n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
+                + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>();
             return n;
         }
     }

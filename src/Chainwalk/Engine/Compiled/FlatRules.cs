@@ -5,19 +5,19 @@ using Chainwalk.Rules;
 namespace Chainwalk.Engine.Compiled;
 
 /// <summary>
-/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (40 bytes) per rule with what the
+/// The flat form of a chain's rules: one <see cref="FlatEntry"/> (56 bytes, the rule's counters included) per rule, all of a compiled form's chains in one array with what the
 /// walker reads of it, so that a rule the walk passes costs one cache line instead of the ~10 objects a
 /// <see cref="Rule"/> is made of (the rule, its match array, each match use and its data, its target use, the jump's
-/// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth: counters are counted on the
-/// rule (what -L/-S/-Z/save read), a match or target the entry does not hold inline is evaluated through the rule's own
-/// <see cref="MatchUse"/> / <see cref="TargetUse"/>.
+/// chain and rule list). Built from the <see cref="Rule"/> objects, which stay the truth for everything but the
+/// counters: those move into the entry (the rule reads through to them: what -L/-S/-Z/save read), and a match or target
+/// the entry does not hold inline is evaluated through the rule's own <see cref="MatchUse"/> / <see cref="TargetUse"/>.
 /// </summary>
 /// <remarks>
 /// Inline: the IPv4 header part (-s/-d with masks and inversions, -p with its inversion), and per match position, in
 /// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
 /// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
 /// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
-/// -f, an IPv6 or wide address, a non-prefix mask, or more than 8 matches is tested whole by the walker's generic rule test.
+/// -f, an IPv6 or wide address, a non-prefix mask, or more than 7 matches is tested whole by the walker's generic rule test.
 /// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension); a target
 /// extension and its data are read from the rule's <see cref="TargetUse"/> when the rule matches (one more object then,
 /// 16 bytes less per entry for every rule).
@@ -25,14 +25,37 @@ namespace Chainwalk.Engine.Compiled;
 [StructLayout(LayoutKind.Auto)]
 public struct FlatEntry
 {
-    /// <summary>The rule: its counters, its generic matches, and its target extension and data (read only when the rule matches).</summary>
+    /// <summary>The rule: its generic matches, and its target extension and data (read only when the rule matches).</summary>
     public Rule Rule;
+
+    /// <summary>
+    /// The rule's counters while this entry is their home (the rule names the compiled form: <see cref="Rule.CountersCell"/>
+    /// reads through to here): a matching rule is counted beside the entry the walk has just read, without a load of the
+    /// rule object. Not used when <see cref="FlatFlags.CountOnRule"/> is set.
+    /// </summary>
+    public Counters Counters;
 
     /// <summary>-s and -d: the network's address (no bits outside its prefix), compared on the bits above its shift.</summary>
     public uint Source, Destination;
 
-    /// <summary>Per match position (at most 8), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
-    public uint Ops;
+    /// <summary>Per match position (at most 7), lowest 4 bits first, a <see cref="FlatOp"/>; 0 ends the list.</summary>
+    public uint Ops
+    {
+        readonly get => _opsAndTarget & OpsMask;
+        set => _opsAndTarget = (_opsAndTarget & ~OpsMask) | (value & OpsMask);
+    }
+
+    /// <summary>The rule's target kind (what the walk does when the rule matches).</summary>
+    public FlatTarget Target
+    {
+        readonly get => (FlatTarget)(_opsAndTarget >> 28);
+        set => _opsAndTarget = (_opsAndTarget & OpsMask) | (uint)value << 28;
+    }
+
+    private const uint OpsMask = 0x0FFF_FFFF;
+
+    /// <summary><see cref="Ops"/> in the low 28 bits, <see cref="Target"/> in the top 4 (the entry stays 56 bytes with its counters).</summary>
+    private uint _opsAndTarget;
 
     /// <summary>
     /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic in the rule's order;
@@ -42,17 +65,24 @@ public struct FlatEntry
     /// </summary>
     public uint A, B;
 
-    /// <summary>For a jump or goto: the entered chain's number in <see cref="CompiledRules.FlatChains"/>; -1: looked up by name.</summary>
+    /// <summary>For a jump or goto: the entered chain's number in the compiled form (its <see cref="FlatSpan"/>); -1: looked up by name.</summary>
     public int Jump;
 
-    public ushort Protocol;
+    /// <summary>
+    /// For a jump or goto: where the entered chain's entries were in <see cref="CompiledRules.Entries"/> when this entry
+    /// was built (-1: none). A hint for prefetching them together with the chain's span, before the jump is taken (the
+    /// span is the truth: a chain rebuilt elsewhere after an edit leaves the hint stale, which costs a wasted prefetch only).
+    /// </summary>
+    public int JumpStart;
+
+    /// <summary>-p (an IPv4 protocol number; a rule naming another is generic).</summary>
+    public byte Protocol;
 
     /// <summary>32 minus the prefix length of -s / -d (32: any address): a packet's address is in the network when it
     /// differs from <see cref="Source"/> / <see cref="Destination"/> only in the bits below the shift.</summary>
     public byte SourceShift, DestinationShift;
 
     public FlatFlags Flags;
-    public FlatTarget Target;
 
     public readonly uint SourceMask => Mask(SourceShift);
     public readonly uint DestinationMask => Mask(DestinationShift);
@@ -74,6 +104,7 @@ public struct FlatEntry
         Flags = FlatFlags.Generic,
         Target = TargetOf(rule.Target),
         Jump = -1,
+        JumpStart = -1,
     };
 
     /// <summary>The rule's flat entry; jumps are resolved by <paramref name="jump"/> (the chain's number, or -1).</summary>
@@ -122,9 +153,10 @@ public struct FlatEntry
         if (r.DestinationInverted) f |= FlatFlags.DestinationInverted;
         if (r.Protocol != 0 || r.ProtocolInverted) f |= FlatFlags.Protocol;
         if (r.ProtocolInverted) f |= FlatFlags.ProtocolInverted;
-        e.Protocol = r.Protocol;
+        if (r.Protocol > byte.MaxValue) return false;
+        e.Protocol = (byte)r.Protocol;
         int n = r.Matches.Count;
-        if (n > 8) return false;
+        if (n > 7) return false;
         uint ops = 0;
         int last = -1;
         // The entry holds the operands of one inline test (A, B): a second match that needs some is generic.
@@ -210,6 +242,9 @@ public enum FlatFlags : byte
 
     /// <summary>Some match position is <see cref="FlatOp.Generic"/>: the walker sets the context's rule and chain before testing it.</summary>
     GenericOps = 32,
+
+    /// <summary>The rule's counters are not this entry's (<see cref="FlatEntry.Counters"/>): counted through the rule (a rule object met twice in the form, or a form whose rules another took).</summary>
+    CountOnRule = 64,
 }
 
 /// <summary>One match position of a <see cref="FlatEntry"/>.</summary>
@@ -246,67 +281,32 @@ public enum FlatTarget : byte
 }
 
 /// <summary>
-/// One chain's flat form (<see cref="FlatEntry"/> per rule), in step with the chain while its <see cref="Chain.Edits"/>
-/// and length are those it was built at; behind, it is built again on the next walk (a chain of at most
-/// <see cref="RebuildLimit"/> rules) or the walker reads the rule objects (a longer chain, until recompiled).
+/// What the compiled form keeps per chain (by the chain's number, 32 bytes): where its entries are in the form's one
+/// <see cref="CompiledRules.Entries"/> array (<c>[Start, Start + Count)</c>, room up to <see cref="Capacity"/>), the
+/// chain's <see cref="Chain.Edits"/> they were built at, its index, and whether a walk starting in it goes the flat way.
+/// No object per chain: a kube-proxy set has a chain per endpoint (≈ 195k chains at 30k services).
 /// </summary>
-public sealed class FlatChain
+internal struct FlatSpan
 {
-    /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
-    public const int RebuildLimit = 4096;
+    public Chain Chain;
 
-    internal FlatChain(Chain chain, FlatTable owner, int number)
-    {
-        Chain = chain;
-        Owner = owner;
-        Number = number;
-        Name = chain.Name;
-    }
+    /// <summary>
+    /// The chain's index: its number in <see cref="CompiledRules.SpanIndexes"/> (-1: none; few chains have one, so the span
+    /// holds 4 bytes, not a reference). Checked against the chain per use, as <see cref="CompiledRules.For"/> does.
+    /// </summary>
+    public int IndexNo;
 
-    /// <summary>The table's part of the compiled form: the table's <see cref="Table.RuleEdits"/> it was built at.</summary>
-    internal FlatTable Owner { get; }
+    /// <summary>The chain's first entry in <see cref="CompiledRules.Entries"/>; -1: no entries built (an index-decided built-in chain).</summary>
+    public int Start;
 
-    internal Table Table => Owner.Table;
+    /// <summary>Entries in use (the chain's length when built) and slots held at <see cref="Start"/>.</summary>
+    public int Count, Capacity;
 
-    public Chain Chain { get; }
+    /// <summary>The chain's <see cref="Chain.Edits"/> when its entries were built (-1: not built).</summary>
+    public int Edits;
 
-    /// <summary>The chain's number in <see cref="CompiledRules.FlatChains"/> (what jumps to it hold).</summary>
-    public int Number { get; }
-
-    /// <summary>The chain's name string when compiled: a jump to it holds while the chain still has that very string (a rename sets another).</summary>
-    internal string Name;
-
-    internal FlatEntry[] Entries = [];
-
-    /// <summary>The chain's <see cref="Chain.Edits"/> when <see cref="Entries"/> were built.</summary>
-    internal int Edits = -1;
-
-    /// <summary>The chain's index (<see cref="CompiledRules"/> keeps it here too); checked against the chain per use, as <see cref="CompiledRules.For"/> does.</summary>
-    internal ChainIndex? Index;
-
-    /// <summary>The entries when they are in step with the chain, else null.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal FlatEntry[]? InStep(Chain chain) =>
-        Edits == chain.Edits && Entries.Length == chain.Rules.Count ? Entries : null;
-
-    /// <summary>The index when in step with the chain.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal ChainIndex? IndexInStep(Chain chain) =>
-        Index is { } ci && ci.RuleCount == chain.Rules.Count && ci.Edits == chain.Edits ? ci : null;
-
-    /// <summary>Builds the entries from the chain's rules as they are now.</summary>
-    internal void Build(CompiledRules owner)
-    {
-        RuleList rules = Chain.Rules;
-        var entries = new FlatEntry[rules.Count];
-        for (int i = 0; i < entries.Length; i++) entries[i] = FlatEntry.Of(rules[i], (owner, this), static (s, t) => s.owner.JumpNumber(s.Item2.Table, t));
-        Entries = entries;
-        Edits = Chain.Edits;
-        Rate();
-    }
-
-    /// <summary>Sets <see cref="Worth"/> from the entries and the index.</summary>
-    internal void Rate() => Worth = Entries.Length > 0 && Index is not { FullyPlain: true };
+    /// <summary>The chain's table (its <see cref="FlatTable"/> in the form).</summary>
+    public short Table;
 
     /// <summary>
     /// Whether a walk starting in this chain (a base chain) goes the flat way: not for a chain without rules, nor for one
@@ -314,12 +314,46 @@ public sealed class FlatChain
     /// index walk reads nothing the entries would save and the flat walk's set-up cost more (measured with
     /// <c>--only probe</c>: acl1_10k 9.6 → 7.1 Mpps cold). Set when the entries or the index are built.
     /// </summary>
-    internal bool Worth;
+    public bool Worth;
+}
 
-    /// <summary>What a walk needs of the chain it enters by number (one struct read: see <see cref="CompiledRules.Jumps"/>).</summary>
-    internal FlatJump Jump => new(Entries, Index, Chain, this);
+/// <summary>
+/// A view of one chain's flat form in a <see cref="CompiledRules"/> (its number there): the entries, index and edits
+/// the form holds for it. Read live (not a copy): after an edit and a rebuild it shows the entries as they are then.
+/// </summary>
+public readonly struct FlatChain
+{
+    /// <summary>Longer chains are not rebuilt on the packet path after an edit: their edits are an overlay of the index, walked through the rule objects.</summary>
+    public const int RebuildLimit = 4096;
 
-    public long Bytes => (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() + 64;
+    private readonly CompiledRules _form;
+
+    internal FlatChain(CompiledRules form, int number)
+    {
+        _form = form;
+        Number = number;
+    }
+
+    /// <summary>The chain's number in the compiled form (what jumps to it hold).</summary>
+    public int Number { get; }
+
+    private ref FlatSpan Span => ref _form.Spans[Number];
+
+    public Chain Chain => Span.Chain;
+
+    /// <summary>The chain's entries as built (empty when none were built).</summary>
+    public ReadOnlySpan<FlatEntry> Entries => Span.Start < 0 ? default : _form.Entries.AsSpan(Span.Start, Span.Count);
+
+    /// <summary>Where the entries start in <see cref="CompiledRules.Entries"/> (-1: none built).</summary>
+    public int Start => Span.Start;
+
+    /// <summary>The chain's <see cref="Chain.Edits"/> when its entries were built (-1: not built).</summary>
+    public int Edits => Span.Edits;
+
+    public ChainIndex? Index => _form.IndexOf(in Span);
+
+    /// <inheritdoc cref="FlatSpan.Worth"/>
+    public bool Worth => Span.Worth;
 }
 
 /// <summary>A table's part of a compiled form: the table's <see cref="Table.RuleEdits"/> when every chain of it was compiled.</summary>
@@ -330,6 +364,3 @@ internal sealed class FlatTable(Table table)
     /// <summary>While the table's <see cref="Table.RuleEdits"/> is this, every chain's entries, index and jumps are in step (no per-chain checks).</summary>
     public int Edits = -1;
 }
-
-/// <summary>A chain's entries, index, chain and flat form: what a jump by number reads, in one array element.</summary>
-internal readonly record struct FlatJump(FlatEntry[] Entries, ChainIndex? Index, Chain Chain, FlatChain Flat);
