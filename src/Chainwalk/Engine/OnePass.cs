@@ -49,17 +49,32 @@ internal sealed class OnePassPlan
 
     public Rule[] Hits { get; init; } = [];
 
+    /// <summary>
+    /// Per hit, where its counters are in <see cref="Entries"/> (the compiled form's entries, as the memos recorded them),
+    /// or -1: on the rule (<see cref="Rule.CountersCell"/>); null when every hit counts on its rule.
+    /// </summary>
+    public int[]? Slots { get; init; }
+
+    /// <summary>The compiled form whose entries hold the counters named by <see cref="Slots"/>.</summary>
+    public Compiled.CompiledRules? Form { get; init; }
+
+    /// <summary>That form's entries array when the memos were made.</summary>
+    public Compiled.FlatEntry[]? Entries { get; init; }
+
+    /// <summary>Whether the counters named by <see cref="Slots"/> are still there (as <see cref="FlowWalkMemo.SlotsHold"/>).</summary>
+    public bool SlotsHold => Slots is null || Form is { Superseded: false } f && ReferenceEquals(f.Entries, Entries);
+
     public Chain[] Policies { get; init; } = [];
 
     /// <summary>Whether the plan (usable or not) was made for the rule sets, host and input device as they are now.</summary>
     public bool Holds(Ruleset rules, string inDev) =>
         RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
-        && !Output && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal));
+        && !Output && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal)) && SlotsHold;
 
     /// <summary>Whether the output plan (usable or not) was made for the rule sets, host, output device and mark as they are now.</summary>
     public bool HoldsOutput(Ruleset rules, string outDev, uint mark) =>
         RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
-        && Output && Mark == mark && (ReferenceEquals(InDev, outDev) || string.Equals(InDev, outDev, StringComparison.Ordinal));
+        && Output && Mark == mark && (ReferenceEquals(InDev, outDev) || string.Equals(InDev, outDev, StringComparison.Ordinal)) && SlotsHold;
 }
 
 public sealed partial class Netfilter
@@ -312,7 +327,7 @@ public sealed partial class Netfilter
         var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = outDev, Output = true, Mark = mark };
         CtInfo info = reply ? CtInfo.EstablishedReply : CtInfo.Established;
         TablesOf(rules);
-        var hits = new List<Rule>();
+        var hits = new PlanHits();
         var policies = new List<Chain>();
         if (!AddPlanHook(flow, info, rules, rg, hg, Hook.Output, null, outDev, mark, hits, policies)
             || !AddPlanHook(flow, info, rules, rg, hg, Hook.Postrouting, null, outDev, mark, hits, policies))
@@ -329,7 +344,7 @@ public sealed partial class Netfilter
             Nat = _tables[2] is not null,
             OutDev = outDev,
             Fate = FateName("sent:", outDev),
-            Hits = [.. hits],
+            Hits = [.. hits.Rules], Slots = hits.SlotArray(), Form = hits.Form, Entries = hits.Entries,
             Policies = [.. policies],
         };
     }
@@ -339,7 +354,7 @@ public sealed partial class Netfilter
     /// chain's policy (false when it drops), else the current memo's rules and policy (false when there is none).
     /// </summary>
     private bool AddPlanHook(FlowState flow, CtInfo info, Ruleset rules, long rg, long hg, Hook hook, string? inDev, string? outDev,
-        uint mark, List<Rule> hits, List<Chain> policies)
+        uint mark, PlanHits hits, List<Chain> policies)
     {
         foreach (Registration reg in Order[(int)hook])
         {
@@ -364,9 +379,8 @@ public sealed partial class Netfilter
             }
             if (memo is null || memo.RulesGeneration != rg || memo.HostGeneration != hg || !ReferenceEquals(memo.Rules, rules)
                 || memo.Mark != mark || !string.Equals(memo.InDev, inDev, StringComparison.Ordinal)
-                || !string.Equals(memo.OutDev, outDev, StringComparison.Ordinal))
+                || !string.Equals(memo.OutDev, outDev, StringComparison.Ordinal) || !hits.Add(memo))
                 return false;
-            hits.AddRange(memo.Hits);
             if (memo.Policy is { } policy) policies.Add(policy);
         }
         return true;
@@ -378,10 +392,16 @@ public sealed partial class Netfilter
     /// </summary>
     private static void AddFlowCounters(OnePassPlan plan, ulong length)
     {
-        foreach (Rule r in plan.Hits)
+        Rule[] hits = plan.Hits;
+        int[]? slots = plan.Slots;
+        Compiled.FlatEntry[]? entries = plan.Entries;
+        for (int k = 0; k < hits.Length; k++)
         {
-            r.Counters.Packets++;
-            r.Counters.Bytes += length;
+            // Beside the compiled entry where the walk counted it (no load of the rule object), else on the rule.
+            int slot = slots is null ? -1 : slots[k];
+            ref Counters c = ref slot >= 0 ? ref entries![slot].Counters : ref hits[k].CountersCell;
+            c.Packets++;
+            c.Bytes += length;
         }
         foreach (Chain c in plan.Policies)
         {
@@ -409,7 +429,7 @@ public sealed partial class Netfilter
         string? outDev = local ? null : d.Route.Device ?? "";
         CtInfo info = reply ? CtInfo.EstablishedReply : CtInfo.Established;
         TablesOf(rules);
-        var hits = new List<Rule>();
+        var hits = new PlanHits();
         var policies = new List<Chain>();
         bool Add(Hook hook, string? outDevAt) => AddPlanHook(flow, info, rules, rg, hg, hook, inDev, outDevAt, 0, hits, policies);
         if (!Add(Hook.Prerouting, null)) return unusable;
@@ -427,8 +447,49 @@ public sealed partial class Netfilter
             Gateway = d.Route.Gateway ?? UInt128.Zero,
             Mtu = local ? 0 : LinkNamed(outDev!)?.Mtu ?? 1500,
             Fate = local ? "delivered-local" : FateName("forwarded:", outDev),
-            Hits = [.. hits],
+            Hits = [.. hits.Rules], Slots = hits.SlotArray(), Form = hits.Form, Entries = hits.Entries,
             Policies = [.. policies],
         };
     }
+}
+
+/// <summary>The hits a plan gathers from its memos, with where each is counted (one compiled form's entries, or the rule).</summary>
+internal sealed class PlanHits
+{
+    public List<Rule> Rules { get; } = [];
+
+    private readonly List<int> _slots = [];
+    private bool _anySlot;
+
+    public Compiled.CompiledRules? Form { get; private set; }
+
+    public Compiled.FlatEntry[]? Entries { get; private set; }
+
+    /// <summary>Adds a memo's hits; false when its counters are no longer where it recorded them or in another form's entries.</summary>
+    public bool Add(FlowWalkMemo memo)
+    {
+        if (!memo.SlotsHold) return false;
+        if (memo.Slots is { } slots)
+        {
+            if (Form is null)
+            {
+                Form = memo.Form;
+                Entries = memo.Entries;
+            }
+            else if (!ReferenceEquals(Form, memo.Form) || !ReferenceEquals(Entries, memo.Entries))
+            {
+                return false;
+            }
+            _slots.AddRange(slots);
+            _anySlot = true;
+        }
+        else
+        {
+            for (int k = 0; k < memo.Hits.Length; k++) _slots.Add(-1);
+        }
+        Rules.AddRange(memo.Hits);
+        return true;
+    }
+
+    public int[]? SlotArray() => _anySlot ? [.. _slots] : null;
 }
