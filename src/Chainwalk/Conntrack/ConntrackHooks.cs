@@ -66,7 +66,9 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (skb.Conntrack is ConnTemplate tpl) template = tpl;
         skb.Conntrack = null;
         skb.CtInfo = CtInfo.None;
-        bool ok = In(ctx, template);
+        long hint = skb.TupleHint;
+        if (hint >= 0) skb.TupleHint = -1;
+        bool ok = In(ctx, template, hint);
         Record(ctx);
         return ok;
     }
@@ -81,7 +83,8 @@ public sealed class ConntrackHooks : IConntrackHooks
         ctx.Hook == Hook.Prerouting && SysctlsFor(ctx.Host).Checksum;
 
     /// <summary>nf_conntrack_in: false = drop (table full).</summary>
-    private bool In(PacketContext ctx, ConnTemplate? template)
+    /// <param name="hint">The tuple's hash from the arrival's prefetch (<see cref="Skb.TupleHint"/>, the bytes unchanged since), or -1.</param>
+    private bool In(PacketContext ctx, ConnTemplate? template, long hint = -1)
     {
         Skb skb = ctx.Skb;
         Packet p = skb.Packet;
@@ -105,7 +108,11 @@ public sealed class ConntrackHooks : IConntrackHooks
             ConnEntry ct;
             ConnDirection dir;
             bool isNew = false;
-            if (!Lookup(tuple, zone, zoneDirs, now, out ct, out dir))
+            // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
+            bool found = attempt == 0 && hint >= 0 && zone == 0 && zoneDirs == 0 && tuple.Family == IpFamily.V4
+                ? LookupHashed(tuple, (int)(hint >> 32), now, out ct, out dir)
+                : Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            if (!found)
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
                 if (!MakeRoom(ctx)) return false;
@@ -150,6 +157,15 @@ public sealed class ConntrackHooks : IConntrackHooks
         ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
         if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
+        ct = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
+
+    /// <summary><see cref="Lookup"/> in the default zone (both directions' zone ids 0) with the tuple's hash known.</summary>
+    private bool LookupHashed(in ConnTuple tuple, int hash, double now, out ConnEntry ct, out ConnDirection dir)
+    {
+        if (Table.TryFindHashed(tuple, 0, hash, now, out ct, out dir) && ct.ZoneFor(dir) == 0) return true;
         ct = null!;
         dir = ConnDirection.Original;
         return false;

@@ -503,6 +503,29 @@ public sealed class ConntrackTable
         return false;
     }
 
+    /// <summary>
+    /// <see cref="TryFind(ConnTuple, ushort, double, out ConnEntry, out ConnDirection)"/> with the tuple's hash known
+    /// (<paramref name="hash"/>: what <see cref="Prefetch"/> computed for the same tuple and zone, the upper half of its token).
+    /// </summary>
+    internal bool TryFindHashed(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
+    {
+        int at = FindSlot(tuple, zone, hash);
+        if (at >= 0)
+        {
+            ConnEntry hit = _slots[at].Entry!;
+            if (hit.Timeout > now)
+            {
+                entry = hit;
+                dir = (ConnDirection)(_slots[at].Key & 1);
+                return true;
+            }
+            Remove(hit);
+        }
+        entry = null!;
+        dir = ConnDirection.Original;
+        return false;
+    }
+
     /// <summary>Whether either tuple is taken (the clash test of __nf_conntrack_confirm).</summary>
     public bool Clashes(ConnEntry ct, double now) =>
         TryFind(ct.Original, ct.ZoneFor(ConnDirection.Original), now, out _, out _)

@@ -35,6 +35,12 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public FlowRoute Reply { get; }
 
+    /// <summary>
+    /// The one pass's plan for each direction (<see cref="OnePassPlan"/>, OnePass.cs), made from this state on its first
+    /// use and made again when the rule sets or the host moved: a cache beside the state, not part of its identity.
+    /// </summary>
+    internal OnePassPlan? OriginalPlan, ReplyPlan;
+
     /// <summary>This state with <paramref name="memo"/> in place of the walk memo of its hook, table and ctinfo.</summary>
     public FlowState WithWalk(FlowWalkMemo memo)
     {
@@ -308,6 +314,28 @@ public sealed partial class Netfilter
         Routing.InputDecision d = InputRoute4(dst, src, dev);
         // The decisions the shared memo keeps (forward, local unicast) are kept here too.
         if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !IsMulticast4(dst))
+            ct.Flow = InternFlow(_flowStates, flow.WithRoute(reply, new FlowRoute(g, rg, dev, d)));
+        return d;
+    }
+
+    /// <summary>
+    /// The IPv6 input route (ip6_route_input) for an established packet, kept per connection direction as
+    /// <see cref="InputRouteFlow4"/> keeps IPv4's: the same decision while the host and rules generations and the input
+    /// device are the recorded ones. Only forward and local unicast decisions are kept.
+    /// </summary>
+    private Routing.InputDecision InputRouteFlow6(Skb skb)
+    {
+        var q = new Routing.RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark };
+        if (FlowConnection(skb) is not { } ct || skb.InDev is not { } dev) return InputRoute(q);
+        long g = HostGeneration.Value, rg = RulesGeneration.Value;
+        FlowState flow = ct.Flow ?? FlowState.Empty;
+        bool reply = skb.CtInfo == CtInfo.EstablishedReply;
+        FlowRoute r = reply ? flow.Reply : flow.Original;
+        if (r.Decision is { } known && r.HostGeneration == g && r.RulesGeneration == rg
+            && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
+            return known;
+        Routing.InputDecision d = InputRoute(q);
+        if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !d.BeforePrerouting && (skb.Packet.Destination >> 120) != 0xff)
             ct.Flow = InternFlow(_flowStates, flow.WithRoute(reply, new FlowRoute(g, rg, dev, d)));
         return d;
     }

@@ -292,6 +292,7 @@ public sealed partial class Netfilter
         {
             // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
             long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
+            _arrivalToken = hint;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -457,13 +458,22 @@ public sealed partial class Netfilter
         }
         // nf_defrag_ipv4 / nf_defrag_ipv6 (priority -400): with conntrack, netfilter sees whole datagrams only.
         if (Conntrack is not null && skb.Packet.IsFragment && !Defragment(skb, result)) return;
-        if (!RunHook(skb, Hook.Prerouting, result)) return;
+        // A confirmed flow whose memos all hold goes through in one pass (OnePass.cs); else on hook by hook, after the
+        // conntrack lookup when the one pass made it already.
+        bool afterConntrack = false;
+        if (FlowPath && Conntrack is not null)
+        {
+            OnePassOutcome pass = OnePass(skb, result);
+            if (pass == OnePassOutcome.Done) return;
+            afterConntrack = pass == OnePassOutcome.AfterConntrack;
+        }
+        if (!RunHook(skb, Hook.Prerouting, result, afterConntrack: afterConntrack)) return;
 
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
         // lookup when the skb already has a dst): it is for one of our addresses.
         InputDecision decision = skb.InDev == "lo" ? LoopbackDecision(skb)
             : skb.Family == IpFamily.V4 ? InputRouteFlow4(skb, (uint)skb.Packet.Destination, (uint)skb.Packet.Source, skb.InDev!)
-            : InputRoute(new RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark });
+            : InputRouteFlow6(skb);
         // The skb carries its input route from here on (skb_dst_set): its gateway is what rt_nexthop reads in POSTROUTING.
         skb.RouteGateway = decision.Route.Gateway ?? UInt128.Zero;
         switch (decision.Verdict)
@@ -691,7 +701,15 @@ public sealed partial class Netfilter
         uint mark = skb.Mark;
         UInt128 src = skb.Packet.Source, dst = skb.Packet.Destination;
         byte tos = skb.Packet.Tos;
-        if (!RunHook(skb, Hook.Output, result, generated)) return;
+        // A local process's packet of a confirmed flow whose memos all hold goes out in one pass (OnePass.cs).
+        bool afterConntrack = false;
+        if (!generated && answering is null && FlowPath && Conntrack is not null)
+        {
+            OnePassOutcome pass = OnePass(skb, result, Hook.Output);
+            if (pass == OnePassOutcome.Done) return;
+            afterConntrack = pass == OnePassOutcome.AfterConntrack;
+        }
+        if (!RunHook(skb, Hook.Output, result, generated, afterConntrack)) return;
         // ip_route_me_harder: mangle (mark, addresses, TOS) or nat (DNAT) changed what the route depends on.
         if (skb.Mark != mark || skb.Packet.Source != src || skb.Packet.Destination != dst || skb.Packet.Tos != tos)
         {
@@ -854,13 +872,13 @@ public sealed partial class Netfilter
     // ------------------------------------------------------------------ hooks and tables
 
     /// <summary>Runs every table registered at <paramref name="hook"/> in priority order; false when the packet did not survive.</summary>
-    private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false)
+    private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false, bool afterConntrack = false)
     {
         if (Tracing) Event(new HookEvent(hook, skb.InDev, skb.OutDev));
         PacketContext ctx = RentContext(skb, hook);
         try
         {
-            return RunHook(ctx, skb, hook, result, generated);
+            return RunHook(ctx, skb, hook, result, generated, afterConntrack);
         }
         finally
         {
@@ -912,12 +930,17 @@ public sealed partial class Netfilter
         }
     }
 
-    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated)
+    /// <param name="afterConntrack">
+    /// The tables before conntrack and conntrack itself were done already (by the one pass, <see cref="OnePass"/>): the
+    /// hook goes on from the first table after it.
+    /// </param>
+    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated, bool afterConntrack = false)
     {
         Ruleset rules = Host.Rules(skb.Family);
-        bool conntrackDone = hook is not (Hook.Prerouting or Hook.Output);
+        bool conntrackDone = afterConntrack || hook is not (Hook.Prerouting or Hook.Output);
         foreach (Registration reg in Order[(int)hook])
         {
+            if (afterConntrack && reg.Priority < PriorityConntrack) continue;
             if (!conntrackDone && reg.Priority > PriorityConntrack)
             {
                 conntrackDone = true;

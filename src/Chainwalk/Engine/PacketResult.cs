@@ -71,12 +71,23 @@ public sealed class PacketResult
 
     private const int MaxSpareOutputs = 8;
 
+    /// <summary>The record of the latest packet that left once (the usual case), taken again before the spares are searched.</summary>
+    private OutputPacket? _lastOutput;
+
     /// <summary>Back to the state of a new result, keeping the lists' storage and the spare objects (called only by Netfilter.Process, which then sets the input's fields).</summary>
     internal void Reset()
     {
-        Fate.Clear();
+        // One entry (the usual packet) is taken off as the last: List.Clear would clear the array through a call.
+        if (Fate.Count == 1) Fate.RemoveAt(0);
+        else Fate.Clear();
         DropReason = null;
-        if (Outputs.Count > 0)
+        if (Outputs.Count == 1 && _lastOutput is null)
+        {
+            // The usual packet leaves once: its record waits beside the spares for the next packet that leaves the same way.
+            _lastOutput = Outputs[0];
+            Outputs.RemoveAt(0);
+        }
+        else if (Outputs.Count > 0)
         {
             // Kept over packets that send nothing (a replay alternates received and sent packets); the latest few.
             _spareOutputs ??= new List<OutputPacket>(2);
@@ -104,6 +115,13 @@ public sealed class PacketResult
     /// </summary>
     internal OutputPacket Output(string device, byte[] bytes, string kind)
     {
+        if (_lastOutput is { } last && (ReferenceEquals(last.Interface, device) || string.Equals(last.Interface, device, StringComparison.Ordinal))
+            && (ReferenceEquals(last.Kind, kind) || string.Equals(last.Kind, kind, StringComparison.Ordinal)))
+        {
+            _lastOutput = null;
+            last.Bytes = bytes;
+            return last;
+        }
         if (_spareOutputs is { Count: > 0 } spare)
         {
             for (int i = 0; i < spare.Count; i++)

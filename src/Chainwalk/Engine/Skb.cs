@@ -154,6 +154,7 @@ public sealed class Skb
         RouteGateway = UInt128.Zero;
         FragMaxSize = 0;
         FlowPacket = 0;
+        TupleHint = -1;
     }
 
     /// <summary>
@@ -161,6 +162,13 @@ public sealed class Skb
     /// packet of its connection direction (walked and routed as before, nothing remembered), 2 a later one.
     /// </summary>
     internal byte FlowPacket;
+
+    /// <summary>
+    /// The conntrack hash of the packet's tuple as the arrival's prefetch computed it from the bytes (the token of
+    /// <see cref="IConntrackHooks.Prefetch"/>), handed to the lookup by the one pass only, where nothing can have changed
+    /// the bytes since (no raw rules walked); -1 none. The lookup clears it.
+    /// </summary>
+    internal long TupleHint = -1;
 
     /// <summary>Re-reads the bytes after a change (TTL, TOS, NAT, TCPMSS …), keeping the link-layer facts.</summary>
     /// <remarks>

@@ -90,6 +90,113 @@ public static class NatPacket
         return true;
     }
 
+    /// <summary>
+    /// The one pass's rewrite of an established IPv4 TCP or UDP packet (Engine/OnePass.cs): what the slow path does in
+    /// three steps — the destination manip at PREROUTING (<see cref="ManipV4"/>), ip_decrease_ttl in ip_forward, the source
+    /// manip at POSTROUTING or INPUT — with each checksum updated once by the sum of all the changes. The bytes are the
+    /// same: every step's incremental update (csum_replace4 / _replace2, and ip_decrease_ttl's add with its carry) writes
+    /// the one checksum of the sum's class that is not 0xffff, whatever the value it started from, so one update by the
+    /// summed changes ends at the same value as the steps one after the other; a UDP checksum of zero stays zero and one
+    /// that comes out zero is written 0xffff, as after each step. The caller checked that the transport header is whole
+    /// (20 bytes of TCP, 8 of UDP) and the packet IPv4.
+    /// </summary>
+    public static void RewriteEstablishedV4(Span<byte> b, byte protocol, bool src, uint newSrc, ushort newSrcPort,
+        bool dst, uint newDst, ushort newDstPort, bool decrementTtl)
+    {
+        int hdroff = (b[0] & 0x0f) * 4;
+        uint oldSrc = BinaryPrimitives.ReadUInt32BigEndian(b[12..]);
+        uint oldDst = BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
+        // Each change as csum_replace adds it: ~from + to, 32-bit words (16-bit values widened).
+        ulong ipDelta = 0, l4Delta = 0;
+        if (src)
+        {
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[hdroff..]);
+            ipDelta += (ulong)~oldSrc + newSrc;
+            l4Delta += (ulong)~oldSrc + newSrc + (ulong)~(uint)oldPort + newSrcPort;
+            BinaryPrimitives.WriteUInt32BigEndian(b[12..], newSrc);
+            BinaryPrimitives.WriteUInt16BigEndian(b[hdroff..], newSrcPort);
+        }
+        if (dst)
+        {
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[(hdroff + 2)..]);
+            ipDelta += (ulong)~oldDst + newDst;
+            l4Delta += (ulong)~oldDst + newDst + (ulong)~(uint)oldPort + newDstPort;
+            BinaryPrimitives.WriteUInt32BigEndian(b[16..], newDst);
+            BinaryPrimitives.WriteUInt16BigEndian(b[(hdroff + 2)..], newDstPort);
+        }
+        if (decrementTtl)
+        {
+            // The TTL is the high byte of the header's fifth word (TTL, protocol).
+            uint oldWord = (uint)((b[8] << 8) | b[9]);
+            ipDelta += (ulong)~oldWord + (oldWord - 0x100);
+            b[8]--;
+        }
+        if (src || dst)
+        {
+            int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
+            ushort check = ReadCheck(b, checkOff);
+            // A UDP checksum of zero means "none" and stays so.
+            if (protocol == IpProtocol.Tcp || check != 0)
+            {
+                ushort c = Fold((0xffff0000u | (ushort)~check) + l4Delta);
+                WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
+            }
+        }
+        if (src || dst || decrementTtl) WriteCheck(b, 10, Fold((0xffff0000u | (ushort)~ReadCheck(b, 10)) + ipDelta));
+    }
+
+    /// <summary>
+    /// <see cref="RewriteEstablishedV4"/> for IPv6 without extension headers (the transport header at 40): the destination
+    /// and source manips (<see cref="Manip"/>: the port, the transport checksum for the pseudo header's address
+    /// (inet_proto_csum_replace16) and the port) and ip6_forward's hop limit decrement (no header checksum), the
+    /// transport checksum updated once by the sum of the changes: the same bytes as the steps one after the other.
+    /// </summary>
+    public static void RewriteEstablishedV6(Span<byte> b, byte protocol, bool src, UInt128 newSrc, ushort newSrcPort,
+        bool dst, UInt128 newDst, ushort newDstPort, bool decrementHopLimit)
+    {
+        const int hdroff = 40;
+        ulong l4Delta = 0;
+        if (src)
+        {
+            UInt128 oldSrc = BinaryPrimitives.ReadUInt128BigEndian(b[8..]);
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[hdroff..]);
+            l4Delta += Delta128(oldSrc, newSrc) + (ulong)~(uint)oldPort + newSrcPort;
+            WriteAddress6(b, 8, newSrc);
+            BinaryPrimitives.WriteUInt16BigEndian(b[hdroff..], newSrcPort);
+        }
+        if (dst)
+        {
+            UInt128 oldDst = BinaryPrimitives.ReadUInt128BigEndian(b[24..]);
+            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[(hdroff + 2)..]);
+            l4Delta += Delta128(oldDst, newDst) + (ulong)~(uint)oldPort + newDstPort;
+            WriteAddress6(b, 24, newDst);
+            BinaryPrimitives.WriteUInt16BigEndian(b[(hdroff + 2)..], newDstPort);
+        }
+        if (decrementHopLimit) b[7]--;
+        if (src || dst)
+        {
+            int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
+            ushort check = ReadCheck(b, checkOff);
+            if (protocol == IpProtocol.Tcp || check != 0)
+            {
+                ushort c = Fold((0xffff0000u | (ushort)~check) + l4Delta);
+                WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
+            }
+        }
+    }
+
+    /// <summary>An IPv6 address's change as <see cref="Replace128"/> adds it: ~from + to, word by word.</summary>
+    private static ulong Delta128(UInt128 from, UInt128 to)
+    {
+        ulong sum = 0;
+        for (int i = 0; i < 4; i++)
+        {
+            sum += ~(uint)(from >> (96 - 32 * i));
+            sum += (uint)(to >> (96 - 32 * i));
+        }
+        return sum;
+    }
+
     /// <summary>ipv6_skip_exthdr from the fixed header: the upper-layer offset (-1 when none), and whether it is a first fragment.</summary>
     private static int SkipExtensionHeaders(ReadOnlySpan<byte> b, int ipOffset, int length, out bool firstFragment)
     {

@@ -364,6 +364,27 @@ public sealed partial class Packet
     }
 
     /// <summary>
+    /// After an established TCP/UDP packet's addresses, ports and (when forwarded) TTL or hop limit were rewritten in place
+    /// with the checksums kept valid incrementally (Nat.NatPacket.RewriteEstablishedV4 / V6; IPv6 without extension
+    /// headers): the facts a re-read would give (<see cref="TryRereadAddresses"/> or a whole re-read, then
+    /// <see cref="TtlChanged"/>), set from the values written instead of read again.
+    /// <paramref name="addresses"/> false: only the TTL changed (the link-layer facts then stay, as after TtlChanged alone).
+    /// </summary>
+    internal void Rewritten(bool addresses, UInt128 source, UInt128 destination, ushort sourcePort, ushort destinationPort, byte ttl)
+    {
+        Ttl = ttl;
+        if (!addresses) return;
+        Source = source;
+        Destination = destination;
+        SourcePort = sourcePort;
+        DestinationPort = destinationPort;
+        SourceMac = null;
+        VlanId = null;
+        _quoted = null;
+        _quotedRead = false;
+    }
+
+    /// <summary>
     /// After the TTL / hop limit byte alone was changed in place (ip_decrease_ttl, with the IPv4 header checksum
     /// adjusted incrementally): the fact read again, the others unchanged (what a re-read would give).
     /// </summary>
