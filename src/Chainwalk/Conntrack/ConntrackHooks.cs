@@ -102,16 +102,30 @@ public sealed class ConntrackHooks : IConntrackHooks
             if (r <= 0) return true;
         }
 
-        if (!ConnTuple.TryFromPacket(p, out ConnTuple tuple)) return true;
+        // An IPv4 TCP/UDP packet in the default zone is first looked up by its fields (ConntrackTable.TryFindV4): the
+        // tuple (nf_ct_get_tuple's, what TryFromPacket builds) is made only when the lookup missed or is repeated.
+        bool v4 = zone == 0 && zoneDirs == 0 && p.Family == IpFamily.V4 && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && p.HasPorts;
+        ConnTuple tuple = default;
+        if (!v4 && !ConnTuple.TryFromPacket(p, out tuple)) return true;
         for (int attempt = 0; attempt < 2; attempt++)
         {
             ConnEntry ct;
             ConnDirection dir;
             bool isNew = false;
-            // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
-            bool found = attempt == 0 && hint >= 0 && zone == 0 && zoneDirs == 0 && tuple.Family == IpFamily.V4
-                ? LookupHashed(tuple, (int)(hint >> 32), now, out ct, out dir)
-                : Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            bool found;
+            if (v4 && attempt == 0)
+            {
+                // The prefetch hashed the same tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
+                found = Table.TryFindV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort,
+                    hint >= 0 ? (int)(hint >> 32) : -1, now, out ct, out dir);
+                if (!found) tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
+            }
+            else
+            {
+                if (v4 && attempt == 1 && tuple.Family != IpFamily.V4)
+                    tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
+                found = Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            }
             if (!found)
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
@@ -157,15 +171,6 @@ public sealed class ConntrackHooks : IConntrackHooks
         ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
         if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
-        ct = null!;
-        dir = ConnDirection.Original;
-        return false;
-    }
-
-    /// <summary><see cref="Lookup"/> in the default zone (both directions' zone ids 0) with the tuple's hash known.</summary>
-    private bool LookupHashed(in ConnTuple tuple, int hash, double now, out ConnEntry ct, out ConnDirection dir)
-    {
-        if (Table.TryFindHashed(tuple, 0, hash, now, out ct, out dir) && ct.ZoneFor(dir) == 0) return true;
         ct = null!;
         dir = ConnDirection.Original;
         return false;
@@ -450,7 +455,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        return Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
+        return Table.PrefetchV4(proto, src, dst, sport, dport);
     }
 
     /// <inheritdoc/>
