@@ -31,11 +31,6 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
 
-    private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
-    private const string KeyUdpStream = "net.netfilter.nf_conntrack_udp_timeout_stream";
-    private const string KeyIcmp = "net.netfilter.nf_conntrack_icmp_timeout";
-    private const string KeyIcmpv6 = "net.netfilter.nf_conntrack_icmpv6_timeout";
-    private const string KeyGeneric = "net.netfilter.nf_conntrack_generic_timeout";
 
     /// <summary>The conntrack state name a packet got, as -m conntrack --ctstate names it.</summary>
     public static string StateName(CtInfo info) => info switch
@@ -276,7 +271,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                         }
                     }
                     if (isNew) ct.UdpStreamAt = now + 2;
-                    int unreplied = Sysctls.Int(host, KeyUdp, 30);
+                    int unreplied = SysctlsFor(host).UdpTimeout;
                     if (ct.Has(ConnStatus.SeenReply))
                     {
                         // Still active two seconds after the first packet: a stream, assured, with the longer timeout.
@@ -284,7 +279,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                         bool stream = false;
                         if (now > ct.UdpStreamAt)
                         {
-                            extra = Sysctls.Int(host, KeyUdpStream, 120);
+                            extra = SysctlsFor(host).UdpStreamTimeout;
                             stream = !ct.Has(ConnStatus.Assured);
                         }
                         Refresh(ct, dir, len, now + extra);
@@ -305,7 +300,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                             ctx.Note("conntrack: ICMP type " + p.IcmpType.ToString(System.Globalization.CultureInfo.InvariantCulture) + " cannot start a connection");
                         return PacketVerdict.Invalid;
                     }
-                    int t = p.Family == IpFamily.V4 ? Sysctls.Int(host, KeyIcmp, 30) : Sysctls.Int(host, KeyIcmpv6, 30);
+                    int t = p.Family == IpFamily.V4 ? SysctlsFor(host).IcmpTimeout : SysctlsFor(host).Icmpv6Timeout;
                     Refresh(ct, dir, len, now + t);
                     return PacketVerdict.Ok;
                 }
@@ -327,7 +322,7 @@ public sealed class ConntrackHooks : IConntrackHooks
             default:
                 // nf_conntrack_proto_generic.c (SCTP and DCCP have trackers of their own in the kernel;
                 // Chainwalk keeps their ports but tracks them with the generic timeout).
-                Refresh(ct, dir, len, now + Sysctls.Int(host, KeyGeneric, 600));
+                Refresh(ct, dir, len, now + SysctlsFor(host).GenericTimeout);
                 return PacketVerdict.Ok;
         }
     }
