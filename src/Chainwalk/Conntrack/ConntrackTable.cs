@@ -527,30 +527,7 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
-    /// <see cref="TryFind(ConnTuple, ushort, double, out ConnEntry, out ConnDirection)"/> with the tuple's hash known
-    /// (<paramref name="hash"/>: what <see cref="Prefetch"/> computed for the same tuple and zone, the upper half of its token).
-    /// </summary>
-    internal bool TryFindHashed(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
-    {
-        int at = FindSlot(tuple, zone, hash);
-        if (at >= 0)
-        {
-            ConnEntry hit = _slots[at].Entry!;
-            if (hit.Timeout > now)
-            {
-                entry = hit;
-                dir = (ConnDirection)(_slots[at].Key & 1);
-                return true;
-            }
-            Remove(hit);
-        }
-        entry = null!;
-        dir = ConnDirection.Original;
-        return false;
-    }
-
-    /// <summary>
-    /// <see cref="TryFindHashed"/> for an IPv4 tuple in zone 0 given by its fields: the slots' entries are compared field by
+    /// <see cref="TryFind"/> for an IPv4 tuple in zone 0 given by its fields: the slots' entries are compared field by
     /// field (<see cref="ConnEntry.TupleIsV4"/>), no 128-bit tuple is built. <paramref name="hash"/>: the prefetch's hash of
     /// the same tuple (<see cref="Prefetch"/>), or -1 to compute it here.
     /// </summary>
