@@ -144,6 +144,18 @@ public sealed class ConnEntry
             && (_v6 is { } w ? w.ReplySource == t.Source && w.ReplyDestination == t.Destination : _rs == t.Source && _rd == t.Destination);
     }
 
+    /// <summary><see cref="TupleIs"/> for an IPv4 tuple given by its fields.</summary>
+    internal bool TupleIsV4(ConnDirection dir, byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        if (dir == ConnDirection.Original)
+        {
+            return _family == IpFamily.V4 && _proto == protocol && _osp == sourcePort && _odp == destinationPort
+                && (_v6 is { } v ? v.OriginalSource == source && v.OriginalDestination == destination : _os == source && _od == destination);
+        }
+        return _replyFamily == IpFamily.V4 && _replyProto == protocol && _rsp == sourcePort && _rdp == destinationPort
+            && (_v6 is { } w ? w.ReplySource == source && w.ReplyDestination == destination : _rs == source && _rd == destination);
+    }
+
     /// <summary>Whether the original tuple's source address and port are these (NAT's by-source index), without building the tuple.</summary>
     internal bool OriginalSourceIs(UInt128 source, ushort port) =>
         _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);

@@ -31,11 +31,6 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     private bool Tracks(IpFamily f) => f == IpFamily.V4 ? TrackV4 : TrackV6;
 
-    private const string KeyUdp = "net.netfilter.nf_conntrack_udp_timeout";
-    private const string KeyUdpStream = "net.netfilter.nf_conntrack_udp_timeout_stream";
-    private const string KeyIcmp = "net.netfilter.nf_conntrack_icmp_timeout";
-    private const string KeyIcmpv6 = "net.netfilter.nf_conntrack_icmpv6_timeout";
-    private const string KeyGeneric = "net.netfilter.nf_conntrack_generic_timeout";
 
     /// <summary>The conntrack state name a packet got, as -m conntrack --ctstate names it.</summary>
     public static string StateName(CtInfo info) => info switch
@@ -102,16 +97,30 @@ public sealed class ConntrackHooks : IConntrackHooks
             if (r <= 0) return true;
         }
 
-        if (!ConnTuple.TryFromPacket(p, out ConnTuple tuple)) return true;
+        // An IPv4 TCP/UDP packet in the default zone is first looked up by its fields (ConntrackTable.TryFindV4): the
+        // tuple (nf_ct_get_tuple's, what TryFromPacket builds) is made only when the lookup missed or is repeated.
+        bool v4 = zone == 0 && zoneDirs == 0 && p.Family == IpFamily.V4 && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && p.HasPorts;
+        ConnTuple tuple = default;
+        if (!v4 && !ConnTuple.TryFromPacket(p, out tuple)) return true;
         for (int attempt = 0; attempt < 2; attempt++)
         {
             ConnEntry ct;
             ConnDirection dir;
             bool isNew = false;
-            // The prefetch hashed the IPv4 TCP/UDP tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
-            bool found = attempt == 0 && hint >= 0 && zone == 0 && zoneDirs == 0 && tuple.Family == IpFamily.V4
-                ? LookupHashed(tuple, (int)(hint >> 32), now, out ct, out dir)
-                : Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            bool found;
+            if (v4 && attempt == 0)
+            {
+                // The prefetch hashed the same tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
+                found = Table.TryFindV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort,
+                    hint >= 0 ? (int)(hint >> 32) : -1, now, out ct, out dir);
+                if (!found) tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
+            }
+            else
+            {
+                if (v4 && attempt == 1 && tuple.Family != IpFamily.V4)
+                    tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
+                found = Lookup(tuple, zone, zoneDirs, now, out ct, out dir);
+            }
             if (!found)
             {
                 if (!tuple.TryInvert(out ConnTuple reply)) return true;
@@ -157,15 +166,6 @@ public sealed class ConntrackHooks : IConntrackHooks
         ushort zr = ConnEntry.ZoneIdFor(zone, zoneDirs, ConnDirection.Reply);
         if (Table.TryFind(tuple, zo, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
         if (zr != zo && Table.TryFind(tuple, zr, now, out ct, out dir) && ct.ZoneFor(dir) == (dir == ConnDirection.Original ? zo : zr)) return true;
-        ct = null!;
-        dir = ConnDirection.Original;
-        return false;
-    }
-
-    /// <summary><see cref="Lookup"/> in the default zone (both directions' zone ids 0) with the tuple's hash known.</summary>
-    private bool LookupHashed(in ConnTuple tuple, int hash, double now, out ConnEntry ct, out ConnDirection dir)
-    {
-        if (Table.TryFindHashed(tuple, 0, hash, now, out ct, out dir) && ct.ZoneFor(dir) == 0) return true;
         ct = null!;
         dir = ConnDirection.Original;
         return false;
@@ -271,7 +271,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                         }
                     }
                     if (isNew) ct.UdpStreamAt = now + 2;
-                    int unreplied = Sysctls.Int(host, KeyUdp, 30);
+                    int unreplied = SysctlsFor(host).UdpTimeout;
                     if (ct.Has(ConnStatus.SeenReply))
                     {
                         // Still active two seconds after the first packet: a stream, assured, with the longer timeout.
@@ -279,7 +279,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                         bool stream = false;
                         if (now > ct.UdpStreamAt)
                         {
-                            extra = Sysctls.Int(host, KeyUdpStream, 120);
+                            extra = SysctlsFor(host).UdpStreamTimeout;
                             stream = !ct.Has(ConnStatus.Assured);
                         }
                         Refresh(ct, dir, len, now + extra);
@@ -300,7 +300,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                             ctx.Note("conntrack: ICMP type " + p.IcmpType.ToString(System.Globalization.CultureInfo.InvariantCulture) + " cannot start a connection");
                         return PacketVerdict.Invalid;
                     }
-                    int t = p.Family == IpFamily.V4 ? Sysctls.Int(host, KeyIcmp, 30) : Sysctls.Int(host, KeyIcmpv6, 30);
+                    int t = p.Family == IpFamily.V4 ? SysctlsFor(host).IcmpTimeout : SysctlsFor(host).Icmpv6Timeout;
                     Refresh(ct, dir, len, now + t);
                     return PacketVerdict.Ok;
                 }
@@ -322,7 +322,7 @@ public sealed class ConntrackHooks : IConntrackHooks
             default:
                 // nf_conntrack_proto_generic.c (SCTP and DCCP have trackers of their own in the kernel;
                 // Chainwalk keeps their ports but tracks them with the generic timeout).
-                Refresh(ct, dir, len, now + Sysctls.Int(host, KeyGeneric, 600));
+                Refresh(ct, dir, len, now + SysctlsFor(host).GenericTimeout);
                 return PacketVerdict.Ok;
         }
     }
@@ -450,7 +450,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        return Table.Prefetch(new ConnTuple(IpFamily.V4, proto, src, dst, sport, dport), 0);
+        return Table.PrefetchV4(proto, src, dst, sport, dport);
     }
 
     /// <inheritdoc/>

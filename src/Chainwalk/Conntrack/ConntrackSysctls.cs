@@ -30,6 +30,11 @@ internal sealed class ConntrackSysctls
         Buckets = Sysctls.Int(host, "net.netfilter.nf_conntrack_buckets", 262144);
         Max = Sysctls.Int(host, "net.netfilter.nf_conntrack_max", 262144);
         Accounting = Sysctls.Int(host, "net.netfilter.nf_conntrack_acct", 0) != 0;
+        UdpTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_udp_timeout", 30);
+        UdpStreamTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_udp_timeout_stream", 120);
+        IcmpTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_icmp_timeout", 30);
+        Icmpv6Timeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_icmpv6_timeout", 30);
+        GenericTimeout = Sysctls.Int(host, "net.netfilter.nf_conntrack_generic_timeout", 600);
         TcpTimeouts = new int[TcpTracker.StateCount];
         for (int s = 0; s < TcpTimeouts.Length; s++) TcpTimeouts[s] = TcpTracker.ReadStateTimeout(host, (TcpCtState)s);
     }
@@ -71,6 +76,21 @@ internal sealed class ConntrackSysctls
 
     /// <summary>nf_conntrack_tcp_timeout_unacknowledged.</summary>
     public int TcpUnackTimeout { get; }
+
+    /// <summary>nf_conntrack_udp_timeout (unreplied, or replied but not yet a stream).</summary>
+    public int UdpTimeout { get; }
+
+    /// <summary>nf_conntrack_udp_timeout_stream.</summary>
+    public int UdpStreamTimeout { get; }
+
+    /// <summary>nf_conntrack_icmp_timeout.</summary>
+    public int IcmpTimeout { get; }
+
+    /// <summary>nf_conntrack_icmpv6_timeout.</summary>
+    public int Icmpv6Timeout { get; }
+
+    /// <summary>nf_conntrack_generic_timeout.</summary>
+    public int GenericTimeout { get; }
 
     /// <summary>The timeout of each TCP conntrack state (nf_conntrack_tcp_timeout_*), by <see cref="TcpCtState"/>.</summary>
     public int[] TcpTimeouts { get; }

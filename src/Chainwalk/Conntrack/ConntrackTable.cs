@@ -102,6 +102,18 @@ public sealed class ConntrackTable
         ulong a = (ulong)t.Source ^ (ulong)(t.Source >> 64);
         ulong b = (ulong)t.Destination ^ (ulong)(t.Destination >> 64);
         ulong c = ((ulong)t.SourcePort << 48) | ((ulong)t.DestinationPort << 32) | ((ulong)t.Protocol << 24) | ((ulong)(byte)t.Family << 16) | zone;
+        return Mix(a, b, c);
+    }
+
+    /// <summary>
+    /// <see cref="Hash(in ConnTuple, ushort)"/> of an IPv4 tuple in zone 0, from its fields (no tuple built): an IPv4
+    /// address's upper 64 bits are zero, so the folded halves are the address itself.
+    /// </summary>
+    private static int HashV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort) =>
+        Mix(source, destination, ((ulong)sourcePort << 48) | ((ulong)destinationPort << 32) | ((ulong)protocol << 24) | ((ulong)(byte)IpFamily.V4 << 16));
+
+    private static int Mix(ulong a, ulong b, ulong c)
+    {
         ulong h = (a * 0x9E3779B97F4A7C15UL) ^ (b * 0xC2B2AE3D27D4EB4FUL) ^ (c * 0x165667B19E3779F9UL);
         h ^= h >> 29;
         h *= 0xBF58476D1CE4E5B9UL;
@@ -137,6 +149,17 @@ public sealed class ConntrackTable
         if (_live == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
         Slot[] slots = _slots;
         int h = Hash(tuple, zone);
+        int i = h & (slots.Length - 1);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        return ((long)(uint)h << 32) | (uint)i;
+    }
+
+    /// <summary><see cref="Prefetch"/> for an IPv4 tuple in zone 0 given by its fields (the same hash, no tuple built).</summary>
+    internal unsafe long PrefetchV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        if (_live == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
+        Slot[] slots = _slots;
+        int h = HashV4(protocol, source, destination, sourcePort, destinationPort);
         int i = h & (slots.Length - 1);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
         return ((long)(uint)h << 32) | (uint)i;
@@ -504,22 +527,32 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
-    /// <see cref="TryFind(ConnTuple, ushort, double, out ConnEntry, out ConnDirection)"/> with the tuple's hash known
-    /// (<paramref name="hash"/>: what <see cref="Prefetch"/> computed for the same tuple and zone, the upper half of its token).
+    /// <see cref="TryFind"/> for an IPv4 tuple in zone 0 given by its fields: the slots' entries are compared field by
+    /// field (<see cref="ConnEntry.TupleIsV4"/>), no 128-bit tuple is built. <paramref name="hash"/>: the prefetch's hash of
+    /// the same tuple (<see cref="Prefetch"/>), or -1 to compute it here.
     /// </summary>
-    internal bool TryFindHashed(in ConnTuple tuple, ushort zone, int hash, double now, out ConnEntry entry, out ConnDirection dir)
+    internal bool TryFindV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort, int hash, double now, out ConnEntry entry, out ConnDirection dir)
     {
-        int at = FindSlot(tuple, zone, hash);
-        if (at >= 0)
+        int h = hash >= 0 ? hash : HashV4(protocol, source, destination, sourcePort, destinationPort);
+        Slot[] slots = _slots;
+        int mask = slots.Length - 1;
+        int key = h & ~1;
+        for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            ConnEntry hit = _slots[at].Entry!;
-            if (hit.Timeout > now)
+            ref Slot slot = ref slots[i];
+            ConnEntry? e = slot.Entry;
+            if (e is null) break;
+            if ((slot.Key & ~1) != key || ReferenceEquals(e, Tombstone)) continue;
+            var d = (ConnDirection)(slot.Key & 1);
+            if (e.ZoneFor(d) != 0 || !e.TupleIsV4(d, protocol, source, destination, sourcePort, destinationPort)) continue;
+            if (e.Timeout > now)
             {
-                entry = hit;
-                dir = (ConnDirection)(_slots[at].Key & 1);
+                entry = e;
+                dir = d;
                 return true;
             }
-            Remove(hit);
+            Remove(e);
+            break;
         }
         entry = null!;
         dir = ConnDirection.Original;

@@ -94,7 +94,13 @@ internal sealed class FlowState : IEquatable<FlowState>
 /// PREROUTING (its NAT binding is fixed once confirmed: nf_nat_inet_fn walks no rules for an established packet), so the
 /// addresses need no check; the rules generation is held as well, so a nat table made since cannot slip past it.
 /// </summary>
-internal readonly record struct FlowRoute(long HostGeneration, long RulesGeneration, string? Device, Routing.InputDecision? Decision);
+internal readonly record struct FlowRoute(long HostGeneration, long RulesGeneration, string? Device, Routing.InputDecision? Decision)
+{
+    /// <summary>Whether a decision is kept and was made under these generations for this input device.</summary>
+    public bool Holds(long hostGeneration, long rulesGeneration, string device) =>
+        Decision is not null && HostGeneration == hostGeneration && RulesGeneration == rulesGeneration
+        && (ReferenceEquals(Device, device) || string.Equals(Device, device, StringComparison.Ordinal));
+}
 
 /// <summary>
 /// What one walk of a table did for an established packet of one connection direction: the rules (and the built-in
@@ -247,17 +253,7 @@ public sealed partial class Netfilter
             && memo.SlotsHold)
         {
             ulong length = (ulong)skb.Length;
-            Rule[] hits = memo.Hits;
-            int[]? slots = memo.Slots;
-            // Counted beside the compiled entries where the walk counted them (no load of the rule objects), else on the rules.
-            Compiled.FlatEntry[]? entries = memo.Entries;
-            for (int k = 0; k < hits.Length; k++)
-            {
-                int slot = slots is null ? -1 : slots[k];
-                ref Counters c = ref slot >= 0 ? ref entries![slot].Counters : ref hits[k].CountersCell;
-                c.Packets++;
-                c.Bytes += length;
-            }
+            CountHits(memo.Hits, memo.Slots, memo.Entries, length);
             if (memo.Policy is { } policy)
             {
                 ref Counters policyCounts = ref policy.CountersCell;
@@ -297,6 +293,22 @@ public sealed partial class Netfilter
     }
 
     /// <summary>
+    /// One packet of <paramref name="length"/> bytes on each remembered hit: beside the compiled entry where the walk counted
+    /// it (<paramref name="slots"/>[k] ≥ 0 in <paramref name="entries"/>; no load of the rule object), else on the rule.
+    /// The flow path's replay and the one pass count through here.
+    /// </summary>
+    internal static void CountHits(Rule[] hits, int[]? slots, Compiled.FlatEntry[]? entries, ulong length)
+    {
+        for (int k = 0; k < hits.Length; k++)
+        {
+            int slot = slots is null ? -1 : slots[k];
+            ref Counters c = ref slot >= 0 ? ref entries![slot].Counters : ref hits[k].CountersCell;
+            c.Packets++;
+            c.Bytes += length;
+        }
+    }
+
+    /// <summary>
     /// <see cref="InputRoute4"/> for an established packet, kept per connection direction (<see cref="FlowRoute"/>): the
     /// same decision while the host and rules generations and the input device are the recorded ones (the direction's
     /// addresses are fixed once the connection is confirmed), without the shared memo's lookup.
@@ -308,9 +320,7 @@ public sealed partial class Netfilter
         FlowState flow = ct.Flow ?? FlowState.Empty;
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
         FlowRoute r = reply ? flow.Reply : flow.Original;
-        if (r.Decision is { } known && r.HostGeneration == g && r.RulesGeneration == rg
-            && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
-            return known;
+        if (r.Holds(g, rg, dev)) return r.Decision!;
         Routing.InputDecision d = InputRoute4(dst, src, dev);
         // The decisions the shared memo keeps (forward, local unicast) are kept here too.
         if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !IsMulticast4(dst))
@@ -331,9 +341,7 @@ public sealed partial class Netfilter
         FlowState flow = ct.Flow ?? FlowState.Empty;
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
         FlowRoute r = reply ? flow.Reply : flow.Original;
-        if (r.Decision is { } known && r.HostGeneration == g && r.RulesGeneration == rg
-            && (ReferenceEquals(r.Device, dev) || string.Equals(r.Device, dev, StringComparison.Ordinal)))
-            return known;
+        if (r.Holds(g, rg, dev)) return r.Decision!;
         Routing.InputDecision d = InputRoute(q);
         if (d.Verdict is Routing.InputVerdict.Forward or Routing.InputVerdict.Local && !d.BeforePrerouting && (skb.Packet.Destination >> 120) != 0xff)
             ct.Flow = InternFlow(_flowStates, flow.WithRoute(reply, new FlowRoute(g, rg, dev, d)));

@@ -392,17 +392,7 @@ public sealed partial class Netfilter
     /// </summary>
     private static void AddFlowCounters(OnePassPlan plan, ulong length)
     {
-        Rule[] hits = plan.Hits;
-        int[]? slots = plan.Slots;
-        Compiled.FlatEntry[]? entries = plan.Entries;
-        for (int k = 0; k < hits.Length; k++)
-        {
-            // Beside the compiled entry where the walk counted it (no load of the rule object), else on the rule.
-            int slot = slots is null ? -1 : slots[k];
-            ref Counters c = ref slot >= 0 ? ref entries![slot].Counters : ref hits[k].CountersCell;
-            c.Packets++;
-            c.Bytes += length;
-        }
+        CountHits(plan.Hits, plan.Slots, plan.Entries, length);
         foreach (Chain c in plan.Policies)
         {
             ref Counters cell = ref c.CountersCell;
@@ -421,9 +411,7 @@ public sealed partial class Netfilter
         long rg = RulesGeneration.Value, hg = HostGeneration.Value;
         var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = inDev };
         FlowRoute route = reply ? flow.Reply : flow.Original;
-        if (route.Decision is not { } d || route.HostGeneration != hg || route.RulesGeneration != rg
-            || !string.Equals(route.Device, inDev, StringComparison.Ordinal) || d.Redirect)
-            return unusable;
+        if (!route.Holds(hg, rg, inDev) || route.Decision is not { } d || d.Redirect) return unusable;
         bool local = d.Verdict == Routing.InputVerdict.Local;
         if (!local && d.Verdict != Routing.InputVerdict.Forward) return unusable;
         string? outDev = local ? null : d.Route.Device ?? "";
