@@ -33,7 +33,7 @@ taskset -c 0 dotnet bench/Chainwalk.Bench/bin/Release/net10.0/Chainwalk.Bench.dl
 
 # ---------------------------------------------------------------- iptables-restore of 100k rules
 rules100k="$cache/acl1_100k.rules"
-reps=3; [ -n "$quick" ] && reps=1
+reps=3   # best of three in --quick too: one cold run moved the CLI figure by a third
 echo "== iptables-restore of 100k rules: Chainwalk CLI, iptables-legacy-restore, iptables-nft-restore (netns)" >&2
 # CW_BASELINE_CLI: another Chainwalk CLI (e.g. a build of an older commit) timed in the same run, for old-vs-new figures.
 python3 bench/restore_bench.py "$rules100k" "$reps" "$root/chainwalk" ${CW_BASELINE_CLI:-} > "$parts/restore.json"
