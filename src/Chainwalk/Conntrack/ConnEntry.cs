@@ -127,6 +127,42 @@ public sealed class ConnEntry
         }
     }
 
+    /// <summary>
+    /// The inverse of <see cref="Reply"/> (what a packet in the original direction looks like after the bindings made so
+    /// far), read from the fields without building the reply tuple first; false when it has none (an ICMP type without
+    /// an answer), as <see cref="ConnTuple.TryInvert"/>.
+    /// </summary>
+    internal bool TryReplyInverse(out ConnTuple inverse)
+    {
+        if (_v6 is null && !ConnTuple.IsIcmpProtocol(_replyFamily, _replyProto))
+        {
+            inverse = new ConnTuple(_replyFamily, _replyProto, _rd, _rs, _rdp, _rsp);
+            return true;
+        }
+        return Reply.TryInvert(out inverse);
+    }
+
+    /// <summary>
+    /// nf_conntrack_alter_reply with the inverse of <paramref name="t"/>: written into the fields (the kernel inverts into
+    /// the entry's tuple); false, and nothing changed, when <paramref name="t"/> has no inverse.
+    /// </summary>
+    internal bool TrySetReplyInverseOf(in ConnTuple t)
+    {
+        if (_v6 is null && !t.IsIcmp && Fits32(t))
+        {
+            _replyFamily = t.Family;
+            _replyProto = t.Protocol;
+            _rs = (uint)t.Destination;
+            _rd = (uint)t.Source;
+            _rsp = t.DestinationPort;
+            _rdp = t.SourcePort;
+            return true;
+        }
+        if (!t.TryInvert(out ConnTuple reply)) return false;
+        Reply = reply;
+        return true;
+    }
+
     /// <summary>Moves the addresses to the side object (an IPv6 tuple, or any address beyond 32 bits).</summary>
     private void Widen() => _v6 = new ConnAddresses6 { OriginalSource = _os, OriginalDestination = _od, ReplySource = _rs, ReplyDestination = _rd };
 
@@ -439,9 +475,26 @@ internal static class DeviceNames
 
     public static string Name(byte number) => Volatile.Read(ref _names)[number];
 
+    /// <summary>A name object and its number, one object (a reader never pairs one name with another's number).</summary>
+    private sealed record Hit(string Name, byte Number);
+
+    /// <summary>The last hit; and per number the hit made for it last (reused: no allocation while the name objects stay).</summary>
+    private static Hit? _last;
+
+    private static readonly Hit?[] Hits = new Hit?[256];
+
     public static byte Number(string name)
     {
-        if (Volatile.Read(ref _numbers).TryGetValue(name, out byte n)) return n;
+        // MASQUERADE stores its device once per new connection, nearly always the same link's name object: a reference
+        // compare instead of hashing the string.
+        if (Volatile.Read(ref _last) is { } last && ReferenceEquals(last.Name, name)) return last.Number;
+        if (Volatile.Read(ref _numbers).TryGetValue(name, out byte n))
+        {
+            Hit? hit = Volatile.Read(ref Hits[n]);
+            if (hit is null || !ReferenceEquals(hit.Name, name)) Volatile.Write(ref Hits[n], hit = new Hit(name, n));
+            Volatile.Write(ref _last, hit);
+            return n;
+        }
         lock (Gate)
         {
             if (_numbers.TryGetValue(name, out n)) return n;

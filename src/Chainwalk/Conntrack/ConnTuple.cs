@@ -11,7 +11,10 @@ namespace Chainwalk.Conntrack;
 /// </summary>
 public readonly record struct ConnTuple(IpFamily Family, byte Protocol, UInt128 Source, UInt128 Destination, ushort SourcePort, ushort DestinationPort)
 {
-    public bool IsIcmp => Protocol == (Family == IpFamily.V4 ? IpProtocol.Icmp : IpProtocol.Icmpv6);
+    public bool IsIcmp => IsIcmpProtocol(Family, Protocol);
+
+    /// <summary>Whether <paramref name="protocol"/> is the family's ICMP (whose tuples invert by type, not by swapping ports).</summary>
+    public static bool IsIcmpProtocol(IpFamily family, byte protocol) => protocol == (family == IpFamily.V4 ? IpProtocol.Icmp : IpProtocol.Icmpv6);
 
     public byte IcmpType => (byte)(DestinationPort >> 8);
 

@@ -77,15 +77,14 @@ public static class NatCore
         if (Initialized(ct, manip)) return Verdict.Drop;
 
         // What the packet looks like now: the inverse of the reply tuple (it already carries an earlier manip).
-        ct.Reply.TryInvert(out ConnTuple current);
+        ct.TryReplyInverse(out ConnTuple current);
         var search = new Search(ctx, ct);
         ConnTuple chosen = UniqueTuple(ref search, current, range, manip);
         how = search.How ?? "";
         if (chosen != current)
         {
-            // nf_conntrack_alter_reply: replies now carry the inverse of the new tuple.
-            chosen.TryInvert(out ConnTuple reply);
-            ct.Reply = reply;
+            // nf_conntrack_alter_reply: replies now carry the inverse of the new tuple (written into the entry's fields).
+            ct.TrySetReplyInverseOf(chosen);
             ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNat : ConnStatus.DstNat;
         }
         ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNatDone : ConnStatus.DstNatDone;
