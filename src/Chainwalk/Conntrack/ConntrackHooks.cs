@@ -474,7 +474,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         ushort zone = ct.ZoneFor(ConnDirection.Reply);
         Table.Prefetch(reply, zone);
         if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
-            Table.Prefetch(reply with { Destination = masq }, zone);
+            Table.Prefetch(new ConnTuple(reply.Family, reply.Protocol, reply.Source, masq, reply.SourcePort, reply.DestinationPort), zone); // not `with`: see NatCore.FindBestIps
     }
 
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>

@@ -22,7 +22,7 @@ public sealed partial class Netfilter
 
     private readonly List<FlatFrame[]> _flatStacks = new();
 
-    private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, FlatChain baseFlat, CompiledRules compiled, FlowKey key)
+    private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, FlatChain baseFlat, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
         while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatFrame[JumpStackSize + 1]);

@@ -1124,7 +1124,7 @@ public sealed partial class Netfilter
         // The flat walk (FlatWalk.cs) when the base chain has a flat form worth it (FlatChain.Worth) and the packet a flow key.
         if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm && flatForm.FlatFor(chain) is { Worth: true } flat
             && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
-            return WalkFlat(ctx, table, chain, flat, flatForm, flatKey);
+            return WalkFlat(ctx, table, chain, flat, flatForm, ref flatKey); // by ref: a key just stored field by field and copied whole stalls
         int sp = 0;
         int i = 0;
         // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and
