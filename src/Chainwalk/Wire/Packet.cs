@@ -406,7 +406,88 @@ public sealed partial class Packet
         else return false;
         if (total != Bytes.Length || total > bytes.Length) return false;
         bytes[..total].CopyTo(Bytes);
-        return TryReread();
+        return TryReadPlainV4() || TryReread();
+    }
+
+    /// <summary>
+    /// The facts of the common packet read straight from <see cref="Bytes"/>, every one written once (no reset, no header
+    /// views): IPv4 without options, exactly as long as its total length, not a fragment, TCP with its whole header or
+    /// UDP. The facts are those <see cref="TryReread"/> gives (ResetFacts, ReadV4, ReadTransport); false, with nothing
+    /// changed, for any other packet (options, fragments, other protocols, a TCP header cut short): re-read it whole then.
+    /// </summary>
+    internal bool TryReadPlainV4()
+    {
+        byte[] b = Bytes;
+        if (b.Length < Ipv4Header.MinLength + UdpHeader.Length || b[0] != 0x45 || IsQuoted) return false;
+        int total = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(2));
+        int flags = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(6));
+        // MF or a fragment offset: a fragment (the reserved bit is no fact and does not matter).
+        if (total != b.Length || (flags & 0x3fff) != 0) return false;
+        byte protocol = b[9];
+        int l4 = total - Ipv4Header.MinLength;
+        int headerLength;
+        if (protocol == IpProtocol.Tcp)
+        {
+            if (l4 < TcpHeader.MinLength) return false;
+            headerLength = (b[Ipv4Header.MinLength + 12] >> 4) * 4;
+            if (headerLength < TcpHeader.MinLength || headerLength > l4) return false;
+        }
+        else if (protocol == IpProtocol.Udp)
+        {
+            headerLength = UdpHeader.Length;
+        }
+        else
+        {
+            return false;
+        }
+        Family = IpFamily.V4;
+        Source = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12));
+        Destination = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16));
+        Protocol = protocol;
+        IpHeaderLength = Ipv4Header.MinLength;
+        TransportOffset = Ipv4Header.MinLength;
+        TotalLength = total;
+        Ttl = b[8];
+        Tos = b[1];
+        FlowLabel = 0;
+        FragmentId = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(4));
+        FragmentOffset = 0;
+        MoreFragments = false;
+        DontFragment = (flags & 0x4000) != 0;
+        HasFragmentHeader = false;
+        IpChecksumValid = Wire.Checksum.Compute(b.AsSpan(0, Ipv4Header.MinLength)) == 0;
+        HasTransportHeader = true;
+        HasPorts = true;
+        SourcePort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(Ipv4Header.MinLength));
+        DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(Ipv4Header.MinLength + 2));
+        TransportHeaderLength = headerLength;
+        if (protocol == IpProtocol.Tcp)
+        {
+            TcpFlags = (TcpFlags)b[Ipv4Header.MinLength + 13];
+            SequenceNumber = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(Ipv4Header.MinLength + 4));
+            AcknowledgmentNumber = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(Ipv4Header.MinLength + 8));
+            Window = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(Ipv4Header.MinLength + 14));
+            UrgentPointer = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(Ipv4Header.MinLength + 18));
+        }
+        else
+        {
+            TcpFlags = default;
+            SequenceNumber = 0;
+            AcknowledgmentNumber = 0;
+            Window = 0;
+            UrgentPointer = 0;
+        }
+        IcmpType = 0;
+        IcmpCode = 0;
+        IcmpId = 0;
+        IcmpSequence = 0;
+        SctpFirstChunk = null;
+        SourceMac = null;
+        VlanId = null;
+        IsQuoted = false;
+        _quoted = null;
+        _quotedRead = false;
+        return true;
     }
 
     /// <summary>Every fact back to its value in a new object (before a re-read).</summary>
