@@ -182,7 +182,21 @@ For more details see sysctl(8).
             io.Err.WriteLine($"sysctl: setting key \"{key}\": Invalid argument");
             return 1;
         }
-        host.Sysctls[key] = string.Join('\t', value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        if (key == BucketsKey)
+        {
+            if (ConntrackBuckets(value) is not { } size)
+            {
+                io.Err.WriteLine(BucketsAsked(value) == 0
+                    ? $"sysctl: setting key \"{key}\": Invalid argument"
+                    : $"sysctl: setting key \"{key}\": Cannot allocate memory");
+                return 1;
+            }
+            host.Sysctls[key] = size.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            host.Sysctls[key] = string.Join('\t', value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        }
         Mirror(host, key, host.Sysctls[key]);
         changed = true;
         // procps echoes the value as it was written, not as the kernel reads it back.
@@ -206,6 +220,27 @@ For more details see sysctl(8).
         }
         io.Out.WriteLine(valuesOnly ? value : $"{key} = {value}");
     }
+
+    private const string BucketsKey = "net.netfilter.nf_conntrack_buckets";
+
+    /// <summary>
+    /// What a write of <paramref name="value"/> to nf_conntrack_buckets leaves in it, or null when the write fails
+    /// (nf_conntrack_standalone.c, nf_conntrack_hash_sysctl → nf_conntrack_core.c, nf_conntrack_hash_resize): the integer
+    /// lands in an unsigned int; 0 is refused (EINVAL); the new hash is allocated rounded up to a whole page of bucket
+    /// heads (nf_ct_alloc_hashtable: 4096 / 8 = 512 on 64-bit) and more than UINT_MAX / 8 heads cannot be (ENOMEM); a read
+    /// gives the size in use, so the rounded one. A failed write leaves the old size.
+    /// </summary>
+    internal static uint? ConntrackBuckets(string value)
+    {
+        uint asked = BucketsAsked(value);
+        if (asked == 0) return null;
+        ulong rounded = (asked + 511UL) / 512 * 512;
+        return rounded > uint.MaxValue / 8 ? null : (uint)rounded;
+    }
+
+    /// <summary>The value as the kernel's unsigned int holds it (proc_dointvec writes the int's bits).</summary>
+    private static uint BucketsAsked(string value) =>
+        unchecked((uint)int.Parse(value.Trim(), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture));
 
     private static bool Valid(string key, string value)
     {

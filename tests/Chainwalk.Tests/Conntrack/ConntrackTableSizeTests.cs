@@ -1,4 +1,6 @@
+using Chainwalk.Compat;
 using Chainwalk.Conntrack;
+using Chainwalk.Host;
 using Chainwalk.Net;
 using Chainwalk.Wire;
 using Shouldly;
@@ -151,5 +153,43 @@ public class ConntrackTableSizeTests
         }
         table.Capacity.ShouldBe(slots);
         AllFound(table, again);
+    }
+
+    /// <summary>
+    /// `sysctl -w net.netfilter.nf_conntrack_buckets=N` (nf_conntrack_hash_sysctl → nf_conntrack_hash_resize): the hash is
+    /// allocated rounded up to a page of bucket heads (512) and a read gives that size; 0 is refused (EINVAL); more than
+    /// UINT_MAX / 8 heads, a negative value's bits included, cannot be allocated (ENOMEM). A refused write keeps the size.
+    /// </summary>
+    [Theory]
+    [InlineData("1000", 0, "1024", "")]
+    [InlineData("512", 0, "512", "")]
+    [InlineData("513", 0, "1024", "")]
+    [InlineData("1", 0, "512", "")]
+    [InlineData("65536", 0, "65536", "")]
+    [InlineData("536870400", 0, "536870400", "")]
+    [InlineData("0", 1, "262144", "Invalid argument")]
+    [InlineData("-0", 1, "262144", "Invalid argument")]
+    [InlineData("536870401", 1, "262144", "Cannot allocate memory")]
+    [InlineData("-1", 1, "262144", "Cannot allocate memory")]
+    public void A_bucket_count_written_is_read_back_as_the_kernel_allocates_it(string written, int rc, string readBack, string error)
+    {
+        string dir = Directory.CreateTempSubdirectory("cw-ctb-").FullName;
+        try
+        {
+            var store = new HostStore(dir);
+            var output = new StringWriter();
+            var errors = new StringWriter();
+            var io = new ToolIo { In = TextReader.Null, Out = output, Err = errors };
+            SysctlCompat.Run(["sysctl", "-w", "net.netfilter.nf_conntrack_buckets=" + written], store, io).ShouldBe(rc);
+            if (rc == 0) output.ToString().ShouldBe($"net.netfilter.nf_conntrack_buckets = {written}\n");
+            else errors.ToString().ShouldBe($"sysctl: setting key \"net.netfilter.nf_conntrack_buckets\": {error}\n");
+            var read = new StringWriter();
+            SysctlCompat.Run(["sysctl", "-n", "net.netfilter.nf_conntrack_buckets"], store, new ToolIo { In = TextReader.Null, Out = read, Err = read }).ShouldBe(0);
+            read.ToString().ShouldBe(readBack + "\n");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 }
