@@ -41,6 +41,9 @@ internal sealed class FlowState : IEquatable<FlowState>
     /// </summary>
     internal OnePassPlan? OriginalPlan, ReplyPlan;
 
+    /// <summary>The plan kept for one direction (the one pass reads and replaces it).</summary>
+    internal ref OnePassPlan? PlanSlot(bool reply) => ref reply ? ref ReplyPlan : ref OriginalPlan;
+
     /// <summary>This state with <paramref name="memo"/> in place of the walk memo of its hook, table and ctinfo.</summary>
     public FlowState WithWalk(FlowWalkMemo memo)
     {

@@ -173,20 +173,14 @@ public sealed partial class Netfilter
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
         // Memos are made from a direction's second packet on (LaterFlowPacket): a plan implies this bit; checked anyway.
         if ((ct.FlowSeen & (reply ? 2 : 1)) == 0 || ct.Flow is not { } flow) return false;
-        OnePassPlan? plan = reply ? flow.ReplyPlan : flow.OriginalPlan;
-        if (plan is null || !plan.Holds(rules, inDev))
-        {
-            plan = MakeOnePassPlan(flow, reply, rules, inDev);
-            if (reply) flow.ReplyPlan = plan;
-            else flow.OriginalPlan = plan;
-        }
-        if (!plan.Usable) return false;
+        ref OnePassPlan? kept = ref flow.PlanSlot(reply);
+        OnePassPlan plan = kept is { } k && k.Holds(rules, inDev) ? k : kept = MakeOnePassPlan(flow, reply, rules, inDev);
+        if (!plan.Usable || !WholeSegment(p, skb.Bytes)) return false;
 
         // This packet: everything the hooks would decide otherwise than the plan is found before anything changes.
         byte[] b = skb.Bytes;
         int length = p.TotalLength;
         byte proto = p.Protocol;
-        if (b.Length < length || length < p.IpHeaderLength + (proto == IpProtocol.Tcp ? 20 : 8)) return false;
         ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
         bool v4 = p.Family == IpFamily.V4;
         bool dnat = plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir);
@@ -264,18 +258,12 @@ public sealed partial class Netfilter
         // A connection without a flow state has remembered nothing: only a plan that needs no memo can serve it. Its
         // first packets are not told apart (FlowSeen is left alone): with no memo to make, the slow path would do the same.
         FlowState flow = ct.Flow ?? _noFlow;
-        OnePassPlan? plan = reply ? flow.ReplyPlan : flow.OriginalPlan;
-        if (plan is null || !plan.HoldsOutput(rules, outDev, skb.Mark))
-        {
-            plan = MakeOnePassOutputPlan(flow, reply, rules, outDev, skb.Mark);
-            if (reply) flow.ReplyPlan = plan;
-            else flow.OriginalPlan = plan;
-        }
-        if (!plan.Usable) return false;
+        ref OnePassPlan? kept = ref flow.PlanSlot(reply);
+        OnePassPlan plan = kept is { } k && k.HoldsOutput(rules, outDev, skb.Mark) ? k : kept = MakeOnePassOutputPlan(flow, reply, rules, outDev, skb.Mark);
+        if (!plan.Usable || !WholeSegment(p, skb.Bytes)) return false;
         byte[] b = skb.Bytes;
         int length = p.TotalLength;
         byte proto = p.Protocol;
-        if (b.Length < length || length < p.IpHeaderLength + (proto == IpProtocol.Tcp ? 20 : 8)) return false;
         ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
         if (plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir)) return false;
         bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
@@ -385,6 +373,10 @@ public sealed partial class Netfilter
         }
         return true;
     }
+
+    /// <summary>The packet's bytes hold its whole IP length, and that covers the whole TCP (20) or UDP (8) header.</summary>
+    private static bool WholeSegment(Packet p, byte[] b) =>
+        b.Length >= p.TotalLength && p.TotalLength >= p.IpHeaderLength + (p.Protocol == IpProtocol.Tcp ? 20 : 8);
 
     /// <summary>
     /// The counters of one packet of <paramref name="length"/> bytes on every rule and built-in policy the plan's walks

@@ -131,17 +131,7 @@ public static class NatPacket
             ipDelta += (ulong)~oldWord + (oldWord - 0x100);
             b[8]--;
         }
-        if (src || dst)
-        {
-            int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
-            ushort check = ReadCheck(b, checkOff);
-            // A UDP checksum of zero means "none" and stays so.
-            if (protocol == IpProtocol.Tcp || check != 0)
-            {
-                ushort c = Fold((0xffff0000u | (ushort)~check) + l4Delta);
-                WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
-            }
-        }
+        if (src || dst) AddTransportDelta(b, hdroff, protocol, l4Delta);
         if (src || dst || decrementTtl) WriteCheck(b, 10, Fold((0xffff0000u | (ushort)~ReadCheck(b, 10)) + ipDelta));
     }
 
@@ -173,16 +163,21 @@ public static class NatPacket
             BinaryPrimitives.WriteUInt16BigEndian(b[(hdroff + 2)..], newDstPort);
         }
         if (decrementHopLimit) b[7]--;
-        if (src || dst)
-        {
-            int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
-            ushort check = ReadCheck(b, checkOff);
-            if (protocol == IpProtocol.Tcp || check != 0)
-            {
-                ushort c = Fold((0xffff0000u | (ushort)~check) + l4Delta);
-                WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
-            }
-        }
+        if (src || dst) AddTransportDelta(b, hdroff, protocol, l4Delta);
+    }
+
+    /// <summary>
+    /// The TCP or UDP checksum of the transport header at <paramref name="hdroff"/> updated by the sum of the changes
+    /// (<paramref name="delta"/>: ~from + to per word); a UDP checksum of zero means "none" and stays so, one that comes out
+    /// zero is written 0xffff.
+    /// </summary>
+    private static void AddTransportDelta(Span<byte> b, int hdroff, byte protocol, ulong delta)
+    {
+        int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
+        ushort check = ReadCheck(b, checkOff);
+        if (protocol != IpProtocol.Tcp && check == 0) return;
+        ushort c = Fold((0xffff0000u | (ushort)~check) + delta);
+        WriteCheck(b, checkOff, protocol != IpProtocol.Tcp && c == 0 ? (ushort)0xffff : c);
     }
 
     /// <summary>An IPv6 address's change as <see cref="Replace128"/> adds it: ~from + to, word by word.</summary>
