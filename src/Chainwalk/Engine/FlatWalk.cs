@@ -64,24 +64,32 @@ public sealed partial class Netfilter
             if (keyOk && index is not null)
             {
                 i = index.Next(i, key, out proven);
-                // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
-                if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
+                // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch. With entries
+                // (in step with the chain: rule i is entry i) the entry says so: the index's per-rule verdict array is not
+                // read (a cold line per new connection at 30k kube services, for a rule that jumps).
+                if (proven && start >= 0 && countHere && i < count)
                 {
-                    if (start < 0 || !countHere) return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
-                    ctx.RuleNumber = i + 1;
-                    ctx.Rule = hit;
-                    ctx.CurrentChain = chain;
-                    ctx.RuleIndex = i;
-                    int at = start + i;
-                    ref FlatEntry pe = ref all[at];
-                    if ((pe.Flags & FlatFlags.CountOnRule) != 0) at = -1;
-                    ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
-                    pc.Packets++;
-                    pc.Bytes += (ulong)skb.Length;
-                    ctx.Recording?.Hit(hit, at);
-                    return new Verdict(plain.Kind);
+                    ref FlatEntry pe = ref all[start + i];
+                    if (pe.Target is FlatTarget.Accept or FlatTarget.Drop)
+                    {
+                        Rule hit = pe.Rule;
+                        ctx.RuleNumber = i + 1;
+                        ctx.Rule = hit;
+                        ctx.CurrentChain = chain;
+                        ctx.RuleIndex = i;
+                        int at = (pe.Flags & FlatFlags.CountOnRule) != 0 ? -1 : start + i;
+                        ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
+                        pc.Packets++;
+                        pc.Bytes += (ulong)skb.Length;
+                        ctx.Recording?.Hit(hit, at);
+                        return pe.Target == FlatTarget.Accept ? Verdict.Accept : Verdict.Drop;
+                    }
                 }
-                if (i < count && start >= 0) PrefetchCandidate(all, spans, start + i, trusted);
+                else if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
+                {
+                    return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
+                }
+                if (i < count && start >= 0) PrefetchCandidate(all, spans, compiled.Targets, start + i, trusted);
             }
             if (i >= count)
             {
@@ -174,7 +182,7 @@ public sealed partial class Netfilter
                         count = s.Count;
                         index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
-                        if (index is null) PrefetchFirst(all, spans, start, count);
+                        if (index is null) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
                         continue;
                     }
                     // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
@@ -199,11 +207,22 @@ public sealed partial class Netfilter
                     continue;
                 }
             }
-            // A target extension.
+            // A target extension: from the form's target slot (loaded with the chain's span when the walk jumped here), else
+            // from the rule's TargetUse (two more objects in turn).
             ctx.RuleIndex = i;
             ctx.Slot = -1;
-            TargetUse target = rule.Target!;
-            Verdict v = target.Extension!.Execute(ctx, target.Data!);
+            Verdict v;
+            FlatTargetRef[] targets = compiled.Targets;
+            if (start >= 0 && (uint)e.Jump < (uint)targets.Length)
+            {
+                ref FlatTargetRef tr = ref targets[e.Jump];
+                v = tr.Extension!.Execute(ctx, tr.Data!);
+            }
+            else
+            {
+                TargetUse target = rule.Target!;
+                v = target.Extension!.Execute(ctx, target.Data!);
+            }
             // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain: the entries array then
             // may be a new one (chains not rebuilt keep their places in it), and after an edit (not trusted) this chain's
             // entries may have moved: found again, the position kept.
@@ -231,15 +250,19 @@ public sealed partial class Netfilter
     /// <summary>
     /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
     /// chain's span and then its entries: the loads of several rules then overlap instead of each waiting in turn when its
-    /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). Hints only.
+    /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). The chain's own first
+    /// target extension's data (its slot was prefetched with the chain's span): KUBE-SEP-…'s DNAT range, loaded while the
+    /// rules before it are tested. Hints only.
     /// </summary>
-    private static void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, int start, int count)
+    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, int number, int start, int count)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if ((uint)number < (uint)targets.Length && targets[number].Data is { } data)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)System.Runtime.CompilerServices.Unsafe.As<Extensions.ExtensionData, nint>(ref data));
         int n = Math.Min(count, 4);
         for (int k = 0; k < n; k++)
         {
-            PrefetchJump(all, spans, in all[start + k]);
+            PrefetchJump(all, spans, targets, in all[start + k], 2);
         }
     }
 
@@ -248,19 +271,31 @@ public sealed partial class Netfilter
     /// entered chain's span and first entries start loading together, before the entry is tested (kube-proxy's
     /// KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain). Hints only.
     /// </summary>
-    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, int at, bool trusted)
+    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, int at, bool trusted)
     {
-        if (trusted) PrefetchJump(all, spans, in all[at]);
+        if (trusted) PrefetchJump(all, spans, targets, in all[at], 4);
     }
 
-    /// <summary>A jump's entered chain: its span and its first entries (by the entry's hint of where they are), in parallel.</summary>
-    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, in FlatEntry e)
+    /// <summary>
+    /// A jump's entered chain: its span, its first <paramref name="entries"/> entries (by the entry's hint of where they are;
+    /// a candidate of an index: four, as many as <see cref="PrefetchFirst"/> reads; from there: two, a KUBE-SEP-… chain)
+    /// and its first target extension's slot, in parallel. Hints only.
+    /// </summary>
+    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, in FlatEntry e, int entries)
     {
         if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto)) return;
         if ((uint)e.Jump < (uint)spans.Length)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[e.Jump]));
+        if ((uint)e.Jump < (uint)targets.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[e.Jump]));
         if ((uint)e.JumpStart < (uint)all.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[e.JumpStart]));
+        {
+            // The lines the entries span (past the array's end a prefetch is harmless: it never faults).
+            byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[e.JumpStart]);
+            byte* end = p + entries * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() - 1;
+            for (; p <= end; p += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
+            if (((nint)p & ~63) == ((nint)end & ~63)) System.Runtime.Intrinsics.X86.Sse.Prefetch0(end);
+        }
     }
 
     /// <summary>

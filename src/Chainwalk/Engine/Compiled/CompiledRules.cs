@@ -644,6 +644,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         c.Entries = new FlatEntry[used];
         c._used = used;
+        c.Targets = new FlatTargetRef[spans.Length];
+        c._targetsUsed = spans.Length;
         for (int x = 0; x < spans.Length; x++)
         {
             if (spans[x].Start >= 0) c.BuildEntries(x);
@@ -694,6 +696,35 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 
     /// <summary>Entries in use or held as a chain's room (the rest of <see cref="Entries"/> is free, at its end).</summary>
     private int _used;
+
+    /// <summary>
+    /// The target extensions of the entries (<see cref="FlatTargetRef"/>: extension and data), by the entry's
+    /// <see cref="FlatEntry.Jump"/>: a chain's first one at the chain's number (a jump prefetches it with the chain's span),
+    /// the chain's others after all chains' slots (<see cref="_targetsUsed"/>; a rebuilt chain's others are appended again,
+    /// the old ones left until the next <see cref="Build"/>). A slot never changes but for its chain's rebuild.
+    /// </summary>
+    internal FlatTargetRef[] Targets { get; private set; } = [];
+
+    private int _targetsUsed;
+
+    /// <summary>The slot of the <paramref name="k"/>-th target extension (0: the first) of chain <paramref name="number"/>, its extension and data stored.</summary>
+    private int TargetSlot(int number, int k, TargetUse t)
+    {
+        int slot = number;
+        if (k > 0)
+        {
+            if (_targetsUsed == Targets.Length)
+            {
+                // Copied: a walk in progress keeps reading the array it has (a slot's content does not change).
+                var grown = new FlatTargetRef[Math.Max(16, Targets.Length + Targets.Length / 4)];
+                Array.Copy(Targets, grown, _targetsUsed);
+                Targets = grown;
+            }
+            slot = _targetsUsed++;
+        }
+        Targets[slot] = new FlatTargetRef { Extension = t.Extension, Data = t.Data };
+        return slot;
+    }
 
     /// <summary>Entries left behind by chains rebuilt elsewhere (reclaimed by the next <see cref="Build"/>).</summary>
     public int AbandonedEntries => _abandoned;
@@ -770,12 +801,16 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         FlatEntry[] entries = Entries;
         Table table = _tables[s.Table].Table;
+        int extensions = 0;
+        if (number < Targets.Length) Targets[number] = default;
         for (int i = 0; i < count; i++)
         {
             ref FlatEntry e = ref entries[s.Start + i];
             Rule r = rules[i];
             e = FlatEntry.Of(r, (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
             if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
+            // During the build the slots are made with the array (after every chain's entries are laid out).
+            if (e.Target == FlatTarget.Extension && Targets.Length != 0) e.Jump = TargetSlot(number, extensions++, r.Target!);
             Adopt(ref e, r);
         }
         // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
@@ -1265,7 +1300,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
             // The entries array whole (room and abandoned ranges included) and the spans.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
-                + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>();
+                + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
+                + (long)Targets.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatTargetRef>();
             return n;
         }
     }
