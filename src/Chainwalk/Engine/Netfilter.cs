@@ -293,6 +293,8 @@ public sealed partial class Netfilter
             // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
             long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
             _arrivalToken = hint;
+            // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
+            int walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes);
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -340,6 +342,7 @@ public sealed partial class Netfilter
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
                 if (hint >= 0) Conntrack!.PrefetchMore(hint);
+                if (walkHint >= 0) Compiled!.PrefetchArrivalMore(walkHint);
                 Receive(skb, result);
             }
         }

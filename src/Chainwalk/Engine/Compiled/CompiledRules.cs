@@ -656,9 +656,62 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             if (spans[x].Start < 0) c.IndexOf(in spans[x])?.AdoptCounters();
         }
         foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
+        c._arrival = c.ArrivalIndex(rules);
         c._numbers = null;
         c._built = true;
         return c;
+    }
+
+    // ------------------------------------------------------------------ the arrival hint (before conntrack)
+
+    /// <summary>
+    /// The index a new connection arriving from outside meets first in PREROUTING (raw, mangle, nat in hook order: the
+    /// first whose base chain, or a chain it enters by unconditional jumps at its head, starts with an indexed run), or
+    /// null: kube-proxy's nat KUBE-SERVICES, entered by PREROUTING's first rule. Found once at the build; a hint only
+    /// (a chain edited or re-indexed since makes the prefetch a wasted one).
+    /// </summary>
+    private TupleIndex? _arrival;
+
+    private TupleIndex? ArrivalIndex(Ruleset rules)
+    {
+        foreach (string name in (ReadOnlySpan<string>)["raw", "mangle", "nat"])
+        {
+            if (rules.Tables.FirstOrDefault(t => t.Name == name)?.Find("PREROUTING") is not { } chain) continue;
+            int number = NumberOf(chain);
+            for (int depth = 0; depth < 4 && number >= 0; depth++)
+            {
+                ref FlatSpan s = ref Spans[number];
+                if (IndexOf(in s) is { } ci && ci.Runs.Count > 0 && ci.Runs[0].Start == 0) return ci.Runs[0];
+                if (s.Start < 0 || s.Count == 0) break;
+                ref FlatEntry e = ref Entries[s.Start];
+                bool unconditional = e.Target == FlatTarget.Jump && e.Ops == 0 && e.SourceShift == 32 && e.DestinationShift == 32
+                    && (e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps | FlatFlags.Protocol | FlatFlags.SourceInverted | FlatFlags.DestinationInverted)) == 0;
+                if (!unconditional) break;
+                number = e.Jump;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Starts loading the first group's filter word and slot of the <see cref="ArrivalIndex"/> for an IPv4 TCP SYN (no
+    /// ACK, options-free header, not a fragment: a new connection's first packet, the one the nat table walks) given as its
+    /// bytes, before conntrack runs: by the time the walk reaches the index the lines are there. Returns a token for
+    /// <see cref="PrefetchArrivalMore"/>, or -1 (nothing done). Changes nothing.
+    /// </summary>
+    internal int PrefetchArrival(ReadOnlySpan<byte> ip)
+    {
+        if (_arrival is not { } t || ip.Length < 40 || ip[0] != 0x45 || ip[9] != 6) return -1;
+        if ((System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3FFF) != 0 || (ip[33] & 0x12) != 0x02) return -1;
+        var k = new FlowKey(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[16..]),
+            6, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[20..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[22..]));
+        return t.PrefetchFirstGroup(k);
+    }
+
+    /// <summary>The second step of <see cref="PrefetchArrival"/>, a little later: the bucket the fetched slot names. Changes nothing.</summary>
+    internal void PrefetchArrivalMore(int token)
+    {
+        if (token >= 0) _arrival?.PrefetchBucket(token);
     }
 
     // ------------------------------------------------------------------ the flat form (one entries array, a span per chain)

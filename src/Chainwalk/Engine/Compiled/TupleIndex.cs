@@ -136,6 +136,37 @@ public sealed class TupleIndex
     }
 
     /// <summary>
+    /// Starts loading what <see cref="FirstMatch"/> will read first for <paramref name="k"/>: the first group's filter
+    /// word and home slot (no lookup: hints only). Returns where that slot is (for <see cref="PrefetchBucket"/>), or -1.
+    /// </summary>
+    internal unsafe int PrefetchFirstGroup(in FlowKey k)
+    {
+        if (_groups.Length == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
+        ref GroupInfo g = ref _groups[0];
+        ulong a = ((ulong)(k.Source & g.SourceMask) << 32) | (k.Destination & g.DestinationMask);
+        uint b = 0x8000_0000u | ((((uint)k.Protocol << 16) | k.DestinationPort) & g.ExtraMask);
+        ulong x = Mix(a ^ g.Salt, b);
+        int bit = (int)(x >> 8) & g.FilterMask;
+        int word = g.FilterBase + (bit >> 6);
+        int slot = g.SlotBase + Home(x, g.SlotCount);
+        if ((uint)word < (uint)_filter.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _filter[word]));
+        if ((uint)slot >= (uint)_slots.Length) return -1;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _slots[slot]));
+        return slot;
+    }
+
+    /// <summary>
+    /// The second step of <see cref="PrefetchFirstGroup"/>, a little later: the bucket's first entries of the slot it
+    /// fetched (when the slot holds one; whether it is the key's is not checked). Hints only.
+    /// </summary>
+    internal unsafe void PrefetchBucket(int slot)
+    {
+        if ((uint)slot >= (uint)_slots.Length) return;
+        uint first = (uint)_slots[slot].First;
+        if (_slots[slot].Tag != 0 && first < (uint)_entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _entries[first]));
+    }
+
+    /// <summary>
     /// <see cref="FirstMatch"/> from the run's start for several keys at once (the chain indices, or <see cref="End"/>,
     /// into <paramref name="result"/>): the groups are visited in order and each is probed for every key that a group
     /// so early may still improve, so the probes of different keys are independent loads in flight together (what
