@@ -212,11 +212,11 @@ public sealed partial class Netfilter
             ctx.RuleIndex = i;
             ctx.Slot = -1;
             Verdict v;
-            FlatTargetRef[] targets = compiled.Targets;
-            if (start >= 0 && (uint)e.Jump < (uint)targets.Length)
+            Extensions.ExtensionData?[] targets = compiled.Targets;
+            Extensions.XtExtension[] extensions = compiled.TargetExtensions;
+            if (start >= 0 && (uint)e.Jump < (uint)targets.Length && (uint)e.JumpStart < (uint)extensions.Length)
             {
-                ref FlatTargetRef tr = ref targets[e.Jump];
-                v = tr.Extension!.Execute(ctx, tr.Data!);
+                v = extensions[e.JumpStart].Execute(ctx, targets[e.Jump]!);
             }
             else
             {
@@ -251,13 +251,13 @@ public sealed partial class Netfilter
     /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
     /// chain's span and then its entries: the loads of several rules then overlap instead of each waiting in turn when its
     /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). The chain's own first
-    /// target extension's data (its slot was prefetched with the chain's span): KUBE-SEP-…'s DNAT range, loaded while the
+    /// target extension's data object (its slot was prefetched with the chain's span): KUBE-SEP-…'s DNAT range, loaded while the
     /// rules before it are tested. Hints only.
     /// </summary>
-    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, int number, int start, int count)
+    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int number, int start, int count)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        if ((uint)number < (uint)targets.Length && targets[number].Data is { } data)
+        if ((uint)number < (uint)targets.Length && targets[number] is { } data)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)System.Runtime.CompilerServices.Unsafe.As<Extensions.ExtensionData, nint>(ref data));
         int n = Math.Min(count, 4);
         for (int k = 0; k < n; k++)
@@ -271,7 +271,7 @@ public sealed partial class Netfilter
     /// entered chain's span and first entries start loading together, before the entry is tested (kube-proxy's
     /// KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain). Hints only.
     /// </summary>
-    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, int at, bool trusted)
+    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int at, bool trusted)
     {
         if (trusted) PrefetchJump(all, spans, targets, in all[at], 4);
     }
@@ -281,7 +281,7 @@ public sealed partial class Netfilter
     /// a candidate of an index: four, as many as <see cref="PrefetchFirst"/> reads; from there: two, a KUBE-SEP-… chain)
     /// and its first target extension's slot, in parallel. Hints only.
     /// </summary>
-    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, FlatTargetRef[] targets, in FlatEntry e, int entries)
+    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, in FlatEntry e, int entries)
     {
         if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto)) return;
         if ((uint)e.Jump < (uint)spans.Length)

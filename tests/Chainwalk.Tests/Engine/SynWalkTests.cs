@@ -12,16 +12,16 @@ using Pair = Chainwalk.Tests.Engine.CompiledClassificationTests.Pair;
 namespace Chainwalk.Tests.Engine;
 
 /// <summary>
-/// What a new connection's rule walk reaches without the rule objects (session 8): a target extension's extension and data
-/// from the form's slot array (<see cref="CompiledRules.Targets"/>: a chain's first at the chain's number, later ones after
-/// every chain's), a proven ACCEPT/DROP of an indexed chain from its entry, and the arrival hint (the index a SYN meets
+/// What a new connection's rule walk reaches without the rule objects (session 8): a target extension's data from the form's
+/// slot array (<see cref="CompiledRules.Targets"/>: a chain's first at the chain's number, later ones after every chain's)
+/// and its extension by number (<see cref="CompiledRules.TargetExtensions"/>), a proven ACCEPT/DROP of an indexed chain from its entry, and the arrival hint (the index a SYN meets
 /// first in PREROUTING, fetched before conntrack). Verdicts and counters against the linear walk.
 /// </summary>
 public class SynWalkTests
 {
     /// <summary>
-    /// Every entry with a target extension names a slot holding that rule's extension and data: the chain's first at the
-    /// chain's number, the others past all chains' numbers; jumps keep the entered chain's number.
+    /// Every entry with a target extension names a slot holding that rule's data (the chain's first at the chain's number,
+    /// the others past all chains' numbers) and its extension's number; jumps keep the entered chain's number.
     /// </summary>
     [Theory]
     [InlineData("-A U -j MARK --set-mark 1", 1)]
@@ -47,8 +47,8 @@ public class SynWalkTests
             if (e.Target != FlatTarget.Extension) continue;
             if (seen == 0) e.Jump.ShouldBe(u.Number);
             else e.Jump.ShouldBeGreaterThanOrEqualTo(form.FlatChains.Length);
-            form.Targets[e.Jump].Extension.ShouldBeSameAs(t.Extension);
-            form.Targets[e.Jump].Data.ShouldBeSameAs(t.Data);
+            form.TargetExtensions[e.JumpStart].ShouldBeSameAs(t.Extension);
+            form.Targets[e.Jump].ShouldBeSameAs(t.Data);
             seen++;
         }
         seen.ShouldBe(extensions);

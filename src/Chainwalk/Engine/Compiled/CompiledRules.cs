@@ -644,7 +644,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         c.Entries = new FlatEntry[used];
         c._used = used;
-        c.Targets = new FlatTargetRef[spans.Length];
+        c.Targets = new Extensions.ExtensionData?[spans.Length];
         c._targetsUsed = spans.Length;
         for (int x = 0; x < spans.Length; x++)
         {
@@ -751,17 +751,24 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     private int _used;
 
     /// <summary>
-    /// The target extensions of the entries (<see cref="FlatTargetRef"/>: extension and data), by the entry's
-    /// <see cref="FlatEntry.Jump"/>: a chain's first one at the chain's number (a jump prefetches it with the chain's span),
-    /// the chain's others after all chains' slots (<see cref="_targetsUsed"/>; a rebuilt chain's others are appended again,
-    /// the old ones left until the next <see cref="Build"/>). A slot never changes but for its chain's rebuild.
+    /// The data of the entries' target extensions, by the entry's <see cref="FlatEntry.Jump"/> (its extension is
+    /// <see cref="TargetExtensions"/>[<see cref="FlatEntry.JumpStart"/>]): a chain's first at the chain's number (a jump
+    /// prefetches it with the chain's span; kube-proxy's KUBE-SEP-… chain: its DNAT's range), the chain's others after all
+    /// chains' slots (<see cref="_targetsUsed"/>; a rebuilt chain's others are appended again, the old ones left until the
+    /// next <see cref="Build"/>). A slot never changes but for its chain's rebuild. 8 bytes a chain.
     /// </summary>
-    internal FlatTargetRef[] Targets { get; private set; } = [];
+    internal Extensions.ExtensionData?[] Targets { get; private set; } = [];
+
+    /// <summary>The distinct target extensions of the entries (DNAT, MARK, MASQUERADE …): a few, read by number.</summary>
+    internal Extensions.XtExtension[] TargetExtensions { get; private set; } = [];
 
     private int _targetsUsed;
 
-    /// <summary>The slot of the <paramref name="k"/>-th target extension (0: the first) of chain <paramref name="number"/>, its extension and data stored.</summary>
-    private int TargetSlot(int number, int k, TargetUse t)
+    /// <summary>
+    /// The data slot of the <paramref name="k"/>-th target extension (0: the first) of chain <paramref name="number"/>, its
+    /// data stored, and its extension's number.
+    /// </summary>
+    private (int Slot, int Extension) TargetSlot(int number, int k, TargetUse t)
     {
         int slot = number;
         if (k > 0)
@@ -769,14 +776,22 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             if (_targetsUsed == Targets.Length)
             {
                 // Copied: a walk in progress keeps reading the array it has (a slot's content does not change).
-                var grown = new FlatTargetRef[Math.Max(16, Targets.Length + Targets.Length / 4)];
+                var grown = new Extensions.ExtensionData?[Math.Max(16, Targets.Length + Targets.Length / 4)];
                 Array.Copy(Targets, grown, _targetsUsed);
                 Targets = grown;
             }
             slot = _targetsUsed++;
         }
-        Targets[slot] = new FlatTargetRef { Extension = t.Extension, Data = t.Data };
-        return slot;
+        Targets[slot] = t.Data;
+        Extensions.XtExtension x = t.Extension!;
+        int n = Array.IndexOf(TargetExtensions, x);
+        if (n < 0)
+        {
+            // Replaced, not grown in place: a walk in progress keeps the array it read.
+            n = TargetExtensions.Length;
+            TargetExtensions = [.. TargetExtensions, x];
+        }
+        return (slot, n);
     }
 
     /// <summary>Entries left behind by chains rebuilt elsewhere (reclaimed by the next <see cref="Build"/>).</summary>
@@ -863,7 +878,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             e = FlatEntry.Of(r, (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
             if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
             // During the build the slots are made with the array (after every chain's entries are laid out).
-            if (e.Target == FlatTarget.Extension && Targets.Length != 0) e.Jump = TargetSlot(number, extensions++, r.Target!);
+            if (e.Target == FlatTarget.Extension && Targets.Length != 0 && r.Target!.Extension is not null)
+                (e.Jump, e.JumpStart) = TargetSlot(number, extensions++, r.Target);
             Adopt(ref e, r);
         }
         // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
@@ -1354,7 +1370,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             // The entries array whole (room and abandoned ranges included) and the spans.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
-                + (long)Targets.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatTargetRef>();
+                + (long)Targets.Length * 8;
             return n;
         }
     }

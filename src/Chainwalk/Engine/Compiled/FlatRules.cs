@@ -67,8 +67,8 @@ public struct FlatEntry
 
     /// <summary>
     /// For a jump or goto: the entered chain's number in the compiled form (its <see cref="FlatSpan"/>); -1: looked up by name.
-    /// For a target extension: its slot in <see cref="CompiledRules.Targets"/> (the extension and its data, so that a match
-    /// does not load the rule and its <see cref="TargetUse"/> first); -1: read from the rule.
+    /// For a target extension: its data's slot in <see cref="CompiledRules.Targets"/> (so that a match does not load the
+    /// rule and its <see cref="TargetUse"/> first; the extension is <see cref="JumpStart"/>'s); -1: read from the rule.
     /// </summary>
     public int Jump;
 
@@ -76,6 +76,7 @@ public struct FlatEntry
     /// For a jump or goto: where the entered chain's entries were in <see cref="CompiledRules.Entries"/> when this entry
     /// was built (-1: none). A hint for prefetching them together with the chain's span, before the jump is taken (the
     /// span is the truth: a chain rebuilt elsewhere after an edit leaves the hint stale, which costs a wasted prefetch only).
+    /// For a target extension with a data slot (<see cref="Jump"/>): the extension's number in <see cref="CompiledRules.TargetExtensions"/>.
     /// </summary>
     public int JumpStart;
 
@@ -227,18 +228,6 @@ public struct FlatEntry
         return Mask(shift) == mask && (address & ~mask) == 0;
     }
 
-}
-
-/// <summary>
-/// A target extension as the flat walk calls it: the extension and its data (a rule's <see cref="TargetUse"/> without the
-/// hops to it), in <see cref="CompiledRules.Targets"/>. A chain's first target extension has the chain's number as its slot,
-/// so a jump can start loading it together with the entered chain's span and entries (kube-proxy's KUBE-SEP-… chain: its
-/// DNAT); later ones of the chain are after the chains' slots.
-/// </summary>
-internal struct FlatTargetRef
-{
-    public Extensions.XtExtension? Extension;
-    public Extensions.ExtensionData? Data;
 }
 
 /// <summary>What a <see cref="FlatEntry"/> tests of the IP header, and whether the rule is tested whole instead.</summary>
