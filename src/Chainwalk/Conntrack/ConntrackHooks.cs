@@ -113,7 +113,6 @@ public sealed class ConntrackHooks : IConntrackHooks
                 // The prefetch hashed the same tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
                 found = Table.TryFindV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort,
                     hint >= 0 ? (int)(hint >> 32) : -1, now, out ct, out dir);
-                if (!found) tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
             }
             else
             {
@@ -123,10 +122,24 @@ public sealed class ConntrackHooks : IConntrackHooks
             }
             if (!found)
             {
-                if (!tuple.TryInvert(out ConnTuple reply)) return true;
-                if (!MakeRoom(ctx)) return false;
-                // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
-                ct = Table.NewEntry(tuple, reply);
+                if (v4 && attempt == 0)
+                {
+                    // A TCP/UDP tuple always has its inverse (ports swapped): the entry's fields are written from the packet's
+                    // once (ConntrackTable.NewEntryV4), from the table's pool of removed entries when it has one; the same
+                    // entry as NewEntry(tuple, inverse) gives.
+                    if (!MakeRoom(ctx)) return false;
+                    ct = Table.NewEntryV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort);
+                    // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
+                    Table.PrefetchBySourceV4(p.Protocol, (uint)p.Source, p.SourcePort);
+                }
+                else
+                {
+                    if (!tuple.TryInvert(out ConnTuple reply)) return true;
+                    if (!MakeRoom(ctx)) return false;
+                    // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
+                    ct = Table.NewEntry(tuple, reply);
+                    Table.PrefetchBySource(tuple);
+                }
                 ct.Zone = zone;
                 ct.ZoneDirections = zoneDirs;
                 ct.Helper = template?.Helper;
@@ -134,8 +147,6 @@ public sealed class ConntrackHooks : IConntrackHooks
                 ct.Counters = Accounting(ctx) ? new ConnCounter[2] : null;
                 dir = ConnDirection.Original;
                 isNew = true;
-                // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
-                Table.PrefetchBySource(tuple);
             }
             CtInfo info;
             if (dir == ConnDirection.Reply) info = CtInfo.EstablishedReply;
