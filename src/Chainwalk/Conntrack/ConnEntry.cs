@@ -196,6 +196,13 @@ public sealed class ConnEntry
     internal bool OriginalSourceIs(UInt128 source, ushort port) =>
         _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);
 
+    /// <summary>Whether <paramref name="other"/>'s original tuple is this one's (<c>Original == other.Original</c>, from the fields).</summary>
+    internal bool OriginalEquals(ConnEntry other)
+    {
+        if (_v6 is not null || other._v6 is not null) return Original == other.Original;
+        return _family == other._family && _proto == other._proto && _os == other._os && _od == other._od && _osp == other._osp && _odp == other._odp;
+    }
+
     /// <summary>The original tuple's source address and port (NAT's by-source key), without building the tuple.</summary>
     internal UInt128 OriginalSource => _v6 is { } v ? v.OriginalSource : _os;
 
@@ -205,6 +212,7 @@ public sealed class ConnEntry
     /// The tuple of <paramref name="dir"/> as IPv4 fields, without building it; false when it is not an IPv4 tuple held in
     /// 32-bit fields (IPv6, or an address beyond 32 bits: then the tuple itself is read).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal bool TryTupleV4(ConnDirection dir, out byte protocol, out uint source, out uint destination, out ushort sourcePort, out ushort destinationPort)
     {
         bool original = dir == ConnDirection.Original;

@@ -211,9 +211,15 @@ public static class NatCore
     private static bool TupleTaken(ref Search s, in ConnTuple tuple)
     {
         ConnEntry ignored = s.Ct;
-        if (!s.Table!.TryFind(tuple, ignored.ZoneFor(ConnDirection.Reply), s.Ctx.Now, out ConnEntry other, out _)) return false;
+        ushort zone = ignored.ZoneFor(ConnDirection.Reply);
+        ConnEntry other;
+        // An IPv4 tuple in the default zone is probed by its fields (TryFindV4: the same slot, probe and expiry as TryFind).
+        bool found = zone == 0 && tuple.Family == IpFamily.V4 && tuple.Source <= uint.MaxValue && tuple.Destination <= uint.MaxValue
+            ? s.Table!.TryFindV4(tuple.Protocol, (uint)tuple.Source, (uint)tuple.Destination, tuple.SourcePort, tuple.DestinationPort, -1, s.Ctx.Now, out other, out _)
+            : s.Table!.TryFind(tuple, zone, s.Ctx.Now, out other, out _);
+        if (!found) return false;
         if (ReferenceEquals(other, ignored)) return false;
-        if (other.Original == ignored.Original && other.ZoneFor(ConnDirection.Original) == ignored.ZoneFor(ConnDirection.Original)) return false;
+        if (other.OriginalEquals(ignored) && other.ZoneFor(ConnDirection.Original) == ignored.ZoneFor(ConnDirection.Original)) return false;
         return true;
     }
 

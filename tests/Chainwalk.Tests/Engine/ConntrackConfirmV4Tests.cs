@@ -83,5 +83,48 @@ public class ConntrackConfirmV4Tests
         }
     }
 
+    public static TheoryData<string, string> OriginalPairs => new()
+    {
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.1:1000 > 10.0.0.2:80" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "udp 10.0.0.1:1000 > 10.0.0.2:80" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.3:1000 > 10.0.0.2:80" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.1:1000 > 10.0.0.4:80" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.1:1001 > 10.0.0.2:80" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.1:1000 > 10.0.0.2:81" },
+        { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp6 ::ffff:a00:1:1000 > ::ffff:a00:2:80" },
+        { "tcp6 2001:db8::1:1000 > 2001:db8::2:80", "tcp6 2001:db8::1:1000 > 2001:db8::2:80" },
+        { "tcp6 2001:db8::1:1000 > 2001:db8::2:80", "tcp6 2001:db8::1:1000 > 2001:db8::3:80" },
+    };
+
+    /// <summary>NAT's same-flow test (nf_conntrack_tuple_taken: identical original tuples) from the fields agrees with comparing the tuples.</summary>
+    [Theory]
+    [MemberData(nameof(OriginalPairs))]
+    public void OriginalEquals_agrees_with_the_tuples(string a, string b)
+    {
+        ConnTuple ta = Tuple(a), tb = Tuple(b);
+        var ea = new ConnEntry(ta, Inverse(ta));
+        var eb = new ConnEntry(tb, Inverse(tb));
+        ea.OriginalEquals(eb).ShouldBe(ta == tb);
+        eb.OriginalEquals(ea).ShouldBe(ta == tb);
+    }
+
+    /// <summary>"tcp A:P > B:Q" (IPv4) or "tcp6 A:P > B:Q" (IPv6, the port after the last colon).</summary>
+    private static ConnTuple Tuple(string text)
+    {
+        string[] w = text.Split(' ');
+        IpFamily f = w[0].EndsWith('6') ? IpFamily.V6 : IpFamily.V4;
+        byte proto = w[0].StartsWith("udp", StringComparison.Ordinal) ? IpProtocol.Udp : IpProtocol.Tcp;
+        (UInt128 sa, ushort sp) = Endpoint(w[1], f);
+        (UInt128 da, ushort dp) = Endpoint(w[3], f);
+        return new ConnTuple(f, proto, sa, da, sp, dp);
+    }
+
+    private static (UInt128, ushort) Endpoint(string text, IpFamily f)
+    {
+        int colon = text.LastIndexOf(':');
+        IpNet.TryParseStrict(text[..colon], f, out UInt128 a).ShouldBeTrue(text);
+        return (a, ushort.Parse(text[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     private static ConnTuple Inverse(ConnTuple t) => t.TryInvert(out ConnTuple i) ? i : throw new InvalidOperationException();
 }
