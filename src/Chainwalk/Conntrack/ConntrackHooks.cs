@@ -481,8 +481,16 @@ public sealed class ConntrackHooks : IConntrackHooks
     {
         if (skb.Conntrack is not ConnEntry { IsConfirmed: false } ct || skb.CtInfo != CtInfo.New || ct.Family != IpFamily.V4
             || ct.Has(ConnStatus.SrcNatDone | ConnStatus.Dying)) return;
-        ConnTuple reply = ct.Reply;
         ushort zone = ct.ZoneFor(ConnDirection.Reply);
+        if (zone == 0 && ct.TryTupleV4(ConnDirection.Reply, out byte proto, out uint rs, out uint rd, out ushort rsp, out ushort rdp))
+        {
+            // The same slots from the entry's fields (PrefetchV4 hashes as Prefetch does a zone-0 IPv4 tuple).
+            Table.PrefetchV4(proto, rs, rd, rsp, rdp);
+            if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue)
+                Table.PrefetchV4(proto, rs, (uint)m4, rsp, rdp);
+            return;
+        }
+        ConnTuple reply = ct.Reply;
         Table.Prefetch(reply, zone);
         if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
             Table.Prefetch(new ConnTuple(reply.Family, reply.Protocol, reply.Source, masq, reply.SourcePort, reply.DestinationPort), zone); // not `with`: see NatCore.FindBestIps
