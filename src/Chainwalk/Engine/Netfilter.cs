@@ -270,7 +270,8 @@ public sealed partial class Netfilter
         return Run(input, into, reuse: true);
     }
 
-    private PacketResult Run(PacketInput input, PacketResult result, bool reuse)
+    /// <param name="boundary">Whether this packet starts a conntrack pool boundary (false inside a burst, which starts one for all its packets: Burst.cs).</param>
+    private PacketResult Run(PacketInput input, PacketResult result, bool reuse, bool boundary = true)
     {
         // A reused result keeps the previous packet's input references (Reset leaves them): stored only when they change.
         if (!ReferenceEquals(result.Input, input.Bytes)) result.Input = input.Bytes;
@@ -286,7 +287,7 @@ public sealed partial class Netfilter
             Host.Clock = at;
         }
         PacketResult? outer = Current;
-        if (outer is null) Conntrack?.PacketStarts();
+        if (outer is null && boundary) Conntrack?.PacketStarts();
         Current = result;
         try
         {
