@@ -1259,6 +1259,22 @@ public static class SpeedHarness
             }
             return c.CpuSeconds / flows * 1e9;
         });
+        // What the rules side holds per flow: distinct flow states and one-pass plans among the connections (shared
+        // objects touch the same cache lines packet after packet; one per flow would be a miss per packet).
+        if (Environment.GetEnvironmentVariable("CW_PARTS_SHARING") == "1")
+        {
+            var states = new HashSet<object>(ReferenceEqualityComparer.Instance);
+            var plans = new HashSet<object>(ReferenceEqualityComparer.Instance);
+            foreach (ConnEntry e in conns)
+            {
+                if (e.Flow is { } fs)
+                {
+                    states.Add(fs);
+                    if (fs.OriginalPlan is { } op) plans.Add(op);
+                }
+            }
+            Log($"flow states {states.Count}, original plans {plans.Count} among {flows} connections");
+        }
         Log($"established, {services} services, {flows} flows: Process {whole:F0} ns/packet ({1e3 / whole:F3} Mpps); burst {(BurstInto is null ? "-" : burst.ToString("F0", CultureInfo.InvariantCulture))} ns; filter FORWARD walk {walk:F0} ns ({verdict}); conntrack Track {track:F0} ns");
         return 0;
     }

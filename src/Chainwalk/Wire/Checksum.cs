@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Chainwalk.Wire;
 
@@ -15,16 +17,22 @@ public static class Checksum
     public static uint Add(uint sum, ReadOnlySpan<byte> data)
     {
         const ulong LowWords = 0x0000_FFFF_0000_FFFFUL;
-        ulong even = 0, odd = 0;
+        ulong even = 0, odd = 0, vector = 0;
         int i = 0;
         ref byte start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data);
+        // A segment with data: 64 bytes at a time in 256-bit vectors (the same integer sum; the rest as below).
+        if (data.Length >= VectorFrom && data.Length <= VectorUpTo && Avx2.IsSupported)
+        {
+            vector = AddVector(ref start, data.Length & ~63);
+            i = data.Length & ~63;
+        }
         for (; i + 8 <= data.Length; i += 8)
         {
             ulong x = BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(ref System.Runtime.CompilerServices.Unsafe.Add(ref start, i)));
             even += x & LowWords;
             odd += (x >> 16) & LowWords;
         }
-        ulong total = (even & 0xFFFF_FFFFUL) + (even >> 32) + (odd & 0xFFFF_FFFFUL) + (odd >> 32) + sum;
+        ulong total = (even & 0xFFFF_FFFFUL) + (even >> 32) + (odd & 0xFFFF_FFFFUL) + (odd >> 32) + sum + vector;
         if (i + 4 <= data.Length)
         {
             uint w = BinaryPrimitives.ReadUInt32BigEndian(data[i..]);
@@ -34,6 +42,38 @@ public static class Checksum
         for (; i + 1 < data.Length; i += 2) total += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
         if (i < data.Length) total += (uint)(data[i] << 8);
         return (uint)total;
+    }
+
+    /// <summary>Lengths from which <see cref="Add"/> sums with vectors (shorter ones: a header, the scalar loop is as fast).</summary>
+    private const int VectorFrom = 128;
+
+    /// <summary>
+    /// Lengths up to which the vector lanes cannot carry out of 32 bits: a lane adds at most two words (131,070) per 64
+    /// bytes in each of its two accumulators, 2^32 / 131,070 * 64 bytes ≈ 2 MB; an IP packet is at most 65,535 bytes.
+    /// </summary>
+    private const int VectorUpTo = 1 << 20;
+
+    /// <summary>
+    /// The integer sum of the big-endian 16-bit words of the first <paramref name="length"/> bytes (a multiple of 64) at
+    /// <paramref name="start"/>: each 32-byte vector's bytes swapped within their words (vpshufb), its eight 32-bit lanes'
+    /// two words added to 32-bit accumulators, the lanes added at the end as 64-bit integers.
+    /// </summary>
+    private static ulong AddVector(ref byte start, int length)
+    {
+        var swap = Vector256.Create(
+            (byte)1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+        var low = Vector256.Create(0xFFFFu);
+        Vector256<uint> a = default, b = default;
+        for (int i = 0; i < length; i += 64)
+        {
+            var x = Avx2.Shuffle(Vector256.LoadUnsafe(ref start, (nuint)i), swap).AsUInt32();
+            var y = Avx2.Shuffle(Vector256.LoadUnsafe(ref start, (nuint)(i + 32)), swap).AsUInt32();
+            a += (x & low) + (x >> 16);
+            b += (y & low) + (y >> 16);
+        }
+        ulong total = 0;
+        for (int k = 0; k < Vector256<uint>.Count; k++) total += (ulong)a.GetElement(k) + b.GetElement(k);
+        return total;
     }
 
     /// <summary>Folds a 32-bit sum into 16 bits and complements it.</summary>
