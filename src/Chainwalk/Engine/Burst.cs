@@ -13,8 +13,11 @@ namespace Chainwalk.Engine;
 /// </summary>
 public sealed partial class Netfilter
 {
-    /// <summary>Packets ahead whose input bytes are fetched.</summary>
-    private const int BurstBytesAhead = 6;
+    /// <summary>Packets ahead whose input object is fetched.</summary>
+    private const int BurstInputAhead = 10;
+
+    /// <summary>Packets ahead whose input bytes are fetched (read from the input object fetched before).</summary>
+    private const int BurstBytesAhead = 7;
 
     /// <summary>Packets ahead whose conntrack slot is fetched (their tuple hashed from the bytes fetched before).</summary>
     private const int BurstSlotAhead = 4;
@@ -31,7 +34,9 @@ public sealed partial class Netfilter
     /// it held for an earlier packet is overwritten). The same processing, results, counters and conntrack state as
     /// calling that overload packet after packet and reading each result before the next call; the memory the coming
     /// packets need is fetched while the current one is processed. Every result of the burst stays valid until the next
-    /// call: connections removed during the burst are not reused by it (one conntrack pool boundary per burst).
+    /// call: connections removed during the burst are not reused by it (one conntrack pool boundary per burst). An output
+    /// of a packet handed over parsed (<see cref="PacketInput.Parsed"/>, as a replay does) is that packet's bytes: give
+    /// each input of a burst its own packet.
     /// </summary>
     public void Process(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results)
     {
@@ -47,6 +52,7 @@ public sealed partial class Netfilter
         if (top) ct?.PacketStarts();
         Span<long> tokens = stackalloc long[BurstRing];
         int n = inputs.Length;
+        for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
         for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
         for (int j = 0; j < n && j < BurstEntryAhead; j++)
@@ -55,6 +61,7 @@ public sealed partial class Netfilter
         }
         for (int i = 0; i < n; i++)
         {
+            if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
             if (i + BurstBytesAhead < n) PrefetchBytes(inputs[i + BurstBytesAhead].Bytes);
             if (ct is not null)
             {
@@ -65,14 +72,39 @@ public sealed partial class Netfilter
             }
             PacketResult r = results[i];
             r.Reset();
-            Run(inputs[i], r, reuse: true, boundary: false);
+            Run(inputs[i], r, reuse: true, boundary: false, arrival: ct is null ? null : ArrivalToken(inputs, i, tokens[i & (BurstRing - 1)]));
         }
     }
 
-    /// <summary>A hint: the first cache lines of a packet's bytes (its IP and transport headers).</summary>
+    /// <summary>
+    /// The token fetched ahead for packet <paramref name="i"/> (its hash and slot, <see cref="IConntrackHooks.Prefetch"/>),
+    /// when it still stands for its bytes: none of the packets processed since it was made shares them (a packet's
+    /// processing rewrites its own bytes, NAT and TTL, and no other), else null: fetched again from the bytes as they are.
+    /// A guard: a hash of the bytes before a NAT rewrite only misleads the lookup when the rewritten tuple is another live
+    /// connection's, which the table's uniqueness rules out (the rewritten tuple inverts the connection's other one); a
+    /// rewrite of the TTL alone leaves the tuple as it was.
+    /// </summary>
+    private static long? ArrivalToken(ReadOnlySpan<PacketInput> inputs, int i, long token)
+    {
+        byte[] bytes = inputs[i].Bytes;
+        for (int j = Math.Max(0, i - BurstSlotAhead); j < i; j++)
+        {
+            if (ReferenceEquals(inputs[j].Bytes, bytes)) return null;
+        }
+        return token;
+    }
+
+    /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>
+    private static unsafe void PrefetchObject(PacketInput input)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(*(void**)Unsafe.AsPointer(ref input));
+    }
+
+    /// <summary>A hint: the first cache lines of a packet's bytes (its IP and transport headers); the array is not read.</summary>
     private static unsafe void PrefetchBytes(byte[] bytes)
     {
-        if (!Sse.IsSupported || bytes.Length == 0) return;
+        if (!Sse.IsSupported) return;
         byte* at = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(bytes));
         Sse.Prefetch0(at);
         Sse.Prefetch0(at + 63);

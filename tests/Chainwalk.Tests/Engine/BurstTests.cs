@@ -168,12 +168,14 @@ public class BurstTests
     }
 
     /// <summary>Everything a result tells, the connection by its tuples (an entry handed out again would show another's).</summary>
-    private static string Describe(PacketResult r)
+    private static string Describe(PacketResult r) => Describe(r, outputBytes: true);
+
+    private static string Describe(PacketResult r, bool outputBytes)
     {
         var sb = new StringBuilder();
         sb.Append(string.Join(',', r.Fate)).Append(" ct=").Append(r.CtState).Append(" drop=").Append(r.DropReason).Append(" err=").Append(r.Error);
         if (r.Connection is ConnEntry c) sb.Append(" conn=").Append(c.Original).Append('/').Append(c.Reply);
-        foreach (OutputPacket o in r.Outputs) sb.Append(" out ").Append(o.Interface).Append(' ').Append(o.Kind).Append(' ').Append(Convert.ToHexString(o.Bytes));
+        foreach (OutputPacket o in r.Outputs) sb.Append(" out ").Append(o.Interface).Append(' ').Append(o.Kind).Append(' ').Append(outputBytes ? Convert.ToHexString(o.Bytes) : "");
         foreach (string l in r.Logs) sb.Append(" log ").Append(l);
         return sb.ToString();
     }
@@ -214,6 +216,44 @@ public class BurstTests
         expected.Count(e => e.Contains("ct=INVALID", StringComparison.Ordinal)).ShouldBeGreaterThan(0);
         expected.Count(e => e.StartsWith("dropped", StringComparison.Ordinal)).ShouldBeGreaterThan(0);
         expected[^6].ShouldContain("ct=NEW");
+    }
+
+    [Fact]
+    public void Bytes_given_twice_in_a_burst_are_looked_up_as_the_first_packet_left_them()
+    {
+        // One array sent again and again: each packet's processing rewrites it (MASQUERADE's source, the TTL), so the next
+        // packet on it is another tuple; what the burst fetched ahead from the bytes as they were must not stand for it.
+        byte[] syn = Out(5, TcpFlags.Syn, 0, 1000, 0);
+        byte[] synAck = PacketBuilder.Ipv4("93.184.216.34", "198.51.100.2").Tcp(80, 40005, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build();
+        byte[] ack = Out(5, TcpFlags.Ack, 0, 1001, 5001);
+        byte[] data = Out(5, TcpFlags.Ack | TcpFlags.Psh, 40, 1001, 5001);
+        (string, byte[])[] stream = [("eth1", syn), ("eth0", synAck), ("eth1", ack), ("eth1", data), ("eth1", ack), ("eth0", synAck), ("eth1", ack), ("eth1", ack)];
+        var single = new Side(compiled: true);
+        var bursty = new Side(compiled: true);
+        // The same packets on each side (copied once per side, then shared within it as the stream shares them), handed
+        // over parsed (as a replay does): processing rewrites them in place.
+        var copiesA = new Dictionary<byte[], Packet>(ReferenceEqualityComparer.Instance);
+        var copiesB = new Dictionary<byte[], Packet>(ReferenceEqualityComparer.Instance);
+        Packet Copy(Dictionary<byte[], Packet> d, byte[] b) => d.TryGetValue(b, out Packet? c) ? c : d[b] = Packet.Parse((byte[])b.Clone());
+        PacketInput In(Dictionary<byte[], Packet> d, string iface, byte[] b, double at)
+        {
+            Packet p = Copy(d, b);
+            return new PacketInput { Bytes = p.Bytes, Parsed = p, InInterface = iface, At = at };
+        }
+        double at = 1000;
+        var expected = new List<string>();
+        var reused = new PacketResult();
+        // (An output's bytes are the packet's: a later packet on the same array rewrites them, in a burst as across calls.)
+        foreach (var (iface, b) in stream) expected.Add(Describe(single.Nf.Process(In(copiesA, iface, b, at += 0.01), reused), outputBytes: false));
+        at = 1000;
+        PacketInput[] inputs = stream.Select(x => In(copiesB, x.Item1, x.Item2, at += 0.01)).ToArray();
+        PacketResult[] results = inputs.Select(_ => new PacketResult()).ToArray();
+        bursty.Nf.Process(inputs, results);
+        results.Select(r => Describe(r, outputBytes: false)).ShouldBe(expected);
+        EngineHost.Counters(bursty.Host).ShouldBe(EngineHost.Counters(single.Host));
+        ConntrackStore.Format(bursty.Ct.Table, at).ShouldBe(ConntrackStore.Format(single.Ct.Table, at));
+        expected[2].ShouldContain("ct=ESTABLISHED");
+        expected[4].ShouldNotContain("ct=ESTABLISHED");
     }
 
     [Fact]
