@@ -1358,13 +1358,13 @@ public static class SpeedHarness
         public double? EstablishedBurstMpps { get; init; }
     }
 
-    /// <summary>Packets per burst (DPDK's usual rx burst).</summary>
-    private const int BurstSize = 32;
+    /// <summary>Packets per burst (DPDK's usual rx burst; CW_BURST_SIZE to try others).</summary>
+    private static readonly int BurstSize = int.TryParse(Environment.GetEnvironmentVariable("CW_BURST_SIZE"), out int bs) && bs > 0 ? bs : 32;
 
     private delegate void BurstFn(Netfilter nf, ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results);
 
-    /// <summary>Netfilter.Process over a span of inputs, where the library has it (else null: an older base commit).</summary>
-    private static readonly BurstFn? BurstInto =
+    /// <summary>Netfilter.Process over a span of inputs, where the library has it (else null: an older base commit; CW_NO_BURST=1: not timed).</summary>
+    private static readonly BurstFn? BurstInto = Environment.GetEnvironmentVariable("CW_NO_BURST") == "1" ? null :
         typeof(Netfilter).GetMethod(nameof(Netfilter.Process), [typeof(ReadOnlySpan<PacketInput>), typeof(ReadOnlySpan<PacketResult>)]) is { } bm
             ? bm.CreateDelegate<BurstFn>()
             : null;

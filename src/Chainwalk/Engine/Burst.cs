@@ -25,6 +25,13 @@ public sealed partial class Netfilter
     /// <summary>Packets ahead whose conntrack entry is fetched (read from the slot fetched before).</summary>
     private const int BurstEntryAhead = 2;
 
+    /// <summary>
+    /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
+    /// the burst (Run starts a conntrack pool boundary only for a packet that starts outside any other), as the burst
+    /// started one boundary for all its packets. Never handed to anyone, never written.
+    /// </summary>
+    private readonly PacketResult _inBurst = new();
+
     /// <summary>The tokens of the slots fetched ahead, by packet index modulo this (a power of two above the distance).</summary>
     private const int BurstRing = 8;
 
@@ -59,6 +66,26 @@ public sealed partial class Netfilter
         {
             if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
         }
+        if (!top)
+        {
+            Packets(inputs, results, ct, tokens);
+            return;
+        }
+        Current = _inBurst;
+        try
+        {
+            Packets(inputs, results, ct, tokens);
+        }
+        finally
+        {
+            Current = null;
+        }
+    }
+
+    /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
+    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, Span<long> tokens)
+    {
+        int n = inputs.Length;
         for (int i = 0; i < n; i++)
         {
             if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
@@ -72,26 +99,8 @@ public sealed partial class Netfilter
             }
             PacketResult r = results[i];
             r.Reset();
-            Run(inputs[i], r, reuse: true, boundary: false, arrival: ct is null ? null : ArrivalToken(inputs, i, tokens[i & (BurstRing - 1)]));
+            Run(inputs[i], r, reuse: true);
         }
-    }
-
-    /// <summary>
-    /// The token fetched ahead for packet <paramref name="i"/> (its hash and slot, <see cref="IConntrackHooks.Prefetch"/>),
-    /// when it still stands for its bytes: none of the packets processed since it was made shares them (a packet's
-    /// processing rewrites its own bytes, NAT and TTL, and no other), else null: fetched again from the bytes as they are.
-    /// A guard: a hash of the bytes before a NAT rewrite only misleads the lookup when the rewritten tuple is another live
-    /// connection's, which the table's uniqueness rules out (the rewritten tuple inverts the connection's other one); a
-    /// rewrite of the TTL alone leaves the tuple as it was.
-    /// </summary>
-    private static long? ArrivalToken(ReadOnlySpan<PacketInput> inputs, int i, long token)
-    {
-        byte[] bytes = inputs[i].Bytes;
-        for (int j = Math.Max(0, i - BurstSlotAhead); j < i; j++)
-        {
-            if (ReferenceEquals(inputs[j].Bytes, bytes)) return null;
-        }
-        return token;
     }
 
     /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>

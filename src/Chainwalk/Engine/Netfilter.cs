@@ -270,9 +270,7 @@ public sealed partial class Netfilter
         return Run(input, into, reuse: true);
     }
 
-    /// <param name="boundary">Whether this packet starts a conntrack pool boundary (false inside a burst, which starts one for all its packets: Burst.cs).</param>
-    /// <param name="arrival">The conntrack prefetch's token for these bytes when a burst fetched it ahead (Burst.cs), else null: fetched here.</param>
-    private PacketResult Run(PacketInput input, PacketResult result, bool reuse, bool boundary = true, long? arrival = null)
+    private PacketResult Run(PacketInput input, PacketResult result, bool reuse)
     {
         // A reused result keeps the previous packet's input references (Reset leaves them): stored only when they change.
         if (!ReferenceEquals(result.Input, input.Bytes)) result.Input = input.Bytes;
@@ -288,12 +286,12 @@ public sealed partial class Netfilter
             Host.Clock = at;
         }
         PacketResult? outer = Current;
-        if (outer is null && boundary) Conntrack?.PacketStarts();
+        if (outer is null) Conntrack?.PacketStarts();
         Current = result;
         try
         {
             // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
-            long hint = arrival ?? Conntrack?.Prefetch(input.Bytes) ?? -1;
+            long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
             _arrivalToken = hint;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
@@ -341,7 +339,7 @@ public sealed partial class Netfilter
                 skb.InDev = input.InInterface;
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
-                if (hint >= 0 && arrival is null) Conntrack!.PrefetchMore(hint);
+                if (hint >= 0) Conntrack!.PrefetchMore(hint);
                 Receive(skb, result);
             }
         }

@@ -16,23 +16,19 @@ public static class Checksum
     /// </remarks>
     public static uint Add(uint sum, ReadOnlySpan<byte> data)
     {
+        // A segment with data: summed with vectors (AddLong); a header (20-60 bytes) takes the loop below at once.
+        if (data.Length >= VectorFrom && data.Length <= VectorUpTo && Avx2.IsSupported) return AddLong(sum, data);
         const ulong LowWords = 0x0000_FFFF_0000_FFFFUL;
-        ulong even = 0, odd = 0, vector = 0;
+        ulong even = 0, odd = 0;
         int i = 0;
         ref byte start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data);
-        // A segment with data: 64 bytes at a time in 256-bit vectors (the same integer sum; the rest as below).
-        if (data.Length >= VectorFrom && data.Length <= VectorUpTo && Avx2.IsSupported)
-        {
-            vector = AddVector(ref start, data.Length & ~63);
-            i = data.Length & ~63;
-        }
         for (; i + 8 <= data.Length; i += 8)
         {
             ulong x = BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(ref System.Runtime.CompilerServices.Unsafe.Add(ref start, i)));
             even += x & LowWords;
             odd += (x >> 16) & LowWords;
         }
-        ulong total = (even & 0xFFFF_FFFFUL) + (even >> 32) + (odd & 0xFFFF_FFFFUL) + (odd >> 32) + sum + vector;
+        ulong total = (even & 0xFFFF_FFFFUL) + (even >> 32) + (odd & 0xFFFF_FFFFUL) + (odd >> 32) + sum;
         if (i + 4 <= data.Length)
         {
             uint w = BinaryPrimitives.ReadUInt32BigEndian(data[i..]);
@@ -52,6 +48,18 @@ public static class Checksum
     /// bytes in each of its two accumulators, 2^32 / 131,070 * 64 bytes ≈ 2 MB; an IP packet is at most 65,535 bytes.
     /// </summary>
     private const int VectorUpTo = 1 << 20;
+
+    /// <summary>
+    /// <see cref="Add"/> of a long span: its first multiple of 64 bytes with vectors (<see cref="AddVector"/>), the rest
+    /// (under 64 bytes, no carry out of 32 bits) with the loop; the same integer sum, truncated the same way.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static uint AddLong(uint sum, ReadOnlySpan<byte> data)
+    {
+        int head = data.Length & ~63;
+        ulong total = AddVector(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data), head) + sum + Add(0, data[head..]);
+        return (uint)total;
+    }
 
     /// <summary>
     /// The integer sum of the big-endian 16-bit words of the first <paramref name="length"/> bytes (a multiple of 64) at
