@@ -196,6 +196,34 @@ public sealed class ConnEntry
     internal bool OriginalSourceIs(UInt128 source, ushort port) =>
         _osp == port && (_v6 is { } v ? v.OriginalSource == source : _os == source);
 
+    /// <summary>Whether <paramref name="other"/>'s original tuple is this one's (<c>Original == other.Original</c>, from the fields).</summary>
+    internal bool OriginalEquals(ConnEntry other)
+    {
+        if (_v6 is not null || other._v6 is not null) return Original == other.Original;
+        return _family == other._family && _proto == other._proto && _os == other._os && _od == other._od && _osp == other._osp && _odp == other._odp;
+    }
+
+    /// <summary>The original tuple's source address and port (NAT's by-source key), without building the tuple.</summary>
+    internal UInt128 OriginalSource => _v6 is { } v ? v.OriginalSource : _os;
+
+    internal ushort OriginalSourcePort => _osp;
+
+    /// <summary>
+    /// The tuple of <paramref name="dir"/> as IPv4 fields, without building it; false when it is not an IPv4 tuple held in
+    /// 32-bit fields (IPv6, or an address beyond 32 bits: then the tuple itself is read).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool TryTupleV4(ConnDirection dir, out byte protocol, out uint source, out uint destination, out ushort sourcePort, out ushort destinationPort)
+    {
+        bool original = dir == ConnDirection.Original;
+        protocol = original ? _proto : _replyProto;
+        source = original ? _os : _rs;
+        destination = original ? _od : _rd;
+        sourcePort = original ? _osp : _rsp;
+        destinationPort = original ? _odp : _rdp;
+        return _v6 is null && (original ? _family : _replyFamily) == IpFamily.V4;
+    }
+
     /// <summary>The IPv4 source address of the tuple of <paramref name="dir"/> (without building the tuple); 0 for a wider address.</summary>
     internal uint SourceV4(ConnDirection dir) => _v6 is not null ? 0 : dir == ConnDirection.Original ? _os : _rs;
 
@@ -411,6 +439,40 @@ public sealed class ConnEntry
     /// </summary>
     internal void Reuse(in ConnTuple original, in ConnTuple reply)
     {
+        Clear();
+        Original = original;
+        Reply = reply;
+    }
+
+    /// <summary>
+    /// <see cref="Reuse"/> for an IPv4 connection of a protocol with ports (TCP, UDP, UDP-Lite, SCTP, DCCP) given by its
+    /// original tuple's fields: the reply is that tuple inverted (<see cref="ConnTuple.TryInvert"/>: addresses and ports
+    /// swapped), written straight into the fields instead of two 64-byte tuples built, inverted and copied in.
+    /// </summary>
+    internal void ReuseV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        Clear();
+        SetV4(protocol, source, destination, sourcePort, destinationPort);
+    }
+
+    /// <summary>A new entry as <see cref="ReuseV4"/> leaves a pooled one (what <c>new ConnEntry(tuple, inverse)</c> gives).</summary>
+    internal ConnEntry(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort) =>
+        SetV4(protocol, source, destination, sourcePort, destinationPort);
+
+    private void SetV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        System.Diagnostics.Debug.Assert(ConnTuple.HasPortTuple(protocol), "the reply of a portless tuple is not its ports swapped");
+        _family = _replyFamily = IpFamily.V4;
+        _proto = _replyProto = protocol;
+        _os = _rd = source;
+        _od = _rs = destination;
+        _osp = _rdp = sourcePort;
+        _odp = _rsp = destinationPort;
+    }
+
+    /// <summary>Every field as a new entry has it, the tuples' included (all zero): <see cref="Reuse"/>'s first step.</summary>
+    private void Clear()
+    {
         _os = _od = _rs = _rd = 0;
         _v6 = null;
         _osp = _odp = _rsp = _rdp = 0;
@@ -431,8 +493,6 @@ public sealed class ConnEntry
         Older = Newer = null;
         Flow = null;
         FlowSeen = 0;
-        Original = original;
-        Reply = reply;
     }
 
     /// <summary>Adds a packet to the direction's counters (nf_ct_acct_update), when accounting is on.</summary>

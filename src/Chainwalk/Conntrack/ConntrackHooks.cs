@@ -113,7 +113,6 @@ public sealed class ConntrackHooks : IConntrackHooks
                 // The prefetch hashed the same tuple for zone 0 (Prefetch below): its hash stands for this lookup then.
                 found = Table.TryFindV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort,
                     hint >= 0 ? (int)(hint >> 32) : -1, now, out ct, out dir);
-                if (!found) tuple = new ConnTuple(IpFamily.V4, p.Protocol, p.Source, p.Destination, p.SourcePort, p.DestinationPort);
             }
             else
             {
@@ -123,10 +122,24 @@ public sealed class ConntrackHooks : IConntrackHooks
             }
             if (!found)
             {
-                if (!tuple.TryInvert(out ConnTuple reply)) return true;
-                if (!MakeRoom(ctx)) return false;
-                // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
-                ct = Table.NewEntry(tuple, reply);
+                if (v4 && attempt == 0)
+                {
+                    // A TCP/UDP tuple always has its inverse (ports swapped): the entry's fields are written from the packet's
+                    // once (ConntrackTable.NewEntryV4), from the table's pool of removed entries when it has one; the same
+                    // entry as NewEntry(tuple, inverse) gives.
+                    if (!MakeRoom(ctx)) return false;
+                    ct = Table.NewEntryV4(p.Protocol, (uint)p.Source, (uint)p.Destination, p.SourcePort, p.DestinationPort);
+                    // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
+                    Table.PrefetchBySourceV4(p.Protocol, (uint)p.Source, p.SourcePort);
+                }
+                else
+                {
+                    if (!tuple.TryInvert(out ConnTuple reply)) return true;
+                    if (!MakeRoom(ctx)) return false;
+                    // From the table's pool of removed entries when it has one (ConntrackTable.NewEntry).
+                    ct = Table.NewEntry(tuple, reply);
+                    Table.PrefetchBySource(tuple);
+                }
                 ct.Zone = zone;
                 ct.ZoneDirections = zoneDirs;
                 ct.Helper = template?.Helper;
@@ -134,8 +147,6 @@ public sealed class ConntrackHooks : IConntrackHooks
                 ct.Counters = Accounting(ctx) ? new ConnCounter[2] : null;
                 dir = ConnDirection.Original;
                 isNew = true;
-                // SNAT (MASQUERADE at POSTROUTING) will search the by-source index for this source: fetched meanwhile.
-                Table.PrefetchBySource(tuple);
             }
             CtInfo info;
             if (dir == ConnDirection.Reply) info = CtInfo.EstablishedReply;
@@ -470,8 +481,16 @@ public sealed class ConntrackHooks : IConntrackHooks
     {
         if (skb.Conntrack is not ConnEntry { IsConfirmed: false } ct || skb.CtInfo != CtInfo.New || ct.Family != IpFamily.V4
             || ct.Has(ConnStatus.SrcNatDone | ConnStatus.Dying)) return;
-        ConnTuple reply = ct.Reply;
         ushort zone = ct.ZoneFor(ConnDirection.Reply);
+        if (zone == 0 && ct.TryTupleV4(ConnDirection.Reply, out byte proto, out uint rs, out uint rd, out ushort rsp, out ushort rdp))
+        {
+            // The same slots from the entry's fields (PrefetchV4 hashes as Prefetch does a zone-0 IPv4 tuple).
+            Table.PrefetchV4(proto, rs, rd, rsp, rdp);
+            if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue)
+                Table.PrefetchV4(proto, rs, (uint)m4, rsp, rdp);
+            return;
+        }
+        ConnTuple reply = ct.Reply;
         Table.Prefetch(reply, zone);
         if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
             Table.Prefetch(new ConnTuple(reply.Family, reply.Protocol, reply.Source, masq, reply.SourcePort, reply.DestinationPort), zone); // not `with`: see NatCore.FindBestIps

@@ -427,7 +427,11 @@ public sealed partial class Netfilter
     private void Event(TraceEvent e) => Current?.Trace?.Add(e);
 
     /// <summary>Whether the packet's trace is recorded: events (and their texts) are built only then.</summary>
-    private bool Tracing => Current?.Trace is not null;
+    private bool Tracing
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => Current?.Trace is not null;
+    }
 
     // ------------------------------------------------------------------ receive path (ip_rcv … ip_local_deliver / ip_forward)
 

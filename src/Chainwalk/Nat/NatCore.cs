@@ -65,6 +65,14 @@ public static class NatCore
     internal static ConntrackTable? TableOf(PacketContext ctx) => (ctx.Netfilter.Conntrack as ConntrackHooks)?.Table;
 
     /// <summary>
+    /// <c>a == b</c> of two tuples taken by reference: the record's operator takes both by value, two 64-byte copies of a
+    /// tuple just returned field by field (a store the copy's wide load cannot forward: a stall per binding).
+    /// </summary>
+    private static bool SameTuple(in ConnTuple a, in ConnTuple b) =>
+        a.Family == b.Family && a.Protocol == b.Protocol && a.SourcePort == b.SourcePort && a.DestinationPort == b.DestinationPort
+        && a.Source == b.Source && a.Destination == b.Destination;
+
+    /// <summary>
     /// nf_nat_setup_info: binds an unconfirmed connection for <paramref name="manip"/>. Returns the chosen tuple's
     /// explanation ("kept", "clash …") through <paramref name="how"/>; the verdict is ACCEPT, or DROP when the
     /// binding was already made (the kernel's WARN_ON).
@@ -81,7 +89,7 @@ public static class NatCore
         var search = new Search(ctx, ct);
         ConnTuple chosen = UniqueTuple(ref search, current, range, manip);
         how = search.How ?? "";
-        if (chosen != current)
+        if (!SameTuple(chosen, current))
         {
             // nf_conntrack_alter_reply: replies now carry the inverse of the new tuple (written into the entry's fields).
             ct.TrySetReplyInverseOf(chosen);
@@ -211,9 +219,15 @@ public static class NatCore
     private static bool TupleTaken(ref Search s, in ConnTuple tuple)
     {
         ConnEntry ignored = s.Ct;
-        if (!s.Table!.TryFind(tuple, ignored.ZoneFor(ConnDirection.Reply), s.Ctx.Now, out ConnEntry other, out _)) return false;
+        ushort zone = ignored.ZoneFor(ConnDirection.Reply);
+        ConnEntry other;
+        // An IPv4 tuple in the default zone is probed by its fields (TryFindV4: the same slot, probe and expiry as TryFind).
+        bool found = zone == 0 && tuple.Family == IpFamily.V4 && tuple.Source <= uint.MaxValue && tuple.Destination <= uint.MaxValue
+            ? s.Table!.TryFindV4(tuple.Protocol, (uint)tuple.Source, (uint)tuple.Destination, tuple.SourcePort, tuple.DestinationPort, -1, s.Ctx.Now, out other, out _)
+            : s.Table!.TryFind(tuple, zone, s.Ctx.Now, out other, out _);
+        if (!found) return false;
         if (ReferenceEquals(other, ignored)) return false;
-        if (other.Original == ignored.Original && other.ZoneFor(ConnDirection.Original) == ignored.ZoneFor(ConnDirection.Original)) return false;
+        if (other.OriginalEquals(ignored) && other.ZoneFor(ConnDirection.Original) == ignored.ZoneFor(ConnDirection.Original)) return false;
         return true;
     }
 

@@ -18,21 +18,32 @@ public static class NatTargets
     public static Verdict Bind(PacketContext ctx, in NatRange2 range, NatManip manip, string target)
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
-        bool trace = ctx.Netfilter.Current?.Trace is not null;
-        // What the packet looked like before the binding, for the explanation only.
-        ConnTuple before = default;
-        if (trace) ct.Reply.TryInvert(out before);
-        Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
-        // The input route will be asked for the bound destination of this IPv4 packet, after the rewrite.
+        // With a trace the binding is explained (out of line: its tuples and string building kept out of this frame,
+        // which every new connection's binding sets up and clears).
+        if (ctx.Netfilter.Current?.Trace is not null) return BindExplained(ctx, ct, range, manip, target);
+        Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out _);
+        PrefetchRouteAfterDnat(ctx, ct, manip);
+        return v;
+    }
+
+    /// <summary>The input route will be asked for the bound destination of this IPv4 packet, after the rewrite: fetched meanwhile.</summary>
+    private static void PrefetchRouteAfterDnat(PacketContext ctx, ConnEntry ct, NatManip manip)
+    {
         if (manip == NatManip.Dst && ctx.Hook == Rules.Hook.Prerouting && ct.Family == IpFamily.V4 && ctx.Skb.InDev is not null)
             ctx.Netfilter.PrefetchInputRouteAfterDnat(ct.SourceV4(ConnDirection.Reply), (uint)ctx.Packet.Source);
-        if (trace)
-        {
-            ct.Reply.TryInvert(out ConnTuple after);
-            string from = manip == NatManip.Src ? NatCore.Endpoint(before.Family, before.Source, before.SourcePort, before) : NatCore.Endpoint(before.Family, before.Destination, before.DestinationPort, before);
-            string to = manip == NatManip.Src ? NatCore.Endpoint(after.Family, after.Source, after.SourcePort, after) : NatCore.Endpoint(after.Family, after.Destination, after.DestinationPort, after);
-            ctx.Note($"{target} binding chosen by {ctx.Table} {ctx.Chain} rule {ctx.RuleNumber.ToString(System.Globalization.CultureInfo.InvariantCulture)}: {from} -> {to} ({how})");
-        }
+    }
+
+    /// <summary><see cref="Bind"/> with the binding explained (what the packet looked like before and after it).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static Verdict BindExplained(PacketContext ctx, ConnEntry ct, in NatRange2 range, NatManip manip, string target)
+    {
+        ct.Reply.TryInvert(out ConnTuple before);
+        Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out string how);
+        PrefetchRouteAfterDnat(ctx, ct, manip);
+        ct.Reply.TryInvert(out ConnTuple after);
+        string from = manip == NatManip.Src ? NatCore.Endpoint(before.Family, before.Source, before.SourcePort, before) : NatCore.Endpoint(before.Family, before.Destination, before.DestinationPort, before);
+        string to = manip == NatManip.Src ? NatCore.Endpoint(after.Family, after.Source, after.SourcePort, after) : NatCore.Endpoint(after.Family, after.Destination, after.DestinationPort, after);
+        ctx.Note($"{target} binding chosen by {ctx.Table} {ctx.Chain} rule {ctx.RuleNumber.ToString(System.Globalization.CultureInfo.InvariantCulture)}: {from} -> {to} ({how})");
         return v;
     }
 

@@ -338,6 +338,47 @@ public class ConntrackPoolTests
         e.Reply.ShouldBe(newReply);
     }
 
+    /// <summary>
+    /// <see cref="ConnEntry.ReuseV4"/> and the fields constructor (a new IPv4 connection's entry written from the packet's
+    /// fields, the reply their inverse) leave every field as <c>new ConnEntry(tuple, inverse)</c> does, whatever the entry
+    /// held before (an IPv6 connection included), for each protocol with ports.
+    /// </summary>
+    [Theory]
+    [InlineData(false, IpProtocol.Tcp)]
+    [InlineData(true, IpProtocol.Tcp)]
+    [InlineData(false, IpProtocol.Udp)]
+    [InlineData(true, IpProtocol.UdpLite)]
+    [InlineData(false, IpProtocol.Sctp)]
+    [InlineData(true, (byte)33)]
+    public void ReuseV4_leaves_every_field_as_a_new_entry_of_the_tuple_and_its_inverse(bool oldV6, byte protocol)
+    {
+        ConnTuple old = oldV6 ? new(IpFamily.V6, IpProtocol.Udp, V6("2001:db8::1"), V6("2001:db8::2"), 1000, 53)
+            : new(IpFamily.V4, IpProtocol.Icmp, 0x0A000001, 0x0A000002, 77, 0x0800);
+        old.TryInvert(out ConnTuple oldReply).ShouldBeTrue();
+        var e = new ConnEntry(old, oldReply);
+        FieldInfo[] fields = typeof(ConnEntry).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+        foreach (FieldInfo f in fields)
+        {
+            object? value = f.GetValue(e);
+            if (value is not null && !IsDefault(value)) continue;
+            f.SetValue(e, NonDefault(f.FieldType));
+        }
+
+        ConnTuple tuple = new(IpFamily.V4, protocol, 0xC0A80105, 0x0A600001, 40000, 443);
+        tuple.TryInvert(out ConnTuple reply).ShouldBeTrue();
+        e.ReuseV4(protocol, 0xC0A80105, 0x0A600001, 40000, 443);
+        var byFields = new ConnEntry(protocol, 0xC0A80105, 0x0A600001, 40000, 443);
+        var fresh = new ConnEntry(tuple, reply);
+        foreach (FieldInfo f in fields)
+        {
+            object? want = f.GetValue(fresh);
+            Same(f.GetValue(e), want).ShouldBeTrue("field " + f.Name + " after ReuseV4: " + f.GetValue(e) + ", a new entry: " + want);
+            Same(f.GetValue(byFields), want).ShouldBeTrue("field " + f.Name + " of the fields constructor: " + f.GetValue(byFields) + ", a new entry: " + want);
+        }
+        e.Original.ShouldBe(tuple);
+        e.Reply.ShouldBe(reply);
+    }
+
     private static UInt128 V6(string text) => IpNet.TryParseStrict(text, IpFamily.V6, out UInt128 a) ? a : throw new FormatException(text);
 
     private static bool Same(object? a, object? b)
