@@ -111,48 +111,13 @@ the host itself (OUTPUT).
             var reused = new PacketResult();
             var reusedInput = new PacketInput { Bytes = [] };
             var spares = new Packet?[2048];
-            while (true)
+            // A --dry-run without JSON goes a burst at a time (Netfilter.Process over a span: the coming packets' memory is
+            // fetched while one is processed; the same results). Each slot of the burst decodes into its own packets, and
+            // every result is counted in order after the burst. Conntrack events and kernel log lines (recorded after each
+            // packet when the host is saved) keep the packet-by-packet loop.
+            Burst? burst = o.DryRun && !o.Json ? new Burst() : null;
+            void After(PacketResult r, in FlowFacts flow, CaptureTimestamp stamp)
             {
-                CaptureRecord rec;
-                try
-                {
-                    if (!reader.TryReadNext(out rec)) break;
-                }
-                catch (CaptureFormatException ex)
-                {
-                    formatError = ex.Message;
-                    break;
-                }
-                n++;
-                double t = rec.Timestamp.Seconds + rec.Timestamp.Nanoseconds / 1e9;
-                if (double.IsNaN(offset)) offset = t < nf.State.Now ? nf.State.Now - t : 0;
-                if (!LinkLayer.TryDecode(rec, spares, out Packet? packet, out LinkLayerFacts facts, out string? why))
-                {
-                    Count(skipped, why ?? "not an IP packet");
-                    continue;
-                }
-                ulong? dstMac = rec.LinkType == LinkType.Ethernet && rec.Data.Length >= 6 ? ReadMac(rec.Data) : null;
-                string? iface = ChooseInterface(o, host, reader, rec.InterfaceIndex, facts, dstMac);
-                bool local = localFrom.Length != 0 && IsLocalSource(localFrom, packet.Source);
-                if (iface is null && !local)
-                {
-                    Count(skipped, "no interface for the packet (give -i or --iface-map)");
-                    continue;
-                }
-                bool recorded = o.Json || n == o.Explain;
-                // The packet is handed over as decoded (parsed once); the flow it is counted under is read before the
-                // pipeline changes its bytes (NAT, TTL), as the capture has it.
-                var flow = new FlowFacts(packet);
-                PacketInput input = recorded ? new PacketInput { Bytes = packet.Bytes } : reusedInput;
-                input.Set(packet.Bytes, recorded ? null : packet, local ? null : iface, local ? null : facts.SourceMac, local ? null : dstMac, t + offset);
-                nf.RecordTrace = recorded;
-                // Nothing keeps a result past its packet: one is reused (no per-packet result, skb or output objects).
-                PacketResult r = recorded ? nf.Process(input) : nf.Process(input, reused);
-                if (!o.DryRun)
-                {
-                    events?.After(r, nf.State.Now);
-                    KernelLogCompat.Record(nf.State, r);
-                }
                 if (r.Error is not null) errors++;
                 bool droppedOrRejected = false;
                 for (int i = 0; i < r.Fate.Count; i++)
@@ -171,9 +136,72 @@ the host itself (OUTPUT).
                             idx = writer.Format == CaptureFileFormat.PcapNg ? (outIfaces.Count == 0 ? 0 : writer.AddInterface(LinkType.Raw, p.Interface)) : 0;
                             outIfaces[p.Interface] = idx;
                         }
-                        writer.Write(new CaptureTimestamp(rec.Timestamp.Seconds, rec.Timestamp.Nanoseconds), p.Bytes, interfaceIndex: idx);
+                        writer.Write(stamp, p.Bytes, interfaceIndex: idx);
                     }
                 }
+            }
+            void Flush()
+            {
+                if (burst is null || burst.Count == 0) return;
+                nf.RecordTrace = false;
+                nf.Process(burst.Inputs.AsSpan(0, burst.Count), burst.Results.AsSpan(0, burst.Count));
+                for (int i = 0; i < burst.Count; i++) After(burst.Results[i], burst.Flows[i], burst.Stamps[i]);
+                burst.Count = 0;
+            }
+            while (true)
+            {
+                CaptureRecord rec;
+                try
+                {
+                    if (!reader.TryReadNext(out rec)) break;
+                }
+                catch (CaptureFormatException ex)
+                {
+                    formatError = ex.Message;
+                    break;
+                }
+                n++;
+                double t = rec.Timestamp.Seconds + rec.Timestamp.Nanoseconds / 1e9;
+                if (double.IsNaN(offset)) offset = t < nf.State.Now ? nf.State.Now - t : 0;
+                if (!LinkLayer.TryDecode(rec, burst?.SparesOfNext() ?? spares, out Packet? packet, out LinkLayerFacts facts, out string? why))
+                {
+                    Count(skipped, why ?? "not an IP packet");
+                    continue;
+                }
+                ulong? dstMac = rec.LinkType == LinkType.Ethernet && rec.Data.Length >= 6 ? ReadMac(rec.Data) : null;
+                string? iface = ChooseInterface(o, host, reader, rec.InterfaceIndex, facts, dstMac);
+                bool local = localFrom.Length != 0 && IsLocalSource(localFrom, packet.Source);
+                if (iface is null && !local)
+                {
+                    Count(skipped, "no interface for the packet (give -i or --iface-map)");
+                    continue;
+                }
+                bool recorded = o.Json || n == o.Explain;
+                // The packet is handed over as decoded (parsed once); the flow it is counted under is read before the
+                // pipeline changes its bytes (NAT, TTL), as the capture has it.
+                var flow = new FlowFacts(packet);
+                if (burst is not null && !recorded)
+                {
+                    int k = burst.Count++;
+                    burst.Inputs[k].Set(packet.Bytes, packet, local ? null : iface, local ? null : facts.SourceMac, local ? null : dstMac, t + offset);
+                    burst.Flows[k] = flow;
+                    burst.Stamps[k] = new CaptureTimestamp(rec.Timestamp.Seconds, rec.Timestamp.Nanoseconds);
+                    if (burst.Count == Burst.Size) Flush();
+                    continue;
+                }
+                // The packets before this one go first.
+                Flush();
+                PacketInput input = recorded ? new PacketInput { Bytes = packet.Bytes } : reusedInput;
+                input.Set(packet.Bytes, recorded ? null : packet, local ? null : iface, local ? null : facts.SourceMac, local ? null : dstMac, t + offset);
+                nf.RecordTrace = recorded;
+                // Nothing keeps a result past its packet: one is reused (no per-packet result, skb or output objects).
+                PacketResult r = recorded ? nf.Process(input) : nf.Process(input, reused);
+                if (!o.DryRun)
+                {
+                    events?.After(r, nf.State.Now);
+                    KernelLogCompat.Record(nf.State, r);
+                }
+                After(r, flow, new CaptureTimestamp(rec.Timestamp.Seconds, rec.Timestamp.Nanoseconds));
                 if (o.Json) io.Out.WriteLine(TraceJson.Render(r, (int)Math.Min(n, int.MaxValue), nf.State.Now));
                 else if (n == o.Explain) io.Out.Write(ExplainTree.Render(r, (int)n) + "\n");
                 if (progress && n - lastProgress >= 20000)
@@ -183,6 +211,7 @@ the host itself (OUTPUT).
                     io.Err.Write($"\r[{new string('#', pct / 5).PadRight(20)}] {pct,3}%  {n.ToString(CultureInfo.InvariantCulture)} packets");
                 }
             }
+            Flush();
         }
         catch (IOException ex)
         {
@@ -283,6 +312,33 @@ the host itself (OUTPUT).
     }
 
     /// <summary>What a dropped packet's flow is reported by, read as the packet arrived; its text made only when needed.</summary>
+    /// <summary>The packets of one burst of a replay: inputs, results, each slot's own decoded packets (by IP length), facts.</summary>
+    private sealed class Burst
+    {
+        /// <summary>Packets per burst (a DPDK rx burst's usual size).</summary>
+        public const int Size = 32;
+
+        public readonly PacketInput[] Inputs = new PacketInput[Size];
+        public readonly PacketResult[] Results = new PacketResult[Size];
+        public readonly FlowFacts[] Flows = new FlowFacts[Size];
+        public readonly CaptureTimestamp[] Stamps = new CaptureTimestamp[Size];
+        private readonly Packet?[][] _spares = new Packet?[Size][];
+
+        public int Count;
+
+        public Burst()
+        {
+            for (int i = 0; i < Size; i++)
+            {
+                Inputs[i] = new PacketInput { Bytes = [] };
+                Results[i] = new PacketResult();
+            }
+        }
+
+        /// <summary>The packets the next slot decodes into (a packet of the burst is not overwritten before the burst is done).</summary>
+        public Packet?[] SparesOfNext() => _spares[Count] ??= new Packet?[2048];
+    }
+
     private readonly struct FlowFacts(Packet p) : IEquatable<FlowFacts>
     {
         private readonly IpFamily _family = p.Family;

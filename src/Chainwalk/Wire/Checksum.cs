@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Chainwalk.Wire;
 
@@ -14,6 +16,8 @@ public static class Checksum
     /// </remarks>
     public static uint Add(uint sum, ReadOnlySpan<byte> data)
     {
+        // A segment with data: summed with vectors (AddLong); a header (20-60 bytes) takes the loop below at once.
+        if (data.Length >= VectorFrom && data.Length <= VectorUpTo && Avx2.IsSupported) return AddLong(sum, data);
         const ulong LowWords = 0x0000_FFFF_0000_FFFFUL;
         ulong even = 0, odd = 0;
         int i = 0;
@@ -34,6 +38,50 @@ public static class Checksum
         for (; i + 1 < data.Length; i += 2) total += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
         if (i < data.Length) total += (uint)(data[i] << 8);
         return (uint)total;
+    }
+
+    /// <summary>Lengths from which <see cref="Add"/> sums with vectors (shorter ones: a header, the scalar loop is as fast).</summary>
+    private const int VectorFrom = 128;
+
+    /// <summary>
+    /// Lengths up to which the vector lanes cannot carry out of 32 bits: a lane adds at most two words (131,070) per 64
+    /// bytes in each of its two accumulators, 2^32 / 131,070 * 64 bytes ≈ 2 MB; an IP packet is at most 65,535 bytes.
+    /// </summary>
+    private const int VectorUpTo = 1 << 20;
+
+    /// <summary>
+    /// <see cref="Add"/> of a long span: its first multiple of 64 bytes with vectors (<see cref="AddVector"/>), the rest
+    /// (under 64 bytes, no carry out of 32 bits) with the loop; the same integer sum, truncated the same way.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static uint AddLong(uint sum, ReadOnlySpan<byte> data)
+    {
+        int head = data.Length & ~63;
+        ulong total = AddVector(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data), head) + sum + Add(0, data[head..]);
+        return (uint)total;
+    }
+
+    /// <summary>
+    /// The integer sum of the big-endian 16-bit words of the first <paramref name="length"/> bytes (a multiple of 64) at
+    /// <paramref name="start"/>: each 32-byte vector's bytes swapped within their words (vpshufb), its eight 32-bit lanes'
+    /// two words added to 32-bit accumulators, the lanes added at the end as 64-bit integers.
+    /// </summary>
+    private static ulong AddVector(ref byte start, int length)
+    {
+        var swap = Vector256.Create(
+            (byte)1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+        var low = Vector256.Create(0xFFFFu);
+        Vector256<uint> a = default, b = default;
+        for (int i = 0; i < length; i += 64)
+        {
+            var x = Avx2.Shuffle(Vector256.LoadUnsafe(ref start, (nuint)i), swap).AsUInt32();
+            var y = Avx2.Shuffle(Vector256.LoadUnsafe(ref start, (nuint)(i + 32)), swap).AsUInt32();
+            a += (x & low) + (x >> 16);
+            b += (y & low) + (y >> 16);
+        }
+        ulong total = 0;
+        for (int k = 0; k < Vector256<uint>.Count; k++) total += (ulong)a.GetElement(k) + b.GetElement(k);
+        return total;
     }
 
     /// <summary>Folds a 32-bit sum into 16 bits and complements it.</summary>

@@ -60,6 +60,26 @@ public sealed class ReplayCommandTests : IDisposable
         Counters().ShouldBe(File.ReadAllText(Path.Combine(Golden, "lab1.counters")));
     }
 
+    /// <summary>The summary without its timing line ("replayed N packets … in S s (R Mpps)").</summary>
+    private static string Untimed(string summary) => string.Join('\n', summary.Split('\n').Where(l => !l.StartsWith("replayed ", StringComparison.Ordinal)));
+
+    [Fact]
+    public void A_dry_run_replays_a_burst_at_a_time_with_the_summary_and_output_of_packet_by_packet()
+    {
+        // --dry-run goes 32 packets at a time (Netfilter.Process over a span); --explain flushes the burst before its
+        // packet; a saving run goes packet by packet. 47 packets: a whole burst and a part.
+        string burstOut = Path.Combine(_dir, "burst.pcap"), explainOut = Path.Combine(_dir, "explain.pcap"), singleOut = Path.Combine(_dir, "single.pcap");
+        var (rc1, burst, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--out", burstOut, "--dry-run");
+        var (rc2, explain, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--out", explainOut, "--explain", "40", "--dry-run");
+        var (rc3, single, _) = Replay(Path.Combine(Golden, "lab1.pcap"), "--local-from", "10.9.0.1", "--out", singleOut);
+        (rc1, rc2, rc3).ShouldBe((0, 0, 0));
+        Untimed(burst).ShouldBe(Untimed(single));
+        Untimed(explain).ShouldEndWith(Untimed(single));
+        File.ReadAllBytes(burstOut).ShouldBe(File.ReadAllBytes(singleOut));
+        File.ReadAllBytes(explainOut).ShouldBe(File.ReadAllBytes(singleOut));
+        single.ShouldContain("replayed 47 packets");
+    }
+
     [Fact]
     public void What_left_the_host_is_written_as_a_capture_that_tshark_reads()
     {

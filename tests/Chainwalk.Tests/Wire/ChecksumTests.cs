@@ -31,7 +31,7 @@ public class ChecksumTests
     }
 
     /// <summary>The sum as RFC 1071 writes it: one 16-bit big-endian word at a time (the reference for the wide loop).</summary>
-    private static uint WordByWord(uint sum, byte[] data)
+    private static uint WordByWord(uint sum, ReadOnlySpan<byte> data)
     {
         int i = 0;
         for (; i + 1 < data.Length; i += 2) sum += (uint)((data[i] << 8) | data[i + 1]);
@@ -57,6 +57,29 @@ public class ChecksumTests
         if (fill < 0) new Random(length).NextBytes(data);
         else Array.Fill(data, (byte)fill);
         Assert.Equal(WordByWord(start, data), Checksum.Add(start, data));
+    }
+
+    /// <summary>Lengths around the vector sum's start (128) and its 64-byte steps, at aligned and odd offsets.</summary>
+    public static TheoryData<int, int, uint> VectorLengths()
+    {
+        var d = new TheoryData<int, int, uint>();
+        foreach (int length in new[] { 63, 64, 127, 128, 129, 130, 131, 191, 192, 193, 255, 256, 257, 1459, 1460, 1461, 1499, 1500, 1501, 9000, 65535 })
+        {
+            foreach (int offset in new[] { 0, 1, 3 }) d.Add(length, offset, offset == 3 ? 0xffff_ff00u : 7u);
+        }
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(VectorLengths))]
+    public void Add_with_vectors_gives_the_same_integer_sum_as_a_word_by_word_loop(int length, int offset, uint start)
+    {
+        byte[] buffer = new byte[length + offset];
+        new Random(length * 7 + offset).NextBytes(buffer);
+        Assert.Equal(WordByWord(start, buffer.AsSpan(offset)), Checksum.Add(start, buffer.AsSpan(offset)));
+        // All ones: every lane at its largest each step.
+        Array.Fill(buffer, (byte)0xff);
+        Assert.Equal(WordByWord(start, buffer.AsSpan(offset)), Checksum.Add(start, buffer.AsSpan(offset)));
     }
 
     [Theory]

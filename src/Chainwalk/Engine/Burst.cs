@@ -1,0 +1,121 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace Chainwalk.Engine;
+
+/// <summary>
+/// Packets processed a burst at a time (what a DPDK rx burst or the kernel's list receive, netif_receive_skb_list, hand
+/// over): each packet is processed exactly as <see cref="Netfilter.Process(PacketInput, PacketResult)"/> processes it, in
+/// order, while the memory the next packets will need — their bytes, their conntrack hash slot, then the entry the slot
+/// holds — is fetched a few packets ahead. The fetches are hints only: every packet still computes its own hash and looks
+/// its connection up as a single one would, so results, counters and conntrack are those of packet-by-packet processing.
+/// </summary>
+public sealed partial class Netfilter
+{
+    /// <summary>Packets ahead whose input object is fetched.</summary>
+    private const int BurstInputAhead = 10;
+
+    /// <summary>Packets ahead whose input bytes are fetched (read from the input object fetched before).</summary>
+    private const int BurstBytesAhead = 7;
+
+    /// <summary>Packets ahead whose conntrack slot is fetched (their tuple hashed from the bytes fetched before).</summary>
+    private const int BurstSlotAhead = 4;
+
+    /// <summary>Packets ahead whose conntrack entry is fetched (read from the slot fetched before).</summary>
+    private const int BurstEntryAhead = 2;
+
+    /// <summary>
+    /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
+    /// the burst (Run starts a conntrack pool boundary only for a packet that starts outside any other), as the burst
+    /// started one boundary for all its packets. Never handed to anyone, never written.
+    /// </summary>
+    private readonly PacketResult _inBurst = new();
+
+    /// <summary>The tokens of the slots fetched ahead, by packet index modulo this (a power of two above the distance).</summary>
+    private const int BurstRing = 8;
+
+    /// <summary>
+    /// Processes <paramref name="inputs"/> in order, each into the result at the same index of <paramref name="results"/>
+    /// (reused results, as <see cref="Process(PacketInput, PacketResult)"/> takes one: each is cleared first, and whatever
+    /// it held for an earlier packet is overwritten). The same processing, results, counters and conntrack state as
+    /// calling that overload packet after packet and reading each result before the next call; the memory the coming
+    /// packets need is fetched while the current one is processed. Every result of the burst stays valid until the next
+    /// call: connections removed during the burst are not reused by it (one conntrack pool boundary per burst). An output
+    /// of a packet handed over parsed (<see cref="PacketInput.Parsed"/>, as a replay does) is that packet's bytes: give
+    /// each input of a burst its own packet.
+    /// </summary>
+    public void Process(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results)
+    {
+        if (results.Length < inputs.Length) throw new ArgumentException("fewer results than inputs", nameof(results));
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            ArgumentNullException.ThrowIfNull(inputs[i], nameof(inputs));
+            ArgumentNullException.ThrowIfNull(results[i], nameof(results));
+        }
+        IConntrackHooks? ct = Conntrack;
+        // Called from inside a packet's processing (a nested Process) the burst is the packets one by one as usual.
+        bool top = Current is null;
+        if (top) ct?.PacketStarts();
+        Span<long> tokens = stackalloc long[BurstRing];
+        int n = inputs.Length;
+        for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
+        for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
+        for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
+        for (int j = 0; j < n && j < BurstEntryAhead; j++)
+        {
+            if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
+        }
+        if (!top)
+        {
+            Packets(inputs, results, ct, tokens);
+            return;
+        }
+        Current = _inBurst;
+        try
+        {
+            Packets(inputs, results, ct, tokens);
+        }
+        finally
+        {
+            Current = null;
+        }
+    }
+
+    /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
+    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, Span<long> tokens)
+    {
+        int n = inputs.Length;
+        for (int i = 0; i < n; i++)
+        {
+            if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
+            if (i + BurstBytesAhead < n) PrefetchBytes(inputs[i + BurstBytesAhead].Bytes);
+            if (ct is not null)
+            {
+                int s = i + BurstSlotAhead;
+                if (s < n) tokens[s & (BurstRing - 1)] = ct.Prefetch(inputs[s].Bytes);
+                int e = i + BurstEntryAhead;
+                if (e < n && tokens[e & (BurstRing - 1)] is long t and >= 0) ct.PrefetchMore(t);
+            }
+            PacketResult r = results[i];
+            r.Reset();
+            Run(inputs[i], r, reuse: true);
+        }
+    }
+
+    /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>
+    private static unsafe void PrefetchObject(PacketInput input)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(*(void**)Unsafe.AsPointer(ref input));
+    }
+
+    /// <summary>A hint: the first cache lines of a packet's bytes (its IP and transport headers); the array is not read.</summary>
+    private static unsafe void PrefetchBytes(byte[] bytes)
+    {
+        if (!Sse.IsSupported) return;
+        byte* at = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(bytes));
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + 63);
+    }
+}
