@@ -233,7 +233,8 @@ public sealed class ConntrackHooks : IConntrackHooks
         {
             case IpProtocol.Tcp:
                 {
-                    if (TcpTracker.Error(p, CheckChecksums(ctx)) is { } why)
+                    ConntrackSysctls sys = SysctlsFor(host);
+                    if (TcpTracker.Error(p, ctx.Hook == Hook.Prerouting && sys.Checksum) is { } why)
                     {
                         if (ctx.Netfilter.Current?.Trace is not null) ctx.Note("conntrack: invalid TCP packet (" + why + ")");
                         return PacketVerdict.Invalid;
@@ -243,7 +244,7 @@ public sealed class ConntrackHooks : IConntrackHooks
                         ctx.Note("conntrack: invalid new TCP packet");
                         return PacketVerdict.Invalid;
                     }
-                    switch (TcpTracker.Packet(ct, p, (int)dir, host, now, out double timeout))
+                    switch (TcpTracker.Packet(ct, p, (int)dir, host, sys, now, out double timeout))
                     {
                         case TcpTracker.Outcome.Invalid:
                             ctx.Note("conntrack: the TCP state machine refuses the packet");

@@ -433,14 +433,20 @@ public static class TcpTracker
     }
 
     /// <summary>nf_conntrack_tcp_packet for a packet of a connection whose TCP state exists (tcp_new done for new ones).</summary>
-    public static Outcome Packet(ConnEntry ct, Packet p, int dir, VirtualHost host, double now, out double timeout)
+    public static Outcome Packet(ConnEntry ct, Packet p, int dir, VirtualHost host, double now, out double timeout) =>
+        Packet(ct, p, dir, host, ConntrackSysctls.For(host), now, out timeout);
+
+    /// <summary>
+    /// <see cref="Packet(ConnEntry, Packet, int, VirtualHost, double, out double)"/> with the host's sysctl snapshot as the
+    /// caller keeps it (<see cref="ConntrackHooks"/>' instance field: no thread-static read per packet).
+    /// </summary>
+    internal static Outcome Packet(ConnEntry ct, Packet p, int dir, VirtualHost host, ConntrackSysctls sys, double now, out double timeout)
     {
         timeout = 0;
         ref TcpConnState st = ref ct.Tcp;
         TcpCtState oldState = st.State;
         byte index = Index(p.TcpFlags);
         TcpCtState newState = Table[dir][index][(int)oldState];
-        ConntrackSysctls sys = ConntrackSysctls.For(host);
         bool liberal = sys.TcpLiberal;
         bool skipWindow = false;
 

@@ -632,6 +632,7 @@ public sealed partial class Packet
         get
         {
             if (IsFragment || IsQuoted || !HasTransportHeader || TotalLength > Bytes.Length) return true;
+            if (Family == IpFamily.V4 && Protocol == IpProtocol.Tcp) return TcpChecksumValidV4();
             Span<byte> l4 = Bytes.AsSpan(TransportOffset, TransportLength);
             ReadOnlySpan<byte> s = SourceBytes, d = DestinationBytes;
             return Protocol switch
@@ -644,6 +645,23 @@ public sealed partial class Packet
                 _ => true,
             };
         }
+    }
+
+    /// <summary>
+    /// The IPv4 TCP case of <see cref="TransportChecksumValid"/> (conntrack's per-packet check, tcp_error): the same header
+    /// checks as <see cref="TcpHeader.TryCreate"/> and the same sum as <see cref="TransportChecksum.Verify"/> (the
+    /// pseudo-header's address words read from the IP header in place), without the header views.
+    /// </summary>
+    private bool TcpChecksumValidV4()
+    {
+        byte[] b = Bytes;
+        int off = TransportOffset, len = TotalLength - off;
+        if (len < TcpHeader.MinLength) return false;
+        int header = (b[off + 12] >> 4) * 4;
+        if (header < TcpHeader.MinLength || header > len) return false;
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12, 4)), dst = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16, 4));
+        uint sum = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + IpProtocol.Tcp + (uint)len;
+        return Checksum.Finish(Checksum.Add(sum, b.AsSpan(off, len))) == 0;
     }
 
     /// <summary>
