@@ -496,6 +496,7 @@ public sealed class ConnEntry
     }
 
     /// <summary>Adds a packet to the direction's counters (nf_ct_acct_update), when accounting is on.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Account(ConnDirection dir, int bytes)
     {
         if (Counters is null) return;

@@ -154,7 +154,7 @@ public sealed class ConntrackHooks : IConntrackHooks
             else if (ct.Has(ConnStatus.Expected)) info = CtInfo.Related;
             else info = CtInfo.New;
 
-            switch (Packet(ctx, ct, p, dir, isNew))
+            switch (Packet(ctx, ct, p, dir, isNew, now))
             {
                 case PacketVerdict.Invalid:
                     return true;
@@ -185,6 +185,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// <summary>The sysctl snapshot last used here (an instance field: no static or thread-static read per packet).</summary>
     private ConntrackSysctls? _sysctls;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private ConntrackSysctls SysctlsFor(VirtualHost host)
     {
         ConntrackSysctls? s = _sysctls;
@@ -224,10 +225,10 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     /// <summary>The protocol tracker's packet function (nf_conntrack_handle_packet).</summary>
-    private PacketVerdict Packet(PacketContext ctx, ConnEntry ct, Packet p, ConnDirection dir, bool isNew)
+    /// <param name="now">The host clock as the lookup read it (<see cref="PacketContext.Now"/>: the same packet, the same value).</param>
+    private PacketVerdict Packet(PacketContext ctx, ConnEntry ct, Packet p, ConnDirection dir, bool isNew, double now)
     {
         VirtualHost host = ctx.Host;
-        double now = ctx.Now;
         int len = p.TotalLength;
         switch (p.Protocol)
         {
@@ -340,6 +341,7 @@ public sealed class ConntrackHooks : IConntrackHooks
     }
 
     /// <summary>nf_ct_refresh_acct: new timeout (unless fixed) and the counters.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void Refresh(ConnEntry ct, ConnDirection dir, int len, double timeout)
     {
         if (!ct.Has(ConnStatus.FixedTimeout)) ct.Timeout = timeout;

@@ -158,6 +158,7 @@ public static class TcpTracker
 
     private static int UnackTimeout(VirtualHost host) => ConntrackSysctls.For(host).TcpUnackTimeout;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static byte Index(TcpFlags f)
     {
         if ((f & TcpFlags.Rst) != 0) return RstSet;
@@ -185,6 +186,7 @@ public static class TcpTracker
 
     private static bool Before(uint a, uint b) => (int)(a - b) < 0;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static uint SeqPlusLen(Packet p)
     {
         TcpFlags f = p.TcpFlags;

@@ -44,7 +44,11 @@ public sealed class PacketContext
     public RuntimeState State => Netfilter.State;
 
     /// <summary>Seconds on the host clock.</summary>
-    public double Now => Netfilter.State.Now;
+    public double Now
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => Netfilter.State.Now;
+    }
 
     public Random Random => Netfilter.State.Random;
 

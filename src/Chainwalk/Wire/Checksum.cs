@@ -93,6 +93,27 @@ public static class Checksum
 
     public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Add(0, data));
 
+    /// <summary>
+    /// Whether the 20-byte IPv4 header at the start of <paramref name="b"/> sums to all ones (<c>Compute(b[..20]) == 0</c>):
+    /// its five 32-bit words added in the machine's byte order and folded (RFC 1071 2(B): the sum's bytes are swapped
+    /// with the words', and all ones is its own swap).
+    /// </summary>
+    public static bool HeaderValid20(ReadOnlySpan<byte> b)
+    {
+        ref byte r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b[..20]);
+        ulong sum = (ulong)System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref r)
+            + System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref System.Runtime.CompilerServices.Unsafe.Add(ref r, 4))
+            + System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref System.Runtime.CompilerServices.Unsafe.Add(ref r, 8))
+            + System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref System.Runtime.CompilerServices.Unsafe.Add(ref r, 12))
+            + System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref System.Runtime.CompilerServices.Unsafe.Add(ref r, 16));
+        sum = (sum & 0xFFFF_FFFF) + (sum >> 32);
+        sum = (sum & 0xFFFF_FFFF) + (sum >> 32);
+        uint s = (uint)sum;
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return s == 0xFFFF;
+    }
+
     /// <summary>The pseudo-header sum for IPv4: source, destination, protocol, layer-4 length.</summary>
     public static uint PseudoV4(ReadOnlySpan<byte> src, ReadOnlySpan<byte> dst, byte protocol, int length)
     {

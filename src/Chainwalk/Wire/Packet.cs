@@ -93,7 +93,11 @@ public sealed partial class Packet
     public bool HasFragmentHeader { get; private set; }
 
     /// <summary>Part of a fragmented datagram: the M flag or a non-zero offset.</summary>
-    public bool IsFragment => MoreFragments || FragmentOffset != 0;
+    public bool IsFragment
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => MoreFragments || FragmentOffset != 0;
+    }
 
     /// <summary>A fragment after the first: no upper-layer header, as the kernel's <c>par->fragoff != 0</c>.</summary>
     public bool IsNonFirstFragment => FragmentOffset != 0;
@@ -152,7 +156,11 @@ public sealed partial class Packet
     /// <summary>Read as the quoted packet inside an ICMP error: <see cref="TotalLength"/> may exceed the bytes held.</summary>
     public bool IsQuoted { get; private set; }
 
-    public bool IsIcmp => Protocol == (Family == IpFamily.V4 ? IpProtocol.Icmp : IpProtocol.Icmpv6);
+    public bool IsIcmp
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => Protocol == (Family == IpFamily.V4 ? IpProtocol.Icmp : IpProtocol.Icmpv6);
+    }
 
     /// <summary>An ICMP/ICMPv6 error message that quotes another packet.</summary>
     public bool IsIcmpError => IsIcmp && HasTransportHeader && !IsNonFirstFragment
@@ -455,7 +463,7 @@ public sealed partial class Packet
         MoreFragments = false;
         DontFragment = (flags & 0x4000) != 0;
         HasFragmentHeader = false;
-        IpChecksumValid = Wire.Checksum.Compute(b.AsSpan(0, Ipv4Header.MinLength)) == 0;
+        IpChecksumValid = Wire.Checksum.HeaderValid20(b);
         HasTransportHeader = true;
         HasPorts = true;
         SourcePort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(Ipv4Header.MinLength));

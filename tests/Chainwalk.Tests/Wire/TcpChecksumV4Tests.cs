@@ -56,3 +56,49 @@ public class TcpChecksumV4Tests
         if (change is 1 or 2 or 5) Assert.False(p.TransportChecksumValid);
     }
 }
+
+/// <summary><see cref="Checksum.HeaderValid20"/> (the plain IPv4 read's header check) against <c>Checksum.Compute(header) == 0</c>.</summary>
+public class HeaderChecksum20Tests
+{
+    public static TheoryData<int> Seeds()
+    {
+        var d = new TheoryData<int>();
+        for (int i = 0; i < 40; i++) d.Add(i);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Twenty_byte_header_check_is_the_sum(int seed)
+    {
+        var rnd = new Random(seed);
+        for (int round = 0; round < 200; round++)
+        {
+            byte[] h = new byte[20 + (round % 3)];
+            switch (round % 5)
+            {
+                case 0: rnd.NextBytes(h); break;                 // random words: almost never valid
+                case 1: Array.Fill(h, (byte)0xff); break;        // all ones: valid
+                case 2: break;                                   // all zeros: the sum is 0, not all ones
+                default:
+                    rnd.NextBytes(h);
+                    h[10] = h[11] = 0;
+                    ushort c = Checksum.Compute(h.AsSpan(0, 20));
+                    h[10] = (byte)(c >> 8);
+                    h[11] = (byte)c;
+                    if (round % 5 == 4) h[rnd.Next(20)] ^= (byte)(1 << rnd.Next(8)); // one bit flipped
+                    break;
+            }
+            Assert.Equal(Checksum.Compute(h.AsSpan(0, 20)) == 0, Checksum.HeaderValid20(h));
+        }
+    }
+
+    [Fact]
+    public void A_built_header_is_valid_and_a_changed_ttl_is_not()
+    {
+        byte[] b = PacketBuilder.Ipv4("10.0.0.1", "10.0.0.2").Tcp(1, 2, TcpFlags.Ack).Build();
+        Assert.True(Checksum.HeaderValid20(b));
+        b[8]--;
+        Assert.False(Checksum.HeaderValid20(b));
+    }
+}
