@@ -181,6 +181,7 @@ public sealed class ConnEntry
     }
 
     /// <summary><see cref="TupleIs"/> for an IPv4 tuple given by its fields.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal bool TupleIsV4(ConnDirection dir, byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
     {
         if (dir == ConnDirection.Original)
@@ -232,6 +233,7 @@ public sealed class ConnEntry
     /// inverse of the other direction's tuple: its destination as the new source, its source as the new destination), read
     /// from the fields without building or inverting a tuple. False for anything but an IPv4 TCP/UDP connection.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal bool TryNatTargetV4(ConnDirection dir, Nat.NatManip manip, out uint address, out ushort port)
     {
         address = 0;
@@ -405,8 +407,10 @@ public sealed class ConnEntry
     }
 
     /// <summary>The zone id for <paramref name="dir"/> (nf_ct_zone_id): the zone where it applies, else the default zone 0.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public ushort ZoneFor(ConnDirection dir) => ZoneIdFor(Zone, ZoneDirections, dir);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ushort ZoneIdFor(ushort zone, byte directions, ConnDirection dir)
     {
         if (directions == 0) return zone;

@@ -51,6 +51,7 @@ internal sealed class ConntrackSysctls
     }
 
     /// <summary>Whether this is the snapshot of <paramref name="host"/> as it is now.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool IsCurrentFor(VirtualHost host) => ReferenceEquals(_host, host) && _generation == HostGeneration.Value;
 
     /// <summary>nf_conntrack_checksum.</summary>

@@ -544,6 +544,7 @@ public sealed partial class Netfilter
     }
 
     /// <summary>What the Ethernet destination says: ours, broadcast, multicast or another host's.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static PacketType ClassifyLinkDestination(Skb skb, Link link)
     {
         if (skb.DestinationMac is not ulong dst) return PacketType.Host;
@@ -554,6 +555,7 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The header checks of ip_rcv_core / ipv6_rcv: a packet failing them never reaches netfilter.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static string? ReceiveChecks(Skb skb)
     {
         Packet p = skb.Packet;
@@ -899,6 +901,7 @@ public sealed partial class Netfilter
     private int _contextDepth;
 
     /// <summary>The context of the next nesting level, reset for <paramref name="skb"/> at <paramref name="hook"/>; the caller gives it back (<c>_contextDepth--</c>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private PacketContext RentContext(Skb skb, Hook hook)
     {
         if (_contextDepth == _contexts.Count) _contexts.Add(new PacketContext(this, skb));

@@ -67,6 +67,7 @@ internal sealed class OnePassPlan
     public Chain[] Policies { get; init; } = [];
 
     /// <summary>Whether the plan (usable or not) was made for the rule sets, host and input device as they are now.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public bool Holds(Ruleset rules, string inDev) =>
         RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
         && !Output && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal)) && SlotsHold;
@@ -375,6 +376,7 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The packet's bytes hold its whole IP length, and that covers the whole TCP (20) or UDP (8) header.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool WholeSegment(Packet p, byte[] b) =>
         b.Length >= p.TotalLength && p.TotalLength >= p.IpHeaderLength + (p.Protocol == IpProtocol.Tcp ? 20 : 8);
 

@@ -92,6 +92,7 @@ public static class NatHooks
         info is CtInfo.EstablishedReply or CtInfo.RelatedReply ? ConnDirection.Reply : ConnDirection.Original;
 
     /// <summary>The status bit that says whether this manip applies to packets of <paramref name="dir"/> (inverted for replies).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static bool Applies(ConnEntry ct, NatManip manip, ConnDirection dir)
     {
         ConnStatus bit = manip == NatManip.Src ? ConnStatus.SrcNat : ConnStatus.DstNat;

@@ -376,6 +376,7 @@ public static class NatPacket
         return Fold(sum);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static ushort Fold(ulong sum)
     {
         while ((sum >> 32) != 0) sum = (sum & 0xffffffff) + (sum >> 32);

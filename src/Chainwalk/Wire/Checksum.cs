@@ -85,6 +85,7 @@ public static class Checksum
     }
 
     /// <summary>Folds a 32-bit sum into 16 bits and complements it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ushort Finish(uint sum)
     {
         while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);

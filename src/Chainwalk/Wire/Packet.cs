@@ -122,7 +122,11 @@ public sealed partial class Packet
     public int TransportHeaderLength { get; private set; }
 
     /// <summary>The bytes after the upper-layer header: TCP/UDP data, ICMP data after its 8 bytes.</summary>
-    public int PayloadLength => HasTransportHeader ? TransportLength - TransportHeaderLength : 0;
+    public int PayloadLength
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => HasTransportHeader ? TransportLength - TransportHeaderLength : 0;
+    }
 
     public TcpFlags TcpFlags { get; private set; }
 
