@@ -68,6 +68,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         return ok;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void Record(PacketContext ctx)
     {
         // The packet's own state: the first one recorded (a looped-back copy or a generated answer does not replace it).

@@ -144,7 +144,9 @@ public sealed partial class Netfilter
             }
             // The bytes are as they arrived (raw walked nothing): the prefetch's hash of the tuple is the lookup's.
             skb.TupleHint = _arrivalToken;
-            bool ok = Conntrack!.Track(ctx);
+            // The usual tracker called directly (no interface dispatch per packet); any other implementation as before.
+            IConntrackHooks tracker = Conntrack!;
+            bool ok = tracker is ConntrackHooks hooks ? hooks.Track(ctx) : tracker.Track(ctx);
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
             if (!ok)
@@ -161,7 +163,7 @@ public sealed partial class Netfilter
         if (OnePassAfterTrack(skb, p, rules, dev, result)) return OnePassOutcome.Done;
         // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
         // (the hint RunHook gives after conntrack).
-        if (p.Family == IpFamily.V4 && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+        if (p.Family == IpFamily.V4 && Conntrack!.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
         return OnePassOutcome.AfterConntrack;
     }
 
