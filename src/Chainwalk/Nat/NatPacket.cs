@@ -171,6 +171,7 @@ public static class NatPacket
     /// (<paramref name="delta"/>: ~from + to per word); a UDP checksum of zero means "none" and stays so, one that comes out
     /// zero is written 0xffff.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void AddTransportDelta(Span<byte> b, int hdroff, byte protocol, ulong delta)
     {
         int checkOff = hdroff + (protocol == IpProtocol.Tcp ? 16 : 6);
