@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using Chainwalk.Engine.Compiled;
 
 namespace Chainwalk.Engine;
 
@@ -24,6 +25,15 @@ public sealed partial class Netfilter
 
     /// <summary>Packets ahead whose conntrack entry is fetched (read from the slot fetched before).</summary>
     private const int BurstEntryAhead = 2;
+
+    /// <summary>
+    /// Packets ahead whose first rule-walk lookup (the arrival index's filter word and slot: kube-proxy's KUBE-SERVICES) is
+    /// fetched, for a new connection's first packet (CompiledRules.PrefetchArrival; other packets: nothing).
+    /// </summary>
+    private const int BurstArrivalAhead = 6;
+
+    /// <summary>Packets ahead whose arrival index bucket is fetched (read from the slot fetched before).</summary>
+    private const int BurstBucketAhead = 3;
 
     /// <summary>
     /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
@@ -58,6 +68,8 @@ public sealed partial class Netfilter
         bool top = Current is null;
         if (top) ct?.PacketStarts();
         Span<long> tokens = stackalloc long[BurstRing];
+        Span<int> arrivals = stackalloc int[BurstRing];
+        CompiledRules? walk = Compiled;
         int n = inputs.Length;
         for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
@@ -66,15 +78,17 @@ public sealed partial class Netfilter
         {
             if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
         }
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
+        for (int j = 0; j < n && j < BurstBucketAhead; j++) walk?.PrefetchArrivalMore(arrivals[j]);
         if (!top)
         {
-            Packets(inputs, results, ct, tokens);
+            Packets(inputs, results, ct, walk, tokens, arrivals);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, tokens);
+            Packets(inputs, results, ct, walk, tokens, arrivals);
         }
         finally
         {
@@ -83,25 +97,55 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
-    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, Span<long> tokens)
+    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
+        Span<long> tokens, Span<int> arrivals)
     {
         int n = inputs.Length;
         for (int i = 0; i < n; i++)
         {
             if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
             if (i + BurstBytesAhead < n) PrefetchBytes(inputs[i + BurstBytesAhead].Bytes);
+            if (walk is not null)
+            {
+                int a = i + BurstArrivalAhead;
+                if (a < n) arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a]);
+                int b = i + BurstBucketAhead;
+                if (b < n) walk.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
+            }
+            long own = -1;
             if (ct is not null)
             {
                 int s = i + BurstSlotAhead;
                 if (s < n) tokens[s & (BurstRing - 1)] = ct.Prefetch(inputs[s].Bytes);
                 int e = i + BurstEntryAhead;
                 if (e < n && tokens[e & (BurstRing - 1)] is long t and >= 0) ct.PrefetchMore(t);
+                // The token was taken from the bytes BurstSlotAhead packets ago (or at the start): handed to the packet
+                // only when none of the packets run since could have changed those bytes (a packet handed over parsed
+                // is rewritten in place: an input sharing its array with one just before it hashes its tuple again).
+                own = tokens[i & (BurstRing - 1)];
+                if (own != -1 && SharesBytes(inputs, i)) own = PacketResult.NotAhead;
             }
             PacketResult r = results[i];
             r.Reset();
+            r.Ahead = ct is null ? PacketResult.NotAhead : own;
             Run(inputs[i], r, reuse: true);
         }
     }
+
+    /// <summary>Whether input <paramref name="i"/>'s bytes are the array of one of the <see cref="BurstSlotAhead"/> inputs before it.</summary>
+    private static bool SharesBytes(ReadOnlySpan<PacketInput> inputs, int i)
+    {
+        byte[] bytes = inputs[i].Bytes;
+        for (int k = Math.Max(0, i - BurstSlotAhead); k < i; k++)
+        {
+            if (ReferenceEquals(inputs[k].Bytes, bytes)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival), or -1.</summary>
+    private static int Arrival(CompiledRules? walk, PacketInput input) =>
+        walk is null || input.Local ? -1 : walk.PrefetchArrival(input.Bytes);
 
     /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>
     private static unsafe void PrefetchObject(PacketInput input)
