@@ -33,7 +33,16 @@ public sealed partial class Netfilter
     private const int BurstArrivalAhead = 6;
 
     /// <summary>Packets ahead whose arrival index bucket is fetched (read from the slot fetched before).</summary>
-    private const int BurstBucketAhead = 3;
+    private const int BurstBucketAhead = 4;
+
+    /// <summary>Packets ahead whose candidate rule's flat entry is fetched (named by the bucket fetched before).</summary>
+    private const int BurstCandidateAhead = 3;
+
+    /// <summary>Packets ahead whose candidate's jump is fetched: the entered chain's span, first entries, target slot (kube: KUBE-SVC-…).</summary>
+    private const int BurstServiceAhead = 2;
+
+    /// <summary>Packets ahead whose entered chain's first rules' jumps are fetched (kube: the endpoints' KUBE-SEP-… chains and DNAT data).</summary>
+    private const int BurstEndpointsAhead = 1;
 
     /// <summary>
     /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
@@ -69,6 +78,7 @@ public sealed partial class Netfilter
         if (top) ct?.PacketStarts();
         Span<long> tokens = stackalloc long[BurstRing];
         Span<int> arrivals = stackalloc int[BurstRing];
+        Span<int> candidates = stackalloc int[BurstRing];
         CompiledRules? walk = Compiled;
         int n = inputs.Length;
         for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
@@ -79,16 +89,22 @@ public sealed partial class Netfilter
             if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
         }
         for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
-        for (int j = 0; j < n && j < BurstBucketAhead; j++) walk?.PrefetchArrivalMore(arrivals[j]);
+        if (walk is not null)
+        {
+            for (int j = 0; j < n && j < BurstBucketAhead; j++) walk.PrefetchArrivalMore(arrivals[j]);
+            for (int j = 0; j < n && j < BurstCandidateAhead; j++) candidates[j] = walk.PrefetchArrivalCandidate(arrivals[j]);
+            for (int j = 0; j < n && j < BurstServiceAhead; j++) PrefetchService(walk, candidates[j]);
+            for (int j = 0; j < n && j < BurstEndpointsAhead; j++) PrefetchEndpoints(walk, candidates[j]);
+        }
         if (!top)
         {
-            Packets(inputs, results, ct, walk, tokens, arrivals);
+            Packets(inputs, results, ct, walk, tokens, arrivals, candidates);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, walk, tokens, arrivals);
+            Packets(inputs, results, ct, walk, tokens, arrivals, candidates);
         }
         finally
         {
@@ -98,7 +114,7 @@ public sealed partial class Netfilter
 
     /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
     private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
-        Span<long> tokens, Span<int> arrivals)
+        Span<long> tokens, Span<int> arrivals, Span<int> candidates)
     {
         int n = inputs.Length;
         for (int i = 0; i < n; i++)
@@ -111,6 +127,12 @@ public sealed partial class Netfilter
                 if (a < n) arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a]);
                 int b = i + BurstBucketAhead;
                 if (b < n) walk.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
+                int c = i + BurstCandidateAhead;
+                if (c < n) candidates[c & (BurstRing - 1)] = walk.PrefetchArrivalCandidate(arrivals[c & (BurstRing - 1)]);
+                int d = i + BurstServiceAhead;
+                if (d < n) PrefetchService(walk, candidates[d & (BurstRing - 1)]);
+                int f = i + BurstEndpointsAhead;
+                if (f < n) PrefetchEndpoints(walk, candidates[f & (BurstRing - 1)]);
             }
             long own = -1;
             if (ct is not null)
@@ -141,6 +163,31 @@ public sealed partial class Netfilter
             if (ReferenceEquals(inputs[k].Bytes, bytes)) return true;
         }
         return false;
+    }
+
+    /// <summary>
+    /// The candidate entry's jump (fetched a packet before): the entered chain's span, its first four entries and its
+    /// first target slot, as the walk's own prefetch of an index's candidate does. Hints only.
+    /// </summary>
+    private static void PrefetchService(CompiledRules walk, int at)
+    {
+        FlatEntry[] all = walk.Entries;
+        if ((uint)at < (uint)all.Length) PrefetchJump(all, walk.Spans, walk.Targets, in all[at], 4);
+    }
+
+    /// <summary>
+    /// The chain the candidate jumps to (its span and entries fetched a packet before): what its first rules lead to, as
+    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains and the first one's DNAT data). Hints only.
+    /// </summary>
+    private static void PrefetchEndpoints(CompiledRules walk, int at)
+    {
+        FlatEntry[] all = walk.Entries;
+        if ((uint)at >= (uint)all.Length) return;
+        ref FlatEntry e = ref all[at];
+        FlatSpan[] spans = walk.Spans;
+        if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto) || (uint)e.Jump >= (uint)spans.Length) return;
+        ref FlatSpan s = ref spans[e.Jump];
+        if (s.Start >= 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, walk.Targets, e.Jump, s.Start, s.Count);
     }
 
     /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival), or -1.</summary>
