@@ -45,6 +45,12 @@ public sealed partial class Netfilter
     private const int BurstEndpointsAhead = 1;
 
     /// <summary>
+    /// Below this many connections in conntrack a burst without a new connection among its first packets fetches nothing
+    /// ahead (their memory is in the cache: L2 holds about this many entries with their flow state).
+    /// </summary>
+    internal int BurstPlainBelow { get; set; } = 2048;
+
+    /// <summary>
     /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
     /// the burst (Run starts a conntrack pool boundary only for a packet that starts outside any other), as the burst
     /// started one boundary for all its packets. Never handed to anyone, never written.
@@ -67,10 +73,14 @@ public sealed partial class Netfilter
     public void Process(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results)
     {
         if (results.Length < inputs.Length) throw new ArgumentException("fewer results than inputs", nameof(results));
+        // Only a packet handed over parsed is rewritten in place (others are copied first): without one, no packet of the
+        // burst changes another's bytes.
+        bool inPlace = false;
         for (int i = 0; i < inputs.Length; i++)
         {
             ArgumentNullException.ThrowIfNull(inputs[i], nameof(inputs));
             ArgumentNullException.ThrowIfNull(results[i], nameof(results));
+            inPlace |= inputs[i].Parsed is not null;
         }
         IConntrackHooks? ct = Conntrack;
         // Called from inside a packet's processing (a nested Process) the burst is the packets one by one as usual.
@@ -81,6 +91,32 @@ public sealed partial class Netfilter
         Span<int> candidates = stackalloc int[BurstRing];
         CompiledRules? walk = Compiled;
         int n = inputs.Length;
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
+        int hinted = -1;
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++)
+        {
+            if (arrivals[j] >= 0) hinted = j;
+        }
+        // Few connections (their entries and the packets' memory in the cache) and no new connection's walk to start: the
+        // fetches ahead would only cost (≈ 20 ns a packet in the cache), so the packets go as Process takes them one by one.
+        if (hinted < 0 && (ct is null || ct.Connections < BurstPlainBelow))
+        {
+            if (top) Current = _inBurst;
+            try
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    PacketResult r = results[i];
+                    r.Reset();
+                    Run(inputs[i], r, reuse: true);
+                }
+            }
+            finally
+            {
+                if (top) Current = null;
+            }
+            return;
+        }
         for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
         for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
@@ -88,8 +124,7 @@ public sealed partial class Netfilter
         {
             if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
         }
-        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
-        if (walk is not null)
+        if (walk is not null && hinted >= 0)
         {
             for (int j = 0; j < n && j < BurstBucketAhead; j++) walk.PrefetchArrivalMore(arrivals[j]);
             for (int j = 0; j < n && j < BurstCandidateAhead; j++) candidates[j] = walk.PrefetchArrivalCandidate(arrivals[j]);
@@ -98,13 +133,13 @@ public sealed partial class Netfilter
         }
         if (!top)
         {
-            Packets(inputs, results, ct, walk, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, walk, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
         }
         finally
         {
@@ -113,8 +148,13 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
+    /// <remarks>
+    /// <paramref name="hinted"/>: the last packet whose arrival hint was started (a new connection's SYN), -1 for none: the
+    /// walk's later steps are skipped while no packet ahead has one (an established burst pays one test per packet).
+    /// Whether a skipped step leaves an older candidate in the ring does not matter: every step is a hint, range-checked.
+    /// </remarks>
     private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
-        Span<long> tokens, Span<int> arrivals, Span<int> candidates)
+        bool inPlace, int hinted, Span<long> tokens, Span<int> arrivals, Span<int> candidates)
     {
         int n = inputs.Length;
         for (int i = 0; i < n; i++)
@@ -124,15 +164,18 @@ public sealed partial class Netfilter
             if (walk is not null)
             {
                 int a = i + BurstArrivalAhead;
-                if (a < n) arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a]);
+                if (a < n && (arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a])) >= 0) hinted = a;
+            }
+            if (hinted > i)
+            {
                 int b = i + BurstBucketAhead;
-                if (b < n) walk.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
+                if (b < n) walk!.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
                 int c = i + BurstCandidateAhead;
-                if (c < n) candidates[c & (BurstRing - 1)] = walk.PrefetchArrivalCandidate(arrivals[c & (BurstRing - 1)]);
+                if (c < n) candidates[c & (BurstRing - 1)] = walk!.PrefetchArrivalCandidate(arrivals[c & (BurstRing - 1)]);
                 int d = i + BurstServiceAhead;
-                if (d < n) PrefetchService(walk, candidates[d & (BurstRing - 1)]);
+                if (d < n) PrefetchService(walk!, candidates[d & (BurstRing - 1)]);
                 int f = i + BurstEndpointsAhead;
-                if (f < n) PrefetchEndpoints(walk, candidates[f & (BurstRing - 1)]);
+                if (f < n) PrefetchEndpoints(walk!, candidates[f & (BurstRing - 1)]);
             }
             long own = -1;
             if (ct is not null)
@@ -145,7 +188,7 @@ public sealed partial class Netfilter
                 // only when none of the packets run since could have changed those bytes (a packet handed over parsed
                 // is rewritten in place: an input sharing its array with one just before it hashes its tuple again).
                 own = tokens[i & (BurstRing - 1)];
-                if (own != -1 && SharesBytes(inputs, i)) own = PacketResult.NotAhead;
+                if (inPlace && own != -1 && SharesBytes(inputs, i)) own = PacketResult.NotAhead;
             }
             PacketResult r = results[i];
             r.Reset();

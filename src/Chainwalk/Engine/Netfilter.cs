@@ -40,6 +40,9 @@ public interface IConntrackHooks
     {
     }
 
+    /// <summary>How many connections are tracked now (a burst fetches ahead only when they are many); unknown: int.MaxValue.</summary>
+    int Connections => int.MaxValue;
+
     /// <summary>
     /// A hint for the input route: the IPv4 destination the packet will have once PREROUTING's NAT has applied its
     /// connection's binding (null: not known). Decides nothing; the route is looked up with the packet as it is then.

@@ -180,18 +180,21 @@ public class BurstTests
         return sb.ToString();
     }
 
-    public static TheoryData<int, bool> Bursts => new()
+    /// <summary>Burst sizes, compiled or not, and whether the burst fetches ahead whatever the number of connections (else only from 2048 on or for a SYN).</summary>
+    public static TheoryData<int, bool, bool> Bursts => new()
     {
-        { 1, true }, { 2, true }, { 3, false }, { 5, true }, { 8, true }, { 13, false }, { 32, true }, { 1000, true },
+        { 1, true, true }, { 2, true, true }, { 3, false, true }, { 5, true, true }, { 8, true, true }, { 13, false, true }, { 32, true, true },
+        { 1000, true, true }, { 3, true, false }, { 32, true, false }, { 32, false, false },
     };
 
     [Theory]
     [MemberData(nameof(Bursts))]
-    public void A_burst_gives_every_packet_the_result_counters_and_conntrack_of_packet_by_packet_processing(int burst, bool compiled)
+    public void A_burst_gives_every_packet_the_result_counters_and_conntrack_of_packet_by_packet_processing(int burst, bool compiled, bool fetchAlways)
     {
         List<Pkt> stream = Stream(seed: 7 + burst);
         var single = new Side(compiled);
         var bursty = new Side(compiled);
+        if (fetchAlways) bursty.Nf.BurstPlainBelow = 0;
         var expected = new List<string>();
         var reused = new PacketResult();
         foreach (Pkt p in stream) expected.Add(Describe(single.Nf.Process(EngineHost.In(p.Iface, (byte[])p.Bytes.Clone(), p.At), reused)));
@@ -230,6 +233,7 @@ public class BurstTests
         (string, byte[])[] stream = [("eth1", syn), ("eth0", synAck), ("eth1", ack), ("eth1", data), ("eth1", ack), ("eth0", synAck), ("eth1", ack), ("eth1", ack)];
         var single = new Side(compiled: true);
         var bursty = new Side(compiled: true);
+        bursty.Nf.BurstPlainBelow = 0;
         // The same packets on each side (copied once per side, then shared within it as the stream shares them), handed
         // over parsed (as a replay does): processing rewrites them in place.
         var copiesA = new Dictionary<byte[], Packet>(ReferenceEqualityComparer.Instance);
