@@ -310,13 +310,7 @@ public class ConntrackPoolTests
         ConnTuple oldTuple = oldV6 ? o6 : o4;
         oldTuple.TryInvert(out ConnTuple oldReply).ShouldBeTrue();
         var e = new ConnEntry(oldTuple, oldReply);
-        FieldInfo[] fields = typeof(ConnEntry).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
-        foreach (FieldInfo f in fields)
-        {
-            object? value = f.GetValue(e);
-            if (value is not null && !IsDefault(value)) continue;
-            f.SetValue(e, NonDefault(f.FieldType));
-        }
+        FieldInfo[] fields = EveryFieldSet(e);
         foreach (FieldInfo f in fields) IsDefault(f.GetValue(e)).ShouldBeFalse("field " + f.Name + " could not be given a non-default value");
 
         ConnTuple newTuple = newV6 ? o6 with { SourcePort = 2000 } : o4 with { SourcePort = 2000 };
@@ -356,13 +350,7 @@ public class ConntrackPoolTests
             : new(IpFamily.V4, IpProtocol.Icmp, 0x0A000001, 0x0A000002, 77, 0x0800);
         old.TryInvert(out ConnTuple oldReply).ShouldBeTrue();
         var e = new ConnEntry(old, oldReply);
-        FieldInfo[] fields = typeof(ConnEntry).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
-        foreach (FieldInfo f in fields)
-        {
-            object? value = f.GetValue(e);
-            if (value is not null && !IsDefault(value)) continue;
-            f.SetValue(e, NonDefault(f.FieldType));
-        }
+        FieldInfo[] fields = EveryFieldSet(e);
 
         ConnTuple tuple = new(IpFamily.V4, protocol, 0xC0A80105, 0x0A600001, 40000, 443);
         tuple.TryInvert(out ConnTuple reply).ShouldBeTrue();
@@ -377,6 +365,19 @@ public class ConntrackPoolTests
         }
         e.Original.ShouldBe(tuple);
         e.Reply.ShouldBe(reply);
+    }
+
+    /// <summary>Gives every field of <paramref name="e"/> still at its default a non-default value (what a used entry may hold); returns the fields.</summary>
+    private static FieldInfo[] EveryFieldSet(ConnEntry e)
+    {
+        FieldInfo[] fields = typeof(ConnEntry).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+        foreach (FieldInfo f in fields)
+        {
+            object? value = f.GetValue(e);
+            if (value is not null && !IsDefault(value)) continue;
+            f.SetValue(e, NonDefault(f.FieldType));
+        }
+        return fields;
     }
 
     private static UInt128 V6(string text) => IpNet.TryParseStrict(text, IpFamily.V6, out UInt128 a) ? a : throw new FormatException(text);
