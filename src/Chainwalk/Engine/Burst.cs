@@ -82,6 +82,12 @@ public sealed partial class Netfilter
             ArgumentNullException.ThrowIfNull(results[i], nameof(results));
             inPlace |= inputs[i].Parsed is not null;
         }
+        // One packet: nothing to fetch ahead, and Process starts the one pool boundary (when not nested) as the burst would.
+        if (inputs.Length == 1)
+        {
+            Process(inputs[0], results[0]);
+            return;
+        }
         IConntrackHooks? ct = Conntrack;
         // Called from inside a packet's processing (a nested Process) the burst is the packets one by one as usual.
         bool top = Current is null;
