@@ -472,6 +472,9 @@ public sealed class ConntrackHooks : IConntrackHooks
     public void PrefetchMore(long token) => Table.PrefetchEntry(token);
 
     /// <inheritdoc/>
+    public int Connections => Table.Count;
+
+    /// <inheritdoc/>
     public void PacketStarts() => Table.PacketBoundary();
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using Chainwalk.Engine.Compiled;
 
 namespace Chainwalk.Engine;
 
@@ -26,6 +27,30 @@ public sealed partial class Netfilter
     private const int BurstEntryAhead = 2;
 
     /// <summary>
+    /// Packets ahead whose first rule-walk lookup (the arrival index's filter word and slot: kube-proxy's KUBE-SERVICES) is
+    /// fetched, for a new connection's first packet (CompiledRules.PrefetchArrival; other packets: nothing).
+    /// </summary>
+    private const int BurstArrivalAhead = 6;
+
+    /// <summary>Packets ahead whose arrival index bucket is fetched (read from the slot fetched before).</summary>
+    private const int BurstBucketAhead = 4;
+
+    /// <summary>Packets ahead whose candidate rule's flat entry is fetched (named by the bucket fetched before).</summary>
+    private const int BurstCandidateAhead = 3;
+
+    /// <summary>Packets ahead whose candidate's jump is fetched: the entered chain's span, first entries, target slot (kube: KUBE-SVC-…).</summary>
+    private const int BurstServiceAhead = 2;
+
+    /// <summary>Packets ahead whose entered chain's first rules' jumps are fetched (kube: the endpoints' KUBE-SEP-… chains and DNAT data).</summary>
+    private const int BurstEndpointsAhead = 1;
+
+    /// <summary>
+    /// Below this many connections in conntrack a burst without a new connection among its first packets fetches nothing
+    /// ahead (their memory is in the cache: L2 holds about this many entries with their flow state).
+    /// </summary>
+    internal int BurstPlainBelow { get; set; } = 2048;
+
+    /// <summary>
     /// What <see cref="Current"/> is while a burst's packets are processed one after another: a packet then starts inside
     /// the burst (Run starts a conntrack pool boundary only for a packet that starts outside any other), as the burst
     /// started one boundary for all its packets. Never handed to anyone, never written.
@@ -48,17 +73,56 @@ public sealed partial class Netfilter
     public void Process(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results)
     {
         if (results.Length < inputs.Length) throw new ArgumentException("fewer results than inputs", nameof(results));
+        // Only a packet handed over parsed is rewritten in place (others are copied first): without one, no packet of the
+        // burst changes another's bytes.
+        bool inPlace = false;
         for (int i = 0; i < inputs.Length; i++)
         {
             ArgumentNullException.ThrowIfNull(inputs[i], nameof(inputs));
             ArgumentNullException.ThrowIfNull(results[i], nameof(results));
+            inPlace |= inputs[i].Parsed is not null;
+        }
+        // One packet: nothing to fetch ahead, and Process starts the one pool boundary (when not nested) as the burst would.
+        if (inputs.Length == 1)
+        {
+            Process(inputs[0], results[0]);
+            return;
         }
         IConntrackHooks? ct = Conntrack;
         // Called from inside a packet's processing (a nested Process) the burst is the packets one by one as usual.
         bool top = Current is null;
         if (top) ct?.PacketStarts();
         Span<long> tokens = stackalloc long[BurstRing];
+        Span<int> arrivals = stackalloc int[BurstRing];
+        Span<int> candidates = stackalloc int[BurstRing];
+        CompiledRules? walk = Compiled;
         int n = inputs.Length;
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
+        int hinted = -1;
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++)
+        {
+            if (arrivals[j] >= 0) hinted = j;
+        }
+        // Few connections (their entries and the packets' memory in the cache) and no new connection's walk to start: the
+        // fetches ahead would only cost (≈ 20 ns a packet in the cache), so the packets go as Process takes them one by one.
+        if (hinted < 0 && (ct is null || ct.Connections < BurstPlainBelow))
+        {
+            if (top) Current = _inBurst;
+            try
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    PacketResult r = results[i];
+                    r.Reset();
+                    Run(inputs[i], r, reuse: true);
+                }
+            }
+            finally
+            {
+                if (top) Current = null;
+            }
+            return;
+        }
         for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
         for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
@@ -66,15 +130,22 @@ public sealed partial class Netfilter
         {
             if (tokens[j] >= 0) ct!.PrefetchMore(tokens[j]);
         }
+        if (walk is not null && hinted >= 0)
+        {
+            for (int j = 0; j < n && j < BurstBucketAhead; j++) walk.PrefetchArrivalMore(arrivals[j]);
+            for (int j = 0; j < n && j < BurstCandidateAhead; j++) candidates[j] = walk.PrefetchArrivalCandidate(arrivals[j]);
+            for (int j = 0; j < n && j < BurstServiceAhead; j++) PrefetchService(walk, candidates[j]);
+            for (int j = 0; j < n && j < BurstEndpointsAhead; j++) PrefetchEndpoints(walk, candidates[j]);
+        }
         if (!top)
         {
-            Packets(inputs, results, ct, tokens);
+            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, tokens);
+            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
         }
         finally
         {
@@ -83,25 +154,94 @@ public sealed partial class Netfilter
     }
 
     /// <summary>The burst's packets in order, each as <see cref="Run"/> processes one, the coming ones' memory fetched ahead.</summary>
-    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, Span<long> tokens)
+    /// <remarks>
+    /// <paramref name="hinted"/>: the last packet whose arrival hint was started (a new connection's SYN), -1 for none: the
+    /// walk's later steps are skipped while no packet ahead has one (an established burst pays one test per packet).
+    /// Whether a skipped step leaves an older candidate in the ring does not matter: every step is a hint, range-checked.
+    /// </remarks>
+    private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
+        bool inPlace, int hinted, Span<long> tokens, Span<int> arrivals, Span<int> candidates)
     {
         int n = inputs.Length;
         for (int i = 0; i < n; i++)
         {
             if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
             if (i + BurstBytesAhead < n) PrefetchBytes(inputs[i + BurstBytesAhead].Bytes);
+            if (walk is not null)
+            {
+                int a = i + BurstArrivalAhead;
+                if (a < n && (arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a])) >= 0) hinted = a;
+            }
+            if (hinted > i)
+            {
+                int b = i + BurstBucketAhead;
+                if (b < n) walk!.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
+                int c = i + BurstCandidateAhead;
+                if (c < n) candidates[c & (BurstRing - 1)] = walk!.PrefetchArrivalCandidate(arrivals[c & (BurstRing - 1)]);
+                int d = i + BurstServiceAhead;
+                if (d < n) PrefetchService(walk!, candidates[d & (BurstRing - 1)]);
+                int f = i + BurstEndpointsAhead;
+                if (f < n) PrefetchEndpoints(walk!, candidates[f & (BurstRing - 1)]);
+            }
+            long own = -1;
             if (ct is not null)
             {
                 int s = i + BurstSlotAhead;
                 if (s < n) tokens[s & (BurstRing - 1)] = ct.Prefetch(inputs[s].Bytes);
                 int e = i + BurstEntryAhead;
                 if (e < n && tokens[e & (BurstRing - 1)] is long t and >= 0) ct.PrefetchMore(t);
+                // The token was taken from the bytes BurstSlotAhead packets ago (or at the start): handed to the packet
+                // only when none of the packets run since could have changed those bytes (a packet handed over parsed
+                // is rewritten in place: an input sharing its array with one just before it hashes its tuple again).
+                own = tokens[i & (BurstRing - 1)];
+                if (inPlace && own != -1 && SharesBytes(inputs, i)) own = PacketResult.NotAhead;
             }
             PacketResult r = results[i];
             r.Reset();
+            r.Ahead = ct is null ? PacketResult.NotAhead : own;
             Run(inputs[i], r, reuse: true);
         }
     }
+
+    /// <summary>Whether input <paramref name="i"/>'s bytes are the array of one of the <see cref="BurstSlotAhead"/> inputs before it.</summary>
+    private static bool SharesBytes(ReadOnlySpan<PacketInput> inputs, int i)
+    {
+        byte[] bytes = inputs[i].Bytes;
+        for (int k = Math.Max(0, i - BurstSlotAhead); k < i; k++)
+        {
+            if (ReferenceEquals(inputs[k].Bytes, bytes)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The candidate entry's jump (fetched a packet before): the entered chain's span, its first four entries and its
+    /// first target slot, as the walk's own prefetch of an index's candidate does. Hints only.
+    /// </summary>
+    private static void PrefetchService(CompiledRules walk, int at)
+    {
+        FlatEntry[] all = walk.Entries;
+        if ((uint)at < (uint)all.Length) PrefetchJump(all, walk.Spans, walk.Targets, in all[at], 4);
+    }
+
+    /// <summary>
+    /// The chain the candidate jumps to (its span and entries fetched a packet before): what its first rules lead to, as
+    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains and the first one's DNAT data). Hints only.
+    /// </summary>
+    private static void PrefetchEndpoints(CompiledRules walk, int at)
+    {
+        FlatEntry[] all = walk.Entries;
+        if ((uint)at >= (uint)all.Length) return;
+        ref FlatEntry e = ref all[at];
+        FlatSpan[] spans = walk.Spans;
+        if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto) || (uint)e.Jump >= (uint)spans.Length) return;
+        ref FlatSpan s = ref spans[e.Jump];
+        if (s.Start >= 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, walk.Targets, e.Jump, s.Start, s.Count);
+    }
+
+    /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival), or -1.</summary>
+    private static int Arrival(CompiledRules? walk, PacketInput input) =>
+        walk is null || input.Local ? -1 : walk.PrefetchArrival(input.Bytes);
 
     /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>
     private static unsafe void PrefetchObject(PacketInput input)

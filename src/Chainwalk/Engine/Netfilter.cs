@@ -40,6 +40,9 @@ public interface IConntrackHooks
     {
     }
 
+    /// <summary>How many connections are tracked now (a burst fetches ahead only when they are many); unknown: int.MaxValue.</summary>
+    int Connections => int.MaxValue;
+
     /// <summary>
     /// A hint for the input route: the IPv4 destination the packet will have once PREROUTING's NAT has applied its
     /// connection's binding (null: not known). Decides nothing; the route is looked up with the packet as it is then.
@@ -291,10 +294,21 @@ public sealed partial class Netfilter
         try
         {
             // The connection lookup's slot is fetched while the input is parsed and checked, then the entry it holds.
-            long hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
+            // A burst fetched all of it some packets ahead (Burst.cs) and hands its token over: nothing fetched here.
+            long hint = result.Ahead;
+            long more = -1;
+            int walkHint = -1;
+            if (hint == PacketResult.NotAhead)
+            {
+                more = hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
+                // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
+                walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes);
+            }
+            else
+            {
+                result.Ahead = PacketResult.NotAhead;
+            }
             _arrivalToken = hint;
-            // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
-            int walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes);
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -341,7 +355,7 @@ public sealed partial class Netfilter
                 skb.InDev = input.InInterface;
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
-                if (hint >= 0) Conntrack!.PrefetchMore(hint);
+                if (more >= 0) Conntrack!.PrefetchMore(more);
                 if (walkHint >= 0) Compiled!.PrefetchArrivalMore(walkHint);
                 Receive(skb, result);
             }

@@ -66,6 +66,17 @@ public sealed class PacketResult
     /// <summary>The packet (and its byte array) the latest input was copied into; reused when the next is as long.</summary>
     internal Packet? SparePacket;
 
+    /// <summary>
+    /// Set by a burst (<see cref="Netfilter.Process(ReadOnlySpan{PacketInput}, ReadOnlySpan{PacketResult})"/>) just before
+    /// this result's packet runs: the conntrack prefetch token of its bytes, computed and followed (slot, entry, the rule
+    /// walk's arrival index) some packets ahead, so the packet does not hash its tuple again. <see cref="NotAhead"/>
+    /// otherwise (the packet's own run fetches); taken back to it by the run that reads it.
+    /// </summary>
+    internal long Ahead = NotAhead;
+
+    /// <summary><see cref="Ahead"/> when nothing was fetched ahead.</summary>
+    internal const long NotAhead = long.MinValue;
+
     /// <summary>Output records of earlier packets, taken again when a packet leaves the same way (interface and kind).</summary>
     private List<OutputPacket>? _spareOutputs;
 

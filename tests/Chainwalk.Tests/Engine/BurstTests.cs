@@ -152,9 +152,9 @@ public class BurstTests
 
     private sealed class Side
     {
-        public Side(bool compiled)
+        public Side(bool compiled, string rules = Rules)
         {
-            Host = EngineHost.Create(Rules, "", Chainwalk.Tests.Nat.NatRig.Gateway4);
+            Host = EngineHost.Create(rules, "", Chainwalk.Tests.Nat.NatRig.Gateway4);
             Nf = new Netfilter(Host);
             Ct = ConntrackLoader.Enable(Nf) ?? throw new InvalidOperationException("conntrack not loaded");
             if (compiled) Nf.Compiled = CompiledRules.Build(Host.V4);
@@ -180,18 +180,21 @@ public class BurstTests
         return sb.ToString();
     }
 
-    public static TheoryData<int, bool> Bursts => new()
+    /// <summary>Burst sizes, compiled or not, and whether the burst fetches ahead whatever the number of connections (else only from 2048 on or for a SYN).</summary>
+    public static TheoryData<int, bool, bool> Bursts => new()
     {
-        { 1, true }, { 2, true }, { 3, false }, { 5, true }, { 8, true }, { 13, false }, { 32, true }, { 1000, true },
+        { 1, true, true }, { 2, true, true }, { 3, false, true }, { 5, true, true }, { 8, true, true }, { 13, false, true }, { 32, true, true },
+        { 1000, true, true }, { 3, true, false }, { 32, true, false }, { 32, false, false },
     };
 
     [Theory]
     [MemberData(nameof(Bursts))]
-    public void A_burst_gives_every_packet_the_result_counters_and_conntrack_of_packet_by_packet_processing(int burst, bool compiled)
+    public void A_burst_gives_every_packet_the_result_counters_and_conntrack_of_packet_by_packet_processing(int burst, bool compiled, bool fetchAlways)
     {
         List<Pkt> stream = Stream(seed: 7 + burst);
         var single = new Side(compiled);
         var bursty = new Side(compiled);
+        if (fetchAlways) bursty.Nf.BurstPlainBelow = 0;
         var expected = new List<string>();
         var reused = new PacketResult();
         foreach (Pkt p in stream) expected.Add(Describe(single.Nf.Process(EngineHost.In(p.Iface, (byte[])p.Bytes.Clone(), p.At), reused)));
@@ -230,6 +233,7 @@ public class BurstTests
         (string, byte[])[] stream = [("eth1", syn), ("eth0", synAck), ("eth1", ack), ("eth1", data), ("eth1", ack), ("eth0", synAck), ("eth1", ack), ("eth1", ack)];
         var single = new Side(compiled: true);
         var bursty = new Side(compiled: true);
+        bursty.Nf.BurstPlainBelow = 0;
         // The same packets on each side (copied once per side, then shared within it as the stream shares them), handed
         // over parsed (as a replay does): processing rewrites them in place.
         var copiesA = new Dictionary<byte[], Packet>(ReferenceEqualityComparer.Instance);
@@ -254,6 +258,104 @@ public class BurstTests
         ConntrackStore.Format(bursty.Ct.Table, at).ShouldBe(ConntrackStore.Format(single.Ct.Table, at));
         expected[2].ShouldContain("ct=ESTABLISHED");
         expected[4].ShouldNotContain("ct=ESTABLISHED");
+    }
+
+    /// <summary>
+    /// kube-proxy's nat shape (iptables mode): PREROUTING's comment-only jump to KUBE-SERVICES (the arrival index), a rule per
+    /// service jumping to its KUBE-SVC-… chain, whose endpoints are chosen by <c>-m statistic --mode random</c>, each
+    /// KUBE-SEP-… marking hairpin traffic for masquerade and DNATing to its pod; KUBE-POSTROUTING masquerades what is marked.
+    /// </summary>
+    private static string KubeRules(int services)
+    {
+        var sb = new StringBuilder("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        sb.Append("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+        sb.Append(":KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n");
+        for (int s = 0; s < services; s++)
+        {
+            sb.Append($":KUBE-SVC-{s} - [0:0]\n");
+            for (int e = 0; e < 1 + s % 3; e++) sb.Append($":KUBE-SEP-{s}-{e} - [0:0]\n");
+        }
+        sb.Append("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
+        sb.Append("-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n");
+        sb.Append("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n");
+        sb.Append("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
+        sb.Append("-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0\n");
+        sb.Append("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n");
+        for (int s = 0; s < services; s++)
+        {
+            sb.Append($"-A KUBE-SERVICES -d 172.30.{s / 200}.{s % 200 + 1}/32 -p tcp -m comment --comment \"ns/svc{s}:http cluster IP\" -m tcp --dport {80 + s % 3} -j KUBE-SVC-{s}\n");
+            int eps = 1 + s % 3;
+            // kube-proxy with a cluster CIDR: traffic to the service from outside the pods' network is masqueraded.
+            sb.Append($"-A KUBE-SVC-{s} ! -s 10.0.1.0/24 -d 172.30.{s / 200}.{s % 200 + 1}/32 -p tcp -m comment --comment \"ns/svc{s}:http cluster IP\" -m tcp --dport {80 + s % 3} -j KUBE-MARK-MASQ\n");
+            for (int e = 0; e < eps; e++)
+            {
+                string stat = e == eps - 1 ? "" : $"-m statistic --mode random --probability {1.0 / (eps - e):0.00000000000} ";
+                sb.Append($"-A KUBE-SVC-{s} -m comment --comment \"ns/svc{s}:http -> ep{e}\" {stat}-j KUBE-SEP-{s}-{e}\n");
+                string pod = $"10.0.1.{10 + (s * 3 + e) % 200}";
+                sb.Append($"-A KUBE-SEP-{s}-{e} -s {pod}/32 -m comment --comment \"ns/svc{s}:http\" -j KUBE-MARK-MASQ\n");
+                sb.Append($"-A KUBE-SEP-{s}-{e} -p tcp -m comment --comment \"ns/svc{s}:http\" -m tcp -j DNAT --to-destination {pod}:8080\n");
+            }
+        }
+        sb.Append("COMMIT\n");
+        return sb.ToString();
+    }
+
+    public static TheoryData<int, bool> SynBursts => new() { { 1, true }, { 4, true }, { 7, false }, { 32, true }, { 32, false }, { 1000, true } };
+
+    /// <summary>
+    /// New connections (SYNs from outside and from the pods, a few retransmitted, a few to no service, interleaved with
+    /// the servers' SYN-ACKs) through a kube-shaped nat table: the burst fetches their rule walk's first lookup ahead and
+    /// hands its conntrack hash over; every packet's result (the endpoint chosen by the same random draws, DNAT and
+    /// MASQUERADE's tuples), the counters and the conntrack table are packet by packet's.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SynBursts))]
+    public void A_burst_of_new_connections_to_kube_services_is_processed_as_packet_by_packet(int burst, bool compiled)
+    {
+        string rules = KubeRules(60);
+        var rnd = new Random(burst * 31 + (compiled ? 1 : 0));
+        var stream = new List<(string Iface, byte[] Bytes)>();
+        for (int k = 0; k < 400; k++)
+        {
+            int s = rnd.Next(64);
+            string dst = $"172.30.{s / 200}.{s % 200 + 1}";
+            ushort dport = (ushort)(80 + s % 3);
+            bool inside = rnd.Next(5) == 0;
+            string src = inside ? $"10.0.1.{10 + rnd.Next(200)}" : $"203.0.113.{1 + rnd.Next(250)}";
+            byte[] syn = PacketBuilder.Ipv4(src, dst).Tcp((ushort)(10000 + k), dport, TcpFlags.Syn, seq: 1000).Build();
+            stream.Add((inside ? "eth1" : "eth0", syn));
+            if (rnd.Next(10) == 0) stream.Add((inside ? "eth1" : "eth0", syn));
+        }
+        var single = new Side(compiled, rules);
+        var bursty = new Side(compiled, rules);
+        var expected = new List<string>();
+        var reused = new PacketResult();
+        double at = 1000;
+        foreach (var (iface, b) in stream) expected.Add(Describe(single.Nf.Process(EngineHost.In(iface, (byte[])b.Clone(), at += 0.001), reused)));
+
+        var results = new PacketResult[Math.Min(burst, stream.Count)];
+        for (int i = 0; i < results.Length; i++) results[i] = new PacketResult();
+        var got = new List<string>();
+        at = 1000;
+        for (int from = 0; from < stream.Count; from += burst)
+        {
+            int n = Math.Min(burst, stream.Count - from);
+            PacketInput[] inputs = stream.Skip(from).Take(n).Select(p => EngineHost.In(p.Iface, (byte[])p.Bytes.Clone(), at += 0.001)).ToArray();
+            bursty.Nf.Process(inputs, results.AsSpan(0, n));
+            for (int i = 0; i < n; i++) got.Add(Describe(results[i]));
+        }
+
+        for (int i = 0; i < stream.Count; i++) got[i].ShouldBe(expected[i], $"packet {i} (burst {burst})");
+        EngineHost.Counters(bursty.Host).ShouldBe(EngineHost.Counters(single.Host));
+        ConntrackStore.Format(bursty.Ct.Table, at).ShouldBe(ConntrackStore.Format(single.Ct.Table, at));
+        // The stream holds what it is meant to: DNAT to many endpoints (the random draws), SYNs from outside masqueraded
+        // and from the pods not, SYNs to no service.
+        var c = single.Ct.Table.Entries.ToList();
+        c.Select(e => e.Reply.Source).Distinct().Count().ShouldBeGreaterThan(50);
+        c.Count(e => e.Reply.Destination != e.Original.Source).ShouldBeGreaterThan(200);
+        c.Count(e => e.Reply.Destination == e.Original.Source).ShouldBeGreaterThan(40);
+        c.Count(e => e.Reply.Source == e.Original.Destination).ShouldBeGreaterThan(0);
+        expected.Count(e => e.Contains("forwarded", StringComparison.Ordinal)).ShouldBeGreaterThan(300);
     }
 
     [Fact]

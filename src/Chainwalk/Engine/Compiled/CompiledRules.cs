@@ -656,7 +656,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             if (spans[x].Start < 0) c.IndexOf(in spans[x])?.AdoptCounters();
         }
         foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
-        c._arrival = c.ArrivalIndex(rules);
+        c._arrival = c.ArrivalIndex(rules, out c._arrivalStart);
         c._numbers = null;
         c._built = true;
         return c;
@@ -672,8 +672,12 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// </summary>
     private TupleIndex? _arrival;
 
-    private TupleIndex? ArrivalIndex(Ruleset rules)
+    /// <summary>Where the <see cref="_arrival"/> index's chain's entries start in <see cref="Entries"/> (-1: none), as at the build.</summary>
+    private int _arrivalStart = -1;
+
+    private TupleIndex? ArrivalIndex(Ruleset rules, out int entriesStart)
     {
+        entriesStart = -1;
         foreach (string name in (ReadOnlySpan<string>)["raw", "mangle", "nat"])
         {
             if (rules.Tables.FirstOrDefault(t => t.Name == name)?.Find("PREROUTING") is not { } chain) continue;
@@ -681,7 +685,11 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             for (int depth = 0; depth < 4 && number >= 0; depth++)
             {
                 ref FlatSpan s = ref Spans[number];
-                if (IndexOf(in s) is { } ci && ci.Runs.Count > 0 && ci.Runs[0].Start == 0) return ci.Runs[0];
+                if (IndexOf(in s) is { } ci && ci.Runs.Count > 0 && ci.Runs[0].Start == 0)
+                {
+                    entriesStart = s.Start;
+                    return ci.Runs[0];
+                }
                 if (s.Start < 0 || s.Count == 0) break;
                 ref FlatEntry e = ref Entries[s.Start];
                 bool unconditional = e.Target == FlatTarget.Jump && e.Ops == 0 && e.SourceShift == 32 && e.DestinationShift == 32
@@ -712,6 +720,23 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     internal void PrefetchArrivalMore(int token)
     {
         if (token >= 0) _arrival?.PrefetchBucket(token);
+    }
+
+    /// <summary>
+    /// The third step (a burst's, a packet later than <see cref="PrefetchArrivalMore"/>): the flat entry of the rule the
+    /// fetched bucket's first entry names (kube: the service's KUBE-SERVICES rule, whose jump the walk follows). Returns
+    /// where that entry is in <see cref="Entries"/>, or -1. Whether the rule is the packet's is not checked; a chain
+    /// without entries, or an index edited since the build, makes it a wasted fetch. Changes nothing.
+    /// </summary>
+    internal unsafe int PrefetchArrivalCandidate(int token)
+    {
+        if (token < 0 || _arrivalStart < 0 || _arrival is not { } t || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
+        int id = t.BucketFirstId(token);
+        FlatEntry[] all = Entries;
+        int at = _arrivalStart + id;
+        if (id < 0 || (uint)at >= (uint)all.Length) return -1;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[at]));
+        return at;
     }
 
     // ------------------------------------------------------------------ the flat form (one entries array, a span per chain)

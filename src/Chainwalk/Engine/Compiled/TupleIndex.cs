@@ -167,6 +167,17 @@ public sealed class TupleIndex
     }
 
     /// <summary>
+    /// The rule (its position in the chain) of the first entry of the bucket a slot holds (the slot
+    /// <see cref="PrefetchFirstGroup"/> named: whether it is the key's is not checked), or -1. For hints only.
+    /// </summary>
+    internal int BucketFirstId(int slot)
+    {
+        if ((uint)slot >= (uint)_slots.Length || _slots[slot].Tag == 0) return -1;
+        uint first = (uint)_slots[slot].First;
+        return first < (uint)_entries.Length ? _entries[first].Id : -1;
+    }
+
+    /// <summary>
     /// <see cref="FirstMatch"/> from the run's start for several keys at once (the chain indices, or <see cref="End"/>,
     /// into <paramref name="result"/>): the groups are visited in order and each is probed for every key that a group
     /// so early may still improve, so the probes of different keys are independent loads in flight together (what
