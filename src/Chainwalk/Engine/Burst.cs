@@ -9,8 +9,10 @@ namespace Chainwalk.Engine;
 /// Packets processed a burst at a time (what a DPDK rx burst or the kernel's list receive, netif_receive_skb_list, hand
 /// over): each packet is processed exactly as <see cref="Netfilter.Process(PacketInput, PacketResult)"/> processes it, in
 /// order, while the memory the next packets will need — their bytes, their conntrack hash slot, then the entry the slot
-/// holds — is fetched a few packets ahead. The fetches are hints only: every packet still computes its own hash and looks
-/// its connection up as a single one would, so results, counters and conntrack are those of packet-by-packet processing.
+/// holds, a SYN's first rule lookups — is fetched a few packets ahead. The fetches are hints; the one value handed over is
+/// the conntrack token (the hash of the packet's own tuple, from its own bytes, as the single packet's arrival prefetch
+/// computes it: <see cref="PacketResult.Ahead"/>), so results, counters and conntrack are those of packet-by-packet
+/// processing.
 /// </summary>
 public sealed partial class Netfilter
 {

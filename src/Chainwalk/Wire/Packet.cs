@@ -483,22 +483,9 @@ public sealed partial class Packet
         }
         else
         {
-            TcpFlags = default;
-            SequenceNumber = 0;
-            AcknowledgmentNumber = 0;
-            Window = 0;
-            UrgentPointer = 0;
+            ResetTcpFacts();
         }
-        IcmpType = 0;
-        IcmpCode = 0;
-        IcmpId = 0;
-        IcmpSequence = 0;
-        SctpFirstChunk = null;
-        SourceMac = null;
-        VlanId = null;
-        IsQuoted = false;
-        _quoted = null;
-        _quotedRead = false;
+        ResetNonTcpFacts();
         return true;
     }
 
@@ -526,11 +513,25 @@ public sealed partial class Packet
         SourcePort = 0;
         DestinationPort = 0;
         TransportHeaderLength = 0;
+        ResetTcpFacts();
+        ResetNonTcpFacts();
+    }
+
+    /// <summary>The TCP header's facts back to a new object's values.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void ResetTcpFacts()
+    {
         TcpFlags = default;
         SequenceNumber = 0;
         AcknowledgmentNumber = 0;
         Window = 0;
         UrgentPointer = 0;
+    }
+
+    /// <summary>The ICMP, SCTP, link and quoted-packet facts back to a new object's values (the plain IPv4 TCP/UDP read sets none of them).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void ResetNonTcpFacts()
+    {
         IcmpType = 0;
         IcmpCode = 0;
         IcmpId = 0;
@@ -671,8 +672,7 @@ public sealed partial class Packet
         if (len < TcpHeader.MinLength) return false;
         int header = (b[off + 12] >> 4) * 4;
         if (header < TcpHeader.MinLength || header > len) return false;
-        uint src = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12, 4)), dst = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16, 4));
-        uint sum = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + IpProtocol.Tcp + (uint)len;
+        uint sum = Checksum.PseudoV4(b.AsSpan(12, 4), b.AsSpan(16, 4), IpProtocol.Tcp, len);
         return Checksum.Finish(Checksum.Add(sum, b.AsSpan(off, len))) == 0;
     }
 
