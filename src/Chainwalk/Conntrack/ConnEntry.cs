@@ -340,6 +340,19 @@ public sealed class ConnEntry
         }
     }
 
+    /// <summary>
+    /// Whether the connection has no MASQUERADE device or has <paramref name="device"/> (<see cref="MasqueradeDevice"/>
+    /// compared by name), given <paramref name="number"/>, the name's <see cref="DeviceNames"/> number when it had one
+    /// (else 0): then the bytes are compared, without the name table or the extras.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool MasqueradeDeviceIsNoneOr(string device, byte number)
+    {
+        byte m = _masqueradeDevice;
+        if (m != 0 && number != 0) return m == number;
+        return MasqueradeDevice is not { } masq || ReferenceEquals(masq, device) || string.Equals(masq, device, StringComparison.Ordinal);
+    }
+
     /// <summary>The next (older) entry with the same NAT source key in the table's by-source chain (newest first).</summary>
     internal ConnEntry? NextBySource
     {
@@ -539,6 +552,9 @@ internal static class DeviceNames
     private static Dictionary<string, byte> _numbers = new(StringComparer.Ordinal);
 
     public static string Name(byte number) => Volatile.Read(ref _names)[number];
+
+    /// <summary>The number <paramref name="name"/> has, or 0 when it has none (nothing is registered).</summary>
+    public static byte Known(string name) => Volatile.Read(ref _numbers).TryGetValue(name, out byte n) ? n : (byte)0;
 
     /// <summary>A name object and its number, one object (a reader never pairs one name with another's number).</summary>
     private sealed record Hit(string Name, byte Number);

@@ -89,26 +89,35 @@ public static class TcpTracker
         sFW = TcpCtState.FinWait, sCW = TcpCtState.CloseWait, sLA = TcpCtState.LastAck, sTW = TcpCtState.TimeWait,
         sCL = TcpCtState.Close, sS2 = TcpCtState.SynSent2, sIV = TcpCtState.Invalid, sIG = TcpCtState.Ignore;
 
-    /// <summary>[direction][flag index][old state] → new state, as tcp_conntracks in Linux 6.x.</summary>
-    private static readonly TcpCtState[][][] Table =
+    /// <summary>
+    /// tcp_conntracks in Linux 6.x, [direction][flag index][old state] → new state, flat: the new state of a packet is
+    /// <c>StateTable[dir * 60 + index * 10 + old]</c> (<see cref="NextState"/>). One load from the assembly's data, no
+    /// array of arrays (three dependent loads and bounds checks per packet before).
+    /// </summary>
+    private static ReadOnlySpan<byte> StateTable =>
     [
-        [
-            /* syn    */ [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2],
-            /* synack */ [sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR],
-            /* fin    */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
-            /* ack    */ [sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV],
-            /* rst    */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
-            /* none   */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
-        ],
-        [
-            /* syn    */ [sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2],
-            /* synack */ [sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR],
-            /* fin    */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
-            /* ack    */ [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG],
-            /* rst    */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
-            /* none   */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
-        ],
+        // original
+        /* syn    */ bSS, bSS, bIG, bIG, bIG, bIG, bIG, bSS, bSS, bS2,
+        /* synack */ bIV, bIV, bSR, bIV, bIV, bIV, bIV, bIV, bIV, bSR,
+        /* fin    */ bIV, bIV, bFW, bFW, bLA, bLA, bLA, bTW, bCL, bIV,
+        /* ack    */ bES, bIV, bES, bES, bCW, bCW, bTW, bTW, bCL, bIV,
+        /* rst    */ bIV, bCL, bCL, bCL, bCL, bCL, bCL, bCL, bCL, bCL,
+        /* none   */ bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV,
+        // reply
+        /* syn    */ bIV, bS2, bIV, bIV, bIV, bIV, bIV, bSS, bIV, bS2,
+        /* synack */ bIV, bSR, bIG, bIG, bIG, bIG, bIG, bIG, bIG, bSR,
+        /* fin    */ bIV, bIV, bFW, bFW, bLA, bLA, bLA, bTW, bCL, bIV,
+        /* ack    */ bIV, bIG, bSR, bES, bCW, bCW, bTW, bTW, bCL, bIG,
+        /* rst    */ bIV, bCL, bCL, bCL, bCL, bCL, bCL, bCL, bCL, bCL,
+        /* none   */ bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV, bIV,
     ];
+
+    private const byte bSS = (byte)sSS, bSR = (byte)sSR, bES = (byte)sES, bFW = (byte)sFW, bCW = (byte)sCW,
+        bLA = (byte)sLA, bTW = (byte)sTW, bCL = (byte)sCL, bS2 = (byte)sS2, bIV = (byte)sIV, bIG = (byte)sIG;
+
+    /// <summary>The new state for a packet of direction <paramref name="dir"/> (0 or 1) with flag index <paramref name="index"/> (0–5) in state <paramref name="old"/> (None … SynSent2).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static TcpCtState NextState(int dir, int index, TcpCtState old) => (TcpCtState)StateTable[(dir * 6 + index) * 10 + (int)old];
 
     private static readonly string[] Names =
         ["NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2"];
@@ -259,7 +268,7 @@ public static class TcpTracker
     public static bool New(ConnEntry ct, Packet p, VirtualHost host)
     {
         var st = default(TcpConnState);
-        TcpCtState first = Table[0][Index(p.TcpFlags)][(int)TcpCtState.None];
+        TcpCtState first = NextState(0, Index(p.TcpFlags), TcpCtState.None);
         if (first >= TcpCtState.Invalid) return false;
         ref TcpSide s0 = ref st.Seen[0];
         if (first == TcpCtState.SynSent)
@@ -448,7 +457,7 @@ public static class TcpTracker
         ref TcpConnState st = ref ct.Tcp;
         TcpCtState oldState = st.State;
         byte index = Index(p.TcpFlags);
-        TcpCtState newState = Table[dir][index][(int)oldState];
+        TcpCtState newState = NextState(dir, index, oldState);
         bool liberal = sys.TcpLiberal;
         bool skipWindow = false;
 

@@ -38,6 +38,12 @@ internal sealed class OnePassPlan
     /// <summary>The output device of a forwarded or sent packet.</summary>
     public string? OutDev { get; init; }
 
+    /// <summary>
+    /// <see cref="OutDev"/>'s number among the device names conntrack keeps (<see cref="DeviceNames"/>) when the plan was
+    /// made, or 0 (none yet): what a masqueraded connection's device is compared with.
+    /// </summary>
+    public byte OutDevNumber { get; init; }
+
     /// <summary>The input route's gateway (what the skb carries on: rt_nexthop), zero without one.</summary>
     public UInt128 Gateway { get; init; }
 
@@ -62,7 +68,12 @@ internal sealed class OnePassPlan
     public Compiled.FlatEntry[]? Entries { get; init; }
 
     /// <summary>Whether the counters named by <see cref="Slots"/> are still there (as <see cref="FlowWalkMemo.SlotsHold"/>).</summary>
-    public bool SlotsHold => Slots is null || Form is { Superseded: false } f && ReferenceEquals(f.Entries, Entries);
+    public bool SlotsHold
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => Slots is null || Form is { Superseded: false } f && ReferenceEquals(f.Entries, Entries);
+    }
+
 
     public Chain[] Policies { get; init; } = [];
 
@@ -179,57 +190,89 @@ public sealed partial class Netfilter
         ref OnePassPlan? kept = ref flow.PlanSlot(reply);
         OnePassPlan plan = kept is { } k && k.Holds(rules, inDev) ? k : kept = MakeOnePassPlan(flow, reply, rules, inDev);
         if (!plan.Usable || !WholeSegment(p, skb.Bytes)) return false;
+        // IPv6 (128-bit addresses, the tuples' general inverse) apart: the IPv4 pass keeps 32-bit values only.
+        if (p.Family != IpFamily.V4) return OnePassAfterTrackV6(skb, p, ct, reply, plan, result);
 
         // This packet: everything the hooks would decide otherwise than the plan is found before anything changes.
         byte[] b = skb.Bytes;
         int length = p.TotalLength;
         byte proto = p.Protocol;
         ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
-        bool v4 = p.Family == IpFamily.V4;
+        bool dnat = plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir);
+        bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
+        uint newDst = 0, newSrc = 0;
+        ushort newDstPort = 0, newSrcPort = 0;
+        if (dnat && !ct.TryNatTargetV4(dir, NatManip.Dst, out newDst, out newDstPort)) return false;
+        if (snat && !ct.TryNatTargetV4(dir, NatManip.Src, out newSrc, out newSrcPort)) return false;
+        if (!plan.Local && !OnePassForwardHolds(skb, p, ct, reply, plan, length, v4: true)) return false;
+
+        // From here the packet goes through.
+        OnePassPackets++;
+        skb.FlowPacket = 2;
+        AddFlowCounters(plan, (ulong)length);
+        NatPacket.RewriteEstablishedV4(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementTtl: !plan.Local);
+        // The packet's facts as a re-read would give them (whole, TCP/UDP: the addresses and ports written, the TTL).
+        p.Rewritten(snat || dnat, snat ? newSrc : p.Source, dnat ? newDst : p.Destination,
+            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, b[8]);
+        OnePassDeliver(skb, plan, result, b, length);
+        return true;
+    }
+
+    /// <summary><see cref="OnePassAfterTrack"/> for IPv6 (without extension headers: OnePass checked), from its plan on.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool OnePassAfterTrackV6(Skb skb, Packet p, ConnEntry ct, bool reply, OnePassPlan plan, PacketResult result)
+    {
+        byte[] b = skb.Bytes;
+        int length = p.TotalLength;
+        byte proto = p.Protocol;
+        ConnDirection dir = reply ? ConnDirection.Reply : ConnDirection.Original;
         bool dnat = plan.Nat && NatHooks.Applies(ct, NatManip.Dst, dir);
         bool snat = plan.Nat && NatHooks.Applies(ct, NatManip.Src, dir);
         UInt128 newDst = 0, newSrc = 0;
         ushort newDstPort = 0, newSrcPort = 0;
-        if (v4)
-        {
-            uint a = 0;
-            if (dnat && !ct.TryNatTargetV4(dir, NatManip.Dst, out a, out newDstPort)) return false;
-            newDst = a;
-            if (snat && !ct.TryNatTargetV4(dir, NatManip.Src, out a, out newSrcPort)) return false;
-            newSrc = a;
-        }
-        else if (dnat || snat)
+        if (dnat || snat)
         {
             // nf_nat_packet: the packet made the inverse of the other direction's tuple (NatHooks.Packet's general way).
             ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;
             if (!other.TryInvert(out ConnTuple target) || target.Protocol != proto) return false;
             (newSrc, newSrcPort, newDst, newDstPort) = (target.Source, target.SourcePort, target.Destination, target.DestinationPort);
         }
-        if (!plan.Local)
-        {
-            // ip_forward's checks (TTL expiry, fragmentation needed) answer with an ICMP error: the slow path does that.
-            // ip6_forward: a packet larger than the MTU is always too big.
-            if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && (!v4 || p.DontFragment))) return false;
-            // nf_nat_oif_changed: a masqueraded connection leaving by another device is killed (NatHooks.Apply).
-            if (plan.Nat && !reply && ct.MasqueradeDevice is { } masq && !ReferenceEquals(masq, plan.OutDev)
-                && !string.Equals(masq, plan.OutDev, StringComparison.Ordinal)) return false;
-        }
+        if (!plan.Local && !OnePassForwardHolds(skb, p, ct, reply, plan, length, v4: false)) return false;
 
-        // From here the packet goes through.
         OnePassPackets++;
         skb.FlowPacket = 2;
         AddFlowCounters(plan, (ulong)length);
-        if (v4) NatPacket.RewriteEstablishedV4(b, proto, snat, (uint)newSrc, newSrcPort, dnat, (uint)newDst, newDstPort, decrementTtl: !plan.Local);
-        else NatPacket.RewriteEstablishedV6(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementHopLimit: !plan.Local);
-        // The packet's facts as a re-read would give them (whole, TCP/UDP: the addresses and ports written, the TTL).
+        NatPacket.RewriteEstablishedV6(b, proto, snat, newSrc, newSrcPort, dnat, newDst, newDstPort, decrementHopLimit: !plan.Local);
         p.Rewritten(snat || dnat, snat ? newSrc : p.Source, dnat ? newDst : p.Destination,
-            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, v4 ? b[8] : b[7]);
+            snat ? newSrcPort : p.SourcePort, dnat ? newDstPort : p.DestinationPort, b[7]);
+        OnePassDeliver(skb, plan, result, b, length);
+        return true;
+    }
+
+    /// <summary>
+    /// A forwarded packet of the one pass: whether the forward path decides nothing else (no ICMP error from ip_forward's
+    /// checks, no masqueraded connection leaving by another device).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool OnePassForwardHolds(Skb skb, Packet p, ConnEntry ct, bool reply, OnePassPlan plan, int length, bool v4)
+    {
+        // ip_forward's checks (TTL expiry, fragmentation needed) answer with an ICMP error: the slow path does that.
+        // ip6_forward: a packet larger than the MTU is always too big.
+        if (skb.PacketType != PacketType.Host || p.Ttl <= 1 || (length > plan.Mtu && (!v4 || p.DontFragment))) return false;
+        // nf_nat_oif_changed: a masqueraded connection leaving by another device is killed (NatHooks.Apply).
+        return !plan.Nat || reply || ct.MasqueradeDeviceIsNoneOr(plan.OutDev!, plan.OutDevNumber);
+    }
+
+    /// <summary>The one pass's end for a packet that went through: the kept route, and delivery or the output and fate.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void OnePassDeliver(Skb skb, OnePassPlan plan, PacketResult result, byte[] b, int length)
+    {
         skb.RouteGateway = plan.Gateway;
         if (plan.Local)
         {
             skb.OutDev = null;
             result.Fate.Add("delivered-local");
-            return true;
+            return;
         }
         skb.OutDev = plan.OutDev;
         if (b.Length == length && length <= plan.Mtu && skb.FragMaxSize == 0)
@@ -242,7 +285,6 @@ public sealed partial class Netfilter
             Emit(skb, result, "forwarded");
         }
         result.Fate.Add(plan.Fate);
-        return true;
     }
 
     /// <summary>A flow state for connections that have none yet (no memo, no route): output plans that need no memo are kept on it.</summary>
@@ -428,6 +470,7 @@ public sealed partial class Netfilter
             Local = local,
             Nat = _tables[2] is not null,
             OutDev = outDev,
+            OutDevNumber = outDev is null ? (byte)0 : DeviceNames.Known(outDev),
             Gateway = d.Route.Gateway ?? UInt128.Zero,
             Mtu = local ? 0 : LinkNamed(outDev!)?.Mtu ?? 1500,
             Fate = local ? "delivered-local" : FateName("forwarded:", outDev),
