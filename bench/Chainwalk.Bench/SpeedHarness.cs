@@ -1428,7 +1428,7 @@ public static class SpeedHarness
         // nf_conntrack_buckets size (a node's is allocated at start; ours takes that size past a small start) and the
         // entries of ended connections (a tree that pools them reuses them). Until session 6 the warm-up was 2,000 SYNs and
         // no flush: the hash grew to its full size inside the timed window and every entry was new.
-        for (int f = 0; f < flows; f++)
+        for (int f = 0; f < (Environment.GetEnvironmentVariable("CW_NO_WARMUP") == "1" ? 0 : flows); f++)
         {
             KubeProxyRules.Service s = svcs[f % svcs.Length];
             pipe.Process(new PacketInput { Bytes = PacketBuilder.Ipv4(0xC0A8F000u + (uint)(f / 30000), s.ClusterIp).Tcp((ushort)(2000 + f % 30000), s.Port, TcpFlags.Syn, seq: 1).Build(), InInterface = "eth1" });
@@ -1508,6 +1508,22 @@ public static class SpeedHarness
             }
         }
         _profile?.Stop();
+        if (Environment.GetEnvironmentVariable("CW_PARTS_SHARING") == "1")
+        {
+            var states = new HashSet<object>(ReferenceEqualityComparer.Instance);
+            var plans = new HashSet<object>(ReferenceEqualityComparer.Instance);
+            int withFlow = 0;
+            foreach (object? o in conns)
+            {
+                if (o is ConnEntry { Flow: { } fs })
+                {
+                    withFlow++;
+                    states.Add(fs);
+                    if (fs.OriginalPlan is { } op) plans.Add(op);
+                }
+            }
+            Log($"pipeline {services}: one pass {pipe.OnePassPackets} packets; flow states {states.Count}, original plans {plans.Count} among {withFlow} connections with one");
+        }
         string estGc = $"{GC.CollectionCount(0) - e0c}/{GC.CollectionCount(1) - e1c}/{GC.CollectionCount(2) - e2c}";
         // The same SYNs again a burst at a time, after a flush (conntrack -F), as the per-packet SYNs met the table: last,
         // so nothing measured before sees their connections.
