@@ -75,14 +75,12 @@ public sealed partial class Netfilter
     public void Process(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results)
     {
         if (results.Length < inputs.Length) throw new ArgumentException("fewer results than inputs", nameof(results));
-        // Only a packet handed over parsed is rewritten in place (others are copied first): without one, no packet of the
-        // burst changes another's bytes.
-        bool inPlace = false;
+        // The references only: an input object is read once fetched (out of the cache a read of each here was a miss per
+        // packet before any fetch ahead began).
         for (int i = 0; i < inputs.Length; i++)
         {
             ArgumentNullException.ThrowIfNull(inputs[i], nameof(inputs));
             ArgumentNullException.ThrowIfNull(results[i], nameof(results));
-            inPlace |= inputs[i].Parsed is not null;
         }
         // One packet: nothing to fetch ahead, and Process starts the one pool boundary (when not nested) as the burst would.
         if (inputs.Length == 1)
@@ -99,6 +97,8 @@ public sealed partial class Netfilter
         Span<int> candidates = stackalloc int[BurstRing];
         CompiledRules? walk = Compiled;
         int n = inputs.Length;
+        // The first input objects are asked for together before the first of them is read (the arrival test reads them).
+        for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
         int hinted = -1;
         for (int j = 0; j < n && j < BurstArrivalAhead; j++)
@@ -125,7 +125,6 @@ public sealed partial class Netfilter
             }
             return;
         }
-        for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
         for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
         for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
         for (int j = 0; j < n && j < BurstEntryAhead; j++)
@@ -141,13 +140,13 @@ public sealed partial class Netfilter
         }
         if (!top)
         {
-            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, candidates);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, walk, inPlace, hinted, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, candidates);
         }
         finally
         {
@@ -162,9 +161,12 @@ public sealed partial class Netfilter
     /// Whether a skipped step leaves an older candidate in the ring does not matter: every step is a hint, range-checked.
     /// </remarks>
     private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
-        bool inPlace, int hinted, Span<long> tokens, Span<int> arrivals, Span<int> candidates)
+        int hinted, Span<long> tokens, Span<int> arrivals, Span<int> candidates)
     {
         int n = inputs.Length;
+        // Only a packet handed over parsed is rewritten in place (others are copied first): while none has run, no packet
+        // of the burst has changed another's bytes. Learnt packet by packet (each input is read when its turn comes).
+        bool inPlace = false;
         for (int i = 0; i < n; i++)
         {
             if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
@@ -201,7 +203,9 @@ public sealed partial class Netfilter
             PacketResult r = results[i];
             r.Reset();
             r.Ahead = ct is null ? PacketResult.NotAhead : own;
-            Run(inputs[i], r, reuse: true);
+            PacketInput input = inputs[i];
+            inPlace |= input.Parsed is not null;
+            Run(input, r, reuse: true);
         }
     }
 
