@@ -167,6 +167,8 @@ public sealed partial class Netfilter
         // Only a packet handed over parsed is rewritten in place (others are copied first): while none has run, no packet
         // of the burst has changed another's bytes. Learnt packet by packet (each input is read when its turn comes).
         bool inPlace = false;
+        // The usual conntrack called directly (no interface dispatch per packet), as the one pass calls its Track.
+        var hooks = ct as Chainwalk.Conntrack.ConntrackHooks;
         for (int i = 0; i < n; i++)
         {
             if (i + BurstInputAhead < n) PrefetchObject(inputs[i + BurstInputAhead]);
@@ -191,9 +193,13 @@ public sealed partial class Netfilter
             if (ct is not null)
             {
                 int s = i + BurstSlotAhead;
-                if (s < n) tokens[s & (BurstRing - 1)] = ct.Prefetch(inputs[s].Bytes);
+                if (s < n) tokens[s & (BurstRing - 1)] = hooks is not null ? hooks.Prefetch(inputs[s].Bytes) : ct.Prefetch(inputs[s].Bytes);
                 int e = i + BurstEntryAhead;
-                if (e < n && tokens[e & (BurstRing - 1)] is long t and >= 0) ct.PrefetchMore(t);
+                if (e < n && tokens[e & (BurstRing - 1)] is long t and >= 0)
+                {
+                    if (hooks is not null) hooks.PrefetchMore(t);
+                    else ct.PrefetchMore(t);
+                }
                 // The token was taken from the bytes BurstSlotAhead packets ago (or at the start): handed to the packet
                 // only when none of the packets run since could have changed those bytes (a packet handed over parsed
                 // is rewritten in place: an input sharing its array with one just before it hashes its tuple again).
