@@ -58,7 +58,7 @@ public static class NatTargets
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
         // A locally generated packet with source 0.0.0.0 is probably not meant to be masqueraded.
-        if (ctx.Family == IpFamily.V4 && ct.Original.Source == UInt128.Zero) return Verdict.Accept;
+        if (ctx.Family == IpFamily.V4 && ct.SourceV4(ConnDirection.Original) == 0) return Verdict.Accept;
         string? outDev = ctx.OutDev;
         UInt128? src = ctx.Family == IpFamily.V4
             ? Source4(ctx, outDev, ctx.Skb.NextHop)
