@@ -85,19 +85,6 @@ public sealed class ConntrackTable
     }
     private int _sourceUsed;
 
-    /// <summary>
-    /// One bit per by-source slot, set while the slot is not empty (a chain's head or a tombstone): a probe stops at an empty
-    /// slot, so a source key whose first slot's bit is clear has no chain, decided from this small array (a bit per slot, in
-    /// the cache) without reading the slot array (16 bytes per slot, a miss). Most new connections' sources have no chain.
-    /// </summary>
-    private ulong[] _sourceBits = new ulong[1];
-
-    /// <summary>Whether by-source slot <paramref name="i"/> is empty (its bit clear).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool SourceSlotEmpty(int i) => (_sourceBits[i >> 6] & (1UL << i)) == 0;
-
-    private static ulong[] SourceBitsFor(int slots) => new ulong[Math.Max(1, slots >> 6)];
-
     private ConnEntry? _oldest;
     private ConnEntry? _newest;
     private int _count;
@@ -350,7 +337,6 @@ public sealed class ConntrackTable
         int mask = _sourceSlots.Length - 1;
         for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            if (SourceSlotEmpty(i)) return -1;
             ref SourceSlotData slot = ref _sourceSlots[i];
             ConnEntry? head = slot.Head;
             if (head is null) return -1;
@@ -387,7 +373,6 @@ public sealed class ConntrackTable
         if (_sourceSlots[i].Head is null) _sourceUsed++;
         ct.NextBySource = null;
         _sourceSlots[i] = new SourceSlotData { Head = ct, Hash = h };
-        _sourceBits[i >> 6] |= 1UL << i;
     }
 
     private void SourceRemove(ConnEntry ct)
@@ -428,7 +413,6 @@ public sealed class ConntrackTable
         int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
         if (size > SmallSlots && size < _bucketSlots) size = _bucketSlots;
         _sourceSlots = new SourceSlotData[size];
-        _sourceBits = SourceBitsFor(size);
         _sourceUsed = 0;
         int mask = size - 1;
         for (int j = 0; j < old.Length; j++)
@@ -438,7 +422,6 @@ public sealed class ConntrackTable
             int i = old[j].Hash & mask;
             while (_sourceSlots[i].Head is not null) i = (i + 1) & mask;
             _sourceSlots[i] = old[j];
-            _sourceBits[i >> 6] |= 1UL << i;
             _sourceUsed++;
         }
     }
@@ -464,9 +447,7 @@ public sealed class ConntrackTable
     {
         if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         SourceSlotData[] slots = _sourceSlots;
-        int i = SourceHash(original) & (slots.Length - 1);
-        // An empty first slot: the search will not read the slots (SourceSlotEmpty), nothing to fetch.
-        if (!SourceSlotEmpty(i)) System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(original) & (slots.Length - 1)]));
     }
 
     /// <summary><see cref="PrefetchBySource"/> for an IPv4 original tuple given by its fields.</summary>
@@ -474,8 +455,7 @@ public sealed class ConntrackTable
     {
         if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         SourceSlotData[] slots = _sourceSlots;
-        int i = SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1);
-        if (!SourceSlotEmpty(i)) System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1)]));
     }
 
     /// <summary>The newest entry of <paramref name="original"/>'s by-source chain (the others follow through NextBySource), or null.</summary>
@@ -816,7 +796,6 @@ public sealed class ConntrackTable
         Array.Clear(_slots);
         _used = _live = 0;
         Array.Clear(_sourceSlots);
-        Array.Clear(_sourceBits);
         _sourceUsed = 0;
         _oldest = _newest = null;
         _count = 0;

@@ -7,8 +7,8 @@ using Xunit;
 namespace Chainwalk.Tests.Engine;
 
 /// <summary>
-/// NAT's by-source index (nf_nat_bysource, <see cref="ConntrackTable.BySource"/>) decides "no chain" from a bit per slot
-/// without reading the slot array. Against its definition: the confirmed, source-bound entries (IPS_SRC_NAT_DONE) whose
+/// NAT's by-source index (nf_nat_bysource, <see cref="ConntrackTable.BySource"/>: open addressing, chains threaded
+/// through the entries, tombstones) against its definition: the confirmed, source-bound entries (IPS_SRC_NAT_DONE) whose
 /// original tuple has the key's protocol, source address and port, oldest first, found by a scan of every entry; after
 /// random insertions, removals, flushes and the growth of the index (slots reused as tombstones, rehashed).
 /// </summary>
