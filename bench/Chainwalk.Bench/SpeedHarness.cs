@@ -1310,8 +1310,14 @@ public static class SpeedHarness
         // CW_FLAT_AB=1: rounds alternate the flat walk on and off (Netfilter.FlatWalk, found by reflection so that this
         // harness still builds against a tree without it): old and new walk interleaved in one process.
         System.Reflection.PropertyInfo? flatWalk = Environment.GetEnvironmentVariable("CW_FLAT_AB") == "1" ? typeof(Netfilter).GetProperty("FlatWalk") : null;
+        // CW_AB=Namespace.Type:Field: a static bool of the library set on even rounds, cleared on odd ones (an old and a new
+        // way of one step interleaved in one process, where the library has such a switch).
+        System.Reflection.FieldInfo? ab = Environment.GetEnvironmentVariable("CW_AB") is { Length: > 0 } abName && abName.Split(':') is [var abType, var abField]
+            ? typeof(Netfilter).Assembly.GetType(abType)?.GetField(abField, System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)
+            : null;
         for (int round = 0; round < rounds; round++)
         {
+            ab?.SetValue(null, round % 2 == 0);
             if (fresh || pipe.Conntrack is not ConntrackHooks hooks) pipe.Conntrack = new ConntrackHooks();
             else hooks.Table.Clear();
             flatWalk?.SetValue(pipe, round % 2 == 0);
@@ -1325,7 +1331,7 @@ public static class SpeedHarness
                 fate ??= FateOf(res);
             }
             double s = sw.CpuSeconds;
-            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}{(flatWalk is null ? "" : round % 2 == 0 ? ", flat walk" : ", index walk")}");
+            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}{(flatWalk is null ? "" : round % 2 == 0 ? ", flat walk" : ", index walk")}{(ab is null ? "" : round % 2 == 0 ? ", ab old" : ", ab new")}");
         }
         return 0;
     }

@@ -428,6 +428,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
         if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
         if (ct.Has(ConnStatus.Dying)) return true;
+        NoteSourceNat(ct);
         // A clash leaves the table as it was (expired holders aside, which Confirm would remove the same way): Confirm
         // then meets it again and explains the drop.
         return Table.TryInsert(ct, now);
@@ -439,6 +440,7 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (skb.Conntrack is not ConnEntry ct || ct.IsConfirmed) return true;
         if (skb.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return true;
         if (ct.Has(ConnStatus.Dying)) return true;
+        NoteSourceNat(ct);
         if (!Table.TryInsert(ct, ctx.Now))
         {
             ctx.Note("conntrack: another connection took the tuple first (insert clash): dropped");
@@ -491,10 +493,12 @@ public sealed class ConntrackHooks : IConntrackHooks
         ushort zone = ct.ZoneFor(ConnDirection.Reply);
         if (zone == 0 && ct.TryTupleV4(ConnDirection.Reply, out byte proto, out uint rs, out uint rd, out ushort rsp, out ushort rdp))
         {
-            // The same slots from the entry's fields (PrefetchV4 hashes as Prefetch does a zone-0 IPv4 tuple).
-            Table.PrefetchV4(proto, rs, rd, rsp, rdp);
-            if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue)
-                Table.PrefetchV4(proto, rs, (uint)m4, rsp, rdp);
+            // The same slots from the entry's fields (PrefetchV4 hashes as Prefetch does a zone-0 IPv4 tuple). When the last
+            // eight new connections all had their source changed (or none did), only the slot that outcome probes is fetched:
+            // each fetch of a slot that is not probed costs a wait for its page walk.
+            uint? masq4 = Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue ? (uint)m4 : null;
+            if (masq4 is null || _sourceNatHistory != 0xff) Table.PrefetchV4(proto, rs, rd, rsp, rdp);
+            if (masq4 is { } m && _sourceNatHistory != 0) Table.PrefetchV4(proto, rs, m, rsp, rdp);
             return;
         }
         ConnTuple reply = ct.Reply;
@@ -502,6 +506,12 @@ public sealed class ConntrackHooks : IConntrackHooks
         if (Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } masq && masq != reply.Destination)
             Table.Prefetch(new ConnTuple(reply.Family, reply.Protocol, reply.Source, masq, reply.SourcePort, reply.DestinationPort), zone); // not `with`: see NatCore.FindBestIps
     }
+
+    /// <summary>Whether the last eight connections confirmed had their source changed (a bit each, newest lowest): a hint for <see cref="PrefetchForward"/>.</summary>
+    private byte _sourceNatHistory;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void NoteSourceNat(ConnEntry ct) => _sourceNatHistory = (byte)((_sourceNatHistory << 1) | (ct.Has(ConnStatus.SrcNat) ? 1 : 0));
 
     /// <summary>NAT (the Nat room): the nat table is walked for a connection's first packet at each nat hook.</summary>
     public bool NeedsNatRules(PacketContext ctx) => Tracks(ctx.Skb.Family) && Nat.NatHooks.NeedsRules(ctx);

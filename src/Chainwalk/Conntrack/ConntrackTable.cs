@@ -50,6 +50,27 @@ public sealed class ConntrackTable
     private int _used;
     private int _live;
 
+    /// <summary>Keys stored into the hash so far (every <see cref="PutAbsent"/> and overwriting <see cref="Put(in ConnTuple, ushort, int, ConnEntry, ConnDirection, bool)"/>).</summary>
+    private long _puts;
+
+    /// <summary>
+    /// An IPv4 tuple in zone 0 that <see cref="TryFindV4"/> found no live holder of, with its hash and <see cref="_puts"/> at
+    /// that time. While nothing has been stored since, the tuple is still free: a removal cannot make a key present, and
+    /// expiry only turns a holder into a dead one. Confirmation (<see cref="TryInsert"/>) then skips the probe a new
+    /// connection's lookup (nf_conntrack_in's miss) or its NAT binding (nf_nat_used_tuple of the chosen reply) has just made.
+    /// </summary>
+    private struct AbsentV4
+    {
+        public ulong Addresses;
+        public uint Ports;
+        public byte Protocol;
+        public int Hash;
+        public long Puts;
+    }
+
+    /// <summary>The last two <see cref="AbsentV4"/> misses (a new connection's original, then its reply).</summary>
+    private AbsentV4 _absent0 = new() { Puts = -1 }, _absent1 = new() { Puts = -1 };
+
     /// <summary>The slot count nf_conntrack_buckets asks for (<see cref="SlotsFor"/>).</summary>
     private int _bucketSlots = SlotsFor(DefaultBuckets);
 
@@ -207,6 +228,7 @@ public sealed class ConntrackTable
             PutAbsent(h, ct, dir);
             return;
         }
+        _puts++;
         _slots[at].Entry = ct;
         _slots[at].Key = (h & ~1) | (int)dir;
     }
@@ -222,6 +244,7 @@ public sealed class ConntrackTable
         while (_slots[at].Entry is { } e && !ReferenceEquals(e, Tombstone)) at = (at + 1) & mask;
         if (_slots[at].Entry is null) _used++;
         _live++;
+        _puts++;
         _slots[at].Entry = ct;
         _slots[at].Key = (h & ~1) | (int)dir;
     }
@@ -596,8 +619,38 @@ public sealed class ConntrackTable
             Remove(e);
             break;
         }
+        // The newest miss replaces the older of the two remembered.
+        _absent0 = _absent1;
+        _absent1.Addresses = ((ulong)source << 32) | destination;
+        _absent1.Ports = ((uint)sourcePort << 16) | destinationPort;
+        _absent1.Protocol = protocol;
+        _absent1.Hash = h;
+        _absent1.Puts = _puts;
         entry = null!;
         dir = ConnDirection.Original;
+        return false;
+    }
+
+    /// <summary>
+    /// Whether the IPv4 tuple (zone 0) is known free without a probe (<see cref="AbsentV4"/>: a miss of it with nothing
+    /// stored since), and its hash then.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool KnownAbsentV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort, out int hash)
+    {
+        ulong addresses = ((ulong)source << 32) | destination;
+        uint ports = ((uint)sourcePort << 16) | destinationPort;
+        if (_absent1.Puts == _puts && _absent1.Addresses == addresses && _absent1.Ports == ports && _absent1.Protocol == protocol)
+        {
+            hash = _absent1.Hash;
+            return true;
+        }
+        if (_absent0.Puts == _puts && _absent0.Addresses == addresses && _absent0.Ports == ports && _absent0.Protocol == protocol)
+        {
+            hash = _absent0.Hash;
+            return true;
+        }
+        hash = 0;
         return false;
     }
 
@@ -620,8 +673,12 @@ public sealed class ConntrackTable
             && ct.TryTupleV4(ConnDirection.Reply, out byte rp, out uint rs, out uint rd, out ushort rsp, out ushort rdp)
             && !(op == rp && os == rs && od == rd && osp == rsp && odp == rdp))
         {
-            int h1 = HashV4(op, os, od, osp, odp), h2 = HashV4(rp, rs, rd, rsp, rdp);
-            if (TryFindV4(op, os, od, osp, odp, h1, now, out _, out _) || TryFindV4(rp, rs, rd, rsp, rdp, h2, now, out _, out _)) return false;
+            // A tuple this table just found free (the connection's own lookup, NAT's probe of the reply it chose) with nothing
+            // stored since is free still: not probed again (KnownAbsentV4); the others as __nf_conntrack_confirm does.
+            if (!KnownAbsentV4(op, os, od, osp, odp, out int h1)
+                && TryFindV4(op, os, od, osp, odp, h1 = HashV4(op, os, od, osp, odp), now, out _, out _)) return false;
+            if (!KnownAbsentV4(rp, rs, rd, rsp, rdp, out int h2)
+                && TryFindV4(rp, rs, rd, rsp, rdp, h2 = HashV4(rp, rs, rd, rsp, rdp), now, out _, out _)) return false;
             ct.Status |= ConnStatus.Confirmed;
             PutAbsent(h1, ct, ConnDirection.Original);
             PutAbsent(h2, ct, ConnDirection.Reply);

@@ -151,7 +151,7 @@ public sealed partial class Netfilter
     }
 
     /// <summary>
-    /// IPv4 input decisions (ip_route_input_noref's answer) remembered for one host generation, direct-mapped by
+    /// IPv4 input decisions (ip_route_input_noref's answer) remembered for one host generation, two entries per set, by
     /// destination and source: the decision is a function of those, the input device and the host (routes,
     /// addresses, links, sysctls; any change of them moves <see cref="HostGeneration"/>), so a flow's packets ask
     /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries. The key has no mark or TOS because
@@ -175,11 +175,20 @@ public sealed partial class Netfilter
             _inputRoutesGeneration = g;
             _inputRouteMisses = 0;
         }
-        ref InputRouteEntry e = ref cache[InputRouteSlot(dst, src, cache.Length)];
+        // Two ways per set (the slot and its neighbour): keys whose slots collide (many destinations, a few sources: the
+        // endpoints DNAT picks) no longer evict each other packet after packet.
+        int at = InputRouteSlot(dst, src, cache.Length);
+        ref InputRouteEntry e = ref cache[at];
         if (e.Decision is { } known && e.Destination == dst && e.Source == src
             && (ReferenceEquals(e.Device, dev) || string.Equals(e.Device, dev, StringComparison.Ordinal)))
         {
             return known;
+        }
+        ref InputRouteEntry e1 = ref cache[at + 1];
+        if (e1.Decision is { } known1 && e1.Destination == dst && e1.Source == src
+            && (ReferenceEquals(e1.Device, dev) || string.Equals(e1.Device, dev, StringComparison.Ordinal)))
+        {
+            return known1;
         }
         InputDecision d = RouteLookup.Input4(Host, dst, src, dev);
         // Only the decisions the FIB shares between packets (forward, local unicast) are kept; the rest are rare.
@@ -191,6 +200,8 @@ public sealed partial class Netfilter
                 _inputRouteMisses = 0;
                 return d;
             }
+            // The newest first: the older of the set gives way.
+            if (e.Decision is not null) e1 = e;
             e.Destination = dst;
             e.Source = src;
             e.Device = dev;
@@ -201,11 +212,11 @@ public sealed partial class Netfilter
 
     private static bool IsMulticast4(uint a) => (a >> 28) == 0xe;
 
-    /// <summary>Where (destination, source) is remembered in an input route memo of <paramref name="length"/> entries.</summary>
+    /// <summary>Where (destination, source) is remembered in an input route memo of <paramref name="length"/> entries: the first of its set of two (an even index).</summary>
     private static int InputRouteSlot(uint dst, uint src, int length)
     {
         uint h = (dst * 0x9E3779B1u) ^ (src * 0x85EBCA77u);
-        return (int)((h ^ (h >> 15)) & (uint)(length - 1));
+        return (int)((h ^ (h >> 15)) & (uint)(length - 2));
     }
 
     /// <summary>
@@ -217,7 +228,10 @@ public sealed partial class Netfilter
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         InputRouteEntry[] cache = _inputRoutes;
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[InputRouteSlot(dst, src, cache.Length)]));
+        int at = InputRouteSlot(dst, src, cache.Length);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[at]));
+        // The set's second entry, when it starts on the next line.
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[at + 1]) + System.Runtime.CompilerServices.Unsafe.SizeOf<InputRouteEntry>() - 1);
     }
 
     /// <summary>

@@ -21,9 +21,23 @@ public static class NatTargets
         // With a trace the binding is explained (out of line: its tuples and string building kept out of this frame,
         // which every new connection's binding sets up and clears).
         if (ctx.Netfilter.Current?.Trace is not null) return BindExplained(ctx, ct, range, manip, target);
+        // A one-address DNAT range (kube-proxy's endpoints) gives the address the packet will carry before the binding is
+        // worked out: the input route memo's entry is fetched that much earlier (the binding's own work overlaps it).
+        bool early = manip == NatManip.Dst && range.MinAddress == range.MaxAddress && range.Has(NatRangeFlags.MapIps);
+        if (early) PrefetchRouteForDnat(ctx, ct, range.MinAddress);
         Verdict v = NatCore.SetupInfo(ctx, ct, range, manip, out _);
-        PrefetchRouteAfterDnat(ctx, ct, manip);
+        if (!early) PrefetchRouteAfterDnat(ctx, ct, manip);
         return v;
+    }
+
+    /// <summary>
+    /// <see cref="PrefetchRouteAfterDnat"/> for the one address of a DNAT range, before the binding is made (a hint: a
+    /// binding that keeps the destination, or a clash, only fetched another entry).
+    /// </summary>
+    private static void PrefetchRouteForDnat(PacketContext ctx, ConnEntry ct, UInt128 address)
+    {
+        if (ctx.Hook == Rules.Hook.Prerouting && ct.Family == IpFamily.V4 && address <= uint.MaxValue && ctx.Skb.InDev is not null)
+            ctx.Netfilter.PrefetchInputRouteAfterDnat((uint)address, (uint)ctx.Packet.Source);
     }
 
     /// <summary>The input route will be asked for the bound destination of this IPv4 packet, after the rewrite: fetched meanwhile.</summary>
@@ -58,7 +72,7 @@ public static class NatTargets
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
         // A locally generated packet with source 0.0.0.0 is probably not meant to be masqueraded.
-        if (ctx.Family == IpFamily.V4 && ct.Original.Source == UInt128.Zero) return Verdict.Accept;
+        if (ctx.Family == IpFamily.V4 && ct.SourceV4(ConnDirection.Original) == 0) return Verdict.Accept;
         string? outDev = ctx.OutDev;
         UInt128? src = ctx.Family == IpFamily.V4
             ? Source4(ctx, outDev, ctx.Skb.NextHop)

@@ -83,6 +83,103 @@ public class ConntrackConfirmV4Tests
         }
     }
 
+    /// <summary>What happens to the table between the probes that found the new connection's tuples free and its confirmation.</summary>
+    public enum Between
+    {
+        Nothing,
+        OriginalHolderInserted,
+        ReplyHolderInserted,
+        ExpiredReplyHolderInserted,
+        UnrelatedInserted,
+        UnrelatedRemoved,
+        ReplyHolderInsertedThenRemoved,
+        Flushed,
+    }
+
+    public static TheoryData<Between, bool> BetweenCases()
+    {
+        var d = new TheoryData<Between, bool>();
+        foreach (Between b in Enum.GetValues<Between>())
+        {
+            d.Add(b, false);
+            d.Add(b, true);
+        }
+        return d;
+    }
+
+    /// <summary>
+    /// Confirmation skips the probe of a tuple the table found free (the lookup's miss, NAT's probe of its chosen reply)
+    /// while nothing was stored since; whatever happens in between, the result and the table agree with the clash test
+    /// then insert on a table that went through the same changes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(BetweenCases))]
+    public void Confirmation_after_free_probes_agrees_with_clash_test_then_insert(Between between, bool natted)
+    {
+        var fast = new ConntrackTable();
+        var reference = new ConntrackTable();
+        ConnTuple o = new(IpFamily.V4, IpProtocol.Tcp, 0xC0A80105, 0x0A600001, 40000, 80);
+        ConnTuple r = natted ? new(IpFamily.V4, IpProtocol.Tcp, 0x0AF40007, 0xC0A80105, 8080, 40000) : new(IpFamily.V4, IpProtocol.Tcp, 0x0A600001, 0xC0A80105, 80, 40000);
+        ConnTuple u = new(IpFamily.V4, IpProtocol.Udp, 0x01020304, 0x05060708, 53, 53);
+        var unrelated = new Dictionary<ConntrackTable, ConnEntry>();
+        foreach (ConntrackTable t in new[] { fast, reference })
+        {
+            var e = new ConnEntry(u, Inverse(u)) { Timeout = Now + 10 };
+            t.Insert(e);
+            unrelated[t] = e;
+        }
+        // The probes a new connection's packet makes: its lookup (a miss), then NAT's of the reply it chose.
+        fast.TryFindV4(o.Protocol, (uint)o.Source, (uint)o.Destination, o.SourcePort, o.DestinationPort, -1, Now, out _, out _).ShouldBeFalse();
+        fast.TryFindV4(r.Protocol, (uint)r.Source, (uint)r.Destination, r.SourcePort, r.DestinationPort, -1, Now, out _, out _).ShouldBeFalse();
+        foreach (ConntrackTable t in new[] { fast, reference })
+        {
+            switch (between)
+            {
+                case Between.OriginalHolderInserted:
+                    t.Insert(new ConnEntry(o, Inverse(o)) { Timeout = Now + 10 });
+                    break;
+                case Between.ReplyHolderInserted:
+                    t.Insert(new ConnEntry(Inverse(r), r) { Timeout = Now + 10 });
+                    break;
+                case Between.ExpiredReplyHolderInserted:
+                    t.Insert(new ConnEntry(Inverse(r), r) { Timeout = Now - 1 });
+                    break;
+                case Between.UnrelatedInserted:
+                    t.Insert(new ConnEntry(new(IpFamily.V4, IpProtocol.Udp, 0x01020305, 0x05060708, 53, 53), new(IpFamily.V4, IpProtocol.Udp, 0x05060708, 0x01020305, 53, 53)) { Timeout = Now + 10 });
+                    break;
+                case Between.UnrelatedRemoved:
+                    t.Remove(unrelated[t]);
+                    break;
+                case Between.ReplyHolderInsertedThenRemoved:
+                    var holder = new ConnEntry(Inverse(r), r) { Timeout = Now + 10 };
+                    t.Insert(holder);
+                    t.Remove(holder);
+                    break;
+                case Between.Flushed:
+                    t.Clear();
+                    break;
+            }
+        }
+        ConnEntry a = new(o, r) { Timeout = Now + 120 }, b = new(o, r) { Timeout = Now + 120 };
+
+        bool inserted = fast.TryInsert(a, Now);
+        bool expected = !reference.Clashes(b, Now);
+        if (expected) reference.Insert(b);
+
+        inserted.ShouldBe(expected);
+        inserted.ShouldBe(between is not (Between.OriginalHolderInserted or Between.ReplyHolderInserted));
+        fast.Count.ShouldBe(reference.Count);
+        foreach (ConnTuple t in new[] { o, r, Inverse(o), Inverse(r), u })
+        {
+            bool ff = fast.TryFind(t, 0, Now, out ConnEntry fe, out ConnDirection fd);
+            bool rf = reference.TryFind(t, 0, Now, out ConnEntry re, out ConnDirection rd);
+            ff.ShouldBe(rf, t.ToString());
+            if (!ff) continue;
+            fd.ShouldBe(rd, t.ToString());
+            (fe == a).ShouldBe(re == b, t.ToString());
+        }
+    }
+
     public static TheoryData<string, string> OriginalPairs => new()
     {
         { "tcp 10.0.0.1:1000 > 10.0.0.2:80", "tcp 10.0.0.1:1000 > 10.0.0.2:80" },

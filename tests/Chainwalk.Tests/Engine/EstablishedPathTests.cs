@@ -130,6 +130,50 @@ public class EstablishedPathTests
     }
 
     [Theory]
+    [InlineData(1, 40)]
+    [InlineData(2, 700)]
+    [InlineData(3, 5000)]
+    public void Input_routes_remembered_for_many_keys_give_what_a_fresh_lookup_gives(int seed, int keys)
+    {
+        // More (destination, source) keys than the memo's first size: keys meet in a set of two, the older gives way, the
+        // memo grows. Each packet's fate is the one a netfilter with nothing remembered gives (reverse path filter on: a
+        // source from the wrong side is dropped; destinations on either side, the default route, our own addresses).
+        VirtualHost host = EngineHost.Create("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        host.Sysctls["net.ipv4.conf.all.rp_filter"] = "1";
+        var nf = new Netfilter(host);
+        var reused = new PacketResult();
+        var rnd = new Random(seed);
+        var rows = new List<(string Src, string Dst, string Dev)>();
+        for (int k = 0; k < keys; k++)
+        {
+            string src = rnd.Next(2) == 0 ? $"10.0.{rnd.Next(3)}.{rnd.Next(2, 250)}" : $"192.168.1.{rnd.Next(2, 250)}";
+            string dst = rnd.Next(4) switch
+            {
+                0 => $"10.0.0.{rnd.Next(1, 250)}",
+                1 => $"192.168.1.{rnd.Next(1, 250)}",
+                2 => $"172.16.{rnd.Next(0, 250)}.{rnd.Next(1, 250)}",
+                _ => $"10.{rnd.Next(1, 250)}.{rnd.Next(0, 250)}.{rnd.Next(1, 250)}",
+            };
+            rows.Add((src, dst, rnd.Next(2) == 0 ? "eth0" : "eth1"));
+        }
+        var expected = new string[keys];
+        for (int k = 0; k < keys; k++)
+        {
+            byte[] p = PacketBuilder.Ipv4(rows[k].Src, rows[k].Dst).Udp(1000, 53).Build();
+            expected[k] = string.Join(",", new Netfilter(host).Process(EngineHost.In(rows[k].Dev, p)).Fate);
+        }
+        expected.Distinct().Count().ShouldBeGreaterThan(1);
+        for (int round = 0; round < 4; round++)
+        {
+            foreach (int k in Enumerable.Range(0, keys).OrderBy(_ => rnd.Next()))
+            {
+                byte[] p = PacketBuilder.Ipv4(rows[k].Src, rows[k].Dst).Udp(1000, 53).Build();
+                string.Join(",", nf.Process(EngineHost.In(rows[k].Dev, p), reused).Fate).ShouldBe(expected[k], $"{rows[k]}, round {round}");
+            }
+        }
+    }
+
+    [Theory]
     [InlineData("ACCEPT", "forwarded:eth0")]
     [InlineData("DROP", "dropped")]
     public void A_built_in_chain_without_rules_decides_by_its_policy_and_counts_it_traced_or_not(string policy, string fate)
