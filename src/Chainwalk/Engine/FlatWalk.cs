@@ -22,6 +22,12 @@ public sealed partial class Netfilter
 
     private readonly List<FlatFrame[]> _flatStacks = new();
 
+    /// <summary>
+    /// The flat walk fetches ahead (<see cref="PrefetchCandidate"/>, <see cref="PrefetchFirst"/>) only in a form of at least
+    /// this many entries (2 MiB of them, the VM's L2: kube 1k services ≈ 25k entries stay below, 10k and 30k above).
+    /// </summary>
+    internal static int PrefetchFromEntries = (2 << 20) / 56;
+
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, FlatChain baseFlat, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
@@ -59,6 +65,9 @@ public sealed partial class Netfilter
         int sp = 0, i = 0;
         bool proven = false;
         FlatEntry scratch = default;
+        // The walk's prefetches (a candidate's jump, an entered chain's first rules) only for a form larger than a core's
+        // cache: in the cache they are pure cost (a few instructions and a page walk each, nothing to hide).
+        bool fetch = compiled.Entries.Length >= PrefetchFromEntries;
         while (true)
         {
             if (keyOk && index is not null)
@@ -89,7 +98,7 @@ public sealed partial class Netfilter
                 {
                     return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
                 }
-                if (i < count && start >= 0) PrefetchCandidate(all, spans, compiled.Targets, start + i, trusted);
+                if (fetch && i < count && start >= 0) PrefetchCandidate(all, spans, compiled.Targets, start + i, trusted);
             }
             if (i >= count)
             {
@@ -104,10 +113,8 @@ public sealed partial class Netfilter
             if (start < 0) scratch = FlatEntry.Generic(chain.Rules[i]);
             ref readonly FlatEntry e = ref start < 0 ? ref scratch : ref all[start + i];
             Rule rule = e.Rule;
-            ctx.RuleNumber = i + 1;
-            ctx.RuleIndex = i;
-            // The context's rule and chain (references: a GC write barrier each) are set for what reads them: a match
-            // evaluated by its extension, and a rule that matched (its target). An inline test reads neither.
+            // The context's rule, chain and rule number are set for what reads them: a match evaluated by its extension, and
+            // a rule that matched (its target). An inline test reads none of them.
             bool ok;
             if (proven)
             {
@@ -119,6 +126,8 @@ public sealed partial class Netfilter
             }
             else
             {
+                ctx.RuleNumber = i + 1;
+                ctx.RuleIndex = i;
                 if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
                 if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
                 ok = keyOk && (e.Flags & FlatFlags.Generic) == 0 ? MatchFlat(ctx, in e, in key) : MatchRule(ctx, rule, false) is null;
@@ -134,6 +143,8 @@ public sealed partial class Netfilter
                 i++;
                 continue;
             }
+            ctx.RuleNumber = i + 1;
+            ctx.RuleIndex = i;
             if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             // Counted beside the entry (its home), else on the rule (walked through the rule objects, or not this form's).
@@ -182,7 +193,7 @@ public sealed partial class Netfilter
                         count = s.Count;
                         index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
-                        if (index is null) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
+                        if (fetch && index is null) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
                         continue;
                     }
                     // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
@@ -207,9 +218,16 @@ public sealed partial class Netfilter
                     continue;
                 }
             }
+            // MARK from the entry (xt_mark.c's mark_tg: the mark's bits under the mask replaced, Continue): no call, no data
+            // object, and the flow key holds (the header is not touched).
+            if ((e.Flags & FlatFlags.InlineMark) != 0 && start >= 0)
+            {
+                skb.Mark = (skb.Mark & ~e.B) ^ e.A;
+                i++;
+                continue;
+            }
             // A target extension: from the form's target slot (loaded with the chain's span when the walk jumped here), else
             // from the rule's TargetUse (two more objects in turn).
-            ctx.RuleIndex = i;
             ctx.Slot = -1;
             Verdict v;
             Extensions.ExtensionData?[] targets = compiled.Targets;
@@ -361,6 +379,16 @@ public sealed partial class Netfilter
                 case FlatOp.RandomInverted:
                     if (!StatisticMatch.RandomMode(ctx, e.A, invert: true)) return false;
                     break;
+                case FlatOp.CtState:
+                {
+                    // conntrack_mt's state part by the packet's ctinfo (FlatEntry.CtStateAnswers); a ctinfo without an entry
+                    // is INVALID, as ConntrackHooks.TryGet says.
+                    Skb skb = ctx.Skb;
+                    int n = (int)skb.CtInfo;
+                    if (n != (int)CtInfo.Untracked && skb.Conntrack is not global::Chainwalk.Conntrack.ConnEntry) n = 0;
+                    if ((e.A & (1u << n)) == 0) return false;
+                    break;
+                }
                 default:
                 {
                     MatchUse use = e.Rule.Matches[m];
