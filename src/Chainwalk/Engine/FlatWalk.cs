@@ -31,7 +31,7 @@ public sealed partial class Netfilter
     /// </summary>
     internal static int PrefetchFromEntries = (256 << 10) / 56;
 
-    private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, FlatChain baseFlat, CompiledRules compiled, ref FlowKey key)
+    private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
         while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatFrame[JumpStackSize + 1]);
@@ -39,7 +39,7 @@ public sealed partial class Netfilter
         Skb skb = ctx.Skb;
         bool keyOk = true;
         Chain chain = baseChain;
-        int cn = baseFlat.Number;
+        int cn = baseNumber;
         // No rule of the table changed since it was compiled (RulesetEditor counts every change in Table.RuleEdits): every
         // chain's entries, index and jumps by number hold, and a jump reads the entered chain's span. Else each chain
         // entered is checked against its own edits (and jumps go by name), as CompiledRules.For does.
