@@ -148,8 +148,8 @@ public sealed partial class Netfilter
             }
             ctx.RuleNumber = i + 1;
             ctx.RuleIndex = i;
-            if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
-            if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
+            // The context's rule and chain (references: a GC write barrier each) only for what reads them: a target
+            // extension's Execute and a traced packet's line, not a jump, a verdict or a MARK from the entry.
             // Counted beside the entry (its home), else on the rule (walked through the rule objects, or not this form's).
             int slot = start >= 0 && countHere && (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
             ref Counters counts = ref slot >= 0 ? ref all[slot].Counters : ref rule.CountersCell;
@@ -158,6 +158,8 @@ public sealed partial class Netfilter
             ctx.Recording?.Hit(rule, slot);
             if (skb.Trace)
             {
+                if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
+                if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return
                     ? (chain.IsBuiltin ? "policy" : "return") : "rule");
             }
@@ -231,6 +233,8 @@ public sealed partial class Netfilter
             }
             // A target extension: from the form's target slot (loaded with the chain's span when the walk jumped here), else
             // from the rule's TargetUse (two more objects in turn).
+            if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
+            if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             ctx.Slot = -1;
             Verdict v;
             Extensions.ExtensionData?[] targets = compiled.Targets;
