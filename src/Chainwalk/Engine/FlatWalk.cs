@@ -289,6 +289,15 @@ public sealed partial class Netfilter
         {
             PrefetchJump(all, spans, targets, in all[start + k], 2);
         }
+        // The entered chains' own first target extension data (KUBE-SEP-…'s DNAT range): their slots came with the
+        // candidate's neighbours (PrefetchNeighbours), so the data is asked for now rather than when the jump is taken.
+        if (NeighbourEntries == 0) return;
+        for (int k = 0; k < n; k++)
+        {
+            ref FlatEntry e = ref all[start + k];
+            if (e.Target == FlatTarget.Jump && (uint)e.Jump < (uint)targets.Length && targets[e.Jump] is { } d)
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)System.Runtime.CompilerServices.Unsafe.As<Extensions.ExtensionData, nint>(ref d));
+        }
     }
 
     /// <summary>
