@@ -16,7 +16,7 @@ namespace Chainwalk.Tests.Engine;
 /// <c>-m conntrack --ctstate</c> / <c>-m state --state</c> testing the state alone (<see cref="FlatOp.CtState"/>: the
 /// answer by the packet's ctinfo, xt_conntrack.c's conntrack_mt), and a MARK target applied from the entry
 /// (<see cref="FlatFlags.InlineMark"/>, xt_mark.c's mark_tg) after which the walk keeps its flow key; the walk's prefetches
-/// on or off (<see cref="Netfilter.PrefetchFromEntries"/>) give the same walk.
+/// on or off (<see cref="Netfilter.PrefetchFromEntries"/>, <see cref="Netfilter.NeighbourEntries"/>) give the same walk.
 /// </summary>
 public class FlatInlineTests
 {
@@ -174,14 +174,16 @@ public class FlatInlineTests
     /// counters (and so the same random draws) as the linear walk either way.
     /// </summary>
     [Theory]
-    [InlineData(0)]
-    [InlineData(int.MaxValue)]
-    public void Kube_walks_agree_with_the_prefetches_on_or_off(int prefetchFrom)
+    [InlineData(0, 16)]
+    [InlineData(0, 0)]
+    [InlineData(int.MaxValue, 16)]
+    public void Kube_walks_agree_with_the_prefetches_on_or_off(int prefetchFrom, int neighbours)
     {
         var (text, svcs, _) = Chainwalk.Bench.KubeProxyRules.Generate(120, seed: 11);
         var two = new Two(System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \n]+", "-j ACCEPT"));
-        int was = Netfilter.PrefetchFromEntries;
+        int was = Netfilter.PrefetchFromEntries, wasNeighbours = Netfilter.NeighbourEntries;
         Netfilter.PrefetchFromEntries = prefetchFrom;
+        Netfilter.NeighbourEntries = neighbours;
         try
         {
             var rnd = new Random(4);
@@ -200,6 +202,7 @@ public class FlatInlineTests
         finally
         {
             Netfilter.PrefetchFromEntries = was;
+            Netfilter.NeighbourEntries = wasNeighbours;
         }
     }
 }
