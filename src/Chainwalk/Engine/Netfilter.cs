@@ -1148,9 +1148,31 @@ public sealed partial class Netfilter
         return table.Find(target.Name);
     }
 
+    /// <summary>
+    /// What a walk of a table at a hook finds before it starts, remembered per table slot and hook: the base chain (a table's
+    /// built-in chains never change) and its number in the compiled form <see cref="Form"/> (-1: none), so that a walk asks
+    /// neither the table nor the form per packet (three walks per new connection).
+    /// </summary>
+    private struct WalkStart
+    {
+        public Table? Table;
+        public Chain? Chain;
+        public Compiled.CompiledRules? Form;
+        public int Number;
+    }
+
+    private readonly WalkStart[] _walkStarts = new WalkStart[5 * 5];
+
     private Verdict Walk(PacketContext ctx, Table table, Hook hook, (Chain Chain, int Next)[] stack)
     {
-        Chain? chain = BaseChain(table, hook);
+        ref WalkStart start = ref _walkStarts[TableSlot(table.Info) * 5 + (int)hook];
+        if (!ReferenceEquals(start.Table, table))
+        {
+            start.Table = table;
+            start.Chain = table.Find(hook.ChainName());
+            start.Form = null;
+        }
+        Chain? chain = start.Chain;
         if (chain is null) return Verdict.Accept;
         Chain baseChain = chain;
         List<TraceEvent>? trace = Current?.Trace;
@@ -1160,9 +1182,17 @@ public sealed partial class Netfilter
         trace?.Add(new TableEvent(table.Name, hook, PriorityOf(table.Name, hook)));
         trace?.Add(new ChainEvent(table.Name, chain.Name, null, 0, false) { Entered = chain });
         // The flat walk (FlatWalk.cs) when the base chain has a flat form worth it (FlatChain.Worth) and the packet a flow key.
-        if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm && flatForm.FlatFor(chain) is { Worth: true } flat
-            && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
-            return WalkFlat(ctx, table, chain, flat, flatForm, ref flatKey); // by ref: a key just stored field by field and copied whole stalls
+        if (trace is null && !skb.Trace && FlatWalk && Compiled is { } flatForm)
+        {
+            if (!ReferenceEquals(start.Form, flatForm))
+            {
+                start.Form = flatForm;
+                start.Number = flatForm.FlatFor(chain) is { } f ? f.Number : -1;
+            }
+            int number = start.Number;
+            if (number >= 0 && flatForm.Spans[number].Worth && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
+                return WalkFlat(ctx, table, chain, number, flatForm, ref flatKey); // by ref: a key just stored field by field and copied whole stalls
+        }
         int sp = 0;
         int i = 0;
         // Compiled fast path (Engine/Compiled): a chain's index says which rule is the next that can match, and

@@ -121,7 +121,10 @@ public class FlatWalkTests
     [InlineData(" ! -s 10.244.0.0/16 -d 172.30.0.1/32 -p tcp -m comment --comment x -m tcp --dport 80 -j ACCEPT", FlatFlags.SourceInverted | FlatFlags.Protocol, 0x21)]
     [InlineData(" -m comment --comment x -m statistic --mode random --probability 0.5 -j ACCEPT", FlatFlags.None, 0x51)]
     [InlineData(" -m mark ! --mark 0x4000/0x4000 -j RETURN", FlatFlags.None, 0x4)]
-    [InlineData(" -m conntrack --ctstate NEW -m comment --comment x -m mark --mark 1 -j ACCEPT", FlatFlags.GenericOps, 0x317)]
+    // The state-only conntrack match is inline (session 9): the mark after it is the second with operands, generic.
+    [InlineData(" -m conntrack --ctstate NEW -m comment --comment x -m mark --mark 1 -j ACCEPT", FlatFlags.GenericOps, 0x718)]
+    [InlineData(" -m conntrack --ctstate NEW -m comment --comment x -j ACCEPT", FlatFlags.None, 0x8)]
+    [InlineData(" -m conntrack --ctstate NEW,DNAT -j ACCEPT", FlatFlags.GenericOps, 0x7)]
     [InlineData(" ! -p udp -m comment --comment x", FlatFlags.Protocol | FlatFlags.ProtocolInverted, 0x0)]
     [InlineData(" -p tcp -m tcp ! --dport 80 -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x7)]
     [InlineData(" -p tcp -m tcp --syn -j ACCEPT", FlatFlags.Protocol | FlatFlags.GenericOps, 0x7)]

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Chainwalk.Extensions.Matches;
 using Chainwalk.Rules;
+using CtInfo = Chainwalk.Engine.CtInfo;
 
 namespace Chainwalk.Engine.Compiled;
 
@@ -16,11 +17,12 @@ namespace Chainwalk.Engine.Compiled;
 /// Inline: the IPv4 header part (-s/-d with masks and inversions, -p with its inversion), and per match position, in
 /// the rule's order (the order matters: statistic draws a random number when it is reached), the kinds kube-proxy's
 /// rules use: comment (nothing to test), tcp/udp port ranges (no inversion, flags or options), mark, statistic
-/// random. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
+/// random, conntrack/state testing the state alone. Every other match is evaluated through its <see cref="MatchUse"/> at its position; a rule with interfaces,
 /// -f, an IPv6 or wide address, a non-prefix mask, or more than 7 matches is tested whole by the walker's generic rule test.
 /// The target is a kind (standard verdict, jump or goto with the entered chain's number, extension); a target
 /// extension and its data are read from the rule's <see cref="TargetUse"/> when the rule matches (one more object then,
-/// 16 bytes less per entry for every rule).
+/// 16 bytes less per entry for every rule); a MARK target of a rule without match operands is applied from the entry
+/// (<see cref="FlatFlags.InlineMark"/>).
 /// </remarks>
 [StructLayout(LayoutKind.Auto)]
 public struct FlatEntry
@@ -58,10 +60,11 @@ public struct FlatEntry
     private uint _opsAndTarget;
 
     /// <summary>
-    /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic in the rule's order;
+    /// The operands of the rule's one inline test that has any (the first of ports, mark, statistic, ctstate in the rule's order;
     /// a second such match is evaluated through its <see cref="MatchUse"/>): ports: <see cref="A"/> the source range,
     /// <see cref="B"/> the destination range (low 16 bits the lowest port, high 16 bits the highest); mark: the value and
-    /// the mask; statistic --mode random: the probability scaled by 2^31 (xt_statistic.c) in <see cref="A"/>.
+    /// the mask; statistic --mode random: the probability scaled by 2^31 (xt_statistic.c) in <see cref="A"/>; ctstate: the
+    /// answers by ctinfo in <see cref="A"/>. Without any: for <see cref="FlatFlags.InlineMark"/>, MARK's value and mask.
     /// </summary>
     public uint A, B;
 
@@ -204,6 +207,11 @@ public struct FlatEntry
                     op = sd.Invert ? FlatOp.RandomInverted : FlatOp.Random;
                     e.A = sd.Probability;
                     break;
+                case ConntrackData cd when use.Extension is ConntrackMatch or StateMatch && !operands && CtStateAnswers(cd) is uint answers:
+                    operands = true;
+                    op = FlatOp.CtState;
+                    e.A = answers;
+                    break;
             }
             ops |= (uint)op << (4 * m);
             if (op != FlatOp.Skip) last = m;
@@ -214,8 +222,45 @@ public struct FlatEntry
         {
             if ((FlatOp)(o & 0xF) == FlatOp.Generic) f |= FlatFlags.GenericOps;
         }
+        // MARK without match operands: its mask and value in A and B, applied by the walker (xt_mark.c's mark_tg). The
+        // entry stays a target extension with its data slot; the flag says the walker need not call it, and that the
+        // flow key holds after it (a mark is not a header field).
+        if (!operands && r.Target is { Extension: Extensions.Targets.MarkTarget, Data: Extensions.Targets.MarkTargetData mt })
+        {
+            f |= FlatFlags.InlineMark;
+            (e.A, e.B) = (mt.Mark, mt.Mask);
+        }
         e.Flags = f;
         return true;
+    }
+
+    /// <summary>
+    /// For <c>-m conntrack</c> / <c>-m state</c> testing the state alone (kube-proxy's --ctstate NEW, INVALID,
+    /// RELATED,ESTABLISHED): the answer for each <see cref="CtInfo"/> value (bit n: the packet's ctinfo is n; 0 also for a
+    /// packet whose ctinfo names a state but that has no entry), inversion included; null when the match needs more than
+    /// the ctinfo (other options, or SNAT/DNAT among the states, which read the entry's status). conntrack_mt
+    /// (xt_conntrack.c): a tracked packet's state bit is ESTABLISHED, RELATED or NEW by its ctinfo, an untracked one's
+    /// UNTRACKED, else INVALID; with only the state asked nothing else is tested. Mirrors <see cref="ConntrackMatch.Evaluate"/>.
+    /// </summary>
+    internal static uint? CtStateAnswers(ConntrackData d)
+    {
+        if ((d.MatchFlags & ConntrackFlags.State) == 0 || (d.MatchFlags & ~(ConntrackFlags.State | ConntrackFlags.StateAlias)) != 0) return null;
+        if ((d.MatchFlags & ConntrackFlags.StateAlias) == 0 && (d.States & (CtState.Snat | CtState.Dnat)) != 0) return null;
+        bool invert = (d.InvertFlags & ConntrackFlags.State) != 0;
+        uint answers = 0;
+        for (int n = 0; n <= (int)CtInfo.Untracked; n++)
+        {
+            CtState bit = (CtInfo)n switch
+            {
+                CtInfo.Established or CtInfo.EstablishedReply => CtState.Established,
+                CtInfo.Related or CtInfo.RelatedReply => CtState.Related,
+                CtInfo.New => CtState.New,
+                CtInfo.Untracked => CtState.Untracked,
+                _ => CtState.Invalid,
+            };
+            if (((d.States & bit) != 0) != invert) answers |= 1u << n;
+        }
+        return answers;
     }
 
     private static uint Range(ushort low, ushort high) => low | (uint)high << 16;
@@ -250,6 +295,12 @@ public enum FlatFlags : byte
 
     /// <summary>The rule's counters are not this entry's (<see cref="FlatEntry.Counters"/>): counted through the rule (a rule object met twice in the form, or a form whose rules another took).</summary>
     CountOnRule = 64,
+
+    /// <summary>
+    /// The target is MARK and the entry holds its value in <see cref="FlatEntry.A"/> and its mask in <see cref="FlatEntry.B"/>
+    /// (no match operands): the walker sets the mark itself, and the flow key holds after it.
+    /// </summary>
+    InlineMark = 128,
 }
 
 /// <summary>One match position of a <see cref="FlatEntry"/>.</summary>
@@ -267,6 +318,12 @@ public enum FlatOp : byte
 
     /// <summary>Evaluated through the rule's <see cref="MatchUse"/> at this position.</summary>
     Generic = 7,
+
+    /// <summary>
+    /// -m conntrack / -m state testing the state alone: <see cref="FlatEntry.A"/> bit n is the answer for a packet whose
+    /// <see cref="CtInfo"/> is n (<see cref="FlatEntry.CtStateAnswers"/>).
+    /// </summary>
+    CtState = 8,
 }
 
 /// <summary>A <see cref="FlatEntry"/>'s target.</summary>
