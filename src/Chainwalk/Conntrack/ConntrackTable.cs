@@ -139,8 +139,11 @@ public sealed class ConntrackTable
         h ^= h >> 29;
         h *= 0xBF58476D1CE4E5B9UL;
         h ^= h >> 32;
-        // The low bit is the direction's in the stored key; probing starts from the hash without it.
-        return (int)h & ~1;
+        // The low bit is the direction's in the stored key; probing starts from the hash without it. The sign bit is
+        // cleared too: a prefetch token is (hash << 32 | slot) and every reader takes a negative token or hash for "none"
+        // (PrefetchEntry, TryFindV4, the tracker's hint, the burst's hand-over): with it set, half of all tuples were
+        // neither fetched ahead nor handed over.
+        return (int)h & 0x7FFF_FFFE;
     }
 
     /// <summary>The slot holding (<paramref name="tuple"/>, <paramref name="zone"/>), or -1.</summary>
