@@ -60,7 +60,8 @@ public class BurstGuardTests
 
     /// <summary>
     /// Y's, then Z's handshake; then arrays of Y's data sent twice at distances 1 to 5 (the second time the array is Z's
-    /// packet: ESTABLISHED in Z), with other packets between; one sent three times in a row (the third time it is a new
+    /// packet: ESTABLISHED in Z), with other packets between (at 1 to 4 = BurstSlotAhead the second one's token is taken
+    /// before the first has run; at 5 after: the guard is not needed there); one sent three times in a row (the third time it is a new
     /// connection W, confirmed); then W's, Z's and Y's next packets on their own arrays.
     /// </summary>
     private static List<Step> Stream(out List<int> asZ, out int wMade, out int wNext)
