@@ -191,10 +191,16 @@ public sealed partial class Netfilter
                             if (sp >= JumpStackSize) return Verdict.Drop;
                             stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
                         }
+                        // Where the entered chain's entries start is taken from the entering entry (JumpStart), held
+                        // already, so their first load does not wait on the span's (one dependent load less per jump:
+                        // KUBE-SERVICES → KUBE-SVC-…, KUBE-SVC-… → KUBE-SEP-…). The span stays the truth: a chain rebuilt
+                        // elsewhere since the entry was made (BuildEntries after an edit outgrew its room) leaves the hint
+                        // stale, and the check (a branch the CPU predicts, not a data dependency) takes the span's.
                         ref FlatSpan s = ref spans[to];
                         cn = to;
                         chain = s.Chain;
-                        start = s.Start;
+                        start = e.JumpStart;
+                        if (start != s.Start) start = StaleStart(ref s);
                         count = s.Count;
                         index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
@@ -271,6 +277,14 @@ public sealed partial class Netfilter
             }
         }
     }
+
+    /// <summary>
+    /// A jump's entry whose <see cref="FlatEntry.JumpStart"/> no longer names the entered chain's entries: the span's.
+    /// Out of line so that the JIT keeps the check a branch (predicted) and does not turn it into a conditional move,
+    /// which would make the entries' address wait on the span's load again.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static int StaleStart(ref FlatSpan s) => s.Start;
 
     /// <summary>
     /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
