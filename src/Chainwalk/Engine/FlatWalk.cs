@@ -31,6 +31,27 @@ public sealed partial class Netfilter
     /// </summary>
     internal static int PrefetchFromEntries = (256 << 10) / 56;
 
+    /// <summary>
+    /// The arrival index's lookup that <c>Run</c> started fetching for a new connection's first packet (-1: none, or a
+    /// burst's: it fetches the candidate itself, packets ahead).
+    /// </summary>
+    private int _walkArrivalToken = -1;
+
+    /// <summary>
+    /// The third step of the first rule-walk lookup's prefetch for a packet not in a burst: the candidate rule's flat entry
+    /// (kube: the service's KUBE-SERVICES rule), once conntrack has done its work for the packet (the bucket fetched before
+    /// it has arrived by then). The walk then finds the entry in the cache and starts on the entered KUBE-SVC-… chain
+    /// (<see cref="PrefetchCandidate"/>) right after its index lookup: the candidate's entry is no longer a miss the walk
+    /// waits on. Hints only; once per packet.
+    /// </summary>
+    private void PrefetchWalkCandidate()
+    {
+        int token = _walkArrivalToken;
+        if (token < 0) return;
+        _walkArrivalToken = -1;
+        Compiled?.PrefetchArrivalCandidate(token);
+    }
+
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
