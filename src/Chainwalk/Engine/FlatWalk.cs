@@ -31,6 +31,27 @@ public sealed partial class Netfilter
     /// </summary>
     internal static int PrefetchFromEntries = (256 << 10) / 56;
 
+    /// <summary>
+    /// The arrival index's lookup that <c>Run</c> started fetching for a new connection's first packet (-1: none, or a
+    /// burst's: it fetches the candidate itself, packets ahead).
+    /// </summary>
+    private int _walkArrivalToken = -1;
+
+    /// <summary>
+    /// The third step of the first rule-walk lookup's prefetch for a packet not in a burst: the candidate rule's flat entry
+    /// (kube: the service's KUBE-SERVICES rule), once conntrack has done its work for the packet (the bucket fetched before
+    /// it has arrived by then). The walk then finds the entry in the cache and starts on the entered KUBE-SVC-… chain
+    /// (<see cref="PrefetchCandidate"/>) right after its index lookup: the candidate's entry is no longer a miss the walk
+    /// waits on. Hints only; once per packet.
+    /// </summary>
+    private void PrefetchWalkCandidate()
+    {
+        int token = _walkArrivalToken;
+        if (token < 0) return;
+        _walkArrivalToken = -1;
+        Compiled?.PrefetchArrivalCandidate(token);
+    }
+
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
@@ -191,10 +212,16 @@ public sealed partial class Netfilter
                             if (sp >= JumpStackSize) return Verdict.Drop;
                             stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
                         }
+                        // Where the entered chain's entries start is taken from the entering entry (JumpStart), held
+                        // already, so their first load does not wait on the span's (one dependent load less per jump:
+                        // KUBE-SERVICES → KUBE-SVC-…, KUBE-SVC-… → KUBE-SEP-…). The span stays the truth: a chain rebuilt
+                        // elsewhere since the entry was made (BuildEntries after an edit outgrew its room) leaves the hint
+                        // stale, and the check (a branch the CPU predicts, not a data dependency) takes the span's.
                         ref FlatSpan s = ref spans[to];
                         cn = to;
                         chain = s.Chain;
-                        start = s.Start;
+                        start = e.JumpStart;
+                        if (start != s.Start) start = StaleStart(ref s);
                         count = s.Count;
                         index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
@@ -271,6 +298,14 @@ public sealed partial class Netfilter
             }
         }
     }
+
+    /// <summary>
+    /// A jump's entry whose <see cref="FlatEntry.JumpStart"/> no longer names the entered chain's entries: the span's.
+    /// Out of line so that the JIT keeps the check a branch (predicted) and does not turn it into a conditional move,
+    /// which would make the entries' address wait on the span's load again.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static int StaleStart(ref FlatSpan s) => s.Start;
 
     /// <summary>
     /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered

@@ -323,6 +323,7 @@ public sealed partial class Netfilter
                 result.Ahead = PacketResult.NotAhead;
             }
             _arrivalToken = hint;
+            _walkArrivalToken = walkHint;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {

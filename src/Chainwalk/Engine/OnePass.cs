@@ -158,6 +158,8 @@ public sealed partial class Netfilter
             // The usual tracker called directly (no interface dispatch per packet); any other implementation as before.
             IConntrackHooks tracker = Conntrack!;
             bool ok = tracker is ConntrackHooks hooks ? hooks.Track(ctx) : tracker.Track(ctx);
+            // A SYN's first rule-walk lookup was fetched (Run): its candidate's entry now, after conntrack's work (FlatWalk.cs).
+            PrefetchWalkCandidate();
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
             if (!ok)
