@@ -28,16 +28,27 @@ public class ConntrackConfirmV4Tests
         Unrelated,
     }
 
-    public static TheoryData<Holder, bool> Cases()
+    public static TheoryData<Holder, bool> Cases() => EachWithAndWithoutNat<Holder>();
+
+    /// <summary>Every value of <typeparamref name="T"/>, without and with a NAT binding.</summary>
+    private static TheoryData<T, bool> EachWithAndWithoutNat<T>() where T : struct, Enum
     {
-        var d = new TheoryData<Holder, bool>();
-        foreach (Holder h in Enum.GetValues<Holder>())
+        var d = new TheoryData<T, bool>();
+        foreach (T v in Enum.GetValues<T>())
         {
-            d.Add(h, false);
-            d.Add(h, true);
+            d.Add(v, false);
+            d.Add(v, true);
         }
         return d;
     }
+
+    /// <summary>The new connection's original tuple (192.168.1.5:40000 to 10.96.0.1:80).</summary>
+    private static readonly ConnTuple NewOriginal = new(IpFamily.V4, IpProtocol.Tcp, 0xC0A80105, 0x0A600001, 40000, 80);
+
+    /// <summary>Its reply: the inverse, or with a NAT binding (DNAT to 10.244.0.7:8080) no longer the inverse.</summary>
+    private static ConnTuple NewReply(bool natted) => natted
+        ? new(IpFamily.V4, IpProtocol.Tcp, 0x0AF40007, 0xC0A80105, 8080, 40000)
+        : new(IpFamily.V4, IpProtocol.Tcp, 0x0A600001, 0xC0A80105, 80, 40000);
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -45,9 +56,8 @@ public class ConntrackConfirmV4Tests
     {
         var fast = new ConntrackTable();
         var reference = new ConntrackTable();
-        ConnTuple o = new(IpFamily.V4, IpProtocol.Tcp, 0xC0A80105, 0x0A600001, 40000, 80);
-        // With a NAT binding the reply is no longer the original's inverse (DNAT to 10.244.0.7:8080).
-        ConnTuple r = natted ? new(IpFamily.V4, IpProtocol.Tcp, 0x0AF40007, 0xC0A80105, 8080, 40000) : new(IpFamily.V4, IpProtocol.Tcp, 0x0A600001, 0xC0A80105, 80, 40000);
+        ConnTuple o = NewOriginal;
+        ConnTuple r = NewReply(natted);
         (ConnTuple ho, ConnTuple hr, double timeout)? held = holder switch
         {
             Holder.OriginalLive => (o, Inverse(o), Now + 10),
@@ -96,16 +106,7 @@ public class ConntrackConfirmV4Tests
         Flushed,
     }
 
-    public static TheoryData<Between, bool> BetweenCases()
-    {
-        var d = new TheoryData<Between, bool>();
-        foreach (Between b in Enum.GetValues<Between>())
-        {
-            d.Add(b, false);
-            d.Add(b, true);
-        }
-        return d;
-    }
+    public static TheoryData<Between, bool> BetweenCases() => EachWithAndWithoutNat<Between>();
 
     /// <summary>
     /// Confirmation skips the probe of a tuple the table found free (the lookup's miss, NAT's probe of its chosen reply)
@@ -118,8 +119,8 @@ public class ConntrackConfirmV4Tests
     {
         var fast = new ConntrackTable();
         var reference = new ConntrackTable();
-        ConnTuple o = new(IpFamily.V4, IpProtocol.Tcp, 0xC0A80105, 0x0A600001, 40000, 80);
-        ConnTuple r = natted ? new(IpFamily.V4, IpProtocol.Tcp, 0x0AF40007, 0xC0A80105, 8080, 40000) : new(IpFamily.V4, IpProtocol.Tcp, 0x0A600001, 0xC0A80105, 80, 40000);
+        ConnTuple o = NewOriginal;
+        ConnTuple r = NewReply(natted);
         ConnTuple u = new(IpFamily.V4, IpProtocol.Udp, 0x01020304, 0x05060708, 53, 53);
         var unrelated = new Dictionary<ConntrackTable, ConnEntry>();
         foreach (ConntrackTable t in new[] { fast, reference })
