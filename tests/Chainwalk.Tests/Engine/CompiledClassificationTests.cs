@@ -1,5 +1,6 @@
 using System.Text;
 using Chainwalk.Bench;
+using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Engine.Compiled;
 using Chainwalk.Host;
@@ -71,12 +72,36 @@ public class CompiledClassificationTests
             Packets++;
         }
 
-        private static Verdict Run(Netfilter nf, Ruleset rules, byte[] bytes, string tableName, Hook hook, string inDev, string? outDev, uint mark)
+        /// <summary>
+        /// <see cref="Walk"/> of a packet with conntrack facts (its ctinfo and entry, as conntrack would have set them):
+        /// checks the verdict, the mark after the walk and the counters; returns the verdict.
+        /// </summary>
+        public Verdict WalkTracked(byte[] bytes, string table, Hook hook, CtInfo info, ConnEntry? entry, uint mark = 0)
         {
-            var skb = new Skb(Packet.Parse(bytes)) { InDev = inDev, OutDev = outDev, Mark = mark };
+            Skb sa = NewSkb(bytes, "eth0", "eth1", mark, info, entry), sb = NewSkb(bytes, "eth0", "eth1", mark, info, entry);
+            Verdict va = RunSkb(_linear, _a, sa, table, hook);
+            Verdict vb = RunSkb(_compiled, _b, sb, table, hook);
+            vb.ShouldBe(va, $"packet {Packets}");
+            sb.Mark.ShouldBe(sa.Mark, $"packet {Packets}: mark");
+            SameCounters();
+            Packets++;
+            return va;
+        }
+
+        /// <summary>The compiled side's flat entry of rule <paramref name="rule"/> (from 0) of a chain.</summary>
+        public FlatEntry Entry(string table, string chain, int rule) =>
+            Compiled.FlatFor(ChainB(table, chain)).ShouldNotBeNull().Entries[rule];
+
+        private static Verdict Run(Netfilter nf, Ruleset rules, byte[] bytes, string tableName, Hook hook, string inDev, string? outDev, uint mark) =>
+            RunSkb(nf, rules, NewSkb(bytes, inDev, outDev, mark, CtInfo.None, null), tableName, hook);
+
+        private static Skb NewSkb(byte[] bytes, string inDev, string? outDev, uint mark, CtInfo info, ConnEntry? entry) =>
+            new(Packet.Parse(bytes)) { InDev = inDev, OutDev = outDev, Mark = mark, CtInfo = info, Conntrack = entry };
+
+        private static Verdict RunSkb(Netfilter nf, Ruleset rules, Skb skb, string tableName, Hook hook)
+        {
             var ctx = new PacketContext(nf, skb) { Hook = hook };
-            Table table = rules.Find(tableName)!;
-            return nf.RunTable(ctx, table, hook);
+            return nf.RunTable(ctx, rules.Find(tableName)!, hook);
         }
 
         public void SameCounters()

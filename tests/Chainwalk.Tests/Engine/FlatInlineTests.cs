@@ -20,60 +20,6 @@ namespace Chainwalk.Tests.Engine;
 /// </summary>
 public class FlatInlineTests
 {
-    /// <summary>One rule set walked linearly and compiled (the flat walk), with the conntrack facts a test gives the packet.</summary>
-    private sealed class Two
-    {
-        private readonly Netfilter _linear, _compiled;
-        private readonly Ruleset _a, _b;
-
-        public Two(string rules)
-        {
-            VirtualHost ha = EngineHost.Create(rules), hb = EngineHost.Create(rules);
-            _a = ha.V4;
-            _b = hb.V4;
-            _linear = new Netfilter(ha);
-            Compiled = CompiledRules.Build(_b);
-            _compiled = new Netfilter(hb) { Compiled = Compiled };
-        }
-
-        public CompiledRules Compiled { get; }
-
-        public FlatEntry Entry(string table, string chain, int rule) =>
-            Compiled.FlatFor(_b.Find(table)!.Find(chain)!).ShouldNotBeNull().Entries[rule];
-
-        /// <summary>Both walks of one packet: the same verdict, mark after the walk, and counters of every rule and policy.</summary>
-        public Verdict Walk(byte[] bytes, string table, Hook hook, CtInfo info, ConnEntry? entry, uint mark = 0)
-        {
-            (Verdict va, uint ma) = Run(_linear, _a, bytes, table, hook, info, entry, mark);
-            (Verdict vb, uint mb) = Run(_compiled, _b, bytes, table, hook, info, entry, mark);
-            vb.ShouldBe(va);
-            mb.ShouldBe(ma);
-            foreach (Table ta in _a.Tables)
-            {
-                Table tb = _b.Find(ta.Name)!;
-                foreach (Chain ca in ta.Chains)
-                {
-                    Chain cb = tb.Find(ca.Name)!;
-                    (cb.Counters.Packets, cb.Counters.Bytes).ShouldBe((ca.Counters.Packets, ca.Counters.Bytes), $"{ta.Name}/{ca.Name} policy");
-                    for (int i = 0; i < ca.Rules.Count; i++)
-                    {
-                        Counters x = ca.Rules[i].Counters, y = cb.Rules[i].Counters;
-                        (y.Packets, y.Bytes).ShouldBe((x.Packets, x.Bytes), $"{ta.Name}/{ca.Name} rule {i + 1}");
-                    }
-                }
-            }
-            return va;
-        }
-
-        private static (Verdict, uint) Run(Netfilter nf, Ruleset rules, byte[] bytes, string table, Hook hook, CtInfo info, ConnEntry? entry, uint mark)
-        {
-            var skb = new Skb(Packet.Parse(bytes)) { InDev = "eth0", OutDev = "eth1", Mark = mark, CtInfo = info, Conntrack = entry };
-            var ctx = new PacketContext(nf, skb) { Hook = hook };
-            Verdict v = nf.RunTable(ctx, rules.Find(table)!, hook);
-            return (v, skb.Mark);
-        }
-    }
-
     private static readonly byte[] Syn = PacketBuilder.Ipv4("192.168.0.2", "10.0.0.1").Tcp(1234, 80, TcpFlags.Syn).Build();
 
     /// <summary>
@@ -97,7 +43,7 @@ public class FlatInlineTests
     [InlineData("-m conntrack --ctstate NEW --ctstatus ASSURED", false)]
     public void A_state_only_conntrack_match_decides_from_the_ctinfo_as_the_match_does(string match, bool inline)
     {
-        var two = new Two($"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:U - [0:0]\n-A FORWARD -j U\n-A U {match} -j ACCEPT\nCOMMIT\n");
+        var two = new CompiledClassificationTests.Pair($"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:U - [0:0]\n-A FORWARD -j U\n-A U {match} -j ACCEPT\nCOMMIT\n");
         FlatEntry e = two.Entry("filter", "U", 0);
         (e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)).ShouldBe(inline ? FlatFlags.None : FlatFlags.GenericOps);
         bool sawAccept = false, sawDrop = false;
@@ -108,7 +54,7 @@ public class FlatInlineTests
                 var entry = new ConnEntry(default, default) { Status = status };
                 foreach (ConnEntry? ct in new[] { entry, null })
                 {
-                    Verdict v = two.Walk(Syn, "filter", Hook.Forward, info, ct);
+                    Verdict v = two.WalkTracked(Syn, "filter", Hook.Forward, info, ct);
                     sawAccept |= v.Kind == VerdictKind.Accept;
                     sawDrop |= v.Kind == VerdictKind.Drop;
                 }
@@ -150,7 +96,7 @@ public class FlatInlineTests
     [InlineData("-p tcp -m tcp --dport 80 -j MARK --xor-mark 0x4000", false)]
     public void Mark_targets_from_the_entry_set_the_marks_the_extension_sets(string rule, bool inline)
     {
-        var two = new Two("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:U - [0:0]\n"
+        var two = new CompiledClassificationTests.Pair("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:U - [0:0]\n"
             + "-A FORWARD -j U\n-A FORWARD -m mark --mark 0x4000/0x4000 -p tcp -m tcp --dport 80 -j DROP\n-A FORWARD -m mark --mark 0x5/0xf -j DROP\n"
             + $"-A U {rule}\n-A U -p tcp -m tcp --dport 81 -j RETURN\n-A U -m mark --mark 0x1/0x1 -j MARK --or-mark 0x2\nCOMMIT\n");
         ((two.Entry("filter", "U", 0).Flags & FlatFlags.InlineMark) != 0).ShouldBe(inline);
@@ -162,8 +108,8 @@ public class FlatInlineTests
             byte[] q = PacketBuilder.Ipv4("172.16.0.2", "10.0.0.1").Tcp(1234, port, TcpFlags.Syn).Build();
             foreach (uint mark in marks)
             {
-                two.Walk(p, "filter", Hook.Forward, CtInfo.New, null, mark);
-                two.Walk(q, "filter", Hook.Forward, CtInfo.New, null, mark);
+                two.WalkTracked(p, "filter", Hook.Forward, CtInfo.New, null, mark);
+                two.WalkTracked(q, "filter", Hook.Forward, CtInfo.New, null, mark);
             }
         }
     }
@@ -180,7 +126,7 @@ public class FlatInlineTests
     public void Kube_walks_agree_with_the_prefetches_on_or_off(int prefetchFrom, int neighbours)
     {
         var (text, svcs, _) = Chainwalk.Bench.KubeProxyRules.Generate(120, seed: 11);
-        var two = new Two(System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \n]+", "-j ACCEPT"));
+        var two = new CompiledClassificationTests.Pair(System.Text.RegularExpressions.Regex.Replace(text, "-j DNAT --to-destination [^ \n]+", "-j ACCEPT"));
         int was = Netfilter.PrefetchFromEntries, wasNeighbours = Netfilter.NeighbourEntries;
         Netfilter.PrefetchFromEntries = prefetchFrom;
         Netfilter.NeighbourEntries = neighbours;
@@ -194,9 +140,9 @@ public class FlatInlineTests
                 byte[] p = PacketBuilder.Ipv4(from, s.ClusterIp).Tcp((ushort)(1024 + n), s.Port, TcpFlags.Syn).Build();
                 CtInfo info = rnd.Next(4) switch { 0 => CtInfo.Established, 1 => CtInfo.None, _ => CtInfo.New };
                 ConnEntry? ct = info == CtInfo.None ? null : new ConnEntry(default, default);
-                two.Walk(p, "nat", Hook.Prerouting, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
-                two.Walk(p, "filter", Hook.Forward, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
-                two.Walk(p, "nat", Hook.Postrouting, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
+                two.WalkTracked(p, "nat", Hook.Prerouting, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
+                two.WalkTracked(p, "filter", Hook.Forward, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
+                two.WalkTracked(p, "nat", Hook.Postrouting, info, ct, mark: (uint)rnd.Next(2) * 0x4000);
             }
         }
         finally
