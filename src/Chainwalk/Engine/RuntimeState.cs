@@ -31,7 +31,7 @@ public sealed class RuntimeState
     public double Now { get; set; }
 
     /// <summary>The random source of statistic --mode random, NAT port choice and the like (seedable).</summary>
-    public Random Random { get; set; } = new(1);
+    public Random Random { get; set; } = new SeededRandom(1);
 
     /// <summary>
     /// Test-only: where a NAT port (or ICMP id) search would start from a random offset, the pick to take instead

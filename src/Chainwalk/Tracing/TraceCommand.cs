@@ -78,7 +78,7 @@ Batch lines: {"in":"eth0","hex":"4500…"} or {"local":true,"out":"eth1","mark":
         }
         Netfilter nf = EngineStore.Open(store, host);
         nf.CacheRoutes = true;
-        if (o.Seed is int seed) nf.State.Random = new Random(seed);
+        if (o.Seed is int seed) nf.State.Random = new SeededRandom(seed);
         nf.RecordTrace = !o.KernelFormat || o.Json || o.Svg is not null || o.Html is not null;
         ConntrackEvents? events = ConntrackEvents.For(nf);
         int n = 0, failed = 0;

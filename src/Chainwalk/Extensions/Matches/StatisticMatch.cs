@@ -115,7 +115,7 @@ public sealed class StatisticMatch : XtExtension<StatisticData>
     /// <summary>The random mode: get_random_u32() &amp; 0x7FFFFFFF below the probability (also the flat walk's inline test).</summary>
     internal static bool RandomMode(PacketContext ctx, uint probability, bool invert)
     {
-        uint r = (uint)ctx.Random.NextInt64(0, 1L << 32) & 0x7FFFFFFF;
+        uint r = SeededRandom.U32(ctx.Random) & 0x7FFFFFFF;
         return (r < probability) != invert;
     }
 
