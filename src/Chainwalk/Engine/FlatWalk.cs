@@ -15,12 +15,23 @@ namespace Chainwalk.Engine;
 public sealed partial class Netfilter
 {
     /// <summary>
-    /// A return point of the flat walk: the chain, its number in the compiled form (-1: none), where its entries start
-    /// (-1: walked through the rule objects), their count, its index, the next rule.
+    /// A return point of the flat walk: the chain's number in the compiled form (-1: none), where its entries start (-1:
+    /// walked through the rule objects), their count, the next rule; and whether the chain and its index are held beside it
+    /// (<see cref="FlatStack.Chains"/>, <see cref="FlatStack.Indexes"/>) rather than being its span's. No references: a
+    /// trusted jump pushes it with plain stores, not two GC write barriers (the chain and index are read back from the
+    /// span, whose line the walk has read when it entered the chain).
     /// </summary>
-    private record struct FlatFrame(Chain Chain, int Number, int Start, int Count, ChainIndex? Index, int Next);
+    private record struct FlatFrame(int Number, int Start, int Count, int Next, bool Refs);
 
-    private readonly List<FlatFrame[]> _flatStacks = new();
+    /// <summary>One nesting level's jump stack, with the chains and indexes of return points that are not their spans'.</summary>
+    private sealed class FlatStack
+    {
+        public readonly FlatFrame[] Frames = new FlatFrame[JumpStackSize + 1];
+        public readonly Chain?[] Chains = new Chain?[JumpStackSize + 1];
+        public readonly ChainIndex?[] Indexes = new ChainIndex?[JumpStackSize + 1];
+    }
+
+    private readonly List<FlatStack> _flatStacks = new();
 
     /// <summary>
     /// The flat walk fetches ahead (<see cref="PrefetchCandidate"/>, <see cref="PrefetchFirst"/>) only in a form of at least
@@ -55,8 +66,8 @@ public sealed partial class Netfilter
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
-        while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatFrame[JumpStackSize + 1]);
-        FlatFrame[] stack = _flatStacks[_walkDepth - 1];
+        while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatStack());
+        FlatStack stack = _flatStacks[_walkDepth - 1];
         Skb skb = ctx.Skb;
         bool keyOk = true;
         Chain chain = baseChain;
@@ -69,6 +80,8 @@ public sealed partial class Netfilter
         FlatEntry[] all;
         int start, count;
         ChainIndex? index;
+        // The chain and index in hand are the span's of chain number cn (trusted, entered by number): a return point need not hold them.
+        bool fromSpan = trusted;
         if (trusted)
         {
             ref FlatSpan s0 = ref spans[cn];
@@ -130,7 +143,7 @@ public sealed partial class Netfilter
                 if (sp == 0 || ReferenceEquals(chain, baseChain)) return Policy(ctx, baseChain, null, skb);
                 // The implicit RETURN at a user chain's end.
                 TraceLine(ctx, chain, count + 1, "return");
-                Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                fromSpan = Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
                 all = compiled.Entries;
                 continue;
             }
@@ -197,7 +210,7 @@ public sealed partial class Netfilter
                     return Verdict.Queue(0);
                 case FlatTarget.Return:
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                    fromSpan = Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
                     all = compiled.Entries;
                     continue;
                 case FlatTarget.Jump:
@@ -210,8 +223,9 @@ public sealed partial class Netfilter
                         if (e.Target == FlatTarget.Jump)
                         {
                             if (sp >= JumpStackSize) return Verdict.Drop;
-                            stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
+                            Push(stack, ref sp, fromSpan, chain, cn, start, count, index, i + 1);
                         }
+                        fromSpan = true;
                         // Where the entered chain's entries start is taken from the entering entry (JumpStart), held
                         // already, so their first load does not wait on the span's (one dependent load less per jump:
                         // KUBE-SERVICES → KUBE-SVC-…, KUBE-SVC-… → KUBE-SEP-…). The span stays the truth: a chain rebuilt
@@ -240,8 +254,9 @@ public sealed partial class Netfilter
                     if (e.Target == FlatTarget.Jump)
                     {
                         if (sp >= JumpStackSize) return Verdict.Drop;
-                        stack[sp++] = new FlatFrame(chain, cn, start, count, index, i + 1);
+                        Push(stack, ref sp, fromSpan, chain, cn, start, count, index, i + 1);
                     }
+                    fromSpan = false;
                     chain = next;
                     cn = nextNumber;
                     i = 0;
@@ -290,7 +305,7 @@ public sealed partial class Netfilter
                 case VerdictKind.Return:
                     keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
                     if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
+                    fromSpan = Pop(compiled, trusted, stack, ref sp, out chain, out cn, out start, out count, out index, out i);
                     all = compiled.Entries;
                     continue;
                 default:
@@ -398,20 +413,45 @@ public sealed partial class Netfilter
     /// Back in a calling chain: trusted, its entries and index as they were when the walk left it (kept in the return
     /// point); else checked again (a target may not change rules, but stay exact).
     /// </summary>
-    private static void Pop(CompiledRules compiled, bool trusted, FlatFrame[] stack, ref int sp, out Chain chain, out int cn, out int start, out int count, out ChainIndex? index, out int i)
+    /// <returns>Whether the chain and index are its span's (<c>fromSpan</c>).</returns>
+    private static bool Pop(CompiledRules compiled, bool trusted, FlatStack stack, ref int sp, out Chain chain, out int cn, out int start, out int count, out ChainIndex? index, out int i)
     {
-        FlatFrame f = stack[--sp];
-        chain = f.Chain;
+        FlatFrame f = stack.Frames[--sp];
         cn = f.Number;
         i = f.Next;
+        if (f.Refs)
+        {
+            chain = stack.Chains[sp]!;
+            index = stack.Indexes[sp];
+        }
+        else
+        {
+            // Pushed by a trusted walk for a chain entered by number: its span holds both.
+            ref FlatSpan s = ref compiled.Spans[cn];
+            chain = s.Chain;
+            index = compiled.IndexOf(in s);
+        }
         if (trusted && f.Start >= 0)
         {
             start = f.Start;
             count = f.Count;
-            index = f.Index;
-            return;
+            return !f.Refs;
         }
         Enter(compiled, chain, cn, out start, out index, out count);
+        return false;
+    }
+
+    /// <summary>A return point; the chain and index stored beside it only when they are not chain number <paramref name="cn"/>'s span's.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Push(FlatStack stack, ref int sp, bool fromSpan, Chain chain, int cn, int start, int count, ChainIndex? index, int next)
+    {
+        stack.Frames[sp] = new FlatFrame(cn, start, count, next, !fromSpan);
+        if (!fromSpan)
+        {
+            stack.Chains[sp] = chain;
+            stack.Indexes[sp] = index;
+        }
+        sp++;
     }
 
     /// <summary>Where the entries the walk uses in <paramref name="chain"/> start (-1: the rule objects), and its index, checked against the chain's edits.</summary>
