@@ -148,8 +148,7 @@ public sealed partial class Netfilter
                 continue;
             }
             if (start < 0) scratch = FlatEntry.Generic(chain.Rules[i]);
-            ref readonly FlatEntry e = ref start < 0 ? ref scratch : ref all[start + i];
-            Rule rule = e.Rule;
+            ref FlatEntry e = ref start < 0 ? ref scratch : ref all[start + i];
             // The context's rule, chain and rule number are set for what reads them: a match evaluated by its extension, and
             // a rule that matched (its target). An inline test reads none of them.
             bool ok;
@@ -159,10 +158,13 @@ public sealed partial class Netfilter
             }
             else if (keyOk && (e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)) == 0)
             {
-                ok = MatchFlat(ctx, in e, in key);
+                // The header here; the matches' list (a call) only when the entry has one (kube: a rule whose matches are
+                // comments only, or a trailing comment, has none).
+                ok = HeaderMatches(in e, in key) && (e.Ops == 0 || MatchOps(ctx, in e, in key));
             }
             else
             {
+                Rule rule = e.Rule;
                 ctx.RuleNumber = i + 1;
                 ctx.RuleIndex = i;
                 if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
@@ -186,12 +188,13 @@ public sealed partial class Netfilter
             // extension's Execute and a traced packet's line, not a jump, a verdict or a MARK from the entry.
             // Counted beside the entry (its home), else on the rule (walked through the rule objects, or not this form's).
             int slot = start >= 0 && countHere && (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
-            ref Counters counts = ref slot >= 0 ? ref all[slot].Counters : ref rule.CountersCell;
+            ref Counters counts = ref slot >= 0 ? ref e.Counters : ref e.Rule.CountersCell;
             counts.Packets++;
             counts.Bytes += (ulong)skb.Length;
-            ctx.Recording?.Hit(rule, slot);
+            ctx.Recording?.Hit(e.Rule, slot);
             if (skb.Trace)
             {
+                Rule rule = e.Rule;
                 if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
                 if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
                 TraceLine(ctx, chain, i + 1, Unconditional(rule) && e.Target is FlatTarget.Accept or FlatTarget.Drop or FlatTarget.Return
@@ -220,9 +223,17 @@ public sealed partial class Netfilter
                     {
                         // By number: the entered chain's span (its entries were prefetched with it when the index named this rule).
                         int to = e.Jump;
+                        ref FlatSpan s = ref spans[to];
                         if (e.Target == FlatTarget.Jump)
                         {
                             if (sp >= JumpStackSize) return Verdict.Drop;
+                            // A call of an empty chain or of one unconditional MARK (kube: KUBE-PROXY-FIREWALL, KUBE-MARK-MASQ):
+                            // done here, as entering, walking and returning would (the same counters, mark and context).
+                            if (s.Count <= 1 && start >= 0 && CallInPlace(ctx, skb, ref s, all, countHere, keyOk, baseChain))
+                            {
+                                i++;
+                                continue;
+                            }
                             Push(stack, ref sp, fromSpan, chain, cn, start, count, index, i + 1);
                         }
                         fromSpan = true;
@@ -231,7 +242,6 @@ public sealed partial class Netfilter
                         // KUBE-SERVICES → KUBE-SVC-…, KUBE-SVC-… → KUBE-SEP-…). The span stays the truth: a chain rebuilt
                         // elsewhere since the entry was made (BuildEntries after an edit outgrew its room) leaves the hint
                         // stale, and the check (a branch the CPU predicts, not a data dependency) takes the span's.
-                        ref FlatSpan s = ref spans[to];
                         cn = to;
                         chain = s.Chain;
                         start = e.JumpStart;
@@ -244,7 +254,7 @@ public sealed partial class Netfilter
                     }
                     // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
                     // when it names that chain still.
-                    Chain? next = table.Find(rule.Target!.Name);
+                    Chain? next = table.Find(e.Rule.Target!.Name);
                     if (next is null)
                     {
                         i++;
@@ -275,7 +285,8 @@ public sealed partial class Netfilter
             }
             // A target extension: from the form's target slot (loaded with the chain's span when the walk jumped here), else
             // from the rule's TargetUse (two more objects in turn).
-            if (!ReferenceEquals(ctx.Rule, rule)) ctx.Rule = rule;
+            Rule hitRule = e.Rule;
+            if (!ReferenceEquals(ctx.Rule, hitRule)) ctx.Rule = hitRule;
             if (!ReferenceEquals(ctx.CurrentChain, chain)) ctx.CurrentChain = chain;
             ctx.Slot = -1;
             Verdict v;
@@ -287,7 +298,7 @@ public sealed partial class Netfilter
             }
             else
             {
-                TargetUse target = rule.Target!;
+                TargetUse target = hitRule.Target!;
                 v = target.Extension!.Execute(ctx, target.Data!);
             }
             // A walk the target made (a REJECT reply through OUTPUT) may have rebuilt an edited chain: the entries array then
@@ -312,6 +323,32 @@ public sealed partial class Netfilter
                     return v;
             }
         }
+    }
+
+    /// <summary>
+    /// A trusted jump (not a goto) into chain <paramref name="s"/> of at most one rule, done without entering it when that is
+    /// all the walk would do there: an empty chain (entered, its end, back: nothing), or one rule that matches every packet
+    /// and whose target is MARK from the entry (rule 1 matched and counted, the mark set, the end, back). False when the
+    /// chain is anything else (an index, no entries, the base chain, a traced packet, no flow key, a condition, another
+    /// target): then the walk enters it. The context's rule number and index are left as the walk would leave them.
+    /// </summary>
+    private static bool CallInPlace(PacketContext ctx, Skb skb, ref FlatSpan s, FlatEntry[] all, bool countHere, bool keyOk, Chain baseChain)
+    {
+        if (s.IndexNo >= 0 || skb.Trace || ReferenceEquals(s.Chain, baseChain)) return false;
+        if (s.Count == 0) return true;
+        if (s.Start < 0 || !keyOk || (uint)s.Start >= (uint)all.Length) return false;
+        ref FlatEntry m = ref all[s.Start];
+        // Exactly InlineMark: no inversion, no -p, not generic, counted beside the entry; any address; no match operands.
+        if (m.Flags != FlatFlags.InlineMark || m.Ops != 0 || m.SourceShift != 32 || m.DestinationShift != 32 || m.Target != FlatTarget.Extension) return false;
+        ctx.RuleNumber = 1;
+        ctx.RuleIndex = 0;
+        int slot = countHere ? s.Start : -1;
+        ref Counters counts = ref slot >= 0 ? ref m.Counters : ref m.Rule.CountersCell;
+        counts.Packets++;
+        counts.Bytes += (ulong)skb.Length;
+        ctx.Recording?.Hit(m.Rule, slot);
+        skb.Mark = (skb.Mark & ~m.B) ^ m.A;
+        return true;
     }
 
     /// <summary>
@@ -466,12 +503,21 @@ public sealed partial class Netfilter
     /// A rule's condition from its flat entry (the packet has a flow key): ip_packet_match's IPv4 part, then the matches
     /// in the rule's order, inline ones from the entry, the others through their <see cref="MatchUse"/>.
     /// </summary>
-    private static bool MatchFlat(PacketContext ctx, in FlatEntry e, in FlowKey key)
+    private static bool MatchFlat(PacketContext ctx, in FlatEntry e, in FlowKey key) => HeaderMatches(in e, in key) && MatchOps(ctx, in e, in key);
+
+    /// <summary>ip_packet_match's IPv4 part of a rule's condition from its flat entry: -s, -d, -p with their inversions.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool HeaderMatches(in FlatEntry e, in FlowKey key)
     {
         // In the network: equal above the shift (a 64-bit shift, so that 32, any address, leaves nothing to compare).
         if ((((ulong)(key.Source ^ e.Source) >> e.SourceShift) == 0) == ((e.Flags & FlatFlags.SourceInverted) != 0)) return false;
         if ((((ulong)(key.Destination ^ e.Destination) >> e.DestinationShift) == 0) == ((e.Flags & FlatFlags.DestinationInverted) != 0)) return false;
-        if ((e.Flags & FlatFlags.Protocol) != 0 && ((key.Protocol == e.Protocol) == ((e.Flags & FlatFlags.ProtocolInverted) != 0))) return false;
+        return (e.Flags & FlatFlags.Protocol) == 0 || ((key.Protocol == e.Protocol) != ((e.Flags & FlatFlags.ProtocolInverted) != 0));
+    }
+
+    /// <summary>The matches of a rule's flat entry in the rule's order (<see cref="FlatEntry.Ops"/>): inline ones from the entry, the others through their <see cref="MatchUse"/>.</summary>
+    private static bool MatchOps(PacketContext ctx, in FlatEntry e, in FlowKey key)
+    {
         uint ops = e.Ops;
         for (int m = 0; ops != 0; m++, ops >>= 4)
         {
