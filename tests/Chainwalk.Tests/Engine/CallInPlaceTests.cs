@@ -1,4 +1,5 @@
 using Chainwalk.Engine;
+using Chainwalk.Net;
 using Chainwalk.Rules;
 using Chainwalk.Tests.Support;
 using Chainwalk.Wire;
@@ -12,7 +13,9 @@ namespace Chainwalk.Tests.Engine;
 /// (kube-proxy's KUBE-PROXY-FIREWALL and KUBE-MARK-MASQ), without entering it (session 10, walkrec); every other callee is
 /// entered. Either way the walk is the linear walk's: verdicts, the mark after the walk, and every rule's and policy's
 /// counters, for callees that qualify and for the near misses that must not (a condition, an inversion, a second rule,
-/// another target, a goto), called once or twice (an xor applied twice), and at the jump stack's limit.
+/// another target, a goto), called once or twice (an xor applied twice), and at the jump stack's limit. And the return
+/// points the walk keeps without references (the chain and index read back from the span) against those that must keep
+/// them: a chain made after the build has no span.
 /// </summary>
 public class CallInPlaceTests
 {
@@ -105,5 +108,38 @@ public class CallInPlaceTests
         var two = new CompiledClassificationTests.Pair(string.Join('\n', lines) + "\n");
         two.WalkTracked(Syn, "filter", Hook.Forward, CtInfo.New, null, 0);
         two.WalkTracked(Syn, "filter", Hook.Forward, CtInfo.New, null, 0x4000);
+    }
+
+    /// <summary>
+    /// After the build a new chain X (no number, no span in the compiled form) is called from FORWARD and itself calls C and
+    /// D (chains of the form); the walk comes back into X after each and goes on there: its return point must hold X itself.
+    /// </summary>
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(0x10u)]
+    [InlineData(0x20u)]
+    [InlineData(0x30u)]
+    public void A_return_into_a_chain_made_after_the_build_is_the_linear_walks(uint mark)
+    {
+        const string head = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:C - [0:0]\n:D - [0:0]\n";
+        var two = new CompiledClassificationTests.Pair(head
+            + "-A FORWARD -m mark --mark 0x40/0x40 -j ACCEPT\n"
+            + "-A C -m mark --mark 0x20/0x20 -j RETURN\n-A C -j MARK --xor-mark 0x1\n"
+            + "-A D -m mark --mark 0x1/0x1 -j MARK --or-mark 0x100\n-A D -j RETURN\n"
+            + "COMMIT\n");
+        two.WalkTracked(Syn, "filter", Hook.Forward, CtInfo.New, null, mark);
+        Chain made = EngineHost.Rules(IpFamily.V4, head + ":X - [0:0]\n"
+            + "-A X -j C\n-A X -m mark --mark 0x1/0x1 -j D\n-A X -m mark --mark 0x101/0x101 -j ACCEPT\n-A X -m mark --mark 0x10/0x10 -j DROP\n"
+            + "-A FORWARD -j X\nCOMMIT\n").Find("filter")!.Find("X")!;
+        two.Edit(rules =>
+        {
+            var editor = new RulesetEditor(rules);
+            editor.NewChain("filter", "X");
+            editor.Append("filter", "X", made.Rules.Select(r => r.Clone()).ToList());
+            editor.Insert("filter", "FORWARD", 1, [EngineHost.Rules(IpFamily.V4, head + ":X - [0:0]\n-A FORWARD -j X\nCOMMIT\n").Find("filter")!.Find("FORWARD")!.Rules[0]]);
+        });
+        two.ChainB("filter", "X").ShouldNotBeNull();
+        two.Compiled.FlatFor(two.ChainB("filter", "X")).ShouldBeNull();
+        for (int k = 0; k < 3; k++) two.WalkTracked(Syn, "filter", Hook.Forward, CtInfo.New, null, mark);
     }
 }
