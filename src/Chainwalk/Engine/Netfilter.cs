@@ -359,7 +359,6 @@ public sealed partial class Netfilter
             skb.Trace = input.Trace;
             if (input.Local)
             {
-                _arrivalSlot = -1;
                 skb.OutDev = input.OutInterface;
                 skb.Mark = input.Mark;
                 skb.Socket = input.Owner ?? SocketOwner.Root;
