@@ -1357,7 +1357,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             if (kinds.Length < end || pending.Length < end || touched.Length < end) throw new InvalidOperationException("key path state shorter than the chain");
             for (int q = 0; q < keys.Length; q++)
             {
-                int j = run.FirstMatch(Unsafe.Add(ref k0, q), 0);
+                int j = run.FirstFromStart(Unsafe.Add(ref k0, q));
                 ulong len = Unsafe.Add(ref l0, q);
                 if (j < end)
                 {

@@ -136,6 +136,23 @@ public sealed class TupleIndex
     }
 
     /// <summary>
+    /// <see cref="FirstMatch"/> from the run's start, as a run-relative rule number (the run's length: none). Inlined into
+    /// the key path's loop (<see cref="CompiledRules.ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind}, int)"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int FirstFromStart(in FlowKey k)
+    {
+        int best = End - Start;
+        ref GroupInfo g = ref MemoryMarshal.GetArrayDataReference(_groups);
+        ref GroupInfo gEnd = ref Unsafe.Add(ref g, _groups.Length);
+        for (; Unsafe.IsAddressLessThan(ref g, ref gEnd) && g.MinRule < best; g = ref Unsafe.Add(ref g, 1))
+        {
+            best = Probe(ref g, k, 0, best);
+        }
+        return best;
+    }
+
+    /// <summary>
     /// Starts loading what <see cref="FirstMatch"/> will read first for <paramref name="k"/>: the first group's filter
     /// word and home slot (no lookup: hints only). Returns where that slot is (for <see cref="PrefetchBucket"/>), or -1.
     /// </summary>
