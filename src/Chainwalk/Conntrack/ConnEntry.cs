@@ -163,6 +163,18 @@ public sealed class ConnEntry
         return true;
     }
 
+    /// <summary>
+    /// <see cref="TrySetReplyInverseOf"/> for an IPv4 TCP/UDP entry held in 32-bit fields whose reply keeps its family and
+    /// protocol: the reply's addresses and ports written as given (the caller has checked the shape).
+    /// </summary>
+    internal void SetReplyV4(uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        _rs = source;
+        _rd = destination;
+        _rsp = sourcePort;
+        _rdp = destinationPort;
+    }
+
     /// <summary>Moves the addresses to the side object (an IPv6 tuple, or any address beyond 32 bits).</summary>
     private void Widen() => _v6 = new ConnAddresses6 { OriginalSource = _os, OriginalDestination = _od, ReplySource = _rs, ReplyDestination = _rd };
 

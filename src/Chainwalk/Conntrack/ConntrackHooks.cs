@@ -26,6 +26,15 @@ public sealed class ConntrackHooks : IConntrackHooks
 
     public bool TrackV6 { get; set; } = true;
 
+    /// <summary>
+    /// NAT's bindings of IPv4 TCP/UDP connections to one address decided from the entry's fields where they can be
+    /// (Nat.NatCore.TrySetupV4); false: always the general tuple search (tests compare the two).
+    /// </summary>
+    internal bool NatByFields { get; set; } = true;
+
+    /// <summary>Bindings made by <see cref="NatByFields"/>'s path (tests: the comparison with the general search means something).</summary>
+    internal long NatFieldBindings;
+
     /// <summary>Accounting forced on by a connbytes rule (xt_connbytes' checkentry does it), besides the sysctl.</summary>
     public bool ForceAccounting { get; set; }
 
@@ -467,7 +476,10 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        return Table.PrefetchV4(proto, src, dst, sport, dport);
+        long token = Table.PrefetchV4(proto, src, dst, sport, dport);
+        // A TCP SYN without ACK opens a connection: the entry is not fetched ahead (ConntrackTable.PrefetchEntry).
+        if (token >= 0 && proto == IpProtocol.Tcp && b.Length > ihl + 13 && (b[ihl + 13] & 0x12) == 0x02) token |= ConntrackTable.SynToken;
+        return token;
     }
 
     /// <inheritdoc/>

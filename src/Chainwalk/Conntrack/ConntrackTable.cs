@@ -206,7 +206,9 @@ public sealed class ConntrackTable
     /// </summary>
     internal unsafe void PrefetchEntry(long token)
     {
-        if (token < 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        // A connection's opening packet (SynToken): its slot almost never holds its entry, and reading the slot here would
+        // wait for the line the prefetch has only just asked for; the lookup reads it later, after the receive checks.
+        if (token < 0 || (token & SynToken) != 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         Slot[] slots = _slots;
         int i = (int)(uint)token;
         if ((uint)i >= (uint)slots.Length) return;
@@ -218,6 +220,12 @@ public sealed class ConntrackTable
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 128);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 192);
     }
+
+    /// <summary>
+    /// A prefetch token's mark for a TCP SYN without ACK (<see cref="ConntrackHooks.Prefetch"/>): the hash's lowest bit, which
+    /// a hash never has (<see cref="Mix"/>: the direction's bit of a stored key); readers of the token's hash clear it.
+    /// </summary>
+    internal const long SynToken = 1L << 32;
 
     /// <summary>Sets (tuple, zone) → (entry, dir): the slot of the same key is overwritten, as a dictionary would.</summary>
     private void Put(in ConnTuple tuple, ushort zone, ConnEntry ct, ConnDirection dir) => Put(tuple, zone, Hash(tuple, zone), ct, dir, absent: false);
@@ -461,6 +469,10 @@ public sealed class ConntrackTable
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1)]));
     }
 
+    /// <summary>Whether an IPv4 source key (protocol, address, port) has a by-source chain (<see cref="BySourceNewest"/> not null), from its fields.</summary>
+    internal bool HasBySourceV4(byte protocol, uint source, ushort sourcePort) =>
+        _sourceUsed != 0 && SourceSlot(IpFamily.V4, protocol, source, sourcePort, SourceHash(IpFamily.V4, protocol, source, sourcePort)) >= 0;
+
     /// <summary>The newest entry of <paramref name="original"/>'s by-source chain (the others follow through NextBySource), or null.</summary>
     internal ConnEntry? BySourceNewest(in ConnTuple original)
     {
@@ -601,7 +613,8 @@ public sealed class ConntrackTable
     /// </summary>
     internal bool TryFindV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort, int hash, double now, out ConnEntry entry, out ConnDirection dir)
     {
-        int h = hash >= 0 ? hash : HashV4(protocol, source, destination, sourcePort, destinationPort);
+        // A prefetch token's hash may carry SynToken's bit (the hash's lowest): cleared.
+        int h = hash >= 0 ? hash & ~1 : HashV4(protocol, source, destination, sourcePort, destinationPort);
         Slot[] slots = _slots;
         int mask = slots.Length - 1;
         int key = h & ~1;

@@ -84,6 +84,12 @@ public static class NatCore
         if (ct.IsConfirmed) return Verdict.Accept;
         if (Initialized(ct, manip)) return Verdict.Drop;
 
+        if (TrySetupV4(ctx, ct, range, manip, out how))
+        {
+            ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNatDone : ConnStatus.DstNatDone;
+            return Verdict.Accept;
+        }
+
         // What the packet looks like now: the inverse of the reply tuple (it already carries an earlier manip).
         ct.TryReplyInverse(out ConnTuple current);
         var search = new Search(ctx, ct);
@@ -97,6 +103,84 @@ public static class NatCore
         }
         ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNatDone : ConnStatus.DstNatDone;
         return Verdict.Accept;
+    }
+
+    /// <summary>
+    /// get_unique_tuple and the reply's change for the common IPv4 shapes, from the entry's fields (no 64-byte tuples built,
+    /// copied, inverted and compared): a TCP or UDP connection in the default zone bound to one address (MASQUERADE, the
+    /// null binding, a one-address SNAT or DNAT such as kube-proxy's endpoints), without --random/--random-fully or a shifted
+    /// port map, and no trace. The same checks in the same order as <see cref="UniqueTuple"/>, with the same probes
+    /// (<see cref="ConntrackTable.TryFindV4"/>, as <see cref="TupleTaken"/> makes them), as far as they keep the tuple's ports:
+    /// where the search would go on (the source has a by-source chain, the tuple is taken, the port is out of range) nothing
+    /// was decided or changed and false sends it to the general search, which then makes the same probes again (a repeated
+    /// probe finds what the first found: only hits come before a false, and an expired holder is removed by the first).
+    /// </summary>
+    private static bool TrySetupV4(PacketContext ctx, ConnEntry ct, in NatRange2 range, NatManip manip, out string how)
+    {
+        how = "";
+        if (range.MinAddress != range.MaxAddress || range.MaxAddress > uint.MaxValue || !range.Has(NatRangeFlags.MapIps)
+            || range.Has(NatRange2.RandomAll | NatRangeFlags.ProtoOffset)) return false;
+        if (ctx.Netfilter.Conntrack is not ConntrackHooks { NatByFields: true } hooks || ct.Zone != 0 || ct.ZoneDirections != 0
+            || ctx.Netfilter.Current?.Trace is not null) return false;
+        // What the packet looks like now: the inverse of the reply (source = the reply's destination, …).
+        if (!ct.TryTupleV4(ConnDirection.Reply, out byte proto, out uint rs, out uint rd, out ushort rsp, out ushort rdp)
+            || ct.Family != IpFamily.V4 || proto is not (IpProtocol.Tcp or IpProtocol.Udp) || ct.Protocol != proto) return false;
+        uint cs = rd, cd = rs;
+        ushort csp = rdp, cdp = rsp;
+        ConntrackTable table = hooks.Table;
+        var addr = (uint)range.MinAddress;
+        bool ports = range.Has(NatRangeFlags.ProtoSpecified);
+        uint ns = cs, nd = cd;
+        if (manip == NatManip.Src)
+        {
+            // 1) The original source when it is in range and free (nf_nat_used_tuple_new: for UDP a taken tuple needs more).
+            if (cs == addr && (!ports || (csp >= range.MinPort && csp <= range.MaxPort)))
+            {
+                if (TakenV4(ctx, ct, table, proto, cd, cs, cdp, csp)) return false;
+                hooks.NatFieldBindings++;
+                how = "the original source is in range and free: kept";
+                return true;
+            }
+            // An earlier mapping of the same source: the general search (find_appropriate_src).
+            if (table.HasBySourceV4(proto, cs, csp)) return false;
+            ns = addr;
+        }
+        else
+        {
+            nd = addr;
+        }
+        // 3) The port kept: in range (a one-port range needs no probe) or, without a port range, the tuple free.
+        if (ports)
+        {
+            ushort port = manip == NatManip.Src ? csp : cdp;
+            if (port < range.MinPort || port > range.MaxPort) return false;
+            if (range.MinPort != range.MaxPort && TakenV4(ctx, ct, table, proto, nd, ns, cdp, csp)) return false;
+            how = range.MinPort == range.MaxPort ? "the port is in range" : "the port is in range and free";
+        }
+        else
+        {
+            if (TakenV4(ctx, ct, table, proto, nd, ns, cdp, csp)) return false;
+            how = "the tuple is free";
+        }
+        hooks.NatFieldBindings++;
+        if (ns != cs || nd != cd)
+        {
+            // nf_conntrack_alter_reply: replies carry the inverse of the chosen tuple.
+            ct.SetReplyV4(nd, ns, cdp, csp);
+            ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNat : ConnStatus.DstNat;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="TupleTaken"/> of the IPv4 reply tuple given by its fields (the inverse of the tuple nf_nat_used_tuple is
+    /// asked about), for a connection in the default zone.
+    /// </summary>
+    private static bool TakenV4(PacketContext ctx, ConnEntry ct, ConntrackTable table, byte proto, uint source, uint destination, ushort sourcePort, ushort destinationPort)
+    {
+        if (!table.TryFindV4(proto, source, destination, sourcePort, destinationPort, -1, ctx.Now, out ConnEntry other, out _)) return false;
+        if (ReferenceEquals(other, ct)) return false;
+        return !(other.OriginalEquals(ct) && other.ZoneFor(ConnDirection.Original) == 0);
     }
 
     /// <summary>

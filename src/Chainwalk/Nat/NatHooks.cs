@@ -119,7 +119,7 @@ public static class NatHooks
                 ctx.Note("nat: the packet is too short to rewrite: dropped");
                 return false;
             }
-            skb.AddressesChanged();
+            skb.AddressesRewrittenV4();
             return true;
         }
         ConnTuple other = dir == ConnDirection.Original ? ct.Reply : ct.Original;

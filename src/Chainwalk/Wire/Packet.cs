@@ -339,7 +339,12 @@ public sealed partial class Packet
     /// rewrites, nf_nat_packet), for an IPv4 packet: those facts are read again, the others stand. The facts are the
     /// ones <see cref="TryReread"/> would give. False, with nothing changed, when the packet is not such a one.
     /// </summary>
-    internal bool TryRereadAddresses()
+    /// <param name="ipChecksumKept">
+    /// The IPv4 header checksum was updated incrementally for the change (csum_replace4, as Nat.NatPacket.ManipV4 does):
+    /// the header's one's complement sum is then the same as before, so <see cref="IpChecksumValid"/> stands as it was
+    /// (a header's sum folds to a value in 1..0xffff, and a replace changes it by a multiple of 0xffff: by nothing).
+    /// </param>
+    internal bool TryRereadAddresses(bool ipChecksumKept = false)
     {
         byte[] b = Bytes;
         if (Family != IpFamily.V4 || IsQuoted || b.Length != TotalLength || b.Length < Ipv4Header.MinLength
@@ -350,7 +355,7 @@ public sealed partial class Packet
         }
         Source = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12));
         Destination = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16));
-        IpChecksumValid = Wire.Checksum.Compute(b.AsSpan(0, IpHeaderLength)) == 0;
+        if (!ipChecksumKept) IpChecksumValid = Wire.Checksum.Compute(b.AsSpan(0, IpHeaderLength)) == 0;
         if (HasPorts)
         {
             SourcePort = BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(TransportOffset));
