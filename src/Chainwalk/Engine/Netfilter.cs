@@ -370,7 +370,9 @@ public sealed partial class Netfilter
                 skb.InDev = input.InInterface;
                 skb.SourceMac = input.SourceMac;
                 skb.DestinationMac = input.DestinationMac;
-                if (more >= 0) Conntrack!.PrefetchMore(more);
+                // The slot fetched above is read (and its entry fetched) only right before the lookup (FetchArrivalEntry):
+                // the receive checks and the one pass's first steps run while the slot is on its way.
+                _arrivalSlot = more;
                 if (walkHint >= 0) Compiled!.PrefetchArrivalMore(walkHint);
                 Receive(skb, result);
             }
@@ -392,6 +394,8 @@ public sealed partial class Netfilter
         {
             Current = outer;
             Host.Clock = State.Now;
+            // A packet dropped before its lookup leaves its slot unread: no later packet reads it.
+            _arrivalSlot = -1;
         }
         return result;
     }
@@ -499,10 +503,12 @@ public sealed partial class Netfilter
         bool afterConntrack = false;
         if (FlowPath && Conntrack is not null)
         {
+            // (OnePass reads the arrival's slot right before its lookup; a packet it does not take reads it below.)
             OnePassOutcome pass = OnePass(skb, result);
             if (pass == OnePassOutcome.Done) return;
             afterConntrack = pass == OnePassOutcome.AfterConntrack;
         }
+        FetchArrivalEntry();
         if (!RunHook(skb, Hook.Prerouting, result, afterConntrack: afterConntrack)) return;
 
         // A packet on lo was sent by this host and keeps the route it was sent with (ip_rcv_finish skips the input
