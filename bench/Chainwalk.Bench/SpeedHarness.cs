@@ -79,7 +79,7 @@ public static class SpeedHarness
         Directory.CreateDirectory(cache);
         string only = Arg(args, "--only") ?? "";
         // The ClassBench files are needed by the classification figures only.
-        string corpus = only is "" or "classbench" or "probe" or "indexloop" ? CorpusLocator.Corpus : "";
+        string corpus = only is "" or "classbench" or "probe" or "indexloop" or "keyloop" ? CorpusLocator.Corpus : "";
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
         if (Environment.GetEnvironmentVariable("CW_CLASSES") is { Length: > 0 } cl) TupleIndex.Classes = cl.Split(',').Select(int.Parse).ToArray();
         if (Environment.GetEnvironmentVariable("CW_PORT_TUPLES") == "0") TupleIndex.PortTuples = false;
@@ -238,6 +238,7 @@ public static class SpeedHarness
         if (only == "established-parts") return EstablishedParts(Arg(args, "--services") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 1000, args);
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
         if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null, Arg(args, "--fresh") is not null);
+        if (only == "keyloop") return KeyLoop(corpus, Arg(args, "--set") ?? "acl1_10k", int.Parse(Arg(args, "--rounds") ?? "8", CultureInfo.InvariantCulture), int.Parse(Arg(args, "--batch-ab") ?? "0", CultureInfo.InvariantCulture));
         if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null, args);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
         foreach (string archive in archives)
@@ -748,6 +749,54 @@ public static class SpeedHarness
     }
 
     /// <summary>Diagnostics: one set's index alone over its trace keys, 20 times (the engine's or, with --old, the old layout).</summary>
+    /// <summary>
+    /// <c>--only keyloop --set S [--rounds N]</c>: the key path (<see cref="CompiledRules.ClassifyKeys"/>, counters and
+    /// verdicts) of one ClassBench set over its trace's keys (the first 200k), one pass per round, printed as
+    /// "round N: X Mpps" (thread CPU) for bench/inproc_ab.sh. Lengths are the headers' IP lengths without payload.
+    /// </summary>
+    private static int KeyLoop(string corpus, string set, int rounds, int batchAb)
+    {
+        string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";
+        Dictionary<string, string> files = ClassBench.ReadArchive(Path.Combine(corpus, "classbench", archive));
+        string file = set.EndsWith("100k", StringComparison.Ordinal) ? set.Replace("_100k", "", StringComparison.Ordinal) : set;
+        file = files.Keys.First(k => k.StartsWith(file.Split('_')[0] + "_", StringComparison.Ordinal) && !k.EndsWith("_trace", StringComparison.Ordinal) && (set.EndsWith("100k", StringComparison.Ordinal) || k.EndsWith("_10k", StringComparison.Ordinal)));
+        Ruleset rules = Restore(ClassBench.Convert(files[file]).Restore);
+        CompiledRules compiled = CompiledRules.Build(rules);
+        Chain forward = rules.Find("filter")!.Find("FORWARD")!;
+        TraceHeader[] trace = ClassBench.ReadTrace(files[file + "_trace"], 200_000);
+        var keys = trace.Select(h => new FlowKey(h.Source, h.Destination, h.Protocol, h.Protocol is 6 or 17 ? h.SourcePort : (ushort)0, h.Protocol is 6 or 17 ? h.DestinationPort : (ushort)0)).ToArray();
+        var lengths = trace.Select(h => (ushort)(h.Protocol == 6 ? 40 : 28)).ToArray();
+        var verdicts = new VerdictKind[keys.Length];
+        // --batch-ab N: the default choice and batches of N in turn, each round (diagnostics; the ratio per round pair).
+        if (batchAb > 0)
+        {
+            var ratios = new List<double>();
+            for (int round = 0; round < rounds; round++)
+            {
+                double[] t = new double[2];
+                for (int m = 0; m < 2; m++)
+                {
+                    int side = (m + round) % 2;
+                    var c = new Clock();
+                    compiled.ClassifyKeys(forward, keys, lengths, verdicts, side == 0 ? 0 : batchAb);
+                    t[side] = c.CpuSeconds;
+                }
+                if (round > 0) ratios.Add(t[0] / t[1]);
+                Log($"round {round}: default {keys.Length / t[0] / 1e6:F3} Mpps, batch {batchAb} {keys.Length / t[1] / 1e6:F3} Mpps");
+            }
+            ratios.Sort();
+            Log($"batch {batchAb} / default per round: median {Median(ratios):F3}, quartiles {ratios[ratios.Count / 4]:F3} {ratios[3 * ratios.Count / 4]:F3}");
+            return 0;
+        }
+        for (int round = 0; round < rounds; round++)
+        {
+            var c = new Clock();
+            if (!compiled.ClassifyKeys(forward, keys, lengths, verdicts)) throw new InvalidOperationException("FORWARD is not decided by the index alone");
+            Log($"round {round}: {keys.Length / c.CpuSeconds / 1e6:F3} Mpps");
+        }
+        return 0;
+    }
+
     private static int IndexLoop(string corpus, string set, bool old, string[] args)
     {
         string archive = set.EndsWith("100k", StringComparison.Ordinal) ? "classbench-100k.tgz" : "classbench-1k-10k.tgz";

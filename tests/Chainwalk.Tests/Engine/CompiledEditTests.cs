@@ -241,13 +241,16 @@ public class CompiledEditTests
 /// <summary>
 /// The key path (<see cref="CompiledRules.ClassifyKeys(Chain, ReadOnlySpan{FlowKey}, ReadOnlySpan{ushort}, Span{VerdictKind}, int)"/>):
 /// compact header tuples through a ClassBench chain give the linear walk's verdict for every key and the same rule
-/// and policy counters afterwards, one key at a time and in batches, over two calls.
+/// and policy counters afterwards, one key at a time (batch 0: chosen by the index's size, one at a time for these small
+/// sets; and 1) and in batches, over two calls.
 /// </summary>
 public class CompiledKeyPathTests
 {
     [Theory]
+    [InlineData("acl1_1k", 0)]
     [InlineData("acl1_1k", 1)]
     [InlineData("acl1_1k", 16)]
+    [InlineData("fw1_1k", 0)]
     [InlineData("fw1_1k", 5)]
     [InlineData("fw1_1k", 16)]
     [InlineData("ipc1_1k", 1)]

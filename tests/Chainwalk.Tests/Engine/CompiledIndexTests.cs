@@ -113,6 +113,36 @@ public class CompiledIndexTests
         }
     }
 
+    /// <summary>
+    /// The key path's lookup from the run's start (<see cref="TupleIndex.FirstFromStart"/>, inlined into ClassifyKeys) gives
+    /// FirstMatch's answer from the start, as a run-relative number, for every layout (keys near the rules, one bit off, random).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(LayoutCases))]
+    public void The_lookup_from_the_start_is_first_match_from_the_start(int layout, int seed)
+    {
+        var rnd = new Random(seed + 100);
+        var rules = new List<FlatRule>();
+        while (rules.Count < 700)
+        {
+            // No rule with both addresses /0 (an early one would answer most keys: few buckets reached).
+            FlatRule r = RandomRule(rnd);
+            if (r.SourceMask != 0 || r.DestinationMask != 0) rules.Add(r);
+        }
+        var (classes, limit) = TupleIndex.Layouts[layout];
+        TupleIndex t = TupleIndex.BuildWith(0, rules, classes, limit);
+        var answers = new HashSet<int>();
+        foreach (FlowKey k in Keys(rules, rnd, 3000))
+        {
+            int got = t.FirstFromStart(k);
+            got.ShouldBe(BruteForce(rules, 0, k, 0), $"layout {t.Layout}, key {k.Source:x8} {k.Destination:x8} {k.Protocol} {k.SourcePort} {k.DestinationPort}");
+            got.ShouldBe(t.FirstMatch(k, 0));
+            answers.Add(got);
+        }
+        // Many buckets and groups are exercised, not a catch-all rule near the start.
+        answers.Count.ShouldBeGreaterThan(50);
+    }
+
     /// <summary>Many rules with the same addresses and different port ranges share one bucket: still the first match.</summary>
     [Fact]
     public void Long_buckets_of_port_ranges_keep_chain_order()

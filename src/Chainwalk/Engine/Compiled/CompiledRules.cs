@@ -1,6 +1,8 @@
 using Chainwalk.Extensions.Matches;
 using Chainwalk.Net;
 using Chainwalk.Rules;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Chainwalk.Engine.Compiled;
 
@@ -1341,14 +1343,42 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         int nTouched = 0;
         ulong policyPackets = 0, policyBytes = 0;
         Span<int> hits = stackalloc int[64];
-        for (int at = 0; at < keys.Length; at += batch)
+        if (!grouped)
+        {
+            // One key at a time, its counters and verdict at once (no list of hits in between), read without bounds
+            // checks: the index returns a rule of the run or its end, and the run is the whole chain (FullyPlain), so
+            // every j below end is a rule of kinds and pending.
+            ref FlowKey k0 = ref MemoryMarshal.GetReference(keys);
+            ref ushort l0 = ref MemoryMarshal.GetReference(lengths);
+            ref VerdictKind v0 = ref MemoryMarshal.GetReference(verdicts);
+            ref VerdictKind kind0 = ref MemoryMarshal.GetArrayDataReference(kinds);
+            ref Counters p0 = ref MemoryMarshal.GetArrayDataReference(pending);
+            ref int t0 = ref MemoryMarshal.GetArrayDataReference(touched);
+            if (kinds.Length < end || pending.Length < end || touched.Length < end) throw new InvalidOperationException("key path state shorter than the chain");
+            for (int q = 0; q < keys.Length; q++)
+            {
+                int j = run.FirstFromStart(Unsafe.Add(ref k0, q));
+                ulong len = Unsafe.Add(ref l0, q);
+                if (j < end)
+                {
+                    ref Counters c = ref Unsafe.Add(ref p0, j);
+                    if (c.Packets == 0) Unsafe.Add(ref t0, nTouched++) = j;
+                    c.Packets++;
+                    c.Bytes += len;
+                    Unsafe.Add(ref v0, q) = Unsafe.Add(ref kind0, j);
+                }
+                else
+                {
+                    policyPackets++;
+                    policyBytes += len;
+                    Unsafe.Add(ref v0, q) = policy;
+                }
+            }
+        }
+        for (int at = 0; grouped && at < keys.Length; at += batch)
         {
             int n = Math.Min(batch, keys.Length - at);
-            if (grouped) run.FirstMatchBatch(keys.Slice(at, n), hits);
-            else
-            {
-                for (int q = 0; q < n; q++) hits[q] = run.FirstMatch(keys[at + q], 0);
-            }
+            run.FirstMatchBatch(keys.Slice(at, n), hits);
             for (int q = 0; q < n; q++)
             {
                 int j = hits[q];
