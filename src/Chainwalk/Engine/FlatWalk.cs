@@ -63,19 +63,191 @@ public sealed partial class Netfilter
         Compiled?.PrefetchArrivalCandidate(token);
     }
 
+    /// <summary>
+    /// Whether a trusted walk starts in <see cref="WalkTight"/> (true) or always in the general loop (false: the reference the
+    /// tight loop is tested against, FlatTightTests).
+    /// </summary>
+    internal bool TightWalk { get; set; } = true;
+
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
         while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatStack());
         FlatStack stack = _flatStacks[_walkDepth - 1];
-        Skb skb = ctx.Skb;
-        bool keyOk = true;
-        Chain chain = baseChain;
-        int cn = baseNumber;
         // No rule of the table changed since it was compiled (RulesetEditor counts every change in Table.RuleEdits): every
         // chain's entries, index and jumps by number hold, and a jump reads the entered chain's span. Else each chain
         // entered is checked against its own edits (and jumps go by name), as CompiledRules.For does.
-        bool trusted = compiled.Trusted(cn, table);
+        bool trusted = compiled.Trusted(baseNumber, table);
+        if (trusted && TightWalk && compiled.Spans[baseNumber].Start >= 0)
+        {
+            if (compiled.Superseded) compiled.Reclaim();
+            if (!compiled.Superseded) return WalkTight(ctx, table, baseChain, baseNumber, compiled, stack, ref key);
+        }
+        return WalkGeneral(ctx, table, baseChain, compiled, stack, trusted, ref key, baseNumber, 0, 0, false, false);
+    }
+
+    /// <summary>
+    /// The trusted, untraced walk's tight loop (session 10, walktight): every chain entered by number, its entries in the form
+    /// (counted beside them), the packet's flow key valid throughout. It does the entries whose tests are inline (header, ports,
+    /// marks, statistic, ctstate, extension matches through MatchOps) and the targets that do not call out (none, ACCEPT,
+    /// DROP, QUEUE, RETURN, jumps and gotos by number, the calls in place, MARK from the entry), with the general loop's
+    /// steps in the general loop's order (the same index lookups, counters, draws, context rule numbers). Anything else — a
+    /// generic entry, a chain walked through its rule objects, a jump by name, a target extension — goes on in
+    /// <see cref="WalkGeneral"/> from exactly where this loop is (chain number, rule, jump stack, the index step done or not,
+    /// the rule proven or matched). Fewer values live across the loop than the general one holds: kept in registers.
+    /// </summary>
+    private Verdict WalkTight(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, FlatStack stack, ref FlowKey key)
+    {
+        Skb skb = ctx.Skb;
+        FlatSpan[] spans = compiled.Spans;
+        FlatEntry[] all = compiled.Entries;
+        FlatFrame[] frames = stack.Frames;
+        int cn = baseNumber;
+        int start = spans[cn].Start, count = spans[cn].Count;
+        ChainIndex? index = compiled.IndexOf(in spans[cn]);
+        int sp = 0, i = 0;
+        bool proven = false;
+        while (true)
+        {
+            if (index is not null)
+            {
+                i = index.Next(i, key, out proven);
+                // As the general loop: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
+                if (proven && i < count)
+                {
+                    ref FlatEntry pe = ref all[start + i];
+                    if (pe.Target is FlatTarget.Accept or FlatTarget.Drop)
+                    {
+                        Rule hit = pe.Rule;
+                        ctx.RuleNumber = i + 1;
+                        ctx.Rule = hit;
+                        ctx.CurrentChain = spans[cn].Chain;
+                        ctx.RuleIndex = i;
+                        int at = (pe.Flags & FlatFlags.CountOnRule) != 0 ? -1 : start + i;
+                        ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
+                        pc.Packets++;
+                        pc.Bytes += (ulong)skb.Length;
+                        ctx.Recording?.Hit(hit, at);
+                        return pe.Target == FlatTarget.Accept ? Verdict.Accept : Verdict.Drop;
+                    }
+                }
+                else if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
+                {
+                    return PlainHit(ctx, spans[cn].Chain, i, index, hit, plain.Kind, skb.Length);
+                }
+                if (i < count && compiled.Entries.Length >= PrefetchFromEntries) PrefetchCandidate(all, spans, compiled.Targets, start + i, true);
+            }
+            if (i >= count)
+            {
+                // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
+                if (sp == 0 || ReferenceEquals(spans[cn].Chain, baseChain)) return Policy(ctx, baseChain, null, skb);
+                // The implicit RETURN at a user chain's end (every return point here was pushed by this loop: the span's).
+                FlatFrame f = frames[--sp];
+                cn = f.Number;
+                i = f.Next;
+                start = f.Start;
+                count = f.Count;
+                index = compiled.IndexOf(in spans[cn]);
+                continue;
+            }
+            ref FlatEntry e = ref all[start + i];
+            if ((e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)) != 0)
+                return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, i, proven, true);
+            bool ok = proven || (HeaderMatches(in e, in key) && (e.Ops == 0 || MatchOps(ctx, in e, in key)));
+            proven = false;
+            if (ctx.HotDrop)
+            {
+                ctx.HotDrop = false;
+                return Verdict.Drop;
+            }
+            if (!ok)
+            {
+                i++;
+                continue;
+            }
+            FlatTarget t = e.Target;
+            // A target that calls out (an extension other than MARK from the entry) or a jump by name: the general loop
+            // takes the matched rule (counted there).
+            if ((t == FlatTarget.Extension && (e.Flags & FlatFlags.InlineMark) == 0) || (t is FlatTarget.Jump or FlatTarget.Goto && e.Jump < 0))
+                return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, i, true, true);
+            ctx.RuleNumber = i + 1;
+            ctx.RuleIndex = i;
+            int slot = (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
+            ref Counters counts = ref slot >= 0 ? ref e.Counters : ref e.Rule.CountersCell;
+            counts.Packets++;
+            counts.Bytes += (ulong)skb.Length;
+            ctx.Recording?.Hit(e.Rule, slot);
+            switch (t)
+            {
+                case FlatTarget.None:
+                    i++;
+                    continue;
+                case FlatTarget.Accept:
+                    return Verdict.Accept;
+                case FlatTarget.Drop:
+                    return Verdict.Drop;
+                case FlatTarget.Queue:
+                    return Verdict.Queue(0);
+                case FlatTarget.Return:
+                {
+                    if (sp == 0) return Policy(ctx, baseChain, null, skb);
+                    FlatFrame f = frames[--sp];
+                    cn = f.Number;
+                    i = f.Next;
+                    start = f.Start;
+                    count = f.Count;
+                    index = compiled.IndexOf(in spans[cn]);
+                    continue;
+                }
+                case FlatTarget.Jump:
+                case FlatTarget.Goto:
+                {
+                    int to = e.Jump;
+                    ref FlatSpan s = ref spans[to];
+                    if (t == FlatTarget.Jump)
+                    {
+                        if (sp >= JumpStackSize) return Verdict.Drop;
+                        if (s.Count <= 1 && CallInPlace(ctx, skb, ref s, all, true, true, baseChain))
+                        {
+                            i++;
+                            continue;
+                        }
+                        frames[sp++] = new FlatFrame(cn, start, count, i + 1, false);
+                    }
+                    // As the general loop: the entries' start from the entering entry, the span the truth.
+                    int next = e.JumpStart;
+                    if (next != s.Start) next = StaleStart(ref s);
+                    cn = to;
+                    start = next;
+                    count = s.Count;
+                    index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
+                    i = 0;
+                    // A chain walked through its rule objects (no entries): the general loop, before the index step.
+                    if (start < 0) return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, 0, false, false);
+                    if (index is null && compiled.Entries.Length >= PrefetchFromEntries) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
+                    continue;
+                }
+                default:
+                    // MARK from the entry (xt_mark.c's mark_tg).
+                    skb.Mark = (skb.Mark & ~e.B) ^ e.A;
+                    i++;
+                    continue;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The general loop of the flat walk: from the base chain (<paramref name="resumed"/> false), or from where
+    /// <see cref="WalkTight"/> stopped (chain number <paramref name="cn"/>, rule <paramref name="i"/>, <paramref name="sp"/>
+    /// return points on the stack, all the spans'; <paramref name="indexDone"/>: the index step for rule i is done and
+    /// <paramref name="proven"/> says whether rule i is known to match).
+    /// </summary>
+    private Verdict WalkGeneral(PacketContext ctx, Table table, Chain baseChain, CompiledRules compiled, FlatStack stack, bool trusted, ref FlowKey key,
+        int cn, int sp, int i, bool proven, bool indexDone)
+    {
+        Skb skb = ctx.Skb;
+        bool keyOk = true;
+        Chain chain = baseChain;
         FlatSpan[] spans = compiled.Spans;
         FlatEntry[] all;
         int start, count;
@@ -85,6 +257,7 @@ public sealed partial class Netfilter
         if (trusted)
         {
             ref FlatSpan s0 = ref spans[cn];
+            chain = s0.Chain;
             start = s0.Start;
             count = s0.Count;
             index = compiled.IndexOf(in s0);
@@ -99,15 +272,18 @@ public sealed partial class Netfilter
         // (or that gave them back) counts through the rule objects.
         if (compiled.Superseded) compiled.Reclaim();
         bool countHere = !compiled.Superseded;
-        int sp = 0, i = 0;
-        bool proven = false;
         FlatEntry scratch = default;
         // The walk's prefetches (a candidate's jump, an entered chain's first rules) only for a form that is not small
         // (PrefetchFromEntries): in the cache they are pure cost.
         bool fetch = compiled.Entries.Length >= PrefetchFromEntries;
         while (true)
         {
-            if (keyOk && index is not null)
+            if (indexDone)
+            {
+                // Resumed from the tight loop past this rule's index step.
+                indexDone = false;
+            }
+            else if (keyOk && index is not null)
             {
                 i = index.Next(i, key, out proven);
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch. With entries
