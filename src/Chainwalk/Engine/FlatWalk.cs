@@ -29,6 +29,11 @@ public sealed partial class Netfilter
         public readonly FlatFrame[] Frames = new FlatFrame[JumpStackSize + 1];
         public readonly Chain?[] Chains = new Chain?[JumpStackSize + 1];
         public readonly ChainIndex?[] Indexes = new ChainIndex?[JumpStackSize + 1];
+
+        /// <summary>The walk's table and base chain at this level, for <see cref="WalkTight"/>'s rare steps (fewer arguments: all in registers).</summary>
+        public Table? Table;
+
+        public Chain? BaseChain;
     }
 
     private readonly List<FlatStack> _flatStacks = new();
@@ -81,7 +86,13 @@ public sealed partial class Netfilter
         if (trusted && TightWalk && compiled.Spans[baseNumber].Start >= 0)
         {
             if (compiled.Superseded) compiled.Reclaim();
-            if (!compiled.Superseded) return WalkTight(ctx, table, baseChain, baseNumber, compiled, stack, ref key);
+            if (!compiled.Superseded)
+            {
+                // Written only when they change (a GC write barrier each).
+                if (!ReferenceEquals(stack.Table, table)) stack.Table = table;
+                if (!ReferenceEquals(stack.BaseChain, baseChain)) stack.BaseChain = baseChain;
+                return WalkTight(ctx, ref key, compiled, stack, baseNumber);
+            }
         }
         return WalkGeneral(ctx, table, baseChain, compiled, stack, trusted, ref key, baseNumber, 0, 0, false, false);
     }
@@ -96,12 +107,11 @@ public sealed partial class Netfilter
     /// <see cref="WalkGeneral"/> from exactly where this loop is (chain number, rule, jump stack, the index step done or not,
     /// the rule proven or matched). Fewer values live across the loop than the general one holds: kept in registers.
     /// </summary>
-    private Verdict WalkTight(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, FlatStack stack, ref FlowKey key)
+    private Verdict WalkTight(PacketContext ctx, ref FlowKey key, CompiledRules compiled, FlatStack stack, int baseNumber)
     {
         Skb skb = ctx.Skb;
         FlatSpan[] spans = compiled.Spans;
         FlatEntry[] all = compiled.Entries;
-        FlatFrame[] frames = stack.Frames;
         int cn = baseNumber;
         int start = spans[cn].Start, count = spans[cn].Count;
         ChainIndex? index = compiled.IndexOf(in spans[cn]);
@@ -111,7 +121,9 @@ public sealed partial class Netfilter
         {
             if (index is not null)
             {
-                i = index.Next(i, key, out proven);
+                // Through a local of its own: the out argument's address taken, it lives in memory; proven need not.
+                i = index.Next(i, key, out bool provenHere);
+                proven = provenHere;
                 // As the general loop: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
                 if (proven && i < count)
                 {
@@ -140,9 +152,9 @@ public sealed partial class Netfilter
             if (i >= count)
             {
                 // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
-                if (sp == 0 || ReferenceEquals(spans[cn].Chain, baseChain)) return Policy(ctx, baseChain, null, skb);
+                if (sp == 0 || ReferenceEquals(spans[cn].Chain, stack.BaseChain)) return Policy(ctx, stack.BaseChain!, null, skb);
                 // The implicit RETURN at a user chain's end (every return point here was pushed by this loop: the span's).
-                FlatFrame f = frames[--sp];
+                FlatFrame f = stack.Frames[--sp];
                 cn = f.Number;
                 i = f.Next;
                 start = f.Start;
@@ -152,7 +164,7 @@ public sealed partial class Netfilter
             }
             ref FlatEntry e = ref all[start + i];
             if ((e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)) != 0)
-                return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, i, proven, true);
+                return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, proven, true);
             bool ok = proven || (HeaderMatches(in e, in key) && (e.Ops == 0 || MatchOps(ctx, in e, in key)));
             proven = false;
             if (ctx.HotDrop)
@@ -169,7 +181,7 @@ public sealed partial class Netfilter
             // A target that calls out (an extension other than MARK from the entry) or a jump by name: the general loop
             // takes the matched rule (counted there).
             if ((t == FlatTarget.Extension && (e.Flags & FlatFlags.InlineMark) == 0) || (t is FlatTarget.Jump or FlatTarget.Goto && e.Jump < 0))
-                return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, i, true, true);
+                return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, true, true);
             ctx.RuleNumber = i + 1;
             ctx.RuleIndex = i;
             int slot = (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
@@ -190,8 +202,8 @@ public sealed partial class Netfilter
                     return Verdict.Queue(0);
                 case FlatTarget.Return:
                 {
-                    if (sp == 0) return Policy(ctx, baseChain, null, skb);
-                    FlatFrame f = frames[--sp];
+                    if (sp == 0) return Policy(ctx, stack.BaseChain!, null, skb);
+                    FlatFrame f = stack.Frames[--sp];
                     cn = f.Number;
                     i = f.Next;
                     start = f.Start;
@@ -207,12 +219,12 @@ public sealed partial class Netfilter
                     if (t == FlatTarget.Jump)
                     {
                         if (sp >= JumpStackSize) return Verdict.Drop;
-                        if (s.Count <= 1 && CallInPlace(ctx, skb, ref s, all, true, true, baseChain))
+                        if (s.Count <= 1 && CallInPlace(ctx, skb, ref s, all, true, true, stack.BaseChain!))
                         {
                             i++;
                             continue;
                         }
-                        frames[sp++] = new FlatFrame(cn, start, count, i + 1, false);
+                        stack.Frames[sp++] = new FlatFrame(cn, start, count, i + 1, false);
                     }
                     // As the general loop: the entries' start from the entering entry, the span the truth.
                     int next = e.JumpStart;
@@ -223,7 +235,7 @@ public sealed partial class Netfilter
                     index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                     i = 0;
                     // A chain walked through its rule objects (no entries): the general loop, before the index step.
-                    if (start < 0) return WalkGeneral(ctx, table, baseChain, compiled, stack, true, ref key, cn, sp, 0, false, false);
+                    if (start < 0) return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, 0, false, false);
                     if (index is null && compiled.Entries.Length >= PrefetchFromEntries) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
                     continue;
                 }
