@@ -178,9 +178,8 @@ public sealed partial class Netfilter
                 continue;
             }
             FlatTarget t = e.Target;
-            // A target that calls out (an extension other than MARK from the entry) or a jump by name: the general loop
-            // takes the matched rule (counted there).
-            if ((t == FlatTarget.Extension && (e.Flags & FlatFlags.InlineMark) == 0) || (t is FlatTarget.Jump or FlatTarget.Goto && e.Jump < 0))
+            // A jump by name: the general loop takes the matched rule (counted there).
+            if (t is FlatTarget.Jump or FlatTarget.Goto && e.Jump < 0)
                 return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, true, true);
             ctx.RuleNumber = i + 1;
             ctx.RuleIndex = i;
@@ -240,10 +239,53 @@ public sealed partial class Netfilter
                     continue;
                 }
                 default:
-                    // MARK from the entry (xt_mark.c's mark_tg).
-                    skb.Mark = (skb.Mark & ~e.B) ^ e.A;
+                    if ((e.Flags & FlatFlags.InlineMark) != 0)
+                    {
+                        // MARK from the entry (xt_mark.c's mark_tg).
+                        skb.Mark = (skb.Mark & ~e.B) ^ e.A;
+                        i++;
+                        continue;
+                    }
+                    break;
+            }
+            // A target extension, as the general loop calls it (the form's slot, else the rule's TargetUse).
+            {
+                Rule hitRule = e.Rule;
+                if (!ReferenceEquals(ctx.Rule, hitRule)) ctx.Rule = hitRule;
+                Chain current = spans[cn].Chain;
+                if (!ReferenceEquals(ctx.CurrentChain, current)) ctx.CurrentChain = current;
+                ctx.Slot = -1;
+                Verdict v;
+                Extensions.ExtensionData?[] targets = compiled.Targets;
+                Extensions.XtExtension[] extensions = compiled.TargetExtensions;
+                if ((uint)e.Jump < (uint)targets.Length && (uint)e.JumpStart < (uint)extensions.Length)
+                {
+                    v = extensions[e.JumpStart].Execute(ctx, targets[e.Jump]!);
+                }
+                else
+                {
+                    TargetUse target = hitRule.Target!;
+                    v = target.Extension!.Execute(ctx, target.Data!);
+                }
+                all = compiled.Entries;
+                if (v.Kind == VerdictKind.Continue)
+                {
                     i++;
+                    // The target may have changed the header: the key read again; none (or traced from here): the general loop.
+                    if (skb.Trace || !FlowKey.TryRead(skb.Packet, out key))
+                        return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, false, false, keyLost: true);
                     continue;
+                }
+                if (v.Kind != VerdictKind.Return) return v;
+                bool keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
+                if (sp == 0) return Policy(ctx, stack.BaseChain!, null, skb);
+                FlatFrame f = stack.Frames[--sp];
+                cn = f.Number;
+                i = f.Next;
+                start = f.Start;
+                count = f.Count;
+                index = compiled.IndexOf(in spans[cn]);
+                if (!keyOk) return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, false, false, keyLost: true);
             }
         }
     }
@@ -255,10 +297,11 @@ public sealed partial class Netfilter
     /// <paramref name="proven"/> says whether rule i is known to match).
     /// </summary>
     private Verdict WalkGeneral(PacketContext ctx, Table table, Chain baseChain, CompiledRules compiled, FlatStack stack, bool trusted, ref FlowKey key,
-        int cn, int sp, int i, bool proven, bool indexDone)
+        int cn, int sp, int i, bool proven, bool indexDone, bool keyLost = false)
     {
         Skb skb = ctx.Skb;
-        bool keyOk = true;
+        // Resumed after a target that left the packet without a flow key (or traced it).
+        bool keyOk = !keyLost;
         Chain chain = baseChain;
         FlatSpan[] spans = compiled.Spans;
         FlatEntry[] all;
