@@ -29,11 +29,6 @@ public sealed partial class Netfilter
         public readonly FlatFrame[] Frames = new FlatFrame[JumpStackSize + 1];
         public readonly Chain?[] Chains = new Chain?[JumpStackSize + 1];
         public readonly ChainIndex?[] Indexes = new ChainIndex?[JumpStackSize + 1];
-
-        /// <summary>The walk's table and base chain at this level, for <see cref="WalkTight"/>'s rare steps (fewer arguments: all in registers).</summary>
-        public Table? Table;
-
-        public Chain? BaseChain;
     }
 
     private readonly List<FlatStack> _flatStacks = new();
@@ -68,241 +63,19 @@ public sealed partial class Netfilter
         Compiled?.PrefetchArrivalCandidate(token);
     }
 
-    /// <summary>
-    /// Whether a trusted walk starts in <see cref="WalkTight"/> (true) or always in the general loop (false: the reference the
-    /// tight loop is tested against, FlatTightTests).
-    /// </summary>
-    internal bool TightWalk { get; set; } = true;
-
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
         // RunTable raised the depth already: one stack per nesting level (a REJECT reply walks OUTPUT mid-walk).
         while (_flatStacks.Count < _walkDepth) _flatStacks.Add(new FlatStack());
         FlatStack stack = _flatStacks[_walkDepth - 1];
+        Skb skb = ctx.Skb;
+        bool keyOk = true;
+        Chain chain = baseChain;
+        int cn = baseNumber;
         // No rule of the table changed since it was compiled (RulesetEditor counts every change in Table.RuleEdits): every
         // chain's entries, index and jumps by number hold, and a jump reads the entered chain's span. Else each chain
         // entered is checked against its own edits (and jumps go by name), as CompiledRules.For does.
-        bool trusted = compiled.Trusted(baseNumber, table);
-        if (trusted && TightWalk && compiled.Spans[baseNumber].Start >= 0)
-        {
-            if (compiled.Superseded) compiled.Reclaim();
-            if (!compiled.Superseded)
-            {
-                // Written only when they change (a GC write barrier each).
-                if (!ReferenceEquals(stack.Table, table)) stack.Table = table;
-                if (!ReferenceEquals(stack.BaseChain, baseChain)) stack.BaseChain = baseChain;
-                return WalkTight(ctx, ref key, compiled, stack, baseNumber);
-            }
-        }
-        return WalkGeneral(ctx, table, baseChain, compiled, stack, trusted, ref key, baseNumber, 0, 0, false, false);
-    }
-
-    /// <summary>
-    /// The trusted, untraced walk's tight loop (session 10, walktight): every chain entered by number, its entries in the form
-    /// (counted beside them), the packet's flow key valid throughout. It does the entries whose tests are inline (header, ports,
-    /// marks, statistic, ctstate, extension matches through MatchOps) and the targets that do not call out (none, ACCEPT,
-    /// DROP, QUEUE, RETURN, jumps and gotos by number, the calls in place, MARK from the entry), with the general loop's
-    /// steps in the general loop's order (the same index lookups, counters, draws, context rule numbers). Anything else — a
-    /// generic entry, a chain walked through its rule objects, a jump by name, a target extension — goes on in
-    /// <see cref="WalkGeneral"/> from exactly where this loop is (chain number, rule, jump stack, the index step done or not,
-    /// the rule proven or matched). Fewer values live across the loop than the general one holds: kept in registers.
-    /// </summary>
-    private Verdict WalkTight(PacketContext ctx, ref FlowKey key, CompiledRules compiled, FlatStack stack, int baseNumber)
-    {
-        Skb skb = ctx.Skb;
-        FlatSpan[] spans = compiled.Spans;
-        FlatEntry[] all = compiled.Entries;
-        int cn = baseNumber;
-        int start = spans[cn].Start, count = spans[cn].Count;
-        ChainIndex? index = compiled.IndexOf(in spans[cn]);
-        int sp = 0, i = 0;
-        bool proven = false;
-        while (true)
-        {
-            if (index is not null)
-            {
-                // Through a local of its own: the out argument's address taken, it lives in memory; proven need not.
-                i = index.Next(i, key, out bool provenHere);
-                proven = provenHere;
-                // As the general loop: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch.
-                if (proven && i < count)
-                {
-                    ref FlatEntry pe = ref all[start + i];
-                    if (pe.Target is FlatTarget.Accept or FlatTarget.Drop)
-                    {
-                        Rule hit = pe.Rule;
-                        ctx.RuleNumber = i + 1;
-                        ctx.Rule = hit;
-                        ctx.CurrentChain = spans[cn].Chain;
-                        ctx.RuleIndex = i;
-                        int at = (pe.Flags & FlatFlags.CountOnRule) != 0 ? -1 : start + i;
-                        ref Counters pc = ref at >= 0 ? ref pe.Counters : ref hit.CountersCell;
-                        pc.Packets++;
-                        pc.Bytes += (ulong)skb.Length;
-                        ctx.Recording?.Hit(hit, at);
-                        return pe.Target == FlatTarget.Accept ? Verdict.Accept : Verdict.Drop;
-                    }
-                }
-                else if (proven && index.PlainVerdict(i) is { Kind: not VerdictKind.Continue, Rule: { } hit } plain)
-                {
-                    return PlainHit(ctx, spans[cn].Chain, i, index, hit, plain.Kind, skb.Length);
-                }
-                if (i < count && compiled.Entries.Length >= PrefetchFromEntries) PrefetchCandidate(all, spans, compiled.Targets, start + i, true);
-            }
-            if (i >= count)
-            {
-                // A built-in chain is never entered by a jump: the base chain is the only one of the walk.
-                if (sp == 0 || ReferenceEquals(spans[cn].Chain, stack.BaseChain)) return Policy(ctx, stack.BaseChain!, null, skb);
-                // The implicit RETURN at a user chain's end (every return point here was pushed by this loop: the span's).
-                FlatFrame f = stack.Frames[--sp];
-                cn = f.Number;
-                i = f.Next;
-                start = f.Start;
-                count = f.Count;
-                index = compiled.IndexOf(in spans[cn]);
-                continue;
-            }
-            ref FlatEntry e = ref all[start + i];
-            if ((e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)) != 0)
-                return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, proven, true);
-            bool ok = proven || (HeaderMatches(in e, in key) && (e.Ops == 0 || MatchOps(ctx, in e, in key)));
-            proven = false;
-            if (ctx.HotDrop)
-            {
-                ctx.HotDrop = false;
-                return Verdict.Drop;
-            }
-            if (!ok)
-            {
-                i++;
-                continue;
-            }
-            FlatTarget t = e.Target;
-            // A jump by name: the general loop takes the matched rule (counted there).
-            if (t is FlatTarget.Jump or FlatTarget.Goto && e.Jump < 0)
-                return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, true, true);
-            ctx.RuleNumber = i + 1;
-            ctx.RuleIndex = i;
-            int slot = (e.Flags & FlatFlags.CountOnRule) == 0 ? start + i : -1;
-            ref Counters counts = ref slot >= 0 ? ref e.Counters : ref e.Rule.CountersCell;
-            counts.Packets++;
-            counts.Bytes += (ulong)skb.Length;
-            ctx.Recording?.Hit(e.Rule, slot);
-            switch (t)
-            {
-                case FlatTarget.None:
-                    i++;
-                    continue;
-                case FlatTarget.Accept:
-                    return Verdict.Accept;
-                case FlatTarget.Drop:
-                    return Verdict.Drop;
-                case FlatTarget.Queue:
-                    return Verdict.Queue(0);
-                case FlatTarget.Return:
-                {
-                    if (sp == 0) return Policy(ctx, stack.BaseChain!, null, skb);
-                    FlatFrame f = stack.Frames[--sp];
-                    cn = f.Number;
-                    i = f.Next;
-                    start = f.Start;
-                    count = f.Count;
-                    index = compiled.IndexOf(in spans[cn]);
-                    continue;
-                }
-                case FlatTarget.Jump:
-                case FlatTarget.Goto:
-                {
-                    int to = e.Jump;
-                    ref FlatSpan s = ref spans[to];
-                    if (t == FlatTarget.Jump)
-                    {
-                        if (sp >= JumpStackSize) return Verdict.Drop;
-                        if (s.Count <= 1 && CallInPlace(ctx, skb, ref s, all, true, true, stack.BaseChain!))
-                        {
-                            i++;
-                            continue;
-                        }
-                        stack.Frames[sp++] = new FlatFrame(cn, start, count, i + 1, false);
-                    }
-                    // As the general loop: the entries' start from the entering entry, the span the truth.
-                    int next = e.JumpStart;
-                    if (next != s.Start) next = StaleStart(ref s);
-                    cn = to;
-                    start = next;
-                    count = s.Count;
-                    index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
-                    i = 0;
-                    // A chain walked through its rule objects (no entries): the general loop, before the index step.
-                    if (start < 0) return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, 0, false, false);
-                    if (index is null && compiled.Entries.Length >= PrefetchFromEntries) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
-                    continue;
-                }
-                default:
-                    if ((e.Flags & FlatFlags.InlineMark) != 0)
-                    {
-                        // MARK from the entry (xt_mark.c's mark_tg).
-                        skb.Mark = (skb.Mark & ~e.B) ^ e.A;
-                        i++;
-                        continue;
-                    }
-                    break;
-            }
-            // A target extension, as the general loop calls it (the form's slot, else the rule's TargetUse).
-            {
-                Rule hitRule = e.Rule;
-                if (!ReferenceEquals(ctx.Rule, hitRule)) ctx.Rule = hitRule;
-                Chain current = spans[cn].Chain;
-                if (!ReferenceEquals(ctx.CurrentChain, current)) ctx.CurrentChain = current;
-                ctx.Slot = -1;
-                Verdict v;
-                Extensions.ExtensionData?[] targets = compiled.Targets;
-                Extensions.XtExtension[] extensions = compiled.TargetExtensions;
-                if ((uint)e.Jump < (uint)targets.Length && (uint)e.JumpStart < (uint)extensions.Length)
-                {
-                    v = extensions[e.JumpStart].Execute(ctx, targets[e.Jump]!);
-                }
-                else
-                {
-                    TargetUse target = hitRule.Target!;
-                    v = target.Extension!.Execute(ctx, target.Data!);
-                }
-                all = compiled.Entries;
-                if (v.Kind == VerdictKind.Continue)
-                {
-                    i++;
-                    // The target may have changed the header: the key read again; none (or traced from here): the general loop.
-                    if (skb.Trace || !FlowKey.TryRead(skb.Packet, out key))
-                        return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, false, false, keyLost: true);
-                    continue;
-                }
-                if (v.Kind != VerdictKind.Return) return v;
-                bool keyOk = !skb.Trace && FlowKey.TryRead(skb.Packet, out key);
-                if (sp == 0) return Policy(ctx, stack.BaseChain!, null, skb);
-                FlatFrame f = stack.Frames[--sp];
-                cn = f.Number;
-                i = f.Next;
-                start = f.Start;
-                count = f.Count;
-                index = compiled.IndexOf(in spans[cn]);
-                if (!keyOk) return WalkGeneral(ctx, stack.Table!, stack.BaseChain!, compiled, stack, true, ref key, cn, sp, i, false, false, keyLost: true);
-            }
-        }
-    }
-
-    /// <summary>
-    /// The general loop of the flat walk: from the base chain (<paramref name="resumed"/> false), or from where
-    /// <see cref="WalkTight"/> stopped (chain number <paramref name="cn"/>, rule <paramref name="i"/>, <paramref name="sp"/>
-    /// return points on the stack, all the spans'; <paramref name="indexDone"/>: the index step for rule i is done and
-    /// <paramref name="proven"/> says whether rule i is known to match).
-    /// </summary>
-    private Verdict WalkGeneral(PacketContext ctx, Table table, Chain baseChain, CompiledRules compiled, FlatStack stack, bool trusted, ref FlowKey key,
-        int cn, int sp, int i, bool proven, bool indexDone, bool keyLost = false)
-    {
-        Skb skb = ctx.Skb;
-        // Resumed after a target that left the packet without a flow key (or traced it).
-        bool keyOk = !keyLost;
-        Chain chain = baseChain;
+        bool trusted = compiled.Trusted(cn, table);
         FlatSpan[] spans = compiled.Spans;
         FlatEntry[] all;
         int start, count;
@@ -312,7 +85,6 @@ public sealed partial class Netfilter
         if (trusted)
         {
             ref FlatSpan s0 = ref spans[cn];
-            chain = s0.Chain;
             start = s0.Start;
             count = s0.Count;
             index = compiled.IndexOf(in s0);
@@ -327,18 +99,15 @@ public sealed partial class Netfilter
         // (or that gave them back) counts through the rule objects.
         if (compiled.Superseded) compiled.Reclaim();
         bool countHere = !compiled.Superseded;
+        int sp = 0, i = 0;
+        bool proven = false;
         FlatEntry scratch = default;
         // The walk's prefetches (a candidate's jump, an entered chain's first rules) only for a form that is not small
         // (PrefetchFromEntries): in the cache they are pure cost.
         bool fetch = compiled.Entries.Length >= PrefetchFromEntries;
         while (true)
         {
-            if (indexDone)
-            {
-                // Resumed from the tight loop past this rule's index step.
-                indexDone = false;
-            }
-            else if (keyOk && index is not null)
+            if (keyOk && index is not null)
             {
                 i = index.Next(i, key, out proven);
                 // As Walk: a proven rule with a plain ACCEPT or DROP ends the walk without the target dispatch. With entries
