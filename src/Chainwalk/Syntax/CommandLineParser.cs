@@ -587,9 +587,7 @@ public sealed class CommandLineParser
     {
         while (i < line.Length && line[i] is ' ' or '\t') i++;
         int start = i;
-        // The word's end: the next blank or tab (a vectorised search: the rest of the line is usually long).
-        int length = line[start..].IndexOfAny(' ', '\t');
-        i = length < 0 ? line.Length : start + length;
+        while (i < line.Length && line[i] is not (' ' or '\t')) i++;
         word = line[start..i];
         return i > start;
     }
