@@ -118,6 +118,34 @@ public class RestorePlainPathTests
         }
     }
 
+    /// <summary>
+    /// Blocks whose plain lines meet what the lines before did (a chain missing, emptied and deleted, renamed, made by
+    /// -N; a jump to a built-in chain) and a second table: a plain line is appended to the block's table as
+    /// <see cref="CommandExecutor.Execute"/> appends it, with the same errors.
+    /// </summary>
+    public static TheoryData<string> Blocks() => new()
+    {
+        Head + "-A NOSUCH -s 1.2.3.4 -j ACCEPT\nCOMMIT\n",
+        Head + "-A X -s 1.2.3.4 -j ACCEPT\n-F X\n-X X\n-A X -s 1.2.3.5 -j ACCEPT\nCOMMIT\n",
+        Head + "-A X -s 1.2.3.4 -j ACCEPT\n-E X Y\n-A Y -s 1.2.3.5 -j ACCEPT\n-A X -j DROP\nCOMMIT\n",
+        Head + "-N Z\n-A Z -p tcp --dport 1 -j ACCEPT\n-A FORWARD -j Z\n-A Z -s 1.2.3.4 -j RETURN\nCOMMIT\n",
+        Head + "-A FORWARD -s 1.2.3.4 -j ACCEPT\n-A FORWARD -j INPUT\nCOMMIT\n",
+        Head + "-A FORWARD -s 1.2.3.4 -j ACCEPT\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:Q - [0:0]\n"
+            + "-A Q -d 10.0.0.1 -j RETURN\n-A PREROUTING -j Q\n-A FORWARD -j ACCEPT\nCOMMIT\n",
+        Head + "-A FORWARD -s 1.2.3.4 -j ACCEPT\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:Q - [0:0]\n-A Q -d 10.0.0.1 -j RETURN\n-A PREROUTING -j Q\nCOMMIT\n"
+            + "*filter\n-A FORWARD -s 1.2.3.5 -j DROP\n-A X -j Y\nCOMMIT\n",
+    };
+
+    [Theory]
+    [MemberData(nameof(Blocks))]
+    public void Restore_of_a_block_gives_what_getopt_gives(string text)
+    {
+        foreach (bool counters in new[] { false, true })
+        {
+            Assert.Equal(Outcome(text, plain: false, counters), Outcome(text, plain: true, counters));
+        }
+    }
+
     [Fact]
     public void Classbench_acl1_10k_restores_the_same_either_way()
     {

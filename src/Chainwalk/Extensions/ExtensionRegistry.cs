@@ -4,145 +4,175 @@ using Chainwalk.Net;
 namespace Chainwalk.Extensions;
 
 /// <summary>
-/// All extensions Chainwalk knows: adding <c>-m foo</c> is adding one class and its line in <see cref="Create"/> (a test
-/// finds every extension class by reflection and fails when one is missing there). Lookup is by name, kind and
+/// All extensions Chainwalk knows: adding <c>-m foo</c> is adding one class, its line in <see cref="Create"/> and its name
+/// in <see cref="Names"/> (a test finds every extension class by reflection and fails when one is missing there). Lookup is by name, kind and
 /// family, as libxtables' xtables_find_match/xtables_find_target.
 /// </summary>
 public static class ExtensionRegistry
 {
-    /// <summary>By name (ordinal); extensions of the same name (a family's own REJECT or ah) in the order of <see cref="Create"/>.</summary>
-    private static readonly Lazy<List<XtExtension>> _all = new(() => [.. Create().OrderBy(e => e.Name, StringComparer.Ordinal)]);
+    /// <summary>
+    /// Every extension's name, in ordinal order (a name two classes share, once): <see cref="All"/> is their
+    /// extensions in this order, each name's in the order of <see cref="Create"/>.
+    /// </summary>
+    private static readonly string[] Names =
+    [
+        "AUDIT", "CHECKSUM", "CLASSIFY", "CONNMARK", "CONNSECMARK", "CT", "DNAT", "DNPT", "DSCP", "ECN", "HL", "HMARK",
+        "IDLETIMER", "LED", "LOG", "MARK", "MASQUERADE", "NETMAP", "NFLOG", "NFQUEUE", "NOTRACK", "RATEEST",
+        "REDIRECT", "REJECT", "SECMARK", "SET", "SNAT", "SNPT", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS",
+        "TPROXY", "TRACE", "TTL", "addrtype", "ah", "bpf", "cgroup", "cluster", "comment", "connbytes", "connlabel",
+        "connlimit", "connmark", "conntrack", "cpu", "dccp", "devgroup", "dscp", "dst", "ecn", "esp", "eui64", "frag",
+        "hashlimit", "hbh", "helper", "hl", "icmp", "icmp6", "ipcomp", "iprange", "ipv6header", "ipvs", "length",
+        "limit", "mac", "mark", "mh", "multiport", "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota",
+        "rateest", "realm", "recent", "rpfilter", "rt", "sctp", "set", "socket", "srh", "state", "statistic", "string",
+        "tcp", "tcpmss", "time", "tos", "ttl", "u32", "udp",
+    ];
+
+    private static readonly Lazy<List<XtExtension>> _all = new(() =>
+    {
+        var all = new List<XtExtension>();
+        foreach (string name in Names) all.AddRange(Named(name) ?? throw new InvalidOperationException($"extension {name} is listed but not created"));
+        return all;
+    });
 
     public static IReadOnlyList<XtExtension> All => _all.Value;
 
+    /// <summary>The extensions made so far, by name (each made once, on its first lookup or by <see cref="All"/>).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, XtExtension[]> _made = new(StringComparer.Ordinal);
+
+    /// <summary>The extensions called <paramref name="name"/> (ordinal), made on first use; null for a name no extension has.</summary>
+    private static XtExtension[]? Named(string name)
+    {
+        if (_made.TryGetValue(name, out XtExtension[]? made)) return made;
+        XtExtension[]? created = Create(name);
+        return created is null ? null : _made.GetOrAdd(name, created);
+    }
+
     /// <summary>
-    /// One instance of each extension class. A list written out rather than found by reflection at run time: listing the
-    /// assembly's types and creating them by reflection was ≈ 10 ms of every CLI command that parses a rule (a restore
-    /// of 100k rules included; bench/README.md). <see cref="Discover"/> is the reflection form the test compares with.
+    /// One instance of each extension class called <paramref name="name"/>, in a fixed order where two share a name (a
+    /// family's own REJECT or ah), or null. Written out rather than found by reflection, and made per name rather than
+    /// all at once: listing the assembly's types and creating them by reflection was ≈ 10 ms of every CLI command that
+    /// parses a rule, and creating all 100 (their types loaded, their option tables built) still ≈ 5 % of a restore of
+    /// 100k rules that uses one of them (bench/README.md). <see cref="Discover"/> is the reflection form the tests compare with.
     /// </summary>
-    private static List<XtExtension> Create() =>
-    [
-        new Matches.AddrtypeMatch(),
-        new Matches.Ah6Match(),
-        new Matches.AhMatch(),
-        new Matches.BpfMatch(),
-        new Matches.CgroupMatch(),
-        new Matches.ClusterMatch(),
-        new Matches.CommentMatch(),
-        new Matches.ConnbytesMatch(),
-        new Matches.ConnlabelMatch(),
-        new Matches.ConnlimitMatch(),
-        new Matches.ConnmarkMatch(),
-        new Matches.ConntrackMatch(),
-        new Matches.CpuMatch(),
-        new Matches.DccpMatch(),
-        new Matches.DevgroupMatch(),
-        new Matches.DscpMatch(),
-        new Matches.DstMatch(),
-        new Matches.EcnMatch(),
-        new Matches.EspMatch(),
-        new Matches.Eui64Match(),
-        new Matches.FragMatch(),
-        new Matches.HashlimitMatch(),
-        new Matches.HbhMatch(),
-        new Matches.HelperMatch(),
-        new Matches.HlMatch(),
-        new Matches.Icmp6Match(),
-        new Matches.IcmpMatch(),
-        new Matches.IpcompMatch(),
-        new Matches.IprangeMatch(),
-        new Matches.Ipv6headerMatch(),
-        new Matches.IpvsMatch(),
-        new Matches.LengthMatch(),
-        new Matches.LimitMatch(),
-        new Matches.MacMatch(),
-        new Matches.MarkMatch(),
-        new Matches.MhMatch(),
-        new Matches.MultiportMatch(),
-        new Matches.NfacctMatch(),
-        new Matches.OsfMatch(),
-        new Matches.OwnerMatch(),
-        new Matches.PhysdevMatch(),
-        new Matches.PkttypeMatch(),
-        new Matches.PolicyMatch(),
-        new Matches.QuotaMatch(),
-        new Matches.RateestMatch(),
-        new Matches.RealmMatch(),
-        new Matches.RecentMatch(),
-        new Matches.RpfilterMatch(),
-        new Matches.RtMatch(),
-        new Matches.SctpMatch(),
-        new Matches.SetMatch(),
-        new Matches.SocketMatch(),
-        new Matches.SrhMatch(),
-        new Matches.StateMatch(),
-        new Matches.StatisticMatch(),
-        new Matches.StringMatch(),
-        new Matches.TcpMatch(),
-        new Matches.TcpmssMatch(),
-        new Matches.TimeMatch(),
-        new Matches.TosMatch(),
-        new Matches.TtlMatch(),
-        new Matches.U32Match(),
-        new Matches.UdpMatch(),
-        new Targets.AuditTarget(),
-        new Targets.ChecksumTarget(),
-        new Targets.ClassifyTarget(),
-        new Targets.ConnmarkTarget(),
-        new Targets.ConnsecmarkTarget(),
-        new Targets.CtTarget(),
-        new Targets.DnatTarget(),
-        new Targets.DnptTarget(),
-        new Targets.DscpTarget(),
-        new Targets.EcnTarget(),
-        new Targets.HlTarget(),
-        new Targets.HmarkTarget(),
-        new Targets.IdletimerTarget(),
-        new Targets.LedTarget(),
-        new Targets.LogTarget(),
-        new Targets.MarkTarget(),
-        new Targets.MasqueradeTarget(),
-        new Targets.NetmapTarget(),
-        new Targets.NflogTarget(),
-        new Targets.NfqueueTarget(),
-        new Targets.NotrackTarget(),
-        new Targets.RateestTarget(),
-        new Targets.RedirectTarget(),
-        new Targets.RejectTarget(),
-        new Targets.Reject6Target(),
-        new Targets.SecmarkTarget(),
-        new Targets.SetTarget(),
-        new Targets.SnatTarget(),
-        new Targets.SnptTarget(),
-        new Targets.SynproxyTarget(),
-        new Targets.TcpmssTarget(),
-        new Targets.TcpoptstripTarget(),
-        new Targets.TeeTarget(),
-        new Targets.TosTarget(),
-        new Targets.TproxyTarget(),
-        new Targets.TraceTarget(),
-        new Targets.TtlTarget(),
-    ];
+    private static XtExtension[]? Create(string name) => name switch
+    {
+        "AUDIT" => [new Targets.AuditTarget()],
+        "CHECKSUM" => [new Targets.ChecksumTarget()],
+        "CLASSIFY" => [new Targets.ClassifyTarget()],
+        "CONNMARK" => [new Targets.ConnmarkTarget()],
+        "CONNSECMARK" => [new Targets.ConnsecmarkTarget()],
+        "CT" => [new Targets.CtTarget()],
+        "DNAT" => [new Targets.DnatTarget()],
+        "DNPT" => [new Targets.DnptTarget()],
+        "DSCP" => [new Targets.DscpTarget()],
+        "ECN" => [new Targets.EcnTarget()],
+        "HL" => [new Targets.HlTarget()],
+        "HMARK" => [new Targets.HmarkTarget()],
+        "IDLETIMER" => [new Targets.IdletimerTarget()],
+        "LED" => [new Targets.LedTarget()],
+        "LOG" => [new Targets.LogTarget()],
+        "MARK" => [new Targets.MarkTarget()],
+        "MASQUERADE" => [new Targets.MasqueradeTarget()],
+        "NETMAP" => [new Targets.NetmapTarget()],
+        "NFLOG" => [new Targets.NflogTarget()],
+        "NFQUEUE" => [new Targets.NfqueueTarget()],
+        "NOTRACK" => [new Targets.NotrackTarget()],
+        "RATEEST" => [new Targets.RateestTarget()],
+        "REDIRECT" => [new Targets.RedirectTarget()],
+        "REJECT" => [new Targets.RejectTarget(), new Targets.Reject6Target()],
+        "SECMARK" => [new Targets.SecmarkTarget()],
+        "SET" => [new Targets.SetTarget()],
+        "SNAT" => [new Targets.SnatTarget()],
+        "SNPT" => [new Targets.SnptTarget()],
+        "SYNPROXY" => [new Targets.SynproxyTarget()],
+        "TCPMSS" => [new Targets.TcpmssTarget()],
+        "TCPOPTSTRIP" => [new Targets.TcpoptstripTarget()],
+        "TEE" => [new Targets.TeeTarget()],
+        "TOS" => [new Targets.TosTarget()],
+        "TPROXY" => [new Targets.TproxyTarget()],
+        "TRACE" => [new Targets.TraceTarget()],
+        "TTL" => [new Targets.TtlTarget()],
+        "addrtype" => [new Matches.AddrtypeMatch()],
+        "ah" => [new Matches.Ah6Match(), new Matches.AhMatch()],
+        "bpf" => [new Matches.BpfMatch()],
+        "cgroup" => [new Matches.CgroupMatch()],
+        "cluster" => [new Matches.ClusterMatch()],
+        "comment" => [new Matches.CommentMatch()],
+        "connbytes" => [new Matches.ConnbytesMatch()],
+        "connlabel" => [new Matches.ConnlabelMatch()],
+        "connlimit" => [new Matches.ConnlimitMatch()],
+        "connmark" => [new Matches.ConnmarkMatch()],
+        "conntrack" => [new Matches.ConntrackMatch()],
+        "cpu" => [new Matches.CpuMatch()],
+        "dccp" => [new Matches.DccpMatch()],
+        "devgroup" => [new Matches.DevgroupMatch()],
+        "dscp" => [new Matches.DscpMatch()],
+        "dst" => [new Matches.DstMatch()],
+        "ecn" => [new Matches.EcnMatch()],
+        "esp" => [new Matches.EspMatch()],
+        "eui64" => [new Matches.Eui64Match()],
+        "frag" => [new Matches.FragMatch()],
+        "hashlimit" => [new Matches.HashlimitMatch()],
+        "hbh" => [new Matches.HbhMatch()],
+        "helper" => [new Matches.HelperMatch()],
+        "hl" => [new Matches.HlMatch()],
+        "icmp" => [new Matches.IcmpMatch()],
+        "icmp6" => [new Matches.Icmp6Match()],
+        "ipcomp" => [new Matches.IpcompMatch()],
+        "iprange" => [new Matches.IprangeMatch()],
+        "ipv6header" => [new Matches.Ipv6headerMatch()],
+        "ipvs" => [new Matches.IpvsMatch()],
+        "length" => [new Matches.LengthMatch()],
+        "limit" => [new Matches.LimitMatch()],
+        "mac" => [new Matches.MacMatch()],
+        "mark" => [new Matches.MarkMatch()],
+        "mh" => [new Matches.MhMatch()],
+        "multiport" => [new Matches.MultiportMatch()],
+        "nfacct" => [new Matches.NfacctMatch()],
+        "osf" => [new Matches.OsfMatch()],
+        "owner" => [new Matches.OwnerMatch()],
+        "physdev" => [new Matches.PhysdevMatch()],
+        "pkttype" => [new Matches.PkttypeMatch()],
+        "policy" => [new Matches.PolicyMatch()],
+        "quota" => [new Matches.QuotaMatch()],
+        "rateest" => [new Matches.RateestMatch()],
+        "realm" => [new Matches.RealmMatch()],
+        "recent" => [new Matches.RecentMatch()],
+        "rpfilter" => [new Matches.RpfilterMatch()],
+        "rt" => [new Matches.RtMatch()],
+        "sctp" => [new Matches.SctpMatch()],
+        "set" => [new Matches.SetMatch()],
+        "socket" => [new Matches.SocketMatch()],
+        "srh" => [new Matches.SrhMatch()],
+        "state" => [new Matches.StateMatch()],
+        "statistic" => [new Matches.StatisticMatch()],
+        "string" => [new Matches.StringMatch()],
+        "tcp" => [new Matches.TcpMatch()],
+        "tcpmss" => [new Matches.TcpmssMatch()],
+        "time" => [new Matches.TimeMatch()],
+        "tos" => [new Matches.TosMatch()],
+        "ttl" => [new Matches.TtlMatch()],
+        "u32" => [new Matches.U32Match()],
+        "udp" => [new Matches.UdpMatch()],
+        _ => null,
+    };
 
     /// <summary>Every non-abstract extension class with a public parameterless constructor, found by reflection (for the test of <see cref="Create"/>).</summary>
     internal static IEnumerable<Type> Discover() =>
         typeof(XtExtension).Assembly.GetTypes().Where(t => !t.IsAbstract && typeof(XtExtension).IsAssignableFrom(t)
             && t.GetConstructor(BindingFlags.Public | BindingFlags.Instance, Type.EmptyTypes) is not null);
 
-    /// <summary>The first extension of <see cref="All"/> per (name, kind, family): lookups by name without a scan.</summary>
-    private static readonly Lazy<Dictionary<(string, ExtensionKind, IpFamily), XtExtension>> _byName = new(() =>
+    /// <summary>The first extension of <see cref="All"/> with this name, kind and family (libxtables' lookup).</summary>
+    public static XtExtension? Find(string name, ExtensionKind kind, IpFamily family)
     {
-        var d = new Dictionary<(string, ExtensionKind, IpFamily), XtExtension>();
-        foreach (XtExtension e in All)
+        if (Named(name) is not { } named) return null;
+        FamilyMask mask = family == IpFamily.V4 ? FamilyMask.V4 : FamilyMask.V6;
+        foreach (XtExtension e in named)
         {
-            if ((e.Families & FamilyMask.V4) != 0) d.TryAdd((e.Name, e.Kind, IpFamily.V4), e);
-            if ((e.Families & FamilyMask.V6) != 0) d.TryAdd((e.Name, e.Kind, IpFamily.V6), e);
+            if (e.Kind == kind && (e.Families & mask) != 0) return e;
         }
-        return d;
-    });
-
-    public static XtExtension? Find(string name, ExtensionKind kind, IpFamily family) =>
-        _byName.Value.TryGetValue((name, kind, family), out XtExtension? e) ? e : null;
+        return null;
+    }
 
     public static XtExtension? FindMatch(string name, IpFamily family) => Find(name, ExtensionKind.Match, family);
 

@@ -104,6 +104,20 @@ public sealed class RulesetEditor(Ruleset ruleset)
         ValidateUnlessDeferred(table, "RULE_APPEND", chainName, chain, added, removedJump: false);
     }
 
+    /// <summary>
+    /// <see cref="Append"/> of one rule by a restore (<see cref="DeferValidation"/>: the checks wait for COMMIT) into the
+    /// table block being read, which the restore already holds and which exists (so it is not new): what Append does
+    /// then, without looking the table up by name for every line.
+    /// </summary>
+    internal void AppendToBlock(Table table, string chainName, Rule rule)
+    {
+        Chain chain = RequireChain(table, chainName);
+        CheckJumps(table, rule, "RULE_APPEND", chainName, tableWasNew: false);
+        chain.Rules.Add(rule);
+        chain.Finder?.Appended(rule);
+        table.Checked = null;
+    }
+
     public void Insert(string tableName, string chainName, int number, IReadOnlyList<Rule> rules)
     {
         Table table = GetOrCreate(tableName, out bool wasNew);

@@ -33,6 +33,18 @@ public sealed class CommandExecutor(Ruleset ruleset, NameDb? names = null)
 
     private RulesetEditor? _editor;
 
+    /// <summary>
+    /// A restore's <c>-A</c> of one rule into <paramref name="table"/>, the table block being read (in
+    /// <see cref="Ruleset"/>, under the name <paramref name="cmd"/> has): <see cref="Execute"/> with
+    /// <see cref="DeferValidation"/>, the table not looked up again.
+    /// </summary>
+    internal void AppendToBlock(Table table, ParsedCommand cmd)
+    {
+        RulesetEditor editor = _editor ??= new RulesetEditor(Ruleset) { DeferValidation = DeferValidation };
+        editor.AppendToBlock(table, cmd.Chain ?? string.Empty, cmd.Rules[0]);
+        Changed = true;
+    }
+
     public void Execute(ParsedCommand cmd)
     {
         // The editor keeps nothing between commands but its settings: a restore's executor uses one for every line.

@@ -108,6 +108,9 @@ public sealed class CommandLineParser
     private State? _plainState;
     private ParsedCommand? _plainCommand;
     private ParseContext? _plainContext;
+
+    /// <summary>The chain name of the last plain line (interned; found plain).</summary>
+    private string? _plainChain;
     private readonly List<string> _plainWarnings = new();
 
     /// <summary>Parses argv (argv[0] is the program name). Throws <see cref="XtablesException"/> on bad input.</summary>
@@ -454,9 +457,15 @@ public sealed class CommandLineParser
                 if (!NextWord(line, ref i, out ReadOnlySpan<char> val)) return null;
                 if (first)
                 {
-                    if (!opt.SequenceEqual("-A") || !SaveFormCheck.IsPlainName(val)) return null;
+                    if (!opt.SequenceEqual("-A")) return null;
+                    // The chain of the line before, most often: its name was found plain and interned then.
+                    if (!val.SequenceEqual(_plainChain))
+                    {
+                        if (!SaveFormCheck.IsPlainName(val)) return null;
+                        _plainChain = intern(val);
+                    }
                     cmd.Command = CommandKind.Append;
-                    cmd.Chain = intern(val);
+                    cmd.Chain = _plainChain;
                     first = false;
                     continue;
                 }
@@ -466,7 +475,8 @@ public sealed class CommandLineParser
                     case "-s":
                     case "-d":
                         {
-                            if (!IsPlainAddress(val) || !AddressParser.TryParsePlainV4(val, out IpNet net)) return null;
+                            // A plain address and prefix only ("a.b.c.d[/n]", decimal without leading zeros): no names, masks or lists.
+                            if (!AddressParser.TryParsePlainV4(val, out IpNet net)) return null;
                             CommandOptions o = opt[1] == 's' ? CommandOptions.Source : CommandOptions.Destination;
                             if ((st.Options & o) != 0) return null;
                             SetOption(st, o, false);
@@ -580,16 +590,6 @@ public sealed class CommandLineParser
         while (i < line.Length && line[i] is not (' ' or '\t')) i++;
         word = line[start..i];
         return i > start;
-    }
-
-    private static bool IsPlainAddress(ReadOnlySpan<char> s)
-    {
-        if (s.Length is 0 or > 18) return false;
-        foreach (char c in s)
-        {
-            if (!char.IsAsciiDigit(c) && c is not ('.' or '/')) return false;
-        }
-        return true;
     }
 
     /// <summary><see cref="Protocols.Parse"/> of a plain -p value, remembered for the last two names (tcp, udp: every line asks).</summary>

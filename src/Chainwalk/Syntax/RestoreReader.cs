@@ -351,7 +351,9 @@ public sealed class RestoreReader
         // One executor per ruleset being built (it keeps nothing between commands but its output, taken below).
         if (_exec is null || !ReferenceEquals(_exec.Ruleset, work)) _exec = new CommandExecutor(work, _names) { DeferValidation = true };
         CommandExecutor exec = _exec;
-        exec.Execute(cmd);
+        // A plain line is one -A of one rule into this block's table (TryParsePlainRule was given its name).
+        if (ReferenceEquals(cmd, _lastPlain) && cmd.Command == CommandKind.Append && cmd.Rules.Count == 1 && ReferenceEquals(cmd.Table, current.Name)) exec.AppendToBlock(current, cmd);
+        else exec.Execute(cmd);
         if (VerifySaveForms && cmd.Command == CommandKind.Append && cmd.Rules.Count == 1 && ReferenceEquals(_names, NameDb.System))
         {
             MarkFixedPoint(cmd.Rules[0], cmd.Chain!, pcnt is null ? rest : rest.TrimStart(' '));

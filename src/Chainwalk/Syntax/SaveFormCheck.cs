@@ -21,7 +21,12 @@ public static class SaveFormCheck
     /// </summary>
     public static bool ReloadsExactly(Rule rule, string chain)
     {
-        if (!IsPlainName(chain)) return false;
+        // Asked for every rule of a chain in turn (a restore, a save): the chain's name is checked once per run of it.
+        if (!ReferenceEquals(chain, _lastPlainChain))
+        {
+            if (!IsPlainName(chain)) return false;
+            _lastPlainChain = chain;
+        }
         if (rule.Protocol is not (0 or Protocols.Icmp or Protocols.Tcp or Protocols.Udp)) return false;
         if (rule.InInterface.Length > 0 && !IsPlainName(rule.InInterface)) return false;
         if (rule.OutInterface.Length > 0 && !IsPlainName(rule.OutInterface)) return false;
@@ -37,6 +42,9 @@ public static class SaveFormCheck
             { } t => t.IsStandardVerdict || IsPlainName(t.Name),
         };
     }
+
+    /// <summary>The last chain name <see cref="ReloadsExactly"/> found plain (a string's text never changes).</summary>
+    private static string? _lastPlainChain;
 
     /// <summary>A name that is one restore parameter as it is: letters, digits and <c>_ . - + : @ %</c>, not starting with '-' or '!'.</summary>
     public static bool IsPlainName(string name) => IsPlainName(name.AsSpan());

@@ -1,4 +1,5 @@
 using Chainwalk.Extensions;
+using Chainwalk.Net;
 using Xunit;
 
 namespace Chainwalk.Tests.Extensions;
@@ -28,5 +29,33 @@ public class ExtensionRegistryTests
         Assert.Equal(["RejectTarget", "Reject6Target"], reject);
         string[] ah = ExtensionRegistry.All.Where(e => e.Name == "ah").Select(e => e.GetType().Name).ToArray();
         Assert.Equal(["Ah6Match", "AhMatch"], ah);
+    }
+
+    [Fact]
+    public void Lookup_by_name_gives_the_first_of_All_per_name_kind_and_family_and_the_same_instance()
+    {
+        // The extensions are made per name on first lookup: what Find gives must be what a scan of All gives, as the
+        // table by (name, kind, family) built from All gave before.
+        int checkedCount = 0;
+        foreach (string name in ExtensionRegistry.All.Select(e => e.Name).Distinct())
+        {
+            foreach (ExtensionKind kind in new[] { ExtensionKind.Match, ExtensionKind.Target })
+            {
+                foreach ((IpFamily family, FamilyMask mask) in new[] { (IpFamily.V4, FamilyMask.V4), (IpFamily.V6, FamilyMask.V6) })
+                {
+                    XtExtension? expected = ExtensionRegistry.All.FirstOrDefault(e => e.Name == name && e.Kind == kind && (e.Families & mask) != 0);
+                    Assert.Same(expected, ExtensionRegistry.Find(name, kind, family));
+                    checkedCount++;
+                }
+            }
+        }
+        Assert.Equal(ExtensionRegistry.All.Select(e => e.Name).Distinct().Count() * 4, checkedCount);
+        Assert.Same(ExtensionRegistry.All.Single(e => e.GetType() == typeof(Chainwalk.Extensions.Targets.Reject6Target)), ExtensionRegistry.FindTarget("REJECT", IpFamily.V6));
+        Assert.Same(ExtensionRegistry.All.Single(e => e.GetType() == typeof(Chainwalk.Extensions.Matches.AhMatch)), ExtensionRegistry.FindMatch("ah", IpFamily.V4));
+        // Names are case-sensitive and exact; a chain name is no extension.
+        Assert.Null(ExtensionRegistry.FindMatch("TCP", IpFamily.V4));
+        Assert.Null(ExtensionRegistry.FindTarget("mark", IpFamily.V4));
+        Assert.Null(ExtensionRegistry.FindTarget("KUBE-SERVICES", IpFamily.V4));
+        Assert.Null(ExtensionRegistry.FindMatch("", IpFamily.V6));
     }
 }
