@@ -7,7 +7,7 @@ namespace Chainwalk.Conntrack;
 /// loose, max_retrans, ignore_invalid_rst and its timeouts, the UDP/ICMP/generic timeouts), read once per host and
 /// host generation instead of one lookup per value per packet. The kernel keeps them in struct nf_conntrack_net and
 /// nf_tcp_net (per namespace, read straight from memory); any change of the host's sysctls moves
-/// <see cref="HostGeneration"/>, after which the next packet reads them again.
+/// the host's generation (<see cref="VirtualHost.Generation"/>), after which the next packet reads them again.
 /// </summary>
 internal sealed class ConntrackSysctls
 {
@@ -43,7 +43,7 @@ internal sealed class ConntrackSysctls
     public static ConntrackSysctls For(VirtualHost host)
     {
         ConntrackSysctls? s = _last;
-        long g = HostGeneration.Value;
+        long g = host.Generation;
         if (s is not null && ReferenceEquals(s._host, host) && s._generation == g) return s;
         s = new ConntrackSysctls(host, g);
         _last = s;
@@ -52,7 +52,7 @@ internal sealed class ConntrackSysctls
 
     /// <summary>Whether this is the snapshot of <paramref name="host"/> as it is now.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public bool IsCurrentFor(VirtualHost host) => ReferenceEquals(_host, host) && _generation == HostGeneration.Value;
+    public bool IsCurrentFor(VirtualHost host) => ReferenceEquals(_host, host) && _generation == host.Generation;
 
     /// <summary>nf_conntrack_checksum.</summary>
     public bool Checksum { get; }

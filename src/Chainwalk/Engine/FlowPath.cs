@@ -95,7 +95,8 @@ internal sealed class FlowState : IEquatable<FlowState>
 /// socket's or an early-demuxed packet's dst): the FIB's answer while the host and the rule sets are as they were and the
 /// packet comes in on the same device. A confirmed connection's direction always has the same addresses after
 /// PREROUTING (its NAT binding is fixed once confirmed: nf_nat_inet_fn walks no rules for an established packet), so the
-/// addresses need no check; the rules generation is held as well, so a nat table made since cannot slip past it.
+/// addresses need no check; the generation of the packet's family's rule set is held as well, so a nat table made since
+/// cannot slip past it (generations are unique to their host or rule set: a restore's new rule set has another).
 /// </summary>
 internal readonly record struct FlowRoute(long HostGeneration, long RulesGeneration, string? Device, Routing.InputDecision? Decision)
 {
@@ -117,8 +118,13 @@ internal sealed class FlowWalkMemo : IEquatable<FlowWalkMemo>
     public required CtInfo CtInfo { get; init; }
     public required Table Table { get; init; }
     public required Ruleset Rules { get; init; }
+
+    /// <summary><see cref="Rules"/>' generation (<see cref="Ruleset.Generation"/>) when the walk was made.</summary>
     public required long RulesGeneration { get; init; }
+
+    /// <summary>The host's generation (<see cref="Host.VirtualHost.Generation"/>) when the walk was made.</summary>
     public required long HostGeneration { get; init; }
+
     public required uint Mark { get; init; }
     public required string? InDev { get; init; }
     public required string? OutDev { get; init; }
@@ -222,7 +228,7 @@ public sealed partial class Netfilter
     /// <summary>
     /// The established flow path (default on): a table's walk for an ESTABLISHED packet is remembered per connection
     /// direction and replayed (counters, verdict) for the direction's later packets while the walk provably goes the same
-    /// way: no trace, the rule sets (<see cref="RulesGeneration"/>), the host (<see cref="HostGeneration"/>), the ctinfo,
+    /// way: no trace, the packet's rule set (<see cref="Ruleset.Generation"/>), the host (<see cref="Host.VirtualHost.Generation"/>), the ctinfo,
     /// the skb mark and the devices as recorded, every rule of the table made of flow-stable parts
     /// (<see cref="Extensions.XtExtension.FlowStable"/>) and every counted rule's target pure. The kernel walks every
     /// packet; the counters and verdicts are the same. Off: every packet is walked (the reference the tests compare with).
@@ -238,8 +244,8 @@ public sealed partial class Netfilter
     private Verdict RunTableFlow(PacketContext ctx, Skb skb, Table table, Hook hook)
     {
         if (skb.Trace || Current?.Trace is not null || FlowConnection(skb) is not { } ct) return RunTable(ctx, table, hook);
-        long rulesGeneration = RulesGeneration.Value, hostGeneration = HostGeneration.Value;
         Ruleset rules = Host.Rules(skb.Family);
+        long rulesGeneration = rules.Generation, hostGeneration = Host.Generation;
         FlowState flow = ct.Flow ?? FlowState.Empty;
         FlowWalkMemo? memo = null;
         foreach (FlowWalkMemo w in flow.Walks)
@@ -282,8 +288,8 @@ public sealed partial class Netfilter
             ctx.Recording = null;
         }
         // Kept only for an ACCEPT by pure targets of a table whose every rule is flow-stable, nothing changed meanwhile.
-        if (v.Kind != VerdictKind.Accept || !rec.Pure || skb.Mark != mark || RulesGeneration.Value != rulesGeneration
-            || HostGeneration.Value != hostGeneration || !TableFlowStable(table, rulesGeneration))
+        if (v.Kind != VerdictKind.Accept || !rec.Pure || skb.Mark != mark || rules.Generation != rulesGeneration
+            || Host.Generation != hostGeneration || !TableFlowStable(table, rulesGeneration))
             return v;
         memo = InternFlow(_flowMemos, new FlowWalkMemo
         {
@@ -319,7 +325,7 @@ public sealed partial class Netfilter
     private Routing.InputDecision InputRouteFlow4(Skb skb, uint dst, uint src, string dev)
     {
         if (FlowConnection(skb) is not { } ct) return InputRoute4(dst, src, dev);
-        long g = HostGeneration.Value, rg = RulesGeneration.Value;
+        long g = Host.Generation, rg = Host.V4.Generation;
         FlowState flow = ct.Flow ?? FlowState.Empty;
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
         FlowRoute r = reply ? flow.Reply : flow.Original;
@@ -340,7 +346,7 @@ public sealed partial class Netfilter
     {
         var q = new Routing.RouteQuery(skb.Family, skb.Packet.Destination) { Source = skb.Packet.Source, InputInterface = skb.InDev, Mark = skb.Mark };
         if (FlowConnection(skb) is not { } ct || skb.InDev is not { } dev) return InputRoute(q);
-        long g = HostGeneration.Value, rg = RulesGeneration.Value;
+        long g = Host.Generation, rg = Host.V6.Generation;
         FlowState flow = ct.Flow ?? FlowState.Empty;
         bool reply = skb.CtInfo == CtInfo.EstablishedReply;
         FlowRoute r = reply ? flow.Reply : flow.Original;
@@ -351,19 +357,19 @@ public sealed partial class Netfilter
         return d;
     }
 
-    /// <summary>The interned walk memos and flow states (<see cref="FlowState"/>), dropped whole when the rule sets or the host changed (every one held then is stale) or when they grew past a bound.</summary>
+    /// <summary>The interned walk memos and flow states (<see cref="FlowState"/>), dropped whole when the host's rule sets or the host changed (the ones held then are mostly stale) or when they grew past a bound.</summary>
     private readonly Dictionary<FlowWalkMemo, FlowWalkMemo> _flowMemos = [];
 
     private readonly Dictionary<FlowState, FlowState> _flowStates = [];
 
-    private (long Rules, long Host) _flowInternedAt;
+    private (long V4, long V6, long Host) _flowInternedAt;
 
     private const int FlowInternLimit = 1 << 14;
 
     private T InternFlow<T>(Dictionary<T, T> interned, T value)
         where T : class
     {
-        (long, long) now = (RulesGeneration.Value, HostGeneration.Value);
+        (long, long, long) now = (Host.V4.Generation, Host.V6.Generation, Host.Generation);
         if (now != _flowInternedAt || _flowMemos.Count + _flowStates.Count > FlowInternLimit)
         {
             _flowMemos.Clear();
@@ -395,7 +401,7 @@ public sealed partial class Netfilter
         return skb.FlowPacket == 2;
     }
 
-    /// <summary>Whether every rule of the table has only flow-stable parts (no -f, only flow-stable matches); found once per rules generation.</summary>
+    /// <summary>Whether every rule of the table has only flow-stable parts (no -f, only flow-stable matches); found once per generation of its rule set.</summary>
     private bool TableFlowStable(Table table, long generation)
     {
         ref (Table? Table, long Generation, bool Stable) slot = ref _flowStable[TableSlot(table.Info) * 2 + (table.Family == Net.IpFamily.V4 ? 0 : 1)];

@@ -134,7 +134,7 @@ public sealed partial class Netfilter
 
     /// <summary>
     /// Kept for callers of earlier versions; it changes nothing now. Routing always works from tables derived once
-    /// per host generation (<see cref="HostGeneration"/>: Routing.Fib), so a change of the host is seen by the next
+    /// per host generation (<see cref="VirtualHost.Generation"/>: Routing.Fib), so a change of the host is seen by the next
     /// packet and nothing is derived again while the host stands still.
     /// </summary>
     public bool CacheRoutes { get; set; }
@@ -153,7 +153,7 @@ public sealed partial class Netfilter
     /// <summary>
     /// IPv4 input decisions (ip_route_input_noref's answer) remembered for one host generation, two entries per set, by
     /// destination and source: the decision is a function of those, the input device and the host (routes,
-    /// addresses, links, sysctls; any change of them moves <see cref="HostGeneration"/>), so a flow's packets ask
+    /// addresses, links, sysctls; any change of them moves <see cref="VirtualHost.Generation"/>), so a flow's packets ask
     /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries. The key has no mark or TOS because
     /// the virtual host has no policy routing (<c>ip rule</c>); when it gets one, the mark joins the key.
     /// </summary>
@@ -167,7 +167,7 @@ public sealed partial class Netfilter
 
     private InputDecision InputRoute4(uint dst, uint src, string dev)
     {
-        long g = HostGeneration.Value;
+        long g = Host.Generation;
         InputRouteEntry[] cache = _inputRoutes;
         if (g != _inputRoutesGeneration)
         {
@@ -438,7 +438,7 @@ public sealed partial class Netfilter
     /// <summary><see cref="VirtualHost.FindLink"/>, without comparing names again packet after packet.</summary>
     private Link? LinkNamed(string name)
     {
-        long g = HostGeneration.Value;
+        long g = Host.Generation;
         if (g != _linksGeneration)
         {
             Array.Clear(_links);

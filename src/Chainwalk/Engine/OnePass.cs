@@ -17,8 +17,12 @@ namespace Chainwalk.Engine;
 /// </summary>
 internal sealed class OnePassPlan
 {
+    /// <summary><see cref="Rules"/>' generation when the plan was made.</summary>
     public required long RulesGeneration { get; init; }
+
+    /// <summary>The host's generation (<see cref="VirtualHost.Generation"/>) when the plan was made.</summary>
     public required long HostGeneration { get; init; }
+
     public required Ruleset Rules { get; init; }
     public required string InDev { get; init; }
     public bool Usable { get; init; }
@@ -77,15 +81,19 @@ internal sealed class OnePassPlan
 
     public Chain[] Policies { get; init; } = [];
 
-    /// <summary>Whether the plan (usable or not) was made for the rule sets, host and input device as they are now.</summary>
+    /// <summary>
+    /// Whether the plan (usable or not) was made for the rule set, host and input device as they are now: the rule set's
+    /// generation (<see cref="Ruleset.Generation"/>, read from the rule set the packet's pass loaded) and the host's
+    /// (<paramref name="hostGeneration"/>); no other rule set's or host's change drops it.
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public bool Holds(Ruleset rules, string inDev) =>
-        RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
+    public bool Holds(Ruleset rules, long hostGeneration, string inDev) =>
+        ReferenceEquals(Rules, rules) && RulesGeneration == rules.Generation && HostGeneration == hostGeneration
         && !Output && (ReferenceEquals(InDev, inDev) || string.Equals(InDev, inDev, StringComparison.Ordinal)) && SlotsHold;
 
-    /// <summary>Whether the output plan (usable or not) was made for the rule sets, host, output device and mark as they are now.</summary>
-    public bool HoldsOutput(Ruleset rules, string outDev, uint mark) =>
-        RulesGeneration == Chainwalk.Rules.RulesGeneration.Value && HostGeneration == Chainwalk.Host.HostGeneration.Value && ReferenceEquals(Rules, rules)
+    /// <summary>Whether the output plan (usable or not) was made for the rule set, host, output device and mark as they are now.</summary>
+    public bool HoldsOutput(Ruleset rules, long hostGeneration, string outDev, uint mark) =>
+        ReferenceEquals(Rules, rules) && RulesGeneration == rules.Generation && HostGeneration == hostGeneration
         && Output && Mark == mark && (ReferenceEquals(InDev, outDev) || string.Equals(InDev, outDev, StringComparison.Ordinal)) && SlotsHold;
 }
 
@@ -214,7 +222,7 @@ public sealed partial class Netfilter
         // Memos are made from a direction's second packet on (LaterFlowPacket): a plan implies this bit; checked anyway.
         if ((ct.FlowSeen & (reply ? 2 : 1)) == 0 || ct.Flow is not { } flow) return false;
         ref OnePassPlan? kept = ref flow.PlanSlot(reply);
-        OnePassPlan plan = kept is { } k && k.Holds(rules, inDev) ? k : kept = MakeOnePassPlan(flow, reply, rules, inDev);
+        OnePassPlan plan = kept is { } k && k.Holds(rules, Host.Generation, inDev) ? k : kept = MakeOnePassPlan(flow, reply, rules, inDev);
         if (!plan.Usable || !WholeSegment(p, skb.Bytes)) return false;
         // IPv6 (128-bit addresses, the tuples' general inverse) apart: the IPv4 pass keeps 32-bit values only.
         if (p.Family != IpFamily.V4) return OnePassAfterTrackV6(skb, p, ct, reply, plan, result);
@@ -330,7 +338,7 @@ public sealed partial class Netfilter
         // first packets are not told apart (FlowSeen is left alone): with no memo to make, the slow path would do the same.
         FlowState flow = ct.Flow ?? _noFlow;
         ref OnePassPlan? kept = ref flow.PlanSlot(reply);
-        OnePassPlan plan = kept is { } k && k.HoldsOutput(rules, outDev, skb.Mark) ? k : kept = MakeOnePassOutputPlan(flow, reply, rules, outDev, skb.Mark);
+        OnePassPlan plan = kept is { } k && k.HoldsOutput(rules, Host.Generation, outDev, skb.Mark) ? k : kept = MakeOnePassOutputPlan(flow, reply, rules, outDev, skb.Mark);
         if (!plan.Usable || !WholeSegment(p, skb.Bytes)) return false;
         byte[] b = skb.Bytes;
         int length = p.TotalLength;
@@ -382,7 +390,7 @@ public sealed partial class Netfilter
     /// </summary>
     private OnePassPlan MakeOnePassOutputPlan(FlowState flow, bool reply, Ruleset rules, string outDev, uint mark)
     {
-        long rg = RulesGeneration.Value, hg = HostGeneration.Value;
+        long rg = rules.Generation, hg = Host.Generation;
         var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = outDev, Output = true, Mark = mark };
         CtInfo info = reply ? CtInfo.EstablishedReply : CtInfo.Established;
         TablesOf(rules);
@@ -472,7 +480,7 @@ public sealed partial class Netfilter
     /// </summary>
     private OnePassPlan MakeOnePassPlan(FlowState flow, bool reply, Ruleset rules, string inDev)
     {
-        long rg = RulesGeneration.Value, hg = HostGeneration.Value;
+        long rg = rules.Generation, hg = Host.Generation;
         var unusable = new OnePassPlan { RulesGeneration = rg, HostGeneration = hg, Rules = rules, InDev = inDev };
         FlowRoute route = reply ? flow.Reply : flow.Original;
         if (!route.Holds(hg, rg, inDev) || route.Decision is not { } d || d.Redirect) return unusable;

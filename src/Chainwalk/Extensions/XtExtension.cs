@@ -260,7 +260,7 @@ public abstract class XtExtension
     /// Whether the match's result for a packet of an established connection depends only on what is the same for every
     /// packet of that connection's direction: its addresses, protocol and ports, its interfaces, its conntrack state
     /// (ctinfo, the connection's tuples and NAT status bits), the skb mark as the walk found it, and the host (addresses,
-    /// routes: the memo checks <see cref="Host.HostGeneration"/>); and that it changes nothing. The engine then remembers
+    /// routes: the memo checks <see cref="Host.VirtualHost.Generation"/>); and that it changes nothing. The engine then remembers
     /// a walk of such rules per connection direction (<c>Engine.FlowWalkMemo</c>) and replays its counters instead of
     /// walking again. Default false (volatile): flags, lengths, TTL, payload, rates, quotas, time, sets, random … .
     /// </summary>

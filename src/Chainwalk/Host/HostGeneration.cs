@@ -1,128 +1,142 @@
 namespace Chainwalk.Host;
 
+// The host's mutable parts, each moving its host's generation (VirtualHost.Generation) on every change.
+
 /// <summary>
-/// A process-wide counter that moves whenever any virtual host's interfaces, addresses, routes or sysctls
-/// change: what the pipeline derives from them (the compiled routing tables, per-device settings, parsed
-/// sysctls) is kept while the counter stands still and made again when it moved, as the kernel's FIB and
-/// nexthop caches are invalidated by its routing generation id (rt_genid). Over-counting is harmless (a rebuild);
-/// a change it did not see would be a stale answer, so every mutable part of <see cref="VirtualHost"/> reports here.
+/// The host's list of links, addresses or routes: a list that moves its host's <see cref="VirtualHost.Generation"/> on every
+/// change. A <see cref="Link"/> put in a host's list belongs to that host from now on (its changes move that host's
+/// generation): a link is on one host at a time, as a net_device is in one network namespace.
 /// </summary>
-public static class HostGeneration
-{
-    private static long _value;
-
-    /// <summary>The current generation.</summary>
-    public static long Value => Volatile.Read(ref _value);
-
-    /// <summary>Something a routing decision may depend on changed.</summary>
-    public static void Changed() => Interlocked.Increment(ref _value);
-}
-
-/// <summary>The host's list of links, addresses or routes: a list that moves <see cref="HostGeneration"/> on every change.</summary>
 public sealed class HostList<T> : List<T>
 {
+    private readonly VirtualHost _host;
+
+    public HostList(VirtualHost host)
+    {
+        _host = host;
+    }
+
     public new T this[int index]
     {
         get => base[index];
         set
         {
             base[index] = value;
-            HostGeneration.Changed();
+            Adopt(value);
+            _host.Changed();
         }
     }
 
     public new void Add(T item)
     {
         base.Add(item);
-        HostGeneration.Changed();
+        Adopt(item);
+        _host.Changed();
     }
 
     public new void AddRange(IEnumerable<T> items)
     {
-        base.AddRange(items);
-        HostGeneration.Changed();
+        foreach (T item in items)
+        {
+            base.Add(item);
+            Adopt(item);
+        }
+        _host.Changed();
     }
 
     public new void Insert(int index, T item)
     {
         base.Insert(index, item);
-        HostGeneration.Changed();
+        Adopt(item);
+        _host.Changed();
+    }
+
+    /// <summary>A link put in this list belongs to this list's host (the other items are immutable records).</summary>
+    private void Adopt(T item)
+    {
+        if (item is Link link) link.Host = _host;
     }
 
     public new bool Remove(T item)
     {
         bool removed = base.Remove(item);
-        HostGeneration.Changed();
+        _host.Changed();
         return removed;
     }
 
     public new void RemoveAt(int index)
     {
         base.RemoveAt(index);
-        HostGeneration.Changed();
+        _host.Changed();
     }
 
     public new int RemoveAll(Predicate<T> match)
     {
         int n = base.RemoveAll(match);
-        HostGeneration.Changed();
+        _host.Changed();
         return n;
     }
 
     public new void RemoveRange(int index, int count)
     {
         base.RemoveRange(index, count);
-        HostGeneration.Changed();
+        _host.Changed();
     }
 
     public new void Clear()
     {
         base.Clear();
-        HostGeneration.Changed();
+        _host.Changed();
     }
 
     public new void Sort(Comparison<T> comparison)
     {
         base.Sort(comparison);
-        HostGeneration.Changed();
+        _host.Changed();
     }
 }
 
-/// <summary>A sorted set of the host (hidden kernel routes, route tables) that moves <see cref="HostGeneration"/> on every change.</summary>
+/// <summary>A sorted set of the host (hidden kernel routes, route tables) that moves its host's <see cref="VirtualHost.Generation"/> on every change.</summary>
 public sealed class HostSortedSet : SortedSet<string>
 {
-    public HostSortedSet()
+    private readonly VirtualHost _host;
+
+    public HostSortedSet(VirtualHost host)
         : base(StringComparer.Ordinal)
     {
+        _host = host;
     }
 
     public new bool Add(string item)
     {
         bool added = base.Add(item);
-        HostGeneration.Changed();
+        _host.Changed();
         return added;
     }
 
     public new bool Remove(string item)
     {
         bool removed = base.Remove(item);
-        HostGeneration.Changed();
+        _host.Changed();
         return removed;
     }
 
     public new void Clear()
     {
         base.Clear();
-        HostGeneration.Changed();
+        _host.Changed();
     }
 }
 
-/// <summary>The host's sysctls (key → value text), moving <see cref="HostGeneration"/> on every change.</summary>
+/// <summary>The host's sysctls (key → value text), moving its host's <see cref="VirtualHost.Generation"/> on every change.</summary>
 public sealed class SysctlTable : SortedDictionary<string, string>
 {
-    public SysctlTable()
+    private readonly VirtualHost _host;
+
+    public SysctlTable(VirtualHost host)
         : base(StringComparer.Ordinal)
     {
+        _host = host;
     }
 
     public new string this[string key]
@@ -131,26 +145,26 @@ public sealed class SysctlTable : SortedDictionary<string, string>
         set
         {
             base[key] = value;
-            HostGeneration.Changed();
+            _host.Changed();
         }
     }
 
     public new void Add(string key, string value)
     {
         base.Add(key, value);
-        HostGeneration.Changed();
+        _host.Changed();
     }
 
     public new bool Remove(string key)
     {
         bool removed = base.Remove(key);
-        HostGeneration.Changed();
+        _host.Changed();
         return removed;
     }
 
     public new void Clear()
     {
         base.Clear();
-        HostGeneration.Changed();
+        _host.Changed();
     }
 }

@@ -8,7 +8,7 @@ namespace Chainwalk.Host;
 /// <summary>A network interface of the virtual host (what <c>ip link</c> shows).</summary>
 public sealed class Link
 {
-    // Every setter moves HostGeneration: routing decisions depend on these.
+    // Every setter moves the host's generation (VirtualHost.Generation): routing decisions depend on these.
     private string _name = "";
     private string _kind = "dummy";
     private bool _up;
@@ -17,11 +17,14 @@ public sealed class Link
     private string? _peer;
     private int _index;
 
-    private static T Changed<T>(T value)
+    private T Changed<T>(T value)
     {
-        HostGeneration.Changed();
+        Host?.Changed();
         return value;
     }
+
+    /// <summary>The host whose list of links holds this link (set by <see cref="HostList{T}"/>); null while on none.</summary>
+    internal VirtualHost? Host { get; set; }
 
     public required string Name { get => _name; set => _name = Changed(value); }
 
@@ -89,22 +92,51 @@ public sealed record Route(IpFamily Family, UInt128 Prefix, int PrefixLength, st
 /// </summary>
 public sealed class VirtualHost
 {
-    public HostList<Link> Links { get; } = new();
+    public VirtualHost()
+    {
+        Links = new(this);
+        Addresses = new(this);
+        Routes = new(this);
+        Sysctls = new(this);
+        HiddenRoutes = new(this);
+        RouteTables = new(this);
+    }
 
-    public HostList<InterfaceAddress> Addresses { get; } = new();
+    /// <summary>
+    /// Moves on every change of the host's links, addresses, routes, hidden routes, route tables and sysctls (what routing
+    /// and conntrack read): what the pipeline derives from them (the FIB, per-device settings, parsed sysctls, input route
+    /// memos, the flow path's memos) is kept while it stands and made again when it moved, as the kernel's FIB and nexthop
+    /// caches are invalidated by its routing generation id (rt_genid, per network namespace). Over-counting is harmless (a
+    /// rebuild); a change it did not see would be a stale answer, so every mutable part of the host reports here. A value
+    /// no other host or rule set ever has (<see cref="GenerationSequence"/>).
+    /// </summary>
+    public long Generation
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => Volatile.Read(ref _generation);
+    }
 
-    public HostList<Route> Routes { get; } = new();
+    private long _generation = GenerationSequence.Next();
 
-    public SysctlTable Sysctls { get; } = new();
+    /// <summary>Something a routing decision may depend on changed.</summary>
+    internal void Changed() => Volatile.Write(ref _generation, GenerationSequence.Next());
+
+    public HostList<Link> Links { get; }
+
+    public HostList<InterfaceAddress> Addresses { get; }
+
+    public HostList<Route> Routes { get; }
+
+    public SysctlTable Sysctls { get; }
 
     /// <summary>Seconds since the host was created, on the host's own clock.</summary>
     public double Clock { get; set; }
 
     /// <summary>Kernel-made routes that were deleted with <c>ip route del</c> (<see cref="RouteView.Key"/>).</summary>
-    public HostSortedSet HiddenRoutes { get; } = new();
+    public HostSortedSet HiddenRoutes { get; }
 
     /// <summary>Numbered routing tables that have been created (by a route added to them); the kernel keeps them when emptied.</summary>
-    public HostSortedSet RouteTables { get; } = new();
+    public HostSortedSet RouteTables { get; }
 
     /// <summary>The index the next new interface gets (the kernel does not reuse indexes).</summary>
     public int NextIfIndex { get; set; } = 2;
@@ -140,7 +172,7 @@ public sealed class VirtualHost
         return null;
     }
 
-    /// <summary>What the routing code derived from this host for one <see cref="HostGeneration"/> (Routing.Fib); null until asked.</summary>
+    /// <summary>What the routing code derived from this host for one <see cref="Generation"/> (Routing.Fib); null until asked.</summary>
     internal object? Derived { get; set; }
 
     public int NextIndex() => Math.Max(NextIfIndex, Links.Count == 0 ? 1 : Links.Max(l => l.Index) + 1);

@@ -5,7 +5,7 @@ using Chainwalk.Net;
 namespace Chainwalk.Routing;
 
 /// <summary>
-/// What routing derives from a host, made once per <see cref="HostGeneration"/> (the kernel keeps its FIB
+/// What routing derives from a host, made once per host generation (<see cref="VirtualHost.Generation"/>) (the kernel keeps its FIB
 /// tries and per-device configuration ready; deriving the kernel routes from the addresses for every packet
 /// is what this saves): the IPv4 tables in lookup order, the per-device sysctls the input path reads, and the
 /// decisions that carry no per-packet data, shared between packets (they are immutable records). The caches are
@@ -51,7 +51,7 @@ internal sealed class Fib
     /// <summary>The host's derived state for the current generation (made again when the host changed).</summary>
     public static Fib Of(VirtualHost host)
     {
-        long g = HostGeneration.Value;
+        long g = host.Generation;
         if (host.Derived is Fib f && f.Generation == g) return f;
         f = new Fib(host, g);
         host.Derived = f;

@@ -16,11 +16,20 @@ public sealed class Chain
         set
         {
             _name = value;
-            RulesGeneration.Changed();
+            Changed();
         }
     }
 
     private string _name = "";
+
+    /// <summary>
+    /// The table holding this chain (set when a table takes it in), whose rule set's generation every change of the chain
+    /// moves (<see cref="RulesGeneration"/>); null while no table holds it.
+    /// </summary>
+    internal Table? Owner { get; set; }
+
+    /// <summary>Something a walk's path may depend on changed in this chain: its table's rule set's generation moves.</summary>
+    private void Changed() => Owner?.Changed();
 
     public bool IsBuiltin => (_flags & BuiltinFlag) != 0;
 
@@ -46,7 +55,7 @@ public sealed class Chain
             if (kind == OtherPolicy) Extras.OtherPolicy = value;
             else if (_extras is not null) _extras.OtherPolicy = null;
             _flags = (byte)((_flags & ~PolicyMask) | kind);
-            RulesGeneration.Changed();
+            Changed();
         }
     }
 
@@ -138,14 +147,14 @@ public sealed class Chain
         }
         else if (index == 0) _store = rule;
         else _second = rule;
-        RulesGeneration.Changed();
+        Changed();
     }
 
     internal void InsertRule(int index, Rule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
         if ((uint)index > (uint)_ruleCount) ThrowIndex(index);
-        RulesGeneration.Changed();
+        Changed();
         if (_store is not Rule[] rules)
         {
             if (_ruleCount < InlineRules)
@@ -184,7 +193,7 @@ public sealed class Chain
     internal void RemoveRuleAt(int index)
     {
         if ((uint)index >= (uint)_ruleCount) ThrowIndex(index);
-        RulesGeneration.Changed();
+        Changed();
         if (_store is not Rule[] rules)
         {
             if (index == 0) _store = _second;
@@ -211,7 +220,7 @@ public sealed class Chain
 
     internal void ClearRules()
     {
-        RulesGeneration.Changed();
+        Changed();
         _store = null;
         _second = null;
         _ruleCount = _gapStart = 0;

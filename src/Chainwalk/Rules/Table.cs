@@ -36,8 +36,17 @@ public sealed class Table
     {
         Info = info;
         Family = family;
-        foreach (Hook h in info.Hooks) _builtins.Add(new Chain(h.ChainName(), builtin: true));
+        foreach (Hook h in info.Hooks) _builtins.Add(new Chain(h.ChainName(), builtin: true) { Owner = this });
     }
+
+    /// <summary>
+    /// The generation of the rule set holding this table (<see cref="Ruleset"/> sets it when it takes the table in), moved
+    /// by every change of the table and its chains that can change a walk's path; null while no rule set holds it.
+    /// </summary>
+    internal RulesGeneration? Generation { get; set; }
+
+    /// <summary>Something a walk's path may depend on changed in this table (its rule set's generation moves).</summary>
+    internal void Changed() => Generation?.Changed();
 
     public TableInfo Info { get; }
 
@@ -73,18 +82,20 @@ public sealed class Table
         return c;
     }
 
+    /// <summary>Adds a user chain; it belongs to this table from now on (its changes move this table's rule set's generation).</summary>
     public void AddUserChain(Chain chain)
     {
         _user.Add(chain);
+        chain.Owner = this;
         _sorted = null;
-        RulesGeneration.Changed();
+        Changed();
     }
 
     public bool RemoveUserChain(string name)
     {
         if (_user.Remove(name) is null) return false;
         _sorted = null;
-        RulesGeneration.Changed();
+        Changed();
         return true;
     }
 
@@ -123,8 +134,18 @@ public sealed class Table
     {
         var t = new Table(Info, Family);
         t._builtins.Clear();
-        foreach (Chain c in _builtins) t._builtins.Add(c.Clone());
-        foreach (Chain c in SortedUser) t._user.Add(c.Clone());
+        foreach (Chain c in _builtins)
+        {
+            Chain copy = c.Clone();
+            copy.Owner = t;
+            t._builtins.Add(copy);
+        }
+        foreach (Chain c in SortedUser)
+        {
+            Chain copy = c.Clone();
+            copy.Owner = t;
+            t._user.Add(copy);
+        }
         return t;
     }
 }

@@ -15,10 +15,9 @@ namespace Chainwalk.Tests.Engine;
 /// checks and the one pass's first steps run while the slot is on its way; never for a packet dropped before its lookup,
 /// and never with the token of an earlier packet. Recorded by a tracker that passes every call on to conntrack's and
 /// notes the hints and lookups in order. The results are those of conntrack's own tracker (hints decide nothing).
-/// In <c>FlowPathCollection</c>: the one pass's plan is dropped when any rule set changes (<c>RulesGeneration</c> is
-/// process-wide), so a test changing rules at the same time would send a packet the long way and change the counts.
+/// Its one-pass counts are its own host's: the plans check that host's and its rule sets' generations, which no other
+/// test's edits move (session 11; they were process-wide, and this class ran alone).
 /// </summary>
-[Collection(nameof(FlowPathCollection))]
 public class ArrivalSlotTests
 {
     private const string Rules = """

@@ -19,7 +19,6 @@ namespace Chainwalk.Tests.Engine;
 /// packets, rule sets with volatile matches and non-pure targets mixed in) through two hosts, one with the flow path and
 /// one without, must give the same result for every packet and the same counters and conntrack table after every step.
 /// </summary>
-[Collection(nameof(FlowPathCollection))]
 public class FlowPathTests
 {
     /// <summary>The NAT gateway: LAN eth1 10.0.1.0/24 masqueraded out of eth0, a port forward to 10.0.1.20:80.</summary>
@@ -1144,10 +1143,3 @@ public class FlowPathTests
         }
     }
 }
-
-/// <summary>
-/// The flow path's tests count the packets that took the one pass, and any rule edit elsewhere in the process (the rules
-/// generation is process-wide) would send some the slow way meanwhile: they run alone, not beside other test classes.
-/// </summary>
-[CollectionDefinition(nameof(FlowPathCollection), DisableParallelization = true)]
-public sealed class FlowPathCollection;
