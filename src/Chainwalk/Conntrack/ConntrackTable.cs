@@ -73,8 +73,9 @@ public sealed class ConntrackTable
     private ConnEntry EntryOf(uint slot) => _byNumber[(int)((slot & _fieldMask) >> 1) - 1]!;
 
     /// <summary>
-    /// The largest slot array (conntrack hash and by-source index alike) grown step by step from the start (64 KiB of
-    /// slots: below the large object heap); past it the array takes the bucket count's size at once.
+    /// The largest slot array (conntrack hash and by-source index alike) grown step by step from the start (16 KiB of
+    /// hash slots, 64 KiB of by-source ones: below the large object heap); past it the array takes the bucket count's
+    /// size at once.
     /// </summary>
     internal const int SmallSlots = 4096;
 
@@ -323,6 +324,12 @@ public sealed class ConntrackTable
 
     /// <summary>The slot array's length (tests, bench).</summary>
     internal int Capacity => _slots.Length;
+
+    /// <summary>Numbers given since the table's start or last flush (tests: with numbers reused, never more than the most entries held at once).</summary>
+    internal int NumbersGiven => _nextNumber;
+
+    /// <summary>The entry numbered <paramref name="number"/>, or null (tests).</summary>
+    internal ConnEntry? ByNumber(int number) => (uint)number < (uint)_byNumber.Length ? _byNumber[number] : null;
 
     /// <summary>The by-source index's slot count (tests, bench).</summary>
     internal int SourceCapacity => _sourceSlots.Length;
