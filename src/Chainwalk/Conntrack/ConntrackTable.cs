@@ -29,7 +29,7 @@ namespace Chainwalk.Conntrack;
 /// </remarks>
 public sealed class ConntrackTable
 {
-    /// <summary>A removed slot (probing goes on past it).</summary>
+    /// <summary>A removed by-source slot (probing goes on past it; the hash's slots have <see cref="TombstoneSlot"/>).</summary>
     private static readonly ConnEntry Tombstone = new(default, default);
 
     // A hash slot (uint): 0 empty, TombstoneSlot removed (probing goes on past it), else
