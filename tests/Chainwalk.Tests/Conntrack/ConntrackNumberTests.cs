@@ -17,7 +17,8 @@ public class ConntrackNumberTests
 {
     /// <summary>
     /// Connection <paramref name="i"/> of the universe: IPv4 TCP and UDP (some in zone 7), IPv6, and a few tuples that are
-    /// their own reply (one hash key); no two connections share a tuple.
+    /// their own reply (one hash key); no two connections share a tuple. Every third IPv4 TCP one is source-bound
+    /// (<see cref="SourceBound"/>), in a chain of NAT's by-source index with the others of its source address and port.
     /// </summary>
     private static (ConnTuple Original, ConnTuple Reply, ushort Zone) Connection(int i)
     {
@@ -26,11 +27,14 @@ public class ConntrackNumberTests
             0 => new ConnTuple(IpFamily.V6, IpProtocol.Tcp, ((UInt128)0x20010db8 << 96) | (uint)i, ((UInt128)0x20010db8 << 96) | 0xffff, (ushort)(1024 + i % 50000), 443),
             1 => new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0A630000u + (uint)i, 0x0A630000u + (uint)i, 7, 7),
             2 or 3 => new ConnTuple(IpFamily.V4, IpProtocol.Udp, 0x0A010000u + (uint)(i >> 4), 0x0A020035u, (ushort)(1024 + i), 53),
-            _ => new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0A010000u + (uint)(i >> 6), 0x0A020009u, (ushort)(2048 + i), 80),
+            // Many share a source address and port (NAT's by-source chains), each its own destination.
+            _ => new ConnTuple(IpFamily.V4, IpProtocol.Tcp, 0x0A010000u + (uint)(i % 7), 0x0A020000u + (uint)i, (ushort)(2048 + i % 64), 80),
         };
         o.TryInvert(out ConnTuple r).ShouldBeTrue();
         return (o, r, i % 13 == 5 ? (ushort)7 : (ushort)0);
     }
+
+    private static bool SourceBound(int i) => i % 11 >= 4 && i % 3 == 0;
 
     [Theory]
     [InlineData(1, 262144, 600)]
@@ -62,6 +66,7 @@ public class ConntrackNumberTests
                 ConnEntry ct = table.NewEntry(o, r);
                 ct.Zone = zone;
                 ct.Timeout = now + 1 + rnd.Next(40);
+                if (SourceBound(i)) ct.Status |= ConnStatus.SrcNatDone;
                 bool live = held.TryGetValue(i, out ConnEntry? old) && old.Timeout > now;
                 table.TryInsert(ct, now).ShouldBe(!live);
                 if (!live)
@@ -182,6 +187,15 @@ public class ConntrackNumberTests
                 b.ShouldBeSameAs(e);
             }
             table.NumbersGiven.ShouldBeLessThanOrEqualTo(peak);
+            // NAT's by-source chains, oldest first, of a few entries' source keys.
+            for (int k = 0; k < 8 && order.Count > 0; k++)
+            {
+                ConnEntry e = order[rnd.Next(order.Count)];
+                ConnTuple t = e.Original;
+                List<ConnEntry> want = order.Where(x => x.Has(ConnStatus.SrcNatDone) && x.Original.Protocol == t.Protocol
+                    && x.Original.Source == t.Source && x.Original.SourcePort == t.SourcePort && x.Original.Family == t.Family).ToList();
+                table.BySource(t).ShouldBe(want);
+            }
         }
     }
 
