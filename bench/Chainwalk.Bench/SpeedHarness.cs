@@ -1097,6 +1097,12 @@ public static class SpeedHarness
                 "ip link add eth0 type dummy", "ip link set eth0 up", "ip addr add 10.0.0.1/24 dev eth0", "ip route add default via 10.0.0.254",
                 "ip link add eth1 type dummy", "ip link set eth1 up", "ip addr add 192.168.0.1/16 dev eth1", "sysctl -w net.ipv4.ip_forward=1",
             ];
+            // CW_CT_BUCKETS (or a file ct-buckets beside this harness's assembly, for bench/inproc_ab.sh's per-build A/B): the
+            // host's nf_conntrack_buckets, for tries of the conntrack hash's size (session 11, ctslot).
+            string? buckets = Environment.GetEnvironmentVariable("CW_CT_BUCKETS");
+            string bucketsFile = Path.Combine(Path.GetDirectoryName(typeof(SpeedHarness).Assembly.Location) ?? ".", "ct-buckets");
+            if (buckets is null && File.Exists(bucketsFile)) buckets = File.ReadAllText(bucketsFile).Trim();
+            if (buckets is { Length: > 0 }) commands = [.. commands, "sysctl -w net.netfilter.nf_conntrack_buckets=" + buckets];
             foreach (string c in commands)
             {
                 string[] argv = c.Split(' ');

@@ -414,6 +414,9 @@ public sealed class ConnEntry
 
     internal ConnEntry? Newer { get; set; }
 
+    /// <summary>The entry's number in its <see cref="Owner"/> (the table's entries by number, which its hash slots name); meaningless in none.</summary>
+    internal int TableNumber;
+
     /// <summary>The flow path's memos for this connection's established packets (Engine.FlowPath.cs: input routes, table walks); not saved.</summary>
     internal Engine.FlowState? Flow;
 
@@ -520,6 +523,7 @@ public sealed class ConnEntry
         UdpStreamAt = 0;
         Owner = null;
         Older = Newer = null;
+        TableNumber = 0;
         Flow = null;
         FlowSeen = 0;
     }
