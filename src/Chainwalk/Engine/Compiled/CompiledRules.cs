@@ -614,7 +614,9 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         foreach (Table t in rules.Tables)
         {
             tables[ti] = new FlatTable(t);
-            foreach (Chain chain in t.Chains)
+            // Numbered (and so laid out: entries, spans and first target slots go by number) in the order a walk reaches
+            // the chains, not the table's name order: see CallOrder.
+            foreach (Chain chain in CallOrder(t))
             {
                 spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, IndexNo = -1, Table = (short)ti };
                 numbers[chain] = k;
@@ -628,7 +630,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         c._tables = tables;
         c._builtins = builtins.ToArray();
-        // Every chain's entries in one array, chain after chain in the tables' order, each at the length it has (room is
+        // Every chain's entries in one array, chain after chain in their numbers' order (CallOrder), each at the length it has (room is
         // made when an edit outgrows it: see BuildEntries). Where each starts is known before any is built, so a jump's
         // entry holds where the entered chain's entries are (JumpStart) as well as its number.
         // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base chain
@@ -662,6 +664,44 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         c._numbers = null;
         c._built = true;
         return c;
+    }
+
+    /// <summary>
+    /// The table's chains in the order a walk reaches them: depth first from the built-in chains (in hook order), each
+    /// user chain right after the chain that first jumps or goes to it (after that chain's earlier callees and theirs),
+    /// then the chains no built-in chain reaches (by name, each followed the same way by what it reaches first). Each
+    /// chain once. kube-proxy's chains are named by hashes, so in name order a service's KUBE-SVC-… chain and its
+    /// KUBE-SEP-… chains are far apart (at 30k services tens of MB of entries); in this order a new connection's walk
+    /// from KUBE-SERVICES reads KUBE-SVC-X's entries and then its endpoints' chains right after them. Only the compiled
+    /// form's order: listings, save and counters go by the table.
+    /// </summary>
+    internal static List<Chain> CallOrder(Table t)
+    {
+        var order = new List<Chain>();
+        var placed = new HashSet<Chain>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Chain Chain, int Next)>();
+        foreach (Chain root in t.Chains)
+        {
+            if (!placed.Add(root)) continue;
+            order.Add(root);
+            stack.Push((root, 0));
+            while (stack.Count > 0)
+            {
+                (Chain c, int next) = stack.Pop();
+                RuleList rules = c.Rules;
+                for (; next < rules.Count; next++)
+                {
+                    if (rules[next].Target is { IsChainJump: true } jump && t.Find(jump.Name) is { } callee && placed.Add(callee))
+                    {
+                        order.Add(callee);
+                        stack.Push((c, next + 1));
+                        stack.Push((callee, 0));
+                        break;
+                    }
+                }
+            }
+        }
+        return order;
     }
 
     // ------------------------------------------------------------------ the arrival hint (before conntrack)
