@@ -649,6 +649,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         c.Entries = new FlatEntry[used];
         c._used = used;
         c.Targets = new Extensions.ExtensionData?[spans.Length];
+        c.NatSlots = new NatSlot[spans.Length];
         c._targetsUsed = spans.Length;
         for (int x = 0; x < spans.Length; x++)
         {
@@ -826,6 +827,15 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// </summary>
     internal Extensions.ExtensionData?[] Targets { get; private set; } = [];
 
+    /// <summary>
+    /// Beside <see cref="Targets"/>, slot for slot: a DNAT target's range when it is one IPv4 range (kube-proxy's endpoints:
+    /// one address and port), copied from its data when the slot is made (16 bytes; else unset). The slots go by chain
+    /// number, so in call order (<see cref="CallOrder"/>) a KUBE-SVC-… chain's endpoints' ranges sit side by side: the walk
+    /// fetches them by address, with the chains' spans and entries, instead of a slot and then a data object elsewhere in
+    /// the heap. Replaced with <see cref="Targets"/> when it grows; a slot changes only with its chain's rebuild.
+    /// </summary>
+    internal NatSlot[] NatSlots { get; private set; } = [];
+
     /// <summary>The distinct target extensions of the entries (DNAT, MARK, MASQUERADE …): a few, read by number.</summary>
     internal Extensions.XtExtension[] TargetExtensions { get; private set; } = [];
 
@@ -845,12 +855,17 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 // Copied: a walk in progress keeps reading the array it has (a slot's content does not change).
                 var grown = new Extensions.ExtensionData?[Math.Max(16, Targets.Length + Targets.Length / 4)];
                 Array.Copy(Targets, grown, _targetsUsed);
+                var nat = new NatSlot[grown.Length];
+                Array.Copy(NatSlots, nat, Math.Min(_targetsUsed, NatSlots.Length));
+                // The ranges first: a walk that reads the new Targets finds its slots' ranges.
+                NatSlots = nat;
                 Targets = grown;
             }
             slot = _targetsUsed++;
         }
-        Targets[slot] = t.Data;
         Extensions.XtExtension x = t.Extension!;
+        NatSlots[slot] = NatSlot.Of(x, t.Data);
+        Targets[slot] = t.Data;
         int n = Array.IndexOf(TargetExtensions, x);
         if (n < 0)
         {
@@ -937,7 +952,11 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         FlatEntry[] entries = Entries;
         Table table = _tables[s.Table].Table;
         int extensions = 0;
-        if (number < Targets.Length) Targets[number] = default;
+        if (number < Targets.Length)
+        {
+            Targets[number] = default;
+            NatSlots[number] = default;
+        }
         for (int i = 0; i < count; i++)
         {
             ref FlatEntry e = ref entries[s.Start + i];
@@ -1462,11 +1481,48 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            // The entries array whole (room and abandoned ranges included) and the spans.
+            // The entries array whole (room and abandoned ranges included), the spans, the target slots and their DNAT ranges.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
-                + (long)Targets.Length * 8;
+                + (long)Targets.Length * 8
+                + (long)NatSlots.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<NatSlot>();
             return n;
         }
     }
+}
+
+/// <summary>
+/// A DNAT target's range held by value in <see cref="CompiledRules.NatSlots"/>: one IPv4 range (kube-proxy's
+/// <c>--to-destination ADDR:PORT</c>), what <see cref="Nat.NatRange2.From"/> makes of the data. 16 bytes.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+internal readonly struct NatSlot
+{
+    private readonly uint _min, _max;
+    private readonly ushort _minPort, _maxPort, _basePort;
+    private readonly byte _flags;
+
+    /// <summary>Whether the slot holds a DNAT range (else the walk calls the target with its data).</summary>
+    public readonly bool Dnat;
+
+    private NatSlot(uint min, uint max, ushort minPort, ushort maxPort, ushort basePort, byte flags)
+    {
+        _min = min;
+        _max = max;
+        _minPort = minPort;
+        _maxPort = maxPort;
+        _basePort = basePort;
+        _flags = flags;
+        Dnat = true;
+    }
+
+    /// <summary>The range as the target's data gives it.</summary>
+    public Nat.NatRange2 Range => new((Extensions.Targets.NatRangeFlags)_flags, _min, _max, _minPort, _maxPort, _basePort);
+
+    /// <summary>The slot of a target: set for DNAT with IPv4 range data (addresses within 32 bits), else unset.</summary>
+    public static NatSlot Of(Extensions.XtExtension extension, Extensions.ExtensionData? data) =>
+        extension is Extensions.Targets.DnatTarget && data is Extensions.Targets.NatRangeData d && d.GetType() == typeof(Extensions.Targets.NatRangeData)
+        && d.MinAddress <= uint.MaxValue && d.MaxAddress <= uint.MaxValue && (uint)d.Flags <= byte.MaxValue
+            ? new NatSlot((uint)d.MinAddress, (uint)d.MaxAddress, d.MinPort, d.MaxPort, d.BasePort, (byte)d.Flags)
+            : default;
 }
