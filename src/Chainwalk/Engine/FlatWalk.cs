@@ -412,9 +412,9 @@ public sealed partial class Netfilter
     internal static int NeighbourEntries = 16;
 
     /// <summary>
-    /// The chains numbered right after a candidate's entered chain, and the entries after its first four: a restore file
-    /// declares a chain's callees with it (kube-proxy: a KUBE-SVC-… chain, then its endpoints' KUBE-SEP-… chains), so the
-    /// form lays their spans, target slots and entries out next to it. Fetched together with the entered chain, the callee
+    /// The chains numbered right after a candidate's entered chain, and the entries after its first four: the form numbers
+    /// a table's chains in call order (<see cref="CompiledRules.CallOrder"/>: kube-proxy's KUBE-SVC-… chain, then its
+    /// endpoints' KUBE-SEP-… chains), so their spans, target slots, DNAT ranges and entries are laid out next to it. Fetched together with the entered chain, the callee
     /// the walk picks later (by the statistic draws) is no longer a dependent miss of its own. Hints only: past the arrays'
     /// ends or for unrelated neighbours a prefetch costs an instruction and never faults.
     /// </summary>
