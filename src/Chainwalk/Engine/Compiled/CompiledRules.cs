@@ -614,7 +614,9 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         foreach (Table t in rules.Tables)
         {
             tables[ti] = new FlatTable(t);
-            foreach (Chain chain in t.Chains)
+            // Numbered (and so laid out: entries, spans and first target slots go by number) in the order a walk reaches
+            // the chains, not the table's name order: see CallOrder.
+            foreach (Chain chain in CallOrder(t))
             {
                 spans[k] = new FlatSpan { Chain = chain, Start = -1, Edits = -1, IndexNo = -1, Table = (short)ti };
                 numbers[chain] = k;
@@ -628,7 +630,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         c._tables = tables;
         c._builtins = builtins.ToArray();
-        // Every chain's entries in one array, chain after chain in the tables' order, each at the length it has (room is
+        // Every chain's entries in one array, chain after chain in their numbers' order (CallOrder), each at the length it has (room is
         // made when an edit outgrows it: see BuildEntries). Where each starts is known before any is built, so a jump's
         // entry holds where the entered chain's entries are (JumpStart) as well as its number.
         // A built-in chain its index decides alone (ClassBench's shape) is never walked the flat way: not as a base chain
@@ -647,6 +649,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         c.Entries = new FlatEntry[used];
         c._used = used;
         c.Targets = new Extensions.ExtensionData?[spans.Length];
+        c.NatSlots = new NatSlot[spans.Length];
         c._targetsUsed = spans.Length;
         for (int x = 0; x < spans.Length; x++)
         {
@@ -662,6 +665,44 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         c._numbers = null;
         c._built = true;
         return c;
+    }
+
+    /// <summary>
+    /// The table's chains in the order a walk reaches them: depth first from the built-in chains (in hook order), each
+    /// user chain right after the chain that first jumps or goes to it (after that chain's earlier callees and theirs),
+    /// then the chains no built-in chain reaches (by name, each followed the same way by what it reaches first). Each
+    /// chain once. kube-proxy's chains are named by hashes, so in name order a service's KUBE-SVC-… chain and its
+    /// KUBE-SEP-… chains are far apart (at 30k services tens of MB of entries); in this order a new connection's walk
+    /// from KUBE-SERVICES reads KUBE-SVC-X's entries and then its endpoints' chains right after them. Only the compiled
+    /// form's order: listings, save and counters go by the table.
+    /// </summary>
+    internal static List<Chain> CallOrder(Table t)
+    {
+        var order = new List<Chain>();
+        var placed = new HashSet<Chain>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Chain Chain, int Next)>();
+        foreach (Chain root in t.Chains)
+        {
+            if (!placed.Add(root)) continue;
+            order.Add(root);
+            stack.Push((root, 0));
+            while (stack.Count > 0)
+            {
+                (Chain c, int next) = stack.Pop();
+                RuleList rules = c.Rules;
+                for (; next < rules.Count; next++)
+                {
+                    if (rules[next].Target is { IsChainJump: true } jump && t.Find(jump.Name) is { } callee && placed.Add(callee))
+                    {
+                        order.Add(callee);
+                        stack.Push((c, next + 1));
+                        stack.Push((callee, 0));
+                        break;
+                    }
+                }
+            }
+        }
+        return order;
     }
 
     // ------------------------------------------------------------------ the arrival hint (before conntrack)
@@ -786,6 +827,15 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// </summary>
     internal Extensions.ExtensionData?[] Targets { get; private set; } = [];
 
+    /// <summary>
+    /// Beside <see cref="Targets"/>, slot for slot: a DNAT target's range when it is one IPv4 range (kube-proxy's endpoints:
+    /// one address and port), copied from its data when the slot is made (16 bytes; else unset). The slots go by chain
+    /// number, so in call order (<see cref="CallOrder"/>) a KUBE-SVC-… chain's endpoints' ranges sit side by side: the walk
+    /// fetches them by address, with the chains' spans and entries, instead of a slot and then a data object elsewhere in
+    /// the heap. Replaced with <see cref="Targets"/> when it grows; a slot changes only with its chain's rebuild.
+    /// </summary>
+    internal NatSlot[] NatSlots { get; private set; } = [];
+
     /// <summary>The distinct target extensions of the entries (DNAT, MARK, MASQUERADE …): a few, read by number.</summary>
     internal Extensions.XtExtension[] TargetExtensions { get; private set; } = [];
 
@@ -805,12 +855,17 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 // Copied: a walk in progress keeps reading the array it has (a slot's content does not change).
                 var grown = new Extensions.ExtensionData?[Math.Max(16, Targets.Length + Targets.Length / 4)];
                 Array.Copy(Targets, grown, _targetsUsed);
+                var nat = new NatSlot[grown.Length];
+                Array.Copy(NatSlots, nat, Math.Min(_targetsUsed, NatSlots.Length));
+                // The ranges first: a walk that reads the new Targets finds its slots' ranges.
+                NatSlots = nat;
                 Targets = grown;
             }
             slot = _targetsUsed++;
         }
-        Targets[slot] = t.Data;
         Extensions.XtExtension x = t.Extension!;
+        NatSlots[slot] = NatSlot.Of(x, t.Data);
+        Targets[slot] = t.Data;
         int n = Array.IndexOf(TargetExtensions, x);
         if (n < 0)
         {
@@ -897,7 +952,11 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         FlatEntry[] entries = Entries;
         Table table = _tables[s.Table].Table;
         int extensions = 0;
-        if (number < Targets.Length) Targets[number] = default;
+        if (number < Targets.Length)
+        {
+            Targets[number] = default;
+            NatSlots[number] = default;
+        }
         for (int i = 0; i < count; i++)
         {
             ref FlatEntry e = ref entries[s.Start + i];
@@ -1422,11 +1481,48 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            // The entries array whole (room and abandoned ranges included) and the spans.
+            // The entries array whole (room and abandoned ranges included), the spans, the target slots and their DNAT ranges.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
-                + (long)Targets.Length * 8;
+                + (long)Targets.Length * 8
+                + (long)NatSlots.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<NatSlot>();
             return n;
         }
     }
+}
+
+/// <summary>
+/// A DNAT target's range held by value in <see cref="CompiledRules.NatSlots"/>: one IPv4 range (kube-proxy's
+/// <c>--to-destination ADDR:PORT</c>), what <see cref="Nat.NatRange2.From"/> makes of the data. 16 bytes.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+internal readonly struct NatSlot
+{
+    private readonly uint _min, _max;
+    private readonly ushort _minPort, _maxPort, _basePort;
+    private readonly byte _flags;
+
+    /// <summary>Whether the slot holds a DNAT range (else the walk calls the target with its data).</summary>
+    public readonly bool Dnat;
+
+    private NatSlot(uint min, uint max, ushort minPort, ushort maxPort, ushort basePort, byte flags)
+    {
+        _min = min;
+        _max = max;
+        _minPort = minPort;
+        _maxPort = maxPort;
+        _basePort = basePort;
+        _flags = flags;
+        Dnat = true;
+    }
+
+    /// <summary>The range as the target's data gives it.</summary>
+    public Nat.NatRange2 Range => new((Extensions.Targets.NatRangeFlags)_flags, _min, _max, _minPort, _maxPort, _basePort);
+
+    /// <summary>The slot of a target: set for DNAT with IPv4 range data (addresses within 32 bits), else unset.</summary>
+    public static NatSlot Of(Extensions.XtExtension extension, Extensions.ExtensionData? data) =>
+        extension is Extensions.Targets.DnatTarget && data is Extensions.Targets.NatRangeData d && d.GetType() == typeof(Extensions.Targets.NatRangeData)
+        && d.MinAddress <= uint.MaxValue && d.MaxAddress <= uint.MaxValue && (uint)d.Flags <= byte.MaxValue
+            ? new NatSlot((uint)d.MinAddress, (uint)d.MaxAddress, d.MinPort, d.MaxPort, d.BasePort, (byte)d.Flags)
+            : default;
 }
