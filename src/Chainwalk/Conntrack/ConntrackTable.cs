@@ -64,17 +64,6 @@ public sealed class ConntrackTable
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private uint TagOf(int h) => (uint)h & _tagMask;
 
-    /// <summary>Whether slot <paramref name="i"/> of an array with the bits <paramref name="bits"/> (<see cref="_nonEmpty"/>, <see cref="_sourceNonEmpty"/>) is not empty.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static bool Occupied(ulong[] bits, int i) => (bits[i >> 6] & (1UL << i)) != 0;
-
-    /// <summary>Marks slot <paramref name="i"/> not empty.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static void MarkOccupied(ulong[] bits, int i) => bits[i >> 6] |= 1UL << i;
-
-    /// <summary>The bits for an array of <paramref name="slots"/> slots (a power of two), all clear.</summary>
-    private static ulong[] NewBits(int slots) => new ulong[Math.Max(1, slots >> 6)];
-
     /// <summary>The slot value for the key of hash <paramref name="h"/> held by entry number <paramref name="number"/> in direction <paramref name="dir"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private uint SlotValue(int h, int number, ConnDirection dir) => TagOf(h) | ((uint)(number + 1) << 1) | (uint)dir;
@@ -94,15 +83,6 @@ public sealed class ConntrackTable
     private const int DefaultBuckets = 262144;
 
     private uint[] _slots = new uint[64];
-
-    /// <summary>
-    /// A bit per hash slot, set while the slot is not empty (not 0: a key or a tombstone). A new connection's probes (its
-    /// lookup's miss, NAT's probe of the reply it chooses, confirmation's stores) usually meet an empty home slot: the bit
-    /// (32 KiB for the default 262,144 slots, which stay in the cache) says so without reading the slot (a random line of
-    /// 1 MiB), and the slot is then only written. See <see cref="Occupied"/>.
-    /// </summary>
-    private ulong[] _nonEmpty = new ulong[1];
-
     private int _used;
     private int _live;
 
@@ -132,9 +112,6 @@ public sealed class ConntrackTable
 
     /// <summary>NAT's by-source index (nf_nat_bysource): chain heads by source key, chains threaded through the entries, oldest first.</summary>
     private SourceSlotData[] _sourceSlots = new SourceSlotData[16];
-
-    /// <summary>A bit per by-source slot, set while its head is not null (a chain or a tombstone): as <see cref="_nonEmpty"/> for the hash.</summary>
-    private ulong[] _sourceNonEmpty = new ulong[1];
 
     /// <summary>A by-source slot: the chain's head and its source key's hash, side by side (one cache line).</summary>
     private struct SourceSlotData
@@ -238,33 +215,16 @@ public sealed class ConntrackTable
         return ((long)(uint)h << 32) | (uint)i;
     }
 
-    /// <summary>
-    /// <see cref="Prefetch"/> for an IPv4 tuple in zone 0 given by its fields (the same hash, no tuple built).
-    /// <paramref name="opening"/>: the key is probed only by a new connection's probes (<see cref="TryFindV4"/> with a marked
-    /// or no hash), which do not read an empty home slot (<see cref="_nonEmpty"/>): such a slot is not fetched.
-    /// </summary>
-    internal unsafe long PrefetchV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort, bool opening = false)
+    /// <summary><see cref="Prefetch"/> for an IPv4 tuple in zone 0 given by its fields (the same hash, no tuple built).</summary>
+    internal unsafe long PrefetchV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort)
     {
         if (_live == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
         uint[] slots = _slots;
         int h = HashV4(protocol, source, destination, sourcePort, destinationPort);
         int i = h & (slots.Length - 1);
-        if (opening && PrefetchBits) System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref _nonEmpty[i >> 6]));
-        if (!opening || !SkipEmptyPrefetch || Occupied(_nonEmpty, i)) System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
         return ((long)(uint)h << 32) | (uint)i;
     }
-
-    /// <summary>Development switch (CW_AB): false = the empty slots are fetched ahead as before.</summary>
-    internal static bool SkipEmptyPrefetch;
-
-    /// <summary>Development switch (CW_AB): false = the bits are kept but not consulted by the probes.</summary>
-    internal static bool UseBits = true;
-
-    /// <summary>Development switch (CW_AB): the by-source bits consulted by SourceSlot.</summary>
-    internal static bool UseSourceBits = true;
-
-    /// <summary>Development switch (CW_AB): the bits' words fetched ahead with the slots.</summary>
-    internal static bool PrefetchBits = true;
 
     /// <summary>
     /// The address of an entry's first field (past the object header), for a prefetch hint. Read from the reference itself:
@@ -330,21 +290,10 @@ public sealed class ConntrackTable
         // probes (about four at that load), each reading only the slot's stored key.
         if ((_used + 1) * 3 > _slots.Length * 2) Rehash();
         uint[] slots = _slots;
-        ulong[] nonEmpty = _nonEmpty;
         int mask = slots.Length - 1;
         int at = h & mask;
-        // An empty slot is known from its bit (not read: a new connection's home slot is only written); a tombstone is reused.
-        while (true)
-        {
-            if (!Occupied(nonEmpty, at))
-            {
-                MarkOccupied(nonEmpty, at);
-                _used++;
-                break;
-            }
-            if (slots[at] == TombstoneSlot) break;
-            at = (at + 1) & mask;
-        }
+        while (slots[at] is not (0 or TombstoneSlot)) at = (at + 1) & mask;
+        if (slots[at] == 0) _used++;
         _live++;
         _puts++;
         slots[at] = SlotValue(h, ct.TableNumber, dir);
@@ -409,7 +358,6 @@ public sealed class ConntrackTable
     {
         uint[] oldSlots = _slots;
         uint[] slots = new uint[size];
-        ulong[] nonEmpty = NewBits(size);
         int mask = size - 1;
         uint fieldMask = _fieldMask;
         for (int j = 0; j < oldSlots.Length; j++)
@@ -419,10 +367,8 @@ public sealed class ConntrackTable
             int i = KeyHash(EntryOf(slot), (ConnDirection)(slot & 1)) & mask;
             while (slots[i] != 0) i = (i + 1) & mask;
             slots[i] = slot;
-            MarkOccupied(nonEmpty, i);
         }
         _slots = slots;
-        _nonEmpty = nonEmpty;
         _used = _live;
     }
 
@@ -504,11 +450,8 @@ public sealed class ConntrackTable
     private int SourceSlot(IpFamily family, byte protocol, UInt128 source, ushort sourcePort, int h)
     {
         int mask = _sourceSlots.Length - 1;
-        ulong[] nonEmpty = _sourceNonEmpty;
         for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            // An empty slot (the common case for a new connection's source) is known from its bit, not read.
-            if (UseSourceBits && !Occupied(nonEmpty, i)) return -1;
             ref SourceSlotData slot = ref _sourceSlots[i];
             ConnEntry? head = slot.Head;
             if (head is null) return -1;
@@ -540,20 +483,9 @@ public sealed class ConntrackTable
         }
         if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
         int mask = _sourceSlots.Length - 1;
-        ulong[] nonEmpty = _sourceNonEmpty;
         i = h & mask;
-        // An empty slot is known from its bit (not read: only written); a tombstone is reused.
-        while (true)
-        {
-            if (!Occupied(nonEmpty, i))
-            {
-                MarkOccupied(nonEmpty, i);
-                _sourceUsed++;
-                break;
-            }
-            if (ReferenceEquals(_sourceSlots[i].Head, Tombstone)) break;
-            i = (i + 1) & mask;
-        }
+        while (_sourceSlots[i].Head is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        if (_sourceSlots[i].Head is null) _sourceUsed++;
         ct.NextBySource = null;
         _sourceSlots[i] = new SourceSlotData { Head = ct, Hash = h };
     }
@@ -596,7 +528,6 @@ public sealed class ConntrackTable
         int size = heads * 4 >= old.Length ? old.Length * 2 : old.Length;
         if (size > SmallSlots && size < _bucketSlots) size = _bucketSlots;
         _sourceSlots = new SourceSlotData[size];
-        _sourceNonEmpty = NewBits(size);
         _sourceUsed = 0;
         int mask = size - 1;
         for (int j = 0; j < old.Length; j++)
@@ -606,7 +537,6 @@ public sealed class ConntrackTable
             int i = old[j].Hash & mask;
             while (_sourceSlots[i].Head is not null) i = (i + 1) & mask;
             _sourceSlots[i] = old[j];
-            MarkOccupied(_sourceNonEmpty, i);
             _sourceUsed++;
         }
     }
@@ -640,11 +570,7 @@ public sealed class ConntrackTable
     {
         if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         SourceSlotData[] slots = _sourceSlots;
-        int i = SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1);
-        // An empty slot is not read (SourceSlot, SourceAdd: its bit): not fetched.
-        if (PrefetchBits) System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref _sourceNonEmpty[i >> 6]));
-        if (SkipEmptyPrefetch && !Occupied(_sourceNonEmpty, i)) return;
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[i]));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref slots[SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1)]));
     }
 
     /// <summary>Whether an IPv4 source key (protocol, address, port) has a by-source chain (<see cref="BySourceNewest"/> not null), from its fields.</summary>
@@ -793,34 +719,26 @@ public sealed class ConntrackTable
     internal bool TryFindV4(byte protocol, uint source, uint destination, ushort sourcePort, ushort destinationPort, int hash, double now, out ConnEntry entry, out ConnDirection dir)
     {
         // A prefetch token's hash may carry SynToken's bit (the hash's lowest): cleared.
-        // A new connection's probe (a SYN's marked hash, or none: NAT's probes of a reply it may choose) ends at an empty home
-        // slot, known from its bit (_nonEmpty) without reading the slot; other lookups (an established flow's, whose slot the
-        // arrival has read already) go straight to the slots.
-        bool opening = hash < 0 || (hash & 1) != 0;
         int h = hash >= 0 ? hash & ~1 : HashV4(protocol, source, destination, sourcePort, destinationPort);
         uint[] slots = _slots;
         int mask = slots.Length - 1;
         uint tag = TagOf(h), tagMask = _tagMask, fieldMask = _fieldMask;
-        int home = h & mask;
-        if (!opening || !UseBits || Occupied(_nonEmpty, home))
+        for (int i = h & mask; ; i = (i + 1) & mask)
         {
-            for (int i = home; ; i = (i + 1) & mask)
+            uint slot = slots[i];
+            if (slot == 0) break;
+            if (((slot ^ tag) & tagMask) != 0 || (slot & fieldMask) == 0) continue;
+            ConnEntry e = EntryOf(slot);
+            var d = (ConnDirection)(slot & 1);
+            if (e.ZoneFor(d) != 0 || !e.TupleIsV4(d, protocol, source, destination, sourcePort, destinationPort)) continue;
+            if (e.Timeout > now)
             {
-                uint slot = slots[i];
-                if (slot == 0) break;
-                if (((slot ^ tag) & tagMask) != 0 || (slot & fieldMask) == 0) continue;
-                ConnEntry e = EntryOf(slot);
-                var d = (ConnDirection)(slot & 1);
-                if (e.ZoneFor(d) != 0 || !e.TupleIsV4(d, protocol, source, destination, sourcePort, destinationPort)) continue;
-                if (e.Timeout > now)
-                {
-                    entry = e;
-                    dir = d;
-                    return true;
-                }
-                Remove(e);
-                break;
+                entry = e;
+                dir = d;
+                return true;
             }
+            Remove(e);
+            break;
         }
         // The newest miss replaces the older of the two remembered.
         _absent0 = _absent1;
@@ -1003,12 +921,10 @@ public sealed class ConntrackTable
         }
         // The arrays are kept (a flush leaves the kernel's hash as it is), emptied; numbers are given from 0 again.
         Array.Clear(_slots);
-        Array.Clear(_nonEmpty);
         Array.Clear(_byNumber);
         _freeCount = _nextNumber = 0;
         _used = _live = 0;
         Array.Clear(_sourceSlots);
-        Array.Clear(_sourceNonEmpty);
         _sourceUsed = 0;
         _oldest = _newest = null;
         _count = 0;
