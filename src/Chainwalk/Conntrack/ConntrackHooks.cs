@@ -476,9 +476,11 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        long token = Table.PrefetchV4(proto, src, dst, sport, dport);
-        // A TCP SYN without ACK opens a connection: the entry is not fetched ahead (ConntrackTable.PrefetchEntry).
-        if (token >= 0 && proto == IpProtocol.Tcp && b.Length > ihl + 13 && (b[ihl + 13] & 0x12) == 0x02) token |= ConntrackTable.SynToken;
+        // A TCP SYN without ACK opens a connection: the entry is not fetched ahead (ConntrackTable.PrefetchEntry), nor an empty
+        // slot (the lookup then knows the miss from the slot's bit).
+        bool syn = proto == IpProtocol.Tcp && b.Length > ihl + 13 && (b[ihl + 13] & 0x12) == 0x02;
+        long token = Table.PrefetchV4(proto, src, dst, sport, dport, opening: syn);
+        if (token >= 0 && syn) token |= ConntrackTable.SynToken;
         return token;
     }
 
@@ -509,8 +511,9 @@ public sealed class ConntrackHooks : IConntrackHooks
             // eight new connections all had their source changed (or none did), only the slot that outcome probes is fetched:
             // each fetch of a slot that is not probed costs a wait for its page walk.
             uint? masq4 = Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue ? (uint)m4 : null;
-            if (masq4 is null || _sourceNatHistory != 0xff) Table.PrefetchV4(proto, rs, rd, rsp, rdp);
-            if (masq4 is { } m && _sourceNatHistory != 0) Table.PrefetchV4(proto, rs, m, rsp, rdp);
+            // NAT probes these with no hash (ConntrackTable.TryFindV4's new-connection probe: an empty slot is not read, nor fetched).
+            if (masq4 is null || _sourceNatHistory != 0xff) Table.PrefetchV4(proto, rs, rd, rsp, rdp, opening: true);
+            if (masq4 is { } m && _sourceNatHistory != 0) Table.PrefetchV4(proto, rs, m, rsp, rdp, opening: true);
             return;
         }
         ConnTuple reply = ct.Reply;
