@@ -476,8 +476,8 @@ public sealed class ConntrackHooks : IConntrackHooks
         uint dst = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]);
         ushort sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[ihl..]);
         ushort dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[(ihl + 2)..]);
-        // A TCP SYN without ACK opens a connection: the entry is not fetched ahead (ConntrackTable.PrefetchEntry), nor an empty
-        // slot (the lookup then knows the miss from the slot's bit).
+        // A TCP SYN without ACK opens a connection: the entry is not fetched ahead (ConntrackTable.PrefetchEntry); the slot's bit
+        // is (the lookup reads it first: an empty home slot is a miss without reading the slot).
         bool syn = proto == IpProtocol.Tcp && b.Length > ihl + 13 && (b[ihl + 13] & 0x12) == 0x02;
         long token = Table.PrefetchV4(proto, src, dst, sport, dport, opening: syn);
         if (token >= 0 && syn) token |= ConntrackTable.SynToken;
@@ -511,7 +511,7 @@ public sealed class ConntrackHooks : IConntrackHooks
             // eight new connections all had their source changed (or none did), only the slot that outcome probes is fetched:
             // each fetch of a slot that is not probed costs a wait for its page walk.
             uint? masq4 = Nat.NatTargets.LastMasqueradeSource4(MasqueradeSource, skb.OutDev, skb.NextHop) is { } m4 && m4 != rd && m4 <= uint.MaxValue ? (uint)m4 : null;
-            // NAT probes these with no hash (ConntrackTable.TryFindV4's new-connection probe: an empty slot is not read, nor fetched).
+            // NAT probes these with no hash (ConntrackTable.TryFindV4's new-connection probe, which reads the slot's bit first).
             if (masq4 is null || _sourceNatHistory != 0xff) Table.PrefetchV4(proto, rs, rd, rsp, rdp, opening: true);
             if (masq4 is { } m && _sourceNatHistory != 0) Table.PrefetchV4(proto, rs, m, rsp, rdp, opening: true);
             return;
