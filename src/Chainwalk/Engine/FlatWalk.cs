@@ -49,18 +49,41 @@ public sealed partial class Netfilter
     private int _walkArrivalToken = -1;
 
     /// <summary>
+    /// Where the arrival candidate's flat entry is in the compiled form's entries (<see cref="PrefetchWalkCandidate"/>
+    /// fetched it), for <see cref="PrefetchWalkService"/>; -1: none. A hint's position only, range-checked where it is read.
+    /// </summary>
+    private int _walkCandidateAt = -1;
+
+    /// <summary>
     /// The third step of the first rule-walk lookup's prefetch for a packet not in a burst: the candidate rule's flat entry
-    /// (kube: the service's KUBE-SERVICES rule), once conntrack has done its work for the packet (the bucket fetched before
-    /// it has arrived by then). The walk then finds the entry in the cache and starts on the entered KUBE-SVC-… chain
-    /// (<see cref="PrefetchCandidate"/>) right after its index lookup: the candidate's entry is no longer a miss the walk
-    /// waits on. Hints only; once per packet.
+    /// (kube: the service's KUBE-SERVICES rule), right before conntrack's lookup (the bucket fetched before the receive
+    /// checks has arrived by then), so that it arrives while conntrack works. Hints only; once per packet.
     /// </summary>
     private void PrefetchWalkCandidate()
     {
         int token = _walkArrivalToken;
         if (token < 0) return;
         _walkArrivalToken = -1;
-        Compiled?.PrefetchArrivalCandidate(token);
+        _walkCandidateAt = Compiled?.PrefetchArrivalCandidate(token) ?? -1;
+    }
+
+    /// <summary>
+    /// The fourth step, once conntrack has done its work for the packet: the chain the candidate jumps to (kube: the
+    /// service's KUBE-SVC-… chain: its span, first entries and target slot, and its call-order neighbours, the endpoints'
+    /// KUBE-SEP-… spans, slots, DNAT ranges and entries), as the walk's own <see cref="PrefetchCandidate"/> asks for them
+    /// after its index lookup: the walk then finds them in the cache instead of waiting on the entered chain's first
+    /// entry. Only for a form large enough for the walk's hints (<see cref="PrefetchFromEntries"/>). Hints only.
+    /// </summary>
+    private void PrefetchWalkService()
+    {
+        int at = _walkCandidateAt;
+        if (at < 0) return;
+        _walkCandidateAt = -1;
+        if (Compiled is not { } form) return;
+        FlatEntry[] all = form.Entries;
+        if ((uint)at >= (uint)all.Length || all.Length < PrefetchFromEntries) return;
+        PrefetchJump(all, form.Spans, form.Targets, in all[at], 4);
+        if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, form.NatSlots, in all[at]);
     }
 
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)

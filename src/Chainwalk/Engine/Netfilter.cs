@@ -324,6 +324,7 @@ public sealed partial class Netfilter
             }
             _arrivalToken = hint;
             _walkArrivalToken = walkHint;
+            _walkCandidateAt = -1;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
