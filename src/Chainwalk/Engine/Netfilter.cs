@@ -324,7 +324,7 @@ public sealed partial class Netfilter
             }
             _arrivalToken = hint;
             _walkArrivalToken = walkHint;
-            _walkCandidateAt = -1;
+            _walkJump = NoWalkJump;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -374,7 +374,12 @@ public sealed partial class Netfilter
                 // The slot fetched above is read (and its entry fetched) only right before the lookup (FetchArrivalEntry):
                 // the receive checks and the one pass's first steps run while the slot is on its way.
                 _arrivalSlot = more;
-                if (walkHint >= 0) Compiled!.PrefetchArrivalMore(walkHint);
+                if (walkHint >= 0)
+                {
+                    var form = Compiled!;
+                    form.PrefetchArrivalMore(walkHint);
+                    PrefetchWalkService(form);
+                }
                 Receive(skb, result);
             }
         }

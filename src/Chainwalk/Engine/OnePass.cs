@@ -187,13 +187,12 @@ public sealed partial class Netfilter
             // The bytes are as they arrived (raw walked nothing): the prefetch's hash of the tuple is the lookup's.
             skb.TupleHint = _arrivalToken;
             FetchArrivalEntry();
-            // A SYN's first rule-walk lookup was fetched (Run): its candidate's entry now, to arrive during conntrack's work,
-            // and the chain it jumps to after it (FlatWalk.cs).
-            PrefetchWalkCandidate();
             // The usual tracker called directly (no interface dispatch per packet); any other implementation as before.
             IConntrackHooks tracker = Conntrack!;
             bool ok = tracker is ConntrackHooks hooks ? hooks.Track(ctx) : tracker.Track(ctx);
-            PrefetchWalkService();
+            // A SYN's first rule-walk lookup and the chain it enters were fetched (Run): what that chain's first rules lead
+            // to now, after conntrack's work (FlatWalk.cs).
+            PrefetchWalkEndpoints();
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
             if (!ok)

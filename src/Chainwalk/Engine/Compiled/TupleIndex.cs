@@ -186,6 +186,9 @@ public sealed class TupleIndex
         if (_slots[slot].Tag != 0 && first < (uint)_entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _entries[first]));
     }
 
+    /// <summary>The hash slots of all groups (positions <see cref="PrefetchFirstGroup"/> returns are below this).</summary>
+    internal int SlotCount => _slots.Length;
+
     /// <summary>
     /// The rule (its position in the chain) of the first entry of the bucket a slot holds (the slot
     /// <see cref="PrefetchFirstGroup"/> named: whether it is the key's is not checked), or -1. For hints only.
