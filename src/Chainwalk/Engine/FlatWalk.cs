@@ -48,13 +48,16 @@ public sealed partial class Netfilter
     /// </summary>
     private int _walkArrivalToken = -1;
 
+    /// <summary>The packet's tag in the arrival index (with <see cref="_walkArrivalToken"/>), for <see cref="CompiledRules.ArrivalJumpOf"/>.</summary>
+    private uint _walkArrivalTag;
+
     /// <summary>
     /// What the arrival candidate jumps to, read by <see cref="PrefetchWalkService"/> for <see cref="PrefetchWalkEndpoints"/>
     /// (<see cref="ArrivalJump.At"/> -1: none). Hint positions only, range-checked where they are read.
     /// </summary>
     private ArrivalJump _walkJump = NoWalkJump;
 
-    private static readonly ArrivalJump NoWalkJump = new(-1, -1, -1);
+    private static readonly ArrivalJump NoWalkJump = new(0, -1, -1, -1);
 
     /// <summary>
     /// The second step of the first rule-walk lookup's prefetch for a packet not in a burst (the first fetched the index's
@@ -69,7 +72,7 @@ public sealed partial class Netfilter
     {
         int token = _walkArrivalToken;
         _walkArrivalToken = -1;
-        if (!form.ArrivalJumpOf(token, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (!form.ArrivalJumpOf(token, _walkArrivalTag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         FlatEntry[] all = form.Entries;
         if ((uint)j.At >= (uint)all.Length) return;
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[j.At]));

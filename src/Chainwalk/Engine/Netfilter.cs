@@ -316,7 +316,7 @@ public sealed partial class Netfilter
             {
                 more = hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
                 // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
-                walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes);
+                walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes, out _walkArrivalTag);
             }
             else
             {

@@ -764,30 +764,38 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             int at = _arrivalStart + id;
             if (id < 0 || (uint)at >= (uint)Entries.Length)
             {
-                jumps[slot] = new ArrivalJump(-1, -1, -1);
+                jumps[slot] = new ArrivalJump(0, -1, -1, -1);
                 continue;
             }
             ref FlatEntry e = ref Entries[at];
-            jumps[slot] = e.Target is FlatTarget.Jump or FlatTarget.Goto ? new ArrivalJump(at, e.Jump, e.JumpStart) : new ArrivalJump(at, -1, -1);
+            uint tag = t.SlotTag(slot);
+            jumps[slot] = e.Target is FlatTarget.Jump or FlatTarget.Goto ? new ArrivalJump(tag, at, e.Jump, e.JumpStart) : new ArrivalJump(tag, at, -1, -1);
         }
         return jumps;
     }
 
     /// <summary>
-    /// The second step's other half (for a packet not in a burst): the <see cref="_arrivalJumps"/> record of the slot
-    /// <see cref="PrefetchArrival"/> fetched (its line was fetched with the slot). False when there is none. Changes nothing.
+    /// The second step's other half (for a packet not in a burst): the <see cref="_arrivalJumps"/> record of the packet's
+    /// bucket, found as the index's probe finds the slot, from the home slot <see cref="PrefetchArrival"/> fetched (its
+    /// line was fetched with the slot) on to the first record with the packet's tag, a few slots at most. False when
+    /// there is none (an empty slot first: the key has no bucket). Changes nothing.
     /// </summary>
-    internal bool ArrivalJumpOf(int token, out ArrivalJump jump)
+    internal bool ArrivalJumpOf(int token, uint tag, out ArrivalJump jump)
     {
         ArrivalJump[] jumps = _arrivalJumps;
-        if ((uint)token >= (uint)jumps.Length)
+        jump = default;
+        if ((uint)token >= (uint)jumps.Length) return false;
+        for (int slot = token, end = Math.Min(jumps.Length, token + ArrivalProbe); slot < end; slot++)
         {
-            jump = default;
-            return false;
+            jump = jumps[slot];
+            if (jump.Tag == tag) return jump.At >= 0;
+            if (jump.Tag == 0) break;
         }
-        jump = jumps[token];
-        return jump.At >= 0;
+        return false;
     }
+
+    /// <summary>Records <see cref="ArrivalJumpOf"/> looks at, from the home slot on (a key further from its home is not hinted).</summary>
+    private const int ArrivalProbe = 4;
 
     /// <summary>
     /// Starts loading the first group's filter word and slot of the <see cref="ArrivalIndex"/> for an IPv4 TCP SYN (no
@@ -795,13 +803,17 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// bytes, before conntrack runs: by the time the walk reaches the index the lines are there. Returns a token for
     /// <see cref="PrefetchArrivalMore"/>, or -1 (nothing done). Changes nothing.
     /// </summary>
-    internal int PrefetchArrival(ReadOnlySpan<byte> ip)
+    internal int PrefetchArrival(ReadOnlySpan<byte> ip) => PrefetchArrival(ip, out _);
+
+    /// <summary><see cref="PrefetchArrival(ReadOnlySpan{byte})"/>, giving the packet's tag in the index too (for <see cref="ArrivalJumpOf"/>).</summary>
+    internal int PrefetchArrival(ReadOnlySpan<byte> ip, out uint tag)
     {
+        tag = 0;
         if (_arrival is not { } t || ip.Length < 40 || ip[0] != 0x45 || ip[9] != 6) return -1;
         if ((System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3FFF) != 0 || (ip[33] & 0x12) != 0x02) return -1;
         var k = new FlowKey(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[16..]),
             6, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[20..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[22..]));
-        int slot = t.PrefetchFirstGroup(k);
+        int slot = t.PrefetchFirstGroup(k, out tag);
         if ((uint)slot < (uint)_arrivalJumps.Length && System.Runtime.Intrinsics.X86.Sse.IsSupported)
         {
             unsafe { System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref _arrivalJumps[slot])); }
@@ -1543,10 +1555,10 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 }
 
 /// <summary>
-/// What an arrival index slot's first rule leads to (<see cref="CompiledRules.ArrivalJumpOf"/>): where that rule's flat entry
-/// is, and for a jump the entered chain's number and where its entries start (-1: none). 12 bytes.
+/// What an arrival index slot's first rule leads to (<see cref="CompiledRules.ArrivalJumpOf"/>): the slot's tag (0: empty),
+/// where that rule's flat entry is, and for a jump the entered chain's number and where its entries start (-1: none). 16 bytes.
 /// </summary>
-internal readonly record struct ArrivalJump(int At, int Jump, int JumpStart);
+internal readonly record struct ArrivalJump(uint Tag, int At, int Jump, int JumpStart);
 
 /// <summary>
 /// A DNAT target's range held by value in <see cref="CompiledRules.NatSlots"/>: one IPv4 range (kube-proxy's
