@@ -315,7 +315,8 @@ public sealed partial class Netfilter
             if (hint == PacketResult.NotAhead)
             {
                 more = hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
-                // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
+                // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot, and the form's record of what the
+                // slot's rule jumps to), fetched while the packet is parsed.
                 walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes, out _walkArrivalTag);
             }
             else
