@@ -48,19 +48,56 @@ public sealed partial class Netfilter
     /// </summary>
     private int _walkArrivalToken = -1;
 
+    /// <summary>The packet's tag in the arrival index (with <see cref="_walkArrivalToken"/>), for <see cref="CompiledRules.ArrivalJumpOf"/>.</summary>
+    private uint _walkArrivalTag;
+
     /// <summary>
-    /// The third step of the first rule-walk lookup's prefetch for a packet not in a burst: the candidate rule's flat entry
-    /// (kube: the service's KUBE-SERVICES rule), once conntrack has done its work for the packet (the bucket fetched before
-    /// it has arrived by then). The walk then finds the entry in the cache and starts on the entered KUBE-SVC-… chain
-    /// (<see cref="PrefetchCandidate"/>) right after its index lookup: the candidate's entry is no longer a miss the walk
-    /// waits on. Hints only; once per packet.
+    /// What the arrival candidate jumps to, read by <see cref="PrefetchWalkService"/> for <see cref="PrefetchWalkEndpoints"/>
+    /// (<see cref="ArrivalJump.At"/> -1: none). Hint positions only, range-checked where they are read.
     /// </summary>
-    private void PrefetchWalkCandidate()
+    private ArrivalJump _walkJump = NoWalkJump;
+
+    private static readonly ArrivalJump NoWalkJump = new(0, -1, -1, -1);
+
+    /// <summary>
+    /// The second step of the first rule-walk lookup's prefetch for a packet not in a burst (the first fetched the index's
+    /// slot and the form's record of what the slot's rule jumps to, <see cref="CompiledRules.ArrivalJumpOf"/>): the
+    /// candidate rule's flat entry (kube: the service's KUBE-SERVICES rule) and the chain it jumps to (the KUBE-SVC-…
+    /// chain's span, first entries and target slot, and its call-order neighbours: the endpoints' KUBE-SEP-… spans, slots,
+    /// DNAT ranges and entries), as the walk's own <see cref="PrefetchCandidate"/> asks for them after its index lookup,
+    /// but before the receive checks and conntrack: the walk then finds them in the cache. The chain's lines only for a
+    /// form large enough for the walk's hints (<see cref="PrefetchFromEntries"/>). Hints only; once per packet.
+    /// </summary>
+    private unsafe void PrefetchWalkService(CompiledRules form)
     {
         int token = _walkArrivalToken;
-        if (token < 0) return;
         _walkArrivalToken = -1;
-        Compiled?.PrefetchArrivalCandidate(token);
+        if (!form.ArrivalJumpOf(token, _walkArrivalTag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        FlatEntry[] all = form.Entries;
+        if ((uint)j.At >= (uint)all.Length) return;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[j.At]));
+        if (j.Jump < 0 || all.Length < PrefetchFromEntries) return;
+        _walkJump = j;
+        PrefetchJump(all, form.Spans, form.Targets, j.Jump, j.JumpStart, 4);
+        if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, form.NatSlots, j.Jump, j.JumpStart);
+    }
+
+    /// <summary>
+    /// The third step, once conntrack has done its work for the packet: what the entered chain's first rules lead to, as
+    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains and their DNAT ranges), from the
+    /// chain's lines <see cref="PrefetchWalkService"/> fetched. Hints only; once per packet.
+    /// </summary>
+    private void PrefetchWalkEndpoints()
+    {
+        ArrivalJump j = _walkJump;
+        if (j.At < 0) return;
+        _walkJump = NoWalkJump;
+        if (Compiled is not { } form) return;
+        FlatEntry[] all = form.Entries;
+        FlatSpan[] spans = form.Spans;
+        if ((uint)j.Jump >= (uint)spans.Length) return;
+        int count = spans[j.Jump].Count;
+        if (j.JumpStart >= 0 && count >= 0 && j.JumpStart + count <= all.Length) PrefetchFirst(all, spans, form.Targets, form.NatSlots, j.Jump, j.JumpStart, count);
     }
 
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
@@ -418,24 +455,30 @@ public sealed partial class Netfilter
     /// the walk picks later (by the statistic draws) is no longer a dependent miss of its own. Hints only: past the arrays'
     /// ends or for unrelated neighbours a prefetch costs an instruction and never faults.
     /// </summary>
-    private static unsafe void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, in FlatEntry e)
+    private static void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, in FlatEntry e)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || e.Target is not (FlatTarget.Jump or FlatTarget.Goto) || (uint)e.Jump >= (uint)spans.Length || (uint)e.JumpStart >= (uint)all.Length) return;
+        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) PrefetchNeighbours(all, spans, targets, nat, e.Jump, e.JumpStart);
+    }
+
+    /// <summary><see cref="PrefetchNeighbours(FlatEntry[], FlatSpan[], Extensions.ExtensionData?[], NatSlot[], in FlatEntry)"/> of a jump to chain <paramref name="jump"/>, whose entries start at <paramref name="jumpStart"/>.</summary>
+    private static unsafe void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, int jump, int jumpStart)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || (uint)jump >= (uint)spans.Length || (uint)jumpStart >= (uint)all.Length) return;
         // Spans: 32 bytes each, the next two lines (the entered chain's own line was fetched by PrefetchJump).
-        byte* sp = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[e.Jump]);
+        byte* sp = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[jump]);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(sp + 64);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(sp + 128);
         // Target slots: 8 bytes each, the next line.
-        if ((uint)e.Jump < (uint)targets.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[e.Jump]) + 64);
+        if ((uint)jump < (uint)targets.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[jump]) + 64);
         // DNAT ranges by value: 16 bytes each, the entered chain's line and the next (its endpoints' KUBE-SEP-… chains').
-        if ((uint)e.Jump < (uint)nat.Length)
+        if ((uint)jump < (uint)nat.Length)
         {
-            byte* np = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref nat[e.Jump]);
+            byte* np = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref nat[jump]);
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(np);
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(np + 64);
         }
-        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[e.JumpStart]) + 4 * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>();
+        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[jumpStart]) + 4 * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>();
         byte* end = p + NeighbourEntries * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>();
         for (p = (byte*)((nint)p & ~63) + 64; p < end; p += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
     }
@@ -445,17 +488,23 @@ public sealed partial class Netfilter
     /// a candidate of an index: four, as many as <see cref="PrefetchFirst"/> reads; from there: two, a KUBE-SEP-… chain)
     /// and its first target extension's slot, in parallel. Hints only.
     /// </summary>
-    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, in FlatEntry e, int entries)
+    private static void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, in FlatEntry e, int entries)
     {
         if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto)) return;
-        if ((uint)e.Jump < (uint)spans.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[e.Jump]));
-        if ((uint)e.Jump < (uint)targets.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[e.Jump]));
-        if ((uint)e.JumpStart < (uint)all.Length)
+        PrefetchJump(all, spans, targets, e.Jump, e.JumpStart, entries);
+    }
+
+    /// <summary><see cref="PrefetchJump(FlatEntry[], FlatSpan[], Extensions.ExtensionData?[], in FlatEntry, int)"/> of a jump to chain <paramref name="jump"/>, whose entries start at <paramref name="jumpStart"/>.</summary>
+    private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int jump, int jumpStart, int entries)
+    {
+        if ((uint)jump < (uint)spans.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[jump]));
+        if ((uint)jump < (uint)targets.Length)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[jump]));
+        if ((uint)jumpStart < (uint)all.Length)
         {
             // The lines the entries span (past the array's end a prefetch is harmless: it never faults).
-            byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[e.JumpStart]);
+            byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[jumpStart]);
             byte* end = p + entries * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() - 1;
             for (; p <= end; p += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
             if (((nint)p & ~63) == ((nint)end & ~63)) System.Runtime.Intrinsics.X86.Sse.Prefetch0(end);

@@ -315,8 +315,9 @@ public sealed partial class Netfilter
             if (hint == PacketResult.NotAhead)
             {
                 more = hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
-                // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot), fetched while conntrack works.
-                walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes);
+                // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot, and the form's record of what the
+                // slot's rule jumps to), fetched while the packet is parsed.
+                walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes, out _walkArrivalTag);
             }
             else
             {
@@ -324,6 +325,7 @@ public sealed partial class Netfilter
             }
             _arrivalToken = hint;
             _walkArrivalToken = walkHint;
+            _walkJump = NoWalkJump;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
@@ -373,7 +375,12 @@ public sealed partial class Netfilter
                 // The slot fetched above is read (and its entry fetched) only right before the lookup (FetchArrivalEntry):
                 // the receive checks and the one pass's first steps run while the slot is on its way.
                 _arrivalSlot = more;
-                if (walkHint >= 0) Compiled!.PrefetchArrivalMore(walkHint);
+                if (walkHint >= 0)
+                {
+                    var form = Compiled!;
+                    form.PrefetchArrivalMore(walkHint);
+                    PrefetchWalkService(form);
+                }
                 Receive(skb, result);
             }
         }

@@ -190,8 +190,9 @@ public sealed partial class Netfilter
             // The usual tracker called directly (no interface dispatch per packet); any other implementation as before.
             IConntrackHooks tracker = Conntrack!;
             bool ok = tracker is ConntrackHooks hooks ? hooks.Track(ctx) : tracker.Track(ctx);
-            // A SYN's first rule-walk lookup was fetched (Run): its candidate's entry now, after conntrack's work (FlatWalk.cs).
-            PrefetchWalkCandidate();
+            // A SYN's first rule-walk lookup and the chain it enters were fetched (Run): what that chain's first rules lead
+            // to now, after conntrack's work (FlatWalk.cs).
+            PrefetchWalkEndpoints();
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
             if (!ok)

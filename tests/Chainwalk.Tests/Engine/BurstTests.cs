@@ -265,7 +265,7 @@ public class BurstTests
     /// service jumping to its KUBE-SVC-… chain, whose endpoints are chosen by <c>-m statistic --mode random</c>, each
     /// KUBE-SEP-… marking hairpin traffic for masquerade and DNATing to its pod; KUBE-POSTROUTING masquerades what is marked.
     /// </summary>
-    private static string KubeRules(int services)
+    internal static string KubeRules(int services)
     {
         var sb = new StringBuilder("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
         sb.Append("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");

@@ -662,6 +662,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         }
         foreach (FlatTable owner in tables) owner.Edits = owner.Table.RuleEdits;
         c._arrival = c.ArrivalIndex(rules, out c._arrivalStart);
+        c._arrivalJumps = c.ArrivalJumps();
         c._numbers = null;
         c._built = true;
         return c;
@@ -745,18 +746,79 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     }
 
     /// <summary>
+    /// Per hash slot of the <see cref="_arrival"/> index (by its position), what the rule of the slot's bucket's first
+    /// entry jumps to, as at the build: the arrival's chain known from the slot's position alone, which the packet's hash
+    /// gives before any of the index is read. Fetched with the slot, it lets the candidate's entry and the entered chain's
+    /// lines (kube: the service's KUBE-SVC-… chain) start loading one step after the slot's, not three (slot → bucket →
+    /// entry → chain). Hints only: edits since the build leave it stale (a wasted fetch), never wrong.
+    /// </summary>
+    private ArrivalJump[] _arrivalJumps = [];
+
+    private ArrivalJump[] ArrivalJumps()
+    {
+        if (_arrival is not { } t || _arrivalStart < 0) return [];
+        var jumps = new ArrivalJump[t.SlotCount];
+        for (int slot = 0; slot < jumps.Length; slot++)
+        {
+            int id = t.BucketFirstId(slot);
+            int at = _arrivalStart + id;
+            if (id < 0 || (uint)at >= (uint)Entries.Length)
+            {
+                jumps[slot] = new ArrivalJump(0, -1, -1, -1);
+                continue;
+            }
+            ref FlatEntry e = ref Entries[at];
+            uint tag = t.SlotTag(slot);
+            jumps[slot] = e.Target is FlatTarget.Jump or FlatTarget.Goto ? new ArrivalJump(tag, at, e.Jump, e.JumpStart) : new ArrivalJump(tag, at, -1, -1);
+        }
+        return jumps;
+    }
+
+    /// <summary>
+    /// The second step's other half (for a packet not in a burst): the <see cref="_arrivalJumps"/> record of the packet's
+    /// bucket, found as the index's probe finds the slot, from the home slot <see cref="PrefetchArrival"/> fetched (its
+    /// line was fetched with the slot) on to the first record with the packet's tag, a few slots at most. False when
+    /// there is none (an empty slot first: the key has no bucket). Changes nothing.
+    /// </summary>
+    internal bool ArrivalJumpOf(int token, uint tag, out ArrivalJump jump)
+    {
+        ArrivalJump[] jumps = _arrivalJumps;
+        jump = default;
+        if ((uint)token >= (uint)jumps.Length) return false;
+        for (int slot = token, end = Math.Min(jumps.Length, token + ArrivalProbe); slot < end; slot++)
+        {
+            jump = jumps[slot];
+            if (jump.Tag == tag) return jump.At >= 0;
+            if (jump.Tag == 0) break;
+        }
+        return false;
+    }
+
+    /// <summary>Records <see cref="ArrivalJumpOf"/> looks at, from the home slot on (a key further from its home is not hinted).</summary>
+    private const int ArrivalProbe = 4;
+
+    /// <summary>
     /// Starts loading the first group's filter word and slot of the <see cref="ArrivalIndex"/> for an IPv4 TCP SYN (no
     /// ACK, options-free header, not a fragment: a new connection's first packet, the one the nat table walks) given as its
     /// bytes, before conntrack runs: by the time the walk reaches the index the lines are there. Returns a token for
     /// <see cref="PrefetchArrivalMore"/>, or -1 (nothing done). Changes nothing.
     /// </summary>
-    internal int PrefetchArrival(ReadOnlySpan<byte> ip)
+    internal int PrefetchArrival(ReadOnlySpan<byte> ip) => PrefetchArrival(ip, out _);
+
+    /// <summary><see cref="PrefetchArrival(ReadOnlySpan{byte})"/>, giving the packet's tag in the index too (for <see cref="ArrivalJumpOf"/>).</summary>
+    internal int PrefetchArrival(ReadOnlySpan<byte> ip, out uint tag)
     {
+        tag = 0;
         if (_arrival is not { } t || ip.Length < 40 || ip[0] != 0x45 || ip[9] != 6) return -1;
         if ((System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3FFF) != 0 || (ip[33] & 0x12) != 0x02) return -1;
         var k = new FlowKey(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[16..]),
             6, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[20..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[22..]));
-        return t.PrefetchFirstGroup(k);
+        int slot = t.PrefetchFirstGroup(k, out tag);
+        if ((uint)slot < (uint)_arrivalJumps.Length && System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            unsafe { System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref _arrivalJumps[slot])); }
+        }
+        return slot;
     }
 
     /// <summary>The second step of <see cref="PrefetchArrival"/>, a little later: the bucket the fetched slot names. Changes nothing.</summary>
@@ -1485,11 +1547,18 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
                 + (long)Targets.Length * 8
-                + (long)NatSlots.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<NatSlot>();
+                + (long)NatSlots.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<NatSlot>()
+                + (long)_arrivalJumps.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<ArrivalJump>();
             return n;
         }
     }
 }
+
+/// <summary>
+/// What an arrival index slot's first rule leads to (<see cref="CompiledRules.ArrivalJumpOf"/>): the slot's tag (0: empty),
+/// where that rule's flat entry is, and for a jump the entered chain's number and where its entries start (-1: none). 16 bytes.
+/// </summary>
+internal readonly record struct ArrivalJump(uint Tag, int At, int Jump, int JumpStart);
 
 /// <summary>
 /// A DNAT target's range held by value in <see cref="CompiledRules.NatSlots"/>: one IPv4 range (kube-proxy's

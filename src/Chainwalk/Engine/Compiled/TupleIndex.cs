@@ -159,8 +159,12 @@ public sealed class TupleIndex
     /// Starts loading what <see cref="FirstMatch"/> will read first for <paramref name="k"/>: the first group's filter
     /// word and home slot (no lookup: hints only). Returns where that slot is (for <see cref="PrefetchBucket"/>), or -1.
     /// </summary>
-    internal unsafe int PrefetchFirstGroup(in FlowKey k)
+    internal int PrefetchFirstGroup(in FlowKey k) => PrefetchFirstGroup(k, out _);
+
+    /// <summary><see cref="PrefetchFirstGroup(in FlowKey)"/>, giving the key's tag in the group too (what its bucket's slot holds, <see cref="SlotTag"/>).</summary>
+    internal unsafe int PrefetchFirstGroup(in FlowKey k, out uint tag)
     {
+        tag = 0;
         if (_groups.Length == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
         ref GroupInfo g = ref _groups[0];
         ulong a = Cut(Pair(k), g.AddressMask);
@@ -169,6 +173,7 @@ public sealed class TupleIndex
         int bit = (int)(x >> 8) & g.FilterMask;
         int word = g.FilterBase + (bit >> 6);
         int slot = g.SlotBase + Home(x, g.SlotCount);
+        tag = Tag(x);
         if ((uint)word < (uint)_filter.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _filter[word]));
         if ((uint)slot >= (uint)_slots.Length) return -1;
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _slots[slot]));
@@ -185,6 +190,12 @@ public sealed class TupleIndex
         uint first = (uint)_slots[slot].First;
         if (_slots[slot].Tag != 0 && first < (uint)_entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _entries[first]));
     }
+
+    /// <summary>The hash slots of all groups (positions <see cref="PrefetchFirstGroup(in FlowKey)"/> returns are below this).</summary>
+    internal int SlotCount => _slots.Length;
+
+    /// <summary>The tag a slot holds (0: empty); a key's bucket is the first slot from its home on with its tag.</summary>
+    internal uint SlotTag(int slot) => (uint)slot < (uint)_slots.Length ? _slots[slot].Tag : 0;
 
     /// <summary>
     /// The rule (its position in the chain) of the first entry of the bucket a slot holds (the slot
