@@ -248,7 +248,7 @@ public sealed partial class Netfilter
         FlatSpan[] spans = walk.Spans;
         if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto) || (uint)e.Jump >= (uint)spans.Length) return;
         ref FlatSpan s = ref spans[e.Jump];
-        if (s.Start >= 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, walk.Targets, walk.NatSlots, e.Jump, s.Start, s.Count);
+        if (s.Start >= 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, walk.Targets, e.Jump, s.Start, s.Count);
     }
 
     /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival), or -1.</summary>

@@ -63,8 +63,8 @@ public sealed partial class Netfilter
     /// The second step of the first rule-walk lookup's prefetch for a packet not in a burst (the first fetched the index's
     /// slot and the form's record of what the slot's rule jumps to, <see cref="CompiledRules.ArrivalJumpOf"/>): the
     /// candidate rule's flat entry (kube: the service's KUBE-SERVICES rule) and the chain it jumps to (the KUBE-SVC-…
-    /// chain's span, first entries and target slot, and its call-order neighbours: the endpoints' KUBE-SEP-… spans, slots,
-    /// DNAT ranges and entries), as the walk's own <see cref="PrefetchCandidate"/> asks for them after its index lookup,
+    /// chain's span, first entries and target slot, and its call-order neighbours: the endpoints' KUBE-SEP-… spans, slots
+    /// and entries, whose DNAT entries hold their ranges), as the walk's own <see cref="PrefetchCandidate"/> asks for them after its index lookup,
     /// but before the receive checks and conntrack: the walk then finds them in the cache. The chain's lines only for a
     /// form large enough for the walk's hints (<see cref="PrefetchFromEntries"/>). Hints only; once per packet.
     /// </summary>
@@ -79,12 +79,12 @@ public sealed partial class Netfilter
         if (j.Jump < 0 || all.Length < PrefetchFromEntries) return;
         _walkJump = j;
         PrefetchJump(all, form.Spans, form.Targets, j.Jump, j.JumpStart, 4);
-        if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, form.NatSlots, j.Jump, j.JumpStart);
+        if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, j.Jump, j.JumpStart);
     }
 
     /// <summary>
     /// The third step, once conntrack has done its work for the packet: what the entered chain's first rules lead to, as
-    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains and their DNAT ranges), from the
+    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains, their DNAT entries holding the ranges), from the
     /// chain's lines <see cref="PrefetchWalkService"/> fetched. Hints only; once per packet.
     /// </summary>
     private void PrefetchWalkEndpoints()
@@ -97,7 +97,7 @@ public sealed partial class Netfilter
         FlatSpan[] spans = form.Spans;
         if ((uint)j.Jump >= (uint)spans.Length) return;
         int count = spans[j.Jump].Count;
-        if (j.JumpStart >= 0 && count >= 0 && j.JumpStart + count <= all.Length) PrefetchFirst(all, spans, form.Targets, form.NatSlots, j.Jump, j.JumpStart, count);
+        if (j.JumpStart >= 0 && count >= 0 && j.JumpStart + count <= all.Length) PrefetchFirst(all, spans, form.Targets, j.Jump, j.JumpStart, count);
     }
 
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
@@ -172,7 +172,7 @@ public sealed partial class Netfilter
                 {
                     return PlainHit(ctx, chain, i, index, hit, plain.Kind, skb.Length);
                 }
-                if (fetch && i < count && start >= 0) PrefetchCandidate(all, spans, compiled.Targets, compiled.NatSlots, start + i, trusted);
+                if (fetch && i < count && start >= 0) PrefetchCandidate(all, spans, compiled.Targets, start + i, trusted);
             }
             if (i >= count)
             {
@@ -286,7 +286,7 @@ public sealed partial class Netfilter
                         count = s.Count;
                         index = s.IndexNo < 0 ? null : compiled.SpanIndexes[s.IndexNo];
                         i = 0;
-                        if (fetch && index is null) PrefetchFirst(all, spans, compiled.Targets, compiled.NatSlots, to, start, count);
+                        if (fetch && index is null) PrefetchFirst(all, spans, compiled.Targets, to, start, count);
                         continue;
                     }
                     // After an edit: by name, as the linear walk does (a renamed chain, a chain made since); the number kept
@@ -329,11 +329,10 @@ public sealed partial class Netfilter
             Verdict v;
             Extensions.ExtensionData?[] targets = compiled.Targets;
             Extensions.XtExtension[] extensions = compiled.TargetExtensions;
-            NatSlot[] nat = compiled.NatSlots;
-            if (start >= 0 && (uint)e.Jump < (uint)nat.Length && nat[e.Jump].Dnat)
+            if (e.Target == FlatTarget.Dnat)
             {
-                // DNAT with one IPv4 range (xt_dnat_target_v2): the range from the slot, not from the data object.
-                v = Nat.NatTargets.Bind(ctx, nat[e.Jump].Range, Nat.NatManip.Dst, "DNAT");
+                // DNAT to one IPv4 address (xt_dnat_target_v2): the range from the entry, not from the data object.
+                v = Nat.NatTargets.Bind(ctx, e.DnatRange, Nat.NatManip.Dst, "DNAT");
             }
             else if (start >= 0 && (uint)e.Jump < (uint)targets.Length && (uint)e.JumpStart < (uint)extensions.Length)
             {
@@ -406,30 +405,19 @@ public sealed partial class Netfilter
     /// On entering a chain without an index: starts loading what its first rules lead to. A jump reads the entered
     /// chain's span and then its entries: the loads of several rules then overlap instead of each waiting in turn when its
     /// rule matches (kube-proxy: KUBE-SVC-…'s endpoint rules, which jump to cold KUBE-SEP-… chains). The chain's own first
-    /// target's data (its slot was prefetched with the chain's span), or its DNAT range held by value (KUBE-SEP-…'s), loaded
-    /// while the rules before it are tested. Hints only.
+    /// target's data (its slot was prefetched with the chain's span), loaded while the rules before it are tested; a DNAT
+    /// to one address has its range in its entry (<see cref="FlatTarget.Dnat"/>: KUBE-SEP-…'s, with the entries). Hints only.
     /// </summary>
-    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, int number, int start, int count)
+    private static unsafe void PrefetchFirst(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int number, int start, int count)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        // A DNAT range held by value (NatSlots) instead of the data object (the walk then reads the range, not the object).
-        if ((uint)number < (uint)nat.Length && nat[number].Dnat)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref nat[number]));
-        else if ((uint)number < (uint)targets.Length && targets[number] is { } data)
+        // A DNAT to one address has no data slot (its range is in its entry, fetched with the entries below).
+        if ((uint)number < (uint)targets.Length && targets[number] is { } data)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)System.Runtime.CompilerServices.Unsafe.As<Extensions.ExtensionData, nint>(ref data));
         int n = Math.Min(count, 4);
         for (int k = 0; k < n; k++)
         {
             PrefetchJump(all, spans, targets, in all[start + k], 2);
-        }
-        // The entered chains' own first target's DNAT range by value (KUBE-SEP-…'s; NatSlots, by the chain's number: no
-        // slot read first), asked for now rather than when the jump is taken. Other targets' data: when entered.
-        if (NeighbourEntries == 0) return;
-        for (int k = 0; k < n; k++)
-        {
-            ref FlatEntry e = ref all[start + k];
-            if (e.Target == FlatTarget.Jump && (uint)e.Jump < (uint)nat.Length)
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref nat[e.Jump]));
         }
     }
 
@@ -438,11 +426,11 @@ public sealed partial class Netfilter
     /// entered chain's span and first entries start loading together, before the entry is tested (kube-proxy's
     /// KUBE-SERVICES: the service's rule, proven by the index, then the jump to its KUBE-SVC-… chain). Hints only.
     /// </summary>
-    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, int at, bool trusted)
+    private static void PrefetchCandidate(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int at, bool trusted)
     {
         if (!trusted) return;
         PrefetchJump(all, spans, targets, in all[at], 4);
-        if (NeighbourEntries > 0) PrefetchNeighbours(all, spans, targets, nat, in all[at]);
+        if (NeighbourEntries > 0) PrefetchNeighbours(all, spans, targets, in all[at]);
     }
 
     /// <summary>Entries after the candidate's entered chain's first four that <see cref="PrefetchNeighbours"/> fetches (0: none).</summary>
@@ -451,17 +439,17 @@ public sealed partial class Netfilter
     /// <summary>
     /// The chains numbered right after a candidate's entered chain, and the entries after its first four: the form numbers
     /// a table's chains in call order (<see cref="CompiledRules.CallOrder"/>: kube-proxy's KUBE-SVC-… chain, then its
-    /// endpoints' KUBE-SEP-… chains), so their spans, target slots, DNAT ranges and entries are laid out next to it. Fetched together with the entered chain, the callee
+    /// endpoints' KUBE-SEP-… chains), so their spans, target slots and entries (with their DNAT ranges, FlatTarget.Dnat) are laid out next to it. Fetched together with the entered chain, the callee
     /// the walk picks later (by the statistic draws) is no longer a dependent miss of its own. Hints only: past the arrays'
     /// ends or for unrelated neighbours a prefetch costs an instruction and never faults.
     /// </summary>
-    private static void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, in FlatEntry e)
+    private static void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, in FlatEntry e)
     {
-        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) PrefetchNeighbours(all, spans, targets, nat, e.Jump, e.JumpStart);
+        if (e.Target is FlatTarget.Jump or FlatTarget.Goto) PrefetchNeighbours(all, spans, targets, e.Jump, e.JumpStart);
     }
 
-    /// <summary><see cref="PrefetchNeighbours(FlatEntry[], FlatSpan[], Extensions.ExtensionData?[], NatSlot[], in FlatEntry)"/> of a jump to chain <paramref name="jump"/>, whose entries start at <paramref name="jumpStart"/>.</summary>
-    private static unsafe void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, NatSlot[] nat, int jump, int jumpStart)
+    /// <summary><see cref="PrefetchNeighbours(FlatEntry[], FlatSpan[], Extensions.ExtensionData?[], in FlatEntry)"/> of a jump to chain <paramref name="jump"/>, whose entries start at <paramref name="jumpStart"/>.</summary>
+    private static unsafe void PrefetchNeighbours(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int jump, int jumpStart)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || (uint)jump >= (uint)spans.Length || (uint)jumpStart >= (uint)all.Length) return;
         // Spans: 32 bytes each, the next two lines (the entered chain's own line was fetched by PrefetchJump).
@@ -471,13 +459,6 @@ public sealed partial class Netfilter
         // Target slots: 8 bytes each, the next line.
         if ((uint)jump < (uint)targets.Length)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[jump]) + 64);
-        // DNAT ranges by value: 16 bytes each, the entered chain's line and the next (its endpoints' KUBE-SEP-… chains').
-        if ((uint)jump < (uint)nat.Length)
-        {
-            byte* np = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref nat[jump]);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(np);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(np + 64);
-        }
         byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[jumpStart]) + 4 * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>();
         byte* end = p + NeighbourEntries * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>();
         for (p = (byte*)((nint)p & ~63) + 64; p < end; p += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);

@@ -24,9 +24,19 @@ public sealed class Chain
 
     /// <summary>
     /// The table holding this chain (set when a table takes it in), whose rule set's generation every change of the chain
-    /// moves (<see cref="RulesGeneration"/>); null while no table holds it.
+    /// moves (<see cref="RulesGeneration"/>); null while no table holds it. Held in <see cref="_extras"/>'s field (the
+    /// table itself, or in the extras once made): no field of its own, 8 bytes a chain (a kube-proxy set has a chain per
+    /// endpoint).
     /// </summary>
-    internal Table? Owner { get; set; }
+    internal Table? Owner
+    {
+        get => _extras is { } x ? (x.GetType() == typeof(ChainExtras) ? System.Runtime.CompilerServices.Unsafe.As<ChainExtras>(x).Owner : System.Runtime.CompilerServices.Unsafe.As<Table>(x)) : null;
+        set
+        {
+            if (ExtrasOrNull is { } x) x.Owner = value;
+            else _extras = value;
+        }
+    }
 
     /// <summary>Something a walk's path may depend on changed in this chain: its table's rule set's generation moves.</summary>
     private void Changed() => Owner?.Changed();
@@ -40,7 +50,7 @@ public sealed class Chain
         {
             AcceptPolicy => Verdicts.Accept,
             DropPolicy => Verdicts.Drop,
-            OtherPolicy => _extras!.OtherPolicy,
+            OtherPolicy => ExtrasOrNull!.OtherPolicy,
             _ => null,
         };
         set
@@ -53,7 +63,7 @@ public sealed class Chain
                 _ => OtherPolicy,
             };
             if (kind == OtherPolicy) Extras.OtherPolicy = value;
-            else if (_extras is not null) _extras.OtherPolicy = null;
+            else if (ExtrasOrNull is { } x) x.OtherPolicy = null;
             _flags = (byte)((_flags & ~PolicyMask) | kind);
             Changed();
         }
@@ -73,8 +83,8 @@ public sealed class Chain
     /// </summary>
     public Counters Counters
     {
-        get => _extras is { } x ? x.Counters : default;
-        set { if ((value.Packets | value.Bytes) != 0 || _extras is not null) Extras.Counters = value; }
+        get => ExtrasOrNull is { } x ? x.Counters : default;
+        set { if ((value.Packets | value.Bytes) != 0 || ExtrasOrNull is not null) Extras.Counters = value; }
     }
 
     /// <summary>The policy's counters themselves, to add a packet in place (held aside: most chains are user chains).</summary>
@@ -340,15 +350,15 @@ public sealed class Chain
     /// <summary>Told of each change <see cref="RulesetEditor"/> makes to <see cref="Rules"/> (the compiled form that last indexed the chain); null: none.</summary>
     public IChainEdits? EditListener
     {
-        get => _extras?.EditListener;
-        set { if (value is not null || _extras is not null) Extras.EditListener = value; }
+        get => ExtrasOrNull?.EditListener;
+        set { if (value is not null || ExtrasOrNull is not null) Extras.EditListener = value; }
     }
 
     /// <summary>The index for <c>-D</c>/<c>-C</c> by rule, built on first use on a long chain; null when none.</summary>
     public RuleFinder? Finder
     {
-        get => _extras?.Finder;
-        set { if (value is not null || _extras is not null) Extras.Finder = value; }
+        get => ExtrasOrNull?.Finder;
+        set { if (value is not null || ExtrasOrNull is not null) Extras.Finder = value; }
     }
 
     /// <summary>
@@ -360,17 +370,42 @@ public sealed class Chain
     /// <summary>Searches by rule made without the index (the first builds none: a CLI command searches once).</summary>
     internal int LinearFinds
     {
-        get => _extras?.LinearFinds ?? 0;
-        set { if (value != 0 || _extras is not null) Extras.LinearFinds = value; }
+        get => ExtrasOrNull?.LinearFinds ?? 0;
+        set { if (value != 0 || ExtrasOrNull is not null) Extras.LinearFinds = value; }
     }
 
-    /// <summary>What most chains of a large rule set never get (a compiled form's listener, the -D/-C index), made on first use.</summary>
-    private ChainExtras? _extras;
+    /// <summary>
+    /// What most chains of a large rule set never get (a compiled form's listener, the -D/-C index, a built-in chain's
+    /// policy counters), made on first use: a <see cref="ChainExtras"/>; until then the chain's <see cref="Owner"/> (a
+    /// <see cref="Table"/>) or null. Told apart by exact type (one compare of the method table).
+    /// </summary>
+    private object? _extras;
 
-    private ChainExtras Extras => _extras ??= new ChainExtras();
+    /// <summary>The extras when made, else null.</summary>
+    private ChainExtras? ExtrasOrNull
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => _extras is { } x && x.GetType() == typeof(ChainExtras) ? System.Runtime.CompilerServices.Unsafe.As<ChainExtras>(x) : null;
+    }
+
+    private ChainExtras Extras
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => ExtrasOrNull ?? MakeExtras();
+    }
+
+    /// <summary>The extras made, taking over the owner the field held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private ChainExtras MakeExtras()
+    {
+        var x = new ChainExtras { Owner = System.Runtime.CompilerServices.Unsafe.As<Table>(_extras) };
+        _extras = x;
+        return x;
+    }
 
     private sealed class ChainExtras
     {
+        public Table? Owner;
         public IChainEdits? EditListener;
         public RuleFinder? Finder;
         public int LinearFinds;

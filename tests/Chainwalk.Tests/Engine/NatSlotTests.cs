@@ -10,9 +10,11 @@ using Xunit;
 namespace Chainwalk.Tests.Engine;
 
 /// <summary>
-/// The compiled form holds a DNAT target's one IPv4 range by value beside its data slot (<see cref="CompiledRules.NatSlots"/>,
-/// session 11 svclayout), and the flat walk binds from it instead of the data object. DNAT in every form the range takes
-/// (one address with and without a port, an address range, a port range, a shifted port map, --random, --persistent), in
+/// The compiled form holds a DNAT target's range by value in its entry when it is one IPv4 address and at most one port
+/// (<see cref="FlatTarget.Dnat"/>, <see cref="FlatEntry.DnatRange"/>; session 11 rulebytes2, before it svclayout's slots
+/// beside the data slots), and the flat walk binds from it instead of the data object; any other range goes through the data
+/// object. DNAT in every form the range takes (one address with and without a port, with --random and --persistent, an
+/// address range, a port range, a shifted port map, --random, --persistent), in
 /// built-in and user chains, through the whole pipeline with the compiled form and without it: every packet's fates,
 /// state and bytes out, and the conntrack table at the end, must agree.
 /// </summary>
@@ -40,6 +42,9 @@ public class NatSlotTests
         -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1009 -j DNAT --to-destination 10.0.1.24-10.0.1.26:1000-1005/1004
         -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1010 -j DNAT --to-destination 10.0.1.27-10.0.1.29 --persistent
         -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1011 -j DNAT --to-destination 10.0.1.30:2000-2999 --random
+        -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1012 -j DNAT --to-destination 10.0.1.31:3000 --random
+        -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1013 -j DNAT --to-destination 10.0.1.32 --persistent
+        -A PREROUTING -i eth0 -d 198.51.100.2/32 -p tcp -m tcp --dport 1014 -j DNAT --to-destination 10.0.1.33:3002 --random --persistent
         -A PREROUTING -i eth0 -d 198.51.100.3/32 -j SVC
         -A SVC -m statistic --mode random --probability 0.3333333333 -j SEP1
         -A SVC -m statistic --mode random --probability 0.5000000000 -j SEP2
@@ -84,10 +89,18 @@ public class NatSlotTests
     {
         var flat = new Side(compiled: true);
         var linear = new Side(compiled: false);
-        flat.Nf.Compiled!.NatSlots.Count(s => s.Dnat).ShouldBe(12);
+        // In the entry: PREROUTING's :80, no port, :53, :3000 --random, --persistent, :3002 --random --persistent; SEP1's, SEP2's
+        // udp one, SEP3's second. The other six (ranges, a port map) go through their data.
+        CompiledRules form = flat.Nf.Compiled!;
+        form.Entries.Count(e => e.Target == FlatTarget.Dnat).ShouldBe(9);
+        form.Entries.Count(e => e.Target == FlatTarget.Extension && e.Rule?.Target?.Extension is Chainwalk.Extensions.Targets.DnatTarget).ShouldBe(6);
+        foreach (FlatEntry e in form.Entries)
+        {
+            if (e.Target == FlatTarget.Dnat) e.DnatRange.ShouldBe(Chainwalk.Nat.NatRange2.From((Chainwalk.Extensions.Targets.NatRangeData)e.Rule.Target!.Data!));
+        }
         var rnd = new Random(seed);
         double now = 1000;
-        ushort[] inPorts = [8080, 8081, 1003, 1009, 1010, 1011, 22];
+        ushort[] inPorts = [8080, 8081, 1003, 1009, 1010, 1011, 1012, 1013, 1014, 22];
         for (int i = 0; i < packets; i++)
         {
             now += rnd.Next(30) == 0 ? rnd.Next(20, 200) : rnd.NextDouble();

@@ -649,7 +649,6 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         c.Entries = new FlatEntry[used];
         c._used = used;
         c.Targets = new Extensions.ExtensionData?[spans.Length];
-        c.NatSlots = new NatSlot[spans.Length];
         c._targetsUsed = spans.Length;
         for (int x = 0; x < spans.Length; x++)
         {
@@ -883,20 +882,12 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
     /// <summary>
     /// The data of the entries' target extensions, by the entry's <see cref="FlatEntry.Jump"/> (its extension is
     /// <see cref="TargetExtensions"/>[<see cref="FlatEntry.JumpStart"/>]): a chain's first at the chain's number (a jump
-    /// prefetches it with the chain's span; kube-proxy's KUBE-SEP-… chain: its DNAT's range), the chain's others after all
+    /// prefetches it with the chain's span), the chain's others after all
     /// chains' slots (<see cref="_targetsUsed"/>; a rebuilt chain's others are appended again, the old ones left until the
-    /// next <see cref="Build"/>). A slot never changes but for its chain's rebuild. 8 bytes a chain.
+    /// next <see cref="Build"/>). A slot never changes but for its chain's rebuild. 8 bytes a chain. A DNAT to one address
+    /// (and port) has no slot: its range is in its entry (<see cref="FlatTarget.Dnat"/>; kube-proxy's KUBE-SEP-… chains).
     /// </summary>
     internal Extensions.ExtensionData?[] Targets { get; private set; } = [];
-
-    /// <summary>
-    /// Beside <see cref="Targets"/>, slot for slot: a DNAT target's range when it is one IPv4 range (kube-proxy's endpoints:
-    /// one address and port), copied from its data when the slot is made (16 bytes; else unset). The slots go by chain
-    /// number, so in call order (<see cref="CallOrder"/>) a KUBE-SVC-… chain's endpoints' ranges sit side by side: the walk
-    /// fetches them by address, with the chains' spans and entries, instead of a slot and then a data object elsewhere in
-    /// the heap. Replaced with <see cref="Targets"/> when it grows; a slot changes only with its chain's rebuild.
-    /// </summary>
-    internal NatSlot[] NatSlots { get; private set; } = [];
 
     /// <summary>The distinct target extensions of the entries (DNAT, MARK, MASQUERADE …): a few, read by number.</summary>
     internal Extensions.XtExtension[] TargetExtensions { get; private set; } = [];
@@ -917,16 +908,11 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 // Copied: a walk in progress keeps reading the array it has (a slot's content does not change).
                 var grown = new Extensions.ExtensionData?[Math.Max(16, Targets.Length + Targets.Length / 4)];
                 Array.Copy(Targets, grown, _targetsUsed);
-                var nat = new NatSlot[grown.Length];
-                Array.Copy(NatSlots, nat, Math.Min(_targetsUsed, NatSlots.Length));
-                // The ranges first: a walk that reads the new Targets finds its slots' ranges.
-                NatSlots = nat;
                 Targets = grown;
             }
             slot = _targetsUsed++;
         }
         Extensions.XtExtension x = t.Extension!;
-        NatSlots[slot] = NatSlot.Of(x, t.Data);
         Targets[slot] = t.Data;
         int n = Array.IndexOf(TargetExtensions, x);
         if (n < 0)
@@ -1017,7 +1003,6 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         if (number < Targets.Length)
         {
             Targets[number] = default;
-            NatSlots[number] = default;
         }
         for (int i = 0; i < count; i++)
         {
@@ -1026,7 +1011,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             e = FlatEntry.Of(r, (this, table), static (st, t) => st.Item1.JumpNumber(st.table, t));
             if (e.Jump >= 0) e.JumpStart = Spans[e.Jump].Start;
             // During the build the slots are made with the array (after every chain's entries are laid out).
-            if (e.Target == FlatTarget.Extension && Targets.Length != 0 && r.Target!.Extension is not null)
+            // DNAT to one address (and port) holds its range in the entry: no slot (kube-proxy's KUBE-SEP-… chains).
+            if (e.Target == FlatTarget.Extension && Targets.Length != 0 && r.Target!.Extension is not null && !FlatEntry.TryDnat(ref e, r.Target))
                 (e.Jump, e.JumpStart) = TargetSlot(number, extensions++, r.Target);
             Adopt(ref e, r);
         }
@@ -1543,11 +1529,10 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            // The entries array whole (room and abandoned ranges included), the spans, the target slots and their DNAT ranges.
+            // The entries array whole (room and abandoned ranges included), the spans and the target slots.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
                 + (long)Targets.Length * 8
-                + (long)NatSlots.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<NatSlot>()
                 + (long)_arrivalJumps.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<ArrivalJump>();
             return n;
         }
@@ -1559,39 +1544,3 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
 /// where that rule's flat entry is, and for a jump the entered chain's number and where its entries start (-1: none). 16 bytes.
 /// </summary>
 internal readonly record struct ArrivalJump(uint Tag, int At, int Jump, int JumpStart);
-
-/// <summary>
-/// A DNAT target's range held by value in <see cref="CompiledRules.NatSlots"/>: one IPv4 range (kube-proxy's
-/// <c>--to-destination ADDR:PORT</c>), what <see cref="Nat.NatRange2.From"/> makes of the data. 16 bytes.
-/// </summary>
-[StructLayout(LayoutKind.Sequential, Pack = 4)]
-internal readonly struct NatSlot
-{
-    private readonly uint _min, _max;
-    private readonly ushort _minPort, _maxPort, _basePort;
-    private readonly byte _flags;
-
-    /// <summary>Whether the slot holds a DNAT range (else the walk calls the target with its data).</summary>
-    public readonly bool Dnat;
-
-    private NatSlot(uint min, uint max, ushort minPort, ushort maxPort, ushort basePort, byte flags)
-    {
-        _min = min;
-        _max = max;
-        _minPort = minPort;
-        _maxPort = maxPort;
-        _basePort = basePort;
-        _flags = flags;
-        Dnat = true;
-    }
-
-    /// <summary>The range as the target's data gives it.</summary>
-    public Nat.NatRange2 Range => new((Extensions.Targets.NatRangeFlags)_flags, _min, _max, _minPort, _maxPort, _basePort);
-
-    /// <summary>The slot of a target: set for DNAT with IPv4 range data (addresses within 32 bits), else unset.</summary>
-    public static NatSlot Of(Extensions.XtExtension extension, Extensions.ExtensionData? data) =>
-        extension is Extensions.Targets.DnatTarget && data is Extensions.Targets.NatRangeData d && d.GetType() == typeof(Extensions.Targets.NatRangeData)
-        && d.MinAddress <= uint.MaxValue && d.MaxAddress <= uint.MaxValue && (uint)d.Flags <= byte.MaxValue
-            ? new NatSlot((uint)d.MinAddress, (uint)d.MaxAddress, d.MinPort, d.MaxPort, d.BasePort, (byte)d.Flags)
-            : default;
-}

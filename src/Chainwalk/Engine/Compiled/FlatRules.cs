@@ -72,6 +72,7 @@ public struct FlatEntry
     /// For a jump or goto: the entered chain's number in the compiled form (its <see cref="FlatSpan"/>); -1: looked up by name.
     /// For a target extension: its data's slot in <see cref="CompiledRules.Targets"/> (so that a match does not load the
     /// rule and its <see cref="TargetUse"/> first; the extension is <see cref="JumpStart"/>'s); -1: read from the rule.
+    /// For <see cref="FlatTarget.Dnat"/>: the address (see <see cref="DnatRange"/>).
     /// </summary>
     public int Jump;
 
@@ -80,6 +81,7 @@ public struct FlatEntry
     /// was built (-1: none). A hint for prefetching them together with the chain's span, before the jump is taken (the
     /// span is the truth: a chain rebuilt elsewhere after an edit leaves the hint stale, which costs a wasted prefetch only).
     /// For a target extension with a data slot (<see cref="Jump"/>): the extension's number in <see cref="CompiledRules.TargetExtensions"/>.
+    /// For <see cref="FlatTarget.Dnat"/>: the port and the range's flags (see <see cref="DnatRange"/>).
     /// </summary>
     public int JumpStart;
 
@@ -104,6 +106,28 @@ public struct FlatEntry
     public readonly uint MarkValue => A;
     public readonly uint MarkMask => B;
     public readonly uint Probability => A;
+
+    /// <summary>
+    /// For <see cref="FlatTarget.Dnat"/>: the range as <see cref="Nat.NatRange2.From"/> makes it of the target's data, from
+    /// <see cref="Jump"/> (the address) and <see cref="JumpStart"/> (the port in the low 16 bits, the flags above).
+    /// </summary>
+    public readonly Nat.NatRange2 DnatRange => new((Extensions.Targets.NatRangeFlags)((uint)JumpStart >> 16), (uint)Jump, (uint)Jump,
+        (ushort)JumpStart, (ushort)JumpStart);
+
+    /// <summary>
+    /// Makes the entry <see cref="FlatTarget.Dnat"/> when its target is DNAT with IPv4 range data of one address and at most
+    /// one port, no base port (what <see cref="DnatRange"/> gives back exactly); false (the entry unchanged) otherwise.
+    /// </summary>
+    internal static bool TryDnat(ref FlatEntry e, TargetUse t)
+    {
+        if (e.Target != FlatTarget.Extension || t.Extension is not Extensions.Targets.DnatTarget
+            || t.Data is not Extensions.Targets.NatRangeData d || d.GetType() != typeof(Extensions.Targets.NatRangeData)) return false;
+        if (d.MinAddress != d.MaxAddress || d.MinAddress > uint.MaxValue || d.MinPort != d.MaxPort || d.BasePort != 0 || (uint)d.Flags > ushort.MaxValue) return false;
+        e.Target = FlatTarget.Dnat;
+        e.Jump = (int)(uint)d.MinAddress;
+        e.JumpStart = (int)((uint)d.MinPort | (uint)d.Flags << 16);
+        return true;
+    }
 
     /// <summary>An entry that only names the rule: tested whole through the rule objects (a chain whose flat form is behind its edits).</summary>
     public static FlatEntry Generic(Rule rule) => new()
@@ -340,6 +364,14 @@ public enum FlatTarget : byte
 
     /// <summary>A target extension (the rule's <see cref="TargetUse"/>).</summary>
     Extension,
+
+    /// <summary>
+    /// DNAT to one IPv4 address and at most one port (kube-proxy's endpoints): the range is held in the entry itself
+    /// (<see cref="FlatEntry.DnatRange"/>, in <see cref="FlatEntry.Jump"/> and <see cref="FlatEntry.JumpStart"/>), so it
+    /// comes with the entry's line. Set by the compiled form's build (<see cref="FlatEntry.TryDnat"/>); else such a rule is
+    /// <see cref="Extension"/>.
+    /// </summary>
+    Dnat,
 }
 
 /// <summary>
