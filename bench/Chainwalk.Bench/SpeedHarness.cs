@@ -1248,25 +1248,6 @@ public static class SpeedHarness
         return 0;
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int madvise(nint addr, nuint length, int advice);
-
-    /// <summary>Experiment (est2): the conntrack slot array's 2 MiB ranges advised and collapsed to huge pages.</summary>
-    private static unsafe void AdviseSlotsHuge(ConntrackHooks ct)
-    {
-        var f = typeof(ConntrackTable).GetField("_slots", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
-        var slots = (uint[])f.GetValue(ct.Table)!;
-        fixed (uint* at = slots)
-        {
-            nint start = (nint)at & ~(nint)((1 << 21) - 1);
-            nint end = ((nint)(at + slots.Length) + (1 << 21) - 1) & ~(nint)((1 << 21) - 1);
-            int a = madvise(start, (nuint)(end - start), 14);
-            int b = madvise(start, (nuint)(end - start), 25);
-            string huge = File.ReadAllLines("/proc/self/smaps_rollup").FirstOrDefault(l => l.StartsWith("AnonHugePages", StringComparison.Ordinal)) ?? "?";
-            Log($"slots {slots.Length} at {(nint)at:x}: madvise {a} collapse {b} errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}, {huge}");
-        }
-    }
-
     private static int EstablishedParts(int services, string[] args)
     {
         string argsKey = string.Join(" ", args);
@@ -1313,7 +1294,6 @@ public static class SpeedHarness
             // Rounds of the per-packet pass alone ("round N: X Mpps", for bench/inproc_ab.sh and perf): the same packets
             // each round, thread CPU time per round; the parts below are not timed. The set-up is kept for the next call.
             int rounds = int.Parse(roundsArg, CultureInfo.InvariantCulture);
-            if (File.Exists(Path.Combine(Path.GetDirectoryName(typeof(SpeedHarness).Assembly.Location) ?? ".", "slots-huge"))) AdviseSlotsHuge(ct);
             _roundsKept = (argsKey, pipe, ackIn, reused, rounds);
             return EstablishedRounds(pipe, ackIn, reused, rounds, 0);
         }

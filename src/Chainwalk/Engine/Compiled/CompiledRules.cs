@@ -912,8 +912,8 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
             }
             slot = _targetsUsed++;
         }
-        Extensions.XtExtension x = t.Extension!;
         Targets[slot] = t.Data;
+        Extensions.XtExtension x = t.Extension!;
         int n = Array.IndexOf(TargetExtensions, x);
         if (n < 0)
         {
@@ -1000,10 +1000,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         FlatEntry[] entries = Entries;
         Table table = _tables[s.Table].Table;
         int extensions = 0;
-        if (number < Targets.Length)
-        {
-            Targets[number] = default;
-        }
+        if (number < Targets.Length) Targets[number] = default;
         for (int i = 0; i < count; i++)
         {
             ref FlatEntry e = ref entries[s.Start + i];
@@ -1529,7 +1526,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         {
             long n = 0;
             foreach (ChainIndex ci in _chains.Values) n += ci.Bytes + 64;
-            // The entries array whole (room and abandoned ranges included), the spans and the target slots.
+            // The entries array whole (room and abandoned ranges included), the spans, the target slots and the arrival records.
             n += (long)Entries.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>()
                 + (long)Spans.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>()
                 + (long)Targets.Length * 8
