@@ -4,28 +4,127 @@ using Chainwalk.Net;
 namespace Chainwalk.Extensions;
 
 /// <summary>
-/// All extensions Chainwalk knows: adding <c>-m foo</c> is adding one class, its line in <see cref="Create"/> and its name
-/// in <see cref="Names"/> (a test finds every extension class by reflection and fails when one is missing there). Lookup is by name, kind and
-/// family, as libxtables' xtables_find_match/xtables_find_target.
+/// All extensions Chainwalk knows: adding <c>-m foo</c> is adding one class and its line in <see cref="Factories"/> (a test
+/// finds every extension class by reflection and fails when one is missing there). Lookup is by name, kind and family, as
+/// libxtables' xtables_find_match/xtables_find_target.
 /// </summary>
 public static class ExtensionRegistry
 {
     /// <summary>
-    /// Every extension's name, in ordinal order (a name two classes share, once): <see cref="All"/> is their
-    /// extensions in this order, each name's in the order of <see cref="Create"/>.
+    /// Each extension name's factory: one instance of each extension class called that name, in a fixed order where two
+    /// share a name (a family's own REJECT or ah). Written out rather than found by reflection, and made per name rather
+    /// than all at once: listing the assembly's types and creating them by reflection was ≈ 10 ms of every CLI command
+    /// that parses a rule, and creating all 100 (their types loaded, their option tables built) still ≈ 5 % of a restore
+    /// of 100k rules that uses one of them (bench/README.md). <see cref="Discover"/> is the reflection form the tests
+    /// compare with.
     /// </summary>
-    private static readonly string[] Names =
-    [
-        "AUDIT", "CHECKSUM", "CLASSIFY", "CONNMARK", "CONNSECMARK", "CT", "DNAT", "DNPT", "DSCP", "ECN", "HL", "HMARK",
-        "IDLETIMER", "LED", "LOG", "MARK", "MASQUERADE", "NETMAP", "NFLOG", "NFQUEUE", "NOTRACK", "RATEEST",
-        "REDIRECT", "REJECT", "SECMARK", "SET", "SNAT", "SNPT", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS",
-        "TPROXY", "TRACE", "TTL", "addrtype", "ah", "bpf", "cgroup", "cluster", "comment", "connbytes", "connlabel",
-        "connlimit", "connmark", "conntrack", "cpu", "dccp", "devgroup", "dscp", "dst", "ecn", "esp", "eui64", "frag",
-        "hashlimit", "hbh", "helper", "hl", "icmp", "icmp6", "ipcomp", "iprange", "ipv6header", "ipvs", "length",
-        "limit", "mac", "mark", "mh", "multiport", "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota",
-        "rateest", "realm", "recent", "rpfilter", "rt", "sctp", "set", "socket", "srh", "state", "statistic", "string",
-        "tcp", "tcpmss", "time", "tos", "ttl", "u32", "udp",
-    ];
+    private static readonly Dictionary<string, Func<XtExtension[]>> Factories = new(StringComparer.Ordinal)
+    {
+        ["AUDIT"] = () => [new Targets.AuditTarget()],
+        ["CHECKSUM"] = () => [new Targets.ChecksumTarget()],
+        ["CLASSIFY"] = () => [new Targets.ClassifyTarget()],
+        ["CONNMARK"] = () => [new Targets.ConnmarkTarget()],
+        ["CONNSECMARK"] = () => [new Targets.ConnsecmarkTarget()],
+        ["CT"] = () => [new Targets.CtTarget()],
+        ["DNAT"] = () => [new Targets.DnatTarget()],
+        ["DNPT"] = () => [new Targets.DnptTarget()],
+        ["DSCP"] = () => [new Targets.DscpTarget()],
+        ["ECN"] = () => [new Targets.EcnTarget()],
+        ["HL"] = () => [new Targets.HlTarget()],
+        ["HMARK"] = () => [new Targets.HmarkTarget()],
+        ["IDLETIMER"] = () => [new Targets.IdletimerTarget()],
+        ["LED"] = () => [new Targets.LedTarget()],
+        ["LOG"] = () => [new Targets.LogTarget()],
+        ["MARK"] = () => [new Targets.MarkTarget()],
+        ["MASQUERADE"] = () => [new Targets.MasqueradeTarget()],
+        ["NETMAP"] = () => [new Targets.NetmapTarget()],
+        ["NFLOG"] = () => [new Targets.NflogTarget()],
+        ["NFQUEUE"] = () => [new Targets.NfqueueTarget()],
+        ["NOTRACK"] = () => [new Targets.NotrackTarget()],
+        ["RATEEST"] = () => [new Targets.RateestTarget()],
+        ["REDIRECT"] = () => [new Targets.RedirectTarget()],
+        ["REJECT"] = () => [new Targets.RejectTarget(), new Targets.Reject6Target()],
+        ["SECMARK"] = () => [new Targets.SecmarkTarget()],
+        ["SET"] = () => [new Targets.SetTarget()],
+        ["SNAT"] = () => [new Targets.SnatTarget()],
+        ["SNPT"] = () => [new Targets.SnptTarget()],
+        ["SYNPROXY"] = () => [new Targets.SynproxyTarget()],
+        ["TCPMSS"] = () => [new Targets.TcpmssTarget()],
+        ["TCPOPTSTRIP"] = () => [new Targets.TcpoptstripTarget()],
+        ["TEE"] = () => [new Targets.TeeTarget()],
+        ["TOS"] = () => [new Targets.TosTarget()],
+        ["TPROXY"] = () => [new Targets.TproxyTarget()],
+        ["TRACE"] = () => [new Targets.TraceTarget()],
+        ["TTL"] = () => [new Targets.TtlTarget()],
+        ["addrtype"] = () => [new Matches.AddrtypeMatch()],
+        ["ah"] = () => [new Matches.Ah6Match(), new Matches.AhMatch()],
+        ["bpf"] = () => [new Matches.BpfMatch()],
+        ["cgroup"] = () => [new Matches.CgroupMatch()],
+        ["cluster"] = () => [new Matches.ClusterMatch()],
+        ["comment"] = () => [new Matches.CommentMatch()],
+        ["connbytes"] = () => [new Matches.ConnbytesMatch()],
+        ["connlabel"] = () => [new Matches.ConnlabelMatch()],
+        ["connlimit"] = () => [new Matches.ConnlimitMatch()],
+        ["connmark"] = () => [new Matches.ConnmarkMatch()],
+        ["conntrack"] = () => [new Matches.ConntrackMatch()],
+        ["cpu"] = () => [new Matches.CpuMatch()],
+        ["dccp"] = () => [new Matches.DccpMatch()],
+        ["devgroup"] = () => [new Matches.DevgroupMatch()],
+        ["dscp"] = () => [new Matches.DscpMatch()],
+        ["dst"] = () => [new Matches.DstMatch()],
+        ["ecn"] = () => [new Matches.EcnMatch()],
+        ["esp"] = () => [new Matches.EspMatch()],
+        ["eui64"] = () => [new Matches.Eui64Match()],
+        ["frag"] = () => [new Matches.FragMatch()],
+        ["hashlimit"] = () => [new Matches.HashlimitMatch()],
+        ["hbh"] = () => [new Matches.HbhMatch()],
+        ["helper"] = () => [new Matches.HelperMatch()],
+        ["hl"] = () => [new Matches.HlMatch()],
+        ["icmp"] = () => [new Matches.IcmpMatch()],
+        ["icmp6"] = () => [new Matches.Icmp6Match()],
+        ["ipcomp"] = () => [new Matches.IpcompMatch()],
+        ["iprange"] = () => [new Matches.IprangeMatch()],
+        ["ipv6header"] = () => [new Matches.Ipv6headerMatch()],
+        ["ipvs"] = () => [new Matches.IpvsMatch()],
+        ["length"] = () => [new Matches.LengthMatch()],
+        ["limit"] = () => [new Matches.LimitMatch()],
+        ["mac"] = () => [new Matches.MacMatch()],
+        ["mark"] = () => [new Matches.MarkMatch()],
+        ["mh"] = () => [new Matches.MhMatch()],
+        ["multiport"] = () => [new Matches.MultiportMatch()],
+        ["nfacct"] = () => [new Matches.NfacctMatch()],
+        ["osf"] = () => [new Matches.OsfMatch()],
+        ["owner"] = () => [new Matches.OwnerMatch()],
+        ["physdev"] = () => [new Matches.PhysdevMatch()],
+        ["pkttype"] = () => [new Matches.PkttypeMatch()],
+        ["policy"] = () => [new Matches.PolicyMatch()],
+        ["quota"] = () => [new Matches.QuotaMatch()],
+        ["rateest"] = () => [new Matches.RateestMatch()],
+        ["realm"] = () => [new Matches.RealmMatch()],
+        ["recent"] = () => [new Matches.RecentMatch()],
+        ["rpfilter"] = () => [new Matches.RpfilterMatch()],
+        ["rt"] = () => [new Matches.RtMatch()],
+        ["sctp"] = () => [new Matches.SctpMatch()],
+        ["set"] = () => [new Matches.SetMatch()],
+        ["socket"] = () => [new Matches.SocketMatch()],
+        ["srh"] = () => [new Matches.SrhMatch()],
+        ["state"] = () => [new Matches.StateMatch()],
+        ["statistic"] = () => [new Matches.StatisticMatch()],
+        ["string"] = () => [new Matches.StringMatch()],
+        ["tcp"] = () => [new Matches.TcpMatch()],
+        ["tcpmss"] = () => [new Matches.TcpmssMatch()],
+        ["time"] = () => [new Matches.TimeMatch()],
+        ["tos"] = () => [new Matches.TosMatch()],
+        ["ttl"] = () => [new Matches.TtlMatch()],
+        ["u32"] = () => [new Matches.U32Match()],
+        ["udp"] = () => [new Matches.UdpMatch()],
+    };
+
+    /// <summary>
+    /// Every extension's name, in ordinal order (a name two classes share, once): <see cref="All"/> is their
+    /// extensions in this order, each name's in the order its factory gives.
+    /// </summary>
+    private static readonly string[] Names = [.. Factories.Keys.Order(StringComparer.Ordinal)];
 
     private static readonly Lazy<List<XtExtension>> _all = new(() =>
     {
@@ -47,115 +146,8 @@ public static class ExtensionRegistry
         return created is null ? null : _made.GetOrAdd(name, created);
     }
 
-    /// <summary>
-    /// One instance of each extension class called <paramref name="name"/>, in a fixed order where two share a name (a
-    /// family's own REJECT or ah), or null. Written out rather than found by reflection, and made per name rather than
-    /// all at once: listing the assembly's types and creating them by reflection was ≈ 10 ms of every CLI command that
-    /// parses a rule, and creating all 100 (their types loaded, their option tables built) still ≈ 5 % of a restore of
-    /// 100k rules that uses one of them (bench/README.md). <see cref="Discover"/> is the reflection form the tests compare with.
-    /// </summary>
-    private static XtExtension[]? Create(string name) => name switch
-    {
-        "AUDIT" => [new Targets.AuditTarget()],
-        "CHECKSUM" => [new Targets.ChecksumTarget()],
-        "CLASSIFY" => [new Targets.ClassifyTarget()],
-        "CONNMARK" => [new Targets.ConnmarkTarget()],
-        "CONNSECMARK" => [new Targets.ConnsecmarkTarget()],
-        "CT" => [new Targets.CtTarget()],
-        "DNAT" => [new Targets.DnatTarget()],
-        "DNPT" => [new Targets.DnptTarget()],
-        "DSCP" => [new Targets.DscpTarget()],
-        "ECN" => [new Targets.EcnTarget()],
-        "HL" => [new Targets.HlTarget()],
-        "HMARK" => [new Targets.HmarkTarget()],
-        "IDLETIMER" => [new Targets.IdletimerTarget()],
-        "LED" => [new Targets.LedTarget()],
-        "LOG" => [new Targets.LogTarget()],
-        "MARK" => [new Targets.MarkTarget()],
-        "MASQUERADE" => [new Targets.MasqueradeTarget()],
-        "NETMAP" => [new Targets.NetmapTarget()],
-        "NFLOG" => [new Targets.NflogTarget()],
-        "NFQUEUE" => [new Targets.NfqueueTarget()],
-        "NOTRACK" => [new Targets.NotrackTarget()],
-        "RATEEST" => [new Targets.RateestTarget()],
-        "REDIRECT" => [new Targets.RedirectTarget()],
-        "REJECT" => [new Targets.RejectTarget(), new Targets.Reject6Target()],
-        "SECMARK" => [new Targets.SecmarkTarget()],
-        "SET" => [new Targets.SetTarget()],
-        "SNAT" => [new Targets.SnatTarget()],
-        "SNPT" => [new Targets.SnptTarget()],
-        "SYNPROXY" => [new Targets.SynproxyTarget()],
-        "TCPMSS" => [new Targets.TcpmssTarget()],
-        "TCPOPTSTRIP" => [new Targets.TcpoptstripTarget()],
-        "TEE" => [new Targets.TeeTarget()],
-        "TOS" => [new Targets.TosTarget()],
-        "TPROXY" => [new Targets.TproxyTarget()],
-        "TRACE" => [new Targets.TraceTarget()],
-        "TTL" => [new Targets.TtlTarget()],
-        "addrtype" => [new Matches.AddrtypeMatch()],
-        "ah" => [new Matches.Ah6Match(), new Matches.AhMatch()],
-        "bpf" => [new Matches.BpfMatch()],
-        "cgroup" => [new Matches.CgroupMatch()],
-        "cluster" => [new Matches.ClusterMatch()],
-        "comment" => [new Matches.CommentMatch()],
-        "connbytes" => [new Matches.ConnbytesMatch()],
-        "connlabel" => [new Matches.ConnlabelMatch()],
-        "connlimit" => [new Matches.ConnlimitMatch()],
-        "connmark" => [new Matches.ConnmarkMatch()],
-        "conntrack" => [new Matches.ConntrackMatch()],
-        "cpu" => [new Matches.CpuMatch()],
-        "dccp" => [new Matches.DccpMatch()],
-        "devgroup" => [new Matches.DevgroupMatch()],
-        "dscp" => [new Matches.DscpMatch()],
-        "dst" => [new Matches.DstMatch()],
-        "ecn" => [new Matches.EcnMatch()],
-        "esp" => [new Matches.EspMatch()],
-        "eui64" => [new Matches.Eui64Match()],
-        "frag" => [new Matches.FragMatch()],
-        "hashlimit" => [new Matches.HashlimitMatch()],
-        "hbh" => [new Matches.HbhMatch()],
-        "helper" => [new Matches.HelperMatch()],
-        "hl" => [new Matches.HlMatch()],
-        "icmp" => [new Matches.IcmpMatch()],
-        "icmp6" => [new Matches.Icmp6Match()],
-        "ipcomp" => [new Matches.IpcompMatch()],
-        "iprange" => [new Matches.IprangeMatch()],
-        "ipv6header" => [new Matches.Ipv6headerMatch()],
-        "ipvs" => [new Matches.IpvsMatch()],
-        "length" => [new Matches.LengthMatch()],
-        "limit" => [new Matches.LimitMatch()],
-        "mac" => [new Matches.MacMatch()],
-        "mark" => [new Matches.MarkMatch()],
-        "mh" => [new Matches.MhMatch()],
-        "multiport" => [new Matches.MultiportMatch()],
-        "nfacct" => [new Matches.NfacctMatch()],
-        "osf" => [new Matches.OsfMatch()],
-        "owner" => [new Matches.OwnerMatch()],
-        "physdev" => [new Matches.PhysdevMatch()],
-        "pkttype" => [new Matches.PkttypeMatch()],
-        "policy" => [new Matches.PolicyMatch()],
-        "quota" => [new Matches.QuotaMatch()],
-        "rateest" => [new Matches.RateestMatch()],
-        "realm" => [new Matches.RealmMatch()],
-        "recent" => [new Matches.RecentMatch()],
-        "rpfilter" => [new Matches.RpfilterMatch()],
-        "rt" => [new Matches.RtMatch()],
-        "sctp" => [new Matches.SctpMatch()],
-        "set" => [new Matches.SetMatch()],
-        "socket" => [new Matches.SocketMatch()],
-        "srh" => [new Matches.SrhMatch()],
-        "state" => [new Matches.StateMatch()],
-        "statistic" => [new Matches.StatisticMatch()],
-        "string" => [new Matches.StringMatch()],
-        "tcp" => [new Matches.TcpMatch()],
-        "tcpmss" => [new Matches.TcpmssMatch()],
-        "time" => [new Matches.TimeMatch()],
-        "tos" => [new Matches.TosMatch()],
-        "ttl" => [new Matches.TtlMatch()],
-        "u32" => [new Matches.U32Match()],
-        "udp" => [new Matches.UdpMatch()],
-        _ => null,
-    };
+    /// <summary>One instance of each extension class called <paramref name="name"/> (its factory's), or null.</summary>
+    private static XtExtension[]? Create(string name) => Factories.TryGetValue(name, out Func<XtExtension[]>? make) ? make() : null;
 
     /// <summary>Every non-abstract extension class with a public parameterless constructor, found by reflection (for the test of <see cref="Create"/>).</summary>
     internal static IEnumerable<Type> Discover() =>
