@@ -98,9 +98,8 @@ public static class NatHooks
 
     /// <summary>nf_nat_oif_changed: a MASQUERADEd connection's original direction leaving POSTROUTING by another device.</summary>
     private static bool OifChanged(PacketContext ctx, ConnEntry ct, CtInfo info) =>
-        ct.MasqueradeDevice is { } dev && ctx.Hook == Hook.Postrouting
-        && info is CtInfo.New or CtInfo.Established or CtInfo.Related
-        && !string.Equals(dev, ctx.OutDev, StringComparison.Ordinal);
+        ctx.Hook == Hook.Postrouting && info is CtInfo.New or CtInfo.Established or CtInfo.Related
+        && ct.MasqueradeDevice is { } dev && !string.Equals(dev, ctx.OutDev, StringComparison.Ordinal);
 
     private static ConnDirection DirOf(CtInfo info) =>
         info is CtInfo.EstablishedReply or CtInfo.RelatedReply ? ConnDirection.Reply : ConnDirection.Original;
