@@ -237,7 +237,7 @@ public static class SpeedHarness
         }
         if (only == "established-parts") return EstablishedParts(Arg(args, "--services") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 1000, args);
         if (only == "profile") return ProfilePipeline(Arg(args, "--services") is { } sv ? int.Parse(sv, CultureInfo.InvariantCulture) : 1000);
-        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null, Arg(args, "--fresh") is not null);
+        if (only == "newloop") return NewLoop(Arg(args, "--services") is { } nsv ? int.Parse(nsv, CultureInfo.InvariantCulture) : 1000, int.Parse(Arg(args, "--rounds") ?? "10", CultureInfo.InvariantCulture), Arg(args, "--nonat") is not null, Arg(args, "--fresh") is not null, Arg(args, "--reply") is not null);
         if (only == "keyloop") return KeyLoop(corpus, Arg(args, "--set") ?? "acl1_10k", int.Parse(Arg(args, "--rounds") ?? "8", CultureInfo.InvariantCulture), int.Parse(Arg(args, "--batch-ab") ?? "0", CultureInfo.InvariantCulture));
         if (only == "indexloop") return IndexLoop(corpus, Arg(args, "--set") ?? "fw1_10k", Arg(args, "--old") is not null, args);
         var archives = only is "" or "classbench" ? new[] { "classbench-1k-10k.tgz", "classbench-100k.tgz" } : [];
@@ -1384,7 +1384,7 @@ public static class SpeedHarness
     /// and the entries of ended connections (a pooling tree reuses them); round 0 starts cold. <paramref name="fresh"/>
     /// (--fresh 1): a new, empty table every round instead (sessions 4-6: the hash grows and every entry is new each round).
     /// </summary>
-    private static int NewLoop(int services, int rounds, bool noNat, bool fresh)
+    private static int NewLoop(int services, int rounds, bool noNat, bool fresh, bool reply = false)
     {
         var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
         VirtualHost fwd = ForwardingHost();
@@ -1417,10 +1417,26 @@ public static class SpeedHarness
             if (flatWalk is not null) FullCollection();
             long a0 = GC.GetAllocatedBytesForCurrentThread();
             int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+            PacketInput[]? timed = null;
+            if (reply)
+            {
+                // --reply: the SYNs untimed, then each connection's SYN-ACK (the server's reply: un-SNAT at PREROUTING,
+                // un-DNAT at POSTROUTING) timed, in the SYNs' order (the replies' bytes made outside the window).
+                timed = new PacketInput[flows];
+                for (int f = 0; f < flows; f++)
+                {
+                    var ct = (ConnEntry)ProcessInto(pipe, synIn[f], reused).Connection!;
+                    ConnTuple t = ct.Reply;
+                    timed[f] = new PacketInput { Bytes = PacketBuilder.Ipv4((uint)t.Source, (uint)t.Destination).Tcp(t.SourcePort, t.DestinationPort, TcpFlags.Syn | TcpFlags.Ack, seq: 5000, ack: 1001).Build(), InInterface = "eth0" };
+                }
+                FullCollection();
+                a0 = GC.GetAllocatedBytesForCurrentThread();
+                (g0, g1, g2) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+            }
             var sw = new Clock();
             for (int f = 0; f < flows; f++)
             {
-                PacketResult res = ProcessInto(pipe, synIn[f], reused);
+                PacketResult res = ProcessInto(pipe, timed is null ? synIn[f] : timed[f], reused);
                 fate ??= FateOf(res);
             }
             double s = sw.CpuSeconds;

@@ -89,12 +89,22 @@ public static class NatCore
             ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNatDone : ConnStatus.DstNatDone;
             return Verdict.Accept;
         }
+        how = SetupGeneral(ctx, ct, range, manip);
+        return Verdict.Accept;
+    }
 
+    /// <summary>
+    /// <see cref="SetupInfo"/>'s general search (any family, protocol, range, zone, or a trace), out of line: its 64-byte
+    /// tuples made SetupInfo's frame ~200 bytes, cleared on every call, the field path's (<see cref="TrySetupV4"/>) included.
+    /// Returns the explanation.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string SetupGeneral(PacketContext ctx, ConnEntry ct, in NatRange2 range, NatManip manip)
+    {
         // What the packet looks like now: the inverse of the reply tuple (it already carries an earlier manip).
         ct.TryReplyInverse(out ConnTuple current);
         var search = new Search(ctx, ct);
         ConnTuple chosen = UniqueTuple(ref search, current, range, manip);
-        how = search.How ?? "";
         if (!SameTuple(chosen, current))
         {
             // nf_conntrack_alter_reply: replies now carry the inverse of the new tuple (written into the entry's fields).
@@ -102,7 +112,7 @@ public static class NatCore
             ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNat : ConnStatus.DstNat;
         }
         ct.Status |= manip == NatManip.Src ? ConnStatus.SrcNatDone : ConnStatus.DstNatDone;
-        return Verdict.Accept;
+        return search.How ?? "";
     }
 
     /// <summary>

@@ -56,6 +56,11 @@ public static class NatPacket
         int addrOff = ipOffset + (manip == NatManip.Src ? 12 : 16);
         int portOff = hdroff + (manip == NatManip.Src ? 0 : 2);
         uint oldIp = BinaryPrimitives.ReadUInt32BigEndian(b[addrOff..]);
+        // csum_replace4 for the address, then csum_replace2 for the port, folded once: each step's result is the one value
+        // of the sum's class modulo 0xffff that is not 0xffff (Fold of a non-zero sum), and a result read back as ~check
+        // into the next step stays in its class, so one fold of the summed changes writes the steps' bytes (see
+        // RewriteEstablishedV4; NatManipV4Tests checks it against the steps).
+        ulong ipDelta = (ulong)~oldIp + newIp;
         if (protocol == IpProtocol.Tcp)
         {
             // Conntrack guarantees 8 bytes; the checksum is only there with the whole 20.
@@ -64,19 +69,17 @@ public static class NatPacket
             ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
             BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
             if (hdrsize == 20)
-            {
-                ushort c = Replace(ReadCheck(b, hdroff + 16), oldIp, newIp);
-                WriteCheck(b, hdroff + 16, Replace(c, oldPort, newPort));
-            }
+                WriteCheck(b, hdroff + 16, Fold((0xffff0000u | (ushort)~ReadCheck(b, hdroff + 16)) + ipDelta + (ulong)~(uint)oldPort + newPort));
         }
         else if (protocol is IpProtocol.Udp or IpProtocol.UdpLite)
         {
             if (length < hdroff + 8) return false;
             ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
             // A UDP checksum of zero means "none" and stays so; UDP-Lite always has one.
-            if (protocol == IpProtocol.UdpLite || ReadCheck(b, hdroff + 6) != 0)
+            ushort check = ReadCheck(b, hdroff + 6);
+            if (protocol == IpProtocol.UdpLite || check != 0)
             {
-                ushort c = Replace(Replace(ReadCheck(b, hdroff + 6), oldIp, newIp), oldPort, newPort);
+                ushort c = Fold((0xffff0000u | (ushort)~check) + ipDelta + (ulong)~(uint)oldPort + newPort);
                 WriteCheck(b, hdroff + 6, c == 0 ? (ushort)0xffff : c);
             }
             BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
@@ -85,7 +88,7 @@ public static class NatPacket
         {
             return false;
         }
-        WriteCheck(b, ipOffset + 10, Replace(ReadCheck(b, ipOffset + 10), oldIp, newIp));
+        WriteCheck(b, ipOffset + 10, Fold((0xffff0000u | (ushort)~ReadCheck(b, ipOffset + 10)) + ipDelta));
         BinaryPrimitives.WriteUInt32BigEndian(b[addrOff..], newIp);
         return true;
     }

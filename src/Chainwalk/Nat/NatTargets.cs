@@ -68,6 +68,9 @@ public static class NatTargets
     /// route's gateway plays no part). The connection remembers the interface: leaving by another one later kills it
     /// (nf_nat_oif_changed).
     /// </summary>
+    // No zeroing of the frame on entry (the range and the address, ~80 bytes, were cleared per binding): every local is
+    // assigned before it is read (no stackalloc here).
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     public static Verdict Masquerade(PacketContext ctx, NatRangeData d)
     {
         if (ctx.Skb.Conntrack is not ConnEntry ct) return Verdict.Accept;
@@ -91,7 +94,9 @@ public static class NatTargets
     /// <summary>The last MASQUERADE source choice (inet_select_addr for a device and next hop) while the host is unchanged.</summary>
     internal sealed class SourceMemo
     {
-        public Fib? Fib;
+        /// <summary>The host's <see cref="VirtualHost.Generation"/> the answer is for (0: none yet; a generation is never 0 and
+        /// never another host's, so it names the host's FIB as <see cref="Fib.Of"/> would, without reading the FIB object).</summary>
+        public long Generation;
         public string? Device;
         public UInt128 NextHop;
         public UInt128? Source;
@@ -107,12 +112,12 @@ public static class NatTargets
     /// </summary>
     private static UInt128? Source4(PacketContext ctx, string? outDev, UInt128 nexthop)
     {
-        Fib fib = Fib.Of(ctx.Host);
+        long generation = ctx.Host.Generation;
         // The netfilter's own memo (no thread-static read: that is a call into the runtime per packet).
         SourceMemo m = (ctx.Netfilter.Conntrack as ConntrackHooks)?.MasqueradeSource ?? (_memo ??= new SourceMemo());
-        if (ReferenceEquals(m.Fib, fib) && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal)) return m.Source;
+        if (m.Generation == generation && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal)) return m.Source;
         UInt128? src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
-        m.Fib = fib;
+        m.Generation = generation;
         m.Device = outDev;
         m.NextHop = nexthop;
         m.Source = src;
@@ -125,7 +130,7 @@ public static class NatTargets
     /// only fetches another slot).
     /// </summary>
     internal static UInt128? LastMasqueradeSource4(SourceMemo m, string? outDev, UInt128 nexthop) =>
-        m.Fib is not null && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
+        m.Generation != 0 && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
 
     /// <summary>
     /// nf_nat_redirect_ipv4 / _ipv6: the destination becomes the incoming interface's first address (127.0.0.1 or
