@@ -303,7 +303,7 @@ public sealed partial class Netfilter
             Host.Clock = at;
         }
         PacketResult? outer = Current;
-        if (outer is null) CtPacketStarts();
+        if (outer is null) Conntrack?.PacketStarts();
         Current = result;
         try
         {
@@ -314,7 +314,7 @@ public sealed partial class Netfilter
             int walkHint = -1;
             if (hint == PacketResult.NotAhead)
             {
-                more = hint = CtPrefetch(input.Bytes);
+                more = hint = Conntrack?.Prefetch(input.Bytes) ?? -1;
                 // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot, and the form's record of what the
                 // slot's rule jumps to), fetched while the packet is parsed.
                 walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes, out _walkArrivalTag);
@@ -702,7 +702,7 @@ public sealed partial class Netfilter
             SendIcmpError(skb, 5, 1, gateway, "ICMP redirect");
         }
         skb.OutDev = outDev;
-        CtPrefetchForward(skb);
+        Conntrack?.PrefetchForward(skb);
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
         Emit(skb, result, "forwarded");
@@ -817,9 +817,9 @@ public sealed partial class Netfilter
     private bool ConfirmConntrack(Skb skb, Hook hook, PacketResult result, bool generated = false)
     {
         // Most packets belong to a confirmed connection: nothing to do, no context to set up.
-        if (Conntrack is not { } tracker || !CtNeedsConfirm(tracker, skb)) return true;
+        if (Conntrack is null || !Conntrack.NeedsConfirm(skb)) return true;
         // A new connection's confirmation needs no context unless it is refused (then explained).
-        if (!Tracing && CtTryConfirmQuick(tracker, skb, State.Now)) return true;
+        if (!Tracing && Conntrack.TryConfirmQuick(skb, State.Now)) return true;
         PacketContext ctx = RentContext(skb, hook);
         try
         {
@@ -998,13 +998,13 @@ public sealed partial class Netfilter
                 conntrackDone = true;
                 if (Conntrack is not null)
                 {
-                    bool ok = CtTrack(Conntrack, ctx);
+                    bool ok = Conntrack.Track(ctx);
                     if (!generated)
                     {
                         result.CtState ??= CtStateName(skb.CtInfo);
                         result.Connection ??= skb.Conntrack;
                         // The input route will be asked for the destination the connection's binding gives the packet.
-                        if (hook == Hook.Prerouting && CtRoutedDestination4(Conntrack, skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+                        if (hook == Hook.Prerouting && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
                     }
                     if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
                     if (!ok)
@@ -1025,12 +1025,12 @@ public sealed partial class Netfilter
                 // nothing is bound or translated.
                 if (Conntrack is null || table is null) continue;
                 ctx.Table = "nat";
-                if (CtNeedsNatRules(Conntrack, ctx))
+                if (Conntrack.NeedsNatRules(ctx))
                 {
                     Verdict nv = RunTable(ctx, table, hook);
                     if (!Survives(nv, result, generated)) return false;
                 }
-                if (!CtApplyNat(Conntrack, ctx))
+                if (!Conntrack.ApplyNat(ctx))
                 {
                     if (!generated) Drop(result, "dropped by NAT");
                     else Event(new GeneratedEndEvent("dropped (NAT)"));

@@ -122,7 +122,7 @@ public sealed partial class Netfilter
         long slot = _arrivalSlot;
         if (slot < 0) return;
         _arrivalSlot = -1;
-        CtPrefetchMore(slot);
+        Conntrack!.PrefetchMore(slot);
     }
 
     /// <summary>Packets that went through the one pass (for tests and diagnostics).</summary>
@@ -209,7 +209,7 @@ public sealed partial class Netfilter
         if (OnePassAfterTrack(skb, p, rules, dev, result)) return OnePassOutcome.Done;
         // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
         // (the hint RunHook gives after conntrack).
-        if (p.Family == IpFamily.V4 && CtRoutedDestination4(Conntrack!, skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+        if (p.Family == IpFamily.V4 && Conntrack!.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
         return OnePassOutcome.AfterConntrack;
     }
 
