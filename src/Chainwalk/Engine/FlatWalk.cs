@@ -52,21 +52,15 @@ public sealed partial class Netfilter
     private uint _walkArrivalTag;
 
     /// <summary>
-    /// What the arrival candidate jumps to, read by <see cref="PrefetchWalkService"/> for <see cref="PrefetchWalkEndpoints"/>
-    /// (<see cref="ArrivalJump.At"/> -1: none). Hint positions only, range-checked where they are read.
-    /// </summary>
-    private ArrivalJump _walkJump = NoWalkJump;
-
-    private static readonly ArrivalJump NoWalkJump = new(0, -1, -1, -1);
-
-    /// <summary>
     /// The second step of the first rule-walk lookup's prefetch for a packet not in a burst (the first fetched the index's
     /// slot and the form's record of what the slot's rule jumps to, <see cref="CompiledRules.ArrivalJumpOf"/>): the
     /// candidate rule's flat entry (kube: the service's KUBE-SERVICES rule) and the chain it jumps to (the KUBE-SVC-…
     /// chain's span, first entries and target slot, and its call-order neighbours: the endpoints' KUBE-SEP-… spans, slots
     /// and entries, whose DNAT entries hold their ranges), as the walk's own <see cref="PrefetchCandidate"/> asks for them after its index lookup,
     /// but before the receive checks and conntrack: the walk then finds them in the cache. The chain's lines only for a
-    /// form large enough for the walk's hints (<see cref="PrefetchFromEntries"/>). Hints only; once per packet.
+    /// form large enough for the walk's hints (<see cref="PrefetchFromEntries"/>). Hints only; once per packet. What the
+    /// chain's first rules lead to is left to the walk's own <see cref="PrefetchFirst"/> on entering it: asked for here
+    /// after conntrack (session 11), it read the chain's entries while they were still on their way (a wait of its own).
     /// </summary>
     private unsafe void PrefetchWalkService(CompiledRules form)
     {
@@ -75,30 +69,25 @@ public sealed partial class Netfilter
         if (!form.ArrivalJumpOf(token, _walkArrivalTag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         FlatEntry[] all = form.Entries;
         if ((uint)j.At >= (uint)all.Length) return;
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[j.At]));
+        PrefetchEntry(all, j.At);
         if (j.Jump < 0 || all.Length < PrefetchFromEntries) return;
-        _walkJump = j;
         PrefetchJump(all, form.Spans, form.Targets, j.Jump, j.JumpStart, 4);
         if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, j.Jump, j.JumpStart);
     }
 
     /// <summary>
-    /// The third step, once conntrack has done its work for the packet: what the entered chain's first rules lead to, as
-    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains, their DNAT entries holding the ranges), from the
-    /// chain's lines <see cref="PrefetchWalkService"/> fetched. Hints only; once per packet.
+    /// Asks for flat entry <paramref name="at"/> whole: its first and last byte. An array's elements start 8-byte aligned,
+    /// so a 56-byte entry crosses a cache line at most places; its first line alone leaves the rest (target, jump) a miss
+    /// of the walk. A hint; <paramref name="at"/> must be in range.
     /// </summary>
-    private void PrefetchWalkEndpoints()
+    internal static unsafe void PrefetchEntry(FlatEntry[] all, int at)
     {
-        ArrivalJump j = _walkJump;
-        if (j.At < 0) return;
-        _walkJump = NoWalkJump;
-        if (Compiled is not { } form) return;
-        FlatEntry[] all = form.Entries;
-        FlatSpan[] spans = form.Spans;
-        if ((uint)j.Jump >= (uint)spans.Length) return;
-        int count = spans[j.Jump].Count;
-        if (j.JumpStart >= 0 && count >= 0 && j.JumpStart + count <= all.Length) PrefetchFirst(all, spans, form.Targets, j.Jump, j.JumpStart, count);
+        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[at]);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() - 1);
     }
+
+
 
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
     {
@@ -479,7 +468,11 @@ public sealed partial class Netfilter
     private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int jump, int jumpStart, int entries)
     {
         if ((uint)jump < (uint)spans.Length)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[jump]));
+        {
+            byte* s = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[jump]);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(s);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(s + System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>() - 1);
+        }
         if ((uint)jump < (uint)targets.Length)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[jump]));
         if ((uint)jumpStart < (uint)all.Length)

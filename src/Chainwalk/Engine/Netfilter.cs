@@ -325,7 +325,6 @@ public sealed partial class Netfilter
             }
             _arrivalToken = hint;
             _walkArrivalToken = walkHint;
-            _walkJump = NoWalkJump;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {

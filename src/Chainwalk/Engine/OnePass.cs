@@ -190,9 +190,6 @@ public sealed partial class Netfilter
             // The usual tracker called directly (no interface dispatch per packet); any other implementation as before.
             IConntrackHooks tracker = Conntrack!;
             bool ok = tracker is ConntrackHooks hooks ? hooks.Track(ctx) : tracker.Track(ctx);
-            // A SYN's first rule-walk lookup and the chain it enters were fetched (Run): what that chain's first rules lead
-            // to now, after conntrack's work (FlatWalk.cs).
-            PrefetchWalkEndpoints();
             result.CtState ??= CtStateName(skb.CtInfo);
             result.Connection ??= skb.Conntrack;
             if (!ok)

@@ -815,7 +815,13 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         int slot = t.PrefetchFirstGroup(k, out tag);
         if ((uint)slot < (uint)_arrivalJumps.Length && System.Runtime.Intrinsics.X86.Sse.IsSupported)
         {
-            unsafe { System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref _arrivalJumps[slot])); }
+            unsafe
+            {
+                // Both ends: an array's elements start 8-byte aligned, so a 16-byte record can cross a line.
+                byte* r = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _arrivalJumps[slot]);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(r);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(r + System.Runtime.CompilerServices.Unsafe.SizeOf<ArrivalJump>() - 1);
+            }
         }
         return slot;
     }
@@ -839,7 +845,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         FlatEntry[] all = Entries;
         int at = _arrivalStart + id;
         if (id < 0 || (uint)at >= (uint)all.Length) return -1;
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[at]));
+        Netfilter.PrefetchEntry(all, at);
         return at;
     }
 

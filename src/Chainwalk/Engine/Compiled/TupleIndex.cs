@@ -188,7 +188,12 @@ public sealed class TupleIndex
     {
         if ((uint)slot >= (uint)_slots.Length) return;
         uint first = (uint)_slots[slot].First;
-        if (_slots[slot].Tag != 0 && first < (uint)_entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _entries[first]));
+        if (_slots[slot].Tag == 0 || first >= (uint)_entries.Length) return;
+        // Both ends of the 32-byte entry: an array's elements start 8-byte aligned, so an entry can cross a line (its Id,
+        // which the probe reads first, is at its end).
+        byte* at = (byte*)Unsafe.AsPointer(ref _entries[first]);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + Unsafe.SizeOf<Entry>() - 1);
     }
 
     /// <summary>The hash slots of all groups (positions <see cref="PrefetchFirstGroup(in FlowKey)"/> returns are below this).</summary>
