@@ -131,6 +131,26 @@ public class ClassWalkTests
         two.CompiledSide.ClassReplays.ShouldBe(0);
     }
 
+    /// <summary>
+    /// A -P is no rule edit (the form stays trusted): a path that ends at the policy reads it at each replay, for a packet
+    /// whose mark and state the walk remembered just before.
+    /// </summary>
+    [Fact]
+    public void A_policy_changed_between_replays_is_read_again()
+    {
+        var two = new CompiledClassificationTests.Pair(string.Format(System.Globalization.CultureInfo.InvariantCulture, Head, "DROP") + Marks + "COMMIT\n");
+        var entry = new ConnEntry(default, default);
+        foreach (string policy in new[] { "DROP", "ACCEPT", "DROP", "ACCEPT" })
+        {
+            two.Edit(r => new RulesetEditor(r).SetPolicy("filter", "FORWARD", policy));
+            for (int k = 0; k < 3; k++)
+            {
+                two.WalkTracked(Syn, "filter", Hook.Forward, CtInfo.New, entry, 0).Kind.ShouldBe(policy == "DROP" ? VerdictKind.Drop : VerdictKind.Accept);
+            }
+        }
+        two.CompiledSide.ClassReplays.ShouldBe(11);
+    }
+
     /// <summary>Between packets: a rule replaced, one inserted that is not a class rule and deleted again, the policy flipped, counters zeroed.</summary>
     [Fact]
     public void Edits_and_policy_changes_between_replays_are_seen()
