@@ -1,6 +1,7 @@
 using Chainwalk.Conntrack;
 using Chainwalk.Engine;
 using Chainwalk.Engine.Compiled;
+using Chainwalk.Host;
 using Chainwalk.Rules;
 using Chainwalk.Tests.Support;
 using Chainwalk.Wire;
@@ -149,6 +150,60 @@ public class ClassWalkTests
             }
         }
         two.CompiledSide.ClassReplays.ShouldBe(11);
+    }
+
+    /// <summary>kube-proxy's nat POSTROUTING with the PREROUTING that marks (KUBE-MARK-MASQ for a source outside the pod range).</summary>
+    private const string KubeNat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        + ":KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-SERVICES - [0:0]\n"
+        + "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+        + "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n"
+        + "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n"
+        + "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
+        + "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n"
+        + "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE\n"
+        + "-A KUBE-SERVICES ! -s 192.168.1.0/25 -d 10.0.0.0/24 -p tcp -m tcp --dport 80 -j KUBE-MARK-MASQ\n"
+        + "COMMIT\n";
+
+    /// <summary>
+    /// The whole pipeline with conntrack and NAT, class walk on against off (the same compiled form otherwise): new
+    /// connections from sources that are and are not marked, with arriving marks, through filter FORWARD (kube's, a class
+    /// chain) and nat POSTROUTING (a class chain that ends in MASQUERADE, executed again at each replay: each connection
+    /// its own source port binding), and their later packets. Fates, the packets sent (NATed bytes), every counter.
+    /// </summary>
+    [Fact]
+    public void Kube_connections_through_the_pipeline_are_the_walks()
+    {
+        (VirtualHost Host, Netfilter Nf) Side(bool classWalk)
+        {
+            VirtualHost host = EngineHost.Create(Kube.Replace("*filter", "*filter", StringComparison.Ordinal) + KubeNat);
+            var nf = new Netfilter(host) { ClassWalk = classWalk };
+            _ = Chainwalk.Conntrack.ConntrackLoader.Enable(nf) ?? throw new InvalidOperationException("conntrack not loaded");
+            nf.Compiled = CompiledRules.Build(host.V4);
+            return (host, nf);
+        }
+        (VirtualHost hostOn, Netfilter on) = Side(true);
+        (VirtualHost hostOff, Netfilter off) = Side(false);
+        double now = 1000;
+        string Describe(PacketResult r) =>
+            string.Join(',', r.Fate) + " " + string.Join(' ', r.Outputs.Select(o => o.Interface + ":" + Convert.ToHexString(o.Bytes)));
+        for (int n = 0; n < 48; n++)
+        {
+            // Sources in the unmarked half (.2-.126) and outside it (.130-.254); destinations 10.0.0.x port 80 and 81.
+            byte source = (byte)(n % 3 == 0 ? 2 + n : 130 + n);
+            ushort port = (ushort)(n % 4 == 3 ? 81 : 80);
+            uint mark = n % 5 == 4 ? 0x4000u : n % 7 == 6 ? 0x1u : 0u;
+            byte[] syn = PacketBuilder.Ipv4($"192.168.1.{source}", $"10.0.0.{20 + n % 5}").Tcp((ushort)(40000 + n), port, TcpFlags.Syn, seq: 100).Build();
+            now += 0.5;
+            foreach (byte[] bytes in new[] { syn, syn })
+            {
+                PacketInput Input() => new() { Bytes = (byte[])bytes.Clone(), InInterface = "eth1", SourceMac = 0x02_00_00_00_00_99, At = now, Mark = mark };
+                string a = Describe(on.Process(Input())), b = Describe(off.Process(Input()));
+                a.ShouldBe(b, $"connection {n}");
+            }
+            EngineHost.Counters(hostOn).ShouldBe(EngineHost.Counters(hostOff), $"connection {n}");
+        }
+        on.ClassReplays.ShouldBeGreaterThan(40);
+        off.ClassReplays.ShouldBe(0);
     }
 
     /// <summary>Between packets: a rule replaced, one inserted that is not a class rule and deleted again, the policy flipped, counters zeroed.</summary>
