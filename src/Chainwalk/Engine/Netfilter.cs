@@ -1172,6 +1172,9 @@ public sealed partial class Netfilter
         public Chain? Chain;
         public Compiled.CompiledRules? Form;
         public int Number;
+
+        /// <summary>Whether the base chain is a class chain, and its remembered paths (ClassWalk.cs).</summary>
+        public ClassWalkMemo? Class;
     }
 
     private readonly WalkStart[] _walkStarts = new WalkStart[5 * 5];
@@ -1184,6 +1187,7 @@ public sealed partial class Netfilter
             start.Table = table;
             start.Chain = table.Find(hook.ChainName());
             start.Form = null;
+            start.Class = null;
         }
         Chain? chain = start.Chain;
         if (chain is null) return Verdict.Accept;
@@ -1204,7 +1208,7 @@ public sealed partial class Netfilter
             }
             int number = start.Number;
             if (number >= 0 && flatForm.Spans[number].Worth && Chainwalk.Engine.Compiled.FlowKey.TryRead(skb.Packet, out Compiled.FlowKey flatKey))
-                return WalkFlat(ctx, table, chain, number, flatForm, ref flatKey); // by ref: a key just stored field by field and copied whole stalls
+                return WalkFlatOrClass(ctx, table, chain, number, flatForm, ref flatKey, ref start.Class); // by ref: a key just stored field by field and copied whole stalls
         }
         int sp = 0;
         int i = 0;

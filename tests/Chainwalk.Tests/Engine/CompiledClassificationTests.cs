@@ -39,6 +39,9 @@ public class CompiledClassificationTests
 
         public CompiledRules Compiled { get; private set; }
 
+        /// <summary>The compiled side's pipeline.</summary>
+        public Netfilter CompiledSide => _compiled;
+
         /// <summary>The linear side's rules and the compiled side's.</summary>
         public Ruleset A => _a;
 
