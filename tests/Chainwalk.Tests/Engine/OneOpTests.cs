@@ -1,6 +1,7 @@
 using Chainwalk.Engine;
 using Chainwalk.Engine.Compiled;
 using Chainwalk.Net;
+using Chainwalk.Rules;
 using Chainwalk.Tests.Support;
 using Chainwalk.Wire;
 using Shouldly;
