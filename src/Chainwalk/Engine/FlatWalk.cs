@@ -576,15 +576,19 @@ public sealed partial class Netfilter
                     return key.SourcePort >= (ushort)e.A && key.SourcePort <= e.A >> 16
                         && key.DestinationPort >= (ushort)e.B && key.DestinationPort <= e.B >> 16;
                 case FlatOp.Random:
-                    return Draw(ctx.Random, e.A);
+                    return Draw(ctx, e.A);
             }
         }
         return MatchOps(ctx, in e, in key);
     }
 
-    /// <summary>statistic --mode random (<see cref="StatisticMatch.RandomMode"/>, not inverted): one draw below the probability. A call of its own, so the walk's loop stays small.</summary>
+    /// <summary>
+    /// statistic --mode random (<see cref="StatisticMatch.RandomMode"/>, not inverted): one draw below the probability. A call
+    /// of its own, so the walk's loop stays small; the context's generator read here, where its getters are inlined (in
+    /// the walk, past the JIT's inlining budget, <c>PacketContext.Random</c> was a call of its own).
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static bool Draw(Random random, uint probability) => (SeededRandom.U32(random) & 0x7FFFFFFF) < probability;
+    private static bool Draw(PacketContext ctx, uint probability) => (SeededRandom.U32(ctx.Random) & 0x7FFFFFFF) < probability;
 
     /// <summary>The matches of a rule's flat entry in the rule's order (<see cref="FlatEntry.Ops"/>): inline ones from the entry, the others through their <see cref="MatchUse"/>.</summary>
     private static bool MatchOps(PacketContext ctx, in FlatEntry e, in FlowKey key)
