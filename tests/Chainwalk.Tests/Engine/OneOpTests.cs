@@ -50,6 +50,7 @@ public class OneOpTests
         var sb = new System.Text.StringBuilder(Header);
         int services = 12;
         var ports = new List<(int Lo, int Hi)>();
+        var protos = new List<string>();
         for (int s = 0; s < services; s++)
         {
             int k = 1 + rnd.Next(6);
@@ -61,6 +62,7 @@ public class OneOpTests
             int lo = rnd.Next(1, 3000), hi = lo + rnd.Next(0, 40);
             ports.Add((lo, hi));
             string proto = rnd.Next(3) == 0 ? "udp" : "tcp";
+            protos.Add(proto);
             // The service's entry: a one-op port test (comment first or not), sometimes the source port too.
             string sport = rnd.Next(3) == 0 ? $" --sport {lo}:{hi}" : "";
             sb.Append($"-A FORWARD -p {proto}{(rnd.Next(2) == 0 ? " -m comment --comment svc" : "")} -m {proto}{sport} --dport {lo}:{hi} -j S{s}\n");
@@ -69,6 +71,12 @@ public class OneOpTests
         {
             int k = 0;
             while (sb.ToString().Contains($":E{s}x{k} ")) k++;
+            // The service chain's first rule (kube's masquerade rule: a one-op port test in a chain without an index, so the
+            // walk tests it itself), its range at most two ports inside the one that led here, its edges hit.
+            var (plo, phi) = ports[s];
+            int ilo = Math.Min(plo + rnd.Next(3), phi), ihi = Math.Max(phi - rnd.Next(3), ilo);
+            string isport = rnd.Next(3) == 0 ? $" --sport {ilo}:{ihi}" : "";
+            sb.Append($"-A S{s} ! -s 10.9.0.0/16 -p {protos[s]}{(rnd.Next(2) == 0 ? " -m comment --comment m" : "")} -m {protos[s]}{isport} --dport {ilo}:{ihi} -j MARK --set-xmark 0x100/0x100\n");
             for (int e = 0; e < k; e++)
             {
                 string comment = rnd.Next(4) switch { 0 => "", 1 => " -m comment --comment x", 2 => "", _ => " -m comment --comment y" };
@@ -78,7 +86,8 @@ public class OneOpTests
                     1 => " -m statistic --mode random ! --probability 0.3",
                     2 => " -m statistic --mode nth --every 3 --packet 1",
                     3 => " -m comment --comment a -m comment --comment b -m statistic --mode random --probability 0.4",
-                    4 => " -p tcp -m tcp --dport 1:65535 -m statistic --mode random --probability 0.5",
+                    4 => rnd.Next(2) == 0 ? " -p tcp -m tcp --dport 1:1500 -m statistic --mode random --probability 0.5"
+                        : " -m statistic --mode random --probability 0.5 -p tcp -m tcp --dport 1:1500",
                     5 => " -m mark --mark 0x1 -m statistic --mode random --probability 0.6",
                     6 => " -m statistic --mode random --probability 0",
                     7 => " -m statistic --mode random --probability 1",
