@@ -584,8 +584,8 @@ public sealed partial class Netfilter
 
     /// <summary>
     /// statistic --mode random (<see cref="StatisticMatch.RandomMode"/>, not inverted): one draw below the probability. A call
-    /// of its own, so the walk's loop stays small; the context's generator read here, where its getters are inlined (in
-    /// the walk, past the JIT's inlining budget, <c>PacketContext.Random</c> was a call of its own).
+    /// of its own, so the walk's loop stays small; the context's generator read here, in a small method (perf showed
+    /// <c>PacketContext.Random</c> as a call of its own when the walk read it).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static bool Draw(PacketContext ctx, uint probability) => (SeededRandom.U32(ctx.Random) & 0x7FFFFFFF) < probability;
