@@ -186,7 +186,7 @@ public sealed partial class Netfilter
             {
                 // The header here; the matches' list (a call) only when the entry has one (kube: a rule whose matches are
                 // comments only, or a trailing comment, has none).
-                ok = HeaderMatches(in e, in key) && (e.Ops == 0 || MatchOps(ctx, in e, in key));
+                ok = HeaderMatches(in e, in key) && (e.Ops == 0 || OneOp(ctx, in e, in key));
             }
             else
             {
@@ -553,6 +553,42 @@ public sealed partial class Netfilter
         if ((((ulong)(key.Destination ^ e.Destination) >> e.DestinationShift) == 0) == ((e.Flags & FlatFlags.DestinationInverted) != 0)) return false;
         return (e.Flags & FlatFlags.Protocol) == 0 || ((key.Protocol == e.Protocol) != ((e.Flags & FlatFlags.ProtocolInverted) != 0));
     }
+
+    /// <summary>Off: every match list through <see cref="MatchOps"/> (for an A/B in one process; not a behaviour switch).</summary>
+    internal static bool OneOpOff;
+
+    /// <summary>
+    /// The match list of an entry whose only test is one port range or one random draw after at most one comment (kube: the
+    /// KUBE-SVC-… chain's endpoint rules, its masquerade rule's --dport, KUBE-SEP-…'s DNAT rule's -m tcp), tested here
+    /// without <see cref="MatchOps"/>' loop and dispatch; any other list through it. The same tests, in the same order
+    /// (one op, so one draw at most), as <see cref="MatchOps"/> makes them.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool OneOp(PacketContext ctx, in FlatEntry e, in FlowKey key)
+    {
+        uint ops = e.Ops;
+        // One test, at position 0 or after a comment at 0 (Skip = 1): its kind in the top nibble.
+        if ((ops < 0x10 || ops < 0x100 && (ops & 0xF) == (uint)FlatOp.Skip) && !OneOpOff)
+        {
+            switch ((FlatOp)(ops >> (ops < 0x10 ? 0 : 4)))
+            {
+                case FlatOp.Ports:
+                    return key.SourcePort >= (ushort)e.A && key.SourcePort <= e.A >> 16
+                        && key.DestinationPort >= (ushort)e.B && key.DestinationPort <= e.B >> 16;
+                case FlatOp.Random:
+                    return Draw(ctx, e.A);
+            }
+        }
+        return MatchOps(ctx, in e, in key);
+    }
+
+    /// <summary>
+    /// statistic --mode random (<see cref="StatisticMatch.RandomMode"/>, not inverted): one draw below the probability. A call
+    /// of its own, so the walk's loop stays small; the context's generator read here, in a small method (perf showed
+    /// <c>PacketContext.Random</c> as a call of its own when the walk read it).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool Draw(PacketContext ctx, uint probability) => (SeededRandom.U32(ctx.Random) & 0x7FFFFFFF) < probability;
 
     /// <summary>The matches of a rule's flat entry in the rule's order (<see cref="FlatEntry.Ops"/>): inline ones from the entry, the others through their <see cref="MatchUse"/>.</summary>
     private static bool MatchOps(PacketContext ctx, in FlatEntry e, in FlowKey key)
