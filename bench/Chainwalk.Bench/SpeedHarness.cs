@@ -78,6 +78,7 @@ public static class SpeedHarness
         string output = Arg(args, "--out") ?? "speed.json";
         Directory.CreateDirectory(cache);
         string only = Arg(args, "--only") ?? "";
+        _burstMode = Arg(args, "--burst") ?? "";
         // The ClassBench files are needed by the classification figures only.
         string corpus = only is "" or "classbench" or "probe" or "indexloop" or "keyloop" ? CorpusLocator.Corpus : "";
         // Tuning knobs of the tuple index, for experiments (the defaults are what the engine uses).
@@ -1230,20 +1231,32 @@ public static class SpeedHarness
     /// next call with the same arguments: bench/inproc_ab.sh calls each build's harness in turn, so every call after the
     /// first times its rounds at once, and the two builds alternate every few rounds instead of every set-up.
     /// </summary>
-    private static (string Args, Netfilter Pipe, PacketInput[] Inputs, PacketResult Reused, int Rounds)? _roundsKept;
+    private static (string Args, Netfilter Pipe, PacketInput[] Inputs, PacketResult Reused, int Rounds, PacketResult[] Burst)? _roundsKept;
 
-    private static int EstablishedRounds(Netfilter pipe, PacketInput[] ackIn, PacketResult reused, int rounds, int first)
+    /// <summary>
+    /// <c>--burst 1</c>: the rounds go through the burst entry point (<see cref="BurstSize"/> at a time) instead of packet by
+    /// packet; <c>--burst ab</c>: even rounds packet by packet, odd rounds a burst at a time (the two entry points of one
+    /// build interleaved in one process). Anything else: packet by packet.
+    /// </summary>
+    private static string _burstMode = "";
+
+    /// <summary>Whether round <paramref name="round"/> goes a burst at a time (<see cref="_burstMode"/>; never without the entry point).</summary>
+    private static bool BurstRound(int round) => BurstInto is not null && (_burstMode == "1" || (_burstMode == "ab" && round % 2 == 1));
+
+    private static int EstablishedRounds(Netfilter pipe, PacketInput[] ackIn, PacketResult reused, int rounds, int first, PacketResult[] burstResults)
     {
         int flows = ackIn.Length;
         int passes = Math.Max(1, 200_000 / flows);
         for (int round = first; round < first + rounds; round++)
         {
+            bool burst = BurstRound(round);
             var c = new Clock();
             for (int pass = 0; pass < passes; pass++)
             {
-                for (int f = 0; f < flows; f++) ProcessInto(pipe, ackIn[f], reused);
+                if (burst) BurstAll(pipe, ackIn, burstResults);
+                else for (int f = 0; f < flows; f++) ProcessInto(pipe, ackIn[f], reused);
             }
-            Log($"round {round}: {(double)flows * passes / c.CpuSeconds / 1e6:F3} Mpps, fate {FateOf(reused)}");
+            Log($"round {round}: {(double)flows * passes / c.CpuSeconds / 1e6:F3} Mpps, fate {FateOf(burst ? burstResults[0] : reused)}{(burst ? ", burst" : "")}");
         }
         return 0;
     }
@@ -1255,7 +1268,7 @@ public static class SpeedHarness
         {
             int n = int.Parse(again, CultureInfo.InvariantCulture);
             _roundsKept = kept with { Rounds = kept.Rounds + n };
-            return EstablishedRounds(kept.Pipe, kept.Inputs, kept.Reused, n, kept.Rounds);
+            return EstablishedRounds(kept.Pipe, kept.Inputs, kept.Reused, n, kept.Rounds, kept.Burst);
         }
         var (text, svcs, _) = KubeProxyRules.Generate(services, seed: services);
         VirtualHost fwd = ForwardingHost();
@@ -1294,8 +1307,8 @@ public static class SpeedHarness
             // Rounds of the per-packet pass alone ("round N: X Mpps", for bench/inproc_ab.sh and perf): the same packets
             // each round, thread CPU time per round; the parts below are not timed. The set-up is kept for the next call.
             int rounds = int.Parse(roundsArg, CultureInfo.InvariantCulture);
-            _roundsKept = (argsKey, pipe, ackIn, reused, rounds);
-            return EstablishedRounds(pipe, ackIn, reused, rounds, 0);
+            _roundsKept = (argsKey, pipe, ackIn, reused, rounds, burstResults);
+            return EstablishedRounds(pipe, ackIn, reused, rounds, 0, burstResults);
         }
         double whole = double.MaxValue, burst = double.MaxValue;
         {
@@ -1399,6 +1412,7 @@ public static class SpeedHarness
             synIn[f] = ClientPacket(s, f, TcpFlags.Syn, seq: 1000);
         }
         var reused = new PacketResult();
+        PacketResult[] burstResults = NewBurstResults();
         string? fate = null;
         // CW_FLAT_AB=1: rounds alternate the flat walk on and off (Netfilter.FlatWalk, found by reflection so that this
         // harness still builds against a tree without it): old and new walk interleaved in one process.
@@ -1433,14 +1447,23 @@ public static class SpeedHarness
                 a0 = GC.GetAllocatedBytesForCurrentThread();
                 (g0, g1, g2) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
             }
+            bool burst = BurstRound(round);
             var sw = new Clock();
-            for (int f = 0; f < flows; f++)
+            if (burst)
             {
-                PacketResult res = ProcessInto(pipe, timed is null ? synIn[f] : timed[f], reused);
-                fate ??= FateOf(res);
+                BurstAll(pipe, timed ?? synIn, burstResults);
+                fate ??= FateOf(burstResults[0]);
+            }
+            else
+            {
+                for (int f = 0; f < flows; f++)
+                {
+                    PacketResult res = ProcessInto(pipe, timed is null ? synIn[f] : timed[f], reused);
+                    fate ??= FateOf(res);
+                }
             }
             double s = sw.CpuSeconds;
-            Log($"round {round}: {flows / s / 1e6:F3} Mpps, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}{(flatWalk is null ? "" : round % 2 == 0 ? ", flat walk" : ", index walk")}{(ab is null ? "" : round % 2 == 0 ? ", ab old" : ", ab new")}");
+            Log($"round {round}: {flows / s / 1e6:F3} Mpps{(burst ? " (burst)" : "")}, {(double)(GC.GetAllocatedBytesForCurrentThread() - a0) / flows:F0} B/packet, gc {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, fate {fate}{(flatWalk is null ? "" : round % 2 == 0 ? ", flat walk" : ", index walk")}{(ab is null ? "" : round % 2 == 0 ? ", ab old" : ", ab new")}");
         }
         return 0;
     }

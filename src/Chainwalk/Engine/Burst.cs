@@ -17,10 +17,10 @@ namespace Chainwalk.Engine;
 public sealed partial class Netfilter
 {
     /// <summary>Packets ahead whose input object is fetched.</summary>
-    private const int BurstInputAhead = 10;
+    private const int BurstInputAhead = 12;
 
     /// <summary>Packets ahead whose input bytes are fetched (read from the input object fetched before).</summary>
-    private const int BurstBytesAhead = 7;
+    private const int BurstBytesAhead = 9;
 
     /// <summary>Packets ahead whose conntrack slot is fetched (their tuple hashed from the bytes fetched before).</summary>
     private const int BurstSlotAhead = 4;
@@ -29,18 +29,17 @@ public sealed partial class Netfilter
     private const int BurstEntryAhead = 2;
 
     /// <summary>
-    /// Packets ahead whose first rule-walk lookup (the arrival index's filter word and slot: kube-proxy's KUBE-SERVICES) is
-    /// fetched, for a new connection's first packet (CompiledRules.PrefetchArrival; other packets: nothing).
+    /// Packets ahead whose first rule-walk lookup (the arrival index's filter word and slot: kube-proxy's KUBE-SERVICES, and
+    /// the form's arrival record of the slot, <see cref="ArrivalJump"/>) is fetched, for a new connection's first packet
+    /// (CompiledRules.PrefetchArrival; other packets: nothing).
     /// </summary>
-    private const int BurstArrivalAhead = 6;
+    private const int BurstArrivalAhead = 4;
 
-    /// <summary>Packets ahead whose arrival index bucket is fetched (read from the slot fetched before).</summary>
-    private const int BurstBucketAhead = 4;
-
-    /// <summary>Packets ahead whose candidate rule's flat entry is fetched (named by the bucket fetched before).</summary>
-    private const int BurstCandidateAhead = 3;
-
-    /// <summary>Packets ahead whose candidate's jump is fetched: the entered chain's span, first entries, target slot (kube: KUBE-SVC-…).</summary>
+    /// <summary>
+    /// Packets ahead whose arrival bucket and, from the arrival record (fetched before), the candidate rule's entry and the
+    /// chain it enters are fetched: span, first entries, target slot, call-order neighbours (kube: KUBE-SVC-… and its
+    /// endpoints' KUBE-SEP-… chains), as a single packet's <see cref="PrefetchWalkService"/> does at its start.
+    /// </summary>
     private const int BurstServiceAhead = 2;
 
     /// <summary>Packets ahead whose entered chain's first rules' jumps are fetched (kube: the endpoints' KUBE-SEP-… chains and DNAT data).</summary>
@@ -94,12 +93,16 @@ public sealed partial class Netfilter
         if (top) ct?.PacketStarts();
         Span<long> tokens = stackalloc long[BurstRing];
         Span<int> arrivals = stackalloc int[BurstRing];
-        Span<int> candidates = stackalloc int[BurstRing];
+        Span<uint> tags = stackalloc uint[BurstRing];
+        Span<int> services = stackalloc int[BurstRing];
         CompiledRules? walk = Compiled;
         int n = inputs.Length;
         // The first input objects are asked for together before the first of them is read (the arrival test reads them).
         for (int j = 0; j < n && j < BurstInputAhead; j++) PrefetchObject(inputs[j]);
-        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j]);
+        // Then their bytes (each object's first field: independent loads in flight together), before the arrival test
+        // below reads the first packets' headers.
+        for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
+        for (int j = 0; j < n && j < BurstArrivalAhead; j++) arrivals[j] = Arrival(walk, inputs[j], out tags[j]);
         int hinted = -1;
         for (int j = 0; j < n && j < BurstArrivalAhead; j++)
         {
@@ -125,7 +128,6 @@ public sealed partial class Netfilter
             }
             return;
         }
-        for (int j = 0; j < n && j < BurstBytesAhead; j++) PrefetchBytes(inputs[j].Bytes);
         for (int j = 0; j < n && j < BurstSlotAhead; j++) tokens[j] = ct?.Prefetch(inputs[j].Bytes) ?? -1;
         for (int j = 0; j < n && j < BurstEntryAhead; j++)
         {
@@ -133,20 +135,18 @@ public sealed partial class Netfilter
         }
         if (walk is not null && hinted >= 0)
         {
-            for (int j = 0; j < n && j < BurstBucketAhead; j++) walk.PrefetchArrivalMore(arrivals[j]);
-            for (int j = 0; j < n && j < BurstCandidateAhead; j++) candidates[j] = walk.PrefetchArrivalCandidate(arrivals[j]);
-            for (int j = 0; j < n && j < BurstServiceAhead; j++) PrefetchService(walk, candidates[j]);
-            for (int j = 0; j < n && j < BurstEndpointsAhead; j++) PrefetchEndpoints(walk, candidates[j]);
+            for (int j = 0; j < n && j < BurstServiceAhead; j++) services[j] = PrefetchService(walk, arrivals[j], tags[j]);
+            for (int j = 0; j < n && j < BurstEndpointsAhead; j++) PrefetchArrivalEndpoints(walk, services[j]);
         }
         if (!top)
         {
-            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, tags, services);
             return;
         }
         Current = _inBurst;
         try
         {
-            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, candidates);
+            Packets(inputs, results, ct, walk, hinted, tokens, arrivals, tags, services);
         }
         finally
         {
@@ -161,7 +161,7 @@ public sealed partial class Netfilter
     /// Whether a skipped step leaves an older candidate in the ring does not matter: every step is a hint, range-checked.
     /// </remarks>
     private void Packets(ReadOnlySpan<PacketInput> inputs, ReadOnlySpan<PacketResult> results, IConntrackHooks? ct, CompiledRules? walk,
-        int hinted, Span<long> tokens, Span<int> arrivals, Span<int> candidates)
+        int hinted, Span<long> tokens, Span<int> arrivals, Span<uint> tags, Span<int> services)
     {
         int n = inputs.Length;
         // Only a packet handed over parsed is rewritten in place (others are copied first): while none has run, no packet
@@ -176,18 +176,14 @@ public sealed partial class Netfilter
             if (walk is not null)
             {
                 int a = i + BurstArrivalAhead;
-                if (a < n && (arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a])) >= 0) hinted = a;
+                if (a < n && (arrivals[a & (BurstRing - 1)] = Arrival(walk, inputs[a], out tags[a & (BurstRing - 1)])) >= 0) hinted = a;
             }
             if (hinted > i)
             {
-                int b = i + BurstBucketAhead;
-                if (b < n) walk!.PrefetchArrivalMore(arrivals[b & (BurstRing - 1)]);
-                int c = i + BurstCandidateAhead;
-                if (c < n) candidates[c & (BurstRing - 1)] = walk!.PrefetchArrivalCandidate(arrivals[c & (BurstRing - 1)]);
                 int d = i + BurstServiceAhead;
-                if (d < n) PrefetchService(walk!, candidates[d & (BurstRing - 1)]);
+                if (d < n) services[d & (BurstRing - 1)] = PrefetchService(walk!, arrivals[d & (BurstRing - 1)], tags[d & (BurstRing - 1)]);
                 int f = i + BurstEndpointsAhead;
-                if (f < n) PrefetchEndpoints(walk!, candidates[f & (BurstRing - 1)]);
+                if (f < n) PrefetchArrivalEndpoints(walk!, services[f & (BurstRing - 1)]);
             }
             long own = -1;
             if (ct is not null)
@@ -227,46 +223,53 @@ public sealed partial class Netfilter
     }
 
     /// <summary>
-    /// The candidate entry's jump (fetched a packet before): the entered chain's span, its first four entries and its
-    /// first target slot, as the walk's own prefetch of an index's candidate does. Hints only.
+    /// The arrival lookup's second step (its slot and record fetched a few packets before): the bucket, and from the
+    /// record the candidate's entry and the chain it enters (<see cref="PrefetchArrivalService"/>). Returns that chain's
+    /// number for the endpoints' step, or -1. Hints only.
     /// </summary>
-    private static void PrefetchService(CompiledRules walk, int at)
+    private static int PrefetchService(CompiledRules walk, int token, uint tag)
     {
-        FlatEntry[] all = walk.Entries;
-        if ((uint)at < (uint)all.Length) PrefetchJump(all, walk.Spans, walk.Targets, in all[at], 4);
+        if (token < 0) return -1;
+        walk.PrefetchArrivalMore(token);
+        return PrefetchArrivalService(walk, token, tag);
+    }
+
+    /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival: slot and record), or -1.</summary>
+    /// <remarks>
+    /// The arrival index's own first test (an IPv4 TCP segment with SYN and without ACK) is made here first, on bytes fetched
+    /// before: an established packet costs two byte reads instead of a call.
+    /// </remarks>
+    private static int Arrival(CompiledRules? walk, PacketInput input, out uint tag)
+    {
+        tag = 0;
+        if (walk is null || input.Local) return -1;
+        byte[] b = input.Bytes;
+        if (b.Length < 40 || b[9] != 6 || (b[33] & 0x12) != 0x02) return -1;
+        return walk.PrefetchArrival(b, out tag);
     }
 
     /// <summary>
-    /// The chain the candidate jumps to (its span and entries fetched a packet before): what its first rules lead to, as
-    /// entering it does (<see cref="PrefetchFirst"/>: kube's endpoints' KUBE-SEP-… chains and the first one's DNAT data). Hints only.
+    /// A hint: the lines of an input object's fields (≈ 100 bytes after its method table pointer: up to three lines; Run
+    /// reads <see cref="PacketInput.Parsed"/> and <see cref="PacketInput.At"/> past the first), by its address alone.
     /// </summary>
-    private static void PrefetchEndpoints(CompiledRules walk, int at)
-    {
-        FlatEntry[] all = walk.Entries;
-        if ((uint)at >= (uint)all.Length) return;
-        ref FlatEntry e = ref all[at];
-        FlatSpan[] spans = walk.Spans;
-        if (e.Target is not (FlatTarget.Jump or FlatTarget.Goto) || (uint)e.Jump >= (uint)spans.Length) return;
-        ref FlatSpan s = ref spans[e.Jump];
-        if (s.Start >= 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, walk.Targets, e.Jump, s.Start, s.Count);
-    }
-
-    /// <summary>The arrival index's first step for a packet coming in (CompiledRules.PrefetchArrival), or -1.</summary>
-    private static int Arrival(CompiledRules? walk, PacketInput input) =>
-        walk is null || input.Local ? -1 : walk.PrefetchArrival(input.Bytes);
-
-    /// <summary>A hint: the first cache line of an object (its fields), by its address alone.</summary>
     private static unsafe void PrefetchObject(PacketInput input)
     {
         if (!Sse.IsSupported) return;
-        Sse.Prefetch0(*(void**)Unsafe.AsPointer(ref input));
+        byte* at = *(byte**)Unsafe.AsPointer(ref input);
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + 56);
+        Sse.Prefetch0(at + 100);
     }
 
-    /// <summary>A hint: the first cache lines of a packet's bytes (its IP and transport headers); the array is not read.</summary>
+    /// <summary>
+    /// A hint: the first cache lines of a packet's bytes (its IP and transport headers); the array is not read. Its address
+    /// is taken from the reference alone: <c>MemoryMarshal.GetArrayDataReference</c> made the JIT check the array for null
+    /// by reading its first byte, a demand miss per packet (the burst's largest wait out of the cache, perf of kube 10k).
+    /// </summary>
     private static unsafe void PrefetchBytes(byte[] bytes)
     {
         if (!Sse.IsSupported) return;
-        byte* at = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(bytes));
+        byte* at = *(byte**)Unsafe.AsPointer(ref bytes) + 2 * sizeof(nint);
         Sse.Prefetch0(at);
         Sse.Prefetch0(at + 63);
     }

@@ -62,17 +62,43 @@ public sealed partial class Netfilter
     /// chain's first rules lead to is left to the walk's own <see cref="PrefetchFirst"/> on entering it: asked for here
     /// after conntrack (session 11), it read the chain's entries while they were still on their way (a wait of its own).
     /// </summary>
-    private unsafe void PrefetchWalkService(CompiledRules form)
+    private void PrefetchWalkService(CompiledRules form)
     {
         int token = _walkArrivalToken;
         _walkArrivalToken = -1;
-        if (!form.ArrivalJumpOf(token, _walkArrivalTag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        PrefetchArrivalService(form, token, _walkArrivalTag);
+    }
+
+    /// <summary>
+    /// <see cref="PrefetchWalkService"/>'s fetches for the arrival lookup <paramref name="token"/> with tag
+    /// <paramref name="tag"/> (<see cref="CompiledRules.PrefetchArrival(ReadOnlySpan{byte}, out uint)"/>; its record's
+    /// line fetched before): returns the entered chain's number when its lines were asked for (the burst then fetches
+    /// what its first rules lead to, <see cref="PrefetchArrivalEndpoints"/>), else -1. Hints only.
+    /// </summary>
+    internal static int PrefetchArrivalService(CompiledRules form, int token, uint tag)
+    {
+        if (!form.ArrivalJumpOf(token, tag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
         FlatEntry[] all = form.Entries;
-        if ((uint)j.At >= (uint)all.Length) return;
+        if ((uint)j.At >= (uint)all.Length) return -1;
         PrefetchEntry(all, j.At);
-        if (j.Jump < 0 || all.Length < PrefetchFromEntries) return;
+        if (j.Jump < 0 || all.Length < PrefetchFromEntries) return -1;
         PrefetchJump(all, form.Spans, form.Targets, j.Jump, j.JumpStart, 4);
         if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, j.Jump, j.JumpStart);
+        return j.Jump;
+    }
+
+    /// <summary>
+    /// A burst's step after <see cref="PrefetchArrivalService"/> (a packet or two later, once chain <paramref name="number"/>'s
+    /// span and first entries are in): what its first rules lead to, as entering it does (<see cref="PrefetchFirst"/>:
+    /// kube's endpoints' KUBE-SEP-… chains and the first one's DNAT data). Hints only, range-checked.
+    /// </summary>
+    internal static void PrefetchArrivalEndpoints(CompiledRules form, int number)
+    {
+        FlatSpan[] spans = form.Spans;
+        FlatEntry[] all = form.Entries;
+        if ((uint)number >= (uint)spans.Length) return;
+        ref FlatSpan s = ref spans[number];
+        if (s.Start >= 0 && s.Count > 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, form.Targets, number, s.Start, s.Count);
     }
 
     /// <summary>

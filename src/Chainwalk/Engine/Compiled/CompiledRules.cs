@@ -832,23 +832,6 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         if (token >= 0) _arrival?.PrefetchBucket(token);
     }
 
-    /// <summary>
-    /// The third step (a burst's, a packet later than <see cref="PrefetchArrivalMore"/>): the flat entry of the rule the
-    /// fetched bucket's first entry names (kube: the service's KUBE-SERVICES rule, whose jump the walk follows). Returns
-    /// where that entry is in <see cref="Entries"/>, or -1. Whether the rule is the packet's is not checked; a chain
-    /// without entries, or an index edited since the build, makes it a wasted fetch. Changes nothing.
-    /// </summary>
-    internal unsafe int PrefetchArrivalCandidate(int token)
-    {
-        if (token < 0 || _arrivalStart < 0 || _arrival is not { } t || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
-        int id = t.BucketFirstId(token);
-        FlatEntry[] all = Entries;
-        int at = _arrivalStart + id;
-        if (id < 0 || (uint)at >= (uint)all.Length) return -1;
-        Netfilter.PrefetchEntry(all, at);
-        return at;
-    }
-
     // ------------------------------------------------------------------ the flat form (one entries array, a span per chain)
 
     /// <summary>Per chain, by number: where its entries are, its index, its edits (no object per chain).</summary>
