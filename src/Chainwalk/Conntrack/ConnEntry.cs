@@ -417,10 +417,14 @@ public sealed class ConnEntry
     /// <summary>The table holding the entry (null when in none), and its neighbours in the table's insertion order.</summary>
     internal ConntrackTable? Owner { get; set; }
 
-    /// <summary>The next older entry in the table's insertion order; for a removed entry, the next one in the table's pool list.</summary>
+    /// <summary>For a removed entry, the next one in the table's pool list.</summary>
     internal ConnEntry? Older { get; set; }
 
-    internal ConnEntry? Newer { get; set; }
+    /// <summary>
+    /// The next older and newer entries in the table's insertion order, by number + 1 (<see cref="TableNumber"/>; 0: none):
+    /// numbers, not references, so that linking a new connection stores no reference (no write barrier).
+    /// </summary>
+    internal int OlderLink, NewerLink;
 
     /// <summary>The entry's number in its <see cref="Owner"/> (the table's entries by number, which its hash slots name); meaningless in none.</summary>
     internal int TableNumber;
@@ -467,7 +471,8 @@ public sealed class ConnEntry
         }
         c._nextBySource = null;
         c.Owner = null;
-        c.Older = c.Newer = null;
+        c.Older = null;
+        c.OlderLink = c.NewerLink = 0;
         return c;
     }
 
@@ -530,7 +535,8 @@ public sealed class ConnEntry
         _hasTcp = false;
         UdpStreamAt = 0;
         Owner = null;
-        Older = Newer = null;
+        Older = null;
+        OlderLink = NewerLink = 0;
         TableNumber = 0;
         Flow = null;
         FlowSeen = 0;
