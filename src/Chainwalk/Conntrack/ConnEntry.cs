@@ -417,14 +417,10 @@ public sealed class ConnEntry
     /// <summary>The table holding the entry (null when in none), and its neighbours in the table's insertion order.</summary>
     internal ConntrackTable? Owner { get; set; }
 
-    /// <summary>For a removed entry, the next one in the table's pool list.</summary>
+    /// <summary>The next older entry in the table's insertion order; for a removed entry, the next one in the table's pool list.</summary>
     internal ConnEntry? Older { get; set; }
 
-    /// <summary>
-    /// The next older and newer entries in the table's insertion order, by number + 1 (<see cref="TableNumber"/>; 0: none):
-    /// numbers, not references, so that linking a new connection stores no reference (no write barrier).
-    /// </summary>
-    internal int OlderLink, NewerLink;
+    internal ConnEntry? Newer { get; set; }
 
     /// <summary>The entry's number in its <see cref="Owner"/> (the table's entries by number, which its hash slots name); meaningless in none.</summary>
     internal int TableNumber;
@@ -471,8 +467,7 @@ public sealed class ConnEntry
         }
         c._nextBySource = null;
         c.Owner = null;
-        c.Older = null;
-        c.OlderLink = c.NewerLink = 0;
+        c.Older = c.Newer = null;
         return c;
     }
 
@@ -535,8 +530,7 @@ public sealed class ConnEntry
         _hasTcp = false;
         UdpStreamAt = 0;
         Owner = null;
-        Older = null;
-        OlderLink = NewerLink = 0;
+        Older = Newer = null;
         TableNumber = 0;
         Flow = null;
         FlowSeen = 0;

@@ -121,14 +121,9 @@ public sealed class ConntrackTable
     }
     private int _sourceUsed;
 
-    /// <summary>The oldest and newest entries by number + 1 (0: none); the insertion order is threaded through ConnEntry.OlderLink/NewerLink.</summary>
-    private int _oldest;
-    private int _newest;
+    private ConnEntry? _oldest;
+    private ConnEntry? _newest;
     private int _count;
-
-    /// <summary>The entry a link names (number + 1; 0: none).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private ConnEntry? Linked(int link) => link == 0 ? null : _byNumber[link - 1];
 
     public int Count => _count;
 
@@ -142,10 +137,10 @@ public sealed class ConntrackTable
         public IEnumerator<ConnEntry> GetEnumerator()
         {
             // The next entry is read before yielding, so the caller may remove the one it got.
-            ConnEntry? e = table.Linked(table._oldest);
+            ConnEntry? e = table._oldest;
             while (e is not null)
             {
-                ConnEntry? next = table.Linked(e.NewerLink);
+                ConnEntry? next = e.Newer;
                 yield return e;
                 e = next;
             }
@@ -155,7 +150,7 @@ public sealed class ConntrackTable
     }
 
     /// <summary>The newest entry (for listings, newest first).</summary>
-    internal ConnEntry? Newest => Linked(_newest);
+    internal ConnEntry? Newest => _newest;
 
     // ------------------------------------------------------------------ the hash
 
@@ -875,12 +870,11 @@ public sealed class ConntrackTable
         if (ct.Owner != this)
         {
             ct.Owner = this;
-            int me = ct.TableNumber + 1;
-            ct.OlderLink = _newest;
-            ct.NewerLink = 0;
-            if (_newest == 0) _oldest = me;
-            else _byNumber[_newest - 1]!.NewerLink = me;
-            _newest = me;
+            ct.Older = _newest;
+            ct.Newer = null;
+            if (_newest is null) _oldest = ct;
+            else _newest.Newer = ct;
+            _newest = ct;
             _count++;
         }
         if (ct.Has(ConnStatus.SrcNatDone)) SourceAdd(ct);
@@ -893,12 +887,11 @@ public sealed class ConntrackTable
     {
         if (ct.Owner != this) return;
         ct.Owner = null;
-        int older = ct.OlderLink, newer = ct.NewerLink;
-        if (older == 0) _oldest = newer;
-        else _byNumber[older - 1]!.NewerLink = newer;
-        if (newer == 0) _newest = older;
-        else _byNumber[newer - 1]!.OlderLink = older;
-        ct.OlderLink = ct.NewerLink = 0;
+        if (ct.Older is null) _oldest = ct.Newer;
+        else ct.Older.Newer = ct.Newer;
+        if (ct.Newer is null) _newest = ct.Older;
+        else ct.Newer.Older = ct.Older;
+        ct.Older = ct.Newer = null;
         _count--;
         Unput(ct.Original, ct.ZoneFor(ConnDirection.Original), ct);
         Unput(ct.Reply, ct.ZoneFor(ConnDirection.Reply), ct);
@@ -912,10 +905,10 @@ public sealed class ConntrackTable
     /// <summary>Removes the entries whose timeout has passed (the gc worker).</summary>
     public void Expire(double now)
     {
-        ConnEntry? e = Linked(_oldest);
+        ConnEntry? e = _oldest;
         while (e is not null)
         {
-            ConnEntry? next = Linked(e.NewerLink);
+            ConnEntry? next = e.Newer;
             if (e.Timeout <= now) Remove(e);
             e = next;
         }
@@ -924,11 +917,11 @@ public sealed class ConntrackTable
     /// <summary>Removes every entry (conntrack -F); the hash keeps its size.</summary>
     public void Clear()
     {
-        for (ConnEntry? e = Linked(_oldest); e is not null;)
+        for (ConnEntry? e = _oldest; e is not null;)
         {
-            ConnEntry? next = Linked(e.NewerLink);
+            ConnEntry? next = e.Newer;
             e.Owner = null;
-            e.OlderLink = e.NewerLink = 0;
+            e.Older = e.Newer = null;
             e.NextBySource = null;
             _retiredNow.Push(e);
             Removals++;
@@ -941,7 +934,7 @@ public sealed class ConntrackTable
         _used = _live = 0;
         Array.Clear(_sourceSlots);
         _sourceUsed = 0;
-        _oldest = _newest = 0;
+        _oldest = _newest = null;
         _count = 0;
     }
 
@@ -953,7 +946,7 @@ public sealed class ConntrackTable
     /// </summary>
     public bool EarlyDrop(bool gcEarlyDrop = false)
     {
-        for (ConnEntry? ct = Linked(_oldest); ct is not null; ct = Linked(ct.NewerLink))
+        for (ConnEntry? ct = _oldest; ct is not null; ct = ct.Newer)
         {
             if (!ct.Has(ConnStatus.Assured))
             {
@@ -962,7 +955,7 @@ public sealed class ConntrackTable
             }
         }
         if (!gcEarlyDrop) return false;
-        for (ConnEntry? ct = Linked(_oldest); ct is not null; ct = Linked(ct.NewerLink))
+        for (ConnEntry? ct = _oldest; ct is not null; ct = ct.Newer)
         {
             if (TcpTracker.CanEarlyDrop(ct))
             {
@@ -1050,6 +1043,6 @@ public sealed class ConntrackTable
     public IEnumerable<string> List(double now)
     {
         Expire(now);
-        for (ConnEntry? e = Linked(_newest); e is not null; e = Linked(e.OlderLink)) yield return Format(e, now);
+        for (ConnEntry? e = _newest; e is not null; e = e.Older) yield return Format(e, now);
     }
 }
