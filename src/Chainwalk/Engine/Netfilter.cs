@@ -155,7 +155,8 @@ public sealed partial class Netfilter
     /// destination and source: the decision is a function of those, the input device and the host (routes,
     /// addresses, links, sysctls; any change of them moves <see cref="VirtualHost.Generation"/>), so a flow's packets ask
     /// the FIB once. Grows with the misses up to <see cref="InputRoutesMax"/> entries. The key has no mark or TOS because
-    /// the virtual host has no policy routing (<c>ip rule</c>); when it gets one, the mark joins the key.
+    /// the virtual host has no policy routing (<c>ip rule</c>); when it gets one, the mark joins the key. Used only where the
+    /// host's input plan (<see cref="_inputPlan"/>: a handful of routes) gives no answer.
     /// </summary>
     private InputRouteEntry[] _inputRoutes = new InputRouteEntry[64];
 
@@ -164,6 +165,9 @@ public sealed partial class Netfilter
     private int _inputRouteMisses;
 
     private const int InputRoutesMax = 1 << 14;
+
+    /// <summary>The host's input plan for <see cref="_inputRoutesGeneration"/> (null: a large table, the memo answers).</summary>
+    private Routing.InputPlan4? _inputPlan;
 
     private InputDecision InputRoute4(uint dst, uint src, string dev)
     {
@@ -174,7 +178,11 @@ public sealed partial class Netfilter
             Array.Clear(cache);
             _inputRoutesGeneration = g;
             _inputRouteMisses = 0;
+            _inputPlan = Routing.Fib.Of(Host).Input4Plan;
         }
+        // A host with a handful of routes: the decision from the tables themselves, a few lines that stay in the cache, instead
+        // of a memo entry per (destination, source), another line for every new flow (Routing.InputPlan4).
+        if (_inputPlan is { } plan && plan.Decide(dst, src, dev) is { } planned) return planned;
         // Two ways per set (the slot and its neighbour): keys whose slots collide (many destinations, a few sources: the
         // endpoints DNAT picks) no longer evict each other packet after packet.
         int at = InputRouteSlot(dst, src, cache.Length);
@@ -222,11 +230,11 @@ public sealed partial class Netfilter
     /// <summary>
     /// A hint: fetches the input route memo's entry for (<paramref name="dst"/>, <paramref name="src"/>) into the cache,
     /// where <see cref="InputRoute4"/> will look once PREROUTING is done (the NAT rewrite and the tables in between
-    /// overlap the fetch). Changes nothing.
+    /// overlap the fetch). Changes nothing. Nothing to fetch where the host's input plan answers.
     /// </summary>
     private unsafe void PrefetchInputRoute(uint dst, uint src)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || _inputPlan is not null) return;
         InputRouteEntry[] cache = _inputRoutes;
         int at = InputRouteSlot(dst, src, cache.Length);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref cache[at]));

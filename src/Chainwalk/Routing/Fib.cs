@@ -58,6 +58,22 @@ internal sealed class Fib
         return f;
     }
 
+    private InputPlan4? _input4Plan;
+    private int _input4Planned;
+
+    /// <summary>The IPv4 input decisions worked out from the tables (<see cref="InputPlan4"/>), made on the first call; null for a host with too many routes.</summary>
+    public InputPlan4? Input4Plan
+    {
+        get
+        {
+            if (Volatile.Read(ref _input4Planned) != 0) return _input4Plan;
+            InputPlan4? p = RouteLookup.PlanInput4(this);
+            _input4Plan = p;
+            Volatile.Write(ref _input4Planned, 1);
+            return p;
+        }
+    }
+
     /// <summary>The IPv4 settings of one input device that the input route reads (IN_DEV_* of its in_device and "all").</summary>
     public sealed record DeviceConf(bool RouteLocalnet, bool Forwarding, int RpFilter, bool AcceptLocal, bool TxRedirects, bool HasIpv4Address, bool IsLoopback);
 

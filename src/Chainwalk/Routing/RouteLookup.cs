@@ -163,6 +163,10 @@ public static class RouteLookup
         HasIpv4Address: h.Addresses.Any(a => a.Family == IpFamily.V4 && a.Device == d),
         IsLoopback: h.FindLink(d) is { Kind: "loopback" }));
 
+    /// <summary>The IPv4 input plan of <paramref name="fib"/>'s host (<see cref="InputPlan4"/>), or null when its tables are too large.</summary>
+    internal static InputPlan4? PlanInput4(Fib fib) =>
+        InputPlan4.Make(fib, r => IgnoreLinkDown(fib.Host, IpFamily.V4, r.Device), d => DeviceConf4(fib.Host, d));
+
     /// <summary>inet_select_addr: a primary address of the device within the scope, the one on the destination's subnet first; else one from any device.</summary>
     public static UInt128? SelectSource4(VirtualHost host, string? dev, UInt128 dst, int scope) =>
         Fib.Of(host).Source4(dev, dst, scope, static (h, d, a, s) => SelectSource4Uncached(h, d, a, s));
