@@ -403,14 +403,6 @@ public sealed class ConnEntry
         _hasTcp = true;
     }
 
-    /// <summary>Gives the entry a new TCP state, all zero (as <c>SetTcp(default)</c>), to be filled in place.</summary>
-    internal ref TcpConnState NewTcp()
-    {
-        _tcp = default;
-        _hasTcp = true;
-        return ref _tcp;
-    }
-
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
 

@@ -32,9 +32,6 @@ public sealed class ConntrackHooks : IConntrackHooks
     /// </summary>
     internal bool NatByFields { get; set; } = true;
 
-    /// <summary>A new connection's SYN tracked by <see cref="TcpTracker.NewSyn"/>; false: tcp_new, then the general packet step (tests compare the two).</summary>
-    internal bool SynFast { get; set; } = true;
-
     /// <summary>Bindings made by <see cref="NatByFields"/>'s path (tests: the comparison with the general search means something).</summary>
     internal long NatFieldBindings;
 
@@ -252,13 +249,6 @@ public sealed class ConntrackHooks : IConntrackHooks
                     {
                         if (ctx.Netfilter.Current?.Trace is not null) ctx.Note("conntrack: invalid TCP packet (" + why + ")");
                         return PacketVerdict.Invalid;
-                    }
-                    if (isNew && TcpTracker.Index(p.TcpFlags) == TcpTracker.SynSet && SynFast)
-                    {
-                        // A new connection's SYN: tcp_new and the state machine's first step in one (always accepted).
-                        TcpTracker.NewSyn(ct, p, sys, out double synTimeout);
-                        Refresh(ct, dir, len, now + synTimeout);
-                        return PacketVerdict.Ok;
                     }
                     if (isNew && !TcpTracker.New(ct, p, host))
                     {

@@ -292,34 +292,6 @@ public static class TcpTracker
         return true;
     }
 
-    /// <summary>
-    /// tcp_new and the first nf_conntrack_tcp_packet call of a new connection whose first packet has the flag index
-    /// <see cref="SynSet"/> (SYN without ACK or RST), in one step: what <see cref="New"/> then <see cref="Packet(ConnEntry, Packet, int, VirtualHost, ConntrackSysctls, double, out double)"/>
-    /// give such a packet in the original direction. The state table goes from NONE to SYN_SENT (no special case), and
-    /// tcp_in_window, with the sender just set from this packet and a receiver never seen, accepts it and changes only the
-    /// receiver's maximum end (the SYN's window, 1 for a zero window): no ACK flag, so the acknowledgement taken is the
-    /// receiver's end (0), the sequence is within the sender's window, the window is not scaled, and nothing is past the
-    /// sender's end. The timeout is the SYN_SENT one, capped by the retransmission timeout (the last window recorded is 0,
-    /// no retransmission yet). Always accepted: <paramref name="timeout"/> is what <c>Packet</c> gives with
-    /// <see cref="Outcome.Accept"/>.
-    /// </summary>
-    internal static void NewSyn(ConnEntry ct, Packet p, ConntrackSysctls sys, out double timeout)
-    {
-        ref TcpConnState st = ref ct.NewTcp();
-        ref TcpSide s0 = ref st.Seen[0];
-        uint win = p.Window == 0 ? 1u : p.Window;
-        uint end = SeqPlusLen(p);
-        s0.End = end;
-        s0.MaxEnd = end;
-        s0.MaxWin = win;
-        Options(p, ref s0);
-        st.Seen[1].MaxEnd = win;
-        st.State = TcpCtState.SynSent;
-        st.LastIndex = SynSet;
-        int stateTimeout = sys.TcpTimeouts[(int)TcpCtState.SynSent];
-        timeout = stateTimeout > sys.TcpRetransTimeout ? sys.TcpRetransTimeout : stateTimeout;
-    }
-
     private enum WindowResult : byte
     {
         Accept,

@@ -18,7 +18,7 @@ namespace Chainwalk.Tests.Engine;
 /// </summary>
 public class NatByFieldsTests
 {
-    internal const string Rules = """
+    private const string Rules = """
         *filter
         :INPUT ACCEPT [0:0]
         :FORWARD ACCEPT [0:0]
