@@ -562,7 +562,7 @@ public sealed class ConntrackTable
     {
         if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         SourceSlotData[] slots = _sourceSlots;
-        PrefetchSourceSlot(ref slots[SourceHash(original) & (slots.Length - 1)]);
+        Engine.CacheHint.Whole(ref slots[SourceHash(original) & (slots.Length - 1)]);
     }
 
     /// <summary><see cref="PrefetchBySource"/> for an IPv4 original tuple given by its fields.</summary>
@@ -570,15 +570,7 @@ public sealed class ConntrackTable
     {
         if (_sourceUsed == 0 || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         SourceSlotData[] slots = _sourceSlots;
-        PrefetchSourceSlot(ref slots[SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1)]);
-    }
-
-    /// <summary>A by-source slot's both ends: an array's elements start 8-byte aligned, so a 16-byte slot can cross a line.</summary>
-    private static unsafe void PrefetchSourceSlot(ref SourceSlotData slot)
-    {
-        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref slot);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + System.Runtime.CompilerServices.Unsafe.SizeOf<SourceSlotData>() - 1);
+        Engine.CacheHint.Whole(ref slots[SourceHash(IpFamily.V4, protocol, source, sourcePort) & (slots.Length - 1)]);
     }
 
     /// <summary>Whether an IPv4 source key (protocol, address, port) has a by-source chain (<see cref="BySourceNewest"/> not null), from its fields.</summary>

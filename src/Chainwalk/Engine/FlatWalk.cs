@@ -80,7 +80,7 @@ public sealed partial class Netfilter
         if (!form.ArrivalJumpOf(token, tag, out ArrivalJump j) || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return -1;
         FlatEntry[] all = form.Entries;
         if ((uint)j.At >= (uint)all.Length) return -1;
-        PrefetchEntry(all, j.At);
+        CacheHint.Whole(ref all[j.At]); // a 56-byte entry crosses a line at most places
         if (j.Jump < 0 || all.Length < PrefetchFromEntries) return -1;
         PrefetchJump(all, form.Spans, form.Targets, j.Jump, j.JumpStart, 4);
         if (NeighbourEntries > 0) PrefetchNeighbours(all, form.Spans, form.Targets, j.Jump, j.JumpStart);
@@ -100,19 +100,6 @@ public sealed partial class Netfilter
         ref FlatSpan s = ref spans[number];
         if (s.Start >= 0 && s.Count > 0 && s.Start + s.Count <= all.Length) PrefetchFirst(all, spans, form.Targets, number, s.Start, s.Count);
     }
-
-    /// <summary>
-    /// Asks for flat entry <paramref name="at"/> whole: its first and last byte. An array's elements start 8-byte aligned,
-    /// so a 56-byte entry crosses a cache line at most places; its first line alone leaves the rest (target, jump) a miss
-    /// of the walk. A hint; <paramref name="at"/> must be in range.
-    /// </summary>
-    internal static unsafe void PrefetchEntry(FlatEntry[] all, int at)
-    {
-        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[at]);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + System.Runtime.CompilerServices.Unsafe.SizeOf<FlatEntry>() - 1);
-    }
-
 
 
     private Verdict WalkFlat(PacketContext ctx, Table table, Chain baseChain, int baseNumber, CompiledRules compiled, ref FlowKey key)
@@ -494,11 +481,7 @@ public sealed partial class Netfilter
     private static unsafe void PrefetchJump(FlatEntry[] all, FlatSpan[] spans, Extensions.ExtensionData?[] targets, int jump, int jumpStart, int entries)
     {
         if ((uint)jump < (uint)spans.Length)
-        {
-            byte* s = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref spans[jump]);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(s);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(s + System.Runtime.CompilerServices.Unsafe.SizeOf<FlatSpan>() - 1);
-        }
+            CacheHint.Whole(ref spans[jump]);
         if ((uint)jump < (uint)targets.Length)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref targets[jump]));
         if ((uint)jumpStart < (uint)all.Length)
@@ -599,8 +582,7 @@ public sealed partial class Netfilter
             switch ((FlatOp)(ops >> (ops < 0x10 ? 0 : 4)))
             {
                 case FlatOp.Ports:
-                    return key.SourcePort >= (ushort)e.A && key.SourcePort <= e.A >> 16
-                        && key.DestinationPort >= (ushort)e.B && key.DestinationPort <= e.B >> 16;
+                    return InPorts(in e, in key);
                 case FlatOp.Random:
                     return Draw(ctx, e.A);
             }
@@ -614,7 +596,12 @@ public sealed partial class Netfilter
     /// <c>PacketContext.Random</c> as a call of its own when the walk read it).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static bool Draw(PacketContext ctx, uint probability) => (SeededRandom.U32(ctx.Random) & 0x7FFFFFFF) < probability;
+    private static bool Draw(PacketContext ctx, uint probability) => StatisticMatch.RandomMode(ctx, probability, invert: false);
+
+    /// <summary><see cref="FlatOp.Ports"/>: the key's ports within the entry's ranges (A: source, B: destination; low 16 bits the lowest port, high 16 bits the highest).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool InPorts(in FlatEntry e, in FlowKey key) =>
+        key.SourcePort >= (ushort)e.A && key.SourcePort <= e.A >> 16 && key.DestinationPort >= (ushort)e.B && key.DestinationPort <= e.B >> 16;
 
     /// <summary>The matches of a rule's flat entry in the rule's order (<see cref="FlatEntry.Ops"/>): inline ones from the entry, the others through their <see cref="MatchUse"/>.</summary>
     private static bool MatchOps(PacketContext ctx, in FlatEntry e, in FlowKey key)
@@ -629,8 +616,7 @@ public sealed partial class Netfilter
                 case FlatOp.Ports:
                     // The rule's -p tcp/udp matched and the key has that header (FlowKey.TryRead).
                     // A: the source range, B: the destination range (low 16 bits the lowest port, high 16 bits the highest).
-                    if (key.SourcePort < (ushort)e.A || key.SourcePort > e.A >> 16) return false;
-                    if (key.DestinationPort < (ushort)e.B || key.DestinationPort > e.B >> 16) return false;
+                    if (!InPorts(in e, in key)) return false;
                     break;
                 case FlatOp.Mark:
                     if ((ctx.Skb.Mark & e.B) != e.A) return false;

@@ -815,13 +815,7 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
         int slot = t.PrefetchFirstGroup(k, out tag);
         if ((uint)slot < (uint)_arrivalJumps.Length && System.Runtime.Intrinsics.X86.Sse.IsSupported)
         {
-            unsafe
-            {
-                // Both ends: an array's elements start 8-byte aligned, so a 16-byte record can cross a line.
-                byte* r = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _arrivalJumps[slot]);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(r);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(r + System.Runtime.CompilerServices.Unsafe.SizeOf<ArrivalJump>() - 1);
-            }
+            CacheHint.Whole(ref _arrivalJumps[slot]);
         }
         return slot;
     }

@@ -191,9 +191,7 @@ public sealed class TupleIndex
         if (_slots[slot].Tag == 0 || first >= (uint)_entries.Length) return;
         // Both ends of the 32-byte entry: an array's elements start 8-byte aligned, so an entry can cross a line (its Id,
         // which the probe reads first, is at its end).
-        byte* at = (byte*)Unsafe.AsPointer(ref _entries[first]);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + Unsafe.SizeOf<Entry>() - 1);
+        CacheHint.Whole(ref _entries[first]);
     }
 
     /// <summary>The hash slots of all groups (positions <see cref="PrefetchFirstGroup(in FlowKey)"/> returns are below this).</summary>
