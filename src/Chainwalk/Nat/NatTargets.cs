@@ -88,7 +88,9 @@ public static class NatTargets
         }
         ct.MasqueradeDevice = outDev;
         var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, newsrc, newsrc, d.MinPort, d.MaxPort);
-        return Bind(ctx, range, NatManip.Src, "MASQUERADE");
+        // Bind's steps for a source binding (no route to fetch: that is DNAT's), without its second connection check.
+        if (ctx.Netfilter.Current?.Trace is not null) return BindExplained(ctx, ct, range, NatManip.Src, "MASQUERADE");
+        return NatCore.SetupInfo(ctx, ct, range, NatManip.Src, out _);
     }
 
     /// <summary>The last MASQUERADE source choice (inet_select_addr for a device and next hop) while the host is unchanged.</summary>
