@@ -189,15 +189,6 @@ public sealed class Skb
         if (!Packet.TryRereadAddresses()) Reparse();
     }
 
-    /// <summary>
-    /// <see cref="AddressesChanged"/> after an IPv4 rewrite that updated the header checksum incrementally
-    /// (Nat.NatPacket.ManipV4): the header checksum's validity is not computed again (it cannot have changed).
-    /// </summary>
-    internal void AddressesRewrittenV4()
-    {
-        if (!Packet.TryRereadAddresses(ipChecksumKept: true)) Reparse();
-    }
-
     /// <summary>Replaces the bytes (a target that grew or shrank the packet).</summary>
     public void Replace(byte[] bytes) => Packet = Packet.Parse(bytes);
 

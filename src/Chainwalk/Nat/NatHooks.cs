@@ -121,7 +121,7 @@ public static class NatHooks
         Skb skb = ctx.Skb;
         Packet p = skb.Packet;
         // The flow path (Netfilter.FlowPath): an established IPv4 TCP/UDP packet gets its binding's address and port read
-        // from the entry's fields, no tuple built and inverted; the same rewrite (NatPacket.ManipV4), the facts re-read.
+        // from the entry's fields, no tuple built and inverted; the same rewrite (NatPacket.ManipV4), the facts set from it.
         // A new connection's first packet (its bindings just made) is rewritten the same way.
         if ((info == CtInfo.New || info is CtInfo.Established or CtInfo.EstablishedReply && ctx.Netfilter.FlowPath) && p.Family == IpFamily.V4
             && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && ctx.Netfilter.Current?.Trace is null
@@ -132,7 +132,8 @@ public static class NatHooks
                 ctx.Note("nat: the packet is too short to rewrite: dropped");
                 return false;
             }
-            skb.AddressesRewrittenV4();
+            // The facts from the values just written (Packet.TryAddressRewrittenV4: the re-read's checks, not its reads).
+            if (!p.TryAddressRewrittenV4(manip == NatManip.Src, newIp, newPort)) skb.Reparse();
             return true;
         }
         return PacketGeneral(ctx, ct, dir, manip);

@@ -51,11 +51,14 @@ public static class NatPacket
     /// </summary>
     public static bool ManipV4(Span<byte> b, int ipOffset, int length, byte protocol, uint newIp, ushort newPort, NatManip manip)
     {
-        if (length < ipOffset + 20 || b.Length < length) return false;
+        if (ipOffset < 0 || length < ipOffset + 20 || b.Length < length) return false;
+        // Every offset below lies inside [ipOffset, length) once the checks before its use passed (the IP header's 20 bytes,
+        // then the transport header's 8 or 20): read and written by reference, without a slice and a bounds check per field.
+        ref byte b0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
         int hdroff = ipOffset + (b[ipOffset] & 0x0f) * 4;
         int addrOff = ipOffset + (manip == NatManip.Src ? 12 : 16);
         int portOff = hdroff + (manip == NatManip.Src ? 0 : 2);
-        uint oldIp = BinaryPrimitives.ReadUInt32BigEndian(b[addrOff..]);
+        uint oldIp = Load32(ref b0, addrOff);
         // csum_replace4 for the address, then csum_replace2 for the port, folded once: each step's result is the one value
         // of the sum's class modulo 0xffff that is not 0xffff (Fold of a non-zero sum), and a result read back as ~check
         // into the next step stays in its class, so one fold of the summed changes writes the steps' bytes (see
@@ -66,32 +69,45 @@ public static class NatPacket
             // Conntrack guarantees 8 bytes; the checksum is only there with the whole 20.
             int hdrsize = length >= hdroff + 20 ? 20 : 8;
             if (length < hdroff + hdrsize) return false;
-            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
-            BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
+            ushort oldPort = Load16(ref b0, portOff);
+            Store16(ref b0, portOff, newPort);
             if (hdrsize == 20)
-                WriteCheck(b, hdroff + 16, Fold((0xffff0000u | (ushort)~ReadCheck(b, hdroff + 16)) + ipDelta + (ulong)~(uint)oldPort + newPort));
+                Store16(ref b0, hdroff + 16, Fold((0xffff0000u | (ushort)~Load16(ref b0, hdroff + 16)) + ipDelta + (ulong)~(uint)oldPort + newPort));
         }
         else if (protocol is IpProtocol.Udp or IpProtocol.UdpLite)
         {
             if (length < hdroff + 8) return false;
-            ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(b[portOff..]);
+            ushort oldPort = Load16(ref b0, portOff);
             // A UDP checksum of zero means "none" and stays so; UDP-Lite always has one.
-            ushort check = ReadCheck(b, hdroff + 6);
+            ushort check = Load16(ref b0, hdroff + 6);
             if (protocol == IpProtocol.UdpLite || check != 0)
             {
                 ushort c = Fold((0xffff0000u | (ushort)~check) + ipDelta + (ulong)~(uint)oldPort + newPort);
-                WriteCheck(b, hdroff + 6, c == 0 ? (ushort)0xffff : c);
+                Store16(ref b0, hdroff + 6, c == 0 ? (ushort)0xffff : c);
             }
-            BinaryPrimitives.WriteUInt16BigEndian(b[portOff..], newPort);
+            Store16(ref b0, portOff, newPort);
         }
         else
         {
             return false;
         }
-        WriteCheck(b, ipOffset + 10, Fold((0xffff0000u | (ushort)~ReadCheck(b, ipOffset + 10)) + ipDelta));
-        BinaryPrimitives.WriteUInt32BigEndian(b[addrOff..], newIp);
+        Store16(ref b0, ipOffset + 10, Fold((0xffff0000u | (ushort)~Load16(ref b0, ipOffset + 10)) + ipDelta));
+        Store32(ref b0, addrOff, newIp);
         return true;
     }
+
+    // Network-order loads and stores at an offset the caller has checked (ManipV4).
+    private static ushort Load16(ref byte b, int offset) =>
+        BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ushort>(ref System.Runtime.CompilerServices.Unsafe.Add(ref b, offset)));
+
+    private static uint Load32(ref byte b, int offset) =>
+        BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<uint>(ref System.Runtime.CompilerServices.Unsafe.Add(ref b, offset)));
+
+    private static void Store16(ref byte b, int offset, ushort value) =>
+        System.Runtime.CompilerServices.Unsafe.WriteUnaligned(ref System.Runtime.CompilerServices.Unsafe.Add(ref b, offset), BinaryPrimitives.ReverseEndianness(value));
+
+    private static void Store32(ref byte b, int offset, uint value) =>
+        System.Runtime.CompilerServices.Unsafe.WriteUnaligned(ref System.Runtime.CompilerServices.Unsafe.Add(ref b, offset), BinaryPrimitives.ReverseEndianness(value));
 
     /// <summary>
     /// The one pass's rewrite of an established IPv4 TCP or UDP packet (Engine/OnePass.cs): what the slow path does in

@@ -77,10 +77,20 @@ public static class NatTargets
         // A locally generated packet with source 0.0.0.0 is probably not meant to be masqueraded.
         if (ctx.Family == IpFamily.V4 && ct.SourceV4(ConnDirection.Original) == 0) return Verdict.Accept;
         string? outDev = ctx.OutDev;
-        UInt128? src = ctx.Family == IpFamily.V4
-            ? Source4(ctx, outDev, ctx.Skb.NextHop)
-            : RouteLookup.SelectSource6(ctx.Host, outDev, ctx.Packet.Destination);
-        if (src is not { } newsrc)
+        // IPv4's answer by a flag and an address (not a 32-byte UInt128? returned through memory and read back).
+        UInt128 newsrc;
+        bool found;
+        if (ctx.Family == IpFamily.V4)
+        {
+            found = TrySource4(ctx, outDev, ctx.Skb.NextHop, out newsrc);
+        }
+        else
+        {
+            UInt128? src6 = RouteLookup.SelectSource6(ctx.Host, outDev, ctx.Packet.Destination);
+            found = src6.HasValue;
+            newsrc = src6.GetValueOrDefault();
+        }
+        if (!found)
         {
             if (ctx.Family == IpFamily.V4) ctx.Log((outDev ?? "") + " ate my IP address", 6); // pr_info
             ctx.Note($"MASQUERADE: {outDev} has no address to masquerade with: dropped");
@@ -88,7 +98,9 @@ public static class NatTargets
         }
         ct.MasqueradeDevice = outDev;
         var range = new NatRange2(d.Flags | NatRangeFlags.MapIps, newsrc, newsrc, d.MinPort, d.MaxPort);
-        return Bind(ctx, range, NatManip.Src, "MASQUERADE");
+        // Bind's steps for a source binding (no route to fetch: that is DNAT's), without its second connection check.
+        if (ctx.Netfilter.Current?.Trace is not null) return BindExplained(ctx, ct, range, NatManip.Src, "MASQUERADE");
+        return NatCore.SetupInfo(ctx, ct, range, NatManip.Src, out _);
     }
 
     /// <summary>The last MASQUERADE source choice (inet_select_addr for a device and next hop) while the host is unchanged.</summary>
@@ -99,7 +111,9 @@ public static class NatTargets
         public long Generation;
         public string? Device;
         public UInt128 NextHop;
-        public UInt128? Source;
+        /// <summary>The address chosen, when <see cref="HasSource"/> (the device had one).</summary>
+        public UInt128 Source;
+        public bool HasSource;
     }
 
     /// <summary>The memo of a netfilter without conntrack hooks of its own (per thread).</summary>
@@ -110,27 +124,33 @@ public static class NatTargets
     /// inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE), remembered for the last (host generation, device, next hop):
     /// connections masqueraded through one gateway (the common case) ask for the same address again and again.
     /// </summary>
-    private static UInt128? Source4(PacketContext ctx, string? outDev, UInt128 nexthop)
+    private static bool TrySource4(PacketContext ctx, string? outDev, UInt128 nexthop, out UInt128 source)
     {
         long generation = ctx.Host.Generation;
         // The netfilter's own memo (no thread-static read: that is a call into the runtime per packet).
         SourceMemo m = (ctx.Netfilter.Conntrack as ConntrackHooks)?.MasqueradeSource ?? (_memo ??= new SourceMemo());
-        if (m.Generation == generation && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal)) return m.Source;
+        if (m.Generation == generation && m.NextHop == nexthop && string.Equals(m.Device, outDev, StringComparison.Ordinal))
+        {
+            source = m.Source;
+            return m.HasSource;
+        }
         UInt128? src = RouteLookup.SelectSource4(ctx.Host, outDev, nexthop, 0);
         m.Generation = generation;
         m.Device = outDev;
         m.NextHop = nexthop;
-        m.Source = src;
-        return src;
+        m.Source = src.GetValueOrDefault();
+        m.HasSource = src.HasValue;
+        source = m.Source;
+        return m.HasSource;
     }
 
     /// <summary>
-    /// The address MASQUERADE chose last (<see cref="Source4"/>'s memo) when it was for this device and next hop, else null;
+    /// The address MASQUERADE chose last (<see cref="TrySource4"/>'s memo) when it was for this device and next hop, else null;
     /// no route lookup (a hint for the conntrack slot NAT will probe; the host generation is not checked: a stale answer
     /// only fetches another slot).
     /// </summary>
     internal static UInt128? LastMasqueradeSource4(SourceMemo m, string? outDev, UInt128 nexthop) =>
-        m.Generation != 0 && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
+        m.Generation != 0 && m.HasSource && m.NextHop == nexthop && ReferenceEquals(m.Device, outDev) ? m.Source : null;
 
     /// <summary>
     /// nf_nat_redirect_ipv4 / _ipv6: the destination becomes the incoming interface's first address (127.0.0.1 or

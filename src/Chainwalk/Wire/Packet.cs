@@ -373,6 +373,42 @@ public sealed partial class Packet
         return true;
     }
 
+    /// <summary>
+    /// <see cref="TryRereadAddresses"/> (with the IPv4 header checksum kept) after Nat.NatPacket.ManipV4 wrote one side's
+    /// address and port: the same checks, then the written values set instead of read back (the other side's address
+    /// and port are the bytes' as before: the manip did not touch them). False, with nothing changed, where the re-read
+    /// would return false.
+    /// </summary>
+    /// <param name="source">The source side was written (the source manip), else the destination side.</param>
+    /// <param name="address">The address written.</param>
+    /// <param name="port">The port written (set only when the packet <see cref="HasPorts"/>, as the re-read reads it).</param>
+    internal bool TryAddressRewrittenV4(bool source, uint address, ushort port)
+    {
+        byte[] b = Bytes;
+        if (Family != IpFamily.V4 || IsQuoted || b.Length != TotalLength || b.Length < Ipv4Header.MinLength
+            || (b[0] >> 4) != 4 || (b[0] & 0x0f) * 4 != IpHeaderLength || b[9] != Protocol
+            || BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(2)) != TotalLength)
+        {
+            return false;
+        }
+        if (source)
+        {
+            Source = address;
+            if (HasPorts) SourcePort = port;
+        }
+        else
+        {
+            Destination = address;
+            if (HasPorts) DestinationPort = port;
+        }
+        // As a full read does: the link-layer facts and the quoted packet are not the rewritten packet's.
+        SourceMac = null;
+        VlanId = null;
+        _quoted = null;
+        _quotedRead = false;
+        return true;
+    }
+
     /// <summary>The Ethernet facts <see cref="TryParseFrame"/> gives a packet (set again on a reused packet).</summary>
     internal void SetLinkFacts(ulong? sourceMac, int? vlanId)
     {
