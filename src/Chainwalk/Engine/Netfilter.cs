@@ -933,10 +933,14 @@ public sealed partial class Netfilter
     private bool RunHook(Skb skb, Hook hook, PacketResult result, bool generated = false, bool afterConntrack = false)
     {
         if (Tracing) Event(new HookEvent(hook, skb.InDev, skb.OutDev));
+        HookPlan plan = HookPlanOf(Host.Rules(skb.Family), hook, skb.Family);
+        // A hook with no table to walk and no conntrack lookup to make (a forwarded packet's POSTROUTING without mangle
+        // or nat, its PREROUTING after the one pass's lookup) decides nothing: no context is set up for it.
+        if (plan.Tables.Length == 0 && (afterConntrack || !plan.Conntrack || Conntrack is null)) return true;
         PacketContext ctx = RentContext(skb, hook);
         try
         {
-            return RunHook(ctx, skb, hook, result, generated, afterConntrack);
+            return RunHook(ctx, skb, hook, result, plan, generated, afterConntrack);
         }
         finally
         {
@@ -989,78 +993,149 @@ public sealed partial class Netfilter
         }
     }
 
+    /// <summary>
+    /// The tables a hook walks as a ruleset has them at one <see cref="Ruleset.Version"/>: the registered tables that
+    /// exist, in priority order (<see cref="Order"/> less the absent ones, which a walk of the order skips), and where
+    /// conntrack (priority -200) comes among them.
+    /// </summary>
+    private sealed class HookPlan
+    {
+        public Ruleset? Rules;
+        public int Version;
+
+        /// <summary>The existing tables in priority order, with their <see cref="_tables"/> slots (2: nat).</summary>
+        public Table[] Tables = [];
+        public int[] Slots = [];
+
+        /// <summary>How many of <see cref="Tables"/> come before conntrack (raw, -300).</summary>
+        public int BeforeConntrack;
+
+        /// <summary>Conntrack runs at this hook (PREROUTING, OUTPUT: a registration above -200 follows it).</summary>
+        public bool Conntrack;
+    }
+
+    /// <summary>Plans by hook and family (IPv4 first), remade when the ruleset or its version moves.</summary>
+    private readonly HookPlan[] _hookPlans = new HookPlan[10];
+
+    /// <summary>Drops the hook plans (tests: a pipeline that makes every plan anew is the reference).</summary>
+    internal void ForgetHookPlans() => Array.Clear(_hookPlans);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private HookPlan HookPlanOf(Ruleset rules, Hook hook, IpFamily family)
+    {
+        HookPlan? plan = _hookPlans[(int)hook * 2 + (family == IpFamily.V6 ? 1 : 0)];
+        if (plan is not null && ReferenceEquals(plan.Rules, rules) && plan.Version == rules.Version) return plan;
+        return MakeHookPlan(rules, hook, family);
+    }
+
+    private HookPlan MakeHookPlan(Ruleset rules, Hook hook, IpFamily family)
+    {
+        var tables = new List<Table>(5);
+        var slots = new List<int>(5);
+        int before = 0;
+        bool conntrack = false;
+        bool conntrackHook = hook is Hook.Prerouting or Hook.Output;
+        foreach (Registration reg in Order[(int)hook])
+        {
+            if (conntrackHook && reg.Priority > PriorityConntrack) conntrack = true;
+            if (rules.Find(reg.Table) is not { } table) continue;
+            tables.Add(table);
+            slots.Add(reg.Slot);
+            if (reg.Priority < PriorityConntrack) before++;
+        }
+        var plan = new HookPlan
+        {
+            Rules = rules,
+            Version = rules.Version,
+            Tables = tables.ToArray(),
+            Slots = slots.ToArray(),
+            BeforeConntrack = before,
+            Conntrack = conntrack,
+        };
+        _hookPlans[(int)hook * 2 + (family == IpFamily.V6 ? 1 : 0)] = plan;
+        return plan;
+    }
+
     /// <param name="afterConntrack">
     /// The tables before conntrack and conntrack itself were done already (by the one pass, <see cref="OnePass"/>): the
     /// hook goes on from the first table after it.
     /// </param>
-    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated, bool afterConntrack = false)
+    /// <param name="plan">The hook's tables (<see cref="HookPlanOf"/> of the packet's family's ruleset).</param>
+    private bool RunHook(PacketContext ctx, Skb skb, Hook hook, PacketResult result, HookPlan plan, bool generated, bool afterConntrack)
     {
-        Ruleset rules = Host.Rules(skb.Family);
-        bool conntrackDone = afterConntrack || hook is not (Hook.Prerouting or Hook.Output);
-        foreach (Registration reg in Order[(int)hook])
+        Table[] tables = plan.Tables;
+        int i = 0;
+        if (afterConntrack)
         {
-            if (afterConntrack && reg.Priority < PriorityConntrack) continue;
-            if (!conntrackDone && reg.Priority > PriorityConntrack)
+            i = plan.BeforeConntrack;
+        }
+        else if (plan.Conntrack)
+        {
+            for (; i < plan.BeforeConntrack; i++)
             {
-                conntrackDone = true;
-                if (Conntrack is not null)
-                {
-                    bool ok = Conntrack.Track(ctx);
-                    if (!generated)
-                    {
-                        result.CtState ??= CtStateName(skb.CtInfo);
-                        result.Connection ??= skb.Conntrack;
-                        // The input route will be asked for the destination the connection's binding gives the packet.
-                        if (hook == Hook.Prerouting && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
-                    }
-                    if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
-                    if (!ok)
-                    {
-                        if (!generated) Drop(result, "dropped by connection tracking");
-                        return false;
-                    }
-                }
+                if (!RunHookTable(ctx, skb, hook, result, generated, tables[i], plan.Slots[i])) return false;
             }
-            bool nat = reg.Slot == 2;
-            // Checked at each table: a packet generated during the previous table's walk may have walked another family's.
-            TablesOf(rules);
-            Table? table = _tables[reg.Slot];
-            if (nat)
+            if (Conntrack is not null)
             {
-                // The nat table is consulted only for a connection's first packet; later ones get its binding. Without a
-                // nat table the nat hooks are not registered at all (nf_nat_register_fn comes with the first nat chain):
-                // nothing is bound or translated.
-                if (Conntrack is null || table is null) continue;
-                ctx.Table = "nat";
-                if (Conntrack.NeedsNatRules(ctx))
+                bool ok = Conntrack.Track(ctx);
+                if (!generated)
                 {
-                    Verdict nv = RunTable(ctx, table, hook);
-                    if (!Survives(nv, result, generated)) return false;
+                    result.CtState ??= CtStateName(skb.CtInfo);
+                    result.Connection ??= skb.Conntrack;
+                    // The input route will be asked for the destination the connection's binding gives the packet.
+                    if (hook == Hook.Prerouting && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
                 }
-                if (!Conntrack.ApplyNat(ctx))
+                if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
+                if (!ok)
                 {
-                    if (!generated) Drop(result, "dropped by NAT");
-                    else Event(new GeneratedEndEvent("dropped (NAT)"));
+                    if (!generated) Drop(result, "dropped by connection tracking");
                     return false;
                 }
-                continue;
             }
-            if (table is null) continue;
-            Verdict v;
-            if (BaseChain(table, hook) is { Rules.Count: 0 } empty && !skb.Trace && Current?.Trace is null)
-            {
-                // A built-in chain without rules: its policy decides and is counted, as a walk would (no walk set up).
-                ctx.Hook = hook;
-                ctx.Table = table.Name;
-                v = Policy(ctx, empty, null, skb);
-            }
-            else
-            {
-                v = RunTableFlow(ctx, skb, table, hook);
-            }
-            if (!Survives(v, result, generated)) return false;
+        }
+        for (; i < tables.Length; i++)
+        {
+            if (!RunHookTable(ctx, skb, hook, result, generated, tables[i], plan.Slots[i])) return false;
         }
         return true;
+    }
+
+    /// <summary>One table of a hook (<paramref name="slot"/>: its place in <see cref="_tables"/>, 2 for nat); false when the packet did not survive.</summary>
+    private bool RunHookTable(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated, Table table, int slot)
+    {
+        if (slot == 2)
+        {
+            // The nat table is consulted only for a connection's first packet; later ones get its binding. Without a
+            // nat table the nat hooks are not registered at all (nf_nat_register_fn comes with the first nat chain):
+            // nothing is bound or translated (the plan has no nat step then).
+            if (Conntrack is null) return true;
+            ctx.Table = "nat";
+            if (Conntrack.NeedsNatRules(ctx))
+            {
+                Verdict nv = RunTable(ctx, table, hook);
+                if (!Survives(nv, result, generated)) return false;
+            }
+            if (!Conntrack.ApplyNat(ctx))
+            {
+                if (!generated) Drop(result, "dropped by NAT");
+                else Event(new GeneratedEndEvent("dropped (NAT)"));
+                return false;
+            }
+            return true;
+        }
+        Verdict v;
+        if (BaseChain(table, hook) is { Rules.Count: 0 } empty && !skb.Trace && Current?.Trace is null)
+        {
+            // A built-in chain without rules: its policy decides and is counted, as a walk would (no walk set up).
+            ctx.Hook = hook;
+            ctx.Table = table.Name;
+            v = Policy(ctx, empty, null, skb);
+        }
+        else
+        {
+            v = RunTableFlow(ctx, skb, table, hook);
+        }
+        return Survives(v, result, generated);
     }
 
     /// <summary>The state as --ctstate names it.</summary>
