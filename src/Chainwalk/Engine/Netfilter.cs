@@ -333,6 +333,7 @@ public sealed partial class Netfilter
             }
             _arrivalToken = hint;
             _walkArrivalToken = walkHint;
+            _walkArrivalFetched = false;
             Packet? packet = input.Parsed is { } given && ReferenceEquals(given.Bytes, input.Bytes) && !given.IsQuoted ? given : null;
             if (packet is null && reuse && result.SparePacket is { } spare)
             {
