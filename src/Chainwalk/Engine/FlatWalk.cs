@@ -61,7 +61,7 @@ public sealed partial class Netfilter
     private bool _walkArrivalFetched;
 
     /// <summary>Off: the walk's own hints after the arrival's as well (for an A/B in one process; not a behaviour switch).</summary>
-    internal static bool ArrivalSkipsWalkHints = true;
+    internal static bool ArrivalSkipsWalkHints = true, BurstSkipsWalkHints = true;
 
     /// <summary>
     /// The second step of the first rule-walk lookup's prefetch for a packet not in a burst (the first fetched the index's
