@@ -207,6 +207,9 @@ public sealed partial class Netfilter
             r.Ahead = ct is null ? PacketResult.NotAhead : own;
             PacketInput input = inputs[i];
             inPlace |= input.Parsed is not null;
+            // The packet's service was fetched ahead (PrefetchService): its walk leaves out its own hints (FlatWalk's _walkArrivalFetched).
+            _walkArrivalFetched = hinted >= i && services[i & (BurstRing - 1)] >= 0 && BurstSkipsWalkHints;
+            services[i & (BurstRing - 1)] = -1;
             Run(input, r, reuse: true);
         }
     }

@@ -326,6 +326,7 @@ public sealed partial class Netfilter
                 // A new connection's first rule-walk lookup (kube-proxy's KUBE-SERVICES slot, and the form's record of what the
                 // slot's rule jumps to), fetched while the packet is parsed.
                 walkHint = input.Local || Compiled is not { } arrivalForm ? -1 : arrivalForm.PrefetchArrival(input.Bytes, out _walkArrivalTag);
+                _walkArrivalFetched = false;
             }
             else
             {
