@@ -1111,6 +1111,21 @@ public sealed partial class Netfilter
             // nothing is bound or translated (the plan has no nat step then).
             if (Conntrack is null) return true;
             ctx.Table = "nat";
+            if (Conntrack is Chainwalk.Conntrack.ConntrackHooks hooks)
+            {
+                // The namespace's own conntrack: its NAT steps called directly, the nat table's presence known from the plan,
+                // and whether the rules were walked handed over (nf_nat_inet_fn: a binding just made goes to do_nat).
+                if (!(skb.Family == IpFamily.V4 ? hooks.TrackV4 : hooks.TrackV6)) return true;
+                bool walk = Nat.NatHooks.NeedsRules(ctx);
+                if (walk && !Survives(RunTable(ctx, table, hook), result, generated)) return false;
+                if (!Nat.NatHooks.ApplyAfterRules(ctx, hooks.Table, walk))
+                {
+                    if (!generated) Drop(result, "dropped by NAT");
+                    else Event(new GeneratedEndEvent("dropped (NAT)"));
+                    return false;
+                }
+                return true;
+            }
             if (Conntrack.NeedsNatRules(ctx))
             {
                 Verdict nv = RunTable(ctx, table, hook);
