@@ -354,6 +354,9 @@ public sealed class ConntrackTable
     /// <summary>The by-source index's slot count (tests, bench).</summary>
     internal int SourceCapacity => _sourceSlots.Length;
 
+    /// <summary>By-source slots used since the last rehash or flush (chain heads and tombstones; tests: two tables laid out alike).</summary>
+    internal int SourceSlotsUsed => _sourceUsed;
+
     /// <summary>
     /// The host's nf_conntrack_buckets (the hooks pass it before a new connection is made). A changed count rehashes a
     /// table past its small start into the new size at once, as a write to the sysctl does in the kernel
