@@ -121,6 +121,26 @@ public sealed class ConntrackTable
     }
     private int _sourceUsed;
 
+    /// <summary>Moves on every change of the by-source slots (an add, a removal, a rehash, a flush): names a state of them.</summary>
+    private long _sourceChanges;
+
+    /// <summary>
+    /// <see cref="HasBySourceV4"/>'s last miss: the key, its hash, the slot an add of the key takes (the first empty or
+    /// tombstone slot of its probe), and <see cref="_sourceChanges"/> then. A MASQUERADE or SNAT binding asks it at
+    /// POSTROUTING and confirmation adds the same key right after (<see cref="SourceAdd"/>): while nothing changed the
+    /// slots in between, the add's hash and probe would find what the miss found.
+    /// </summary>
+    private struct SourceMissV4
+    {
+        public uint Source;
+        public ushort Port;
+        public byte Protocol;
+        public int Hash;
+        public int Free;
+        public long Changes;
+    }
+    private SourceMissV4 _sourceMiss = new() { Changes = -1 };
+
     private ConnEntry? _oldest;
     private ConnEntry? _newest;
     private int _count;
@@ -334,6 +354,9 @@ public sealed class ConntrackTable
     /// <summary>The by-source index's slot count (tests, bench).</summary>
     internal int SourceCapacity => _sourceSlots.Length;
 
+    /// <summary>By-source slots used since the last rehash or flush (chain heads and tombstones; tests: two tables laid out alike).</summary>
+    internal int SourceSlotsUsed => _sourceUsed;
+
     /// <summary>
     /// The host's nf_conntrack_buckets (the hooks pass it before a new connection is made). A changed count rehashes a
     /// table past its small start into the new size at once, as a write to the sysctl does in the kernel
@@ -468,6 +491,20 @@ public sealed class ConntrackTable
         byte protocol = ct.Protocol;
         UInt128 source = ct.OriginalSource;
         ushort sourcePort = ct.OriginalSourcePort;
+        ref SourceMissV4 miss = ref _sourceMiss;
+        if (miss.Changes == _sourceChanges && family == IpFamily.V4 && source == miss.Source && sourcePort == miss.Port
+            && protocol == miss.Protocol && (_sourceUsed + 1) * 2 <= _sourceSlots.Length)
+        {
+            // The binding's miss for this key, the slots unchanged since: no chain of the key, and the slot the probe below
+            // would take is the one the miss recorded.
+            _sourceChanges++;
+            ref SourceSlotData free = ref _sourceSlots[miss.Free];
+            if (free.Head is null) _sourceUsed++;
+            ct.NextBySource = null;
+            free = new SourceSlotData { Head = ct, Hash = miss.Hash };
+            return;
+        }
+        _sourceChanges++;
         int h = SourceHash(family, protocol, source, sourcePort);
         int i = SourceSlot(family, protocol, source, sourcePort, h);
         if (i >= 0)
@@ -492,6 +529,7 @@ public sealed class ConntrackTable
 
     private void SourceRemove(ConnEntry ct)
     {
+        _sourceChanges++;
         ConnTuple o = ct.Original;
         int i = SourceSlot(o, SourceHash(o));
         if (i < 0) return;
@@ -519,6 +557,7 @@ public sealed class ConntrackTable
     /// </summary>
     private void SourceRehash()
     {
+        _sourceChanges++;
         SourceSlotData[] old = _sourceSlots;
         int heads = 0;
         foreach (SourceSlotData o in old)
@@ -574,8 +613,35 @@ public sealed class ConntrackTable
     }
 
     /// <summary>Whether an IPv4 source key (protocol, address, port) has a by-source chain (<see cref="BySourceNewest"/> not null), from its fields.</summary>
-    internal bool HasBySourceV4(byte protocol, uint source, ushort sourcePort) =>
-        _sourceUsed != 0 && SourceSlot(IpFamily.V4, protocol, source, sourcePort, SourceHash(IpFamily.V4, protocol, source, sourcePort)) >= 0;
+    /// <remarks>A miss is remembered (<see cref="SourceMissV4"/>) for the add at confirmation.</remarks>
+    internal bool HasBySourceV4(byte protocol, uint source, ushort sourcePort)
+    {
+        if (_sourceUsed == 0) return false;
+        int h = SourceHash(IpFamily.V4, protocol, source, sourcePort);
+        SourceSlotData[] slots = _sourceSlots;
+        int mask = slots.Length - 1;
+        int free = -1;
+        // SourceSlot's probe, which also notes the first tombstone (where SourceAdd's insert would go).
+        for (int i = h & mask; ; i = (i + 1) & mask)
+        {
+            ref SourceSlotData slot = ref slots[i];
+            ConnEntry? head = slot.Head;
+            if (head is null)
+            {
+                _sourceMiss = new SourceMissV4
+                {
+                    Source = source, Port = sourcePort, Protocol = protocol, Hash = h, Free = free < 0 ? i : free, Changes = _sourceChanges,
+                };
+                return false;
+            }
+            if (ReferenceEquals(head, Tombstone))
+            {
+                if (free < 0) free = i;
+                continue;
+            }
+            if (slot.Hash == h && SameSource(head, IpFamily.V4, protocol, source, sourcePort)) return true;
+        }
+    }
 
     /// <summary>The newest entry of <paramref name="original"/>'s by-source chain (the others follow through NextBySource), or null.</summary>
     internal ConnEntry? BySourceNewest(in ConnTuple original)
@@ -926,6 +992,7 @@ public sealed class ConntrackTable
         _used = _live = 0;
         Array.Clear(_sourceSlots);
         _sourceUsed = 0;
+        _sourceChanges++;
         _oldest = _newest = null;
         _count = 0;
     }

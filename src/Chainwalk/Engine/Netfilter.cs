@@ -1101,6 +1101,12 @@ public sealed partial class Netfilter
         return true;
     }
 
+    /// <summary>
+    /// The nat step of a hook plan calls the namespace's own conntrack's NAT steps directly (<see cref="RunHookTable"/>);
+    /// false: through <see cref="IConntrackHooks"/> as any conntrack (tests compare the two).
+    /// </summary>
+    internal bool NatStepDirect { get; set; } = true;
+
     /// <summary>One table of a hook (<paramref name="slot"/>: its place in <see cref="_tables"/>, 2 for nat); false when the packet did not survive.</summary>
     private bool RunHookTable(PacketContext ctx, Skb skb, Hook hook, PacketResult result, bool generated, Table table, int slot)
     {
@@ -1111,6 +1117,21 @@ public sealed partial class Netfilter
             // nothing is bound or translated (the plan has no nat step then).
             if (Conntrack is null) return true;
             ctx.Table = "nat";
+            if (NatStepDirect && Conntrack is Chainwalk.Conntrack.ConntrackHooks hooks)
+            {
+                // The namespace's own conntrack: its NAT steps called directly, the nat table's presence known from the plan,
+                // and whether the rules were walked handed over (nf_nat_inet_fn: a binding just made goes to do_nat).
+                if (!(skb.Family == IpFamily.V4 ? hooks.TrackV4 : hooks.TrackV6)) return true;
+                bool walk = Nat.NatHooks.NeedsRules(ctx);
+                if (walk && !Survives(RunTable(ctx, table, hook), result, generated)) return false;
+                if (!Nat.NatHooks.ApplyAfterRules(ctx, hooks.Table, walk))
+                {
+                    if (!generated) Drop(result, "dropped by NAT");
+                    else Event(new GeneratedEndEvent("dropped (NAT)"));
+                    return false;
+                }
+                return true;
+            }
             if (Conntrack.NeedsNatRules(ctx))
             {
                 Verdict nv = RunTable(ctx, table, hook);

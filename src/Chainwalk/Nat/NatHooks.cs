@@ -44,6 +44,24 @@ public static class NatHooks
         // The nat hooks exist only while the family has a nat table (nf_nat_register_fn registers all four with the
         // first nat chain): without one nothing is bound or translated, not even a source port clash.
         if (ctx.Netfilter.NatTable(skb.Family) is null) return true;
+        return Apply(ctx, table, ct, rulesWalked: false);
+    }
+
+    /// <summary>
+    /// <see cref="Apply(PacketContext, ConntrackTable)"/> for the pipeline's nat step (Netfilter.RunHookTable), which runs
+    /// only when the hook's plan has the family's nat table (so that check is not made again), and says whether it walked
+    /// the rules (<see cref="NeedsRules"/> was true). nf_nat_inet_fn goes from a binding the walk made straight to
+    /// nf_nat_packet (do_nat), without nf_nat_oif_changed; only a binding made before this hook is checked for it.
+    /// </summary>
+    internal static bool ApplyAfterRules(PacketContext ctx, ConntrackTable table, bool rulesWalked)
+    {
+        if (ctx.Skb.Conntrack is not ConnEntry ct) return true;
+        return Apply(ctx, table, ct, rulesWalked);
+    }
+
+    private static bool Apply(PacketContext ctx, ConntrackTable table, ConnEntry ct, bool rulesWalked)
+    {
+        Skb skb = ctx.Skb;
         NatManip manip = NatCore.ManipOf(ctx.Hook);
         CtInfo info = skb.CtInfo;
         bool kill = false;
@@ -58,7 +76,7 @@ public static class NatHooks
                 {
                     if (!NullBinding(ctx, ct, manip)) return false;
                 }
-                else
+                else if (!rulesWalked)
                 {
                     kill = OifChanged(ctx, ct, info);
                 }
