@@ -1,8 +1,6 @@
 using Chainwalk.Engine.Compiled;
 using Chainwalk.Extensions.Matches;
 using Chainwalk.Rules;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Chainwalk.Engine;
 
@@ -215,26 +213,9 @@ public sealed partial class Netfilter
             }
             else if (keyOk && (e.Flags & (FlatFlags.Generic | FlatFlags.GenericOps)) == 0)
             {
-                // A run of draw-only entries (kube's KUBE-SVC-… endpoint rules): its draws at once, the first that succeeds
-                // picked by index (DrawRun), the generator advanced by the draws the linear walk makes.
-                if ((e.B & FlatEntry.RunDraws) != 0 && e.Ops is 0x5 or 0x51 && start >= 0 && index is null && State.Random is SeededRandom g && !DrawRunOff)
-                {
-                    int r = DrawRun(g, all, start + i, e.B);
-                    if (r < 0)
-                    {
-                        i += ~r;
-                        continue;
-                    }
-                    i += r;
-                    e = ref all[start + i];
-                    ok = true;
-                }
-                else
-                {
-                    // The header here; the matches' list (a call) only when the entry has one (kube: a rule whose matches
-                    // are comments only, or a trailing comment, has none).
-                    ok = HeaderMatches(in e, in key) && (e.Ops == 0 || OneOp(ctx, in e, in key));
-                }
+                // The header here; the matches' list (a call) only when the entry has one (kube: a rule whose matches are
+                // comments only, or a trailing comment, has none).
+                ok = HeaderMatches(in e, in key) && (e.Ops == 0 || OneOp(ctx, in e, in key));
             }
             else
             {
@@ -632,86 +613,6 @@ public sealed partial class Netfilter
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static bool Draw(PacketContext ctx, uint probability) => StatisticMatch.RandomMode(ctx, probability, invert: false);
-
-    /// <summary>Off: a draw run's entries tested one by one (for an A/B in one process and tests; not a behaviour switch).</summary>
-    internal static bool DrawRunOff;
-
-    /// <summary>
-    /// A run of draw-only entries from <paramref name="at"/> (<paramref name="run"/>: its <see cref="FlatEntry.B"/>,
-    /// <see cref="FlatEntry.MarkDrawRuns"/>), at most <see cref="RunMost"/> of them at a time: the draws the linear walk
-    /// would make there (statistic --mode random, xt_statistic.c: get_random_u32() &amp; 0x7FFFFFFF below the entry's
-    /// probability, one per entry tested, until one succeeds) computed from the generator's next steps together, the
-    /// first success picked by its bit (no branch on a draw's outcome, which is a coin flip the CPU mispredicts), and only
-    /// the draws up to it taken from the generator. Returns the matched entry's offset from <paramref name="at"/> (the
-    /// catch after the run when every draw failed and the run has one), else the complement of the entries passed.
-    /// Counters, the context and the mark are the walk's to set, as for any entry that matched.
-    /// </summary>
-    private static int DrawRun(SeededRandom g, FlatEntry[] all, int at, uint run)
-    {
-        int n = (int)(run & FlatEntry.RunDraws);
-        int m = Math.Min(n, RunMost);
-        // The catch counts only when the whole run is in this go.
-        int missMask = m == n && (run & FlatEntry.RunCatch) != 0 ? 0 : -1;
-        int last = Math.Min(at + m, all.Length) - 1;
-        ref int x = ref g.Ahead(3 * RunMost);
-        uint hits = Avx2.IsSupported ? DrawHits(ref x, all, at, last) : DrawHitsScalar(ref x, all, at, last);
-        int w = System.Numerics.BitOperations.TrailingZeroCount((hits & ((1u << m) - 1)) | (1u << m));
-        // w < m: w + 1 draws; w == m (none succeeded): m draws.
-        int passed = (int)((uint)(m - w - 1) >> 31);
-        g.Advance(3 * (w + 1 - passed));
-        return w ^ (-passed & missMask);
-    }
-
-    /// <summary>
-    /// Bit k: draw k of a run (the generator's steps 3k + 1 and 3k + 2 from <paramref name="x"/>, <see cref="SeededRandom.Draw31"/>)
-    /// below the probability of entry <paramref name="at"/> + k (entries past <paramref name="last"/> read its). The eight
-    /// draws in AVX2 lanes: the 24 steps loaded as three vectors, the second and third of each three picked by permutes,
-    /// the same double products, truncated, compared signed with the probability less one (a probability is at most 2^31,
-    /// a draw below 2^31).
-    /// </summary>
-    private static uint DrawHits(ref int x, FlatEntry[] all, int at, int last)
-    {
-        Vector256<int> a = Vector256.LoadUnsafe(ref x), b = Vector256.LoadUnsafe(ref x, 8), c = Vector256.LoadUnsafe(ref x, 16);
-        Vector256<int> midAt = Vector256.Create(1, 4, 7, 2, 5, 0, 3, 6), highAt = Vector256.Create(2, 5, 0, 3, 6, 1, 4, 7);
-        // Steps 1, 4, 7 | 10, 13 | 16, 19, 22 and 2, 5 | 8, 11, 14 | 17, 20, 23.
-        Vector256<int> mid = Avx2.Blend(Avx2.Blend(Avx2.PermuteVar8x32(a, midAt), Avx2.PermuteVar8x32(b, midAt), 0b0001_1000), Avx2.PermuteVar8x32(c, midAt), 0b1110_0000);
-        Vector256<int> high = Avx2.Blend(Avx2.Blend(Avx2.PermuteVar8x32(a, highAt), Avx2.PermuteVar8x32(b, highAt), 0b0001_1100), Avx2.PermuteVar8x32(c, highAt), 0b1110_0000);
-        Vector256<double> s22 = Vector256.Create(1.0 / int.MaxValue * (1 << 22)), s20 = Vector256.Create(1.0 / int.MaxValue * (1 << 20));
-        Vector256<int> m = Vector256.Create(
-            Avx.ConvertToVector128Int32WithTruncation(Avx.Multiply(Avx.ConvertToVector256Double(mid.GetLower()), s22)),
-            Avx.ConvertToVector128Int32WithTruncation(Avx.Multiply(Avx.ConvertToVector256Double(mid.GetUpper()), s22)));
-        Vector256<int> h = Vector256.Create(
-            Avx.ConvertToVector128Int32WithTruncation(Avx.Multiply(Avx.ConvertToVector256Double(high.GetLower()), s20)),
-            Avx.ConvertToVector128Int32WithTruncation(Avx.Multiply(Avx.ConvertToVector256Double(high.GetUpper()), s20)));
-        Vector256<int> r = (Avx2.ShiftRightLogical(m, 10) | Avx2.ShiftLeftLogical(h, 12)) & Vector256.Create(0x7FFFFFFF);
-        Vector256<int> below = Vector256.Create(
-            (int)P(all, at, last, 0), (int)P(all, at, last, 1), (int)P(all, at, last, 2), (int)P(all, at, last, 3),
-            (int)P(all, at, last, 4), (int)P(all, at, last, 5), (int)P(all, at, last, 6), (int)P(all, at, last, 7)) - Vector256<int>.One;
-        return ~(uint)Avx.MoveMask(Avx2.CompareGreaterThan(r, below).AsSingle()) & 0xFF;
-    }
-
-    /// <summary>The probability of entry <paramref name="at"/> + <paramref name="k"/>, or of <paramref name="last"/> past it (min without a branch).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static uint P(FlatEntry[] all, int at, int last, int k)
-    {
-        int d = at + k - last;
-        return all[last + (d & (d >> 31))].A;
-    }
-
-    /// <summary><see cref="DrawHits"/> without AVX2: lane by lane.</summary>
-    private static uint DrawHitsScalar(ref int x, FlatEntry[] all, int at, int last)
-    {
-        uint hits = 0;
-        for (int k = 0; k < RunMost; k++)
-        {
-            uint r = SeededRandom.Draw31(System.Runtime.CompilerServices.Unsafe.Add(ref x, 3 * k + 1), System.Runtime.CompilerServices.Unsafe.Add(ref x, 3 * k + 2));
-            hits |= (uint)((ulong)((long)r - P(all, at, last, k)) >> 63) << k;
-        }
-        return hits;
-    }
-
-    /// <summary>The most draws <see cref="DrawRun"/> computes in one go (3 steps each; a longer run goes on from the next entry).</summary>
-    internal const int RunMost = 8;
 
     /// <summary><see cref="FlatOp.Ports"/>: the key's ports within the entry's ranges (A: source, B: destination; low 16 bits the lowest port, high 16 bits the highest).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]

@@ -13,23 +13,15 @@ namespace Chainwalk.Engine;
 /// </remarks>
 public sealed class SeededRandom : Random
 {
-    // The generator's steps as a sequence: x[n] = x[n-55] - x[n-34] (with .NET's fix-ups into [0, int.MaxValue)), which is
-    // Knuth's table of 55 (positions 1..55, cursors 21 apart) read as the values it held. The sequence does not depend on
-    // who reads it, so steps are computed ahead in batches (Refill) into _x, _pos the next one to give out, _fill the end of
-    // the computed ones; the 55 before _pos are kept (the recurrence's inputs). A draw run (Ahead, Advance) then reads the
-    // next steps without taking them and takes only as many as the linear walk would have drawn.
-    private const int Lag = 55, Short = 34, Window = Lag + 1024;
-    private readonly int[] _x = new int[Window];
-    private int _pos = Lag, _fill = Lag;
-
-    /// <summary>Steps taken before <see cref="_x"/>'s start (a refill moves the kept ones to the front).</summary>
-    private long _before;
+    // Knuth's table (positions 1..55; 0 unused, as .NET's) and the two cursors into it.
+    private readonly int[] _table = new int[56];
+    private int _next;
+    private int _nextP = 21;
 
     /// <summary>A generator whose sequence is <c>new Random(seed)</c>'s.</summary>
     public SeededRandom(int seed) : base(seed)
     {
-        // Knuth's table (positions 1..55; 0 unused, as .NET's), then read into the sequence: position i held x[i - 1].
-        int[] t = new int[56];
+        int[] t = _table;
         int subtraction = seed == int.MinValue ? int.MaxValue : Math.Abs(seed);
         int mj = 161803398 - subtraction;
         t[55] = mj;
@@ -54,87 +46,25 @@ public sealed class SeededRandom : Random
                 if (t[i] < 0) t[i] += int.MaxValue;
             }
         }
-        Array.Copy(t, 1, _x, 0, Lag);
-    }
-
-    /// <summary>Steps taken since the seed (for tests: how many a walk consumed).</summary>
-    internal long Steps => _before + _pos - Lag;
-
-    /// <summary>
-    /// Keeps the 55 steps before <see cref="_pos"/> and the computed ones after it at the front, then computes steps up to
-    /// the window's end. Without branches on the values (a step's sign is a coin flip).
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private void Refill()
-    {
-        int[] x = _x;
-        int from = _pos - Lag;
-        if (from > 0)
-        {
-            Array.Copy(x, from, x, 0, _fill - from);
-            _before += from;
-            _pos = Lag;
-            _fill -= from;
-        }
-        for (int n = _fill; n < x.Length; n++)
-        {
-            int v = x[n - Lag] - x[n - Short];
-            v -= v == int.MaxValue ? 1 : 0;
-            v += (v >> 31) & int.MaxValue;
-            x[n] = v;
-        }
-        _fill = x.Length;
     }
 
     /// <summary>One step of the generator: a value in [0, int.MaxValue).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private int Step()
     {
-        int p = _pos;
-        if (p >= _fill)
-        {
-            Refill();
-            p = _pos;
-        }
-        _pos = p + 1;
-        return _x[p];
+        int a = _next + 1;
+        if (a >= 56) a = 1;
+        int b = _nextP + 1;
+        if (b >= 56) b = 1;
+        int[] t = _table;
+        int v = t[a] - t[b];
+        if (v == int.MaxValue) v--;
+        if (v < 0) v += int.MaxValue;
+        t[a] = v;
+        _next = a;
+        _nextP = b;
+        return v;
     }
-
-    /// <summary>The most steps <see cref="Ahead"/> gives (a window of 1024 less what a refill keeps).</summary>
-    internal const int MostAhead = 64;
-
-    /// <summary>
-    /// The next <paramref name="count"/> (at most <see cref="MostAhead"/>) steps, not taken: a reference to the first; the
-    /// others follow it. <see cref="Advance"/> takes them.
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal ref int Ahead(int count)
-    {
-        if (_pos + count > _fill) Refill();
-        return ref System.Runtime.CompilerServices.Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_x), _pos);
-    }
-
-    /// <summary>Takes <paramref name="steps"/> steps that <see cref="Ahead"/> gave (no more than it was asked for).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal void Advance(int steps) => _pos += steps;
-
-    /// <summary>
-    /// statistic --mode random's 31 bits (<see cref="NextU32"/> &amp; 0x7FFFFFFF) from its second and third steps (the first
-    /// only advances the generator): the same double products as <see cref="Scaled"/> (a product by 2^22 or 2^20 is
-    /// exact, so v · (2^k / int.MaxValue) is v · (1 / int.MaxValue) · 2^k).
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static uint Draw31(int mid, int high) =>
-        (((uint)Truncate(mid * (1.0 / int.MaxValue * (1 << 22))) >> 10) | ((uint)Truncate(high * (1.0 / int.MaxValue * (1 << 20))) << 12)) & 0x7FFFFFFF;
-
-    /// <summary>
-    /// (int)d for a d in [0, 2^22): the plain truncating conversion (cvttsd2si), without the saturating checks .NET's cast
-    /// adds (the same value in that range).
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static int Truncate(double d) => System.Runtime.Intrinsics.X86.Sse2.IsSupported
-        ? System.Runtime.Intrinsics.X86.Sse2.ConvertToInt32WithTruncation(System.Runtime.Intrinsics.Vector128.CreateScalarUnsafe(d))
-        : (int)d;
 
     /// <summary>A step scaled into [0, <paramref name="max"/>) as <see cref="Next(int)"/> does (the same double products).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -150,16 +80,9 @@ public sealed class SeededRandom : Random
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public uint NextU32()
     {
-        int p = _pos;
-        if (p + 3 > _fill)
-        {
-            Refill();
-            p = _pos;
-        }
-        _pos = p + 3;
-        int[] x = _x;
-        uint mid = (uint)Truncate(x[p + 1] * (1.0 / int.MaxValue) * (1 << 22));
-        uint high = (uint)Truncate(x[p + 2] * (1.0 / int.MaxValue) * (1 << 20));
+        Step();
+        uint mid = (uint)Scaled(1 << 22);
+        uint high = (uint)Scaled(1 << 20);
         return (mid >> 10) | (high << 12);
     }
 

@@ -42,9 +42,6 @@ public class CompiledClassificationTests
         /// <summary>The compiled side's pipeline.</summary>
         public Netfilter CompiledSide => _compiled;
 
-        /// <summary>The linear side's pipeline.</summary>
-        public Netfilter LinearSide => _linear;
-
         /// <summary>The linear side's rules and the compiled side's.</summary>
         public Ruleset A => _a;
 

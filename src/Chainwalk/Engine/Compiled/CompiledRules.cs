@@ -996,7 +996,6 @@ public sealed class CompiledRules : RuleCounterHome, IChainEdits
                 (e.Jump, e.JumpStart) = TargetSlot(number, extensions++, r.Target);
             Adopt(ref e, r);
         }
-        FlatEntry.MarkDrawRuns(entries.AsSpan(s.Start, count));
         // Slots past the count hold nothing a walk reads (it stops at Count); cleared so they keep no rule alive.
         Array.Clear(entries, s.Start + count, s.Capacity - count);
         s.Count = count;

@@ -129,44 +129,6 @@ public struct FlatEntry
         return true;
     }
 
-    /// <summary>
-    /// In <see cref="B"/> of an entry whose one test is statistic --mode random (<see cref="IsDrawOnly"/>): how many such
-    /// entries follow in a row from it, itself included (a draw run, kube-proxy's KUBE-SVC-… endpoint rules; 0: not
-    /// marked), and <see cref="RunCatch"/>: the entry after the run matches every packet (kube's last endpoint rule).
-    /// </summary>
-    internal const uint RunDraws = 0xFFFF, RunCatch = 1u << 31;
-
-    /// <summary>
-    /// The entry's only test is one random draw, not inverted, after at most one comment (ops 0x5 or 0x51): any address,
-    /// no protocol, no inversion, tested inline; its <see cref="B"/> holds nothing else.
-    /// </summary>
-    internal readonly bool IsDrawOnly =>
-        Ops is 0x5 or 0x51 && (Flags & ~FlatFlags.CountOnRule) == 0 && SourceShift == 32 && DestinationShift == 32;
-
-    /// <summary>The entry matches every packet (no test at all, tested inline): a draw run's catch.</summary>
-    internal readonly bool MatchesAll =>
-        Ops == 0 && (Flags & ~(FlatFlags.CountOnRule | FlatFlags.InlineMark)) == 0 && SourceShift == 32 && DestinationShift == 32;
-
-    /// <summary>Marks the draw runs of a chain's entries (<see cref="RunDraws"/>, <see cref="RunCatch"/>), from its end.</summary>
-    internal static void MarkDrawRuns(Span<FlatEntry> chain)
-    {
-        uint run = 0, catchAll = 0;
-        for (int i = chain.Length - 1; i >= 0; i--)
-        {
-            ref FlatEntry e = ref chain[i];
-            if (e.IsDrawOnly)
-            {
-                run = Math.Min(run + 1, RunDraws);
-                e.B = run | catchAll;
-            }
-            else
-            {
-                run = 0;
-                catchAll = e.MatchesAll ? RunCatch : 0;
-            }
-        }
-    }
-
     /// <summary>An entry that only names the rule: tested whole through the rule objects (a chain whose flat form is behind its edits).</summary>
     public static FlatEntry Generic(Rule rule) => new()
     {
