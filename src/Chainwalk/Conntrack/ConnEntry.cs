@@ -403,6 +403,14 @@ public sealed class ConnEntry
         _hasTcp = true;
     }
 
+    /// <summary>Gives the entry a new TCP state, all zero, and returns it to be filled in place (tcp_new).</summary>
+    internal ref TcpConnState StartTcp()
+    {
+        _tcp = default;
+        _hasTcp = true;
+        return ref _tcp;
+    }
+
     /// <summary>UDP: until when a reply does not yet make the flow a stream (ct->proto.udp.stream_ts).</summary>
     public double UdpStreamAt { get; set; }
 

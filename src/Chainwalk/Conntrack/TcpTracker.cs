@@ -265,30 +265,33 @@ public static class TcpTracker
     }
 
     /// <summary>tcp_new: the state of a new connection from its first packet; false = invalid (or not picked up).</summary>
+    /// <remarks>
+    /// The state is written in the entry itself (<see cref="ConnEntry.StartTcp"/>), not built in a local and copied: the copy's
+    /// 64-byte load of the local's just-stored fields could not be forwarded from those stores. A packet refused here leaves
+    /// the entry's TCP state as it was, as before.
+    /// </remarks>
     public static bool New(ConnEntry ct, Packet p, VirtualHost host)
     {
-        var st = default(TcpConnState);
         TcpCtState first = NextState(0, Index(p.TcpFlags), TcpCtState.None);
         if (first >= TcpCtState.Invalid) return false;
+        bool syn = first == TcpCtState.SynSent;
+        if (!syn && Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_loose", 1) == 0) return false;
+        ref TcpConnState st = ref ct.StartTcp();
         ref TcpSide s0 = ref st.Seen[0];
-        if (first == TcpCtState.SynSent)
+        s0.End = SeqPlusLen(p);
+        s0.MaxWin = p.Window == 0 ? 1u : p.Window;
+        if (syn)
         {
-            s0.End = SeqPlusLen(p);
-            s0.MaxWin = p.Window == 0 ? 1u : p.Window;
             s0.MaxEnd = s0.End;
             Options(p, ref s0);
         }
         else
         {
-            if (Sysctls.Int(host, "net.netfilter.nf_conntrack_tcp_loose", 1) == 0) return false;
             // Picked up in the middle: its history is lost; assume SACK and be liberal about windows.
-            s0.End = SeqPlusLen(p);
-            s0.MaxWin = p.Window == 0 ? 1u : p.Window;
             s0.MaxEnd = s0.End + s0.MaxWin;
             s0.Flags = st.Seen[1].Flags = TcpSide.FlagSackPerm | TcpSide.FlagBeLiberal;
         }
         st.LastIndex = NoneSet;
-        ct.SetTcp(st);
         return true;
     }
 
