@@ -291,8 +291,23 @@ public sealed partial class Netfilter
     public PacketResult Process(PacketInput input, PacketResult into)
     {
         ArgumentNullException.ThrowIfNull(into);
+        // The input's fields are read all through Run's start; its lines are asked for first, while the result is cleared.
+        PrefetchInput(input);
         into.Reset();
         return Run(input, into, reuse: true);
+    }
+
+    /// <summary>
+    /// A hint: the input object's lines (its fields span two or three: 112 bytes at any 8-byte offset), from the reference
+    /// alone; nothing is read. A benchmark's or a capture's inputs are met once each, out of the cache.
+    /// </summary>
+    private static unsafe void PrefetchInput(PacketInput input)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        byte* at = *(byte**)System.Runtime.CompilerServices.Unsafe.AsPointer(ref input);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 56);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(at + 104);
     }
 
     private PacketResult Run(PacketInput input, PacketResult result, bool reuse)
@@ -301,7 +316,9 @@ public sealed partial class Netfilter
         if (!ReferenceEquals(result.Input, input.Bytes)) result.Input = input.Bytes;
         if (!ReferenceEquals(result.InputInterface, input.InInterface)) result.InputInterface = input.InInterface;
         result.Local = input.Local;
-        result.Trace = RecordTrace ? new List<TraceEvent>() : null;
+        // A result comes cleared (new, or Reset): null is stored only over a list (no write barrier per packet).
+        if (RecordTrace) result.Trace = new List<TraceEvent>();
+        else if (result.Trace is not null) result.Trace = null;
         // The reused result's objects serve the next packet only on the fast path (no trace kept).
         reuse = reuse && !RecordTrace && !input.Trace;
         if (input.At is double at)
@@ -713,7 +730,8 @@ public sealed partial class Netfilter
         Conntrack?.PrefetchForward(skb);
         if (!RunHook(skb, Hook.Forward, result)) return;
         if (!Postrouting(skb, result)) return;
-        Emit(skb, result, "forwarded");
+        // The output device's MTU found above: nothing between (the hooks, a packet they generate) changes the host's links.
+        Emit(skb, result, "forwarded", mtu);
         result.Fate.Add(FateName("forwarded:", outDev));
     }
 
@@ -841,11 +859,12 @@ public sealed partial class Netfilter
         return false;
     }
 
-    private void Emit(Skb skb, PacketResult result, string kind)
+    /// <param name="mtu">The output device's MTU when the caller knows it (<see cref="Forward"/>), else -1: looked up.</param>
+    private void Emit(Skb skb, PacketResult result, string kind, int mtu = -1)
     {
         // The skb's bytes are its own (parsed from a copy) and the packet ends here: handed over, copied only when cut.
         byte[] bytes = skb.Bytes.Length == skb.Packet.TotalLength ? skb.Bytes : skb.Bytes[..skb.Packet.TotalLength];
-        int mtu = (skb.OutDev is null ? null : LinkNamed(skb.OutDev))?.Mtu ?? 1500;
+        if (mtu < 0) mtu = (skb.OutDev is null ? null : LinkNamed(skb.OutDev))?.Mtu ?? 1500;
         // A reassembled datagram leaves in fragments no larger than the largest one that came in (frag_max_size).
         if (skb.FragMaxSize > 0 && skb.FragMaxSize < mtu) mtu = skb.FragMaxSize;
         if (skb.Family == IpFamily.V4 && bytes.Length > mtu && !skb.Packet.DontFragment)
