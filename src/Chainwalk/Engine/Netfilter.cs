@@ -45,9 +45,13 @@ public interface IConntrackHooks
 
     /// <summary>
     /// A hint for the input route: the IPv4 destination the packet will have once PREROUTING's NAT has applied its
-    /// connection's binding (null: not known). Decides nothing; the route is looked up with the packet as it is then.
+    /// connection's binding (false: not known). Decides nothing; the route is looked up with the packet as it is then.
     /// </summary>
-    uint? RoutedDestination4(Skb skb) => null;
+    bool TryRoutedDestination4(Skb skb, out uint destination)
+    {
+        destination = 0;
+        return false;
+    }
 
     /// <summary>Whether <see cref="Confirm"/> has anything to do for the packet (false: it would return true at once, e.g. an already confirmed connection).</summary>
     bool NeedsConfirm(Skb skb) => true;
@@ -1103,7 +1107,7 @@ public sealed partial class Netfilter
                     result.CtState ??= CtStateName(skb.CtInfo);
                     result.Connection ??= skb.Conntrack;
                     // The input route will be asked for the destination the connection's binding gives the packet.
-                    if (hook == Hook.Prerouting && Conntrack.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+                    if (hook == Hook.Prerouting && Conntrack.TryRoutedDestination4(skb, out uint routed)) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
                 }
                 if (Current?.Trace is not null) ConnectionExplainer?.Invoke(ctx);
                 if (!ok)

@@ -206,7 +206,7 @@ public sealed partial class Netfilter
         if (OnePassAfterTrack(skb, p, rules, dev, result)) return OnePassOutcome.Done;
         // On hook by hook: the input route will be asked for the destination the connection's binding gives the packet
         // (the hint RunHook gives after conntrack).
-        if (p.Family == IpFamily.V4 && Conntrack!.RoutedDestination4(skb) is uint routed) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
+        if (p.Family == IpFamily.V4 && Conntrack!.TryRoutedDestination4(skb, out uint routed)) PrefetchInputRoute(routed, (uint)skb.Packet.Source);
         return OnePassOutcome.AfterConntrack;
     }
 

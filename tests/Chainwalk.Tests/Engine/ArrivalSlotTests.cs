@@ -84,7 +84,7 @@ public class ArrivalSlotTests
 
         public int Connections => inner.Connections;
 
-        public uint? RoutedDestination4(Skb skb) => inner.RoutedDestination4(skb);
+        public bool TryRoutedDestination4(Skb skb, out uint destination) => inner.TryRoutedDestination4(skb, out destination);
 
         public bool NeedsConfirm(Skb skb) => inner.NeedsConfirm(skb);
 

@@ -139,7 +139,8 @@ public class EstablishedHintTests
             CtInfo = iface == "eth0" ? CtInfo.Established : CtInfo.EstablishedReply,
         };
         uint expected = V4(routed);
-        rig.Ct.RoutedDestination4(skb).ShouldBe(expected);
+        rig.Ct.TryRoutedDestination4(skb, out uint got).ShouldBeTrue();
+        got.ShouldBe(expected);
         ((uint)r.Outputs[0].Packet.Destination).ShouldBe(expected);
     }
 
@@ -149,9 +150,10 @@ public class EstablishedHintTests
         var rig = new Rig();
         ConnEntry ct = rig.Handshake();
         var skb = new Skb(Packet.Parse(Rig.Ack())) { Conntrack = ct, CtInfo = CtInfo.EstablishedReply };
-        rig.Ct.RoutedDestination4(skb).ShouldBe(V4("10.0.1.10"));
+        rig.Ct.TryRoutedDestination4(skb, out uint got).ShouldBeTrue();
+        got.ShouldBe(V4("10.0.1.10"));
         skb.CtInfo = CtInfo.None;
-        rig.Ct.RoutedDestination4(skb).ShouldBeNull();
+        rig.Ct.TryRoutedDestination4(skb, out _).ShouldBeFalse();
     }
 
     public static TheoryData<string> OddInputs => new()
