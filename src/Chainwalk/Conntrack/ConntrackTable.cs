@@ -492,36 +492,37 @@ public sealed class ConntrackTable
         UInt128 source = ct.OriginalSource;
         ushort sourcePort = ct.OriginalSourcePort;
         ref SourceMissV4 miss = ref _sourceMiss;
-        if (miss.Changes == _sourceChanges && family == IpFamily.V4 && source == miss.Source && sourcePort == miss.Port
-            && protocol == miss.Protocol && (_sourceUsed + 1) * 2 <= _sourceSlots.Length)
-        {
-            // The binding's miss for this key, the slots unchanged since: no chain of the key, and the slot the probe below
-            // would take is the one the miss recorded.
-            _sourceChanges++;
-            ref SourceSlotData free = ref _sourceSlots[miss.Free];
-            if (free.Head is null) _sourceUsed++;
-            ct.NextBySource = null;
-            free = new SourceSlotData { Head = ct, Hash = miss.Hash };
-            return;
-        }
+        // The binding's miss for this key, the slots unchanged since: no chain of the key, and the slot the probe
+        // would take is the one the miss recorded.
+        bool missed = miss.Changes == _sourceChanges && family == IpFamily.V4 && source == miss.Source && sourcePort == miss.Port
+            && protocol == miss.Protocol && (_sourceUsed + 1) * 2 <= _sourceSlots.Length;
         _sourceChanges++;
-        int h = SourceHash(family, protocol, source, sourcePort);
-        int i = SourceSlot(family, protocol, source, sourcePort, h);
-        if (i >= 0)
+        int h, i;
+        if (missed)
         {
-            ConnEntry head = _sourceSlots[i].Head!;
-            for (ConnEntry? e = head; e is not null; e = e.NextBySource)
-            {
-                if (ReferenceEquals(e, ct)) return;
-            }
-            ct.NextBySource = head;
-            _sourceSlots[i].Head = ct;
-            return;
+            h = miss.Hash;
+            i = miss.Free;
         }
-        if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
-        int mask = _sourceSlots.Length - 1;
-        i = h & mask;
-        while (_sourceSlots[i].Head is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        else
+        {
+            h = SourceHash(family, protocol, source, sourcePort);
+            i = SourceSlot(family, protocol, source, sourcePort, h);
+            if (i >= 0)
+            {
+                ConnEntry head = _sourceSlots[i].Head!;
+                for (ConnEntry? e = head; e is not null; e = e.NextBySource)
+                {
+                    if (ReferenceEquals(e, ct)) return;
+                }
+                ct.NextBySource = head;
+                _sourceSlots[i].Head = ct;
+                return;
+            }
+            if ((_sourceUsed + 1) * 2 > _sourceSlots.Length) SourceRehash();
+            int mask = _sourceSlots.Length - 1;
+            i = h & mask;
+            while (_sourceSlots[i].Head is { } e && !ReferenceEquals(e, Tombstone)) i = (i + 1) & mask;
+        }
         if (_sourceSlots[i].Head is null) _sourceUsed++;
         ct.NextBySource = null;
         _sourceSlots[i] = new SourceSlotData { Head = ct, Hash = h };
